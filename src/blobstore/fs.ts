@@ -1,0 +1,167 @@
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { basename, dirname, join, relative, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { isValidDigest } from '../content/digest.js';
+import type { BlobEntry, BlobStat, BlobStore, Upload, UploadHandle } from './types.js';
+
+/**
+ * The embedded default: a local directory laid out like the bucket (`blobs/<digest>`, and the
+ * daemon's documents under `s3cs/`), so moving to S3 later is a plain copy. A blob appears by
+ * an atomic rename of a fully written, fsync'ed file.
+ */
+export class FsBlobStore implements BlobStore {
+  readonly location: string;
+  private readonly blobsDir: string;
+  private readonly docsDir: string;
+  private readonly uploadsDir: string;
+
+  constructor(
+    readonly root: string,
+    metadataPrefix = 's3cs/',
+  ) {
+    this.location = `directory ${root}`;
+    this.blobsDir = join(root, 'blobs');
+    this.docsDir = join(root, ...metadataPrefix.split('/').filter(Boolean));
+    this.uploadsDir = join(root, 'uploads');
+  }
+
+  async init(): Promise<void> {
+    await Promise.all([this.blobsDir, this.docsDir, this.uploadsDir].map((d) => mkdir(d, { recursive: true })));
+  }
+
+  private blobPath(digest: string): string {
+    return join(this.blobsDir, digest);
+  }
+
+  private docPath(key: string): string {
+    // Document keys are built by the daemon from validated parts, but never trust a path.
+    const path = join(this.docsDir, ...key.split('/'));
+    if (!path.startsWith(this.docsDir + sep)) throw new Error(`document key escapes the store: ${key}`);
+    return path;
+  }
+
+  async statBlob(digest: string): Promise<BlobStat | undefined> {
+    try {
+      const st = await stat(this.blobPath(digest));
+      return { size: st.size, lastModified: st.mtime };
+    } catch (err) {
+      if (isNoEntry(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async readBlob(digest: string, offset: number, length: number): Promise<Readable> {
+    return createReadStream(this.blobPath(digest), { start: offset, end: offset + length - 1, highWaterMark: 1 << 20 });
+  }
+
+  async deleteBlob(digest: string): Promise<void> {
+    await rm(this.blobPath(digest), { force: true });
+  }
+
+  async *listBlobs(): AsyncIterable<BlobEntry> {
+    const names = (await readdir(this.blobsDir)).sort();
+    for (const name of names) {
+      if (!isValidDigest(name)) continue;
+      const st = await this.statBlob(name);
+      if (st) yield { digest: name, ...st };
+    }
+  }
+
+  createUpload(): Upload {
+    return new FsUpload(join(this.uploadsDir, randomUUID()), (digest) => this.blobPath(digest));
+  }
+
+  async discardUpload(handle: UploadHandle): Promise<void> {
+    const { file } = handle;
+    // only a bare upload id is accepted, so a forged record cannot name another path
+    if (file && /^[0-9a-f-]{36}$/.test(file)) await rm(join(this.uploadsDir, file), { force: true });
+  }
+
+  async getDoc(key: string): Promise<Buffer | undefined> {
+    try {
+      return await readFile(this.docPath(key));
+    } catch (err) {
+      if (isNoEntry(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async putDoc(key: string, body: Buffer): Promise<void> {
+    const path = this.docPath(key);
+    await mkdir(dirname(path), { recursive: true });
+    const tmp = `${path}.${randomUUID()}.tmp`;
+    await writeFile(tmp, body);
+    await rename(tmp, path);
+  }
+
+  async deleteDoc(key: string): Promise<void> {
+    await rm(this.docPath(key), { force: true });
+  }
+
+  async *listDocs(prefix: string): AsyncIterable<string> {
+    const keys: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if (isNoEntry(err)) return;
+        throw err;
+      }
+      for (const entry of entries) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) await walk(path);
+        else if (!entry.name.endsWith('.tmp')) keys.push(relative(this.docsDir, path).split(sep).join('/'));
+      }
+    };
+    await walk(this.docsDir);
+    for (const key of keys.sort()) if (key.startsWith(prefix)) yield key;
+  }
+
+  async close(): Promise<void> {}
+}
+
+class FsUpload implements Upload {
+  private fh: Promise<FileHandle> | undefined;
+
+  constructor(
+    private readonly path: string,
+    private readonly finalPath: (digest: string) => string,
+  ) {}
+
+  private file(): Promise<FileHandle> {
+    this.fh ??= open(this.path, 'w');
+    return this.fh;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    const fh = await this.file();
+    let done = 0;
+    while (done < chunk.length) done += (await fh.write(chunk, done)).bytesWritten;
+  }
+
+  async commit(digest: string): Promise<void> {
+    const fh = await this.file();
+    await fh.sync();
+    await fh.close();
+    this.fh = undefined;
+    await rename(this.path, this.finalPath(digest));
+  }
+
+  handle(): UploadHandle | undefined {
+    return this.fh === undefined ? undefined : { file: basename(this.path) };
+  }
+
+  async abort(): Promise<void> {
+    const handle = this.fh;
+    this.fh = undefined;
+    if (handle) await (await handle).close().catch(() => undefined);
+    await rm(this.path, { force: true });
+  }
+}
+
+function isNoEntry(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+}

@@ -1,0 +1,418 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { Readable } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+  UploadPartCommand,
+  UploadPartCopyCommand,
+  type CompletedPart,
+} from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { StoreError, failedPrecondition, unavailable } from '../errors.js';
+import { isValidDigest } from '../content/digest.js';
+import type { BlobEntry, BlobStat, BlobStore, Upload, UploadHandle } from './types.js';
+
+export interface S3StoreOptions {
+  bucket: string;
+  region: string;
+  endpoint?: string | undefined;
+  usePathStyle?: boolean | undefined;
+  prefix: string;
+  blobsPrefix: string;
+  metadataPrefix: string;
+  /** Multipart part size in bytes; blobs smaller than one part go up in a single PUT. */
+  partSize: number;
+  /** Parts of one upload in flight at once. */
+  uploadParallelism: number;
+  maxAttempts?: number | undefined;
+}
+
+/** S3 refuses single copies of 5 GiB and more; larger objects are copied part by part. */
+const MAX_SINGLE_COPY = 5 * 1024 ** 3;
+const COPY_PART_SIZE = 1024 ** 3;
+const MIN_PART_SIZE = 5 * 1024 ** 2;
+
+export function createS3Client(options: S3StoreOptions): S3Client {
+  const agentOptions = { keepAlive: true, maxSockets: 128 };
+  return new S3Client({
+    region: options.region,
+    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+    // Non-AWS stores (MinIO, Ceph, Swift) want path-style addressing whenever an endpoint is given.
+    forcePathStyle: options.usePathStyle ?? Boolean(options.endpoint),
+    // The SDK's default streams bodies aws-chunked with trailing checksums, which S3-compatible
+    // stores refuse (Swift answers 501); we verify digests ourselves anyway.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: options.maxAttempts ?? 3,
+    // Credentials are deliberately not set: the SDK's default provider chain of this process
+    // (env, profiles, web identity, container and instance roles) is the only source.
+    requestHandler: new NodeHttpHandler({
+      httpAgent: new HttpAgent(agentOptions),
+      httpsAgent: new HttpsAgent(agentOptions),
+      connectionTimeout: 10_000,
+    }),
+  });
+}
+
+export class S3BlobStore implements BlobStore {
+  readonly location: string;
+  readonly client: S3Client;
+
+  constructor(
+    readonly options: S3StoreOptions,
+    client?: S3Client,
+  ) {
+    this.client = client ?? createS3Client(options);
+    const where = options.endpoint ? ` at ${options.endpoint}` : ` in ${options.region}`;
+    this.location = `s3://${options.bucket}/${options.prefix}${where}`;
+  }
+
+  blobKey(digest: string): string {
+    return `${this.options.prefix}${this.options.blobsPrefix}${digest}`;
+  }
+
+  docKey(key: string): string {
+    return `${this.options.prefix}${this.options.metadataPrefix}${key}`;
+  }
+
+  async statBlob(digest: string): Promise<BlobStat | undefined> {
+    return this.head(this.blobKey(digest));
+  }
+
+  async head(key: string): Promise<BlobStat | undefined> {
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: key }));
+      return { size: out.ContentLength ?? 0, lastModified: out.LastModified ?? new Date(0) };
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw this.translate(err, `HEAD ${key}`);
+    }
+  }
+
+  async readBlob(digest: string, offset: number, length: number, signal?: AbortSignal): Promise<Readable> {
+    const key = this.blobKey(digest);
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({ Bucket: this.options.bucket, Key: key, Range: `bytes=${offset}-${offset + length - 1}` }),
+        signal ? { abortSignal: signal } : {},
+      );
+      return out.Body as Readable;
+    } catch (err) {
+      throw this.translate(err, `GET ${key}`);
+    }
+  }
+
+  async deleteBlob(digest: string): Promise<void> {
+    await this.deleteKey(this.blobKey(digest));
+  }
+
+  async *listBlobs(): AsyncIterable<BlobEntry> {
+    const prefix = this.blobKey('');
+    for await (const obj of this.listKeys(prefix)) {
+      const digest = obj.key.slice(prefix.length);
+      // BuildKit's layout has nothing else here, but a bucket is shared space: skip strays.
+      if (!isValidDigest(digest)) continue;
+      yield { digest, size: obj.size, lastModified: obj.lastModified };
+    }
+  }
+
+  createUpload(target?: string): Upload {
+    return new S3Upload(this, target);
+  }
+
+  async discardUpload(handle: UploadHandle): Promise<void> {
+    const { key, uploadId } = handle;
+    if (!key || !uploadId) return;
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.options.bucket, Key: key, UploadId: uploadId }));
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw this.translate(err, `abort multipart upload of ${key}`);
+    }
+  }
+
+  async getDoc(key: string): Promise<Buffer | undefined> {
+    const full = this.docKey(key);
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: full }));
+      return Buffer.from(await out.Body!.transformToByteArray());
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw this.translate(err, `GET ${full}`);
+    }
+  }
+
+  async putDoc(key: string, body: Buffer): Promise<void> {
+    await this.putKey(this.docKey(key), body);
+  }
+
+  async deleteDoc(key: string): Promise<void> {
+    await this.deleteKey(this.docKey(key));
+  }
+
+  async *listDocs(prefix: string): AsyncIterable<string> {
+    const base = this.docKey('');
+    for await (const obj of this.listKeys(base + prefix)) yield obj.key.slice(base.length);
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  // --- primitives shared with uploads ---------------------------------------------------------
+
+  async putKey(key: string, body: Buffer): Promise<void> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.options.bucket, Key: key, Body: body, ContentLength: body.length }),
+      );
+    } catch (err) {
+      throw this.translate(err, `PUT ${key}`);
+    }
+  }
+
+  async deleteKey(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: key }));
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw this.translate(err, `DELETE ${key}`);
+    }
+  }
+
+  async *listKeys(prefix: string): AsyncIterable<{ key: string; size: number; lastModified: Date }> {
+    let token: string | undefined;
+    do {
+      let out;
+      try {
+        out = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: prefix, ContinuationToken: token }),
+        );
+      } catch (err) {
+        throw this.translate(err, `LIST ${prefix}`);
+      }
+      for (const obj of out.Contents ?? []) {
+        if (obj.Key === undefined) continue;
+        yield { key: obj.Key, size: obj.Size ?? 0, lastModified: obj.LastModified ?? new Date(0) };
+      }
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  /** Server-side copy; objects of 5 GiB and more go part by part, as S3 requires. */
+  async copyKey(source: string, destination: string, size: number): Promise<void> {
+    const bucket = this.options.bucket;
+    const copySource = `${bucket}/${encodeURIComponent(source).replace(/%2F/g, '/')}`;
+    try {
+      if (size < MAX_SINGLE_COPY) {
+        await this.client.send(new CopyObjectCommand({ Bucket: bucket, Key: destination, CopySource: copySource }));
+        return;
+      }
+      const created = await this.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: destination }));
+      const uploadId = created.UploadId!;
+      try {
+        const parts: CompletedPart[] = [];
+        for (let start = 0, n = 1; start < size; start += COPY_PART_SIZE, n++) {
+          const end = Math.min(start + COPY_PART_SIZE, size) - 1;
+          const out = await this.client.send(
+            new UploadPartCopyCommand({
+              Bucket: bucket,
+              Key: destination,
+              UploadId: uploadId,
+              PartNumber: n,
+              CopySource: copySource,
+              CopySourceRange: `bytes=${start}-${end}`,
+            }),
+          );
+          parts.push({ PartNumber: n, ETag: out.CopyPartResult?.ETag });
+        }
+        await this.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: bucket,
+            Key: destination,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts },
+          }),
+        );
+      } catch (err) {
+        await this.client
+          .send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: destination, UploadId: uploadId }))
+          .catch(() => undefined);
+        throw err;
+      }
+    } catch (err) {
+      throw this.translate(err, `COPY ${source} to ${destination}`);
+    }
+  }
+
+  /** Turns an SDK or network failure into a domain error naming the endpoint and operation. */
+  translate(err: unknown, operation: string): StoreError {
+    if (err instanceof StoreError) return err;
+    const where = `S3 ${this.options.endpoint ?? `(${this.options.region})`} bucket ${this.options.bucket}`;
+    if (err instanceof S3ServiceException) {
+      const status = err.$metadata?.httpStatusCode ?? 0;
+      const message = `${where}: ${operation} failed: ${err.name} (HTTP ${status})`;
+      if (status >= 500 || status === 429 || err.name === 'SlowDown') return unavailable(message, err);
+      return new StoreError('internal', message, { cause: err });
+    }
+    const e = err as { name?: string; code?: string; message?: string };
+    if (e?.name === 'AbortError') return new StoreError('unavailable', `${where}: ${operation} aborted`, { cause: err });
+    const detail = e?.code ?? e?.name ?? 'error';
+    return unavailable(`${where} unreachable: ${operation}: ${detail}: ${e?.message ?? String(err)}`, err);
+  }
+}
+
+function isMissing(err: unknown): boolean {
+  if (!(err instanceof S3ServiceException)) return false;
+  return err.name === 'NotFound' || err.name === 'NoSuchKey' || err.$metadata?.httpStatusCode === 404;
+}
+
+/**
+ * Streams a blob into S3. Bytes collect into parts of `partSize`; once the first part is full
+ * a multipart upload starts and up to `uploadParallelism` parts travel at once while the client
+ * keeps sending. A blob smaller than one part is a single PUT at commit. The multipart upload
+ * targets the final blob key when the digest is known up front (no copy at commit; an
+ * uncompleted multipart upload is invisible), otherwise a staging key that commit copies.
+ */
+class S3Upload implements Upload {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private uploadId: string | undefined;
+  private readonly key: string;
+  private nextPart = 1;
+  private readonly parts: CompletedPart[] = [];
+  private readonly inflight = new Set<Promise<void>>();
+  private failure: unknown;
+
+  constructor(
+    private readonly store: S3BlobStore,
+    private readonly target: string | undefined,
+  ) {
+    this.key = target
+      ? store.blobKey(target)
+      : store.docKey(`staging/${new Date().toISOString().slice(0, 10)}/${randomUUID()}`);
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    const partSize = this.store.options.partSize;
+    while (this.buffered >= partSize) await this.sendPart(this.take(partSize));
+  }
+
+  async commit(digest: string, size: number): Promise<void> {
+    await this.settle();
+    if (this.failure) throw this.failure;
+    const finalKey = this.store.blobKey(digest);
+    if (this.uploadId === undefined) {
+      await this.store.putKey(finalKey, this.take(this.buffered));
+      return;
+    }
+    if (this.target !== undefined && this.target !== digest) {
+      await this.abort();
+      throw failedPrecondition(`ingest was started for ${this.target} but its content is ${digest}`);
+    }
+    if (this.buffered > 0) {
+      await this.sendPart(this.take(this.buffered));
+      await this.settle();
+      if (this.failure) throw this.failure;
+    }
+    const { bucket } = this.store.options;
+    try {
+      await this.store.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: bucket,
+          Key: this.key,
+          UploadId: this.uploadId,
+          MultipartUpload: { Parts: [...this.parts].sort((a, b) => a.PartNumber! - b.PartNumber!) },
+        }),
+      );
+    } catch (err) {
+      throw this.store.translate(err, `complete multipart upload of ${this.key}`);
+    }
+    this.uploadId = undefined;
+    if (this.key !== finalKey) {
+      await this.store.copyKey(this.key, finalKey, size);
+      await this.store.deleteKey(this.key).catch(() => undefined);
+    }
+  }
+
+  async abort(): Promise<void> {
+    this.chunks = [];
+    this.buffered = 0;
+    await this.settle();
+    const uploadId = this.uploadId;
+    this.uploadId = undefined;
+    if (uploadId === undefined) return;
+    await this.store.client
+      .send(new AbortMultipartUploadCommand({ Bucket: this.store.options.bucket, Key: this.key, UploadId: uploadId }))
+      .catch(() => undefined);
+  }
+
+  handle(): UploadHandle | undefined {
+    return this.uploadId === undefined ? undefined : { key: this.key, uploadId: this.uploadId };
+  }
+
+  private take(n: number): Buffer {
+    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
+    const out = all.subarray(0, n);
+    const rest = all.subarray(n);
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.buffered = rest.length;
+    return out;
+  }
+
+  private async sendPart(body: Buffer): Promise<void> {
+    const { bucket, uploadParallelism } = this.store.options;
+    while (this.inflight.size >= uploadParallelism) await Promise.race(this.inflight);
+    if (this.failure) throw this.failure;
+    if (this.uploadId === undefined) {
+      try {
+        const out = await this.store.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: this.key }));
+        this.uploadId = out.UploadId!;
+      } catch (err) {
+        throw this.store.translate(err, `start multipart upload of ${this.key}`);
+      }
+    }
+    const partNumber = this.nextPart++;
+    const uploadId = this.uploadId;
+    const sending: Promise<void> = this.store.client
+      .send(
+        new UploadPartCommand({
+          Bucket: bucket,
+          Key: this.key,
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          Body: body,
+          ContentLength: body.length,
+        }),
+      )
+      .then((out) => {
+        this.parts.push({ PartNumber: partNumber, ETag: out.ETag });
+      })
+      .catch((err: unknown) => {
+        this.failure ??= this.store.translate(err, `upload part ${partNumber} of ${this.key}`);
+      })
+      .finally(() => this.inflight.delete(sending));
+    this.inflight.add(sending);
+  }
+
+  private async settle(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+  }
+}
+
+export { MIN_PART_SIZE };

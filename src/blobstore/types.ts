@@ -1,0 +1,59 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * The one storage interface the domain talks to. Two implementations: S3 (the product) and a
+ * local directory (the embedded default). Keys of committed blobs are BuildKit's
+ * (`<prefix><blobs_prefix><digest>`); everything the daemon itself needs to remember (labels,
+ * leases, ingest state) is a small JSON document under the store's own metadata prefix.
+ */
+export interface BlobStat {
+  readonly size: number;
+  readonly lastModified: Date;
+}
+
+export interface BlobEntry extends BlobStat {
+  readonly digest: string;
+}
+
+export interface BlobStore {
+  /** Where data lives, for logs and error messages; never contains a secret. */
+  readonly location: string;
+
+  statBlob(digest: string): Promise<BlobStat | undefined>;
+  /** Streams `length` bytes (> 0) from `offset`; the caller has checked the bounds. */
+  readBlob(digest: string, offset: number, length: number, signal?: AbortSignal): Promise<Readable>;
+  deleteBlob(digest: string): Promise<void>;
+  listBlobs(): AsyncIterable<BlobEntry>;
+
+  /**
+   * Starts storing a new blob. `target`, when known, is the digest the bytes are expected to
+   * have; stores may use it to upload straight to the final key, which stays invisible until
+   * `commit` confirms the digest.
+   */
+  createUpload(target?: string): Upload;
+  /** Discards an upload another process (or an earlier run) left behind, by its handle. */
+  discardUpload(handle: UploadHandle): Promise<void>;
+
+  getDoc(key: string): Promise<Buffer | undefined>;
+  putDoc(key: string, body: Buffer): Promise<void>;
+  deleteDoc(key: string): Promise<void>;
+  /** Keys (relative to the metadata prefix) that start with `prefix`, in key order. */
+  listDocs(prefix: string): AsyncIterable<string>;
+
+  close(): Promise<void>;
+}
+
+/** Bytes on their way into the store. Nothing is visible under the blob key before commit. */
+export interface Upload {
+  /** Resolves once the chunk is accepted; waiting here is the back-pressure on the client. */
+  write(chunk: Buffer): Promise<void>;
+  /** Makes the bytes visible as blob `digest`; the caller has verified digest and size. */
+  commit(digest: string, size: number): Promise<void>;
+  /** Discards everything written; safe to call more than once and after a failure. */
+  abort(): Promise<void>;
+  /** What another process needs to find and discard this upload's stored bytes, if any yet. */
+  handle(): UploadHandle | undefined;
+}
+
+/** JSON-serialisable identity of an upload's stored bytes (store-specific fields). */
+export type UploadHandle = Record<string, string>;

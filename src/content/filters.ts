@@ -1,0 +1,198 @@
+import { invalidArgument } from '../errors.js';
+
+/**
+ * containerd's filter language (as `ctr content ls` and `ctr content active` send it):
+ *
+ *   selectors := selector ("," selector)*        all must match
+ *   selector  := fieldpath [operator value]      no operator: the field must be present
+ *   fieldpath := field ("." field)*
+ *   field     := [A-Za-z0-9_-]+ | quoted
+ *   operator  := "==" | "!=" | "~="
+ *   value     := quoted | run of non-space, non-comma characters
+ *   quoted    := "…" (Go escapes), /…/ or |…| (only the delimiter may be escaped)
+ *
+ * Several filter strings in one request are OR-ed; no filter (or an empty one) matches all.
+ */
+
+export type Operator = 'present' | '==' | '!=' | '~=';
+
+export interface Selector {
+  readonly fieldpath: readonly string[];
+  readonly operator: Operator;
+  readonly value: string;
+  readonly regexp?: RegExp;
+}
+
+/** Looks a field path up on the object being filtered; undefined means "not present". */
+export type FieldLookup = (fieldpath: readonly string[]) => string | undefined;
+
+export interface Filter {
+  matches(lookup: FieldLookup): boolean;
+}
+
+const MATCH_ALL: Filter = { matches: () => true };
+
+class ParseError extends Error {}
+
+class Parser {
+  private pos = 0;
+  constructor(private readonly input: string) {}
+
+  parse(): Selector[] {
+    const selectors = [this.selector()];
+    for (;;) {
+      this.skipSpace();
+      if (this.pos >= this.input.length) return selectors;
+      if (this.input[this.pos] !== ',') this.fail(`unexpected input ${JSON.stringify(this.input[this.pos])}`);
+      this.pos++;
+      selectors.push(this.selector());
+    }
+  }
+
+  private selector(): Selector {
+    const fieldpath = [this.field()];
+    for (;;) {
+      this.skipSpace();
+      if (this.input[this.pos] !== '.') break;
+      this.pos++;
+      fieldpath.push(this.field());
+    }
+    this.skipSpace();
+    if (this.pos >= this.input.length || this.input[this.pos] === ',') {
+      return { fieldpath, operator: 'present', value: '' };
+    }
+    const operator = this.operator();
+    const value = this.value();
+    if (operator === '~=') {
+      try {
+        return { fieldpath, operator, value, regexp: new RegExp(value) };
+      } catch (err) {
+        this.fail(`invalid regular expression ${JSON.stringify(value)}: ${(err as Error).message}`);
+      }
+    }
+    return { fieldpath, operator, value };
+  }
+
+  private field(): string {
+    this.skipSpace();
+    const ch = this.input[this.pos];
+    if (ch !== undefined && isQuote(ch)) return this.quoted();
+    const start = this.pos;
+    while (this.pos < this.input.length && /[A-Za-z0-9_-]/.test(this.input[this.pos]!)) this.pos++;
+    if (start === this.pos) this.fail('expected a field name or a quoted field');
+    return this.input.slice(start, this.pos);
+  }
+
+  private operator(): Operator {
+    const start = this.pos;
+    while (this.pos < this.input.length && '=!~'.includes(this.input[this.pos]!)) this.pos++;
+    const op = this.input.slice(start, this.pos);
+    if (op === '==' || op === '!=' || op === '~=') return op;
+    if (op === '') this.fail('expected an operator ("==", "!=" or "~=")');
+    this.pos = start;
+    this.fail(`unsupported operator ${JSON.stringify(op)}`);
+  }
+
+  private value(): string {
+    this.skipSpace();
+    const ch = this.input[this.pos];
+    if (ch !== undefined && isQuote(ch)) return this.quoted();
+    const start = this.pos;
+    while (this.pos < this.input.length && !/[\s,]/.test(this.input[this.pos]!)) this.pos++;
+    if (start === this.pos) this.fail('expected a value');
+    return this.input.slice(start, this.pos);
+  }
+
+  private quoted(): string {
+    const quote = this.input[this.pos]!;
+    const start = this.pos;
+    this.pos++;
+    let out = '';
+    for (;;) {
+      if (this.pos >= this.input.length) {
+        this.pos = start;
+        this.fail('quoted literal not terminated');
+      }
+      const ch = this.input[this.pos++]!;
+      if (ch === quote) return out;
+      if (ch === '\n') this.fail('quoted literal not terminated');
+      if (ch !== '\\') {
+        out += ch;
+        continue;
+      }
+      const esc = this.input[this.pos++];
+      if (esc === undefined) this.fail('quoted literal not terminated');
+      if (esc === quote || esc === '\\') out += esc;
+      else if (quote !== '"') out += `\\${esc}`; // a regexp body keeps its own escapes
+      else out += this.goEscape(esc);
+    }
+  }
+
+  private goEscape(esc: string): string {
+    const simple: Record<string, string> = { a: '\x07', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
+    if (simple[esc] !== undefined) return simple[esc]!;
+    const widths: Record<string, number> = { x: 2, u: 4, U: 8 };
+    const width = widths[esc];
+    if (width !== undefined) {
+      const digits = this.input.slice(this.pos, this.pos + width);
+      if (!new RegExp(`^[0-9a-fA-F]{${width}}$`).test(digits)) this.fail('illegal escape sequence');
+      this.pos += width;
+      return String.fromCodePoint(parseInt(digits, 16));
+    }
+    if (/[0-7]/.test(esc)) {
+      const digits = esc + this.input.slice(this.pos, this.pos + 2);
+      if (!/^[0-7]{3}$/.test(digits)) this.fail('illegal escape sequence');
+      this.pos += 2;
+      return String.fromCharCode(parseInt(digits, 8));
+    }
+    this.fail(`illegal escape sequence \\${esc}`);
+  }
+
+  private skipSpace(): void {
+    while (this.pos < this.input.length && /\s/.test(this.input[this.pos]!)) this.pos++;
+  }
+
+  private fail(message: string): never {
+    throw new ParseError(`${message} at position ${this.pos}`);
+  }
+}
+
+function isQuote(ch: string): boolean {
+  return ch === '"' || ch === '/' || ch === '|';
+}
+
+function matchSelector(selector: Selector, lookup: FieldLookup): boolean {
+  const value = lookup(selector.fieldpath);
+  switch (selector.operator) {
+    case 'present':
+      return value !== undefined;
+    case '==':
+      return value !== undefined && value === selector.value;
+    case '!=':
+      // as containerd: a missing field is "not equal" too
+      return value !== selector.value;
+    case '~=':
+      return selector.regexp!.test(value ?? '');
+  }
+}
+
+/** Parses one filter string (AND of its selectors). */
+export function parseFilter(input: string): Filter {
+  if (input.trim() === '') return MATCH_ALL;
+  if (input.includes('\0')) throw invalidArgument(`invalid filter ${JSON.stringify(input)}: contains NUL`);
+  let selectors: Selector[];
+  try {
+    selectors = new Parser(input).parse();
+  } catch (err) {
+    if (err instanceof ParseError) throw invalidArgument(`invalid filter ${JSON.stringify(input)}: ${err.message}`);
+    throw err;
+  }
+  return { matches: (lookup) => selectors.every((s) => matchSelector(s, lookup)) };
+}
+
+/** Parses the filters of one request: any of them may match. */
+export function parseFilters(inputs: readonly string[]): Filter {
+  if (inputs.length === 0) return MATCH_ALL;
+  const filters = inputs.map(parseFilter);
+  return { matches: (lookup) => filters.some((f) => f.matches(lookup)) };
+}

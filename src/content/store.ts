@@ -1,0 +1,554 @@
+import type { Hash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { BlobStat, BlobStore, Upload, UploadHandle } from '../blobstore/types.js';
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, outOfRange, unavailable } from '../errors.js';
+import { validateLabels, type Labels } from '../labels.js';
+import { Documents, docKeys } from '../metadata/documents.js';
+import { validateNamespace } from '../namespaces.js';
+import { newHasher, parseDigest } from './digest.js';
+import { parseFilters, type FieldLookup } from './filters.js';
+import { validateRef } from './refs.js';
+
+export interface ContentInfo {
+  digest: string;
+  size: number;
+  createdAt: Date;
+  updatedAt: Date;
+  labels: Labels;
+}
+
+export interface IngestStatus {
+  ref: string;
+  offset: number;
+  total: number;
+  expected: string;
+  startedAt: Date;
+  updatedAt: Date;
+}
+
+/** A blob's membership of one namespace, as stored in the metadata documents. */
+interface ContentRecord {
+  size: number;
+  createdAt: string;
+  updatedAt: string;
+  labels: Labels;
+}
+
+/** An ingest's state as stored once its stream went away before commit. */
+interface IngestRecord {
+  ref: string;
+  total: number;
+  expected: string;
+  startedAt: string;
+  updatedAt: string;
+  offset: number;
+  upload?: UploadHandle;
+}
+
+/** Read chunks never exceed containerd's own 1 MiB buffer. */
+export const MAX_READ_CHUNK = 1 << 20;
+
+interface Ingest {
+  readonly ns: string;
+  readonly ref: string;
+  startedAt: Date;
+  updatedAt: Date;
+  total: number;
+  expected: string;
+  offset: number;
+  hasher: Hash;
+  upload: Upload;
+  /** Set while a Write stream holds the ref. */
+  lockedSince: Date | undefined;
+}
+
+export interface ContentStoreOptions {
+  logger: Logger;
+}
+
+/**
+ * containerd's content store semantics (namespaced metadata over shared, digest-addressed
+ * blobs) on top of a BlobStore. Bytes are shared by digest: any namespace can Info and Read a
+ * blob that exists, as containerd does with its shared policy; labels, listings and ingests
+ * belong to one namespace.
+ */
+export class ContentStore {
+  private readonly docs: Documents;
+  private readonly ingests = new Map<string, Ingest>();
+  private readonly knownNamespaces = new Set<string>();
+  private readonly logger: Logger;
+
+  constructor(
+    readonly blobs: BlobStore,
+    options: ContentStoreOptions,
+  ) {
+    this.docs = new Documents(blobs);
+    this.logger = options.logger;
+  }
+
+  // --- committed content ------------------------------------------------------------------------
+
+  async info(ns: string, digest: string): Promise<ContentInfo> {
+    validateNamespace(ns);
+    const d = parseDigest(digest).value;
+    const [stat, record] = await Promise.all([this.blobs.statBlob(d), this.readRecord(ns, d)]);
+    if (!stat) throw notFound(`content ${d}: not found`);
+    return toInfo(d, stat, record);
+  }
+
+  async update(ns: string, digest: string, labels: Labels, paths: readonly string[]): Promise<ContentInfo> {
+    validateNamespace(ns);
+    const d = parseDigest(digest).value;
+    const [stat, record] = await Promise.all([this.blobs.statBlob(d), this.readRecord(ns, d)]);
+    if (!stat) throw notFound(`content ${d}: not found`);
+    const now = new Date();
+    const current = record ?? newRecord(stat.size, stat.lastModified);
+    let next: Labels = { ...current.labels };
+    if (paths.length === 0) next = { ...labels };
+    for (const path of paths) {
+      if (path === 'labels') {
+        next = { ...labels };
+      } else if (path.startsWith('labels.') && path.length > 'labels.'.length) {
+        const key = path.slice('labels.'.length);
+        const value = labels[key];
+        if (value === undefined || value === '') delete next[key];
+        else next[key] = value;
+      } else {
+        throw invalidArgument(`cannot update ${JSON.stringify(path)} field on content info ${d}`);
+      }
+    }
+    for (const key of Object.keys(next)) if (next[key] === '') delete next[key];
+    validateLabels(next, `content ${d}`);
+    const updated: ContentRecord = { ...current, labels: next, updatedAt: now.toISOString() };
+    await this.writeRecord(ns, d, updated);
+    return toInfo(d, stat, updated);
+  }
+
+  async *list(ns: string, filters: readonly string[]): AsyncIterable<ContentInfo> {
+    validateNamespace(ns);
+    const filter = parseFilters(filters);
+    const prefix = docKeys.contentPrefix(ns);
+    for await (const { key, value } of this.docs.readAll<ContentRecord>(prefix)) {
+      const digest = key.slice(prefix.length);
+      const info = toInfo(digest, { size: value.size, lastModified: new Date(value.createdAt) }, value);
+      if (filter.matches(contentFields(info))) yield info;
+    }
+  }
+
+  async delete(ns: string, digest: string): Promise<void> {
+    validateNamespace(ns);
+    const d = parseDigest(digest).value;
+    const [stat, record] = await Promise.all([this.blobs.statBlob(d), this.readRecord(ns, d)]);
+    if (!stat && !record) throw notFound(`content ${d}: not found`);
+    if (record) await this.docs.remove(docKeys.content(ns, d));
+    // The bytes go only when no other namespace still holds the blob.
+    if (stat && !(await this.heldElsewhere(ns, d))) await this.blobs.deleteBlob(d);
+  }
+
+  /**
+   * Validates a read and opens it. Bounds follow containerd: a negative offset reads from 0,
+   * an offset past the end is OutOfRange, a size of 0 (or past the end) reads to the end.
+   */
+  async read(
+    ns: string,
+    digest: string,
+    offset: number,
+    size: number,
+    signal?: AbortSignal,
+  ): Promise<AsyncIterable<{ offset: number; data: Buffer }>> {
+    validateNamespace(ns);
+    const d = parseDigest(digest).value;
+    const stat = await this.blobs.statBlob(d);
+    if (!stat) throw notFound(`content ${d}: not found`);
+    const start = Math.max(0, offset);
+    if (start > stat.size) throw outOfRange(`read of ${d} @${start}: read past object length ${stat.size}`);
+    const end = size <= 0 || start + size > stat.size ? stat.size : start + size;
+    if (end === start) return emptyChunks();
+    const source = await this.blobs.readBlob(d, start, end - start, signal);
+    return chunked(source, start, end, d);
+  }
+
+  // --- ingests -----------------------------------------------------------------------------------
+
+  async status(ns: string, ref: string): Promise<IngestStatus> {
+    validateNamespace(ns);
+    validateRef(ref);
+    const live = this.ingests.get(ingestKey(ns, ref));
+    if (live) return statusOf(live);
+    const record = await this.docs.read<IngestRecord>(docKeys.ingest(ns, ref));
+    if (!record) throw notFound(`could not get status for ref ${JSON.stringify(ref)}: not found`);
+    return recordStatus(record);
+  }
+
+  async listStatuses(ns: string, filters: readonly string[]): Promise<IngestStatus[]> {
+    validateNamespace(ns);
+    const filter = parseFilters(filters);
+    const byRef = new Map<string, IngestStatus>();
+    for await (const { value } of this.docs.readAll<IngestRecord>(docKeys.ingestsPrefix(ns))) {
+      byRef.set(value.ref, recordStatus(value));
+    }
+    for (const ingest of this.ingests.values()) if (ingest.ns === ns) byRef.set(ingest.ref, statusOf(ingest));
+    return [...byRef.values()]
+      .filter((st) => filter.matches((path) => (path.length === 1 && path[0] === 'ref' ? st.ref : undefined)))
+      .sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
+  }
+
+  async abort(ns: string, ref: string): Promise<void> {
+    validateNamespace(ns);
+    validateRef(ref);
+    const key = ingestKey(ns, ref);
+    const live = this.ingests.get(key);
+    if (live?.lockedSince) throw lockedError(ref, live.lockedSince);
+    const record = await this.docs.read<IngestRecord>(docKeys.ingest(ns, ref));
+    if (!live && !record) throw notFound(`ingest ${JSON.stringify(ref)}: not found`);
+    if (live) {
+      this.ingests.delete(key);
+      await live.upload.abort();
+    }
+    if (record) await this.dropRecord(ns, record);
+  }
+
+  /**
+   * Opens (or resumes) the ingest `ref` for one Write stream, holding its lock until the
+   * writer is released. An expected digest that is already stored answers AlreadyExists,
+   * after making the blob a member of this namespace (containerd's shared content policy).
+   */
+  async openWriter(ns: string, ref: string, total: number, expected: string): Promise<Writer> {
+    validateNamespace(ns);
+    validateRef(ref);
+    if (total < 0) throw invalidArgument(`ref ${JSON.stringify(ref)}: negative total ${total}`);
+    if (expected !== '') {
+      const d = parseDigest(expected).value;
+      await this.failIfPresent(ns, d);
+    }
+    const key = ingestKey(ns, ref);
+    let ingest = this.ingests.get(key);
+    if (ingest?.lockedSince) throw lockedError(ref, ingest.lockedSince);
+    if (!ingest) {
+      // A record without a live ingest was left by an earlier run or another daemon. Its bytes
+      // cannot be hashed again from here, so the ingest starts over (the client sees offset 0).
+      const stale = await this.docs.read<IngestRecord>(docKeys.ingest(ns, ref));
+      if (stale) await this.dropRecord(ns, stale);
+      if (this.ingests.get(key)?.lockedSince) throw lockedError(ref, this.ingests.get(key)!.lockedSince!);
+      const now = new Date();
+      ingest = {
+        ns,
+        ref,
+        startedAt: stale ? new Date(stale.startedAt) : now,
+        updatedAt: now,
+        total,
+        expected,
+        offset: 0,
+        hasher: newHasher(expected ? parseDigest(expected).algorithm : 'sha256'),
+        upload: this.blobs.createUpload(expected || undefined),
+        lockedSince: undefined,
+      };
+      this.ingests.set(key, ingest);
+    }
+    ingest.lockedSince = new Date();
+    if (total > 0) ingest.total = total;
+    if (expected) ingest.expected = expected;
+    return new Writer(this, ingest);
+  }
+
+  /** @internal used by Writer */
+  async failIfPresent(ns: string, digest: string): Promise<void> {
+    const stat = await this.blobs.statBlob(digest);
+    if (!stat) return;
+    await this.ensureMember(ns, digest, stat, {});
+    throw alreadyExists(`content ${digest}: already exists`);
+  }
+
+  /** @internal used by Writer: the ingest is committed or abandoned by its stream. */
+  async finishIngest(ingest: Ingest, outcome: 'committed' | 'released'): Promise<void> {
+    ingest.lockedSince = undefined;
+    const key = ingestKey(ingest.ns, ingest.ref);
+    if (outcome === 'committed') {
+      if (this.ingests.get(key) === ingest) this.ingests.delete(key);
+      return;
+    }
+    // Kept for a resume with the same ref; recorded so other daemons list it and so its stored
+    // bytes can be found and discarded once abandoned.
+    if (ingest.offset > 0) {
+      const record: IngestRecord = {
+        ref: ingest.ref,
+        total: ingest.total,
+        expected: ingest.expected,
+        startedAt: ingest.startedAt.toISOString(),
+        updatedAt: ingest.updatedAt.toISOString(),
+        offset: ingest.offset,
+        ...(ingest.upload.handle() ? { upload: ingest.upload.handle()! } : {}),
+      };
+      await this.docs.write(docKeys.ingest(ingest.ns, ingest.ref), record).catch((err: unknown) => {
+        this.logger.warn({ err, ref: ingest.ref, ns: ingest.ns }, 'could not record detached ingest');
+      });
+    }
+  }
+
+  /** @internal used by Writer */
+  async removeIngestRecord(ns: string, ref: string): Promise<void> {
+    await this.docs.remove(docKeys.ingest(ns, ref));
+  }
+
+  /** @internal used by Writer */
+  async ensureMember(ns: string, digest: string, stat: BlobStat, labels: Labels): Promise<ContentInfo> {
+    const existing = await this.readRecord(ns, digest);
+    if (existing && Object.keys(labels).length === 0) return toInfo(digest, stat, existing);
+    const now = new Date().toISOString();
+    const record: ContentRecord = existing
+      ? { ...existing, labels: { ...existing.labels, ...labels }, updatedAt: now }
+      : { size: stat.size, createdAt: now, updatedAt: now, labels: { ...labels } };
+    await this.writeRecord(ns, digest, record);
+    return toInfo(digest, stat, record);
+  }
+
+  // --- helpers -------------------------------------------------------------------------------------
+
+  private async readRecord(ns: string, digest: string): Promise<ContentRecord | undefined> {
+    return this.docs.read<ContentRecord>(docKeys.content(ns, digest));
+  }
+
+  private async writeRecord(ns: string, digest: string, record: ContentRecord): Promise<void> {
+    if (!this.knownNamespaces.has(ns)) {
+      await this.docs.write(docKeys.namespace(ns), { name: ns });
+      this.knownNamespaces.add(ns);
+    }
+    await this.docs.write(docKeys.content(ns, digest), record);
+  }
+
+  private async heldElsewhere(ns: string, digest: string): Promise<boolean> {
+    const prefix = docKeys.namespacesPrefix();
+    for await (const key of this.docs.list(prefix)) {
+      const other = key.slice(prefix.length);
+      if (other === ns) continue;
+      if ((await this.docs.read(docKeys.content(other, digest))) !== undefined) return true;
+    }
+    return false;
+  }
+
+  private async dropRecord(ns: string, record: IngestRecord): Promise<void> {
+    if (record.upload) {
+      await this.blobs.discardUpload(record.upload).catch((err: unknown) => {
+        this.logger.warn({ err, ref: record.ref, ns }, 'could not discard the stored bytes of an old ingest');
+      });
+    }
+    await this.docs.remove(docKeys.ingest(ns, record.ref));
+  }
+}
+
+/** One Write stream's hold on an ingest. */
+export class Writer {
+  private released = false;
+  private checkedExpected: string;
+
+  constructor(
+    private readonly store: ContentStore,
+    private readonly ingest: Ingest,
+  ) {
+    this.checkedExpected = ingest.expected;
+  }
+
+  get ref(): string {
+    return this.ingest.ref;
+  }
+
+  status(): IngestStatus & { digest: string } {
+    return { ...statusOf(this.ingest), digest: currentDigest(this.ingest) };
+  }
+
+  /** Applies the `total` and `expected` a request carries, as containerd does for every message. */
+  async update(total: number, expected: string): Promise<void> {
+    const ingest = this.ingest;
+    if (total < 0) throw invalidArgument(`ref ${JSON.stringify(ingest.ref)}: negative total ${total}`);
+    if (total > 0) ingest.total = total;
+    if (expected === '') return;
+    const d = parseDigest(expected).value;
+    ingest.expected = d;
+    if (d === this.checkedExpected) return;
+    this.checkedExpected = d;
+    try {
+      await this.store.failIfPresent(ingest.ns, d);
+    } catch (err) {
+      await this.discard();
+      throw err;
+    }
+  }
+
+  /** Appends `data` at `offset`: 0 restarts the ingest, any other value must be the current size. */
+  async write(offset: number, data: Buffer): Promise<void> {
+    const ingest = this.ingest;
+    if (offset < 0) throw invalidArgument(`ref ${JSON.stringify(ingest.ref)}: negative offset ${offset}`);
+    if (offset > 0 && offset !== ingest.offset) {
+      throw outOfRange(`ref ${JSON.stringify(ingest.ref)}: write @${offset} must occur at current offset ${ingest.offset}`);
+    }
+    if (offset === 0 && ingest.offset > 0) await this.restart();
+    if (data.length === 0) return;
+    if (ingest.total > 0 && ingest.offset + data.length > ingest.total) {
+      throw outOfRange(
+        `ref ${JSON.stringify(ingest.ref)}: write of ${data.length} bytes @${ingest.offset} goes past the declared total ${ingest.total}`,
+      );
+    }
+    await ingest.upload.write(data);
+    ingest.hasher.update(data);
+    ingest.offset += data.length;
+    ingest.updatedAt = new Date();
+  }
+
+  /**
+   * Verifies size and digest, then makes the blob visible. Returns the committed digest. The
+   * ingest survives a failed verification (the client may abort or start over), as in containerd.
+   */
+  async commit(total: number, expected: string, labels: Labels): Promise<{ digest: string; size: number }> {
+    const ingest = this.ingest;
+    validateLabels(labels, `ref ${JSON.stringify(ingest.ref)}`);
+    const size = ingest.offset;
+    const wanted = total > 0 ? total : ingest.total;
+    if (wanted > 0 && wanted !== size) {
+      throw failedPrecondition(`${JSON.stringify(ingest.ref)} failed size validation: ${size} != ${wanted}`);
+    }
+    const digest = currentDigest(ingest);
+    const want = expected || ingest.expected;
+    if (want !== '' && parseDigest(want).value !== digest) {
+      throw failedPrecondition(`${JSON.stringify(ingest.ref)}: unexpected commit digest ${digest}, expected ${want}`);
+    }
+    const present = await this.store.blobs.statBlob(digest);
+    if (present) {
+      await this.store.ensureMember(ingest.ns, digest, present, labels);
+      await this.discard();
+      throw alreadyExists(`content ${digest}: already exists`);
+    }
+    await ingest.upload.commit(digest, size);
+    await this.store.ensureMember(ingest.ns, digest, { size, lastModified: new Date() }, labels);
+    this.released = true;
+    await this.store.finishIngest(ingest, 'committed');
+    await this.store.removeIngestRecord(ingest.ns, ingest.ref).catch(() => undefined);
+    return { digest, size };
+  }
+
+  /** Lets go of the ref without committing; the ingest stays resumable. */
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.store.finishIngest(this.ingest, 'released');
+  }
+
+  private async discard(): Promise<void> {
+    this.released = true;
+    await this.store.finishIngest(this.ingest, 'committed');
+    await this.ingest.upload.abort();
+    await this.store.removeIngestRecord(this.ingest.ns, this.ingest.ref).catch(() => undefined);
+  }
+
+  private async restart(): Promise<void> {
+    const ingest = this.ingest;
+    await ingest.upload.abort();
+    ingest.upload = this.store.blobs.createUpload(ingest.expected || undefined);
+    ingest.hasher = newHasher(ingest.expected ? parseDigest(ingest.expected).algorithm : 'sha256');
+    ingest.offset = 0;
+    ingest.updatedAt = new Date();
+  }
+}
+
+function ingestKey(ns: string, ref: string): string {
+  return `${ns}\0${ref}`;
+}
+
+function lockedError(ref: string, since: Date) {
+  const held = Date.now() - since.getTime();
+  return unavailable(`ref ${JSON.stringify(ref)} locked for ${(held / 1000).toFixed(3)}s (since ${since.toISOString()})`);
+}
+
+function currentDigest(ingest: Ingest): string {
+  // copy(): the running hash must stay open for more data after a STAT or a failed commit
+  const algorithm = ingest.expected ? parseDigest(ingest.expected).algorithm : 'sha256';
+  return `${algorithm}:${ingest.hasher.copy().digest('hex')}`;
+}
+
+function statusOf(ingest: Ingest): IngestStatus {
+  return {
+    ref: ingest.ref,
+    offset: ingest.offset,
+    total: ingest.total,
+    expected: ingest.expected,
+    startedAt: ingest.startedAt,
+    updatedAt: ingest.updatedAt,
+  };
+}
+
+function recordStatus(record: IngestRecord): IngestStatus {
+  // The bytes behind a record cannot be re-hashed by this process, so a resume starts at 0.
+  return {
+    ref: record.ref,
+    offset: 0,
+    total: record.total,
+    expected: record.expected,
+    startedAt: new Date(record.startedAt),
+    updatedAt: new Date(record.updatedAt),
+  };
+}
+
+function newRecord(size: number, created: Date): ContentRecord {
+  return { size, createdAt: created.toISOString(), updatedAt: created.toISOString(), labels: {} };
+}
+
+function toInfo(digest: string, stat: BlobStat, record: ContentRecord | undefined): ContentInfo {
+  return {
+    digest,
+    size: stat.size,
+    createdAt: record ? new Date(record.createdAt) : stat.lastModified,
+    updatedAt: record ? new Date(record.updatedAt) : stat.lastModified,
+    labels: record ? { ...record.labels } : {},
+  };
+}
+
+function contentFields(info: ContentInfo): FieldLookup {
+  return (path) => {
+    if (path.length === 1 && path[0] === 'digest') return info.digest;
+    if (path.length >= 2 && path[0] === 'labels') return info.labels[path.slice(1).join('.')];
+    return undefined;
+  };
+}
+
+async function* emptyChunks(): AsyncIterable<{ offset: number; data: Buffer }> {}
+
+/** Re-chunks a byte stream into messages of at most 1 MiB carrying absolute offsets. */
+async function* chunked(
+  source: Readable,
+  start: number,
+  end: number,
+  digest: string,
+): AsyncIterable<{ offset: number; data: Buffer }> {
+  let offset = start;
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  try {
+    for await (const piece of source as AsyncIterable<Buffer>) {
+      let chunk = piece;
+      while (chunk.length > 0) {
+        const room = MAX_READ_CHUNK - pendingBytes;
+        const take = chunk.length <= room ? chunk : chunk.subarray(0, room);
+        pending.push(take);
+        pendingBytes += take.length;
+        chunk = chunk.subarray(take.length);
+        if (pendingBytes === MAX_READ_CHUNK) {
+          const data = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+          yield { offset, data };
+          offset += data.length;
+          pending = [];
+          pendingBytes = 0;
+        }
+      }
+    }
+    if (pendingBytes > 0) {
+      const data = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+      yield { offset, data };
+      offset += data.length;
+    }
+  } finally {
+    source.destroy();
+  }
+  if (offset !== end) {
+    throw unavailable(`read of ${digest} ended at ${offset}, expected ${end}: the stored object changed or the connection broke`);
+  }
+}

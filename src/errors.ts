@@ -1,0 +1,39 @@
+/**
+ * Errors the domain raises. Each kind is a category a client can act on; the gRPC layer maps
+ * kinds to status codes in one place (src/grpc/status.ts), so the domain never imports gRPC.
+ */
+export type ErrorKind =
+  | 'invalid-argument'
+  | 'not-found'
+  | 'already-exists'
+  | 'failed-precondition'
+  | 'unavailable'
+  | 'out-of-range'
+  | 'data-loss'
+  | 'resource-exhausted'
+  | 'unimplemented'
+  | 'cancelled'
+  | 'internal';
+
+export class StoreError extends Error {
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'StoreError';
+  }
+}
+
+export const invalidArgument = (message: string) => new StoreError('invalid-argument', message);
+export const notFound = (message: string) => new StoreError('not-found', message);
+export const alreadyExists = (message: string) => new StoreError('already-exists', message);
+export const failedPrecondition = (message: string) => new StoreError('failed-precondition', message);
+export const unavailable = (message: string, cause?: unknown) =>
+  new StoreError('unavailable', message, { cause });
+export const outOfRange = (message: string) => new StoreError('out-of-range', message);
+
+export function isStoreError(err: unknown, kind?: ErrorKind): err is StoreError {
+  return err instanceof StoreError && (kind === undefined || err.kind === kind);
+}

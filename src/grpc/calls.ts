@@ -1,0 +1,137 @@
+import { once } from 'node:events';
+import type {
+  sendUnaryData,
+  ServerDuplexStream,
+  ServerUnaryCall,
+  ServerWritableStream,
+  ServiceError,
+  status,
+} from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { StoreError } from '../errors.js';
+import { codeName, toServiceError } from './status.js';
+
+/** Wraps an async unary handler: one debug line per call, errors mapped in one place. */
+export function unary<Req, Res>(
+  logger: Logger,
+  method: string,
+  handler: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+) {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+    const started = performance.now();
+    handler(call.request, call).then(
+      (response) => {
+        logger.debug({ method, code: 'OK', ms: elapsed(started) }, 'call');
+        callback(null, response);
+      },
+      (err: unknown) => {
+        const mapped = toServiceError(err, logger);
+        logger.debug({ method, code: codeName(mapped.code), ms: elapsed(started), details: mapped.details }, 'call');
+        callback(mapped as ServiceError);
+      },
+    );
+  };
+}
+
+/** Wraps a server-streaming handler whose items are written with back-pressure. */
+export function serverStream<Req, Res>(
+  logger: Logger,
+  method: string,
+  handler: (request: Req, call: ServerWritableStream<Req, Res>, signal: AbortSignal) => Promise<AsyncIterable<Res>>,
+) {
+  return (call: ServerWritableStream<Req, Res>) => {
+    const started = performance.now();
+    const controller = new AbortController();
+    call.on('cancelled', () => controller.abort());
+    void (async () => {
+      try {
+        const items = await handler(call.request, call, controller.signal);
+        for await (const item of items) {
+          if (controller.signal.aborted) break;
+          if (!call.write(item)) await drained(call, controller.signal);
+        }
+        if (controller.signal.aborted) {
+          logger.debug({ method, code: 'CANCELLED', ms: elapsed(started) }, 'call');
+          return;
+        }
+        call.end();
+        logger.debug({ method, code: 'OK', ms: elapsed(started) }, 'call');
+      } catch (err) {
+        if (controller.signal.aborted) {
+          logger.debug({ method, code: 'CANCELLED', ms: elapsed(started) }, 'call');
+          return;
+        }
+        const mapped = toServiceError(err, logger);
+        logger.debug({ method, code: codeName(mapped.code), ms: elapsed(started), details: mapped.details }, 'call');
+        call.emit('error', mapped);
+      }
+    })();
+  };
+}
+
+async function drained(call: NodeJS.EventEmitter, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return;
+  await once(call, 'drain', { signal }).catch(() => undefined);
+}
+
+/**
+ * The requests of a client or bidi stream as an async iterator. At most a few messages are
+ * queued: beyond that the stream is paused, so a fast client waits for storage instead of
+ * filling memory. A cancelled call ends the iteration with a `cancelled` error.
+ */
+export async function* requests<Req>(call: ServerDuplexStream<Req, unknown>, highWater = 4): AsyncGenerator<Req> {
+  const queue: Req[] = [];
+  let ended = false;
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const onData = (message: Req) => {
+    queue.push(message);
+    if (queue.length >= highWater) call.pause();
+    notify();
+  };
+  const onEnd = () => {
+    ended = true;
+    notify();
+  };
+  const onCancel = () => {
+    failure = new StoreError('cancelled', 'the client cancelled the call');
+    notify();
+  };
+  const onError = (err: Error) => {
+    failure = err;
+    notify();
+  };
+  call.on('data', onData);
+  call.on('end', onEnd);
+  call.on('cancelled', onCancel);
+  call.on('error', onError);
+  try {
+    for (;;) {
+      if (failure) throw failure;
+      const next = queue.shift();
+      if (next !== undefined) {
+        if (queue.length < highWater / 2) call.resume();
+        yield next;
+        continue;
+      }
+      if (ended) return;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  } finally {
+    call.off('data', onData);
+    call.off('end', onEnd);
+    call.off('cancelled', onCancel);
+    call.off('error', onError);
+  }
+}
+
+export function elapsed(started: number): number {
+  return Math.round((performance.now() - started) * 10) / 10;
+}
+
+export type StatusCode = status;

@@ -1,0 +1,164 @@
+import type { ServerDuplexStream, ServiceError } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { ContentHandlers } from '../generated/containerd/services/content/v1/Content.js';
+import type { Info } from '../generated/containerd/services/content/v1/Info.js';
+import type { Status } from '../generated/containerd/services/content/v1/Status.js';
+import type { WriteContentRequest__Output } from '../generated/containerd/services/content/v1/WriteContentRequest.js';
+import type { WriteContentResponse } from '../generated/containerd/services/content/v1/WriteContentResponse.js';
+import type { ContentInfo, ContentStore, IngestStatus, Writer } from '../content/store.js';
+import { invalidArgument } from '../errors.js';
+import type { LeaseStore } from '../leases/store.js';
+import { elapsed, requests, serverStream, unary } from './calls.js';
+import { leaseOf, namespaceOf } from './context.js';
+import { toTimestamp } from './proto.js';
+import { codeName, toServiceError } from './status.js';
+
+/** containerd streams List results in batches of this many. */
+const LIST_BATCH = 100;
+
+/** Translates containerd's Content service to and from the domain's ContentStore. */
+export function contentHandlers(store: ContentStore, leases: LeaseStore, logger: Logger): ContentHandlers {
+  return {
+    Info: unary(logger, 'Info', async (req, call) => ({
+      info: toInfo(await store.info(namespaceOf(call.metadata), req.digest)),
+    })),
+
+    Update: unary(logger, 'Update', async (req, call) => {
+      const ns = namespaceOf(call.metadata);
+      if (!req.info) throw invalidArgument('update needs an info with a digest');
+      const paths = req.update_mask?.paths ?? [];
+      return { info: toInfo(await store.update(ns, req.info.digest, req.info.labels ?? {}, paths)) };
+    }),
+
+    List: serverStream(logger, 'List', async (req, call) => {
+      const ns = namespaceOf(call.metadata);
+      return batches(store.list(ns, req.filters), LIST_BATCH);
+    }),
+
+    Delete: unary(logger, 'Delete', async (req, call) => {
+      await store.delete(namespaceOf(call.metadata), req.digest);
+      return {};
+    }),
+
+    Read: serverStream(logger, 'Read', async (req, call, signal) => {
+      const chunks = await store.read(namespaceOf(call.metadata), req.digest, req.offset, req.size, signal);
+      return chunks;
+    }),
+
+    Status: unary(logger, 'Status', async (req, call) => ({
+      status: toStatus(await store.status(namespaceOf(call.metadata), req.ref)),
+    })),
+
+    ListStatuses: unary(logger, 'ListStatuses', async (req, call) => ({
+      statuses: (await store.listStatuses(namespaceOf(call.metadata), req.filters)).map(toStatus),
+    })),
+
+    Abort: unary(logger, 'Abort', async (req, call) => {
+      await store.abort(namespaceOf(call.metadata), req.ref);
+      return {};
+    }),
+
+    Write: (call) => void write(store, leases, logger, call),
+  };
+}
+
+/**
+ * One Write stream: the first message names the ref (and holds its lock), then every request
+ * gets exactly one response; the stream ends after a successful COMMIT.
+ */
+async function write(
+  store: ContentStore,
+  leases: LeaseStore,
+  logger: Logger,
+  call: ServerDuplexStream<WriteContentRequest__Output, WriteContentResponse>,
+): Promise<void> {
+  const started = performance.now();
+  let writer: Writer | undefined;
+  let ns = '';
+  try {
+    ns = namespaceOf(call.metadata);
+    for await (const req of requests(call)) {
+      if (!writer) {
+        if (req.ref === '') throw invalidArgument('first message must have a reference');
+        writer = await store.openWriter(ns, req.ref, req.total, req.expected);
+      } else if (req.ref !== '' && req.ref !== writer.ref) {
+        throw invalidArgument(`ref ${JSON.stringify(req.ref)} does not match the stream's ref ${JSON.stringify(writer.ref)}`);
+      }
+      await writer.update(req.total, req.expected);
+      if (req.action === 'STAT') {
+        const st = writer.status();
+        call.write({
+          action: 'STAT',
+          started_at: toTimestamp(st.startedAt),
+          updated_at: toTimestamp(st.updatedAt),
+          offset: st.offset,
+          total: st.total,
+          digest: st.digest,
+        });
+        continue;
+      }
+      if (req.action !== 'WRITE' && req.action !== 'COMMIT') {
+        throw invalidArgument(`unknown write action ${JSON.stringify(req.action)}`);
+      }
+      await writer.write(req.offset, req.data);
+      if (req.action === 'WRITE') {
+        const st = writer.status();
+        call.write({ action: 'WRITE', offset: st.offset, total: st.total, updated_at: toTimestamp(st.updatedAt) });
+        continue;
+      }
+      const commitStarted = performance.now();
+      const { digest, size } = await writer.commit(req.total, req.expected, req.labels);
+      const lease = leaseOf(call.metadata);
+      if (lease) await leases.addResource(ns, lease, { id: digest, type: 'content' });
+      logger.info(
+        { ns, ref: writer.ref, digest, size, ms: elapsed(started), commitMs: elapsed(commitStarted) },
+        'committed blob',
+      );
+      call.write({ action: 'COMMIT', offset: size, total: size, digest });
+      call.end();
+      logger.debug({ method: 'Write', code: 'OK', ms: elapsed(started) }, 'call');
+      return;
+    }
+    logger.debug({ method: 'Write', code: 'OK', ms: elapsed(started), committed: false }, 'call');
+    call.end();
+  } catch (err) {
+    const mapped = toServiceError(err, logger);
+    logger.debug({ method: 'Write', code: codeName(mapped.code), ms: elapsed(started), details: mapped.details }, 'call');
+    if (!call.cancelled) call.emit('error', mapped as ServiceError);
+  } finally {
+    await writer?.release();
+  }
+}
+
+async function* batches(items: AsyncIterable<ContentInfo>, size: number) {
+  let batch: Info[] = [];
+  for await (const item of items) {
+    batch.push(toInfo(item));
+    if (batch.length >= size) {
+      yield { info: batch };
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield { info: batch };
+}
+
+function toInfo(info: ContentInfo): Info {
+  return {
+    digest: info.digest,
+    size: info.size,
+    created_at: toTimestamp(info.createdAt),
+    updated_at: toTimestamp(info.updatedAt),
+    labels: info.labels,
+  };
+}
+
+function toStatus(st: IngestStatus): Status {
+  return {
+    ref: st.ref,
+    offset: st.offset,
+    total: st.total,
+    expected: st.expected,
+    started_at: toTimestamp(st.startedAt),
+    updated_at: toTimestamp(st.updatedAt),
+  };
+}

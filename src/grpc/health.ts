@@ -1,0 +1,51 @@
+import { status, type ServerWritableStream } from '@grpc/grpc-js';
+import type { HealthHandlers } from '../generated/grpc/health/v1/Health.js';
+import type { HealthCheckRequest__Output } from '../generated/grpc/health/v1/HealthCheckRequest.js';
+import type { HealthCheckResponse, _grpc_health_v1_HealthCheckResponse_ServingStatus__Output as ServingStatus } from '../generated/grpc/health/v1/HealthCheckResponse.js';
+
+/**
+ * grpc.health.v1: "" is the daemon as a whole; each served service has its own name. Status
+ * changes reach Watch callers at once.
+ */
+export class Health {
+  private readonly statuses = new Map<string, ServingStatus>();
+  private readonly watchers = new Set<{ service: string; call: ServerWritableStream<HealthCheckRequest__Output, HealthCheckResponse> }>();
+
+  constructor(services: readonly string[]) {
+    for (const name of ['', ...services]) this.statuses.set(name, 'SERVING');
+  }
+
+  set(service: string, value: ServingStatus): void {
+    this.statuses.set(service, value);
+    for (const w of this.watchers) if (w.service === service) w.call.write({ status: value });
+  }
+
+  setAll(value: ServingStatus): void {
+    for (const name of this.statuses.keys()) this.set(name, value);
+  }
+
+  /** Ends open Watch streams, so a graceful shutdown is not held up by them. */
+  close(): void {
+    for (const w of this.watchers) w.call.end();
+    this.watchers.clear();
+  }
+
+  handlers(): HealthHandlers {
+    return {
+      Check: (call, callback) => {
+        const value = this.statuses.get(call.request.service);
+        if (value === undefined) {
+          callback({ code: status.NOT_FOUND, details: `unknown service ${JSON.stringify(call.request.service)}` });
+          return;
+        }
+        callback(null, { status: value });
+      },
+      Watch: (call) => {
+        const watcher = { service: call.request.service, call };
+        this.watchers.add(watcher);
+        call.on('cancelled', () => this.watchers.delete(watcher));
+        call.write({ status: this.statuses.get(call.request.service) ?? 'SERVICE_UNKNOWN' });
+      },
+    };
+  }
+}

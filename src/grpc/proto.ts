@@ -1,0 +1,40 @@
+import { fileURLToPath } from 'node:url';
+import { loadPackageDefinition, type GrpcObject } from '@grpc/grpc-js';
+import { loadSync, type Options } from '@grpc/proto-loader';
+import type { ProtoGrpcType as ContentProto } from '../generated/content.js';
+import type { ProtoGrpcType as LeasesProto } from '../generated/leases.js';
+import type { ProtoGrpcType as HealthProto } from '../generated/health.js';
+
+/** Same options as `npm run proto:gen`, so the generated types describe what is loaded. */
+export const LOADER_OPTIONS: Options = {
+  keepCase: true,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
+
+// src/grpc and dist/grpc both sit two levels below the package root.
+export const PROTO_DIR = fileURLToPath(new URL('../../proto', import.meta.url));
+
+function load<T>(file: string): T {
+  const definition = loadSync(file, { ...LOADER_OPTIONS, includeDirs: [PROTO_DIR] });
+  return loadPackageDefinition(definition) as GrpcObject as unknown as T;
+}
+
+let cache: { content: ContentProto; leases: LeasesProto; health: HealthProto } | undefined;
+
+export function protos() {
+  cache ??= {
+    content: load<ContentProto>('containerd/services/content/v1/content.proto'),
+    leases: load<LeasesProto>('containerd/services/leases/v1/leases.proto'),
+    health: load<HealthProto>('grpc/health/v1/health.proto'),
+  };
+  return cache;
+}
+
+export function toTimestamp(date: Date): { seconds: number; nanos: number } {
+  const ms = date.getTime();
+  const seconds = Math.floor(ms / 1000);
+  return { seconds, nanos: (ms - seconds * 1000) * 1e6 };
+}

@@ -1,0 +1,25 @@
+import { invalidArgument } from './errors.js';
+
+/** containerd's limit on one label: key and value together. */
+export const MAX_LABEL_SIZE = 4096;
+/** Our own bound, so one object's labels cannot grow a metadata document without limit. */
+export const MAX_LABELS = 256;
+
+export type Labels = Record<string, string>;
+
+export function validateLabels(labels: Labels, subject: string): Labels {
+  const keys = Object.keys(labels);
+  if (keys.length > MAX_LABELS) {
+    throw invalidArgument(`${subject}: ${keys.length} labels, at most ${MAX_LABELS} allowed`);
+  }
+  for (const key of keys) {
+    const size = Buffer.byteLength(key) + Buffer.byteLength(labels[key]!);
+    if (key === '') throw invalidArgument(`${subject}: label key is empty`);
+    if (size > MAX_LABEL_SIZE) {
+      throw invalidArgument(
+        `${subject}: label ${JSON.stringify(key.slice(0, 64))}: key and value are ${size} bytes, more than ${MAX_LABEL_SIZE}`,
+      );
+    }
+  }
+  return labels;
+}

@@ -1,0 +1,67 @@
+import type { BlobStore } from '../blobstore/types.js';
+
+/**
+ * The daemon's own records, as small JSON documents under the store's metadata prefix. The
+ * layout is versioned so a later format can live beside this one:
+ *
+ *   v1/namespaces/<ns>                     a namespace that holds something
+ *   v1/ns/<ns>/content/<digest>            a blob's membership of <ns>: size, times, labels
+ *   v1/ns/<ns>/ingests/<encoded ref>       an ingest with durable bytes (for status and cleanup)
+ *   v1/ns/<ns>/leases/<encoded id>         a lease and its resources
+ *
+ * Refs and lease ids are URI-encoded, so no client string can add a path segment.
+ */
+export const docKeys = {
+  namespace: (ns: string) => `v1/namespaces/${ns}`,
+  namespacesPrefix: () => 'v1/namespaces/',
+  content: (ns: string, digest: string) => `v1/ns/${ns}/content/${digest}`,
+  contentPrefix: (ns: string) => `v1/ns/${ns}/content/`,
+  ingest: (ns: string, ref: string) => `v1/ns/${ns}/ingests/${encodeURIComponent(ref)}`,
+  ingestsPrefix: (ns: string) => `v1/ns/${ns}/ingests/`,
+  lease: (ns: string, id: string) => `v1/ns/${ns}/leases/${encodeURIComponent(id)}`,
+  leasesPrefix: (ns: string) => `v1/ns/${ns}/leases/`,
+};
+
+export class Documents {
+  constructor(private readonly store: BlobStore) {}
+
+  async read<T>(key: string): Promise<T | undefined> {
+    const body = await this.store.getDoc(key);
+    if (body === undefined) return undefined;
+    try {
+      return JSON.parse(body.toString('utf8')) as T;
+    } catch {
+      // A document we cannot parse was not written by this daemon's format; treat it as absent
+      // rather than failing every call that touches it.
+      return undefined;
+    }
+  }
+
+  async write(key: string, value: unknown): Promise<void> {
+    await this.store.putDoc(key, Buffer.from(JSON.stringify(value)));
+  }
+
+  async remove(key: string): Promise<void> {
+    await this.store.deleteDoc(key);
+  }
+
+  list(prefix: string): AsyncIterable<string> {
+    return this.store.listDocs(prefix);
+  }
+
+  /** Reads the documents under `prefix`, a bounded number at a time, in key order. */
+  async *readAll<T>(prefix: string, concurrency = 16): AsyncIterable<{ key: string; value: T }> {
+    let batch: string[] = [];
+    const flush = async () => {
+      const values = await Promise.all(batch.map((key) => this.read<T>(key)));
+      const out = batch.flatMap((key, i) => (values[i] === undefined ? [] : [{ key, value: values[i]! }]));
+      batch = [];
+      return out;
+    };
+    for await (const key of this.list(prefix)) {
+      batch.push(key);
+      if (batch.length >= concurrency) yield* await flush();
+    }
+    yield* await flush();
+  }
+}

@@ -1,0 +1,145 @@
+import { chmod, lstat, mkdir, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { FsBlobStore } from './blobstore/fs.js';
+import { S3BlobStore } from './blobstore/s3.js';
+import type { BlobStore } from './blobstore/types.js';
+import { parseAddress, type Config } from './config.js';
+import { ContentStore } from './content/store.js';
+import { contentHandlers } from './grpc/content.js';
+import { Health } from './grpc/health.js';
+import { leaseHandlers } from './grpc/leases.js';
+import { protos } from './grpc/proto.js';
+import { LeaseStore } from './leases/store.js';
+
+/** containerd's clients send WRITE messages of up to 8 MiB; its own server allows 16 MiB. */
+export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+export async function openBlobStore(config: Config, logger: Logger): Promise<BlobStore> {
+  if (config.s3) {
+    const store = new S3BlobStore({
+      bucket: config.s3.bucket,
+      region: config.s3.region,
+      endpoint: config.s3.endpoint,
+      usePathStyle: config.s3.usePathStyle,
+      prefix: config.s3.prefix,
+      blobsPrefix: config.s3.blobsPrefix,
+      metadataPrefix: config.s3.metadataPrefix,
+      partSize: config.s3.partSize,
+      uploadParallelism: config.s3.uploadParallelism,
+    });
+    logger.info({ store: store.location }, 'storing content in S3');
+    return store;
+  }
+  const store = new FsBlobStore(config.root);
+  await store.init();
+  logger.warn(
+    { store: store.location },
+    `NO BUCKET CONFIGURED: storing content in the local directory ${config.root}; give --bucket (or $AWS_BUCKET) to use S3`,
+  );
+  return store;
+}
+
+/** The running daemon: one gRPC server on every configured address. */
+export class Daemon {
+  private constructor(
+    private readonly server: Server,
+    private readonly blobs: BlobStore,
+    private readonly health: Health,
+    private readonly logger: Logger,
+    private readonly sockets: string[],
+    /** The addresses actually bound (a tcp port 0 replaced by the port chosen). */
+    readonly addresses: string[],
+  ) {}
+
+  static async start(config: Config, logger: Logger, blobs?: BlobStore): Promise<Daemon> {
+    const store = blobs ?? (await openBlobStore(config, logger));
+    const { content, leases, health: healthProto } = protos();
+    const server = new Server({
+      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    });
+    const contentStore = new ContentStore(store, { logger });
+    const leaseStore = new LeaseStore(store);
+    const health = new Health(['containerd.services.content.v1.Content', 'containerd.services.leases.v1.Leases']);
+    server.addService(content.containerd.services.content.v1.Content.service, contentHandlers(contentStore, leaseStore, logger));
+    server.addService(leases.containerd.services.leases.v1.Leases.service, leaseHandlers(leaseStore, logger));
+    server.addService(healthProto.grpc.health.v1.Health.service, health.handlers());
+
+    const bound: string[] = [];
+    const sockets: string[] = [];
+    try {
+      for (const address of config.addresses) {
+        const parsed = parseAddress(address);
+        if (parsed.kind === 'unix') {
+          await prepareSocketPath(parsed.path);
+          await bind(server, `unix://${parsed.path}`);
+          sockets.push(parsed.path);
+          await chmod(parsed.path, config.socketMode);
+          bound.push(address);
+        } else {
+          const port = await bind(server, `${parsed.host}:${parsed.port}`);
+          bound.push(`tcp://${parsed.host}:${port}`);
+        }
+      }
+    } catch (err) {
+      server.forceShutdown();
+      await Promise.all(sockets.map((s) => rm(s, { force: true })));
+      throw err;
+    }
+    logger.info({ addresses: bound, store: store.location }, 'serving');
+    return new Daemon(server, store, health, logger, sockets, bound);
+  }
+
+  /** Stops accepting, lets in-flight calls finish within `timeoutMs`, then cuts the rest. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.health.setAll('NOT_SERVING');
+    this.health.close();
+    const graceful = new Promise<boolean>((resolve) => this.server.tryShutdown(() => resolve(true)));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    const clean = await Promise.race([graceful, deadline]);
+    clearTimeout(timer);
+    if (!clean) {
+      this.logger.warn({ timeoutMs }, 'in-flight calls did not finish in time; cutting them');
+      this.server.forceShutdown();
+    }
+    await Promise.all(this.sockets.map((s) => rm(s, { force: true })));
+    await this.blobs.close();
+    this.logger.info('stopped');
+  }
+}
+
+function bind(server: Server, target: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(target, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+  });
+}
+
+/**
+ * Makes the socket's directory, and clears a socket file left by a dead process. A socket that
+ * still answers belongs to a live daemon: starting a second one on it is an error, not a takeover.
+ */
+async function prepareSocketPath(path: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  let st;
+  try {
+    st = await lstat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) throw new Error(`${path} is in use by a running process`);
+  await rm(path, { force: true });
+}
