@@ -1,0 +1,226 @@
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { digestOf } from '../src/content/digest.js';
+import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
+import {
+  call,
+  failure,
+  getObject,
+  listKeys,
+  ns,
+  randomBlob,
+  startDaemon,
+  WriteSession,
+  writeBlob,
+  type TestDaemon,
+} from './support/harness.js';
+
+describe('Write on S3', () => {
+  let d: TestDaemon;
+  let client: ContentClient;
+
+  beforeAll(async () => {
+    // 5 MiB parts keep the multipart cases small while exercising every path.
+    d = await startDaemon({ flags: { partSize: '5MiB' } });
+    client = d.content();
+  });
+  afterAll(async () => d.stop());
+
+  it('commits a blob to blobs/<digest> with exactly the written bytes and nothing else under blobs/', async () => {
+    const before = await listKeys(d.bucket!, 'blobs/');
+    const data = randomBlob(300_000);
+    const digest = digestOf(data);
+    const done = await writeBlob(client, 'small-1', data, { expected: digest });
+    expect(done).toMatchObject({ action: 'COMMIT', digest, offset: data.length });
+    expect(await listKeys(d.bucket!, 'blobs/')).toEqual([...before, `blobs/${digest}`].sort());
+    expect((await getObject(d.bucket!, `blobs/${digest}`)).equals(data)).toBe(true);
+  });
+
+  it('streams a multi-part blob straight to its key when the digest is known up front', async () => {
+    const data = randomBlob(12 * 1024 * 1024 + 123);
+    const digest = digestOf(data);
+    await writeBlob(client, 'multi-expected', data, { expected: digest, chunk: 512 * 1024 });
+    expect((await getObject(d.bucket!, `blobs/${digest}`)).equals(data)).toBe(true);
+  });
+
+  it('commits a multi-part blob without an expected digest and leaves no staging object behind', async () => {
+    const data = randomBlob(11 * 1024 * 1024);
+    const digest = digestOf(data);
+    const done = await writeBlob(client, 'multi-unknown', data);
+    expect(done.digest).toBe(digest);
+    expect((await getObject(d.bucket!, `blobs/${digest}`)).equals(data)).toBe(true);
+    expect((await listKeys(d.bucket!, 's3cs/staging/'))).toEqual([]);
+  });
+
+  it('answers every request with exactly one response, echoing its action', async () => {
+    const data = randomBlob(3000);
+    const session = new WriteSession(client);
+    await session.send({ action: 'STAT', ref: 'one-each', total: data.length });
+    await session.send({ action: 'STAT', ref: 'one-each' });
+    await session.send({ action: 'WRITE', ref: 'one-each', offset: 0, data: data.subarray(0, 1000) });
+    await session.send({ action: 'WRITE', ref: 'one-each', offset: 1000, data: data.subarray(1000) });
+    await session.send({ action: 'COMMIT', ref: 'one-each', total: data.length, offset: data.length });
+    session.close();
+    await session.ended;
+    expect(session.responses.map((r) => r.action)).toEqual(['STAT', 'STAT', 'WRITE', 'WRITE', 'COMMIT']);
+    expect(session.responses.map((r) => r.offset)).toEqual([0, 0, 1000, 3000, 3000]);
+  });
+
+  it('applies the labels sent with COMMIT', async () => {
+    const data = randomBlob(100);
+    const { digest } = await writeBlob(client, 'labelled', data, { labels: { 'containerd.io/gc.root': 'x', team: 'a' } });
+    const info = await call<object, { info: { labels: Record<string, string> } }>(client, 'Info', { digest });
+    expect(info.info.labels).toEqual({ 'containerd.io/gc.root': 'x', team: 'a' });
+  });
+
+  it('refuses a first message without a ref with InvalidArgument', async () => {
+    const session = new WriteSession(client);
+    const err = await failure(session.send({ action: 'STAT', total: 10 }));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toContain('first message must have a reference');
+  });
+
+  it('answers AlreadyExists when the expected digest is already stored', async () => {
+    const data = randomBlob(500);
+    const digest = digestOf(data);
+    await writeBlob(client, 'exists-a', data, { expected: digest });
+    const session = new WriteSession(client);
+    const err = await failure(session.send({ action: 'STAT', ref: 'exists-b', total: data.length, expected: digest }));
+    expect(err.code).toBe(status.ALREADY_EXISTS);
+    expect(err.details).toContain(digest);
+  });
+
+  it('answers AlreadyExists at COMMIT when another ref stored the same content meanwhile', async () => {
+    const data = randomBlob(700);
+    const slow = new WriteSession(client);
+    await slow.send({ action: 'WRITE', ref: 'race-slow', offset: 0, data });
+    await writeBlob(client, 'race-fast', data);
+    const err = await failure(slow.send({ action: 'COMMIT', ref: 'race-slow', total: data.length, offset: data.length }));
+    expect(err.code).toBe(status.ALREADY_EXISTS);
+    expect(err.details).toContain(digestOf(data));
+  });
+
+  it('answers Unavailable, naming the ref, while another stream holds it', async () => {
+    const first = new WriteSession(client);
+    await first.send({ action: 'STAT', ref: 'held-ref', total: 10 });
+    const second = new WriteSession(client);
+    const err = await failure(second.send({ action: 'STAT', ref: 'held-ref', total: 10 }));
+    expect(err.code).toBe(status.UNAVAILABLE);
+    expect(err.details).toContain('held-ref');
+    expect(err.details).toContain('locked');
+    first.close();
+    await first.ended;
+  });
+
+  it('resumes a disconnected ingest from its current offset with the same ref', async () => {
+    const data = randomBlob(2 * 1024 * 1024 + 17);
+    const digest = digestOf(data);
+    const first = new WriteSession(client);
+    await first.send({ action: 'STAT', ref: 'resume-me', total: data.length, expected: digest });
+    await first.send({ action: 'WRITE', ref: 'resume-me', offset: 0, data: data.subarray(0, 1_000_000) });
+    first.cancel();
+    await first.ended;
+
+    const st = await waitFor(async () => {
+      const s = new WriteSession(client);
+      try {
+        return { session: s, stat: await s.send({ action: 'STAT', ref: 'resume-me', total: data.length, expected: digest }) };
+      } catch (err) {
+        if ((err as { code?: number }).code === status.UNAVAILABLE) return undefined; // old stream still letting go
+        throw err;
+      }
+    });
+    expect(st.stat.offset).toBe(1_000_000);
+    await st.session.send({ action: 'WRITE', ref: 'resume-me', offset: 1_000_000, data: data.subarray(1_000_000) });
+    const done = await st.session.send({ action: 'COMMIT', ref: 'resume-me', total: data.length, offset: data.length, expected: digest });
+    expect(done.digest).toBe(digest);
+    expect((await getObject(d.bucket!, `blobs/${digest}`)).equals(data)).toBe(true);
+  });
+
+  it('restarts the ingest when a write comes at offset 0', async () => {
+    const data = randomBlob(4000);
+    const session = new WriteSession(client);
+    await session.send({ action: 'WRITE', ref: 'restart', offset: 0, data: randomBlob(1500) });
+    const again = await session.send({ action: 'WRITE', ref: 'restart', offset: 0, data });
+    expect(again.offset).toBe(data.length);
+    const done = await session.send({ action: 'COMMIT', ref: 'restart', total: data.length, offset: data.length });
+    expect(done.digest).toBe(digestOf(data));
+  });
+
+  it('answers OutOfRange for a write that is not at the current offset', async () => {
+    const session = new WriteSession(client);
+    await session.send({ action: 'WRITE', ref: 'gap', offset: 0, data: randomBlob(100) });
+    const err = await failure(session.send({ action: 'WRITE', ref: 'gap', offset: 250, data: randomBlob(10) }));
+    expect(err.code).toBe(status.OUT_OF_RANGE);
+    expect(err.details).toContain('write @250 must occur at current offset 100');
+  });
+
+  it('answers OutOfRange for data past the declared total', async () => {
+    const session = new WriteSession(client);
+    await session.send({ action: 'STAT', ref: 'too-much', total: 50 });
+    const err = await failure(session.send({ action: 'WRITE', ref: 'too-much', offset: 0, data: randomBlob(60) }));
+    expect(err.code).toBe(status.OUT_OF_RANGE);
+    expect(err.details).toContain('total 50');
+  });
+
+  it('fails COMMIT with FailedPrecondition on a size mismatch and stores nothing', async () => {
+    const before = await listKeys(d.bucket!, 'blobs/');
+    const data = randomBlob(1000);
+    const session = new WriteSession(client);
+    await session.send({ action: 'WRITE', ref: 'short', offset: 0, data });
+    const err = await failure(session.send({ action: 'COMMIT', ref: 'short', total: 2000, offset: 1000 }));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.details).toContain('failed size validation: 1000 != 2000');
+    expect(await listKeys(d.bucket!, 'blobs/')).toEqual(before);
+  });
+
+  it('fails COMMIT with FailedPrecondition on a digest mismatch and stores nothing, even past one part', async () => {
+    const before = await listKeys(d.bucket!, 'blobs/');
+    const data = randomBlob(6 * 1024 * 1024);
+    const wrong = digestOf(Buffer.from('something else'));
+    const session = new WriteSession(client);
+    await session.send({ action: 'STAT', ref: 'bad-digest', total: data.length, expected: wrong });
+    await session.send({ action: 'WRITE', ref: 'bad-digest', offset: 0, data });
+    const err = await failure(session.send({ action: 'COMMIT', ref: 'bad-digest', total: data.length, offset: data.length, expected: wrong }));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.details).toContain('unexpected commit digest');
+    expect(err.details).toContain(wrong);
+    expect(await listKeys(d.bucket!, 'blobs/')).toEqual(before);
+  });
+
+  it('refuses a malformed expected digest with InvalidArgument', async () => {
+    const session = new WriteSession(client);
+    const err = await failure(session.send({ action: 'STAT', ref: 'bad-expected', expected: 'sha256:XYZ' }));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toContain('sha256:XYZ');
+  });
+
+  it('refuses a negative write offset with InvalidArgument', async () => {
+    const session = new WriteSession(client);
+    const err = await failure(session.send({ action: 'WRITE', ref: 'negative', offset: -5, data: randomBlob(5) }));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+  });
+
+  it('requires a namespace: FailedPrecondition without the header', async () => {
+    const session = new WriteSession(client, new (await import('@grpc/grpc-js')).Metadata());
+    const err = await failure(session.send({ action: 'STAT', ref: 'no-ns' }));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.details).toContain('namespace is required');
+  });
+
+  it('refuses an invalid namespace with InvalidArgument', async () => {
+    const err = await failure(call(client, 'Info', { digest: digestOf('x') }, ns('bad/namespace')));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toContain('bad/namespace');
+  });
+});
+
+async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

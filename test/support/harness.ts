@@ -1,0 +1,238 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { pino } from 'pino';
+import { inject } from 'vitest';
+import { resolveConfig, type Flags } from '../../src/config.js';
+import { protos } from '../../src/grpc/proto.js';
+import { Daemon } from '../../src/server.js';
+import type { ContentClient } from '../../src/generated/containerd/services/content/v1/Content.js';
+import type { LeasesClient } from '../../src/generated/containerd/services/leases/v1/Leases.js';
+import type { HealthClient } from '../../src/generated/grpc/health/v1/Health.js';
+import type { WriteContentRequest } from '../../src/generated/containerd/services/content/v1/WriteContentRequest.js';
+import type { WriteContentResponse__Output } from '../../src/generated/containerd/services/content/v1/WriteContentResponse.js';
+
+export const s3 = () => inject('s3');
+
+/** The daemon gets its S3 credentials the only way it accepts them: its own environment. */
+export function useS3Credentials(): void {
+  const target = s3();
+  process.env.AWS_ACCESS_KEY_ID = target.accessKey;
+  process.env.AWS_SECRET_ACCESS_KEY = target.secretKey;
+}
+
+/** A client for the test's own checks on the bucket, independent of the daemon. */
+export function rawS3(): S3Client {
+  const target = s3();
+  return new S3Client({
+    region: target.region,
+    endpoint: target.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: target.accessKey, secretAccessKey: target.secretKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
+
+export async function newBucket(): Promise<string> {
+  const name = `s3cs-test-${randomBytes(6).toString('hex')}`;
+  await rawS3().send(new CreateBucketCommand({ Bucket: name }));
+  return name;
+}
+
+export async function listKeys(bucket: string, prefix = ''): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const out = await rawS3().send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    for (const o of out.Contents ?? []) keys.push(o.Key!);
+    token = out.IsTruncated ? out.NextContinuationToken : undefined;
+  } while (token);
+  return keys.sort();
+}
+
+export async function getObject(bucket: string, key: string): Promise<Buffer> {
+  const out = await rawS3().send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return Buffer.from(await out.Body!.transformToByteArray());
+}
+
+export async function putObject(bucket: string, key: string, body: Buffer): Promise<void> {
+  await rawS3().send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+}
+
+export function tempDir(label = 's3cs-test-'): string {
+  return mkdtempSync(join(tmpdir(), label));
+}
+
+export const quietLogger = () => pino({ level: process.env.S3CS_TEST_LOG ?? 'silent' });
+
+export interface TestDaemon {
+  daemon: Daemon;
+  socket: string;
+  bucket: string | undefined;
+  content(): ContentClient;
+  leases(): LeasesClient;
+  health(): HealthClient;
+  stop(): Promise<void>;
+}
+
+/** Starts a daemon in this process on a fresh unix socket, on S3 (a new bucket) or a directory. */
+export async function startDaemon(options: { backend?: 's3' | 'fs'; bucket?: string; flags?: Flags } = {}): Promise<TestDaemon> {
+  const dir = tempDir();
+  const socket = join(dir, 'content.sock');
+  const backend = options.backend ?? 's3';
+  let bucket: string | undefined;
+  const flags: Flags = { address: [`unix://${socket}`], root: join(dir, 'root'), ...options.flags };
+  if (backend === 's3') {
+    useS3Credentials();
+    bucket = options.bucket ?? (await newBucket());
+    Object.assign(flags, { bucket, endpointUrl: s3().endpoint, region: s3().region });
+  }
+  const config = resolveConfig(flags, {});
+  const daemon = await Daemon.start(config, quietLogger());
+  const clients: { close(): void }[] = [];
+  const make = <T extends { close(): void }>(ctor: new (address: string, creds: ReturnType<typeof credentials.createInsecure>, options?: object) => T): T => {
+    const client = new ctor(`unix://${socket}`, credentials.createInsecure(), {
+      'grpc.max_receive_message_length': 16 << 20,
+      'grpc.max_send_message_length': 16 << 20,
+    });
+    clients.push(client);
+    return client;
+  };
+  const p = protos();
+  return {
+    daemon,
+    socket,
+    bucket,
+    content: () => make(p.content.containerd.services.content.v1.Content as never) as ContentClient,
+    leases: () => make(p.leases.containerd.services.leases.v1.Leases as never) as LeasesClient,
+    health: () => make(p.health.grpc.health.v1.Health as never) as HealthClient,
+    stop: async () => {
+      for (const c of clients) c.close();
+      await daemon.stop(5_000);
+    },
+  };
+}
+
+export function ns(name = 'test'): Metadata {
+  const md = new Metadata();
+  md.set('containerd-namespace', name);
+  return md;
+}
+
+/** Calls a unary method; resolves with the response or rejects with the ServiceError. */
+export function call<Req, Res>(
+  client: object,
+  method: string,
+  request: Req,
+  metadata: Metadata = ns(),
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    (client as Record<string, (r: Req, m: Metadata, cb: (e: ServiceError | null, v?: Res) => void) => void>)[method]!.call(
+      client,
+      request,
+      metadata,
+      (err, value) => (err ? reject(err) : resolve(value as Res)),
+    );
+  });
+}
+
+/** Collects a server stream; rejects with the ServiceError that ended it. */
+export function collect<T>(stream: NodeJS.ReadableStream): Promise<T[]> {
+  return new Promise((resolve, reject) => {
+    const items: T[] = [];
+    stream.on('data', (item: T) => items.push(item));
+    stream.on('error', reject);
+    stream.on('end', () => resolve(items));
+  });
+}
+
+/** Expects a promise to fail with a gRPC code; returns the error for further checks. */
+export async function failure(promise: Promise<unknown>): Promise<ServiceError> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as ServiceError;
+  }
+  throw new Error('expected the call to fail, but it succeeded');
+}
+
+/**
+ * One Write stream driven request by request: `send` resolves with the response to that
+ * request, or rejects with the status that ended the stream.
+ */
+export class WriteSession {
+  private readonly stream;
+  private readonly waiting: { resolve(r: WriteContentResponse__Output): void; reject(e: unknown): void }[] = [];
+  private error: ServiceError | undefined;
+  readonly responses: WriteContentResponse__Output[] = [];
+  readonly ended: Promise<void>;
+
+  constructor(client: ContentClient, metadata: Metadata = ns()) {
+    this.stream = client.Write(metadata);
+    this.stream.on('data', (r: WriteContentResponse__Output) => {
+      this.responses.push(r);
+      this.waiting.shift()?.resolve(r);
+    });
+    this.ended = new Promise((resolve) => {
+      this.stream.on('error', (e: ServiceError) => {
+        this.error = e;
+        for (const w of this.waiting.splice(0)) w.reject(e);
+        resolve();
+      });
+      this.stream.on('end', () => {
+        for (const w of this.waiting.splice(0)) w.reject(new Error('stream ended without a response'));
+        resolve();
+      });
+    });
+  }
+
+  send(request: WriteContentRequest): Promise<WriteContentResponse__Output> {
+    if (this.error) return Promise.reject(this.error);
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.stream.write(request);
+    });
+  }
+
+  close(): void {
+    this.stream.end();
+  }
+
+  cancel(): void {
+    this.stream.cancel();
+  }
+}
+
+/** Writes a whole blob the way containerd's client does: STAT, WRITE…, COMMIT. */
+export async function writeBlob(
+  client: ContentClient,
+  ref: string,
+  data: Buffer,
+  options: { expected?: string; labels?: Record<string, string>; metadata?: Metadata; chunk?: number } = {},
+): Promise<WriteContentResponse__Output> {
+  const session = new WriteSession(client, options.metadata);
+  const expected = options.expected ?? '';
+  await session.send({ action: 'STAT', ref, total: data.length, expected });
+  const chunk = options.chunk ?? 1 << 20;
+  for (let off = 0; off < data.length; off += chunk) {
+    await session.send({ action: 'WRITE', ref, offset: off, data: data.subarray(off, off + chunk) });
+  }
+  const done = await session.send({ action: 'COMMIT', ref, total: data.length, offset: data.length, expected, labels: options.labels ?? {} });
+  session.close();
+  await session.ended;
+  return done;
+}
+
+export function randomBlob(size: number): Buffer {
+  return randomBytes(size);
+}
