@@ -75,6 +75,11 @@ async function write(
   const started = performance.now();
   let writer: Writer | undefined;
   let ns = '';
+  const release = async () => {
+    const held = writer;
+    writer = undefined;
+    await held?.release();
+  };
   try {
     ns = namespaceOf(call.metadata);
     for await (const req of requests(call)) {
@@ -114,19 +119,22 @@ async function write(
         { ns, ref: writer.ref, digest, size, ms: elapsed(started), commitMs: elapsed(commitStarted) },
         'committed blob',
       );
+      await release();
       call.write({ action: 'COMMIT', offset: size, total: size, digest });
       call.end();
       logger.debug({ method: 'Write', code: 'OK', ms: elapsed(started) }, 'call');
       return;
     }
+    // The client closed without COMMIT: the ingest stays for a resume. It is let go before the
+    // stream ends, so the client's next call already finds the ref free.
+    await release();
     logger.debug({ method: 'Write', code: 'OK', ms: elapsed(started), committed: false }, 'call');
     call.end();
   } catch (err) {
+    await release().catch((e: unknown) => logger.warn({ err: e }, 'could not release an ingest'));
     const mapped = toServiceError(err, logger);
     logger.debug({ method: 'Write', code: codeName(mapped.code), ms: elapsed(started), details: mapped.details }, 'call');
     if (!call.cancelled) call.emit('error', mapped as ServiceError);
-  } finally {
-    await writer?.release();
   }
 }
 

@@ -1,0 +1,73 @@
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { digestOf } from '../src/content/digest.js';
+import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
+import type { ReadContentResponse__Output } from '../src/generated/containerd/services/content/v1/ReadContentResponse.js';
+import { collect, failure, ns, randomBlob, startDaemon, writeBlob, type TestDaemon } from './support/harness.js';
+
+describe('Read on S3', () => {
+  let d: TestDaemon;
+  let client: ContentClient;
+  const data = randomBlob(3 * 1024 * 1024 + 4321);
+  const digest = digestOf(data);
+
+  const read = (request: { digest: string; offset?: number; size?: number }, namespace = 'test') =>
+    collect<ReadContentResponse__Output>(client.Read(request, ns(namespace)));
+
+  beforeAll(async () => {
+    d = await startDaemon();
+    client = d.content();
+    await writeBlob(client, 'read-fixture', data, { expected: digest });
+  });
+  afterAll(async () => d.stop());
+
+  it('streams the whole blob in chunks of at most 1 MiB, each with its absolute offset', async () => {
+    const chunks = await read({ digest });
+    expect(Buffer.concat(chunks.map((c) => c.data)).equals(data)).toBe(true);
+    let expectedOffset = 0;
+    for (const c of chunks) {
+      expect(c.offset).toBe(expectedOffset);
+      expect(c.data.length).toBeLessThanOrEqual(1024 * 1024);
+      expectedOffset += c.data.length;
+    }
+  });
+
+  it('reads a window given by offset and size', async () => {
+    const chunks = await read({ digest, offset: 1_500_000, size: 2_000_000 });
+    expect(chunks[0]!.offset).toBe(1_500_000);
+    expect(Buffer.concat(chunks.map((c) => c.data)).equals(data.subarray(1_500_000, 3_500_000))).toBe(true);
+  });
+
+  it('reads to the end when offset plus size runs past it', async () => {
+    const chunks = await read({ digest, offset: data.length - 10, size: 1000 });
+    expect(Buffer.concat(chunks.map((c) => c.data)).equals(data.subarray(data.length - 10))).toBe(true);
+  });
+
+  it('treats a negative offset as 0, as containerd does', async () => {
+    const chunks = await read({ digest, offset: -7, size: 5 });
+    expect(Buffer.concat(chunks.map((c) => c.data)).equals(data.subarray(0, 5))).toBe(true);
+  });
+
+  it('answers OutOfRange for an offset past the end', async () => {
+    const err = await failure(read({ digest, offset: data.length + 1 }));
+    expect(err.code).toBe(status.OUT_OF_RANGE);
+    expect(err.details).toContain('read past object length');
+  });
+
+  it('answers NotFound, naming the digest, for a blob that does not exist', async () => {
+    const missing = digestOf('missing');
+    const err = await failure(read({ digest: missing }));
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(err.details).toContain(missing);
+  });
+
+  it('answers InvalidArgument for a malformed digest', async () => {
+    const err = await failure(read({ digest: 'sha256:../../etc/passwd' }));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+  });
+
+  it('serves the same bytes in another namespace (content is shared by digest)', async () => {
+    const chunks = await read({ digest, offset: 0, size: 100 }, 'another');
+    expect(Buffer.concat(chunks.map((c) => c.data)).equals(data.subarray(0, 100))).toBe(true);
+  });
+});
