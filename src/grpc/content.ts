@@ -75,6 +75,7 @@ async function write(
   const started = performance.now();
   let writer: Writer | undefined;
   let ns = '';
+  let received = 0;
   const release = async () => {
     const held = writer;
     writer = undefined;
@@ -106,6 +107,7 @@ async function write(
         throw invalidArgument(`unknown write action ${JSON.stringify(req.action)}`);
       }
       await writer.write(req.offset, req.data);
+      received += req.data.length;
       if (req.action === 'WRITE') {
         const st = writer.status();
         call.write({ action: 'WRITE', offset: st.offset, total: st.total, updated_at: toTimestamp(st.updatedAt) });
@@ -116,7 +118,7 @@ async function write(
       const lease = leaseOf(call.metadata);
       if (lease) await leases.addResource(ns, lease, { id: digest, type: 'content' });
       logger.info(
-        { ns, ref: writer.ref, digest, size, ms: elapsed(started), commitMs: elapsed(commitStarted) },
+        { ns, ref: writer.ref, digest, size, received, ms: elapsed(started), commitMs: elapsed(commitStarted) },
         'committed blob',
       );
       await release();
@@ -128,7 +130,7 @@ async function write(
     // The client closed without COMMIT: the ingest stays for a resume. It is let go before the
     // stream ends, so the client's next call already finds the ref free.
     await release();
-    logger.debug({ method: 'Write', code: 'OK', ms: elapsed(started), committed: false }, 'call');
+    logger.debug({ method: 'Write', code: 'OK', ms: elapsed(started), received, committed: false }, 'call');
     call.end();
   } catch (err) {
     await release().catch((e: unknown) => logger.warn({ err: e }, 'could not release an ingest'));

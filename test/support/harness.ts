@@ -77,6 +77,7 @@ export const quietLogger = () => pino({ level: process.env.S3CS_TEST_LOG ?? 'sil
 
 export interface TestDaemon {
   daemon: Daemon;
+  logs: Record<string, unknown>[];
   socket: string;
   bucket: string | undefined;
   content(): ContentClient;
@@ -87,6 +88,7 @@ export interface TestDaemon {
 
 /** Starts a daemon in this process on a fresh unix socket, on S3 (a new bucket) or a directory. */
 export async function startDaemon(options: { backend?: 's3' | 'fs'; bucket?: string; flags?: Flags } = {}): Promise<TestDaemon> {
+  const logs: Record<string, unknown>[] = [];
   const dir = tempDir();
   const socket = join(dir, 'content.sock');
   const backend = options.backend ?? 's3';
@@ -98,7 +100,9 @@ export async function startDaemon(options: { backend?: 's3' | 'fs'; bucket?: str
     Object.assign(flags, { bucket, endpointUrl: s3().endpoint, region: s3().region });
   }
   const config = resolveConfig(flags, {});
-  const daemon = await Daemon.start(config, quietLogger());
+  // Every line the daemon logs (debug and up) is kept for the test to look at.
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
+  const daemon = await Daemon.start(config, logger);
   const clients: { close(): void }[] = [];
   const make = <T extends { close(): void }>(ctor: new (address: string, creds: ReturnType<typeof credentials.createInsecure>, options?: object) => T): T => {
     const client = new ctor(`unix://${socket}`, credentials.createInsecure(), {
@@ -111,6 +115,7 @@ export async function startDaemon(options: { backend?: 's3' | 'fs'; bucket?: str
   const p = protos();
   return {
     daemon,
+    logs,
     socket,
     bucket,
     content: () => make(p.content.containerd.services.content.v1.Content as never) as ContentClient,
