@@ -3,6 +3,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // The JSON report is what CI counts (`N passed, M failed`); the default one is for people.
+    reporters: ['default', 'json'],
+    outputFile: { json: '.test-state/vitest-report.json' },
     globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,

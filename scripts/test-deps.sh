@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond npm packages, from Debian's archive:
+#   containerd      for `ctr`, the real containerd client the interop tests drive
+#   python3-swift   OpenStack Swift with its S3 API: the real S3 server of the tests
+#   memcached       which Swift's proxy uses
+# Idempotent; uses sudo when not run as root.
+set -euo pipefail
+missing=()
+command -v ctr >/dev/null || missing+=(containerd)
+command -v memcached >/dev/null || missing+=(memcached)
+/usr/bin/python3 -c 'import swift' 2>/dev/null || missing+=(python3-swift)
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=; [ "$(id -u)" -eq 0 ] || sudo=sudo
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "installed: ${missing[*]}"

@@ -1,0 +1,170 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { credentials } from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { digestOf } from '../src/content/digest.js';
+import { protos } from '../src/grpc/proto.js';
+import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
+import type { HealthClient } from '../src/generated/grpc/health/v1/Health.js';
+import { call, tempDir, WriteSession } from './support/harness.js';
+
+// The built CLI, as a user runs it (`npm test` builds before testing).
+const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
+});
+
+function cli(...args: string[]) {
+  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: cleanEnv() });
+}
+
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('S3CS_') || k === 'AWS_BUCKET') delete env[k];
+  return env;
+}
+
+/** Starts `serve` and resolves once it logs that it is serving, with every log line so far. */
+function serve(args: string[]): Promise<{ child: ChildProcess; lines: Record<string, unknown>[]; exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  const lines: Record<string, unknown>[] = [];
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    let stderr = '';
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.stdout!.on('data', (b: Buffer) => {
+      buffered += b.toString();
+      let nl;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
+        buffered = buffered.slice(nl + 1);
+        lines.push(line);
+        if (line.msg === 'serving') resolve({ child, lines, exited });
+      }
+    });
+    void exited.then((code) => reject(new Error(`serve exited ${code} before serving: ${stderr}`)));
+  });
+}
+
+function healthClient(address: string): HealthClient {
+  return new (protos().health.grpc.health.v1.Health as never as new (a: string, c: unknown) => HealthClient)(address, credentials.createInsecure());
+}
+
+function contentClient(address: string): ContentClient {
+  return new (protos().content.containerd.services.content.v1.Content as never as new (a: string, c: unknown) => ContentClient)(
+    address,
+    credentials.createInsecure(),
+  );
+}
+
+describe('s3-content-store CLI', () => {
+  it('prints its version with --version', () => {
+    const r = cli('--version');
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe(pkg.version);
+  });
+
+  it('describes every serve option with serve --help', () => {
+    const r = cli('serve', '--help');
+    expect(r.status).toBe(0);
+    for (const flag of ['--address', '--bucket', '--region', '--endpoint-url', '--use-path-style', '--prefix', '--blobs-prefix', '--manifests-prefix', '--upload-parallelism', '--touch-refresh', '--root']) {
+      expect(r.stdout).toContain(flag);
+    }
+  });
+
+  it('exits 2 naming an unknown command', () => {
+    const r = cli('frobnicate');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('unknown command "frobnicate"');
+  });
+
+  it('refuses an invalid setting at start, naming it', () => {
+    const r = cli('serve', '--bucket', 'b', '--region', 'r', '--touch-refresh', 'soon');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--touch-refresh');
+  });
+
+  it('without a bucket, serves from a local directory and says so in its log', async () => {
+    const dir = tempDir();
+    const socket = join(dir, 'sub', 'dir', 'content.sock');
+    const { lines } = await serve(['--address', `unix://${socket}`, '--root', join(dir, 'data')]);
+    const warning = lines.find((l) => String(l.msg).includes('NO BUCKET CONFIGURED'));
+    expect(warning?.level).toBe(40);
+    expect(String(warning?.msg)).toContain(join(dir, 'data'));
+    expect(statSync(socket).mode & 0o777).toBe(0o660);
+    const health = healthClient(`unix://${socket}`);
+    expect(await call(health, 'Check', { service: '' })).toEqual({ status: 'SERVING' });
+    health.close();
+  });
+
+  it('replaces a stale socket file left by a dead process', async () => {
+    const dir = tempDir();
+    const socket = join(dir, 'content.sock');
+    // A process that bound the socket and died without unlinking it:
+    const left = spawnSync('python3', ['-c', `import socket; s=socket.socket(socket.AF_UNIX); s.bind(${JSON.stringify(socket)})`]);
+    expect(left.status).toBe(0);
+    expect(statSync(socket).isSocket()).toBe(true);
+    await serve(['--address', `unix://${socket}`, '--root', join(dir, 'data')]);
+    const health = healthClient(`unix://${socket}`);
+    expect(await call(health, 'Check', { service: '' })).toEqual({ status: 'SERVING' });
+    health.close();
+  });
+
+  it('refuses to start on a socket a live process is serving', async () => {
+    const dir = tempDir();
+    const socket = join(dir, 'content.sock');
+    await serve(['--address', `unix://${socket}`, '--root', join(dir, 'a')]);
+    const r = spawnSync(process.execPath, [CLI, 'serve', '--address', `unix://${socket}`, '--root', join(dir, 'b')], {
+      encoding: 'utf8',
+      env: cleanEnv(),
+      timeout: 20_000,
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('in use by a running process');
+  });
+
+  it('refuses to replace a file that is not a socket', () => {
+    const dir = tempDir();
+    const path = join(dir, 'precious.txt');
+    writeFileSync(path, 'keep me');
+    const r = cli('serve', '--address', `unix://${path}`, '--root', join(dir, 'data'));
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('is not a socket');
+    expect(readFileSync(path, 'utf8')).toBe('keep me');
+  });
+
+  it('listens on tcp:// and on several addresses at once', async () => {
+    const dir = tempDir();
+    const socket = join(dir, 'content.sock');
+    const { lines } = await serve(['--address', `unix://${socket}`, '--address', 'tcp://127.0.0.1:0', '--root', join(dir, 'data')]);
+    const addresses = lines.find((l) => l.msg === 'serving')!.addresses as string[];
+    const tcp = addresses.find((a) => a.startsWith('tcp://'))!;
+    const health = healthClient(tcp.slice('tcp://'.length));
+    expect(await call(health, 'Check', { service: 'containerd.services.content.v1.Content' })).toEqual({ status: 'SERVING' });
+    health.close();
+  });
+
+  it('on SIGTERM lets an in-flight Write finish, then exits 0', async () => {
+    const dir = tempDir();
+    const socket = join(dir, 'content.sock');
+    const { child, exited } = await serve(['--address', `unix://${socket}`, '--root', join(dir, 'data')]);
+    const client = contentClient(`unix://${socket}`);
+    const data = Buffer.from('finishing after SIGTERM');
+    const session = new WriteSession(client);
+    await session.send({ action: 'STAT', ref: 'in-flight', total: data.length });
+    child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 200));
+    await session.send({ action: 'WRITE', ref: 'in-flight', offset: 0, data });
+    const done = await session.send({ action: 'COMMIT', ref: 'in-flight', total: data.length, offset: data.length });
+    expect(done.digest).toBe(digestOf(data));
+    session.close();
+    expect(await exited).toBe(0);
+    client.close();
+  });
+});

@@ -1,0 +1,91 @@
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LeasesClient } from '../src/generated/containerd/services/leases/v1/Leases.js';
+import type { CreateResponse__Output } from '../src/generated/containerd/services/leases/v1/CreateResponse.js';
+import type { ListResponse__Output } from '../src/generated/containerd/services/leases/v1/ListResponse.js';
+import type { ListResourcesResponse__Output } from '../src/generated/containerd/services/leases/v1/ListResourcesResponse.js';
+import { call, failure, listKeys, ns, randomBlob, startDaemon, writeBlob, type TestDaemon } from './support/harness.js';
+
+describe('Leases on S3', () => {
+  let d: TestDaemon;
+  let leases: LeasesClient;
+
+  beforeAll(async () => {
+    d = await startDaemon();
+    leases = d.leases();
+  });
+  afterAll(async () => d.stop());
+
+  it('creates a lease with its labels and lists it, in its namespace only', async () => {
+    const created = await call<object, CreateResponse__Output>(leases, 'Create', { id: 'build-1', labels: { 'containerd.io/gc.expire': '2030-01-01T00:00:00Z' } });
+    expect(created.lease).toMatchObject({ id: 'build-1', labels: { 'containerd.io/gc.expire': '2030-01-01T00:00:00Z' } });
+    const listed = await call<object, ListResponse__Output>(leases, 'List', { filters: ['id==build-1'] });
+    expect(listed.leases.map((l) => l.id)).toEqual(['build-1']);
+    const elsewhere = await call<object, ListResponse__Output>(leases, 'List', { filters: [] }, ns('other'));
+    expect(elsewhere.leases).toEqual([]);
+  });
+
+  it('keeps lease records in the bucket under the metadata prefix', async () => {
+    await call(leases, 'Create', { id: 'stored-lease' });
+    expect(await listKeys(d.bucket!, 's3cs/v1/ns/test/leases/')).toContain('s3cs/v1/ns/test/leases/stored-lease');
+  });
+
+  it('picks an id when none is given', async () => {
+    const created = await call<object, CreateResponse__Output>(leases, 'Create', {});
+    expect(created.lease!.id).toMatch(/^[A-Za-z0-9]/);
+  });
+
+  it('answers AlreadyExists for a lease id in use', async () => {
+    await call(leases, 'Create', { id: 'twice' });
+    const err = await failure(call(leases, 'Create', { id: 'twice' }));
+    expect(err.code).toBe(status.ALREADY_EXISTS);
+    expect(err.details).toContain('twice');
+  });
+
+  it('adds, lists and deletes resources', async () => {
+    await call(leases, 'Create', { id: 'with-resources' });
+    await call(leases, 'AddResource', { id: 'with-resources', resource: { id: 'sha256:abc', type: 'content' } });
+    await call(leases, 'AddResource', { id: 'with-resources', resource: { id: 'ingest-1', type: 'ingests' } });
+    let res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'with-resources' });
+    expect(res.resources).toEqual([{ id: 'sha256:abc', type: 'content' }, { id: 'ingest-1', type: 'ingests' }]);
+    await call(leases, 'DeleteResource', { id: 'with-resources', resource: { id: 'ingest-1', type: 'ingests' } });
+    res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'with-resources' });
+    expect(res.resources).toEqual([{ id: 'sha256:abc', type: 'content' }]);
+  });
+
+  it('records content committed under the containerd-lease header as a resource of that lease', async () => {
+    await call(leases, 'Create', { id: 'ingest-lease' });
+    const md = ns();
+    md.set('containerd-lease', 'ingest-lease');
+    const { digest } = await writeBlob(d.content(), 'leased-write', randomBlob(64), { metadata: md });
+    const res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'ingest-lease' });
+    expect(res.resources).toEqual([{ id: digest, type: 'content' }]);
+  });
+
+  it('deletes a lease, and answers NotFound for an unknown one', async () => {
+    await call(leases, 'Create', { id: 'short-lived' });
+    await call(leases, 'Delete', { id: 'short-lived', sync: true });
+    const err = await failure(call(leases, 'Delete', { id: 'short-lived' }));
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(err.details).toContain('short-lived');
+  });
+});
+
+describe('Health', () => {
+  let d: TestDaemon;
+  beforeAll(async () => {
+    d = await startDaemon({ backend: 'fs' });
+  });
+  afterAll(async () => d.stop());
+
+  it('reports SERVING for the daemon and for each service', async () => {
+    const health = d.health();
+    expect(await call(health, 'Check', { service: '' })).toEqual({ status: 'SERVING' });
+    expect(await call(health, 'Check', { service: 'containerd.services.leases.v1.Leases' })).toEqual({ status: 'SERVING' });
+  });
+
+  it('answers NotFound for a service it does not serve', async () => {
+    const err = await failure(call(d.health(), 'Check', { service: 'nope.v1.Nope' }));
+    expect(err.code).toBe(status.NOT_FOUND);
+  });
+});
