@@ -3,10 +3,10 @@
 # and the benchmark run against where no Docker engine is available.
 #
 #   scripts/swift-s3.sh install            apt-get install python3-swift memcached (needs root)
-#   scripts/swift-s3.sh start DIR [PORT]   configure (once) and start; prints KEY=VALUE lines
+#   scripts/swift-s3.sh start DIR [PORT]   configure (once) and start; prints S3_TEST_* lines
 #   scripts/swift-s3.sh stop DIR           stop what start DIR started
 #
-# The S3 endpoint is http://127.0.0.1:PORT (default 8080), path-style, region us-east-1. Ports
+# The S3 endpoint is http://127.0.0.1:PORT (default: a free one), path-style, region us-east-1. Ports
 # PORT+1..PORT+3 are Swift's account/container/object servers and PORT+4 memcached.
 # Credentials: SWIFT_S3_ACCESS_KEY (default test:tester, i.e. account:user) / SWIFT_S3_SECRET_KEY
 # (default testing).
@@ -147,11 +147,26 @@ sys.exit(0 if body == b'OK' else 1)
 PROBE
 }
 
+free_port_base() { # a base port with it and the next four free on loopback
+  "$PY" - <<'FREE'
+import random, socket
+for _ in range(200):
+    base = random.randint(20000, 60000)
+    try:
+        for p in range(base, base + 5):
+            s = socket.socket(); s.bind(('127.0.0.1', p)); s.close()
+    except OSError:
+        continue
+    print(base); break
+FREE
+}
+
 start() { # DIR [PORT]
-  local dir=$1 port=${2:-8080}
+  local dir=$1 port=${2:-}
   local access=${SWIFT_S3_ACCESS_KEY:-test:tester} secret=${SWIFT_S3_SECRET_KEY:-testing}
   install
   mkdir -p "$dir"; dir=$(cd "$dir" && pwd)
+  [ -n "$port" ] || [ -f "$dir/etc/port" ] || port=$(free_port_base)
   [ -f "$dir/etc/proxy-server.conf" ] || configure "$dir" "$port" "$access" "$secret"
   port=$(cat "$dir/etc/port")
   spawn "$dir" memcached memcached -l 127.0.0.1 -p $((port + 4)) -U 0 -m 64 -u "$(id -un)"

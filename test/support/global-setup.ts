@@ -58,8 +58,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     };
   }
   const dir = mkdtempSync(join(tmpdir(), 's3cs-swift-'));
-  const port = String(20000 + Math.floor(Math.random() * 20000));
-  const out = execFileSync('bash', [SCRIPT, 'start', dir, port], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const out = execFileSync('bash', [SCRIPT, 'start', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   const vars = Object.fromEntries(out.split('\n').filter((l) => l.includes('=')).map((l) => l.split(/=(.*)/s).slice(0, 2)));
   project.provide('s3', {
     endpoint: vars.S3_TEST_ENDPOINT!,
