@@ -208,6 +208,19 @@ describe('Write on S3', () => {
     expect(err.details).toContain('namespace is required');
   });
 
+  it('takes the namespace from BuildKit\'s buildkit-attachable-store-id header when there is no containerd-namespace', async () => {
+    const { Metadata } = await import('@grpc/grpc-js');
+    const store = new Metadata();
+    store.set('buildkit-attachable-store-id', 'local:/tmp/cache-dir');
+    const data = randomBlob(64);
+    const { digest } = await writeBlob(client, 'bk-session', data, { metadata: store, labels: { from: 'buildkit' } });
+    const seen = await call<object, { info: { labels: Record<string, string> } }>(client, 'Info', { digest }, store);
+    expect(seen.info.labels).toEqual({ from: 'buildkit' });
+    // a separate namespace: its labels do not show through containerd's default one
+    const other = await call<object, { info: { labels: Record<string, string> } }>(client, 'Info', { digest }, ns('default'));
+    expect(other.info.labels).toEqual({});
+  });
+
   it('refuses an invalid namespace with InvalidArgument', async () => {
     const err = await failure(call(client, 'Info', { digest: digestOf('x') }, ns('bad/namespace')));
     expect(err.code).toBe(status.INVALID_ARGUMENT);
