@@ -19,7 +19,6 @@ export interface S3Settings {
   metadataPrefix: string;
   uploadParallelism: number;
   partSize: number;
-  touchRefreshMs: number;
 }
 
 export interface Config {
@@ -27,6 +26,7 @@ export interface Config {
   /** Set when no bucket is configured: blobs go to this local directory. */
   root: string;
   s3: S3Settings | undefined;
+  touchRefreshMs: number;
   logLevel: string;
   shutdownTimeoutMs: number;
   socketMode: number;
@@ -129,12 +129,12 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     addresses,
     root: str('root'),
     s3: undefined,
+    touchRefreshMs: parseDuration(str('touchRefresh'), 'touch-refresh'),
     logLevel,
     shutdownTimeoutMs: parseDuration(str('shutdownTimeout'), 'shutdown-timeout'),
     socketMode: parseInt(socketMode, 8),
   };
 
-  const touchRefreshMs = parseDuration(str('touchRefresh'), 'touch-refresh');
   const uploadParallelism = parsePositiveInt(str('uploadParallelism'), 'upload-parallelism');
   const partSize = parseSize(str('partSize'), 'part-size');
   if (partSize < MIN_PART || partSize > MAX_PART) throw new ConfigError(`--part-size: must be between 5MiB and 5GiB, got ${partSize} bytes`);
@@ -170,7 +170,6 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     metadataPrefix: str('metadataPrefix'),
     uploadParallelism,
     partSize,
-    touchRefreshMs,
   };
   checkPrefixes(s3);
   config.s3 = s3;

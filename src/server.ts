@@ -13,6 +13,9 @@ import { Health } from './grpc/health.js';
 import { leaseHandlers } from './grpc/leases.js';
 import { protos } from './grpc/proto.js';
 import { LeaseStore } from './leases/store.js';
+import { recordHandlers } from './grpc/records.js';
+import { RecordStore } from './records/store.js';
+import { TouchRefresher } from './records/touch.js';
 
 /** containerd's clients send WRITE messages of up to 8 MiB; its own server allows 16 MiB. */
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -26,6 +29,7 @@ export async function openBlobStore(config: Config, logger: Logger): Promise<Blo
       usePathStyle: config.s3.usePathStyle,
       prefix: config.s3.prefix,
       blobsPrefix: config.s3.blobsPrefix,
+      manifestsPrefix: config.s3.manifestsPrefix,
       metadataPrefix: config.s3.metadataPrefix,
       partSize: config.s3.partSize,
       uploadParallelism: config.s3.uploadParallelism,
@@ -48,6 +52,7 @@ export class Daemon {
     private readonly server: Server,
     private readonly blobs: BlobStore,
     private readonly health: Health,
+    private readonly touch: TouchRefresher,
     private readonly logger: Logger,
     private readonly sockets: string[],
     /** The addresses actually bound (a tcp port 0 replaced by the port chosen). */
@@ -56,16 +61,23 @@ export class Daemon {
 
   static async start(config: Config, logger: Logger, blobs?: BlobStore): Promise<Daemon> {
     const store = blobs ?? (await openBlobStore(config, logger));
-    const { content, leases, health: healthProto } = protos();
+    const { content, leases, health: healthProto, records } = protos();
     const server = new Server({
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
     });
     const contentStore = new ContentStore(store, { logger });
     const leaseStore = new LeaseStore(store);
-    const health = new Health(['containerd.services.content.v1.Content', 'containerd.services.leases.v1.Leases']);
+    const touch = new TouchRefresher(store, { refreshMs: config.touchRefreshMs, concurrency: 4, maxQueued: 10_000 }, logger);
+    const recordStore = new RecordStore(store, touch, logger);
+    const health = new Health([
+      'containerd.services.content.v1.Content',
+      'containerd.services.leases.v1.Leases',
+      's3cs.records.v1.CacheRecords',
+    ]);
     server.addService(content.containerd.services.content.v1.Content.service, contentHandlers(contentStore, leaseStore, logger));
     server.addService(leases.containerd.services.leases.v1.Leases.service, leaseHandlers(leaseStore, logger));
+    server.addService(records.s3cs.records.v1.CacheRecords.service, recordHandlers(recordStore, logger));
     server.addService(healthProto.grpc.health.v1.Health.service, health.handlers());
 
     const bound: string[] = [];
@@ -90,7 +102,7 @@ export class Daemon {
       throw err;
     }
     logger.info({ addresses: bound, store: store.location }, 'serving');
-    return new Daemon(server, store, health, logger, sockets, bound);
+    return new Daemon(server, store, health, touch, logger, sockets, bound);
   }
 
   /** Stops accepting, lets in-flight calls finish within `timeoutMs`, then cuts the rest. */
@@ -107,6 +119,8 @@ export class Daemon {
       this.server.forceShutdown();
     }
     await Promise.all(this.sockets.map((s) => rm(s, { force: true })));
+    // Refreshes in progress get a moment to finish; none of them is needed for correctness.
+    await Promise.race([this.touch.idle(), new Promise((r) => setTimeout(r, 5_000).unref())]);
     await this.blobs.close();
     this.logger.info('stopped');
   }

@@ -1,10 +1,10 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { isValidDigest } from '../content/digest.js';
-import type { BlobEntry, BlobStat, BlobStore, Upload, UploadHandle } from './types.js';
+import type { BlobEntry, BlobStat, BlobStore, RecordEntry, Upload, UploadHandle } from './types.js';
 
 /**
  * The embedded default: a local directory laid out like the bucket (`blobs/<digest>`, and the
@@ -16,6 +16,7 @@ export class FsBlobStore implements BlobStore {
   private readonly blobsDir: string;
   private readonly docsDir: string;
   private readonly uploadsDir: string;
+  private readonly recordsDir: string;
 
   constructor(
     readonly root: string,
@@ -25,10 +26,11 @@ export class FsBlobStore implements BlobStore {
     this.blobsDir = join(root, 'blobs');
     this.docsDir = join(root, ...metadataPrefix.split('/').filter(Boolean));
     this.uploadsDir = join(root, 'uploads');
+    this.recordsDir = join(root, 'manifests');
   }
 
   async init(): Promise<void> {
-    await Promise.all([this.blobsDir, this.docsDir, this.uploadsDir].map((d) => mkdir(d, { recursive: true })));
+    await Promise.all([this.blobsDir, this.docsDir, this.uploadsDir, this.recordsDir].map((d) => mkdir(d, { recursive: true })));
   }
 
   private blobPath(digest: string): string {
@@ -77,6 +79,58 @@ export class FsBlobStore implements BlobStore {
     const { file } = handle;
     // only a bare upload id is accepted, so a forged record cannot name another path
     if (file && /^[0-9a-f-]{36}$/.test(file)) await rm(join(this.uploadsDir, file), { force: true });
+  }
+
+  async touchBlob(digest: string): Promise<void> {
+    const now = new Date();
+    await utimes(this.blobPath(digest), now, now);
+  }
+
+  // Record names may hold "/" and other characters a file name cannot: one encoded file each.
+  private recordPath(name: string): string {
+    return join(this.recordsDir, encodeURIComponent(name));
+  }
+
+  async getRecord(name: string): Promise<{ body: Buffer; lastModified: Date } | undefined> {
+    try {
+      const path = this.recordPath(name);
+      const [body, st] = await Promise.all([readFile(path), stat(path)]);
+      return { body, lastModified: st.mtime };
+    } catch (err) {
+      if (isNoEntry(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async putRecord(name: string, body: Buffer): Promise<void> {
+    const path = this.recordPath(name);
+    const tmp = join(this.uploadsDir, `record-${randomUUID()}`);
+    await writeFile(tmp, body);
+    await rename(tmp, path);
+  }
+
+  async deleteRecord(name: string): Promise<boolean> {
+    try {
+      await rm(this.recordPath(name));
+      return true;
+    } catch (err) {
+      if (isNoEntry(err)) return false;
+      throw err;
+    }
+  }
+
+  async listRecords(prefix: string, startAfter: string, limit: number): Promise<{ entries: RecordEntry[]; truncated: boolean }> {
+    const names = (await readdir(this.recordsDir))
+      .map((file) => decodeURIComponent(file))
+      .filter((name) => name.startsWith(prefix) && name > startAfter)
+      .sort();
+    const page = names.slice(0, limit);
+    const entries: RecordEntry[] = [];
+    for (const name of page) {
+      const st = await stat(this.recordPath(name)).catch(() => undefined);
+      if (st) entries.push({ name, size: st.size, lastModified: st.mtime });
+    }
+    return { entries, truncated: names.length > limit };
   }
 
   async getDoc(key: string): Promise<Buffer | undefined> {

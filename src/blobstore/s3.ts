@@ -21,7 +21,7 @@ import {
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { StoreError, failedPrecondition, unavailable } from '../errors.js';
 import { isValidDigest } from '../content/digest.js';
-import type { BlobEntry, BlobStat, BlobStore, Upload, UploadHandle } from './types.js';
+import type { BlobEntry, BlobStat, BlobStore, RecordEntry, Upload, UploadHandle } from './types.js';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -30,6 +30,7 @@ export interface S3StoreOptions {
   usePathStyle?: boolean | undefined;
   prefix: string;
   blobsPrefix: string;
+  manifestsPrefix: string;
   metadataPrefix: string;
   /** Multipart part size in bytes; blobs smaller than one part go up in a single PUT. */
   partSize: number;
@@ -80,6 +81,10 @@ export class S3BlobStore implements BlobStore {
 
   blobKey(digest: string): string {
     return `${this.options.prefix}${this.options.blobsPrefix}${digest}`;
+  }
+
+  recordKey(name: string): string {
+    return `${this.options.prefix}${this.options.manifestsPrefix}${name}`;
   }
 
   docKey(key: string): string {
@@ -139,6 +144,54 @@ export class S3BlobStore implements BlobStore {
     } catch (err) {
       if (isMissing(err)) return;
       throw this.translate(err, `abort multipart upload of ${key}`);
+    }
+  }
+
+  async touchBlob(digest: string, size: number): Promise<void> {
+    const key = this.blobKey(digest);
+    // As BuildKit does: a self-copy that replaces metadata, which S3 counts as a new write.
+    await this.copyKey(key, key, size, { 'updated-at': new Date().toISOString() });
+  }
+
+  async getRecord(name: string): Promise<{ body: Buffer; lastModified: Date } | undefined> {
+    const key = this.recordKey(name);
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key }));
+      return { body: Buffer.from(await out.Body!.transformToByteArray()), lastModified: out.LastModified ?? new Date(0) };
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw this.translate(err, `GET ${key}`);
+    }
+  }
+
+  async putRecord(name: string, body: Buffer): Promise<void> {
+    await this.putKey(this.recordKey(name), body);
+  }
+
+  async deleteRecord(name: string): Promise<boolean> {
+    const key = this.recordKey(name);
+    if (!(await this.head(key))) return false;
+    await this.deleteKey(key);
+    return true;
+  }
+
+  async listRecords(prefix: string, startAfter: string, limit: number): Promise<{ entries: RecordEntry[]; truncated: boolean }> {
+    const base = this.recordKey('');
+    try {
+      const out = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.options.bucket,
+          Prefix: base + prefix,
+          ...(startAfter ? { StartAfter: base + startAfter } : {}),
+          MaxKeys: limit,
+        }),
+      );
+      const entries = (out.Contents ?? [])
+        .filter((o) => o.Key !== undefined)
+        .map((o) => ({ name: o.Key!.slice(base.length), size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0) }));
+      return { entries, truncated: Boolean(out.IsTruncated) };
+    } catch (err) {
+      throw this.translate(err, `LIST ${base + prefix}`);
     }
   }
 
@@ -211,15 +264,18 @@ export class S3BlobStore implements BlobStore {
   }
 
   /** Server-side copy; objects of 5 GiB and more go part by part, as S3 requires. */
-  async copyKey(source: string, destination: string, size: number): Promise<void> {
+  async copyKey(source: string, destination: string, size: number, metadata?: Record<string, string>): Promise<void> {
     const bucket = this.options.bucket;
     const copySource = `${bucket}/${encodeURIComponent(source).replace(/%2F/g, '/')}`;
+    const replace = metadata ? { MetadataDirective: 'REPLACE' as const, Metadata: metadata } : {};
     try {
       if (size < MAX_SINGLE_COPY) {
-        await this.client.send(new CopyObjectCommand({ Bucket: bucket, Key: destination, CopySource: copySource }));
+        await this.client.send(new CopyObjectCommand({ Bucket: bucket, Key: destination, CopySource: copySource, ...replace }));
         return;
       }
-      const created = await this.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: destination }));
+      const created = await this.client.send(
+        new CreateMultipartUploadCommand({ Bucket: bucket, Key: destination, ...(metadata ? { Metadata: metadata } : {}) }),
+      );
       const uploadId = created.UploadId!;
       try {
         const parts: CompletedPart[] = [];

@@ -15,6 +15,12 @@ export interface BlobEntry extends BlobStat {
   readonly digest: string;
 }
 
+export interface RecordEntry {
+  readonly name: string;
+  readonly size: number;
+  readonly lastModified: Date;
+}
+
 export interface BlobStore {
   /** Where data lives, for logs and error messages; never contains a secret. */
   readonly location: string;
@@ -33,6 +39,17 @@ export interface BlobStore {
   createUpload(target?: string): Upload;
   /** Discards an upload another process (or an earlier run) left behind, by its handle. */
   discardUpload(handle: UploadHandle): Promise<void>;
+
+  /** Refreshes a blob's last-modified in place, so bucket lifecycle rules keep blobs in use. */
+  touchBlob(digest: string, size: number): Promise<void>;
+
+  /** BuildKit's cache records: `<prefix><manifests_prefix><name>`, raw bytes. */
+  getRecord(name: string): Promise<{ body: Buffer; lastModified: Date } | undefined>;
+  putRecord(name: string, body: Buffer): Promise<void>;
+  /** False when there was nothing to delete. */
+  deleteRecord(name: string): Promise<boolean>;
+  /** Records whose name starts with `prefix`, after `startAfter`, at most `limit`, in name order. */
+  listRecords(prefix: string, startAfter: string, limit: number): Promise<{ entries: RecordEntry[]; truncated: boolean }>;
 
   getDoc(key: string): Promise<Buffer | undefined>;
   putDoc(key: string, body: Buffer): Promise<void>;

@@ -4,6 +4,7 @@ import { loadSync, type Options } from '@grpc/proto-loader';
 import type { ProtoGrpcType as ContentProto } from '../generated/content.js';
 import type { ProtoGrpcType as LeasesProto } from '../generated/leases.js';
 import type { ProtoGrpcType as HealthProto } from '../generated/health.js';
+import type { ProtoGrpcType as RecordsProto } from '../generated/records.js';
 
 /** Same options as `npm run proto:gen`, so the generated types describe what is loaded. */
 export const LOADER_OPTIONS: Options = {
@@ -22,13 +23,14 @@ function load<T>(file: string): T {
   return loadPackageDefinition(definition) as GrpcObject as unknown as T;
 }
 
-let cache: { content: ContentProto; leases: LeasesProto; health: HealthProto } | undefined;
+let cache: { content: ContentProto; leases: LeasesProto; health: HealthProto; records: RecordsProto } | undefined;
 
 export function protos() {
   cache ??= {
     content: load<ContentProto>('containerd/services/content/v1/content.proto'),
     leases: load<LeasesProto>('containerd/services/leases/v1/leases.proto'),
     health: load<HealthProto>('grpc/health/v1/health.proto'),
+    records: load<RecordsProto>('s3cs/records/v1/records.proto'),
   };
   return cache;
 }

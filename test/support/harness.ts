@@ -18,6 +18,7 @@ import { Daemon } from '../../src/server.js';
 import type { ContentClient } from '../../src/generated/containerd/services/content/v1/Content.js';
 import type { LeasesClient } from '../../src/generated/containerd/services/leases/v1/Leases.js';
 import type { HealthClient } from '../../src/generated/grpc/health/v1/Health.js';
+import type { CacheRecordsClient } from '../../src/generated/s3cs/records/v1/CacheRecords.js';
 import type { WriteContentRequest } from '../../src/generated/containerd/services/content/v1/WriteContentRequest.js';
 import type { WriteContentResponse__Output } from '../../src/generated/containerd/services/content/v1/WriteContentResponse.js';
 
@@ -83,6 +84,7 @@ export interface TestDaemon {
   content(): ContentClient;
   leases(): LeasesClient;
   health(): HealthClient;
+  records(): CacheRecordsClient;
   stop(): Promise<void>;
 }
 
@@ -121,6 +123,7 @@ export async function startDaemon(options: { backend?: 's3' | 'fs'; bucket?: str
     content: () => make(p.content.containerd.services.content.v1.Content as never) as ContentClient,
     leases: () => make(p.leases.containerd.services.leases.v1.Leases as never) as LeasesClient,
     health: () => make(p.health.grpc.health.v1.Health as never) as HealthClient,
+    records: () => make(p.records.s3cs.records.v1.CacheRecords as never) as CacheRecordsClient,
     stop: async () => {
       for (const c of clients) c.close();
       await daemon.stop(5_000);

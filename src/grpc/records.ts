@@ -1,0 +1,31 @@
+import type { Logger } from 'pino';
+import type { CacheRecordsHandlers } from '../generated/s3cs/records/v1/CacheRecords.js';
+import type { RecordStore } from '../records/store.js';
+import { parseDigest } from '../content/digest.js';
+import { unary } from './calls.js';
+import { toTimestamp } from './proto.js';
+
+/** Translates our CacheRecords service to and from the domain's RecordStore. */
+export function recordHandlers(store: RecordStore, logger: Logger): CacheRecordsHandlers {
+  return {
+    Get: unary(logger, 'CacheRecords.Get', async (req) => {
+      const record = await store.get(req.name);
+      return { config: record.config, digest: record.digest, size: record.size, last_modified: toTimestamp(record.lastModified) };
+    }),
+    Put: unary(logger, 'CacheRecords.Put', async (req) => {
+      const expectedPrevious = req.expected_previous_digest ? parseDigest(req.expected_previous_digest).value : undefined;
+      return store.put(req.names, req.config, { ...(expectedPrevious ? { expectedPrevious } : {}), ifAbsent: req.if_absent });
+    }),
+    List: unary(logger, 'CacheRecords.List', async (req) => {
+      const page = await store.list(req.prefix, req.page_size, req.page_token);
+      return {
+        records: page.entries.map((e) => ({ name: e.name, size: e.size, last_modified: toTimestamp(e.lastModified) })),
+        next_page_token: page.nextPageToken,
+      };
+    }),
+    Delete: unary(logger, 'CacheRecords.Delete', async (req) => {
+      await store.delete(req.name);
+      return {};
+    }),
+  };
+}

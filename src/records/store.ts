@@ -1,0 +1,132 @@
+import type { Logger } from 'pino';
+import type { BlobStore, RecordEntry } from '../blobstore/types.js';
+import { digestOf } from '../content/digest.js';
+import { failedPrecondition, invalidArgument, notFound } from '../errors.js';
+import { layerBlobs, validateCacheConfig } from './cache-config.js';
+import { validateRecordName } from './names.js';
+import type { TouchRefresher } from './touch.js';
+
+export interface CacheRecord {
+  config: Buffer;
+  digest: string;
+  size: number;
+  lastModified: Date;
+}
+
+export interface PutConditions {
+  /** Write only if the current record has this digest. */
+  expectedPrevious?: string;
+  /** Write only if there is no record yet. */
+  ifAbsent?: boolean;
+}
+
+const MAX_PAGE = 1000;
+const DEFAULT_PAGE = 100;
+/** Blobs checked for presence at once when a record is stored. */
+const PRESENCE_CONCURRENCY = 16;
+
+/**
+ * BuildKit's named cache records. A record is stored only when every layer it names is in the
+ * store, so a record never points at nothing; reading one refreshes its layers' age.
+ */
+export class RecordStore {
+  /** Per-name tails of in-process Put chains: conditional writes to one name happen one at a time. */
+  private readonly locks = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly blobs: BlobStore,
+    private readonly touch: TouchRefresher,
+    private readonly logger: Logger,
+  ) {}
+
+  async get(name: string): Promise<CacheRecord> {
+    validateRecordName(name);
+    const found = await this.blobs.getRecord(name);
+    if (!found) throw notFound(`cache record ${JSON.stringify(name)}: not found`);
+    this.touch.schedule(layerBlobs(found.body));
+    return { config: found.body, digest: digestOf(found.body), size: found.body.length, lastModified: found.lastModified };
+  }
+
+  async put(names: readonly string[], config: Buffer, conditions: PutConditions = {}): Promise<{ digest: string; size: number }> {
+    const unique = [...new Set(names)].sort();
+    if (unique.length === 0) throw invalidArgument('put needs at least one record name');
+    unique.forEach(validateRecordName);
+    if (conditions.ifAbsent && conditions.expectedPrevious) {
+      throw invalidArgument('if_absent and expected_previous_digest exclude each other');
+    }
+    const { blobs } = validateCacheConfig(config);
+    await this.requirePresent(blobs, unique);
+    const digest = digestOf(config);
+    const conditional = conditions.ifAbsent || Boolean(conditions.expectedPrevious);
+    const write = async () => {
+      if (conditional) {
+        for (const name of unique) {
+          const current = await this.blobs.getRecord(name);
+          const currentDigest = current ? digestOf(current.body) : undefined;
+          if (conditions.ifAbsent && current) {
+            throw failedPrecondition(`cache record ${JSON.stringify(name)} already exists (digest ${currentDigest})`);
+          }
+          if (conditions.expectedPrevious && currentDigest !== conditions.expectedPrevious) {
+            throw failedPrecondition(
+              `cache record ${JSON.stringify(name)} is ${currentDigest ?? 'absent'}, not the expected ${conditions.expectedPrevious}`,
+            );
+          }
+        }
+      }
+      // BuildKit writes the same bytes to every name, one after another.
+      for (const name of unique) await this.blobs.putRecord(name, config);
+    };
+    await this.withLocks(unique, write);
+    this.logger.info({ names: unique, digest, size: config.length, layers: blobs.length }, 'stored cache record');
+    return { digest, size: config.length };
+  }
+
+  async list(prefix: string, pageSize: number, pageToken: string): Promise<{ entries: RecordEntry[]; nextPageToken: string }> {
+    if (pageSize < 0) throw invalidArgument(`page size ${pageSize} is negative`);
+    const limit = Math.min(pageSize || DEFAULT_PAGE, MAX_PAGE);
+    let startAfter = '';
+    if (pageToken !== '') {
+      startAfter = Buffer.from(pageToken, 'base64url').toString('utf8');
+      if (!startAfter.startsWith(prefix)) throw invalidArgument('page token does not belong to this prefix');
+    }
+    const { entries, truncated } = await this.blobs.listRecords(prefix, startAfter, limit);
+    const last = entries.at(-1);
+    return { entries, nextPageToken: truncated && last ? Buffer.from(last.name).toString('base64url') : '' };
+  }
+
+  async delete(name: string): Promise<void> {
+    validateRecordName(name);
+    await this.withLocks([name], async () => {
+      if (!(await this.blobs.deleteRecord(name))) throw notFound(`cache record ${JSON.stringify(name)}: not found`);
+    });
+  }
+
+  private async requirePresent(blobs: readonly string[], names: readonly string[]): Promise<void> {
+    const missing: string[] = [];
+    for (let i = 0; i < blobs.length; i += PRESENCE_CONCURRENCY) {
+      const batch = blobs.slice(i, i + PRESENCE_CONCURRENCY);
+      const stats = await Promise.all(batch.map((b) => this.blobs.statBlob(b)));
+      batch.forEach((b, k) => stats[k] || missing.push(b));
+    }
+    if (missing.length > 0) {
+      const shown = missing.slice(0, 10).join(', ') + (missing.length > 10 ? ` and ${missing.length - 10} more` : '');
+      throw failedPrecondition(
+        `cache record ${names.map((n) => JSON.stringify(n)).join(', ')} refers to ${missing.length} blob(s) missing from the store: ${shown}`,
+      );
+    }
+  }
+
+  private async withLocks<T>(names: readonly string[], body: () => Promise<T>): Promise<T> {
+    const previous = names.map((n) => this.locks.get(n) ?? Promise.resolve());
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    for (const n of names) this.locks.set(n, mine);
+    try {
+      await Promise.all(previous);
+      return await body();
+    } finally {
+      release();
+      for (const n of names) if (this.locks.get(n) === mine) this.locks.delete(n);
+    }
+  }
+}

@@ -1,0 +1,92 @@
+import type { Logger } from 'pino';
+import type { BlobStore } from '../blobstore/types.js';
+
+export interface TouchOptions {
+  /** A blob whose last-modified is older than this is refreshed. */
+  refreshMs: number;
+  /** Refreshes running at once. */
+  concurrency: number;
+  /** Blobs waiting for a refresh; beyond this new requests are dropped (a later read asks again). */
+  maxQueued: number;
+}
+
+/**
+ * Keeps blobs that cache records still point at from expiring under a bucket lifecycle rule,
+ * as BuildKit's exporter does: a blob older than the refresh window is copied onto itself.
+ * Reads only schedule work; refreshing happens in the background, each blob at most once per
+ * window from this daemon, with bounded concurrency and a bounded queue.
+ */
+export class TouchRefresher {
+  private readonly queue: string[] = [];
+  private readonly queued = new Set<string>();
+  /** digest → when this daemon last checked or refreshed it. */
+  private readonly recent = new Map<string, number>();
+  private running = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly blobs: BlobStore,
+    private readonly options: TouchOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  schedule(digests: readonly string[]): void {
+    const now = Date.now();
+    this.forgetOlderThan(now - this.options.refreshMs);
+    for (const digest of digests) {
+      if (this.queued.has(digest)) continue;
+      const last = this.recent.get(digest);
+      if (last !== undefined && now - last < this.options.refreshMs) continue;
+      if (this.queue.length >= this.options.maxQueued) {
+        this.logger.warn({ queued: this.queue.length }, 'touch refresh queue full; skipping until a later read');
+        break;
+      }
+      this.queue.push(digest);
+      this.queued.add(digest);
+    }
+    this.pump();
+  }
+
+  /** Resolves when nothing is queued or running (for shutdown and tests). */
+  idle(): Promise<void> {
+    if (this.running === 0 && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private pump(): void {
+    while (this.running < this.options.concurrency && this.queue.length > 0) {
+      const digest = this.queue.shift()!;
+      this.queued.delete(digest);
+      this.running++;
+      void this.refresh(digest).finally(() => {
+        this.running--;
+        this.pump();
+        if (this.running === 0 && this.queue.length === 0) for (const w of this.idleWaiters.splice(0)) w();
+      });
+    }
+  }
+
+  private async refresh(digest: string): Promise<void> {
+    try {
+      const stat = await this.blobs.statBlob(digest);
+      this.recent.set(digest, Date.now());
+      if (!stat) return;
+      const age = Date.now() - stat.lastModified.getTime();
+      if (age <= this.options.refreshMs) return;
+      await this.blobs.touchBlob(digest, stat.size);
+      this.logger.debug({ digest, ageMs: age }, 'refreshed blob');
+    } catch (err) {
+      this.recent.delete(digest);
+      this.logger.warn({ err, digest }, 'could not refresh blob');
+    }
+  }
+
+  private forgetOlderThan(cutoff: number): void {
+    // Map iteration is insertion order, and entries are only ever appended with a newer time
+    // after a delete, so the oldest are at the front.
+    for (const [digest, at] of this.recent) {
+      if (at >= cutoff) break;
+      this.recent.delete(digest);
+    }
+  }
+}

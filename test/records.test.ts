@@ -1,0 +1,158 @@
+import { status } from '@grpc/grpc-js';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { digestOf } from '../src/content/digest.js';
+import type { CacheRecordsClient } from '../src/generated/s3cs/records/v1/CacheRecords.js';
+import type { GetRecordResponse__Output } from '../src/generated/s3cs/records/v1/GetRecordResponse.js';
+import type { ListRecordsResponse__Output } from '../src/generated/s3cs/records/v1/ListRecordsResponse.js';
+import type { PutRecordResponse__Output } from '../src/generated/s3cs/records/v1/PutRecordResponse.js';
+import { cacheConfig } from './support/buildkit.js';
+import { call, failure, getObject, listKeys, randomBlob, rawS3, startDaemon, writeBlob, type TestDaemon } from './support/harness.js';
+
+describe('CacheRecords on S3', () => {
+  let d: TestDaemon;
+  let records: CacheRecordsClient;
+  const layers = [randomBlob(1000), randomBlob(2000), randomBlob(3000)];
+
+  const put = (names: string[], config: Buffer, extra: object = {}) =>
+    call<object, PutRecordResponse__Output>(records, 'Put', { names, config, ...extra });
+  const get = (name: string) => call<object, GetRecordResponse__Output>(records, 'Get', { name });
+
+  beforeAll(async () => {
+    // a short refresh window lets the touch test age a blob past it in seconds
+    d = await startDaemon({ flags: { touchRefresh: '2s' } });
+    records = d.records();
+    for (const [i, layer] of layers.entries()) await writeBlob(d.content(), `layer-${i}`, layer);
+  });
+  afterAll(async () => d.stop());
+
+  it('stores a record at manifests/<name> as the exact bytes given, and Get returns them with digest, size and time', async () => {
+    const config = cacheConfig(layers);
+    const stored = await put(['main'], config);
+    expect(stored).toEqual({ digest: digestOf(config), size: config.length });
+    expect((await getObject(d.bucket!, 'manifests/main')).equals(config)).toBe(true);
+    const got = await get('main');
+    expect(got.config.equals(config)).toBe(true);
+    expect(got).toMatchObject({ digest: digestOf(config), size: config.length });
+    expect(Number(got.last_modified!.seconds)).toBeGreaterThan(Date.now() / 1000 - 300);
+  });
+
+  it('writes the same bytes under every name given', async () => {
+    const config = cacheConfig(layers.slice(0, 2));
+    await put(['multi-a', 'multi-b'], config);
+    expect((await getObject(d.bucket!, 'manifests/multi-a')).equals(config)).toBe(true);
+    expect((await getObject(d.bucket!, 'manifests/multi-b')).equals(config)).toBe(true);
+  });
+
+  it('refuses a record whose layers are not all stored, naming the missing ones, and writes nothing', async () => {
+    const absent = randomBlob(10);
+    const before = await listKeys(d.bucket!, 'manifests/');
+    const err = await failure(put(['incomplete'], cacheConfig([layers[0]!, absent])));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.details).toContain(digestOf(absent));
+    expect(err.details).not.toContain(digestOf(layers[0]!));
+    expect(await listKeys(d.bucket!, 'manifests/')).toEqual(before);
+  });
+
+  it.each([
+    ['not JSON', Buffer.from('{"layers":'), 'not valid JSON'],
+    ['trailing data', Buffer.from('{"layers":[],"records":[]} {}'), 'not valid JSON'],
+    ['not an object', Buffer.from('[]'), 'JSON object'],
+    ['a bad layer digest', Buffer.from('{"layers":[{"blob":"sha256:nope","parent":-1}]}'), 'layers[0].blob'],
+    ['a parent out of range', Buffer.from(`{"layers":[{"blob":"${digestOf('a')}","parent":3}]}`), 'layers[0].parent'],
+    ['a record layer out of range', Buffer.from(`{"layers":[{"blob":"${digestOf('a')}","parent":-1}],"records":[{"layers":[{"layer":1}]}]}`), 'records[0].layers[0].layer'],
+    ['an input link out of range', Buffer.from('{"layers":[],"records":[{"inputs":[[{"link":5}]]}]}'), 'records[0].inputs[0][0].link'],
+  ])('refuses %s with InvalidArgument', async (_what, config, message) => {
+    const err = await failure(put(['invalid'], config));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toContain(message);
+  });
+
+  it('answers NotFound for a name without a record', async () => {
+    const err = await failure(get('never-written'));
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(err.details).toContain('never-written');
+  });
+
+  it('refuses a bad record name with InvalidArgument', async () => {
+    for (const name of ['', '../escape', 'a/../../b', 'nul\0name']) {
+      const err = await failure(get(name));
+      expect(err.code).toBe(status.INVALID_ARGUMENT);
+    }
+  });
+
+  it('compare-and-swap: writes when the previous digest matches, refuses otherwise and writes nothing', async () => {
+    const first = cacheConfig(layers.slice(0, 1));
+    const second = cacheConfig(layers.slice(0, 2));
+    const third = cacheConfig(layers);
+    await put(['cas'], first);
+    const err = await failure(put(['cas'], third, { expected_previous_digest: digestOf(second) }));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.details).toContain(digestOf(first));
+    expect((await get('cas')).config.equals(first)).toBe(true);
+    await put(['cas'], second, { expected_previous_digest: digestOf(first) });
+    expect((await get('cas')).config.equals(second)).toBe(true);
+  });
+
+  it('compare-and-swap: of concurrent Puts expecting the same previous record, exactly one wins', async () => {
+    const base = cacheConfig(layers.slice(0, 1));
+    await put(['contended'], base);
+    const candidates = Array.from({ length: 8 }, (_, i) =>
+      Buffer.from(JSON.stringify({ ...JSON.parse(cacheConfig(layers).toString()), extra: i })),
+    );
+    const results = await Promise.allSettled(candidates.map((c) => put(['contended'], c, { expected_previous_digest: digestOf(base) })));
+    const won = results.filter((r) => r.status === 'fulfilled');
+    expect(won).toHaveLength(1);
+    for (const r of results) if (r.status === 'rejected') expect((r.reason as { code: number }).code).toBe(status.FAILED_PRECONDITION);
+    const winner = candidates[results.findIndex((r) => r.status === 'fulfilled')]!;
+    expect((await get('contended')).config.equals(winner)).toBe(true);
+  });
+
+  it('if_absent: creates a record only when there is none', async () => {
+    const config = cacheConfig(layers.slice(0, 1));
+    await put(['fresh-name'], config, { if_absent: true });
+    const err = await failure(put(['fresh-name'], config, { if_absent: true }));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.details).toContain('already exists');
+  });
+
+  it('lists names by prefix, a page at a time', async () => {
+    const config = cacheConfig(layers.slice(0, 1));
+    for (const n of ['team/a', 'team/b', 'team/c', 'other']) await put([n], config);
+    const first = await call<object, ListRecordsResponse__Output>(records, 'List', { prefix: 'team/', page_size: 2 });
+    expect(first.records.map((r) => r.name)).toEqual(['team/a', 'team/b']);
+    expect(first.next_page_token).not.toBe('');
+    const second = await call<object, ListRecordsResponse__Output>(records, 'List', { prefix: 'team/', page_size: 2, page_token: first.next_page_token });
+    expect(second.records.map((r) => r.name)).toEqual(['team/c']);
+    expect(second.next_page_token).toBe('');
+  });
+
+  it('deletes a record, and answers NotFound for one that is not there', async () => {
+    await put(['to-delete'], cacheConfig(layers.slice(0, 1)));
+    await call(records, 'Delete', { name: 'to-delete' });
+    expect(await listKeys(d.bucket!, 'manifests/to-delete')).toEqual([]);
+    const err = await failure(call(records, 'Delete', { name: 'to-delete' }));
+    expect(err.code).toBe(status.NOT_FOUND);
+  });
+
+  it('refreshes, when a record is read, the last-modified of layers older than --touch-refresh, and only those', async () => {
+    const old = randomBlob(500);
+    await writeBlob(d.content(), 'aging', old);
+    await new Promise((r) => setTimeout(r, 3_000)); // older than the 2s window
+    const fresh = randomBlob(600);
+    await writeBlob(d.content(), 'young', fresh);
+    const head = async (blob: Buffer) =>
+      (await rawS3().send(new HeadObjectCommand({ Bucket: d.bucket!, Key: `blobs/${digestOf(blob)}` }))).LastModified!.getTime();
+    const [oldBefore, freshBefore] = [await head(old), await head(fresh)];
+    await put(['touched'], cacheConfig([old, fresh]));
+    await get('touched');
+    let oldAfter = oldBefore;
+    for (let i = 0; i < 100 && oldAfter === oldBefore; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      oldAfter = await head(old);
+    }
+    expect(oldAfter).toBeGreaterThan(oldBefore);
+    expect(await head(fresh)).toBe(freshBefore);
+    expect((await getObject(d.bucket!, `blobs/${digestOf(old)}`)).equals(old)).toBe(true);
+  });
+});
