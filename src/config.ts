@@ -27,6 +27,7 @@ export interface Config {
   root: string;
   s3: S3Settings | undefined;
   touchRefreshMs: number;
+  bucketNamespace: string;
   logLevel: string;
   shutdownTimeoutMs: number;
   socketMode: number;
@@ -83,6 +84,12 @@ export const SETTINGS = {
     default: '24h',
     help: 'age after which a read blob\'s last-modified is refreshed (Go duration)',
   },
+  bucketNamespace: {
+    flag: 'bucket-namespace',
+    env: ['S3CS_BUCKET_NAMESPACE'],
+    default: 'bucket',
+    help: 'the namespace whose List shows every blob in the store, BuildKit-written ones included',
+  },
   logLevel: { flag: 'log-level', env: ['S3CS_LOG_LEVEL'], default: 'info', help: 'trace, debug, info, warn, error or fatal' },
   shutdownTimeout: {
     flag: 'shutdown-timeout',
@@ -130,6 +137,7 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     root: str('root'),
     s3: undefined,
     touchRefreshMs: parseDuration(str('touchRefresh'), 'touch-refresh'),
+    bucketNamespace: str('bucketNamespace'),
     logLevel,
     shutdownTimeoutMs: parseDuration(str('shutdownTimeout'), 'shutdown-timeout'),
     socketMode: parseInt(socketMode, 8),

@@ -66,7 +66,7 @@ export class Daemon {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
     });
-    const contentStore = new ContentStore(store, { logger });
+    const contentStore = new ContentStore(store, { logger, bucketNamespace: config.bucketNamespace || undefined });
     const leaseStore = new LeaseStore(store);
     const touch = new TouchRefresher(store, { refreshMs: config.touchRefreshMs, concurrency: 4, maxQueued: 10_000 }, logger);
     const recordStore = new RecordStore(store, touch, logger);

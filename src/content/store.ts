@@ -65,6 +65,11 @@ interface Ingest {
 
 export interface ContentStoreOptions {
   logger: Logger;
+  /**
+   * The namespace whose List shows every blob in the store, including blobs no namespace holds
+   * (those BuildKit's own s3 cache wrote). Every other namespace lists only what it holds.
+   */
+  bucketNamespace?: string | undefined;
 }
 
 /**
@@ -78,6 +83,7 @@ export class ContentStore {
   private readonly ingests = new Map<string, Ingest>();
   private readonly knownNamespaces = new Set<string>();
   private readonly logger: Logger;
+  private readonly bucketNamespace: string | undefined;
 
   constructor(
     readonly blobs: BlobStore,
@@ -85,6 +91,7 @@ export class ContentStore {
   ) {
     this.docs = new Documents(blobs);
     this.logger = options.logger;
+    this.bucketNamespace = options.bucketNamespace;
   }
 
   // --- committed content ------------------------------------------------------------------------
@@ -129,6 +136,16 @@ export class ContentStore {
     validateNamespace(ns);
     const filter = parseFilters(filters);
     const prefix = docKeys.contentPrefix(ns);
+    if (ns === this.bucketNamespace) {
+      // This namespace's own records give labels; the bucket listing gives the blobs.
+      const own = new Map<string, ContentRecord>();
+      for await (const { key, value } of this.docs.readAll<ContentRecord>(prefix)) own.set(key.slice(prefix.length), value);
+      for await (const blob of this.blobs.listBlobs()) {
+        const info = toInfo(blob.digest, blob, own.get(blob.digest));
+        if (filter.matches(contentFields(info))) yield info;
+      }
+      return;
+    }
     for await (const { key, value } of this.docs.readAll<ContentRecord>(prefix)) {
       const digest = key.slice(prefix.length);
       const info = toInfo(digest, { size: value.size, lastModified: new Date(value.createdAt) }, value);
