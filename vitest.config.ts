@@ -13,6 +13,8 @@ export default defineConfig({
     maxWorkers: 2,
     minWorkers: 1,
     // The SDK's notice that its 2027 releases will need Node 22 is not news in every test file.
-    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    // AWS_EC2_METADATA_DISABLED: a test without credentials must not make the SDK probe the
+    // instance metadata address; only loopback is ever a target here.
+    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', AWS_EC2_METADATA_DISABLED: 'true' },
   },
 });

@@ -2,8 +2,12 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino } from 'pino';
-import { ConfigError, resolveConfig, SETTINGS, type Flags, type SettingName, type SettingSpec } from './config.js';
-import { Daemon } from './server.js';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ConfigError, describeConfig, resolveConfig, SETTINGS, type Config, type Flags, type SettingName, type SettingSpec } from './config.js';
+import { S3BlobStore } from './blobstore/s3.js';
+import { ProbeError, probeBucket } from './blobstore/s3-probe.js';
+import { Daemon, openBlobStore } from './server.js';
 
 const NAME = 's3-content-store';
 
@@ -17,6 +21,7 @@ in BuildKit's s3 cache layout.
 
 Usage:
   ${NAME} serve [options]     run the daemon
+  ${NAME} check [options]     validate the settings, resolve credentials, probe the bucket
   ${NAME} --version           print the version
   ${NAME} <command> --help    help on a command
 
@@ -24,19 +29,36 @@ AWS credentials come only from this process's environment (the AWS SDK default c
 never from clients.
 `;
 
+function optionsHelp(): string {
+  return (Object.values(SETTINGS) as SettingSpec[])
+    .map((s) => {
+      const flag = `--${s.flag}${s.boolean ? '' : ' VALUE'}`;
+      const dflt = s.default === undefined ? '' : ` (default ${JSON.stringify(s.default)})`;
+      return `  ${flag.padEnd(28)} ${s.help}${dflt}\n  ${''.padEnd(28)} env: ${s.env.join(', ')}`;
+    })
+    .join('\n');
+}
+
+const CHECK_HELP = () => `Usage: ${NAME} check [options]
+
+Validates the settings (the same as serve takes), resolves AWS credentials the way the daemon
+does and prints where they came from (never the secret), then probes the bucket with a put,
+head, get and delete of an object under the metadata prefix. Exits 0 when all is well, 1 with
+one plain message when something is wrong, 2 for invalid settings.
+
+Options:
+${optionsHelp()}
+  --help                       show this help
+`;
+
 function serveHelp(): string {
-  const lines = Object.values(SETTINGS).map((s: SettingSpec) => {
-    const flag = `--${s.flag}${s.boolean ? '' : ' VALUE'}`;
-    const dflt = s.default === undefined ? '' : ` (default ${JSON.stringify(s.default)})`;
-    return `  ${flag.padEnd(28)} ${s.help}${dflt}\n  ${''.padEnd(28)} env: ${s.env.join(', ')}`;
-  });
   return `Usage: ${NAME} serve [options]
 
 Serves containerd.services.content.v1.Content, containerd.services.leases.v1.Leases and
 grpc.health.v1.Health. Without --bucket, content is kept in the local --root directory.
 
-Options (flag, else environment, else default):
-${lines.join('\n')}
+Options (flag, else environment, else config file, else default):
+${optionsHelp()}
   --help                       show this help
 `;
 }
@@ -49,22 +71,75 @@ function serveOptions(): ParseArgsConfig['options'] {
   return options;
 }
 
-async function serve(args: string[]): Promise<number> {
+/** Parses a command's flags; undefined when --help was asked for (and printed). */
+function parseConfig(args: string[], help: string): Config | undefined {
   const { values } = parseArgs({ args, options: serveOptions(), allowPositionals: false, strict: true }) as {
     values: Record<string, string | string[] | boolean | undefined>;
   };
   if (values.help) {
-    process.stdout.write(serveHelp());
-    return 0;
+    process.stdout.write(help);
+    return undefined;
   }
   const flags: Flags = {};
   for (const [name, spec] of Object.entries(SETTINGS) as [SettingName, SettingSpec][]) {
     const value = values[spec.flag];
     if (value !== undefined) flags[name] = value as string | string[] | boolean;
   }
-  const config = resolveConfig(flags, process.env);
+  return resolveConfig(flags, process.env);
+}
+
+async function check(args: string[]): Promise<number> {
+  const config = parseConfig(args, CHECK_HELP());
+  if (!config) return 0;
+  process.stdout.write(`settings: ok${config.configFile ? ` (config file ${config.configFile})` : ''}\n`);
+  process.stdout.write(`${JSON.stringify(describeConfig(config), null, 2)}\n`);
+  if (!config.s3) {
+    const probe = join(config.root, `.s3cs-check-${process.pid}`);
+    try {
+      await mkdir(config.root, { recursive: true });
+      await writeFile(probe, 'probe');
+      await readFile(probe);
+      await rm(probe);
+    } catch (err) {
+      process.stderr.write(`check failed: local directory ${config.root} is not usable: ${(err as Error).message}\n`);
+      return 1;
+    }
+    process.stdout.write(`store: local directory ${config.root} (no bucket configured): writable\n`);
+    return 0;
+  }
+  const store = new S3BlobStore({ ...config.s3, credentials: config.s3.credentials });
+  try {
+    const result = await probeBucket(store, config.s3.credentialsFrom);
+    process.stdout.write(`credentials: ${result.credentials}\n`);
+    process.stdout.write(`bucket: ${store.location}: put, head, get and delete of a probe object ok (${result.ms} ms)\n`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof ProbeError)) throw err;
+    process.stderr.write(`check failed: ${err.message}\n`);
+    return 1;
+  } finally {
+    await store.close();
+  }
+}
+
+async function serve(args: string[]): Promise<number> {
+  const config = parseConfig(args, serveHelp());
+  if (!config) return 0;
   const logger = pino({ level: config.logLevel, base: { service: NAME } });
-  const daemon = await Daemon.start(config, logger);
+  logger.info({ config: describeConfig(config) }, 'configuration');
+  const store = await openBlobStore(config, logger);
+  if (store instanceof S3BlobStore && !config.skipCheck) {
+    try {
+      const result = await probeBucket(store, config.s3?.credentialsFrom);
+      logger.info({ credentials: result.credentials, ms: result.ms }, 'bucket probe ok');
+    } catch (err) {
+      if (!(err instanceof ProbeError)) throw err;
+      logger.fatal({ reason: err.reason }, `bucket probe failed, not serving (--skip-check serves anyway): ${err.message}`);
+      await store.close();
+      return 1;
+    }
+  }
+  const daemon = await Daemon.start(config, logger, store);
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       logger.info({ signal }, 'shutting down');
@@ -90,6 +165,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'serve') return serve(rest);
+  if (command === 'check') return check(rest);
   process.stderr.write(`${NAME}: unknown command ${JSON.stringify(command)}\n\n${MAIN_HELP}`);
   return 2;
 }

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 /**
  * Settings of `serve`: each comes from its flag, else its environment variable, else its
  * default. Invalid values stop the daemon at start with a message naming the setting: a store
@@ -8,7 +10,18 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+/** Static keys, accepted only from the config file (a flag would show them in `ps`). */
+export interface StaticCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string | undefined;
+}
+
 export interface S3Settings {
+  /** Set only when the config file names keys; otherwise the SDK's default chain is used. */
+  credentials: StaticCredentials | undefined;
+  /** Where `credentials` came from, for messages. */
+  credentialsFrom: string | undefined;
   bucket: string;
   region: string;
   endpoint: string | undefined;
@@ -31,6 +44,9 @@ export interface Config {
   logLevel: string;
   shutdownTimeoutMs: number;
   socketMode: number;
+  skipCheck: boolean;
+  /** The config file read, if any. */
+  configFile: string | undefined;
 }
 
 export interface SettingSpec {
@@ -44,6 +60,12 @@ export interface SettingSpec {
 
 /** The one table of settings; README's configuration table is written from it. */
 export const SETTINGS = {
+  config: {
+    flag: 'config',
+    env: ['S3CS_CONFIG'],
+    default: undefined,
+    help: 'JSON file of settings, keyed by flag name (below flags and environment); may hold access-key-id, secret-access-key, session-token',
+  },
   address: {
     flag: 'address',
     env: ['S3CS_ADDRESS'],
@@ -98,6 +120,13 @@ export const SETTINGS = {
     help: 'on SIGTERM/SIGINT, how long in-flight calls may run before they are cut',
   },
   socketMode: { flag: 'socket-mode', env: ['S3CS_SOCKET_MODE'], default: '0660', help: 'file mode of unix sockets (octal)' },
+  skipCheck: {
+    flag: 'skip-check',
+    env: ['S3CS_SKIP_CHECK'],
+    default: 'false',
+    help: 'serve even when the start-up probe of the bucket fails',
+    boolean: true,
+  },
 } satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -107,7 +136,47 @@ const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'
 const MIN_PART = 5 * 1024 ** 2;
 const MAX_PART = 5 * 1024 ** 3;
 
+const FILE_ONLY_KEYS = ['access-key-id', 'secret-access-key', 'session-token'] as const;
+
+/** Reads the JSON config file: keys are flag names, values strings, numbers, booleans or lists. */
+export function readConfigFile(path: string): Record<string, string> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`--config ${path}: ${(err as Error).message}`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ConfigError(`--config ${path}: expected a JSON object`);
+  const known = new Set<string>([...Object.values(SETTINGS).map((s: SettingSpec) => s.flag), ...FILE_ONLY_KEYS]);
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(doc)) {
+    if (key === 'config' || !known.has(key)) throw new ConfigError(`--config ${path}: unknown setting ${JSON.stringify(key)}`);
+    if (Array.isArray(value) && value.every((v) => typeof v === 'string')) out[key] = value.join(',');
+    else if (['string', 'number', 'boolean'].includes(typeof value)) out[key] = String(value);
+    else throw new ConfigError(`--config ${path}: setting ${JSON.stringify(key)} must be a string, number, boolean or list of strings`);
+  }
+  return out;
+}
+
+/** The settings as they will be used, secrets replaced, for `check` and for the start-up log. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  const { s3, ...rest } = config;
+  if (!s3) return { ...rest, store: 'local directory' };
+  const { credentials, ...settings } = s3;
+  return {
+    ...rest,
+    s3: {
+      ...settings,
+      credentials: credentials
+        ? { accessKeyId: credentials.accessKeyId, secretAccessKey: '(redacted)', ...(credentials.sessionToken ? { sessionToken: '(redacted)' } : {}) }
+        : 'AWS SDK default chain of this process',
+    },
+  };
+}
+
 export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
+  const configFile = (typeof flags.config === 'string' ? flags.config : undefined) ?? (env.S3CS_CONFIG || undefined);
+  const file = configFile ? readConfigFile(configFile) : {};
   const raw = (name: SettingName): string | undefined => {
     const spec: SettingSpec = SETTINGS[name];
     const flag = flags[name];
@@ -115,6 +184,7 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     if (Array.isArray(flag)) return flag.join(',');
     if (flag !== undefined) return flag;
     for (const e of spec.env) if (env[e] !== undefined && env[e] !== '') return env[e];
+    if (file[spec.flag] !== undefined) return file[spec.flag];
     return spec.default;
   };
   const str = (name: SettingName): string => raw(name) ?? '';
@@ -141,6 +211,8 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     logLevel,
     shutdownTimeoutMs: parseDuration(str('shutdownTimeout'), 'shutdown-timeout'),
     socketMode: parseInt(socketMode, 8),
+    skipCheck: parseBool(str('skipCheck'), 'skip-check'),
+    configFile,
   };
 
   const uploadParallelism = parsePositiveInt(str('uploadParallelism'), 'upload-parallelism');
@@ -167,7 +239,16 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
   const pathStyleRaw = raw('usePathStyle');
   const usePathStyle = pathStyleRaw === undefined ? endpoint !== undefined : parseBool(pathStyleRaw, 'use-path-style');
 
+  let credentials: StaticCredentials | undefined;
+  const [keyId, secret, token] = FILE_ONLY_KEYS.map((k) => file[k]);
+  if (keyId || secret || token) {
+    if (!keyId || !secret) throw new ConfigError(`--config ${configFile}: access-key-id and secret-access-key go together`);
+    credentials = { accessKeyId: keyId, secretAccessKey: secret, ...(token ? { sessionToken: token } : {}) };
+  }
+
   const s3: S3Settings = {
+    credentials,
+    credentialsFrom: credentials ? `config file ${configFile}` : undefined,
     bucket,
     region,
     endpoint,

@@ -23,6 +23,7 @@ export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 export async function openBlobStore(config: Config, logger: Logger): Promise<BlobStore> {
   if (config.s3) {
     const store = new S3BlobStore({
+      credentials: config.s3.credentials,
       bucket: config.s3.bucket,
       region: config.s3.region,
       endpoint: config.s3.endpoint,

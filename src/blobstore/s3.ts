@@ -24,6 +24,8 @@ import { isValidDigest } from '../content/digest.js';
 import type { BlobEntry, BlobStat, BlobStore, RecordEntry, Upload, UploadHandle } from './types.js';
 
 export interface S3StoreOptions {
+  /** Static keys from the daemon's config file; when absent, the SDK default chain of this process. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string | undefined } | undefined;
   bucket: string;
   region: string;
   endpoint?: string | undefined;
@@ -49,6 +51,7 @@ export function createS3Client(options: S3StoreOptions): S3Client {
   return new S3Client({
     region: options.region,
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+    ...(options.credentials ? { credentials: options.credentials } : {}),
     // Non-AWS stores (MinIO, Ceph, Swift) want path-style addressing whenever an endpoint is given.
     forcePathStyle: options.usePathStyle ?? Boolean(options.endpoint),
     // The SDK's default streams bodies aws-chunked with trailing checksums, which S3-compatible
@@ -56,8 +59,9 @@ export function createS3Client(options: S3StoreOptions): S3Client {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: options.maxAttempts ?? 3,
-    // Credentials are deliberately not set: the SDK's default provider chain of this process
-    // (env, profiles, web identity, container and instance roles) is the only source.
+    // Without keys from the daemon's own config file, the SDK's default provider chain of this
+    // process (env, profiles, web identity, container and instance roles) is the only source;
+    // the SDK refreshes temporary credentials before they expire.
     requestHandler: new NodeHttpHandler({
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(agentOptions),

@@ -1,0 +1,116 @@
+import { hostname } from 'node:os';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
+import type { S3BlobStore } from './s3.js';
+
+export type ProbeFailure =
+  | 'no-credentials'
+  | 'no-such-bucket'
+  | 'access-denied'
+  | 'signature-mismatch'
+  | 'unknown-access-key'
+  | 'wrong-region'
+  | 'unreachable'
+  | 'failed';
+
+export class ProbeError extends Error {
+  override name = 'ProbeError';
+  constructor(
+    readonly reason: ProbeFailure,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Names the provider that supplied the credentials, from the SDK's own record of it. */
+const SOURCES: [RegExp, string][] = [
+  [/WEB_ID/, 'web identity token (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE)'],
+  [/SSO/, 'AWS SSO'],
+  [/PROCESS/, 'credential_process'],
+  [/PROFILE/, `shared config/credentials files, profile ${JSON.stringify(process.env.AWS_PROFILE ?? 'default')}`],
+  [/ENV_VARS/, 'environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)'],
+  [/HTTP/, 'container credentials endpoint'],
+  [/IMDS/, 'EC2 instance metadata (instance role)'],
+  [/CODE/, 'the daemon\'s config file'],
+];
+
+function describeSource(identity: { accessKeyId: string; $source?: Record<string, unknown> }, configured: string | undefined): string {
+  const keys = Object.keys(identity.$source ?? {}).join(' ');
+  const from = configured ?? SOURCES.find(([re]) => re.test(keys))?.[1] ?? (keys || 'the AWS SDK default chain');
+  // An access key id is an identifier, not a secret; a shortened one helps tell keys apart.
+  const id = identity.accessKeyId;
+  const shown = id.length > 8 ? `${id.slice(0, 4)}…${id.slice(-4)}` : id;
+  return `${from}, access key id ${shown}`;
+}
+
+/**
+ * What `check` (and `serve` at start) proves: the credentials resolve, and the bucket takes a
+ * put, head, get and delete of a probe object under the daemon's own metadata prefix. Every
+ * failure gets its own reason and a message that says what to fix, never a secret.
+ */
+export async function probeBucket(store: S3BlobStore, credentialsFrom?: string): Promise<{ credentials: string; key: string; ms: number }> {
+  const { bucket, endpoint, region } = store.options;
+  const where = endpoint ? `${endpoint} (region ${region})` : `region ${region}`;
+  const started = performance.now();
+  let identity: { accessKeyId: string; $source?: Record<string, unknown> };
+  try {
+    identity = await store.client.config.credentials();
+  } catch (err) {
+    throw new ProbeError(
+      'no-credentials',
+      `no AWS credentials found: the daemon looked in its environment, shared config files, web identity, container and instance roles (${(err as Error).message})`,
+    );
+  }
+  const credentials = describeSource(identity, credentialsFrom);
+  const key = store.docKey(`check/${hostname()}-${process.pid}-${Date.now()}`);
+  const body = Buffer.from(`s3-content-store probe ${new Date().toISOString()}\n`);
+  let step = 'PUT';
+  try {
+    await store.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length }));
+    step = 'HEAD';
+    await store.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    step = 'GET';
+    const got = await store.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    const back = Buffer.from(await got.Body!.transformToByteArray());
+    if (!back.equals(body)) throw new ProbeError('failed', `bucket ${JSON.stringify(bucket)} at ${where}: the probe object read back different bytes`);
+    step = 'DELETE';
+    await store.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+  } catch (err) {
+    if (err instanceof ProbeError) throw err;
+    throw classify(err, { bucket, where, step, key, credentials });
+  }
+  return { credentials, key, ms: Math.round(performance.now() - started) };
+}
+
+function classify(err: unknown, ctx: { bucket: string; where: string; step: string; key: string; credentials: string }): ProbeError {
+  const b = JSON.stringify(ctx.bucket);
+  if (err instanceof S3ServiceException) {
+    const status = err.$metadata?.httpStatusCode;
+    const headers = (err.$response as { headers?: Record<string, string> } | undefined)?.headers ?? {};
+    const regionHint = headers['x-amz-bucket-region'] ? ` (the bucket is in ${headers['x-amz-bucket-region']})` : '';
+    switch (err.name) {
+      case 'NoSuchBucket':
+        return new ProbeError('no-such-bucket', `bucket ${b} does not exist at ${ctx.where}`);
+      case 'SignatureDoesNotMatch':
+        return new ProbeError('signature-mismatch', `signature mismatch at ${ctx.where}: the secret access key does not belong to the access key id (credentials from ${ctx.credentials})`);
+      case 'InvalidAccessKeyId':
+        return new ProbeError('unknown-access-key', `the access key id is not known at ${ctx.where} (credentials from ${ctx.credentials})`);
+      case 'AuthorizationHeaderMalformed':
+      case 'PermanentRedirect':
+      case 'IllegalLocationConstraintException':
+        return new ProbeError('wrong-region', `wrong region for bucket ${b} at ${ctx.where}${regionHint}: set --region`);
+      case 'AccessDenied':
+        return new ProbeError('access-denied', `access denied: ${ctx.step} of ${ctx.key} in bucket ${b} (credentials from ${ctx.credentials})`);
+    }
+    if (status === 301) return new ProbeError('wrong-region', `wrong region for bucket ${b} at ${ctx.where}${regionHint}: set --region`);
+    if (status === 403) return new ProbeError('access-denied', `access denied: ${ctx.step} of ${ctx.key} in bucket ${b} (credentials from ${ctx.credentials})`);
+    if (status === 404 && ctx.step === 'HEAD') return new ProbeError('no-such-bucket', `bucket ${b} does not exist at ${ctx.where}`);
+    return new ProbeError('failed', `${ctx.step} of ${ctx.key} in bucket ${b} at ${ctx.where} failed: ${err.name} (HTTP ${status})`);
+  }
+  const e = err as { name?: string; code?: string; message?: string };
+  const code = e?.code ?? e?.name ?? '';
+  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|EHOSTUNREACH|ENETUNREACH|TimeoutError/.test(code + ' ' + (e?.message ?? ''))) {
+    return new ProbeError('unreachable', `S3 endpoint ${ctx.where} unreachable: ${code || e?.message}`);
+  }
+  return new ProbeError('failed', `${ctx.step} of ${ctx.key} in bucket ${b} at ${ctx.where} failed: ${e?.message ?? String(err)}`);
+}
