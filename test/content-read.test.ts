@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/content/digest.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
 import type { ReadContentResponse__Output } from '../src/generated/containerd/services/content/v1/ReadContentResponse.js';
-import { collect, failure, ns, randomBlob, startDaemon, writeBlob, type TestDaemon } from './support/harness.js';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { collect, failure, ns, randomBlob, rawS3, startDaemon, writeBlob, type TestDaemon } from './support/harness.js';
 
 describe('Read on S3', () => {
   let d: TestDaemon;
@@ -64,6 +65,42 @@ describe('Read on S3', () => {
   it('answers InvalidArgument for a malformed digest', async () => {
     const err = await failure(read({ digest: 'sha256:../../etc/passwd' }));
     expect(err.code).toBe(status.INVALID_ARGUMENT);
+  });
+
+  it('serves many small sequential reads, as containerd\'s content proxy makes them, byte for byte', async () => {
+    const window = 32 * 1024;
+    const parts: Buffer[] = [];
+    for (let off = 0; off < 1024 * 1024; off += window) {
+      const chunks = await read({ digest, offset: off, size: window });
+      parts.push(...chunks.map((c) => c.data));
+    }
+    expect(Buffer.concat(parts).equals(data.subarray(0, 1024 * 1024))).toBe(true);
+  });
+
+  it('serves reads that jump back and forth correctly', async () => {
+    for (const off of [2_000_000, 10, 2_000_100, 2_000_000, 3_000_000, 0]) {
+      const chunks = await read({ digest, offset: off, size: 100 });
+      expect(Buffer.concat(chunks.map((c) => c.data)).equals(data.subarray(off, off + 100))).toBe(true);
+    }
+  });
+
+  it('answers NotFound for a blob deleted from the bucket behind the daemon\'s back', async () => {
+    const gone = randomBlob(5000);
+    const goneDigest = digestOf(gone);
+    await writeBlob(client, 'deleted-outside', gone);
+    expect(Buffer.concat((await read({ digest: goneDigest, size: 10 })).map((c) => c.data)).equals(gone.subarray(0, 10))).toBe(true);
+    await rawS3().send(new DeleteObjectCommand({ Bucket: d.bucket!, Key: `blobs/${goneDigest}` }));
+    const err = await failure(read({ digest: goneDigest, offset: 100, size: 10 }));
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(err.details).toContain(goneDigest);
+  });
+
+  it('does not remember that a blob was missing', async () => {
+    const later = randomBlob(300);
+    const laterDigest = digestOf(later);
+    expect((await failure(read({ digest: laterDigest }))).code).toBe(status.NOT_FOUND);
+    await writeBlob(client, 'arrives-later', later);
+    expect(Buffer.concat((await read({ digest: laterDigest })).map((c) => c.data)).equals(later)).toBe(true);
   });
 
   it('serves the same bytes in another namespace (content is shared by digest)', async () => {

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { isValidDigest } from '../content/digest.js';
+import { notFound } from '../errors.js';
 import type { BlobEntry, BlobStat, BlobStore, RecordEntry, Upload, UploadHandle } from './types.js';
 
 /**
@@ -55,7 +56,13 @@ export class FsBlobStore implements BlobStore {
   }
 
   async readBlob(digest: string, offset: number, length: number): Promise<Readable> {
-    return createReadStream(this.blobPath(digest), { start: offset, end: offset + length - 1, highWaterMark: 1 << 20 });
+    const stream = createReadStream(this.blobPath(digest), { start: offset, end: offset + length - 1, highWaterMark: 1 << 20 });
+    // surface a blob deleted since its stat as not-found rather than an I/O error
+    await new Promise<void>((resolve, reject) => {
+      stream.once('open', () => resolve());
+      stream.once('error', (err) => reject(isNoEntry(err) ? notFound(`content ${digest}: not found`) : err));
+    });
+    return stream;
   }
 
   async deleteBlob(digest: string): Promise<void> {

@@ -1,6 +1,6 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import {
   AbortMultipartUploadCommand,
@@ -19,7 +19,8 @@ import {
   type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { StoreError, failedPrecondition, unavailable } from '../errors.js';
+import { StoreError, failedPrecondition, notFound, unavailable } from '../errors.js';
+import { Lru } from './lru.js';
 import { isValidDigest } from '../content/digest.js';
 import type { BlobEntry, BlobStat, BlobStore, RecordEntry, Upload, UploadHandle } from './types.js';
 
@@ -73,6 +74,9 @@ export function createS3Client(options: S3StoreOptions): S3Client {
 export class S3BlobStore implements BlobStore {
   readonly location: string;
   readonly client: S3Client;
+  /** Size and age of blobs known to exist (bounded; entries expire so outside deletes show). */
+  private readonly stats = new Lru<string, BlobStat>(100_000, 10 * 60_000);
+  private readonly readers = new ParkedReads(64, 10_000);
 
   constructor(
     readonly options: S3StoreOptions,
@@ -96,7 +100,18 @@ export class S3BlobStore implements BlobStore {
   }
 
   async statBlob(digest: string): Promise<BlobStat | undefined> {
-    return this.head(this.blobKey(digest));
+    // Blobs never change once stored, so a positive answer can be reused; a miss never is,
+    // since another writer may store the blob at any moment.
+    const known = this.stats.get(digest);
+    if (known) return known;
+    const stat = await this.head(this.blobKey(digest));
+    if (stat) this.stats.set(digest, stat);
+    return stat;
+  }
+
+  /** @internal an upload just stored this blob */
+  remember(digest: string, stat: BlobStat): void {
+    this.stats.set(digest, stat);
   }
 
   async head(key: string): Promise<BlobStat | undefined> {
@@ -109,20 +124,46 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async readBlob(digest: string, offset: number, length: number, signal?: AbortSignal): Promise<Readable> {
-    const key = this.blobKey(digest);
-    try {
-      const out = await this.client.send(
-        new GetObjectCommand({ Bucket: this.options.bucket, Key: key, Range: `bytes=${offset}-${offset + length - 1}` }),
-        signal ? { abortSignal: signal } : {},
-      );
-      return out.Body as Readable;
-    } catch (err) {
-      throw this.translate(err, `GET ${key}`);
+  async readBlob(
+    digest: string,
+    offset: number,
+    length: number,
+    options: { size: number; signal?: AbortSignal | undefined },
+  ): Promise<Readable> {
+    const end = offset + length;
+    let source = this.readers.take(digest, offset);
+    if (!source) {
+      const key = this.blobKey(digest);
+      // A read that stops short of the end is likely followed by the next one (containerd's
+      // content proxy turns every ReadAt into its own Read): ask for the rest of the object, so
+      // the next Read can continue on this response instead of paying another round trip.
+      const range = end >= options.size ? `bytes=${offset}-${end - 1}` : `bytes=${offset}-`;
+      try {
+        // Not tied to this call's abort signal: the response may outlive the call, parked for
+        // the next Read. A cancelled call closes it by destroying the stream it was given.
+        const out = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key, Range: range }));
+        source = new OpenRead(digest, offset, out.Body as Readable);
+      } catch (err) {
+        if (isMissing(err)) {
+          this.stats.delete(digest);
+          throw notFound(`content ${digest}: not found`);
+        }
+        throw this.translate(err, `GET ${key}`);
+      }
     }
+    const opened = source;
+    return Readable.from(
+      opened.take(length, () => {
+        if (end < options.size) this.readers.park(opened);
+        else opened.close();
+      }),
+      { objectMode: false },
+    );
   }
 
   async deleteBlob(digest: string): Promise<void> {
+    this.stats.delete(digest);
+    this.readers.drop(digest);
     await this.deleteKey(this.blobKey(digest));
   }
 
@@ -224,6 +265,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   async close(): Promise<void> {
+    this.readers.closeAll();
     this.client.destroy();
   }
 
@@ -379,6 +421,7 @@ class S3Upload implements Upload {
     const finalKey = this.store.blobKey(digest);
     if (this.uploadId === undefined) {
       await this.store.putKey(finalKey, this.take(this.buffered));
+      this.store.remember(digest, { size, lastModified: new Date() });
       return;
     }
     if (this.target !== undefined && this.target !== digest) {
@@ -408,6 +451,7 @@ class S3Upload implements Upload {
       await this.store.copyKey(this.key, finalKey, size);
       await this.store.deleteKey(this.key).catch(() => undefined);
     }
+    this.store.remember(digest, { size, lastModified: new Date() });
   }
 
   async abort(): Promise<void> {
@@ -476,3 +520,106 @@ class S3Upload implements Upload {
 }
 
 export { MIN_PART_SIZE };
+
+/** One GET response being consumed Read by Read. */
+class OpenRead {
+  private readonly iterator: AsyncIterator<Buffer>;
+  private leftover: Buffer | undefined;
+
+  constructor(
+    readonly digest: string,
+    public position: number,
+    private readonly body: Readable,
+  ) {
+    this.iterator = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  }
+
+  /** Yields exactly `length` bytes, then hands itself back through `done` for reuse. */
+  async *take(length: number, done: () => void): AsyncGenerator<Buffer> {
+    let remaining = length;
+    let complete = false;
+    try {
+      while (remaining > 0) {
+        let chunk = this.leftover;
+        this.leftover = undefined;
+        if (!chunk) {
+          const next = await this.iterator.next();
+          if (next.done) break;
+          chunk = next.value;
+        }
+        if (chunk.length > remaining) {
+          this.leftover = chunk.subarray(remaining);
+          chunk = chunk.subarray(0, remaining);
+        }
+        remaining -= chunk.length;
+        this.position += chunk.length;
+        yield chunk;
+      }
+      complete = remaining === 0;
+    } finally {
+      if (complete) done();
+      else this.close();
+    }
+  }
+
+  close(): void {
+    this.body.destroy();
+  }
+}
+
+/**
+ * GET responses left open after a Read that stopped short of the end, so that the next Read at
+ * that offset continues on them. Bounded in number; an unclaimed one is closed after a while.
+ */
+class ParkedReads {
+  private readonly parked = new Map<string, { read: OpenRead; timer: NodeJS.Timeout }>();
+
+  constructor(
+    private readonly max: number,
+    private readonly idleMs: number,
+  ) {}
+
+  take(digest: string, position: number): OpenRead | undefined {
+    const key = `${digest}@${position}`;
+    const entry = this.parked.get(key);
+    if (!entry) return undefined;
+    this.parked.delete(key);
+    clearTimeout(entry.timer);
+    return entry.read;
+  }
+
+  park(read: OpenRead): void {
+    const key = `${read.digest}@${read.position}`;
+    this.parked.get(key)?.read.close();
+    this.parked.delete(key);
+    while (this.parked.size >= this.max) {
+      const [oldest, entry] = this.parked.entries().next().value as [string, { read: OpenRead; timer: NodeJS.Timeout }];
+      clearTimeout(entry.timer);
+      entry.read.close();
+      this.parked.delete(oldest);
+    }
+    const timer = setTimeout(() => {
+      if (this.parked.get(key)?.read === read) this.parked.delete(key);
+      read.close();
+    }, this.idleMs);
+    timer.unref();
+    this.parked.set(key, { read, timer });
+  }
+
+  drop(digest: string): void {
+    for (const [key, entry] of this.parked) {
+      if (entry.read.digest !== digest) continue;
+      clearTimeout(entry.timer);
+      entry.read.close();
+      this.parked.delete(key);
+    }
+  }
+
+  closeAll(): void {
+    for (const entry of this.parked.values()) {
+      clearTimeout(entry.timer);
+      entry.read.close();
+    }
+    this.parked.clear();
+  }
+}

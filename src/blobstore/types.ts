@@ -26,8 +26,11 @@ export interface BlobStore {
   readonly location: string;
 
   statBlob(digest: string): Promise<BlobStat | undefined>;
-  /** Streams `length` bytes (> 0) from `offset`; the caller has checked the bounds. */
-  readBlob(digest: string, offset: number, length: number, signal?: AbortSignal): Promise<Readable>;
+  /**
+   * Streams `length` bytes (> 0) from `offset`; the caller has checked the bounds against the
+   * blob's `size`. A blob gone missing meanwhile is a not-found StoreError.
+   */
+  readBlob(digest: string, offset: number, length: number, options: { size: number; signal?: AbortSignal | undefined }): Promise<Readable>;
   deleteBlob(digest: string): Promise<void>;
   listBlobs(): AsyncIterable<BlobEntry>;
 

@@ -182,7 +182,7 @@ export class ContentStore {
     if (start > stat.size) throw outOfRange(`read of ${d} @${start}: read past object length ${stat.size}`);
     const end = size <= 0 || start + size > stat.size ? stat.size : start + size;
     if (end === start) return emptyChunks();
-    const source = await this.blobs.readBlob(d, start, end - start, signal);
+    const source = await this.blobs.readBlob(d, start, end - start, { size: stat.size, signal });
     return chunked(source, start, end, d);
   }
 
