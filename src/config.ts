@@ -32,6 +32,7 @@ export interface S3Settings {
   metadataPrefix: string;
   uploadParallelism: number;
   partSize: number;
+  maxBuffer: number;
 }
 
 export interface Config {
@@ -100,6 +101,12 @@ export const SETTINGS = {
   },
   uploadParallelism: { flag: 'upload-parallelism', env: ['S3CS_UPLOAD_PARALLELISM'], default: '4', help: 'multipart parts in flight per ingest' },
   partSize: { flag: 'part-size', env: ['S3CS_PART_SIZE'], default: '8MiB', help: 'multipart part size (5MiB to 5GiB); smaller blobs are one PUT' },
+  maxBuffer: {
+    flag: 'max-buffer',
+    env: ['S3CS_MAX_BUFFER'],
+    default: '256MiB',
+    help: 'bytes all ingests together may buffer before clients are made to wait',
+  },
   touchRefresh: {
     flag: 'touch-refresh',
     env: ['S3CS_TOUCH_REFRESH'],
@@ -217,6 +224,8 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
 
   const uploadParallelism = parsePositiveInt(str('uploadParallelism'), 'upload-parallelism');
   const partSize = parseSize(str('partSize'), 'part-size');
+  const maxBuffer = parseSize(str('maxBuffer'), 'max-buffer');
+  if (maxBuffer < partSize) throw new ConfigError(`--max-buffer: ${maxBuffer} bytes is less than one part (--part-size ${partSize})`);
   if (partSize < MIN_PART || partSize > MAX_PART) throw new ConfigError(`--part-size: must be between 5MiB and 5GiB, got ${partSize} bytes`);
 
   const bucket = raw('bucket');
@@ -259,6 +268,7 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     metadataPrefix: str('metadataPrefix'),
     uploadParallelism,
     partSize,
+    maxBuffer,
   };
   checkPrefixes(s3);
   config.s3 = s3;

@@ -34,6 +34,7 @@ export async function openBlobStore(config: Config, logger: Logger): Promise<Blo
       metadataPrefix: config.s3.metadataPrefix,
       partSize: config.s3.partSize,
       uploadParallelism: config.s3.uploadParallelism,
+      maxBuffer: config.s3.maxBuffer,
     });
     logger.info({ store: store.location }, 'storing content in S3');
     return store;

@@ -20,6 +20,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { StoreError, failedPrecondition, notFound, unavailable } from '../errors.js';
+import { ByteBudget } from './budget.js';
 import { Lru } from './lru.js';
 import { isValidDigest } from '../content/digest.js';
 import type { BlobEntry, BlobStat, BlobStore, RecordEntry, Upload, UploadHandle } from './types.js';
@@ -39,6 +40,8 @@ export interface S3StoreOptions {
   partSize: number;
   /** Parts of one upload in flight at once. */
   uploadParallelism: number;
+  /** Bytes all uploads together may buffer (default 256 MiB). */
+  maxBuffer?: number | undefined;
   maxAttempts?: number | undefined;
 }
 
@@ -77,12 +80,14 @@ export class S3BlobStore implements BlobStore {
   /** Size and age of blobs known to exist (bounded; entries expire so outside deletes show). */
   private readonly stats = new Lru<string, BlobStat>(100_000, 10 * 60_000);
   private readonly readers = new ParkedReads(64, 10_000);
+  readonly budget: ByteBudget;
 
   constructor(
     readonly options: S3StoreOptions,
     client?: S3Client,
   ) {
     this.client = client ?? createS3Client(options);
+    this.budget = new ByteBudget(options.maxBuffer ?? 256 * 1024 ** 2);
     const where = options.endpoint ? ` at ${options.endpoint}` : ` in ${options.region}`;
     this.location = `s3://${options.bucket}/${options.prefix}${where}`;
   }
@@ -177,8 +182,8 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  createUpload(target?: string): Upload {
-    return new S3Upload(this, target);
+  createUpload(target?: string, sizeHint?: number): Upload {
+    return new S3Upload(this, target, sizeHint ?? 0);
   }
 
   async discardUpload(handle: UploadHandle): Promise<void> {
@@ -396,10 +401,15 @@ class S3Upload implements Upload {
   private readonly parts: CompletedPart[] = [];
   private readonly inflight = new Set<Promise<void>>();
   private failure: unknown;
+  /** Budget reserved for the part being buffered now. */
+  private held = 0;
+  private accepted = 0;
 
   constructor(
     private readonly store: S3BlobStore,
     private readonly target: string | undefined,
+    /** Declared size, when the client gave one: a small blob reserves only what it needs. */
+    private readonly sizeHint: number,
   ) {
     this.key = target
       ? store.blobKey(target)
@@ -409,10 +419,28 @@ class S3Upload implements Upload {
   async write(chunk: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
     if (chunk.length === 0) return;
+    await this.reserve();
     this.chunks.push(chunk);
     this.buffered += chunk.length;
+    this.accepted += chunk.length;
     const partSize = this.store.options.partSize;
-    while (this.buffered >= partSize) await this.sendPart(this.take(partSize));
+    while (this.buffered >= partSize) {
+      await this.sendPart(this.take(partSize));
+      if (this.buffered > 0) await this.reserve();
+    }
+  }
+
+  private async reserve(): Promise<void> {
+    if (this.held > 0) return;
+    const { partSize } = this.store.options;
+    const left = this.sizeHint - this.accepted + this.buffered;
+    const want = this.sizeHint > 0 && left > 0 ? Math.min(left, partSize) : partSize;
+    this.held = await this.store.budget.acquire(want);
+  }
+
+  private releaseHeld(): void {
+    this.store.budget.release(this.held);
+    this.held = 0;
   }
 
   async commit(digest: string, size: number): Promise<void> {
@@ -420,7 +448,11 @@ class S3Upload implements Upload {
     if (this.failure) throw this.failure;
     const finalKey = this.store.blobKey(digest);
     if (this.uploadId === undefined) {
-      await this.store.putKey(finalKey, this.take(this.buffered));
+      try {
+        await this.store.putKey(finalKey, this.take(this.buffered));
+      } finally {
+        this.releaseHeld();
+      }
       this.store.remember(digest, { size, lastModified: new Date() });
       return;
     }
@@ -457,6 +489,7 @@ class S3Upload implements Upload {
   async abort(): Promise<void> {
     this.chunks = [];
     this.buffered = 0;
+    this.releaseHeld();
     await this.settle();
     const uploadId = this.uploadId;
     this.uploadId = undefined;
@@ -493,6 +526,9 @@ class S3Upload implements Upload {
     }
     const partNumber = this.nextPart++;
     const uploadId = this.uploadId;
+    // the part takes the buffer's reservation along until S3 has it
+    const reservation = this.held;
+    this.held = 0;
     const sending: Promise<void> = this.store.client
       .send(
         new UploadPartCommand({
@@ -510,7 +546,10 @@ class S3Upload implements Upload {
       .catch((err: unknown) => {
         this.failure ??= this.store.translate(err, `upload part ${partNumber} of ${this.key}`);
       })
-      .finally(() => this.inflight.delete(sending));
+      .finally(() => {
+        this.inflight.delete(sending);
+        this.store.budget.release(reservation);
+      });
     this.inflight.add(sending);
   }
 

@@ -258,7 +258,7 @@ export class ContentStore {
         expected,
         offset: 0,
         hasher: newHasher(expected ? parseDigest(expected).algorithm : 'sha256'),
-        upload: this.blobs.createUpload(expected || undefined),
+        upload: this.blobs.createUpload(expected || undefined, total),
         lockedSince: undefined,
       };
       this.ingests.set(key, ingest);
@@ -460,7 +460,7 @@ export class Writer {
   private async restart(): Promise<void> {
     const ingest = this.ingest;
     await ingest.upload.abort();
-    ingest.upload = this.store.blobs.createUpload(ingest.expected || undefined);
+    ingest.upload = this.store.blobs.createUpload(ingest.expected || undefined, ingest.total);
     ingest.hasher = newHasher(ingest.expected ? parseDigest(ingest.expected).algorithm : 'sha256');
     ingest.offset = 0;
     ingest.updatedAt = new Date();

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { ByteBudget } from '../../src/blobstore/budget.js';
+import { isStoreError } from '../../src/errors.js';
+
+describe('ByteBudget', () => {
+  it('grants reservations up to its limit and makes the next one wait for a release', async () => {
+    const budget = new ByteBudget(100);
+    await budget.acquire(60);
+    let granted = false;
+    const waiting = budget.acquire(50).then(() => (granted = true));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(granted).toBe(false);
+    budget.release(60);
+    await waiting;
+    expect(budget.inUse).toBe(50);
+  });
+
+  it('serves waiters in order', async () => {
+    const budget = new ByteBudget(10);
+    await budget.acquire(10);
+    const order: string[] = [];
+    const big = budget.acquire(8).then(() => order.push('big'));
+    const small = budget.acquire(1).then(() => order.push('small'));
+    budget.release(10);
+    await Promise.all([big, small]);
+    expect(order).toEqual(['big', 'small']);
+  });
+
+  it('fails with resource-exhausted when nothing is released in time', async () => {
+    const budget = new ByteBudget(10, 20);
+    await budget.acquire(10);
+    const err = await budget.acquire(1).catch((e: unknown) => e);
+    expect(isStoreError(err, 'resource-exhausted')).toBe(true);
+    budget.release(10);
+    expect(budget.inUse).toBe(0);
+  });
+
+  it('caps a reservation larger than the whole budget at the budget', async () => {
+    const budget = new ByteBudget(10);
+    expect(await budget.acquire(50)).toBe(10);
+  });
+});
