@@ -9,6 +9,7 @@ import { validateNamespace } from '../namespaces.js';
 import { newHasher, parseDigest } from './digest.js';
 import { parseFilters, type FieldLookup } from './filters.js';
 import { validateRef } from './refs.js';
+import { Lru } from '../blobstore/lru.js';
 
 export interface ContentInfo {
   digest: string;
@@ -49,6 +50,10 @@ interface IngestRecord {
 /** Read chunks never exceed containerd's own 1 MiB buffer. */
 export const MAX_READ_CHUNK = 1 << 20;
 
+const RECORD_CACHE_MS = 30_000;
+/** How long an "absent" answer for an expected digest stands for the same Write stream. */
+const RECHECK_AFTER_MS = 2_000;
+
 interface Ingest {
   readonly ns: string;
   readonly ref: string;
@@ -61,6 +66,8 @@ interface Ingest {
   upload: Upload;
   /** Set while a Write stream holds the ref. */
   lockedSince: Date | undefined;
+  /** Whether a record of this ingest may exist in the bucket (so there is one to remove). */
+  recorded: boolean;
 }
 
 export interface ContentStoreOptions {
@@ -84,6 +91,12 @@ export class ContentStore {
   private readonly knownNamespaces = new Set<string>();
   private readonly logger: Logger;
   private readonly bucketNamespace: string | undefined;
+  /**
+   * Recently read or written membership records (labels), present or absent, so Info does not
+   * cost a GET every time. Entries expire after a short while, which bounds how long a label
+   * change made through another daemon sharing the bucket can go unseen here.
+   */
+  private readonly records = new Lru<string, { value: ContentRecord | undefined }>(50_000, RECORD_CACHE_MS);
 
   constructor(
     readonly blobs: BlobStore,
@@ -158,7 +171,7 @@ export class ContentStore {
     const d = parseDigest(digest).value;
     const [stat, record] = await Promise.all([this.blobs.statBlob(d), this.readRecord(ns, d)]);
     if (!stat && !record) throw notFound(`content ${d}: not found`);
-    if (record) await this.docs.remove(docKeys.content(ns, d));
+    if (record) await this.removeRecord(ns, d);
     // The bytes go only when no other namespace still holds the blob.
     if (stat && !(await this.heldElsewhere(ns, d))) await this.blobs.deleteBlob(d);
   }
@@ -260,6 +273,7 @@ export class ContentStore {
         hasher: newHasher(expected ? parseDigest(expected).algorithm : 'sha256'),
         upload: this.blobs.createUpload(expected || undefined, total),
         lockedSince: undefined,
+        recorded: false,
       };
       this.ingests.set(key, ingest);
     }
@@ -297,6 +311,7 @@ export class ContentStore {
         offset: ingest.offset,
         ...(ingest.upload.handle() ? { upload: ingest.upload.handle()! } : {}),
       };
+      ingest.recorded = true;
       await this.docs.write(docKeys.ingest(ingest.ns, ingest.ref), record).catch((err: unknown) => {
         this.logger.warn({ err, ref: ingest.ref, ns: ingest.ns }, 'could not record detached ingest');
       });
@@ -304,13 +319,16 @@ export class ContentStore {
   }
 
   /** @internal used by Writer */
-  async removeIngestRecord(ns: string, ref: string): Promise<void> {
-    await this.docs.remove(docKeys.ingest(ns, ref));
+  async removeIngestRecord(ingest: Ingest): Promise<void> {
+    if (!ingest.recorded) return;
+    await this.docs.remove(docKeys.ingest(ingest.ns, ingest.ref));
+    ingest.recorded = false;
   }
 
   /** @internal used by Writer */
-  async ensureMember(ns: string, digest: string, stat: BlobStat, labels: Labels): Promise<ContentInfo> {
-    const existing = await this.readRecord(ns, digest);
+  async ensureMember(ns: string, digest: string, stat: BlobStat, labels: Labels, fresh = false): Promise<ContentInfo> {
+    // A blob this call just stored has no membership worth reading: any old record is stale.
+    const existing = fresh ? undefined : await this.readRecord(ns, digest);
     if (existing && Object.keys(labels).length === 0) return toInfo(digest, stat, existing);
     const now = new Date().toISOString();
     const record: ContentRecord = existing
@@ -323,7 +341,12 @@ export class ContentStore {
   // --- helpers -------------------------------------------------------------------------------------
 
   private async readRecord(ns: string, digest: string): Promise<ContentRecord | undefined> {
-    return this.docs.read<ContentRecord>(docKeys.content(ns, digest));
+    const key = ingestKey(ns, digest);
+    const cached = this.records.get(key);
+    if (cached) return cached.value;
+    const value = await this.docs.read<ContentRecord>(docKeys.content(ns, digest));
+    this.records.set(key, { value });
+    return value;
   }
 
   private async writeRecord(ns: string, digest: string, record: ContentRecord): Promise<void> {
@@ -332,6 +355,13 @@ export class ContentStore {
       this.knownNamespaces.add(ns);
     }
     await this.docs.write(docKeys.content(ns, digest), record);
+    this.records.set(ingestKey(ns, digest), { value: record });
+  }
+
+  private async removeRecord(ns: string, digest: string): Promise<void> {
+    this.records.delete(ingestKey(ns, digest));
+    await this.docs.remove(docKeys.content(ns, digest));
+    this.records.delete(ingestKey(ns, digest));
   }
 
   private async heldElsewhere(ns: string, digest: string): Promise<boolean> {
@@ -358,12 +388,16 @@ export class ContentStore {
 export class Writer {
   private released = false;
   private checkedExpected: string;
+  /** When this stream last found `checkedExpected` absent from the store. */
+  private checkedAt = 0;
 
   constructor(
     private readonly store: ContentStore,
     private readonly ingest: Ingest,
   ) {
     this.checkedExpected = ingest.expected;
+    // openWriter has just checked the expected digest, when there was one
+    if (ingest.expected) this.checkedAt = Date.now();
   }
 
   get ref(): string {
@@ -386,6 +420,7 @@ export class Writer {
     this.checkedExpected = d;
     try {
       await this.store.failIfPresent(ingest.ns, d);
+      this.checkedAt = Date.now();
     } catch (err) {
       await this.discard();
       throw err;
@@ -429,17 +464,20 @@ export class Writer {
     if (want !== '' && parseDigest(want).value !== digest) {
       throw failedPrecondition(`${JSON.stringify(ingest.ref)}: unexpected commit digest ${digest}, expected ${want}`);
     }
-    const present = await this.store.blobs.statBlob(digest);
+    // A check this stream made moments ago stands; otherwise ask the store. (Storing bytes that
+    // appeared meanwhile again is harmless: they are the same bytes.)
+    const recentlyChecked = digest === this.checkedExpected && Date.now() - this.checkedAt < RECHECK_AFTER_MS;
+    const present = recentlyChecked ? undefined : await this.store.blobs.statBlob(digest);
     if (present) {
       await this.store.ensureMember(ingest.ns, digest, present, labels);
       await this.discard();
       throw alreadyExists(`content ${digest}: already exists`);
     }
     await ingest.upload.commit(digest, size);
-    await this.store.ensureMember(ingest.ns, digest, { size, lastModified: new Date() }, labels);
+    await this.store.ensureMember(ingest.ns, digest, { size, lastModified: new Date() }, labels, true);
     this.released = true;
     await this.store.finishIngest(ingest, 'committed');
-    await this.store.removeIngestRecord(ingest.ns, ingest.ref).catch(() => undefined);
+    await this.store.removeIngestRecord(ingest).catch(() => undefined);
     return { digest, size };
   }
 
@@ -454,7 +492,7 @@ export class Writer {
     this.released = true;
     await this.store.finishIngest(this.ingest, 'committed');
     await this.ingest.upload.abort();
-    await this.store.removeIngestRecord(this.ingest.ns, this.ingest.ref).catch(() => undefined);
+    await this.store.removeIngestRecord(this.ingest).catch(() => undefined);
   }
 
   private async restart(): Promise<void> {

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import type {
   sendUnaryData,
   ServerDuplexStream,
@@ -46,9 +45,14 @@ export function serverStream<Req, Res>(
     void (async () => {
       try {
         const items = await handler(call.request, call, controller.signal);
+        // grpc-js queues up to 16 messages per call before write() says to wait; with 1 MiB
+        // Read chunks that is 16 MiB a call. Waiting for the oldest of a few messages to reach
+        // the transport bounds what a call holds, while keeping the pipe full.
+        const flushing: Promise<void>[] = [];
         for await (const item of items) {
           if (controller.signal.aborted) break;
-          if (!call.write(item)) await drained(call, controller.signal);
+          flushing.push(new Promise<void>((resolve) => call.write(item, () => resolve())));
+          if (flushing.length >= MAX_UNFLUSHED) await untilAborted(flushing.shift()!, controller.signal);
         }
         if (controller.signal.aborted) {
           logger.debug({ method, code: 'CANCELLED', ms: elapsed(started) }, 'call');
@@ -69,9 +73,19 @@ export function serverStream<Req, Res>(
   };
 }
 
-async function drained(call: NodeJS.EventEmitter, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return;
-  await once(call, 'drain', { signal }).catch(() => undefined);
+/** Messages a server stream may have handed to grpc-js that have not reached the transport yet. */
+const MAX_UNFLUSHED = 3;
+
+function untilAborted(promise: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const onAbort = () => resolve();
+    signal.addEventListener('abort', onAbort, { once: true });
+    void promise.then(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    });
+  });
 }
 
 /**
