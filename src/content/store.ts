@@ -299,9 +299,11 @@ export class ContentStore {
       if (this.ingests.get(key) === ingest) this.ingests.delete(key);
       return;
     }
-    // Kept for a resume with the same ref; recorded so other daemons list it and so its stored
-    // bytes can be found and discarded once abandoned.
-    if (ingest.offset > 0) {
+    // Kept in memory for a resume with the same ref. Once some of its bytes are stored in the
+    // bucket (a multipart upload has begun) it is recorded there too, so other daemons list it
+    // and the stored bytes can be found and discarded once abandoned; bytes only buffered here
+    // leave nothing in the bucket.
+    if (ingest.offset > 0 && ingest.upload.handle() !== undefined) {
       const record: IngestRecord = {
         ref: ingest.ref,
         total: ingest.total,
