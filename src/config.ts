@@ -46,6 +46,10 @@ export interface Config {
   shutdownTimeoutMs: number;
   socketMode: number;
   skipCheck: boolean;
+  /** TLS for tcp:// listeners; unix sockets are guarded by file mode and group. */
+  tls: { cert: Buffer; key: Buffer; clientCa: Buffer | undefined } | undefined;
+  insecure: boolean;
+  socketGroup: number | undefined;
   /** The config file read, if any. */
   configFile: string | undefined;
 }
@@ -126,6 +130,22 @@ export const SETTINGS = {
     default: '30s',
     help: 'on SIGTERM/SIGINT, how long in-flight calls may run before they are cut',
   },
+  tlsCert: { flag: 'tls-cert', env: ['S3CS_TLS_CERT'], default: undefined, help: 'PEM certificate (chain) for tcp:// listeners' },
+  tlsKey: { flag: 'tls-key', env: ['S3CS_TLS_KEY'], default: undefined, help: 'PEM private key for --tls-cert' },
+  tlsClientCa: {
+    flag: 'tls-client-ca',
+    env: ['S3CS_TLS_CLIENT_CA'],
+    default: undefined,
+    help: 'PEM CA bundle: tcp:// clients must present a certificate it signed',
+  },
+  insecure: {
+    flag: 'insecure',
+    env: ['S3CS_INSECURE'],
+    default: 'false',
+    help: 'allow plaintext tcp:// listeners, and then only on loopback addresses',
+    boolean: true,
+  },
+  socketGroup: { flag: 'socket-group', env: ['S3CS_SOCKET_GROUP'], default: undefined, help: 'group (name or id) that owns unix sockets' },
   socketMode: { flag: 'socket-mode', env: ['S3CS_SOCKET_MODE'], default: '0660', help: 'file mode of unix sockets (octal)' },
   skipCheck: {
     flag: 'skip-check',
@@ -167,7 +187,8 @@ export function readConfigFile(path: string): Record<string, string> {
 
 /** The settings as they will be used, secrets replaced, for `check` and for the start-up log. */
 export function describeConfig(config: Config): Record<string, unknown> {
-  const { s3, ...rest } = config;
+  const { s3, tls, ...others } = config;
+  const rest = { ...others, tls: tls ? { cert: 'set', key: '(redacted)', clientCa: tls.clientCa ? 'set' : 'none' } : 'off' };
   if (!s3) return { ...rest, store: 'local directory' };
   const { credentials, ...settings } = s3;
   return {
@@ -219,8 +240,21 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     shutdownTimeoutMs: parseDuration(str('shutdownTimeout'), 'shutdown-timeout'),
     socketMode: parseInt(socketMode, 8),
     skipCheck: parseBool(str('skipCheck'), 'skip-check'),
+    tls: readTls(raw('tlsCert'), raw('tlsKey'), raw('tlsClientCa')),
+    insecure: parseBool(str('insecure'), 'insecure'),
+    socketGroup: raw('socketGroup') ? resolveGroup(raw('socketGroup')!) : undefined,
     configFile,
   };
+  for (const address of addresses) {
+    const parsed = parseAddress(address);
+    if (parsed.kind !== 'tcp' || config.tls) continue;
+    if (!config.insecure) {
+      throw new ConfigError(`--address ${address}: a tcp listener needs --tls-cert and --tls-key (or --insecure, on loopback only)`);
+    }
+    if (!isLoopback(parsed.host)) {
+      throw new ConfigError(`--address ${address}: --insecure allows plaintext only on a loopback address (127.0.0.0/8, ::1, localhost)`);
+    }
+  }
 
   const uploadParallelism = parsePositiveInt(str('uploadParallelism'), 'upload-parallelism');
   const partSize = parseSize(str('partSize'), 'part-size');
@@ -288,6 +322,40 @@ function checkPrefixes(s3: S3Settings): void {
       if (a !== b && av.startsWith(bv)) throw new ConfigError(`--${a} ${JSON.stringify(av)} lies inside --${b} ${JSON.stringify(bv)}`);
     }
   }
+}
+
+function readTls(cert: string | undefined, key: string | undefined, clientCa: string | undefined): Config['tls'] {
+  if (!cert && !key) {
+    if (clientCa) throw new ConfigError('--tls-client-ca: needs --tls-cert and --tls-key');
+    return undefined;
+  }
+  if (!cert || !key) throw new ConfigError('--tls-cert and --tls-key go together');
+  const read = (path: string, name: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new ConfigError(`--${name} ${path}: ${(err as Error).message}`);
+    }
+  };
+  return { cert: read(cert, 'tls-cert'), key: read(key, 'tls-key'), clientCa: clientCa ? read(clientCa, 'tls-client-ca') : undefined };
+}
+
+function resolveGroup(group: string): number {
+  if (/^\d+$/.test(group)) return Number(group);
+  let lines: string[] = [];
+  try {
+    lines = readFileSync('/etc/group', 'utf8').split('\n');
+  } catch {
+    // no group database: only numeric ids work
+  }
+  const entry = lines.map((l) => l.split(':')).find((f) => f[0] === group);
+  if (!entry || !/^\d+$/.test(entry[2] ?? '')) throw new ConfigError(`--socket-group: no group ${JSON.stringify(group)}`);
+  return Number(entry[2]);
+}
+
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 export type Address = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };

@@ -1,4 +1,4 @@
-import { chmod, lstat, mkdir, rm } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
@@ -89,12 +89,16 @@ export class Daemon {
         const parsed = parseAddress(address);
         if (parsed.kind === 'unix') {
           await prepareSocketPath(parsed.path);
-          await bind(server, `unix://${parsed.path}`);
+          await bind(server, `unix://${parsed.path}`, ServerCredentials.createInsecure());
           sockets.push(parsed.path);
           await chmod(parsed.path, config.socketMode);
+          if (config.socketGroup !== undefined) await chown(parsed.path, -1, config.socketGroup);
           bound.push(address);
         } else {
-          const port = await bind(server, `${parsed.host}:${parsed.port}`);
+          const creds = config.tls
+            ? ServerCredentials.createSsl(config.tls.clientCa ?? null, [{ cert_chain: config.tls.cert, private_key: config.tls.key }], config.tls.clientCa !== undefined)
+            : ServerCredentials.createInsecure();
+          const port = await bind(server, `${parsed.host}:${parsed.port}`, creds);
           bound.push(`tcp://${parsed.host}:${port}`);
         }
       }
@@ -128,9 +132,9 @@ export class Daemon {
   }
 }
 
-function bind(server: Server, target: string): Promise<number> {
+function bind(server: Server, target: string, creds: ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(target, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    server.bindAsync(target, creds, (err, port) => (err ? reject(err) : resolve(port)));
   });
 }
 

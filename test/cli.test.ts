@@ -142,7 +142,7 @@ describe('s3-content-store CLI', () => {
   it('listens on tcp:// and on several addresses at once', async () => {
     const dir = tempDir();
     const socket = join(dir, 'content.sock');
-    const { lines } = await serve(['--address', `unix://${socket}`, '--address', 'tcp://127.0.0.1:0', '--root', join(dir, 'data')]);
+    const { lines } = await serve(['--address', `unix://${socket}`, '--address', 'tcp://127.0.0.1:0', '--insecure', '--root', join(dir, 'data')]);
     const addresses = lines.find((l) => l.msg === 'serving')!.addresses as string[];
     const tcp = addresses.find((a) => a.startsWith('tcp://'))!;
     const health = healthClient(tcp.slice('tcp://'.length));

@@ -1,0 +1,115 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, resolveConfig } from '../src/config.js';
+import { protos } from '../src/grpc/proto.js';
+import { Daemon } from '../src/server.js';
+import type { HealthClient } from '../src/generated/grpc/health/v1/Health.js';
+import { call, failure, quietLogger, tempDir } from './support/harness.js';
+
+/** A throw-away CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl. */
+function makePki(dir: string) {
+  const ssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=s3cs test CA']);
+  for (const [name, ext] of [['server', 'subjectAltName=IP:127.0.0.1'], ['client', 'extendedKeyUsage=clientAuth']] as const) {
+    ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
+    writeFileSync(join(dir, `${name}.ext`), `${ext}\n`);
+    ssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', `${name}.ext`]);
+  }
+  const file = (n: string) => join(dir, n);
+  return { ca: file('ca.pem'), cert: file('server.pem'), key: file('server.key'), clientCert: file('client.pem'), clientKey: file('client.key') };
+}
+
+function health(address: string, creds: ChannelCredentials): HealthClient {
+  const Health = protos().health.grpc.health.v1.Health as never as new (a: string, c: ChannelCredentials) => HealthClient;
+  return new Health(address, creds);
+}
+
+describe('unix sockets', () => {
+  it('take the configured group and mode', async () => {
+    const dir = tempDir('s3cs-sock-');
+    const socket = join(dir, 'content.sock');
+    const config = resolveConfig({ address: [`unix://${socket}`], root: join(dir, 'data'), socketGroup: 'daemon', socketMode: '0640' }, {});
+    const daemon = await Daemon.start(config, quietLogger());
+    const st = statSync(socket);
+    expect(st.gid).toBe(config.socketGroup);
+    expect(st.mode & 0o777).toBe(0o640);
+    await daemon.stop(5_000);
+  });
+
+  it('refuse an unknown group at start', () => {
+    expect(() => resolveConfig({ socketGroup: 'no-such-group-s3cs', root: '/tmp/x' }, {})).toThrow('no group "no-such-group-s3cs"');
+  });
+});
+
+describe('TCP listeners', () => {
+  const dir = tempDir('s3cs-tls-');
+  let pki: ReturnType<typeof makePki>;
+  beforeAll(() => {
+    pki = makePki(dir);
+  });
+
+  it('refuse plaintext tcp:// without --insecure', () => {
+    expect(() => resolveConfig({ address: ['tcp://127.0.0.1:7000'], root: dir }, {})).toThrow(ConfigError);
+    expect(() => resolveConfig({ address: ['tcp://127.0.0.1:7000'], root: dir }, {})).toThrow('needs --tls-cert and --tls-key');
+  });
+
+  it('allow --insecure only on a loopback address', () => {
+    expect(resolveConfig({ address: ['tcp://127.0.0.1:7000'], root: dir, insecure: true }, {}).insecure).toBe(true);
+    expect(() => resolveConfig({ address: ['tcp://0.0.0.0:7000'], root: dir, insecure: true }, {})).toThrow('only on a loopback address');
+  });
+
+  describe('with TLS', () => {
+    let daemon: Daemon;
+    let address: string;
+    beforeAll(async () => {
+      const config = resolveConfig({ address: ['tcp://127.0.0.1:0'], root: join(dir, 'data'), tlsCert: pki.cert, tlsKey: pki.key }, {});
+      daemon = await Daemon.start(config, quietLogger());
+      address = daemon.addresses[0]!.slice('tcp://'.length);
+    });
+    afterAll(async () => daemon.stop(5_000));
+
+    it('serves a client that trusts its CA', async () => {
+      const client = health(address, credentials.createSsl(readFileSync(pki.ca)));
+      expect(await call(client, 'Check', { service: '' })).toEqual({ status: 'SERVING' });
+      client.close();
+    });
+
+    it('does not speak plaintext', async () => {
+      const client = health(address, credentials.createInsecure());
+      const err = await failure(call(client, 'Check', { service: '' }));
+      expect(err.code).toBe(14); // UNAVAILABLE: the handshake never completes
+      client.close();
+    });
+  });
+
+  describe('with TLS and required client certificates', () => {
+    let daemon: Daemon;
+    let address: string;
+    beforeAll(async () => {
+      const config = resolveConfig(
+        { address: ['tcp://127.0.0.1:0'], root: join(dir, 'data2'), tlsCert: pki.cert, tlsKey: pki.key, tlsClientCa: pki.ca },
+        {},
+      );
+      daemon = await Daemon.start(config, quietLogger());
+      address = daemon.addresses[0]!.slice('tcp://'.length);
+    });
+    afterAll(async () => daemon.stop(5_000));
+
+    it('serves a client with a certificate from the client CA', async () => {
+      const creds = credentials.createSsl(readFileSync(pki.ca), readFileSync(pki.clientKey), readFileSync(pki.clientCert));
+      const client = health(address, creds);
+      expect(await call(client, 'Check', { service: '' })).toEqual({ status: 'SERVING' });
+      client.close();
+    });
+
+    it('refuses a client without a certificate', async () => {
+      const client = health(address, credentials.createSsl(readFileSync(pki.ca)));
+      const err = await failure(call(client, 'Check', { service: '' }));
+      expect(err.code).toBe(14);
+      client.close();
+    });
+  });
+});
