@@ -41,6 +41,7 @@ export interface Config {
   root: string;
   s3: S3Settings | undefined;
   touchRefreshMs: number;
+  ingestExpiryMs: number;
   bucketNamespace: string;
   logLevel: string;
   shutdownTimeoutMs: number;
@@ -116,6 +117,12 @@ export const SETTINGS = {
     env: ['S3CS_TOUCH_REFRESH'],
     default: '24h',
     help: 'age after which a read blob\'s last-modified is refreshed (Go duration)',
+  },
+  ingestExpiry: {
+    flag: 'ingest-expiry',
+    env: ['S3CS_INGEST_EXPIRY'],
+    default: '24h',
+    help: 'an ingest untouched this long is discarded with its stored bytes (Go duration, as containerd)',
   },
   bucketNamespace: {
     flag: 'bucket-namespace',
@@ -235,6 +242,7 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     root: str('root'),
     s3: undefined,
     touchRefreshMs: parseDuration(str('touchRefresh'), 'touch-refresh'),
+    ingestExpiryMs: parseDuration(str('ingestExpiry'), 'ingest-expiry'),
     bucketNamespace: str('bucketNamespace'),
     logLevel,
     shutdownTimeoutMs: parseDuration(str('shutdownTimeout'), 'shutdown-timeout'),

@@ -59,6 +59,7 @@ export class Daemon {
     private readonly sockets: string[],
     /** The addresses actually bound (a tcp port 0 replaced by the port chosen). */
     readonly addresses: string[],
+    private readonly sweeper: NodeJS.Timeout,
   ) {}
 
   static async start(config: Config, logger: Logger, blobs?: BlobStore): Promise<Daemon> {
@@ -68,7 +69,11 @@ export class Daemon {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
     });
-    const contentStore = new ContentStore(store, { logger, bucketNamespace: config.bucketNamespace || undefined });
+    const contentStore = new ContentStore(store, {
+      logger,
+      bucketNamespace: config.bucketNamespace || undefined,
+      ingestExpiryMs: config.ingestExpiryMs,
+    });
     const leaseStore = new LeaseStore(store);
     const touch = new TouchRefresher(store, { refreshMs: config.touchRefreshMs, concurrency: 4, maxQueued: 10_000 }, logger);
     const recordStore = new RecordStore(store, touch, logger);
@@ -107,12 +112,20 @@ export class Daemon {
       await Promise.all(sockets.map((s) => rm(s, { force: true })));
       throw err;
     }
+    // Abandoned ingests (this daemon's, or a crashed one's) are swept at start and then
+    // regularly, a few times per expiry period.
+    const sweep = () =>
+      contentStore.sweepExpiredIngests().catch((err: unknown) => logger.warn({ err }, 'ingest expiry sweep failed'));
+    void sweep();
+    const sweeper = setInterval(sweep, Math.max(1_000, Math.min(config.ingestExpiryMs / 4, 600_000)));
+    sweeper.unref();
     logger.info({ addresses: bound, store: store.location }, 'serving');
-    return new Daemon(server, store, health, touch, logger, sockets, bound);
+    return new Daemon(server, store, health, touch, logger, sockets, bound, sweeper);
   }
 
   /** Stops accepting, lets in-flight calls finish within `timeoutMs`, then cuts the rest. */
   async stop(timeoutMs: number): Promise<void> {
+    clearInterval(this.sweeper);
     this.health.setAll('NOT_SERVING');
     this.health.close();
     const graceful = new Promise<boolean>((resolve) => this.server.tryShutdown(() => resolve(true)));

@@ -77,6 +77,8 @@ export interface ContentStoreOptions {
    * (those BuildKit's own s3 cache wrote). Every other namespace lists only what it holds.
    */
   bucketNamespace?: string | undefined;
+  /** An ingest nobody has written to for this long is discarded, with its stored bytes. */
+  ingestExpiryMs?: number | undefined;
 }
 
 /**
@@ -91,6 +93,7 @@ export class ContentStore {
   private readonly knownNamespaces = new Set<string>();
   private readonly logger: Logger;
   private readonly bucketNamespace: string | undefined;
+  private readonly ingestExpiryMs: number;
   /**
    * Recently read or written membership records (labels), present or absent, so Info does not
    * cost a GET every time. Entries expire after a short while, which bounds how long a label
@@ -105,6 +108,36 @@ export class ContentStore {
     this.docs = new Documents(blobs);
     this.logger = options.logger;
     this.bucketNamespace = options.bucketNamespace;
+    this.ingestExpiryMs = options.ingestExpiryMs ?? 24 * 3_600_000;
+  }
+
+  /**
+   * Discards ingests untouched for longer than the expiry: those held in this process, and those
+   * recorded in the bucket by any daemon (a crashed one included), aborting their multipart
+   * uploads so they stop costing money. Returns how many were discarded.
+   */
+  async sweepExpiredIngests(now = Date.now()): Promise<number> {
+    const cutoff = now - this.ingestExpiryMs;
+    let discarded = 0;
+    for (const [key, ingest] of this.ingests) {
+      if (ingest.lockedSince || ingest.updatedAt.getTime() >= cutoff) continue;
+      this.ingests.delete(key);
+      await ingest.upload.abort();
+      await this.removeIngestRecord(ingest).catch(() => undefined);
+      discarded++;
+      this.logger.info({ ns: ingest.ns, ref: ingest.ref, offset: ingest.offset }, 'discarded expired ingest');
+    }
+    const prefix = docKeys.namespacesPrefix();
+    for await (const nsKey of this.docs.list(prefix)) {
+      const ns = nsKey.slice(prefix.length);
+      for await (const { value } of this.docs.readAll<IngestRecord>(docKeys.ingestsPrefix(ns))) {
+        if (new Date(value.updatedAt).getTime() >= cutoff || this.ingests.has(ingestKey(ns, value.ref))) continue;
+        await this.dropRecord(ns, value);
+        discarded++;
+        this.logger.info({ ns, ref: value.ref }, 'discarded expired ingest record and its stored bytes');
+      }
+    }
+    return discarded;
   }
 
   // --- committed content ------------------------------------------------------------------------
@@ -303,20 +336,26 @@ export class ContentStore {
     // bucket (a multipart upload has begun) it is recorded there too, so other daemons list it
     // and the stored bytes can be found and discarded once abandoned; bytes only buffered here
     // leave nothing in the bucket.
-    if (ingest.offset > 0 && ingest.upload.handle() !== undefined) {
-      const record: IngestRecord = {
-        ref: ingest.ref,
-        total: ingest.total,
-        expected: ingest.expected,
-        startedAt: ingest.startedAt.toISOString(),
-        updatedAt: ingest.updatedAt.toISOString(),
-        offset: ingest.offset,
-        ...(ingest.upload.handle() ? { upload: ingest.upload.handle()! } : {}),
-      };
-      ingest.recorded = true;
-      await this.docs.write(docKeys.ingest(ingest.ns, ingest.ref), record).catch((err: unknown) => {
-        this.logger.warn({ err, ref: ingest.ref, ns: ingest.ns }, 'could not record detached ingest');
-      });
+    if (ingest.offset > 0 && ingest.upload.handle() !== undefined) await this.recordIngest(ingest);
+  }
+
+  /** @internal used by Writer: writes (or refreshes) the bucket's record of an ingest. */
+  async recordIngest(ingest: Ingest): Promise<void> {
+    const record: IngestRecord = {
+      ref: ingest.ref,
+      total: ingest.total,
+      expected: ingest.expected,
+      startedAt: ingest.startedAt.toISOString(),
+      updatedAt: ingest.updatedAt.toISOString(),
+      offset: ingest.offset,
+      ...(ingest.upload.handle() ? { upload: ingest.upload.handle()! } : {}),
+    };
+    ingest.recorded = true;
+    try {
+      await this.ensureNamespace(ingest.ns);
+      await this.docs.write(docKeys.ingest(ingest.ns, ingest.ref), record);
+    } catch (err) {
+      this.logger.warn({ err, ref: ingest.ref, ns: ingest.ns }, 'could not record an ingest');
     }
   }
 
@@ -351,11 +390,15 @@ export class ContentStore {
     return value;
   }
 
+  /** Namespaces are listed so that sweeps and shared-blob checks can find their records. */
+  private async ensureNamespace(ns: string): Promise<void> {
+    if (this.knownNamespaces.has(ns)) return;
+    await this.docs.write(docKeys.namespace(ns), { name: ns });
+    this.knownNamespaces.add(ns);
+  }
+
   private async writeRecord(ns: string, digest: string, record: ContentRecord): Promise<void> {
-    if (!this.knownNamespaces.has(ns)) {
-      await this.docs.write(docKeys.namespace(ns), { name: ns });
-      this.knownNamespaces.add(ns);
-    }
+    await this.ensureNamespace(ns);
     await this.docs.write(docKeys.content(ns, digest), record);
     this.records.set(ingestKey(ns, digest), { value: record });
   }
@@ -447,6 +490,9 @@ export class Writer {
     ingest.hasher.update(data);
     ingest.offset += data.length;
     ingest.updatedAt = new Date();
+    // The moment some bytes are stored in the bucket, record the ingest, so that a crash of
+    // this daemon cannot leave an upload nobody knows about (the expiry sweep finds it).
+    if (!ingest.recorded && ingest.upload.handle() !== undefined) await this.store.recordIngest(ingest);
   }
 
   /**

@@ -1,0 +1,58 @@
+import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { status } from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { digestOf } from '../src/content/digest.js';
+import { call, failure, listKeys, newBucket, randomBlob, rawS3, startDaemon, WriteSession } from './support/harness.js';
+
+async function uploadsIn(bucket: string): Promise<string[]> {
+  const out = await rawS3().send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  return (out.Uploads ?? []).map((u) => u.Key!);
+}
+
+/** Leaves an ingest with one part already in the bucket, its stream gone. */
+async function abandon(client: ReturnType<Awaited<ReturnType<typeof startDaemon>>['content']>, ref: string) {
+  const data = randomBlob(6 * 1024 * 1024);
+  const s = new WriteSession(client);
+  await s.send({ action: 'STAT', ref, total: 12 * 1024 * 1024, expected: digestOf(randomBlob(8)) });
+  await s.send({ action: 'WRITE', ref, offset: 0, data });
+  s.close();
+  await s.ended;
+}
+
+describe('abandoned ingests', () => {
+  it('expire after --ingest-expiry: the ingest is gone and its multipart upload aborted', async () => {
+    const d = await startDaemon({ flags: { partSize: '5MiB', ingestExpiry: '2s' } });
+    try {
+      await abandon(d.content(), 'left-behind');
+      expect(await uploadsIn(d.bucket!)).toHaveLength(1);
+      expect(await listKeys(d.bucket!, 's3cs/v1/ns/test/ingests/')).toEqual(['s3cs/v1/ns/test/ingests/left-behind']);
+      let code = status.OK;
+      for (let i = 0; i < 100 && code !== status.NOT_FOUND; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        code = await call(d.content(), 'Status', { ref: 'left-behind' }).then(() => status.OK, (e: { code: number }) => e.code);
+      }
+      expect(code).toBe(status.NOT_FOUND);
+      expect(await uploadsIn(d.bucket!)).toEqual([]);
+      expect(await listKeys(d.bucket!, 's3cs/v1/ns/test/ingests/')).toEqual([]);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('left by a daemon that went away are swept by the next one at start', async () => {
+    const bucket = await newBucket();
+    const first = await startDaemon({ bucket, flags: { partSize: '5MiB' } });
+    await abandon(first.content(), 'orphaned');
+    await first.stop();
+    expect(await uploadsIn(bucket)).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 1_500));
+    const second = await startDaemon({ bucket, flags: { partSize: '5MiB', ingestExpiry: '1s' } });
+    try {
+      for (let i = 0; i < 50 && (await uploadsIn(bucket)).length > 0; i++) await new Promise((r) => setTimeout(r, 200));
+      expect(await uploadsIn(bucket)).toEqual([]);
+      expect((await failure(call(second.content(), 'Status', { ref: 'orphaned' }))).code).toBe(status.NOT_FOUND);
+    } finally {
+      await second.stop();
+    }
+  });
+});
