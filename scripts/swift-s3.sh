@@ -197,7 +197,8 @@ sys.exit(wsgi.run_wsgi(sys.argv[2], sys.argv[3], verbose=False))' "$dir/etc" "$d
 
 stop() { # DIR
   local dir=$1 f pid
-  for f in "$dir"/run/*.pid; do
+  # the proxy first, so clients see the store go away as a whole, not answer with missing parts
+  for f in "$dir"/run/proxy.pid "$dir"/run/*.pid; do
     [ -f "$f" ] || continue
     pid=$(cat "$f")
     kill "$pid" 2>/dev/null || true

@@ -33,6 +33,7 @@ export interface S3Settings {
   uploadParallelism: number;
   partSize: number;
   maxBuffer: number;
+  maxAttempts: number;
 }
 
 export interface Config {
@@ -106,6 +107,12 @@ export const SETTINGS = {
   },
   uploadParallelism: { flag: 'upload-parallelism', env: ['S3CS_UPLOAD_PARALLELISM'], default: '4', help: 'multipart parts in flight per ingest' },
   partSize: { flag: 'part-size', env: ['S3CS_PART_SIZE'], default: '8MiB', help: 'multipart part size (5MiB to 5GiB); smaller blobs are one PUT' },
+  s3MaxAttempts: {
+    flag: 's3-max-attempts',
+    env: ['S3CS_S3_MAX_ATTEMPTS'],
+    default: '3',
+    help: 'attempts per S3 request, with the SDK\'s backoff, for transient errors (5xx, SlowDown, resets)',
+  },
   maxBuffer: {
     flag: 'max-buffer',
     env: ['S3CS_MAX_BUFFER'],
@@ -311,6 +318,7 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     uploadParallelism,
     partSize,
     maxBuffer,
+    maxAttempts: parsePositiveInt(str('s3MaxAttempts'), 's3-max-attempts'),
   };
   checkPrefixes(s3);
   config.s3 = s3;

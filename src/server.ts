@@ -35,6 +35,7 @@ export async function openBlobStore(config: Config, logger: Logger): Promise<Blo
       partSize: config.s3.partSize,
       uploadParallelism: config.s3.uploadParallelism,
       maxBuffer: config.s3.maxBuffer,
+      maxAttempts: config.s3.maxAttempts,
     });
     logger.info({ store: store.location }, 'storing content in S3');
     return store;
@@ -86,6 +87,15 @@ export class Daemon {
     server.addService(leases.containerd.services.leases.v1.Leases.service, leaseHandlers(leaseStore, logger));
     server.addService(records.s3cs.records.v1.CacheRecords.service, recordHandlers(recordStore, logger));
     server.addService(healthProto.grpc.health.v1.Health.service, health.handlers());
+
+    // While S3 does not answer, health checks say NOT_SERVING (the daemon itself stays up).
+    if (store instanceof S3BlobStore) {
+      store.onReachability((up) => {
+        health.setAll(up ? 'SERVING' : 'NOT_SERVING');
+        if (up) logger.info({ store: store.location }, 'S3 answers again');
+        else logger.warn({ store: store.location }, 'S3 is not answering; reporting NOT_SERVING until it does');
+      });
+    }
 
     const bound: string[] = [];
     const sockets: string[] = [];

@@ -19,11 +19,16 @@ async function abandon(client: ReturnType<Awaited<ReturnType<typeof startDaemon>
   await s.ended;
 }
 
+async function eventually(probe: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 100 && !(await probe()); i++) await new Promise((r) => setTimeout(r, 100));
+}
+
 describe('abandoned ingests', () => {
   it('expire after --ingest-expiry: the ingest is gone and its multipart upload aborted', async () => {
     const d = await startDaemon({ flags: { partSize: '5MiB', ingestExpiry: '2s' } });
     try {
       await abandon(d.content(), 'left-behind');
+      await eventually(async () => (await listKeys(d.bucket!, 's3cs/v1/ns/test/ingests/')).length > 0);
       expect(await uploadsIn(d.bucket!)).toHaveLength(1);
       expect(await listKeys(d.bucket!, 's3cs/v1/ns/test/ingests/')).toEqual(['s3cs/v1/ns/test/ingests/left-behind']);
       let code = status.OK;
@@ -43,6 +48,7 @@ describe('abandoned ingests', () => {
     const bucket = await newBucket();
     const first = await startDaemon({ bucket, flags: { partSize: '5MiB' } });
     await abandon(first.content(), 'orphaned');
+    await eventually(async () => (await listKeys(bucket, 's3cs/v1/ns/test/ingests/')).length > 0);
     await first.stop();
     expect(await uploadsIn(bucket)).toHaveLength(1);
     await new Promise((r) => setTimeout(r, 1_500));

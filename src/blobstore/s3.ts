@@ -9,6 +9,7 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -81,6 +82,9 @@ export class S3BlobStore implements BlobStore {
   private readonly stats = new Lru<string, BlobStat>(100_000, 10 * 60_000);
   private readonly readers = new ParkedReads(64, 10_000);
   readonly budget: ByteBudget;
+  private reachable = true;
+  private probing: NodeJS.Timeout | undefined;
+  private readonly reachabilityListeners: ((up: boolean) => void)[] = [];
 
   constructor(
     readonly options: S3StoreOptions,
@@ -182,8 +186,8 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  createUpload(target?: string, sizeHint?: number): Upload {
-    return new S3Upload(this, target, sizeHint ?? 0);
+  createUpload(target?: string, sizeHint?: number, onStored?: () => void): Upload {
+    return new S3Upload(this, target, sizeHint ?? 0, onStored);
   }
 
   async discardUpload(handle: UploadHandle): Promise<void> {
@@ -269,7 +273,45 @@ export class S3BlobStore implements BlobStore {
     for await (const obj of this.listKeys(base + prefix)) yield obj.key.slice(base.length);
   }
 
+  /** Called with false when S3 stops answering, and with true once it answers again. */
+  onReachability(listener: (up: boolean) => void): void {
+    this.reachabilityListeners.push(listener);
+  }
+
+  /**
+   * S3 did not answer: say so, and probe the bucket every second until it does. Calls keep
+   * failing fast with Unavailable meanwhile; nothing is lost, ingests resume afterwards.
+   */
+  private markUnreachable(): void {
+    if (!this.reachable) return;
+    this.reachable = false;
+    for (const l of this.reachabilityListeners) l(false);
+    const probe = () => {
+      this.client.send(new HeadBucketCommand({ Bucket: this.options.bucket })).then(
+        () => {
+          this.probing = undefined;
+          this.reachable = true;
+          for (const l of this.reachabilityListeners) l(true);
+        },
+        (err: unknown) => {
+          // any answer from S3 itself (even a refusal) means it is reachable again
+          if (err instanceof S3ServiceException && (err.$metadata?.httpStatusCode ?? 500) < 500) {
+            this.probing = undefined;
+            this.reachable = true;
+            for (const l of this.reachabilityListeners) l(true);
+            return;
+          }
+          this.probing = setTimeout(probe, 1_000);
+          this.probing.unref();
+        },
+      );
+    };
+    this.probing = setTimeout(probe, 1_000);
+    this.probing.unref();
+  }
+
   async close(): Promise<void> {
+    clearTimeout(this.probing);
     this.readers.closeAll();
     this.client.destroy();
   }
@@ -370,12 +412,16 @@ export class S3BlobStore implements BlobStore {
     if (err instanceof S3ServiceException) {
       const status = err.$metadata?.httpStatusCode ?? 0;
       const message = `${where}: ${operation} failed: ${err.name} (HTTP ${status})`;
-      if (status >= 500 || status === 429 || err.name === 'SlowDown') return unavailable(message, err);
+      if (status >= 500 || status === 429 || err.name === 'SlowDown') {
+        if (status >= 500) this.markUnreachable();
+        return unavailable(message, err);
+      }
       return new StoreError('internal', message, { cause: err });
     }
     const e = err as { name?: string; code?: string; message?: string };
     if (e?.name === 'AbortError') return new StoreError('unavailable', `${where}: ${operation} aborted`, { cause: err });
     const detail = e?.code ?? e?.name ?? 'error';
+    this.markUnreachable();
     return unavailable(`${where} unreachable: ${operation}: ${detail}: ${e?.message ?? String(err)}`, err);
   }
 }
@@ -396,10 +442,13 @@ class S3Upload implements Upload {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private uploadId: string | undefined;
+  private creating: Promise<string> | undefined;
   private readonly key: string;
   private nextPart = 1;
   private readonly parts: CompletedPart[] = [];
   private readonly inflight = new Set<Promise<void>>();
+  /** Parts S3 did not take, kept (with their budget) to be sent again once it answers. */
+  private failed: { partNumber: number; body: Buffer; reservation: number }[] = [];
   private failure: unknown;
   /** Budget reserved for the part being buffered now. */
   private held = 0;
@@ -410,14 +459,20 @@ class S3Upload implements Upload {
     private readonly target: string | undefined,
     /** Declared size, when the client gave one: a small blob reserves only what it needs. */
     private readonly sizeHint: number,
+    private readonly onStored: (() => void) | undefined,
   ) {
     this.key = target
       ? store.blobKey(target)
       : store.docKey(`staging/${new Date().toISOString().slice(0, 10)}/${randomUUID()}`);
   }
 
+  /**
+   * Accepts a chunk. It fails only before accepting anything (when parts sent earlier could
+   * not be stored, even on a new attempt), so the caller's count of accepted bytes stays right
+   * and the same ingest can go on once S3 is back.
+   */
   async write(chunk: Buffer): Promise<void> {
-    if (this.failure) throw this.failure;
+    await this.recover();
     if (chunk.length === 0) return;
     await this.reserve();
     this.chunks.push(chunk);
@@ -445,14 +500,13 @@ class S3Upload implements Upload {
 
   async commit(digest: string, size: number): Promise<void> {
     await this.settle();
-    if (this.failure) throw this.failure;
+    await this.recover();
     const finalKey = this.store.blobKey(digest);
-    if (this.uploadId === undefined) {
-      try {
-        await this.store.putKey(finalKey, this.take(this.buffered));
-      } finally {
-        this.releaseHeld();
-      }
+    if (this.uploadId === undefined && this.creating === undefined) {
+      // the buffer is dropped only once S3 has it, so a failed PUT can be committed again
+      await this.store.putKey(finalKey, this.peek());
+      this.take(this.buffered);
+      this.releaseHeld();
       this.store.remember(digest, { size, lastModified: new Date() });
       return;
     }
@@ -460,11 +514,9 @@ class S3Upload implements Upload {
       await this.abort();
       throw failedPrecondition(`ingest was started for ${this.target} but its content is ${digest}`);
     }
-    if (this.buffered > 0) {
-      await this.sendPart(this.take(this.buffered));
-      await this.settle();
-      if (this.failure) throw this.failure;
-    }
+    if (this.buffered > 0) await this.sendPart(this.take(this.buffered));
+    await this.settle();
+    await this.recover();
     const { bucket } = this.store.options;
     try {
       await this.store.client.send(
@@ -491,8 +543,10 @@ class S3Upload implements Upload {
     this.buffered = 0;
     this.releaseHeld();
     await this.settle();
-    const uploadId = this.uploadId;
+    for (const part of this.failed.splice(0)) this.store.budget.release(part.reservation);
+    const uploadId = this.uploadId ?? (await this.creating?.catch(() => undefined));
     this.uploadId = undefined;
+    this.creating = undefined;
     if (uploadId === undefined) return;
     await this.store.client
       .send(new AbortMultipartUploadCommand({ Bucket: this.store.options.bucket, Key: this.key, UploadId: uploadId }))
@@ -503,8 +557,12 @@ class S3Upload implements Upload {
     return this.uploadId === undefined ? undefined : { key: this.key, uploadId: this.uploadId };
   }
 
+  private peek(): Buffer {
+    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
+  }
+
   private take(n: number): Buffer {
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
+    const all = this.peek();
     const out = all.subarray(0, n);
     const rest = all.subarray(n);
     this.chunks = rest.length > 0 ? [rest] : [];
@@ -512,45 +570,63 @@ class S3Upload implements Upload {
     return out;
   }
 
-  private async sendPart(body: Buffer): Promise<void> {
-    const { bucket, uploadParallelism } = this.store.options;
-    while (this.inflight.size >= uploadParallelism) await Promise.race(this.inflight);
-    if (this.failure) throw this.failure;
-    if (this.uploadId === undefined) {
-      try {
-        const out = await this.store.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: this.key }));
-        this.uploadId = out.UploadId!;
-      } catch (err) {
-        throw this.store.translate(err, `start multipart upload of ${this.key}`);
-      }
+  /** Sends the parts S3 refused again, if the failure was one that may pass (S3 unavailable). */
+  private async recover(): Promise<void> {
+    if (!this.failure) return;
+    if (!(this.failure instanceof StoreError && this.failure.kind === 'unavailable')) throw this.failure;
+    await this.settle();
+    this.failure = undefined;
+    for (const part of this.failed.splice(0)) {
+      await this.room();
+      this.launch(part.partNumber, part.body, part.reservation);
     }
-    const partNumber = this.nextPart++;
-    const uploadId = this.uploadId;
+    await this.settle();
+    if (this.failure) throw this.failure;
+  }
+
+  private async room(): Promise<void> {
+    while (this.inflight.size >= this.store.options.uploadParallelism) await Promise.race(this.inflight);
+  }
+
+  private async sendPart(body: Buffer): Promise<void> {
+    await this.room();
     // the part takes the buffer's reservation along until S3 has it
     const reservation = this.held;
     this.held = 0;
-    const sending: Promise<void> = this.store.client
-      .send(
-        new UploadPartCommand({
-          Bucket: bucket,
-          Key: this.key,
-          UploadId: uploadId,
-          PartNumber: partNumber,
-          Body: body,
-          ContentLength: body.length,
-        }),
-      )
-      .then((out) => {
+    this.launch(this.nextPart++, body, reservation);
+  }
+
+  private launch(partNumber: number, body: Buffer, reservation: number): void {
+    const { bucket } = this.store.options;
+    const sending: Promise<void> = (async () => {
+      try {
+        const uploadId = this.uploadId ?? (await this.create());
+        const out = await this.store.client.send(
+          new UploadPartCommand({ Bucket: bucket, Key: this.key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }),
+        );
         this.parts.push({ PartNumber: partNumber, ETag: out.ETag });
+        this.store.budget.release(reservation);
+      } catch (err) {
+        this.failure ??= this.store.translate(err, `upload part ${partNumber} of ${this.key}`);
+        this.failed.push({ partNumber, body, reservation });
+      }
+    })().finally(() => this.inflight.delete(sending));
+    this.inflight.add(sending);
+  }
+
+  private create(): Promise<string> {
+    this.creating ??= this.store.client
+      .send(new CreateMultipartUploadCommand({ Bucket: this.store.options.bucket, Key: this.key }))
+      .then((out) => {
+        this.uploadId = out.UploadId!;
+        this.onStored?.();
+        return this.uploadId;
       })
       .catch((err: unknown) => {
-        this.failure ??= this.store.translate(err, `upload part ${partNumber} of ${this.key}`);
-      })
-      .finally(() => {
-        this.inflight.delete(sending);
-        this.store.budget.release(reservation);
+        this.creating = undefined;
+        throw this.store.translate(err, `start multipart upload of ${this.key}`);
       });
-    this.inflight.add(sending);
+    return this.creating;
   }
 
   private async settle(): Promise<void> {

@@ -39,7 +39,7 @@ export interface BlobStore {
    * have; stores may use it to upload straight to the final key, which stays invisible until
    * `commit` confirms the digest.
    */
-  createUpload(target?: string, sizeHint?: number): Upload;
+  createUpload(target?: string, sizeHint?: number, onStored?: () => void): Upload;
   /** Discards an upload another process (or an earlier run) left behind, by its handle. */
   discardUpload(handle: UploadHandle): Promise<void>;
 

@@ -68,6 +68,8 @@ interface Ingest {
   lockedSince: Date | undefined;
   /** Whether a record of this ingest may exist in the bucket (so there is one to remove). */
   recorded: boolean;
+  /** The record being written, so removing it waits for the write to land first. */
+  recording?: Promise<void> | undefined;
 }
 
 export interface ContentStoreOptions {
@@ -295,7 +297,7 @@ export class ContentStore {
       if (stale) await this.dropRecord(ns, stale);
       if (this.ingests.get(key)?.lockedSince) throw lockedError(ref, this.ingests.get(key)!.lockedSince!);
       const now = new Date();
-      ingest = {
+      const fresh: Ingest = {
         ns,
         ref,
         startedAt: stale ? new Date(stale.startedAt) : now,
@@ -304,10 +306,12 @@ export class ContentStore {
         expected,
         offset: 0,
         hasher: newHasher(expected ? parseDigest(expected).algorithm : 'sha256'),
-        upload: this.blobs.createUpload(expected || undefined, total),
+        upload: undefined as never,
         lockedSince: undefined,
         recorded: false,
       };
+      fresh.upload = this.newUpload(fresh);
+      ingest = fresh;
       this.ingests.set(key, ingest);
     }
     ingest.lockedSince = new Date();
@@ -339,6 +343,18 @@ export class ContentStore {
     if (ingest.offset > 0 && ingest.upload.handle() !== undefined) await this.recordIngest(ingest);
   }
 
+  /**
+   * @internal used by Writer. The moment some of an ingest's bytes are stored in the bucket it
+   * is recorded there, so a crash of this daemon cannot leave an upload nobody knows about: the
+   * expiry sweep of any daemon finds it.
+   */
+  newUpload(ingest: Ingest): Upload {
+    const upload = this.blobs.createUpload(ingest.expected || undefined, ingest.total, () => {
+      if (ingest.upload === upload) void this.recordIngest(ingest);
+    });
+    return upload;
+  }
+
   /** @internal used by Writer: writes (or refreshes) the bucket's record of an ingest. */
   async recordIngest(ingest: Ingest): Promise<void> {
     const record: IngestRecord = {
@@ -351,16 +367,23 @@ export class ContentStore {
       ...(ingest.upload.handle() ? { upload: ingest.upload.handle()! } : {}),
     };
     ingest.recorded = true;
-    try {
-      await this.ensureNamespace(ingest.ns);
-      await this.docs.write(docKeys.ingest(ingest.ns, ingest.ref), record);
-    } catch (err) {
-      this.logger.warn({ err, ref: ingest.ref, ns: ingest.ns }, 'could not record an ingest');
-    }
+    const previous = ingest.recording;
+    const writing = (async () => {
+      await previous;
+      try {
+        await this.ensureNamespace(ingest.ns);
+        await this.docs.write(docKeys.ingest(ingest.ns, ingest.ref), record);
+      } catch (err) {
+        this.logger.warn({ err, ref: ingest.ref, ns: ingest.ns }, 'could not record an ingest');
+      }
+    })();
+    ingest.recording = writing;
+    await writing;
   }
 
   /** @internal used by Writer */
   async removeIngestRecord(ingest: Ingest): Promise<void> {
+    await ingest.recording;
     if (!ingest.recorded) return;
     await this.docs.remove(docKeys.ingest(ingest.ns, ingest.ref));
     ingest.recorded = false;
@@ -490,9 +513,6 @@ export class Writer {
     ingest.hasher.update(data);
     ingest.offset += data.length;
     ingest.updatedAt = new Date();
-    // The moment some bytes are stored in the bucket, record the ingest, so that a crash of
-    // this daemon cannot leave an upload nobody knows about (the expiry sweep finds it).
-    if (!ingest.recorded && ingest.upload.handle() !== undefined) await this.store.recordIngest(ingest);
   }
 
   /**
@@ -546,7 +566,7 @@ export class Writer {
   private async restart(): Promise<void> {
     const ingest = this.ingest;
     await ingest.upload.abort();
-    ingest.upload = this.store.blobs.createUpload(ingest.expected || undefined, ingest.total);
+    ingest.upload = this.store.newUpload(ingest);
     ingest.hasher = newHasher(ingest.expected ? parseDigest(ingest.expected).algorithm : 'sha256');
     ingest.offset = 0;
     ingest.updatedAt = new Date();

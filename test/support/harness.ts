@@ -99,7 +99,7 @@ export async function startDaemon(options: { backend?: 's3' | 'fs'; bucket?: str
   if (backend === 's3') {
     useS3Credentials();
     bucket = options.bucket ?? (await newBucket());
-    Object.assign(flags, { bucket, endpointUrl: s3().endpoint, region: s3().region });
+    Object.assign(flags, { bucket, endpointUrl: s3().endpoint, region: s3().region }, options.flags);
   }
   const config = resolveConfig(flags, {});
   // Every line the daemon logs (debug and up) is kept for the test to look at.

@@ -1,0 +1,81 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { status } from '@grpc/grpc-js';
+import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { digestOf } from '../src/content/digest.js';
+import { call, failure, randomBlob, s3, startDaemon, tempDir, WriteSession, type TestDaemon } from './support/harness.js';
+
+const SCRIPT = new URL('../scripts/swift-s3.sh', import.meta.url).pathname;
+
+/** The test stops and starts an S3 server of its own: a Swift, which needs python3-swift. */
+const swiftInstalled = spawnSync('/usr/bin/python3', ['-c', 'import swift']).status === 0;
+
+/**
+ * S3 going away and coming back, with a Swift of this test's own (the shared one must stay up).
+ * Skipped, with this reason, only where python3-swift is not installed (scripts/test-deps.sh).
+ */
+describe.runIf(swiftInstalled)('an S3 outage', () => {
+  const dir = tempDir('s3cs-outage-');
+  let endpoint = '';
+  let d: TestDaemon;
+  const swift = (...args: string[]) => execFileSync('bash', [SCRIPT, ...args], { encoding: 'utf8' });
+  const until = async (probe: () => Promise<boolean>, ms = 30_000) => {
+    const end = Date.now() + ms;
+    while (!(await probe())) {
+      if (Date.now() > end) throw new Error('condition not reached in time');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  const healthOf = async () => ((await call(d.health(), 'Check', { service: '' })) as { status: string }).status;
+
+  beforeAll(async () => {
+    endpoint = /S3_TEST_ENDPOINT=(\S+)/.exec(swift('start', dir))![1]!;
+    const client = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { accessKeyId: s3().accessKey, secretAccessKey: s3().secretKey } });
+    await client.send(new CreateBucketCommand({ Bucket: 'outage' }));
+    client.destroy();
+    d = await startDaemon({ bucket: 'outage', flags: { endpointUrl: endpoint, partSize: '5MiB', s3MaxAttempts: '2' } });
+  }, 120_000);
+  afterAll(async () => {
+    await d?.stop();
+    swift('stop', dir);
+  });
+
+  it('answers Unavailable naming the endpoint, reports NOT_SERVING, and resumes the same ingest once S3 is back', async () => {
+    const data = randomBlob(16 * 1024 * 1024);
+    const digest = digestOf(data);
+    const first = new WriteSession(d.content());
+    await first.send({ action: 'STAT', ref: 'through-outage', total: data.length, expected: digest });
+    await first.send({ action: 'WRITE', ref: 'through-outage', offset: 0, data: data.subarray(0, 6 * 1024 * 1024) });
+
+    await new Promise((r) => setTimeout(r, 1_500)); // the first part reaches S3
+    swift('stop', dir);
+    // the next parts cannot be stored: the stream learns it at a later request, COMMIT at the latest
+    const err = await failure(
+      (async () => {
+        const MiB = 1024 * 1024;
+        for (let off = 6 * MiB; off < data.length; off += MiB) {
+          await first.send({ action: 'WRITE', ref: 'through-outage', offset: off, data: data.subarray(off, off + MiB) });
+        }
+        return first.send({ action: 'COMMIT', ref: 'through-outage', total: data.length, offset: data.length, expected: digest });
+      })(),
+    );
+    expect({ code: err.code, details: err.details }).toMatchObject({ code: status.UNAVAILABLE });
+    expect(err.details).toContain(endpoint);
+    await until(async () => (await healthOf()) === 'NOT_SERVING');
+    expect(await failure(call(d.content(), 'Info', { digest: digestOf('while-down') }))).toMatchObject({ code: status.UNAVAILABLE });
+
+    swift('start', dir);
+    await until(async () => (await healthOf()) === 'SERVING');
+
+    const again = new WriteSession(d.content());
+    const st = await again.send({ action: 'STAT', ref: 'through-outage', total: data.length, expected: digest });
+    expect(st.offset).toBeGreaterThanOrEqual(6 * 1024 * 1024);
+    await again.send({ action: 'WRITE', ref: 'through-outage', offset: st.offset, data: data.subarray(st.offset) });
+    const done = await again.send({ action: 'COMMIT', ref: 'through-outage', total: data.length, offset: data.length, expected: digest });
+    expect(done.digest).toBe(digest);
+    const client = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { accessKeyId: s3().accessKey, secretAccessKey: s3().secretKey } });
+    const out = await client.send(new GetObjectCommand({ Bucket: 'outage', Key: `blobs/${digest}` }));
+    expect(Buffer.from(await out.Body!.transformToByteArray()).equals(data)).toBe(true);
+    client.destroy();
+  }, 120_000);
+});
