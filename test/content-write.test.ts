@@ -188,6 +188,25 @@ describe('Write on S3', () => {
     expect(await listKeys(d.bucket!, 'blobs/')).toEqual(before);
   });
 
+  it('refuses content other than the digest a multi-part ingest was opened for, and never stores it', async () => {
+    const before = await listKeys(d.bucket!, 'blobs/');
+    const promised = digestOf(Buffer.from('what the client said it would send'));
+    const data = randomBlob(6 * 1024 * 1024);
+    const session = new WriteSession(client);
+    await session.send({ action: 'STAT', ref: 'switched', total: data.length, expected: promised });
+    await session.send({ action: 'WRITE', ref: 'switched', offset: 0, data });
+    // the COMMIT names the real digest, but the upload was started for the promised one
+    const err = await failure(session.send({ action: 'COMMIT', ref: 'switched', total: data.length, offset: data.length, expected: digestOf(data) }));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.details).toContain(promised);
+    const retry = new WriteSession(client);
+    await retry.send({ action: 'STAT', ref: 'switched' });
+    const again = await failure(retry.send({ action: 'COMMIT', ref: 'switched', total: data.length, offset: data.length, expected: digestOf(data) }));
+    expect(again.code).toBe(status.FAILED_PRECONDITION);
+    expect(again.details).toContain('from offset 0');
+    expect(await listKeys(d.bucket!, 'blobs/')).toEqual(before);
+  });
+
   it('refuses a malformed expected digest with InvalidArgument', async () => {
     const session = new WriteSession(client);
     const err = await failure(session.send({ action: 'STAT', ref: 'bad-expected', expected: 'sha256:XYZ' }));

@@ -49,7 +49,6 @@ export interface S3StoreOptions {
 /** S3 refuses single copies of 5 GiB and more; larger objects are copied part by part. */
 const MAX_SINGLE_COPY = 5 * 1024 ** 3;
 const COPY_PART_SIZE = 1024 ** 3;
-const MIN_PART_SIZE = 5 * 1024 ** 2;
 
 export function createS3Client(options: S3StoreOptions): S3Client {
   const agentOptions = { keepAlive: true, maxSockets: 128 };
@@ -137,7 +136,7 @@ export class S3BlobStore implements BlobStore {
     digest: string,
     offset: number,
     length: number,
-    options: { size: number; signal?: AbortSignal | undefined },
+    options: { size: number },
   ): Promise<Readable> {
     const end = offset + length;
     let source = this.readers.take(digest, offset);
@@ -148,8 +147,8 @@ export class S3BlobStore implements BlobStore {
       // the next Read can continue on this response instead of paying another round trip.
       const range = end >= options.size ? `bytes=${offset}-${end - 1}` : `bytes=${offset}-`;
       try {
-        // Not tied to this call's abort signal: the response may outlive the call, parked for
-        // the next Read. A cancelled call closes it by destroying the stream it was given.
+        // The response may outlive this call, parked for the next Read; a cancelled call closes
+        // it by destroying the stream it was given.
         const out = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key, Range: range }));
         source = new OpenRead(digest, offset, out.Body as Readable);
       } catch (err) {
@@ -208,14 +207,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   async getRecord(name: string): Promise<{ body: Buffer; lastModified: Date } | undefined> {
-    const key = this.recordKey(name);
-    try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key }));
-      return { body: Buffer.from(await out.Body!.transformToByteArray()), lastModified: out.LastModified ?? new Date(0) };
-    } catch (err) {
-      if (isMissing(err)) return undefined;
-      throw this.translate(err, `GET ${key}`);
-    }
+    return this.getSmall(this.recordKey(name));
   }
 
   async putRecord(name: string, body: Buffer): Promise<void> {
@@ -250,13 +242,17 @@ export class S3BlobStore implements BlobStore {
   }
 
   async getDoc(key: string): Promise<Buffer | undefined> {
-    const full = this.docKey(key);
+    return (await this.getSmall(this.docKey(key)))?.body;
+  }
+
+  /** A whole small object (a record or a document); undefined when there is none. */
+  private async getSmall(key: string): Promise<{ body: Buffer; lastModified: Date } | undefined> {
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: full }));
-      return Buffer.from(await out.Body!.transformToByteArray());
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key }));
+      return { body: Buffer.from(await out.Body!.transformToByteArray()), lastModified: out.LastModified ?? new Date(0) };
     } catch (err) {
       if (isMissing(err)) return undefined;
-      throw this.translate(err, `GET ${full}`);
+      throw this.translate(err, `GET ${key}`);
     }
   }
 
@@ -450,6 +446,8 @@ class S3Upload implements Upload {
   /** Parts S3 did not take, kept (with their budget) to be sent again once it answers. */
   private failed: { partNumber: number; body: Buffer; reservation: number }[] = [];
   private failure: unknown;
+  /** Set by abort: nothing more may be written or committed through this upload. */
+  private aborted = false;
   /** Budget reserved for the part being buffered now. */
   private held = 0;
   private accepted = 0;
@@ -472,6 +470,7 @@ class S3Upload implements Upload {
    * and the same ingest can go on once S3 is back.
    */
   async write(chunk: Buffer): Promise<void> {
+    this.checkOpen();
     await this.recover();
     if (chunk.length === 0) return;
     await this.reserve();
@@ -499,6 +498,7 @@ class S3Upload implements Upload {
   }
 
   async commit(digest: string, size: number): Promise<void> {
+    this.checkOpen();
     await this.settle();
     await this.recover();
     const finalKey = this.store.blobKey(digest);
@@ -538,7 +538,13 @@ class S3Upload implements Upload {
     this.store.remember(digest, { size, lastModified: new Date() });
   }
 
+  private checkOpen(): void {
+    // e.g. after a commit found the bytes were not those the upload was started for
+    if (this.aborted) throw failedPrecondition(`the upload to ${this.key} was abandoned; write the content again from offset 0`);
+  }
+
   async abort(): Promise<void> {
+    this.aborted = true;
     this.chunks = [];
     this.buffered = 0;
     this.releaseHeld();
@@ -634,7 +640,6 @@ class S3Upload implements Upload {
   }
 }
 
-export { MIN_PART_SIZE };
 
 /** One GET response being consumed Read by Read. */
 class OpenRead {

@@ -30,7 +30,7 @@ export interface BlobStore {
    * Streams `length` bytes (> 0) from `offset`; the caller has checked the bounds against the
    * blob's `size`. A blob gone missing meanwhile is a not-found StoreError.
    */
-  readBlob(digest: string, offset: number, length: number, options: { size: number; signal?: AbortSignal | undefined }): Promise<Readable>;
+  readBlob(digest: string, offset: number, length: number, options: { size: number }): Promise<Readable>;
   deleteBlob(digest: string): Promise<void>;
   listBlobs(): AsyncIterable<BlobEntry>;
 

@@ -220,7 +220,6 @@ export class ContentStore {
     digest: string,
     offset: number,
     size: number,
-    signal?: AbortSignal,
   ): Promise<AsyncIterable<{ offset: number; data: Buffer }>> {
     validateNamespace(ns);
     const d = parseDigest(digest).value;
@@ -230,7 +229,7 @@ export class ContentStore {
     if (start > stat.size) throw outOfRange(`read of ${d} @${start}: read past object length ${stat.size}`);
     const end = size <= 0 || start + size > stat.size ? stat.size : start + size;
     if (end === start) return emptyChunks();
-    const source = await this.blobs.readBlob(d, start, end - start, { size: stat.size, signal });
+    const source = await this.blobs.readBlob(d, start, end - start, { size: stat.size });
     return chunked(source, start, end, d);
   }
 

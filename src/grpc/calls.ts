@@ -4,7 +4,6 @@ import type {
   ServerUnaryCall,
   ServerWritableStream,
   ServiceError,
-  status,
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { StoreError } from '../errors.js';
@@ -36,7 +35,7 @@ export function unary<Req, Res>(
 export function serverStream<Req, Res>(
   logger: Logger,
   method: string,
-  handler: (request: Req, call: ServerWritableStream<Req, Res>, signal: AbortSignal) => Promise<AsyncIterable<Res>>,
+  handler: (request: Req, call: ServerWritableStream<Req, Res>) => Promise<AsyncIterable<Res>>,
 ) {
   return (call: ServerWritableStream<Req, Res>) => {
     const started = performance.now();
@@ -44,7 +43,8 @@ export function serverStream<Req, Res>(
     call.on('cancelled', () => controller.abort());
     void (async () => {
       try {
-        const items = await handler(call.request, call, controller.signal);
+        // A cancelled call stops at the next item; its source is closed as the iteration ends.
+        const items = await handler(call.request, call);
         // grpc-js queues up to 16 messages per call before write() says to wait; with 1 MiB
         // Read chunks that is 16 MiB a call. Waiting for the oldest of a few messages to reach
         // the transport bounds what a call holds, while keeping the pipe full.
@@ -147,5 +147,3 @@ export async function* requests<Req>(call: ServerDuplexStream<Req, unknown>, hig
 export function elapsed(started: number): number {
   return Math.round((performance.now() - started) * 10) / 10;
 }
-
-export type StatusCode = status;

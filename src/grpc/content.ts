@@ -40,10 +40,9 @@ export function contentHandlers(store: ContentStore, leases: LeaseStore, logger:
       return {};
     }),
 
-    Read: serverStream(logger, 'Read', async (req, call, signal) => {
-      const chunks = await store.read(namespaceOf(call.metadata), req.digest, req.offset, req.size, signal);
-      return chunks;
-    }),
+    Read: serverStream(logger, 'Read', async (req, call) =>
+      store.read(namespaceOf(call.metadata), req.digest, req.offset, req.size),
+    ),
 
     Status: unary(logger, 'Status', async (req, call) => ({
       status: toStatus(await store.status(namespaceOf(call.metadata), req.ref)),
