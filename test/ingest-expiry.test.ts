@@ -44,6 +44,20 @@ describe('abandoned ingests', () => {
     }
   });
 
+  it('aborted with Abort: the record and the multipart upload are gone at once', async () => {
+    const d = await startDaemon({ flags: { partSize: '5MiB' } });
+    try {
+      await abandon(d.content(), 'abort-me');
+      await eventually(async () => (await listKeys(d.bucket!, 's3cs/v1/ns/test/ingests/')).length > 0);
+      await call(d.content(), 'Abort', { ref: 'abort-me' });
+      expect(await uploadsIn(d.bucket!)).toEqual([]);
+      expect(await listKeys(d.bucket!, 's3cs/v1/ns/test/ingests/')).toEqual([]);
+      expect((await failure(call(d.content(), 'Status', { ref: 'abort-me' }))).code).toBe(status.NOT_FOUND);
+    } finally {
+      await d.stop();
+    }
+  });
+
   it('left by a daemon that went away are swept by the next one at start', async () => {
     const bucket = await newBucket();
     const first = await startDaemon({ bucket, flags: { partSize: '5MiB' } });

@@ -4,7 +4,8 @@ import type { LeasesClient } from '../src/generated/containerd/services/leases/v
 import type { CreateResponse__Output } from '../src/generated/containerd/services/leases/v1/CreateResponse.js';
 import type { ListResponse__Output } from '../src/generated/containerd/services/leases/v1/ListResponse.js';
 import type { ListResourcesResponse__Output } from '../src/generated/containerd/services/leases/v1/ListResourcesResponse.js';
-import { call, failure, listKeys, ns, randomBlob, startDaemon, writeBlob, type TestDaemon } from './support/harness.js';
+import { digestOf } from '../src/content/digest.js';
+import { call, failure, listKeys, ns, randomBlob, startDaemon, WriteSession, writeBlob, type TestDaemon } from './support/harness.js';
 
 describe('Leases on S3', () => {
   let d: TestDaemon;
@@ -60,6 +61,17 @@ describe('Leases on S3', () => {
     const { digest } = await writeBlob(d.content(), 'leased-write', randomBlob(64), { metadata: md });
     const res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'ingest-lease' });
     expect(res.resources).toEqual([{ id: digest, type: 'content' }]);
+  });
+
+  it('refuses a Write under an unknown lease with NotFound before storing anything', async () => {
+    const md = ns();
+    md.set('containerd-lease', 'no-such-lease');
+    const data = randomBlob(70);
+    const session = new WriteSession(d.content(), md);
+    const err = await failure(session.send({ action: 'STAT', ref: 'unleased', total: data.length }));
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(err.details).toContain('no-such-lease');
+    expect(await listKeys(d.bucket!, 'blobs/')).not.toContain(`blobs/${digestOf(data)}`);
   });
 
   it('deletes a lease, and answers NotFound for an unknown one', async () => {

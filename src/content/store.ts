@@ -133,7 +133,7 @@ export class ContentStore {
     for await (const nsKey of this.docs.list(prefix)) {
       const ns = nsKey.slice(prefix.length);
       for await (const { value } of this.docs.readAll<IngestRecord>(docKeys.ingestsPrefix(ns))) {
-        if (new Date(value.updatedAt).getTime() >= cutoff || this.ingests.has(ingestKey(ns, value.ref))) continue;
+        if (new Date(value.updatedAt).getTime() >= cutoff || this.ingests.has(scopedKey(ns, value.ref))) continue;
         await this.dropRecord(ns, value);
         discarded++;
         this.logger.info({ ns, ref: value.ref }, 'discarded expired ingest record and its stored bytes');
@@ -238,7 +238,7 @@ export class ContentStore {
   async status(ns: string, ref: string): Promise<IngestStatus> {
     validateNamespace(ns);
     validateRef(ref);
-    const live = this.ingests.get(ingestKey(ns, ref));
+    const live = this.ingests.get(scopedKey(ns, ref));
     if (live) return statusOf(live);
     const record = await this.docs.read<IngestRecord>(docKeys.ingest(ns, ref));
     if (!record) throw notFound(`could not get status for ref ${JSON.stringify(ref)}: not found`);
@@ -261,16 +261,19 @@ export class ContentStore {
   async abort(ns: string, ref: string): Promise<void> {
     validateNamespace(ns);
     validateRef(ref);
-    const key = ingestKey(ns, ref);
+    const key = scopedKey(ns, ref);
     const live = this.ingests.get(key);
     if (live?.lockedSince) throw lockedError(ref, live.lockedSince);
-    const record = await this.docs.read<IngestRecord>(docKeys.ingest(ns, ref));
-    if (!live && !record) throw notFound(`ingest ${JSON.stringify(ref)}: not found`);
     if (live) {
+      // openWriter dropped any older record of this ref, so the live ingest knows its own
       this.ingests.delete(key);
       await live.upload.abort();
+      await this.removeIngestRecord(live);
+      return;
     }
-    if (record) await this.dropRecord(ns, record);
+    const record = await this.docs.read<IngestRecord>(docKeys.ingest(ns, ref));
+    if (!record) throw notFound(`ingest ${JSON.stringify(ref)}: not found`);
+    await this.dropRecord(ns, record);
   }
 
   /**
@@ -286,7 +289,7 @@ export class ContentStore {
       const d = parseDigest(expected).value;
       await this.failIfPresent(ns, d);
     }
-    const key = ingestKey(ns, ref);
+    const key = scopedKey(ns, ref);
     let ingest = this.ingests.get(key);
     if (ingest?.lockedSince) throw lockedError(ref, ingest.lockedSince);
     if (!ingest) {
@@ -327,11 +330,14 @@ export class ContentStore {
     throw alreadyExists(`content ${digest}: already exists`);
   }
 
-  /** @internal used by Writer: the ingest is committed or abandoned by its stream. */
-  async finishIngest(ingest: Ingest, outcome: 'committed' | 'released'): Promise<void> {
+  /**
+   * @internal used by Writer: the stream lets go of the ingest, either for good ('done': it was
+   * committed or discarded) or keeping it for a resume ('released').
+   */
+  async finishIngest(ingest: Ingest, outcome: 'done' | 'released'): Promise<void> {
     ingest.lockedSince = undefined;
-    const key = ingestKey(ingest.ns, ingest.ref);
-    if (outcome === 'committed') {
+    const key = scopedKey(ingest.ns, ingest.ref);
+    if (outcome === 'done') {
       if (this.ingests.get(key) === ingest) this.ingests.delete(key);
       return;
     }
@@ -404,7 +410,7 @@ export class ContentStore {
   // --- helpers -------------------------------------------------------------------------------------
 
   private async readRecord(ns: string, digest: string): Promise<ContentRecord | undefined> {
-    const key = ingestKey(ns, digest);
+    const key = scopedKey(ns, digest);
     const cached = this.records.get(key);
     if (cached) return cached.value;
     const value = await this.docs.read<ContentRecord>(docKeys.content(ns, digest));
@@ -422,13 +428,12 @@ export class ContentStore {
   private async writeRecord(ns: string, digest: string, record: ContentRecord): Promise<void> {
     await this.ensureNamespace(ns);
     await this.docs.write(docKeys.content(ns, digest), record);
-    this.records.set(ingestKey(ns, digest), { value: record });
+    this.records.set(scopedKey(ns, digest), { value: record });
   }
 
   private async removeRecord(ns: string, digest: string): Promise<void> {
-    this.records.delete(ingestKey(ns, digest));
     await this.docs.remove(docKeys.content(ns, digest));
-    this.records.delete(ingestKey(ns, digest));
+    this.records.set(scopedKey(ns, digest), { value: undefined });
   }
 
   private async heldElsewhere(ns: string, digest: string): Promise<boolean> {
@@ -543,7 +548,7 @@ export class Writer {
     await ingest.upload.commit(digest, size);
     await this.store.ensureMember(ingest.ns, digest, { size, lastModified: new Date() }, labels, true);
     this.released = true;
-    await this.store.finishIngest(ingest, 'committed');
+    await this.store.finishIngest(ingest, 'done');
     await this.store.removeIngestRecord(ingest).catch(() => undefined);
     return { digest, size };
   }
@@ -557,7 +562,7 @@ export class Writer {
 
   private async discard(): Promise<void> {
     this.released = true;
-    await this.store.finishIngest(this.ingest, 'committed');
+    await this.store.finishIngest(this.ingest, 'done');
     await this.ingest.upload.abort();
     await this.store.removeIngestRecord(this.ingest).catch(() => undefined);
   }
@@ -572,8 +577,9 @@ export class Writer {
   }
 }
 
-function ingestKey(ns: string, ref: string): string {
-  return `${ns}\0${ref}`;
+/** A key for something (a ref, a digest) within a namespace, for this process's maps. */
+function scopedKey(ns: string, name: string): string {
+  return `${ns}\0${name}`;
 }
 
 function lockedError(ref: string, since: Date) {

@@ -82,9 +82,12 @@ async function write(
   };
   try {
     ns = namespaceOf(call.metadata);
+    const lease = leaseOf(call.metadata);
     for await (const req of requests(call)) {
       if (!writer) {
         if (req.ref === '') throw invalidArgument('first message must have a reference');
+        // an unknown lease is refused before anything is written, not after the commit
+        if (lease) await leases.require(ns, lease);
         writer = await store.openWriter(ns, req.ref, req.total, req.expected);
       } else if (req.ref !== '' && req.ref !== writer.ref) {
         throw invalidArgument(`ref ${JSON.stringify(req.ref)} does not match the stream's ref ${JSON.stringify(writer.ref)}`);
@@ -114,7 +117,6 @@ async function write(
       }
       const commitStarted = performance.now();
       const { digest, size } = await writer.commit(req.total, req.expected, req.labels);
-      const lease = leaseOf(call.metadata);
       if (lease) await leases.addResource(ns, lease, { id: digest, type: 'content' });
       logger.info(
         { ns, ref: writer.ref, digest, size, received, ms: elapsed(started), commitMs: elapsed(commitStarted) },

@@ -68,6 +68,11 @@ export class LeaseStore {
     return out;
   }
 
+  /** NotFound unless the lease exists. */
+  async require(ns: string, id: string): Promise<void> {
+    await this.load(ns, id);
+  }
+
   async addResource(ns: string, id: string, resource: LeaseResource): Promise<void> {
     checkResource(resource);
     const record = await this.load(ns, id);
