@@ -43,6 +43,7 @@ export interface Config {
   s3: S3Settings | undefined;
   touchRefreshMs: number;
   ingestExpiryMs: number;
+  orphanUploadGraceMs: number;
   bucketNamespace: string;
   logLevel: string;
   shutdownTimeoutMs: number;
@@ -130,6 +131,12 @@ export const SETTINGS = {
     env: ['S3CS_INGEST_EXPIRY'],
     default: '24h',
     help: 'an ingest untouched this long is discarded with its stored bytes (Go duration, as containerd)',
+  },
+  orphanUploadGrace: {
+    flag: 'orphan-upload-grace',
+    env: ['S3CS_ORPHAN_UPLOAD_GRACE'],
+    default: '15m',
+    help: 'an upload in the staging area that no ingest owns is aborted once this old (under blob keys: once older than --ingest-expiry too)',
   },
   bucketNamespace: {
     flag: 'bucket-namespace',
@@ -250,6 +257,7 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     s3: undefined,
     touchRefreshMs: parseDuration(str('touchRefresh'), 'touch-refresh'),
     ingestExpiryMs: parseDuration(str('ingestExpiry'), 'ingest-expiry'),
+    orphanUploadGraceMs: parseDuration(str('orphanUploadGrace'), 'orphan-upload-grace'),
     bucketNamespace: str('bucketNamespace'),
     logLevel,
     shutdownTimeoutMs: parseDuration(str('shutdownTimeout'), 'shutdown-timeout'),

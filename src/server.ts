@@ -74,6 +74,7 @@ export class Daemon {
       logger,
       bucketNamespace: config.bucketNamespace || undefined,
       ingestExpiryMs: config.ingestExpiryMs,
+      orphanUploadGraceMs: config.orphanUploadGraceMs,
     });
     const leaseStore = new LeaseStore(store);
     const touch = new TouchRefresher(store, { refreshMs: config.touchRefreshMs, concurrency: 4, maxQueued: 10_000 }, logger);

@@ -4,8 +4,22 @@ import { randomUUID } from 'node:crypto';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { isValidDigest } from '../content/digest.js';
-import { notFound } from '../errors.js';
-import type { BlobEntry, BlobStat, BlobStore, RecordEntry, Upload, UploadHandle } from './types.js';
+import { failedPrecondition, notFound } from '../errors.js';
+import type {
+  BlobEntry,
+  BlobStat,
+  BlobStore,
+  Checkpoint,
+  PendingUpload,
+  RecordEntry,
+  Upload,
+  UploadHandle,
+  UploadOptions,
+} from './types.js';
+
+/** How often an upload's file is synced and offered as a checkpoint. */
+const CHECKPOINT_BYTES = 8 * 1024 * 1024;
+const UPLOAD_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * The embedded default: a local directory laid out like the bucket (`blobs/<digest>`, and the
@@ -78,14 +92,30 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  createUpload(): Upload {
-    return new FsUpload(join(this.uploadsDir, randomUUID()), (digest) => this.blobPath(digest));
+  createUpload(options: UploadOptions): Upload {
+    let name: string = randomUUID();
+    if (options.resume) {
+      const { file } = options.resume.handle;
+      if (typeof file !== 'string' || !UPLOAD_NAME.test(file)) {
+        throw failedPrecondition('checkpoint of an ingest is not valid; write the content again from offset 0');
+      }
+      name = file;
+    }
+    return new FsUpload(join(this.uploadsDir, name), (digest) => this.blobPath(digest), options);
   }
 
   async discardUpload(handle: UploadHandle): Promise<void> {
     const { file } = handle;
     // only a bare upload id is accepted, so a forged record cannot name another path
-    if (file && /^[0-9a-f-]{36}$/.test(file)) await rm(join(this.uploadsDir, file), { force: true });
+    if (typeof file === 'string' && UPLOAD_NAME.test(file)) await rm(join(this.uploadsDir, file), { force: true });
+  }
+
+  async *listUploads(): AsyncIterable<PendingUpload> {
+    for (const name of (await readdir(this.uploadsDir)).sort()) {
+      if (!UPLOAD_NAME.test(name)) continue;
+      const st = await stat(join(this.uploadsDir, name)).catch(() => undefined);
+      if (st) yield { handle: { file: name }, startedAt: st.mtime, staging: true };
+    }
   }
 
   async touchBlob(digest: string): Promise<void> {
@@ -185,22 +215,61 @@ export class FsBlobStore implements BlobStore {
 }
 
 class FsUpload implements Upload {
+  readonly checkpointBytes = CHECKPOINT_BYTES;
   private fh: Promise<FileHandle> | undefined;
+  /** Bytes in the file. */
+  private size: number;
+  private checkpointed: number;
+  private readonly onDurable: ((checkpoint: Checkpoint) => void) | undefined;
+  private readonly resumeAt: number | undefined;
 
   constructor(
     private readonly path: string,
     private readonly finalPath: (digest: string) => string,
-  ) {}
+    options: UploadOptions,
+  ) {
+    this.onDurable = options.onDurable;
+    this.resumeAt = options.resume?.offset;
+    this.size = this.resumeAt ?? 0;
+    this.checkpointed = this.size;
+  }
 
   private file(): Promise<FileHandle> {
-    this.fh ??= open(this.path, 'w');
+    this.fh ??= this.resumeAt === undefined ? this.create() : this.reopen(this.resumeAt);
     return this.fh;
+  }
+
+  private async create(): Promise<FileHandle> {
+    const fh = await open(this.path, 'w');
+    this.onDurable?.({ offset: 0, handle: this.handle()! });
+    return fh;
+  }
+
+  /** Continues a checkpoint: anything written after it (before a crash) is cut off. */
+  private async reopen(offset: number): Promise<FileHandle> {
+    const fh = await open(this.path, 'r+').catch((err: unknown) => {
+      if (isNoEntry(err)) throw failedPrecondition(`upload ${basename(this.path)} is gone; write the content again from offset 0`);
+      throw err;
+    });
+    if ((await fh.stat()).size < offset) {
+      await fh.close();
+      throw failedPrecondition(`upload ${basename(this.path)} holds less than its checkpoint; write the content again from offset 0`);
+    }
+    await fh.truncate(offset);
+    return fh;
   }
 
   async write(chunk: Buffer): Promise<void> {
     const fh = await this.file();
     let done = 0;
-    while (done < chunk.length) done += (await fh.write(chunk, done)).bytesWritten;
+    while (done < chunk.length) done += (await fh.write(chunk, done, chunk.length - done, this.size + done)).bytesWritten;
+    this.size += chunk.length;
+    const reached = this.size - (this.size % this.checkpointBytes);
+    if (reached > this.checkpointed) {
+      await fh.datasync();
+      this.checkpointed = reached;
+      this.onDurable?.({ offset: reached, handle: this.handle()! });
+    }
   }
 
   async commit(digest: string): Promise<void> {

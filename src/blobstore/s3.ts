@@ -11,6 +11,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -24,7 +25,17 @@ import { StoreError, failedPrecondition, notFound, unavailable } from '../errors
 import { ByteBudget } from './budget.js';
 import { Lru } from './lru.js';
 import { isValidDigest } from '../content/digest.js';
-import type { BlobEntry, BlobStat, BlobStore, RecordEntry, Upload, UploadHandle } from './types.js';
+import type {
+  BlobEntry,
+  BlobStat,
+  BlobStore,
+  Checkpoint,
+  PendingUpload,
+  RecordEntry,
+  Upload,
+  UploadHandle,
+  UploadOptions,
+} from './types.js';
 
 export interface S3StoreOptions {
   /** Static keys from the daemon's config file; when absent, the SDK default chain of this process. */
@@ -185,13 +196,53 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  createUpload(target?: string, sizeHint?: number, onStored?: () => void): Upload {
-    return new S3Upload(this, target, sizeHint ?? 0, onStored);
+  createUpload(options: UploadOptions): Upload {
+    return new S3Upload(this, options);
+  }
+
+  stagingKey(name: string): string {
+    return this.docKey(`staging/${name}`);
+  }
+
+  /** Keys an upload of this daemon may target: a blob key, or its own staging area. */
+  isUploadKey(key: string): boolean {
+    return key.startsWith(this.blobKey('')) || key.startsWith(this.stagingKey(''));
+  }
+
+  async *listUploads(): AsyncIterable<PendingUpload> {
+    for (const [prefix, staging] of [
+      [this.stagingKey(''), true],
+      [this.blobKey(''), false],
+    ] as const) {
+      let keyMarker: string | undefined;
+      let uploadIdMarker: string | undefined;
+      do {
+        let out;
+        try {
+          out = await this.client.send(
+            new ListMultipartUploadsCommand({
+              Bucket: this.options.bucket,
+              Prefix: prefix,
+              ...(keyMarker ? { KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker } : {}),
+            }),
+          );
+        } catch (err) {
+          throw this.translate(err, `list multipart uploads under ${prefix}`);
+        }
+        for (const u of out.Uploads ?? []) {
+          if (!u.Key || !u.UploadId) continue;
+          yield { handle: { key: u.Key, uploadId: u.UploadId }, startedAt: u.Initiated ?? new Date(0), staging };
+        }
+        const more = Boolean(out.IsTruncated) && out.NextKeyMarker !== undefined;
+        keyMarker = more ? out.NextKeyMarker : undefined;
+        uploadIdMarker = more ? out.NextUploadIdMarker : undefined;
+      } while (keyMarker);
+    }
   }
 
   async discardUpload(handle: UploadHandle): Promise<void> {
     const { key, uploadId } = handle;
-    if (!key || !uploadId) return;
+    if (typeof key !== 'string' || typeof uploadId !== 'string' || !this.isUploadKey(key)) return;
     try {
       await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.options.bucket, Key: key, UploadId: uploadId }));
     } catch (err) {
@@ -433,15 +484,21 @@ function isMissing(err: unknown): boolean {
  * keeps sending. A blob smaller than one part is a single PUT at commit. The multipart upload
  * targets the final blob key when the digest is known up front (no copy at commit; an
  * uncompleted multipart upload is invisible), otherwise a staging key that commit copies.
+ * Every run of parts stored from the first on is a checkpoint the upload can be continued from,
+ * by this process or another one, with nothing but the handle.
  */
 class S3Upload implements Upload {
+  readonly checkpointBytes: number;
   private chunks: Buffer[] = [];
   private buffered = 0;
   private uploadId: string | undefined;
   private creating: Promise<string> | undefined;
   private readonly key: string;
-  private nextPart = 1;
-  private readonly parts: CompletedPart[] = [];
+  private nextPart: number;
+  /** ETags of stored parts, by part number. */
+  private readonly stored = new Map<number, string>();
+  /** Parts 1..contiguous are all stored: the checkpoint. */
+  private contiguous: number;
   private readonly inflight = new Set<Promise<void>>();
   /** Parts S3 did not take, kept (with their budget) to be sent again once it answers. */
   private failed: { partNumber: number; body: Buffer; reservation: number }[] = [];
@@ -450,18 +507,38 @@ class S3Upload implements Upload {
   private aborted = false;
   /** Budget reserved for the part being buffered now. */
   private held = 0;
-  private accepted = 0;
+  /** Bytes of the blob this upload has taken, counting those of a checkpoint it continues. */
+  private accepted: number;
+  /** The last part, shorter than the others; no checkpoint reaches past it. */
+  private shortPart = 0;
+  private readonly sizeHint: number;
+  private readonly onDurable: ((checkpoint: Checkpoint) => void) | undefined;
 
   constructor(
     private readonly store: S3BlobStore,
-    private readonly target: string | undefined,
-    /** Declared size, when the client gave one: a small blob reserves only what it needs. */
-    private readonly sizeHint: number,
-    private readonly onStored: (() => void) | undefined,
+    options: UploadOptions,
   ) {
-    this.key = target
-      ? store.blobKey(target)
-      : store.docKey(`staging/${new Date().toISOString().slice(0, 10)}/${randomUUID()}`);
+    this.sizeHint = options.sizeHint ?? 0;
+    this.onDurable = options.onDurable;
+    const resume = options.resume ? parseCheckpoint(store, options.resume) : undefined;
+    if (resume) {
+      this.key = resume.key;
+      this.uploadId = resume.uploadId;
+      this.checkpointBytes = resume.partSize;
+      resume.etags.forEach((etag, i) => this.stored.set(i + 1, etag));
+      this.contiguous = resume.etags.length;
+      this.accepted = options.resume!.offset;
+    } else {
+      this.key = options.target
+        ? store.blobKey(options.target)
+        : store.stagingKey(`${new Date().toISOString().slice(0, 10)}/${randomUUID()}`);
+      // recorded in every checkpoint: a daemon restarted with another --part-size still
+      // knows where the stored parts end
+      this.checkpointBytes = store.options.partSize;
+      this.contiguous = 0;
+      this.accepted = 0;
+    }
+    this.nextPart = this.contiguous + 1;
   }
 
   /**
@@ -477,16 +554,15 @@ class S3Upload implements Upload {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
     this.accepted += chunk.length;
-    const partSize = this.store.options.partSize;
-    while (this.buffered >= partSize) {
-      await this.sendPart(this.take(partSize));
+    while (this.buffered >= this.checkpointBytes) {
+      await this.sendPart(this.take(this.checkpointBytes));
       if (this.buffered > 0) await this.reserve();
     }
   }
 
   private async reserve(): Promise<void> {
     if (this.held > 0) return;
-    const { partSize } = this.store.options;
+    const partSize = this.checkpointBytes;
     const left = this.sizeHint - this.accepted + this.buffered;
     const want = this.sizeHint > 0 && left > 0 ? Math.min(left, partSize) : partSize;
     this.held = await this.store.budget.acquire(want);
@@ -510,25 +586,26 @@ class S3Upload implements Upload {
       this.store.remember(digest, { size, lastModified: new Date() });
       return;
     }
-    if (this.target !== undefined && this.target !== digest) {
+    if (this.key.startsWith(this.store.blobKey('')) && this.key !== finalKey) {
       await this.abort();
-      throw failedPrecondition(`ingest was started for ${this.target} but its content is ${digest}`);
+      throw failedPrecondition(`ingest was started for ${this.key.slice(this.store.blobKey('').length)} but its content is ${digest}`);
     }
-    if (this.buffered > 0) await this.sendPart(this.take(this.buffered));
+    if (this.buffered > 0) {
+      this.shortPart = this.nextPart;
+      await this.sendPart(this.take(this.buffered));
+    }
     await this.settle();
     await this.recover();
     const { bucket } = this.store.options;
+    const parts: CompletedPart[] = [...this.stored]
+      .sort(([a], [b]) => a - b)
+      .map(([PartNumber, ETag]) => ({ PartNumber, ETag }));
     try {
       await this.store.client.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: bucket,
-          Key: this.key,
-          UploadId: this.uploadId,
-          MultipartUpload: { Parts: [...this.parts].sort((a, b) => a.PartNumber! - b.PartNumber!) },
-        }),
+        new CompleteMultipartUploadCommand({ Bucket: bucket, Key: this.key, UploadId: this.uploadId, MultipartUpload: { Parts: parts } }),
       );
     } catch (err) {
-      throw this.store.translate(err, `complete multipart upload of ${this.key}`);
+      throw this.failedUpload(err, 'complete multipart upload');
     }
     this.uploadId = undefined;
     if (this.key !== finalKey) {
@@ -560,7 +637,10 @@ class S3Upload implements Upload {
   }
 
   handle(): UploadHandle | undefined {
-    return this.uploadId === undefined ? undefined : { key: this.key, uploadId: this.uploadId };
+    if (this.uploadId === undefined) return undefined;
+    const etags: string[] = [];
+    for (let n = 1; n <= this.contiguous; n++) etags.push(this.stored.get(n)!);
+    return { key: this.key, uploadId: this.uploadId, partSize: String(this.checkpointBytes), etags };
   }
 
   private peek(): Buffer {
@@ -610,14 +690,23 @@ class S3Upload implements Upload {
         const out = await this.store.client.send(
           new UploadPartCommand({ Bucket: bucket, Key: this.key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }),
         );
-        this.parts.push({ PartNumber: partNumber, ETag: out.ETag });
+        this.stored.set(partNumber, out.ETag ?? '');
         this.store.budget.release(reservation);
+        this.advance();
       } catch (err) {
-        this.failure ??= this.store.translate(err, `upload part ${partNumber} of ${this.key}`);
+        this.failure ??= this.failedUpload(err, `upload part ${partNumber}`);
         this.failed.push({ partNumber, body, reservation });
       }
     })().finally(() => this.inflight.delete(sending));
     this.inflight.add(sending);
+  }
+
+  /** Moves the checkpoint over parts stored in order; only full parts make one. */
+  private advance(): void {
+    const before = this.contiguous;
+    while (this.stored.has(this.contiguous + 1) && this.contiguous + 1 !== this.shortPart) this.contiguous++;
+    if (this.contiguous === before || this.aborted) return;
+    this.onDurable?.({ offset: this.contiguous * this.checkpointBytes, handle: this.handle()! });
   }
 
   private create(): Promise<string> {
@@ -625,7 +714,7 @@ class S3Upload implements Upload {
       .send(new CreateMultipartUploadCommand({ Bucket: this.store.options.bucket, Key: this.key }))
       .then((out) => {
         this.uploadId = out.UploadId!;
-        this.onStored?.();
+        this.onDurable?.({ offset: 0, handle: this.handle()! });
         return this.uploadId;
       })
       .catch((err: unknown) => {
@@ -635,11 +724,41 @@ class S3Upload implements Upload {
     return this.creating;
   }
 
+  /** An upload completed or aborted elsewhere cannot take more parts: the client must start over. */
+  private failedUpload(err: unknown, operation: string): StoreError {
+    if (err instanceof S3ServiceException && err.name === 'NoSuchUpload') {
+      return failedPrecondition(
+        `multipart upload of ${this.key} no longer exists (completed or aborted elsewhere); write the content again from offset 0`,
+      );
+    }
+    return this.store.translate(err, `${operation} of ${this.key}`);
+  }
+
   private async settle(): Promise<void> {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
 }
 
+/** A checkpoint's handle, checked: a record in the bucket must not steer uploads elsewhere. */
+function parseCheckpoint(
+  store: S3BlobStore,
+  checkpoint: Checkpoint,
+): { key: string; uploadId: string; partSize: number; etags: string[] } {
+  const { key, uploadId, partSize, etags } = checkpoint.handle;
+  const size = Number(partSize);
+  const valid =
+    typeof key === 'string' &&
+    store.isUploadKey(key) &&
+    typeof uploadId === 'string' &&
+    uploadId !== '' &&
+    Number.isSafeInteger(size) &&
+    size > 0 &&
+    Array.isArray(etags) &&
+    etags.every((e) => typeof e === 'string') &&
+    checkpoint.offset === etags.length * size;
+  if (!valid) throw failedPrecondition(`checkpoint of an ingest is not valid; write the content again from offset 0`);
+  return { key: key as string, uploadId: uploadId as string, partSize: size, etags: [...(etags as string[])] };
+}
 
 /** One GET response being consumed Read by Read. */
 class OpenRead {

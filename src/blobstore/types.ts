@@ -35,13 +35,17 @@ export interface BlobStore {
   listBlobs(): AsyncIterable<BlobEntry>;
 
   /**
-   * Starts storing a new blob. `target`, when known, is the digest the bytes are expected to
-   * have; stores may use it to upload straight to the final key, which stays invisible until
-   * `commit` confirms the digest.
+   * Starts storing a new blob, or continues one from a checkpoint an earlier upload reported.
+   * Nothing is visible under the blob key before `commit`.
    */
-  createUpload(target?: string, sizeHint?: number, onStored?: () => void): Upload;
+  createUpload(options: UploadOptions): Upload;
   /** Discards an upload another process (or an earlier run) left behind, by its handle. */
   discardUpload(handle: UploadHandle): Promise<void>;
+  /**
+   * Uploads in progress that this daemon may have started (its staging area, and blob keys,
+   * where BuildKit's own uploads also appear), for the sweep of those nobody owns.
+   */
+  listUploads(): AsyncIterable<PendingUpload>;
 
   /** Refreshes a blob's last-modified in place, so bucket lifecycle rules keep blobs in use. */
   touchBlob(digest: string, size: number): Promise<void>;
@@ -63,8 +67,43 @@ export interface BlobStore {
   close(): Promise<void>;
 }
 
+export interface UploadOptions {
+  /**
+   * The digest the bytes are expected to have, when known; stores may use it to upload straight
+   * to the final key, which stays invisible until `commit` confirms the digest.
+   */
+  target?: string | undefined;
+  /** Declared size, when the client gave one. */
+  sizeHint?: number | undefined;
+  /** Continue this checkpoint instead of starting empty. */
+  resume?: Checkpoint | undefined;
+  /**
+   * Called whenever more bytes are stored for good, with a checkpoint to continue from after a
+   * crash. The first call (offset 0) comes once the upload exists in the store at all.
+   */
+  onDurable?: ((checkpoint: Checkpoint) => void) | undefined;
+}
+
+/** Where an upload can be continued: the first `offset` bytes are stored, `handle` finds them. */
+export interface Checkpoint {
+  readonly offset: number;
+  readonly handle: UploadHandle;
+}
+
+export interface PendingUpload {
+  readonly handle: UploadHandle;
+  readonly startedAt: Date;
+  /** In the daemon's own staging area (only it writes there), as opposed to under a blob key. */
+  readonly staging: boolean;
+}
+
 /** Bytes on their way into the store. Nothing is visible under the blob key before commit. */
 export interface Upload {
+  /**
+   * Checkpoints fall on multiples of this many bytes from the start of the blob; a writer that
+   * wants to continue from one keeps its own state (the running hash) at those offsets.
+   */
+  readonly checkpointBytes: number;
   /** Resolves once the chunk is accepted; waiting here is the back-pressure on the client. */
   write(chunk: Buffer): Promise<void>;
   /** Makes the bytes visible as blob `digest`; the caller has verified digest and size. */
@@ -76,4 +115,4 @@ export interface Upload {
 }
 
 /** JSON-serialisable identity of an upload's stored bytes (store-specific fields). */
-export type UploadHandle = Record<string, string>;
+export type UploadHandle = { readonly [field: string]: string | readonly string[] };

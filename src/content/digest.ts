@@ -1,4 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
+import { createSHA256, createSHA384, createSHA512, type IHasher } from 'hash-wasm';
 import { invalidArgument } from '../errors.js';
 
 /** Algorithms OCI digests may name, with the length of their lower-case hex encoding. */
@@ -49,6 +50,65 @@ export function newHasher(algorithm = 'sha256'): Hash {
   const spec = ALGORITHMS[algorithm];
   if (!spec) throw invalidArgument(`unsupported digest algorithm ${JSON.stringify(algorithm)}`);
   return createHash(spec.nodeName);
+}
+
+/**
+ * A digest computed as bytes arrive. The resumable kind can save its state, so an ingest whose
+ * bytes already sit in the bucket can be continued after a restart (by this daemon or another
+ * sharing the bucket) without reading those bytes back: S3 cannot read the parts of an
+ * uncompleted multipart upload. Node's own hash is four times faster but cannot be saved, so it
+ * serves ingests that are stored in one piece at commit and have nothing to resume.
+ */
+export interface RunningHash {
+  readonly algorithm: string;
+  update(data: Uint8Array): void;
+  /** `<algorithm>:<hex>` of everything so far; more data may follow. */
+  digest(): string;
+  /** The state to continue from, or undefined when this kind cannot be saved. */
+  save(): Uint8Array | undefined;
+}
+
+export function newRunningHash(algorithm = 'sha256'): RunningHash {
+  const hash = newHasher(algorithm);
+  return {
+    algorithm,
+    update: (data) => void hash.update(data),
+    // copy(): the running hash stays open for more data
+    digest: () => `${algorithm}:${hash.copy().digest('hex')}`,
+    save: () => undefined,
+  };
+}
+
+const WASM_HASHERS: Readonly<Record<string, () => Promise<IHasher>>> = {
+  sha256: createSHA256,
+  sha384: createSHA384,
+  sha512: createSHA512,
+};
+
+/** A running hash whose state can be saved; from `state` when given (what `save` returned). */
+export async function newResumableHash(algorithm = 'sha256', state?: Uint8Array): Promise<RunningHash> {
+  const create = WASM_HASHERS[algorithm];
+  if (!create) throw invalidArgument(`unsupported digest algorithm ${JSON.stringify(algorithm)}`);
+  const hasher = await create();
+  hasher.init();
+  if (state) {
+    try {
+      hasher.load(state);
+    } catch (err) {
+      throw invalidArgument(`saved ${algorithm} state is not valid: ${(err as Error).message}`);
+    }
+  }
+  // A second instance finishes copies of the state, so this one stays open for more data.
+  const peek = await create();
+  return {
+    algorithm,
+    update: (data) => void hasher.update(data),
+    digest: () => {
+      peek.load(hasher.save());
+      return `${algorithm}:${peek.digest('hex')}`;
+    },
+    save: () => hasher.save(),
+  };
 }
 
 export function digestOf(data: Uint8Array | string, algorithm = 'sha256'): string {

@@ -1,12 +1,11 @@
-import type { Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { BlobStat, BlobStore, Upload, UploadHandle } from '../blobstore/types.js';
+import type { BlobStat, BlobStore, Checkpoint, Upload, UploadHandle, UploadOptions } from '../blobstore/types.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, outOfRange, unavailable } from '../errors.js';
 import { validateLabels, type Labels } from '../labels.js';
 import { Documents, docKeys } from '../metadata/documents.js';
 import { validateNamespace } from '../namespaces.js';
-import { newHasher, parseDigest } from './digest.js';
+import { newResumableHash, newRunningHash, parseDigest, type RunningHash } from './digest.js';
 import { parseFilters, type FieldLookup } from './filters.js';
 import { validateRef } from './refs.js';
 import { Lru } from '../blobstore/lru.js';
@@ -36,7 +35,11 @@ interface ContentRecord {
   labels: Labels;
 }
 
-/** An ingest's state as stored once its stream went away before commit. */
+/**
+ * An ingest as recorded in the bucket from the moment some of its bytes are stored there. With
+ * `hash`, the first `offset` bytes are stored for good and the ingest can be continued from
+ * there by any daemon (this one after a crash included); without, it starts over.
+ */
 interface IngestRecord {
   ref: string;
   total: number;
@@ -45,6 +48,7 @@ interface IngestRecord {
   updatedAt: string;
   offset: number;
   upload?: UploadHandle;
+  hash?: { algorithm: string; state: string };
 }
 
 /** Read chunks never exceed containerd's own 1 MiB buffer. */
@@ -62,14 +66,22 @@ interface Ingest {
   total: number;
   expected: string;
   offset: number;
-  hasher: Hash;
+  hasher: RunningHash;
   upload: Upload;
   /** Set while a Write stream holds the ref. */
   lockedSince: Date | undefined;
   /** Whether a record of this ingest may exist in the bucket (so there is one to remove). */
   recorded: boolean;
-  /** The record being written, so removing it waits for the write to land first. */
+  /** The record writes under way, so removing it waits for them to land first. */
   recording?: Promise<void> | undefined;
+  /** Another record write is wanted once the one under way lands. */
+  rerecord?: boolean;
+  /** The latest checkpoint the upload reported. */
+  durable?: Checkpoint | undefined;
+  /** Hash states at checkpoint offsets the upload has not reported yet (a few parts' worth). */
+  states: Map<number, Uint8Array>;
+  /** The latest point the ingest can be continued from after a crash. */
+  resumable?: { checkpoint: Checkpoint; state: Uint8Array } | undefined;
 }
 
 export interface ContentStoreOptions {
@@ -81,6 +93,8 @@ export interface ContentStoreOptions {
   bucketNamespace?: string | undefined;
   /** An ingest nobody has written to for this long is discarded, with its stored bytes. */
   ingestExpiryMs?: number | undefined;
+  /** An upload in the staging area no ingest owns is discarded once this old. */
+  orphanUploadGraceMs?: number | undefined;
 }
 
 /**
@@ -96,6 +110,7 @@ export class ContentStore {
   private readonly logger: Logger;
   private readonly bucketNamespace: string | undefined;
   private readonly ingestExpiryMs: number;
+  private readonly orphanUploadGraceMs: number;
   /**
    * Recently read or written membership records (labels), present or absent, so Info does not
    * cost a GET every time. Entries expire after a short while, which bounds how long a label
@@ -111,12 +126,14 @@ export class ContentStore {
     this.logger = options.logger;
     this.bucketNamespace = options.bucketNamespace;
     this.ingestExpiryMs = options.ingestExpiryMs ?? 24 * 3_600_000;
+    this.orphanUploadGraceMs = options.orphanUploadGraceMs ?? 15 * 60_000;
   }
 
   /**
    * Discards ingests untouched for longer than the expiry: those held in this process, and those
    * recorded in the bucket by any daemon (a crashed one included), aborting their multipart
-   * uploads so they stop costing money. Returns how many were discarded.
+   * uploads so they stop costing money; then uploads no ingest owns at all (left by a crash
+   * before the ingest was recorded). Returns how many were discarded.
    */
   async sweepExpiredIngests(now = Date.now()): Promise<number> {
     const cutoff = now - this.ingestExpiryMs;
@@ -124,20 +141,41 @@ export class ContentStore {
     for (const [key, ingest] of this.ingests) {
       if (ingest.lockedSince || ingest.updatedAt.getTime() >= cutoff) continue;
       this.ingests.delete(key);
+      // Another daemon may have continued it from its record since: then the bytes are its.
+      const record = ingest.recorded ? await this.docs.read<IngestRecord>(docKeys.ingest(ingest.ns, ingest.ref)) : undefined;
+      if (record && new Date(record.updatedAt).getTime() > ingest.updatedAt.getTime()) continue;
       await ingest.upload.abort();
       await this.removeIngestRecord(ingest).catch(() => undefined);
       discarded++;
       this.logger.info({ ns: ingest.ns, ref: ingest.ref, offset: ingest.offset }, 'discarded expired ingest');
     }
+    const owned = new Set<string>();
+    for (const ingest of this.ingests.values()) {
+      const handle = ingest.upload.handle();
+      if (handle) owned.add(uploadIdentity(handle));
+    }
     const prefix = docKeys.namespacesPrefix();
     for await (const nsKey of this.docs.list(prefix)) {
       const ns = nsKey.slice(prefix.length);
       for await (const { value } of this.docs.readAll<IngestRecord>(docKeys.ingestsPrefix(ns))) {
-        if (new Date(value.updatedAt).getTime() >= cutoff || this.ingests.has(scopedKey(ns, value.ref))) continue;
+        if (new Date(value.updatedAt).getTime() >= cutoff || this.ingests.has(scopedKey(ns, value.ref))) {
+          if (value.upload) owned.add(uploadIdentity(value.upload));
+          continue;
+        }
         await this.dropRecord(ns, value);
         discarded++;
         this.logger.info({ ns, ref: value.ref }, 'discarded expired ingest record and its stored bytes');
       }
+    }
+    // The grace covers an upload started a moment ago whose record is still on its way. Under
+    // blob keys BuildKit's own uploads appear too: only ones older than any ingest may live go.
+    for await (const upload of this.blobs.listUploads()) {
+      if (owned.has(uploadIdentity(upload.handle))) continue;
+      const grace = upload.staging ? this.orphanUploadGraceMs : Math.max(this.orphanUploadGraceMs, this.ingestExpiryMs);
+      if (upload.startedAt.getTime() >= now - grace) continue;
+      await this.blobs.discardUpload(upload.handle);
+      discarded++;
+      this.logger.info({ upload: upload.handle, startedAt: upload.startedAt }, 'discarded an upload no ingest owns');
     }
     return discarded;
   }
@@ -293,27 +331,16 @@ export class ContentStore {
     let ingest = this.ingests.get(key);
     if (ingest?.lockedSince) throw lockedError(ref, ingest.lockedSince);
     if (!ingest) {
-      // A record without a live ingest was left by an earlier run or another daemon. Its bytes
-      // cannot be hashed again from here, so the ingest starts over (the client sees offset 0).
+      // A record without a live ingest was left by an earlier run or another daemon: continued
+      // from its checkpoint when it has one, else started over (the client sees offset 0).
       const stale = await this.docs.read<IngestRecord>(docKeys.ingest(ns, ref));
-      if (stale) await this.dropRecord(ns, stale);
-      if (this.ingests.get(key)?.lockedSince) throw lockedError(ref, this.ingests.get(key)!.lockedSince!);
-      const now = new Date();
-      const fresh: Ingest = {
-        ns,
-        ref,
-        startedAt: stale ? new Date(stale.startedAt) : now,
-        updatedAt: now,
-        total,
-        expected,
-        offset: 0,
-        hasher: newHasher(expected ? parseDigest(expected).algorithm : 'sha256'),
-        upload: undefined as never,
-        lockedSince: undefined,
-        recorded: false,
-      };
-      fresh.upload = this.newUpload(fresh);
-      ingest = fresh;
+      const resumed = stale ? await this.resumeFromRecord(ns, stale) : undefined;
+      if (stale && !resumed) await this.dropRecord(ns, stale);
+      if (this.ingests.get(key)?.lockedSince) {
+        await resumed?.upload.abort();
+        throw lockedError(ref, this.ingests.get(key)!.lockedSince!);
+      }
+      ingest = resumed ?? (await this.newIngest(ns, ref, total, expected, stale ? new Date(stale.startedAt) : new Date()));
       this.ingests.set(key, ingest);
     }
     ingest.lockedSince = new Date();
@@ -348,47 +375,137 @@ export class ContentStore {
     if (ingest.offset > 0 && ingest.upload.handle() !== undefined) await this.recordIngest(ingest);
   }
 
+  private async newIngest(ns: string, ref: string, total: number, expected: string, startedAt: Date): Promise<Ingest> {
+    const ingest: Ingest = {
+      ns,
+      ref,
+      startedAt,
+      updatedAt: new Date(),
+      total,
+      expected,
+      offset: 0,
+      hasher: undefined as never,
+      upload: undefined as never,
+      lockedSince: undefined,
+      recorded: false,
+      states: new Map(),
+    };
+    await this.startUpload(ingest);
+    return ingest;
+  }
+
   /**
-   * @internal used by Writer. The moment some of an ingest's bytes are stored in the bucket it
-   * is recorded there, so a crash of this daemon cannot leave an upload nobody knows about: the
-   * expiry sweep of any daemon finds it.
+   * @internal used by Writer: a new, empty upload and hash for the ingest. Only an ingest that
+   * may span several checkpoints pays for a hash whose state can be saved.
    */
-  newUpload(ingest: Ingest): Upload {
-    const upload = this.blobs.createUpload(ingest.expected || undefined, ingest.total, () => {
-      if (ingest.upload === upload) void this.recordIngest(ingest);
+  async startUpload(ingest: Ingest): Promise<void> {
+    ingest.upload = this.watchedUpload(ingest, { target: ingest.expected || undefined, sizeHint: ingest.total });
+    const algorithm = ingest.expected ? parseDigest(ingest.expected).algorithm : 'sha256';
+    const spans = ingest.total === 0 || ingest.total >= ingest.upload.checkpointBytes;
+    ingest.hasher = spans ? await newResumableHash(algorithm) : newRunningHash(algorithm);
+    ingest.offset = 0;
+    ingest.durable = undefined;
+    ingest.resumable = undefined;
+    ingest.states.clear();
+  }
+
+  /** Continues an ingest another process recorded, from its checkpoint; undefined when it has none. */
+  private async resumeFromRecord(ns: string, record: IngestRecord): Promise<Ingest | undefined> {
+    if (!record.hash || !record.upload || !(record.offset > 0)) return undefined;
+    try {
+      const state = Buffer.from(record.hash.state, 'base64');
+      const hasher = await newResumableHash(record.hash.algorithm, state);
+      const checkpoint: Checkpoint = { offset: record.offset, handle: record.upload };
+      const ingest: Ingest = {
+        ns,
+        ref: record.ref,
+        startedAt: new Date(record.startedAt),
+        updatedAt: new Date(),
+        total: record.total,
+        expected: record.expected,
+        offset: record.offset,
+        hasher,
+        upload: undefined as never,
+        lockedSince: undefined,
+        recorded: true,
+        states: new Map(),
+        durable: checkpoint,
+        resumable: { checkpoint, state },
+      };
+      ingest.upload = this.watchedUpload(ingest, { sizeHint: record.total, resume: checkpoint });
+      this.logger.info({ ns, ref: record.ref, offset: record.offset }, 'continuing an ingest from its checkpoint');
+      return ingest;
+    } catch (err) {
+      this.logger.warn({ err, ns, ref: record.ref }, 'an ingest record cannot be continued; the ingest starts over');
+      return undefined;
+    }
+  }
+
+  /**
+   * The moment some of an ingest's bytes are stored in the bucket it is recorded there, so a
+   * crash of this daemon cannot leave an upload nobody knows about, and each checkpoint after
+   * that moves the record on, so the ingest can be continued from it.
+   */
+  private watchedUpload(ingest: Ingest, options: Omit<UploadOptions, 'onDurable'>): Upload {
+    const upload: Upload = this.blobs.createUpload({
+      ...options,
+      onDurable: (checkpoint) => {
+        if (ingest.upload !== upload || this.ingests.get(scopedKey(ingest.ns, ingest.ref)) !== ingest) return;
+        ingest.durable = checkpoint;
+        if (checkpoint.offset === 0) void this.recordIngest(ingest);
+        else this.advanceCheckpoint(ingest);
+      },
     });
     return upload;
   }
 
-  /** @internal used by Writer: writes (or refreshes) the bucket's record of an ingest. */
+  /** @internal used by Writer: the ingest's bytes reached a checkpoint offset. */
+  reachedCheckpointOffset(ingest: Ingest): void {
+    const state = ingest.hasher.save();
+    if (!state) return;
+    ingest.states.set(ingest.offset, state);
+    this.advanceCheckpoint(ingest);
+  }
+
+  /** Records the latest checkpoint for which both the bytes are stored and the hash is known. */
+  private advanceCheckpoint(ingest: Ingest): void {
+    const durable = ingest.durable;
+    if (!durable || durable.offset <= (ingest.resumable?.checkpoint.offset ?? 0)) return;
+    const state = ingest.states.get(durable.offset);
+    if (!state) return;
+    ingest.resumable = { checkpoint: durable, state };
+    for (const offset of ingest.states.keys()) if (offset <= durable.offset) ingest.states.delete(offset);
+    void this.recordIngest(ingest);
+  }
+
+  /**
+   * @internal used by Writer: writes (or refreshes) the bucket's record of an ingest. Writes
+   * never overlap; requests made meanwhile collapse into one more write of the latest state.
+   */
   async recordIngest(ingest: Ingest): Promise<void> {
-    const record: IngestRecord = {
-      ref: ingest.ref,
-      total: ingest.total,
-      expected: ingest.expected,
-      startedAt: ingest.startedAt.toISOString(),
-      updatedAt: ingest.updatedAt.toISOString(),
-      offset: ingest.offset,
-      ...(ingest.upload.handle() ? { upload: ingest.upload.handle()! } : {}),
-    };
     ingest.recorded = true;
-    const previous = ingest.recording;
-    const writing = (async () => {
-      await previous;
+    ingest.rerecord = true;
+    ingest.recording ??= (async () => {
       try {
-        await this.ensureNamespace(ingest.ns);
-        await this.docs.write(docKeys.ingest(ingest.ns, ingest.ref), record);
-      } catch (err) {
-        this.logger.warn({ err, ref: ingest.ref, ns: ingest.ns }, 'could not record an ingest');
+        while (ingest.rerecord) {
+          ingest.rerecord = false;
+          try {
+            await this.ensureNamespace(ingest.ns);
+            await this.docs.write(docKeys.ingest(ingest.ns, ingest.ref), ingestRecord(ingest));
+          } catch (err) {
+            this.logger.warn({ err, ref: ingest.ref, ns: ingest.ns }, 'could not record an ingest');
+          }
+        }
+      } finally {
+        ingest.recording = undefined;
       }
     })();
-    ingest.recording = writing;
-    await writing;
+    await ingest.recording;
   }
 
   /** @internal used by Writer */
   async removeIngestRecord(ingest: Ingest): Promise<void> {
-    await ingest.recording;
+    while (ingest.recording) await ingest.recording;
     if (!ingest.recorded) return;
     await this.docs.remove(docKeys.ingest(ingest.ns, ingest.ref));
     ingest.recorded = false;
@@ -513,10 +630,18 @@ export class Writer {
         `ref ${JSON.stringify(ingest.ref)}: write of ${data.length} bytes @${ingest.offset} goes past the declared total ${ingest.total}`,
       );
     }
-    await ingest.upload.write(data);
-    ingest.hasher.update(data);
-    ingest.offset += data.length;
-    ingest.updatedAt = new Date();
+    // Pieces end on checkpoint offsets, where the hash state is kept for a crash to resume from.
+    const every = ingest.upload.checkpointBytes;
+    for (let rest = data; rest.length > 0; ) {
+      const room = every - (ingest.offset % every);
+      const piece = rest.length <= room ? rest : rest.subarray(0, room);
+      await ingest.upload.write(piece);
+      ingest.hasher.update(piece);
+      ingest.offset += piece.length;
+      ingest.updatedAt = new Date();
+      rest = rest.subarray(piece.length);
+      if (ingest.offset % every === 0) this.store.reachedCheckpointOffset(ingest);
+    }
   }
 
   /**
@@ -570,9 +695,7 @@ export class Writer {
   private async restart(): Promise<void> {
     const ingest = this.ingest;
     await ingest.upload.abort();
-    ingest.upload = this.store.newUpload(ingest);
-    ingest.hasher = newHasher(ingest.expected ? parseDigest(ingest.expected).algorithm : 'sha256');
-    ingest.offset = 0;
+    await this.store.startUpload(ingest);
     ingest.updatedAt = new Date();
   }
 }
@@ -588,9 +711,28 @@ function lockedError(ref: string, since: Date) {
 }
 
 function currentDigest(ingest: Ingest): string {
-  // copy(): the running hash must stay open for more data after a STAT or a failed commit
-  const algorithm = ingest.expected ? parseDigest(ingest.expected).algorithm : 'sha256';
-  return `${algorithm}:${ingest.hasher.copy().digest('hex')}`;
+  return ingest.hasher.digest();
+}
+
+function ingestRecord(ingest: Ingest): IngestRecord {
+  const resumable = ingest.resumable;
+  const handle = resumable?.checkpoint.handle ?? ingest.upload.handle();
+  return {
+    ref: ingest.ref,
+    total: ingest.total,
+    expected: ingest.expected,
+    startedAt: ingest.startedAt.toISOString(),
+    updatedAt: ingest.updatedAt.toISOString(),
+    offset: resumable?.checkpoint.offset ?? 0,
+    ...(handle ? { upload: handle } : {}),
+    ...(resumable ? { hash: { algorithm: ingest.hasher.algorithm, state: Buffer.from(resumable.state).toString('base64') } } : {}),
+  };
+}
+
+/** What identifies an upload's stored bytes across handles of different checkpoints. */
+function uploadIdentity(handle: UploadHandle): string {
+  const id = handle.uploadId ?? handle.file;
+  return typeof id === 'string' ? id : JSON.stringify(handle);
 }
 
 function statusOf(ingest: Ingest): IngestStatus {
@@ -605,10 +747,10 @@ function statusOf(ingest: Ingest): IngestStatus {
 }
 
 function recordStatus(record: IngestRecord): IngestStatus {
-  // The bytes behind a record cannot be re-hashed by this process, so a resume starts at 0.
+  // Without a saved hash the stored bytes cannot be continued, so a resume starts at 0.
   return {
     ref: record.ref,
-    offset: 0,
+    offset: record.hash ? record.offset : 0,
     total: record.total,
     expected: record.expected,
     startedAt: new Date(record.startedAt),
