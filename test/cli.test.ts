@@ -1,16 +1,11 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { credentials } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/content/digest.js';
-import { protos } from '../src/grpc/proto.js';
-import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
-import type { HealthClient } from '../src/generated/grpc/health/v1/Health.js';
 import { call, tempDir, WriteSession } from './support/harness.js';
+import { CLI, cleanEnv, contentClient, healthClient, serve as serveChild } from './support/child.js';
 
-// The built CLI, as a user runs it (`npm test` builds before testing).
-const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const children: ChildProcess[] = [];
@@ -22,46 +17,7 @@ function cli(...args: string[]) {
   return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: cleanEnv() });
 }
 
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const k of Object.keys(env)) if (k.startsWith('S3CS_') || k === 'AWS_BUCKET') delete env[k];
-  return env;
-}
-
-/** Starts `serve` and resolves once it logs that it is serving, with every log line so far. */
-function serve(args: string[]): Promise<{ child: ChildProcess; lines: Record<string, unknown>[]; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  const lines: Record<string, unknown>[] = [];
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    let stderr = '';
-    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.stdout!.on('data', (b: Buffer) => {
-      buffered += b.toString();
-      let nl;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
-        buffered = buffered.slice(nl + 1);
-        lines.push(line);
-        if (line.msg === 'serving') resolve({ child, lines, exited });
-      }
-    });
-    void exited.then((code) => reject(new Error(`serve exited ${code} before serving: ${stderr}`)));
-  });
-}
-
-function healthClient(address: string): HealthClient {
-  return new (protos().health.grpc.health.v1.Health as never as new (a: string, c: unknown) => HealthClient)(address, credentials.createInsecure());
-}
-
-function contentClient(address: string): ContentClient {
-  return new (protos().content.containerd.services.content.v1.Content as never as new (a: string, c: unknown) => ContentClient)(
-    address,
-    credentials.createInsecure(),
-  );
-}
+const serve = (args: string[]) => serveChild(args, children);
 
 describe('s3-content-store CLI', () => {
   it('prints its version with --version', () => {
