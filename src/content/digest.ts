@@ -1,5 +1,4 @@
 import { createHash, type Hash } from 'node:crypto';
-import { createSHA256, createSHA384, createSHA512, type IHasher } from 'hash-wasm';
 import { invalidArgument } from '../errors.js';
 
 /** Algorithms OCI digests may name, with the length of their lower-case hex encoding. */
@@ -53,19 +52,21 @@ export function newHasher(algorithm = 'sha256'): Hash {
 }
 
 /**
- * A digest computed as bytes arrive. The resumable kind can save its state, so an ingest whose
- * bytes already sit in the bucket can be continued after a restart (by this daemon or another
- * sharing the bucket) without reading those bytes back: S3 cannot read the parts of an
- * uncompleted multipart upload. Node's own hash is four times faster but cannot be saved, so it
- * serves ingests that are stored in one piece at commit and have nothing to resume.
+ * A digest computed as bytes arrive. The resumable kind (see hash-workers.ts) can save its
+ * state, so an ingest whose bytes already sit in the bucket can be continued after a restart
+ * (by this daemon or another sharing the bucket) without reading those bytes back: S3 cannot
+ * read the parts of an uncompleted multipart upload. Node's own hash is four times faster but
+ * cannot be saved, so it serves ingests stored in one piece at commit, which have nothing to resume.
  */
 export interface RunningHash {
   readonly algorithm: string;
-  update(data: Uint8Array): void;
+  /** Resolves once the hash can take more; waiting here is back-pressure. */
+  update(data: Uint8Array): void | Promise<void>;
   /** `<algorithm>:<hex>` of everything so far; more data may follow. */
-  digest(): string;
+  digest(): Promise<string>;
   /** The state to continue from, or undefined when this kind cannot be saved. */
-  save(): Uint8Array | undefined;
+  save(): Promise<Uint8Array | undefined>;
+  close(): void;
 }
 
 export function newRunningHash(algorithm = 'sha256'): RunningHash {
@@ -74,40 +75,9 @@ export function newRunningHash(algorithm = 'sha256'): RunningHash {
     algorithm,
     update: (data) => void hash.update(data),
     // copy(): the running hash stays open for more data
-    digest: () => `${algorithm}:${hash.copy().digest('hex')}`,
-    save: () => undefined,
-  };
-}
-
-const WASM_HASHERS: Readonly<Record<string, () => Promise<IHasher>>> = {
-  sha256: createSHA256,
-  sha384: createSHA384,
-  sha512: createSHA512,
-};
-
-/** A running hash whose state can be saved; from `state` when given (what `save` returned). */
-export async function newResumableHash(algorithm = 'sha256', state?: Uint8Array): Promise<RunningHash> {
-  const create = WASM_HASHERS[algorithm];
-  if (!create) throw invalidArgument(`unsupported digest algorithm ${JSON.stringify(algorithm)}`);
-  const hasher = await create();
-  hasher.init();
-  if (state) {
-    try {
-      hasher.load(state);
-    } catch (err) {
-      throw invalidArgument(`saved ${algorithm} state is not valid: ${(err as Error).message}`);
-    }
-  }
-  // A second instance finishes copies of the state, so this one stays open for more data.
-  const peek = await create();
-  return {
-    algorithm,
-    update: (data) => void hasher.update(data),
-    digest: () => {
-      peek.load(hasher.save());
-      return `${algorithm}:${peek.digest('hex')}`;
-    },
-    save: () => hasher.save(),
+    digest: async () => `${algorithm}:${hash.copy().digest('hex')}`,
+    save: async () => undefined,
+    close: () => undefined,
   };
 }
 

@@ -5,7 +5,8 @@ import { alreadyExists, failedPrecondition, invalidArgument, notFound, outOfRang
 import { validateLabels, type Labels } from '../labels.js';
 import { Documents, docKeys } from '../metadata/documents.js';
 import { validateNamespace } from '../namespaces.js';
-import { newResumableHash, newRunningHash, parseDigest, type RunningHash } from './digest.js';
+import { newRunningHash, parseDigest, type RunningHash } from './digest.js';
+import { HashWorkers } from './hash-workers.js';
 import { parseFilters, type FieldLookup } from './filters.js';
 import { validateRef } from './refs.js';
 import { Lru } from '../blobstore/lru.js';
@@ -103,6 +104,14 @@ export interface ContentStoreOptions {
  * blob that exists, as containerd does with its shared policy; labels, listings and ingests
  * belong to one namespace.
  */
+/** Shared by every store in the process: a few worker threads serve all resumable ingests. */
+let hashWorkers: HashWorkers | undefined;
+
+function resumableHash(algorithm: string, state?: Uint8Array): Promise<RunningHash> {
+  hashWorkers ??= new HashWorkers();
+  return hashWorkers.open(algorithm, state);
+}
+
 export class ContentStore {
   private readonly docs: Documents;
   private readonly ingests = new Map<string, Ingest>();
@@ -141,6 +150,7 @@ export class ContentStore {
     for (const [key, ingest] of this.ingests) {
       if (ingest.lockedSince || ingest.updatedAt.getTime() >= cutoff) continue;
       this.ingests.delete(key);
+      ingest.hasher.close();
       // Another daemon may have continued it from its record since: then the bytes are its.
       const record = ingest.recorded ? await this.docs.read<IngestRecord>(docKeys.ingest(ingest.ns, ingest.ref)) : undefined;
       if (record && new Date(record.updatedAt).getTime() > ingest.updatedAt.getTime()) continue;
@@ -305,6 +315,7 @@ export class ContentStore {
     if (live) {
       // openWriter dropped any older record of this ref, so the live ingest knows its own
       this.ingests.delete(key);
+      live.hasher.close();
       await live.upload.abort();
       await this.removeIngestRecord(live);
       return;
@@ -337,6 +348,7 @@ export class ContentStore {
       const resumed = stale ? await this.resumeFromRecord(ns, stale) : undefined;
       if (stale && !resumed) await this.dropRecord(ns, stale);
       if (this.ingests.get(key)?.lockedSince) {
+        resumed?.hasher.close();
         await resumed?.upload.abort();
         throw lockedError(ref, this.ingests.get(key)!.lockedSince!);
       }
@@ -366,6 +378,7 @@ export class ContentStore {
     const key = scopedKey(ingest.ns, ingest.ref);
     if (outcome === 'done') {
       if (this.ingests.get(key) === ingest) this.ingests.delete(key);
+      ingest.hasher.close();
       return;
     }
     // Kept in memory for a resume with the same ref. Once some of its bytes are stored in the
@@ -402,7 +415,8 @@ export class ContentStore {
     ingest.upload = this.watchedUpload(ingest, { target: ingest.expected || undefined, sizeHint: ingest.total });
     const algorithm = ingest.expected ? parseDigest(ingest.expected).algorithm : 'sha256';
     const spans = ingest.total === 0 || ingest.total >= ingest.upload.checkpointBytes;
-    ingest.hasher = spans ? await newResumableHash(algorithm) : newRunningHash(algorithm);
+    (ingest.hasher as RunningHash | undefined)?.close();
+    ingest.hasher = spans ? await resumableHash(algorithm) : newRunningHash(algorithm);
     ingest.offset = 0;
     ingest.durable = undefined;
     ingest.resumable = undefined;
@@ -414,7 +428,7 @@ export class ContentStore {
     if (!record.hash || !record.upload || !(record.offset > 0)) return undefined;
     try {
       const state = Buffer.from(record.hash.state, 'base64');
-      const hasher = await newResumableHash(record.hash.algorithm, state);
+      const hasher = await resumableHash(record.hash.algorithm, state);
       const checkpoint: Checkpoint = { offset: record.offset, handle: record.upload };
       const ingest: Ingest = {
         ns,
@@ -459,12 +473,20 @@ export class ContentStore {
     return upload;
   }
 
-  /** @internal used by Writer: the ingest's bytes reached a checkpoint offset. */
-  reachedCheckpointOffset(ingest: Ingest): void {
-    const state = ingest.hasher.save();
-    if (!state) return;
-    ingest.states.set(ingest.offset, state);
-    this.advanceCheckpoint(ingest);
+  /**
+   * @internal used by Writer: the ingest's bytes reached checkpoint offset `offset` (the hash's
+   * calls are applied in order, so the state saved now is the state at that offset).
+   */
+  reachedCheckpointOffset(ingest: Ingest, offset: number): void {
+    const hasher = ingest.hasher;
+    hasher.save().then(
+      (state) => {
+        if (!state || ingest.hasher !== hasher) return;
+        ingest.states.set(offset, state);
+        this.advanceCheckpoint(ingest);
+      },
+      (err: unknown) => this.logger.warn({ err, ns: ingest.ns, ref: ingest.ref }, 'could not save the hash state of an ingest'),
+    );
   }
 
   /** Records the latest checkpoint for which both the bytes are stored and the hash is known. */
@@ -593,8 +615,13 @@ export class Writer {
     return this.ingest.ref;
   }
 
-  status(): IngestStatus & { digest: string } {
-    return { ...statusOf(this.ingest), digest: currentDigest(this.ingest) };
+  /** Where the ingest stands, without the digest (which may wait for the hash to catch up). */
+  progress(): IngestStatus {
+    return statusOf(this.ingest);
+  }
+
+  async status(): Promise<IngestStatus & { digest: string }> {
+    return { ...statusOf(this.ingest), digest: await this.ingest.hasher.digest() };
   }
 
   /** Applies the `total` and `expected` a request carries, as containerd does for every message. */
@@ -636,11 +663,11 @@ export class Writer {
       const room = every - (ingest.offset % every);
       const piece = rest.length <= room ? rest : rest.subarray(0, room);
       await ingest.upload.write(piece);
-      ingest.hasher.update(piece);
+      await ingest.hasher.update(piece);
       ingest.offset += piece.length;
       ingest.updatedAt = new Date();
       rest = rest.subarray(piece.length);
-      if (ingest.offset % every === 0) this.store.reachedCheckpointOffset(ingest);
+      if (ingest.offset % every === 0) this.store.reachedCheckpointOffset(ingest, ingest.offset);
     }
   }
 
@@ -656,7 +683,7 @@ export class Writer {
     if (wanted > 0 && wanted !== size) {
       throw failedPrecondition(`${JSON.stringify(ingest.ref)} failed size validation: ${size} != ${wanted}`);
     }
-    const digest = currentDigest(ingest);
+    const digest = await ingest.hasher.digest();
     const want = expected || ingest.expected;
     if (want !== '' && parseDigest(want).value !== digest) {
       throw failedPrecondition(`${JSON.stringify(ingest.ref)}: unexpected commit digest ${digest}, expected ${want}`);
@@ -708,10 +735,6 @@ function scopedKey(ns: string, name: string): string {
 function lockedError(ref: string, since: Date) {
   const held = Date.now() - since.getTime();
   return unavailable(`ref ${JSON.stringify(ref)} locked for ${(held / 1000).toFixed(3)}s (since ${since.toISOString()})`);
-}
-
-function currentDigest(ingest: Ingest): string {
-  return ingest.hasher.digest();
 }
 
 function ingestRecord(ingest: Ingest): IngestRecord {

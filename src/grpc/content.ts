@@ -94,7 +94,7 @@ async function write(
       }
       await writer.update(req.total, req.expected);
       if (req.action === 'STAT') {
-        const st = writer.status();
+        const st = await writer.status();
         call.write({
           action: 'STAT',
           started_at: toTimestamp(st.startedAt),
@@ -111,7 +111,7 @@ async function write(
       await writer.write(req.offset, req.data);
       received += req.data.length;
       if (req.action === 'WRITE') {
-        const st = writer.status();
+        const st = writer.progress();
         call.write({ action: 'WRITE', offset: st.offset, total: st.total, updated_at: toTimestamp(st.updatedAt) });
         continue;
       }

@@ -1,0 +1,46 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { HashWorkers } from '../../src/content/hash-workers.js';
+
+const workers = new HashWorkers(2);
+const native = (algorithm: string, data: Buffer) => `${algorithm}:${createHash(algorithm).update(data).digest('hex')}`;
+
+describe('hashes on worker threads', () => {
+  for (const algorithm of ['sha256', 'sha384', 'sha512']) {
+    it(`give the same ${algorithm} digest as Node's own hash, fed in uneven pieces`, async () => {
+      const data = randomBytes(3 * 1024 * 1024 + 17);
+      const h = await workers.open(algorithm);
+      for (let off = 0, n = 1; off < data.length; off += n, n = (n * 7 + 13) % 400_000) await h.update(data.subarray(off, off + n));
+      expect(await h.digest()).toBe(native(algorithm, data));
+      h.close();
+    });
+  }
+
+  it('report the digest so far and keep going', async () => {
+    const data = randomBytes(1000);
+    const h = await workers.open('sha256');
+    await h.update(data.subarray(0, 400));
+    expect(await h.digest()).toBe(native('sha256', data.subarray(0, 400)));
+    await h.update(data.subarray(400));
+    expect(await h.digest()).toBe(native('sha256', data));
+  });
+
+  it('continue from a saved state, in another hash, to the digest of all the bytes', async () => {
+    const data = randomBytes(5 * 1024 * 1024);
+    const first = await workers.open('sha256');
+    await first.update(data.subarray(0, 2 * 1024 * 1024));
+    const state = await first.save();
+    await first.update(randomBytes(100)); // what the first one does afterwards does not matter
+    const second = await workers.open('sha256', state);
+    await second.update(data.subarray(2 * 1024 * 1024));
+    expect(await second.digest()).toBe(native('sha256', data));
+  });
+
+  it('refuse a state that is not one they saved', async () => {
+    await expect(workers.open('sha256', randomBytes(116))).rejects.toThrow(/saved sha256 state cannot be continued/);
+  });
+
+  it('refuse an unknown algorithm', async () => {
+    await expect(workers.open('md5')).rejects.toThrow(/unsupported digest algorithm "md5"/);
+  });
+});
