@@ -132,6 +132,9 @@ describe('a daemon killed with SIGKILL and started again', () => {
     expect((await readAll(second.content, digest)).equals(data)).toBe(true);
     expect(await uploadsIn(bucket)).toEqual([]);
     expect(second.lines.some((l) => l.msg === 'continuing an ingest from its checkpoint' && l.offset === 3 * PART)).toBe(true);
+    // and it still stops on SIGTERM (its hash workers do not hold it open)
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
   });
 
   it('continues the digest over all the bytes: a different tail after the checkpoint fails the commit', async () => {

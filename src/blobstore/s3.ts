@@ -575,10 +575,10 @@ class S3Upload implements Upload {
 
   async commit(digest: string, size: number): Promise<void> {
     this.checkOpen();
-    await this.settle();
+    // Parts still travelling are not waited for here: the last one joins them at once.
     await this.recover();
     const finalKey = this.store.blobKey(digest);
-    if (this.uploadId === undefined && this.creating === undefined) {
+    if (this.uploadId === undefined && this.creating === undefined && this.inflight.size === 0) {
       // the buffer is dropped only once S3 has it, so a failed PUT can be committed again
       await this.store.putKey(finalKey, this.peek());
       this.take(this.buffered);

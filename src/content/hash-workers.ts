@@ -10,7 +10,10 @@ import { invalidArgument } from '../errors.js';
  * overlaps receiving and uploading.
  */
 
-/** Bytes an ingest may have sent to its worker and not yet had hashed: bounds memory and lag. */
+/**
+ * Bytes an ingest may have sent to its worker and not yet had hashed: bounds memory, and how long
+ * a commit waits for the hash to catch up (about 11 ms).
+ */
 const MAX_UNHASHED = 16 * 1024 * 1024;
 
 // The worker is evaluated from source so it runs the same under the compiled daemon and under
@@ -68,11 +71,11 @@ class HashWorker {
 
   constructor(hashWasm: string) {
     this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { hashWasm } });
-    this.worker.unref();
     this.worker.on('message', (r: Reply) => {
       const w = this.waiting.get(r.seq);
       if (!w) return;
       this.waiting.delete(r.seq);
+      if (this.waiting.size === 0) this.worker.unref();
       if (r.error !== undefined) w.reject(new Error(`hash worker: ${r.error}`));
       else w.resolve(r);
     });
@@ -83,12 +86,16 @@ class HashWorker {
     };
     this.worker.on('error', fail);
     this.worker.on('exit', (code) => fail(new Error(`hash worker exited with code ${code}`)));
+    // Held open only while an answer is awaited (and after the listeners, which would hold it
+    // open for good): a daemon that stops exits.
+    this.worker.unref();
   }
 
   request(message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Reply> {
     if (this.broken) return Promise.reject(this.broken);
     const seq = ++this.seq;
     return new Promise((resolve, reject) => {
+      if (this.waiting.size === 0) this.worker.ref();
       this.waiting.set(seq, { resolve, reject });
       this.worker.postMessage({ ...message, seq }, transfer);
     });

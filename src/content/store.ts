@@ -698,10 +698,13 @@ export class Writer {
       throw alreadyExists(`content ${digest}: already exists`);
     }
     await ingest.upload.commit(digest, size);
-    await this.store.ensureMember(ingest.ns, digest, { size, lastModified: new Date() }, labels, true);
     this.released = true;
     await this.store.finishIngest(ingest, 'done');
-    await this.store.removeIngestRecord(ingest).catch(() => undefined);
+    // The blob is stored: its membership and the end of the ingest's record go to S3 together.
+    await Promise.all([
+      this.store.ensureMember(ingest.ns, digest, { size, lastModified: new Date() }, labels, true),
+      this.store.removeIngestRecord(ingest).catch(() => undefined),
+    ]);
     return { digest, size };
   }
 
