@@ -586,7 +586,8 @@ class S3Upload implements Upload {
       this.store.remember(digest, { size, lastModified: new Date() });
       return;
     }
-    if (this.key.startsWith(this.store.blobKey('')) && this.key !== finalKey) {
+    // An upload straight to a blob key (started for an expected digest) can only become that blob.
+    if (!this.key.startsWith(this.store.stagingKey('')) && this.key !== finalKey) {
       await this.abort();
       throw failedPrecondition(`ingest was started for ${this.key.slice(this.store.blobKey('').length)} but its content is ${digest}`);
     }
