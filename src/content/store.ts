@@ -98,12 +98,6 @@ export interface ContentStoreOptions {
   orphanUploadGraceMs?: number | undefined;
 }
 
-/**
- * containerd's content store semantics (namespaced metadata over shared, digest-addressed
- * blobs) on top of a BlobStore. Bytes are shared by digest: any namespace can Info and Read a
- * blob that exists, as containerd does with its shared policy; labels, listings and ingests
- * belong to one namespace.
- */
 /** Shared by every store in the process: a few worker threads serve all resumable ingests. */
 let hashWorkers: HashWorkers | undefined;
 
@@ -112,6 +106,12 @@ function resumableHash(algorithm: string, state?: Uint8Array): Promise<RunningHa
   return hashWorkers.open(algorithm, state);
 }
 
+/**
+ * containerd's content store semantics (namespaced metadata over shared, digest-addressed
+ * blobs) on top of a BlobStore. Bytes are shared by digest: any namespace can Info and Read a
+ * blob that exists, as containerd does with its shared policy; labels, listings and ingests
+ * belong to one namespace.
+ */
 export class ContentStore {
   private readonly docs: Documents;
   private readonly ingests = new Map<string, Ingest>();
