@@ -224,6 +224,37 @@ describe('a daemon killed with SIGKILL and started again', () => {
     console.log(`kill during commit: ${outcomes.join('; ')}`);
   });
 
+  it('a checkpoint whose upload is gone (completed or aborted elsewhere): COMMIT says to start over, and offset 0 does', async () => {
+    const bucket = await newBucket();
+    const data = randomBlob(2 * PART + MiB);
+    const digest = digestOf(data);
+    const first = await start(bucket);
+    const s = new WriteSession(first.content);
+    await s.send({ action: 'STAT', ref: 'gone', total: data.length, expected: digest });
+    await sendRange(s, 'gone', data, 0, 2 * PART);
+    await storedUpTo(bucket, 'gone', 2 * PART);
+    await kill(first);
+    for (const u of await uploadsIn(bucket)) {
+      await rawS3().send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.key, UploadId: u.uploadId }));
+    }
+
+    const second = await start(bucket);
+    const r = new WriteSession(second.content);
+    expect((await r.send({ action: 'STAT', ref: 'gone', total: data.length, expected: digest })).offset).toBe(2 * PART);
+    await sendRange(r, 'gone', data, 2 * PART, data.length);
+    const err = await failure(r.send({ action: 'COMMIT', ref: 'gone', total: data.length, offset: data.length, expected: digest }));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.details).toContain('no longer exists (completed or aborted elsewhere); write the content again from offset 0');
+    expect(await present(bucket, `blobs/${digest}`)).toBeUndefined();
+
+    const again = new WriteSession(second.content);
+    await again.send({ action: 'STAT', ref: 'gone', total: data.length, expected: digest });
+    await sendRange(again, 'gone', data, 0, data.length);
+    const done = await again.send({ action: 'COMMIT', ref: 'gone', total: data.length, offset: data.length, expected: digest });
+    expect(done.digest).toBe(digest);
+    expect((await getObject(bucket, `blobs/${digest}`)).equals(data)).toBe(true);
+  });
+
   it('sweeps at start the staging uploads nobody owns, and keeps recorded ingests and uploads under blob keys', async () => {
     const bucket = await newBucket();
     const s3c = rawS3();

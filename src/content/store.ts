@@ -334,22 +334,23 @@ export class ContentStore {
     validateNamespace(ns);
     validateRef(ref);
     if (total < 0) throw invalidArgument(`ref ${JSON.stringify(ref)}: negative total ${total}`);
-    if (expected !== '') {
-      const d = parseDigest(expected).value;
-      await this.failIfPresent(ns, d);
-    }
+    const wanted = expected !== '' ? parseDigest(expected).value : undefined;
     const key = scopedKey(ns, ref);
+    // The existence check and the lookup of a record this ref may have left go to S3 together.
+    const reading = this.ingests.has(key) ? undefined : this.docs.read<IngestRecord>(docKeys.ingest(ns, ref));
+    reading?.catch(() => undefined);
+    if (wanted) await this.failIfPresent(ns, wanted);
     let ingest = this.ingests.get(key);
     if (ingest?.lockedSince) throw lockedError(ref, ingest.lockedSince);
     if (!ingest) {
       // A record without a live ingest was left by an earlier run or another daemon: continued
       // from its checkpoint when it has one, else started over (the client sees offset 0).
-      const stale = await this.docs.read<IngestRecord>(docKeys.ingest(ns, ref));
+      const stale = await (reading ?? this.docs.read<IngestRecord>(docKeys.ingest(ns, ref)));
       const resumed = stale ? await this.resumeFromRecord(ns, stale) : undefined;
       if (stale && !resumed) await this.dropRecord(ns, stale);
       if (this.ingests.get(key)?.lockedSince) {
+        // Another stream took the ref meanwhile, continuing this very upload: leave it to that one.
         resumed?.hasher.close();
-        await resumed?.upload.abort();
         throw lockedError(ref, this.ingests.get(key)!.lockedSince!);
       }
       ingest = resumed ?? (await this.newIngest(ns, ref, total, expected, stale ? new Date(stale.startedAt) : new Date()));
