@@ -27,6 +27,9 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SIZE = Number(process.env.BENCH_SIZE_MIB ?? 512) * MiB;
 const PART = 8 * MiB;
 const PARALLEL = 4;
+// BENCH_CASES=ingest,read,seqread,small,rss,ctr runs only those (for working on one of them)
+const CASES = new Set((process.env.BENCH_CASES ?? 'ingest,read,seqread,small,rss,ctr').split(','));
+const want = (name) => CASES.has(name);
 const work = mkdtempSync(join(tmpdir(), 's3cs-bench-'));
 const cleanups = [];
 const log = (...a) => process.stderr.write(`${a.join(' ')}\n`);
@@ -190,7 +193,7 @@ const mbps = (bytes, ms) => bytes / 1e6 / (ms / 1000);
 log(`bench: ${RUNS} runs a case, large blobs ${SIZE / MiB} MiB, parts ${PART / MiB} MiB x ${PARALLEL}, S3 at ${s3.endpoint}`);
 const d = await startDaemon('main');
 
-{
+if (want('ingest')) {
   log('ingest, large, expected digest');
   const dm = [], rm = [], commits = [], partMs = [];
   for (let i = 0; i < RUNS; i++) {
@@ -208,9 +211,11 @@ const d = await startDaemon('main');
 }
 
 const readBlob = blob(300, SIZE);
-await ingest(d.client, 'read-source', readBlob.chunks, SIZE, readBlob.digest);
-await rawUpload('raw/read-source', readBlob);
-{
+if (want('read') || want('seqread')) {
+  await ingest(d.client, 'read-source', readBlob.chunks, SIZE, readBlob.digest);
+  await rawUpload('raw/read-source', readBlob);
+}
+if (want('read')) {
   log('read, one Read');
   const dm = [], rm = [];
   for (let i = 0; i < RUNS; i++) {
@@ -219,7 +224,7 @@ await rawUpload('raw/read-source', readBlob);
   }
   row(`read ${SIZE / MiB} MiB in one Read vs GetObject`, 'MB/s', median(dm), median(rm), '>= 0.85x', median(dm) >= 0.85 * median(rm));
 }
-{
+if (want('seqread')) {
   log('read, 1 MiB sequential Reads');
   const dm = [], rm = [];
   for (let i = 0; i < RUNS; i++) {
@@ -230,7 +235,7 @@ await rawUpload('raw/read-source', readBlob);
   }
   row(`read ${SIZE / MiB} MiB as 1 MiB sequential Reads vs GetObject`, 'MB/s', median(dm), median(rm), '>= 0.7x', median(dm) >= 0.7 * median(rm));
 }
-{
+if (want('small')) {
   log('small ingests');
   const N = Number(process.env.BENCH_SMALL ?? 2000);
   const dm = [], rm = [];
@@ -260,7 +265,7 @@ await rawUpload('raw/read-source', readBlob);
 }
 await d.stop();
 
-{
+if (want('rss')) {
   log('peak RSS: one large ingest while 8 reads run');
   const fresh = await startDaemon('rss');
   const readSize = Math.min(256 * MiB, SIZE);
@@ -277,7 +282,7 @@ await d.stop();
   await fresh.stop();
 }
 
-await ctrVersusContainerd();
+if (want('ctr')) await ctrVersusContainerd();
 
 async function ctrVersusContainerd() {
   const ctrOk = spawnSync('ctr', ['--version']).status === 0 && spawnSync('containerd', ['--version']).status === 0;
