@@ -33,6 +33,18 @@ describe('Read on S3', () => {
     }
   });
 
+  it('keeps concurrent Reads of different blobs apart, byte for byte', async () => {
+    const other = randomBlob(2 * 1024 * 1024 + 99);
+    const otherDigest = digestOf(other);
+    await writeBlob(client, 'read-fixture-other', other, { expected: otherDigest });
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? read({ digest }) : read({ digest: otherDigest }))),
+    );
+    results.forEach((chunks, i) => {
+      expect(Buffer.concat(chunks.map((c) => c.data)).equals(i % 2 === 0 ? data : other)).toBe(true);
+    });
+  });
+
   it('reads a window given by offset and size', async () => {
     const chunks = await read({ digest, offset: 1_500_000, size: 2_000_000 });
     expect(chunks[0]!.offset).toBe(1_500_000);

@@ -2,7 +2,6 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { basename, dirname, join, relative, sep } from 'node:path';
-import type { Readable } from 'node:stream';
 import { isValidDigest } from '../content/digest.js';
 import { failedPrecondition, notFound } from '../errors.js';
 import type {
@@ -69,7 +68,7 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async readBlob(digest: string, offset: number, length: number): Promise<Readable> {
+  async readBlob(digest: string, offset: number, length: number): Promise<AsyncIterable<Buffer>> {
     const stream = createReadStream(this.blobPath(digest), { start: offset, end: offset + length - 1, highWaterMark: 1 << 20 });
     // surface a blob deleted since its stat as not-found rather than an I/O error
     await new Promise<void>((resolve, reject) => {

@@ -1,6 +1,6 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import {
   AbortMultipartUploadCommand,
@@ -148,7 +148,7 @@ export class S3BlobStore implements BlobStore {
     offset: number,
     length: number,
     options: { size: number },
-  ): Promise<Readable> {
+  ): Promise<AsyncIterable<Buffer>> {
     const end = offset + length;
     let source = this.readers.take(digest, offset);
     if (!source) {
@@ -171,13 +171,10 @@ export class S3BlobStore implements BlobStore {
       }
     }
     const opened = source;
-    return Readable.from(
-      opened.take(length, () => {
-        if (end < options.size) this.readers.park(opened);
-        else opened.close();
-      }),
-      { objectMode: false },
-    );
+    return opened.take(length, () => {
+      if (end < options.size) this.readers.park(opened);
+      else opened.close();
+    });
   }
 
   async deleteBlob(digest: string): Promise<void> {

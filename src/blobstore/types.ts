@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 
 /**
  * The one storage interface the domain talks to. Two implementations: S3 (the product) and a
@@ -28,9 +27,10 @@ export interface BlobStore {
   statBlob(digest: string): Promise<BlobStat | undefined>;
   /**
    * Streams `length` bytes (> 0) from `offset`; the caller has checked the bounds against the
-   * blob's `size`. A blob gone missing meanwhile is a not-found StoreError.
+   * blob's `size`. A blob gone missing meanwhile is a not-found StoreError. Leaving the
+   * iteration early (return) releases what the read holds.
    */
-  readBlob(digest: string, offset: number, length: number, options: { size: number }): Promise<Readable>;
+  readBlob(digest: string, offset: number, length: number, options: { size: number }): Promise<AsyncIterable<Buffer>>;
   deleteBlob(digest: string): Promise<void>;
   listBlobs(): AsyncIterable<BlobEntry>;
 

@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { BlobStat, BlobStore, Checkpoint, Upload, UploadHandle, UploadOptions } from '../blobstore/types.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, outOfRange, unavailable } from '../errors.js';
@@ -54,6 +53,13 @@ interface IngestRecord {
 
 /** Read chunks never exceed containerd's own 1 MiB buffer. */
 export const MAX_READ_CHUNK = 1 << 20;
+
+/** `length` bytes of a blob from `offset`, in the pieces storage delivered them in. */
+export interface ReadChunk {
+  offset: number;
+  pieces: readonly Buffer[];
+  length: number;
+}
 
 const RECORD_CACHE_MS = 30_000;
 /** How long an "absent" answer for an expected digest stands for the same Write stream. */
@@ -268,7 +274,7 @@ export class ContentStore {
     digest: string,
     offset: number,
     size: number,
-  ): Promise<AsyncIterable<{ offset: number; data: Buffer }>> {
+  ): Promise<AsyncIterable<ReadChunk>> {
     validateNamespace(ns);
     const d = parseDigest(digest).value;
     const stat = await this.blobs.statBlob(d);
@@ -807,43 +813,36 @@ function contentFields(info: ContentInfo): FieldLookup {
   };
 }
 
-async function* emptyChunks(): AsyncIterable<{ offset: number; data: Buffer }> {}
+async function* emptyChunks(): AsyncIterable<ReadChunk> {}
 
-/** Re-chunks a byte stream into messages of at most 1 MiB carrying absolute offsets. */
-async function* chunked(
-  source: Readable,
-  start: number,
-  end: number,
-  digest: string,
-): AsyncIterable<{ offset: number; data: Buffer }> {
+/**
+ * Regroups a byte stream into messages of at most 1 MiB carrying absolute offsets. The bytes
+ * stay in the pieces they arrived in: whoever puts them on the wire copies them once anyway.
+ */
+async function* chunked(source: AsyncIterable<Buffer>, start: number, end: number, digest: string): AsyncIterable<ReadChunk> {
   let offset = start;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
-  try {
-    for await (const piece of source as AsyncIterable<Buffer>) {
-      let chunk = piece;
-      while (chunk.length > 0) {
-        const room = MAX_READ_CHUNK - pendingBytes;
-        const take = chunk.length <= room ? chunk : chunk.subarray(0, room);
-        pending.push(take);
-        pendingBytes += take.length;
-        chunk = chunk.subarray(take.length);
-        if (pendingBytes === MAX_READ_CHUNK) {
-          const data = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
-          yield { offset, data };
-          offset += data.length;
-          pending = [];
-          pendingBytes = 0;
-        }
+  // An early return closes `source` too: for-await hands it on.
+  for await (const piece of source) {
+    let chunk = piece;
+    while (chunk.length > 0) {
+      const room = MAX_READ_CHUNK - pendingBytes;
+      const take = chunk.length <= room ? chunk : chunk.subarray(0, room);
+      pending.push(take);
+      pendingBytes += take.length;
+      chunk = chunk.subarray(take.length);
+      if (pendingBytes === MAX_READ_CHUNK) {
+        yield { offset, pieces: pending, length: pendingBytes };
+        offset += pendingBytes;
+        pending = [];
+        pendingBytes = 0;
       }
     }
-    if (pendingBytes > 0) {
-      const data = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
-      yield { offset, data };
-      offset += data.length;
-    }
-  } finally {
-    source.destroy();
+  }
+  if (pendingBytes > 0) {
+    yield { offset, pieces: pending, length: pendingBytes };
+    offset += pendingBytes;
   }
   if (offset !== end) {
     throw unavailable(`read of ${digest} ended at ${offset}, expected ${end}: the stored object changed or the connection broke`);

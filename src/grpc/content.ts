@@ -5,12 +5,13 @@ import type { Info } from '../generated/containerd/services/content/v1/Info.js';
 import type { Status } from '../generated/containerd/services/content/v1/Status.js';
 import type { WriteContentRequest__Output } from '../generated/containerd/services/content/v1/WriteContentRequest.js';
 import type { WriteContentResponse } from '../generated/containerd/services/content/v1/WriteContentResponse.js';
-import type { ContentInfo, ContentStore, IngestStatus, Writer } from '../content/store.js';
+import type { ContentInfo, ContentStore, IngestStatus, ReadChunk, Writer } from '../content/store.js';
 import { invalidArgument } from '../errors.js';
 import type { LeaseStore } from '../leases/store.js';
 import { elapsed, requests, serverStream, unary } from './calls.js';
 import { leaseOf, namespaceOf } from './context.js';
 import { toTimestamp } from './proto.js';
+import type { PiecewiseReadResponse } from './read-response.js';
 import { codeName, toServiceError } from './status.js';
 
 /** containerd streams List results in batches of this many. */
@@ -41,7 +42,7 @@ export function contentHandlers(store: ContentStore, leases: LeaseStore, logger:
     }),
 
     Read: serverStream(logger, 'Read', async (req, call) =>
-      store.read(namespaceOf(call.metadata), req.digest, req.offset, req.size),
+      piecewise(await store.read(namespaceOf(call.metadata), req.digest, req.offset, req.size)),
     ),
 
     Status: unary(logger, 'Status', async (req, call) => ({
@@ -151,6 +152,11 @@ async function* batches(items: AsyncIterable<ContentInfo>, size: number) {
     }
   }
   if (batch.length > 0) yield { info: batch };
+}
+
+/** The chunks as messages that the Read serializer encodes without joining their pieces first. */
+async function* piecewise(chunks: AsyncIterable<ReadChunk>): AsyncIterable<PiecewiseReadResponse> {
+  for await (const { offset, pieces, length } of chunks) yield { offset, pieces, length };
 }
 
 function toInfo(info: ContentInfo): Info {

@@ -5,6 +5,8 @@ import type { ProtoGrpcType as ContentProto } from '../generated/content.js';
 import type { ProtoGrpcType as LeasesProto } from '../generated/leases.js';
 import type { ProtoGrpcType as HealthProto } from '../generated/health.js';
 import type { ProtoGrpcType as RecordsProto } from '../generated/records.js';
+import type { ReadContentResponse } from '../generated/containerd/services/content/v1/ReadContentResponse.js';
+import { encodePiecewise, isPiecewise } from './read-response.js';
 
 /** Same options as `npm run proto:gen`, so the generated types describe what is loaded. */
 export const LOADER_OPTIONS: Options = {
@@ -26,12 +28,20 @@ function load<T>(file: string): T {
 let cache: { content: ContentProto; leases: LeasesProto; health: HealthProto; records: RecordsProto } | undefined;
 
 export function protos() {
-  cache ??= {
-    content: load<ContentProto>('containerd/services/content/v1/content.proto'),
-    leases: load<LeasesProto>('containerd/services/leases/v1/leases.proto'),
-    health: load<HealthProto>('grpc/health/v1/health.proto'),
-    records: load<RecordsProto>('s3cs/records/v1/records.proto'),
-  };
+  if (!cache) {
+    const content = load<ContentProto>('containerd/services/content/v1/content.proto');
+    // Read answers carry blob bytes: encoded straight from the pieces storage delivered.
+    const read = content.containerd.services.content.v1.Content.service.Read;
+    const encodeWhole = read.responseSerialize;
+    read.responseSerialize = (message: ReadContentResponse) =>
+      isPiecewise(message) ? encodePiecewise(message) : encodeWhole(message);
+    cache = {
+      content,
+      leases: load<LeasesProto>('containerd/services/leases/v1/leases.proto'),
+      health: load<HealthProto>('grpc/health/v1/health.proto'),
+      records: load<RecordsProto>('s3cs/records/v1/records.proto'),
+    };
+  }
   return cache;
 }
 
