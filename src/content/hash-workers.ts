@@ -11,10 +11,12 @@ import { invalidArgument } from '../errors.js';
  */
 
 /**
- * Bytes an ingest may have sent to its worker and not yet had hashed: bounds memory, and how long
- * a commit waits for the hash to catch up (about 11 ms).
+ * Bytes an ingest may have handed to its worker and not yet had hashed: the size of the ring
+ * they wait in, shared with the worker. Bytes are copied into it, so no buffer is allocated per
+ * update (each one was garbage for V8 to collect); four 1 MiB messages keep the worker busy
+ * while the next arrives, and a commit waits at most about 12 ms for the hash to catch up.
  */
-const MAX_UNHASHED = 16 * 1024 * 1024;
+const RING_BYTES = 4 * 1024 * 1024;
 
 // The worker is evaluated from source so it runs the same under the compiled daemon and under
 // the test runner (which loads TypeScript and has no .js file to point a Worker at).
@@ -34,13 +36,16 @@ async function handle(m) {
       const h = await create[m.algorithm]();
       h.init();
       if (m.state) h.load(m.state);
+      h.ring = new Uint8Array(m.ring);
       hashers.set(m.id, h);
       if (!peekers.has(m.algorithm)) peekers.set(m.algorithm, await create[m.algorithm]());
       return parentPort.postMessage({ seq: m.seq });
     }
-    case 'update':
-      hashers.get(m.id).update(m.data);
-      return parentPort.postMessage({ seq: m.seq, hashed: m.data.length });
+    case 'update': {
+      const h = hashers.get(m.id);
+      h.update(h.ring.subarray(m.start, m.start + m.length));
+      return parentPort.postMessage({ seq: m.seq, hashed: m.length });
+    }
     case 'save':
       return parentPort.postMessage({ seq: m.seq, state: hashers.get(m.id).save() });
     case 'digest': {
@@ -91,13 +96,13 @@ class HashWorker {
     this.worker.unref();
   }
 
-  request(message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Reply> {
+  request(message: Record<string, unknown>): Promise<Reply> {
     if (this.broken) return Promise.reject(this.broken);
     const seq = ++this.seq;
     return new Promise((resolve, reject) => {
       if (this.waiting.size === 0) this.worker.ref();
       this.waiting.set(seq, { resolve, reject });
-      this.worker.postMessage({ ...message, seq }, transfer);
+      this.worker.postMessage({ ...message, seq });
     });
   }
 
@@ -109,33 +114,59 @@ class HashWorker {
 
 /** One running hash on a worker; calls are applied in the order they are made. */
 export class WorkerHash {
-  private unhashed = 0;
+  private readonly view: Uint8Array;
+  /** Bytes copied into the ring so far, and how many of them the worker has hashed. */
+  private written = 0;
+  private hashed = 0;
   private drained: (() => void)[] = [];
   private failure: Error | undefined;
+  private queue: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly worker: HashWorker,
     private readonly id: number,
     readonly algorithm: string,
-  ) {}
+    ring: SharedArrayBuffer,
+  ) {
+    this.view = new Uint8Array(ring);
+  }
 
-  /** Queues `data` for hashing; waits only while too much is queued already. */
-  async update(data: Uint8Array): Promise<void> {
-    if (this.failure) throw this.failure;
-    // a copy of exactly these bytes, handed over without a second copy
-    const copy = new Uint8Array(data);
-    this.unhashed += copy.length;
-    this.worker.request({ op: 'update', id: this.id, data: copy }, [copy.buffer]).then(
-      (r) => {
-        this.unhashed -= r.hashed ?? 0;
-        if (this.unhashed <= MAX_UNHASHED) for (const resolve of this.drained.splice(0)) resolve();
-      },
-      (err: Error) => {
-        this.failure = err;
-        for (const resolve of this.drained.splice(0)) resolve();
-      },
-    );
-    while (this.unhashed > MAX_UNHASHED && !this.failure) await new Promise<void>((resolve) => this.drained.push(resolve));
+  /**
+   * Copies `data` in for hashing; waits only while the ring is full. Updates made without
+   * awaiting the one before still go in the order they were made.
+   */
+  update(data: Uint8Array): Promise<void> {
+    const copied = this.queue.then(() => this.copyIn(data));
+    this.queue = copied.catch(() => undefined);
+    return copied;
+  }
+
+  private async copyIn(data: Uint8Array): Promise<void> {
+    let from = 0;
+    while (from < data.length) {
+      if (this.failure) throw this.failure;
+      const free = this.view.length - (this.written - this.hashed);
+      if (free === 0) {
+        await new Promise<void>((resolve) => this.drained.push(resolve));
+        continue;
+      }
+      const start = this.written % this.view.length;
+      // up to the ring's end; the rest goes on at its start
+      const n = Math.min(data.length - from, free, this.view.length - start);
+      this.view.set(data.subarray(from, from + n), start);
+      this.written += n;
+      from += n;
+      this.worker.request({ op: 'update', id: this.id, start, length: n }).then(
+        (r) => {
+          this.hashed += r.hashed ?? 0;
+          for (const resolve of this.drained.splice(0)) resolve();
+        },
+        (err: Error) => {
+          this.failure = err;
+          for (const resolve of this.drained.splice(0)) resolve();
+        },
+      );
+    }
     if (this.failure) throw this.failure;
   }
 
@@ -169,12 +200,13 @@ export class HashWorkers {
     if (!ALGORITHMS.has(algorithm)) throw invalidArgument(`unsupported digest algorithm ${JSON.stringify(algorithm)}`);
     const worker = this.pick();
     const id = ++this.ids;
+    const ring = new SharedArrayBuffer(RING_BYTES);
     try {
-      await worker.request({ op: 'open', id, algorithm, ...(state ? { state } : {}) });
+      await worker.request({ op: 'open', id, algorithm, ring, ...(state ? { state } : {}) });
     } catch (err) {
       throw invalidArgument(`saved ${algorithm} state cannot be continued: ${(err as Error).message}`);
     }
-    return new WorkerHash(worker, id, algorithm);
+    return new WorkerHash(worker, id, algorithm, ring);
   }
 
   private pick(): HashWorker {

@@ -16,6 +16,27 @@ describe('hashes on worker threads', () => {
     });
   }
 
+  it('take pieces larger than the ring they are copied into, and many times its size in all', async () => {
+    const data = randomBytes(13 * 1024 * 1024 + 5);
+    const h = await workers.open('sha256');
+    // one piece of 6 MiB (more than the 4 MiB ring), then pieces that end off its boundaries
+    await h.update(data.subarray(0, 6 * 1024 * 1024));
+    for (let off = 6 * 1024 * 1024; off < data.length; off += 1_000_003) await h.update(data.subarray(off, off + 1_000_003));
+    expect(await h.digest()).toBe(native('sha256', data));
+    h.close();
+  });
+
+  it('may be fed without waiting for each update, and keep the order of the bytes', async () => {
+    const data = randomBytes(24 * 1024 * 1024);
+    const h = await workers.open('sha256');
+    const pieces = [];
+    // pieces near the ring's size, so each waits for room more than once, half-copied
+    for (let off = 0; off < data.length; off += 3_000_017) pieces.push(h.update(data.subarray(off, off + 3_000_017)));
+    await Promise.all(pieces);
+    expect(await h.digest()).toBe(native('sha256', data));
+    h.close();
+  });
+
   it('report the digest so far and keep going', async () => {
     const data = randomBytes(1000);
     const h = await workers.open('sha256');
