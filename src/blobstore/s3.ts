@@ -23,6 +23,7 @@ import {
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { StoreError, failedPrecondition, notFound, unavailable } from '../errors.js';
 import { ByteBudget } from './budget.js';
+import { PartBuffers } from './part-buffers.js';
 import { Lru } from './lru.js';
 import { isValidDigest } from '../content/digest.js';
 import type {
@@ -92,6 +93,7 @@ export class S3BlobStore implements BlobStore {
   private readonly stats = new Lru<string, BlobStat>(100_000, 10 * 60_000);
   private readonly readers = new ParkedReads(64, 10_000);
   readonly budget: ByteBudget;
+  readonly parts: PartBuffers;
   private reachable = true;
   private probing: NodeJS.Timeout | undefined;
   private readonly reachabilityListeners: ((up: boolean) => void)[] = [];
@@ -102,6 +104,8 @@ export class S3BlobStore implements BlobStore {
   ) {
     this.client = client ?? createS3Client(options);
     this.budget = new ByteBudget(options.maxBuffer ?? 256 * 1024 ** 2);
+    // enough for one upload's parts to go round
+    this.parts = new PartBuffers(options.partSize, Math.max(2, options.uploadParallelism));
     const where = options.endpoint ? ` at ${options.endpoint}` : ` in ${options.region}`;
     this.location = `s3://${options.bucket}/${options.prefix}${where}`;
   }
@@ -486,7 +490,8 @@ function isMissing(err: unknown): boolean {
  */
 class S3Upload implements Upload {
   readonly checkpointBytes: number;
-  private chunks: Buffer[] = [];
+  /** The part being filled: its first `buffered` bytes. */
+  private part: Buffer | undefined;
   private buffered = 0;
   private uploadId: string | undefined;
   private creating: Promise<string> | undefined;
@@ -498,7 +503,7 @@ class S3Upload implements Upload {
   private contiguous: number;
   private readonly inflight = new Set<Promise<void>>();
   /** Parts S3 did not take, kept (with their budget) to be sent again once it answers. */
-  private failed: { partNumber: number; body: Buffer; reservation: number }[] = [];
+  private failed: OutgoingPart[] = [];
   private failure: unknown;
   /** Set by abort: nothing more may be written or committed through this upload. */
   private aborted = false;
@@ -548,13 +553,31 @@ class S3Upload implements Upload {
     await this.recover();
     if (chunk.length === 0) return;
     await this.reserve();
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
     this.accepted += chunk.length;
-    while (this.buffered >= this.checkpointBytes) {
-      await this.sendPart(this.take(this.checkpointBytes));
-      if (this.buffered > 0) await this.reserve();
+    // Copied into the part at once: the message it came in is let go now, not a part later.
+    for (let from = 0; from < chunk.length; ) {
+      const part = this.fillable(chunk.length - from);
+      const n = Math.min(chunk.length - from, part.length - this.buffered);
+      chunk.copy(part, this.buffered, from, from + n);
+      this.buffered += n;
+      from += n;
+      if (this.buffered === this.checkpointBytes) {
+        await this.sendPart(this.takePart());
+        if (from < chunk.length) await this.reserve();
+      }
     }
+  }
+
+  /** The part buffer, with room for at least one more byte. */
+  private fillable(wanted: number): Buffer {
+    if (this.part && this.buffered < this.part.length) return this.part;
+    // A first buffer is sized by the reservation (a blob declared small needs no whole part);
+    // one the client overran by sending more than it declared grows, up to a part.
+    const size = Math.min(this.checkpointBytes, Math.max(this.held, this.buffered + wanted));
+    const grown = this.store.parts.take(size);
+    if (this.part) this.part.copy(grown, 0, 0, this.buffered);
+    this.part = grown;
+    return grown;
   }
 
   private async reserve(): Promise<void> {
@@ -577,8 +600,9 @@ class S3Upload implements Upload {
     const finalKey = this.store.blobKey(digest);
     if (this.uploadId === undefined && this.creating === undefined && this.inflight.size === 0) {
       // the buffer is dropped only once S3 has it, so a failed PUT can be committed again
-      await this.store.putKey(finalKey, this.peek());
-      this.take(this.buffered);
+      await this.store.putKey(finalKey, this.part?.subarray(0, this.buffered) ?? Buffer.alloc(0));
+      const { buffer } = this.takePart();
+      if (buffer) this.store.parts.give(buffer);
       this.releaseHeld();
       this.store.remember(digest, { size, lastModified: new Date() });
       return;
@@ -590,7 +614,7 @@ class S3Upload implements Upload {
     }
     if (this.buffered > 0) {
       this.shortPart = this.nextPart;
-      await this.sendPart(this.take(this.buffered));
+      await this.sendPart(this.takePart());
     }
     await this.settle();
     await this.recover();
@@ -620,11 +644,14 @@ class S3Upload implements Upload {
 
   async abort(): Promise<void> {
     this.aborted = true;
-    this.chunks = [];
-    this.buffered = 0;
+    const { buffer } = this.takePart();
+    if (buffer) this.store.parts.give(buffer);
     this.releaseHeld();
     await this.settle();
-    for (const part of this.failed.splice(0)) this.store.budget.release(part.reservation);
+    for (const part of this.failed.splice(0)) {
+      this.store.budget.release(part.reservation);
+      this.store.parts.give(part.buffer);
+    }
     const uploadId = this.uploadId ?? (await this.creating?.catch(() => undefined));
     this.uploadId = undefined;
     this.creating = undefined;
@@ -641,17 +668,13 @@ class S3Upload implements Upload {
     return { key: this.key, uploadId: this.uploadId, partSize: String(this.checkpointBytes), etags };
   }
 
-  private peek(): Buffer {
-    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
-  }
-
-  private take(n: number): Buffer {
-    const all = this.peek();
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.chunks = rest.length > 0 ? [rest] : [];
-    this.buffered = rest.length;
-    return out;
+  /** The part filled so far, and the buffer it sits in; the next byte starts a new part. */
+  private takePart(): { body: Buffer; buffer: Buffer | undefined } {
+    const buffer = this.part;
+    const body = buffer ? buffer.subarray(0, this.buffered) : Buffer.alloc(0);
+    this.part = undefined;
+    this.buffered = 0;
+    return { body, buffer };
   }
 
   /** Sends the parts S3 refused again, if the failure was one that may pass (S3 unavailable). */
@@ -662,7 +685,7 @@ class S3Upload implements Upload {
     this.failure = undefined;
     for (const part of this.failed.splice(0)) {
       await this.room();
-      this.launch(part.partNumber, part.body, part.reservation);
+      this.launch(part);
     }
     await this.settle();
     if (this.failure) throw this.failure;
@@ -672,16 +695,17 @@ class S3Upload implements Upload {
     while (this.inflight.size >= this.store.options.uploadParallelism) await Promise.race(this.inflight);
   }
 
-  private async sendPart(body: Buffer): Promise<void> {
+  private async sendPart({ body, buffer }: { body: Buffer; buffer: Buffer | undefined }): Promise<void> {
     await this.room();
     // the part takes the buffer's reservation along until S3 has it
     const reservation = this.held;
     this.held = 0;
-    this.launch(this.nextPart++, body, reservation);
+    this.launch({ partNumber: this.nextPart++, body, buffer: buffer ?? body, reservation });
   }
 
-  private launch(partNumber: number, body: Buffer, reservation: number): void {
+  private launch(part: OutgoingPart): void {
     const { bucket } = this.store.options;
+    const { partNumber, body } = part;
     const sending: Promise<void> = (async () => {
       try {
         const uploadId = this.uploadId ?? (await this.create());
@@ -689,11 +713,13 @@ class S3Upload implements Upload {
           new UploadPartCommand({ Bucket: bucket, Key: this.key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }),
         );
         this.stored.set(partNumber, out.ETag ?? '');
-        this.store.budget.release(reservation);
+        this.store.budget.release(part.reservation);
+        // the SDK is done with the body once send() settles, retries included
+        this.store.parts.give(part.buffer);
         this.advance();
       } catch (err) {
         this.failure ??= this.failedUpload(err, `upload part ${partNumber}`);
-        this.failed.push({ partNumber, body, reservation });
+        this.failed.push(part);
       }
     })().finally(() => this.inflight.delete(sending));
     this.inflight.add(sending);
@@ -735,6 +761,15 @@ class S3Upload implements Upload {
   private async settle(): Promise<void> {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
+}
+
+interface OutgoingPart {
+  partNumber: number;
+  body: Buffer;
+  /** The pooled buffer `body` sits in, handed back once S3 has stored the part. */
+  buffer: Buffer;
+  /** Budget bytes the part holds until then. */
+  reservation: number;
 }
 
 /** A checkpoint's handle, checked: a record in the bucket must not steer uploads elsewhere. */
