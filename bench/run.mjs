@@ -6,17 +6,20 @@
 // figures to bench/results/<time>.json. BENCH_SIZE_MIB (default 512) scales the large cases.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { credentials, Metadata } from '@grpc/grpc-js';
 import {
+  CompleteMultipartUploadCommand,
   CreateBucketCommand,
+  CreateMultipartUploadCommand,
   GetObjectCommand,
   HeadObjectCommand,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { protos } from '../dist/grpc/proto.js';
@@ -30,7 +33,10 @@ const PARALLEL = 4;
 // BENCH_CASES=ingest,read,seqread,small,rss,ctr runs only those (for working on one of them)
 const CASES = new Set((process.env.BENCH_CASES ?? 'ingest,read,seqread,small,rss,ctr').split(','));
 const want = (name) => CASES.has(name);
+// BENCH_PROFILE=1 runs each daemon under node --cpu-prof and prints where its CPU went
+const PROFILE = Boolean(process.env.BENCH_PROFILE);
 const work = mkdtempSync(join(tmpdir(), 's3cs-bench-'));
+const STARTED = new Date().toISOString().replace(/[:.]/g, '-');
 const cleanups = [];
 const log = (...a) => process.stderr.write(`${a.join(' ')}\n`);
 
@@ -61,7 +67,9 @@ await raw.send(new CreateBucketCommand({ Bucket: bucket }));
 
 async function startDaemon(name, extraArgs = []) {
   const socket = join(work, `${name}.sock`);
-  const child = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), 'serve', '--address', `unix://${socket}`, '--bucket', bucket,
+  const profileDir = join(ROOT, 'bench/results', `profile-${STARTED}-${name}`);
+  const nodeArgs = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist/cli.js'), 'serve', '--address', `unix://${socket}`, '--bucket', bucket,
     '--endpoint-url', s3.endpoint, '--region', s3.region, '--part-size', `${PART}`, '--upload-parallelism', `${PARALLEL}`, '--log-level', 'warn', ...extraArgs], {
     env: { ...process.env, AWS_ACCESS_KEY_ID: s3.accessKey, AWS_SECRET_ACCESS_KEY: s3.secretKey, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -80,9 +88,29 @@ async function startDaemon(name, extraArgs = []) {
     client.close();
     child.kill('SIGTERM');
     await new Promise((r) => child.exitCode !== null ? r() : child.on('exit', r));
+    if (PROFILE) printProfiles(name, profileDir);
   };
   cleanups.push(stop);
   return { child, client, socket, stop, peakRssMiB: () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))[1]) / 1024 };
+}
+
+/** Self time by function, the busiest first, for each thread's profile (main thread, hash workers). */
+function printProfiles(name, dir) {
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort()) {
+    const p = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+    const byId = new Map(p.nodes.map((n) => [n.id, n]));
+    const self = new Map();
+    let total = 0;
+    p.samples.forEach((id, i) => {
+      const { functionName, url, lineNumber } = byId.get(id).callFrame;
+      const where = `${functionName || '(anonymous)'} ${url.split('/').slice(-2).join('/')}${url ? `:${lineNumber + 1}` : ''}`;
+      const dt = p.timeDeltas[i] ?? 0;
+      total += dt;
+      self.set(where, (self.get(where) ?? 0) + dt);
+    });
+    log(`  profile of daemon "${name}", ${file} (${(total / 1e6).toFixed(1)} s sampled):`);
+    for (const [where, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 15)) log(`    ${((100 * t) / total).toFixed(1).padStart(5)}%  ${where}`);
+  }
 }
 
 // --- Content API client, as containerd's own client drives it -------------------------------------
@@ -160,6 +188,17 @@ async function rawUpload(key, b) {
   await new Upload({ client: raw, params: { Bucket: bucket, Key: key, Body: Readable.from(b.chunks()) }, partSize: PART, queueSize: PARALLEL }).done();
 }
 
+/** Uploads `count` copies of `part` as one multipart upload and times only its completion. */
+async function rawCompleteMs(key, part, count) {
+  const { UploadId } = await raw.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+  const parts = [];
+  await pool(count, PARALLEL, async (k) => {
+    const out = await raw.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: k + 1, Body: part }));
+    parts[k] = { PartNumber: k + 1, ETag: out.ETag };
+  });
+  return (await timed(() => raw.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } })))).ms;
+}
+
 async function rawGet(key) {
   const out = await raw.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   let bytes = 0;
@@ -195,7 +234,7 @@ const d = await startDaemon('main');
 
 if (want('ingest')) {
   log('ingest, large, expected digest');
-  const dm = [], rm = [], commits = [], partMs = [];
+  const dm = [], rm = [], commits = [], partMs = [], completeMs = [];
   for (let i = 0; i < RUNS; i++) {
     const b = blob(100 + i, SIZE);
     const r = await timed(() => ingest(d.client, `big-${i}`, b.chunks, SIZE, b.digest));
@@ -205,9 +244,11 @@ if (want('ingest')) {
     rm.push(mbps(SIZE, (await timed(() => rawUpload(`raw/big-${i}`, rb))).ms));
     const part = randomBytes(PART);
     partMs.push((await timed(() => raw.send(new PutObjectCommand({ Bucket: bucket, Key: `raw/part-${i}`, Body: part })))).ms);
+    completeMs.push(await rawCompleteMs(`raw/complete-${i}`, part, SIZE / PART));
   }
   row(`ingest ${SIZE / MiB} MiB with expected digest vs multipart upload`, 'MB/s', median(dm), median(rm), '>= 0.8x', median(dm) >= 0.8 * median(rm));
   row('commit latency after the last byte', 'ms', median(commits), median(partMs), '<= 2x one part upload', median(commits) <= 2 * median(partMs), 'raw = time to upload one part');
+  row(`raw CompleteMultipartUpload of ${SIZE / PART} parts alone`, 'ms', median(completeMs), median(partMs), 'reported', true, 'the floor under a commit on this server; ratio is against one part upload');
 }
 
 const readBlob = blob(300, SIZE);
