@@ -52,6 +52,21 @@ describe('Write on S3', () => {
     expect((await listKeys(d.bucket!, 's3cs/staging/'))).toEqual([]);
   });
 
+  it('commits a multi-part blob whose size was never declared, written in uneven pieces', async () => {
+    // no total until COMMIT: the part buffer starts small and grows as the bytes keep coming
+    const data = randomBlob(11 * 1024 * 1024 + 333);
+    const digest = digestOf(data);
+    const session = new WriteSession(client);
+    await session.send({ action: 'STAT', ref: 'multi-undeclared', total: 0 });
+    for (let off = 0, n = 1000; off < data.length; off += n, n = Math.min(1 << 20, n * 3)) {
+      await session.send({ action: 'WRITE', ref: 'multi-undeclared', offset: off, data: data.subarray(off, off + n) });
+    }
+    const done = await session.send({ action: 'COMMIT', ref: 'multi-undeclared', total: data.length, offset: data.length });
+    session.close();
+    expect(done.digest).toBe(digest);
+    expect((await getObject(d.bucket!, `blobs/${digest}`)).equals(data)).toBe(true);
+  });
+
   it('answers every request with exactly one response, echoing its action', async () => {
     const data = randomBlob(3000);
     const session = new WriteSession(client);

@@ -58,6 +58,9 @@ export interface S3StoreOptions {
   maxAttempts?: number | undefined;
 }
 
+/** The first buffer of an upload of unknown size; it doubles as the blob turns out larger. */
+const MIN_PART_BUFFER = 256 * 1024;
+
 /** S3 refuses single copies of 5 GiB and more; larger objects are copied part by part. */
 const MAX_SINGLE_COPY = 5 * 1024 ** 3;
 const COPY_PART_SIZE = 1024 ** 3;
@@ -571,9 +574,12 @@ class S3Upload implements Upload {
   /** The part buffer, with room for at least one more byte. */
   private fillable(wanted: number): Buffer {
     if (this.part && this.buffered < this.part.length) return this.part;
-    // A first buffer is sized by the reservation (a blob declared small needs no whole part);
-    // one the client overran by sending more than it declared grows, up to a part.
-    const size = Math.min(this.checkpointBytes, Math.max(this.held, this.buffered + wanted));
+    const whole = this.checkpointBytes;
+    // A blob declared smaller than a part gets a buffer of its size. One of unknown size starts
+    // small and doubles (a 4 KiB blob needs no 8 MiB) until a first whole part has gone; from
+    // then on parts are whole from the start. A client sending more than it declared grows it.
+    const start = this.sizeHint > 0 ? this.held : this.nextPart > 1 ? whole : MIN_PART_BUFFER;
+    const size = Math.min(whole, Math.max(start, this.buffered + wanted, 2 * (this.part?.length ?? 0)));
     const grown = this.store.parts.take(size);
     if (this.part) this.part.copy(grown, 0, 0, this.buffered);
     this.part = grown;
