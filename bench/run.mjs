@@ -15,8 +15,11 @@ import {
   CompleteMultipartUploadCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
+  DeleteBucketCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -53,6 +56,16 @@ function startS3() {
   return { endpoint: v.S3_TEST_ENDPOINT, accessKey: v.S3_TEST_ACCESS_KEY, secretKey: v.S3_TEST_SECRET_KEY, region: v.S3_TEST_REGION };
 }
 
+/** Stops what the bench started and removes what it wrote, also when a case fails. */
+async function cleanUp() {
+  for (const c of cleanups.splice(0).reverse()) await Promise.resolve(c()).catch(() => undefined);
+  rmSync(work, { recursive: true, force: true });
+}
+process.on('uncaughtException', (err) => {
+  log(`bench failed: ${err?.stack ?? err}`);
+  void cleanUp().finally(() => process.exit(1));
+});
+
 const s3 = startS3();
 const raw = new S3Client({
   region: s3.region,
@@ -64,6 +77,18 @@ const raw = new S3Client({
 });
 const bucket = `s3cs-bench-${randomBytes(4).toString('hex')}`;
 await raw.send(new CreateBucketCommand({ Bucket: bucket }));
+// A store the bench did not start keeps what is written to it: take the GBs away again.
+if (process.env.S3_TEST_ENDPOINT) cleanups.push(emptyBucket);
+
+async function emptyBucket() {
+  let token;
+  do {
+    const out = await raw.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+    await pool(out.Contents?.length ?? 0, 16, (k) => raw.send(new DeleteObjectCommand({ Bucket: bucket, Key: out.Contents[k].Key })));
+    token = out.IsTruncated ? out.NextContinuationToken : undefined;
+  } while (token);
+  await raw.send(new DeleteBucketCommand({ Bucket: bucket }));
+}
 
 async function startDaemon(name, extraArgs = []) {
   const socket = join(work, `${name}.sock`);
@@ -385,6 +410,5 @@ const fmt = (v) => (v === undefined ? '' : v >= 100 ? v.toFixed(0) : v.toFixed(2
 console.log('\n| case | daemon | raw | ratio | target | met |\n|---|---|---|---|---|---|');
 for (const r of rows) console.log(`| ${r.case} | ${fmt(r.daemon)} ${r.unit} | ${r.raw === undefined ? '' : `${fmt(r.raw)} ${r.unit}`} | ${fmt(r.ratio)} | ${r.target} | ${r.met ? 'yes' : 'NO'} |`);
 console.log(`\n${result.machine.cpus} x ${result.machine.cpu}, ${result.machine.memoryGiB} GiB, Node ${process.version}; results in ${out}`);
-for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
-rmSync(work, { recursive: true, force: true });
+await cleanUp();
 process.exit(0);
