@@ -95,6 +95,8 @@ export class S3BlobStore implements BlobStore {
   /** Size and age of blobs known to exist (bounded; entries expire so outside deletes show). */
   private readonly stats = new Lru<string, BlobStat>(100_000, 10 * 60_000);
   private readonly readers = new ParkedReads(64, 10_000);
+  /** 1 MiB (one proxy Read) ahead per parked response, 32 MiB for all of them. */
+  private readonly readAhead = new ReadAheadBudget(1024 * 1024, 32 * 1024 * 1024);
   readonly budget: ByteBudget;
   readonly parts: PartBuffers;
   private reachable = true;
@@ -168,7 +170,7 @@ export class S3BlobStore implements BlobStore {
         // The response may outlive this call, parked for the next Read; a cancelled call closes
         // it by destroying the stream it was given.
         const out = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key, Range: range }));
-        source = new OpenRead(digest, offset, out.Body as Readable);
+        source = new OpenRead(digest, offset, out.Body as Readable, this.readAhead);
       } catch (err) {
         if (isMissing(err)) {
           this.stats.delete(digest);
@@ -799,17 +801,40 @@ function parseCheckpoint(
   return { key: key as string, uploadId: uploadId as string, partSize: size, etags: [...(etags as string[])] };
 }
 
+/**
+ * Bytes parked GET responses may have read ahead, all together: a Read that continues one finds
+ * its first MiB already here instead of waiting for S3 to start sending again.
+ */
+export class ReadAheadBudget {
+  used = 0;
+  constructor(
+    readonly perRead: number,
+    readonly total: number,
+  ) {}
+}
+
 /** One GET response being consumed Read by Read. */
 class OpenRead {
   private readonly iterator: AsyncIterator<Buffer>;
-  private leftover: Buffer | undefined;
+  /** Bytes taken from the response and not yet yielded, in order. */
+  private ahead: Buffer[] = [];
+  private aheadBytes = 0;
+  private pulling: Promise<void> | undefined;
+  private ended = false;
+  private failure: unknown;
+  private closed = false;
 
   constructor(
     readonly digest: string,
     public position: number,
     private readonly body: Readable,
+    private readonly budget: ReadAheadBudget,
   ) {
     this.iterator = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  }
+
+  get failed(): boolean {
+    return this.failure !== undefined;
   }
 
   /** Yields exactly `length` bytes, then hands itself back through `done` for reuse. */
@@ -817,16 +842,24 @@ class OpenRead {
     let remaining = length;
     let complete = false;
     try {
+      // one reader of the response at a time
+      await this.pulling;
       while (remaining > 0) {
-        let chunk = this.leftover;
-        this.leftover = undefined;
-        if (!chunk) {
+        let chunk = this.ahead.shift();
+        if (chunk) {
+          this.aheadBytes -= chunk.length;
+          this.budget.used -= chunk.length;
+        } else {
+          if (this.failure) throw this.failure;
+          if (this.ended) break;
           const next = await this.iterator.next();
           if (next.done) break;
           chunk = next.value;
         }
         if (chunk.length > remaining) {
-          this.leftover = chunk.subarray(remaining);
+          this.ahead.unshift(chunk.subarray(remaining));
+          this.aheadBytes += chunk.length - remaining;
+          this.budget.used += chunk.length - remaining;
           chunk = chunk.subarray(0, remaining);
         }
         remaining -= chunk.length;
@@ -840,7 +873,36 @@ class OpenRead {
     }
   }
 
+  /** While parked, reads on into memory, within the per-read and the daemon-wide bound. */
+  readAhead(): void {
+    if (this.pulling || this.ended || this.closed) return;
+    this.pulling = (async () => {
+      while (!this.closed && this.aheadBytes < this.budget.perRead && this.budget.used < this.budget.total) {
+        const next = await this.iterator.next();
+        if (next.done) {
+          this.ended = true;
+          return;
+        }
+        if (this.closed) return;
+        this.ahead.push(next.value);
+        this.aheadBytes += next.value.length;
+        this.budget.used += next.value.length;
+      }
+    })()
+      .catch((err: unknown) => {
+        this.failure = err;
+      })
+      .finally(() => {
+        this.pulling = undefined;
+      });
+  }
+
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.budget.used -= this.aheadBytes;
+    this.ahead = [];
+    this.aheadBytes = 0;
     this.body.destroy();
   }
 }
@@ -863,6 +925,11 @@ class ParkedReads {
     if (!entry) return undefined;
     this.parked.delete(key);
     clearTimeout(entry.timer);
+    // a response that broke while parked is no use: the Read opens a new one
+    if (entry.read.failed) {
+      entry.read.close();
+      return undefined;
+    }
     return entry.read;
   }
 
@@ -882,6 +949,7 @@ class ParkedReads {
     }, this.idleMs);
     timer.unref();
     this.parked.set(key, { read, timer });
+    read.readAhead();
   }
 
   drop(digest: string): void {
