@@ -109,11 +109,13 @@ async function startDaemon(name, extraArgs = []) {
   }
   const Content = protos().content.containerd.services.content.v1.Content;
   const client = new Content(`unix://${socket}`, credentials.createInsecure(), { 'grpc.max_receive_message_length': 16 * MiB, 'grpc.max_send_message_length': 16 * MiB });
+  let profiled = false;
   const stop = async () => {
     client.close();
     child.kill('SIGTERM');
     await new Promise((r) => child.exitCode !== null ? r() : child.on('exit', r));
-    if (PROFILE) printProfiles(name, profileDir);
+    if (PROFILE && !profiled) printProfiles(name, profileDir);
+    profiled = true;
   };
   cleanups.push(stop);
   return { child, client, socket, stop, peakRssMiB: () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))[1]) / 1024 };
