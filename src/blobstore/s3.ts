@@ -168,7 +168,7 @@ export class S3BlobStore implements BlobStore {
       const range = end >= options.size ? `bytes=${offset}-${end - 1}` : `bytes=${offset}-`;
       try {
         // The response may outlive this call, parked for the next Read; a cancelled call closes
-        // it by destroying the stream it was given.
+        // it by leaving the iteration early.
         const out = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key, Range: range }));
         source = new OpenRead(digest, offset, out.Body as Readable, this.readAhead);
       } catch (err) {
