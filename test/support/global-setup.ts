@@ -1,9 +1,19 @@
 import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
+import {
+  AbortMultipartUploadCommand,
+  DeleteBucketCommand,
+  DeleteObjectCommand,
+  ListBucketsCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
 
 /**
  * Finds the real S3 server the suite runs against, in this order:
@@ -22,6 +32,8 @@ export interface S3Target {
 declare module 'vitest' {
   export interface ProvidedContext {
     s3: S3Target;
+    /** Every bucket this run creates starts with it, so the run can take them away again. */
+    bucketPrefix: string;
   }
 }
 
@@ -33,15 +45,19 @@ function dockerAvailable(): boolean {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const bucketPrefix = `s3cs-test-${randomBytes(3).toString('hex')}-`;
+  project.provide('bucketPrefix', bucketPrefix);
   if (process.env.S3_TEST_ENDPOINT) {
-    project.provide('s3', {
+    const target: S3Target = {
       endpoint: process.env.S3_TEST_ENDPOINT,
       accessKey: process.env.S3_TEST_ACCESS_KEY ?? '',
       secretKey: process.env.S3_TEST_SECRET_KEY ?? '',
       region: process.env.S3_TEST_REGION ?? 'us-east-1',
       kind: 'S3_TEST_ENDPOINT',
-    });
-    return async () => {};
+    };
+    project.provide('s3', target);
+    // A store that outlives the run would keep gigabytes of every run: take this run's away.
+    return () => removeBuckets(target, bucketPrefix);
   }
   if (dockerAvailable()) {
     const { MinioContainer } = await import('@testcontainers/minio');
@@ -71,4 +87,38 @@ export default async function setup(project: TestProject): Promise<() => Promise
     execFileSync('bash', [SCRIPT, 'stop', dir], { stdio: 'inherit' });
     rmSync(dir, { recursive: true, force: true });
   };
+}
+
+/** Empties and deletes the buckets whose names start with `prefix`, pending uploads included. */
+async function removeBuckets(target: S3Target, prefix: string): Promise<void> {
+  const s3 = new S3Client({
+    region: target.region,
+    endpoint: target.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: target.accessKey, secretAccessKey: target.secretKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  try {
+    const { Buckets } = await s3.send(new ListBucketsCommand({}));
+    for (const { Name: bucket } of Buckets ?? []) {
+      if (!bucket?.startsWith(prefix)) continue;
+      const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+      for (const u of uploads.Uploads ?? []) {
+        await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }));
+      }
+      let token: string | undefined;
+      do {
+        const out = await s3.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+        await Promise.all((out.Contents ?? []).map((o) => s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: o.Key }))));
+        token = out.IsTruncated ? out.NextContinuationToken : undefined;
+      } while (token);
+      await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
+    }
+  } catch (err) {
+    // leaving a bucket behind must not turn a green run red
+    process.stderr.write(`could not remove this run's test buckets (${prefix}*): ${String(err)}\n`);
+  } finally {
+    s3.destroy();
+  }
 }

@@ -45,7 +45,7 @@ export function rawS3(): S3Client {
 }
 
 export async function newBucket(): Promise<string> {
-  const name = `s3cs-test-${randomBytes(6).toString('hex')}`;
+  const name = `${inject('bucketPrefix')}${randomBytes(6).toString('hex')}`;
   await rawS3().send(new CreateBucketCommand({ Bucket: name }));
   return name;
 }
