@@ -5,15 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
-import {
-  AbortMultipartUploadCommand,
-  DeleteBucketCommand,
-  DeleteObjectCommand,
-  ListBucketsCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  S3Client,
-} from '@aws-sdk/client-s3';
 
 /**
  * Finds the real S3 server the suite runs against, in this order:
@@ -91,6 +82,16 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
 /** Empties and deletes the buckets whose names start with `prefix`, pending uploads included. */
 async function removeBuckets(target: S3Target, prefix: string): Promise<void> {
+  // loaded only here: this process has not silenced the SDK's Node-version warning
+  const {
+    AbortMultipartUploadCommand,
+    DeleteBucketCommand,
+    DeleteObjectCommand,
+    ListBucketsCommand,
+    ListMultipartUploadsCommand,
+    ListObjectsV2Command,
+    S3Client,
+  } = await import('@aws-sdk/client-s3');
   const s3 = new S3Client({
     region: target.region,
     endpoint: target.endpoint,
