@@ -91,16 +91,8 @@ async function removeBuckets(target: S3Target, prefix: string): Promise<void> {
     ListBucketsCommand,
     ListMultipartUploadsCommand,
     ListObjectsV2Command,
-    S3Client,
   } = await import('@aws-sdk/client-s3');
-  const s3 = new S3Client({
-    region: target.region,
-    endpoint: target.endpoint,
-    forcePathStyle: true,
-    credentials: { accessKeyId: target.accessKey, secretAccessKey: target.secretKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const s3 = (await import('./s3-client.js')).clientFor(target);
   try {
     const { Buckets } = await s3.send(new ListBucketsCommand({}));
     for (const { Name: bucket } of Buckets ?? []) {

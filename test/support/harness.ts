@@ -14,6 +14,7 @@ import { pino } from 'pino';
 import { inject } from 'vitest';
 import { resolveConfig, type Flags } from '../../src/config.js';
 import { protos } from '../../src/grpc/proto.js';
+import { clientFor } from './s3-client.js';
 import { Daemon } from '../../src/server.js';
 import type { ContentClient } from '../../src/generated/containerd/services/content/v1/Content.js';
 import type { LeasesClient } from '../../src/generated/containerd/services/leases/v1/Leases.js';
@@ -33,15 +34,7 @@ export function useS3Credentials(): void {
 
 /** A client for the test's own checks on the bucket, independent of the daemon. */
 export function rawS3(): S3Client {
-  const target = s3();
-  return new S3Client({
-    region: target.region,
-    endpoint: target.endpoint,
-    forcePathStyle: true,
-    credentials: { accessKeyId: target.accessKey, secretAccessKey: target.secretKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  return clientFor(s3());
 }
 
 export async function newBucket(): Promise<string> {
