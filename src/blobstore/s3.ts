@@ -805,7 +805,7 @@ function parseCheckpoint(
  * Bytes parked GET responses may have read ahead, all together: a Read that continues one finds
  * its first MiB already here instead of waiting for S3 to start sending again.
  */
-export class ReadAheadBudget {
+class ReadAheadBudget {
   used = 0;
   constructor(
     readonly perRead: number,

@@ -54,11 +54,10 @@ interface IngestRecord {
 /** Read chunks never exceed containerd's own 1 MiB buffer. */
 export const MAX_READ_CHUNK = 1 << 20;
 
-/** `length` bytes of a blob from `offset`, in the pieces storage delivered them in. */
+/** Bytes of a blob from `offset`, in the pieces storage delivered them in. */
 export interface ReadChunk {
   offset: number;
   pieces: readonly Buffer[];
-  length: number;
 }
 
 const RECORD_CACHE_MS = 30_000;
@@ -833,7 +832,7 @@ async function* chunked(source: AsyncIterable<Buffer>, start: number, end: numbe
       pendingBytes += take.length;
       chunk = chunk.subarray(take.length);
       if (pendingBytes === MAX_READ_CHUNK) {
-        yield { offset, pieces: pending, length: pendingBytes };
+        yield { offset, pieces: pending };
         offset += pendingBytes;
         pending = [];
         pendingBytes = 0;
@@ -841,7 +840,7 @@ async function* chunked(source: AsyncIterable<Buffer>, start: number, end: numbe
     }
   }
   if (pendingBytes > 0) {
-    yield { offset, pieces: pending, length: pendingBytes };
+    yield { offset, pieces: pending };
     offset += pendingBytes;
   }
   if (offset !== end) {

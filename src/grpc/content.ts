@@ -5,7 +5,7 @@ import type { Info } from '../generated/containerd/services/content/v1/Info.js';
 import type { Status } from '../generated/containerd/services/content/v1/Status.js';
 import type { WriteContentRequest__Output } from '../generated/containerd/services/content/v1/WriteContentRequest.js';
 import type { WriteContentResponse } from '../generated/containerd/services/content/v1/WriteContentResponse.js';
-import type { ContentInfo, ContentStore, IngestStatus, ReadChunk, Writer } from '../content/store.js';
+import type { ContentInfo, ContentStore, IngestStatus, Writer } from '../content/store.js';
 import { invalidArgument } from '../errors.js';
 import type { LeaseStore } from '../leases/store.js';
 import { elapsed, requests, serverStream, unary } from './calls.js';
@@ -41,8 +41,9 @@ export function contentHandlers(store: ContentStore, leases: LeaseStore, logger:
       return {};
     }),
 
-    Read: serverStream(logger, 'Read', async (req, call) =>
-      piecewise(await store.read(namespaceOf(call.metadata), req.digest, req.offset, req.size)),
+    // The store's chunks go out as they are: the Read serializer encodes their pieces (proto.ts).
+    Read: serverStream(logger, 'Read', async (req, call): Promise<AsyncIterable<PiecewiseReadResponse>> =>
+      store.read(namespaceOf(call.metadata), req.digest, req.offset, req.size),
     ),
 
     Status: unary(logger, 'Status', async (req, call) => ({
@@ -152,11 +153,6 @@ async function* batches(items: AsyncIterable<ContentInfo>, size: number) {
     }
   }
   if (batch.length > 0) yield { info: batch };
-}
-
-/** The chunks as messages that the Read serializer encodes without joining their pieces first. */
-async function* piecewise(chunks: AsyncIterable<ReadChunk>): AsyncIterable<PiecewiseReadResponse> {
-  for await (const { offset, pieces, length } of chunks) yield { offset, pieces, length };
 }
 
 function toInfo(info: ContentInfo): Info {

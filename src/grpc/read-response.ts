@@ -9,8 +9,6 @@ import type { ReadContentResponse } from '../generated/containerd/services/conte
 export interface PiecewiseReadResponse extends ReadContentResponse {
   offset: number;
   pieces: readonly Uint8Array[];
-  /** Bytes in `pieces` together. */
-  length: number;
 }
 
 export function isPiecewise(message: ReadContentResponse): message is PiecewiseReadResponse {
@@ -31,11 +29,9 @@ const DATA_TAG = (2 << 3) | 2; // field 2, length-delimited
  * per message was garbage that set off most of V8's full collections on the read path.
  */
 export function encodePiecewise(message: PiecewiseReadResponse): Buffer {
-  const { offset, pieces, length } = message;
+  const { offset, pieces } = message;
   if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`read offset ${offset} cannot be encoded`);
-  if (pieces.reduce((n, p) => n + p.length, 0) !== length) {
-    throw new RangeError(`read response claims ${length} bytes but its pieces hold another number`);
-  }
+  const length = pieces.reduce((n, p) => n + p.length, 0);
   // room for both fields; a field at its default is left out
   const need = 1 + varintLength(offset) + 1 + varintLength(length) + length;
   if (scratch.length < need) scratch = Buffer.allocUnsafeSlow(need);
