@@ -53,7 +53,32 @@ function startS3() {
   const out = execFileSync('bash', [join(ROOT, 'scripts/swift-s3.sh'), 'start', dir], { encoding: 'utf8' });
   cleanups.push(() => execFileSync('bash', [join(ROOT, 'scripts/swift-s3.sh'), 'stop', dir]));
   const v = Object.fromEntries(out.trim().split('\n').map((l) => l.split(/=(.*)/s)));
-  return { endpoint: v.S3_TEST_ENDPOINT, accessKey: v.S3_TEST_ACCESS_KEY, secretKey: v.S3_TEST_SECRET_KEY, region: v.S3_TEST_REGION };
+  // Swift's servers and memcached, so each case can say how much CPU the S3 side took
+  const pids = readdirSync(join(dir, 'run')).filter((f) => f.endsWith('.pid')).map((f) => Number(readFileSync(join(dir, 'run', f), 'utf8')));
+  return { endpoint: v.S3_TEST_ENDPOINT, accessKey: v.S3_TEST_ACCESS_KEY, secretKey: v.S3_TEST_SECRET_KEY, region: v.S3_TEST_REGION, pids };
+}
+
+// --- CPU accounting: every case shares the machine's cores among client, daemon and S3 -------------
+
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+/** CPU seconds (user + system, all threads) a process has used so far; NaN once it is gone. */
+function processCpuSeconds(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+/** The daemon whose CPU the current case counts (the raw side leaves it idle). */
+let meteredDaemon;
+function cpuNow() {
+  const own = process.cpuUsage();
+  return {
+    client: (own.user + own.system) / 1e6,
+    daemon: meteredDaemon ? processCpuSeconds(meteredDaemon.child.pid) : 0,
+    s3: s3.pids ? s3.pids.reduce((sum, pid) => sum + processCpuSeconds(pid), 0) : NaN,
+  };
 }
 
 /** Stops what the bench started and removes what it wrote, also when a case fails. */
@@ -135,8 +160,12 @@ function printProfiles(name, dir) {
       total += dt;
       self.set(where, (self.get(where) ?? 0) + dt);
     });
-    log(`  profile of daemon "${name}", ${file} (${(total / 1e6).toFixed(1)} s sampled):`);
-    for (const [where, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 15)) log(`    ${((100 * t) / total).toFixed(1).padStart(5)}%  ${where}`);
+    // Shares of the time the thread was busy: idle time says only how long the daemon lived.
+    const idle = self.get('(idle) ') ?? 0;
+    self.delete('(idle) ');
+    const busy = total - idle;
+    log(`  profile of daemon "${name}", ${file}: busy ${(busy / 1e6).toFixed(2)} s of ${(total / 1e6).toFixed(1)} s sampled; share of busy time:`);
+    for (const [where, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 15)) log(`    ${((100 * t) / busy).toFixed(1).padStart(5)}%  ${where}`);
   }
 }
 
@@ -241,97 +270,138 @@ async function pool(n, concurrency, fn) {
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** Runs fn, timing it and counting the CPU seconds each process used meanwhile. */
 async function timed(fn) {
+  const before = cpuNow();
   const t = performance.now();
   const extra = await fn();
-  return { ms: performance.now() - t, extra };
+  const ms = performance.now() - t;
+  const after = cpuNow();
+  const cpu = Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - before[k]]));
+  return { ms, extra, cpu };
+}
+/** Median CPU seconds per process over runs, and the median wall time, for one side of a case. */
+function cpuSummary(runs) {
+  const pick = (f) => median(runs.map(f));
+  return { wallS: pick((r) => r.ms / 1000), client: pick((r) => r.cpu.client), daemon: pick((r) => r.cpu.daemon), s3: pick((r) => r.cpu.s3) };
 }
 
 // --- cases -----------------------------------------------------------------------------------------------
 
 const rows = [];
-function row(name, unit, daemon, rawValue, target, meets, note = '') {
-  rows.push({ case: name, unit, daemon, raw: rawValue, ratio: rawValue ? daemon / rawValue : undefined, target, met: meets, note });
+/** `cpu`, when given: the timed runs of each side, summarised as CPU seconds per process and run. */
+function row(name, unit, daemon, rawValue, target, meets, note = '', cpu) {
+  const cpuSeconds = cpu && { daemonSide: cpuSummary(cpu.daemon), rawSide: cpuSummary(cpu.raw) };
+  rows.push({ case: name, unit, daemon, raw: rawValue, ratio: rawValue ? daemon / rawValue : undefined, target, met: meets, note, ...(cpuSeconds ? { cpuSeconds } : {}) });
   log(`  ${name}: daemon ${daemon.toFixed(1)} ${unit}${rawValue ? `, raw ${rawValue.toFixed(1)} ${unit}, ratio ${(daemon / rawValue).toFixed(2)}` : ''} (${target}: ${meets ? 'met' : 'NOT met'})`);
+  if (cpuSeconds) {
+    const side = (c, withDaemon) => `client ${c.client.toFixed(2)}${withDaemon ? `, daemon ${c.daemon.toFixed(2)}` : ''}, S3 ${Number.isNaN(c.s3) ? '?' : c.s3.toFixed(2)} in ${c.wallS.toFixed(2)} s`;
+    log(`    CPU seconds a run (${cpus().length} cores): through the daemon ${side(cpuSeconds.daemonSide, true)}; raw ${side(cpuSeconds.rawSide, false)}`);
+  }
 }
 const mbps = (bytes, ms) => bytes / 1e6 / (ms / 1000);
 
 log(`bench: ${RUNS} runs a case, large blobs ${SIZE / MiB} MiB, parts ${PART / MiB} MiB x ${PARALLEL}, S3 at ${s3.endpoint}`);
-const d = await startDaemon('main');
+let shared;
+/** The daemon a case drives: one for all cases, or under BENCH_PROFILE its own, so its profile is that case's alone. */
+async function caseDaemon(name) {
+  const daemon = PROFILE ? await startDaemon(name) : (shared ??= await startDaemon('main'));
+  meteredDaemon = daemon;
+  return daemon;
+}
+async function doneWith(daemon) {
+  meteredDaemon = undefined;
+  if (daemon !== shared) await daemon.stop();
+}
 
 if (want('ingest')) {
   log('ingest, large, expected digest');
-  const dm = [], rm = [], commits = [], partMs = [], completeMs = [];
+  const d = await caseDaemon('ingest');
+  const dr = [], rr = [], commits = [], partMs = [], completeMs = [];
   for (let i = 0; i < RUNS; i++) {
     const b = blob(100 + i, SIZE);
     const r = await timed(() => ingest(d.client, `big-${i}`, b.chunks, SIZE, b.digest));
-    dm.push(mbps(SIZE, r.ms));
+    dr.push(r);
     commits.push(r.extra.commitMs);
     const rb = blob(200 + i, SIZE);
-    rm.push(mbps(SIZE, (await timed(() => rawUpload(`raw/big-${i}`, rb))).ms));
+    rr.push(await timed(() => rawUpload(`raw/big-${i}`, rb)));
     const part = randomBytes(PART);
     partMs.push((await timed(() => raw.send(new PutObjectCommand({ Bucket: bucket, Key: `raw/part-${i}`, Body: part })))).ms);
     completeMs.push(await rawCompleteMs(`raw/complete-${i}`, part, SIZE / PART));
   }
-  row(`ingest ${SIZE / MiB} MiB with expected digest vs multipart upload`, 'MB/s', median(dm), median(rm), '>= 0.8x', median(dm) >= 0.8 * median(rm));
+  const dm = dr.map((r) => mbps(SIZE, r.ms)), rm = rr.map((r) => mbps(SIZE, r.ms));
+  row(`ingest ${SIZE / MiB} MiB with expected digest vs multipart upload`, 'MB/s', median(dm), median(rm), '>= 0.8x', median(dm) >= 0.8 * median(rm), '', { daemon: dr, raw: rr });
   row('commit latency after the last byte', 'ms', median(commits), median(partMs), '<= 2x one part upload', median(commits) <= 2 * median(partMs), 'raw = time to upload one part');
   row(`raw CompleteMultipartUpload of ${SIZE / PART} parts alone`, 'ms', median(completeMs), median(partMs), 'reported', true, 'the floor under a commit on this server; ratio is against one part upload');
+  await doneWith(d);
 }
 
 const readBlob = blob(300, SIZE);
 if (want('read') || want('seqread')) {
+  const d = await caseDaemon('read-source');
   await ingest(d.client, 'read-source', readBlob.chunks, SIZE, readBlob.digest);
   await rawUpload('raw/read-source', readBlob);
+  await doneWith(d);
 }
 if (want('read')) {
   log('read, one Read');
-  const dm = [], rm = [];
+  const d = await caseDaemon('read');
+  const dr = [], rr = [];
   for (let i = 0; i < RUNS; i++) {
-    dm.push(mbps(SIZE, (await timed(() => readAll(d.client, readBlob.digest))).ms));
-    rm.push(mbps(SIZE, (await timed(() => rawGet('raw/read-source'))).ms));
+    dr.push(await timed(() => readAll(d.client, readBlob.digest)));
+    rr.push(await timed(() => rawGet('raw/read-source')));
   }
-  row(`read ${SIZE / MiB} MiB in one Read vs GetObject`, 'MB/s', median(dm), median(rm), '>= 0.85x', median(dm) >= 0.85 * median(rm));
+  const dm = dr.map((r) => mbps(SIZE, r.ms)), rm = rr.map((r) => mbps(SIZE, r.ms));
+  row(`read ${SIZE / MiB} MiB in one Read vs GetObject`, 'MB/s', median(dm), median(rm), '>= 0.85x', median(dm) >= 0.85 * median(rm), '', { daemon: dr, raw: rr });
+  await doneWith(d);
 }
 if (want('seqread')) {
   log('read, 1 MiB sequential Reads');
-  const dm = [], rm = [];
+  const d = await caseDaemon('seqread');
+  const dr = [], rr = [];
   for (let i = 0; i < RUNS; i++) {
-    dm.push(mbps(SIZE, (await timed(async () => {
+    dr.push(await timed(async () => {
       for (let off = 0; off < SIZE; off += MiB) await readAll(d.client, readBlob.digest, off, MiB);
-    })).ms));
-    rm.push(mbps(SIZE, (await timed(() => rawGet('raw/read-source'))).ms));
+    }));
+    rr.push(await timed(() => rawGet('raw/read-source')));
   }
-  row(`read ${SIZE / MiB} MiB as 1 MiB sequential Reads vs GetObject`, 'MB/s', median(dm), median(rm), '>= 0.7x', median(dm) >= 0.7 * median(rm));
+  const dm = dr.map((r) => mbps(SIZE, r.ms)), rm = rr.map((r) => mbps(SIZE, r.ms));
+  row(`read ${SIZE / MiB} MiB as 1 MiB sequential Reads vs GetObject`, 'MB/s', median(dm), median(rm), '>= 0.7x', median(dm) >= 0.7 * median(rm), '', { daemon: dr, raw: rr });
+  await doneWith(d);
 }
 if (want('small')) {
   log('small ingests');
+  const d = await caseDaemon('small');
   const N = Number(process.env.BENCH_SMALL ?? 2000);
-  const dm = [], rm = [];
+  const dr = [], rr = [];
   const digests = [];
   for (let i = 0; i < RUNS; i++) {
     const items = Array.from({ length: N }, () => randomBytes(4096));
-    dm.push(N / ((await timed(() => pool(N, 16, async (k) => {
+    dr.push(await timed(() => pool(N, 16, async (k) => {
       const data = items[k];
       const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
       digests.push(digest);
       await ingest(d.client, `small-${i}-${k}`, () => [data], data.length, digest);
-    }))).ms / 1000));
+    })));
     const rawItems = Array.from({ length: N }, () => randomBytes(4096));
-    rm.push(N / ((await timed(() => pool(N, 16, (k) => raw.send(new PutObjectCommand({ Bucket: bucket, Key: `raw/small-${i}-${k}`, Body: rawItems[k] }))))).ms / 1000));
+    rr.push(await timed(() => pool(N, 16, (k) => raw.send(new PutObjectCommand({ Bucket: bucket, Key: `raw/small-${i}-${k}`, Body: rawItems[k] })))));
   }
-  row(`${N} x 4 KiB ingests at concurrency 16 vs PutObject`, 'ops/s', median(dm), median(rm), '>= 0.7x', median(dm) >= 0.7 * median(rm));
+  const dm = dr.map((r) => N / (r.ms / 1000)), rm = rr.map((r) => N / (r.ms / 1000));
+  row(`${N} x 4 KiB ingests at concurrency 16 vs PutObject`, 'ops/s', median(dm), median(rm), '>= 0.7x', median(dm) >= 0.7 * median(rm), '', { daemon: dr, raw: rr });
 
   log('Info, second pass');
   const known = digests.slice(0, N);
   await pool(known.length, 16, (k) => unary(d.client, 'Info', { digest: known[k] }));
-  const di = [], ri = [];
+  const dir = [], rir = [];
   for (let i = 0; i < RUNS; i++) {
-    di.push(known.length / ((await timed(() => pool(known.length, 16, (k) => unary(d.client, 'Info', { digest: known[k] })))).ms / 1000));
-    ri.push(known.length / ((await timed(() => pool(known.length, 16, (k) => raw.send(new HeadObjectCommand({ Bucket: bucket, Key: `blobs/${known[k]}` }))))).ms / 1000));
+    dir.push(await timed(() => pool(known.length, 16, (k) => unary(d.client, 'Info', { digest: known[k] }))));
+    rir.push(await timed(() => pool(known.length, 16, (k) => raw.send(new HeadObjectCommand({ Bucket: bucket, Key: `blobs/${known[k]}` })))));
   }
-  row(`${known.length} Info on existing blobs (second pass) vs HeadObject`, 'ops/s', median(di), median(ri), '>= 5x', median(di) >= 5 * median(ri));
+  const di = dir.map((r) => known.length / (r.ms / 1000)), ri = rir.map((r) => known.length / (r.ms / 1000));
+  row(`${known.length} Info on existing blobs (second pass) vs HeadObject`, 'ops/s', median(di), median(ri), '>= 5x', median(di) >= 5 * median(ri), '', { daemon: dir, raw: rir });
+  await doneWith(d);
 }
-await d.stop();
+await shared?.stop();
 
 if (want('rss')) {
   log('peak RSS: one large ingest while 8 reads run');
