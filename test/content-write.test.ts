@@ -152,6 +152,33 @@ describe('Write on S3', () => {
     expect((await getObject(d.bucket!, `blobs/${digest}`)).equals(data)).toBe(true);
   });
 
+  it('refuses to continue an ingest with a different total (FailedPrecondition naming both) and keeps it', async () => {
+    const first = new WriteSession(client);
+    await first.send({ action: 'STAT', ref: 'other-total', total: 3000 });
+    await first.send({ action: 'WRITE', ref: 'other-total', offset: 0, data: randomBlob(1000) });
+    first.close();
+    await first.ended;
+
+    // the old stream may still be letting go of the ref: retry while it is locked
+    const reopen = (total: number) =>
+      waitFor(async () => {
+        const s = new WriteSession(client);
+        try {
+          return { stat: await s.send({ action: 'STAT', ref: 'other-total', total }), session: s };
+        } catch (err) {
+          if ((err as { code?: number }).code === status.UNAVAILABLE) return undefined;
+          return { err: err as { code?: number; details?: string }, session: s };
+        }
+      });
+    const refused = await reopen(4000);
+    expect(refused.err?.code).toBe(status.FAILED_PRECONDITION);
+    expect(refused.err?.details).toContain('provided total 4000 differs from the ingest\'s total 3000');
+    const kept = await reopen(3000);
+    expect(kept.stat?.offset).toBe(1000);
+    kept.session.close();
+    await kept.session.ended;
+  });
+
   it('restarts the ingest when a write comes at offset 0', async () => {
     const data = randomBlob(4000);
     const session = new WriteSession(client);

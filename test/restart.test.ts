@@ -137,6 +137,23 @@ describe('a daemon killed with SIGKILL and started again', () => {
     expect(await second.exited).toBe(0);
   });
 
+  it('refuses to continue a recorded ingest with a different total, and the right total still continues it', async () => {
+    const bucket = await newBucket();
+    const data = randomBlob(3 * PART + MiB);
+    const first = await start(bucket);
+    const s = new WriteSession(first.content);
+    await s.send({ action: 'STAT', ref: 'resized', total: data.length });
+    await sendRange(s, 'resized', data, 0, 2 * PART + MiB);
+    await storedUpTo(bucket, 'resized', 2 * PART);
+    await kill(first);
+
+    const second = await start(bucket);
+    const err = await failure(new WriteSession(second.content).send({ action: 'STAT', ref: 'resized', total: data.length + 1 }));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.details).toContain(`provided total ${data.length + 1} differs from the ingest's total ${data.length}`);
+    expect(await resume(second.content, 'resized', data)).toBe(2 * PART);
+  });
+
   it('continues the digest over all the bytes: a different tail after the checkpoint fails the commit', async () => {
     const bucket = await newBucket();
     const data = randomBlob(2 * PART + MiB);

@@ -347,10 +347,12 @@ export class ContentStore {
     if (wanted) await this.failIfPresent(ns, wanted);
     let ingest = this.ingests.get(key);
     if (ingest?.lockedSince) throw lockedError(ref, ingest.lockedSince);
+    if (ingest) refuseOtherTotal(ref, ingest.total, total);
     if (!ingest) {
       // A record without a live ingest was left by an earlier run or another daemon: continued
       // from its checkpoint when it has one, else started over (the client sees offset 0).
       const stale = await (reading ?? this.docs.read<IngestRecord>(docKeys.ingest(ns, ref)));
+      if (stale) refuseOtherTotal(ref, stale.total, total);
       const resumed = stale ? await this.resumeFromRecord(ns, stale) : undefined;
       if (stale && !resumed) await this.dropRecord(ns, stale);
       if (this.ingests.get(key)?.lockedSince) {
@@ -739,6 +741,18 @@ export class Writer {
 /** A key for something (a ref, a digest) within a namespace, for this process's maps. */
 function scopedKey(ns: string, name: string): string {
   return `${ns}\0${name}`;
+}
+
+/**
+ * An ingest continues only with the size it was begun with, as in containerd: bytes sent for
+ * one blob must not be carried into another. Either side may leave the size undeclared (0).
+ */
+function refuseOtherTotal(ref: string, existing: number, provided: number): void {
+  if (provided > 0 && existing > 0 && provided !== existing) {
+    throw failedPrecondition(
+      `ref ${JSON.stringify(ref)}: provided total ${provided} differs from the ingest's total ${existing} (abort the ref to start over)`,
+    );
+  }
 }
 
 function lockedError(ref: string, since: Date) {
