@@ -334,6 +334,21 @@ if (want('ingest')) {
   row('commit latency after the last byte', 'ms', median(commits), median(partMs), '<= 2x one part upload', median(commits) <= 2 * median(partMs), 'raw = time to upload one part');
   row(`raw CompleteMultipartUpload of ${SIZE / PART} parts alone`, 'ms', median(completeMs), median(partMs), 'reported', true, 'the floor under a commit on this server; ratio is against one part upload');
   await doneWith(d);
+
+  log('ingest, large, expected digest, --no-crash-resume');
+  const fast = await startDaemon('no-crash-resume', ['--no-crash-resume']);
+  meteredDaemon = fast;
+  const fr = [], frr = [];
+  for (let i = 0; i < RUNS; i++) {
+    const b = blob(150 + i, SIZE);
+    fr.push(await timed(() => ingest(fast.client, `fast-${i}`, b.chunks, SIZE, b.digest)));
+    const rb = blob(250 + i, SIZE);
+    frr.push(await timed(() => rawUpload(`raw/fast-${i}`, rb)));
+  }
+  meteredDaemon = undefined;
+  await fast.stop();
+  const fm = fr.map((r) => mbps(SIZE, r.ms)), frm = frr.map((r) => mbps(SIZE, r.ms));
+  row(`ingest ${SIZE / MiB} MiB as above, daemon with --no-crash-resume`, 'MB/s', median(fm), median(frm), 'reported', true, 'Node\'s own SHA-256 instead of the saveable one', { daemon: fr, raw: frr });
 }
 
 const readBlob = blob(300, SIZE);

@@ -44,6 +44,8 @@ export interface Config {
   touchRefreshMs: number;
   ingestExpiryMs: number;
   orphanUploadGraceMs: number;
+  /** Keep a saveable hash of every multi-part ingest, so one survives the daemon's crash. */
+  crashResume: boolean;
   bucketNamespace: string;
   logLevel: string;
   shutdownTimeoutMs: number;
@@ -137,6 +139,13 @@ export const SETTINGS = {
     env: ['S3CS_ORPHAN_UPLOAD_GRACE'],
     default: '15m',
     help: 'an upload in the staging area that no ingest owns is aborted once this old (under blob keys: once older than --ingest-expiry too)',
+  },
+  noCrashResume: {
+    flag: 'no-crash-resume',
+    env: ['S3CS_NO_CRASH_RESUME'],
+    default: 'false',
+    help: 'hash ingests with Node\'s own SHA-256 instead of a saveable one: much less CPU, but an ingest does not survive a crash of the daemon (a broken stream still resumes while it runs)',
+    boolean: true,
   },
   bucketNamespace: {
     flag: 'bucket-namespace',
@@ -258,6 +267,7 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     touchRefreshMs: parseDuration(str('touchRefresh'), 'touch-refresh'),
     ingestExpiryMs: parseDuration(str('ingestExpiry'), 'ingest-expiry'),
     orphanUploadGraceMs: parseDuration(str('orphanUploadGrace'), 'orphan-upload-grace'),
+    crashResume: !parseBool(str('noCrashResume'), 'no-crash-resume'),
     bucketNamespace: str('bucketNamespace'),
     logLevel,
     shutdownTimeoutMs: parseDuration(str('shutdownTimeout'), 'shutdown-timeout'),

@@ -75,6 +75,7 @@ export class Daemon {
       bucketNamespace: config.bucketNamespace || undefined,
       ingestExpiryMs: config.ingestExpiryMs,
       orphanUploadGraceMs: config.orphanUploadGraceMs,
+      crashResume: config.crashResume,
     });
     const leaseStore = new LeaseStore(store);
     const touch = new TouchRefresher(store, { refreshMs: config.touchRefreshMs, concurrency: 4, maxQueued: 10_000 }, logger);

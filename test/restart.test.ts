@@ -7,6 +7,7 @@ import {
   CreateMultipartUploadCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListPartsCommand,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { status } from '@grpc/grpc-js';
@@ -94,6 +95,14 @@ async function uploadsIn(bucket: string): Promise<{ key: string; uploadId: strin
   return (out.Uploads ?? []).map((u) => ({ key: u.Key!, uploadId: u.UploadId! }));
 }
 
+/** Parts stored so far in the bucket's only multipart upload (0 without one). */
+async function partsStored(bucket: string): Promise<number> {
+  const [upload] = await uploadsIn(bucket);
+  if (!upload) return 0;
+  const out = await rawS3().send(new ListPartsCommand({ Bucket: bucket, Key: upload.key, UploadId: upload.uploadId }));
+  return out.Parts?.length ?? 0;
+}
+
 async function present(bucket: string, key: string): Promise<number | undefined> {
   return rawS3()
     .send(new HeadObjectCommand({ Bucket: bucket, Key: key }))
@@ -152,6 +161,33 @@ describe('a daemon killed with SIGKILL and started again', () => {
     expect(err.code).toBe(status.FAILED_PRECONDITION);
     expect(err.details).toContain(`provided total ${data.length + 1} differs from the ingest's total ${data.length}`);
     expect(await resume(second.content, 'resized', data)).toBe(2 * PART);
+  });
+
+  it('with --no-crash-resume records no checkpoint: an ingest killed with its daemon starts over from 0, verified', async () => {
+    const bucket = await newBucket();
+    const data = randomBlob(3 * PART + MiB);
+    const digest = digestOf(data);
+    const first = await start(bucket, '--no-crash-resume');
+    const s = new WriteSession(first.content);
+    await s.send({ action: 'STAT', ref: 'no-resume', total: data.length, expected: digest });
+    await sendRange(s, 'no-resume', data, 0, 2 * PART + MiB);
+    // two parts are stored in the bucket, which would have made a checkpoint without the flag
+    for (let i = 0; (await partsStored(bucket)) < 2; i++) {
+      if (i > 200) throw new Error('the parts were never stored');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // the record names the upload (so it can be discarded) but holds no checkpoint
+    const record = JSON.parse((await getObject(bucket, 's3cs/v1/ns/test/ingests/no-resume')).toString()) as { offset: number; hash?: unknown };
+    expect(record.offset).toBe(0);
+    expect(record.hash).toBeUndefined();
+    await kill(first);
+
+    const second = await start(bucket, '--no-crash-resume');
+    const st = await call<object, { status: { offset: number } }>(second.content, 'Status', { ref: 'no-resume' });
+    expect(st.status.offset).toBe(0);
+    expect(await resume(second.content, 'no-resume', data)).toBe(0);
+    expect((await readAll(second.content, digest)).equals(data)).toBe(true);
+    expect(await uploadsIn(bucket)).toEqual([]); // the killed daemon's parts were discarded
   });
 
   it('continues the digest over all the bytes: a different tail after the checkpoint fails the commit', async () => {

@@ -101,6 +101,11 @@ export interface ContentStoreOptions {
   ingestExpiryMs?: number | undefined;
   /** An upload in the staging area no ingest owns is discarded once this old. */
   orphanUploadGraceMs?: number | undefined;
+  /**
+   * Multi-part ingests keep a saveable hash (default), so another run continues them after a
+   * crash; without it they use Node's hash, several times cheaper, and a crash starts them over.
+   */
+  crashResume?: boolean | undefined;
 }
 
 /** Shared by every store in the process: a few worker threads serve all resumable ingests. */
@@ -125,6 +130,7 @@ export class ContentStore {
   private readonly bucketNamespace: string | undefined;
   private readonly ingestExpiryMs: number;
   private readonly orphanUploadGraceMs: number;
+  private readonly crashResume: boolean;
   /**
    * Recently read or written membership records (labels), present or absent, so Info does not
    * cost a GET every time. Entries expire after a short while, which bounds how long a label
@@ -141,6 +147,7 @@ export class ContentStore {
     this.bucketNamespace = options.bucketNamespace;
     this.ingestExpiryMs = options.ingestExpiryMs ?? 24 * 3_600_000;
     this.orphanUploadGraceMs = options.orphanUploadGraceMs ?? 15 * 60_000;
+    this.crashResume = options.crashResume ?? true;
   }
 
   /**
@@ -417,14 +424,15 @@ export class ContentStore {
 
   /**
    * @internal used by Writer: a new, empty upload and hash for the ingest. Only an ingest that
-   * may span several checkpoints pays for a hash whose state can be saved.
+   * may span several checkpoints pays for a hash whose state can be saved, and only when crashes
+   * are to be survived.
    */
   async startUpload(ingest: Ingest): Promise<void> {
     ingest.upload = this.watchedUpload(ingest, { target: ingest.expected || undefined, sizeHint: ingest.total });
     const algorithm = ingest.expected ? parseDigest(ingest.expected).algorithm : 'sha256';
-    const spans = ingest.total === 0 || ingest.total >= ingest.upload.checkpointBytes;
+    const saveable = this.crashResume && (ingest.total === 0 || ingest.total >= ingest.upload.checkpointBytes);
     (ingest.hasher as RunningHash | undefined)?.close();
-    ingest.hasher = spans ? await resumableHash(algorithm) : newRunningHash(algorithm);
+    ingest.hasher = saveable ? await resumableHash(algorithm) : newRunningHash(algorithm);
     ingest.offset = 0;
     ingest.durable = undefined;
     ingest.resumable = undefined;

@@ -24,6 +24,13 @@ describe('resolveConfig', () => {
     expect(resolveConfig({ bucket: 'b', region: 'r' }, {}).s3!.usePathStyle).toBe(false);
   });
 
+  it('keeps ingests crash-resumable unless --no-crash-resume or S3CS_NO_CRASH_RESUME says otherwise', () => {
+    expect(resolveConfig({}, {}).crashResume).toBe(true);
+    expect(resolveConfig({ noCrashResume: true }, {}).crashResume).toBe(false);
+    expect(resolveConfig({}, { S3CS_NO_CRASH_RESUME: 'true' }).crashResume).toBe(false);
+    expect(() => resolveConfig({}, { S3CS_NO_CRASH_RESUME: 'sometimes' })).toThrow('--no-crash-resume');
+  });
+
   it.each([
     [{ bucket: 'b' }, '--region'],
     [{ bucket: 'b', region: 'r', touchRefresh: '1 day' }, '--touch-refresh'],
