@@ -177,6 +177,7 @@ describe('a daemon killed with SIGKILL and started again', () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     // the record names the upload (so it can be discarded) but holds no checkpoint
+    await storedUpTo(bucket, 'no-resume', 0);
     const record = JSON.parse((await getObject(bucket, 's3cs/v1/ns/test/ingests/no-resume')).toString()) as { offset: number; hash?: unknown };
     expect(record.offset).toBe(0);
     expect(record.hash).toBeUndefined();
