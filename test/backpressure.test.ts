@@ -1,6 +1,10 @@
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { S3BlobStore } from '../src/blobstore/s3.js';
+import { resolveConfig } from '../src/config.js';
 import { digestOf } from '../src/content/digest.js';
-import { getObject, randomBlob, startDaemon, writeBlob, type TestDaemon } from './support/harness.js';
+import { openBlobStore } from '../src/server.js';
+import { getObject, newBucket, randomBlob, s3, startDaemon, useS3Credentials, writeBlob, type TestDaemon } from './support/harness.js';
 
 describe('upload buffer budget', () => {
   let d: TestDaemon;
@@ -16,5 +20,25 @@ describe('upload buffer budget', () => {
     const results = await Promise.all(blobs.map((b, i) => writeBlob(client, `budget-${i}`, b, { expected: digestOf(b), chunk: 256 * 1024 })));
     expect(results.map((r) => r.digest)).toEqual(blobs.map((b) => digestOf(b)));
     for (const b of blobs) expect((await getObject(d.bucket!, `blobs/${digestOf(b)}`)).equals(b)).toBe(true);
+  });
+});
+
+describe('upload buffer budget, counted per upload', () => {
+  it('covers every buffered byte, also when a client sends more than it first declared', async () => {
+    useS3Credentials();
+    const flags = { bucket: await newBucket(), endpointUrl: s3().endpoint, region: s3().region, partSize: '5MiB' };
+    const store = (await openBlobStore(resolveConfig(flags, {}), pino({ level: 'silent' }))) as S3BlobStore;
+    try {
+      const upload = store.createUpload({ sizeHint: 1000 });
+      await upload.write(randomBlob(1000));
+      expect(store.budget.inUse).toBe(1000);
+      // the declared size was wrong: 3 MiB more arrive, and stay buffered (less than a part)
+      await upload.write(randomBlob(3 * 1024 * 1024));
+      expect(store.budget.inUse).toBe(3 * 1024 * 1024 + 1000);
+      await upload.abort();
+      expect(store.budget.inUse).toBe(0);
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -67,6 +67,21 @@ describe('Write on S3', () => {
     expect((await getObject(d.bucket!, `blobs/${digest}`)).equals(data)).toBe(true);
   });
 
+  it('takes a total raised mid-stream past one part, and commits exactly the bytes sent', async () => {
+    // declared as 1000 bytes, then the second WRITE says the blob is larger: a part must grow
+    const data = randomBlob(12 * 1024 * 1024 + 7);
+    const session = new WriteSession(client);
+    await session.send({ action: 'STAT', ref: 'raised-total', total: 1000 });
+    await session.send({ action: 'WRITE', ref: 'raised-total', offset: 0, data: data.subarray(0, 1000) });
+    for (let off = 1000; off < data.length; off += 1 << 20) {
+      await session.send({ action: 'WRITE', ref: 'raised-total', total: data.length, offset: off, data: data.subarray(off, off + (1 << 20)) });
+    }
+    const done = await session.send({ action: 'COMMIT', ref: 'raised-total', total: data.length, offset: data.length });
+    session.close();
+    expect(done.digest).toBe(digestOf(data));
+    expect((await getObject(d.bucket!, `blobs/${digestOf(data)}`)).equals(data)).toBe(true);
+  });
+
   it('answers every request with exactly one response, echoing its action', async () => {
     const data = randomBlob(3000);
     const session = new WriteSession(client);

@@ -558,6 +558,10 @@ class S3Upload implements Upload {
     await this.recover();
     if (chunk.length === 0) return;
     await this.reserve();
+    // A client may send more than it first declared (containerd takes a larger total on any
+    // message): the part then grows past what was reserved for it, and so must the reservation.
+    const needed = Math.min(this.checkpointBytes, this.buffered + chunk.length);
+    if (needed > this.held) this.held += await this.store.budget.acquire(needed - this.held);
     this.accepted += chunk.length;
     // Copied into the part at once: the message it came in is let go now, not a part later.
     for (let from = 0; from < chunk.length; ) {
