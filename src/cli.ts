@@ -3,11 +3,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { pino } from 'pino';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { ConfigError, describeConfig, resolveConfig, SETTINGS, type Config, type Flags, type SettingName, type SettingSpec } from './config.js';
-import { S3BlobStore } from './blobstore/s3.js';
-import { ProbeError, probeBucket } from './blobstore/s3-probe.js';
+import { ProbeError } from './blobstore/probe-error.js';
 import { Daemon, openBlobStore } from './server.js';
 
 const NAME = 's3-content-store';
@@ -94,25 +91,11 @@ async function check(args: string[]): Promise<number> {
   if (!config) return 0;
   process.stdout.write(`settings: ok${config.configFile ? ` (config file ${config.configFile})` : ''}\n`);
   process.stdout.write(`${JSON.stringify(describeConfig(config), null, 2)}\n`);
-  if (!config.s3) {
-    const probe = join(config.root, `.s3cs-check-${process.pid}`);
-    try {
-      await mkdir(config.root, { recursive: true });
-      await writeFile(probe, 'probe');
-      await readFile(probe);
-      await rm(probe);
-    } catch (err) {
-      process.stderr.write(`check failed: local directory ${config.root} is not usable: ${(err as Error).message}\n`);
-      return 1;
-    }
-    process.stdout.write(`store: local directory ${config.root} (no bucket configured): writable\n`);
-    return 0;
-  }
-  const store = new S3BlobStore({ ...config.s3, credentials: config.s3.credentials });
+  const store = await openBlobStore(config, pino({ level: 'silent' }));
   try {
-    const result = await probeBucket(store, config.s3.credentialsFrom);
-    process.stdout.write(`credentials: ${result.credentials}\n`);
-    process.stdout.write(`bucket: ${store.location}: put, head, get and delete of a probe object ok (${result.ms} ms)\n`);
+    const result = await store.check();
+    if (result.credentials) process.stdout.write(`credentials: ${result.credentials}\n`);
+    process.stdout.write(`${result.summary}\n`);
     return 0;
   } catch (err) {
     if (!(err instanceof ProbeError)) throw err;
@@ -143,10 +126,10 @@ async function serve(args: string[]): Promise<number> {
   const logger = pino({ level: config.logLevel, base: { service: NAME } });
   logger.info({ config: describeConfig(config) }, 'configuration');
   const store = await openBlobStore(config, logger);
-  if (store instanceof S3BlobStore && !config.skipCheck) {
+  if (!config.skipCheck) {
     try {
-      const result = await probeBucket(store, config.s3?.credentialsFrom);
-      logger.info({ credentials: result.credentials, ms: result.ms }, 'bucket probe ok');
+      const result = await store.check();
+      logger.info({ credentials: result.credentials, ms: result.ms }, result.summary);
     } catch (err) {
       if (!(err instanceof ProbeError)) throw err;
       logger.fatal({ reason: err.reason }, `bucket probe failed, not serving (--skip-check serves anyway): ${err.message}`);

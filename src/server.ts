@@ -22,21 +22,7 @@ export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 export async function openBlobStore(config: Config, logger: Logger): Promise<BlobStore> {
   if (config.s3) {
-    const store = new S3BlobStore({
-      credentials: config.s3.credentials,
-      bucket: config.s3.bucket,
-      region: config.s3.region,
-      endpoint: config.s3.endpoint,
-      usePathStyle: config.s3.usePathStyle,
-      prefix: config.s3.prefix,
-      blobsPrefix: config.s3.blobsPrefix,
-      manifestsPrefix: config.s3.manifestsPrefix,
-      metadataPrefix: config.s3.metadataPrefix,
-      partSize: config.s3.partSize,
-      uploadParallelism: config.s3.uploadParallelism,
-      maxBuffer: config.s3.maxBuffer,
-      maxAttempts: config.s3.maxAttempts,
-    });
+    const store = new S3BlobStore(config.s3);
     logger.info({ store: store.location }, 'storing content in S3');
     return store;
   }
@@ -91,13 +77,11 @@ export class Daemon {
     server.addService(healthProto.grpc.health.v1.Health.service, health.handlers());
 
     // While S3 does not answer, health checks say NOT_SERVING (the daemon itself stays up).
-    if (store instanceof S3BlobStore) {
-      store.onReachability((up) => {
-        health.setAll(up ? 'SERVING' : 'NOT_SERVING');
-        if (up) logger.info({ store: store.location }, 'S3 answers again');
-        else logger.warn({ store: store.location }, 'S3 is not answering; reporting NOT_SERVING until it does');
-      });
-    }
+    store.onReachability((up) => {
+      health.setAll(up ? 'SERVING' : 'NOT_SERVING');
+      if (up) logger.info({ store: store.location }, 'the store answers again');
+      else logger.warn({ store: store.location }, 'the store is not answering; reporting NOT_SERVING until it does');
+    });
 
     const bound: string[] = [];
     const sockets: string[] = [];

@@ -1,8 +1,7 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { S3BlobStore } from '../src/blobstore/s3.js';
 import { resolveConfig } from '../src/config.js';
-import { digestOf } from '../src/content/digest.js';
+import { digestOf } from '../src/digest.js';
 import { openBlobStore } from '../src/server.js';
 import { getObject, newBucket, randomBlob, s3, startDaemon, useS3Credentials, writeBlob, type TestDaemon } from './support/harness.js';
 
@@ -27,16 +26,16 @@ describe('upload buffer budget, counted per upload', () => {
   it('covers every buffered byte, also when a client sends more than it first declared', async () => {
     useS3Credentials();
     const flags = { bucket: await newBucket(), endpointUrl: s3().endpoint, region: s3().region, partSize: '5MiB' };
-    const store = (await openBlobStore(resolveConfig(flags, {}), pino({ level: 'silent' }))) as S3BlobStore;
+    const store = await openBlobStore(resolveConfig(flags, {}), pino({ level: 'silent' }));
     try {
       const upload = store.createUpload({ sizeHint: 1000 });
       await upload.write(randomBlob(1000));
-      expect(store.budget.inUse).toBe(1000);
+      expect(store.usage().uploadBuffer.inUse).toBe(1000);
       // the declared size was wrong: 3 MiB more arrive, and stay buffered (less than a part)
       await upload.write(randomBlob(3 * 1024 * 1024));
-      expect(store.budget.inUse).toBe(3 * 1024 * 1024 + 1000);
+      expect(store.usage().uploadBuffer.inUse).toBe(3 * 1024 * 1024 + 1000);
       await upload.abort();
-      expect(store.budget.inUse).toBe(0);
+      expect(store.usage().uploadBuffer.inUse).toBe(0);
     } finally {
       await store.close();
     }

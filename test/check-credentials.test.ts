@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials as grpcCredentials } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { digestOf } from '../src/content/digest.js';
+import { digestOf } from '../src/digest.js';
 import { protos } from '../src/grpc/proto.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
 import { call, failure, newBucket, s3, tempDir, writeBlob } from './support/harness.js';

@@ -2,7 +2,7 @@ import { spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { digestOf } from '../src/content/digest.js';
+import { digestOf } from '../src/digest.js';
 import { call, tempDir, WriteSession } from './support/harness.js';
 import { CLI, cleanEnv, contentClient, healthClient, serve as serveChild } from './support/child.js';
 

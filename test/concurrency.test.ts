@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { digestOf } from '../src/content/digest.js';
+import { digestOf } from '../src/digest.js';
 import { getObject, listKeys, newBucket, randomBlob, startDaemon, writeBlob, type TestDaemon } from './support/harness.js';
 
 /** Each writer either stores the blob or is told it already exists; nothing else is acceptable. */

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { digestOf } from '../src/content/digest.js';
+import { digestOf } from '../src/digest.js';
 import { getObject, listKeys, randomBlob, startDaemon, tempDir, type TestDaemon } from './support/harness.js';
 
 const run = promisify(execFile);

@@ -1,6 +1,6 @@
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { digestOf } from '../src/content/digest.js';
+import { digestOf } from '../src/digest.js';
 import { protos } from '../src/grpc/proto.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
 import { call, collect, failure, listKeys, ns, randomBlob, startDaemon, WriteSession, writeBlob, type TestDaemon } from './support/harness.js';

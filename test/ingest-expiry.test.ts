@@ -1,7 +1,7 @@
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { digestOf } from '../src/content/digest.js';
+import { digestOf } from '../src/digest.js';
 import { call, failure, listKeys, newBucket, randomBlob, rawS3, startDaemon, WriteSession } from './support/harness.js';
 
 async function uploadsIn(bucket: string): Promise<string[]> {

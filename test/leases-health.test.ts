@@ -4,7 +4,7 @@ import type { LeasesClient } from '../src/generated/containerd/services/leases/v
 import type { CreateResponse__Output } from '../src/generated/containerd/services/leases/v1/CreateResponse.js';
 import type { ListResponse__Output } from '../src/generated/containerd/services/leases/v1/ListResponse.js';
 import type { ListResourcesResponse__Output } from '../src/generated/containerd/services/leases/v1/ListResourcesResponse.js';
-import { digestOf } from '../src/content/digest.js';
+import { digestOf } from '../src/digest.js';
 import { call, failure, listKeys, ns, randomBlob, startDaemon, WriteSession, writeBlob, type TestDaemon } from './support/harness.js';
 
 describe('Leases on S3', () => {

@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { status } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { digestOf } from '../src/content/digest.js';
+import { digestOf } from '../src/digest.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
 import { contentClient, serve, type ServingChild } from './support/child.js';
 import {

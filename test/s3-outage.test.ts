@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { status } from '@grpc/grpc-js';
 import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { digestOf } from '../src/content/digest.js';
+import { digestOf } from '../src/digest.js';
 import { call, failure, randomBlob, s3, startDaemon, tempDir, WriteSession, type TestDaemon } from './support/harness.js';
 
 const SCRIPT = new URL('../scripts/swift-s3.sh', import.meta.url).pathname;

@@ -2,10 +2,13 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { basename, dirname, join, relative, sep } from 'node:path';
-import { isValidDigest } from '../content/digest.js';
+import { isValidDigest } from '../digest.js';
 import { failedPrecondition, notFound } from '../errors.js';
+import { ProbeError } from './probe-error.js';
 import type {
   BlobEntry,
+  CheckResult,
+  StoreUsage,
   BlobStat,
   BlobStore,
   Checkpoint,
@@ -208,6 +211,35 @@ export class FsBlobStore implements BlobStore {
     };
     await walk(this.docsDir);
     for (const key of keys.sort()) if (key.startsWith(prefix)) yield key;
+  }
+
+  uploadIdentity(handle: UploadHandle): string {
+    return typeof handle.file === 'string' ? handle.file : JSON.stringify(handle);
+  }
+
+  /** A local directory does not come and go: nothing to report. */
+  onReachability(): void {}
+
+  /** Uploads go straight to files; nothing is buffered or read ahead in memory. */
+  usage(): StoreUsage {
+    return { uploadBuffer: { inUse: 0, limit: 0 }, readAhead: { inUse: 0, limit: 0 } };
+  }
+
+  async check(): Promise<CheckResult> {
+    const started = performance.now();
+    const probe = join(this.root, `.s3cs-check-${process.pid}`);
+    try {
+      await mkdir(this.root, { recursive: true });
+      await writeFile(probe, 'probe');
+      await readFile(probe);
+      await rm(probe);
+    } catch (err) {
+      throw new ProbeError('failed', `local directory ${this.root} is not usable: ${(err as Error).message}`);
+    }
+    return {
+      summary: `store: local directory ${this.root} (no bucket configured): writable`,
+      ms: Math.round(performance.now() - started),
+    };
   }
 
   async close(): Promise<void> {}

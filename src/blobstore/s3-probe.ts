@@ -1,26 +1,7 @@
 import { hostname } from 'node:os';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
 import type { S3BlobStore } from './s3.js';
-
-export type ProbeFailure =
-  | 'no-credentials'
-  | 'no-such-bucket'
-  | 'access-denied'
-  | 'signature-mismatch'
-  | 'unknown-access-key'
-  | 'wrong-region'
-  | 'unreachable'
-  | 'failed';
-
-export class ProbeError extends Error {
-  override name = 'ProbeError';
-  constructor(
-    readonly reason: ProbeFailure,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+import { ProbeError } from './probe-error.js';
 
 /** Names the provider that supplied the credentials, from the SDK's own record of it. */
 const SOURCES: [RegExp, string][] = [

@@ -24,10 +24,14 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { StoreError, failedPrecondition, notFound, unavailable } from '../errors.js';
 import { ByteBudget } from './budget.js';
 import { PartBuffers } from './part-buffers.js';
-import { Lru } from './lru.js';
-import { isValidDigest } from '../content/digest.js';
+import { LRUCache } from 'lru-cache';
+import { isValidDigest } from '../digest.js';
+import type { S3StoreOptions } from './s3/options.js';
+import { probeBucket } from './s3-probe.js';
 import type {
   BlobEntry,
+  CheckResult,
+  StoreUsage,
   BlobStat,
   BlobStore,
   Checkpoint,
@@ -37,26 +41,6 @@ import type {
   UploadHandle,
   UploadOptions,
 } from './types.js';
-
-export interface S3StoreOptions {
-  /** Static keys from the daemon's config file; when absent, the SDK default chain of this process. */
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string | undefined } | undefined;
-  bucket: string;
-  region: string;
-  endpoint?: string | undefined;
-  usePathStyle?: boolean | undefined;
-  prefix: string;
-  blobsPrefix: string;
-  manifestsPrefix: string;
-  metadataPrefix: string;
-  /** Multipart part size in bytes; blobs smaller than one part go up in a single PUT. */
-  partSize: number;
-  /** Parts of one upload in flight at once. */
-  uploadParallelism: number;
-  /** Bytes all uploads together may buffer (default 256 MiB). */
-  maxBuffer?: number | undefined;
-  maxAttempts?: number | undefined;
-}
 
 /** The first buffer of an upload of unknown size; it doubles as the blob turns out larger. */
 const MIN_PART_BUFFER = 256 * 1024;
@@ -89,11 +73,13 @@ export function createS3Client(options: S3StoreOptions): S3Client {
   });
 }
 
+export type { S3StoreOptions };
+
 export class S3BlobStore implements BlobStore {
   readonly location: string;
   readonly client: S3Client;
   /** Size and age of blobs known to exist (bounded; entries expire so outside deletes show). */
-  private readonly stats = new Lru<string, BlobStat>(100_000, 10 * 60_000);
+  private readonly stats = new LRUCache<string, BlobStat>({ max: 100_000, ttl: 10 * 60_000 });
   private readonly readers = new ParkedReads(64, 10_000);
   /** 1 MiB (one proxy Read) ahead per parked response, 32 MiB for all of them. */
   private readonly readAhead = new ReadAheadBudget(1024 * 1024, 32 * 1024 * 1024);
@@ -324,6 +310,26 @@ export class S3BlobStore implements BlobStore {
   async *listDocs(prefix: string): AsyncIterable<string> {
     const base = this.docKey('');
     for await (const obj of this.listKeys(base + prefix)) yield obj.key.slice(base.length);
+  }
+
+  uploadIdentity(handle: UploadHandle): string {
+    return typeof handle.uploadId === 'string' ? handle.uploadId : JSON.stringify(handle);
+  }
+
+  usage(): StoreUsage {
+    return {
+      uploadBuffer: { inUse: this.budget.inUse, limit: this.budget.limit },
+      readAhead: { inUse: this.readAhead.used, limit: this.readAhead.total },
+    };
+  }
+
+  async check(): Promise<CheckResult> {
+    const result = await probeBucket(this, this.options.credentialsFrom);
+    return {
+      credentials: result.credentials,
+      summary: `bucket: ${this.location}: put, head, get and delete of a probe object ok (${result.ms} ms)`,
+      ms: result.ms,
+    };
   }
 
   /** Called with false when S3 stops answering, and with true once it answers again. */

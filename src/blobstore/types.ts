@@ -64,7 +64,34 @@ export interface BlobStore {
   /** Keys (relative to the metadata prefix) that start with `prefix`, in key order. */
   listDocs(prefix: string): AsyncIterable<string>;
 
+  /** What identifies an upload's stored bytes: the same for every checkpoint of one upload. */
+  uploadIdentity(handle: UploadHandle): string;
+  /** Called with false when the store stops answering, and with true once it answers again. */
+  onReachability(listener: (up: boolean) => void): void;
+  /** Memory the store holds on clients' behalf, against its limits. */
+  usage(): StoreUsage;
+  /**
+   * Proves the store usable before it serves: for S3, that credentials resolve and the bucket
+   * takes a probe object. Throws a ProbeError with a plain reason when it is not.
+   */
+  check(): Promise<CheckResult>;
+
   close(): Promise<void>;
+}
+
+export interface StoreUsage {
+  /** Bytes of upload buffers in use, and how many all uploads together may hold. */
+  readonly uploadBuffer: { readonly inUse: number; readonly limit: number };
+  /** Bytes parked reads have read ahead, and how many they may hold together. */
+  readonly readAhead: { readonly inUse: number; readonly limit: number };
+}
+
+export interface CheckResult {
+  /** Where the credentials came from (shortened key id, never a secret); stores without any omit it. */
+  readonly credentials?: string | undefined;
+  /** One line saying what was proven. */
+  readonly summary: string;
+  readonly ms: number;
 }
 
 export interface UploadOptions {

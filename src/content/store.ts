@@ -4,11 +4,12 @@ import { alreadyExists, failedPrecondition, invalidArgument, notFound, outOfRang
 import { validateLabels, type Labels } from '../labels.js';
 import { Documents, docKeys } from '../metadata/documents.js';
 import { validateNamespace } from '../namespaces.js';
-import { newRunningHash, parseDigest, type RunningHash } from './digest.js';
+import { parseDigest } from '../digest.js';
+import { newRunningHash, type RunningHash } from './running-hash.js';
 import { HashWorkers } from './hash-workers.js';
-import { parseFilters, type FieldLookup } from './filters.js';
+import { parseFilters, type FieldLookup } from '../filters.js';
 import { validateRef } from './refs.js';
-import { Lru } from '../blobstore/lru.js';
+import { LRUCache } from 'lru-cache';
 
 export interface ContentInfo {
   digest: string;
@@ -136,7 +137,7 @@ export class ContentStore {
    * cost a GET every time. Entries expire after a short while, which bounds how long a label
    * change made through another daemon sharing the bucket can go unseen here.
    */
-  private readonly records = new Lru<string, { value: ContentRecord | undefined }>(50_000, RECORD_CACHE_MS);
+  private readonly records = new LRUCache<string, { value: ContentRecord | undefined }>({ max: 50_000, ttl: RECORD_CACHE_MS });
 
   constructor(
     readonly blobs: BlobStore,
@@ -174,14 +175,14 @@ export class ContentStore {
     const owned = new Set<string>();
     for (const ingest of this.ingests.values()) {
       const handle = ingest.upload.handle();
-      if (handle) owned.add(uploadIdentity(handle));
+      if (handle) owned.add(this.blobs.uploadIdentity(handle));
     }
     const prefix = docKeys.namespacesPrefix();
     for await (const nsKey of this.docs.list(prefix)) {
       const ns = nsKey.slice(prefix.length);
       for await (const { value } of this.docs.readAll<IngestRecord>(docKeys.ingestsPrefix(ns))) {
         if (new Date(value.updatedAt).getTime() >= cutoff || this.ingests.has(scopedKey(ns, value.ref))) {
-          if (value.upload) owned.add(uploadIdentity(value.upload));
+          if (value.upload) owned.add(this.blobs.uploadIdentity(value.upload));
           continue;
         }
         await this.dropRecord(ns, value);
@@ -192,7 +193,7 @@ export class ContentStore {
     // The grace covers an upload started a moment ago whose record is still on its way. Under
     // blob keys BuildKit's own uploads appear too: only ones older than any ingest may live go.
     for await (const upload of this.blobs.listUploads()) {
-      if (owned.has(uploadIdentity(upload.handle))) continue;
+      if (owned.has(this.blobs.uploadIdentity(upload.handle))) continue;
       const grace = upload.staging ? this.orphanUploadGraceMs : Math.max(this.orphanUploadGraceMs, this.ingestExpiryMs);
       if (upload.startedAt.getTime() >= now - grace) continue;
       await this.blobs.discardUpload(upload.handle);
@@ -781,12 +782,6 @@ function ingestRecord(ingest: Ingest): IngestRecord {
     ...(handle ? { upload: handle } : {}),
     ...(resumable ? { hash: { algorithm: ingest.hasher.algorithm, state: Buffer.from(resumable.state).toString('base64') } } : {}),
   };
-}
-
-/** What identifies an upload's stored bytes across handles of different checkpoints. */
-function uploadIdentity(handle: UploadHandle): string {
-  const id = handle.uploadId ?? handle.file;
-  return typeof id === 'string' ? id : JSON.stringify(handle);
 }
 
 function statusOf(ingest: Ingest): IngestStatus {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { CacheRecordsHandlers } from '../generated/s3cs/records/v1/CacheRecords.js';
 import type { RecordStore } from '../records/store.js';
-import { parseDigest } from '../content/digest.js';
+import { parseDigest } from '../digest.js';
 import { unary } from './calls.js';
 import { toTimestamp } from './proto.js';
 

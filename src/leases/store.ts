@@ -4,7 +4,7 @@ import { alreadyExists, invalidArgument, notFound } from '../errors.js';
 import { validateLabels, type Labels } from '../labels.js';
 import { Documents, docKeys } from '../metadata/documents.js';
 import { validateNamespace } from '../namespaces.js';
-import { parseFilters } from '../content/filters.js';
+import { parseFilters } from '../filters.js';
 
 export interface LeaseResource {
   id: string;

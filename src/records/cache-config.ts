@@ -1,4 +1,4 @@
-import { isValidDigest } from '../content/digest.js';
+import { isValidDigest } from '../digest.js';
 import { invalidArgument } from '../errors.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { BlobStore, RecordEntry } from '../blobstore/types.js';
-import { digestOf } from '../content/digest.js';
+import { digestOf } from '../digest.js';
 import { failedPrecondition, invalidArgument, notFound } from '../errors.js';
 import { layerBlobs, validateCacheConfig } from './cache-config.js';
 import { validateRecordName } from './names.js';

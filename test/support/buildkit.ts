@@ -1,4 +1,4 @@
-import { digestOf } from '../../src/content/digest.js';
+import { digestOf } from '../../src/digest.js';
 
 /**
  * A cache config shaped as BuildKit's s3 exporter writes it (CacheConfig marshalled by Go's

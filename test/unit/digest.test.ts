@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { digestOf, parseDigest } from '../../src/content/digest.js';
+import { digestOf, parseDigest } from '../../src/digest.js';
 import { isStoreError } from '../../src/errors.js';
 
 const hex64 = 'a'.repeat(64);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseFilter, parseFilters } from '../../src/content/filters.js';
+import { parseFilter, parseFilters } from '../../src/filters.js';
 import { isStoreError } from '../../src/errors.js';
 
 const object = (fields: Record<string, string>) => (path: readonly string[]) => fields[path.join('.')];

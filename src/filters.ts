@@ -1,4 +1,4 @@
-import { invalidArgument } from '../errors.js';
+import { invalidArgument } from './errors.js';
 
 /**
  * containerd's filter language (as `ctr content ls` and `ctr content active` send it):

@@ -1,0 +1,22 @@
+/** What the S3 store takes: the bucket, its key layout, and the limits of its uploads. */
+export interface S3StoreOptions {
+  /** Static keys from the daemon's config file; when absent, the SDK default chain of this process. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string | undefined } | undefined;
+  /** Where `credentials` came from, for messages (they never name a secret). */
+  credentialsFrom?: string | undefined;
+  bucket: string;
+  region: string;
+  endpoint?: string | undefined;
+  usePathStyle?: boolean | undefined;
+  prefix: string;
+  blobsPrefix: string;
+  manifestsPrefix: string;
+  metadataPrefix: string;
+  /** Multipart part size in bytes; blobs smaller than one part go up in a single PUT. */
+  partSize: number;
+  /** Parts of one upload in flight at once. */
+  uploadParallelism: number;
+  /** Bytes all uploads together may buffer (default 256 MiB). */
+  maxBuffer?: number | undefined;
+  maxAttempts?: number | undefined;
+}

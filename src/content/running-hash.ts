@@ -1,0 +1,32 @@
+import { newHasher } from '../digest.js';
+
+/**
+ * A digest computed as bytes arrive. The resumable kind (see hash-workers.ts) can save its
+ * state, so an ingest whose bytes already sit in the bucket can be continued after a restart
+ * (by this daemon or another sharing the bucket) without reading those bytes back: S3 cannot
+ * read the parts of an uncompleted multipart upload. Node's own hash is four times faster but
+ * cannot be saved, so it serves ingests stored in one piece at commit, which have nothing to resume.
+ */
+export interface RunningHash {
+  readonly algorithm: string;
+  /** Resolves once the hash can take more; waiting here is back-pressure. */
+  update(data: Uint8Array): void | Promise<void>;
+  /** `<algorithm>:<hex>` of everything so far; more data may follow. */
+  digest(): Promise<string>;
+  /** The state to continue from, or undefined when this kind cannot be saved. */
+  save(): Promise<Uint8Array | undefined>;
+  close(): void;
+}
+
+export function newRunningHash(algorithm = 'sha256'): RunningHash {
+  const hash = newHasher(algorithm);
+  return {
+    algorithm,
+    update: (data) => void hash.update(data),
+    // copy(): the running hash stays open for more data
+    digest: async () => `${algorithm}:${hash.copy().digest('hex')}`,
+    save: async () => undefined,
+    close: () => undefined,
+  };
+}
+
