@@ -27,6 +27,25 @@ describe('filters', () => {
     expect(parseFilter('labels.tier~=/^s.*/').matches(item)).toBe(false);
   });
 
+  it('runs a pattern that backtracking engines take hours on in linear time', () => {
+    // With V8's RegExp this pattern, against this digest, backtracks for hours.
+    const digest = `sha256:${'a'.repeat(64)}`;
+    const started = performance.now();
+    expect(parseFilter('digest~=^sha256:([0-9a-f]+)+x$').matches(object({ digest }))).toBe(false);
+    expect(performance.now() - started).toBeLessThan(10_000);
+  });
+
+  it('does not echo a huge filter whole in its refusal', () => {
+    let caught: unknown;
+    try {
+      parseFilter(`labels.${'x'.repeat(100_000)}=bad`);
+    } catch (err) {
+      caught = err;
+    }
+    expect(isStoreError(caught, 'invalid-argument')).toBe(true);
+    expect((caught as Error).message.length).toBeLessThan(400);
+  });
+
   it('reads quoted field names containing dots and slashes', () => {
     expect(parseFilter('labels."containerd.io/gc.root"==yes').matches(item)).toBe(true);
   });
@@ -54,6 +73,10 @@ describe('filters', () => {
     ['labels.tier==', 'expected a value'],
     [',', 'expected a field name'],
     ['labels.tier===x', 'unsupported operator "==="'],
+    // RE2's syntax, as containerd's Go regexp: no backreferences, no look-around
+    ['labels.tier~=(a)\\1', 'invalid escape sequence'],
+    ['labels.tier~=(?=a)', 'invalid or unsupported Perl syntax'],
+    [`labels.tier~=${'a'.repeat(1025)}`, 'longer than the 1024 allowed'],
   ])('refuses %j with InvalidArgument (%s)', (input, message) => {
     let caught: unknown;
     try {
