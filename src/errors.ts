@@ -7,6 +7,7 @@ export type ErrorKind =
   | 'not-found'
   | 'already-exists'
   | 'failed-precondition'
+  | 'permission-denied'
   | 'unavailable'
   | 'out-of-range'
   | 'data-loss'
@@ -33,6 +34,9 @@ export const failedPrecondition = (message: string) => new StoreError('failed-pr
 export const unavailable = (message: string, cause?: unknown) =>
   new StoreError('unavailable', message, { cause });
 export const outOfRange = (message: string) => new StoreError('out-of-range', message);
+export const resourceExhausted = (message: string) => new StoreError('resource-exhausted', message);
+export const permissionDenied = (message: string, cause?: unknown) =>
+  new StoreError('permission-denied', message, { cause });
 
 export function isStoreError(err: unknown, kind?: ErrorKind): err is StoreError {
   return err instanceof StoreError && (kind === undefined || err.kind === kind);

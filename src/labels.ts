@@ -23,3 +23,11 @@ export function validateLabels(labels: Labels, subject: string): Labels {
   }
   return labels;
 }
+
+/**
+ * A label's value, own keys only: a client's key like `constructor` or `__proto__` must never
+ * find something on Object.prototype.
+ */
+export function labelValue(labels: Labels, key: string): string | undefined {
+  return Object.hasOwn(labels, key) ? labels[key] : undefined;
+}

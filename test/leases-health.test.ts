@@ -5,7 +5,7 @@ import type { CreateResponse__Output } from '../src/generated/containerd/service
 import type { ListResponse__Output } from '../src/generated/containerd/services/leases/v1/ListResponse.js';
 import type { ListResourcesResponse__Output } from '../src/generated/containerd/services/leases/v1/ListResourcesResponse.js';
 import { digestOf } from '../src/digest.js';
-import { call, failure, listKeys, ns, randomBlob, startDaemon, WriteSession, writeBlob, type TestDaemon } from './support/harness.js';
+import { call, failure, listKeys, ns, putObject, randomBlob, startDaemon, WriteSession, writeBlob, type TestDaemon } from './support/harness.js';
 
 describe('Leases on S3', () => {
   let d: TestDaemon;
@@ -72,6 +72,63 @@ describe('Leases on S3', () => {
     expect(err.code).toBe(status.NOT_FOUND);
     expect(err.details).toContain('no-such-lease');
     expect(await listKeys(d.bucket!, 'blobs/')).not.toContain(`blobs/${digestOf(data)}`);
+  });
+
+  it('keeps every resource that parallel commits add under one lease', async () => {
+    // BuildKit commits a build's layers in parallel under one lease.
+    await call(leases, 'Create', { id: 'parallel-build' });
+    const md = ns();
+    md.set('containerd-lease', 'parallel-build');
+    const written = await Promise.all(
+      Array.from({ length: 24 }, (_, i) => writeBlob(d.content(), `parallel-${i}`, randomBlob(100 + i), { metadata: md })),
+    );
+    const res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'parallel-build' });
+    expect(res.resources.map((r) => r.id).sort()).toEqual(written.map((w) => w.digest).sort());
+  });
+
+  it('keeps every resource that parallel AddResource calls add', async () => {
+    await call(leases, 'Create', { id: 'parallel-adds' });
+    const ids = Array.from({ length: 40 }, (_, i) => `ingest-${i}`);
+    await Promise.all(ids.map((id) => call(leases, 'AddResource', { id: 'parallel-adds', resource: { id, type: 'ingests' } })));
+    const res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'parallel-adds' });
+    expect(res.resources.map((r) => r.id).sort()).toEqual([...ids].sort());
+  });
+
+  it('lists a resource added twice once', async () => {
+    await call(leases, 'Create', { id: 'twice-added' });
+    const resource = { id: 'sha256:' + 'a'.repeat(64), type: 'content' };
+    await call(leases, 'AddResource', { id: 'twice-added', resource });
+    await call(leases, 'AddResource', { id: 'twice-added', resource });
+    const res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'twice-added' });
+    expect(res.resources).toEqual([resource]);
+  });
+
+  it('still lists the resources of a lease recorded in the older one-document form', async () => {
+    const legacy = { id: 'legacy-lease', createdAt: new Date().toISOString(), labels: {}, resources: [{ id: 'old-ingest', type: 'ingests' }] };
+    await putObject(d.bucket!, 's3cs/v1/ns/test/leases/legacy-lease', Buffer.from(JSON.stringify(legacy)));
+    await call(leases, 'AddResource', { id: 'legacy-lease', resource: { id: 'new-ingest', type: 'ingests' } });
+    let res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'legacy-lease' });
+    expect(res.resources).toEqual([
+      { id: 'new-ingest', type: 'ingests' },
+      { id: 'old-ingest', type: 'ingests' },
+    ]);
+    await call(leases, 'DeleteResource', { id: 'legacy-lease', resource: { id: 'old-ingest', type: 'ingests' } });
+    res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'legacy-lease' });
+    expect(res.resources).toEqual([{ id: 'new-ingest', type: 'ingests' }]);
+  });
+
+  it('removes a deleted lease\'s resources from the bucket', async () => {
+    await call(leases, 'Create', { id: 'with-leftovers' });
+    await call(leases, 'AddResource', { id: 'with-leftovers', resource: { id: 'ingest-x', type: 'ingests' } });
+    expect(await listKeys(d.bucket!, 's3cs/v1/ns/test/lease-resources/with-leftovers/')).toHaveLength(1);
+    await call(leases, 'Delete', { id: 'with-leftovers' });
+    expect(await listKeys(d.bucket!, 's3cs/v1/ns/test/lease-resources/with-leftovers/')).toEqual([]);
+  });
+
+  it('does not let a label filter find keys of Object.prototype', async () => {
+    await call(leases, 'Create', { id: 'plain-labels', labels: { team: 'a' } });
+    const listed = await call<object, ListResponse__Output>(leases, 'List', { filters: ['id==plain-labels,labels.constructor'] });
+    expect(listed.leases).toEqual([]);
   });
 
   it('deletes a lease, and answers NotFound for an unknown one', async () => {

@@ -9,6 +9,7 @@ const CODES: Readonly<Record<ErrorKind, status>> = {
   'not-found': status.NOT_FOUND,
   'already-exists': status.ALREADY_EXISTS,
   'failed-precondition': status.FAILED_PRECONDITION,
+  'permission-denied': status.PERMISSION_DENIED,
   unavailable: status.UNAVAILABLE,
   'out-of-range': status.OUT_OF_RANGE,
   'data-loss': status.DATA_LOSS,

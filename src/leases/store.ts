@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { BlobStore } from '../blobstore/types.js';
-import { alreadyExists, invalidArgument, notFound } from '../errors.js';
-import { validateLabels, type Labels } from '../labels.js';
-import { Documents, docKeys } from '../metadata/documents.js';
+import { alreadyExists, invalidArgument, notFound, resourceExhausted } from '../errors.js';
+import { labelValue, validateLabels, type Labels } from '../labels.js';
+import { Documents, docKeys, encodeSegment } from '../metadata/documents.js';
 import { validateNamespace } from '../namespaces.js';
 import { parseFilters } from '../filters.js';
 
@@ -21,17 +22,29 @@ interface LeaseRecord {
   id: string;
   createdAt: string;
   labels: Labels;
-  resources: LeaseResource[];
+  /** Only in records written before each resource had a document of its own. */
+  resources?: LeaseResource[];
 }
 
 const LEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,75}$/;
+/** Resources one lease may hold; BuildKit holds one per blob, snapshot and ingest of a build. */
+export const MAX_LEASE_RESOURCES = 10_000;
+/** Leases one List may answer with; past it the client is told to filter. */
+export const MAX_LISTED_LEASES = 10_000;
+/** Encoded bytes of a resource's type and id, so its key stays far below S3's 1,024 bytes. */
+const MAX_RESOURCE_TYPE_BYTES = 128;
+const MAX_RESOURCE_ID_BYTES = 512;
 
 /**
  * containerd's leases, kept per namespace in the bucket so every daemon sharing it sees them.
- * Nothing is collected yet; the records are what a garbage collector will honour.
+ * Each resource is a document of its own: BuildKit commits a build's layers in parallel under
+ * one lease, and a read-modify-write of one document would lose all but one of those adds
+ * (across daemons too, since S3 has no compare-and-swap we may rely on).
  */
 export class LeaseStore {
   private readonly docs: Documents;
+  /** Resources per lease as last counted here, so adding one does not list them all. */
+  private readonly counts = new LRUCache<string, { n: number }>({ max: 10_000 });
 
   constructor(blobs: BlobStore) {
     this.docs = new Documents(blobs);
@@ -43,14 +56,17 @@ export class LeaseStore {
     validateLabels(labels, `lease ${leaseId}`);
     const key = docKeys.lease(ns, leaseId);
     if (await this.docs.read(key)) throw alreadyExists(`lease ${JSON.stringify(leaseId)}: already exists`);
-    const record: LeaseRecord = { id: leaseId, createdAt: new Date().toISOString(), labels: { ...labels }, resources: [] };
+    const record: LeaseRecord = { id: leaseId, createdAt: new Date().toISOString(), labels: { ...labels } };
     await this.docs.write(key, record);
     return toLease(record);
   }
 
   async delete(ns: string, id: string): Promise<void> {
     await this.load(ns, id);
+    // The lease goes first: from then on nothing counts its resources as held.
     await this.docs.remove(docKeys.lease(ns, id));
+    for await (const key of this.docs.list(docKeys.leaseResourcesPrefix(ns, id))) await this.docs.remove(key);
+    this.counts.delete(scoped(ns, id));
   }
 
   async list(ns: string, filters: readonly string[]): Promise<Lease[]> {
@@ -60,10 +76,14 @@ export class LeaseStore {
     for await (const { value } of this.docs.readAll<LeaseRecord>(docKeys.leasesPrefix(ns))) {
       const matches = filter.matches((path) => {
         if (path.length === 1 && path[0] === 'id') return value.id;
-        if (path.length >= 2 && path[0] === 'labels') return value.labels[path.slice(1).join('.')];
+        if (path.length >= 2 && path[0] === 'labels') return labelValue(value.labels, path.slice(1).join('.'));
         return undefined;
       });
-      if (matches) out.push(toLease(value));
+      if (!matches) continue;
+      if (out.length >= MAX_LISTED_LEASES) {
+        throw resourceExhausted(`namespace ${ns} has more than ${MAX_LISTED_LEASES} matching leases; narrow the list with a filter`);
+      }
+      out.push(toLease(value));
     }
     return out;
   }
@@ -74,23 +94,54 @@ export class LeaseStore {
   }
 
   async addResource(ns: string, id: string, resource: LeaseResource): Promise<void> {
-    checkResource(resource);
+    const key = resourceKey(ns, id, resource);
     const record = await this.load(ns, id);
-    if (record.resources.some((r) => r.id === resource.id && r.type === resource.type)) return;
-    record.resources.push({ id: resource.id, type: resource.type });
-    await this.docs.write(docKeys.lease(ns, id), record);
+    const count = await this.count(ns, id, record);
+    if (count.n >= MAX_LEASE_RESOURCES) {
+      throw resourceExhausted(`lease ${JSON.stringify(id)} holds ${MAX_LEASE_RESOURCES} resources, the most one lease may hold`);
+    }
+    // Adding one twice writes the same document again, as containerd's add is idempotent.
+    await this.docs.write(key, {});
+    count.n++;
   }
 
   async deleteResource(ns: string, id: string, resource: LeaseResource): Promise<void> {
-    checkResource(resource);
+    const key = resourceKey(ns, id, resource);
     const record = await this.load(ns, id);
-    const kept = record.resources.filter((r) => !(r.id === resource.id && r.type === resource.type));
-    if (kept.length === record.resources.length) return;
-    await this.docs.write(docKeys.lease(ns, id), { ...record, resources: kept });
+    await this.docs.remove(key);
+    const legacy = record.resources ?? [];
+    const kept = legacy.filter((r) => !(r.id === resource.id && r.type === resource.type));
+    if (kept.length !== legacy.length) await this.docs.write(docKeys.lease(ns, id), { ...record, resources: kept });
+    this.counts.delete(scoped(ns, id));
   }
 
+  /** In key order: by type, then id, as containerd's own store lists them. */
   async listResources(ns: string, id: string): Promise<LeaseResource[]> {
-    return (await this.load(ns, id)).resources;
+    const record = await this.load(ns, id);
+    const found = new Map<string, LeaseResource>();
+    for (const r of record.resources ?? []) found.set(`${r.type}\0${r.id}`, { id: r.id, type: r.type });
+    const prefix = docKeys.leaseResourcesPrefix(ns, id);
+    for await (const key of this.docs.list(prefix)) {
+      const [type, rid] = key.slice(prefix.length).split('/').map(decodeURIComponent);
+      if (type === undefined || rid === undefined) continue;
+      found.set(`${type}\0${rid}`, { id: rid, type });
+      if (found.size > MAX_LEASE_RESOURCES) break;
+    }
+    this.counts.set(scoped(ns, id), { n: found.size });
+    return [...found.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .slice(0, MAX_LEASE_RESOURCES)
+      .map(([, r]) => r);
+  }
+
+  private async count(ns: string, id: string, record: LeaseRecord): Promise<{ n: number }> {
+    const known = this.counts.get(scoped(ns, id));
+    if (known) return known;
+    let n = record.resources?.length ?? 0;
+    for await (const _ of this.docs.list(docKeys.leaseResourcesPrefix(ns, id))) if (++n > MAX_LEASE_RESOURCES) break;
+    const count = { n };
+    this.counts.set(scoped(ns, id), count);
+    return count;
   }
 
   private async load(ns: string, id: string): Promise<LeaseRecord> {
@@ -102,13 +153,27 @@ export class LeaseStore {
   }
 }
 
+function scoped(ns: string, id: string): string {
+  return `${ns}\0${id}`;
+}
+
 function checkId(id: string): string {
   if (!LEASE_ID.test(id)) throw invalidArgument(`lease id ${JSON.stringify(id.slice(0, 100))}: invalid`);
   return id;
 }
 
-function checkResource(resource: LeaseResource): void {
+/** The resource's document key, after its limits are checked on the encoded form the key holds. */
+function resourceKey(ns: string, id: string, resource: LeaseResource): string {
+  validateNamespace(ns);
+  checkId(id);
   if (resource.id === '' || resource.type === '') throw invalidArgument('lease resource needs an id and a type');
+  const type = Buffer.byteLength(encodeSegment(resource.type));
+  const rid = Buffer.byteLength(encodeSegment(resource.id));
+  if (type > MAX_RESOURCE_TYPE_BYTES) {
+    throw invalidArgument(`lease resource type is ${type} bytes encoded, more than ${MAX_RESOURCE_TYPE_BYTES}`);
+  }
+  if (rid > MAX_RESOURCE_ID_BYTES) throw invalidArgument(`lease resource id is ${rid} bytes encoded, more than ${MAX_RESOURCE_ID_BYTES}`);
+  return docKeys.leaseResource(ns, id, resource.type, resource.id);
 }
 
 function toLease(record: LeaseRecord): Lease {

@@ -7,10 +7,21 @@ import type { BlobStore } from '../blobstore/types.js';
  *   v1/namespaces/<ns>                     a namespace that holds something
  *   v1/ns/<ns>/content/<digest>            a blob's membership of <ns>: size, times, labels
  *   v1/ns/<ns>/ingests/<encoded ref>       an ingest with durable bytes (for status and cleanup)
- *   v1/ns/<ns>/leases/<encoded id>         a lease and its resources
+ *   v1/ns/<ns>/leases/<encoded id>         a lease: id, creation time, labels (resources, in
+ *                                          documents written before resources had their own)
+ *   v1/ns/<ns>/lease-resources/<encoded id>/<encoded type>/<encoded resource id>
+ *                                          one resource of a lease (empty)
  *
  * Refs and lease ids are URI-encoded, so no client string can add a path segment.
  */
+/**
+ * One key segment from a client's string: URI-encoded, dots included, so that no segment is
+ * `.` or `..` or ends like the local store's temporary files.
+ */
+export function encodeSegment(value: string): string {
+  return encodeURIComponent(value).replace(/\./g, '%2E');
+}
+
 export const docKeys = {
   namespace: (ns: string) => `v1/namespaces/${ns}`,
   namespacesPrefix: () => 'v1/namespaces/',
@@ -20,6 +31,9 @@ export const docKeys = {
   ingestsPrefix: (ns: string) => `v1/ns/${ns}/ingests/`,
   lease: (ns: string, id: string) => `v1/ns/${ns}/leases/${encodeURIComponent(id)}`,
   leasesPrefix: (ns: string) => `v1/ns/${ns}/leases/`,
+  leaseResource: (ns: string, id: string, type: string, resource: string) =>
+    `v1/ns/${ns}/lease-resources/${encodeSegment(id)}/${encodeSegment(type)}/${encodeSegment(resource)}`,
+  leaseResourcesPrefix: (ns: string, id: string) => `v1/ns/${ns}/lease-resources/${encodeSegment(id)}/`,
 };
 
 export class Documents {
