@@ -7,7 +7,7 @@ import { invalidArgument } from '../errors.js';
  * BuildKit's importer relies on is checked; unknown fields pass through untouched, since the
  * stored bytes are always exactly the bytes given.
  */
-export function validateCacheConfig(body: Buffer): { blobs: string[] } {
+export function validateCacheConfig(body: Buffer, maxLayers: number): { blobs: string[] } {
   let doc: unknown;
   try {
     // JSON.parse already refuses trailing data, as BuildKit's importer does.
@@ -18,6 +18,7 @@ export function validateCacheConfig(body: Buffer): { blobs: string[] } {
   if (!isObject(doc)) throw invalidArgument('cache config must be a JSON object with "layers" and "records"');
   const layers = optionalArray(doc, 'layers', 'cache config');
   const records = optionalArray(doc, 'records', 'cache config');
+  if (layers.length > maxLayers) throw invalidArgument(`cache config names ${layers.length} layers, at most ${maxLayers} allowed`);
 
   const blobs: string[] = [];
   layers.forEach((layer, i) => {

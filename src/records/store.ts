@@ -1,3 +1,4 @@
+import pMap from 'p-map';
 import type { Logger } from 'pino';
 import type { BlobStore, RecordEntry } from '../blobstore/types.js';
 import { digestOf } from '../digest.js';
@@ -21,6 +22,12 @@ export interface PutConditions {
 }
 
 const MAX_PAGE = 1000;
+/** Names one Put may write the config to (BuildKit's `name` lists a handful). */
+export const MAX_PUT_NAMES = 64;
+/** A cache config's bytes; BuildKit's own for large builds stay within a few MiB. */
+export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+/** Layers one config may name; each one is checked for presence in the store. */
+export const MAX_CONFIG_LAYERS = 10_000;
 const DEFAULT_PAGE = 100;
 /** Blobs checked for presence at once when a record is stored. */
 const PRESENCE_CONCURRENCY = 16;
@@ -48,13 +55,17 @@ export class RecordStore {
   }
 
   async put(names: readonly string[], config: Buffer, conditions: PutConditions = {}): Promise<{ digest: string; size: number }> {
+    if (names.length > MAX_PUT_NAMES) throw invalidArgument(`put names ${names.length} records, at most ${MAX_PUT_NAMES} allowed`);
     const unique = [...new Set(names)].sort();
     if (unique.length === 0) throw invalidArgument('put needs at least one record name');
+    if (config.length > MAX_CONFIG_BYTES) {
+      throw invalidArgument(`cache config of ${config.length} bytes is larger than the ${MAX_CONFIG_BYTES} allowed`);
+    }
     unique.forEach(validateRecordName);
     if (conditions.ifAbsent && conditions.expectedPrevious) {
       throw invalidArgument('if_absent and expected_previous_digest exclude each other');
     }
-    const { blobs } = validateCacheConfig(config);
+    const { blobs } = validateCacheConfig(config, MAX_CONFIG_LAYERS);
     await this.requirePresent(blobs, unique);
     const digest = digestOf(config);
     const conditional = conditions.ifAbsent || Boolean(conditions.expectedPrevious);
@@ -102,12 +113,8 @@ export class RecordStore {
   }
 
   private async requirePresent(blobs: readonly string[], names: readonly string[]): Promise<void> {
-    const missing: string[] = [];
-    for (let i = 0; i < blobs.length; i += PRESENCE_CONCURRENCY) {
-      const batch = blobs.slice(i, i + PRESENCE_CONCURRENCY);
-      const stats = await Promise.all(batch.map((b) => this.blobs.statBlob(b)));
-      batch.forEach((b, k) => stats[k] || missing.push(b));
-    }
+    const stats = await pMap(blobs, (b) => this.blobs.statBlob(b), { concurrency: PRESENCE_CONCURRENCY });
+    const missing = blobs.filter((_, i) => !stats[i]);
     if (missing.length > 0) {
       const shown = missing.slice(0, 10).join(', ') + (missing.length > 10 ? ` and ${missing.length - 10} more` : '');
       throw failedPrecondition(
