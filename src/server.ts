@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { FsBlobStore } from './blobstore/fs.js';
-import { S3BlobStore } from './blobstore/s3.js';
+import { S3BlobStore } from './blobstore/s3/index.js';
 import type { BlobStore } from './blobstore/types.js';
 import { parseAddress, type Config } from './config.js';
 import { ContentStore } from './content/store.js';

@@ -1,7 +1,16 @@
 import { hostname } from 'node:os';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
-import type { S3BlobStore } from './s3.js';
-import { ProbeError } from './probe-error.js';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
+import { ProbeError } from '../probe-error.js';
+
+/** What the probe needs of the store: its client, the bucket, and where probe objects go. */
+export interface ProbeTarget {
+  readonly client: S3Client;
+  readonly bucket: string;
+  readonly region: string;
+  readonly endpoint?: string | undefined;
+  /** The key of a document under the daemon's own metadata prefix. */
+  docKey(name: string): string;
+}
 
 /** Names the provider that supplied the credentials, from the SDK's own record of it. */
 const SOURCES: [RegExp, string][] = [
@@ -29,13 +38,13 @@ function describeSource(identity: { accessKeyId: string; $source?: Record<string
  * put, head, get and delete of a probe object under the daemon's own metadata prefix. Every
  * failure gets its own reason and a message that says what to fix, never a secret.
  */
-export async function probeBucket(store: S3BlobStore, credentialsFrom?: string): Promise<{ credentials: string; key: string; ms: number }> {
-  const { bucket, endpoint, region } = store.options;
+export async function probeBucket(target: ProbeTarget, credentialsFrom?: string): Promise<{ credentials: string; key: string; ms: number }> {
+  const { client, bucket, endpoint, region } = target;
   const where = endpoint ? `${endpoint} (region ${region})` : `region ${region}`;
   const started = performance.now();
   let identity: { accessKeyId: string; $source?: Record<string, unknown> };
   try {
-    identity = await store.client.config.credentials();
+    identity = await client.config.credentials();
   } catch (err) {
     throw new ProbeError(
       'no-credentials',
@@ -43,19 +52,19 @@ export async function probeBucket(store: S3BlobStore, credentialsFrom?: string):
     );
   }
   const credentials = describeSource(identity, credentialsFrom);
-  const key = store.docKey(`check/${hostname()}-${process.pid}-${Date.now()}`);
+  const key = target.docKey(`check/${hostname()}-${process.pid}-${Date.now()}`);
   const body = Buffer.from(`s3-content-store probe ${new Date().toISOString()}\n`);
   let step = 'PUT';
   try {
-    await store.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length }));
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length }));
     step = 'HEAD';
-    await store.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
     step = 'GET';
-    const got = await store.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     const back = Buffer.from(await got.Body!.transformToByteArray());
     if (!back.equals(body)) throw new ProbeError('failed', `bucket ${JSON.stringify(bucket)} at ${where}: the probe object read back different bytes`);
     step = 'DELETE';
-    await store.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+    await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
   } catch (err) {
     if (err instanceof ProbeError) throw err;
     throw classify(err, { bucket, where, step, key, credentials });

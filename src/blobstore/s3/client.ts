@@ -1,0 +1,109 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import {
+  DeleteObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  type $Command,
+  type S3ClientResolvedConfig,
+  type ServiceInputTypes,
+  type ServiceOutputTypes,
+} from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { StoreError } from '../../errors.js';
+import { isMissing, meansUnreachable, translate, type BucketPlace } from './errors.js';
+import type { S3StoreOptions } from './options.js';
+
+export function createS3Client(options: S3StoreOptions): S3Client {
+  const agentOptions = { keepAlive: true, maxSockets: 128 };
+  return new S3Client({
+    region: options.region,
+    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+    // Non-AWS stores (MinIO, Ceph, Swift) want path-style addressing whenever an endpoint is given.
+    forcePathStyle: options.usePathStyle ?? Boolean(options.endpoint),
+    // The SDK's default streams bodies aws-chunked with trailing checksums, which S3-compatible
+    // stores refuse (Swift answers 501); we verify digests ourselves anyway.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: options.maxAttempts ?? 3,
+    // Without keys from the daemon's own config file, the SDK's default provider chain of this
+    // process (env, profiles, web identity, container and instance roles) is the only source;
+    // the SDK refreshes temporary credentials before they expire.
+    requestHandler: new NodeHttpHandler({
+      httpAgent: new HttpAgent(agentOptions),
+      httpsAgent: new HttpsAgent(agentOptions),
+      connectionTimeout: 10_000,
+    }),
+  });
+}
+
+type S3Command<Input extends ServiceInputTypes, Output extends ServiceOutputTypes> = $Command<
+  Input,
+  Output,
+  S3ClientResolvedConfig,
+  ServiceInputTypes,
+  ServiceOutputTypes
+>;
+
+/**
+ * The bucket the store works in, through its client. Failures come back as domain errors
+ * naming the endpoint, bucket and operation; one that means S3 did not answer is also reported
+ * to the `onUnanswered` listeners, so that whoever tracks reachability hears of it.
+ */
+export class S3Bucket {
+  readonly name: string;
+  private readonly unansweredListeners: (() => void)[] = [];
+
+  constructor(
+    /** For calls whose failures are not the store's (probes) or are ignored (best-effort aborts). */
+    readonly client: S3Client,
+    private readonly place: BucketPlace,
+  ) {
+    this.name = place.bucket;
+  }
+
+  /** Called whenever a request failed because S3 did not answer (or answered with a server error). */
+  onUnanswered(listener: () => void): void {
+    this.unansweredListeners.push(listener);
+  }
+
+  async send<Input extends ServiceInputTypes, Output extends ServiceOutputTypes>(
+    command: S3Command<Input, Output>,
+    operation: string,
+  ): Promise<Output> {
+    try {
+      return await this.client.send(command);
+    } catch (err) {
+      throw this.failure(err, operation);
+    }
+  }
+
+  /** As `send`, but undefined when the object (or upload) does not exist. */
+  async sendUnlessMissing<Input extends ServiceInputTypes, Output extends ServiceOutputTypes>(
+    command: S3Command<Input, Output>,
+    operation: string,
+  ): Promise<Output | undefined> {
+    try {
+      return await this.client.send(command);
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw this.failure(err, operation);
+    }
+  }
+
+  /** The domain error for a failed call of `operation`, reported first if S3 did not answer. */
+  failure(err: unknown, operation: string): StoreError {
+    if (meansUnreachable(err)) for (const l of this.unansweredListeners) l();
+    return translate(err, operation, this.place);
+  }
+
+  async put(key: string, body: Buffer): Promise<void> {
+    await this.send(new PutObjectCommand({ Bucket: this.name, Key: key, Body: body, ContentLength: body.length }), `PUT ${key}`);
+  }
+
+  /** Deleting what is not there is no failure. */
+  async delete(key: string): Promise<void> {
+    await this.sendUnlessMissing(new DeleteObjectCommand({ Bucket: this.name, Key: key }), `DELETE ${key}`);
+  }
+}

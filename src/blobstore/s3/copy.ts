@@ -1,0 +1,68 @@
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  UploadPartCopyCommand,
+  type CompletedPart,
+} from '@aws-sdk/client-s3';
+import type { S3Bucket } from './client.js';
+
+/** S3 refuses single copies of 5 GiB and more; larger objects are copied part by part. */
+const MAX_SINGLE_COPY = 5 * 1024 ** 3;
+const COPY_PART_SIZE = 1024 ** 3;
+
+/** Server-side copy; objects of 5 GiB and more go part by part, as S3 requires. */
+export async function copyObject(
+  s3: S3Bucket,
+  source: string,
+  destination: string,
+  size: number,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  const bucket = s3.name;
+  const client = s3.client;
+  const copySource = `${bucket}/${encodeURIComponent(source).replace(/%2F/g, '/')}`;
+  const replace = metadata ? { MetadataDirective: 'REPLACE' as const, Metadata: metadata } : {};
+  try {
+    if (size < MAX_SINGLE_COPY) {
+      await client.send(new CopyObjectCommand({ Bucket: bucket, Key: destination, CopySource: copySource, ...replace }));
+      return;
+    }
+    const created = await client.send(
+      new CreateMultipartUploadCommand({ Bucket: bucket, Key: destination, ...(metadata ? { Metadata: metadata } : {}) }),
+    );
+    const uploadId = created.UploadId!;
+    try {
+      const parts: CompletedPart[] = [];
+      for (let start = 0, n = 1; start < size; start += COPY_PART_SIZE, n++) {
+        const end = Math.min(start + COPY_PART_SIZE, size) - 1;
+        const out = await client.send(
+          new UploadPartCopyCommand({
+            Bucket: bucket,
+            Key: destination,
+            UploadId: uploadId,
+            PartNumber: n,
+            CopySource: copySource,
+            CopySourceRange: `bytes=${start}-${end}`,
+          }),
+        );
+        parts.push({ PartNumber: n, ETag: out.CopyPartResult?.ETag });
+      }
+      await client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: bucket,
+          Key: destination,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts },
+        }),
+      );
+    } catch (err) {
+      await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: destination, UploadId: uploadId })).catch(() => undefined);
+      throw err;
+    }
+  } catch (err) {
+    // one failure for the whole copy, whichever request of it failed
+    throw s3.failure(err, `COPY ${source} to ${destination}`);
+  }
+}

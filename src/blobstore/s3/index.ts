@@ -1,0 +1,2 @@
+export { S3BlobStore } from './store.js';
+export type { S3StoreOptions } from './options.js';

@@ -1,0 +1,286 @@
+import type { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  paginateListObjectsV2,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { LRUCache } from 'lru-cache';
+import { isValidDigest } from '../../digest.js';
+import { notFound } from '../../errors.js';
+import { ByteBudget } from '../budget.js';
+import { PartBuffers } from '../part-buffers.js';
+import type {
+  BlobEntry,
+  BlobStat,
+  BlobStore,
+  CheckResult,
+  PendingUpload,
+  RecordEntry,
+  StoreUsage,
+  Upload,
+  UploadHandle,
+  UploadOptions,
+} from '../types.js';
+import { S3Bucket, createS3Client } from './client.js';
+import { copyObject } from './copy.js';
+import { isMissing } from './errors.js';
+import { KeyLayout } from './keys.js';
+import { OpenRead, ReadAheadBudget } from './open-read.js';
+import type { S3StoreOptions } from './options.js';
+import { ParkedReads } from './parked-reads.js';
+import { probeBucket, type ProbeTarget } from './probe.js';
+import { Reachability } from './reachability.js';
+import { S3Upload, type UploadContext } from './upload.js';
+
+export class S3BlobStore implements BlobStore {
+  readonly location: string;
+  private readonly s3: S3Bucket;
+  private readonly keys: KeyLayout;
+  /** Size and age of blobs known to exist (bounded; entries expire so outside deletes show). */
+  private readonly stats = new LRUCache<string, BlobStat>({ max: 100_000, ttl: 10 * 60_000 });
+  private readonly readers = new ParkedReads(64, 10_000);
+  /** 1 MiB (one proxy Read) ahead per parked response, 32 MiB for all of them. */
+  private readonly readAhead = new ReadAheadBudget(1024 * 1024, 32 * 1024 * 1024);
+  private readonly reachability: Reachability;
+  private readonly uploads: UploadContext;
+  private readonly probeTarget: ProbeTarget;
+  private readonly credentialsFrom: string | undefined;
+
+  constructor(options: S3StoreOptions, client?: S3Client) {
+    this.s3 = new S3Bucket(client ?? createS3Client(options), options);
+    this.keys = new KeyLayout(options);
+    this.reachability = new Reachability(this.s3);
+    this.uploads = {
+      s3: this.s3,
+      keys: this.keys,
+      budget: new ByteBudget(options.maxBuffer ?? 256 * 1024 ** 2),
+      // enough for one upload's parts to go round
+      parts: new PartBuffers(options.partSize, Math.max(2, options.uploadParallelism)),
+      partSize: options.partSize,
+      uploadParallelism: options.uploadParallelism,
+      remember: (digest, stat) => this.stats.set(digest, stat),
+    };
+    const { bucket, region, endpoint } = options;
+    this.probeTarget = { client: this.s3.client, bucket, region, endpoint, docKey: (name) => this.keys.doc(name) };
+    this.credentialsFrom = options.credentialsFrom;
+    const where = endpoint ? ` at ${endpoint}` : ` in ${region}`;
+    this.location = `s3://${bucket}/${options.prefix}${where}`;
+  }
+
+  async statBlob(digest: string): Promise<BlobStat | undefined> {
+    // Blobs never change once stored, so a positive answer can be reused; a miss never is,
+    // since another writer may store the blob at any moment.
+    const known = this.stats.get(digest);
+    if (known) return known;
+    const stat = await this.head(this.keys.blob(digest));
+    if (stat) this.stats.set(digest, stat);
+    return stat;
+  }
+
+  private async head(key: string): Promise<BlobStat | undefined> {
+    const out = await this.s3.sendUnlessMissing(new HeadObjectCommand({ Bucket: this.s3.name, Key: key }), `HEAD ${key}`);
+    return out && { size: out.ContentLength ?? 0, lastModified: out.LastModified ?? new Date(0) };
+  }
+
+  async readBlob(
+    digest: string,
+    offset: number,
+    length: number,
+    options: { size: number },
+  ): Promise<AsyncIterable<Buffer>> {
+    const end = offset + length;
+    let source = this.readers.take(digest, offset);
+    if (!source) {
+      const key = this.keys.blob(digest);
+      // A read that stops short of the end is likely followed by the next one (containerd's
+      // content proxy turns every ReadAt into its own Read): ask for the rest of the object, so
+      // the next Read can continue on this response instead of paying another round trip.
+      const range = end >= options.size ? `bytes=${offset}-${end - 1}` : `bytes=${offset}-`;
+      // The response may outlive this call, parked for the next Read; a cancelled call closes
+      // it by leaving the iteration early.
+      const out = await this.s3.sendUnlessMissing(new GetObjectCommand({ Bucket: this.s3.name, Key: key, Range: range }), `GET ${key}`);
+      if (!out) {
+        this.stats.delete(digest);
+        throw notFound(`content ${digest}: not found`);
+      }
+      source = new OpenRead(digest, offset, out.Body as Readable, this.readAhead);
+    }
+    const opened = source;
+    return opened.take(length, () => {
+      if (end < options.size) this.readers.park(opened);
+      else opened.close();
+    });
+  }
+
+  async deleteBlob(digest: string): Promise<void> {
+    this.stats.delete(digest);
+    this.readers.drop(digest);
+    await this.s3.delete(this.keys.blob(digest));
+  }
+
+  async *listBlobs(): AsyncIterable<BlobEntry> {
+    for await (const obj of this.listKeys(this.keys.blob(''))) {
+      const digest = this.keys.digestOf(obj.key);
+      // BuildKit's layout has nothing else here, but a bucket is shared space: skip strays.
+      if (!isValidDigest(digest)) continue;
+      yield { digest, size: obj.size, lastModified: obj.lastModified };
+    }
+  }
+
+  createUpload(options: UploadOptions): Upload {
+    return new S3Upload(this.uploads, options);
+  }
+
+  async *listUploads(): AsyncIterable<PendingUpload> {
+    for (const [prefix, staging] of [
+      [this.keys.staging(''), true],
+      [this.keys.blob(''), false],
+    ] as const) {
+      // The SDK has no paginator for ListMultipartUploads (it pages on two markers at once).
+      let keyMarker: string | undefined;
+      let uploadIdMarker: string | undefined;
+      do {
+        const out = await this.s3.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.s3.name,
+            Prefix: prefix,
+            ...(keyMarker ? { KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker } : {}),
+          }),
+          `list multipart uploads under ${prefix}`,
+        );
+        for (const u of out.Uploads ?? []) {
+          if (!u.Key || !u.UploadId) continue;
+          yield { handle: { key: u.Key, uploadId: u.UploadId }, startedAt: u.Initiated ?? new Date(0), staging };
+        }
+        const more = Boolean(out.IsTruncated) && out.NextKeyMarker !== undefined;
+        keyMarker = more ? out.NextKeyMarker : undefined;
+        uploadIdMarker = more ? out.NextUploadIdMarker : undefined;
+      } while (keyMarker);
+    }
+  }
+
+  async discardUpload(handle: UploadHandle): Promise<void> {
+    const { key, uploadId } = handle;
+    if (typeof key !== 'string' || typeof uploadId !== 'string' || !this.keys.isUploadKey(key)) return;
+    await this.s3.sendUnlessMissing(
+      new AbortMultipartUploadCommand({ Bucket: this.s3.name, Key: key, UploadId: uploadId }),
+      `abort multipart upload of ${key}`,
+    );
+  }
+
+  async touchBlob(digest: string, size: number): Promise<void> {
+    const key = this.keys.blob(digest);
+    // As BuildKit does: a self-copy that replaces metadata, which S3 counts as a new write.
+    await copyObject(this.s3, key, key, size, { 'updated-at': new Date().toISOString() });
+  }
+
+  async getRecord(name: string): Promise<{ body: Buffer; lastModified: Date } | undefined> {
+    return this.getSmall(this.keys.record(name));
+  }
+
+  async putRecord(name: string, body: Buffer): Promise<void> {
+    await this.s3.put(this.keys.record(name), body);
+  }
+
+  async deleteRecord(name: string): Promise<boolean> {
+    const key = this.keys.record(name);
+    if (!(await this.head(key))) return false;
+    await this.s3.delete(key);
+    return true;
+  }
+
+  async listRecords(prefix: string, startAfter: string, limit: number): Promise<{ entries: RecordEntry[]; truncated: boolean }> {
+    const base = this.keys.record('');
+    const out = await this.s3.send(
+      new ListObjectsV2Command({
+        Bucket: this.s3.name,
+        Prefix: base + prefix,
+        ...(startAfter ? { StartAfter: base + startAfter } : {}),
+        MaxKeys: limit,
+      }),
+      `LIST ${base + prefix}`,
+    );
+    const entries = (out.Contents ?? [])
+      .filter((o) => o.Key !== undefined)
+      .map((o) => ({ name: o.Key!.slice(base.length), size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0) }));
+    return { entries, truncated: Boolean(out.IsTruncated) };
+  }
+
+  async getDoc(key: string): Promise<Buffer | undefined> {
+    return (await this.getSmall(this.keys.doc(key)))?.body;
+  }
+
+  /** A whole small object (a record or a document); undefined when there is none. */
+  private async getSmall(key: string): Promise<{ body: Buffer; lastModified: Date } | undefined> {
+    try {
+      const out = await this.s3.client.send(new GetObjectCommand({ Bucket: this.s3.name, Key: key }));
+      return { body: Buffer.from(await out.Body!.transformToByteArray()), lastModified: out.LastModified ?? new Date(0) };
+    } catch (err) {
+      // the body counts as part of the GET: a response cut short fails like a refused request
+      if (isMissing(err)) return undefined;
+      throw this.s3.failure(err, `GET ${key}`);
+    }
+  }
+
+  async putDoc(key: string, body: Buffer): Promise<void> {
+    await this.s3.put(this.keys.doc(key), body);
+  }
+
+  async deleteDoc(key: string): Promise<void> {
+    await this.s3.delete(this.keys.doc(key));
+  }
+
+  async *listDocs(prefix: string): AsyncIterable<string> {
+    const base = this.keys.doc('');
+    for await (const obj of this.listKeys(base + prefix)) yield obj.key.slice(base.length);
+  }
+
+  private async *listKeys(prefix: string): AsyncIterable<{ key: string; size: number; lastModified: Date }> {
+    try {
+      for await (const page of paginateListObjectsV2({ client: this.s3.client }, { Bucket: this.s3.name, Prefix: prefix })) {
+        for (const obj of page.Contents ?? []) {
+          if (obj.Key === undefined) continue;
+          yield { key: obj.Key, size: obj.Size ?? 0, lastModified: obj.LastModified ?? new Date(0) };
+        }
+      }
+    } catch (err) {
+      throw this.s3.failure(err, `LIST ${prefix}`);
+    }
+  }
+
+  uploadIdentity(handle: UploadHandle): string {
+    return typeof handle.uploadId === 'string' ? handle.uploadId : JSON.stringify(handle);
+  }
+
+  usage(): StoreUsage {
+    const { budget } = this.uploads;
+    return {
+      uploadBuffer: { inUse: budget.inUse, limit: budget.limit },
+      readAhead: { inUse: this.readAhead.used, limit: this.readAhead.total },
+    };
+  }
+
+  async check(): Promise<CheckResult> {
+    const result = await probeBucket(this.probeTarget, this.credentialsFrom);
+    return {
+      credentials: result.credentials,
+      summary: `bucket: ${this.location}: put, head, get and delete of a probe object ok (${result.ms} ms)`,
+      ms: result.ms,
+    };
+  }
+
+  /** Called with false when S3 stops answering, and with true once it answers again. */
+  onReachability(listener: (up: boolean) => void): void {
+    this.reachability.onChange(listener);
+  }
+
+  async close(): Promise<void> {
+    this.reachability.close();
+    this.readers.closeAll();
+    this.s3.client.destroy();
+  }
+}

@@ -1,0 +1,337 @@
+import { randomUUID } from 'node:crypto';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  S3ServiceException,
+  UploadPartCommand,
+  type CompletedPart,
+} from '@aws-sdk/client-s3';
+import { StoreError, failedPrecondition } from '../../errors.js';
+import type { ByteBudget } from '../budget.js';
+import type { PartBuffers } from '../part-buffers.js';
+import type { BlobStat, Checkpoint, Upload, UploadHandle, UploadOptions } from '../types.js';
+import { parseCheckpoint } from './checkpoint.js';
+import type { S3Bucket } from './client.js';
+import { copyObject } from './copy.js';
+import type { KeyLayout } from './keys.js';
+
+/** The first buffer of an upload of unknown size; it doubles as the blob turns out larger. */
+const MIN_PART_BUFFER = 256 * 1024;
+
+/** What uploads share with the store that creates them. */
+export interface UploadContext {
+  readonly s3: S3Bucket;
+  readonly keys: KeyLayout;
+  /** Bytes all uploads together may buffer. */
+  readonly budget: ByteBudget;
+  readonly parts: PartBuffers;
+  /** Size of the parts of new uploads (continued ones keep their checkpoint's). */
+  readonly partSize: number;
+  /** Parts of one upload in flight at once. */
+  readonly uploadParallelism: number;
+  /** An upload just stored this blob. */
+  remember(digest: string, stat: BlobStat): void;
+}
+
+/**
+ * Streams a blob into S3. Bytes collect into parts of `partSize`; once the first part is full
+ * a multipart upload starts and up to `uploadParallelism` parts travel at once while the client
+ * keeps sending. A blob smaller than one part is a single PUT at commit. The multipart upload
+ * targets the final blob key when the digest is known up front (no copy at commit; an
+ * uncompleted multipart upload is invisible), otherwise a staging key that commit copies.
+ * Every run of parts stored from the first on is a checkpoint the upload can be continued from,
+ * by this process or another one, with nothing but the handle.
+ * Hand-written because lib-storage's Upload can neither continue from a checkpoint taken in
+ * another process nor report which parts are stored for good.
+ */
+export class S3Upload implements Upload {
+  readonly checkpointBytes: number;
+  /** The part being filled: its first `buffered` bytes. */
+  private part: Buffer | undefined;
+  private buffered = 0;
+  private uploadId: string | undefined;
+  private creating: Promise<string> | undefined;
+  private readonly key: string;
+  private nextPart: number;
+  /** ETags of stored parts, by part number. */
+  private readonly stored = new Map<number, string>();
+  /** Parts 1..contiguous are all stored: the checkpoint. */
+  private contiguous: number;
+  private readonly inflight = new Set<Promise<void>>();
+  /** Parts S3 did not take, kept (with their budget) to be sent again once it answers. */
+  private failed: OutgoingPart[] = [];
+  private failure: unknown;
+  /** Set by abort: nothing more may be written or committed through this upload. */
+  private aborted = false;
+  /** Budget reserved for the part being buffered now. */
+  private held = 0;
+  /** Bytes of the blob this upload has taken, counting those of a checkpoint it continues. */
+  private accepted: number;
+  /** The last part, shorter than the others; no checkpoint reaches past it. */
+  private shortPart = 0;
+  private readonly sizeHint: number;
+  private readonly onDurable: ((checkpoint: Checkpoint) => void) | undefined;
+
+  constructor(
+    private readonly context: UploadContext,
+    options: UploadOptions,
+  ) {
+    this.sizeHint = options.sizeHint ?? 0;
+    this.onDurable = options.onDurable;
+    const resume = options.resume ? parseCheckpoint(context.keys, options.resume) : undefined;
+    if (resume) {
+      this.key = resume.key;
+      this.uploadId = resume.uploadId;
+      this.checkpointBytes = resume.partSize;
+      resume.etags.forEach((etag, i) => this.stored.set(i + 1, etag));
+      this.contiguous = resume.etags.length;
+      this.accepted = options.resume!.offset;
+    } else {
+      this.key = options.target
+        ? context.keys.blob(options.target)
+        : context.keys.staging(`${new Date().toISOString().slice(0, 10)}/${randomUUID()}`);
+      // recorded in every checkpoint: a daemon restarted with another --part-size still
+      // knows where the stored parts end
+      this.checkpointBytes = context.partSize;
+      this.contiguous = 0;
+      this.accepted = 0;
+    }
+    this.nextPart = this.contiguous + 1;
+  }
+
+  /**
+   * Accepts a chunk. It fails only before accepting anything (when parts sent earlier could
+   * not be stored, even on a new attempt), so the caller's count of accepted bytes stays right
+   * and the same ingest can go on once S3 is back.
+   */
+  async write(chunk: Buffer): Promise<void> {
+    this.checkOpen();
+    await this.recover();
+    if (chunk.length === 0) return;
+    await this.reserve();
+    // A client may send more than it first declared (containerd takes a larger total on any
+    // message): the part then grows past what was reserved for it, and so must the reservation.
+    const needed = Math.min(this.checkpointBytes, this.buffered + chunk.length);
+    if (needed > this.held) this.held += await this.context.budget.acquire(needed - this.held);
+    this.accepted += chunk.length;
+    // Copied into the part at once: the message it came in is let go now, not a part later.
+    for (let from = 0; from < chunk.length; ) {
+      const part = this.fillable(chunk.length - from);
+      const n = Math.min(chunk.length - from, part.length - this.buffered);
+      chunk.copy(part, this.buffered, from, from + n);
+      this.buffered += n;
+      from += n;
+      if (this.buffered === this.checkpointBytes) {
+        await this.sendPart(this.takePart());
+        if (from < chunk.length) await this.reserve();
+      }
+    }
+  }
+
+  /** The part buffer, with room for at least one more byte. */
+  private fillable(wanted: number): Buffer {
+    if (this.part && this.buffered < this.part.length) return this.part;
+    const whole = this.checkpointBytes;
+    // A blob declared smaller than a part gets a buffer of its size. One of unknown size starts
+    // small and doubles (a 4 KiB blob needs no 8 MiB) until a first whole part has gone; from
+    // then on parts are whole from the start. A client sending more than it declared grows it.
+    const start = this.sizeHint > 0 ? this.held : this.nextPart > 1 ? whole : MIN_PART_BUFFER;
+    const size = Math.min(whole, Math.max(start, this.buffered + wanted, 2 * (this.part?.length ?? 0)));
+    const grown = this.context.parts.take(size);
+    if (this.part) this.part.copy(grown, 0, 0, this.buffered);
+    this.part = grown;
+    return grown;
+  }
+
+  private async reserve(): Promise<void> {
+    if (this.held > 0) return;
+    const partSize = this.checkpointBytes;
+    const left = this.sizeHint - this.accepted + this.buffered;
+    const want = this.sizeHint > 0 && left > 0 ? Math.min(left, partSize) : partSize;
+    this.held = await this.context.budget.acquire(want);
+  }
+
+  private releaseHeld(): void {
+    this.context.budget.release(this.held);
+    this.held = 0;
+  }
+
+  async commit(digest: string, size: number): Promise<void> {
+    this.checkOpen();
+    // Parts still travelling are not waited for here: the last one joins them at once.
+    await this.recover();
+    const finalKey = this.context.keys.blob(digest);
+    if (this.uploadId === undefined && this.creating === undefined && this.inflight.size === 0) {
+      // the buffer is dropped only once S3 has it, so a failed PUT can be committed again
+      await this.context.s3.put(finalKey, this.part?.subarray(0, this.buffered) ?? Buffer.alloc(0));
+      const { buffer } = this.takePart();
+      if (buffer) this.context.parts.give(buffer);
+      this.releaseHeld();
+      this.context.remember(digest, { size, lastModified: new Date() });
+      return;
+    }
+    // An upload straight to a blob key (started for an expected digest) can only become that blob.
+    if (!this.key.startsWith(this.context.keys.staging('')) && this.key !== finalKey) {
+      await this.abort();
+      throw failedPrecondition(`ingest was started for ${this.context.keys.digestOf(this.key)} but its content is ${digest}`);
+    }
+    if (this.buffered > 0) {
+      this.shortPart = this.nextPart;
+      await this.sendPart(this.takePart());
+    }
+    await this.settle();
+    await this.recover();
+    const bucket = this.context.s3.name;
+    const parts: CompletedPart[] = [...this.stored]
+      .sort(([a], [b]) => a - b)
+      .map(([PartNumber, ETag]) => ({ PartNumber, ETag }));
+    try {
+      await this.context.s3.client.send(
+        new CompleteMultipartUploadCommand({ Bucket: bucket, Key: this.key, UploadId: this.uploadId, MultipartUpload: { Parts: parts } }),
+      );
+    } catch (err) {
+      throw this.failedUpload(err, 'complete multipart upload');
+    }
+    this.uploadId = undefined;
+    if (this.key !== finalKey) {
+      await copyObject(this.context.s3, this.key, finalKey, size);
+      await this.context.s3.delete(this.key).catch(() => undefined);
+    }
+    this.context.remember(digest, { size, lastModified: new Date() });
+  }
+
+  private checkOpen(): void {
+    // e.g. after a commit found the bytes were not those the upload was started for
+    if (this.aborted) throw failedPrecondition(`the upload to ${this.key} was abandoned; write the content again from offset 0`);
+  }
+
+  async abort(): Promise<void> {
+    this.aborted = true;
+    const { buffer } = this.takePart();
+    if (buffer) this.context.parts.give(buffer);
+    this.releaseHeld();
+    await this.settle();
+    for (const part of this.failed.splice(0)) {
+      this.context.budget.release(part.reservation);
+      this.context.parts.give(part.buffer);
+    }
+    const uploadId = this.uploadId ?? (await this.creating?.catch(() => undefined));
+    this.uploadId = undefined;
+    this.creating = undefined;
+    if (uploadId === undefined) return;
+    await this.context.s3.client
+      .send(new AbortMultipartUploadCommand({ Bucket: this.context.s3.name, Key: this.key, UploadId: uploadId }))
+      .catch(() => undefined);
+  }
+
+  handle(): UploadHandle | undefined {
+    if (this.uploadId === undefined) return undefined;
+    const etags: string[] = [];
+    for (let n = 1; n <= this.contiguous; n++) etags.push(this.stored.get(n)!);
+    return { key: this.key, uploadId: this.uploadId, partSize: String(this.checkpointBytes), etags };
+  }
+
+  /** The part filled so far, and the buffer it sits in; the next byte starts a new part. */
+  private takePart(): { body: Buffer; buffer: Buffer | undefined } {
+    const buffer = this.part;
+    const body = buffer ? buffer.subarray(0, this.buffered) : Buffer.alloc(0);
+    this.part = undefined;
+    this.buffered = 0;
+    return { body, buffer };
+  }
+
+  /** Sends the parts S3 refused again, if the failure was one that may pass (S3 unavailable). */
+  private async recover(): Promise<void> {
+    if (!this.failure) return;
+    if (!(this.failure instanceof StoreError && this.failure.kind === 'unavailable')) throw this.failure;
+    await this.settle();
+    this.failure = undefined;
+    for (const part of this.failed.splice(0)) {
+      await this.room();
+      this.launch(part);
+    }
+    await this.settle();
+    if (this.failure) throw this.failure;
+  }
+
+  private async room(): Promise<void> {
+    while (this.inflight.size >= this.context.uploadParallelism) await Promise.race(this.inflight);
+  }
+
+  private async sendPart({ body, buffer }: { body: Buffer; buffer: Buffer | undefined }): Promise<void> {
+    await this.room();
+    // the part takes the buffer's reservation along until S3 has it
+    const reservation = this.held;
+    this.held = 0;
+    this.launch({ partNumber: this.nextPart++, body, buffer: buffer ?? body, reservation });
+  }
+
+  private launch(part: OutgoingPart): void {
+    const bucket = this.context.s3.name;
+    const { partNumber, body } = part;
+    const sending: Promise<void> = (async () => {
+      try {
+        const uploadId = this.uploadId ?? (await this.create());
+        const out = await this.context.s3.client.send(
+          new UploadPartCommand({ Bucket: bucket, Key: this.key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }),
+        );
+        this.stored.set(partNumber, out.ETag ?? '');
+        this.context.budget.release(part.reservation);
+        // the SDK is done with the body once send() settles, retries included
+        this.context.parts.give(part.buffer);
+        this.advance();
+      } catch (err) {
+        this.failure ??= this.failedUpload(err, `upload part ${partNumber}`);
+        this.failed.push(part);
+      }
+    })().finally(() => this.inflight.delete(sending));
+    this.inflight.add(sending);
+  }
+
+  /** Moves the checkpoint over parts stored in order; only full parts make one. */
+  private advance(): void {
+    const before = this.contiguous;
+    while (this.stored.has(this.contiguous + 1) && this.contiguous + 1 !== this.shortPart) this.contiguous++;
+    if (this.contiguous === before || this.aborted) return;
+    this.onDurable?.({ offset: this.contiguous * this.checkpointBytes, handle: this.handle()! });
+  }
+
+  private create(): Promise<string> {
+    this.creating ??= this.context.s3.client
+      .send(new CreateMultipartUploadCommand({ Bucket: this.context.s3.name, Key: this.key }))
+      .then((out) => {
+        this.uploadId = out.UploadId!;
+        this.onDurable?.({ offset: 0, handle: this.handle()! });
+        return this.uploadId;
+      })
+      .catch((err: unknown) => {
+        this.creating = undefined;
+        throw this.context.s3.failure(err, `start multipart upload of ${this.key}`);
+      });
+    return this.creating;
+  }
+
+  /** An upload completed or aborted elsewhere cannot take more parts: the client must start over. */
+  private failedUpload(err: unknown, operation: string): StoreError {
+    if (err instanceof S3ServiceException && err.name === 'NoSuchUpload') {
+      return failedPrecondition(
+        `multipart upload of ${this.key} no longer exists (completed or aborted elsewhere); write the content again from offset 0`,
+      );
+    }
+    return this.context.s3.failure(err, `${operation} of ${this.key}`);
+  }
+
+  private async settle(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+  }
+}
+
+interface OutgoingPart {
+  partNumber: number;
+  body: Buffer;
+  /** The pooled buffer `body` sits in, handed back once S3 has stored the part. */
+  buffer: Buffer;
+  /** Budget bytes the part holds until then. */
+  reservation: number;
+}
