@@ -3,8 +3,10 @@ import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { pino } from 'pino';
-import { ConfigError, describeConfig, resolveConfig, SETTINGS, type Config, type Flags, type SettingName, type SettingSpec } from './config.js';
+import { ConfigError, describeConfig, resolveConfig, SETTINGS, type Config, type Flags } from './config.js';
+import type { SettingName, SettingSpec } from './config/settings.js';
 import { ProbeError } from './blobstore/probe-error.js';
+import { readListenerFiles } from './listeners.js';
 import { Daemon, openBlobStore } from './server.js';
 
 const NAME = 's3-content-store';
@@ -89,6 +91,7 @@ function parseConfig(args: string[], help: string): Config | undefined {
 async function check(args: string[]): Promise<number> {
   const config = parseConfig(args, CHECK_HELP());
   if (!config) return 0;
+  readListenerFiles(config); // the TLS files and socket group serve would read: a bad one is a bad setting
   process.stdout.write(`settings: ok${config.configFile ? ` (config file ${config.configFile})` : ''}\n`);
   process.stdout.write(`${JSON.stringify(describeConfig(config), null, 2)}\n`);
   const store = await openBlobStore(config, pino({ level: 'silent' }));
@@ -122,6 +125,8 @@ function tuneGarbageCollection(): void {
 async function serve(args: string[]): Promise<number> {
   const config = parseConfig(args, serveHelp());
   if (!config) return 0;
+  // Read before the bucket is probed, so a bad TLS path or group stops serve as any bad setting does.
+  const listenerFiles = readListenerFiles(config);
   tuneGarbageCollection();
   const logger = pino({ level: config.logLevel, base: { service: NAME } });
   logger.info({ config: describeConfig(config) }, 'configuration');
@@ -137,7 +142,7 @@ async function serve(args: string[]): Promise<number> {
       return 1;
     }
   }
-  const daemon = await Daemon.start(config, logger, store);
+  const daemon = await Daemon.start(config, logger, store, listenerFiles);
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       logger.info({ signal }, 'shutting down');
