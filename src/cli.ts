@@ -25,8 +25,9 @@ Usage:
   ${NAME} --version           print the version
   ${NAME} <command> --help    help on a command
 
-AWS credentials come only from this process's environment (the AWS SDK default chain),
-never from clients.
+AWS credentials come from this process's environment (the AWS SDK default chain) or, as
+static keys, from the daemon's own --config file (access-key-id, secret-access-key,
+session-token); never from clients.
 `;
 
 function optionsHelp(): string {
@@ -54,8 +55,9 @@ ${optionsHelp()}
 function serveHelp(): string {
   return `Usage: ${NAME} serve [options]
 
-Serves containerd.services.content.v1.Content, containerd.services.leases.v1.Leases and
-grpc.health.v1.Health. Without --bucket, content is kept in the local --root directory.
+Serves containerd.services.content.v1.Content, containerd.services.leases.v1.Leases,
+s3cs.records.v1.CacheRecords and grpc.health.v1.Health. Without --bucket, content is kept in
+the local --root directory.
 
 Options (flag, else environment, else config file, else default):
 ${optionsHelp()}
