@@ -3,8 +3,10 @@ import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { pino } from 'pino';
-import { ConfigError, describeConfig, resolveConfig, SETTINGS, type Config, type Flags, type SettingName, type SettingSpec } from './config.js';
+import { ConfigError, describeConfig, resolveConfig, SETTINGS, type Config, type Flags } from './config.js';
+import type { SettingName, SettingSpec } from './config/settings.js';
 import { ProbeError } from './blobstore/probe-error.js';
+import { readListenerFiles } from './listeners.js';
 import { Daemon, openBlobStore } from './server.js';
 
 const NAME = 's3-content-store';
@@ -23,8 +25,9 @@ Usage:
   ${NAME} --version           print the version
   ${NAME} <command> --help    help on a command
 
-AWS credentials come only from this process's environment (the AWS SDK default chain),
-never from clients.
+AWS credentials come from this process's environment (the AWS SDK default chain) or, as
+static keys, from the daemon's own --config file (access-key-id, secret-access-key,
+session-token); never from clients.
 `;
 
 function optionsHelp(): string {
@@ -52,8 +55,9 @@ ${optionsHelp()}
 function serveHelp(): string {
   return `Usage: ${NAME} serve [options]
 
-Serves containerd.services.content.v1.Content, containerd.services.leases.v1.Leases and
-grpc.health.v1.Health. Without --bucket, content is kept in the local --root directory.
+Serves containerd.services.content.v1.Content, containerd.services.leases.v1.Leases,
+s3cs.records.v1.CacheRecords and grpc.health.v1.Health. Without --bucket, content is kept in
+the local --root directory.
 
 Options (flag, else environment, else config file, else default):
 ${optionsHelp()}
@@ -89,6 +93,7 @@ function parseConfig(args: string[], help: string): Config | undefined {
 async function check(args: string[]): Promise<number> {
   const config = parseConfig(args, CHECK_HELP());
   if (!config) return 0;
+  readListenerFiles(config); // the TLS files and socket group serve would read: a bad one is a bad setting
   process.stdout.write(`settings: ok${config.configFile ? ` (config file ${config.configFile})` : ''}\n`);
   process.stdout.write(`${JSON.stringify(describeConfig(config), null, 2)}\n`);
   const store = await openBlobStore(config, pino({ level: 'silent' }));
@@ -122,6 +127,8 @@ function tuneGarbageCollection(): void {
 async function serve(args: string[]): Promise<number> {
   const config = parseConfig(args, serveHelp());
   if (!config) return 0;
+  // Read before the bucket is probed, so a bad TLS path or group stops serve as any bad setting does.
+  const listenerFiles = readListenerFiles(config);
   tuneGarbageCollection();
   const logger = pino({ level: config.logLevel, base: { service: NAME } });
   logger.info({ config: describeConfig(config) }, 'configuration');
@@ -137,7 +144,7 @@ async function serve(args: string[]): Promise<number> {
       return 1;
     }
   }
-  const daemon = await Daemon.start(config, logger, store);
+  const daemon = await Daemon.start(config, logger, store, listenerFiles);
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       logger.info({ signal }, 'shutting down');

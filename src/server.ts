@@ -1,24 +1,23 @@
-import { chmod, chown, lstat, mkdir, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
-import { dirname } from 'node:path';
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { rm } from 'node:fs/promises';
+import { Server } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { FsBlobStore } from './blobstore/fs.js';
 import { S3BlobStore } from './blobstore/s3/index.js';
 import type { BlobStore } from './blobstore/types.js';
-import { parseAddress, type Config } from './config.js';
+import type { Config } from './config.js';
 import { ContentStore } from './content/store.js';
 import { contentHandlers } from './grpc/content.js';
 import { Health } from './grpc/health.js';
 import { leaseHandlers } from './grpc/leases.js';
 import { protos } from './grpc/proto.js';
 import { LeaseStore } from './leases/store.js';
+import { listen, readListenerFiles, type ListenerFiles } from './listeners.js';
 import { recordHandlers } from './grpc/records.js';
 import { RecordStore } from './records/store.js';
 import { TouchRefresher } from './records/touch.js';
 
 /** containerd's clients send WRITE messages of up to 8 MiB; its own server allows 16 MiB. */
-export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 export async function openBlobStore(config: Config, logger: Logger): Promise<BlobStore> {
   if (config.s3) {
@@ -49,7 +48,11 @@ export class Daemon {
     private readonly sweeper: NodeJS.Timeout,
   ) {}
 
-  static async start(config: Config, logger: Logger, blobs?: BlobStore): Promise<Daemon> {
+  /**
+   * `files` are the listeners' TLS material and socket group; the CLI reads them before it probes
+   * the store, so a bad path stops it as early as any other invalid setting.
+   */
+  static async start(config: Config, logger: Logger, blobs?: BlobStore, files: ListenerFiles = readListenerFiles(config)): Promise<Daemon> {
     const store = blobs ?? (await openBlobStore(config, logger));
     const { content, leases, health: healthProto, records } = protos();
     const server = new Server({
@@ -83,31 +86,7 @@ export class Daemon {
       else logger.warn({ store: store.location }, 'the store is not answering; reporting NOT_SERVING until it does');
     });
 
-    const bound: string[] = [];
-    const sockets: string[] = [];
-    try {
-      for (const address of config.addresses) {
-        const parsed = parseAddress(address);
-        if (parsed.kind === 'unix') {
-          await prepareSocketPath(parsed.path);
-          await bind(server, `unix://${parsed.path}`, ServerCredentials.createInsecure());
-          sockets.push(parsed.path);
-          await chmod(parsed.path, config.socketMode);
-          if (config.socketGroup !== undefined) await chown(parsed.path, -1, config.socketGroup);
-          bound.push(address);
-        } else {
-          const creds = config.tls
-            ? ServerCredentials.createSsl(config.tls.clientCa ?? null, [{ cert_chain: config.tls.cert, private_key: config.tls.key }], config.tls.clientCa !== undefined)
-            : ServerCredentials.createInsecure();
-          const port = await bind(server, `${parsed.host}:${parsed.port}`, creds);
-          bound.push(`tcp://${parsed.host}:${port}`);
-        }
-      }
-    } catch (err) {
-      server.forceShutdown();
-      await Promise.all(sockets.map((s) => rm(s, { force: true })));
-      throw err;
-    }
+    const { bound, sockets } = await listen(server, config, files);
     // Abandoned ingests (this daemon's, or a crashed one's) are swept at start and then
     // regularly, a few times per expiry period.
     const sweep = () =>
@@ -139,36 +118,4 @@ export class Daemon {
     await this.blobs.close();
     this.logger.info('stopped');
   }
-}
-
-function bind(server: Server, target: string, creds: ServerCredentials): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(target, creds, (err, port) => (err ? reject(err) : resolve(port)));
-  });
-}
-
-/**
- * Makes the socket's directory, and clears a socket file left by a dead process. A socket that
- * still answers belongs to a live daemon: starting a second one on it is an error, not a takeover.
- */
-async function prepareSocketPath(path: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  let st;
-  try {
-    st = await lstat(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
-  const alive = await new Promise<boolean>((resolve) => {
-    const probe = connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-  if (alive) throw new Error(`${path} is in use by a running process`);
-  await rm(path, { force: true });
 }

@@ -1,5 +1,12 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseAddress, parseDuration, parseSize, resolveConfig } from '../../src/config.js';
+import type { S3StoreOptions } from '../../src/blobstore/s3/options.js';
+import { ConfigError, describeConfig, resolveConfig } from '../../src/config.js';
+import { parseAddress, parseDuration, parseSize } from '../../src/config/values.js';
+import { readListenerFiles } from '../../src/listeners.js';
+import { Daemon } from '../../src/server.js';
+import { quietLogger, tempDir } from '../support/harness.js';
 
 describe('resolveConfig', () => {
   it('uses the local directory when no bucket is configured', () => {
@@ -44,6 +51,100 @@ describe('resolveConfig', () => {
   ])('refuses %j, naming %s', (flags, name) => {
     expect(() => resolveConfig(flags as never, {})).toThrow(ConfigError);
     expect(() => resolveConfig(flags as never, {})).toThrow(name);
+  });
+});
+
+describe('resolveConfig hands out parsed values', () => {
+  it('gives addresses as objects, and describes them as given', () => {
+    const config = resolveConfig({ address: ['unix:///run/a.sock', 'tcp://127.0.0.1:7000', 'tcp://[::1]:0'], insecure: true }, {});
+    expect(config.addresses).toEqual([
+      { kind: 'unix', path: '/run/a.sock' },
+      { kind: 'tcp', host: '127.0.0.1', port: 7000 },
+      { kind: 'tcp', host: '[::1]', port: 0 },
+    ]);
+    expect(describeConfig(config).addresses).toEqual(['unix:///run/a.sock', 'tcp://127.0.0.1:7000', 'tcp://[::1]:0']);
+  });
+
+  it('gives the S3 store its options, every field set', () => {
+    const config = resolveConfig({ bucket: 'b', endpointUrl: 'http://127.0.0.1:9000', prefix: 'p/', partSize: '16MiB', s3MaxAttempts: '5' }, {});
+    const options: S3StoreOptions | undefined = config.s3;
+    expect(options).toEqual({
+      credentials: undefined,
+      credentialsFrom: undefined,
+      bucket: 'b',
+      region: 'us-east-1',
+      endpoint: 'http://127.0.0.1:9000',
+      usePathStyle: true,
+      prefix: 'p/',
+      blobsPrefix: 'blobs/',
+      manifestsPrefix: 'manifests/',
+      metadataPrefix: 's3cs/',
+      uploadParallelism: 4,
+      partSize: 16 * 1024 ** 2,
+      maxBuffer: 256 * 1024 ** 2,
+      maxAttempts: 5,
+    });
+  });
+
+  it('takes static keys from the config file only, and says where they came from', () => {
+    const file = join(tempDir('s3cs-config-'), 'config.json');
+    writeFileSync(file, JSON.stringify({ bucket: 'b', region: 'r', 'access-key-id': 'AKID', 'secret-access-key': 'SECRET' }));
+    const { s3 } = resolveConfig({ config: file }, {});
+    expect(s3!.credentials).toEqual({ accessKeyId: 'AKID', secretAccessKey: 'SECRET' });
+    expect(s3!.credentialsFrom).toBe(`config file ${file}`);
+    expect(JSON.stringify(describeConfig(resolveConfig({ config: file }, {})))).not.toContain('SECRET');
+  });
+
+  it('keeps the TLS paths without reading them', () => {
+    const config = resolveConfig({ address: ['tcp://127.0.0.1:7000'], tlsCert: 'missing/cert.pem', tlsKey: 'missing/key.pem' }, {});
+    expect(config.tls).toEqual({ cert: 'missing/cert.pem', key: 'missing/key.pem', clientCa: undefined });
+    expect(describeConfig(config).tls).toEqual({ cert: 'set', key: '(redacted)', clientCa: 'none' });
+  });
+
+  it('still refuses TLS settings that do not go together', () => {
+    expect(() => resolveConfig({ tlsCert: 'c.pem' }, {})).toThrow('--tls-cert and --tls-key go together');
+    expect(() => resolveConfig({ tlsClientCa: 'ca.pem' }, {})).toThrow('--tls-client-ca: needs --tls-cert and --tls-key');
+  });
+
+  it('keeps the socket group as given', () => {
+    expect(resolveConfig({ socketGroup: 'no-such-group-s3cs' }, {}).socketGroup).toBe('no-such-group-s3cs');
+    expect(resolveConfig({ socketGroup: '1234' }, {}).socketGroup).toBe('1234');
+    expect(resolveConfig({}, {}).socketGroup).toBeUndefined();
+  });
+});
+
+describe('listener files, read where the server starts', () => {
+  it('reads the TLS files and resolves the group', () => {
+    const dir = tempDir('s3cs-listen-');
+    for (const name of ['cert.pem', 'key.pem', 'ca.pem']) writeFileSync(join(dir, name), name);
+    const config = resolveConfig(
+      { address: ['tcp://127.0.0.1:7000'], tlsCert: join(dir, 'cert.pem'), tlsKey: join(dir, 'key.pem'), tlsClientCa: join(dir, 'ca.pem'), socketGroup: '1234' },
+      {},
+    );
+    const files = readListenerFiles(config);
+    expect(files.tls).toEqual({ cert: Buffer.from('cert.pem'), key: Buffer.from('key.pem'), clientCa: Buffer.from('ca.pem') });
+    expect(files.socketGroup).toBe(1234);
+    expect(readListenerFiles({ tls: undefined, socketGroup: 'root' }).socketGroup).toBe(0);
+  });
+
+  it('names the setting of a file it cannot read, or a group that does not exist', () => {
+    const tls = { cert: 'missing/cert.pem', key: 'missing/key.pem', clientCa: undefined };
+    expect(() => readListenerFiles({ tls, socketGroup: undefined })).toThrow(ConfigError);
+    expect(() => readListenerFiles({ tls, socketGroup: undefined })).toThrow(/^--tls-cert missing\/cert\.pem: ENOENT/);
+    expect(() => readListenerFiles({ tls: undefined, socketGroup: 'no-such-group-s3cs' })).toThrow(ConfigError);
+    expect(() => readListenerFiles({ tls: undefined, socketGroup: 'no-such-group-s3cs' })).toThrow('--socket-group: no group "no-such-group-s3cs"');
+  });
+
+  it('stop Daemon.start before anything is bound', async () => {
+    const dir = tempDir('s3cs-listen-');
+    const socket = join(dir, 'content.sock');
+    const flags = { address: [`unix://${socket}`, 'tcp://127.0.0.1:0'], root: join(dir, 'data') };
+    const badGroup = resolveConfig({ ...flags, insecure: true, socketGroup: 'no-such-group-s3cs' }, {});
+    await expect(Daemon.start(badGroup, quietLogger())).rejects.toThrow('--socket-group: no group "no-such-group-s3cs"');
+    const badKey = resolveConfig({ ...flags, tlsCert: join(dir, 'cert.pem'), tlsKey: join(dir, 'key.pem') }, {});
+    writeFileSync(join(dir, 'cert.pem'), 'cert');
+    await expect(Daemon.start(badKey, quietLogger())).rejects.toThrow(`--tls-key ${join(dir, 'key.pem')}: ENOENT`);
+    expect(existsSync(socket)).toBe(false);
   });
 });
 

@@ -1,0 +1,115 @@
+import { readFileSync } from 'node:fs';
+import { chmod, chown, lstat, mkdir, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
+import { ServerCredentials, type Server } from '@grpc/grpc-js';
+import { ConfigError, type Config } from './config.js';
+
+/**
+ * The daemon's listeners: the files they need (TLS material, the socket group) and binding every
+ * configured address. The files are read here, where the server starts, not while settings are
+ * parsed; a missing one is still a ConfigError raised before anything is bound.
+ */
+
+export interface ListenerFiles {
+  tls: { cert: Buffer; key: Buffer; clientCa: Buffer | undefined } | undefined;
+  socketGroup: number | undefined;
+}
+
+export function readListenerFiles(config: Pick<Config, 'tls' | 'socketGroup'>): ListenerFiles {
+  const { tls, socketGroup } = config;
+  const read = (path: string, name: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new ConfigError(`--${name} ${path}: ${(err as Error).message}`);
+    }
+  };
+  return {
+    tls: tls && { cert: read(tls.cert, 'tls-cert'), key: read(tls.key, 'tls-key'), clientCa: tls.clientCa ? read(tls.clientCa, 'tls-client-ca') : undefined },
+    socketGroup: socketGroup === undefined ? undefined : groupId(socketGroup),
+  };
+}
+
+function groupId(group: string): number {
+  if (/^\d+$/.test(group)) return Number(group);
+  let lines: string[] = [];
+  try {
+    lines = readFileSync('/etc/group', 'utf8').split('\n');
+  } catch {
+    // no group database: only numeric ids work
+  }
+  const entry = lines.map((l) => l.split(':')).find((f) => f[0] === group);
+  if (!entry || !/^\d+$/.test(entry[2] ?? '')) throw new ConfigError(`--socket-group: no group ${JSON.stringify(group)}`);
+  return Number(entry[2]);
+}
+
+/**
+ * Binds every configured address. Returns the addresses actually bound (a tcp port 0 replaced by
+ * the port chosen) and the socket files made; on a failure, shuts the server down and removes the
+ * sockets already made.
+ */
+export async function listen(
+  server: Server,
+  config: Pick<Config, 'addresses' | 'socketMode'>,
+  files: ListenerFiles,
+): Promise<{ bound: string[]; sockets: string[] }> {
+  const bound: string[] = [];
+  const sockets: string[] = [];
+  try {
+    for (const address of config.addresses) {
+      if (address.kind === 'unix') {
+        await prepareSocketPath(address.path);
+        await bind(server, `unix://${address.path}`, ServerCredentials.createInsecure());
+        sockets.push(address.path);
+        await chmod(address.path, config.socketMode);
+        if (files.socketGroup !== undefined) await chown(address.path, -1, files.socketGroup);
+        bound.push(`unix://${address.path}`);
+      } else {
+        const { tls } = files;
+        const creds = tls
+          ? ServerCredentials.createSsl(tls.clientCa ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.clientCa !== undefined)
+          : ServerCredentials.createInsecure();
+        const port = await bind(server, `${address.host}:${address.port}`, creds);
+        bound.push(`tcp://${address.host}:${port}`);
+      }
+    }
+  } catch (err) {
+    server.forceShutdown();
+    await Promise.all(sockets.map((s) => rm(s, { force: true })));
+    throw err;
+  }
+  return { bound, sockets };
+}
+
+function bind(server: Server, target: string, creds: ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(target, creds, (err, port) => (err ? reject(err) : resolve(port)));
+  });
+}
+
+/**
+ * Makes the socket's directory, and clears a socket file left by a dead process. A socket that
+ * still answers belongs to a live daemon: starting a second one on it is an error, not a takeover.
+ */
+async function prepareSocketPath(path: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  let st;
+  try {
+    st = await lstat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) throw new Error(`${path} is in use by a running process`);
+  await rm(path, { force: true });
+}
