@@ -5,6 +5,7 @@ import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, resolveConfig } from '../src/config.js';
 import { protos } from '../src/grpc/proto.js';
+import { readListenerFiles } from '../src/listeners.js';
 import { Daemon } from '../src/server.js';
 import type { HealthClient } from '../src/generated/grpc/health/v1/Health.js';
 import { call, failure, quietLogger, tempDir } from './support/harness.js';
@@ -34,13 +35,15 @@ describe('unix sockets', () => {
     const config = resolveConfig({ address: [`unix://${socket}`], root: join(dir, 'data'), socketGroup: 'daemon', socketMode: '0640' }, {});
     const daemon = await Daemon.start(config, quietLogger());
     const st = statSync(socket);
-    expect(st.gid).toBe(config.socketGroup);
+    expect(st.gid).toBe(readListenerFiles(config).socketGroup);
     expect(st.mode & 0o777).toBe(0o640);
     await daemon.stop(5_000);
   });
 
-  it('refuse an unknown group at start', () => {
-    expect(() => resolveConfig({ socketGroup: 'no-such-group-s3cs', root: '/tmp/x' }, {})).toThrow('no group "no-such-group-s3cs"');
+  it('refuse an unknown group at start', async () => {
+    const dir = tempDir('s3cs-sock-');
+    const config = resolveConfig({ address: [`unix://${join(dir, 'content.sock')}`], root: join(dir, 'data'), socketGroup: 'no-such-group-s3cs' }, {});
+    await expect(Daemon.start(config, quietLogger())).rejects.toThrow('no group "no-such-group-s3cs"');
   });
 });
 
