@@ -14,8 +14,16 @@ import type { StoreError } from '../../errors.js';
 import { isMissing, meansUnreachable, translate, type BucketPlace } from './errors.js';
 import type { S3StoreOptions } from './options.js';
 
+/** Sockets of one client; blob reads get a client (and sockets) of their own. */
+const MAX_SOCKETS = 128;
+/**
+ * A request whose socket stays silent this long fails (Unavailable) instead of holding its
+ * caller, and a socket, for ever; parts and reads move far more often than this.
+ */
+const SOCKET_IDLE_TIMEOUT_MS = 60_000;
+
 export function createS3Client(options: S3StoreOptions): S3Client {
-  const agentOptions = { keepAlive: true, maxSockets: 128 };
+  const agentOptions = { keepAlive: true, maxSockets: MAX_SOCKETS };
   return new S3Client({
     region: options.region,
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
@@ -34,6 +42,7 @@ export function createS3Client(options: S3StoreOptions): S3Client {
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(agentOptions),
       connectionTimeout: 10_000,
+      requestTimeout: SOCKET_IDLE_TIMEOUT_MS,
     }),
   });
 }
@@ -59,6 +68,11 @@ export class S3Bucket {
     /** For calls whose failures are not the store's (probes) or are ignored (best-effort aborts). */
     readonly client: S3Client,
     private readonly place: BucketPlace,
+    /**
+     * For GETs of blob bytes: a Read's response holds its socket as long as its client takes
+     * to read, so slow readers use up sockets of their own, never those of uploads and lookups.
+     */
+    private readonly readClient: S3Client = client,
   ) {
     this.name = place.bucket;
   }
@@ -83,9 +97,10 @@ export class S3Bucket {
   async sendUnlessMissing<Input extends ServiceInputTypes, Output extends ServiceOutputTypes>(
     command: S3Command<Input, Output>,
     operation: string,
+    via: 'reads' | 'default' = 'default',
   ): Promise<Output | undefined> {
     try {
-      return await this.client.send(command);
+      return await (via === 'reads' ? this.readClient : this.client).send(command);
     } catch (err) {
       if (isMissing(err)) return undefined;
       throw this.failure(err, operation);
@@ -105,5 +120,10 @@ export class S3Bucket {
   /** Deleting what is not there is no failure. */
   async delete(key: string): Promise<void> {
     await this.sendUnlessMissing(new DeleteObjectCommand({ Bucket: this.name, Key: key }), `DELETE ${key}`);
+  }
+
+  destroy(): void {
+    this.client.destroy();
+    if (this.readClient !== this.client) this.readClient.destroy();
   }
 }

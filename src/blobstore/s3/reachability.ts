@@ -1,13 +1,24 @@
 import { HeadBucketCommand, S3ServiceException } from '@aws-sdk/client-s3';
 import type { S3Bucket } from './client.js';
 
+/** How often a HEAD that found nothing may have the bucket looked at. */
+const VERIFY_EVERY_MS = 10_000;
+
+/** S3 itself answered, and not that the bucket is gone. */
+function answered(err: unknown): boolean {
+  if (!(err instanceof S3ServiceException)) return false;
+  const status = err.$metadata?.httpStatusCode ?? 500;
+  return status < 500 && status !== 404 && err.name !== 'NoSuchBucket';
+}
+
 /**
- * Whether S3 answers. A request that found it silent turns it unreachable: listeners hear so,
- * and the bucket is probed every second until S3 answers again. Calls keep failing fast with
- * Unavailable meanwhile; nothing is lost, ingests resume afterwards.
+ * Whether S3 answers, and the bucket is there. A request that found S3 silent, or the bucket
+ * gone, turns it unreachable: listeners hear so, and the bucket is probed every second until it
+ * answers again. Calls keep failing meanwhile; nothing is lost, ingests resume afterwards.
  */
 export class Reachability {
   private reachable = true;
+  private verifiedAt = 0;
   private probing: NodeJS.Timeout | undefined;
   private readonly listeners: ((up: boolean) => void)[] = [];
 
@@ -18,6 +29,21 @@ export class Reachability {
   /** Called with false when S3 stops answering, and with true once it answers again. */
   onChange(listener: (up: boolean) => void): void {
     this.listeners.push(listener);
+  }
+
+  /**
+   * A HEAD that finds nothing cannot tell a missing object from a missing bucket (it has no
+   * body to say which), so now and then such an answer has the bucket itself looked at.
+   */
+  verifyBucketSoon(): void {
+    if (!this.reachable || Date.now() - this.verifiedAt < VERIFY_EVERY_MS) return;
+    this.verifiedAt = Date.now();
+    this.bucket.client.send(new HeadBucketCommand({ Bucket: this.bucket.name })).then(
+      () => undefined,
+      (err: unknown) => {
+        if (!answered(err) || (err instanceof S3ServiceException && err.$metadata?.httpStatusCode === 404)) this.lost();
+      },
+    );
   }
 
   close(): void {
@@ -33,8 +59,9 @@ export class Reachability {
       this.bucket.client.send(new HeadBucketCommand({ Bucket: this.bucket.name })).then(
         () => this.regained(),
         (err: unknown) => {
-          // any answer from S3 itself (even a refusal) means it is reachable again
-          if (err instanceof S3ServiceException && (err.$metadata?.httpStatusCode ?? 500) < 500) {
+          // any answer from S3 itself (even a refusal) means it is reachable again, unless it
+          // says the bucket is gone
+          if (answered(err)) {
             this.regained();
             return;
           }

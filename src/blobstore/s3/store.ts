@@ -51,7 +51,8 @@ export class S3BlobStore implements BlobStore {
   private readonly credentialsFrom: string | undefined;
 
   constructor(options: S3StoreOptions, client?: S3Client) {
-    this.s3 = new S3Bucket(client ?? createS3Client(options), options);
+    // a client given (tests count its requests) serves reads too
+    this.s3 = client ? new S3Bucket(client, options) : new S3Bucket(createS3Client(options), options, createS3Client(options));
     this.keys = new KeyLayout(options);
     this.reachability = new Reachability(this.s3);
     this.uploads = {
@@ -78,6 +79,7 @@ export class S3BlobStore implements BlobStore {
     if (known) return known;
     const stat = await this.head(this.keys.blob(digest));
     if (stat) this.stats.set(digest, stat);
+    else this.reachability.verifyBucketSoon();
     return stat;
   }
 
@@ -102,7 +104,8 @@ export class S3BlobStore implements BlobStore {
       const range = end >= options.size ? `bytes=${offset}-${end - 1}` : `bytes=${offset}-`;
       // The response may outlive this call, parked for the next Read; a cancelled call closes
       // it by leaving the iteration early.
-      const out = await this.s3.sendUnlessMissing(new GetObjectCommand({ Bucket: this.s3.name, Key: key, Range: range }), `GET ${key}`);
+      const get = new GetObjectCommand({ Bucket: this.s3.name, Key: key, Range: range });
+      const out = await this.s3.sendUnlessMissing(get, `GET ${key}`, 'reads');
       if (!out) {
         this.stats.delete(digest);
         throw notFound(`content ${digest}: not found`);
@@ -281,6 +284,6 @@ export class S3BlobStore implements BlobStore {
   async close(): Promise<void> {
     this.reachability.close();
     this.readers.closeAll();
-    this.s3.client.destroy();
+    this.s3.destroy();
   }
 }
