@@ -5,6 +5,7 @@ import { FsBlobStore } from './blobstore/fs.js';
 import { S3BlobStore } from './blobstore/s3/index.js';
 import type { BlobStore } from './blobstore/types.js';
 import type { Config } from './config.js';
+import { HashWorkers } from './content/hash-workers.js';
 import { ContentStore } from './content/store.js';
 import { contentHandlers } from './grpc/content.js';
 import { Health } from './grpc/health.js';
@@ -46,6 +47,8 @@ export class Daemon {
     /** The addresses actually bound (a tcp port 0 replaced by the port chosen). */
     readonly addresses: string[],
     private readonly sweeper: NodeJS.Timeout,
+    /** The worker threads that hash resumable ingests, ended when the daemon stops. */
+    private readonly hashes: HashWorkers,
   ) {}
 
   /**
@@ -59,8 +62,10 @@ export class Daemon {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
     });
+    const hashes = new HashWorkers();
     const contentStore = new ContentStore(store, {
       logger,
+      hashes,
       bucketNamespace: config.bucketNamespace || undefined,
       ingestExpiryMs: config.ingestExpiryMs,
       orphanUploadGraceMs: config.orphanUploadGraceMs,
@@ -95,7 +100,7 @@ export class Daemon {
     const sweeper = setInterval(sweep, Math.max(1_000, Math.min(config.ingestExpiryMs / 4, 600_000)));
     sweeper.unref();
     logger.info({ addresses: bound, store: store.location }, 'serving');
-    return new Daemon(server, store, health, touch, logger, sockets, bound, sweeper);
+    return new Daemon(server, store, health, touch, logger, sockets, bound, sweeper, hashes);
   }
 
   /** Stops accepting, lets in-flight calls finish within `timeoutMs`, then cuts the rest. */
@@ -115,6 +120,7 @@ export class Daemon {
     await Promise.all(this.sockets.map((s) => rm(s, { force: true })));
     // Refreshes in progress get a moment to finish; none of them is needed for correctness.
     await Promise.race([this.touch.idle(), new Promise((r) => setTimeout(r, 5_000).unref())]);
+    await this.hashes.close();
     await this.blobs.close();
     this.logger.info('stopped');
   }

@@ -1,7 +1,7 @@
 import { invalidArgument } from '../errors.js';
 
 /** containerd sets no bound; ours keeps metadata keys and log lines sane. */
-export const MAX_REF_BYTES = 1024;
+const MAX_REF_BYTES = 1024;
 
 /**
  * Ingest refs are free-form client strings (`layer-sha256:…`, a bare digest, …). They never

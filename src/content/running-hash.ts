@@ -4,8 +4,9 @@ import { newHasher } from '../digest.js';
  * A digest computed as bytes arrive. The resumable kind (see hash-workers.ts) can save its
  * state, so an ingest whose bytes already sit in the bucket can be continued after a restart
  * (by this daemon or another sharing the bucket) without reading those bytes back: S3 cannot
- * read the parts of an uncompleted multipart upload. Node's own hash is four times faster but
- * cannot be saved, so it serves ingests stored in one piece at commit, which have nothing to resume.
+ * read the parts of an uncompleted multipart upload. Node's own hash is about six times faster
+ * (1.5 GiB/s against about 240 MiB/s on the bench machine) but cannot be saved, so it serves
+ * ingests stored in one piece at commit, which have nothing to resume.
  */
 export interface RunningHash {
   readonly algorithm: string;
@@ -30,3 +31,9 @@ export function newRunningHash(algorithm = 'sha256'): RunningHash {
   };
 }
 
+
+/** Where hashes whose state can be saved come from (the daemon's pool of hash workers). */
+export interface SaveableHashes {
+  /** A new hash, or one continuing from `state` (what `save` returned). */
+  open(algorithm: string, state?: Uint8Array): Promise<RunningHash>;
+}

@@ -1,3 +1,4 @@
+import { pMapIterable, pMapSkip } from 'p-map';
 import type { BlobStore } from '../blobstore/types.js';
 
 /**
@@ -64,18 +65,14 @@ export class Documents {
   }
 
   /** Reads the documents under `prefix`, a bounded number at a time, in key order. */
-  async *readAll<T>(prefix: string, concurrency = 16): AsyncIterable<{ key: string; value: T }> {
-    let batch: string[] = [];
-    const flush = async () => {
-      const values = await Promise.all(batch.map((key) => this.read<T>(key)));
-      const out = batch.flatMap((key, i) => (values[i] === undefined ? [] : [{ key, value: values[i]! }]));
-      batch = [];
-      return out;
-    };
-    for await (const key of this.list(prefix)) {
-      batch.push(key);
-      if (batch.length >= concurrency) yield* await flush();
-    }
-    yield* await flush();
+  readAll<T>(prefix: string, concurrency = 16): AsyncIterable<{ key: string; value: T }> {
+    return pMapIterable(
+      this.list(prefix),
+      async (key) => {
+        const value = await this.read<T>(key);
+        return value === undefined ? pMapSkip : { key, value };
+      },
+      { concurrency },
+    );
   }
 }

@@ -61,6 +61,17 @@ describe('hashes on worker threads', () => {
     await expect(workers.open('sha256', randomBytes(116))).rejects.toThrow(/saved sha256 state cannot be continued/);
   });
 
+  it('end their threads on close: a hash left open fails, and a later open starts new ones', async () => {
+    const pool = new HashWorkers(1);
+    const h = await pool.open('sha256');
+    await pool.close();
+    await expect(h.digest()).rejects.toThrow(/hash worker exited/);
+    const again = await pool.open('sha256');
+    await again.update(Buffer.from('abc'));
+    expect(await again.digest()).toBe(native('sha256', Buffer.from('abc')));
+    await pool.close();
+  });
+
   it('refuse an unknown algorithm', async () => {
     await expect(workers.open('md5')).rejects.toThrow(/unsupported digest algorithm "md5"/);
   });

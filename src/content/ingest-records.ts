@@ -1,0 +1,111 @@
+import type { Logger } from 'pino';
+import type { BlobStore, UploadHandle } from '../blobstore/types.js';
+import { docKeys, type Documents } from '../metadata/documents.js';
+import type { Ingest } from './ingest.js';
+import type { Memberships } from './memberships.js';
+import type { IngestStatus } from './types.js';
+
+/**
+ * An ingest as recorded in the bucket from the moment some of its bytes are stored there. With
+ * `hash`, the first `offset` bytes are stored for good and the ingest can be continued from
+ * there by any daemon (this one after a crash included); without, it starts over.
+ */
+export interface IngestRecord {
+  ref: string;
+  total: number;
+  expected: string;
+  startedAt: string;
+  updatedAt: string;
+  offset: number;
+  upload?: UploadHandle;
+  hash?: { algorithm: string; state: string };
+}
+
+/** The bucket's records of ingests, as metadata documents: how other daemons and later runs find them. */
+export class IngestRecords {
+  constructor(
+    private readonly blobs: BlobStore,
+    private readonly docs: Documents,
+    private readonly memberships: Memberships,
+    private readonly logger: Logger,
+  ) {}
+
+  read(ns: string, ref: string): Promise<IngestRecord | undefined> {
+    return this.docs.read<IngestRecord>(docKeys.ingest(ns, ref));
+  }
+
+  /** Every ingest recorded for `ns`, in key order. */
+  async *all(ns: string): AsyncIterable<IngestRecord> {
+    for await (const { value } of this.docs.readAll<IngestRecord>(docKeys.ingestsPrefix(ns))) yield value;
+  }
+
+  /**
+   * Writes (or refreshes) the bucket's record of an ingest. Writes never overlap; requests
+   * made meanwhile collapse into one more write of the latest state.
+   */
+  async record(ingest: Ingest): Promise<void> {
+    ingest.recorded = true;
+    ingest.rerecord = true;
+    ingest.recording ??= (async () => {
+      try {
+        while (ingest.rerecord) {
+          ingest.rerecord = false;
+          try {
+            await this.memberships.ensureNamespace(ingest.ns);
+            await this.docs.write(docKeys.ingest(ingest.ns, ingest.ref), ingestRecord(ingest));
+          } catch (err) {
+            this.logger.warn({ err, ref: ingest.ref, ns: ingest.ns }, 'could not record an ingest');
+          }
+        }
+      } finally {
+        ingest.recording = undefined;
+      }
+    })();
+    await ingest.recording;
+  }
+
+  /** Removes the record of a live ingest, once the writes under way have landed. */
+  async remove(ingest: Ingest): Promise<void> {
+    while (ingest.recording) await ingest.recording;
+    if (!ingest.recorded) return;
+    await this.docs.remove(docKeys.ingest(ingest.ns, ingest.ref));
+    ingest.recorded = false;
+  }
+
+  /** Discards a recorded ingest no process holds: its stored bytes, then its record. */
+  async drop(ns: string, record: IngestRecord): Promise<void> {
+    if (record.upload) {
+      await this.blobs.discardUpload(record.upload).catch((err: unknown) => {
+        this.logger.warn({ err, ref: record.ref, ns }, 'could not discard the stored bytes of an old ingest');
+      });
+    }
+    await this.docs.remove(docKeys.ingest(ns, record.ref));
+  }
+}
+
+function ingestRecord(ingest: Ingest): IngestRecord {
+  const resumable = ingest.resumable;
+  const handle = resumable?.checkpoint.handle ?? ingest.upload.handle();
+  return {
+    ref: ingest.ref,
+    total: ingest.total,
+    expected: ingest.expected,
+    startedAt: ingest.startedAt.toISOString(),
+    updatedAt: ingest.updatedAt.toISOString(),
+    offset: resumable?.checkpoint.offset ?? 0,
+    ...(handle ? { upload: handle } : {}),
+    ...(resumable ? { hash: { algorithm: ingest.hasher.algorithm, state: Buffer.from(resumable.state).toString('base64') } } : {}),
+  };
+}
+
+export function recordStatus(record: IngestRecord): IngestStatus {
+  // Without a saved hash the stored bytes cannot be continued, so a resume starts at 0.
+  return {
+    ref: record.ref,
+    offset: record.hash ? record.offset : 0,
+    total: record.total,
+    expected: record.expected,
+    startedAt: new Date(record.startedAt),
+    updatedAt: new Date(record.updatedAt),
+  };
+}

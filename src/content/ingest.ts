@@ -1,0 +1,49 @@
+import type { Checkpoint, Upload } from '../blobstore/types.js';
+import type { RunningHash } from './running-hash.js';
+import type { IngestStatus } from './types.js';
+
+/** An ingest this process holds: its bytes so far, their hash, and where they are stored. */
+export interface Ingest {
+  readonly ns: string;
+  readonly ref: string;
+  startedAt: Date;
+  updatedAt: Date;
+  total: number;
+  expected: string;
+  offset: number;
+  hasher: RunningHash;
+  upload: Upload;
+  /** Set while a Write stream holds the ref. */
+  lockedSince: Date | undefined;
+  /** Whether a record of this ingest may exist in the bucket (so there is one to remove). */
+  recorded: boolean;
+  /** The record writes under way, so removing it waits for them to land first. */
+  recording?: Promise<void> | undefined;
+  /** Another record write is wanted once the one under way lands. */
+  rerecord?: boolean;
+  /** The latest checkpoint the upload reported. */
+  durable?: Checkpoint | undefined;
+  /** Hash states at checkpoint offsets the upload has not reported yet (a few parts' worth). */
+  states: Map<number, Uint8Array>;
+  /** The latest point the ingest can be continued from after a crash. */
+  resumable?: { checkpoint: Checkpoint; state: Uint8Array } | undefined;
+}
+
+/** The ingests this process holds, by `ingestKey`. */
+export type LiveIngests = Map<string, Ingest>;
+
+/** The key of an ingest in this process's map: refs belong to one namespace. */
+export function ingestKey(ns: string, ref: string): string {
+  return `${ns}\0${ref}`;
+}
+
+export function statusOf(ingest: Ingest): IngestStatus {
+  return {
+    ref: ingest.ref,
+    offset: ingest.offset,
+    total: ingest.total,
+    expected: ingest.expected,
+    startedAt: ingest.startedAt,
+    updatedAt: ingest.updatedAt,
+  };
+}

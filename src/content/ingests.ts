@@ -1,0 +1,251 @@
+import type { Logger } from 'pino';
+import type { BlobStore, Checkpoint } from '../blobstore/types.js';
+import { parseDigest } from '../digest.js';
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, unavailable } from '../errors.js';
+import { parseFilters } from '../filters.js';
+import { validateNamespace } from '../namespaces.js';
+import { Checkpoints } from './checkpoints.js';
+import { ingestKey, statusOf, type Ingest, type LiveIngests } from './ingest.js';
+import { recordStatus, type IngestRecord, type IngestRecords } from './ingest-records.js';
+import type { Memberships } from './memberships.js';
+import { validateRef } from './refs.js';
+import { newRunningHash, type RunningHash, type SaveableHashes } from './running-hash.js';
+import type { IngestStatus } from './types.js';
+import { Writer, type WriterHost } from './writer.js';
+
+interface IngestsOptions {
+  blobs: BlobStore;
+  memberships: Memberships;
+  records: IngestRecords;
+  live: LiveIngests;
+  hashes: SaveableHashes;
+  logger: Logger;
+  crashResume: boolean;
+}
+
+/**
+ * Ingests from open to commit or abort: Status, ListStatuses, Abort, and the Write stream's
+ * hold on a ref. An ingest lives in this process while written to, and in the bucket's records
+ * once some of its bytes are stored there, so any daemon can list it, continue it or discard it.
+ */
+export class Ingests {
+  private readonly blobs: BlobStore;
+  private readonly memberships: Memberships;
+  private readonly records: IngestRecords;
+  private readonly live: LiveIngests;
+  private readonly checkpoints: Checkpoints;
+  private readonly hashes: SaveableHashes;
+  private readonly logger: Logger;
+  private readonly crashResume: boolean;
+  /** All a Writer sees of this side. */
+  private readonly writerHost: WriterHost = {
+    statBlob: (digest) => this.blobs.statBlob(digest),
+    failIfPresent: (ns, digest) => this.failIfPresent(ns, digest),
+    ensureMember: (ns, digest, stat, labels, fresh) => this.memberships.ensureMember(ns, digest, stat, labels, fresh),
+    restartUpload: (ingest) => this.startUpload(ingest),
+    reachedCheckpoint: (ingest, offset) => this.checkpoints.reachedOffset(ingest, offset),
+    finish: (ingest, outcome) => this.finish(ingest, outcome),
+    removeRecord: (ingest) => this.records.remove(ingest),
+  };
+
+  constructor(options: IngestsOptions) {
+    this.blobs = options.blobs;
+    this.memberships = options.memberships;
+    this.records = options.records;
+    this.live = options.live;
+    this.hashes = options.hashes;
+    this.logger = options.logger;
+    this.crashResume = options.crashResume;
+    this.checkpoints = new Checkpoints(options.blobs, options.live, options.records, options.logger);
+  }
+
+  async status(ns: string, ref: string): Promise<IngestStatus> {
+    validateNamespace(ns);
+    validateRef(ref);
+    const live = this.live.get(ingestKey(ns, ref));
+    if (live) return statusOf(live);
+    const record = await this.records.read(ns, ref);
+    if (!record) throw notFound(`could not get status for ref ${JSON.stringify(ref)}: not found`);
+    return recordStatus(record);
+  }
+
+  async listStatuses(ns: string, filters: readonly string[]): Promise<IngestStatus[]> {
+    validateNamespace(ns);
+    const filter = parseFilters(filters);
+    const byRef = new Map<string, IngestStatus>();
+    for await (const record of this.records.all(ns)) byRef.set(record.ref, recordStatus(record));
+    for (const ingest of this.live.values()) if (ingest.ns === ns) byRef.set(ingest.ref, statusOf(ingest));
+    return [...byRef.values()]
+      .filter((st) => filter.matches((path) => (path.length === 1 && path[0] === 'ref' ? st.ref : undefined)))
+      .sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
+  }
+
+  async abort(ns: string, ref: string): Promise<void> {
+    validateNamespace(ns);
+    validateRef(ref);
+    const key = ingestKey(ns, ref);
+    const live = this.live.get(key);
+    if (live?.lockedSince) throw lockedError(ref, live.lockedSince);
+    if (live) {
+      // openWriter dropped any older record of this ref, so the live ingest knows its own
+      this.live.delete(key);
+      live.hasher.close();
+      await live.upload.abort();
+      await this.records.remove(live);
+      return;
+    }
+    const record = await this.records.read(ns, ref);
+    if (!record) throw notFound(`ingest ${JSON.stringify(ref)}: not found`);
+    await this.records.drop(ns, record);
+  }
+
+  /**
+   * Opens (or resumes) the ingest `ref` for one Write stream, holding its lock until the
+   * writer is released. An expected digest that is already stored answers AlreadyExists,
+   * after making the blob a member of this namespace (containerd's shared content policy).
+   */
+  async openWriter(ns: string, ref: string, total: number, expected: string): Promise<Writer> {
+    validateNamespace(ns);
+    validateRef(ref);
+    if (total < 0) throw invalidArgument(`ref ${JSON.stringify(ref)}: negative total ${total}`);
+    const wanted = expected !== '' ? parseDigest(expected).value : undefined;
+    const key = ingestKey(ns, ref);
+    // The existence check and the lookup of a record this ref may have left go to S3 together.
+    const reading = this.live.has(key) ? undefined : this.records.read(ns, ref);
+    reading?.catch(() => undefined);
+    if (wanted) await this.failIfPresent(ns, wanted);
+    let ingest = this.live.get(key);
+    if (ingest?.lockedSince) throw lockedError(ref, ingest.lockedSince);
+    if (ingest) refuseOtherTotal(ref, ingest.total, total);
+    if (!ingest) {
+      // A record without a live ingest was left by an earlier run or another daemon: continued
+      // from its checkpoint when it has one, else started over (the client sees offset 0).
+      const stale = await (reading ?? this.records.read(ns, ref));
+      if (stale) refuseOtherTotal(ref, stale.total, total);
+      const resumed = stale ? await this.resumeFromRecord(ns, stale) : undefined;
+      if (stale && !resumed) await this.records.drop(ns, stale);
+      if (this.live.get(key)?.lockedSince) {
+        // Another stream took the ref meanwhile, continuing this very upload: leave it to that one.
+        resumed?.hasher.close();
+        throw lockedError(ref, this.live.get(key)!.lockedSince!);
+      }
+      ingest = resumed ?? (await this.newIngest(ns, ref, total, expected, stale ? new Date(stale.startedAt) : new Date()));
+      this.live.set(key, ingest);
+    }
+    ingest.lockedSince = new Date();
+    if (total > 0) ingest.total = total;
+    if (expected) ingest.expected = expected;
+    return new Writer(this.writerHost, ingest);
+  }
+
+  private async failIfPresent(ns: string, digest: string): Promise<void> {
+    const stat = await this.blobs.statBlob(digest);
+    if (!stat) return;
+    await this.memberships.ensureMember(ns, digest, stat, {});
+    throw alreadyExists(`content ${digest}: already exists`);
+  }
+
+  /**
+   * The stream lets go of the ingest, either for good ('done': it was committed or discarded)
+   * or keeping it for a resume ('released').
+   */
+  private async finish(ingest: Ingest, outcome: 'done' | 'released'): Promise<void> {
+    ingest.lockedSince = undefined;
+    const key = ingestKey(ingest.ns, ingest.ref);
+    if (outcome === 'done') {
+      if (this.live.get(key) === ingest) this.live.delete(key);
+      ingest.hasher.close();
+      return;
+    }
+    // Kept in memory for a resume with the same ref. Once some of its bytes are stored in the
+    // bucket (a multipart upload has begun) it is recorded there too, so other daemons list it
+    // and the stored bytes can be found and discarded once abandoned; bytes only buffered here
+    // leave nothing in the bucket.
+    if (ingest.offset > 0 && ingest.upload.handle() !== undefined) await this.records.record(ingest);
+  }
+
+  private async newIngest(ns: string, ref: string, total: number, expected: string, startedAt: Date): Promise<Ingest> {
+    const ingest: Ingest = {
+      ns,
+      ref,
+      startedAt,
+      updatedAt: new Date(),
+      total,
+      expected,
+      offset: 0,
+      hasher: undefined as never,
+      upload: undefined as never,
+      lockedSince: undefined,
+      recorded: false,
+      states: new Map(),
+    };
+    await this.startUpload(ingest);
+    return ingest;
+  }
+
+  /**
+   * A new, empty upload and hash for the ingest. Only an ingest that may span several
+   * checkpoints pays for a hash whose state can be saved, and only when crashes are to be
+   * survived.
+   */
+  private async startUpload(ingest: Ingest): Promise<void> {
+    ingest.upload = this.checkpoints.watchedUpload(ingest, { target: ingest.expected || undefined, sizeHint: ingest.total });
+    const algorithm = ingest.expected ? parseDigest(ingest.expected).algorithm : 'sha256';
+    const saveable = this.crashResume && (ingest.total === 0 || ingest.total >= ingest.upload.checkpointBytes);
+    (ingest.hasher as RunningHash | undefined)?.close();
+    ingest.hasher = saveable ? await this.hashes.open(algorithm) : newRunningHash(algorithm);
+    ingest.offset = 0;
+    ingest.durable = undefined;
+    ingest.resumable = undefined;
+    ingest.states.clear();
+  }
+
+  /** Continues an ingest another process recorded, from its checkpoint; undefined when it has none. */
+  private async resumeFromRecord(ns: string, record: IngestRecord): Promise<Ingest | undefined> {
+    if (!record.hash || !record.upload || !(record.offset > 0)) return undefined;
+    try {
+      const state = Buffer.from(record.hash.state, 'base64');
+      const hasher = await this.hashes.open(record.hash.algorithm, state);
+      const checkpoint: Checkpoint = { offset: record.offset, handle: record.upload };
+      const ingest: Ingest = {
+        ns,
+        ref: record.ref,
+        startedAt: new Date(record.startedAt),
+        updatedAt: new Date(),
+        total: record.total,
+        expected: record.expected,
+        offset: record.offset,
+        hasher,
+        upload: undefined as never,
+        lockedSince: undefined,
+        recorded: true,
+        states: new Map(),
+        durable: checkpoint,
+        resumable: { checkpoint, state },
+      };
+      ingest.upload = this.checkpoints.watchedUpload(ingest, { sizeHint: record.total, resume: checkpoint });
+      this.logger.info({ ns, ref: record.ref, offset: record.offset }, 'continuing an ingest from its checkpoint');
+      return ingest;
+    } catch (err) {
+      this.logger.warn({ err, ns, ref: record.ref }, 'an ingest record cannot be continued; the ingest starts over');
+      return undefined;
+    }
+  }
+}
+
+/**
+ * An ingest continues only with the size it was begun with, as in containerd: bytes sent for
+ * one blob must not be carried into another. Either side may leave the size undeclared (0).
+ */
+function refuseOtherTotal(ref: string, existing: number, provided: number): void {
+  if (provided > 0 && existing > 0 && provided !== existing) {
+    throw failedPrecondition(
+      `ref ${JSON.stringify(ref)}: provided total ${provided} differs from the ingest's total ${existing} (abort the ref to start over)`,
+    );
+  }
+}
+
+function lockedError(ref: string, since: Date) {
+  const held = Date.now() - since.getTime();
+  return unavailable(`ref ${JSON.stringify(ref)} locked for ${(held / 1000).toFixed(3)}s (since ${since.toISOString()})`);
+}

@@ -1,0 +1,106 @@
+import { LRUCache } from 'lru-cache';
+import type { BlobStat } from '../blobstore/types.js';
+import type { Labels } from '../labels.js';
+import { docKeys, type Documents } from '../metadata/documents.js';
+import type { ContentInfo } from './types.js';
+
+/** A blob's membership of one namespace, as stored in the metadata documents. */
+export interface ContentRecord {
+  size: number;
+  createdAt: string;
+  updatedAt: string;
+  labels: Labels;
+}
+
+const RECORD_CACHE_MS = 30_000;
+
+/**
+ * Which namespaces hold which blobs, with their labels: the membership records in the bucket's
+ * metadata documents, and the namespaces that hold anything.
+ */
+export class Memberships {
+  private readonly knownNamespaces = new Set<string>();
+  /**
+   * Recently read or written membership records (labels), present or absent, so Info does not
+   * cost a GET every time. Entries expire after a short while, which bounds how long a label
+   * change made through another daemon sharing the bucket can go unseen here.
+   */
+  private readonly records = new LRUCache<string, { value: ContentRecord | undefined }>({ max: 50_000, ttl: RECORD_CACHE_MS });
+
+  constructor(private readonly docs: Documents) {}
+
+  async read(ns: string, digest: string): Promise<ContentRecord | undefined> {
+    const key = memberKey(ns, digest);
+    const cached = this.records.get(key);
+    if (cached) return cached.value;
+    const value = await this.docs.read<ContentRecord>(docKeys.content(ns, digest));
+    this.records.set(key, { value });
+    return value;
+  }
+
+  async write(ns: string, digest: string, record: ContentRecord): Promise<void> {
+    await this.ensureNamespace(ns);
+    await this.docs.write(docKeys.content(ns, digest), record);
+    this.records.set(memberKey(ns, digest), { value: record });
+  }
+
+  async remove(ns: string, digest: string): Promise<void> {
+    await this.docs.remove(docKeys.content(ns, digest));
+    this.records.set(memberKey(ns, digest), { value: undefined });
+  }
+
+  /** Every membership record of `ns`, in digest order. */
+  async *all(ns: string): AsyncIterable<{ digest: string; record: ContentRecord }> {
+    const prefix = docKeys.contentPrefix(ns);
+    for await (const { key, value } of this.docs.readAll<ContentRecord>(prefix)) yield { digest: key.slice(prefix.length), record: value };
+  }
+
+  /** Namespaces are listed so that sweeps and shared-blob checks can find their records. */
+  async ensureNamespace(ns: string): Promise<void> {
+    if (this.knownNamespaces.has(ns)) return;
+    await this.docs.write(docKeys.namespace(ns), { name: ns });
+    this.knownNamespaces.add(ns);
+  }
+
+  /** Every namespace that holds something (or held it once), as recorded in the bucket. */
+  async *namespaces(): AsyncIterable<string> {
+    const prefix = docKeys.namespacesPrefix();
+    for await (const key of this.docs.list(prefix)) yield key.slice(prefix.length);
+  }
+
+  async heldElsewhere(ns: string, digest: string): Promise<boolean> {
+    for await (const other of this.namespaces()) {
+      if (other === ns) continue;
+      if ((await this.docs.read(docKeys.content(other, digest))) !== undefined) return true;
+    }
+    return false;
+  }
+
+  /** Makes a stored blob a member of `ns`, adding `labels` to those it has there. */
+  async ensureMember(ns: string, digest: string, stat: BlobStat, labels: Labels, fresh = false): Promise<ContentInfo> {
+    // A blob this call just stored has no membership worth reading: any old record is stale.
+    const existing = fresh ? undefined : await this.read(ns, digest);
+    if (existing && Object.keys(labels).length === 0) return toInfo(digest, stat, existing);
+    const now = new Date().toISOString();
+    const record: ContentRecord = existing
+      ? { ...existing, labels: { ...existing.labels, ...labels }, updatedAt: now }
+      : { size: stat.size, createdAt: now, updatedAt: now, labels: { ...labels } };
+    await this.write(ns, digest, record);
+    return toInfo(digest, stat, record);
+  }
+}
+
+/** The cache key of a blob's membership of a namespace. */
+function memberKey(ns: string, digest: string): string {
+  return `${ns}\0${digest}`;
+}
+
+export function toInfo(digest: string, stat: BlobStat, record: ContentRecord | undefined): ContentInfo {
+  return {
+    digest,
+    size: stat.size,
+    createdAt: record ? new Date(record.createdAt) : stat.lastModified,
+    updatedAt: record ? new Date(record.updatedAt) : stat.lastModified,
+    labels: record ? { ...record.labels } : {},
+  };
+}

@@ -1,0 +1,46 @@
+import { unavailable } from '../errors.js';
+
+/** Read chunks never exceed containerd's own 1 MiB buffer. */
+const MAX_READ_CHUNK = 1 << 20;
+
+/** Bytes of a blob from `offset`, in the pieces storage delivered them in. */
+export interface ReadChunk {
+  offset: number;
+  pieces: readonly Buffer[];
+}
+
+export async function* emptyChunks(): AsyncIterable<ReadChunk> {}
+
+/**
+ * Regroups a byte stream into messages of at most 1 MiB carrying absolute offsets. The bytes
+ * stay in the pieces they arrived in: whoever puts them on the wire copies them once anyway.
+ */
+export async function* chunked(source: AsyncIterable<Buffer>, start: number, end: number, digest: string): AsyncIterable<ReadChunk> {
+  let offset = start;
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  // An early return closes `source` too: for-await hands it on.
+  for await (const piece of source) {
+    let chunk = piece;
+    while (chunk.length > 0) {
+      const room = MAX_READ_CHUNK - pendingBytes;
+      const take = chunk.length <= room ? chunk : chunk.subarray(0, room);
+      pending.push(take);
+      pendingBytes += take.length;
+      chunk = chunk.subarray(take.length);
+      if (pendingBytes === MAX_READ_CHUNK) {
+        yield { offset, pieces: pending };
+        offset += pendingBytes;
+        pending = [];
+        pendingBytes = 0;
+      }
+    }
+  }
+  if (pendingBytes > 0) {
+    yield { offset, pieces: pending };
+    offset += pendingBytes;
+  }
+  if (offset !== end) {
+    throw unavailable(`read of ${digest} ended at ${offset}, expected ${end}: the stored object changed or the connection broke`);
+  }
+}

@@ -1,0 +1,165 @@
+import type { BlobStat } from '../blobstore/types.js';
+import { parseDigest } from '../digest.js';
+import { alreadyExists, failedPrecondition, invalidArgument, outOfRange } from '../errors.js';
+import { validateLabels, type Labels } from '../labels.js';
+import { statusOf, type Ingest } from './ingest.js';
+import type { IngestStatus } from './types.js';
+
+/** How long an "absent" answer for an expected digest stands for the same Write stream. */
+const RECHECK_AFTER_MS = 2_000;
+
+/** What a Writer needs from the ingest side of the store, and all it sees of it. */
+export interface WriterHost {
+  /** The stored blob's size and time; undefined when it is not stored. */
+  statBlob(digest: string): Promise<BlobStat | undefined>;
+  /** AlreadyExists when `digest` is stored, after making the blob a member of `ns`. */
+  failIfPresent(ns: string, digest: string): Promise<void>;
+  /** Makes a stored blob a member of `ns` with `labels`; `fresh` when the ingest has just stored it. */
+  ensureMember(ns: string, digest: string, stat: BlobStat, labels: Labels, fresh?: boolean): Promise<unknown>;
+  /** A new, empty upload and hash for the ingest. */
+  restartUpload(ingest: Ingest): Promise<void>;
+  /** The ingest's bytes reached checkpoint offset `offset`. */
+  reachedCheckpoint(ingest: Ingest, offset: number): void;
+  /**
+   * The stream lets go of the ingest, either for good ('done': it was committed or discarded)
+   * or keeping it for a resume ('released').
+   */
+  finish(ingest: Ingest, outcome: 'done' | 'released'): Promise<void>;
+  /** Removes the bucket's record of the ingest, if it has one. */
+  removeRecord(ingest: Ingest): Promise<void>;
+}
+
+/** One Write stream's hold on an ingest. */
+export class Writer {
+  private released = false;
+  private checkedExpected: string;
+  /** When this stream last found `checkedExpected` absent from the store. */
+  private checkedAt = 0;
+
+  constructor(
+    private readonly host: WriterHost,
+    private readonly ingest: Ingest,
+  ) {
+    this.checkedExpected = ingest.expected;
+    // openWriter has just checked the expected digest, when there was one
+    if (ingest.expected) this.checkedAt = Date.now();
+  }
+
+  get ref(): string {
+    return this.ingest.ref;
+  }
+
+  /** Where the ingest stands, without the digest (which may wait for the hash to catch up). */
+  progress(): IngestStatus {
+    return statusOf(this.ingest);
+  }
+
+  async status(): Promise<IngestStatus & { digest: string }> {
+    return { ...statusOf(this.ingest), digest: await this.ingest.hasher.digest() };
+  }
+
+  /** Applies the `total` and `expected` a request carries, as containerd does for every message. */
+  async update(total: number, expected: string): Promise<void> {
+    const ingest = this.ingest;
+    if (total < 0) throw invalidArgument(`ref ${JSON.stringify(ingest.ref)}: negative total ${total}`);
+    if (total > 0) ingest.total = total;
+    if (expected === '') return;
+    const d = parseDigest(expected).value;
+    ingest.expected = d;
+    if (d === this.checkedExpected) return;
+    this.checkedExpected = d;
+    try {
+      await this.host.failIfPresent(ingest.ns, d);
+      this.checkedAt = Date.now();
+    } catch (err) {
+      await this.discard();
+      throw err;
+    }
+  }
+
+  /** Appends `data` at `offset`: 0 restarts the ingest, any other value must be the current size. */
+  async write(offset: number, data: Buffer): Promise<void> {
+    const ingest = this.ingest;
+    if (offset < 0) throw invalidArgument(`ref ${JSON.stringify(ingest.ref)}: negative offset ${offset}`);
+    if (offset > 0 && offset !== ingest.offset) {
+      throw outOfRange(`ref ${JSON.stringify(ingest.ref)}: write @${offset} must occur at current offset ${ingest.offset}`);
+    }
+    if (offset === 0 && ingest.offset > 0) await this.restart();
+    if (data.length === 0) return;
+    if (ingest.total > 0 && ingest.offset + data.length > ingest.total) {
+      throw outOfRange(
+        `ref ${JSON.stringify(ingest.ref)}: write of ${data.length} bytes @${ingest.offset} goes past the declared total ${ingest.total}`,
+      );
+    }
+    // Pieces end on checkpoint offsets, where the hash state is kept for a crash to resume from.
+    const every = ingest.upload.checkpointBytes;
+    for (let rest = data; rest.length > 0; ) {
+      const room = every - (ingest.offset % every);
+      const piece = rest.length <= room ? rest : rest.subarray(0, room);
+      await ingest.upload.write(piece);
+      await ingest.hasher.update(piece);
+      ingest.offset += piece.length;
+      ingest.updatedAt = new Date();
+      rest = rest.subarray(piece.length);
+      if (ingest.offset % every === 0) this.host.reachedCheckpoint(ingest, ingest.offset);
+    }
+  }
+
+  /**
+   * Verifies size and digest, then makes the blob visible. Returns the committed digest. The
+   * ingest survives a failed verification (the client may abort or start over), as in containerd.
+   */
+  async commit(total: number, expected: string, labels: Labels): Promise<{ digest: string; size: number }> {
+    const ingest = this.ingest;
+    validateLabels(labels, `ref ${JSON.stringify(ingest.ref)}`);
+    const size = ingest.offset;
+    const wanted = total > 0 ? total : ingest.total;
+    if (wanted > 0 && wanted !== size) {
+      throw failedPrecondition(`${JSON.stringify(ingest.ref)} failed size validation: ${size} != ${wanted}`);
+    }
+    const digest = await ingest.hasher.digest();
+    const want = expected || ingest.expected;
+    if (want !== '' && parseDigest(want).value !== digest) {
+      throw failedPrecondition(`${JSON.stringify(ingest.ref)}: unexpected commit digest ${digest}, expected ${want}`);
+    }
+    // A check this stream made moments ago stands; otherwise ask the store. (Storing bytes that
+    // appeared meanwhile again is harmless: they are the same bytes.)
+    const recentlyChecked = digest === this.checkedExpected && Date.now() - this.checkedAt < RECHECK_AFTER_MS;
+    const present = recentlyChecked ? undefined : await this.host.statBlob(digest);
+    if (present) {
+      await this.host.ensureMember(ingest.ns, digest, present, labels);
+      await this.discard();
+      throw alreadyExists(`content ${digest}: already exists`);
+    }
+    await ingest.upload.commit(digest, size);
+    this.released = true;
+    await this.host.finish(ingest, 'done');
+    // The blob is stored: its membership and the end of the ingest's record go to S3 together.
+    await Promise.all([
+      this.host.ensureMember(ingest.ns, digest, { size, lastModified: new Date() }, labels, true),
+      this.host.removeRecord(ingest).catch(() => undefined),
+    ]);
+    return { digest, size };
+  }
+
+  /** Lets go of the ref without committing; the ingest stays resumable. */
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.host.finish(this.ingest, 'released');
+  }
+
+  private async discard(): Promise<void> {
+    this.released = true;
+    await this.host.finish(this.ingest, 'done');
+    await this.ingest.upload.abort();
+    await this.host.removeRecord(this.ingest).catch(() => undefined);
+  }
+
+  private async restart(): Promise<void> {
+    const ingest = this.ingest;
+    await ingest.upload.abort();
+    await this.host.restartUpload(ingest);
+    ingest.updatedAt = new Date();
+  }
+}
