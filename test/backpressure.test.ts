@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config.js';
 import { digestOf } from '../src/digest.js';
 import { openBlobStore } from '../src/server.js';
+import type { BlobStore, Upload } from '../src/blobstore/types.js';
 import { getObject, newBucket, randomBlob, s3, startDaemon, useS3Credentials, writeBlob, type TestDaemon } from './support/harness.js';
 
 describe('upload buffer budget', () => {
@@ -39,5 +40,53 @@ describe('upload buffer budget, counted per upload', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe('upload buffer budget, when spent', () => {
+  const MiB = 1024 * 1024;
+  let store: BlobStore;
+  beforeAll(async () => {
+    useS3Credentials();
+    // room for exactly one part: an upload of unknown size reserves a whole part at its first byte
+    const flags = { bucket: await newBucket(), endpointUrl: s3().endpoint, region: s3().region, partSize: '5MiB', maxBuffer: '5MiB' };
+    store = await openBlobStore(resolveConfig(flags, {}), pino({ level: 'silent' }));
+  });
+  afterAll(async () => store.close());
+
+  /**
+   * A first upload holds the whole budget; a second one's first write is made. Before the first
+   * gives its buffer back, the second write has had a real S3 round trip's worth of event-loop
+   * turns to be accepted (it needs none if it is not held); the order of events says it was not.
+   */
+  async function secondWaitsFor(release: (first: Upload, written: Buffer) => Promise<void>): Promise<string[]> {
+    const events: string[] = [];
+    const first = store.createUpload({});
+    const written = randomBlob(1024);
+    await first.write(written);
+    events.push('first accepted');
+    expect(store.usage().uploadBuffer.inUse).toBe(5 * MiB);
+
+    const second = store.createUpload({});
+    const accepted = second.write(randomBlob(1024)).then(() => events.push('second accepted'));
+    await store.statBlob(digestOf('a round trip to S3'));
+    await new Promise((r) => setImmediate(r));
+    expect(store.usage().uploadBuffer.inUse).toBe(5 * MiB);
+
+    events.push('first releases');
+    await release(first, written);
+    await accepted;
+    await second.abort();
+    expect(store.usage().uploadBuffer.inUse).toBe(0);
+    return events;
+  }
+
+  it('holds a second writer until the first upload is aborted', async () => {
+    expect(await secondWaitsFor((first) => first.abort())).toEqual(['first accepted', 'first releases', 'second accepted']);
+  });
+
+  it('holds a second writer until the first upload is committed', async () => {
+    const events = await secondWaitsFor((first, written) => first.commit(digestOf(written), written.length));
+    expect(events).toEqual(['first accepted', 'first releases', 'second accepted']);
   });
 });

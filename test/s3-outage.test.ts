@@ -78,4 +78,22 @@ describe.runIf(swiftInstalled)('an S3 outage', () => {
     expect(Buffer.from(await out.Body!.transformToByteArray()).equals(data)).toBe(true);
     client.destroy();
   }, 120_000);
+
+  it('tells a Watch caller SERVING, then NOT_SERVING while S3 is down, then SERVING once it is back', async () => {
+    const seen: string[] = [];
+    const watch = d.health().Watch({ service: '' });
+    watch.on('data', (r: { status: string }) => seen.push(r.status));
+    watch.on('error', () => undefined); // the cancel at the end
+    await until(async () => seen.length >= 1);
+
+    swift('stop', dir);
+    // the daemon learns that S3 is gone at its next call to it
+    expect(await failure(call(d.content(), 'Info', { digest: digestOf('while-watched') }))).toMatchObject({ code: status.UNAVAILABLE });
+    await until(async () => seen.length >= 2);
+
+    swift('start', dir);
+    await until(async () => seen.length >= 3);
+    expect(seen).toEqual(['SERVING', 'NOT_SERVING', 'SERVING']);
+    watch.cancel();
+  }, 120_000);
 });

@@ -12,7 +12,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { pino } from 'pino';
 import { inject } from 'vitest';
-import { resolveConfig, type Flags } from '../../src/config.js';
+import { resolveConfig, type Config, type Flags } from '../../src/config.js';
+import type { BlobStore } from '../../src/blobstore/types.js';
 import { protos } from '../../src/grpc/proto.js';
 import { clientFor } from './s3-client.js';
 import { Daemon } from '../../src/server.js';
@@ -81,8 +82,13 @@ export interface TestDaemon {
   stop(): Promise<void>;
 }
 
-/** Starts a daemon in this process on a fresh unix socket, on S3 (a new bucket) or a directory. */
-export async function startDaemon(options: { backend?: 's3' | 'fs'; bucket?: string; flags?: Flags } = {}): Promise<TestDaemon> {
+/**
+ * Starts a daemon in this process on a fresh unix socket, on S3 (a new bucket) or a directory.
+ * `store` builds the daemon's BlobStore from its config, for a test that watches the store itself.
+ */
+export async function startDaemon(
+  options: { backend?: 's3' | 'fs'; bucket?: string; flags?: Flags; store?: (config: Config) => BlobStore } = {},
+): Promise<TestDaemon> {
   const logs: Record<string, unknown>[] = [];
   const dir = tempDir();
   const socket = join(dir, 'content.sock');
@@ -97,7 +103,7 @@ export async function startDaemon(options: { backend?: 's3' | 'fs'; bucket?: str
   const config = resolveConfig(flags, {});
   // Every line the daemon logs (debug and up) is kept for the test to look at.
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
-  const daemon = await Daemon.start(config, logger);
+  const daemon = await Daemon.start(config, logger, options.store?.(config));
   const clients: { close(): void }[] = [];
   const make = <T extends { close(): void }>(ctor: new (address: string, creds: ReturnType<typeof credentials.createInsecure>, options?: object) => T): T => {
     const client = new ctor(`unix://${socket}`, credentials.createInsecure(), {
