@@ -1,6 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createS3Client, S3BlobStore } from '../src/blobstore/s3.js';
+import { createS3Client } from '../src/blobstore/s3/client.js';
+import { S3BlobStore } from '../src/blobstore/s3/index.js';
 import { resolveConfig, type Config } from '../src/config.js';
 import { digestOf } from '../src/digest.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
