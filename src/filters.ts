@@ -15,9 +15,9 @@ import { invalidArgument } from './errors.js';
  * Several filter strings in one request are OR-ed; no filter (or an empty one) matches all.
  */
 
-export type Operator = 'present' | '==' | '!=' | '~=';
+type Operator = 'present' | '==' | '!=' | '~=';
 
-export interface Selector {
+interface Selector {
   readonly fieldpath: readonly string[];
   readonly operator: Operator;
   readonly value: string;
@@ -29,7 +29,7 @@ export interface Selector {
  * is), never on V8's backtracking engine, where one pattern like `^(a+)+x$` blocks the event
  * loop for hours. The bound keeps the compiled program, and so the cost per match, small.
  */
-export const MAX_PATTERN_LENGTH = 1024;
+const MAX_PATTERN_LENGTH = 1024;
 
 /** Looks a field path up on the object being filtered; undefined means "not present". */
 export type FieldLookup = (fieldpath: readonly string[]) => string | undefined;

@@ -1,9 +1,9 @@
 import { invalidArgument } from './errors.js';
 
 /** containerd's limit on one label: key and value together. */
-export const MAX_LABEL_SIZE = 4096;
+const MAX_LABEL_SIZE = 4096;
 /** Our own bound, so one object's labels cannot grow a metadata document without limit. */
-export const MAX_LABELS = 256;
+const MAX_LABELS = 256;
 
 export type Labels = Record<string, string>;
 

@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import type { Metadata } from '@grpc/grpc-js';
 import { failedPrecondition } from '../errors.js';
 
-export const NAMESPACE_HEADER = 'containerd-namespace';
-export const LEASE_HEADER = 'containerd-lease';
+const NAMESPACE_HEADER = 'containerd-namespace';
+const LEASE_HEADER = 'containerd-lease';
 /** BuildKit's session content stores name the store instead of a namespace. */
-export const BUILDKIT_STORE_HEADER = 'buildkit-attachable-store-id';
+const BUILDKIT_STORE_HEADER = 'buildkit-attachable-store-id';
 
 function header(metadata: Metadata, name: string): string | undefined {
   const value = metadata.get(name)[0];

@@ -9,7 +9,7 @@ import type { ReadContentResponse } from '../generated/containerd/services/conte
 import { encodePiecewise, isPiecewise } from './read-response.js';
 
 /** Same options as `npm run proto:gen`, so the generated types describe what is loaded. */
-export const LOADER_OPTIONS: Options = {
+const LOADER_OPTIONS: Options = {
   keepCase: true,
   longs: Number,
   enums: String,
@@ -18,7 +18,7 @@ export const LOADER_OPTIONS: Options = {
 };
 
 // src/grpc and dist/grpc both sit two levels below the package root.
-export const PROTO_DIR = fileURLToPath(new URL('../../proto', import.meta.url));
+const PROTO_DIR = fileURLToPath(new URL('../../proto', import.meta.url));
 
 function load<T>(file: string): T {
   const definition = loadSync(file, { ...LOADER_OPTIONS, includeDirs: [PROTO_DIR] });

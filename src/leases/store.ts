@@ -28,9 +28,9 @@ interface LeaseRecord {
 
 const LEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,75}$/;
 /** Resources one lease may hold; BuildKit holds one per blob, snapshot and ingest of a build. */
-export const MAX_LEASE_RESOURCES = 10_000;
+const MAX_LEASE_RESOURCES = 10_000;
 /** Leases one List may answer with; past it the client is told to filter. */
-export const MAX_LISTED_LEASES = 10_000;
+const MAX_LISTED_LEASES = 10_000;
 /** Encoded bytes of a resource's type and id, so its key stays far below S3's 1,024 bytes. */
 const MAX_RESOURCE_TYPE_BYTES = 128;
 const MAX_RESOURCE_ID_BYTES = 512;

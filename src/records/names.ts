@@ -1,6 +1,6 @@
 import { invalidArgument } from '../errors.js';
 
-export const MAX_NAME_BYTES = 1024;
+const MAX_NAME_BYTES = 1024;
 
 /** Record names become S3 keys under the manifests prefix; refuse what would escape or confuse it. */
 export function validateRecordName(name: string): string {

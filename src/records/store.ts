@@ -23,11 +23,11 @@ export interface PutConditions {
 
 const MAX_PAGE = 1000;
 /** Names one Put may write the config to (BuildKit's `name` lists a handful). */
-export const MAX_PUT_NAMES = 64;
+const MAX_PUT_NAMES = 64;
 /** A cache config's bytes; BuildKit's own for large builds stay within a few MiB. */
-export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 /** Layers one config may name; each one is checked for presence in the store. */
-export const MAX_CONFIG_LAYERS = 10_000;
+const MAX_CONFIG_LAYERS = 10_000;
 const DEFAULT_PAGE = 100;
 /** Blobs checked for presence at once when a record is stored. */
 const PRESENCE_CONCURRENCY = 16;
