@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { ConfigError, describeConfig, resolveConfig, SETTINGS, type Config, type Flags } from './config.js';
 import type { SettingName, SettingSpec } from './config/settings.js';
 import { ProbeError } from './blobstore/probe-error.js';
+import { collectOnce } from './gc/command.js';
 import { readListenerFiles } from './listeners.js';
 import { Daemon, openBlobStore } from './server.js';
 
@@ -22,6 +23,7 @@ in BuildKit's s3 cache layout.
 Usage:
   ${NAME} serve [options]     run the daemon
   ${NAME} check [options]     validate the settings, resolve credentials, probe the bucket
+  ${NAME} gc [--delete] [options]  collect garbage: blobs nothing references (dry run unless --delete)
   ${NAME} --version           print the version
   ${NAME} <command> --help    help on a command
 
@@ -65,8 +67,25 @@ ${optionsHelp()}
 `;
 }
 
-function serveOptions(): ParseArgsConfig['options'] {
+const GC_HELP = () => `Usage: ${NAME} gc [--delete] [--json] [options]
+
+Marks every blob that cache records (under the manifests prefix), namespaces' holds and their
+containerd.io/gc.ref.content labels, unexpired leases and ingests need; notes each blob nothing
+needs, and deletes one only once it has been noted for --gc-grace, is older than
+--touch-refresh, and a last check finds nothing new that needs it. Safe beside running daemons
+and other collectors. Without --delete nothing is written or deleted: it reports what a
+collection would reclaim.
+
+  --delete                     delete (and note unreferenced blobs, starting their grace)
+  --json                       print the report as JSON
+Options (the same as serve takes):
+${optionsHelp()}
+  --help                       show this help
+`;
+
+function serveOptions(extra: string[] = []): ParseArgsConfig['options'] {
   const options: NonNullable<ParseArgsConfig['options']> = { help: { type: 'boolean' } };
+  for (const name of extra) options[name] = { type: 'boolean' };
   for (const spec of Object.values(SETTINGS) as SettingSpec[]) {
     options[spec.flag] = spec.boolean ? { type: 'boolean' } : { type: 'string', multiple: Boolean(spec.multiple) };
   }
@@ -74,14 +93,15 @@ function serveOptions(): ParseArgsConfig['options'] {
 }
 
 /** Parses a command's flags; undefined when --help was asked for (and printed). */
-function parseConfig(args: string[], help: string): Config | undefined {
-  const { values } = parseArgs({ args, options: serveOptions(), allowPositionals: false, strict: true }) as {
+function parseConfig(args: string[], help: string, extra: Record<string, boolean> = {}): Config | undefined {
+  const { values } = parseArgs({ args, options: serveOptions(Object.keys(extra)), allowPositionals: false, strict: true }) as {
     values: Record<string, string | string[] | boolean | undefined>;
   };
   if (values.help) {
     process.stdout.write(help);
     return undefined;
   }
+  for (const name of Object.keys(extra)) extra[name] = values[name] === true;
   const flags: Flags = {};
   for (const [name, spec] of Object.entries(SETTINGS) as [SettingName, SettingSpec][]) {
     const value = values[spec.flag];
@@ -106,6 +126,24 @@ async function check(args: string[]): Promise<number> {
     if (!(err instanceof ProbeError)) throw err;
     process.stderr.write(`check failed: ${err.message}\n`);
     return 1;
+  } finally {
+    await store.close();
+  }
+}
+
+async function gc(args: string[]): Promise<number> {
+  const switches = { delete: false, json: false };
+  const config = parseConfig(args, GC_HELP(), switches);
+  if (!config) return 0;
+  const logger = pino({ level: config.logLevel, base: { service: NAME } }, pino.destination(2));
+  const store = await openBlobStore(config, logger);
+  try {
+    await collectOnce(
+      store,
+      { ...switches, graceMs: config.gcGraceMs, touchRefreshMs: config.touchRefreshMs, logger },
+      process.stdout,
+    );
+    return 0;
   } finally {
     await store.close();
   }
@@ -171,6 +209,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'serve') return serve(rest);
   if (command === 'check') return check(rest);
+  if (command === 'gc') return gc(rest);
   process.stderr.write(`${NAME}: unknown command ${JSON.stringify(command)}\n\n${MAIN_HELP}`);
   return 2;
 }

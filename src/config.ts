@@ -14,6 +14,8 @@ import { formatAddress, isLoopback, parseAddress, parseBool, parseDuration, pars
 
 export { ConfigError, SETTINGS, type Flags };
 
+const MIN_GC_GRACE_MS = 10 * 60_000;
+
 export interface Config {
   addresses: Address[];
   /** Set when no bucket is configured: blobs go to this local directory. */
@@ -22,6 +24,9 @@ export interface Config {
   touchRefreshMs: number;
   ingestExpiryMs: number;
   orphanUploadGraceMs: number;
+  /** 0: no collection in `serve`. */
+  gcIntervalMs: number;
+  gcGraceMs: number;
   /** Keep a saveable hash of every multi-part ingest, so one survives the daemon's crash. */
   crashResume: boolean;
   bucketNamespace: string;
@@ -98,6 +103,8 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     touchRefreshMs: parseDuration(str('touchRefresh'), 'touch-refresh'),
     ingestExpiryMs: parseDuration(str('ingestExpiry'), 'ingest-expiry'),
     orphanUploadGraceMs: parseDuration(str('orphanUploadGrace'), 'orphan-upload-grace'),
+    gcIntervalMs: parseDuration(str('gcInterval'), 'gc-interval'),
+    gcGraceMs: parseDuration(str('gcGrace'), 'gc-grace'),
     crashResume: !parseBool(str('noCrashResume'), 'no-crash-resume'),
     bucketNamespace: str('bucketNamespace'),
     logLevel,
@@ -109,6 +116,9 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     socketGroup: raw('socketGroup') || undefined,
     configFile,
   };
+  // Daemons remember for up to 10 minutes that a blob exists; a grace shorter than that could
+  // let one answer for bytes the collector took.
+  if (config.gcGraceMs < MIN_GC_GRACE_MS) throw new ConfigError(`--gc-grace: must be at least 10m, got ${str('gcGrace')}`);
   addresses.forEach((parsed, i) => {
     if (parsed.kind !== 'tcp' || config.tls) return;
     if (!config.insecure) {

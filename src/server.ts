@@ -6,6 +6,9 @@ import { S3BlobStore } from './blobstore/s3/index.js';
 import type { BlobStore } from './blobstore/types.js';
 import type { Config } from './config.js';
 import { HashWorkers } from './content/hash-workers.js';
+import { Collector } from './gc/collector.js';
+import { ScannedReferences } from './gc/references.js';
+import { collectorSourcesFor } from './gc/sources.js';
 import { ContentStore } from './content/store.js';
 import { contentHandlers } from './grpc/content.js';
 import { Health } from './grpc/health.js';
@@ -49,6 +52,7 @@ export class Daemon {
     private readonly sweeper: NodeJS.Timeout,
     /** The worker threads that hash resumable ingests, ended when the daemon stops. */
     private readonly hashes: HashWorkers,
+    private readonly collecting: { stop(): Promise<void> } | undefined,
   ) {}
 
   /**
@@ -63,6 +67,8 @@ export class Daemon {
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
     });
     const hashes = new HashWorkers();
+    const leaseStore = new LeaseStore(store);
+    const gcSources = collectorSourcesFor(store, leaseStore, () => contentStore.expectedByLiveIngests());
     const contentStore = new ContentStore(store, {
       logger,
       hashes,
@@ -70,8 +76,8 @@ export class Daemon {
       ingestExpiryMs: config.ingestExpiryMs,
       orphanUploadGraceMs: config.orphanUploadGraceMs,
       crashResume: config.crashResume,
+      references: new ScannedReferences(gcSources),
     });
-    const leaseStore = new LeaseStore(store);
     const touch = new TouchRefresher(store, { refreshMs: config.touchRefreshMs, concurrency: 4, maxQueued: 10_000 }, logger);
     const recordStore = new RecordStore(store, touch, logger);
     const health = new Health([
@@ -99,13 +105,16 @@ export class Daemon {
     void sweep();
     const sweeper = setInterval(sweep, Math.max(1_000, Math.min(config.ingestExpiryMs / 4, 600_000)));
     sweeper.unref();
+    const collector = new Collector(gcSources, { graceMs: config.gcGraceMs, touchRefreshMs: config.touchRefreshMs, logger });
+    const collecting = config.gcIntervalMs > 0 ? scheduleCollections(collector, config.gcIntervalMs, logger) : undefined;
     logger.info({ addresses: bound, store: store.location }, 'serving');
-    return new Daemon(server, store, health, touch, logger, sockets, bound, sweeper, hashes);
+    return new Daemon(server, store, health, touch, logger, sockets, bound, sweeper, hashes, collecting);
   }
 
   /** Stops accepting, lets in-flight calls finish within `timeoutMs`, then cuts the rest. */
   async stop(timeoutMs: number): Promise<void> {
     clearInterval(this.sweeper);
+    await this.collecting?.stop();
     this.health.setAll('NOT_SERVING');
     this.health.close();
     const graceful = new Promise<boolean>((resolve) => this.server.tryShutdown(() => resolve(true)));
@@ -124,4 +133,23 @@ export class Daemon {
     await this.blobs.close();
     this.logger.info('stopped');
   }
+}
+
+/** Collections one after another, `intervalMs` apart; stopping waits for one under way. */
+function scheduleCollections(collector: Collector, intervalMs: number, logger: Logger): { stop(): Promise<void> } {
+  let running: Promise<unknown> | undefined;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = collector
+      .run({ delete: true })
+      .catch((err: unknown) => logger.warn({ err }, 'garbage collection failed'))
+      .finally(() => (running = undefined));
+  }, intervalMs);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
 }

@@ -45,6 +45,10 @@ describe('local directory store (no bucket)', () => {
     const listed = await collect<ListContentResponse__Output>(client.List({ filters: ['labels.a==b'] }, ns()));
     expect(listed.flatMap((r) => r.info.map((i) => i.digest))).toContain(digest);
     await call(client, 'Delete', { digest });
-    expect(readdirSync(join(root, 'blobs'))).not.toContain(digest);
+    const after = await collect<ListContentResponse__Output>(client.List({ filters: [] }, ns()));
+    expect(after.flatMap((r) => r.info.map((i) => i.digest))).not.toContain(digest);
+    expect((await failure(call(client, 'Info', { digest }))).code).toBe(status.NOT_FOUND);
+    // the bytes stay until the collector finds nothing needs them
+    expect(readdirSync(join(root, 'blobs'))).toContain(digest);
   });
 });

@@ -24,7 +24,11 @@ export interface BlobStore {
   /** Where data lives, for logs and error messages; never contains a secret. */
   readonly location: string;
 
-  statBlob(digest: string): Promise<BlobStat | undefined>;
+  /**
+   * The blob's size and age; undefined when it is not stored. A store may answer from what it
+   * learned recently; `fresh` asks the storage itself (and corrects what was learned).
+   */
+  statBlob(digest: string, options?: { fresh?: boolean }): Promise<BlobStat | undefined>;
   /**
    * Streams `length` bytes (> 0) from `offset`; the caller has checked the bounds against the
    * blob's `size`. A blob gone missing meanwhile is a not-found StoreError. Leaving the

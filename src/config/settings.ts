@@ -79,6 +79,18 @@ export const SETTINGS = {
     default: '15m',
     help: 'an upload in the staging area that no ingest owns is aborted once this old (under blob keys: once older than --ingest-expiry too)',
   },
+  gcInterval: {
+    flag: 'gc-interval',
+    env: ['S3CS_GC_INTERVAL'],
+    default: '0',
+    help: 'run the garbage collector (with deletes) this often, the first run one interval after start; 0 runs none (Go duration)',
+  },
+  gcGrace: {
+    flag: 'gc-grace',
+    env: ['S3CS_GC_GRACE'],
+    default: '168h',
+    help: 'a blob nothing references goes only once the collector has found it unreferenced for this long (Go duration, at least 10m)',
+  },
   noCrashResume: {
     flag: 'no-crash-resume',
     env: ['S3CS_NO_CRASH_RESUME'],

@@ -1,22 +1,26 @@
 import type { BlobStore } from '../blobstore/types.js';
 import { parseDigest } from '../digest.js';
-import { invalidArgument, notFound, outOfRange } from '../errors.js';
+import { failedPrecondition, invalidArgument, notFound, outOfRange } from '../errors.js';
 import { parseFilters, type FieldLookup } from '../filters.js';
-import { validateLabels, type Labels } from '../labels.js';
+import { labelValue, validateLabels, type Labels } from '../labels.js';
 import { validateNamespace } from '../namespaces.js';
 import { toInfo, type ContentRecord, type Memberships } from './memberships.js';
 import { chunked, emptyChunks, type ReadChunk } from './read-chunks.js';
-import type { ContentInfo } from './types.js';
+import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
+import type { ContentInfo, References } from './types.js';
 
 /**
  * Committed blobs as a namespace sees them: Info, Update, List, Delete and Read. Bytes are
  * shared by digest, so any namespace can Info and Read a blob that exists; labels and
- * listings come from the namespace's membership records.
+ * listings come from the namespace's membership records (its holds). Delete drops the
+ * namespace's hold and never the bytes: the collector reclaims those once nothing needs them.
  */
 export class CommittedContent {
   constructor(
     private readonly blobs: BlobStore,
     private readonly memberships: Memberships,
+    private readonly guard: ReclaimGuard,
+    private readonly references: References,
     /** The namespace whose List shows every blob in the store (see ContentStoreOptions). */
     private readonly bucketNamespace: string | undefined,
   ) {}
@@ -24,36 +28,55 @@ export class CommittedContent {
   async info(ns: string, digest: string): Promise<ContentInfo> {
     validateNamespace(ns);
     const d = parseDigest(digest).value;
-    const [stat, record] = await Promise.all([this.blobs.statBlob(d), this.memberships.read(ns, d)]);
+    const [stat, record] = await Promise.all([this.blobs.statBlob(d), this.memberships.read(ns, d), this.visible(ns, d)]);
     if (!stat) throw notFound(`content ${d}: not found`);
     return toInfo(d, stat, record);
+  }
+
+  /**
+   * NotFound in a namespace that deleted its hold, unless something else still needs the bytes
+   * (then they read like any shared blob).
+   */
+  private async visible(ns: string, digest: string): Promise<void> {
+    if (ns === this.bucketNamespace || !(await this.memberships.wasDeleted(ns, digest))) return;
+    if (await this.memberships.read(ns, digest)) return;
+    if (await this.references.neededOutside(ns, digest)) return;
+    throw notFound(`content ${digest}: not found`);
   }
 
   async update(ns: string, digest: string, labels: Labels, paths: readonly string[]): Promise<ContentInfo> {
     validateNamespace(ns);
     const d = parseDigest(digest).value;
-    const [stat, record] = await Promise.all([this.blobs.statBlob(d), this.memberships.read(ns, d)]);
+    const [stat, record] = await Promise.all([this.blobs.statBlob(d), this.memberships.read(ns, d), this.visible(ns, d)]);
     if (!stat) throw notFound(`content ${d}: not found`);
     const now = new Date();
     const current = record ?? newRecord(stat.size, stat.lastModified);
-    let next: Labels = { ...current.labels };
-    if (paths.length === 0) next = { ...labels };
+    // A Map, so that a key like "__proto__" is a label like any other.
+    let next = new Map(Object.entries(current.labels));
+    const given = () => new Map(Object.entries(labels));
+    if (paths.length === 0) next = given();
     for (const path of paths) {
       if (path === 'labels') {
-        next = { ...labels };
+        next = given();
       } else if (path.startsWith('labels.') && path.length > 'labels.'.length) {
         const key = path.slice('labels.'.length);
-        const value = labels[key];
-        if (value === undefined || value === '') delete next[key];
-        else next[key] = value;
+        const value = labelValue(labels, key);
+        if (value === undefined || value === '') next.delete(key);
+        else next.set(key, value);
       } else {
         throw invalidArgument(`cannot update ${JSON.stringify(path)} field on content info ${d}`);
       }
     }
-    for (const key of Object.keys(next)) if (next[key] === '') delete next[key];
-    validateLabels(next, `content ${d}`);
-    const updated: ContentRecord = { ...current, labels: next, updatedAt: now.toISOString() };
+    for (const [key, value] of next) if (value === '') next.delete(key);
+    const nextLabels: Labels = Object.fromEntries(next);
+    validateLabels(nextLabels, `content ${d}`);
+    const updated: ContentRecord = { ...current, labels: nextLabels, updatedAt: now.toISOString() };
+    // Labelling makes the namespace hold the blob: written first, then the collector is asked.
     await this.memberships.write(ns, d, updated);
+    if (!record && !(await this.guard.stays(d))) {
+      await this.memberships.remove(ns, d);
+      throw notFound(`content ${d}: not found`);
+    }
     return toInfo(d, stat, updated);
   }
 
@@ -76,14 +99,24 @@ export class CommittedContent {
     }
   }
 
+  /**
+   * Drops `ns`'s hold of the blob. The bytes stay for whatever else needs them (another
+   * namespace, a cache record BuildKit reads, a lease); the collector reclaims them once
+   * nothing does. A namespace that does not hold the blob has nothing to delete.
+   */
   async delete(ns: string, digest: string): Promise<void> {
     validateNamespace(ns);
     const d = parseDigest(digest).value;
-    const [stat, record] = await Promise.all([this.blobs.statBlob(d), this.memberships.read(ns, d)]);
-    if (!stat && !record) throw notFound(`content ${d}: not found`);
-    if (record) await this.memberships.remove(ns, d);
-    // The bytes go only when no other namespace still holds the blob.
-    if (stat && !(await this.memberships.heldElsewhere(ns, d))) await this.blobs.deleteBlob(d);
+    if (ns === this.bucketNamespace) {
+      throw failedPrecondition(
+        `content ${d}: namespace ${JSON.stringify(ns)} lists every blob in the store and holds none; delete from a namespace that holds it (the collector reclaims what nothing needs)`,
+      );
+    }
+    const record = await this.memberships.read(ns, d);
+    if (!record) throw notFound(`content ${d}: not found`);
+    // The deletion mark first: once the hold is gone, Info here must not find the bytes.
+    await this.memberships.markDeleted(ns, d);
+    await this.memberships.remove(ns, d);
   }
 
   /**
@@ -93,7 +126,7 @@ export class CommittedContent {
   async read(ns: string, digest: string, offset: number, size: number): Promise<AsyncIterable<ReadChunk>> {
     validateNamespace(ns);
     const d = parseDigest(digest).value;
-    const stat = await this.blobs.statBlob(d);
+    const [stat] = await Promise.all([this.blobs.statBlob(d), this.visible(ns, d)]);
     if (!stat) throw notFound(`content ${d}: not found`);
     const start = Math.max(0, offset);
     if (start > stat.size) throw outOfRange(`read of ${d} @${start}: read past object length ${stat.size}`);
@@ -111,7 +144,7 @@ function newRecord(size: number, created: Date): ContentRecord {
 function contentFields(info: ContentInfo): FieldLookup {
   return (path) => {
     if (path.length === 1 && path[0] === 'digest') return info.digest;
-    if (path.length >= 2 && path[0] === 'labels') return info.labels[path.slice(1).join('.')];
+    if (path.length >= 2 && path[0] === 'labels') return labelValue(info.labels, path.slice(1).join('.'));
     return undefined;
   };
 }

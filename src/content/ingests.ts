@@ -1,13 +1,15 @@
 import type { Logger } from 'pino';
-import type { BlobStore, Checkpoint } from '../blobstore/types.js';
+import type { BlobStat, BlobStore, Checkpoint } from '../blobstore/types.js';
 import { parseDigest } from '../digest.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, unavailable } from '../errors.js';
 import { parseFilters } from '../filters.js';
+import type { Labels } from '../labels.js';
 import { validateNamespace } from '../namespaces.js';
 import { Checkpoints } from './checkpoints.js';
 import { ingestKey, statusOf, type Ingest, type LiveIngests } from './ingest.js';
 import { recordStatus, type IngestRecord, type IngestRecords } from './ingest-records.js';
 import type { Memberships } from './memberships.js';
+import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import { validateRef } from './refs.js';
 import { newRunningHash, type RunningHash, type SaveableHashes } from './running-hash.js';
 import type { IngestStatus } from './types.js';
@@ -16,6 +18,7 @@ import { Writer, type WriterHost } from './writer.js';
 interface IngestsOptions {
   blobs: BlobStore;
   memberships: Memberships;
+  guard: ReclaimGuard;
   records: IngestRecords;
   live: LiveIngests;
   hashes: SaveableHashes;
@@ -31,6 +34,7 @@ interface IngestsOptions {
 export class Ingests {
   private readonly blobs: BlobStore;
   private readonly memberships: Memberships;
+  private readonly guard: ReclaimGuard;
   private readonly records: IngestRecords;
   private readonly live: LiveIngests;
   private readonly checkpoints: Checkpoints;
@@ -42,6 +46,7 @@ export class Ingests {
     statBlob: (digest) => this.blobs.statBlob(digest),
     failIfPresent: (ns, digest) => this.failIfPresent(ns, digest),
     ensureMember: (ns, digest, stat, labels, fresh) => this.memberships.ensureMember(ns, digest, stat, labels, fresh),
+    holdIfStays: (ns, digest, stat, labels) => this.holdIfStays(ns, digest, stat, labels),
     restartUpload: (ingest) => this.startUpload(ingest),
     reachedCheckpoint: (ingest, offset) => this.checkpoints.reachedOffset(ingest, offset),
     finish: (ingest, outcome) => this.finish(ingest, outcome),
@@ -51,6 +56,7 @@ export class Ingests {
   constructor(options: IngestsOptions) {
     this.blobs = options.blobs;
     this.memberships = options.memberships;
+    this.guard = options.guard;
     this.records = options.records;
     this.live = options.live;
     this.hashes = options.hashes;
@@ -140,9 +146,20 @@ export class Ingests {
 
   private async failIfPresent(ns: string, digest: string): Promise<void> {
     const stat = await this.blobs.statBlob(digest);
-    if (!stat) return;
-    await this.memberships.ensureMember(ns, digest, stat, {});
-    throw alreadyExists(`content ${digest}: already exists`);
+    if (stat && (await this.holdIfStays(ns, digest, stat, {}))) throw alreadyExists(`content ${digest}: already exists`);
+  }
+
+  /**
+   * Makes a stored blob a member of `ns` (with `labels`) and tells whether its bytes stay: a
+   * collector may have deleted them, or be deleting them now. Then the hold this call wrote is
+   * taken back, and the bytes are to be written as for new content.
+   */
+  private async holdIfStays(ns: string, digest: string, stat: BlobStat, labels: Labels): Promise<boolean> {
+    const held = (await this.memberships.read(ns, digest)) !== undefined;
+    await this.memberships.ensureMember(ns, digest, stat, labels);
+    if (await this.guard.stays(digest)) return true;
+    if (!held) await this.memberships.remove(ns, digest);
+    return false;
   }
 
   /**

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { BlobStat } from '../blobstore/types.js';
-import type { Labels } from '../labels.js';
+import { validateLabels, type Labels } from '../labels.js';
 import { docKeys, type Documents } from '../metadata/documents.js';
 import type { ContentInfo } from './types.js';
 
@@ -13,6 +13,7 @@ export interface ContentRecord {
 }
 
 const RECORD_CACHE_MS = 30_000;
+const RECORD_CACHE_BYTES = 32 * 1024 * 1024;
 
 /**
  * Which namespaces hold which blobs, with their labels: the membership records in the bucket's
@@ -25,7 +26,15 @@ export class Memberships {
    * cost a GET every time. Entries expire after a short while, which bounds how long a label
    * change made through another daemon sharing the bucket can go unseen here.
    */
-  private readonly records = new LRUCache<string, { value: ContentRecord | undefined }>({ max: 50_000, ttl: RECORD_CACHE_MS });
+  private readonly records = new LRUCache<string, { value: ContentRecord | undefined }>({
+    max: 50_000,
+    ttl: RECORD_CACHE_MS,
+    // bounded in bytes too: one record may carry 256 labels of 4 KiB
+    maxSize: RECORD_CACHE_BYTES,
+    sizeCalculation: (entry, key) => key.length + 64 + (entry.value ? labelBytes(entry.value.labels) : 0),
+  });
+  /** Recently read deletion marks of a namespace (see markDeleted), present or absent. */
+  private readonly deletions = new LRUCache<string, { deleted: boolean }>({ max: 50_000, ttl: RECORD_CACHE_MS });
 
   constructor(private readonly docs: Documents) {}
 
@@ -47,6 +56,31 @@ export class Memberships {
   async remove(ns: string, digest: string): Promise<void> {
     await this.docs.remove(docKeys.content(ns, digest));
     this.records.set(memberKey(ns, digest), { value: undefined });
+  }
+
+  /**
+   * `ns` deleted its hold of the blob: from now on Info and Read there answer NotFound, as
+   * containerd does right after a Delete, unless something else still needs the bytes.
+   */
+  async markDeleted(ns: string, digest: string): Promise<void> {
+    await this.docs.write(docKeys.deleted(ns, digest), { at: new Date().toISOString() });
+    this.deletions.set(memberKey(ns, digest), { deleted: true });
+  }
+
+  /** Whether `ns` deleted its hold of the blob (and has not held it since, if it holds it now). */
+  async wasDeleted(ns: string, digest: string): Promise<boolean> {
+    const key = memberKey(ns, digest);
+    const cached = this.deletions.get(key);
+    if (cached) return cached.deleted;
+    const deleted = (await this.docs.read(docKeys.deleted(ns, digest))) !== undefined;
+    this.deletions.set(key, { deleted });
+    return deleted;
+  }
+
+  /** Whether any namespace holds the blob, asking the bucket (no cache). */
+  async heldAnywhere(digest: string): Promise<boolean> {
+    for await (const ns of this.namespaces()) if ((await this.docs.read(docKeys.content(ns, digest))) !== undefined) return true;
+    return false;
   }
 
   /** Every membership record of `ns`, in digest order. */
@@ -85,9 +119,17 @@ export class Memberships {
     const record: ContentRecord = existing
       ? { ...existing, labels: { ...existing.labels, ...labels }, updatedAt: now }
       : { size: stat.size, createdAt: now, updatedAt: now, labels: { ...labels } };
+    // labels given at commit add to those the blob has: the sum keeps the limits Update keeps
+    validateLabels(record.labels, `content ${digest}`);
     await this.write(ns, digest, record);
     return toInfo(digest, stat, record);
   }
+}
+
+function labelBytes(labels: Labels): number {
+  let n = 0;
+  for (const key of Object.keys(labels)) n += key.length + (labels[key]?.length ?? 0);
+  return n;
 }
 
 /** The cache key of a blob's membership of a namespace. */

@@ -2,15 +2,17 @@ import type { Logger } from 'pino';
 import type { BlobStore } from '../blobstore/types.js';
 import type { Labels } from '../labels.js';
 import { Documents } from '../metadata/documents.js';
+import { ReclaimMarks } from '../metadata/reclaim-marks.js';
 import { CommittedContent } from './committed.js';
 import type { LiveIngests } from './ingest.js';
 import { IngestRecords } from './ingest-records.js';
 import { Ingests } from './ingests.js';
 import { Memberships } from './memberships.js';
 import type { ReadChunk } from './read-chunks.js';
+import { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import type { SaveableHashes } from './running-hash.js';
 import { IngestSweep } from './sweep.js';
-import type { ContentInfo, IngestStatus } from './types.js';
+import type { ContentInfo, IngestStatus, References } from './types.js';
 import type { Writer } from './writer.js';
 
 interface ContentStoreOptions {
@@ -34,6 +36,11 @@ interface ContentStoreOptions {
    * crash; without it they use Node's hash, several times cheaper, and a crash starts them over.
    */
   crashResume?: boolean | undefined;
+  /**
+   * What besides a namespace's hold may need a blob (cache records, leases), asked after the
+   * namespace deleted its hold; without it, only other namespaces' holds count.
+   */
+  references?: References | undefined;
 }
 
 /**
@@ -46,17 +53,22 @@ export class ContentStore {
   private readonly committed: CommittedContent;
   private readonly ingests: Ingests;
   private readonly sweep: IngestSweep;
+  private readonly live: LiveIngests;
 
   constructor(blobs: BlobStore, options: ContentStoreOptions) {
     const { logger } = options;
     const docs = new Documents(blobs);
     const memberships = new Memberships(docs);
+    const guard = new ReclaimGuard(new ReclaimMarks(docs), blobs);
+    const references = options.references ?? { neededOutside: (ns, digest) => memberships.heldElsewhere(ns, digest) };
     const records = new IngestRecords(blobs, docs, memberships, logger);
     const live: LiveIngests = new Map();
-    this.committed = new CommittedContent(blobs, memberships, options.bucketNamespace);
+    this.live = live;
+    this.committed = new CommittedContent(blobs, memberships, guard, references, options.bucketNamespace);
     this.ingests = new Ingests({
       blobs,
       memberships,
+      guard,
       records,
       live,
       hashes: options.hashes,
@@ -72,6 +84,13 @@ export class ContentStore {
       ingestExpiryMs: options.ingestExpiryMs ?? 24 * 3_600_000,
       orphanUploadGraceMs: options.orphanUploadGraceMs ?? 15 * 60_000,
     });
+  }
+
+  /** Digests the ingests of this process expect: the collector keeps those blobs. */
+  expectedByLiveIngests(): Set<string> {
+    const out = new Set<string>();
+    for (const ingest of this.live.values()) if (ingest.expected) out.add(ingest.expected);
+    return out;
   }
 
   /** See IngestSweep.run. */

@@ -18,3 +18,11 @@ export interface IngestStatus {
   startedAt: Date;
   updatedAt: Date;
 }
+
+/**
+ * Whether something besides `ns`'s own hold still needs a blob's bytes: another namespace's
+ * hold, a cache record, a lease. Only asked after `ns` deleted its hold.
+ */
+export interface References {
+  neededOutside(ns: string, digest: string): Promise<boolean>;
+}

@@ -14,6 +14,11 @@ export interface WriterHost {
   statBlob(digest: string): Promise<BlobStat | undefined>;
   /** AlreadyExists when `digest` is stored, after making the blob a member of `ns`. */
   failIfPresent(ns: string, digest: string): Promise<void>;
+  /**
+   * Makes a stored blob a member of `ns` with `labels`, and tells whether its bytes stay (a
+   * collector may be reclaiming them); when they do not, the hold is taken back.
+   */
+  holdIfStays(ns: string, digest: string, stat: BlobStat, labels: Labels): Promise<boolean>;
   /** Makes a stored blob a member of `ns` with `labels`; `fresh` when the ingest has just stored it. */
   ensureMember(ns: string, digest: string, stat: BlobStat, labels: Labels, fresh?: boolean): Promise<unknown>;
   /** A new, empty upload and hash for the ingest. */
@@ -126,8 +131,8 @@ export class Writer {
     // appeared meanwhile again is harmless: they are the same bytes.)
     const recentlyChecked = digest === this.checkedExpected && Date.now() - this.checkedAt < RECHECK_AFTER_MS;
     const present = recentlyChecked ? undefined : await this.host.statBlob(digest);
-    if (present) {
-      await this.host.ensureMember(ingest.ns, digest, present, labels);
+    // Bytes a collector is reclaiming are stored again from this ingest.
+    if (present && (await this.host.holdIfStays(ingest.ns, digest, present, labels))) {
       await this.discard();
       throw alreadyExists(`content ${digest}: already exists`);
     }

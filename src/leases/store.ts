@@ -57,6 +57,8 @@ export class LeaseStore {
     const key = docKeys.lease(ns, leaseId);
     if (await this.docs.read(key)) throw alreadyExists(`lease ${JSON.stringify(leaseId)}: already exists`);
     const record: LeaseRecord = { id: leaseId, createdAt: new Date().toISOString(), labels: { ...labels } };
+    // listed, so that the collector finds the namespace's leases
+    await this.docs.write(docKeys.namespace(ns), { name: ns });
     await this.docs.write(key, record);
     return toLease(record);
   }
@@ -113,6 +115,13 @@ export class LeaseStore {
     const kept = legacy.filter((r) => !(r.id === resource.id && r.type === resource.type));
     if (kept.length !== legacy.length) await this.docs.write(docKeys.lease(ns, id), { ...record, resources: kept });
     this.counts.delete(scoped(ns, id));
+  }
+
+  /** Whether the lease's `containerd.io/gc.expire` time has passed (a lease without one never expires). */
+  static expired(lease: Lease, now = Date.now()): boolean {
+    const expire = labelValue(lease.labels, 'containerd.io/gc.expire');
+    const at = expire === undefined ? NaN : Date.parse(expire);
+    return Number.isFinite(at) && at <= now;
   }
 
   /** In key order: by type, then id, as containerd's own store lists them. */

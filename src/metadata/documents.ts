@@ -2,20 +2,6 @@ import { pMapIterable, pMapSkip } from 'p-map';
 import type { BlobStore } from '../blobstore/types.js';
 
 /**
- * The daemon's own records, as small JSON documents under the store's metadata prefix. The
- * layout is versioned so a later format can live beside this one:
- *
- *   v1/namespaces/<ns>                     a namespace that holds something
- *   v1/ns/<ns>/content/<digest>            a blob's membership of <ns>: size, times, labels
- *   v1/ns/<ns>/ingests/<encoded ref>       an ingest with durable bytes (for status and cleanup)
- *   v1/ns/<ns>/leases/<encoded id>         a lease: id, creation time, labels (resources, in
- *                                          documents written before resources had their own)
- *   v1/ns/<ns>/lease-resources/<encoded id>/<encoded type>/<encoded resource id>
- *                                          one resource of a lease (empty)
- *
- * Refs and lease ids are URI-encoded, so no client string can add a path segment.
- */
-/**
  * One key segment from a client's string: URI-encoded, dots included, so that no segment is
  * `.` or `..` or ends like the local store's temporary files.
  */
@@ -23,11 +9,32 @@ export function encodeSegment(value: string): string {
   return encodeURIComponent(value).replace(/\./g, '%2E');
 }
 
+/**
+ * The daemon's own records, as small JSON documents under the store's metadata prefix. The
+ * layout is versioned so a later format can live beside this one:
+ *
+ *   v1/namespaces/<ns>                     a namespace that holds something
+ *   v1/ns/<ns>/content/<digest>            a blob's membership of <ns>: size, times, labels
+ *   v1/ns/<ns>/ingests/<encoded ref>       an ingest with durable bytes (for status and cleanup)
+ *   v1/ns/<ns>/deleted/<digest>            <ns> deleted its hold of the blob (Info there answers
+ *                                          NotFound unless something else still needs the bytes)
+ *   v1/reclaim/<digest>                    the collector found the blob unreferenced (reclaim-marks.ts)
+ *   v1/ns/<ns>/leases/<encoded id>         a lease: id, creation time, labels (resources, in
+ *                                          documents written before resources had their own)
+ *   v1/ns/<ns>/lease-resources/<encoded id>/<encoded type>/<encoded resource id>
+ *                                          one resource of a lease (empty)
+ *
+ * Refs and lease ids are URI-encoded, so no client string can add a path segment.
+ */
 export const docKeys = {
   namespace: (ns: string) => `v1/namespaces/${ns}`,
   namespacesPrefix: () => 'v1/namespaces/',
   content: (ns: string, digest: string) => `v1/ns/${ns}/content/${digest}`,
   contentPrefix: (ns: string) => `v1/ns/${ns}/content/`,
+  deleted: (ns: string, digest: string) => `v1/ns/${ns}/deleted/${digest}`,
+  deletedPrefix: (ns: string) => `v1/ns/${ns}/deleted/`,
+  reclaim: (digest: string) => `v1/reclaim/${digest}`,
+  reclaimPrefix: () => 'v1/reclaim/',
   ingest: (ns: string, ref: string) => `v1/ns/${ns}/ingests/${encodeURIComponent(ref)}`,
   ingestsPrefix: (ns: string) => `v1/ns/${ns}/ingests/`,
   lease: (ns: string, id: string) => `v1/ns/${ns}/leases/${encodeURIComponent(id)}`,
@@ -35,6 +42,7 @@ export const docKeys = {
   leaseResource: (ns: string, id: string, type: string, resource: string) =>
     `v1/ns/${ns}/lease-resources/${encodeSegment(id)}/${encodeSegment(type)}/${encodeSegment(resource)}`,
   leaseResourcesPrefix: (ns: string, id: string) => `v1/ns/${ns}/lease-resources/${encodeSegment(id)}/`,
+  allLeaseResourcesPrefix: (ns: string) => `v1/ns/${ns}/lease-resources/`,
 };
 
 export class Documents {

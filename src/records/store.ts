@@ -1,6 +1,9 @@
 import pMap from 'p-map';
 import type { Logger } from 'pino';
 import type { BlobStore, RecordEntry } from '../blobstore/types.js';
+import { Documents } from '../metadata/documents.js';
+import { ReclaimGuard } from '../metadata/reclaim-guard.js';
+import { ReclaimMarks } from '../metadata/reclaim-marks.js';
 import { digestOf } from '../digest.js';
 import { failedPrecondition, invalidArgument, notFound } from '../errors.js';
 import { layerBlobs, validateCacheConfig } from './cache-config.js';
@@ -40,11 +43,15 @@ export class RecordStore {
   /** Per-name tails of in-process Put chains: conditional writes to one name happen one at a time. */
   private readonly locks = new Map<string, Promise<void>>();
 
+  private readonly guard: ReclaimGuard;
+
   constructor(
     private readonly blobs: BlobStore,
     private readonly touch: TouchRefresher,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.guard = new ReclaimGuard(new ReclaimMarks(new Documents(blobs)), blobs);
+  }
 
   async get(name: string): Promise<CacheRecord> {
     validateRecordName(name);
@@ -86,6 +93,16 @@ export class RecordStore {
       }
       // BuildKit writes the same bytes to every name, one after another.
       for (const name of unique) await this.blobs.putRecord(name, config);
+      // Written first, then the collector asked (reclaim-marks.ts): a layer it took meanwhile
+      // would leave the record pointing at nothing, so the record goes again.
+      const stays = await pMap(blobs, (b) => this.guard.stays(b), { concurrency: PRESENCE_CONCURRENCY });
+      const gone = blobs.filter((_, i) => !stays[i]);
+      if (gone.length > 0) {
+        for (const name of unique) await this.blobs.deleteRecord(name);
+        throw failedPrecondition(
+          `cache record ${unique.map((n) => JSON.stringify(n)).join(', ')}: layer ${gone[0]} was reclaimed by the garbage collector while the record was written; the record was not kept (write the layers again)`,
+        );
+      }
     };
     await this.withLocks(unique, write);
     this.logger.info({ names: unique, digest, size: config.length, layers: blobs.length }, 'stored cache record');

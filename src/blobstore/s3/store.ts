@@ -72,14 +72,17 @@ export class S3BlobStore implements BlobStore {
     this.location = `s3://${bucket}/${options.prefix}${where}`;
   }
 
-  async statBlob(digest: string): Promise<BlobStat | undefined> {
+  async statBlob(digest: string, options: { fresh?: boolean } = {}): Promise<BlobStat | undefined> {
     // Blobs never change once stored, so a positive answer can be reused; a miss never is,
     // since another writer may store the blob at any moment.
-    const known = this.stats.get(digest);
+    const known = options.fresh ? undefined : this.stats.get(digest);
     if (known) return known;
     const stat = await this.head(this.keys.blob(digest));
     if (stat) this.stats.set(digest, stat);
-    else this.reachability.verifyBucketSoon();
+    else {
+      this.stats.delete(digest);
+      this.reachability.verifyBucketSoon();
+    }
     return stat;
   }
 

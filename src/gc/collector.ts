@@ -1,0 +1,211 @@
+import pMap from 'p-map';
+import type { Logger } from 'pino';
+import type { BlobEntry } from '../blobstore/types.js';
+import { LeaseStore } from '../leases/store.js';
+import { docKeys } from '../metadata/documents.js';
+import { FINAL_WINDOW_MS, ReclaimMarks, type ReclaimMark } from '../metadata/reclaim-marks.js';
+import { recentReferences, scanRoots, type RootSources } from './roots.js';
+
+export interface CollectorOptions {
+  /** How long a blob must have been seen unreferenced before it goes. */
+  graceMs: number;
+  /**
+   * A blob modified more recently than this stays: BuildKit's exporter finds a blob, skips its
+   * touch when it is younger than this, then writes a record naming it.
+   */
+  touchRefreshMs: number;
+  logger: Logger;
+  /** Told how far a run has got (for a progress display). */
+  onProgress?: ((stage: string, done: number) => void) | undefined;
+}
+
+export interface Tally {
+  count: number;
+  bytes: number;
+}
+
+export interface CollectionReport {
+  deleted: boolean;
+  blobs: Tally;
+  /** Something needs them. */
+  kept: Tally;
+  /** Unreferenced, but within the grace, too young, or found again at the last check. */
+  waiting: Tally;
+  /** Deleted by this run. */
+  reclaimed: Tally;
+  /** Would be deleted (a dry run), or could not be this time (the last check ran too long). */
+  reclaimable: Tally;
+  expiredLeases: number;
+  /** Cache records naming blobs that are not stored, with those blobs. */
+  brokenRecords: { name: string; missing: string[] }[];
+  roots: { records: number; holds: number; leases: number; ingests: number };
+}
+
+/** Candidates whose last check and deletion go together, so that they fit in the final window. */
+const FINAL_BATCH = 50;
+/** A deleted blob's mark stays this long, so that other daemons' caches learn of the deletion. */
+const DELETED_MARK_KEEP_MS = 3_600_000;
+
+/**
+ * The garbage collector: marks what cache records, holds, leases and ingests need, notes each
+ * unreferenced blob (the grace counts from that note), and deletes a blob only after the grace,
+ * once it is older than the touch refresh, and after a last check of holds, lease resources and
+ * recently written records that the writers' protocol (reclaim-marks.ts) makes race-free.
+ * A dry run writes and deletes nothing.
+ */
+export class Collector {
+  private readonly marks: ReclaimMarks;
+
+  constructor(
+    private readonly sources: RootSources,
+    private readonly options: CollectorOptions,
+  ) {
+    this.marks = new ReclaimMarks(sources.docs);
+  }
+
+  async run(mode: { delete: boolean }, now = Date.now()): Promise<CollectionReport> {
+    const { logger } = this.options;
+    const progress = this.options.onProgress ?? (() => undefined);
+    const report: CollectionReport = {
+      deleted: mode.delete,
+      blobs: tally(),
+      kept: tally(),
+      waiting: tally(),
+      reclaimed: tally(),
+      reclaimable: tally(),
+      expiredLeases: 0,
+      brokenRecords: [],
+      roots: { records: 0, holds: 0, leases: 0, ingests: 0 },
+    };
+    progress('marking', 0);
+    const roots = await scanRoots(this.sources, now);
+    report.roots = roots.counts;
+    const marks = new Map<string, ReclaimMark>();
+    for await (const { digest, mark } of this.marks.all()) marks.set(digest, mark);
+
+    const stored = new Set<string>();
+    const candidates: { blob: BlobEntry; mark: ReclaimMark }[] = [];
+    for await (const blob of this.sources.blobs.listBlobs()) {
+      stored.add(blob.digest);
+      add(report.blobs, blob.size);
+      if (report.blobs.count % 1000 === 0) progress('sweeping', report.blobs.count);
+      const mark = marks.get(blob.digest);
+      if (roots.digests.has(blob.digest)) {
+        add(report.kept, blob.size);
+        // needed again: the grace starts over should it ever be unreferenced
+        if (mark && mode.delete) await this.marks.remove(blob.digest);
+        continue;
+      }
+      if (!mark || mark.deletedAt) {
+        // newly unreferenced (or stored again since a deletion): the grace starts now
+        add(report.waiting, blob.size);
+        if (mode.delete) await this.marks.write(blob.digest, { since: new Date(now).toISOString() });
+        continue;
+      }
+      const old = blob.lastModified.getTime() <= now - this.options.touchRefreshMs;
+      const due = new Date(mark.since).getTime() <= now - this.options.graceMs;
+      if (!old || !due) add(report.waiting, blob.size);
+      else if (!mode.delete) add(report.reclaimable, blob.size);
+      else candidates.push({ blob, mark });
+    }
+
+    for (const [name, layers] of roots.recordLayers) {
+      const missing = layers.filter((d) => !stored.has(d));
+      if (missing.length > 0) report.brokenRecords.push({ name, missing });
+    }
+    if (mode.delete) {
+      for (let i = 0; i < candidates.length; i += FINAL_BATCH) {
+        progress('deleting', i);
+        await this.finalBatch(candidates.slice(i, i + FINAL_BATCH), roots.startedAt, report);
+      }
+      await this.tidy(marks, stored, now);
+      report.expiredLeases = await this.dropExpiredLeases(now);
+    }
+    logger.info(
+      { kept: report.kept, waiting: report.waiting, reclaimed: report.reclaimed, reclaimable: report.reclaimable, roots: report.roots },
+      mode.delete ? 'collection done' : 'collection (dry run) done',
+    );
+    return report;
+  }
+
+  /**
+   * Marks the batch final, looks once more at everything a writer may have written before that
+   * (the writers' order makes anything later see the mark and wait), and deletes what is still
+   * unneeded and old, unless the look took longer than the window writers wait for.
+   */
+  private async finalBatch(batch: { blob: BlobEntry; mark: ReclaimMark }[], scannedAt: number, report: CollectionReport): Promise<void> {
+    const started = performance.now();
+    const finalAt = new Date().toISOString();
+    await pMap(batch, ({ blob, mark }) => this.marks.write(blob.digest, { since: mark.since, finalAt }), { concurrency: 16 });
+    const recent = await recentReferences(this.sources, scannedAt);
+    const stats = await pMap(batch, ({ blob }) => this.sources.blobs.statBlob(blob.digest, { fresh: true }), { concurrency: 16 });
+    const youngest = Date.now() - this.options.touchRefreshMs;
+    const doomed: { blob: BlobEntry; mark: ReclaimMark }[] = [];
+    batch.forEach((entry, i) => {
+      const stat = stats[i];
+      if (recent.has(entry.blob.digest) || !stat || stat.lastModified.getTime() > youngest) add(report.waiting, entry.blob.size);
+      else doomed.push(entry);
+    });
+    let deleted: BlobEntry[] = [];
+    if (performance.now() - started > FINAL_WINDOW_MS) {
+      // Writers stop waiting for this batch about now: deleting later could race them.
+      for (const { blob } of doomed) add(report.reclaimable, blob.size);
+      this.options.logger.warn({ ms: Math.round(performance.now() - started), blobs: doomed.length }, 'collector: last check too slow, deleting nothing of this batch');
+    } else {
+      await pMap(
+        doomed,
+        async ({ blob }) => {
+          await this.sources.blobs.deleteBlob(blob.digest);
+          add(report.reclaimed, blob.size);
+        },
+        { concurrency: 16 },
+      );
+      deleted = doomed.map((d) => d.blob);
+    }
+    const deletedAt = new Date().toISOString();
+    const gone = new Set(deleted.map((b) => b.digest));
+    await pMap(
+      batch,
+      ({ blob, mark }) =>
+        this.marks.write(blob.digest, gone.has(blob.digest) ? { since: mark.since, finalAt, deletedAt } : { since: mark.since }),
+      { concurrency: 16 },
+    );
+  }
+
+  /** Marks of blobs no longer stored, once old enough, and deletion notes of namespaces for them. */
+  private async tidy(marks: Map<string, ReclaimMark>, stored: Set<string>, now: number): Promise<void> {
+    for (const [digest, mark] of marks) {
+      if (stored.has(digest)) continue;
+      const deletedAt = mark.deletedAt ? new Date(mark.deletedAt).getTime() : 0;
+      if (now - deletedAt > DELETED_MARK_KEEP_MS) await this.marks.remove(digest);
+    }
+    for await (const ns of this.sources.memberships.namespaces()) {
+      const prefix = docKeys.deletedPrefix(ns);
+      for await (const key of this.sources.docs.list(prefix)) {
+        if (!stored.has(key.slice(prefix.length))) await this.sources.docs.remove(key);
+      }
+    }
+  }
+
+  /** containerd collects a lease once its `containerd.io/gc.expire` time has passed. */
+  private async dropExpiredLeases(now: number): Promise<number> {
+    let dropped = 0;
+    for await (const ns of this.sources.memberships.namespaces()) {
+      for (const lease of await this.sources.leases.list(ns, [])) {
+        if (!LeaseStore.expired(lease, now)) continue;
+        await this.sources.leases.delete(ns, lease.id);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+}
+
+function tally(): Tally {
+  return { count: 0, bytes: 0 };
+}
+
+function add(t: Tally, bytes: number): void {
+  t.count++;
+  t.bytes += bytes;
+}

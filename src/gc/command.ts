@@ -1,0 +1,50 @@
+import type { Logger } from 'pino';
+import type { BlobStore } from '../blobstore/types.js';
+import { LeaseStore } from '../leases/store.js';
+import { Collector, type CollectionReport, type Tally } from './collector.js';
+import { collectorSourcesFor } from './sources.js';
+
+/**
+ * `s3-content-store gc`: one collection over the configured store, a dry run unless `delete`.
+ * Safe beside running daemons and other collectors: it keeps to the same protocol.
+ */
+export async function collectOnce(
+  store: BlobStore,
+  options: { delete: boolean; json: boolean; graceMs: number; touchRefreshMs: number; logger: Logger },
+  out: NodeJS.WritableStream,
+): Promise<CollectionReport> {
+  const collector = new Collector(collectorSourcesFor(store, new LeaseStore(store)), {
+    graceMs: options.graceMs,
+    touchRefreshMs: options.touchRefreshMs,
+    logger: options.logger,
+  });
+  const report = await collector.run({ delete: options.delete });
+  out.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : describe(report));
+  return report;
+}
+
+function describe(r: CollectionReport): string {
+  const lines = [
+    `blobs in the store:  ${size(r.blobs)}`,
+    `kept (referenced):   ${size(r.kept)}  (${r.roots.records} cache records, ${r.roots.holds} holds, ${r.roots.leases} leases, ${r.roots.ingests} ingests)`,
+    `waiting (unreferenced, within the grace or too young): ${size(r.waiting)}`,
+    r.deleted ? `reclaimed:           ${size(r.reclaimed)}` : `reclaimable:         ${size(r.reclaimable)}  (dry run: give --delete to reclaim)`,
+  ];
+  if (r.deleted && r.reclaimable.count > 0) lines.push(`left for the next run (last check too slow): ${size(r.reclaimable)}`);
+  if (r.deleted) lines.push(`expired leases removed: ${r.expiredLeases}`);
+  for (const b of r.brokenRecords) {
+    lines.push(`cache record ${JSON.stringify(b.name)} names ${b.missing.length} blob(s) not in the store: ${b.missing.slice(0, 3).join(', ')}${b.missing.length > 3 ? ', …' : ''}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function size(t: Tally): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = t.bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${t.count} blob(s), ${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+}

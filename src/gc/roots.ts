@@ -1,0 +1,118 @@
+import pMap from 'p-map';
+import type { BlobStore } from '../blobstore/types.js';
+import type { Memberships } from '../content/memberships.js';
+import { isValidDigest } from '../digest.js';
+import { LeaseStore } from '../leases/store.js';
+import { docKeys, type Documents } from '../metadata/documents.js';
+import { layerBlobs } from '../records/cache-config.js';
+
+/** What the collector's scans read; the daemon and `gc` build it from their own parts. */
+export interface RootSources {
+  blobs: BlobStore;
+  docs: Documents;
+  memberships: Memberships;
+  leases: LeaseStore;
+  /** Digests ingests of this process expect (the daemon's own; the bucket records the rest). */
+  liveIngests?: (() => Set<string>) | undefined;
+}
+
+/** Every blob something needs, and what needs it, for the report and the logs. */
+export interface Roots {
+  readonly digests: Set<string>;
+  readonly counts: { records: number; holds: number; leases: number; ingests: number };
+  /** Blobs cache records name that are not stored (a record BuildKit cannot fully import). */
+  readonly recordLayers: Map<string, string[]>;
+  /** When the scan began: records written since are read again by the last check. */
+  readonly startedAt: number;
+}
+
+/** containerd's labels by which a held blob keeps other content alive. */
+const GC_REF_CONTENT = /^containerd\.io\/gc\.ref\.content(\.|$)/;
+
+const RECORD_PAGE = 1000;
+const CONCURRENCY = 16;
+
+/**
+ * The mark phase: every cache record under the manifests prefix (the layers it names), every
+ * namespace's holds and the blobs their `containerd.io/gc.ref.content*` labels name, the
+ * resources of leases that have not expired, and what ingests expect.
+ */
+export async function scanRoots(sources: RootSources, now = Date.now(), scope: 'all' | 'records-and-leases' = 'all'): Promise<Roots> {
+  const startedAt = Date.now();
+  const digests = new Set<string>();
+  const counts = { records: 0, holds: 0, leases: 0, ingests: 0 };
+  const recordLayers = new Map<string, string[]>();
+  const add = (digest: string) => digests.add(digest);
+
+  await forEachRecord(sources.blobs, 0, (name, layers) => {
+    counts.records++;
+    recordLayers.set(name, layers);
+    layers.forEach(add);
+  });
+
+  for await (const ns of sources.memberships.namespaces()) {
+    if (scope === 'all') {
+      for await (const { digest, record } of sources.memberships.all(ns)) {
+        counts.holds++;
+        add(digest);
+        for (const [key, value] of Object.entries(record.labels)) if (GC_REF_CONTENT.test(key) && isValidDigest(value)) add(value);
+      }
+    }
+    for (const lease of await sources.leases.list(ns, [])) {
+      if (LeaseStore.expired(lease, now)) continue;
+      counts.leases++;
+      for (const r of await sources.leases.listResources(ns, lease.id)) if (r.type === 'content' && isValidDigest(r.id)) add(r.id);
+    }
+    if (scope !== 'all') continue;
+    for await (const { value } of sources.docs.readAll<{ expected?: string }>(docKeys.ingestsPrefix(ns))) {
+      if (value.expected && isValidDigest(value.expected)) {
+        counts.ingests++;
+        add(value.expected);
+      }
+    }
+  }
+  for (const digest of sources.liveIngests?.() ?? []) add(digest);
+  return { digests, counts, recordLayers, startedAt };
+}
+
+/**
+ * The collector's last look, right before it deletes: what may have been written since the
+ * scan, read by listing (one request per thousand keys) rather than document by document, so
+ * that it fits in the collector's final window: every namespace's holds and lease resources,
+ * and the cache records written since `since`.
+ */
+export async function recentReferences(sources: RootSources, since: number): Promise<Set<string>> {
+  const found = new Set<string>();
+  for await (const ns of sources.memberships.namespaces()) {
+    const holds = docKeys.contentPrefix(ns);
+    for await (const key of sources.docs.list(holds)) found.add(key.slice(holds.length));
+    const resources = docKeys.allLeaseResourcesPrefix(ns);
+    for await (const key of sources.docs.list(resources)) {
+      const [, type, id] = key.slice(resources.length).split('/').map(decodeURIComponent);
+      if (type === 'content' && id !== undefined) found.add(id);
+    }
+  }
+  // a second of slack: S3 keeps last-modified times to the second
+  await forEachRecord(sources.blobs, since - 1_000, (_, layers) => layers.forEach((d) => found.add(d)));
+  return found;
+}
+
+/** Reads the cache records modified at or after `since` (all of them for 0), a few at a time. */
+async function forEachRecord(blobs: BlobStore, since: number, visit: (name: string, layers: string[]) => void): Promise<void> {
+  let startAfter = '';
+  for (;;) {
+    const page = await blobs.listRecords('', startAfter, RECORD_PAGE);
+    const wanted = page.entries.filter((e) => e.lastModified.getTime() >= since);
+    await pMap(
+      wanted,
+      async (entry) => {
+        const record = await blobs.getRecord(entry.name);
+        if (record) visit(entry.name, layerBlobs(record.body));
+      },
+      { concurrency: CONCURRENCY },
+    );
+    const last = page.entries.at(-1);
+    if (!page.truncated || !last) return;
+    startAfter = last.name;
+  }
+}

@@ -1,0 +1,32 @@
+import type { BlobStore } from '../blobstore/types.js';
+import { inFinalWindow, type ReclaimMarks } from './reclaim-marks.js';
+
+/** How often a writer looks again at a mark whose collector is deleting right now. */
+const POLL_MS = 200;
+
+/**
+ * The writers' half of the protocol with the collector (see reclaim-marks.ts): called after a
+ * reference to a stored blob (a namespace's hold, a cache record, a lease resource) has been
+ * written, it tells whether the bytes stay. They stay unless a collector deleted them, or is
+ * deleting them right now and does; then the caller takes its reference back (or, in a Write,
+ * has the client send the bytes after all), and no reference is left pointing at nothing.
+ */
+export class ReclaimGuard {
+  constructor(
+    private readonly marks: ReclaimMarks,
+    private readonly blobs: BlobStore,
+  ) {}
+
+  async stays(digest: string): Promise<boolean> {
+    let mark = await this.marks.read(digest);
+    while (mark && inFinalWindow(mark)) {
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      mark = await this.marks.read(digest);
+    }
+    // No mark, or one whose collector has not begun (or gave up) its last check: that check,
+    // when it comes, sees the reference written before this read.
+    if (!mark?.deletedAt) return true;
+    // Deleted once; it may have been stored again since, and caches may not know either way.
+    return (await this.blobs.statBlob(digest, { fresh: true })) !== undefined;
+  }
+}

@@ -1,0 +1,57 @@
+import { docKeys, type Documents } from './documents.js';
+
+/**
+ * The collector's notes on a blob it found unreferenced, in the bucket so that every daemon
+ * and every collector sharing it reads the same ones. S3 gives no compare-and-swap we may rely
+ * on, so the collector and the writers keep to an order instead:
+ *
+ * - a writer about to answer AlreadyExists (or to label a stored blob) first writes its hold,
+ *   then reads the mark;
+ * - the collector, right before deleting, first writes `finalAt` into the mark, then checks
+ *   the holds once more, then deletes, then writes `deletedAt`.
+ *
+ * So a writer that sees no `finalAt` wrote its hold before the collector's last check, which
+ * will see it and keep the blob; one that sees a recent `finalAt` waits until the deletion is
+ * done or given up; one that sees `deletedAt` knows the bytes are gone whatever its caches say.
+ */
+export interface ReclaimMark {
+  /** When a collector first found the blob unreferenced. */
+  since: string;
+  /** When a collector began its last check before deleting; it gives up after FINAL_WINDOW_MS. */
+  finalAt?: string;
+  /** When the bytes were deleted (kept for a while, so stale caches of other daemons learn it). */
+  deletedAt?: string;
+}
+
+/** The longest a collector may take from its last check to the delete; past it, it gives up. */
+export const FINAL_WINDOW_MS = 5_000;
+const CLOCK_SLACK_MS = 30_000;
+
+export class ReclaimMarks {
+  constructor(private readonly docs: Documents) {}
+
+  read(digest: string): Promise<ReclaimMark | undefined> {
+    return this.docs.read<ReclaimMark>(docKeys.reclaim(digest));
+  }
+
+  write(digest: string, mark: ReclaimMark): Promise<void> {
+    return this.docs.write(docKeys.reclaim(digest), mark);
+  }
+
+  remove(digest: string): Promise<void> {
+    return this.docs.remove(docKeys.reclaim(digest));
+  }
+
+  /** Every mark, with its digest, in digest order. */
+  async *all(): AsyncIterable<{ digest: string; mark: ReclaimMark }> {
+    const prefix = docKeys.reclaimPrefix();
+    for await (const { key, value } of this.docs.readAll<ReclaimMark>(prefix)) yield { digest: key.slice(prefix.length), mark: value };
+  }
+}
+
+/** Whether a collector may be between its last check and its delete of the blob right now. */
+export function inFinalWindow(mark: ReclaimMark, now = Date.now()): boolean {
+  if (mark.deletedAt || !mark.finalAt) return false;
+  // with slack for the clocks of two machines that disagree
+  return now - new Date(mark.finalAt).getTime() < FINAL_WINDOW_MS + CLOCK_SLACK_MS;
+}
