@@ -24,6 +24,9 @@ export interface Config {
   touchRefreshMs: number;
   ingestExpiryMs: number;
   orphanUploadGraceMs: number;
+  maxStreams: number;
+  /** 0: Write streams are never ended for idleness. */
+  streamIdleTimeoutMs: number;
   /** 0: no collection in `serve`. */
   gcIntervalMs: number;
   gcGraceMs: number;
@@ -103,6 +106,8 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     touchRefreshMs: parseDuration(str('touchRefresh'), 'touch-refresh'),
     ingestExpiryMs: parseDuration(str('ingestExpiry'), 'ingest-expiry'),
     orphanUploadGraceMs: parseDuration(str('orphanUploadGrace'), 'orphan-upload-grace'),
+    maxStreams: parsePositiveInt(str('maxStreams'), 'max-streams'),
+    streamIdleTimeoutMs: parseDuration(str('streamIdleTimeout'), 'stream-idle-timeout'),
     gcIntervalMs: parseDuration(str('gcInterval'), 'gc-interval'),
     gcGraceMs: parseDuration(str('gcGrace'), 'gc-grace'),
     crashResume: !parseBool(str('noCrashResume'), 'no-crash-resume'),

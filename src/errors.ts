@@ -14,6 +14,7 @@ export type ErrorKind =
   | 'resource-exhausted'
   | 'unimplemented'
   | 'cancelled'
+  | 'deadline-exceeded'
   | 'internal';
 
 export class StoreError extends Error {

@@ -139,6 +139,12 @@ export interface Upload {
   write(chunk: Buffer): Promise<void>;
   /** Makes the bytes visible as blob `digest`; the caller has verified digest and size. */
   commit(digest: string, size: number): Promise<void>;
+  /**
+   * The stream writing went away: give back the memory held for this upload (bytes not yet in
+   * a stored part go to disk) while keeping every byte taken; the next write or commit takes
+   * them back in.
+   */
+  suspend(): Promise<void>;
   /** Discards everything written; safe to call more than once and after a failure. */
   abort(): Promise<void>;
   /** What another process needs to find and discard this upload's stored bytes, if any yet. */

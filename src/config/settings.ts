@@ -79,6 +79,18 @@ export const SETTINGS = {
     default: '15m',
     help: 'an upload in the staging area that no ingest owns is aborted once this old (under blob keys: once older than --ingest-expiry too)',
   },
+  maxStreams: {
+    flag: 'max-streams',
+    env: ['S3CS_MAX_STREAMS'],
+    default: '1024',
+    help: 'Write and Read streams open at once, daemon-wide; past it a new one gets ResourceExhausted',
+  },
+  streamIdleTimeout: {
+    flag: 'stream-idle-timeout',
+    env: ['S3CS_STREAM_IDLE_TIMEOUT'],
+    default: '10m',
+    help: 'a Write stream that sends nothing this long is ended (its ingest is kept); 0 never ends one (Go duration)',
+  },
   gcInterval: {
     flag: 'gc-interval',
     env: ['S3CS_GC_INTERVAL'],

@@ -11,7 +11,7 @@ import { recordStatus, type IngestRecord, type IngestRecords } from './ingest-re
 import type { Memberships } from './memberships.js';
 import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import { validateRef } from './refs.js';
-import { newRunningHash, type RunningHash, type SaveableHashes } from './running-hash.js';
+import { newRunningHash, SuspendedHash, type RunningHash, type SaveableHashes } from './running-hash.js';
 import type { IngestStatus } from './types.js';
 import { Writer, type WriterHost } from './writer.js';
 
@@ -25,6 +25,9 @@ interface IngestsOptions {
   logger: Logger;
   crashResume: boolean;
 }
+
+/** Ingests this process keeps in memory at most (each without a stream holds a few hundred bytes). */
+const MAX_LIVE_INGESTS = 4096;
 
 /**
  * Ingests from open to commit or abort: Status, ListStatuses, Abort, and the Write stream's
@@ -139,6 +142,14 @@ export class Ingests {
       this.live.set(key, ingest);
     }
     ingest.lockedSince = new Date();
+    if (ingest.hasher instanceof SuspendedHash) {
+      try {
+        ingest.hasher = await ingest.hasher.resume(this.hashes);
+      } catch (err) {
+        ingest.lockedSince = undefined;
+        throw err;
+      }
+    }
     if (total > 0) ingest.total = total;
     if (expected) ingest.expected = expected;
     return new Writer(this.writerHost, ingest);
@@ -167,18 +178,54 @@ export class Ingests {
    * or keeping it for a resume ('released').
    */
   private async finish(ingest: Ingest, outcome: 'done' | 'released'): Promise<void> {
-    ingest.lockedSince = undefined;
     const key = ingestKey(ingest.ns, ingest.ref);
     if (outcome === 'done') {
+      ingest.lockedSince = undefined;
       if (this.live.get(key) === ingest) this.live.delete(key);
       ingest.hasher.close();
       return;
     }
-    // Kept in memory for a resume with the same ref. Once some of its bytes are stored in the
-    // bucket (a multipart upload has begun) it is recorded there too, so other daemons list it
-    // and the stored bytes can be found and discarded once abandoned; bytes only buffered here
-    // leave nothing in the bucket.
+    // The ref stays locked until the ingest is put aside: a stream taking it over meanwhile
+    // would write into a part that is on its way to disk.
+    try {
+      await this.putAside(ingest);
+    } finally {
+      ingest.lockedSince = undefined;
+    }
+    this.evictSuspended();
+  }
+
+  private async putAside(ingest: Ingest): Promise<void> {
+    // Kept for a resume with the same ref. Once some of its bytes are stored in the bucket (a
+    // multipart upload has begun) it is recorded there too, so other daemons list it and the
+    // stored bytes can be found and discarded once abandoned; bytes only buffered here leave
+    // nothing in the bucket.
     if (ingest.offset > 0 && ingest.upload.handle() !== undefined) await this.records.record(ingest);
+    // Without a stream it holds no memory: its unfinished part goes to disk, its hash to a
+    // saved state; a resume takes both back.
+    await ingest.upload.suspend();
+    const hasher = ingest.hasher;
+    const state = await hasher.save().catch(() => undefined);
+    if (state && ingest.hasher === hasher) {
+      hasher.close();
+      ingest.hasher = new SuspendedHash(hasher.algorithm, state);
+    }
+  }
+
+  /**
+   * Past MAX_LIVE_INGESTS, the ingests written longest ago without a stream are let go from
+   * this process: one with bytes in the bucket continues from its record's checkpoint (the
+   * client sees that offset), one without starts over.
+   */
+  private evictSuspended(): void {
+    if (this.live.size <= MAX_LIVE_INGESTS) return;
+    const idle = [...this.live.entries()].filter(([, i]) => !i.lockedSince).sort(([, a], [, b]) => a.updatedAt.getTime() - b.updatedAt.getTime());
+    for (const [key, ingest] of idle.slice(0, this.live.size - MAX_LIVE_INGESTS)) {
+      this.live.delete(key);
+      ingest.hasher.close();
+      if (!ingest.recorded) void ingest.upload.abort();
+      this.logger.warn({ ns: ingest.ns, ref: ingest.ref, offset: ingest.offset }, `more than ${MAX_LIVE_INGESTS} ingests held: let go of the oldest idle one`);
+    }
   }
 
   private async newIngest(ns: string, ref: string, total: number, expected: string, startedAt: Date): Promise<Ingest> {

@@ -37,3 +37,32 @@ export interface SaveableHashes {
   /** A new hash, or one continuing from `state` (what `save` returned). */
   open(algorithm: string, state?: Uint8Array): Promise<RunningHash>;
 }
+
+/**
+ * A saveable hash put aside while no stream writes: its saved state, and none of the memory
+ * (a worker's ring) the live one holds. `resume` makes it live again.
+ */
+export class SuspendedHash implements RunningHash {
+  constructor(
+    readonly algorithm: string,
+    readonly state: Uint8Array,
+  ) {}
+
+  update(): never {
+    throw new Error('a suspended hash takes no bytes; resume it first');
+  }
+
+  digest(): Promise<string> {
+    return Promise.reject(new Error('a suspended hash has no digest; resume it first'));
+  }
+
+  async save(): Promise<Uint8Array> {
+    return this.state;
+  }
+
+  close(): void {}
+
+  resume(hashes: SaveableHashes): Promise<RunningHash> {
+    return hashes.open(this.algorithm, this.state);
+  }
+}

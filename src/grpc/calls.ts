@@ -89,11 +89,18 @@ function untilAborted(promise: Promise<void>, signal: AbortSignal): Promise<void
 }
 
 /**
- * The requests of a client or bidi stream as an async iterator. At most a few messages are
- * queued: beyond that the stream is paused, so a fast client waits for storage instead of
- * filling memory. A cancelled call ends the iteration with a `cancelled` error.
+ * The requests of a client or bidi stream as an async iterator. At most `highWater` messages
+ * are queued: beyond that the stream is paused, so a fast client waits for storage instead of
+ * filling memory. A cancelled call ends the iteration with a `cancelled` error; a client that
+ * sends nothing for `idleMs` (when given) ends it with `deadline-exceeded`.
  */
-export async function* requests<Req>(call: ServerDuplexStream<Req, unknown>, highWater = 4): AsyncGenerator<Req> {
+export async function* requests<Req>(
+  call: ServerDuplexStream<Req, unknown>,
+  options: { idleMs?: number | undefined; highWater?: number } = {},
+): AsyncGenerator<Req> {
+  // One message waits while the one before is handled: no more is read ahead into memory.
+  const highWater = options.highWater ?? 1;
+  const idleMs = options.idleMs ?? 0;
   const queue: Req[] = [];
   let ended = false;
   let failure: Error | undefined;
@@ -134,7 +141,15 @@ export async function* requests<Req>(call: ServerDuplexStream<Req, unknown>, hig
         continue;
       }
       if (ended) return;
-      await new Promise<void>((resolve) => (wake = resolve));
+      let idle: NodeJS.Timeout | undefined;
+      const waited = await new Promise<boolean>((resolve) => {
+        wake = () => resolve(true);
+        if (idleMs > 0) idle = setTimeout(() => resolve(false), idleMs);
+      });
+      clearTimeout(idle);
+      if (!waited) {
+        throw new StoreError('deadline-exceeded', `stream idle for ${Math.round(idleMs / 1000)}s (--stream-idle-timeout): ended; what it wrote is kept, continue with the same ref`);
+      }
     }
   } finally {
     call.off('data', onData);

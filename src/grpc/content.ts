@@ -15,12 +15,20 @@ import { leaseOf, namespaceOf } from './context.js';
 import { toTimestamp } from './proto.js';
 import type { PiecewiseReadResponse } from './read-response.js';
 import { codeName, toServiceError } from './status.js';
+import type { StreamLimit } from './stream-limit.js';
 
 /** containerd streams List results in batches of this many. */
 const LIST_BATCH = 100;
 
 /** Translates containerd's Content service to and from the domain's ContentStore. */
-export function contentHandlers(store: ContentStore, leases: LeaseStore, logger: Logger): ContentHandlers {
+export interface StreamRules {
+  /** Write and Read streams open at once. */
+  limit: StreamLimit;
+  /** A Write stream that sends nothing for this long is ended (0: never). */
+  idleMs: number;
+}
+
+export function contentHandlers(store: ContentStore, leases: LeaseStore, logger: Logger, streams: StreamRules): ContentHandlers {
   return {
     Info: unary(logger, 'Info', async (req, call) => ({
       info: toInfo(await store.info(namespaceOf(call.metadata), req.digest)),
@@ -44,9 +52,15 @@ export function contentHandlers(store: ContentStore, leases: LeaseStore, logger:
     }),
 
     // The store's chunks go out as they are: the Read serializer encodes their pieces (proto.ts).
-    Read: serverStream(logger, 'Read', async (req, call): Promise<AsyncIterable<PiecewiseReadResponse>> =>
-      store.read(namespaceOf(call.metadata), req.digest, req.offset, req.size),
-    ),
+    Read: serverStream(logger, 'Read', async (req, call): Promise<AsyncIterable<PiecewiseReadResponse>> => {
+      const leave = streams.limit.enter('Read');
+      try {
+        return released(await store.read(namespaceOf(call.metadata), req.digest, req.offset, req.size), leave);
+      } catch (err) {
+        leave();
+        throw err;
+      }
+    }),
 
     Status: unary(logger, 'Status', async (req, call) => ({
       status: toStatus(await store.status(namespaceOf(call.metadata), req.ref)),
@@ -61,7 +75,7 @@ export function contentHandlers(store: ContentStore, leases: LeaseStore, logger:
       return {};
     }),
 
-    Write: (call) => void write(store, leases, logger, call),
+    Write: (call) => void write(store, leases, logger, streams, call),
   };
 }
 
@@ -73,9 +87,11 @@ async function write(
   store: ContentStore,
   leases: LeaseStore,
   logger: Logger,
+  streams: StreamRules,
   call: ServerDuplexStream<WriteContentRequest__Output, WriteContentResponse>,
 ): Promise<void> {
   const started = performance.now();
+  let leave: (() => void) | undefined;
   let writer: Writer | undefined;
   let ns = '';
   let received = 0;
@@ -87,7 +103,8 @@ async function write(
   try {
     ns = namespaceOf(call.metadata);
     const lease = leaseOf(call.metadata);
-    for await (const req of requests(call)) {
+    leave = streams.limit.enter('Write');
+    for await (const req of requests(call, { idleMs: streams.idleMs })) {
       if (!writer) {
         if (req.ref === '') throw invalidArgument('first message must have a reference');
         // an unknown lease is refused before anything is written, not after the commit
@@ -142,6 +159,17 @@ async function write(
     const mapped = toServiceError(err, logger);
     logger.debug({ method: 'Write', code: codeName(mapped.code), ms: elapsed(started), details: mapped.details }, 'call');
     if (!call.cancelled) call.emit('error', mapped as ServiceError);
+  } finally {
+    leave?.();
+  }
+}
+
+/** The chunks of a Read, giving its place back however the iteration ends. */
+async function* released<T>(items: AsyncIterable<T>, leave: () => void): AsyncIterable<T> {
+  try {
+    yield* items;
+  } finally {
+    leave();
   }
 }
 

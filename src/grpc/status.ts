@@ -16,6 +16,7 @@ const CODES: Readonly<Record<ErrorKind, status>> = {
   'resource-exhausted': status.RESOURCE_EXHAUSTED,
   unimplemented: status.UNIMPLEMENTED,
   cancelled: status.CANCELLED,
+  'deadline-exceeded': status.DEADLINE_EXCEEDED,
   internal: status.INTERNAL,
 };
 

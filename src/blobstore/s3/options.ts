@@ -19,4 +19,6 @@ export interface S3StoreOptions {
   /** Bytes all uploads together may buffer (default 256 MiB). */
   maxBuffer?: number | undefined;
   maxAttempts?: number | undefined;
+  /** Parent directory of the spill directory for suspended uploads (default: the system's temporary one). */
+  spillDir?: string | undefined;
 }

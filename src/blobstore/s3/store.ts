@@ -13,6 +13,7 @@ import { isValidDigest } from '../../digest.js';
 import { notFound } from '../../errors.js';
 import { ByteBudget } from '../budget.js';
 import { PartBuffers } from '../part-buffers.js';
+import { SpillDir } from '../spill.js';
 import type {
   BlobEntry,
   BlobStat,
@@ -61,6 +62,7 @@ export class S3BlobStore implements BlobStore {
       budget: new ByteBudget(options.maxBuffer ?? 256 * 1024 ** 2),
       // enough for one upload's parts to go round
       parts: new PartBuffers(options.partSize, Math.max(2, options.uploadParallelism)),
+      spill: new SpillDir(options.spillDir),
       partSize: options.partSize,
       uploadParallelism: options.uploadParallelism,
       remember: (digest, stat) => this.stats.set(digest, stat),
@@ -288,5 +290,6 @@ export class S3BlobStore implements BlobStore {
     this.reachability.close();
     this.readers.closeAll();
     this.s3.destroy();
+    await this.uploads.spill.close();
   }
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -10,6 +11,7 @@ import {
 import { StoreError, failedPrecondition } from '../../errors.js';
 import type { ByteBudget } from '../budget.js';
 import type { PartBuffers } from '../part-buffers.js';
+import type { SpillDir } from '../spill.js';
 import type { BlobStat, Checkpoint, Upload, UploadHandle, UploadOptions } from '../types.js';
 import { parseCheckpoint } from './checkpoint.js';
 import type { S3Bucket } from './client.js';
@@ -26,6 +28,8 @@ export interface UploadContext {
   /** Bytes all uploads together may buffer. */
   readonly budget: ByteBudget;
   readonly parts: PartBuffers;
+  /** Where the unfinished part of a suspended upload waits. */
+  readonly spill: SpillDir;
   /** Size of the parts of new uploads (continued ones keep their checkpoint's). */
   readonly partSize: number;
   /** Parts of one upload in flight at once. */
@@ -71,6 +75,8 @@ export class S3Upload implements Upload {
   /** The last part, shorter than the others; no checkpoint reaches past it. */
   private shortPart = 0;
   private readonly sizeHint: number;
+  /** The unfinished part, on disk while no stream writes (see suspend). */
+  private spilled: { path: string; length: number } | undefined;
   private readonly onDurable: ((checkpoint: Checkpoint) => void) | undefined;
 
   constructor(
@@ -109,6 +115,7 @@ export class S3Upload implements Upload {
     this.checkOpen();
     await this.recover();
     if (chunk.length === 0) return;
+    await this.unspill();
     await this.reserve();
     // A client may send more than it first declared (containerd takes a larger total on any
     // message): the part then grows past what was reserved for it, and so must the reservation.
@@ -157,8 +164,40 @@ export class S3Upload implements Upload {
     this.held = 0;
   }
 
+  /**
+   * The unfinished part goes to a file and its buffer and budget are given back: an ingest
+   * without a stream holds no memory. Parts already travelling finish on their own.
+   */
+  async suspend(): Promise<void> {
+    if (this.aborted || this.spilled) return;
+    if (this.buffered > 0) {
+      const path = await this.context.spill.file();
+      await writeFile(path, this.part!.subarray(0, this.buffered), { mode: 0o600 });
+      this.spilled = { path, length: this.buffered };
+    }
+    const { buffer } = this.takePart();
+    if (buffer) this.context.parts.give(buffer);
+    this.releaseHeld();
+  }
+
+  /** Takes a spilled part back into memory, with budget for it, before more bytes join it. */
+  private async unspill(): Promise<void> {
+    const spilled = this.spilled;
+    if (!spilled) return;
+    const whole = this.checkpointBytes;
+    const rest = this.sizeHint > 0 ? Math.max(0, this.sizeHint - this.accepted) : whole;
+    this.held = await this.context.budget.acquire(Math.min(whole, spilled.length + rest));
+    const part = this.fillable(spilled.length);
+    const bytes = await readFile(spilled.path);
+    bytes.copy(part, 0);
+    this.buffered = bytes.length;
+    this.spilled = undefined;
+    await rm(spilled.path, { force: true });
+  }
+
   async commit(digest: string, size: number): Promise<void> {
     this.checkOpen();
+    await this.unspill();
     // Parts still travelling are not waited for here: the last one joins them at once.
     await this.recover();
     const finalKey = this.context.keys.blob(digest);
@@ -208,6 +247,8 @@ export class S3Upload implements Upload {
 
   async abort(): Promise<void> {
     this.aborted = true;
+    if (this.spilled) await rm(this.spilled.path, { force: true });
+    this.spilled = undefined;
     const { buffer } = this.takePart();
     if (buffer) this.context.parts.give(buffer);
     this.releaseHeld();
