@@ -1,0 +1,103 @@
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BlobStore } from '../src/blobstore/types.js';
+import { S3BlobStore } from '../src/blobstore/s3/index.js';
+import { digestOf } from '../src/digest.js';
+import type { StatusResponse__Output } from '../src/generated/containerd/services/content/v1/StatusResponse.js';
+import { call, failure, randomBlob, startDaemon, WriteSession, writeBlob, type TestDaemon } from './support/harness.js';
+
+const MiB = 1024 * 1024;
+
+/** Interrupted ingests (a Ctrl-C'd ctr, a builder that died) hold no memory, yet keep their bytes. */
+describe('interrupted ingests', () => {
+  let d: TestDaemon;
+  let store: BlobStore | undefined;
+
+  beforeAll(async () => {
+    // a budget of four parts: the old behaviour ran out after four interrupted ingests
+    d = await startDaemon({
+      flags: { partSize: '5MiB', maxBuffer: '20MiB' },
+      // the daemon's own store, kept here to read its buffer usage
+      store: (config) => (store = new S3BlobStore(config.s3!)),
+    });
+  });
+  afterAll(async () => d?.stop());
+
+  it('gives back every buffer of 40 interrupted ingests, lets 16 new ones complete, and resumes each interrupted one from its offset', async () => {
+    const interrupted = Array.from({ length: 40 }, (_, i) => ({ ref: `cut-${i}`, data: randomBlob(6 * MiB + i) }));
+    const acknowledged = 3 * MiB + 17;
+    for (const { ref, data } of interrupted) {
+      const session = new WriteSession(d.content());
+      await session.send({ action: 'STAT', ref, total: data.length, expected: digestOf(data) });
+      const ack = await session.send({ action: 'WRITE', ref, offset: 0, data: data.subarray(0, acknowledged) });
+      expect(ack.offset).toBe(acknowledged);
+      session.cancel(); // Ctrl-C
+      await session.ended;
+    }
+    // let the daemon see every cancel and put each ingest aside
+    await until(async () => {
+      const st = await Promise.all(interrupted.map(({ ref }) => call<object, StatusResponse__Output>(d.content(), 'Status', { ref }).catch(() => undefined)));
+      return st.every((s) => s?.status?.offset === acknowledged);
+    });
+    // none of them holds buffer or budget any more
+    await until(async () => store!.usage().uploadBuffer.inUse === 0);
+
+    const fresh = Array.from({ length: 16 }, (_, i) => randomBlob(7 * MiB + i));
+    const written = await Promise.all(fresh.map((data, i) => writeBlob(d.content(), `new-${i}`, data, { expected: digestOf(data) })));
+    expect(written.map((w) => w.digest)).toEqual(fresh.map((f) => digestOf(f)));
+
+    for (const { ref, data } of interrupted) {
+      const session = new WriteSession(d.content());
+      const st = await session.send({ action: 'STAT', ref, total: data.length, expected: digestOf(data) });
+      expect(st.offset).toBe(acknowledged);
+      await session.send({ action: 'WRITE', ref, offset: acknowledged, data: data.subarray(acknowledged) });
+      const done = await session.send({ action: 'COMMIT', ref, total: data.length, offset: data.length, expected: digestOf(data) });
+      expect(done.digest).toBe(digestOf(data));
+      session.close();
+      await session.ended;
+    }
+  }, 120_000);
+});
+
+describe('stream limits', () => {
+  let d: TestDaemon;
+  beforeAll(async () => {
+    d = await startDaemon({ backend: 'fs', flags: { maxStreams: '2', streamIdleTimeout: '1s' } });
+  });
+  afterAll(async () => d?.stop());
+
+  it('ends a Write stream idle past --stream-idle-timeout with DeadlineExceeded, keeping its ingest', async () => {
+    const data = randomBlob(1000);
+    const session = new WriteSession(d.content());
+    await session.send({ action: 'WRITE', ref: 'idle', offset: 0, data: data.subarray(0, 400) });
+    await session.ended;
+    const err = await failure(session.send({ action: 'WRITE', ref: 'idle', offset: 400, data: data.subarray(400) }));
+    expect(err.code).toBe(status.DEADLINE_EXCEEDED);
+    expect(err.details).toContain('--stream-idle-timeout');
+    const st = await call<object, StatusResponse__Output>(d.content(), 'Status', { ref: 'idle' });
+    expect(st.status?.offset).toBe(400);
+  });
+
+  it('refuses a stream past --max-streams with ResourceExhausted naming the limit, and takes one once another ended', async () => {
+    const open = [new WriteSession(d.content()), new WriteSession(d.content())];
+    await Promise.all(open.map((s, i) => s.send({ action: 'STAT', ref: `held-${i}` })));
+    const third = new WriteSession(d.content());
+    const err = await failure(third.send({ action: 'STAT', ref: 'third' }));
+    expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(err.details).toContain('--max-streams 2');
+    open[0]!.close();
+    await open[0]!.ended;
+    const again = new WriteSession(d.content());
+    expect((await again.send({ action: 'STAT', ref: 'third' })).action).toBe('STAT');
+    again.close();
+    open[1]!.close();
+  });
+});
+
+async function until(probe: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await probe())) {
+    if (Date.now() > end) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
