@@ -148,10 +148,17 @@ PROBE
 }
 
 free_port_base() { # a base port with it and the next four free on loopback
+  # Below the kernel's range of ephemeral ports: a Swift stopped and started again on the same
+  # ports (the outage test does) must not find one taken by some client's outgoing connection.
   "$PY" - <<'FREE'
 import random, socket
+low = 32768
+try:
+    low = int(open('/proc/sys/net/ipv4/ip_local_port_range').read().split()[0])
+except (OSError, ValueError, IndexError):
+    pass
 for _ in range(200):
-    base = random.randint(20000, 60000)
+    base = random.randint(min(10000, low - 1000), low - 6)
     try:
         for p in range(base, base + 5):
             s = socket.socket(); s.bind(('127.0.0.1', p)); s.close()

@@ -40,6 +40,29 @@ describe('local directory store (no bucket)', () => {
     expect(readdirSync(join(root, 'uploads'))).toEqual([]);
   });
 
+  it.each(['.', 'layer.tmp', 'a/./b'])('records an ingest with ref %j where another daemon on the directory finds and aborts it', async (ref) => {
+    const first = new WriteSession(client);
+    await first.send({ action: 'WRITE', ref, offset: 0, data: randomBlob(1000) });
+    first.close();
+    await first.ended;
+    const other = await startDaemon({ backend: 'fs', flags: { root } });
+    try {
+      const statuses = (await call<object, { statuses: { ref: string }[] }>(other.content(), 'ListStatuses', { filters: [] })).statuses;
+      expect(statuses.map((s) => s.ref)).toContain(ref);
+      await call(other.content(), 'Abort', { ref });
+      const after = (await call<object, { statuses: { ref: string }[] }>(other.content(), 'ListStatuses', { filters: [] })).statuses;
+      expect(after.map((s) => s.ref)).not.toContain(ref);
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it('lists a lease whose id ends like a temporary file', async () => {
+    await call(d.leases(), 'Create', { id: 'build.tmp' });
+    const listed = await call<object, { leases: { id: string }[] }>(d.leases(), 'List', { filters: [] });
+    expect(listed.leases.map((l) => l.id)).toContain('build.tmp');
+  });
+
   it('lists, labels and deletes like the S3 store', async () => {
     const { digest } = await writeBlob(client, 'fs-2', randomBlob(10), { labels: { a: 'b' } });
     const listed = await collect<ListContentResponse__Output>(client.List({ filters: ['labels.a==b'] }, ns()));

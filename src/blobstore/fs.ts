@@ -184,7 +184,8 @@ export class FsBlobStore implements BlobStore {
   async putDoc(key: string, body: Buffer): Promise<void> {
     const path = this.docPath(key);
     await mkdir(dirname(path), { recursive: true });
-    const tmp = `${path}.${randomUUID()}.tmp`;
+    // written aside (not next to it, where a name like `x.tmp` could be a document's own), then renamed into place
+    const tmp = join(this.uploadsDir, `doc-${randomUUID()}`);
     await writeFile(tmp, body);
     await rename(tmp, path);
   }
@@ -206,7 +207,7 @@ export class FsBlobStore implements BlobStore {
       for (const entry of entries) {
         const path = join(dir, entry.name);
         if (entry.isDirectory()) await walk(path);
-        else if (!entry.name.endsWith('.tmp')) keys.push(relative(this.docsDir, path).split(sep).join('/'));
+        else keys.push(relative(this.docsDir, path).split(sep).join('/'));
       }
     };
     await walk(this.docsDir);

@@ -30,8 +30,15 @@ export class IngestRecords {
     private readonly logger: Logger,
   ) {}
 
-  read(ns: string, ref: string): Promise<IngestRecord | undefined> {
-    return this.docs.read<IngestRecord>(docKeys.ingest(ns, ref));
+  async read(ns: string, ref: string): Promise<IngestRecord | undefined> {
+    const record = await this.docs.read<IngestRecord>(docKeys.ingest(ns, ref));
+    if (record || !hasLegacyKey(ns, ref)) return record;
+    return this.docs.read<IngestRecord>(docKeys.legacyIngest(ns, ref));
+  }
+
+  private async removeKeys(ns: string, ref: string): Promise<void> {
+    await this.docs.remove(docKeys.ingest(ns, ref));
+    if (hasLegacyKey(ns, ref)) await this.docs.remove(docKeys.legacyIngest(ns, ref));
   }
 
   /** Every ingest recorded for `ns`, in key order. */
@@ -68,7 +75,7 @@ export class IngestRecords {
   async remove(ingest: Ingest): Promise<void> {
     while (ingest.recording) await ingest.recording;
     if (!ingest.recorded) return;
-    await this.docs.remove(docKeys.ingest(ingest.ns, ingest.ref));
+    await this.removeKeys(ingest.ns, ingest.ref);
     ingest.recorded = false;
   }
 
@@ -79,8 +86,13 @@ export class IngestRecords {
         this.logger.warn({ err, ref: record.ref, ns }, 'could not discard the stored bytes of an old ingest');
       });
     }
-    await this.docs.remove(docKeys.ingest(ns, record.ref));
+    await this.removeKeys(ns, record.ref);
   }
+}
+
+function hasLegacyKey(ns: string, ref: string): boolean {
+  // "." and ".." never had a working key of the old form
+  return ref !== '.' && ref !== '..' && docKeys.legacyIngest(ns, ref) !== docKeys.ingest(ns, ref);
 }
 
 function ingestRecord(ingest: Ingest): IngestRecord {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { BlobStat, BlobStore, Checkpoint } from '../blobstore/types.js';
 import { parseDigest } from '../digest.js';
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, unavailable } from '../errors.js';
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, resourceExhausted, unavailable } from '../errors.js';
 import { parseFilters } from '../filters.js';
 import type { Labels } from '../labels.js';
 import { validateNamespace } from '../namespaces.js';
@@ -28,6 +28,8 @@ interface IngestsOptions {
 
 /** Ingests this process keeps in memory at most (each without a stream holds a few hundred bytes). */
 const MAX_LIVE_INGESTS = 4096;
+/** Statuses one ListStatuses may answer with. */
+const MAX_LISTED_STATUSES = 10_000;
 
 /**
  * Ingests from open to commit or abort: Status, ListStatuses, Abort, and the Write stream's
@@ -82,11 +84,17 @@ export class Ingests {
     validateNamespace(ns);
     const filter = parseFilters(filters);
     const byRef = new Map<string, IngestStatus>();
-    for await (const record of this.records.all(ns)) byRef.set(record.ref, recordStatus(record));
-    for (const ingest of this.live.values()) if (ingest.ns === ns) byRef.set(ingest.ref, statusOf(ingest));
-    return [...byRef.values()]
-      .filter((st) => filter.matches((path) => (path.length === 1 && path[0] === 'ref' ? st.ref : undefined)))
-      .sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
+    const matches = (st: IngestStatus) => filter.matches((path) => (path.length === 1 && path[0] === 'ref' ? st.ref : undefined));
+    const keep = (st: IngestStatus) => {
+      if (!matches(st)) return;
+      byRef.set(st.ref, st);
+      if (byRef.size > MAX_LISTED_STATUSES) {
+        throw resourceExhausted(`namespace ${ns} has more than ${MAX_LISTED_STATUSES} matching ingests; narrow the list with a filter`);
+      }
+    };
+    for await (const record of this.records.all(ns)) keep(recordStatus(record));
+    for (const ingest of this.live.values()) if (ingest.ns === ns) keep(statusOf(ingest));
+    return [...byRef.values()].sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
   }
 
   async abort(ns: string, ref: string): Promise<void> {

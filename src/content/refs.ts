@@ -1,7 +1,11 @@
 import { invalidArgument } from '../errors.js';
+import { encodeSegment } from '../metadata/documents.js';
 
-/** containerd sets no bound; ours keeps metadata keys and log lines sane. */
-const MAX_REF_BYTES = 1024;
+/**
+ * containerd sets no bound; ours is on the ref as its metadata key holds it (encoded, up to
+ * three bytes a character), leaving room under S3's 1,024-byte keys for the prefixes.
+ */
+const MAX_ENCODED_REF_BYTES = 768;
 
 /**
  * Ingest refs are free-form client strings (`layer-sha256:…`, a bare digest, …). They never
@@ -10,8 +14,10 @@ const MAX_REF_BYTES = 1024;
  */
 export function validateRef(ref: string): string {
   if (ref === '') throw invalidArgument('ref is empty');
-  const bytes = Buffer.byteLength(ref);
-  if (bytes > MAX_REF_BYTES) throw invalidArgument(`ref of ${bytes} bytes is longer than ${MAX_REF_BYTES}`);
+  const bytes = Buffer.byteLength(encodeSegment(ref));
+  if (bytes > MAX_ENCODED_REF_BYTES) {
+    throw invalidArgument(`ref is ${bytes} bytes once encoded for its key, longer than the ${MAX_ENCODED_REF_BYTES} allowed`);
+  }
   // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(ref)) throw invalidArgument(`ref ${JSON.stringify(ref)} contains a control character`);
   if (ref.split('/').includes('..')) throw invalidArgument(`ref ${JSON.stringify(ref)} contains a ".." segment`);

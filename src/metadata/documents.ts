@@ -24,7 +24,7 @@ export function encodeSegment(value: string): string {
  *   v1/ns/<ns>/lease-resources/<encoded id>/<encoded type>/<encoded resource id>
  *                                          one resource of a lease (empty)
  *
- * Refs and lease ids are URI-encoded, so no client string can add a path segment.
+ * Refs and lease ids are encoded (encodeSegment), so no client string can add a path segment.
  */
 export const docKeys = {
   namespace: (ns: string) => `v1/namespaces/${ns}`,
@@ -35,7 +35,9 @@ export const docKeys = {
   deletedPrefix: (ns: string) => `v1/ns/${ns}/deleted/`,
   reclaim: (digest: string) => `v1/reclaim/${digest}`,
   reclaimPrefix: () => 'v1/reclaim/',
-  ingest: (ns: string, ref: string) => `v1/ns/${ns}/ingests/${encodeURIComponent(ref)}`,
+  ingest: (ns: string, ref: string) => `v1/ns/${ns}/ingests/${encodeSegment(ref)}`,
+  /** Where records of refs with dots were kept before dots were encoded too (still read and removed). */
+  legacyIngest: (ns: string, ref: string) => `v1/ns/${ns}/ingests/${encodeURIComponent(ref)}`,
   ingestsPrefix: (ns: string) => `v1/ns/${ns}/ingests/`,
   lease: (ns: string, id: string) => `v1/ns/${ns}/leases/${encodeURIComponent(id)}`,
   leasesPrefix: (ns: string) => `v1/ns/${ns}/leases/`,
