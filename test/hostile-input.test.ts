@@ -144,6 +144,7 @@ const cases: Case[] = [
   { name: 'a cache record Put under 65 names', code: status.INVALID_ARGUMENT, message: 'at most 64 allowed', run: ({ d }) => call(d.records(), 'Put', { names: Array.from({ length: 65 }, (_, i) => `n${i}`), config: Buffer.from('{"layers":[],"records":[]}') }) },
   { name: 'a cache config over 8 MiB', code: status.INVALID_ARGUMENT, message: 'larger than the 8388608 allowed', run: ({ d }) => call(d.records(), 'Put', { names: ['big'], config: Buffer.alloc(8 * 1024 * 1024 + 1, 0x20) }) },
   { name: 'a cache config naming 10,001 layers', code: status.INVALID_ARGUMENT, message: 'at most 10000 allowed', run: ({ d }) => call(d.records(), 'Put', { names: ['wide'], config: Buffer.from(JSON.stringify({ layers: Array.from({ length: 10_001 }, () => ({ blob: `sha256:${hex}` })), records: [] })) }) },
+  { name: 'a cache record name whose key is too long for S3', code: status.INVALID_ARGUMENT, message: 'longer than the store allows', run: ({ d }) => call(d.records(), 'Put', { names: ['n'.repeat(1020)], config: Buffer.from('{"layers":[],"records":[]}') }) },
   { name: 'a cache record that is not JSON', code: status.INVALID_ARGUMENT, message: 'not valid JSON', run: ({ d }) => call(d.records(), 'Put', { names: ['h'], config: Buffer.from('{') }) },
   {
     name: 'a WRITE message over the 16 MiB size limit',

@@ -22,7 +22,7 @@ export function translate(err: unknown, operation: string, place: BucketPlace): 
     if (err.name === 'AccessDenied' || status === 403) {
       return permissionDenied(`${where}: ${operation}: access denied to the daemon's credentials (${err.name}, HTTP ${status})`, err);
     }
-    if (err.name === 'KeyTooLong') {
+    if (err.name === 'KeyTooLong' || err.name === 'KeyTooLongError') {
       return withCause(invalidArgument(`${where}: ${operation}: the key is longer than the store allows (KeyTooLong)`), err);
     }
     return new StoreError('internal', message, { cause: err });

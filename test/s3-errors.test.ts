@@ -1,0 +1,60 @@
+import { status } from '@grpc/grpc-js';
+import { CreateBucketCommand, DeleteBucketCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3BlobStore } from '../src/blobstore/s3/index.js';
+import type { ListContentResponse__Output } from '../src/generated/containerd/services/content/v1/ListContentResponse.js';
+import { call, collect, failure, newBucket, ns, randomBlob, rawS3, startDaemon, writeBlob, type TestDaemon } from './support/harness.js';
+
+/** What S3 says reaches the client as a status that names the cause. */
+describe('S3 errors a client sees', () => {
+  describe('a bucket deleted under the daemon', () => {
+    let d: TestDaemon;
+    beforeAll(async () => {
+      d = await startDaemon();
+    });
+    afterAll(async () => {
+      await rawS3().send(new CreateBucketCommand({ Bucket: d.bucket! })).catch(() => undefined);
+      await d?.stop();
+    });
+
+    it('is FailedPrecondition naming the bucket, health says NOT_SERVING, and SERVING once it is back', async () => {
+      await rawS3().send(new DeleteBucketCommand({ Bucket: d.bucket! }));
+      const err = await failure(writeBlob(d.content(), 'no-bucket', randomBlob(100)));
+      expect(err.code).toBe(status.FAILED_PRECONDITION);
+      expect(err.details).toContain(`bucket ${d.bucket}`);
+      expect(err.details).toContain('does not exist');
+      const listed = await failure(collect<ListContentResponse__Output>(d.content().List({ filters: [] }, ns('bucket'))));
+      expect(listed.code).toBe(status.FAILED_PRECONDITION);
+      await until(async () => ((await call(d.health(), 'Check', { service: '' })) as { status: string }).status === 'NOT_SERVING');
+      await rawS3().send(new CreateBucketCommand({ Bucket: d.bucket! }));
+      await until(async () => ((await call(d.health(), 'Check', { service: '' })) as { status: string }).status === 'SERVING');
+    });
+  });
+
+  describe('credentials the bucket refuses', () => {
+    let d: TestDaemon;
+    beforeAll(async () => {
+      const bucket = await newBucket();
+      d = await startDaemon({
+        bucket,
+        store: (config) =>
+          new S3BlobStore({ ...config.s3!, credentials: { accessKeyId: 'test:tester', secretAccessKey: 'not-the-secret' } }),
+      });
+    });
+    afterAll(async () => d?.stop());
+
+    it('is PermissionDenied naming the operation and the key', async () => {
+      const err = await failure(call(d.content(), 'Info', { digest: `sha256:${'b'.repeat(64)}` }));
+      expect(err.code).toBe(status.PERMISSION_DENIED);
+      expect(err.details).toContain(`HEAD blobs/sha256:${'b'.repeat(64)}`);
+    });
+  });
+});
+
+async function until(probe: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await probe())) {
+    if (Date.now() > end) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
