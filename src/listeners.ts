@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { chmod, chown, lstat, mkdir, rm } from 'node:fs/promises';
+import { lchown, lstat, mkdir, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { ServerCredentials, type Server } from '@grpc/grpc-js';
@@ -60,10 +60,19 @@ export async function listen(
     for (const address of config.addresses) {
       if (address.kind === 'unix') {
         await prepareSocketPath(address.path);
-        await bind(server, `unix://${address.path}`, ServerCredentials.createInsecure());
+        // The socket is made with its mode (through the umask) and its group set without
+        // following a link: a chmod or chown of the path afterwards would follow a symlink
+        // someone swapped in for the socket meanwhile, to a file of their choosing.
+        const umask = process.umask(0o777 & ~config.socketMode);
+        try {
+          await bind(server, `unix://${address.path}`, ServerCredentials.createInsecure());
+        } finally {
+          process.umask(umask);
+        }
         sockets.push(address.path);
-        await chmod(address.path, config.socketMode);
-        if (files.socketGroup !== undefined) await chown(address.path, -1, files.socketGroup);
+        if (files.socketGroup !== undefined) await lchown(address.path, -1, files.socketGroup);
+        const made = await lstat(address.path);
+        if (!made.isSocket()) throw new Error(`${address.path} was replaced by something other than the daemon's socket; refusing to serve on it`);
         bound.push(`unix://${address.path}`);
       } else {
         const { tls } = files;

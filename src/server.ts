@@ -5,6 +5,7 @@ import { FsBlobStore } from './blobstore/fs.js';
 import { S3BlobStore } from './blobstore/s3/index.js';
 import type { BlobStore } from './blobstore/types.js';
 import type { Config } from './config.js';
+import { formatAddress, isLoopback } from './config/values.js';
 import { HashWorkers } from './content/hash-workers.js';
 import { Collector } from './gc/collector.js';
 import { ScannedReferences } from './gc/references.js';
@@ -102,6 +103,13 @@ export class Daemon {
     });
 
     const { bound, sockets } = await listen(server, config, files);
+    for (const address of config.addresses) {
+      if (address.kind !== 'tcp' || !files.tls || files.tls.clientCa || isLoopback(address.host)) continue;
+      logger.warn(
+        { address: formatAddress(address) },
+        'TLS WITHOUT CLIENT CERTIFICATES ON A NON-LOOPBACK ADDRESS: any client that reaches it can read, overwrite and delete content, records and leases; give --tls-client-ca',
+      );
+    }
     // Abandoned ingests (this daemon's, or a crashed one's) are swept at start and then
     // regularly, a few times per expiry period.
     const sweep = () =>

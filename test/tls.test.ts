@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, resolveConfig } from '../src/config.js';
 import { protos } from '../src/grpc/proto.js';
@@ -57,6 +58,19 @@ describe('TCP listeners', () => {
   it('refuse plaintext tcp:// without --insecure', () => {
     expect(() => resolveConfig({ address: ['tcp://127.0.0.1:7000'], root: dir }, {})).toThrow(ConfigError);
     expect(() => resolveConfig({ address: ['tcp://127.0.0.1:7000'], root: dir }, {})).toThrow('needs --tls-cert and --tls-key');
+  });
+
+  it('warn loudly when TLS without client certificates listens beyond loopback, and not on loopback', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    for (const host of ['0.0.0.0', '127.0.0.1']) {
+      const config = resolveConfig({ address: [`tcp://${host}:0`], root: join(dir, 'warn'), tlsCert: pki.cert, tlsKey: pki.key }, {});
+      const daemon = await Daemon.start(config, logger);
+      await daemon.stop(5_000);
+    }
+    const warnings = lines.filter((l) => l.includes('TLS WITHOUT CLIENT CERTIFICATES'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('tcp://0.0.0.0:0');
   });
 
   it('allow --insecure only on a loopback address', () => {
