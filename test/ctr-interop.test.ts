@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
-import { getObject, listKeys, randomBlob, startDaemon, tempDir, type TestDaemon } from './support/harness.js';
+import { cacheConfig } from './support/buildkit.js';
+import { getObject, listKeys, putObject, randomBlob, startDaemon, tempDir, type TestDaemon } from './support/harness.js';
 
 const run = promisify(execFile);
 
@@ -92,6 +93,26 @@ describe('ctr (containerd client) against the daemon on S3', () => {
     // gone for this namespace at once; the bytes wait for the collector
     await expect(ctr('get', digest)).rejects.toThrow(/not found/);
     expect(await listKeys(d.bucket!, `blobs/${digest}`)).toEqual([`blobs/${digest}`]);
+  });
+
+  it('keeps a layer BuildKit wrote and a cache record names through ctr rm, from this daemon and from a second one', async () => {
+    const layer = randomBlob(4000);
+    const digest = digestOf(layer);
+    await putObject(d.bucket!, `blobs/${digest}`, layer);
+    await putObject(d.bucket!, 'manifests/ctr-kept', cacheConfig([layer]));
+    const second = await startDaemon({ bucket: d.bucket! });
+    try {
+      for (const socket of [d.socket, second.socket]) {
+        for (const ns of ['default', namespace]) {
+          // ctr reports the NotFound and goes on; the bytes stay
+          await run('ctr', ['--address', socket, '-n', ns, 'content', 'rm', digest], { env }).catch(() => undefined);
+        }
+      }
+    } finally {
+      await second.stop();
+    }
+    expect((await getObject(d.bucket!, `blobs/${digest}`)).equals(layer)).toBe(true);
+    expect((await ctr('get', digest)).equals(layer)).toBe(true);
   });
 
   it('shows a held ingest with active, and resumes it with the same ref after ctr is killed', async () => {
