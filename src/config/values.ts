@@ -31,7 +31,11 @@ export function isLoopback(host: string): boolean {
 
 const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** Go's time.ParseDuration syntax ("24h", "1h30m", "500ms"), in milliseconds; no negatives. */
+/**
+ * Go's time.ParseDuration syntax ("24h", "1h30m", "500ms"), in milliseconds; no negatives.
+ * Our own: BuildKit's touch_refresh and containerd's settings are Go durations, and the npm
+ * duration parsers (ms, parse-duration) accept other spellings and reject some of Go's.
+ */
 export function parseDuration(input: string, setting: string): number {
   const s = input.trim();
   if (s === '0') return 0;
