@@ -150,10 +150,11 @@ export class Daemon {
 /** Collections one after another, `intervalMs` apart; stopping waits for one under way. */
 function scheduleCollections(collector: Collector, intervalMs: number, logger: Logger): { stop(): Promise<void> } {
   let running: Promise<unknown> | undefined;
+  const stopping = new AbortController();
   const timer = setInterval(() => {
     if (running) return;
     running = collector
-      .run({ delete: true })
+      .run({ delete: true, signal: stopping.signal })
       .catch((err: unknown) => logger.warn({ err }, 'garbage collection failed'))
       .finally(() => (running = undefined));
   }, intervalMs);
@@ -161,6 +162,7 @@ function scheduleCollections(collector: Collector, intervalMs: number, logger: L
   return {
     async stop() {
       clearInterval(timer);
+      stopping.abort();
       await running;
     },
   };

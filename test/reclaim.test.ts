@@ -39,7 +39,7 @@ describe('Delete by reference, and the collector', () => {
   let leases: LeaseStore;
   const quiet = pino({ level: 'silent' });
   /** A collector with the grace and the touch refresh shortened for the test. */
-  const collect0 = () => new Collector(collectorSourcesFor(store, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet });
+  const collect0 = () => new Collector(collectorSourcesFor(store, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 50 });
   /** S3 keeps times to the second: a blob written just now may look younger than a touch refresh of 0. */
   const settle = () => new Promise((r) => setTimeout(r, 1_100));
   const stored = async (digest: string) => {
@@ -113,7 +113,7 @@ describe('Delete by reference, and the collector', () => {
     expect((await failure(collect(d.content().Read({ digest }, ns('solo'))))).code).toBe(status.NOT_FOUND);
 
     // the first run notes it (the grace starts), a run within the grace keeps it
-    const graceful = new Collector(collectorSourcesFor(store, leases), { graceMs: 3_600_000, touchRefreshMs: 0, logger: quiet });
+    const graceful = new Collector(collectorSourcesFor(store, leases), { graceMs: 3_600_000, touchRefreshMs: 0, logger: quiet, lockSettleMs: 50 });
     await graceful.run({ delete: true });
     await graceful.run({ delete: true });
     expect(await stored(digest)).toBe(true);
@@ -165,6 +165,14 @@ describe('Delete by reference, and the collector', () => {
     expect(await stored(unreferenced)).toBe(false);
     expect(first.expiredLeases + second.expiredLeases).toBeGreaterThanOrEqual(1);
     expect((await failure(call(d.leases(), 'ListResources', { id: 'expired' }, ns('roots')))).code).toBe(status.NOT_FOUND);
+  });
+
+  it('lets one deleting collector run at a time on a bucket', async () => {
+    const runs = await Promise.all([collect0().run({ delete: true }), collect0().run({ delete: true })]);
+    expect(runs.filter((r) => r.skipped !== undefined)).toHaveLength(1);
+    expect(runs.find((r) => r.skipped)?.skipped).toContain('holds the bucket');
+    // the lock is given back: the next run goes ahead
+    expect((await collect0().run({ delete: true })).skipped).toBeUndefined();
   });
 
   it('reports without deleting or noting anything in a dry run', async () => {

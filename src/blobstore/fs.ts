@@ -3,7 +3,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile, ty
 import { randomUUID } from 'node:crypto';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { isValidDigest } from '../digest.js';
-import { failedPrecondition, notFound } from '../errors.js';
+import { failedPrecondition, notFound, unavailable } from '../errors.js';
 import { ProbeError } from './probe-error.js';
 import type {
   BlobEntry,
@@ -81,7 +81,8 @@ export class FsBlobStore implements BlobStore {
     return stream;
   }
 
-  async deleteBlob(digest: string): Promise<void> {
+  async deleteBlob(digest: string, options: { deadline?: number } = {}): Promise<void> {
+    if (options.deadline !== undefined && Date.now() > options.deadline) throw unavailable(`delete of ${digest}: not done, its deadline passed`);
     await rm(this.blobPath(digest), { force: true });
   }
 

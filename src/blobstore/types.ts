@@ -35,7 +35,11 @@ export interface BlobStore {
    * iteration early (return) releases what the read holds.
    */
   readBlob(digest: string, offset: number, length: number, options: { size: number }): Promise<AsyncIterable<Buffer>>;
-  deleteBlob(digest: string): Promise<void>;
+  /**
+   * Removes the blob's bytes. With `deadline` (epoch ms) the request is not sent, or given up,
+   * past it: the collector's deletes must land while writers still wait for them.
+   */
+  deleteBlob(digest: string, options?: { deadline?: number }): Promise<void>;
   listBlobs(): AsyncIterable<BlobEntry>;
 
   /**

@@ -4,6 +4,7 @@ import type { BlobEntry } from '../blobstore/types.js';
 import { LeaseStore } from '../leases/store.js';
 import { docKeys } from '../metadata/documents.js';
 import { FINAL_WINDOW_MS, ReclaimMarks, type ReclaimMark } from '../metadata/reclaim-marks.js';
+import { CollectorLock } from './lock.js';
 import { recentReferences, scanRoots, type RootSources } from './roots.js';
 
 export interface CollectorOptions {
@@ -17,6 +18,8 @@ export interface CollectorOptions {
   logger: Logger;
   /** Told how far a run has got (for a progress display). */
   onProgress?: ((stage: string, done: number) => void) | undefined;
+  /** How long taking the lock waits before reading it back (tests shorten it). */
+  lockSettleMs?: number | undefined;
 }
 
 export interface Tally {
@@ -26,6 +29,8 @@ export interface Tally {
 
 export interface CollectionReport {
   deleted: boolean;
+  /** Set when the run did nothing: another collector holds the bucket's lock, or the run was stopped. */
+  skipped?: string;
   blobs: Tally;
   /** Something needs them. */
   kept: Tally;
@@ -63,20 +68,31 @@ export class Collector {
     this.marks = new ReclaimMarks(sources.docs);
   }
 
-  async run(mode: { delete: boolean }, now = Date.now()): Promise<CollectionReport> {
+  /**
+   * One collection. A deleting one holds the bucket's collector lock throughout (or does nothing
+   * when another holds it); `signal` stops it between steps (the daemon stopping).
+   */
+  async run(mode: { delete: boolean; signal?: AbortSignal }, now = Date.now()): Promise<CollectionReport> {
+    const lock = new CollectorLock(this.sources.docs, this.options.lockSettleMs);
+    if (mode.delete) {
+      const taken = await lock.acquire();
+      if (!taken.held) {
+        this.options.logger.info({ by: taken.by, until: taken.until }, 'another collector holds the bucket; this one deletes nothing now');
+        return { ...emptyReport(true), skipped: `another collector (${taken.by}) holds the bucket's lock until ${taken.until}` };
+      }
+    }
+    try {
+      return await this.collect(mode, now, lock);
+    } finally {
+      if (mode.delete) await lock.release().catch(() => undefined);
+    }
+  }
+
+  private async collect(mode: { delete: boolean; signal?: AbortSignal }, now: number, lock: CollectorLock): Promise<CollectionReport> {
     const { logger } = this.options;
     const progress = this.options.onProgress ?? (() => undefined);
-    const report: CollectionReport = {
-      deleted: mode.delete,
-      blobs: tally(),
-      kept: tally(),
-      waiting: tally(),
-      reclaimed: tally(),
-      reclaimable: tally(),
-      expiredLeases: 0,
-      brokenRecords: [],
-      roots: { records: 0, holds: 0, leases: 0, ingests: 0 },
-    };
+    const stopped = () => mode.signal?.aborted === true;
+    const report = emptyReport(mode.delete);
     progress('marking', 0);
     const roots = await scanRoots(this.sources, now);
     report.roots = roots.counts;
@@ -86,6 +102,8 @@ export class Collector {
     const stored = new Set<string>();
     const candidates: { blob: BlobEntry; mark: ReclaimMark }[] = [];
     for await (const blob of this.sources.blobs.listBlobs()) {
+      if (stopped()) return { ...report, skipped: 'stopped' };
+      if (mode.delete) await lock.keep();
       stored.add(blob.digest);
       add(report.blobs, blob.size);
       if (report.blobs.count % 1000 === 0) progress('sweeping', report.blobs.count);
@@ -115,6 +133,8 @@ export class Collector {
     }
     if (mode.delete) {
       for (let i = 0; i < candidates.length; i += FINAL_BATCH) {
+        if (stopped()) return { ...report, skipped: 'stopped' };
+        await lock.keep();
         progress('deleting', i);
         await this.finalBatch(candidates.slice(i, i + FINAL_BATCH), roots.startedAt, report);
       }
@@ -136,6 +156,8 @@ export class Collector {
   private async finalBatch(batch: { blob: BlobEntry; mark: ReclaimMark }[], scannedAt: number, report: CollectionReport): Promise<void> {
     const started = performance.now();
     const finalAt = new Date().toISOString();
+    // the moment writers stop waiting for this batch, less a margin for the delete to land
+    const deadline = Date.parse(finalAt) + FINAL_WINDOW_MS;
     await pMap(batch, ({ blob, mark }) => this.marks.write(blob.digest, { since: mark.since, finalAt }), { concurrency: 16 });
     const recent = await recentReferences(this.sources, scannedAt);
     const stats = await pMap(batch, ({ blob }) => this.sources.blobs.statBlob(blob.digest, { fresh: true }), { concurrency: 16 });
@@ -146,7 +168,7 @@ export class Collector {
       if (recent.has(entry.blob.digest) || !stat || stat.lastModified.getTime() > youngest) add(report.waiting, entry.blob.size);
       else doomed.push(entry);
     });
-    let deleted: BlobEntry[] = [];
+    const attempted: BlobEntry[] = [];
     if (performance.now() - started > FINAL_WINDOW_MS) {
       // Writers stop waiting for this batch about now: deleting later could race them.
       for (const { blob } of doomed) add(report.reclaimable, blob.size);
@@ -155,15 +177,23 @@ export class Collector {
       await pMap(
         doomed,
         async ({ blob }) => {
-          await this.sources.blobs.deleteBlob(blob.digest);
-          add(report.reclaimed, blob.size);
+          attempted.push(blob);
+          try {
+            await this.sources.blobs.deleteBlob(blob.digest, { deadline });
+            add(report.reclaimed, blob.size);
+          } catch (err) {
+            // not deleted in time (or at all): kept for a later run
+            add(report.reclaimable, blob.size);
+            this.options.logger.warn({ err, digest: blob.digest }, 'collector: delete not done in its window');
+          }
         },
         { concurrency: 16 },
       );
-      deleted = doomed.map((d) => d.blob);
     }
     const deletedAt = new Date().toISOString();
-    const gone = new Set(deleted.map((b) => b.digest));
+    // A delete cut off may still have landed: its note says deleted too, which only makes
+    // writers ask the bucket itself whether the bytes are there.
+    const gone = new Set(attempted.map((b) => b.digest));
     await pMap(
       batch,
       ({ blob, mark }) =>
@@ -191,7 +221,7 @@ export class Collector {
   private async dropExpiredLeases(now: number): Promise<number> {
     let dropped = 0;
     for await (const ns of this.sources.memberships.namespaces()) {
-      for (const lease of await this.sources.leases.list(ns, [])) {
+      for await (const lease of this.sources.leases.all(ns)) {
         if (!LeaseStore.expired(lease, now)) continue;
         await this.sources.leases.delete(ns, lease.id);
         dropped++;
@@ -199,6 +229,20 @@ export class Collector {
     }
     return dropped;
   }
+}
+
+function emptyReport(deleted: boolean): CollectionReport {
+  return {
+    deleted,
+    blobs: tally(),
+    kept: tally(),
+    waiting: tally(),
+    reclaimed: tally(),
+    reclaimable: tally(),
+    expiredLeases: 0,
+    brokenRecords: [],
+    roots: { records: 0, holds: 0, leases: 0, ingests: 0 },
+  };
 }
 
 function tally(): Tally {

@@ -24,6 +24,7 @@ export async function collectOnce(
 }
 
 function describe(r: CollectionReport): string {
+  if (r.skipped) return `nothing done: ${r.skipped}\n`;
   const lines = [
     `blobs in the store:  ${size(r.blobs)}`,
     `kept (referenced):   ${size(r.kept)}  (${r.roots.records} cache records, ${r.roots.holds} holds, ${r.roots.leases} leases, ${r.roots.ingests} ingests)`,

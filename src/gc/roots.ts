@@ -30,6 +30,7 @@ export interface Roots {
 const GC_REF_CONTENT = /^containerd\.io\/gc\.ref\.content(\.|$)/;
 
 const RECORD_PAGE = 1000;
+const RECORD_CLOCK_SLACK_MS = 60_000;
 const CONCURRENCY = 16;
 
 /**
@@ -58,7 +59,7 @@ export async function scanRoots(sources: RootSources, now = Date.now(), scope: '
         for (const [key, value] of Object.entries(record.labels)) if (GC_REF_CONTENT.test(key) && isValidDigest(value)) add(value);
       }
     }
-    for (const lease of await sources.leases.list(ns, [])) {
+    for await (const lease of sources.leases.all(ns)) {
       if (LeaseStore.expired(lease, now)) continue;
       counts.leases++;
       for (const r of await sources.leases.listResources(ns, lease.id)) if (r.type === 'content' && isValidDigest(r.id)) add(r.id);
@@ -92,8 +93,8 @@ export async function recentReferences(sources: RootSources, since: number): Pro
       if (type === 'content' && id !== undefined) found.add(id);
     }
   }
-  // a second of slack: S3 keeps last-modified times to the second
-  await forEachRecord(sources.blobs, since - 1_000, (_, layers) => layers.forEach((d) => found.add(d)));
+  // slack for S3's times kept to the second, and for its clock and ours disagreeing
+  await forEachRecord(sources.blobs, since - RECORD_CLOCK_SLACK_MS, (_, layers) => layers.forEach((d) => found.add(d)));
   return found;
 }
 

@@ -90,6 +90,12 @@ export class LeaseStore {
     return out;
   }
 
+  /** Every lease of `ns`, without List's bound: the collector must see them all. */
+  async *all(ns: string): AsyncIterable<Lease> {
+    validateNamespace(ns);
+    for await (const { value } of this.docs.readAll<LeaseRecord>(docKeys.leasesPrefix(ns))) yield toLease(value);
+  }
+
   /** NotFound unless the lease exists. */
   async require(ns: string, id: string): Promise<void> {
     await this.load(ns, id);
@@ -98,7 +104,12 @@ export class LeaseStore {
   async addResource(ns: string, id: string, resource: LeaseResource): Promise<void> {
     const key = resourceKey(ns, id, resource);
     const record = await this.load(ns, id);
-    const count = await this.count(ns, id, record);
+    let count = await this.count(ns, id, record);
+    if (count.n >= MAX_LEASE_RESOURCES) {
+      // the count here includes re-adds and misses other daemons' adds: count for real
+      this.counts.delete(scoped(ns, id));
+      count = await this.count(ns, id, record);
+    }
     if (count.n >= MAX_LEASE_RESOURCES) {
       throw resourceExhausted(`lease ${JSON.stringify(id)} holds ${MAX_LEASE_RESOURCES} resources, the most one lease may hold`);
     }

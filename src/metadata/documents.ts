@@ -19,6 +19,7 @@ export function encodeSegment(value: string): string {
  *   v1/ns/<ns>/deleted/<digest>            <ns> deleted its hold of the blob (Info there answers
  *                                          NotFound unless something else still needs the bytes)
  *   v1/reclaim/<digest>                    the collector found the blob unreferenced (reclaim-marks.ts)
+ *   v1/gc-lock                             the deleting collector of the bucket, and until when
  *   v1/ns/<ns>/leases/<encoded id>         a lease: id, creation time, labels (resources, in
  *                                          documents written before resources had their own)
  *   v1/ns/<ns>/lease-resources/<encoded id>/<encoded type>/<encoded resource id>
@@ -35,6 +36,7 @@ export const docKeys = {
   deletedPrefix: (ns: string) => `v1/ns/${ns}/deleted/`,
   reclaim: (digest: string) => `v1/reclaim/${digest}`,
   reclaimPrefix: () => 'v1/reclaim/',
+  gcLock: () => 'v1/gc-lock',
   ingest: (ns: string, ref: string) => `v1/ns/${ns}/ingests/${encodeSegment(ref)}`,
   /** Where records of refs with dots were kept before dots were encoded too (still read and removed). */
   legacyIngest: (ns: string, ref: string) => `v1/ns/${ns}/ingests/${encodeURIComponent(ref)}`,

@@ -118,8 +118,13 @@ export class S3Bucket {
   }
 
   /** Deleting what is not there is no failure. */
-  async delete(key: string): Promise<void> {
-    await this.sendUnlessMissing(new DeleteObjectCommand({ Bucket: this.name, Key: key }), `DELETE ${key}`);
+  async delete(key: string, abortSignal?: AbortSignal): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.name, Key: key }), abortSignal ? { abortSignal } : {});
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw this.failure(err, `DELETE ${key}`);
+    }
   }
 
   destroy(): void {

@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { LRUCache } from 'lru-cache';
 import { isValidDigest } from '../../digest.js';
-import { notFound } from '../../errors.js';
+import { notFound, unavailable } from '../../errors.js';
 import { ByteBudget } from '../budget.js';
 import { PartBuffers } from '../part-buffers.js';
 import { SpillDir } from '../spill.js';
@@ -124,10 +124,15 @@ export class S3BlobStore implements BlobStore {
     });
   }
 
-  async deleteBlob(digest: string): Promise<void> {
+  async deleteBlob(digest: string, options: { deadline?: number } = {}): Promise<void> {
     this.stats.delete(digest);
     this.readers.drop(digest);
-    await this.s3.delete(this.keys.blob(digest));
+    const key = this.keys.blob(digest);
+    if (options.deadline === undefined) return this.s3.delete(key);
+    const left = options.deadline - Date.now();
+    if (left <= 0) throw unavailable(`DELETE ${key}: not sent, its deadline passed`);
+    // no retry may land after the deadline: the whole call is cut off there
+    await this.s3.delete(key, AbortSignal.timeout(left));
   }
 
   async *listBlobs(): AsyncIterable<BlobEntry> {
