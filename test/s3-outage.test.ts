@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { status } from '@grpc/grpc-js';
 import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3BlobStore } from '../src/blobstore/s3/index.js';
 import { digestOf } from '../src/digest.js';
 import { call, failure, randomBlob, s3, startDaemon, tempDir, WriteSession, type TestDaemon } from './support/harness.js';
 
@@ -18,6 +19,7 @@ describe.runIf(swiftInstalled)('an S3 outage', () => {
   const dir = tempDir('s3cs-outage-');
   let endpoint = '';
   let d: TestDaemon;
+  let store: S3BlobStore;
   const swift = (...args: string[]) => execFileSync('bash', [SCRIPT, ...args], { encoding: 'utf8' });
   const until = async (probe: () => Promise<boolean>, ms = 30_000) => {
     const end = Date.now() + ms;
@@ -33,7 +35,11 @@ describe.runIf(swiftInstalled)('an S3 outage', () => {
     const client = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { accessKeyId: s3().accessKey, secretAccessKey: s3().secretKey } });
     await client.send(new CreateBucketCommand({ Bucket: 'outage' }));
     client.destroy();
-    d = await startDaemon({ bucket: 'outage', flags: { endpointUrl: endpoint, partSize: '5MiB', s3MaxAttempts: '2' } });
+    d = await startDaemon({
+      bucket: 'outage',
+      flags: { endpointUrl: endpoint, partSize: '5MiB', s3MaxAttempts: '2' },
+      store: (config) => (store = new S3BlobStore(config.s3!)),
+    });
   }, 120_000);
   afterAll(async () => {
     await d?.stop();
@@ -63,6 +69,8 @@ describe.runIf(swiftInstalled)('an S3 outage', () => {
     expect(err.details).toContain(endpoint);
     await until(async () => (await healthOf()) === 'NOT_SERVING');
     expect(await failure(call(d.content(), 'Info', { digest: digestOf('while-down') }))).toMatchObject({ code: status.UNAVAILABLE });
+    // the stream is gone: its refused parts wait on disk, not in the upload budget
+    await until(async () => store.usage().uploadBuffer.inUse === 0);
 
     swift('start', dir);
     await until(async () => (await healthOf()) === 'SERVING');

@@ -320,6 +320,12 @@ class FsUpload implements Upload {
   /** Every byte is in the file already; nothing is held in memory. */
   async suspend(): Promise<void> {}
 
+  async forget(): Promise<void> {
+    const handle = this.fh;
+    this.fh = undefined;
+    if (handle) await (await handle).close().catch(() => undefined);
+  }
+
   async abort(): Promise<void> {
     const handle = this.fh;
     this.fh = undefined;

@@ -149,6 +149,11 @@ export interface Upload {
    * them back in.
    */
   suspend(): Promise<void>;
+  /**
+   * This process lets go of the upload without discarding what is stored of it: memory and
+   * spilled bytes are given back, the stored parts stay for whoever continues from a checkpoint.
+   */
+  forget(): Promise<void>;
   /** Discards everything written; safe to call more than once and after a failure. */
   abort(): Promise<void>;
   /** What another process needs to find and discard this upload's stored bytes, if any yet. */

@@ -73,7 +73,8 @@ export class CommittedContent {
     const updated: ContentRecord = { ...current, labels: nextLabels, updatedAt: now.toISOString() };
     // Labelling makes the namespace hold the blob: written first, then the collector is asked.
     await this.memberships.write(ns, d, updated);
-    if (!record && !(await this.guard.stays(d))) {
+    // asked even when a hold was cached: another daemon may have dropped it meanwhile
+    if (!(await this.guard.stays(d))) {
       await this.memberships.remove(ns, d);
       throw notFound(`content ${d}: not found`);
     }

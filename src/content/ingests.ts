@@ -231,7 +231,8 @@ export class Ingests {
     for (const [key, ingest] of idle.slice(0, this.live.size - MAX_LIVE_INGESTS)) {
       this.live.delete(key);
       ingest.hasher.close();
-      if (!ingest.recorded) void ingest.upload.abort();
+      // with a record, its stored parts stay for a resume from that record; without, nothing does
+      void (ingest.recorded ? ingest.upload.forget() : ingest.upload.abort()).catch(() => undefined);
       this.logger.warn({ ns: ingest.ns, ref: ingest.ref, offset: ingest.offset }, `more than ${MAX_LIVE_INGESTS} ingests held: let go of the oldest idle one`);
     }
   }

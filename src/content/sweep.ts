@@ -36,7 +36,10 @@ export class IngestSweep {
       ingest.hasher.close();
       // Another daemon may have continued it from its record since: then the bytes are its.
       const record = ingest.recorded ? await records.read(ingest.ns, ingest.ref) : undefined;
-      if (record && new Date(record.updatedAt).getTime() > ingest.updatedAt.getTime()) continue;
+      if (record && new Date(record.updatedAt).getTime() > ingest.updatedAt.getTime()) {
+        await ingest.upload.forget();
+        continue;
+      }
       await ingest.upload.abort();
       await records.remove(ingest).catch(() => undefined);
       discarded++;

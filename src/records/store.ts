@@ -91,16 +91,22 @@ export class RecordStore {
           }
         }
       }
+      // What each name held before, to put back should a layer turn out reclaimed.
+      const previous = await pMap(unique, (name) => this.blobs.getRecord(name), { concurrency: PRESENCE_CONCURRENCY });
       // BuildKit writes the same bytes to every name, one after another.
       for (const name of unique) await this.blobs.putRecord(name, config);
       // Written first, then the collector asked (reclaim-marks.ts): a layer it took meanwhile
-      // would leave the record pointing at nothing, so the record goes again.
+      // would leave the record pointing at nothing, so the names get back what they held.
       const stays = await pMap(blobs, (b) => this.guard.stays(b), { concurrency: PRESENCE_CONCURRENCY });
       const gone = blobs.filter((_, i) => !stays[i]);
       if (gone.length > 0) {
-        for (const name of unique) await this.blobs.deleteRecord(name);
+        for (const [i, name] of unique.entries()) {
+          const before = previous[i];
+          if (before) await this.blobs.putRecord(name, before.body);
+          else await this.blobs.deleteRecord(name);
+        }
         throw failedPrecondition(
-          `cache record ${unique.map((n) => JSON.stringify(n)).join(', ')}: layer ${gone[0]} was reclaimed by the garbage collector while the record was written; the record was not kept (write the layers again)`,
+          `cache record ${unique.map((n) => JSON.stringify(n)).join(', ')}: layer ${gone[0]} was reclaimed by the garbage collector while the record was written; the names keep what they held before (write the layers again)`,
         );
       }
     };

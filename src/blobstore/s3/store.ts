@@ -35,7 +35,8 @@ import type { S3StoreOptions } from './options.js';
 import { ParkedReads } from './parked-reads.js';
 import { probeBucket, type ProbeTarget } from './probe.js';
 import { Reachability } from './reachability.js';
-import { S3Upload, type UploadContext } from './upload.js';
+import { S3Upload } from './upload.js';
+import type { UploadContext } from './upload-context.js';
 
 export class S3BlobStore implements BlobStore {
   readonly location: string;

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { readFile, rm, writeFile } from 'node:fs/promises';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -9,34 +8,14 @@ import {
   type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { StoreError, failedPrecondition } from '../../errors.js';
-import type { ByteBudget } from '../budget.js';
-import type { PartBuffers } from '../part-buffers.js';
-import type { SpillDir } from '../spill.js';
+import { SpilledParts } from './spilled-parts.js';
 import type { BlobStat, Checkpoint, Upload, UploadHandle, UploadOptions } from '../types.js';
 import { parseCheckpoint } from './checkpoint.js';
-import type { S3Bucket } from './client.js';
 import { copyObject } from './copy.js';
-import type { KeyLayout } from './keys.js';
+import type { UploadContext } from './upload-context.js';
 
 /** The first buffer of an upload of unknown size; it doubles as the blob turns out larger. */
 const MIN_PART_BUFFER = 256 * 1024;
-
-/** What uploads share with the store that creates them. */
-export interface UploadContext {
-  readonly s3: S3Bucket;
-  readonly keys: KeyLayout;
-  /** Bytes all uploads together may buffer. */
-  readonly budget: ByteBudget;
-  readonly parts: PartBuffers;
-  /** Where the unfinished part of a suspended upload waits. */
-  readonly spill: SpillDir;
-  /** Size of the parts of new uploads (continued ones keep their checkpoint's). */
-  readonly partSize: number;
-  /** Parts of one upload in flight at once. */
-  readonly uploadParallelism: number;
-  /** An upload just stored this blob. */
-  remember(digest: string, stat: BlobStat): void;
-}
 
 /**
  * Streams a blob into S3. Bytes collect into parts of `partSize`; once the first part is full
@@ -75,8 +54,8 @@ export class S3Upload implements Upload {
   /** The last part, shorter than the others; no checkpoint reaches past it. */
   private shortPart = 0;
   private readonly sizeHint: number;
-  /** The unfinished part, on disk while no stream writes (see suspend). */
-  private spilled: { path: string; length: number } | undefined;
+  /** What is on disk while no stream writes (see suspend). */
+  private readonly spilled: SpilledParts;
   private readonly onDurable: ((checkpoint: Checkpoint) => void) | undefined;
 
   constructor(
@@ -85,6 +64,7 @@ export class S3Upload implements Upload {
   ) {
     this.sizeHint = options.sizeHint ?? 0;
     this.onDurable = options.onDurable;
+    this.spilled = new SpilledParts(context.spill);
     const resume = options.resume ? parseCheckpoint(context.keys, options.resume) : undefined;
     if (resume) {
       this.key = resume.key;
@@ -169,30 +149,62 @@ export class S3Upload implements Upload {
    * without a stream holds no memory. Parts already travelling finish on their own.
    */
   async suspend(): Promise<void> {
-    if (this.aborted || this.spilled) return;
-    if (this.buffered > 0) {
-      const path = await this.context.spill.file();
-      await writeFile(path, this.part!.subarray(0, this.buffered), { mode: 0o600 });
-      this.spilled = { path, length: this.buffered };
-    }
+    if (this.aborted) return;
+    if (!this.spilled.hasUnfinished && this.buffered > 0) await this.spilled.keepUnfinished(this.part!.subarray(0, this.buffered));
     const { buffer } = this.takePart();
     if (buffer) this.context.parts.give(buffer);
     this.releaseHeld();
+    // Parts S3 refused (it was away) would hold their memory until a resume: to disk as well.
+    await this.settle();
+    for (const part of this.failed.splice(0)) {
+      await this.spilled.keepRefused(part.partNumber, part.body);
+      this.context.budget.release(part.reservation);
+      this.context.parts.give(part.buffer);
+    }
+  }
+
+  async forget(): Promise<void> {
+    this.aborted = true;
+    await this.spilled.drop();
+    const { buffer } = this.takePart();
+    if (buffer) this.context.parts.give(buffer);
+    this.releaseHeld();
+    await this.settle();
+    for (const part of this.failed.splice(0)) {
+      this.context.budget.release(part.reservation);
+      this.context.parts.give(part.buffer);
+    }
   }
 
   /** Takes a spilled part back into memory, with budget for it, before more bytes join it. */
   private async unspill(): Promise<void> {
-    const spilled = this.spilled;
-    if (!spilled) return;
+    if (!this.spilled.hasUnfinished) return;
     const whole = this.checkpointBytes;
     const rest = this.sizeHint > 0 ? Math.max(0, this.sizeHint - this.accepted) : whole;
-    this.held = await this.context.budget.acquire(Math.min(whole, spilled.length + rest));
-    const part = this.fillable(spilled.length);
-    const bytes = await readFile(spilled.path);
+    if (this.held === 0) this.held = await this.context.budget.acquire(Math.min(whole, this.spilled.unfinishedLength + rest));
+    const bytes = await this.spilled.takeUnfinished().catch((err: unknown) => {
+      // nothing taken: the budget goes back, and a retry starts clean
+      this.releaseHeld();
+      throw err;
+    });
+    if (!bytes) return;
+    const part = this.fillable(bytes.length);
     bytes.copy(part, 0);
     this.buffered = bytes.length;
-    this.spilled = undefined;
-    await rm(spilled.path, { force: true });
+  }
+
+  /** Takes spilled refused parts back into memory (with budget) to be sent again. */
+  private async loadRefused(): Promise<void> {
+    if (!this.spilled.hasRefused) return;
+    const reservations: number[] = [];
+    const buffers: Buffer[] = [];
+    const parts = await this.spilled.takeRefused(async (length) => {
+      reservations.push(await this.context.budget.acquire(length));
+      const buffer = this.context.parts.take(length);
+      buffers.push(buffer);
+      return buffer.subarray(0, length);
+    });
+    parts.forEach(({ partNumber, body }, i) => this.failed.push({ partNumber, body, buffer: buffers[i]!, reservation: reservations[i]! }));
   }
 
   async commit(digest: string, size: number): Promise<void> {
@@ -247,8 +259,7 @@ export class S3Upload implements Upload {
 
   async abort(): Promise<void> {
     this.aborted = true;
-    if (this.spilled) await rm(this.spilled.path, { force: true });
-    this.spilled = undefined;
+    await this.spilled.drop();
     const { buffer } = this.takePart();
     if (buffer) this.context.parts.give(buffer);
     this.releaseHeld();
@@ -287,6 +298,7 @@ export class S3Upload implements Upload {
     if (!this.failure) return;
     if (!(this.failure instanceof StoreError && this.failure.kind === 'unavailable')) throw this.failure;
     await this.settle();
+    await this.loadRefused();
     this.failure = undefined;
     for (const part of this.failed.splice(0)) {
       await this.room();

@@ -1,0 +1,23 @@
+import type { ByteBudget } from '../budget.js';
+import type { PartBuffers } from '../part-buffers.js';
+import type { SpillDir } from '../spill.js';
+import type { BlobStat } from '../types.js';
+import type { S3Bucket } from './client.js';
+import type { KeyLayout } from './keys.js';
+
+/** What uploads share with the store that creates them. */
+export interface UploadContext {
+  readonly s3: S3Bucket;
+  readonly keys: KeyLayout;
+  /** Bytes all uploads together may buffer. */
+  readonly budget: ByteBudget;
+  readonly parts: PartBuffers;
+  /** Where the unfinished part of a suspended upload waits. */
+  readonly spill: SpillDir;
+  /** Size of the parts of new uploads (continued ones keep their checkpoint's). */
+  readonly partSize: number;
+  /** Parts of one upload in flight at once. */
+  readonly uploadParallelism: number;
+  /** An upload just stored this blob. */
+  remember(digest: string, stat: BlobStat): void;
+}
