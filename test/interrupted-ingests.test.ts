@@ -1,10 +1,12 @@
+import { connect } from 'node:http2';
+import { connect as netConnect } from 'node:net';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BlobStore } from '../src/blobstore/types.js';
 import { S3BlobStore } from '../src/blobstore/s3/index.js';
 import { digestOf } from '../src/digest.js';
 import type { StatusResponse__Output } from '../src/generated/containerd/services/content/v1/StatusResponse.js';
-import { call, failure, randomBlob, startDaemon, WriteSession, writeBlob, type TestDaemon } from './support/harness.js';
+import { call, failure, ns, randomBlob, startDaemon, WriteSession, writeBlob, type TestDaemon } from './support/harness.js';
 
 const MiB = 1024 * 1024;
 
@@ -78,6 +80,35 @@ describe('stream limits', () => {
     expect(st.status?.offset).toBe(400);
   });
 
+  it('ends a Read stream whose client takes nothing past --stream-idle-timeout, giving its place back', async () => {
+    const data = randomBlob(8 * MiB);
+    const { digest } = await writeBlob(d.content(), 'read-stall', data);
+    // A client that asks and then reads nothing from its connection: HTTP/2 flow control stops
+    // the daemon after a window's worth, as with a stalled process at the other end of a socket.
+    const session = connect('http://localhost', { createConnection: () => netConnect(d.socket) });
+    const request = Buffer.concat([Buffer.from([0x0a, digest.length]), Buffer.from(digest)]);
+    const frame = Buffer.alloc(5 + request.length);
+    frame.writeUInt32BE(request.length, 1);
+    request.copy(frame, 5);
+    const stalled = session.request({
+      ':method': 'POST',
+      ':path': '/containerd.services.content.v1.Content/Read',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      'containerd-namespace': 'test',
+    });
+    stalled.on('error', () => undefined);
+    stalled.end(frame);
+    stalled.pause();
+    await new Promise((r) => setTimeout(r, 3_000));
+    // both places are free again: the stalled Read was ended
+    const open = [new WriteSession(d.content()), new WriteSession(d.content())];
+    await Promise.all(open.map((s, i) => s.send({ action: 'STAT', ref: `after-stall-${i}` })));
+    for (const s of open) s.close();
+    await Promise.all(open.map((s) => s.ended));
+    session.destroy();
+  });
+
   it('refuses a stream past --max-streams with ResourceExhausted naming the limit, and takes one once another ended', async () => {
     const open = [new WriteSession(d.content()), new WriteSession(d.content())];
     await Promise.all(open.map((s, i) => s.send({ action: 'STAT', ref: `held-${i}` })));
@@ -91,6 +122,7 @@ describe('stream limits', () => {
     expect((await again.send({ action: 'STAT', ref: 'third' })).action).toBe('STAT');
     again.close();
     open[1]!.close();
+    await Promise.all([again.ended, open[1]!.ended]);
   });
 });
 

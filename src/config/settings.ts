@@ -89,7 +89,7 @@ export const SETTINGS = {
     flag: 'stream-idle-timeout',
     env: ['S3CS_STREAM_IDLE_TIMEOUT'],
     default: '10m',
-    help: 'a Write stream that sends nothing this long is ended (its ingest is kept); 0 never ends one (Go duration)',
+    help: 'a Write stream that sends nothing, or a Read stream whose client takes nothing, this long is ended (an ingest is kept); 0 never ends one (Go duration)',
   },
   gcInterval: {
     flag: 'gc-interval',

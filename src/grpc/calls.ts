@@ -36,6 +36,8 @@ export function serverStream<Req, Res>(
   logger: Logger,
   method: string,
   handler: (request: Req, call: ServerWritableStream<Req, Res>) => Promise<AsyncIterable<Res>>,
+  /** A client that takes none of the stream's messages for this long is cut off (0: never). */
+  idleMs = 0,
 ) {
   return (call: ServerWritableStream<Req, Res>) => {
     const started = performance.now();
@@ -52,7 +54,7 @@ export function serverStream<Req, Res>(
         for await (const item of items) {
           if (controller.signal.aborted) break;
           flushing.push(new Promise<void>((resolve) => call.write(item, () => resolve())));
-          if (flushing.length >= MAX_UNFLUSHED) await untilAborted(flushing.shift()!, controller.signal);
+          if (flushing.length >= MAX_UNFLUSHED) await untilAborted(flushing.shift()!, controller.signal, idleMs, method);
         }
         if (controller.signal.aborted) {
           logger.debug({ method, code: 'CANCELLED', ms: elapsed(started) }, 'call');
@@ -76,15 +78,23 @@ export function serverStream<Req, Res>(
 /** Messages a server stream may have handed to grpc-js that have not reached the transport yet. */
 const MAX_UNFLUSHED = 3;
 
-function untilAborted(promise: Promise<void>, signal: AbortSignal): Promise<void> {
+function untilAborted(promise: Promise<void>, signal: AbortSignal, idleMs = 0, method = ''): Promise<void> {
   if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const onAbort = () => resolve();
-    signal.addEventListener('abort', onAbort, { once: true });
-    void promise.then(() => {
-      signal.removeEventListener('abort', onAbort);
+  return new Promise((resolve, reject) => {
+    let idle: NodeJS.Timeout | undefined;
+    const done = () => {
+      clearTimeout(idle);
+      signal.removeEventListener('abort', done);
       resolve();
-    });
+    };
+    signal.addEventListener('abort', done, { once: true });
+    if (idleMs > 0) {
+      idle = setTimeout(() => {
+        signal.removeEventListener('abort', done);
+        reject(new StoreError('deadline-exceeded', `${method}: the client took nothing for ${Math.round(idleMs / 1000)}s (--stream-idle-timeout); stream ended`));
+      }, idleMs);
+    }
+    void promise.then(done);
   });
 }
 
@@ -101,6 +111,11 @@ export async function* requests<Req>(
   // One message waits while the one before is handled: no more is read ahead into memory.
   const highWater = options.highWater ?? 1;
   const idleMs = options.idleMs ?? 0;
+  // grpc-js makes the stream with room for 16 messages (of up to 16 MiB each), which it fills
+  // from the connection whatever the reader does; room for one keeps what a careless client
+  // sends ahead of its answers in the connection's flow control, not in memory.
+  const state = (call as unknown as { _readableState?: { highWaterMark?: number } })._readableState;
+  if (state && typeof state.highWaterMark === 'number') state.highWaterMark = 1;
   const queue: Req[] = [];
   let ended = false;
   let failure: Error | undefined;

@@ -60,7 +60,7 @@ export function contentHandlers(store: ContentStore, leases: LeaseStore, logger:
         leave();
         throw err;
       }
-    }),
+    }, streams.idleMs),
 
     Status: unary(logger, 'Status', async (req, call) => ({
       status: toStatus(await store.status(namespaceOf(call.metadata), req.ref)),
