@@ -52,6 +52,29 @@ describe('Info, Update, Delete, List, Status, ListStatuses and Abort on S3', () 
   });
 
   describe('Update', () => {
+    it('takes label keys such as constructor and __proto__ as ordinary keys', async () => {
+      const { digest } = await writeBlob(client, 'upd-proto', randomBlob(12));
+      await update(digest, { constructor: 'c', __proto__x: 'p' }, ['labels.constructor', 'labels.__proto__x']);
+      expect((await info(digest)).labels).toEqual({ constructor: 'c', __proto__x: 'p' });
+      const plain = (await writeBlob(client, 'upd-plain', randomBlob(13))).digest;
+      // a blob without such a label does not match a presence filter through Object.prototype
+      expect(await list(['labels.constructor'])).toContain(digest);
+      expect(await list(['labels.constructor'])).not.toContain(plain);
+      expect(await list(['labels.toString'])).not.toContain(plain);
+    });
+
+    it('refuses labels given at COMMIT of a stored blob that take its labels past 256', async () => {
+      const data = randomBlob(14);
+      const { digest } = await writeBlob(client, 'upd-many', data);
+      const many = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`l${i}`, 'v']));
+      await update(digest, many, ['labels']);
+      const more = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`m${i}`, 'v']));
+      const err = await failure(writeBlob(client, 'upd-many-again', data, { labels: more }));
+      expect(err.code).toBe(status.INVALID_ARGUMENT);
+      expect(err.details).toContain('at most 256');
+      expect(Object.keys((await info(digest)).labels)).toHaveLength(200);
+    });
+
     it('sets one label with the path labels.<key>, leaving the others', async () => {
       const { digest } = await writeBlob(client, 'upd-1', randomBlob(10), { labels: { keep: 'yes' } });
       const got = await update(digest, { add: 'v' }, ['labels.add']);
