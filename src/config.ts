@@ -182,6 +182,7 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     partSize,
     maxBuffer,
     maxAttempts: parsePositiveInt(str('s3MaxAttempts'), 's3-max-attempts'),
+    spillDir: raw('spillDir') || undefined,
   };
   checkPrefixes(s3);
   config.s3 = s3;

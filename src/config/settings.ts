@@ -79,6 +79,12 @@ export const SETTINGS = {
     default: '15m',
     help: 'an upload in the staging area that no ingest owns is aborted once this old (under blob keys: once older than --ingest-expiry too)',
   },
+  spillDir: {
+    flag: 'spill-dir',
+    env: ['S3CS_SPILL_DIR'],
+    default: undefined,
+    help: 'directory under which interrupted uploads keep their unfinished parts (default: the system\'s temporary directory; mind a RAM-backed /tmp)',
+  },
   maxStreams: {
     flag: 'max-streams',
     env: ['S3CS_MAX_STREAMS'],
