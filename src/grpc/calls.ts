@@ -38,13 +38,17 @@ export function serverStream<Req, Res>(
   handler: (request: Req, call: ServerWritableStream<Req, Res>) => Promise<AsyncIterable<Res>>,
   /** A client that takes none of the stream's messages for this long is cut off (0: never). */
   idleMs = 0,
+  /** Takes the stream's place among those open at once (throws when there is none). */
+  enter?: (method: string) => () => void,
 ) {
   return (call: ServerWritableStream<Req, Res>) => {
     const started = performance.now();
     const controller = new AbortController();
     call.on('cancelled', () => controller.abort());
     void (async () => {
+      let leave: (() => void) | undefined;
       try {
+        leave = enter?.(method);
         // A cancelled call stops at the next item; its source is closed as the iteration ends.
         const items = await handler(call.request, call);
         // grpc-js queues up to 16 messages per call before write() says to wait; with 1 MiB
@@ -70,6 +74,8 @@ export function serverStream<Req, Res>(
         const mapped = toServiceError(err, logger);
         logger.debug({ method, code: codeName(mapped.code), ms: elapsed(started), details: mapped.details }, 'call');
         call.emit('error', mapped);
+      } finally {
+        leave?.();
       }
     })();
   };

@@ -52,15 +52,14 @@ export function contentHandlers(store: ContentStore, leases: LeaseStore, logger:
     }),
 
     // The store's chunks go out as they are: the Read serializer encodes their pieces (proto.ts).
-    Read: serverStream(logger, 'Read', async (req, call): Promise<AsyncIterable<PiecewiseReadResponse>> => {
-      const leave = streams.limit.enter('Read');
-      try {
-        return released(await store.read(namespaceOf(call.metadata), req.digest, req.offset, req.size), leave);
-      } catch (err) {
-        leave();
-        throw err;
-      }
-    }, streams.idleMs),
+    Read: serverStream(
+      logger,
+      'Read',
+      async (req, call): Promise<AsyncIterable<PiecewiseReadResponse>> =>
+        store.read(namespaceOf(call.metadata), req.digest, req.offset, req.size),
+      streams.idleMs,
+      (method) => streams.limit.enter(method),
+    ),
 
     Status: unary(logger, 'Status', async (req, call) => ({
       status: toStatus(await store.status(namespaceOf(call.metadata), req.ref)),
@@ -161,15 +160,6 @@ async function write(
     if (!call.cancelled) call.emit('error', mapped as ServiceError);
   } finally {
     leave?.();
-  }
-}
-
-/** The chunks of a Read, giving its place back however the iteration ends. */
-async function* released<T>(items: AsyncIterable<T>, leave: () => void): AsyncIterable<T> {
-  try {
-    yield* items;
-  } finally {
-    leave();
   }
 }
 
