@@ -164,6 +164,11 @@ export class S3Upload implements Upload {
   }
 
   async forget(): Promise<void> {
+    await this.letGo();
+  }
+
+  /** Nothing more goes through this upload: its memory, budget and spilled bytes are given back. */
+  private async letGo(): Promise<void> {
     this.aborted = true;
     await this.spilled.drop();
     const { buffer } = this.takePart();
@@ -258,16 +263,7 @@ export class S3Upload implements Upload {
   }
 
   async abort(): Promise<void> {
-    this.aborted = true;
-    await this.spilled.drop();
-    const { buffer } = this.takePart();
-    if (buffer) this.context.parts.give(buffer);
-    this.releaseHeld();
-    await this.settle();
-    for (const part of this.failed.splice(0)) {
-      this.context.budget.release(part.reservation);
-      this.context.parts.give(part.buffer);
-    }
+    await this.letGo();
     const uploadId = this.uploadId ?? (await this.creating?.catch(() => undefined));
     this.uploadId = undefined;
     this.creating = undefined;
