@@ -245,6 +245,23 @@ describe('Write on S3', () => {
     expect(await listKeys(d.bucket!, 'blobs/')).toEqual(before);
   });
 
+  it('starts each stream with no expected digest: a later stream commits, without resending, what a failed COMMIT kept', async () => {
+    const data = randomBlob(3000);
+    const wrong = digestOf(Buffer.from('not these bytes'));
+    const first = new WriteSession(client);
+    await first.send({ action: 'STAT', ref: 'expect-once', total: data.length, expected: wrong });
+    await first.send({ action: 'WRITE', ref: 'expect-once', offset: 0, data });
+    const err = await failure(first.send({ action: 'COMMIT', ref: 'expect-once', total: data.length, offset: data.length }));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    await first.ended;
+    const second = new WriteSession(client);
+    const st = await second.send({ action: 'STAT', ref: 'expect-once' });
+    expect(st.offset).toBe(data.length);
+    const done = await second.send({ action: 'COMMIT', ref: 'expect-once', total: data.length, offset: data.length });
+    expect(done.digest).toBe(digestOf(data));
+    second.close();
+  });
+
   it('refuses content other than the digest a multi-part ingest was opened for, and never stores it', async () => {
     const before = await listKeys(d.bucket!, 'blobs/');
     const promised = digestOf(Buffer.from('what the client said it would send'));

@@ -159,8 +159,9 @@ export class Ingests {
       }
     }
     if (total > 0) ingest.total = total;
-    if (expected) ingest.expected = expected;
-    return new Writer(this.writerHost, ingest);
+    // what Status shows: this stream's expectation, as in containerd
+    ingest.expected = wanted ?? '';
+    return new Writer(this.writerHost, ingest, wanted ?? '');
   }
 
   private async failIfPresent(ns: string, digest: string): Promise<void> {

@@ -41,13 +41,21 @@ export class Writer {
   /** When this stream last found `checkedExpected` absent from the store. */
   private checkedAt = 0;
 
+  /**
+   * The digest this stream expects: given at its open or by a later message. As in containerd,
+   * each stream starts with its own; an earlier stream's expectation does not carry over.
+   */
+  private expected: string;
+
   constructor(
     private readonly host: WriterHost,
     private readonly ingest: Ingest,
+    openExpected: string,
   ) {
-    this.checkedExpected = ingest.expected;
+    this.expected = openExpected;
+    this.checkedExpected = openExpected;
     // openWriter has just checked the expected digest, when there was one
-    if (ingest.expected) this.checkedAt = Date.now();
+    if (openExpected) this.checkedAt = Date.now();
   }
 
   get ref(): string {
@@ -71,6 +79,7 @@ export class Writer {
     if (expected === '') return;
     const d = parseDigest(expected).value;
     ingest.expected = d;
+    this.expected = d;
     if (d === this.checkedExpected) return;
     this.checkedExpected = d;
     try {
@@ -123,7 +132,7 @@ export class Writer {
       throw failedPrecondition(`${JSON.stringify(ingest.ref)} failed size validation: ${size} != ${wanted}`);
     }
     const digest = await ingest.hasher.digest();
-    const want = expected || ingest.expected;
+    const want = expected || this.expected;
     if (want !== '' && parseDigest(want).value !== digest) {
       throw failedPrecondition(`${JSON.stringify(ingest.ref)}: unexpected commit digest ${digest}, expected ${want}`);
     }
