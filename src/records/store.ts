@@ -25,6 +25,8 @@ export interface PutConditions {
 }
 
 const MAX_PAGE = 1000;
+/** The record name BuildKit's s3 cache uses when its `name` attribute is not given. */
+const DEFAULT_NAME = 'buildkit';
 /** Names one Put may write the config to (BuildKit's `name` lists a handful). */
 const MAX_PUT_NAMES = 64;
 /** A cache config's bytes; BuildKit's own for large builds stay within a few MiB. */
@@ -53,7 +55,8 @@ export class RecordStore {
     this.guard = new ReclaimGuard(new ReclaimMarks(new Documents(blobs)), blobs);
   }
 
-  async get(name: string): Promise<CacheRecord> {
+  async get(given: string): Promise<CacheRecord> {
+    const name = given || DEFAULT_NAME;
     validateRecordName(name);
     const found = await this.blobs.getRecord(name);
     if (!found) throw notFound(`cache record ${JSON.stringify(name)}: not found`);
@@ -63,8 +66,8 @@ export class RecordStore {
 
   async put(names: readonly string[], config: Buffer, conditions: PutConditions = {}): Promise<{ digest: string; size: number }> {
     if (names.length > MAX_PUT_NAMES) throw invalidArgument(`put names ${names.length} records, at most ${MAX_PUT_NAMES} allowed`);
-    const unique = [...new Set(names)].sort();
-    if (unique.length === 0) throw invalidArgument('put needs at least one record name');
+    // BuildKit's s3 cache writes `buildkit` when its `name` attribute is not given
+    const unique = [...new Set(names.length === 0 ? [DEFAULT_NAME] : names)].sort();
     if (config.length > MAX_CONFIG_BYTES) {
       throw invalidArgument(`cache config of ${config.length} bytes is larger than the ${MAX_CONFIG_BYTES} allowed`);
     }
@@ -128,7 +131,8 @@ export class RecordStore {
     return { entries, nextPageToken: truncated && last ? Buffer.from(last.name).toString('base64url') : '' };
   }
 
-  async delete(name: string): Promise<void> {
+  async delete(given: string): Promise<void> {
+    const name = given || DEFAULT_NAME;
     validateRecordName(name);
     await this.withLocks([name], async () => {
       if (!(await this.blobs.deleteRecord(name))) throw notFound(`cache record ${JSON.stringify(name)}: not found`);
