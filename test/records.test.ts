@@ -162,4 +162,19 @@ describe('CacheRecords on S3', () => {
     expect(await head(fresh)).toBe(freshBefore);
     expect((await getObject(d.bucket!, `blobs/${digestOf(old)}`)).equals(old)).toBe(true);
   });
+
+  it('refreshes, when a record is written, the layers older than --touch-refresh, as BuildKit\'s exporter does', async () => {
+    const old = randomBlob(700);
+    await writeBlob(d.content(), 'aging-put', old);
+    await new Promise((r) => setTimeout(r, 3_000)); // older than the 2s window
+    const head = async () => (await rawS3().send(new HeadObjectCommand({ Bucket: d.bucket!, Key: `blobs/${digestOf(old)}` }))).LastModified!.getTime();
+    const before = await head();
+    await put(['touched-on-put'], cacheConfig([old]));
+    let after = before;
+    for (let i = 0; i < 100 && after === before; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = await head();
+    }
+    expect(after).toBeGreaterThan(before);
+  });
 });

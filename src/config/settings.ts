@@ -65,7 +65,7 @@ export const SETTINGS = {
     flag: 'touch-refresh',
     env: ['S3CS_TOUCH_REFRESH'],
     default: '24h',
-    help: 'age after which a read blob\'s last-modified is refreshed (Go duration)',
+    help: 'a blob a cache record read or written through the daemon names is refreshed (self-copy) when older than this (Go duration)',
   },
   ingestExpiry: {
     flag: 'ingest-expiry',

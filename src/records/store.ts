@@ -114,6 +114,8 @@ export class RecordStore {
       }
     };
     await this.withLocks(unique, write);
+    // as BuildKit's exporter: a cache re-published keeps its old layers from a lifecycle rule
+    this.touch.schedule(blobs);
     this.logger.info({ names: unique, digest, size: config.length, layers: blobs.length }, 'stored cache record');
     return { digest, size: config.length };
   }
