@@ -39,7 +39,7 @@ describe('Delete by reference, and the collector', () => {
   let leases: LeaseStore;
   const quiet = pino({ level: 'silent' });
   /** A collector with the grace and the touch refresh shortened for the test. */
-  const collect0 = () => new Collector(collectorSourcesFor(store, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 50 });
+  const collect0 = () => new Collector(collectorSourcesFor(store, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
   /** S3 keeps times to the second: a blob written just now may look younger than a touch refresh of 0. */
   const settle = () => new Promise((r) => setTimeout(r, 1_100));
   const stored = async (digest: string) => {
@@ -113,7 +113,7 @@ describe('Delete by reference, and the collector', () => {
     expect((await failure(collect(d.content().Read({ digest }, ns('solo'))))).code).toBe(status.NOT_FOUND);
 
     // the first run notes it (the grace starts), a run within the grace keeps it
-    const graceful = new Collector(collectorSourcesFor(store, leases), { graceMs: 3_600_000, touchRefreshMs: 0, logger: quiet, lockSettleMs: 50 });
+    const graceful = new Collector(collectorSourcesFor(store, leases), { graceMs: 3_600_000, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
     await graceful.run({ delete: true });
     await graceful.run({ delete: true });
     expect(await stored(digest)).toBe(true);

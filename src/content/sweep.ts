@@ -35,7 +35,13 @@ export class IngestSweep {
       live.delete(key);
       ingest.hasher.close();
       // Another daemon may have continued it from its record since: then the bytes are its.
-      const record = ingest.recorded ? await records.read(ingest.ns, ingest.ref) : undefined;
+      const record = ingest.recorded
+        ? await records.read(ingest.ns, ingest.ref).catch(async (err: unknown) => {
+            // let go here at least: the record, and what it stores, stays for a later sweep
+            await ingest.upload.forget();
+            throw err;
+          })
+        : undefined;
       if (record && new Date(record.updatedAt).getTime() > ingest.updatedAt.getTime()) {
         await ingest.upload.forget();
         continue;

@@ -96,8 +96,10 @@ export class Collector {
     progress('marking', 0);
     const roots = await scanRoots(this.sources, now);
     report.roots = roots.counts;
+    if (mode.delete) await lock.keep();
     const marks = new Map<string, ReclaimMark>();
     for await (const { digest, mark } of this.marks.all()) marks.set(digest, mark);
+    if (mode.delete) await lock.keep();
 
     const stored = new Set<string>();
     const candidates: { blob: BlobEntry; mark: ReclaimMark }[] = [];
@@ -138,7 +140,9 @@ export class Collector {
         progress('deleting', i);
         await this.finalBatch(candidates.slice(i, i + FINAL_BATCH), roots.startedAt, report);
       }
+      await lock.keep();
       await this.tidy(marks, stored, now);
+      await lock.keep();
       report.expiredLeases = await this.dropExpiredLeases(now);
     }
     logger.info(
@@ -168,7 +172,7 @@ export class Collector {
       if (recent.has(entry.blob.digest) || !stat || stat.lastModified.getTime() > youngest) add(report.waiting, entry.blob.size);
       else doomed.push(entry);
     });
-    const attempted: BlobEntry[] = [];
+    const gone: BlobEntry[] = [];
     if (performance.now() - started > FINAL_WINDOW_MS) {
       // Writers stop waiting for this batch about now: deleting later could race them.
       for (const { blob } of doomed) add(report.reclaimable, blob.size);
@@ -177,12 +181,15 @@ export class Collector {
       await pMap(
         doomed,
         async ({ blob }) => {
-          attempted.push(blob);
           try {
             await this.sources.blobs.deleteBlob(blob.digest, { deadline });
+            gone.push(blob);
             add(report.reclaimed, blob.size);
           } catch (err) {
-            // not deleted in time (or at all): kept for a later run
+            // not deleted in time, or refused: kept for a later run. One cut off after it was
+            // sent may still have landed: the bucket says which.
+            const there = await this.sources.blobs.statBlob(blob.digest, { fresh: true }).catch(() => undefined);
+            if (!there) gone.push(blob);
             add(report.reclaimable, blob.size);
             this.options.logger.warn({ err, digest: blob.digest }, 'collector: delete not done in its window');
           }
@@ -191,13 +198,13 @@ export class Collector {
       );
     }
     const deletedAt = new Date().toISOString();
-    // A delete cut off may still have landed: its note says deleted too, which only makes
-    // writers ask the bucket itself whether the bytes are there.
-    const gone = new Set(attempted.map((b) => b.digest));
+    // Deleted (or not found after a delete cut off): the note says so, which makes writers ask
+    // the bucket itself; for the others the grace goes on from the same `since`.
+    const goneDigests = new Set(gone.map((b) => b.digest));
     await pMap(
       batch,
       ({ blob, mark }) =>
-        this.marks.write(blob.digest, gone.has(blob.digest) ? { since: mark.since, finalAt, deletedAt } : { since: mark.since }),
+        this.marks.write(blob.digest, goneDigests.has(blob.digest) ? { since: mark.since, finalAt, deletedAt } : { since: mark.since }),
       { concurrency: 16 },
     );
   }

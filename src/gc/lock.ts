@@ -37,17 +37,27 @@ export class CollectorLock {
     }
     const checkedAt = Date.now();
     await this.write();
-    // written long after the check: another may have taken it in between without our seeing
-    if (Date.now() - checkedAt > this.settleMs / 2) return this.acquire();
     await new Promise((resolve) => setTimeout(resolve, this.settleMs));
     const back = await this.docs.read<LockRecord>(docKeys.gcLock());
-    if (back?.owner === this.owner) return { held: true };
-    return { held: false, by: back?.owner ?? 'another collector', until: back?.until ?? '' };
+    // Written long after the check, another may have taken the lock in between and our write
+    // have landed over it: this run gives way (the next one tries again) rather than share.
+    const slow = Date.now() - checkedAt > this.settleMs + this.settleMs / 2;
+    if (back?.owner === this.owner && !slow) return { held: true };
+    if (back?.owner === this.owner) await this.docs.remove(docKeys.gcLock()).catch(() => undefined);
+    return { held: false, by: back?.owner === this.owner ? 'a collector that took it meanwhile' : (back?.owner ?? 'another collector'), until: back?.until ?? '' };
   }
 
-  /** Keeps the lock through a long run. */
+  /**
+   * Keeps the lock through a long run; throws when it was lost (its time ran out unrenewed, or
+   * another collector holds it now), so that the run stops before deleting anything more.
+   */
   async keep(): Promise<void> {
-    if (Date.now() - this.renewedAt >= RENEW_EVERY_MS) await this.write();
+    if (Date.now() - this.renewedAt < RENEW_EVERY_MS) return;
+    const current = await this.docs.read<LockRecord>(docKeys.gcLock());
+    if (Date.now() - this.renewedAt >= LOCK_TTL_MS || current?.owner !== this.owner) {
+      throw new Error(`the collector lost the bucket's lock (now held by ${current?.owner ?? 'nobody'}); stopping this run`);
+    }
+    await this.write();
   }
 
   async release(): Promise<void> {

@@ -27,8 +27,11 @@ export interface PutConditions {
 const MAX_PAGE = 1000;
 /** The record name BuildKit's s3 cache uses when its `name` attribute is not given. */
 const DEFAULT_NAME = 'buildkit';
-/** Names one Put may write the config to (BuildKit's `name` lists a handful). */
-const MAX_PUT_NAMES = 64;
+/**
+ * Names one Put may write the config to (BuildKit's `name` lists a handful); what each held is
+ * kept in memory during the Put, to be put back should a layer turn out reclaimed.
+ */
+const MAX_PUT_NAMES = 16;
 /** A cache config's bytes; BuildKit's own for large builds stay within a few MiB. */
 const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 /** Layers one config may name; each one is checked for presence in the store. */

@@ -19,10 +19,6 @@ export class SpilledParts {
     return this.unfinished?.length ?? 0;
   }
 
-  get hasRefused(): boolean {
-    return this.refused.length > 0;
-  }
-
   async keepUnfinished(bytes: Buffer): Promise<void> {
     const path = await this.dir.file();
     await writeFile(path, bytes, { mode: 0o600 });
@@ -35,7 +31,7 @@ export class SpilledParts {
     if (!spilled) return undefined;
     const bytes = await readFile(spilled.path);
     this.unfinished = undefined;
-    await rm(spilled.path, { force: true });
+    await rm(spilled.path, { force: true }).catch(() => undefined);
     return bytes;
   }
 
@@ -45,16 +41,21 @@ export class SpilledParts {
     this.refused.push({ partNumber, path, length: body.length });
   }
 
-  /** Each refused part in turn, read into the buffer `into` gives for its length. */
-  async takeRefused(into: (length: number) => Promise<Buffer>): Promise<{ partNumber: number; body: Buffer }[]> {
-    const out: { partNumber: number; body: Buffer }[] = [];
-    for (const spilled of this.refused.splice(0)) {
-      const body = await into(spilled.length);
-      (await readFile(spilled.path)).copy(body, 0);
-      await rm(spilled.path, { force: true });
-      out.push({ partNumber: spilled.partNumber, body });
-    }
-    return out;
+  /** The length of the next refused part to take back, if any. */
+  nextRefusedLength(): number | undefined {
+    return this.refused[0]?.length;
+  }
+
+  /**
+   * Reads the next refused part into `body` (of its length) and only then forgets it: a failure
+   * leaves the part on disk and on the list, so no part of the upload can go missing.
+   */
+  async takeRefused(body: Buffer): Promise<number> {
+    const spilled = this.refused[0]!;
+    (await readFile(spilled.path)).copy(body, 0);
+    this.refused.shift();
+    await rm(spilled.path, { force: true }).catch(() => undefined);
+    return spilled.partNumber;
   }
 
   async drop(): Promise<void> {

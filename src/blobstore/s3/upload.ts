@@ -156,8 +156,12 @@ export class S3Upload implements Upload {
     this.releaseHeld();
     // Parts S3 refused (it was away) would hold their memory until a resume: to disk as well.
     await this.settle();
-    for (const part of this.failed.splice(0)) {
+    // one at a time, each leaving memory only once its file is written: a full disk keeps the
+    // rest in memory rather than losing them
+    while (this.failed.length > 0) {
+      const part = this.failed[0]!;
       await this.spilled.keepRefused(part.partNumber, part.body);
+      this.failed.shift();
       this.context.budget.release(part.reservation);
       this.context.parts.give(part.buffer);
     }
@@ -200,16 +204,19 @@ export class S3Upload implements Upload {
 
   /** Takes spilled refused parts back into memory (with budget) to be sent again. */
   private async loadRefused(): Promise<void> {
-    if (!this.spilled.hasRefused) return;
-    const reservations: number[] = [];
-    const buffers: Buffer[] = [];
-    const parts = await this.spilled.takeRefused(async (length) => {
-      reservations.push(await this.context.budget.acquire(length));
+    for (let length = this.spilled.nextRefusedLength(); length !== undefined; length = this.spilled.nextRefusedLength()) {
+      const reservation = await this.context.budget.acquire(length);
       const buffer = this.context.parts.take(length);
-      buffers.push(buffer);
-      return buffer.subarray(0, length);
-    });
-    parts.forEach(({ partNumber, body }, i) => this.failed.push({ partNumber, body, buffer: buffers[i]!, reservation: reservations[i]! }));
+      const body = buffer.subarray(0, length);
+      try {
+        const partNumber = await this.spilled.takeRefused(body);
+        this.failed.push({ partNumber, body, buffer, reservation });
+      } catch (err) {
+        this.context.budget.release(reservation);
+        this.context.parts.give(buffer);
+        throw err;
+      }
+    }
   }
 
   async commit(digest: string, size: number): Promise<void> {
@@ -238,6 +245,11 @@ export class S3Upload implements Upload {
     }
     await this.settle();
     await this.recover();
+    // S3 completes an upload with gaps in its part numbers: only an upload with every part is
+    // the blob that was verified
+    for (let n = 1; n < this.nextPart; n++) {
+      if (!this.stored.has(n)) throw failedPrecondition(`part ${n} of the upload to ${this.key} is not stored; write the content again from offset 0`);
+    }
     const bucket = this.context.s3.name;
     const parts: CompletedPart[] = [...this.stored]
       .sort(([a], [b]) => a - b)
