@@ -6,7 +6,7 @@ import type { BlobStore } from '../src/blobstore/types.js';
 import { S3BlobStore } from '../src/blobstore/s3/index.js';
 import { digestOf } from '../src/digest.js';
 import type { StatusResponse__Output } from '../src/generated/containerd/services/content/v1/StatusResponse.js';
-import { call, failure, ns, randomBlob, startDaemon, WriteSession, writeBlob, type TestDaemon } from './support/harness.js';
+import { call, failure, ns, randomBlob, startDaemon, type TestDaemon, until, writeBlob, WriteSession } from './support/harness.js';
 
 const MiB = 1024 * 1024;
 
@@ -125,11 +125,3 @@ describe('stream limits', () => {
     await Promise.all([again.ended, open[1]!.ended]);
   });
 });
-
-async function until(probe: () => Promise<boolean>, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await probe())) {
-    if (Date.now() > end) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}

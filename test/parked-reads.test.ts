@@ -6,18 +6,7 @@ import { resolveConfig, type Config } from '../src/config.js';
 import { digestOf } from '../src/digest.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
 import type { ReadContentResponse__Output } from '../src/generated/containerd/services/content/v1/ReadContentResponse.js';
-import {
-  collect,
-  newBucket,
-  ns,
-  putObject,
-  randomBlob,
-  s3,
-  startDaemon,
-  useS3Credentials,
-  writeBlob,
-  type TestDaemon,
-} from './support/harness.js';
+import { collect, newBucket, ns, putObject, randomBlob, s3, startDaemon, type TestDaemon, until, useS3Credentials, writeBlob } from './support/harness.js';
 
 const MiB = 1024 * 1024;
 
@@ -47,14 +36,6 @@ async function daemonCountingGets(): Promise<{ d: TestDaemon; store: S3BlobStore
     },
   });
   return { d, store: store!, gets };
-}
-
-async function until(probe: () => boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!probe()) {
-    if (Date.now() > end) throw new Error(`condition not reached in ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** One Read call, as containerd's content proxy makes them: an offset and a size. */

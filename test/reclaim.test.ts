@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { status } from '@grpc/grpc-js';
 import { DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { pino } from 'pino';
@@ -27,6 +28,7 @@ import {
   WriteSession,
   writeBlob,
   type TestDaemon,
+  until,
 } from './support/harness.js';
 
 /**
@@ -204,6 +206,29 @@ describe('Delete by reference, and the collector', () => {
     session.close();
     expect(await stored(digest)).toBe(true);
     expect(await listed('racer')).toContain(digest);
+  });
+
+  it('runs as `s3-content-store gc`: a dry run reports and changes nothing, --json gives the report', () => {
+    const cli = new URL('../dist/cli.js', import.meta.url).pathname;
+    const env = { ...process.env, AWS_ACCESS_KEY_ID: s3().accessKey, AWS_SECRET_ACCESS_KEY: s3().secretKey, AWS_EC2_METADATA_DISABLED: 'true' };
+    const args = ['gc', '--bucket', d.bucket!, '--endpoint-url', s3().endpoint, '--region', s3().region, '--log-level', 'error'];
+    const text = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env });
+    expect(text.status).toBe(0);
+    expect(text.stdout).toContain('dry run: give --delete to reclaim');
+    const json = spawnSync(process.execPath, [cli, ...args, '--json'], { encoding: 'utf8', env });
+    expect(json.status).toBe(0);
+    const report = JSON.parse(json.stdout) as { deleted: boolean; blobs: { count: number } };
+    expect(report.deleted).toBe(false);
+    expect(report.blobs.count).toBeGreaterThan(0);
+  });
+
+  it('collects on its own in serve with --gc-interval', async () => {
+    const collecting = await startDaemon({ bucket: d.bucket!, flags: { gcInterval: '300ms' } });
+    try {
+      await until(() => collecting.logs.some((l) => l.msg === 'collection done' || l.msg === 'another collector holds the bucket; this one deletes nothing now'));
+    } finally {
+      await collecting.stop();
+    }
   });
 
   it('never leaves a hold or a record pointing at a missing blob when writers race the collector', async () => {

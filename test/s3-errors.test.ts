@@ -3,7 +3,7 @@ import { CreateBucketCommand, DeleteBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../src/blobstore/s3/index.js';
 import type { ListContentResponse__Output } from '../src/generated/containerd/services/content/v1/ListContentResponse.js';
-import { call, collect, failure, newBucket, ns, randomBlob, rawS3, startDaemon, writeBlob, type TestDaemon } from './support/harness.js';
+import { call, collect, failure, newBucket, ns, randomBlob, rawS3, startDaemon, type TestDaemon, until, writeBlob } from './support/harness.js';
 
 /** What S3 says reaches the client as a status that names the cause. */
 describe('S3 errors a client sees', () => {
@@ -51,11 +51,3 @@ describe('S3 errors a client sees', () => {
     });
   });
 });
-
-async function until(probe: () => Promise<boolean>, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await probe())) {
-    if (Date.now() > end) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}

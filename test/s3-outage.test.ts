@@ -4,7 +4,7 @@ import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../src/blobstore/s3/index.js';
 import { digestOf } from '../src/digest.js';
-import { call, failure, randomBlob, s3, startDaemon, tempDir, WriteSession, type TestDaemon } from './support/harness.js';
+import { call, failure, randomBlob, s3, startDaemon, tempDir, type TestDaemon, until, WriteSession } from './support/harness.js';
 
 const SCRIPT = new URL('../scripts/swift-s3.sh', import.meta.url).pathname;
 
@@ -21,13 +21,6 @@ describe.runIf(swiftInstalled)('an S3 outage', () => {
   let d: TestDaemon;
   let store: S3BlobStore;
   const swift = (...args: string[]) => execFileSync('bash', [SCRIPT, ...args], { encoding: 'utf8' });
-  const until = async (probe: () => Promise<boolean>, ms = 30_000) => {
-    const end = Date.now() + ms;
-    while (!(await probe())) {
-      if (Date.now() > end) throw new Error('condition not reached in time');
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  };
   const healthOf = async () => ((await call(d.health(), 'Check', { service: '' })) as { status: string }).status;
 
   beforeAll(async () => {

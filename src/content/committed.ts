@@ -1,4 +1,4 @@
-import type { BlobStore } from '../blobstore/types.js';
+import type { BlobStat, BlobStore } from '../blobstore/types.js';
 import { parseDigest } from '../digest.js';
 import { failedPrecondition, invalidArgument, notFound, outOfRange } from '../errors.js';
 import { parseFilters, type FieldLookup } from '../filters.js';
@@ -28,27 +28,33 @@ export class CommittedContent {
   async info(ns: string, digest: string): Promise<ContentInfo> {
     validateNamespace(ns);
     const d = parseDigest(digest).value;
-    const [stat, record] = await Promise.all([this.blobs.statBlob(d), this.memberships.read(ns, d), this.visible(ns, d)]);
-    if (!stat) throw notFound(`content ${d}: not found`);
+    const { stat, record } = await this.lookup(ns, d);
     return toInfo(d, stat, record);
   }
 
   /**
-   * NotFound in a namespace that deleted its hold, unless something else still needs the bytes
-   * (then they read like any shared blob).
+   * The stored blob and `ns`'s hold of it, asked together. NotFound when it is not stored, and
+   * in a namespace that deleted its hold unless something else still needs the bytes (then
+   * they read like any shared blob).
    */
-  private async visible(ns: string, digest: string): Promise<void> {
-    if (ns === this.bucketNamespace || !(await this.memberships.wasDeleted(ns, digest))) return;
-    if (await this.memberships.read(ns, digest)) return;
-    if (await this.references.neededOutside(ns, digest)) return;
-    throw notFound(`content ${digest}: not found`);
+  private async lookup(ns: string, digest: string, needRecord = true): Promise<{ stat: BlobStat; record: ContentRecord | undefined }> {
+    const [stat, held, deleted] = await Promise.all([
+      this.blobs.statBlob(digest),
+      // a Read needs the hold only to tell a deletion apart from a later hold
+      needRecord ? this.memberships.read(ns, digest) : undefined,
+      ns === this.bucketNamespace ? false : this.memberships.wasDeleted(ns, digest),
+    ]);
+    const record = held ?? (deleted && !needRecord ? await this.memberships.read(ns, digest) : undefined);
+    if (!stat || (deleted && !record && !(await this.references.neededOutside(ns, digest)))) {
+      throw notFound(`content ${digest}: not found`);
+    }
+    return { stat, record };
   }
 
   async update(ns: string, digest: string, labels: Labels, paths: readonly string[]): Promise<ContentInfo> {
     validateNamespace(ns);
     const d = parseDigest(digest).value;
-    const [stat, record] = await Promise.all([this.blobs.statBlob(d), this.memberships.read(ns, d), this.visible(ns, d)]);
-    if (!stat) throw notFound(`content ${d}: not found`);
+    const { stat, record } = await this.lookup(ns, d);
     const now = new Date();
     const current = record ?? newRecord(stat.size, stat.lastModified);
     // A Map, so that a key like "__proto__" is a label like any other.
@@ -127,8 +133,7 @@ export class CommittedContent {
   async read(ns: string, digest: string, offset: number, size: number): Promise<AsyncIterable<ReadChunk>> {
     validateNamespace(ns);
     const d = parseDigest(digest).value;
-    const [stat] = await Promise.all([this.blobs.statBlob(d), this.visible(ns, d)]);
-    if (!stat) throw notFound(`content ${d}: not found`);
+    const { stat } = await this.lookup(ns, d, false);
     const start = Math.max(0, offset);
     if (start > stat.size) throw outOfRange(`read of ${d} @${start}: read past object length ${stat.size}`);
     const end = size <= 0 || start + size > stat.size ? stat.size : start + size;

@@ -77,12 +77,6 @@ export class Memberships {
     return deleted;
   }
 
-  /** Whether any namespace holds the blob, asking the bucket (no cache). */
-  async heldAnywhere(digest: string): Promise<boolean> {
-    for await (const ns of this.namespaces()) if ((await this.docs.read(docKeys.content(ns, digest))) !== undefined) return true;
-    return false;
-  }
-
   /** Every membership record of `ns`, in digest order. */
   async *all(ns: string): AsyncIterable<{ digest: string; record: ContentRecord }> {
     const prefix = docKeys.contentPrefix(ns);

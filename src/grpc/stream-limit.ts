@@ -1,4 +1,4 @@
-import { StoreError } from '../errors.js';
+import { resourceExhausted } from '../errors.js';
 
 /**
  * Write and Read streams open at once, daemon-wide: each holds a socket, a lock or an S3
@@ -9,15 +9,10 @@ export class StreamLimit {
 
   constructor(readonly max: number) {}
 
-  get inUse(): number {
-    return this.open;
-  }
-
   /** Takes a place, or fails with ResourceExhausted naming the limit; call the result once done. */
   enter(method: string): () => void {
     if (this.open >= this.max) {
-      throw new StoreError(
-        'resource-exhausted',
+      throw resourceExhausted(
         `${method}: ${this.open} streams are open, the most this daemon allows (--max-streams ${this.max}); retry once some have ended`,
       );
     }

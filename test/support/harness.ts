@@ -243,3 +243,12 @@ export async function writeBlob(
 export function randomBlob(size: number): Buffer {
   return randomBytes(size);
 }
+
+/** Waits until `probe` holds, asking every `everyMs`; fails after `ms` (a bound, not a timing assertion). */
+export async function until(probe: () => boolean | Promise<boolean>, ms = 30_000, everyMs = 100): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await probe())) {
+    if (Date.now() > end) throw new Error(`condition not reached in ${ms} ms`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
