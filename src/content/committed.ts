@@ -8,6 +8,7 @@ import { toInfo, type ContentRecord, type Memberships } from './memberships.js';
 import { chunked, emptyChunks, type ReadChunk } from './read-chunks.js';
 import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import type { ContentInfo, References } from './types.js';
+import { Instant, now } from '../clock.js';
 
 /**
  * Committed blobs as a namespace sees them: Info, Update, List, Delete and Read. Bytes are
@@ -55,8 +56,8 @@ export class CommittedContent {
     validateNamespace(ns);
     const d = parseDigest(digest).value;
     const { stat, record } = await this.lookup(ns, d);
-    const now = new Date();
-    const current = record ?? newRecord(stat.size, stat.lastModified);
+    const changed = now();
+    const current = record ?? newRecord(stat.size, Instant.fromDate(stat.lastModified));
     // A Map, so that a key like "__proto__" is a label like any other.
     let next = new Map(Object.entries(current.labels));
     const given = () => new Map(Object.entries(labels));
@@ -76,7 +77,7 @@ export class CommittedContent {
     for (const [key, value] of next) if (value === '') next.delete(key);
     const nextLabels: Labels = Object.fromEntries(next);
     validateLabels(nextLabels, `content ${d}`);
-    const updated: ContentRecord = { ...current, labels: nextLabels, updatedAt: now.toISOString() };
+    const updated: ContentRecord = { ...current, labels: nextLabels, updatedAt: changed.toISOString() };
     // Labelling makes the namespace hold the blob: written first, then the collector is asked.
     await this.memberships.write(ns, d, updated);
     // asked even when a hold was cached: another daemon may have dropped it meanwhile
@@ -143,7 +144,7 @@ export class CommittedContent {
   }
 }
 
-function newRecord(size: number, created: Date): ContentRecord {
+function newRecord(size: number, created: Instant): ContentRecord {
   return { size, createdAt: created.toISOString(), updatedAt: created.toISOString(), labels: {} };
 }
 

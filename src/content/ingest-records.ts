@@ -4,6 +4,7 @@ import { docKeys, type Documents } from '../metadata/documents.js';
 import type { Ingest } from './ingest.js';
 import type { Memberships } from './memberships.js';
 import type { IngestStatus } from './types.js';
+import { storedInstant } from '../clock.js';
 
 /**
  * An ingest as recorded in the bucket from the moment some of its bytes are stored there. With
@@ -117,7 +118,7 @@ export function recordStatus(record: IngestRecord): IngestStatus {
     offset: record.hash ? record.offset : 0,
     total: record.total,
     expected: record.expected,
-    startedAt: new Date(record.startedAt),
-    updatedAt: new Date(record.updatedAt),
+    startedAt: storedInstant(record.startedAt),
+    updatedAt: storedInstant(record.updatedAt),
   };
 }

@@ -1,13 +1,14 @@
 import type { Checkpoint, Upload } from '../blobstore/types.js';
 import type { RunningHash } from './running-hash.js';
 import type { IngestStatus } from './types.js';
+import type { Instant } from '../clock.js';
 
 /** An ingest this process holds: its bytes so far, their hash, and where they are stored. */
 export interface Ingest {
   readonly ns: string;
   readonly ref: string;
-  startedAt: Date;
-  updatedAt: Date;
+  startedAt: Instant;
+  updatedAt: Instant;
   total: number;
   expected: string;
   offset: number;

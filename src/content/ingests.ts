@@ -14,6 +14,7 @@ import { validateRef } from './refs.js';
 import { newRunningHash, SuspendedHash, type RunningHash, type SaveableHashes } from './running-hash.js';
 import type { IngestStatus } from './types.js';
 import { Writer, type WriterHost } from './writer.js';
+import { now, storedInstant, type Instant } from '../clock.js';
 
 interface IngestsOptions {
   blobs: BlobStore;
@@ -146,7 +147,7 @@ export class Ingests {
         resumed?.hasher.close();
         throw lockedError(ref, this.live.get(key)!.lockedSince!);
       }
-      ingest = resumed ?? (await this.newIngest(ns, ref, total, expected, stale ? new Date(stale.startedAt) : new Date()));
+      ingest = resumed ?? (await this.newIngest(ns, ref, total, expected, stale ? storedInstant(stale.startedAt) : now()));
       this.live.set(key, ingest);
     }
     ingest.lockedSince = new Date();
@@ -238,12 +239,12 @@ export class Ingests {
     }
   }
 
-  private async newIngest(ns: string, ref: string, total: number, expected: string, startedAt: Date): Promise<Ingest> {
+  private async newIngest(ns: string, ref: string, total: number, expected: string, startedAt: Instant): Promise<Ingest> {
     const ingest: Ingest = {
       ns,
       ref,
       startedAt,
-      updatedAt: new Date(),
+      updatedAt: now(),
       total,
       expected,
       offset: 0,
@@ -284,8 +285,8 @@ export class Ingests {
       const ingest: Ingest = {
         ns,
         ref: record.ref,
-        startedAt: new Date(record.startedAt),
-        updatedAt: new Date(),
+        startedAt: storedInstant(record.startedAt),
+        updatedAt: now(),
         total: record.total,
         expected: record.expected,
         offset: record.offset,

@@ -3,6 +3,7 @@ import type { BlobStat } from '../blobstore/types.js';
 import { validateLabels, type Labels } from '../labels.js';
 import { docKeys, type Documents } from '../metadata/documents.js';
 import type { ContentInfo } from './types.js';
+import { Instant, now, storedInstant } from '../clock.js';
 
 /** A blob's membership of one namespace, as stored in the metadata documents. */
 export interface ContentRecord {
@@ -109,10 +110,10 @@ export class Memberships {
     // A blob this call just stored has no membership worth reading: any old record is stale.
     const existing = fresh ? undefined : await this.read(ns, digest);
     if (existing && Object.keys(labels).length === 0) return toInfo(digest, stat, existing);
-    const now = new Date().toISOString();
+    const changed = now().toISOString();
     const record: ContentRecord = existing
-      ? { ...existing, labels: { ...existing.labels, ...labels }, updatedAt: now }
-      : { size: stat.size, createdAt: now, updatedAt: now, labels: { ...labels } };
+      ? { ...existing, labels: { ...existing.labels, ...labels }, updatedAt: changed }
+      : { size: stat.size, createdAt: changed, updatedAt: changed, labels: { ...labels } };
     // labels given at commit add to those the blob has: the sum keeps the limits Update keeps
     validateLabels(record.labels, `content ${digest}`);
     await this.write(ns, digest, record);
@@ -135,8 +136,8 @@ export function toInfo(digest: string, stat: BlobStat, record: ContentRecord | u
   return {
     digest,
     size: stat.size,
-    createdAt: record ? new Date(record.createdAt) : stat.lastModified,
-    updatedAt: record ? new Date(record.updatedAt) : stat.lastModified,
+    createdAt: record ? storedInstant(record.createdAt) : Instant.fromDate(stat.lastModified),
+    updatedAt: record ? storedInstant(record.updatedAt) : Instant.fromDate(stat.lastModified),
     labels: record ? { ...record.labels } : {},
   };
 }

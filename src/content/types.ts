@@ -1,11 +1,12 @@
 import type { Labels } from '../labels.js';
+import type { Instant } from '../clock.js';
 
 /** A committed blob as one namespace sees it. */
 export interface ContentInfo {
   digest: string;
   size: number;
-  createdAt: Date;
-  updatedAt: Date;
+  createdAt: Instant;
+  updatedAt: Instant;
   labels: Labels;
 }
 
@@ -15,8 +16,8 @@ export interface IngestStatus {
   offset: number;
   total: number;
   expected: string;
-  startedAt: Date;
-  updatedAt: Date;
+  startedAt: Instant;
+  updatedAt: Instant;
 }
 
 /**

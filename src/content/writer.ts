@@ -4,6 +4,7 @@ import { alreadyExists, failedPrecondition, invalidArgument, outOfRange } from '
 import { validateLabels, type Labels } from '../labels.js';
 import { statusOf, type Ingest } from './ingest.js';
 import type { IngestStatus } from './types.js';
+import { now } from '../clock.js';
 
 /** How long an "absent" answer for an expected digest stands for the same Write stream. */
 const RECHECK_AFTER_MS = 2_000;
@@ -113,7 +114,7 @@ export class Writer {
       await ingest.upload.write(piece);
       await ingest.hasher.update(piece);
       ingest.offset += piece.length;
-      ingest.updatedAt = new Date();
+      ingest.updatedAt = now();
       rest = rest.subarray(piece.length);
       if (ingest.offset % every === 0) this.host.reachedCheckpoint(ingest, ingest.offset);
     }
@@ -174,6 +175,6 @@ export class Writer {
     const ingest = this.ingest;
     await ingest.upload.abort();
     await this.host.restartUpload(ingest);
-    ingest.updatedAt = new Date();
+    ingest.updatedAt = now();
   }
 }

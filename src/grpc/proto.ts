@@ -7,6 +7,7 @@ import type { ProtoGrpcType as HealthProto } from '../generated/health.js';
 import type { ProtoGrpcType as RecordsProto } from '../generated/records.js';
 import type { ReadContentResponse } from '../generated/containerd/services/content/v1/ReadContentResponse.js';
 import { encodePiecewise, isPiecewise } from './read-response.js';
+import { Instant } from '../clock.js';
 
 /** Same options as `npm run proto:gen`, so the generated types describe what is loaded. */
 const LOADER_OPTIONS: Options = {
@@ -45,8 +46,6 @@ export function protos() {
   return cache;
 }
 
-export function toTimestamp(date: Date): { seconds: number; nanos: number } {
-  const ms = date.getTime();
-  const seconds = Math.floor(ms / 1000);
-  return { seconds, nanos: (ms - seconds * 1000) * 1e6 };
+export function toTimestamp(time: Date | Instant): { seconds: number; nanos: number } {
+  return (time instanceof Date ? Instant.fromDate(time) : time).toTimestamp();
 }

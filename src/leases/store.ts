@@ -6,6 +6,7 @@ import { labelValue, validateLabels, type Labels } from '../labels.js';
 import { Documents, docKeys, encodeSegment } from '../metadata/documents.js';
 import { validateNamespace } from '../namespaces.js';
 import { parseFilters } from '../filters.js';
+import { now, storedInstant, type Instant } from '../clock.js';
 
 export interface LeaseResource {
   id: string;
@@ -14,7 +15,7 @@ export interface LeaseResource {
 
 export interface Lease {
   id: string;
-  createdAt: Date;
+  createdAt: Instant;
   labels: Labels;
 }
 
@@ -56,7 +57,7 @@ export class LeaseStore {
     validateLabels(labels, `lease ${leaseId}`);
     const key = docKeys.lease(ns, leaseId);
     if (await this.docs.read(key)) throw alreadyExists(`lease ${JSON.stringify(leaseId)}: already exists`);
-    const record: LeaseRecord = { id: leaseId, createdAt: new Date().toISOString(), labels: { ...labels } };
+    const record: LeaseRecord = { id: leaseId, createdAt: now().toISOString(), labels: { ...labels } };
     // listed, so that the collector finds the namespace's leases
     await this.docs.write(docKeys.namespace(ns), { name: ns });
     await this.docs.write(key, record);
@@ -197,5 +198,5 @@ function resourceKey(ns: string, id: string, resource: LeaseResource): string {
 }
 
 function toLease(record: LeaseRecord): Lease {
-  return { id: record.id, createdAt: new Date(record.createdAt), labels: { ...record.labels } };
+  return { id: record.id, createdAt: storedInstant(record.createdAt), labels: { ...record.labels } };
 }

@@ -1,0 +1,108 @@
+/**
+ * Timestamps as containerd keeps them. A JS Date holds whole milliseconds, so a client reading its
+ * own clock just before a call would often find the daemon's time for it earlier still; an
+ * Instant keeps nanoseconds, and `now()` reads the wall clock to a fraction of a microsecond.
+ */
+export class Instant {
+  private constructor(
+    /** Whole milliseconds since the epoch (what Date.getTime gives). */
+    private readonly ms: number,
+    /** Nanoseconds past `ms`: 0 to 999999. */
+    private readonly nanosInMs: number,
+  ) {}
+
+  static fromDate(date: Date): Instant {
+    return new Instant(date.getTime(), 0);
+  }
+
+  /** From milliseconds since the epoch, fraction included. */
+  static fromEpochMs(value: number): Instant {
+    const ms = Math.floor(value);
+    return new Instant(ms, Math.min(999_999, Math.round((value - ms) * 1e6)));
+  }
+
+  /**
+   * Reads an RFC 3339 time with up to nine fractional digits, as this daemon stores times (and as
+   * older versions stored them, with three); more digits are cut, as Go's parser would round
+   * them away. Undefined if `text` is not such a time.
+   */
+  static parse(text: string): Instant | undefined {
+    const m = RFC3339.exec(text);
+    if (!m) return undefined;
+    const seconds = Date.parse(`${m[1]}${m[3]}`);
+    if (Number.isNaN(seconds)) return undefined;
+    const fraction = (m[2] ?? '').slice(0, 9).padEnd(9, '0');
+    return new Instant(seconds + Number(fraction.slice(0, 3)), Number(fraction.slice(3)));
+  }
+
+  /** Whole milliseconds since the epoch, as Date.getTime. */
+  getTime(): number {
+    return this.ms;
+  }
+
+  /** RFC 3339 in UTC with nine fractional digits; parse reads it back exactly. */
+  toISOString(): string {
+    const base = new Date(this.ms).toISOString(); // …T hh:mm:ss.mmmZ
+    return `${base.slice(0, -1)}${String(this.nanosInMs).padStart(6, '0')}Z`;
+  }
+
+  /** Seconds and nanoseconds, as protobuf's Timestamp. */
+  toTimestamp(): { seconds: number; nanos: number } {
+    const seconds = Math.floor(this.ms / 1000);
+    return { seconds, nanos: (this.ms - seconds * 1000) * 1e6 + this.nanosInMs };
+  }
+
+  compare(other: Instant): number {
+    return this.ms - other.ms || this.nanosInMs - other.nanosInMs;
+  }
+}
+
+// date and time to the second, the fraction, the zone
+const RFC3339 = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/;
+
+let offset: number | undefined;
+let last = 0;
+
+/**
+ * The wall clock now, to a fraction of a microsecond. `performance.now()` is fine-grained but
+ * monotonic, and Date.now() follows the wall clock but only in whole milliseconds: the first is
+ * used, kept inside the millisecond the second reports, so the result never leaves the wall
+ * clock by more than the rounding of a millisecond, even after the wall clock is stepped.
+ */
+export function now(): Instant {
+  offset ??= calibrate();
+  const fine = performance.now();
+  const wall = Date.now();
+  let t = offset + fine;
+  if (t < wall) {
+    offset += wall - t;
+    t = wall;
+  } else if (t >= wall + 1) {
+    const latest = wall + 0.999_999;
+    offset -= t - latest;
+    t = latest;
+  }
+  // never earlier than a time already handed out, so a change's time follows its cause's
+  if (t < last) t = last;
+  last = t;
+  return Instant.fromEpochMs(t);
+}
+
+/**
+ * The offset between the two clocks, taken at the moment Date.now() turns to a new millisecond
+ * (a wait of at most one millisecond, once), so it is exact to a few microseconds.
+ */
+function calibrate(): number {
+  const start = Date.now();
+  const began = performance.now();
+  for (;;) {
+    const fine = performance.now();
+    const wall = Date.now();
+    if (wall !== start || fine - began > 5) return wall - fine;
+  }
+}
+
+/** A stored time, read leniently: an unreadable one (never written by this daemon) is the epoch. */
+export function storedInstant(text: string): Instant {
+  return Instant.parse(text) ?? Instant.fromDate(new Date(Number.isNaN(Date.parse(text)) ? 0 : Date.parse(text)));
+}
