@@ -11,14 +11,13 @@ export class Instant {
     private readonly nanosInMs: number,
   ) {}
 
-  static fromDate(date: Date): Instant {
-    return new Instant(date.getTime(), 0);
+  /** `ms` whole milliseconds since the epoch and `nanosInMs` (0 to 999999) past them. */
+  static fromParts(ms: number, nanosInMs: number): Instant {
+    return new Instant(ms, nanosInMs);
   }
 
-  /** From milliseconds since the epoch, fraction included. */
-  static fromEpochMs(value: number): Instant {
-    const ms = Math.floor(value);
-    return new Instant(ms, Math.min(999_999, Math.round((value - ms) * 1e6)));
+  static fromDate(date: Date): Instant {
+    return new Instant(date.getTime(), 0);
   }
 
   /**
@@ -60,8 +59,13 @@ export class Instant {
 // date and time to the second, the fraction, the zone
 const RFC3339 = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/;
 
-let offset: number | undefined;
-let last = 0;
+/**
+ * Wall clock minus performance.now(), as whole milliseconds and a fraction: kept apart because
+ * one double near today's epoch milliseconds only resolves a quarter of a microsecond, and
+ * rounds a time a nanosecond short of the next millisecond up into it.
+ */
+let offset: { ms: number; fraction: number } | undefined;
+let last: Instant | undefined;
 
 /**
  * The wall clock now, to a fraction of a microsecond. `performance.now()` is fine-grained but
@@ -73,32 +77,35 @@ export function now(): Instant {
   offset ??= calibrate();
   const fine = performance.now();
   const wall = Date.now();
-  let t = offset + fine;
-  if (t < wall) {
-    offset += wall - t;
-    t = wall;
-  } else if (t >= wall + 1) {
-    const latest = wall + 0.999_999;
-    offset -= t - latest;
-    t = latest;
+  // how far into the wall clock's millisecond the fine clock says we are
+  let into = offset.ms - wall + (offset.fraction + fine);
+  if (into < 0) {
+    offset.fraction -= into;
+    into = 0;
+  } else if (into >= 1) {
+    offset.fraction -= into - MAX_INTO;
+    into = MAX_INTO;
   }
+  let t = Instant.fromParts(wall, Math.min(999_999, Math.floor(into * 1e6)));
   // never earlier than a time already handed out, so a change's time follows its cause's
-  if (t < last) t = last;
+  if (last && t.compare(last) < 0) t = last;
   last = t;
-  return Instant.fromEpochMs(t);
+  return t;
 }
+
+const MAX_INTO = 0.999_999;
 
 /**
  * The offset between the two clocks, taken at the moment Date.now() turns to a new millisecond
  * (a wait of at most one millisecond, once), so it is exact to a few microseconds.
  */
-function calibrate(): number {
+function calibrate(): { ms: number; fraction: number } {
   const start = Date.now();
   const began = performance.now();
   for (;;) {
     const fine = performance.now();
     const wall = Date.now();
-    if (wall !== start || fine - began > 5) return wall - fine;
+    if (wall !== start || fine - began > 5) return { ms: wall, fraction: -fine };
   }
 }
 
