@@ -44,6 +44,9 @@ export interface Config {
   socketGroup: string | undefined;
   /** The config file read, if any. */
   configFile: string | undefined;
+  /** Where Prometheus metrics are served; none when undefined. */
+  metricsAddress: Extract<Address, { kind: 'tcp' }> | undefined;
+  accessLog: boolean;
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -52,10 +55,11 @@ const MAX_PART = 5 * 1024 ** 3;
 
 /** The settings as they will be used, secrets replaced, for `check` and for the start-up log. */
 export function describeConfig(config: Config): Record<string, unknown> {
-  const { s3, tls, addresses, ...others } = config;
+  const { s3, tls, addresses, metricsAddress, ...others } = config;
   const rest = {
     ...others,
     addresses: addresses.map(formatAddress),
+    metricsAddress: metricsAddress ? formatAddress(metricsAddress) : 'off',
     tls: tls ? { cert: 'set', key: '(redacted)', clientCa: tls.clientCa ? 'set' : 'none' } : 'off',
   };
   if (!s3) return { ...rest, store: 'local directory' };
@@ -120,7 +124,10 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     insecure: parseBool(str('insecure'), 'insecure'),
     socketGroup: raw('socketGroup') || undefined,
     configFile,
+    metricsAddress: undefined,
+    accessLog: parseBool(str('accessLog'), 'access-log'),
   };
+  config.metricsAddress = metricsAddress(raw('metricsAddress'), config.tls !== undefined);
   // Daemons remember for up to 10 minutes that a blob exists; a grace shorter than that could
   // let one answer for bytes the collector took.
   if (config.gcGraceMs < MIN_GC_GRACE_MS) throw new ConfigError(`--gc-grace: must be at least 10m, got ${str('gcGrace')}`);
@@ -187,6 +194,22 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
   checkPrefixes(s3);
   config.s3 = s3;
   return config;
+}
+
+/** `tcp://HOST:PORT` (or `HOST:PORT`); plaintext only where nothing off the host can reach it. */
+function metricsAddress(given: string | undefined, tls: boolean): Config['metricsAddress'] {
+  if (given === undefined || given === '') return undefined;
+  let parsed: Address;
+  try {
+    parsed = parseAddress(given.startsWith('tcp://') ? given : `tcp://${given}`);
+  } catch {
+    throw new ConfigError(`--metrics-address ${JSON.stringify(given)}: expected tcp://HOST:PORT`);
+  }
+  if (parsed.kind !== 'tcp') throw new ConfigError(`--metrics-address ${JSON.stringify(given)}: expected tcp://HOST:PORT`);
+  if (!tls && !isLoopback(parsed.host)) {
+    throw new ConfigError(`--metrics-address ${given}: plaintext metrics only on a loopback address (127.0.0.0/8, ::1, localhost); give --tls-cert and --tls-key for HTTPS`);
+  }
+  return parsed;
 }
 
 /** The daemon's records must never land among BuildKit's keys, nor BuildKit's among ours. */

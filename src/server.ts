@@ -20,6 +20,11 @@ import { LeaseStore } from './leases/store.js';
 import { listen, readListenerFiles, type ListenerFiles } from './listeners.js';
 import { recordHandlers } from './grpc/records.js';
 import { RecordStore } from './records/store.js';
+import { ConfigError } from './config/error.js';
+import { observeCalls } from './grpc/observe.js';
+import { addReflection } from './grpc/reflection.js';
+import { serveMetrics, type MetricsEndpoint } from './metrics/http.js';
+import { reportLevels } from './metrics/registry.js';
 import { TouchRefresher } from './records/touch.js';
 
 /** containerd's clients send WRITE messages of up to 8 MiB; its own server allows 16 MiB. */
@@ -55,6 +60,9 @@ export class Daemon {
     /** The worker threads that hash resumable ingests, ended when the daemon stops. */
     private readonly hashes: HashWorkers,
     private readonly collecting: { stop(): Promise<void> } | undefined,
+    /** The Prometheus endpoint, when one is served. */
+    readonly metrics: MetricsEndpoint | undefined,
+    private readonly stopReporting: () => void,
   ) {}
 
   /**
@@ -67,6 +75,7 @@ export class Daemon {
     const server = new Server({
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      interceptors: [observeCalls(logger, { accessLog: config.accessLog })],
     });
     const hashes = new HashWorkers();
     const leaseStore = new LeaseStore(store);
@@ -94,6 +103,7 @@ export class Daemon {
     server.addService(leases.containerd.services.leases.v1.Leases.service, leaseHandlers(leaseStore, logger));
     server.addService(records.s3cs.records.v1.CacheRecords.service, recordHandlers(recordStore, logger));
     server.addService(healthProto.grpc.health.v1.Health.service, health.handlers());
+    addReflection(server);
 
     // While S3 does not answer, health checks say NOT_SERVING (the daemon itself stays up).
     store.onReachability((up) => {
@@ -103,6 +113,19 @@ export class Daemon {
     });
 
     const { bound, sockets } = await listen(server, config, files);
+    let metrics: MetricsEndpoint | undefined;
+    try {
+      metrics = config.metricsAddress && (await serveMetrics(config.metricsAddress, files, logger));
+    } catch (err) {
+      server.forceShutdown();
+      await Promise.all(sockets.map((s) => rm(s, { force: true })));
+      throw new ConfigError(`--metrics-address ${formatAddress(config.metricsAddress!)}: ${(err as Error).message}`);
+    }
+    const stopReporting = reportLevels({
+      liveIngests: () => contentStore.liveIngests,
+      usage: () => store.usage(),
+      touchQueued: () => touch.queued,
+    });
     for (const address of config.addresses) {
       if (address.kind !== 'tcp' || !files.tls || files.tls.clientCa || isLoopback(address.host)) continue;
       logger.warn(
@@ -119,14 +142,15 @@ export class Daemon {
     sweeper.unref();
     const collector = new Collector(gcSources, { graceMs: config.gcGraceMs, touchRefreshMs: config.touchRefreshMs, logger });
     const collecting = config.gcIntervalMs > 0 ? scheduleCollections(collector, config.gcIntervalMs, logger) : undefined;
-    logger.info({ addresses: bound, store: store.location }, 'serving');
-    return new Daemon(server, store, health, touch, logger, sockets, bound, sweeper, hashes, collecting);
+    logger.info({ addresses: bound, store: store.location, ...(metrics ? { metrics: metrics.url } : {}) }, 'serving');
+    return new Daemon(server, store, health, touch, logger, sockets, bound, sweeper, hashes, collecting, metrics, stopReporting);
   }
 
   /** Stops accepting, lets in-flight calls finish within `timeoutMs`, then cuts the rest. */
   async stop(timeoutMs: number): Promise<void> {
     clearInterval(this.sweeper);
     await this.collecting?.stop();
+    // scrapes go on answering until the very end, so a stop shows in them
     this.health.setAll('NOT_SERVING');
     this.health.close();
     const graceful = new Promise<boolean>((resolve) => this.server.tryShutdown(() => resolve(true)));
@@ -143,6 +167,8 @@ export class Daemon {
     await Promise.race([this.touch.idle(), new Promise((r) => setTimeout(r, 5_000).unref())]);
     await this.hashes.close();
     await this.blobs.close();
+    this.stopReporting();
+    await this.metrics?.close();
     this.logger.info('stopped');
   }
 }

@@ -153,6 +153,19 @@ export const SETTINGS = {
     help: 'serve even when the start-up probe of the bucket fails',
     boolean: true,
   },
+  metricsAddress: {
+    flag: 'metrics-address',
+    env: ['S3CS_METRICS_ADDRESS'],
+    default: undefined,
+    help: 'serve Prometheus metrics at http://HOST:PORT/metrics (tcp://HOST:PORT; HTTPS with --tls-cert, else loopback only); off unless given',
+  },
+  accessLog: {
+    flag: 'access-log',
+    env: ['S3CS_ACCESS_LOG'],
+    default: 'false',
+    help: 'log one line per gRPC call: method, namespace, code, content bytes in and out, duration',
+    boolean: true,
+  },
 } satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;

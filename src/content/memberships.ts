@@ -4,6 +4,7 @@ import { validateLabels, type Labels } from '../labels.js';
 import { docKeys, type Documents } from '../metadata/documents.js';
 import type { ContentInfo } from './types.js';
 import { Instant, now, storedInstant } from '../clock.js';
+import { cacheLookups } from '../metrics/registry.js';
 
 /** A blob's membership of one namespace, as stored in the metadata documents. */
 export interface ContentRecord {
@@ -42,6 +43,7 @@ export class Memberships {
   async read(ns: string, digest: string): Promise<ContentRecord | undefined> {
     const key = memberKey(ns, digest);
     const cached = this.records.get(key);
+    cacheLookups.inc({ cache: 'holds', result: cached ? 'hit' : 'miss' });
     if (cached) return cached.value;
     const value = await this.docs.read<ContentRecord>(docKeys.content(ns, digest));
     this.records.set(key, { value });

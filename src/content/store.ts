@@ -55,6 +55,11 @@ export class ContentStore {
   private readonly sweep: IngestSweep;
   private readonly live: LiveIngests;
 
+  /** Ingests this process holds. */
+  get liveIngests(): number {
+    return this.live.size;
+  }
+
   constructor(blobs: BlobStore, options: ContentStoreOptions) {
     const { logger } = options;
     const docs = new Documents(blobs);

@@ -3,6 +3,7 @@ import type { BlobStore } from '../blobstore/types.js';
 import { ingestKey, type LiveIngests } from './ingest.js';
 import type { IngestRecords } from './ingest-records.js';
 import type { Memberships } from './memberships.js';
+import { sweepRemoved, sweepRuns } from '../metrics/registry.js';
 
 interface IngestSweepOptions {
   blobs: BlobStore;
@@ -30,6 +31,7 @@ export class IngestSweep {
     const { blobs, memberships, records, live, logger, ingestExpiryMs, orphanUploadGraceMs } = this.options;
     const cutoff = now - ingestExpiryMs;
     let discarded = 0;
+    sweepRuns.inc();
     for (const [key, ingest] of live) {
       if (ingest.lockedSince || ingest.updatedAt.getTime() >= cutoff) continue;
       live.delete(key);
@@ -77,6 +79,7 @@ export class IngestSweep {
       discarded++;
       logger.info({ upload: upload.handle, startedAt: upload.startedAt }, 'discarded an upload no ingest owns');
     }
+    sweepRemoved.inc(discarded);
     return discarded;
   }
 }

@@ -6,6 +6,7 @@ import { docKeys } from '../metadata/documents.js';
 import { FINAL_WINDOW_MS, ReclaimMarks, type ReclaimMark } from '../metadata/reclaim-marks.js';
 import { CollectorLock } from './lock.js';
 import { recentReferences, scanRoots, type RootSources } from './roots.js';
+import { gcExpiredLeases, gcReclaimedBlobs, gcReclaimedBytes, gcRuns } from '../metrics/registry.js';
 
 export interface CollectorOptions {
   /** How long a blob must have been seen unreferenced before it goes. */
@@ -81,8 +82,17 @@ export class Collector {
         return { ...emptyReport(true), skipped: `another collector (${taken.by}) holds the bucket's lock until ${taken.until}` };
       }
     }
+    const runMode = mode.delete ? 'delete' : 'dry-run';
     try {
-      return await this.collect(mode, now, lock);
+      const report = await this.collect(mode, now, lock);
+      gcRuns.inc({ mode: runMode, outcome: 'ok' });
+      gcReclaimedBlobs.inc(report.reclaimed.count);
+      gcReclaimedBytes.inc(report.reclaimed.bytes);
+      gcExpiredLeases.inc(report.expiredLeases);
+      return report;
+    } catch (err) {
+      gcRuns.inc({ mode: runMode, outcome: 'error' });
+      throw err;
     } finally {
       if (mode.delete) await lock.release().catch(() => undefined);
     }

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { loadPackageDefinition, type GrpcObject } from '@grpc/grpc-js';
-import { loadSync, type Options } from '@grpc/proto-loader';
+import { loadSync, type Options, type PackageDefinition } from '@grpc/proto-loader';
 import type { ProtoGrpcType as ContentProto } from '../generated/content.js';
 import type { ProtoGrpcType as LeasesProto } from '../generated/leases.js';
 import type { ProtoGrpcType as HealthProto } from '../generated/health.js';
@@ -20,6 +20,19 @@ const LOADER_OPTIONS: Options = {
 
 // src/grpc and dist/grpc both sit two levels below the package root.
 const PROTO_DIR = fileURLToPath(new URL('../../proto', import.meta.url));
+
+/** Every proto file the daemon serves a service of; server reflection describes them all. */
+export const SERVED_PROTO_FILES = [
+  'containerd/services/content/v1/content.proto',
+  'containerd/services/leases/v1/leases.proto',
+  'grpc/health/v1/health.proto',
+  's3cs/records/v1/records.proto',
+] as const;
+
+/** One package definition of every served file, as server reflection wants it. */
+export function servedDefinitions(): PackageDefinition {
+  return loadSync([...SERVED_PROTO_FILES], { ...LOADER_OPTIONS, includeDirs: [PROTO_DIR] });
+}
 
 function load<T>(file: string): T {
   const definition = loadSync(file, { ...LOADER_OPTIONS, includeDirs: [PROTO_DIR] });

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { BlobStore } from '../blobstore/types.js';
+import { touchRefreshes } from '../metrics/registry.js';
 
 export interface TouchOptions {
   /** A blob whose last-modified is older than this is refreshed. */
@@ -18,7 +19,7 @@ export interface TouchOptions {
  */
 export class TouchRefresher {
   private readonly queue: string[] = [];
-  private readonly queued = new Set<string>();
+  private readonly waiting = new Set<string>();
   /** digest → when this daemon last checked or refreshed it. */
   private readonly recent = new Map<string, number>();
   private running = 0;
@@ -34,17 +35,23 @@ export class TouchRefresher {
     const now = Date.now();
     this.forgetOlderThan(now - this.options.refreshMs);
     for (const digest of digests) {
-      if (this.queued.has(digest)) continue;
+      if (this.waiting.has(digest)) continue;
       const last = this.recent.get(digest);
       if (last !== undefined && now - last < this.options.refreshMs) continue;
       if (this.queue.length >= this.options.maxQueued) {
         this.logger.warn({ queued: this.queue.length }, 'touch refresh queue full; skipping until a later read');
+        touchRefreshes.inc({ outcome: 'dropped' });
         break;
       }
       this.queue.push(digest);
-      this.queued.add(digest);
+      this.waiting.add(digest);
     }
     this.pump();
+  }
+
+  /** Blobs waiting for their refresh. */
+  get queued(): number {
+    return this.queue.length;
   }
 
   /** Resolves when nothing is queued or running (for shutdown and tests). */
@@ -56,7 +63,7 @@ export class TouchRefresher {
   private pump(): void {
     while (this.running < this.options.concurrency && this.queue.length > 0) {
       const digest = this.queue.shift()!;
-      this.queued.delete(digest);
+      this.waiting.delete(digest);
       this.running++;
       void this.refresh(digest).finally(() => {
         this.running--;
@@ -70,12 +77,20 @@ export class TouchRefresher {
     try {
       const stat = await this.blobs.statBlob(digest);
       this.recent.set(digest, Date.now());
-      if (!stat) return;
+      if (!stat) {
+        touchRefreshes.inc({ outcome: 'missing' });
+        return;
+      }
       const age = Date.now() - stat.lastModified.getTime();
-      if (age <= this.options.refreshMs) return;
+      if (age <= this.options.refreshMs) {
+        touchRefreshes.inc({ outcome: 'fresh' });
+        return;
+      }
       await this.blobs.touchBlob(digest, stat.size);
+      touchRefreshes.inc({ outcome: 'refreshed' });
       this.logger.debug({ digest, ageMs: age }, 'refreshed blob');
     } catch (err) {
+      touchRefreshes.inc({ outcome: 'failed' });
       this.recent.delete(digest);
       this.logger.warn({ err, digest }, 'could not refresh blob');
     }

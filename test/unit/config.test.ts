@@ -55,6 +55,34 @@ describe('resolveConfig', () => {
 });
 
 describe('resolveConfig hands out parsed values', () => {
+  it('serves metrics nowhere unless asked', () => {
+    expect(resolveConfig({}, {}).metricsAddress).toBeUndefined();
+  });
+
+  it('takes a metrics address with or without tcp://', () => {
+    expect(resolveConfig({ metricsAddress: '127.0.0.1:9100' }, {}).metricsAddress).toEqual({ kind: 'tcp', host: '127.0.0.1', port: 9100 });
+    expect(resolveConfig({ metricsAddress: 'tcp://[::1]:9100' }, {}).metricsAddress).toEqual({ kind: 'tcp', host: '[::1]', port: 9100 });
+  });
+
+  it('refuses plaintext metrics off loopback, naming the way to HTTPS', () => {
+    expect(() => resolveConfig({ metricsAddress: '0.0.0.0:9100' }, {})).toThrow(/--metrics-address 0\.0\.0\.0:9100: plaintext metrics only on a loopback address.*--tls-cert/);
+  });
+
+  it('allows metrics off loopback with TLS', () => {
+    const config = resolveConfig({ metricsAddress: '0.0.0.0:9100', tlsCert: '/c.pem', tlsKey: '/k.pem' }, {});
+    expect(config.metricsAddress).toEqual({ kind: 'tcp', host: '0.0.0.0', port: 9100 });
+  });
+
+  it('refuses a metrics address that is not HOST:PORT', () => {
+    expect(() => resolveConfig({ metricsAddress: 'unix:///run/m.sock' }, {})).toThrow(/--metrics-address "unix:\/\/\/run\/m\.sock": expected tcp:\/\/HOST:PORT/);
+    expect(() => resolveConfig({ metricsAddress: 'localhost' }, {})).toThrow(/expected tcp:\/\/HOST:PORT/);
+  });
+
+  it('takes the access log switch from its environment variable', () => {
+    expect(resolveConfig({}, { S3CS_ACCESS_LOG: 'true' }).accessLog).toBe(true);
+    expect(resolveConfig({}, {}).accessLog).toBe(false);
+  });
+
   it('gives addresses as objects, and describes them as given', () => {
     const config = resolveConfig({ address: ['unix:///run/a.sock', 'tcp://127.0.0.1:7000', 'tcp://[::1]:0'], insecure: true }, {});
     expect(config.addresses).toEqual([

@@ -12,6 +12,7 @@ import {
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { StoreError } from '../../errors.js';
 import { isMissing, meansUnreachable, translate, type BucketPlace } from './errors.js';
+import { countRequests } from './metrics.js';
 import type { S3StoreOptions } from './options.js';
 
 /** Sockets of one client; blob reads get a client (and sockets) of their own. */
@@ -24,7 +25,7 @@ const SOCKET_IDLE_TIMEOUT_MS = 60_000;
 
 export function createS3Client(options: S3StoreOptions): S3Client {
   const agentOptions = { keepAlive: true, maxSockets: MAX_SOCKETS };
-  return new S3Client({
+  const client = new S3Client({
     region: options.region,
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
     ...(options.credentials ? { credentials: options.credentials } : {}),
@@ -45,6 +46,8 @@ export function createS3Client(options: S3StoreOptions): S3Client {
       requestTimeout: SOCKET_IDLE_TIMEOUT_MS,
     }),
   });
+  countRequests(client);
+  return client;
 }
 
 type S3Command<Input extends ServiceInputTypes, Output extends ServiceOutputTypes> = $Command<

@@ -37,6 +37,7 @@ import { probeBucket, type ProbeTarget } from './probe.js';
 import { Reachability } from './reachability.js';
 import { S3Upload } from './upload.js';
 import type { UploadContext } from './upload-context.js';
+import { cacheLookups } from '../../metrics/registry.js';
 
 export class S3BlobStore implements BlobStore {
   readonly location: string;
@@ -79,6 +80,7 @@ export class S3BlobStore implements BlobStore {
     // Blobs never change once stored, so a positive answer can be reused; a miss never is,
     // since another writer may store the blob at any moment.
     const known = options.fresh ? undefined : this.stats.get(digest);
+    cacheLookups.inc({ cache: 'existence', result: known ? 'hit' : 'miss' });
     if (known) return known;
     const stat = await this.head(this.keys.blob(digest));
     if (stat) this.stats.set(digest, stat);

@@ -1,0 +1,92 @@
+import {
+  ResponderBuilder,
+  ServerInterceptingCall,
+  ServerListenerBuilder,
+  status as Status,
+  type Metadata,
+  type ServerInterceptor,
+} from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { grpcCalls, grpcCallSeconds, openStreams, receivedBytes, sentBytes } from '../metrics/registry.js';
+import { namespaceOf } from './context.js';
+import { isPiecewise } from './read-response.js';
+import { codeName } from './status.js';
+
+/**
+ * Every call, whatever its service, passes here: it is counted and timed by service, method and
+ * code, its content bytes are counted, and with the access log on it gets one line. Handlers
+ * stay free of this; the final status is seen as grpc-js sends it, or as the client cancels.
+ */
+export function observeCalls(logger: Logger, options: { accessLog: boolean }): ServerInterceptor {
+  return (method, call) => {
+    const [service = 'unknown', name = 'unknown'] = method.path.replace(/^\//, '').split('/');
+    const streaming = method.requestStream || method.responseStream;
+    const started = performance.now();
+    let ns = '';
+    let bytesIn = 0;
+    let bytesOut = 0;
+    let finished = false;
+    if (streaming) openStreams.inc();
+    const finish = (code: Status, details?: string) => {
+      if (finished) return;
+      finished = true;
+      if (streaming) openStreams.dec();
+      const seconds = (performance.now() - started) / 1000;
+      const codeText = codeName(code);
+      grpcCalls.inc({ service, method: name, code: codeText });
+      grpcCallSeconds.observe({ service, method: name }, seconds);
+      if (options.accessLog) {
+        logger.info(
+          { method: `${service}/${name}`, ns: ns || undefined, code: codeText, bytesIn, bytesOut, ms: Math.round(seconds * 10_000) / 10, ...(code !== Status.OK && details ? { details } : {}) },
+          'access',
+        );
+      }
+    };
+    return new ServerInterceptingCall(
+      call,
+      new ResponderBuilder()
+        .withStart((next) =>
+          next(
+            new ServerListenerBuilder()
+              .withOnReceiveMetadata((metadata, nextMetadata) => {
+                ns = namespaceIn(metadata);
+                nextMetadata(metadata);
+              })
+              .withOnReceiveMessage((message, nextMessage) => {
+                const n = contentBytes(message);
+                bytesIn += n;
+                if (n > 0) receivedBytes.inc(n);
+                nextMessage(message);
+              })
+              .withOnCancel(() => finish(Status.CANCELLED))
+              .build(),
+          ),
+        )
+        .withSendMessage((message, nextMessage) => {
+          const n = isPiecewise(message) ? message.pieces.reduce((sum, p) => sum + p.length, 0) : contentBytes(message);
+          bytesOut += n;
+          if (n > 0) sentBytes.inc(n);
+          nextMessage(message);
+        })
+        .withSendStatus((status, nextStatus) => {
+          finish(status.code ?? Status.UNKNOWN, status.details);
+          nextStatus(status);
+        })
+        .build(),
+    );
+  };
+}
+
+function namespaceIn(metadata: Metadata): string {
+  try {
+    return namespaceOf(metadata);
+  } catch {
+    return '';
+  }
+}
+
+/** The content bytes a Write request or Read response carries (other messages carry none). */
+function contentBytes(message: unknown): number {
+  const data = (message as { data?: unknown } | null)?.data;
+  return data instanceof Uint8Array ? data.length : 0;
+}

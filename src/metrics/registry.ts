@@ -1,0 +1,146 @@
+import type { StoreUsage } from '../blobstore/types.js';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * The daemon's Prometheus metrics, one registry for the process. Modules count into these
+ * directly (a counter costs a map lookup); levels that belong to a running daemon (live
+ * ingests, buffer in use) are read when scraped from the sources the daemon registers.
+ */
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry });
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+export const grpcCalls = new Counter({
+  name: 's3cs_grpc_calls_total',
+  help: 'gRPC calls finished, by service, method and status code.',
+  labelNames: ['service', 'method', 'code'] as const,
+  registers: [registry],
+});
+
+export const grpcCallSeconds = new Histogram({
+  name: 's3cs_grpc_call_duration_seconds',
+  help: 'Time from a gRPC call starting to its status being sent, by service and method.',
+  labelNames: ['service', 'method'] as const,
+  buckets: LATENCY_BUCKETS,
+  registers: [registry],
+});
+
+export const receivedBytes = new Counter({
+  name: 's3cs_received_bytes_total',
+  help: 'Content bytes received from clients in Write streams.',
+  registers: [registry],
+});
+
+export const sentBytes = new Counter({
+  name: 's3cs_sent_bytes_total',
+  help: 'Content bytes sent to clients in Read streams.',
+  registers: [registry],
+});
+
+export const openStreams = new Gauge({
+  name: 's3cs_streams_open',
+  help: 'gRPC streaming calls (Write, Read, List, ListStatuses) open now.',
+  registers: [registry],
+});
+
+export const s3Requests = new Counter({
+  name: 's3cs_s3_requests_total',
+  help: 'Requests sent to S3 (each attempt), by operation and outcome (ok, missing, error, unanswered).',
+  labelNames: ['operation', 'outcome'] as const,
+  registers: [registry],
+});
+
+export const s3RequestSeconds = new Histogram({
+  name: 's3cs_s3_request_duration_seconds',
+  help: 'Time of one S3 request attempt until its response head, by operation.',
+  labelNames: ['operation'] as const,
+  buckets: LATENCY_BUCKETS,
+  registers: [registry],
+});
+
+export const cacheLookups = new Counter({
+  name: 's3cs_cache_lookups_total',
+  help: 'Lookups in the daemon\'s caches, by cache (existence: blob sizes; holds: namespace holds and labels) and result (hit, miss).',
+  labelNames: ['cache', 'result'] as const,
+  registers: [registry],
+});
+
+export const touchRefreshes = new Counter({
+  name: 's3cs_touch_refreshes_total',
+  help: 'Blob refreshes (a blob older than --touch-refresh copied onto itself so lifecycle rules keep it), by outcome: refreshed, fresh (young enough, left), missing, failed, dropped (queue full).',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});
+
+export const sweepRuns = new Counter({
+  name: 's3cs_sweep_runs_total',
+  help: 'Runs of the sweep that expires abandoned ingests and orphaned uploads.',
+  registers: [registry],
+});
+
+export const sweepRemoved = new Counter({
+  name: 's3cs_sweep_removed_total',
+  help: 'What the ingest sweep removed: expired ingests and uploads no ingest owns.',
+  registers: [registry],
+});
+
+export const gcRuns = new Counter({
+  name: 's3cs_gc_runs_total',
+  help: 'Garbage collection runs, by mode (delete, dry-run) and outcome (ok, error).',
+  labelNames: ['mode', 'outcome'] as const,
+  registers: [registry],
+});
+
+export const gcReclaimedBlobs = new Counter({
+  name: 's3cs_gc_reclaimed_blobs_total',
+  help: 'Blobs the collector deleted.',
+  registers: [registry],
+});
+
+export const gcReclaimedBytes = new Counter({
+  name: 's3cs_gc_reclaimed_bytes_total',
+  help: 'Bytes of the blobs the collector deleted.',
+  registers: [registry],
+});
+
+export const gcExpiredLeases = new Counter({
+  name: 's3cs_gc_expired_leases_removed_total',
+  help: 'Expired leases the collector removed.',
+  registers: [registry],
+});
+
+/** Levels a running daemon reports; summed over the daemons of the process (tests run several). */
+export interface Levels {
+  liveIngests(): number;
+  usage(): StoreUsage;
+  touchQueued(): number;
+}
+
+const levels = new Set<Levels>();
+
+/** Registers a daemon's levels until the returned function is called. */
+export function reportLevels(source: Levels): () => void {
+  levels.add(source);
+  return () => levels.delete(source);
+}
+
+function levelGauge(name: string, help: string, read: (l: Levels) => number): void {
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      let sum = 0;
+      for (const l of levels) sum += read(l);
+      this.set(sum);
+    },
+  });
+}
+
+levelGauge('s3cs_ingests_live', 'Ingests this process holds (with or without a stream).', (l) => l.liveIngests());
+levelGauge('s3cs_upload_buffer_bytes', 'Bytes of upload parts held in memory now.', (l) => l.usage().uploadBuffer.inUse);
+levelGauge('s3cs_upload_buffer_limit_bytes', 'The most bytes of upload parts held in memory (--max-buffer).', (l) => l.usage().uploadBuffer.limit);
+levelGauge('s3cs_read_ahead_bytes', 'Bytes of blob reads fetched ahead of their clients now.', (l) => l.usage().readAhead.inUse);
+levelGauge('s3cs_read_ahead_limit_bytes', 'The most bytes of blob reads fetched ahead of their clients.', (l) => l.usage().readAhead.limit);
+levelGauge('s3cs_touch_queue_length', 'Blob refreshes waiting in the touch queue.', (l) => l.touchQueued());
