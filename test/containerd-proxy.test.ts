@@ -21,7 +21,7 @@ if (unavailable) console.warn(`containerd-proxy tests skipped: ${unavailable}`);
 describe.skipIf(unavailable !== undefined)('containerd with the daemon as its content store (--default-namespace)', () => {
   let d: TestDaemon;
   let containerd: RunningContainerd;
-  const dir = tempDir('s3cs-ctrd-data-');
+  let dir: string;
 
   /** `ctr content ingest` through `socket`, the bytes from a file as a user would pipe them. */
   const ingest = (socket: string, namespace: string, ref: string, data: Buffer) =>
@@ -45,13 +45,14 @@ describe.skipIf(unavailable !== undefined)('containerd with the daemon as its co
   const listed = async () => (await containerd.ctr('content', 'ls', '-q')).toString().split('\n').filter(Boolean);
 
   beforeAll(async () => {
+    dir = tempDir('s3cs-ctrd-data-');
     d = await startDaemon({ flags: { defaultNamespace: DEFAULT_NS } });
     containerd = await startContainerd({ contentProxy: d.socket });
   });
   afterAll(async () => {
     await containerd?.stop();
     await d?.stop();
-    await rm(dir, { recursive: true, force: true });
+    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('ingests into blobs/<digest> in the bucket, byte for byte, held by the default namespace', async () => {

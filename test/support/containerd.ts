@@ -1,5 +1,5 @@
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { openSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -82,6 +82,8 @@ export async function startContainerd(options: { contentProxy?: string } = {}): 
     await until(
       async () => {
         if (gone) throw new Error('containerd exited');
+        // ctr waits a while for a socket that is not there yet: ask only once it is
+        if (!existsSync(socket)) return false;
         return ctr('version').then(
           () => true,
           () => false,
