@@ -3,6 +3,7 @@ import { ConfigError } from './config/error.js';
 import { FILE_ONLY_KEYS, readConfigFile } from './config/file.js';
 import { SETTINGS, type SettingName, type SettingSpec, type Flags } from './config/settings.js';
 import { formatAddress, isLoopback, parseAddress, parseBool, parseDuration, parsePositiveInt, parseSize, type Address } from './config/values.js';
+import { isValidNamespace } from './namespaces.js';
 
 /**
  * Settings of `serve`: each comes from its flag, else its environment variable, else the config
@@ -33,6 +34,8 @@ export interface Config {
   /** Keep a saveable hash of every multi-part ingest, so one survives the daemon's crash. */
   crashResume: boolean;
   bucketNamespace: string;
+  /** Calls without a namespace are served as this one (containerd's proxy content plugin). */
+  defaultNamespace: string | undefined;
   logLevel: string;
   shutdownTimeoutMs: number;
   socketMode: number;
@@ -116,6 +119,7 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     gcGraceMs: parseDuration(str('gcGrace'), 'gc-grace'),
     crashResume: !parseBool(str('noCrashResume'), 'no-crash-resume'),
     bucketNamespace: str('bucketNamespace'),
+    defaultNamespace: raw('defaultNamespace') || undefined,
     logLevel,
     shutdownTimeoutMs: parseDuration(str('shutdownTimeout'), 'shutdown-timeout'),
     socketMode: parseInt(socketMode, 8),
@@ -131,6 +135,7 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
   // Daemons remember for up to 10 minutes that a blob exists; a grace shorter than that could
   // let one answer for bytes the collector took.
   if (config.gcGraceMs < MIN_GC_GRACE_MS) throw new ConfigError(`--gc-grace: must be at least 10m, got ${str('gcGrace')}`);
+  checkDefaultNamespace(config);
   addresses.forEach((parsed, i) => {
     if (parsed.kind !== 'tcp' || config.tls) return;
     if (!config.insecure) {
@@ -210,6 +215,21 @@ function metricsAddress(given: string | undefined, tls: boolean): Config['metric
     throw new ConfigError(`--metrics-address ${given}: plaintext metrics only on a loopback address (127.0.0.0/8, ::1, localhost); give --tls-cert and --tls-key for HTTPS`);
   }
   return parsed;
+}
+
+/**
+ * The default namespace sees only what it holds, the bucket namespace everything: one name
+ * cannot do both.
+ */
+function checkDefaultNamespace(config: Config): void {
+  const ns = config.defaultNamespace;
+  if (ns === undefined) return;
+  if (!isValidNamespace(ns)) {
+    throw new ConfigError(`--default-namespace: ${JSON.stringify(ns)} is not a namespace (letters, digits and inner ".", "_" or "-", at most 76)`);
+  }
+  if (ns === config.bucketNamespace) {
+    throw new ConfigError(`--default-namespace: ${JSON.stringify(ns)} is the --bucket-namespace, which lists every blob in the store; give another name`);
+  }
 }
 
 /** The daemon's records must never land among BuildKit's keys, nor BuildKit's among ours. */

@@ -4,8 +4,12 @@ import { invalidArgument } from './errors.js';
 const NAMESPACE = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
 const MAX_NAMESPACE = 76;
 
+export function isValidNamespace(ns: string): boolean {
+  return ns.length <= MAX_NAMESPACE && NAMESPACE.test(ns);
+}
+
 export function validateNamespace(ns: string): string {
-  if (ns.length > MAX_NAMESPACE || !NAMESPACE.test(ns)) {
+  if (!isValidNamespace(ns)) {
     const shown = JSON.stringify(ns.length > 100 ? `${ns.slice(0, 100)}…` : ns);
     throw invalidArgument(`namespace ${shown}: invalid (letters, digits and inner ".", "_" or "-", at most 76)`);
   }

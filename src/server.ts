@@ -12,6 +12,7 @@ import { ScannedReferences } from './gc/references.js';
 import { collectorSourcesFor } from './gc/sources.js';
 import { ContentStore } from './content/store.js';
 import { contentHandlers } from './grpc/content.js';
+import { namespaces } from './grpc/context.js';
 import { StreamLimit } from './grpc/stream-limit.js';
 import { Health } from './grpc/health.js';
 import { leaseHandlers } from './grpc/leases.js';
@@ -84,6 +85,7 @@ export class Daemon {
       logger,
       hashes,
       bucketNamespace: config.bucketNamespace || undefined,
+      heldOnlyNamespace: config.defaultNamespace,
       ingestExpiryMs: config.ingestExpiryMs,
       orphanUploadGraceMs: config.orphanUploadGraceMs,
       crashResume: config.crashResume,
@@ -96,11 +98,10 @@ export class Daemon {
       'containerd.services.leases.v1.Leases',
       's3cs.records.v1.CacheRecords',
     ]);
-    server.addService(content.containerd.services.content.v1.Content.service, contentHandlers(contentStore, leaseStore, logger, {
-      limit: new StreamLimit(config.maxStreams),
-      idleMs: config.streamIdleTimeoutMs,
-    }));
-    server.addService(leases.containerd.services.leases.v1.Leases.service, leaseHandlers(leaseStore, logger));
+    const namespaceOf = namespaces(config.defaultNamespace);
+    const streams = { limit: new StreamLimit(config.maxStreams), idleMs: config.streamIdleTimeoutMs };
+    server.addService(content.containerd.services.content.v1.Content.service, contentHandlers(contentStore, leaseStore, logger, streams, namespaceOf));
+    server.addService(leases.containerd.services.leases.v1.Leases.service, leaseHandlers(leaseStore, logger, namespaceOf));
     server.addService(records.s3cs.records.v1.CacheRecords.service, recordHandlers(recordStore, logger));
     server.addService(healthProto.grpc.health.v1.Health.service, health.handlers());
     addReflection(server);

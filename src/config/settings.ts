@@ -122,6 +122,12 @@ export const SETTINGS = {
     default: 'bucket',
     help: 'the namespace whose List shows every blob in the store, BuildKit-written ones included',
   },
+  defaultNamespace: {
+    flag: 'default-namespace',
+    env: ['S3CS_DEFAULT_NAMESPACE'],
+    default: undefined,
+    help: 'serve calls that carry no namespace as this one, which sees only the blobs it holds (containerd\'s proxy content plugin); unset, such calls are refused',
+  },
   logLevel: { flag: 'log-level', env: ['S3CS_LOG_LEVEL'], default: 'info', help: 'trace, debug, info, warn, error or fatal' },
   shutdownTimeout: {
     flag: 'shutdown-timeout',

@@ -10,21 +10,35 @@ import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import type { ContentInfo, References } from './types.js';
 import { Instant, now } from '../clock.js';
 
+/** Namespaces that see the store otherwise than by their holds (see ContentStoreOptions). */
+export interface NamespaceViews {
+  /** Its List shows every blob in the store. */
+  bucketNamespace: string | undefined;
+  /** It sees only the blobs it holds. */
+  heldOnlyNamespace: string | undefined;
+}
+
 /**
  * Committed blobs as a namespace sees them: Info, Update, List, Delete and Read. Bytes are
- * shared by digest, so any namespace can Info and Read a blob that exists; labels and
- * listings come from the namespace's membership records (its holds). Delete drops the
- * namespace's hold and never the bytes: the collector reclaims those once nothing needs them.
+ * shared by digest, so any namespace but the held-only one can Info and Read a blob that
+ * exists; labels and listings come from the namespace's membership records (its holds).
+ * Delete drops the namespace's hold and never the bytes: the collector reclaims those once
+ * nothing needs them.
  */
 export class CommittedContent {
+  private readonly bucketNamespace: string | undefined;
+  private readonly heldOnlyNamespace: string | undefined;
+
   constructor(
     private readonly blobs: BlobStore,
     private readonly memberships: Memberships,
     private readonly guard: ReclaimGuard,
     private readonly references: References,
-    /** The namespace whose List shows every blob in the store (see ContentStoreOptions). */
-    private readonly bucketNamespace: string | undefined,
-  ) {}
+    views: NamespaceViews,
+  ) {
+    this.bucketNamespace = views.bucketNamespace;
+    this.heldOnlyNamespace = views.heldOnlyNamespace;
+  }
 
   async info(ns: string, digest: string): Promise<ContentInfo> {
     validateNamespace(ns);
@@ -39,6 +53,13 @@ export class CommittedContent {
    * they read like any shared blob).
    */
   private async lookup(ns: string, digest: string, needRecord = true): Promise<{ stat: BlobStat; record: ContentRecord | undefined }> {
+    if (ns === this.heldOnlyNamespace) {
+      // containerd's sharing takes what Info finds without writing it: a blob this namespace
+      // does not hold must not be found, so that containerd writes it and so holds it.
+      const [stat, record] = await Promise.all([this.blobs.statBlob(digest), this.memberships.read(ns, digest)]);
+      if (!stat || !record) throw notFound(`content ${digest}: not found`);
+      return { stat, record };
+    }
     const [stat, held, deleted] = await Promise.all([
       this.blobs.statBlob(digest),
       // a Read needs the hold only to tell a deletion apart from a later hold
@@ -119,6 +140,14 @@ export class CommittedContent {
       throw failedPrecondition(
         `content ${d}: namespace ${JSON.stringify(ns)} lists every blob in the store and holds none; delete from a namespace that holds it (the collector reclaims what nothing needs)`,
       );
+    }
+    if (ns === this.heldOnlyNamespace) {
+      // containerd's collector deletes what it just listed and stops at the first error: the
+      // hold is read from the bucket, not from a cache another daemon's writes may have
+      // outdated. No deletion mark: without a hold, this namespace sees nothing anyway.
+      if (!(await this.memberships.read(ns, d, { fresh: true }))) throw notFound(`content ${d}: not found`);
+      await this.memberships.remove(ns, d);
+      return;
     }
     const record = await this.memberships.read(ns, d);
     if (!record) throw notFound(`content ${d}: not found`);

@@ -40,10 +40,11 @@ export class Memberships {
 
   constructor(private readonly docs: Documents) {}
 
-  async read(ns: string, digest: string): Promise<ContentRecord | undefined> {
+  /** `fresh` asks the bucket even when a recent answer is cached. */
+  async read(ns: string, digest: string, options: { fresh?: boolean } = {}): Promise<ContentRecord | undefined> {
     const key = memberKey(ns, digest);
-    const cached = this.records.get(key);
-    cacheLookups.inc({ cache: 'holds', result: cached ? 'hit' : 'miss' });
+    const cached = options.fresh ? undefined : this.records.get(key);
+    if (!options.fresh) cacheLookups.inc({ cache: 'holds', result: cached ? 'hit' : 'miss' });
     if (cached) return cached.value;
     const value = await this.docs.read<ContentRecord>(docKeys.content(ns, digest));
     this.records.set(key, { value });

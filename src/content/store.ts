@@ -27,6 +27,14 @@ interface ContentStoreOptions {
    * (those BuildKit's own s3 cache wrote). Every other namespace lists only what it holds.
    */
   bucketNamespace?: string | undefined;
+  /**
+   * The namespace that sees only the blobs it holds: there Info, Read and Update of a blob it
+   * does not hold are NotFound, though the bytes are stored. containerd, using the daemon as
+   * its content backend, asks Info before writing and takes a blob it finds without writing,
+   * which would leave it no hold here; so it writes, and the COMMIT that answers AlreadyExists
+   * records its hold (see CommittedContent).
+   */
+  heldOnlyNamespace?: string | undefined;
   /** An ingest nobody has written to for this long is discarded, with its stored bytes. */
   ingestExpiryMs?: number | undefined;
   /** An upload in the staging area no ingest owns is discarded once this old. */
@@ -45,9 +53,9 @@ interface ContentStoreOptions {
 
 /**
  * containerd's content store semantics (namespaced metadata over shared, digest-addressed
- * blobs) on top of a BlobStore. Bytes are shared by digest: any namespace can Info and Read a
- * blob that exists, as containerd does with its shared policy; labels, listings and ingests
- * belong to one namespace.
+ * blobs) on top of a BlobStore. Bytes are shared by digest: any namespace (but the held-only
+ * one) can Info and Read a blob that exists, as containerd does with its shared policy;
+ * labels, listings and ingests belong to one namespace.
  */
 export class ContentStore {
   private readonly committed: CommittedContent;
@@ -69,7 +77,10 @@ export class ContentStore {
     const records = new IngestRecords(blobs, docs, memberships, logger);
     const live: LiveIngests = new Map();
     this.live = live;
-    this.committed = new CommittedContent(blobs, memberships, guard, references, options.bucketNamespace);
+    this.committed = new CommittedContent(blobs, memberships, guard, references, {
+      bucketNamespace: options.bucketNamespace,
+      heldOnlyNamespace: options.heldOnlyNamespace,
+    });
     this.ingests = new Ingests({
       blobs,
       memberships,

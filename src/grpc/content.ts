@@ -11,7 +11,7 @@ import type { Writer } from '../content/writer.js';
 import { invalidArgument } from '../errors.js';
 import type { LeaseStore } from '../leases/store.js';
 import { elapsed, requests, serverStream, unary } from './calls.js';
-import { leaseOf, namespaceOf } from './context.js';
+import { leaseOf, namespaces, type NamespaceOf } from './context.js';
 import { toTimestamp } from './proto.js';
 import type { PiecewiseReadResponse } from './read-response.js';
 import { codeName, toServiceError } from './status.js';
@@ -28,7 +28,13 @@ export interface StreamRules {
   idleMs: number;
 }
 
-export function contentHandlers(store: ContentStore, leases: LeaseStore, logger: Logger, streams: StreamRules): ContentHandlers {
+export function contentHandlers(
+  store: ContentStore,
+  leases: LeaseStore,
+  logger: Logger,
+  streams: StreamRules,
+  namespaceOf: NamespaceOf = namespaces(undefined),
+): ContentHandlers {
   return {
     Info: unary(logger, 'Info', async (req, call) => ({
       info: toInfo(await store.info(namespaceOf(call.metadata), req.digest)),
@@ -74,7 +80,7 @@ export function contentHandlers(store: ContentStore, leases: LeaseStore, logger:
       return {};
     }),
 
-    Write: (call) => void write(store, leases, logger, streams, call),
+    Write: (call) => void write(store, leases, logger, streams, namespaceOf, call),
   };
 }
 
@@ -87,6 +93,7 @@ async function write(
   leases: LeaseStore,
   logger: Logger,
   streams: StreamRules,
+  namespaceOf: NamespaceOf,
   call: ServerDuplexStream<WriteContentRequest__Output, WriteContentResponse>,
 ): Promise<void> {
   const started = performance.now();

@@ -4,11 +4,11 @@ import type { Lease as LeaseMessage } from '../generated/containerd/services/lea
 import { invalidArgument } from '../errors.js';
 import type { Lease, LeaseStore } from '../leases/store.js';
 import { unary } from './calls.js';
-import { namespaceOf } from './context.js';
+import { namespaces, type NamespaceOf } from './context.js';
 import { toTimestamp } from './proto.js';
 
 /** Translates containerd's Leases service to and from the domain's LeaseStore. */
-export function leaseHandlers(store: LeaseStore, logger: Logger): LeasesHandlers {
+export function leaseHandlers(store: LeaseStore, logger: Logger, namespaceOf: NamespaceOf = namespaces(undefined)): LeasesHandlers {
   return {
     Create: unary(logger, 'Leases.Create', async (req, call) => ({
       lease: toLease(await store.create(namespaceOf(call.metadata), req.id, req.labels ?? {})),

@@ -38,7 +38,19 @@ describe('resolveConfig', () => {
     expect(() => resolveConfig({}, { S3CS_NO_CRASH_RESUME: 'sometimes' })).toThrow('--no-crash-resume');
   });
 
+  it('serves calls without a namespace in none unless --default-namespace, S3CS_DEFAULT_NAMESPACE or the config file names one', () => {
+    expect(resolveConfig({}, {}).defaultNamespace).toBeUndefined();
+    expect(resolveConfig({ defaultNamespace: 'from-flag' }, {}).defaultNamespace).toBe('from-flag');
+    expect(resolveConfig({}, { S3CS_DEFAULT_NAMESPACE: 'from-env' }).defaultNamespace).toBe('from-env');
+    const file = join(tempDir('s3cs-config-'), 'config.json');
+    writeFileSync(file, JSON.stringify({ 'default-namespace': 'from-file' }));
+    expect(resolveConfig({ config: file }, {}).defaultNamespace).toBe('from-file');
+  });
+
   it.each([
+    [{ defaultNamespace: 'not a name' }, '--default-namespace'],
+    [{ defaultNamespace: 'bucket' }, '--default-namespace'],
+    [{ defaultNamespace: 'all', bucketNamespace: 'all' }, '--default-namespace'],
     [{ bucket: 'b' }, '--region'],
     [{ bucket: 'b', region: 'r', touchRefresh: '1 day' }, '--touch-refresh'],
     [{ bucket: 'b', region: 'r', uploadParallelism: '0' }, '--upload-parallelism'],
