@@ -81,7 +81,7 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     if (typeof flag === 'boolean') return String(flag);
     if (Array.isArray(flag)) return flag.join(',');
     if (flag !== undefined) return flag;
-    for (const e of spec.env) if (env[e] !== undefined && env[e] !== '') return env[e];
+    for (const e of spec.env) if (env[e] !== undefined && (env[e] !== '' || spec.emptyIsValue)) return env[e];
     if (file[spec.flag] !== undefined) return file[spec.flag];
     return spec.default;
   };

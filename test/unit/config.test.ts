@@ -78,6 +78,11 @@ describe('resolveConfig hands out parsed values', () => {
     expect(resolveConfig({ bucket: 'b', region: 'r', ...prefixes }, {}).s3).toMatchObject(prefixes);
   });
 
+  it('takes an empty S3CS_BLOBS_PREFIX or S3CS_MANIFESTS_PREFIX as the empty prefix, not as unset', () => {
+    const env = { S3CS_BUCKET: 'b', AWS_REGION: 'r', S3CS_BLOBS_PREFIX: '', S3CS_MANIFESTS_PREFIX: '' };
+    expect(resolveConfig({}, env).s3).toMatchObject({ blobsPrefix: '', manifestsPrefix: '' });
+  });
+
   it('gives the S3 store its options, every field set', () => {
     const config = resolveConfig({ bucket: 'b', endpointUrl: 'http://127.0.0.1:9000', prefix: 'p/', partSize: '16MiB', s3MaxAttempts: '5' }, {});
     const options: S3StoreOptions | undefined = config.s3;
