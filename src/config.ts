@@ -1,4 +1,5 @@
 import type { S3StoreOptions } from './blobstore/s3/options.js';
+import { couldBeginDigest } from './digest.js';
 import { ConfigError } from './config/error.js';
 import { FILE_ONLY_KEYS, readConfigFile } from './config/file.js';
 import { SETTINGS, type SettingName, type SettingSpec, type Flags } from './config/settings.js';
@@ -87,7 +88,7 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     if (typeof flag === 'boolean') return String(flag);
     if (Array.isArray(flag)) return flag.join(',');
     if (flag !== undefined) return flag;
-    for (const e of spec.env) if (env[e] !== undefined && env[e] !== '') return env[e];
+    for (const e of spec.env) if (env[e] !== undefined && (env[e] !== '' || spec.emptyIsValue)) return env[e];
     if (file[spec.flag] !== undefined) return file[spec.flag];
     return spec.default;
   };
@@ -232,18 +233,28 @@ function checkDefaultNamespace(config: Config): void {
   }
 }
 
-/** The daemon's records must never land among BuildKit's keys, nor BuildKit's among ours. */
+/**
+ * BuildKit accepts any blobs and manifests prefixes, equal, nested or empty ones included, and
+ * so does the daemon (keys.ts tells blobs from records). Its own metadata prefix is the one
+ * thing to keep apart: BuildKit's keys must never fall under it, nor may a blob's key.
+ */
 function checkPrefixes(s3: S3StoreOptions): void {
-  const named: [string, string][] = [
+  const metadata = s3.metadataPrefix;
+  if (metadata === '') throw new ConfigError('--metadata-prefix: must not be empty');
+  for (const [name, value] of [
     ['blobs-prefix', s3.blobsPrefix],
     ['manifests-prefix', s3.manifestsPrefix],
-    ['metadata-prefix', s3.metadataPrefix],
-  ];
-  for (const [name, value] of named) if (value === '') throw new ConfigError(`--${name}: must not be empty`);
-  for (const [a, av] of named) {
-    for (const [b, bv] of named) {
-      if (a !== b && av.startsWith(bv)) throw new ConfigError(`--${a} ${JSON.stringify(av)} lies inside --${b} ${JSON.stringify(bv)}`);
+  ] as const) {
+    if (value.startsWith(metadata)) {
+      throw new ConfigError(
+        `--${name} ${JSON.stringify(value)} lies inside --metadata-prefix ${JSON.stringify(metadata)}, where the daemon keeps its own records; choose another --metadata-prefix`,
+      );
     }
+  }
+  if (metadata.startsWith(s3.blobsPrefix) && couldBeginDigest(metadata.slice(s3.blobsPrefix.length))) {
+    throw new ConfigError(
+      `--metadata-prefix ${JSON.stringify(metadata)}: blob keys (--blobs-prefix ${JSON.stringify(s3.blobsPrefix)} and a digest) could fall under it; choose one that no digest begins with`,
+    );
   }
 }
 

@@ -45,6 +45,16 @@ export function isValidDigest(input: string): boolean {
   }
 }
 
+/** Whether some digest begins with `text`: a key prefix that a blob's key could fall under. */
+export function couldBeginDigest(text: string): boolean {
+  return Object.entries(ALGORITHMS).some(([algorithm, { hexLength }]) => {
+    const head = `${algorithm}:`;
+    if (text.length <= head.length) return head.startsWith(text);
+    const hex = text.slice(head.length);
+    return text.startsWith(head) && hex.length <= hexLength && /^[0-9a-f]*$/.test(hex);
+  });
+}
+
 export function newHasher(algorithm = 'sha256'): Hash {
   const spec = ALGORITHMS[algorithm];
   if (!spec) throw invalidArgument(`unsupported digest algorithm ${JSON.stringify(algorithm)}`);

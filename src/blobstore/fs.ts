@@ -14,6 +14,7 @@ import type {
   Checkpoint,
   PendingUpload,
   RecordEntry,
+  RecordPage,
   Upload,
   UploadHandle,
   UploadOptions,
@@ -131,6 +132,9 @@ export class FsBlobStore implements BlobStore {
     return join(this.recordsDir, encodeURIComponent(name));
   }
 
+  /** Records have a directory of their own here, whatever the bucket's prefixes: no name is ambiguous. */
+  checkRecordName(): void {}
+
   async getRecord(name: string): Promise<{ body: Buffer; lastModified: Date } | undefined> {
     try {
       const path = this.recordPath(name);
@@ -159,7 +163,7 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async listRecords(prefix: string, startAfter: string, limit: number): Promise<{ entries: RecordEntry[]; truncated: boolean }> {
+  async listRecords(prefix: string, startAfter: string, limit: number): Promise<RecordPage> {
     const names = (await readdir(this.recordsDir))
       .map((file) => decodeURIComponent(file))
       .filter((name) => name.startsWith(prefix) && name > startAfter)
@@ -170,7 +174,7 @@ export class FsBlobStore implements BlobStore {
       const st = await stat(this.recordPath(name)).catch(() => undefined);
       if (st) entries.push({ name, size: st.size, lastModified: st.mtime });
     }
-    return { entries, truncated: names.length > limit };
+    return { entries, next: names.length > limit ? page.at(-1) : undefined };
   }
 
   async getDoc(key: string): Promise<Buffer | undefined> {

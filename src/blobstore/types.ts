@@ -20,6 +20,15 @@ export interface RecordEntry {
   readonly lastModified: Date;
 }
 
+export interface RecordPage {
+  readonly entries: RecordEntry[];
+  /**
+   * Where the next page starts (after this name); absent on the last page. A page may hold fewer
+   * entries than asked for, even none, where records share their prefix with other keys.
+   */
+  readonly next?: string | undefined;
+}
+
 export interface BlobStore {
   /** Where data lives, for logs and error messages; never contains a secret. */
   readonly location: string;
@@ -40,6 +49,7 @@ export interface BlobStore {
    * past it: the collector's deletes must land while writers still wait for them.
    */
   deleteBlob(digest: string, options?: { deadline?: number }): Promise<void>;
+  /** Every stored blob; never a record or a document of the daemon's, whatever the prefixes share. */
   listBlobs(): AsyncIterable<BlobEntry>;
 
   /**
@@ -58,13 +68,22 @@ export interface BlobStore {
   /** Refreshes a blob's last-modified in place, so bucket lifecycle rules keep blobs in use. */
   touchBlob(digest: string, size: number): Promise<void>;
 
+  /**
+   * InvalidArgument when the store's layout would read a record of this name as something else
+   * (a blob, or its own metadata), as can happen where the prefixes are shared or nested. The
+   * record methods refuse such a name too.
+   */
+  checkRecordName(name: string): void;
   /** BuildKit's cache records: `<prefix><manifests_prefix><name>`, raw bytes. */
   getRecord(name: string): Promise<{ body: Buffer; lastModified: Date } | undefined>;
   putRecord(name: string, body: Buffer): Promise<void>;
   /** False when there was nothing to delete. */
   deleteRecord(name: string): Promise<boolean>;
-  /** Records whose name starts with `prefix`, after `startAfter`, at most `limit`, in name order. */
-  listRecords(prefix: string, startAfter: string, limit: number): Promise<{ entries: RecordEntry[]; truncated: boolean }>;
+  /**
+   * Records whose name starts with `prefix`, after `startAfter`, at most `limit`, in name order;
+   * never a blob or a document of the daemon's, whatever the prefixes share.
+   */
+  listRecords(prefix: string, startAfter: string, limit: number): Promise<RecordPage>;
 
   getDoc(key: string): Promise<Buffer | undefined>;
   putDoc(key: string, body: Buffer): Promise<void>;

@@ -5,6 +5,8 @@ export interface SettingSpec {
   help: string;
   multiple?: boolean;
   boolean?: boolean;
+  /** An empty environment variable gives the empty value rather than counting as unset (BuildKit's empty prefixes). */
+  emptyIsValue?: boolean;
 }
 
 /** The one table of settings; README's configuration table is written from it. */
@@ -39,8 +41,20 @@ export const SETTINGS = {
     boolean: true,
   },
   prefix: { flag: 'prefix', env: ['S3CS_PREFIX'], default: '', help: 'prepended to every key, as BuildKit\'s prefix' },
-  blobsPrefix: { flag: 'blobs-prefix', env: ['S3CS_BLOBS_PREFIX'], default: 'blobs/', help: 'blob keys: <prefix><blobs-prefix><digest>' },
-  manifestsPrefix: { flag: 'manifests-prefix', env: ['S3CS_MANIFESTS_PREFIX'], default: 'manifests/', help: 'cache record keys: <prefix><manifests-prefix><name>' },
+  blobsPrefix: {
+    flag: 'blobs-prefix',
+    env: ['S3CS_BLOBS_PREFIX'],
+    default: 'blobs/',
+    help: 'blob keys: <prefix><blobs-prefix><digest>; may be empty, or equal to or nested with --manifests-prefix',
+    emptyIsValue: true,
+  },
+  manifestsPrefix: {
+    flag: 'manifests-prefix',
+    env: ['S3CS_MANIFESTS_PREFIX'],
+    default: 'manifests/',
+    help: 'cache record keys: <prefix><manifests-prefix><name>; may be empty, or equal to or nested with --blobs-prefix',
+    emptyIsValue: true,
+  },
   metadataPrefix: {
     flag: 'metadata-prefix',
     env: ['S3CS_METADATA_PREFIX'],

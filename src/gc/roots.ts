@@ -112,8 +112,8 @@ async function forEachRecord(blobs: BlobStore, since: number, visit: (name: stri
       },
       { concurrency: CONCURRENCY },
     );
-    const last = page.entries.at(-1);
-    if (!page.truncated || !last) return;
-    startAfter = last.name;
+    // a page may be short, even empty, where records share their prefix with blobs
+    if (page.next === undefined) return;
+    startAfter = page.next;
   }
 }

@@ -60,7 +60,7 @@ export class RecordStore {
 
   async get(given: string): Promise<CacheRecord> {
     const name = given || DEFAULT_NAME;
-    validateRecordName(name);
+    this.checkName(name);
     const found = await this.blobs.getRecord(name);
     if (!found) throw notFound(`cache record ${JSON.stringify(name)}: not found`);
     this.touch.schedule(layerBlobs(found.body));
@@ -74,7 +74,7 @@ export class RecordStore {
     if (config.length > MAX_CONFIG_BYTES) {
       throw invalidArgument(`cache config of ${config.length} bytes is larger than the ${MAX_CONFIG_BYTES} allowed`);
     }
-    unique.forEach(validateRecordName);
+    unique.forEach((name) => this.checkName(name));
     if (conditions.ifAbsent && conditions.expectedPrevious) {
       throw invalidArgument('if_absent and expected_previous_digest exclude each other');
     }
@@ -131,17 +131,22 @@ export class RecordStore {
       startAfter = Buffer.from(pageToken, 'base64url').toString('utf8');
       if (!startAfter.startsWith(prefix)) throw invalidArgument('page token does not belong to this prefix');
     }
-    const { entries, truncated } = await this.blobs.listRecords(prefix, startAfter, limit);
-    const last = entries.at(-1);
-    return { entries, nextPageToken: truncated && last ? Buffer.from(last.name).toString('base64url') : '' };
+    const { entries, next } = await this.blobs.listRecords(prefix, startAfter, limit);
+    return { entries, nextPageToken: next === undefined ? '' : Buffer.from(next).toString('base64url') };
   }
 
   async delete(given: string): Promise<void> {
     const name = given || DEFAULT_NAME;
-    validateRecordName(name);
+    this.checkName(name);
     await this.withLocks([name], async () => {
       if (!(await this.blobs.deleteRecord(name))) throw notFound(`cache record ${JSON.stringify(name)}: not found`);
     });
+  }
+
+  /** Refused before anything is read or written: a bad name, or one this bucket layout makes ambiguous. */
+  private checkName(name: string): void {
+    validateRecordName(name);
+    this.blobs.checkRecordName(name);
   }
 
   private async requirePresent(blobs: readonly string[], names: readonly string[]): Promise<void> {

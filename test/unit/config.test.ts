@@ -55,7 +55,10 @@ describe('resolveConfig', () => {
     [{ bucket: 'b', region: 'r', touchRefresh: '1 day' }, '--touch-refresh'],
     [{ bucket: 'b', region: 'r', uploadParallelism: '0' }, '--upload-parallelism'],
     [{ bucket: 'b', region: 'r', partSize: '1MiB' }, '--part-size'],
-    [{ bucket: 'b', region: 'r', metadataPrefix: 'blobs/meta/' }, '--metadata-prefix'],
+    [{ bucket: 'b', region: 'r', metadataPrefix: '' }, '--metadata-prefix'],
+    [{ bucket: 'b', region: 'r', blobsPrefix: 's3cs/' }, '--metadata-prefix'],
+    [{ bucket: 'b', region: 'r', manifestsPrefix: 's3cs/records/' }, '--metadata-prefix'],
+    [{ bucket: 'b', region: 'r', blobsPrefix: '', metadataPrefix: 'sha256:0' }, '--metadata-prefix'],
     [{ bucket: 'b', endpointUrl: 'ftp://x' }, '--endpoint-url'],
     [{ address: ['tcp://nohost'] }, '--address'],
     [{ address: ['unix://relative.sock'] }, '--address'],
@@ -103,6 +106,21 @@ describe('resolveConfig hands out parsed values', () => {
       { kind: 'tcp', host: '[::1]', port: 0 },
     ]);
     expect(describeConfig(config).addresses).toEqual(['unix:///run/a.sock', 'tcp://127.0.0.1:7000', 'tcp://[::1]:0']);
+  });
+
+  it.each([
+    ['equal blobs and manifests prefixes', { blobsPrefix: 'cache/app/', manifestsPrefix: 'cache/app/' }],
+    ['manifests inside blobs', { blobsPrefix: 'cache/', manifestsPrefix: 'cache/manifests/' }],
+    ['blobs inside manifests', { blobsPrefix: 'cache/blobs/', manifestsPrefix: 'cache/' }],
+    ['empty blobs and manifests prefixes', { blobsPrefix: '', manifestsPrefix: '' }],
+    ['the metadata prefix inside the blobs prefix', { blobsPrefix: 'cache/', metadataPrefix: 'cache/s3cs/' }],
+  ])('accepts %s, as BuildKit does', (_, prefixes) => {
+    expect(resolveConfig({ bucket: 'b', region: 'r', ...prefixes }, {}).s3).toMatchObject(prefixes);
+  });
+
+  it('takes an empty S3CS_BLOBS_PREFIX or S3CS_MANIFESTS_PREFIX as the empty prefix, not as unset', () => {
+    const env = { S3CS_BUCKET: 'b', AWS_REGION: 'r', S3CS_BLOBS_PREFIX: '', S3CS_MANIFESTS_PREFIX: '' };
+    expect(resolveConfig({}, env).s3).toMatchObject({ blobsPrefix: '', manifestsPrefix: '' });
   });
 
   it('gives the S3 store its options, every field set', () => {

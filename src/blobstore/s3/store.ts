@@ -9,7 +9,6 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { LRUCache } from 'lru-cache';
-import { isValidDigest } from '../../digest.js';
 import { notFound, unavailable } from '../../errors.js';
 import { ByteBudget } from '../budget.js';
 import { PartBuffers } from '../part-buffers.js';
@@ -21,6 +20,7 @@ import type {
   CheckResult,
   PendingUpload,
   RecordEntry,
+  RecordPage,
   StoreUsage,
   Upload,
   UploadHandle,
@@ -38,6 +38,11 @@ import { Reachability } from './reachability.js';
 import { S3Upload } from './upload.js';
 import type { UploadContext } from './upload-context.js';
 import { cacheLookups } from '../../metrics/registry.js';
+
+/** Keys one LIST request answers with, at most (S3's own limit). */
+const LIST_PAGE = 1000;
+/** LIST requests one page of records may take to read past keys that are not records. */
+const MAX_RECORD_LIST_PAGES = 10;
 
 export class S3BlobStore implements BlobStore {
   readonly location: string;
@@ -139,11 +144,12 @@ export class S3BlobStore implements BlobStore {
   }
 
   async *listBlobs(): AsyncIterable<BlobEntry> {
-    for await (const obj of this.listKeys(this.keys.blob(''))) {
-      const digest = this.keys.digestOf(obj.key);
-      // BuildKit's layout has nothing else here, but a bucket is shared space: skip strays.
-      if (!isValidDigest(digest)) continue;
-      yield { digest, size: obj.size, lastModified: obj.lastModified };
+    // No digest holds a "/": keys below a further "/" (the daemon's documents, records in
+    // folders, nested prefixes) are left unlisted rather than read and skipped one by one.
+    for await (const obj of this.listKeys(this.keys.blobListPrefix(), '/')) {
+      // records may share the prefix, and a bucket is shared space: only digests are blobs
+      const digest = this.keys.digestOfKey(obj.key);
+      if (digest !== undefined) yield { digest, size: obj.size, lastModified: obj.lastModified };
     }
   }
 
@@ -154,7 +160,7 @@ export class S3BlobStore implements BlobStore {
   async *listUploads(): AsyncIterable<PendingUpload> {
     for (const [prefix, staging] of [
       [this.keys.staging(''), true],
-      [this.keys.blob(''), false],
+      [this.keys.blobListPrefix(), false],
     ] as const) {
       // The SDK has no paginator for ListMultipartUploads (it pages on two markers at once).
       let keyMarker: string | undefined;
@@ -170,6 +176,8 @@ export class S3BlobStore implements BlobStore {
         );
         for (const u of out.Uploads ?? []) {
           if (!u.Key || !u.UploadId) continue;
+          // under shared prefixes, records' and staging uploads show here too: only a blob's are this list's
+          if (!staging && this.keys.digestOfKey(u.Key) === undefined) continue;
           yield { handle: { key: u.Key, uploadId: u.UploadId }, startedAt: u.Initiated ?? new Date(0), staging };
         }
         const more = Boolean(out.IsTruncated) && out.NextKeyMarker !== undefined;
@@ -194,6 +202,10 @@ export class S3BlobStore implements BlobStore {
     await copyObject(this.s3, key, key, size, { 'updated-at': new Date().toISOString() });
   }
 
+  checkRecordName(name: string): void {
+    this.keys.record(name);
+  }
+
   async getRecord(name: string): Promise<{ body: Buffer; lastModified: Date } | undefined> {
     return this.getSmall(this.keys.record(name));
   }
@@ -209,21 +221,33 @@ export class S3BlobStore implements BlobStore {
     return true;
   }
 
-  async listRecords(prefix: string, startAfter: string, limit: number): Promise<{ entries: RecordEntry[]; truncated: boolean }> {
-    const base = this.keys.record('');
-    const out = await this.s3.send(
-      new ListObjectsV2Command({
-        Bucket: this.s3.name,
-        Prefix: base + prefix,
-        ...(startAfter ? { StartAfter: base + startAfter } : {}),
-        MaxKeys: limit,
-      }),
-      `LIST ${base + prefix}`,
-    );
-    const entries = (out.Contents ?? [])
-      .filter((o) => o.Key !== undefined)
-      .map((o) => ({ name: o.Key!.slice(base.length), size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0) }));
-    return { entries, truncated: Boolean(out.IsTruncated) };
+  async listRecords(prefix: string, startAfter: string, limit: number): Promise<RecordPage> {
+    const base = this.keys.recordListPrefix();
+    const entries: RecordEntry[] = [];
+    let after = startAfter;
+    // Under shared prefixes blobs and documents lie among the records: reading past them is
+    // bounded per call, and a page may then come back short, with where to go on.
+    for (let pages = 0; pages < MAX_RECORD_LIST_PAGES; pages++) {
+      const out = await this.s3.send(
+        new ListObjectsV2Command({
+          Bucket: this.s3.name,
+          Prefix: base + prefix,
+          ...(after ? { StartAfter: base + after } : {}),
+          MaxKeys: LIST_PAGE,
+        }),
+        `LIST ${base + prefix}`,
+      );
+      const contents = (out.Contents ?? []).filter((o) => o.Key !== undefined);
+      for (const [i, o] of contents.entries()) {
+        after = o.Key!.slice(base.length);
+        const name = this.keys.recordNameOf(o.Key!);
+        if (name === undefined) continue;
+        entries.push({ name, size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0) });
+        if (entries.length === limit) return { entries, next: i < contents.length - 1 || out.IsTruncated ? name : undefined };
+      }
+      if (!out.IsTruncated || contents.length === 0) return { entries };
+    }
+    return { entries, next: after };
   }
 
   async getDoc(key: string): Promise<Buffer | undefined> {
@@ -255,9 +279,10 @@ export class S3BlobStore implements BlobStore {
     for await (const obj of this.listKeys(base + prefix)) yield obj.key.slice(base.length);
   }
 
-  private async *listKeys(prefix: string): AsyncIterable<{ key: string; size: number; lastModified: Date }> {
+  private async *listKeys(prefix: string, delimiter?: string): AsyncIterable<{ key: string; size: number; lastModified: Date }> {
     try {
-      for await (const page of paginateListObjectsV2({ client: this.s3.client }, { Bucket: this.s3.name, Prefix: prefix })) {
+      const input = { Bucket: this.s3.name, Prefix: prefix, ...(delimiter ? { Delimiter: delimiter } : {}) };
+      for await (const page of paginateListObjectsV2({ client: this.s3.client }, input)) {
         for (const obj of page.Contents ?? []) {
           if (obj.Key === undefined) continue;
           yield { key: obj.Key, size: obj.Size ?? 0, lastModified: obj.LastModified ?? new Date(0) };

@@ -237,7 +237,7 @@ export class S3Upload implements Upload {
     // An upload straight to a blob key (started for an expected digest) can only become that blob.
     if (!this.key.startsWith(this.context.keys.staging('')) && this.key !== finalKey) {
       await this.abort();
-      throw failedPrecondition(`ingest was started for ${this.context.keys.digestOf(this.key)} but its content is ${digest}`);
+      throw failedPrecondition(`ingest was started for ${this.context.keys.digestOfKey(this.key) ?? this.key} but its content is ${digest}`);
     }
     if (this.buffered > 0) {
       this.shortPart = this.nextPart;
