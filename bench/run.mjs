@@ -96,12 +96,18 @@ async function pass(delayMs) {
       if (daemon !== shared) await daemon.stop();
     },
   };
-  if (want('ingest')) await ingestCases(p);
-  if (want('read') || want('seqread') || want('proxyread')) await readCases(p);
-  if (want('small')) await smallCases(p);
+  // how long each group took, to keep the bench's time in view
+  const group = async (cases, fn) => {
+    const t = performance.now();
+    await fn(p);
+    log(`  (${cases}: ${((performance.now() - t) / 1000).toFixed(0)} s)`);
+  };
+  if (want('ingest')) await group('ingest', ingestCases);
+  if (want('read') || want('seqread') || want('proxyread')) await group('reads', readCases);
+  if (want('small')) await group('small', smallCases);
   await shared?.stop();
-  if (want('rss')) await rssCases(p);
-  if (want('ctr')) await ctrCases(p);
+  if (want('rss')) await group('rss', rssCases);
+  if (want('ctr')) await group('ctr', ctrCases);
 
   if (s3.external) {
     cleanups.splice(cleanups.indexOf(emptyBucket), 1);
