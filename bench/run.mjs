@@ -33,11 +33,15 @@ async function cleanUp() {
   for (const c of cleanups.splice(0).reverse()) await Promise.resolve().then(c).catch(() => undefined);
 }
 // A case that fails must not leave Swift, containerd or a daemon running.
+let failing;
 async function exitAfterCleanUp(err) {
   log(`bench failed: ${err?.stack ?? err}`);
-  await cleanUp();
-  rmSync(work, { recursive: true, force: true });
-  process.exit(1);
+  // a second failure while cleaning up waits for the first clean-up instead of exiting under it
+  failing ??= cleanUp().then(() => {
+    rmSync(work, { recursive: true, force: true });
+    process.exit(1);
+  });
+  await failing;
 }
 process.on('uncaughtException', exitAfterCleanUp);
 process.on('unhandledRejection', exitAfterCleanUp);
