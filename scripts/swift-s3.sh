@@ -10,10 +10,15 @@
 # PORT+1..PORT+3 are Swift's account/container/object servers and PORT+4 memcached.
 # Credentials: SWIFT_S3_ACCESS_KEY (default test:tester, i.e. account:user) / SWIFT_S3_SECRET_KEY
 # (default testing).
+# SWIFT_S3_DELAY_MS (default 0) at start: every S3 request waits this many milliseconds in the proxy
+# before it is served (scripts/swift_s3_delay.py), as a remote S3's latency; concurrent requests wait
+# side by side. It is read when the proxy starts: stop and start again to change it.
 set -euo pipefail
 
 # Debian's interpreter: the swift module is installed for it, not for a pyenv or venv python3.
 PY=/usr/bin/python3
+# where swift_s3_delay.py is, for the proxy to import
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 need_root() { if [ "$(id -u)" -ne 0 ]; then echo sudo; fi; }
 
@@ -65,7 +70,7 @@ log_level = WARNING
 log_address = /nonexistent
 
 [pipeline:main]
-pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk s3api tempauth copy slo dlo proxy-logging proxy-server
+pipeline = catch_errors gatekeeper healthcheck s3delay proxy-logging cache listing_formats bulk s3api tempauth copy slo dlo proxy-logging proxy-server
 
 [app:proxy-server]
 use = egg:swift#proxy
@@ -94,6 +99,8 @@ memcache_servers = 127.0.0.1:$((port + 4))
 
 [filter:healthcheck]
 use = egg:swift#healthcheck
+[filter:s3delay]
+paste.filter_factory = swift_s3_delay:filter_factory
 [filter:listing_formats]
 use = egg:swift#listing_formats
 [filter:catch_errors]
@@ -176,15 +183,25 @@ start() { # DIR [PORT]
   [ -n "$port" ] || [ -f "$dir/etc/port" ] || port=$(free_port_base)
   [ -f "$dir/etc/proxy-server.conf" ] || configure "$dir" "$port" "$access" "$secret"
   port=$(cat "$dir/etc/port")
+  local delay=${SWIFT_S3_DELAY_MS:-0}
+  if ! [[ $delay =~ ^[0-9]+([.][0-9]+)?$ ]]; then
+    echo "swift-s3: SWIFT_S3_DELAY_MS must be a number of milliseconds, got '$delay'" >&2
+    return 2
+  fi
+  if [ "$delay" != 0 ] && ! grep -q '^\[filter:s3delay\]' "$dir/etc/proxy-server.conf"; then
+    echo "swift-s3: $dir was configured before SWIFT_S3_DELAY_MS existed; start a new directory for a delay" >&2
+    return 2
+  fi
   spawn "$dir" memcached memcached -l 127.0.0.1 -p $((port + 4)) -U 0 -m 64 -u "$(id -un)"
   local kind
   for kind in account container object proxy; do
     # swift.conf is read from /etc/swift unless the process is pointed at our directory first.
-    spawn "$dir" $kind "$PY" -c '
+    spawn "$dir" $kind env SWIFT_S3_DELAY_MS="$delay" "$PY" -c '
 import sys
 from swift.common import utils, wsgi
+sys.path.insert(0, sys.argv[4])
 utils.set_swift_dir(sys.argv[1])
-sys.exit(wsgi.run_wsgi(sys.argv[2], sys.argv[3], verbose=False))' "$dir/etc" "$dir/etc/$kind-server.conf" "$kind-server"
+sys.exit(wsgi.run_wsgi(sys.argv[2], sys.argv[3], verbose=False))' "$dir/etc" "$dir/etc/$kind-server.conf" "$kind-server" "$HERE"
   done
   local i
   for i in $(seq 1 150); do
@@ -219,5 +236,5 @@ case ${1:-} in
   install) install ;;
   start) start "${2:?usage: swift-s3.sh start DIR [PORT]}" "${3:-}" ;;
   stop) stop "${2:?usage: swift-s3.sh stop DIR}" ;;
-  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,15p' "$0" >&2; exit 2 ;;
 esac

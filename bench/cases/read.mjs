@@ -1,0 +1,82 @@
+// Reads of a stored blob: one Read, sequential 1 MiB Reads, and containerd's proxy ReaderAt
+// pattern (1 MiB and 32 KiB calls), each against one GetObject of the whole object.
+import { MiB, RUNS, want } from '../config.mjs';
+import { ingest, readAll, readThroughReaderAt } from '../client.mjs';
+import { median, timed } from '../cpu.mjs';
+import { blob } from '../data.mjs';
+import { countsSince } from '../requests.mjs';
+
+const log = (...a) => process.stderr.write(`${a.join(' ')}\n`);
+const mbps = (bytes, ms) => bytes / 1e6 / (ms / 1000);
+
+/** Stores `b` through a daemon and, as `key`, through the raw client. */
+async function store(p, name, b, key) {
+  const d = await p.caseDaemon(`${name}-source`);
+  await ingest(d.client, name, b.chunks, b.size, b.digest);
+  await p.raw.upload(key, b);
+  await p.doneWith(d);
+}
+
+/**
+ * RUNS runs a side: `read(daemon)` against one GetObject of `key`, both reading `size` bytes;
+ * the S3 requests of a whole read counted on each side (the last run's).
+ */
+async function compare(p, { daemonName, name, size, key, target, factor, read, what }) {
+  log(name);
+  const d = await p.caseDaemon(daemonName);
+  const dr = [], rr = [];
+  let daemonCounts, rawCounts;
+  for (let i = 0; i < RUNS; i++) {
+    const before = await d.s3Requests();
+    dr.push(await timed(async () => {
+      const bytes = await read(d);
+      if (bytes !== size) throw new Error(`${name}: read ${bytes} bytes of ${size}`);
+    }));
+    daemonCounts = countsSince(before, await d.s3Requests());
+    const { result, counts } = await p.raw.requests.record(() => timed(() => p.raw.get(key)));
+    rr.push(result);
+    rawCounts = counts;
+  }
+  const dm = dr.map((r) => mbps(size, r.ms)), rm = rr.map((r) => mbps(size, r.ms));
+  p.row({
+    name, unit: 'MB/s', daemon: median(dm), raw: median(rm), target, met: median(dm) >= factor * median(rm), cpu: { daemon: dr, raw: rr },
+    trips: { what, daemon: daemonCounts, raw: rawCounts },
+  });
+  await p.doneWith(d);
+}
+
+export async function readCases(p) {
+  const { size, smallReadAtSize } = p.plan;
+  const whole = blob(300, size);
+  await store(p, 'read', whole, 'raw/read-source');
+  if (want('read')) {
+    await compare(p, {
+      daemonName: 'read', name: `read ${p.mib(size)} in one Read vs GetObject`, size, key: 'raw/read-source', target: '>= 0.85x', factor: 0.85,
+      read: (d) => readAll(d.client, whole.digest), what: 'one whole read',
+    });
+  }
+  if (want('seqread')) {
+    await compare(p, {
+      daemonName: 'seqread', name: `read ${p.mib(size)} as 1 MiB sequential Reads (each to its end) vs GetObject`, size, key: 'raw/read-source', target: '>= 0.7x', factor: 0.7,
+      read: async (d) => {
+        let bytes = 0;
+        for (let off = 0; off < size; off += MiB) bytes += await readAll(d.client, whole.digest, off, MiB);
+        return bytes;
+      },
+      what: `the ${Math.ceil(size / MiB)} Reads of the blob`,
+    });
+  }
+  if (!want('proxyread')) return;
+  await compare(p, {
+    daemonName: 'proxyread', name: `read ${p.mib(size)} as containerd's proxy ReaderAt, 1 MiB ReadAt calls, vs GetObject`, size, key: 'raw/read-source', target: '>= 0.7x', factor: 0.7,
+    read: (d) => readThroughReaderAt(d.client, whole.digest, MiB), what: `Info and the ${Math.ceil(size / MiB)} Reads`,
+  });
+  // a Read call per 32 KiB: a smaller blob keeps the number of calls, and the bench's time, in bounds
+  const part = blob(301, smallReadAtSize);
+  await store(p, 'proxyread-32k', part, 'raw/proxyread-32k');
+  await compare(p, {
+    daemonName: 'proxyread-32k', name: `read ${p.mib(smallReadAtSize)} as containerd's proxy ReaderAt, 32 KiB ReadAt calls, vs GetObject`, size: smallReadAtSize,
+    key: 'raw/proxyread-32k', target: '>= 0.7x', factor: 0.7,
+    read: (d) => readThroughReaderAt(d.client, part.digest, 32 * 1024), what: `Info and the ${Math.ceil(smallReadAtSize / (32 * 1024))} Reads`,
+  });
+}
