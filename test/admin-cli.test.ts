@@ -11,7 +11,7 @@ import type { NamespacesClient } from '../src/generated/containerd/services/name
 import type { ListNamespacesResponse__Output } from '../src/generated/containerd/services/namespaces/v1/ListNamespacesResponse.js';
 import { runCli, type CliResult } from './support/admin.js';
 import { cacheConfig } from './support/buildkit.js';
-import { call, failure, ns, randomBlob, startDaemon, tempDir, WriteSession, writeBlob, type TestDaemon } from './support/harness.js';
+import { call, failure, ns, putObject, randomBlob, startDaemon, tempDir, WriteSession, writeBlob, type TestDaemon } from './support/harness.js';
 import { makePki } from './support/pki.js';
 import { credentials } from '@grpc/grpc-js';
 
@@ -141,6 +141,18 @@ describe('the admin CLI against a running daemon', () => {
       expect(r.stdoutBytes.equals(blob)).toBe(true);
     });
 
+    it('get checks the digest of the bytes it received: bytes changed in the bucket fail it, and --output leaves no file', async () => {
+      const blob = randomBlob(3_000_000);
+      await writeBlob(d.content(), 'corrupt', blob, { metadata: ns('corrupt') });
+      const changed = Buffer.from(blob);
+      changed[2_000_000]! ^= 0xff;
+      await putObject(d.bucket!, `blobs/${digestOf(blob)}`, changed);
+      const out = join(dir, 'corrupt.out');
+      const line = expectFailure(await admin(['content', 'get', digestOf(blob), '-n', 'corrupt', '-o', out]), 1);
+      expect(line).toContain(`the bytes received have the digest ${digestOf(changed)}, not ${digestOf(blob)}`);
+      expect(readdirSync(dir).filter((f) => f.includes('corrupt.out'))).toEqual([]);
+    });
+
     it('get of a digest the namespace does not have fails with NotFound and makes no file', async () => {
       const missing = digestOf(randomBlob(10));
       const out = join(dir, 'never');
@@ -181,9 +193,9 @@ describe('the admin CLI against a running daemon', () => {
       const layer = randomBlob(1000);
       await writeBlob(d.content(), 'record-layer', layer);
       const config = cacheConfig([layer]);
-      const put = await admin(['records', 'put', 'cli-a', 'cli-b', '--json'], { input: config });
+      const put = await admin(['records', 'put', 'cli-a', 'cli-b', 'other-c', '--json'], { input: config });
       expect(put.status).toBe(0);
-      expect(JSON.parse(put.stdout)).toEqual({ names: ['cli-a', 'cli-b'], digest: digestOf(config), size: config.length });
+      expect(JSON.parse(put.stdout)).toEqual({ names: ['cli-a', 'cli-b', 'other-c'], digest: digestOf(config), size: config.length });
 
       const ls = await admin(['records', 'ls', 'cli-', '--json']);
       expect((JSON.parse(ls.stdout) as { name: string; size: number }[]).map((r) => [r.name, r.size])).toEqual([
