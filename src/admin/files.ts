@@ -50,7 +50,7 @@ export async function openOutput(path: string): Promise<Output> {
  * Regroups a byte stream into chunks of `size` (the last one shorter): stdin gives a pipe's
  * 64 KiB at a time, and a WRITE message per 64 KiB would cost a round of answers each.
  */
-export async function* rechunk(source: AsyncIterable<Buffer | string>, size: number): AsyncGenerator<Buffer> {
+export async function* rechunk(source: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, size: number): AsyncGenerator<Buffer> {
   let parts: Buffer[] = [];
   let held = 0;
   for await (const piece of source) {
