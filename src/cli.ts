@@ -28,7 +28,8 @@ Usage:
   ${NAME} --version           print the version
   ${NAME} <command> --help    help on a command
 
-Admin commands, against a running daemon (--address, --tls-ca, --tls-cert, --tls-key, --json):
+Admin commands, against a running daemon (--address, --tls-ca, --tls-cert, --tls-key; a
+table, or JSON with --json); ${NAME} <group> --help lists a group's commands:
 ${adminSummary(NAME)}
 
 AWS credentials come from this process's environment (the AWS SDK default chain) or, as

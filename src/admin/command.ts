@@ -30,9 +30,14 @@ export function isAdminCommand(word: string): boolean {
   return GROUPS.has(word);
 }
 
+/** The admin commands by group, one line each, for the CLI's main help. */
 export function adminSummary(prefix: string): string {
-  const width = Math.max(...ADMIN_COMMANDS.map((c) => `${c.name} ${c.usage}`.length));
-  return ADMIN_COMMANDS.map((c) => `  ${prefix} ${`${c.name} ${c.usage}`.padEnd(width)}  ${c.summary}`).join('\n');
+  const groups = new Map<string, string[]>();
+  for (const c of ADMIN_COMMANDS) {
+    const [group, sub] = c.name.split(' ') as [string, string | undefined];
+    groups.set(group, [...(groups.get(group) ?? []), ...(sub ? [sub] : [])]);
+  }
+  return [...groups].map(([group, subs]) => `  ${prefix} ${group}${subs.length ? ` ${subs.join('|')}` : ''}`).join('\n');
 }
 
 function optionsOf(spec: CommandSpec): OptionName[] {

@@ -22,5 +22,5 @@ async function list(ctx: AdminContext): Promise<void> {
 }
 
 export const NAMESPACE_COMMANDS: CommandSpec[] = [
-  { name: 'namespaces ls', usage: '[FILTER]', summary: 'list the namespaces that hold something', options: [], args: [0, 1], run: list },
+  { name: 'namespaces ls', usage: '[FILTER]', summary: 'list the namespaces (containerd\'s Namespaces service)', options: [], args: [0, 1], run: list },
 ];
