@@ -20,7 +20,7 @@ const LOADER_OPTIONS: Options = {
 // src/grpc and dist/grpc both sit two levels below the package root.
 const PROTO_DIR = fileURLToPath(new URL('../../proto', import.meta.url));
 
-export function load<T>(file: string): T {
+function load<T>(file: string): T {
   const definition = loadSync(file, { ...LOADER_OPTIONS, includeDirs: [PROTO_DIR] });
   return loadPackageDefinition(definition) as GrpcObject as unknown as T;
 }
