@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { ConfigError, describeConfig, resolveConfig, SETTINGS, type Config, type Flags } from './config.js';
 import type { SettingName, SettingSpec } from './config/settings.js';
 import { ProbeError } from './blobstore/probe-error.js';
+import { adminSummary, isAdminCommand, runAdmin } from './admin/command.js';
 import { collectOnce } from './gc/command.js';
 import { readListenerFiles } from './listeners.js';
 import { Daemon, openBlobStore } from './server.js';
@@ -26,6 +27,10 @@ Usage:
   ${NAME} gc [--delete] [options]  collect garbage: blobs nothing references (dry run unless --delete)
   ${NAME} --version           print the version
   ${NAME} <command> --help    help on a command
+
+Admin commands, against a running daemon (--address, --tls-ca, --tls-cert, --tls-key; a
+table, or JSON with --json); ${NAME} <group> --help lists a group's commands:
+${adminSummary(NAME)}
 
 AWS credentials come from this process's environment (the AWS SDK default chain) or, as
 static keys, from the daemon's own --config file (access-key-id, secret-access-key,
@@ -210,6 +215,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'serve') return serve(rest);
   if (command === 'check') return check(rest);
   if (command === 'gc') return gc(rest);
+  if (isAdminCommand(command)) return runAdmin(NAME, argv, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }, process.env);
   process.stderr.write(`${NAME}: unknown command ${JSON.stringify(command)}\n\n${MAIN_HELP}`);
   return 2;
 }

@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
 import { pino } from 'pino';
@@ -10,19 +9,7 @@ import { readListenerFiles } from '../src/listeners.js';
 import { Daemon } from '../src/server.js';
 import type { HealthClient } from '../src/generated/grpc/health/v1/Health.js';
 import { call, failure, quietLogger, tempDir } from './support/harness.js';
-
-/** A throw-away CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl. */
-function makePki(dir: string) {
-  const ssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=s3cs test CA']);
-  for (const [name, ext] of [['server', 'subjectAltName=IP:127.0.0.1'], ['client', 'extendedKeyUsage=clientAuth']] as const) {
-    ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
-    writeFileSync(join(dir, `${name}.ext`), `${ext}\n`);
-    ssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', `${name}.ext`]);
-  }
-  const file = (n: string) => join(dir, n);
-  return { ca: file('ca.pem'), cert: file('server.pem'), key: file('server.key'), clientCert: file('client.pem'), clientKey: file('client.key') };
-}
+import { makePki } from './support/pki.js';
 
 function health(address: string, creds: ChannelCredentials): HealthClient {
   const Health = protos().health.grpc.health.v1.Health as never as new (a: string, c: ChannelCredentials) => HealthClient;

@@ -1,0 +1,82 @@
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { digestOf } from '../src/digest.js';
+import { runCli, runCliInPty, screenLines } from './support/admin.js';
+import { randomBlob, startDaemon, tempDir, type TestDaemon } from './support/harness.js';
+
+const hasScript = spawnSync('sh', ['-c', 'command -v script']).status === 0;
+
+async function fileDigest(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+/** The progress lines a terminal showed: label, bar, percentage, bytes, rate and ETA. */
+const PROGRESS = /^(put|get) \S+\s+(\d+)% [\d.]+ (B|KiB|MiB) \/ 64\.0 MiB [\d.]+ (B|KiB|MiB|GiB)\/s ETA (\S+)$/;
+
+describe('admin CLI transfers', () => {
+  let d: TestDaemon;
+  let address: string;
+  const dir = tempDir('s3cs-admin-transfer-');
+  const big = join(dir, 'big');
+  let bigDigest: string;
+
+  beforeAll(async () => {
+    d = await startDaemon();
+    address = `unix://${d.socket}`;
+    writeFileSync(big, randomBlob(64 << 20));
+    bigDigest = await fileDigest(big);
+  });
+  afterAll(async () => d.stop());
+
+  it('round-trip a 64 MiB blob: put from a file, get to a file, the digests equal; no progress when stderr is not a terminal', { timeout: 300_000 }, async () => {
+    const put = await runCli(['content', 'put', big, '--address', address, '-n', 'big', '--json']);
+    expect(put.stderr).toBe('');
+    expect(put.status).toBe(0);
+    expect(JSON.parse(put.stdout)).toMatchObject({ digest: bigDigest, size: 64 << 20, alreadyStored: false });
+
+    const out = join(dir, 'big.out');
+    const get = await runCli(['content', 'get', bigDigest, '--address', address, '-n', 'big', '--output', out]);
+    expect(get.stderr).toBe('');
+    expect(get.status).toBe(0);
+    expect(await fileDigest(out)).toBe(bigDigest);
+  });
+
+  it.skipIf(!hasScript)('put and get show a progress bar with rate and ETA on a pseudo-terminal', { timeout: 300_000 }, async () => {
+    const put = await runCliInPty(['content', 'put', big, '--address', address, '-n', 'pty']);
+    expect(put.status).toBe(0);
+    const putLines = screenLines(put.output);
+    const putBars = putLines.map((l) => PROGRESS.exec(l)).filter((m) => m !== null);
+    expect(putBars.length).toBeGreaterThan(1);
+    expect(putBars.at(-1)![2]).toBe('100');
+    expect(putLines).toContain(`digest: ${bigDigest}`);
+
+    const out = join(dir, 'pty.out');
+    const get = await runCliInPty(['content', 'get', bigDigest, '--address', address, '-n', 'pty', '-o', out]);
+    expect(get.status).toBe(0);
+    const getBars = screenLines(get.output).filter((l) => l.startsWith('get ')).map((l) => PROGRESS.exec(l));
+    expect(getBars.length).toBeGreaterThan(1);
+    expect(getBars.every((m) => m !== null)).toBe(true);
+    expect(getBars.at(-1)![2]).toBe('100');
+    expect(await fileDigest(out)).toBe(bigDigest);
+  });
+
+  it('put from stdin streams with --size declared, and the daemon stores the digest put computed', async () => {
+    const blob = randomBlob(3 << 20);
+    const r = await runCli(['content', 'put', '-', '--address', address, '-n', 'stdin', '--size', String(blob.length), '--json'], { input: blob });
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ digest: digestOf(blob), size: blob.length });
+  });
+
+  it('put of stdin longer than --size fails in one line', async () => {
+    const blob = randomBlob(10_000);
+    const r = await runCli(['content', 'put', '--address', address, '-n', 'stdin', '--size', '9999'], { input: blob });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('9999');
+  });
+});
