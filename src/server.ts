@@ -15,8 +15,10 @@ import { contentHandlers } from './grpc/content.js';
 import { StreamLimit } from './grpc/stream-limit.js';
 import { Health } from './grpc/health.js';
 import { leaseHandlers } from './grpc/leases.js';
+import { namespaceHandlers } from './grpc/namespaces.js';
 import { protos } from './grpc/proto.js';
 import { LeaseStore } from './leases/store.js';
+import { NamespaceStore } from './namespaces/store.js';
 import { listen, readListenerFiles, type ListenerFiles } from './listeners.js';
 import { recordHandlers } from './grpc/records.js';
 import { RecordStore } from './records/store.js';
@@ -63,7 +65,7 @@ export class Daemon {
    */
   static async start(config: Config, logger: Logger, blobs?: BlobStore, files: ListenerFiles = readListenerFiles(config)): Promise<Daemon> {
     const store = blobs ?? (await openBlobStore(config, logger));
-    const { content, leases, health: healthProto, records } = protos();
+    const { content, leases, namespaces, health: healthProto, records } = protos();
     const server = new Server({
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
@@ -80,11 +82,13 @@ export class Daemon {
       crashResume: config.crashResume,
       references: new ScannedReferences(gcSources),
     });
+    const namespaceStore = new NamespaceStore(store, contentStore, config.bucketNamespace || undefined);
     const touch = new TouchRefresher(store, { refreshMs: config.touchRefreshMs, concurrency: 4, maxQueued: 10_000 }, logger);
     const recordStore = new RecordStore(store, touch, logger);
     const health = new Health([
       'containerd.services.content.v1.Content',
       'containerd.services.leases.v1.Leases',
+      'containerd.services.namespaces.v1.Namespaces',
       's3cs.records.v1.CacheRecords',
     ]);
     server.addService(content.containerd.services.content.v1.Content.service, contentHandlers(contentStore, leaseStore, logger, {
@@ -92,6 +96,7 @@ export class Daemon {
       idleMs: config.streamIdleTimeoutMs,
     }));
     server.addService(leases.containerd.services.leases.v1.Leases.service, leaseHandlers(leaseStore, logger));
+    server.addService(namespaces.containerd.services.namespaces.v1.Namespaces.service, namespaceHandlers(namespaceStore, logger));
     server.addService(records.s3cs.records.v1.CacheRecords.service, recordHandlers(recordStore, logger));
     server.addService(healthProto.grpc.health.v1.Health.service, health.handlers());
 

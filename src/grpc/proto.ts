@@ -3,6 +3,7 @@ import { loadPackageDefinition, type GrpcObject } from '@grpc/grpc-js';
 import { loadSync, type Options } from '@grpc/proto-loader';
 import type { ProtoGrpcType as ContentProto } from '../generated/content.js';
 import type { ProtoGrpcType as LeasesProto } from '../generated/leases.js';
+import type { ProtoGrpcType as NamespacesProto } from '../generated/namespace.js';
 import type { ProtoGrpcType as HealthProto } from '../generated/health.js';
 import type { ProtoGrpcType as RecordsProto } from '../generated/records.js';
 import type { ReadContentResponse } from '../generated/containerd/services/content/v1/ReadContentResponse.js';
@@ -25,7 +26,9 @@ function load<T>(file: string): T {
   return loadPackageDefinition(definition) as GrpcObject as unknown as T;
 }
 
-let cache: { content: ContentProto; leases: LeasesProto; health: HealthProto; records: RecordsProto } | undefined;
+let cache:
+  | { content: ContentProto; leases: LeasesProto; namespaces: NamespacesProto; health: HealthProto; records: RecordsProto }
+  | undefined;
 
 export function protos() {
   if (!cache) {
@@ -38,6 +41,7 @@ export function protos() {
     cache = {
       content,
       leases: load<LeasesProto>('containerd/services/leases/v1/leases.proto'),
+      namespaces: load<NamespacesProto>('containerd/services/namespaces/v1/namespace.proto'),
       health: load<HealthProto>('grpc/health/v1/health.proto'),
       records: load<RecordsProto>('s3cs/records/v1/records.proto'),
     };
