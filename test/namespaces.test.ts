@@ -206,6 +206,16 @@ describe('Namespaces on S3', () => {
     expect(await get('emptied')).toEqual({ name: 'emptied', labels: {} });
   });
 
+  it('starts a namespace deleted and written in again afresh: a blob it deleted before reads there as any stored blob', async () => {
+    const data = randomBlob(90);
+    const { digest } = await writeBlob(d.content(), 'afresh-1', data, { metadata: ns('afresh') });
+    await call(d.content(), 'Delete', { digest }, ns('afresh'));
+    expect((await failure(call(d.content(), 'Info', { digest }, ns('afresh')))).code).toBe(status.NOT_FOUND);
+    await call(client, 'Delete', { name: 'afresh' });
+    await call(client, 'Create', { namespace: { name: 'afresh' } });
+    expect(await call(d.content(), 'Info', { digest }, ns('afresh'))).toMatchObject({ info: { digest, size: 90 } });
+  });
+
   it('never deletes the bucket namespace, whose labels can be set without changing what it lists', async () => {
     const err = await failure(call(client, 'Delete', { name: 'bucket' }));
     expect(err.code).toBe(status.FAILED_PRECONDITION);

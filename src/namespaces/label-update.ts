@@ -20,7 +20,7 @@ export function updatedLabels(current: Labels, given: Labels, paths: readonly st
     } else if (path.startsWith(LABEL_PATH) && path.length > LABEL_PATH.length) {
       const key = path.slice(LABEL_PATH.length);
       const value = labelValue(given, key);
-      if (value === undefined || value === '') next.delete(key);
+      if (value === undefined) next.delete(key);
       else next.set(key, value);
     } else {
       throw invalidArgument(`cannot update ${JSON.stringify(path)} field of ${subject}: only "labels" and "labels.<key>" can be updated`);
