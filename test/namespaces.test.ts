@@ -58,7 +58,10 @@ describe('Namespaces on S3', () => {
   });
 
   it('lists namespaces in name order, the bucket namespace among them', async () => {
+    await call(client, 'Create', { namespace: { name: 'order-z', labels: { found: 'first' } } });
+    await call(d.leases(), 'Create', { id: 'marks-it' }, ns('order-a'));
     const listed = await names();
+    expect(listed).toEqual(expect.arrayContaining(['order-a', 'order-z']));
     expect(listed).toEqual([...listed].sort());
     expect(listed).toContain('bucket');
   });
