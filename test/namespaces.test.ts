@@ -6,6 +6,7 @@ import { resolveConfig } from '../src/config.js';
 import { scanRoots } from '../src/gc/roots.js';
 import { collectorSourcesFor } from '../src/gc/sources.js';
 import type { NamespacesClient } from '../src/generated/containerd/services/namespaces/v1/Namespaces.js';
+import type { CreateNamespaceResponse__Output } from '../src/generated/containerd/services/namespaces/v1/CreateNamespaceResponse.js';
 import type { GetNamespaceResponse__Output } from '../src/generated/containerd/services/namespaces/v1/GetNamespaceResponse.js';
 import type { ListNamespacesResponse__Output } from '../src/generated/containerd/services/namespaces/v1/ListNamespacesResponse.js';
 import type { UpdateNamespaceResponse__Output } from '../src/generated/containerd/services/namespaces/v1/UpdateNamespaceResponse.js';
@@ -44,7 +45,8 @@ describe('Namespaces on S3', () => {
   afterAll(async () => d?.stop());
 
   it('creates a namespace with its labels, which Get and List then show', async () => {
-    await call(client, 'Create', { namespace: { name: 'created', labels: { team: 'build' } } });
+    const created = await call<object, CreateNamespaceResponse__Output>(client, 'Create', { namespace: { name: 'created', labels: { team: 'build' } } });
+    expect(created.namespace).toEqual({ name: 'created', labels: { team: 'build' } });
     expect(await get('created')).toEqual({ name: 'created', labels: { team: 'build' } });
     const listed = (await call<object, ListNamespacesResponse__Output>(client, 'List', {})).namespaces;
     expect(listed.find((n) => n.name === 'created')).toEqual({ name: 'created', labels: { team: 'build' } });
