@@ -44,6 +44,10 @@ describe('Namespaces on S3', () => {
   });
   afterAll(async () => d?.stop());
 
+  it('is served, and reported SERVING by Health under its name', async () => {
+    expect(await call(d.health(), 'Check', { service: 'containerd.services.namespaces.v1.Namespaces' })).toEqual({ status: 'SERVING' });
+  });
+
   it('creates a namespace with its labels, which Get and List then show', async () => {
     const created = await call<object, CreateNamespaceResponse__Output>(client, 'Create', { namespace: { name: 'created', labels: { team: 'build' } } });
     expect(created.namespace).toEqual({ name: 'created', labels: { team: 'build' } });
