@@ -40,7 +40,7 @@ export async function removeRecords(docs: Documents, ns: string): Promise<void> 
     let exists = leaseExists.get(id);
     if (!exists) {
       exists = docs.read(docKeys.lease(ns, id)).then((lease) => lease !== undefined);
-      // one answer a lease: a namespace's orphans are few, and its live leases would have kept it
+      // asked once per lease; past the bound, asked again (orphans are few: a lease Delete cut short)
       if (leaseExists.size < 1_000) leaseExists.set(id, exists);
     }
     return !(await exists);

@@ -25,8 +25,8 @@ interface LabelsDocument {
   labels?: Labels;
 }
 
-/** Namespaces one List may answer with; containerd lists them all, which nothing here bounds. */
-export const MAX_LISTED_NAMESPACES = 10_000;
+/** The most namespaces one List gathers (containerd lists them all, unbounded). */
+const MAX_LISTED_NAMESPACES = 10_000;
 const LABEL_READS = 16;
 
 /**
