@@ -34,8 +34,9 @@ export const docKeys = {
   namespacesPrefix: () => 'v1/namespaces/',
   namespaceLabels: (ns: string) => `v1/namespace-labels/${ns}`,
   namespaceLabelsPrefix: () => 'v1/namespace-labels/',
-  /** Everything of one namespace but its marker and labels; its groups are the namespaces holding anything. */
+  /** Everything of one namespace but its marker and labels. */
   inNamespace: (ns: string) => `v1/ns/${ns}/`,
+  /** Below it, one group per namespace that has any document. */
   allNamespaces: () => 'v1/ns/',
   content: (ns: string, digest: string) => `v1/ns/${ns}/content/${digest}`,
   contentPrefix: (ns: string) => `v1/ns/${ns}/content/`,
