@@ -4,7 +4,7 @@ import { ConfigError } from './config/error.js';
 import { FILE_ONLY_KEYS, readConfigFile } from './config/file.js';
 import { SETTINGS, type SettingName, type SettingSpec, type Flags } from './config/settings.js';
 import { formatAddress, isLoopback, parseAddress, parseBool, parseDuration, parsePositiveInt, parseSize, type Address } from './config/values.js';
-import { isValidNamespace } from './namespaces.js';
+import { isNamespace } from './namespaces/names.js';
 
 /**
  * Settings of `serve`: each comes from its flag, else its environment variable, else the config
@@ -225,7 +225,7 @@ function metricsAddress(given: string | undefined, tls: boolean): Config['metric
 function checkDefaultNamespace(config: Config): void {
   const ns = config.defaultNamespace;
   if (ns === undefined) return;
-  if (!isValidNamespace(ns)) {
+  if (!isNamespace(ns)) {
     throw new ConfigError(`--default-namespace: ${JSON.stringify(ns)} is not a namespace (letters, digits and inner ".", "_" or "-", at most 76)`);
   }
   if (ns === config.bucketNamespace) {

@@ -16,8 +16,10 @@ import { namespaces } from './grpc/context.js';
 import { StreamLimit } from './grpc/stream-limit.js';
 import { Health } from './grpc/health.js';
 import { leaseHandlers } from './grpc/leases.js';
+import { namespaceHandlers } from './grpc/namespaces.js';
 import { protos } from './grpc/proto.js';
 import { LeaseStore } from './leases/store.js';
+import { NamespaceStore } from './namespaces/store.js';
 import { listen, readListenerFiles, type ListenerFiles } from './listeners.js';
 import { recordHandlers } from './grpc/records.js';
 import { RecordStore } from './records/store.js';
@@ -72,7 +74,7 @@ export class Daemon {
    */
   static async start(config: Config, logger: Logger, blobs?: BlobStore, files: ListenerFiles = readListenerFiles(config)): Promise<Daemon> {
     const store = blobs ?? (await openBlobStore(config, logger));
-    const { content, leases, health: healthProto, records } = protos();
+    const { content, leases, namespaces: namespacesProto, health: healthProto, records } = protos();
     const server = new Server({
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
@@ -91,17 +93,20 @@ export class Daemon {
       crashResume: config.crashResume,
       references: new ScannedReferences(gcSources),
     });
+    const namespaceStore = new NamespaceStore(store, contentStore, config.bucketNamespace || undefined);
     const touch = new TouchRefresher(store, { refreshMs: config.touchRefreshMs, concurrency: 4, maxQueued: 10_000 }, logger);
     const recordStore = new RecordStore(store, touch, logger);
     const health = new Health([
       'containerd.services.content.v1.Content',
       'containerd.services.leases.v1.Leases',
+      'containerd.services.namespaces.v1.Namespaces',
       's3cs.records.v1.CacheRecords',
     ]);
     const namespaceOf = namespaces(config.defaultNamespace);
     const streams = { limit: new StreamLimit(config.maxStreams), idleMs: config.streamIdleTimeoutMs };
     server.addService(content.containerd.services.content.v1.Content.service, contentHandlers(contentStore, leaseStore, logger, streams, namespaceOf));
     server.addService(leases.containerd.services.leases.v1.Leases.service, leaseHandlers(leaseStore, logger, namespaceOf));
+    server.addService(namespacesProto.containerd.services.namespaces.v1.Namespaces.service, namespaceHandlers(namespaceStore, logger));
     server.addService(records.s3cs.records.v1.CacheRecords.service, recordHandlers(recordStore, logger));
     server.addService(healthProto.grpc.health.v1.Health.service, health.handlers());
     addReflection(server);

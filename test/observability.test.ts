@@ -175,6 +175,7 @@ describe('server reflection', () => {
         expect.arrayContaining([
           'containerd.services.content.v1.Content',
           'containerd.services.leases.v1.Leases',
+          'containerd.services.namespaces.v1.Namespaces',
           's3cs.records.v1.CacheRecords',
           'grpc.health.v1.Health',
         ]),

@@ -1,14 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { credentials, loadPackageDefinition, Metadata, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import { credentials, Metadata, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
 import { ConfigError } from '../config.js';
 import { parseAddress } from '../config/values.js';
 import { protos } from '../grpc/proto.js';
 import type { ContentClient } from '../generated/containerd/services/content/v1/Content.js';
 import type { LeasesClient } from '../generated/containerd/services/leases/v1/Leases.js';
 import type { NamespacesClient } from '../generated/containerd/services/namespaces/v1/Namespaces.js';
-import type { ProtoGrpcType as NamespacesProto } from '../generated/namespace.js';
 import type { CacheRecordsClient } from '../generated/s3cs/records/v1/CacheRecords.js';
 import { AdminFailure, UsageError } from './failure.js';
 
@@ -83,7 +80,7 @@ export class Connection {
   }
 
   namespaces(): NamespacesClient {
-    return this.make(namespacesProto().containerd.services.namespaces.v1.Namespaces as never);
+    return this.make(protos().namespaces.containerd.services.namespaces.v1.Namespaces as never);
   }
 
   close(): void {
@@ -98,24 +95,6 @@ export class Connection {
     this.clients.push(client);
     return client;
   }
-}
-
-/**
- * containerd's Namespaces service, loaded with the options src/grpc/proto.ts uses. Loaded here
- * while the daemon itself serves no Namespaces service; once protos() loads it, use that instead.
- */
-function namespacesProto(): NamespacesProto {
-  // src/admin and dist/admin both sit two levels below the package root.
-  const includeDirs = [fileURLToPath(new URL('../../proto', import.meta.url))];
-  const definition = loadSync('containerd/services/namespaces/v1/namespace.proto', {
-    keepCase: true,
-    longs: Number,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-    includeDirs,
-  });
-  return loadPackageDefinition(definition) as unknown as NamespacesProto;
 }
 
 function readPem(path: string, flag: string): Buffer {

@@ -219,6 +219,20 @@ export class FsBlobStore implements BlobStore {
     for (const key of keys.sort()) if (key.startsWith(prefix)) yield key;
   }
 
+  async *listDocGroups(prefix: string): AsyncIterable<string> {
+    const dir = this.docPath(prefix);
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if (isNoEntry(err)) return;
+      throw err;
+    }
+    // S3's order, where a group sorts with its trailing "/"; directories left empty by deletes are no group
+    const groups = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort((a, b) => compare(`${a}/`, `${b}/`));
+    for (const group of groups) if (await holdsAFile(join(dir, group))) yield group;
+  }
+
   uploadIdentity(handle: UploadHandle): string {
     return typeof handle.file === 'string' ? handle.file : JSON.stringify(handle);
   }
@@ -340,4 +354,24 @@ class FsUpload implements Upload {
 
 function isNoEntry(err: unknown): boolean {
   return (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Whether a file lies anywhere below `dir`, stopping at the first found. */
+async function holdsAFile(dir: string): Promise<boolean> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if (isNoEntry(err)) return false;
+    throw err;
+  }
+  for (const entry of entries) {
+    if (!entry.isDirectory()) return true;
+    if (await holdsAFile(join(dir, entry.name))) return true;
+  }
+  return false;
 }

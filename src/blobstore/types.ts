@@ -90,6 +90,11 @@ export interface BlobStore {
   deleteDoc(key: string): Promise<void>;
   /** Keys (relative to the metadata prefix) that start with `prefix`, in key order. */
   listDocs(prefix: string): AsyncIterable<string>;
+  /**
+   * The distinct key segments right below `prefix` (which ends in `/`) that have documents
+   * under them, without listing those documents: S3's delimiter listing.
+   */
+  listDocGroups(prefix: string): AsyncIterable<string>;
 
   /** What identifies an upload's stored bytes: the same for every checkpoint of one upload. */
   uploadIdentity(handle: UploadHandle): string;

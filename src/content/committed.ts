@@ -3,7 +3,7 @@ import { parseDigest } from '../digest.js';
 import { failedPrecondition, invalidArgument, notFound, outOfRange } from '../errors.js';
 import { parseFilters, type FieldLookup } from '../filters.js';
 import { labelValue, validateLabels, type Labels } from '../labels.js';
-import { validateNamespace } from '../namespaces.js';
+import { validateNamespace } from '../namespaces/names.js';
 import { toInfo, type ContentRecord, type Memberships } from './memberships.js';
 import { chunked, emptyChunks, type ReadChunk } from './read-chunks.js';
 import type { ReclaimGuard } from '../metadata/reclaim-guard.js';

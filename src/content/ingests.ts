@@ -4,7 +4,7 @@ import { parseDigest } from '../digest.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, resourceExhausted, unavailable } from '../errors.js';
 import { parseFilters } from '../filters.js';
 import type { Labels } from '../labels.js';
-import { validateNamespace } from '../namespaces.js';
+import { validateNamespace } from '../namespaces/names.js';
 import { Checkpoints } from './checkpoints.js';
 import { ingestKey, statusOf, type Ingest, type LiveIngests } from './ingest.js';
 import { recordStatus, type IngestRecord, type IngestRecords } from './ingest-records.js';

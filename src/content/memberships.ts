@@ -94,10 +94,22 @@ export class Memberships {
     this.knownNamespaces.add(ns);
   }
 
-  /** Every namespace that holds something (or held it once), as recorded in the bucket. */
-  async *namespaces(): AsyncIterable<string> {
-    const prefix = docKeys.namespacesPrefix();
-    for await (const key of this.docs.list(prefix)) yield key.slice(prefix.length);
+  /**
+   * Every namespace with documents (holds, deletion marks, ingests, leases), found by a
+   * delimiter listing of the documents themselves rather than by the namespace markers: a
+   * daemon that marked a namespace before it was deleted does not mark it again, yet what it
+   * writes there must be found.
+   */
+  namespaces(): AsyncIterable<string> {
+    return this.docs.groups(docKeys.allNamespaces());
+  }
+
+  /** Forgets what this process learned of `ns`, which was just removed from the bucket. */
+  forget(ns: string): void {
+    this.knownNamespaces.delete(ns);
+    const scope = `${ns}\0`;
+    for (const key of [...this.records.keys()]) if (key.startsWith(scope)) this.records.delete(key);
+    for (const key of [...this.deletions.keys()]) if (key.startsWith(scope)) this.deletions.delete(key);
   }
 
   async heldElsewhere(ns: string, digest: string): Promise<boolean> {

@@ -62,6 +62,7 @@ export class ContentStore {
   private readonly ingests: Ingests;
   private readonly sweep: IngestSweep;
   private readonly live: LiveIngests;
+  private readonly memberships: Memberships;
 
   /** Ingests this process holds. */
   get liveIngests(): number {
@@ -72,6 +73,7 @@ export class ContentStore {
     const { logger } = options;
     const docs = new Documents(blobs);
     const memberships = new Memberships(docs);
+    this.memberships = memberships;
     const guard = new ReclaimGuard(new ReclaimMarks(docs), blobs);
     const references = options.references ?? { neededOutside: (ns, digest) => memberships.heldElsewhere(ns, digest) };
     const records = new IngestRecords(blobs, docs, memberships, logger);
@@ -107,6 +109,18 @@ export class ContentStore {
     const out = new Set<string>();
     for (const ingest of this.live.values()) if (ingest.expected) out.add(ingest.expected);
     return out;
+  }
+
+  /** Namespaces in which this process holds ingests, those not recorded in the bucket yet included. */
+  namespacesWithLiveIngests(): Set<string> {
+    const out = new Set<string>();
+    for (const ingest of this.live.values()) out.add(ingest.ns);
+    return out;
+  }
+
+  /** Forgets what this process cached of `ns`, once the namespace was removed from the bucket. */
+  forgetNamespace(ns: string): void {
+    this.memberships.forget(ns);
   }
 
   /** See IngestSweep.run. */

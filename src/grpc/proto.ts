@@ -3,6 +3,7 @@ import { loadPackageDefinition, type GrpcObject } from '@grpc/grpc-js';
 import { loadSync, type Options, type PackageDefinition } from '@grpc/proto-loader';
 import type { ProtoGrpcType as ContentProto } from '../generated/content.js';
 import type { ProtoGrpcType as LeasesProto } from '../generated/leases.js';
+import type { ProtoGrpcType as NamespacesProto } from '../generated/namespace.js';
 import type { ProtoGrpcType as HealthProto } from '../generated/health.js';
 import type { ProtoGrpcType as RecordsProto } from '../generated/records.js';
 import type { ReadContentResponse } from '../generated/containerd/services/content/v1/ReadContentResponse.js';
@@ -25,6 +26,7 @@ const PROTO_DIR = fileURLToPath(new URL('../../proto', import.meta.url));
 export const SERVED_PROTO_FILES = [
   'containerd/services/content/v1/content.proto',
   'containerd/services/leases/v1/leases.proto',
+  'containerd/services/namespaces/v1/namespace.proto',
   'grpc/health/v1/health.proto',
   's3cs/records/v1/records.proto',
 ] as const;
@@ -39,7 +41,9 @@ function load<T>(file: string): T {
   return loadPackageDefinition(definition) as GrpcObject as unknown as T;
 }
 
-let cache: { content: ContentProto; leases: LeasesProto; health: HealthProto; records: RecordsProto } | undefined;
+let cache:
+  | { content: ContentProto; leases: LeasesProto; namespaces: NamespacesProto; health: HealthProto; records: RecordsProto }
+  | undefined;
 
 export function protos() {
   if (!cache) {
@@ -52,6 +56,7 @@ export function protos() {
     cache = {
       content,
       leases: load<LeasesProto>('containerd/services/leases/v1/leases.proto'),
+      namespaces: load<NamespacesProto>('containerd/services/namespaces/v1/namespace.proto'),
       health: load<HealthProto>('grpc/health/v1/health.proto'),
       records: load<RecordsProto>('s3cs/records/v1/records.proto'),
     };

@@ -4,7 +4,7 @@ import type { BlobStore } from '../blobstore/types.js';
 import { alreadyExists, invalidArgument, notFound, resourceExhausted } from '../errors.js';
 import { labelValue, validateLabels, type Labels } from '../labels.js';
 import { Documents, docKeys, encodeSegment } from '../metadata/documents.js';
-import { validateNamespace } from '../namespaces.js';
+import { validateNamespace } from '../namespaces/names.js';
 import { parseFilters } from '../filters.js';
 import { now, storedInstant, type Instant } from '../clock.js';
 

@@ -13,7 +13,9 @@ export function encodeSegment(value: string): string {
  * The daemon's own records, as small JSON documents under the store's metadata prefix. The
  * layout is versioned so a later format can live beside this one:
  *
- *   v1/namespaces/<ns>                     a namespace that holds something
+ *   v1/namespaces/<ns>                     a namespace created, or that has held something, until deleted
+ *   v1/namespace-labels/<ns>               a namespace's labels (apart, so writers marking the
+ *                                          namespace above never overwrite them)
  *   v1/ns/<ns>/content/<digest>            a blob's membership of <ns>: size, times, labels
  *   v1/ns/<ns>/ingests/<encoded ref>       an ingest with durable bytes (for status and cleanup)
  *   v1/ns/<ns>/deleted/<digest>            <ns> deleted its hold of the blob (Info there answers
@@ -30,6 +32,12 @@ export function encodeSegment(value: string): string {
 export const docKeys = {
   namespace: (ns: string) => `v1/namespaces/${ns}`,
   namespacesPrefix: () => 'v1/namespaces/',
+  namespaceLabels: (ns: string) => `v1/namespace-labels/${ns}`,
+  namespaceLabelsPrefix: () => 'v1/namespace-labels/',
+  /** Everything of one namespace but its marker and labels. */
+  inNamespace: (ns: string) => `v1/ns/${ns}/`,
+  /** Below it, one group per namespace that has any document. */
+  allNamespaces: () => 'v1/ns/',
   content: (ns: string, digest: string) => `v1/ns/${ns}/content/${digest}`,
   contentPrefix: (ns: string) => `v1/ns/${ns}/content/`,
   deleted: (ns: string, digest: string) => `v1/ns/${ns}/deleted/${digest}`,
@@ -74,6 +82,17 @@ export class Documents {
 
   list(prefix: string): AsyncIterable<string> {
     return this.store.listDocs(prefix);
+  }
+
+  /** The key segments right below `prefix` (ending in `/`) that have documents under them. */
+  groups(prefix: string): AsyncIterable<string> {
+    return this.store.listDocGroups(prefix);
+  }
+
+  /** Whether any document lies under `prefix` (one listing request). */
+  async any(prefix: string): Promise<boolean> {
+    for await (const _ of this.list(prefix)) return true;
+    return false;
   }
 
   /** Reads the documents under `prefix`, a bounded number at a time, in key order. */

@@ -19,6 +19,7 @@ import { clientFor } from './s3-client.js';
 import { Daemon } from '../../src/server.js';
 import type { ContentClient } from '../../src/generated/containerd/services/content/v1/Content.js';
 import type { LeasesClient } from '../../src/generated/containerd/services/leases/v1/Leases.js';
+import type { NamespacesClient } from '../../src/generated/containerd/services/namespaces/v1/Namespaces.js';
 import type { HealthClient } from '../../src/generated/grpc/health/v1/Health.js';
 import type { CacheRecordsClient } from '../../src/generated/s3cs/records/v1/CacheRecords.js';
 import type { WriteContentRequest } from '../../src/generated/containerd/services/content/v1/WriteContentRequest.js';
@@ -77,6 +78,7 @@ export interface TestDaemon {
   bucket: string | undefined;
   content(): ContentClient;
   leases(): LeasesClient;
+  namespaces(): NamespacesClient;
   health(): HealthClient;
   records(): CacheRecordsClient;
   stop(): Promise<void>;
@@ -121,6 +123,7 @@ export async function startDaemon(
     bucket,
     content: () => make(p.content.containerd.services.content.v1.Content as never) as ContentClient,
     leases: () => make(p.leases.containerd.services.leases.v1.Leases as never) as LeasesClient,
+    namespaces: () => make(p.namespaces.containerd.services.namespaces.v1.Namespaces as never) as NamespacesClient,
     health: () => make(p.health.grpc.health.v1.Health as never) as HealthClient,
     records: () => make(p.records.s3cs.records.v1.CacheRecords as never) as CacheRecordsClient,
     stop: async () => {

@@ -279,6 +279,19 @@ export class S3BlobStore implements BlobStore {
     for await (const obj of this.listKeys(base + prefix)) yield obj.key.slice(base.length);
   }
 
+  async *listDocGroups(prefix: string): AsyncIterable<string> {
+    const base = this.keys.doc(prefix);
+    try {
+      for await (const page of paginateListObjectsV2({ client: this.s3.client }, { Bucket: this.s3.name, Prefix: base, Delimiter: '/' })) {
+        for (const common of page.CommonPrefixes ?? []) {
+          if (common.Prefix?.endsWith('/')) yield common.Prefix.slice(base.length, -1);
+        }
+      }
+    } catch (err) {
+      throw this.s3.failure(err, `LIST ${base} (by /)`);
+    }
+  }
+
   private async *listKeys(prefix: string, delimiter?: string): AsyncIterable<{ key: string; size: number; lastModified: Date }> {
     try {
       const input = { Bucket: this.s3.name, Prefix: prefix, ...(delimiter ? { Delimiter: delimiter } : {}) };

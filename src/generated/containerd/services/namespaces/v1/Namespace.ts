@@ -4,7 +4,7 @@
 export interface Namespace {
   'name'?: (string);
   /**
-   * Each key and value together at most 4096 bytes.
+   * Each label's key and value together are at most 4096 bytes.
    */
   'labels'?: ({[key: string]: string});
 }
@@ -12,7 +12,7 @@ export interface Namespace {
 export interface Namespace__Output {
   'name': (string);
   /**
-   * Each key and value together at most 4096 bytes.
+   * Each label's key and value together are at most 4096 bytes.
    */
   'labels': ({[key: string]: string});
 }

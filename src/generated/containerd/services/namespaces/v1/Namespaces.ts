@@ -14,7 +14,7 @@ import type { UpdateNamespaceRequest as _containerd_services_namespaces_v1_Updat
 import type { UpdateNamespaceResponse as _containerd_services_namespaces_v1_UpdateNamespaceResponse, UpdateNamespaceResponse__Output as _containerd_services_namespaces_v1_UpdateNamespaceResponse__Output } from '../../../../containerd/services/namespaces/v1/UpdateNamespaceResponse.js';
 
 /**
- * Namespaces are not themselves namespaced: calls carry no containerd-namespace header.
+ * Namespaces are not themselves namespaced: these calls ignore the containerd-namespace header.
  */
 export interface NamespacesClient extends grpc.Client {
   Create(argument: _containerd_services_namespaces_v1_CreateNamespaceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_containerd_services_namespaces_v1_CreateNamespaceResponse__Output>): grpc.ClientUnaryCall;
@@ -65,7 +65,7 @@ export interface NamespacesClient extends grpc.Client {
 }
 
 /**
- * Namespaces are not themselves namespaced: calls carry no containerd-namespace header.
+ * Namespaces are not themselves namespaced: these calls ignore the containerd-namespace header.
  */
 export interface NamespacesHandlers extends grpc.UntypedServiceImplementation {
   Create: grpc.handleUnaryCall<_containerd_services_namespaces_v1_CreateNamespaceRequest__Output, _containerd_services_namespaces_v1_CreateNamespaceResponse>;

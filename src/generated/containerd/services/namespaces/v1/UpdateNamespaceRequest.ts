@@ -4,17 +4,23 @@ import type { Namespace as _containerd_services_namespaces_v1_Namespace, Namespa
 import type { FieldMask as _google_protobuf_FieldMask, FieldMask__Output as _google_protobuf_FieldMask__Output } from '../../../../google/protobuf/FieldMask.js';
 
 export interface UpdateNamespaceRequest {
+  /**
+   * The name to update, and the labels the mask's paths take their values from.
+   */
   'namespace'?: (_containerd_services_namespaces_v1_Namespace | null);
   /**
-   * Empty: every field; `labels.<key>` names one label.
+   * `labels.<key>` sets (or, empty, removes) one label; no paths replace all labels.
    */
   'update_mask'?: (_google_protobuf_FieldMask | null);
 }
 
 export interface UpdateNamespaceRequest__Output {
+  /**
+   * The name to update, and the labels the mask's paths take their values from.
+   */
   'namespace': (_containerd_services_namespaces_v1_Namespace__Output | null);
   /**
-   * Empty: every field; `labels.<key>` names one label.
+   * `labels.<key>` sets (or, empty, removes) one label; no paths replace all labels.
    */
   'update_mask': (_google_protobuf_FieldMask__Output | null);
 }

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { isStoreError } from '../../src/errors.js';
+import { updatedLabels } from '../../src/namespaces/label-update.js';
+
+const subject = 'namespace "n"';
+
+describe('updatedLabels (a namespace Update)', () => {
+  it('replaces all labels when no path is given, dropping empty values', () => {
+    expect(updatedLabels({ old: '1' }, { new: '2', blank: '' }, [], subject)).toEqual({ new: '2' });
+  });
+
+  it('replaces all labels for the path "labels"', () => {
+    expect(updatedLabels({ old: '1' }, { new: '2' }, ['labels'], subject)).toEqual({ new: '2' });
+  });
+
+  it('sets one label for labels.<key>, leaving the others and ignoring labels no path names', () => {
+    expect(updatedLabels({ keep: '1', k: 'old' }, { k: 'new', unnamed: 'x' }, ['labels.k'], subject)).toEqual({ keep: '1', k: 'new' });
+  });
+
+  it('removes a label whose path names it with an empty value, or with none', () => {
+    expect(updatedLabels({ a: '1', b: '2', c: '3' }, { a: '' }, ['labels.a', 'labels.b'], subject)).toEqual({ c: '3' });
+  });
+
+  it('takes everything after "labels." as the key, dots included', () => {
+    expect(updatedLabels({}, { 'containerd.io/defaults.x': 'v' }, ['labels.containerd.io/defaults.x'], subject)).toEqual({
+      'containerd.io/defaults.x': 'v',
+    });
+  });
+
+  it('treats a key like __proto__ as an ordinary label', () => {
+    const given = JSON.parse('{"__proto__": "p"}') as Record<string, string>;
+    const next = updatedLabels({}, given, ['labels.__proto__'], subject);
+    expect(Object.hasOwn(next, '__proto__')).toBe(true);
+    expect(Object.getPrototypeOf(next)).toBe(Object.prototype);
+  });
+
+  it.each([['name'], ['labels.'], ['Labels.a'], ['']])('refuses the path %j with InvalidArgument naming it', (path) => {
+    let caught: unknown;
+    try {
+      updatedLabels({}, {}, ['labels.a', path], subject);
+    } catch (err) {
+      caught = err;
+    }
+    expect(isStoreError(caught, 'invalid-argument')).toBe(true);
+    expect((caught as Error).message).toContain(`cannot update ${JSON.stringify(path)} field of namespace "n"`);
+  });
+
+  it('refuses a result past the label limits: 4096 bytes a label, 256 labels', () => {
+    expect(updatedLabels({}, { k: 'v'.repeat(4095) }, ['labels.k'], subject).k).toHaveLength(4095);
+    expect(() => updatedLabels({}, { k: 'v'.repeat(4096) }, ['labels.k'], subject)).toThrow(/4097 bytes, more than 4096/);
+    const many = Object.fromEntries(Array.from({ length: 257 }, (_, i) => [`k${i}`, 'v']));
+    expect(() => updatedLabels({}, many, [], subject)).toThrow(/257 labels, at most 256/);
+  });
+});
