@@ -13,7 +13,7 @@ import { LeaseStore } from '../src/leases/store.js';
 import { openBlobStore } from '../src/server.js';
 import { cacheConfig } from './support/buildkit.js';
 import { containerdUnavailable, ctrEnv, startContainerd, type RunningContainerd } from './support/containerd.js';
-import { getObject, listKeys, putObject, randomBlob, s3, startDaemon, tempDir, type TestDaemon } from './support/harness.js';
+import { collectUntil, getObject, listKeys, putObject, randomBlob, s3, startDaemon, tempDir, type TestDaemon } from './support/harness.js';
 
 /** The daemon's name for calls that carry no namespace, which is how containerd calls it. */
 const DEFAULT_NS = 'containerd';
@@ -126,8 +126,8 @@ describe.skipIf(unavailable !== undefined)('containerd with the daemon as its co
     const store: BlobStore = await openBlobStore(resolveConfig({ bucket: d.bucket!, endpointUrl: s3().endpoint, region: s3().region }, {}), quiet);
     try {
       const collector = new Collector(collectorSourcesFor(store, new LeaseStore(store)), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
-      await collector.run({ delete: true });
-      await collector.run({ delete: true });
+      const gone = async () => (await listKeys(d.bucket!, `blobs/${digestOf(onlyContainerd)}`)).length === 0;
+      await collectUntil(() => collector.run({ delete: true }), gone);
     } finally {
       await store.close();
     }

@@ -29,6 +29,7 @@ import {
   writeBlob,
   type TestDaemon,
   until,
+  collectUntil,
 } from './support/harness.js';
 
 /**
@@ -121,8 +122,8 @@ describe('Delete by reference, and the collector', () => {
     expect(await stored(digest)).toBe(true);
     // past the grace it goes, and no daemon finds it any more
     await settle();
-    const report = await collect0().run({ delete: true });
-    expect(report.reclaimed.count).toBeGreaterThanOrEqual(1);
+    const reports = await collectUntil(() => collect0().run({ delete: true }), async () => !(await stored(digest)));
+    expect(reports.reduce((n, r) => n + r.reclaimed.count, 0)).toBeGreaterThanOrEqual(1);
     expect(await stored(digest)).toBe(false);
     // (a daemon may remember for a while that the blob existed; a Read asks the bucket)
     expect((await failure(collect(d.content().Read({ digest }, ns('elsewhere'))))).code).toBe(status.NOT_FOUND);
@@ -133,8 +134,7 @@ describe('Delete by reference, and the collector', () => {
     const { digest } = await writeBlob(d.content(), 'again-1', data, { metadata: ns('again') });
     await call(d.content(), 'Delete', { digest }, ns('again'));
     await settle();
-    await collect0().run({ delete: true });
-    await collect0().run({ delete: true });
+    await collectUntil(() => collect0().run({ delete: true }), async () => !(await stored(digest)));
     expect(await stored(digest)).toBe(false);
     const done = await writeBlob(d.content(), 'again-2', data, { expected: digest, metadata: ns('again') });
     expect(done.digest).toBe(digest);
@@ -160,12 +160,15 @@ describe('Delete by reference, and the collector', () => {
     for (const digest of [recorded, leased, expiredLease, target, unreferenced]) await call(d.content(), 'Delete', { digest }, ns('roots'));
 
     await settle();
-    const first = await collect0().run({ delete: true });
-    const second = await collect0().run({ delete: true });
+    const reports = await collectUntil(
+      () => collect0().run({ delete: true }),
+      async () => !(await stored(expiredLease)) && !(await stored(unreferenced)),
+    );
+    expect(reports.length).toBeGreaterThanOrEqual(2);
     for (const digest of [recorded, leased, target]) expect(await stored(digest), digest).toBe(true);
     expect(await stored(expiredLease)).toBe(false);
     expect(await stored(unreferenced)).toBe(false);
-    expect(first.expiredLeases + second.expiredLeases).toBeGreaterThanOrEqual(1);
+    expect(reports.reduce((n, r) => n + r.expiredLeases, 0)).toBeGreaterThanOrEqual(1);
     expect((await failure(call(d.leases(), 'ListResources', { id: 'expired' }, ns('roots')))).code).toBe(status.NOT_FOUND);
   });
 

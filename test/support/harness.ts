@@ -255,3 +255,17 @@ export async function until(probe: () => boolean | Promise<boolean>, ms = 30_000
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/**
+ * Runs a collector until `done` holds, at most `maxRuns` times. A run whose last check took
+ * longer than the collector's 5-second window deletes nothing (a loaded machine can make it
+ * so); the next run tries again, as the daemon's next scheduled run would.
+ */
+export async function collectUntil<R>(run: () => Promise<R>, done: () => Promise<boolean>, maxRuns = 6): Promise<R[]> {
+  const reports: R[] = [];
+  while (reports.length < maxRuns) {
+    reports.push(await run());
+    if (await done()) break;
+  }
+  return reports;
+}
