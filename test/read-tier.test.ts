@@ -20,7 +20,6 @@ import {
   call,
   collect,
   failure,
-  getObject,
   ns,
   putObject,
   quietLogger,
@@ -183,12 +182,6 @@ describe('a local read tier (--cache-dir)', () => {
     expect(t.kept(claimed)).toBe(false);
     expect((await readAll(client, claimed)).equals(stored)).toBe(true);
     expect(t.getsOf(claimed)).toBe(2);
-  });
-
-  it('stores a written blob in S3 before COMMIT answers', async () => {
-    const data = randomBlob(2 * MiB + 17);
-    const { digest } = await writeBlob(client, 'written', data);
-    expect((await getObject(t.d.bucket!, `blobs/${digest}`)).equals(data)).toBe(true);
   });
 
   it('answers NotFound in a namespace that deleted the blob, while other namespaces read it from the tier', async () => {

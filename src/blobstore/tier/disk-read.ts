@@ -1,15 +1,15 @@
-import { open } from 'node:fs/promises';
+import type { OpenFiles } from './open-files.js';
 
 /** As S3 reads are sent on: a Read message is at most 1 MiB, so each piece is one message. */
 const PIECE = 1 << 20;
 
 /**
- * Yields `length` bytes of the file from `offset`, a piece at a time, opening the file for each
- * piece: a client that takes its time holds no descriptor, so open files are bounded by the
- * pieces being read at once (libuv's few threads), not by the clients. A file that went away
- * meanwhile (evicted) or came up short hands the rest of the read to `rest`, which reads S3.
+ * Yields `length` bytes of the file from `offset`, a piece at a time. A file that cannot be
+ * read (removed by hand, cut short) hands the rest of the read to `rest`, which reads S3: the
+ * tier never fails a read that S3 can answer.
  */
 export async function* readFromDisk(
+  files: OpenFiles,
   path: string,
   offset: number,
   length: number,
@@ -17,31 +17,22 @@ export async function* readFromDisk(
 ): AsyncGenerator<Buffer> {
   const end = offset + length;
   let position = offset;
-  while (position < end) {
+  const readNext = (at: number) => {
+    const reading = files.read(path, at, Math.min(PIECE, end - at));
+    reading.catch(() => undefined);
+    return reading;
+  };
+  let next: Promise<Buffer> | undefined = readNext(position);
+  while (next) {
     let piece: Buffer;
     try {
-      piece = await readPiece(path, position, Math.min(PIECE, end - position));
+      piece = await next;
     } catch (err) {
       yield* await rest(position, err);
       return;
     }
     position += piece.length;
+    next = position < end ? readNext(position) : undefined;
     yield piece;
-  }
-}
-
-async function readPiece(path: string, position: number, length: number): Promise<Buffer> {
-  const file = await open(path, 'r');
-  try {
-    const piece = Buffer.allocUnsafe(length);
-    let got = 0;
-    while (got < length) {
-      const { bytesRead } = await file.read(piece, got, length - got, position + got);
-      if (bytesRead === 0) throw new Error(`${path}: ends before ${position + length}`);
-      got += bytesRead;
-    }
-    return piece;
-  } finally {
-    await file.close();
   }
 }

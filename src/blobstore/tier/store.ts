@@ -21,6 +21,7 @@ import { Fills, type FillOutcome } from './fills.js';
 import { TierLayout } from './layout.js';
 import { claimTier, loadTier } from './load.js';
 import { TierIndex, type TierEntry } from './lru.js';
+import { OpenFiles } from './open-files.js';
 
 export interface ReadTierOptions {
   readonly dir: string;
@@ -46,6 +47,9 @@ const FILL_IDLE_MS = 10_000;
 const MAX_ENTRIES = 200_000;
 /** A use moves a file's mtime (the order a restart finds) at most this often. */
 const MARK_USE_MS = 60_000;
+/** Kept blobs open at once between reads, and how long one stays open unused. */
+const OPEN_FILES = 64;
+const OPEN_IDLE_MS = 10_000;
 
 /**
  * A local read tier in front of another store (S3): blobs read are kept on disk, verified
@@ -58,6 +62,7 @@ export class ReadTier implements BlobStore {
   readonly location: string;
   private readonly index: TierIndex;
   private readonly fills: Fills;
+  private readonly files = new OpenFiles(OPEN_FILES, OPEN_IDLE_MS);
   private readonly confirmMs: number;
   private lastWarning = 0;
 
@@ -117,7 +122,7 @@ export class ReadTier implements BlobStore {
     if (entry && (await this.stillStored(entry, options.size))) {
       cacheLookups.inc({ cache: 'tier', result: 'hit' });
       this.markUse(entry);
-      return readFromDisk(this.layout.blobPath(digest), offset, length, (position, err) => {
+      return readFromDisk(this.files, this.layout.blobPath(digest), offset, length, (position, err) => {
         this.logger?.debug({ digest, position, err }, 'read tier: file unreadable, reading the rest from S3');
         this.evict(entry);
         return this.inner.readBlob(digest, position, offset + length - position, options);
@@ -196,7 +201,12 @@ export class ReadTier implements BlobStore {
   }
 
   private removeFiles(entries: readonly TierEntry[]): void {
-    for (const entry of entries) void unlink(this.layout.blobPath(entry.digest)).catch(() => undefined);
+    for (const entry of entries) {
+      const path = this.layout.blobPath(entry.digest);
+      // the space comes back once the last descriptor of the file is closed too
+      this.files.forget(path);
+      void unlink(path).catch(() => undefined);
+    }
   }
 
   async deleteBlob(digest: string, options?: { deadline?: number }): Promise<void> {
@@ -284,6 +294,7 @@ export class ReadTier implements BlobStore {
 
   async close(): Promise<void> {
     await this.fills.close();
+    this.files.closeAll();
     await this.unclaim();
     await this.inner.close();
   }
