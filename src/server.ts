@@ -84,7 +84,12 @@ export class Daemon {
    * the store, so a bad path stops it as early as any other invalid setting.
    */
   static async start(config: Config, logger: Logger, blobs?: BlobStore, files: ListenerFiles = readListenerFiles(config)): Promise<Daemon> {
-    const store = await withReadTier(blobs ?? (await openBlobStore(config, logger)), config, logger);
+    const opened = blobs ?? (await openBlobStore(config, logger));
+    const store = await withReadTier(opened, config, logger).catch(async (err: unknown) => {
+      // a store the caller gave is the caller's to close
+      if (!blobs) await opened.close();
+      throw err;
+    });
     const { content, leases, health: healthProto, records } = protos();
     const server = new Server({
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,

@@ -1,5 +1,9 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, resolveConfig } from '../../src/config.js';
+import { Daemon } from '../../src/server.js';
+import { quietLogger, tempDir } from '../support/harness.js';
 
 const bucket = { bucket: 'b', region: 'r' };
 
@@ -25,5 +29,17 @@ describe('the read tier settings', () => {
   ])('refuse %j: %s', (flags, message) => {
     expect(() => resolveConfig(flags, {})).toThrow(ConfigError);
     expect(() => resolveConfig(flags, {})).toThrow(message);
+  });
+});
+
+describe('a daemon given a --cache-dir it cannot use', () => {
+  it('refuses to start, naming the setting and the reason, before anything is bound', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'a-file'), '');
+    const socket = join(dir, 'content.sock');
+    const config = resolveConfig({ ...bucket, endpointUrl: 'http://127.0.0.1:9', address: [`unix://${socket}`], cacheDir: join(dir, 'a-file', 'tier') }, {});
+    const started = Daemon.start(config, quietLogger());
+    await expect(started).rejects.toThrow(ConfigError);
+    await expect(started).rejects.toThrow(`--cache-dir ${join(dir, 'a-file', 'tier')}: ENOTDIR`);
   });
 });
