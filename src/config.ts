@@ -23,6 +23,9 @@ export interface Config {
   /** Set when no bucket is configured: blobs go to this local directory. */
   root: string;
   s3: S3StoreOptions | undefined;
+  /** A local read tier in front of the bucket, when set. */
+  cacheDir: string | undefined;
+  cacheMaxBytes: number;
   touchRefreshMs: number;
   ingestExpiryMs: number;
   orphanUploadGraceMs: number;
@@ -56,6 +59,8 @@ export interface Config {
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 const MIN_PART = 5 * 1024 ** 2;
 const MAX_PART = 5 * 1024 ** 3;
+/** A read tier smaller than this keeps next to nothing: surely a unit left off. */
+const MIN_CACHE = 1024 ** 2;
 
 /** The settings as they will be used, secrets replaced, for `check` and for the start-up log. */
 export function describeConfig(config: Config): Record<string, unknown> {
@@ -111,6 +116,8 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     addresses,
     root: str('root'),
     s3: undefined,
+    cacheDir: raw('cacheDir') || undefined,
+    cacheMaxBytes: parseSize(str('cacheMaxSize'), 'cache-max-size'),
     touchRefreshMs: parseDuration(str('touchRefresh'), 'touch-refresh'),
     ingestExpiryMs: parseDuration(str('ingestExpiry'), 'ingest-expiry'),
     orphanUploadGraceMs: parseDuration(str('orphanUploadGrace'), 'orphan-upload-grace'),
@@ -153,9 +160,11 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
   if (maxBuffer < partSize) throw new ConfigError(`--max-buffer: ${maxBuffer} bytes is less than one part (--part-size ${partSize})`);
   if (partSize < MIN_PART || partSize > MAX_PART) throw new ConfigError(`--part-size: must be between 5MiB and 5GiB, got ${partSize} bytes`);
 
+  if (config.cacheMaxBytes < MIN_CACHE) throw new ConfigError(`--cache-max-size: must be at least 1MiB, got ${str('cacheMaxSize')}`);
   const bucket = raw('bucket');
   if (bucket === undefined || bucket === '') {
     if (config.root === '') throw new ConfigError('--root: empty; give a directory, or a --bucket');
+    if (config.cacheDir) throw new ConfigError(`--cache-dir ${config.cacheDir}: a read tier goes in front of a bucket; without --bucket content is on local disk already (--root)`);
     return config;
   }
   const endpoint = raw('endpointUrl') || undefined;

@@ -3,6 +3,7 @@ import { Server } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { FsBlobStore } from './blobstore/fs.js';
 import { S3BlobStore } from './blobstore/s3/index.js';
+import { ReadTier } from './blobstore/tier/store.js';
 import type { BlobStore } from './blobstore/types.js';
 import type { Config } from './config.js';
 import { formatAddress, isLoopback } from './config/values.js';
@@ -48,6 +49,19 @@ export async function openBlobStore(config: Config, logger: Logger): Promise<Blo
   return store;
 }
 
+/**
+ * Puts the --cache-dir read tier in front of the daemon's store. Only the daemon's: `gc` and
+ * `check` open the bucket without it, beside a serving daemon that holds the directory.
+ */
+async function withReadTier(store: BlobStore, config: Config, logger: Logger): Promise<BlobStore> {
+  if (!config.cacheDir || store instanceof ReadTier) return store;
+  try {
+    return await ReadTier.open(store, { dir: config.cacheDir, maxBytes: config.cacheMaxBytes, logger });
+  } catch (err) {
+    throw new ConfigError(`--cache-dir ${config.cacheDir}: ${(err as Error).message}`);
+  }
+}
+
 /** The running daemon: one gRPC server on every configured address. */
 export class Daemon {
   private constructor(
@@ -73,7 +87,12 @@ export class Daemon {
    * the store, so a bad path stops it as early as any other invalid setting.
    */
   static async start(config: Config, logger: Logger, blobs?: BlobStore, files: ListenerFiles = readListenerFiles(config)): Promise<Daemon> {
-    const store = blobs ?? (await openBlobStore(config, logger));
+    const opened = blobs ?? (await openBlobStore(config, logger));
+    const store = await withReadTier(opened, config, logger).catch(async (err: unknown) => {
+      // a store the caller gave is the caller's to close
+      if (!blobs) await opened.close();
+      throw err;
+    });
     const { content, leases, namespaces: namespacesProto, health: healthProto, records } = protos();
     const server = new Server({
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,

@@ -116,6 +116,8 @@ export interface StoreUsage {
   readonly uploadBuffer: { readonly inUse: number; readonly limit: number };
   /** Bytes parked reads have read ahead, and how many they may hold together. */
   readonly readAhead: { readonly inUse: number; readonly limit: number };
+  /** Bytes of blobs a local read tier keeps on disk, and its size; absent without a tier. */
+  readonly tier?: { readonly inUse: number; readonly limit: number };
 }
 
 export interface CheckResult {

@@ -99,6 +99,18 @@ export const SETTINGS = {
     default: undefined,
     help: 'directory under which interrupted uploads keep their unfinished parts (default: the system\'s temporary directory; mind a RAM-backed /tmp)',
   },
+  cacheDir: {
+    flag: 'cache-dir',
+    env: ['S3CS_CACHE_DIR'],
+    default: undefined,
+    help: 'keep blobs read on local disk in this directory (a read tier in front of the bucket; one daemon per directory); off unless given',
+  },
+  cacheMaxSize: {
+    flag: 'cache-max-size',
+    env: ['S3CS_CACHE_MAX_SIZE'],
+    default: '10GiB',
+    help: 'the most the --cache-dir read tier keeps, least recently read evicted first (at least 1MiB); a larger blob is never kept',
+  },
   maxStreams: {
     flag: 'max-streams',
     env: ['S3CS_MAX_STREAMS'],

@@ -61,7 +61,7 @@ export const s3RequestSeconds = new Histogram({
 
 export const cacheLookups = new Counter({
   name: 's3cs_cache_lookups_total',
-  help: 'Lookups in the daemon\'s caches, by cache (existence: blob sizes; holds: namespace holds and labels) and result (hit, miss).',
+  help: 'Lookups in the daemon\'s caches, by cache (existence: blob sizes; holds: namespace holds and labels; tier: blobs read from the local read tier) and result (hit, miss).',
   labelNames: ['cache', 'result'] as const,
   registers: [registry],
 });
@@ -143,4 +143,6 @@ levelGauge('s3cs_upload_buffer_bytes', 'Bytes of upload parts held in memory now
 levelGauge('s3cs_upload_buffer_limit_bytes', 'The most bytes of upload parts held in memory (--max-buffer).', (l) => l.usage().uploadBuffer.limit);
 levelGauge('s3cs_read_ahead_bytes', 'Bytes of blob reads fetched ahead of their clients now.', (l) => l.usage().readAhead.inUse);
 levelGauge('s3cs_read_ahead_limit_bytes', 'The most bytes of blob reads fetched ahead of their clients.', (l) => l.usage().readAhead.limit);
+levelGauge('s3cs_tier_bytes', 'Bytes of blobs the local read tier keeps on disk (whole 4 KiB blocks).', (l) => l.usage().tier?.inUse ?? 0);
+levelGauge('s3cs_tier_limit_bytes', 'The most bytes the local read tier keeps (--cache-max-size; 0 without a tier).', (l) => l.usage().tier?.limit ?? 0);
 levelGauge('s3cs_touch_queue_length', 'Blob refreshes waiting in the touch queue.', (l) => l.touchQueued());

@@ -89,7 +89,7 @@ export interface TestDaemon {
  * `store` builds the daemon's BlobStore from its config, for a test that watches the store itself.
  */
 export async function startDaemon(
-  options: { backend?: 's3' | 'fs'; bucket?: string; flags?: Flags; store?: (config: Config) => BlobStore } = {},
+  options: { backend?: 's3' | 'fs'; bucket?: string; flags?: Flags; store?: (config: Config) => BlobStore | Promise<BlobStore> } = {},
 ): Promise<TestDaemon> {
   const logs: Record<string, unknown>[] = [];
   const dir = tempDir();
@@ -105,7 +105,7 @@ export async function startDaemon(
   const config = resolveConfig(flags, {});
   // Every line the daemon logs (debug and up) is kept for the test to look at.
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
-  const daemon = await Daemon.start(config, logger, options.store?.(config));
+  const daemon = await Daemon.start(config, logger, await options.store?.(config));
   const clients: { close(): void }[] = [];
   const make = <T extends { close(): void }>(ctor: new (address: string, creds: ReturnType<typeof credentials.createInsecure>, options?: object) => T): T => {
     const client = new ctor(`unix://${socket}`, credentials.createInsecure(), {

@@ -1,0 +1,38 @@
+import type { OpenFiles } from './open-files.js';
+
+/** As S3 reads are sent on: a Read message is at most 1 MiB, so each piece is one message. */
+const PIECE = 1 << 20;
+
+/**
+ * Yields `length` bytes of the file from `offset`, a piece at a time. A file that cannot be
+ * read (removed by hand, cut short) hands the rest of the read to `rest`, which reads S3: the
+ * tier never fails a read that S3 can answer.
+ */
+export async function* readFromDisk(
+  files: OpenFiles,
+  path: string,
+  offset: number,
+  length: number,
+  rest: (position: number, err: unknown) => Promise<AsyncIterable<Buffer>>,
+): AsyncGenerator<Buffer> {
+  const end = offset + length;
+  let position = offset;
+  const readNext = (at: number) => {
+    const reading = files.read(path, at, Math.min(PIECE, end - at));
+    reading.catch(() => undefined);
+    return reading;
+  };
+  let next: Promise<Buffer> | undefined = readNext(position);
+  while (next) {
+    let piece: Buffer;
+    try {
+      piece = await next;
+    } catch (err) {
+      yield* await rest(position, err);
+      return;
+    }
+    position += piece.length;
+    next = position < end ? readNext(position) : undefined;
+    yield piece;
+  }
+}

@@ -1,0 +1,122 @@
+import type { Hash } from 'node:crypto';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import { newHasher, parseDigest } from '../../digest.js';
+
+/**
+ * Bytes queued for the disk before the reader waits for it: a slow disk slows the read it
+ * fills (by at most this much memory per fill) rather than piling up in memory.
+ */
+const WRITE_AHEAD = 1 << 20;
+
+export type FillResult = 'verified' | 'corrupt' | 'failed';
+
+/**
+ * One blob copied into a temporary file as readers read it from S3, from its first byte on,
+ * hashed on the way. Whatever happens to the file (a full disk, the fill abandoned), the reader
+ * gets its bytes from S3 as if there were no tier: the file only ever follows.
+ */
+export class Fill {
+  /** Bytes taken so far; the next reader that carries the fill on must start here. */
+  position = 0;
+  /** A reader is carrying it on now. */
+  busy = false;
+  /** Its bytes are all taken and it is being verified and kept. */
+  finishing = false;
+  private readonly hash: Hash;
+  private readonly algorithm: string;
+  private readonly file: WriteStream;
+  private broken: Error | undefined;
+
+  constructor(
+    readonly digest: string,
+    readonly size: number,
+    readonly tempPath: string,
+  ) {
+    this.algorithm = parseDigest(digest).algorithm;
+    this.hash = newHasher(this.algorithm);
+    // flush: synced before it is closed, so a file renamed into place is complete after a crash
+    this.file = createWriteStream(tempPath, { flags: 'wx', flush: true, highWaterMark: WRITE_AHEAD });
+    this.file.on('error', (err) => {
+      this.broken ??= err;
+    });
+  }
+
+  /** Why the file is of no use any more (a write failed, or the fill was abandoned). */
+  get failure(): Error | undefined {
+    return this.broken;
+  }
+
+  /** Yields the source's bytes unchanged, copying them into the file while it stays usable. */
+  async *follow(source: AsyncIterable<Buffer>, done: (clean: boolean) => void): AsyncGenerator<Buffer> {
+    this.busy = true;
+    let clean = false;
+    try {
+      for await (const piece of source) {
+        if (!this.broken) await this.append(piece);
+        yield piece;
+      }
+      clean = true;
+    } finally {
+      this.busy = false;
+      done(clean);
+    }
+  }
+
+  private async append(piece: Buffer): Promise<void> {
+    this.position += piece.length;
+    if (this.position > this.size) {
+      this.broken = new Error(`more than the blob's ${this.size} bytes`);
+      return;
+    }
+    this.hash.update(piece);
+    if (this.file.write(piece)) return;
+    await new Promise<void>((resolve) => {
+      const settle = () => {
+        this.file.off('drain', settle);
+        this.file.off('close', settle);
+        resolve();
+      };
+      // a failed stream closes instead of draining
+      this.file.on('drain', settle);
+      this.file.on('close', settle);
+    });
+  }
+
+  /** Ends the file and checks it: `verified` only with every byte there, synced, and the digest right. */
+  async complete(): Promise<FillResult> {
+    if (!this.broken && this.position === this.size) {
+      await new Promise<void>((resolve) => {
+        this.file.once('close', resolve);
+        this.file.end();
+      });
+    }
+    if (this.broken || this.position !== this.size) {
+      await this.discard();
+      return 'failed';
+    }
+    if (`${this.algorithm}:${this.hash.digest('hex')}` !== this.digest) {
+      await this.discard();
+      return 'corrupt';
+    }
+    return 'verified';
+  }
+
+  /** Gives the fill up: the file goes, and readers carrying it on only pass bytes through. */
+  abandon(): void {
+    this.broken ??= new Error('abandoned');
+    void this.discard();
+  }
+
+  /** Removes the temporary file, once the stream has let go of it (it may still be opening). */
+  async discard(): Promise<void> {
+    this.broken ??= new Error('discarded');
+    if (!this.file.closed) {
+      await new Promise<void>((resolve) => {
+        this.file.once('close', resolve);
+        this.file.destroy();
+      });
+    }
+    await unlink(this.tempPath).catch(() => undefined);
+  }
+}

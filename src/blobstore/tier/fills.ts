@@ -1,0 +1,130 @@
+import { Fill, type FillResult } from './fill.js';
+
+/** How a fill ended: kept in the tier, its bytes not the blob's, the file unusable, or left unfinished. */
+export type FillOutcome = 'kept' | 'corrupt' | 'failed' | 'idle';
+
+export interface FillsOptions {
+  /** Fills under way at once (each holds a file and up to 1 MiB queued for it). */
+  readonly max: number;
+  /** A fill no reader has carried on for this long is given up. */
+  readonly idleMs: number;
+  tempPath(): string;
+  /** Sets aside disk space for a blob; false when the tier cannot take it now. */
+  reserve(size: number): boolean;
+  release(size: number): void;
+  /** A verified fill to keep; resolves false when it was not kept after all. */
+  keep(fill: Fill): Promise<boolean>;
+  /** How each fill ended, for the log. */
+  ended(fill: Fill, outcome: FillOutcome): void;
+}
+
+/**
+ * The fills under way, at most one per blob. A fill starts with a read from a blob's first
+ * byte and is carried on by each read that continues exactly where the last one stopped, so
+ * containerd's content proxy (one Read call per MiB, in order) fills the tier as surely as one
+ * whole read does. Reads that jump about, or a second reader of the same blob, pass by: they
+ * read from S3 as they would without the tier.
+ */
+export class Fills {
+  private readonly fills = new Map<string, Fill>();
+  private readonly idle = new Map<Fill, NodeJS.Timeout>();
+  /** Fills being verified and kept, for close() to wait on. */
+  private readonly finishing = new Set<Promise<void>>();
+
+  constructor(private readonly options: FillsOptions) {}
+
+  get count(): number {
+    return this.fills.size;
+  }
+
+  /**
+   * The fill a read of `digest` from `offset` should carry: the waiting one that stopped at
+   * `offset`, or a new one when the read starts at 0 and there is room. Undefined otherwise.
+   * A claimed fill is handed to `follow`, or to `drop` if the read could not start.
+   */
+  claim(digest: string, offset: number, size: number): Fill | undefined {
+    const waiting = this.fills.get(digest);
+    if (waiting) {
+      if (waiting.busy || waiting.finishing || waiting.failure || waiting.position !== offset) return undefined;
+      clearTimeout(this.idle.get(waiting));
+      this.idle.delete(waiting);
+      waiting.busy = true;
+      return waiting;
+    }
+    if (offset !== 0 || this.fills.size >= this.options.max || !this.options.reserve(size)) return undefined;
+    const fill = new Fill(digest, size, this.options.tempPath());
+    fill.busy = true;
+    this.fills.set(digest, fill);
+    return fill;
+  }
+
+  /** The read's bytes, unchanged, carrying the fill along. */
+  follow(fill: Fill, source: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+    return fill.follow(source, (clean) => this.stopped(fill, clean));
+  }
+
+  /** Gives up the blob's fill, if any: a reader carrying it goes on reading from S3. */
+  abandon(digest: string): void {
+    const fill = this.fills.get(digest);
+    if (!fill) return;
+    fill.abandon();
+    // one being carried or finished ends by itself; its end releases the space
+    if (!fill.busy && !fill.finishing) this.drop(fill);
+  }
+
+  /** A fill a read could not start with, or one that can go no further. */
+  drop(fill: Fill): void {
+    if (this.fills.get(fill.digest) !== fill) return;
+    this.fills.delete(fill.digest);
+    clearTimeout(this.idle.get(fill));
+    this.idle.delete(fill);
+    this.options.release(fill.size);
+    void fill.discard();
+  }
+
+  private stopped(fill: Fill, clean: boolean): void {
+    if (!clean || fill.failure) {
+      this.options.ended(fill, 'failed');
+      this.drop(fill);
+    } else if (fill.position === fill.size) {
+      const done = this.finish(fill).finally(() => this.finishing.delete(done));
+      this.finishing.add(done);
+    } else {
+      // the next Read of a proxy comes at once; one that never comes leaves the fill behind
+      const timer = setTimeout(() => {
+        this.options.ended(fill, 'idle');
+        this.drop(fill);
+      }, this.options.idleMs);
+      timer.unref();
+      this.idle.set(fill, timer);
+    }
+  }
+
+  private async finish(fill: Fill): Promise<void> {
+    fill.finishing = true;
+    let kept = false;
+    let result: FillResult = 'failed';
+    try {
+      result = await fill.complete();
+      kept = result === 'verified' && (await this.options.keep(fill));
+    } catch {
+      result = 'failed';
+    } finally {
+      if (this.fills.get(fill.digest) === fill) this.fills.delete(fill.digest);
+      if (!kept) {
+        this.options.release(fill.size);
+        await fill.discard();
+      }
+      this.options.ended(fill, kept ? 'kept' : result === 'corrupt' ? 'corrupt' : 'failed');
+    }
+  }
+
+  /** Gives up every fill, and waits for those being kept. */
+  async close(): Promise<void> {
+    for (const fill of [...this.fills.values()]) {
+      fill.abandon();
+      if (!fill.busy && !fill.finishing) this.drop(fill);
+    }
+    await Promise.all(this.finishing);
+  }
+}

@@ -1,0 +1,34 @@
+import { randomUUID } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { parseDigest } from '../../digest.js';
+
+/**
+ * Where the read tier keeps things inside its directory. Only these entries are the tier's:
+ * whatever else the directory holds is left alone.
+ *
+ *   blobs/<algorithm>/<hex>   complete blobs, each verified against its digest when written
+ *   tmp/<uuid>                fills under way; none survives a restart
+ *   owner                     the process id of the daemon using the directory
+ */
+export class TierLayout {
+  readonly blobs: string;
+  readonly temp: string;
+  readonly owner: string;
+  readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = resolve(dir);
+    this.blobs = join(this.dir, 'blobs');
+    this.temp = join(this.dir, 'tmp');
+    this.owner = join(this.dir, 'owner');
+  }
+
+  blobPath(digest: string): string {
+    const { algorithm, hex } = parseDigest(digest);
+    return join(this.blobs, algorithm, hex);
+  }
+
+  tempPath(): string {
+    return join(this.temp, randomUUID());
+  }
+}

@@ -1,0 +1,309 @@
+import { mkdir, rename, unlink, utimes } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { notFound } from '../../errors.js';
+import { cacheLookups } from '../../metrics/registry.js';
+import type {
+  BlobEntry,
+  BlobStat,
+  BlobStore,
+  CheckResult,
+  PendingUpload,
+  RecordPage,
+  StoreUsage,
+  Upload,
+  UploadHandle,
+  UploadOptions,
+} from '../types.js';
+import { readFromDisk } from './disk-read.js';
+import type { Fill } from './fill.js';
+import { Fills, type FillOutcome } from './fills.js';
+import { TierLayout } from './layout.js';
+import { claimTier, loadTier } from './load.js';
+import { TierIndex, type TierEntry } from './lru.js';
+import { OpenFiles } from './open-files.js';
+
+export interface ReadTierOptions {
+  readonly dir: string;
+  readonly maxBytes: number;
+  /**
+   * How long S3's word that a kept blob exists is taken before it is asked again (a HEAD)
+   * ahead of serving the blob from disk. Without a tier, a Read of a blob that another daemon's
+   * collector deleted fails at once (its GET finds nothing) even while the daemon still
+   * remembers the blob's size; the tier keeps that gap this short, where trusting the daemon's
+   * 10-minute memory of existence would serve a reclaimed blob for that long. A hot blob costs
+   * one HEAD per period.
+   */
+  readonly confirmMs?: number;
+  readonly logger?: Logger;
+}
+
+const CONFIRM_MS = 30_000;
+/** Fills at once; past it a read from the start just reads S3. */
+const MAX_FILLS = 32;
+/** As long as S3's own parked GET responses wait for the next Read. */
+const FILL_IDLE_MS = 10_000;
+/** Index entries take memory whatever the blobs' sizes (about 200 bytes each). */
+const MAX_ENTRIES = 200_000;
+/** A use moves a file's mtime (the order a restart finds) at most this often. */
+const MARK_USE_MS = 60_000;
+/** Kept blobs open at once between reads, and how long one stays open unused. */
+const OPEN_FILES = 64;
+const OPEN_IDLE_MS = 10_000;
+
+/**
+ * A local read tier in front of another store (S3): blobs read are kept on disk, verified
+ * against their digest when filled, evicted least recently used to stay within a size, and
+ * found again after a restart. Everything but reading passes straight through: writes reach S3
+ * before COMMIT answers, and whether a blob exists is always the store's word (the domain
+ * looks that up before any Read reaches here, so a namespace's deleted blob stays NotFound).
+ */
+export class ReadTier implements BlobStore {
+  readonly location: string;
+  private readonly index: TierIndex;
+  private readonly fills: Fills;
+  private readonly files = new OpenFiles(OPEN_FILES, OPEN_IDLE_MS);
+  private readonly confirmMs: number;
+  private lastWarning = 0;
+
+  private constructor(
+    private readonly inner: BlobStore,
+    private readonly layout: TierLayout,
+    maxBytes: number,
+    private readonly unclaim: () => Promise<void>,
+    private readonly logger: Logger | undefined,
+    confirmMs: number,
+  ) {
+    this.location = `${inner.location}, read tier ${layout.dir}`;
+    this.index = new TierIndex(maxBytes, MAX_ENTRIES);
+    this.confirmMs = confirmMs;
+    this.fills = new Fills({
+      max: MAX_FILLS,
+      idleMs: FILL_IDLE_MS,
+      tempPath: () => layout.tempPath(),
+      reserve: (size) => {
+        const evicted = this.index.reserve(size);
+        if (!evicted) return false;
+        this.removeFiles(evicted);
+        return true;
+      },
+      release: (size) => this.index.release(size),
+      keep: (fill) => this.keep(fill),
+      ended: (fill, outcome) => this.report(fill, outcome),
+    });
+  }
+
+  /** Claims the directory, removes unfinished fills and indexes the blobs a previous run kept. */
+  static async open(inner: BlobStore, options: ReadTierOptions): Promise<ReadTier> {
+    const layout = new TierLayout(options.dir);
+    const unclaim = await claimTier(layout);
+    try {
+      const tier = new ReadTier(inner, layout, options.maxBytes, unclaim, options.logger, options.confirmMs ?? CONFIRM_MS);
+      const found = await loadTier(layout);
+      for (const blob of found) {
+        const entry = { digest: blob.digest, size: blob.size, confirmedAt: 0, markedAt: blob.usedAt };
+        // past the limit (it may have been lowered since), the least recently used go
+        tier.removeFiles(tier.index.add(entry, { reserved: false }));
+      }
+      options.logger?.info({ dir: layout.dir, blobs: tier.index.count, bytes: tier.index.bytes }, 'read tier loaded');
+      return tier;
+    } catch (err) {
+      await unclaim();
+      throw err;
+    }
+  }
+
+  statBlob(digest: string, options?: { fresh?: boolean }): Promise<BlobStat | undefined> {
+    return this.inner.statBlob(digest, options);
+  }
+
+  async readBlob(digest: string, offset: number, length: number, options: { size: number }): Promise<AsyncIterable<Buffer>> {
+    const entry = this.index.get(digest);
+    if (entry && (await this.stillStored(entry, options.size))) {
+      cacheLookups.inc({ cache: 'tier', result: 'hit' });
+      this.markUse(entry);
+      return readFromDisk(this.files, this.layout.blobPath(digest), offset, length, (position, err) => {
+        this.logger?.debug({ digest, position, err }, 'read tier: file unreadable, reading the rest from S3');
+        this.evict(entry);
+        return this.inner.readBlob(digest, position, offset + length - position, options);
+      });
+    }
+    cacheLookups.inc({ cache: 'tier', result: 'miss' });
+    const fill = this.fills.claim(digest, offset, options.size);
+    let source: AsyncIterable<Buffer>;
+    try {
+      source = await this.inner.readBlob(digest, offset, length, options);
+    } catch (err) {
+      if (fill) this.fills.drop(fill);
+      throw err;
+    }
+    return fill ? this.fills.follow(fill, source) : source;
+  }
+
+  /**
+   * Whether the kept file may serve a read of a blob of `size`: S3 said recently that the blob
+   * exists, or says so now. A blob S3 no longer has is NotFound, as its GET would have been.
+   */
+  private async stillStored(entry: TierEntry, size: number): Promise<boolean> {
+    if (entry.size === size && Date.now() - entry.confirmedAt <= this.confirmMs) return true;
+    const stat = entry.size === size ? await this.inner.statBlob(entry.digest, { fresh: true }) : undefined;
+    if (stat?.size === size) {
+      entry.confirmedAt = Date.now();
+      return true;
+    }
+    this.evict(entry);
+    // gone from S3: NotFound, as its GET would have been; another size: not this file's blob
+    if (entry.size === size && !stat) throw notFound(`content ${entry.digest}: not found`);
+    return false;
+  }
+
+  private markUse(entry: TierEntry): void {
+    this.index.use(entry.digest);
+    const now = Date.now();
+    if (now - entry.markedAt < MARK_USE_MS) return;
+    entry.markedAt = now;
+    const at = new Date(now);
+    void utimes(this.layout.blobPath(entry.digest), at, at).catch(() => undefined);
+  }
+
+  /** Moves a verified fill into place; false when it may not be kept after all. */
+  private async keep(fill: Fill): Promise<boolean> {
+    const path = this.layout.blobPath(fill.digest);
+    await mkdir(dirname(path), { recursive: true });
+    await rename(fill.tempPath, path);
+    // abandoned meanwhile (the blob deleted, the tier closing): the file must not stay
+    if (fill.failure) {
+      await unlink(path).catch(() => undefined);
+      return false;
+    }
+    const now = Date.now();
+    // the GET that filled it is S3's word that the blob exists
+    this.removeFiles(this.index.add({ digest: fill.digest, size: fill.size, confirmedAt: now, markedAt: now }, { reserved: true }));
+    return true;
+  }
+
+  private report(fill: Fill, outcome: FillOutcome): void {
+    if (outcome === 'kept' || outcome === 'idle') {
+      this.logger?.debug({ digest: fill.digest, size: fill.size, outcome }, 'read tier fill');
+    } else if (outcome === 'corrupt') {
+      this.logger?.warn({ digest: fill.digest, size: fill.size }, 'read tier: the bytes S3 holds for this blob do not match its digest; not kept');
+    } else if (fill.failure && fill.failure.message !== 'abandoned' && Date.now() - this.lastWarning > 60_000) {
+      // a full or failing disk fails every fill: one line a minute says so
+      this.lastWarning = Date.now();
+      this.logger?.warn({ digest: fill.digest, err: fill.failure }, 'read tier: could not keep a blob on disk; reads go on from S3');
+    }
+  }
+
+  private evict(entry: TierEntry): void {
+    if (this.index.get(entry.digest) !== entry) return;
+    this.index.remove(entry.digest);
+    this.removeFiles([entry]);
+  }
+
+  private removeFiles(entries: readonly TierEntry[]): void {
+    for (const entry of entries) {
+      const path = this.layout.blobPath(entry.digest);
+      // the space comes back once the last descriptor of the file is closed too
+      this.files.forget(path);
+      void unlink(path).catch(() => undefined);
+    }
+  }
+
+  async deleteBlob(digest: string, options?: { deadline?: number }): Promise<void> {
+    const forget = () => {
+      this.fills.abandon(digest);
+      const entry = this.index.get(digest);
+      if (entry) this.evict(entry);
+    };
+    forget();
+    try {
+      await this.inner.deleteBlob(digest, options);
+    } finally {
+      // a read that started a fill from S3 while the delete was on its way may not keep it
+      forget();
+    }
+  }
+
+  listBlobs(): AsyncIterable<BlobEntry> {
+    return this.inner.listBlobs();
+  }
+
+  createUpload(options: UploadOptions): Upload {
+    return this.inner.createUpload(options);
+  }
+
+  discardUpload(handle: UploadHandle): Promise<void> {
+    return this.inner.discardUpload(handle);
+  }
+
+  listUploads(): AsyncIterable<PendingUpload> {
+    return this.inner.listUploads();
+  }
+
+  touchBlob(digest: string, size: number): Promise<void> {
+    return this.inner.touchBlob(digest, size);
+  }
+
+  getRecord(name: string): Promise<{ body: Buffer; lastModified: Date } | undefined> {
+    return this.inner.getRecord(name);
+  }
+
+  putRecord(name: string, body: Buffer): Promise<void> {
+    return this.inner.putRecord(name, body);
+  }
+
+  deleteRecord(name: string): Promise<boolean> {
+    return this.inner.deleteRecord(name);
+  }
+
+  checkRecordName(name: string): void {
+    this.inner.checkRecordName(name);
+  }
+
+  listRecords(prefix: string, startAfter: string, limit: number): Promise<RecordPage> {
+    return this.inner.listRecords(prefix, startAfter, limit);
+  }
+
+  getDoc(key: string): Promise<Buffer | undefined> {
+    return this.inner.getDoc(key);
+  }
+
+  putDoc(key: string, body: Buffer): Promise<void> {
+    return this.inner.putDoc(key, body);
+  }
+
+  deleteDoc(key: string): Promise<void> {
+    return this.inner.deleteDoc(key);
+  }
+
+  listDocs(prefix: string): AsyncIterable<string> {
+    return this.inner.listDocs(prefix);
+  }
+
+  listDocGroups(prefix: string): AsyncIterable<string> {
+    return this.inner.listDocGroups(prefix);
+  }
+
+  uploadIdentity(handle: UploadHandle): string {
+    return this.inner.uploadIdentity(handle);
+  }
+
+  onReachability(listener: (up: boolean) => void): void {
+    this.inner.onReachability(listener);
+  }
+
+  usage(): StoreUsage {
+    return { ...this.inner.usage(), tier: { inUse: this.index.bytes, limit: this.index.maxBytes } };
+  }
+
+  check(): Promise<CheckResult> {
+    return this.inner.check();
+  }
+
+  async close(): Promise<void> {
+    await this.fills.close();
+    this.files.closeAll();
+    await this.unclaim();
+    await this.inner.close();
+  }
+}

@@ -1,0 +1,107 @@
+import { existsSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readFromDisk } from '../../src/blobstore/tier/disk-read.js';
+import type { Fill } from '../../src/blobstore/tier/fill.js';
+import { Fills, type FillOutcome } from '../../src/blobstore/tier/fills.js';
+import { OpenFiles } from '../../src/blobstore/tier/open-files.js';
+import { digestOf } from '../../src/digest.js';
+import { randomBlob, tempDir, until } from '../support/harness.js';
+
+const MiB = 1024 * 1024;
+
+async function drain(source: AsyncIterable<Buffer>): Promise<Buffer> {
+  const pieces: Buffer[] = [];
+  for await (const piece of source) pieces.push(piece);
+  return Buffer.concat(pieces);
+}
+
+async function* once(data: Buffer): AsyncIterable<Buffer> {
+  yield data;
+}
+
+describe('reading kept blobs from disk', () => {
+  it('keeps at most the given number of files open, however many blobs are read', async () => {
+    const dir = tempDir('s3cs-tier-');
+    const files = new OpenFiles(2, 60_000);
+    for (let i = 0; i < 5; i++) {
+      const path = join(dir, `blob-${i}`);
+      writeFileSync(path, `content ${i}`);
+      expect((await files.read(path, 0, 9)).toString()).toBe(`content ${i}`);
+      expect(files.count).toBeLessThanOrEqual(2);
+    }
+    files.closeAll();
+    expect(files.count).toBe(0);
+  });
+
+  it('reads the rest from S3 when the file comes up short, from where it stopped', async () => {
+    const dir = tempDir('s3cs-tier-');
+    const data = randomBlob(3 * MiB);
+    const path = join(dir, 'blob');
+    writeFileSync(path, data);
+    truncateSync(path, MiB + 10);
+    const asked: number[] = [];
+    const read = await drain(
+      readFromDisk(new OpenFiles(4, 60_000), path, 0, data.length, async (position) => {
+        asked.push(position);
+        return once(data.subarray(position));
+      }),
+    );
+    expect(read.equals(data)).toBe(true);
+    expect(asked).toEqual([MiB]);
+  });
+});
+
+describe('fills under way', () => {
+  const fillsIn = (dir: string, options: { max?: number; idleMs?: number } = {}) => {
+    const outcomes: FillOutcome[] = [];
+    let reserved = 0;
+    const fills = new Fills({
+      max: options.max ?? 4,
+      idleMs: options.idleMs ?? 60_000,
+      tempPath: () => join(dir, `fill-${Math.random()}`),
+      reserve: (size) => ((reserved += size), true),
+      release: (size) => (reserved -= size),
+      keep: async (_fill: Fill) => true,
+      ended: (_fill, outcome) => outcomes.push(outcome),
+    });
+    return { fills, outcomes, reserved: () => reserved };
+  };
+
+  it('gives up a fill no read carries on within the idle time, removing its file and its reservation', async () => {
+    const dir = tempDir('s3cs-tier-');
+    const data = randomBlob(2 * MiB);
+    const { fills, outcomes, reserved } = fillsIn(dir, { idleMs: 200 });
+    const fill = fills.claim(digestOf(data), 0, data.length)!;
+    await drain(fills.follow(fill, once(data.subarray(0, MiB))));
+    expect(reserved()).toBe(data.length);
+    await until(() => outcomes.length > 0, 5_000);
+    expect(outcomes).toEqual(['idle']);
+    expect(reserved()).toBe(0);
+    expect(fills.count).toBe(0);
+    await until(() => readdirSync(dir).length === 0, 5_000);
+  });
+
+  it('runs at most the given number of fills at once: a read past it just reads', () => {
+    const dir = tempDir('s3cs-tier-');
+    const { fills } = fillsIn(dir, { max: 2 });
+    expect(fills.claim(digestOf('a'), 0, 10)).toBeDefined();
+    expect(fills.claim(digestOf('b'), 0, 10)).toBeDefined();
+    expect(fills.claim(digestOf('c'), 0, 10)).toBeUndefined();
+  });
+
+  it('is carried on only by a read that starts where the last one stopped', async () => {
+    const dir = tempDir('s3cs-tier-');
+    const data = randomBlob(2 * MiB);
+    const digest = digestOf(data);
+    const { fills, outcomes } = fillsIn(dir);
+    await drain(fills.follow(fills.claim(digest, 0, data.length)!, once(data.subarray(0, MiB))));
+    expect(fills.claim(digest, MiB + 1, data.length)).toBeUndefined();
+    const next = fills.claim(digest, MiB, data.length)!;
+    expect(next).toBeDefined();
+    await drain(fills.follow(next, once(data.subarray(MiB))));
+    await until(() => outcomes.length > 0, 5_000);
+    expect(outcomes).toEqual(['kept']);
+    expect(existsSync(next.tempPath)).toBe(true);
+  });
+});
