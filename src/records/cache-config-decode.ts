@@ -1,6 +1,6 @@
 import { invalidArgument } from '../errors.js';
 import { goRfc3339Problem } from './go-time.js';
-import type { JsonNode } from './go-json.js';
+import { GoJsonReader, type JsonKind } from './go-json.js';
 
 /**
  * BuildKit's CacheConfig (cache/remotecache/v1/types) as Go's encoding/json fills it. Every Go
@@ -50,21 +50,24 @@ interface RecordState {
   inputs: Slice<Slice<CacheInput>>;
 }
 
-type Fields = Record<string, (node: JsonNode, path: string) => void>;
+/** Per JSON field name, what decodes its value (the reader is where the value starts). */
+type Fields = Record<string, (path: string) => void>;
 
-export function decodeCacheConfig(root: JsonNode): CacheConfig {
+export function decodeCacheConfig(body: Buffer): CacheConfig {
+  const r = new GoJsonReader(body, 'cache config');
   const config: { layers: Slice<LayerState>; records: Slice<RecordState> } = { layers: null, records: null };
-  decodeStruct(root, '', {
-    layers: (n, p) => (config.layers = decodeSlice(n, p, config.layers, newLayer, decodeLayer)),
-    records: (n, p) => (config.records = decodeSlice(n, p, config.records, newRecord, decodeRecord)),
+  decodeStruct(r, '', {
+    layers: (p) => (config.layers = decodeSlice(r, p, config.layers, newLayer, decodeLayer)),
+    records: (p) => (config.records = decodeSlice(r, p, config.records, newRecord, decodeRecord)),
   });
+  r.end();
   return {
     layers: items(config.layers).map((l) => ({ ...l })),
-    records: items(config.records).map((r) => ({
-      results: items(r.results).map((x) => ({ ...x })),
-      chains: items(r.chains).map((c) => ({ layers: items(c.layers) })),
-      digest: r.digest,
-      inputs: items(r.inputs).map((group) => items(group).map((x) => ({ ...x }))),
+    records: items(config.records).map((rec) => ({
+      results: items(rec.results).map((x) => ({ ...x })),
+      chains: items(rec.chains).map((c) => ({ layers: items(c.layers) })),
+      digest: rec.digest,
+      inputs: items(rec.inputs).map((group) => items(group).map((x) => ({ ...x }))),
     })),
   };
 }
@@ -72,22 +75,22 @@ export function decodeCacheConfig(root: JsonNode): CacheConfig {
 const newLayer = (): LayerState => ({ blob: '', parent: 0, annotations: null });
 const newRecord = (): RecordState => ({ results: null, chains: null, digest: '', inputs: null });
 
-function decodeLayer(node: JsonNode, path: string, layer: LayerState): LayerState {
-  decodeStruct(node, path, {
-    blob: (n, p) => (layer.blob = decodeString(n, p, layer.blob)),
-    parent: (n, p) => (layer.parent = decodeInt(n, p, layer.parent)),
-    annotations: (n, p) => {
-      if (n.kind === 'null') {
+function decodeLayer(r: GoJsonReader, path: string, layer: LayerState): LayerState {
+  decodeStruct(r, path, {
+    blob: (p) => (layer.blob = decodeString(r, p, layer.blob)),
+    parent: (p) => (layer.parent = decodeInt(r, p, layer.parent)),
+    annotations: (p) => {
+      if (r.null()) {
         layer.annotations = null;
         return;
       }
       const a = layer.annotations ?? { mediaType: '', diffID: '' };
       let size = 0;
-      decodeStruct(n, p, {
-        mediaType: (v, q) => (a.mediaType = decodeString(v, q, a.mediaType)),
-        diffID: (v, q) => (a.diffID = decodeString(v, q, a.diffID)),
-        size: (v, q) => (size = decodeInt(v, q, size)),
-        createdAt: decodeTime,
+      decodeStruct(r, p, {
+        mediaType: (q) => (a.mediaType = decodeString(r, q, a.mediaType)),
+        diffID: (q) => (a.diffID = decodeString(r, q, a.diffID)),
+        size: (q) => (size = decodeInt(r, q, size)),
+        createdAt: (q) => decodeTime(r, q),
       });
       layer.annotations = a;
     },
@@ -95,29 +98,29 @@ function decodeLayer(node: JsonNode, path: string, layer: LayerState): LayerStat
   return layer;
 }
 
-function decodeRecord(node: JsonNode, path: string, record: RecordState): RecordState {
-  decodeStruct(node, path, {
+function decodeRecord(r: GoJsonReader, path: string, record: RecordState): RecordState {
+  decodeStruct(r, path, {
     // Go's CacheRecord keeps its results under the JSON key "layers".
-    layers: (n, p) =>
-      (record.results = decodeSlice(n, p, record.results, () => ({ layer: 0 }), (v, q, result) => {
-        decodeStruct(v, q, { layer: (w, r) => (result.layer = decodeInt(w, r, result.layer)), createdAt: decodeTime });
+    layers: (p) =>
+      (record.results = decodeSlice(r, p, record.results, () => ({ layer: 0 }), (_, q, result) => {
+        decodeStruct(r, q, { layer: (w) => (result.layer = decodeInt(r, w, result.layer)), createdAt: (w) => decodeTime(r, w) });
         return result;
       })),
-    chains: (n, p) =>
-      (record.chains = decodeSlice(n, p, record.chains, () => ({ layers: null as Slice<number> }), (v, q, chain) => {
-        decodeStruct(v, q, {
-          layers: (w, r) => (chain.layers = decodeSlice(w, r, chain.layers, () => 0, decodeInt)),
-          createdAt: decodeTime,
+    chains: (p) =>
+      (record.chains = decodeSlice(r, p, record.chains, () => ({ layers: null as Slice<number> }), (_, q, chain) => {
+        decodeStruct(r, q, {
+          layers: (w) => (chain.layers = decodeSlice(r, w, chain.layers, () => 0, decodeInt)),
+          createdAt: (w) => decodeTime(r, w),
         });
         return chain;
       })),
-    digest: (n, p) => (record.digest = decodeString(n, p, record.digest)),
-    inputs: (n, p) =>
-      (record.inputs = decodeSlice(n, p, record.inputs, () => null as Slice<CacheInput>, (v, q, group) =>
-        decodeSlice(v, q, group, () => ({ selector: '', link: 0 }), (w, r, input) => {
-          decodeStruct(w, r, {
-            selector: (x, s) => (input.selector = decodeString(x, s, input.selector)),
-            link: (x, s) => (input.link = decodeInt(x, s, input.link)),
+    digest: (p) => (record.digest = decodeString(r, p, record.digest)),
+    inputs: (p) =>
+      (record.inputs = decodeSlice(r, p, record.inputs, () => null as Slice<CacheInput>, (_, q, group) =>
+        decodeSlice(r, q, group, () => ({ selector: '', link: 0 }), (__, w, input) => {
+          decodeStruct(r, w, {
+            selector: (x) => (input.selector = decodeString(r, x, input.selector)),
+            link: (x) => (input.link = decodeInt(r, x, input.link)),
           });
           return input;
         }),
@@ -126,59 +129,66 @@ function decodeRecord(node: JsonNode, path: string, record: RecordState): Record
   return record;
 }
 
-/** Go's field lookup: the exact name first, else one equal under case folding. */
-function decodeStruct(node: JsonNode, path: string, fields: Fields): void {
-  if (node.kind === 'null') return;
-  if (node.kind !== 'object') throw mismatch(node, path, 'an object');
-  const byFold = new Map(Object.keys(fields).map((name) => [fold(name), name]));
-  for (const [key, value] of node.entries) {
-    const name = Object.hasOwn(fields, key) ? key : byFold.get(fold(key));
-    if (name !== undefined) fields[name]!(value, path ? `${path}.${name}` : name);
-  }
+/** Go's field lookup: the exact name first, else one equal under case folding; other keys are skipped. */
+function decodeStruct(r: GoJsonReader, path: string, fields: Fields): void {
+  if (r.null()) return;
+  const kind = r.kind();
+  if (kind !== 'object') throw mismatch(kind, path, 'an object');
+  r.object((key) => {
+    const name = Object.hasOwn(fields, key) ? key : Object.keys(fields).find((field) => fold(field) === fold(key));
+    if (name === undefined) r.skip();
+    else fields[name]!(path ? `${path}.${name}` : name);
+  });
 }
 
 function decodeSlice<T>(
-  node: JsonNode,
+  r: GoJsonReader,
   path: string,
   previous: Slice<T>,
   zero: () => T,
-  decodeItem: (node: JsonNode, path: string, current: T) => T,
+  decodeItem: (r: GoJsonReader, path: string, current: T) => T,
 ): Slice<T> {
-  if (node.kind === 'null') return null;
-  if (node.kind !== 'array') throw mismatch(node, path, 'an array');
-  if (node.items.length === 0) return { backing: [], len: 0 };
+  if (r.null()) return null;
+  const kind = r.kind();
+  if (kind !== 'array') throw mismatch(kind, path, 'an array');
   const backing = previous?.backing ?? [];
-  node.items.forEach((item, i) => {
+  const len = r.array((i) => {
     if (i >= backing.length) backing.push(zero());
-    backing[i] = decodeItem(item, `${path}[${i}]`, backing[i]!);
+    backing[i] = decodeItem(r, `${path}[${i}]`, backing[i]!);
   });
-  return { backing, len: node.items.length };
+  return len === 0 ? { backing: [], len: 0 } : { backing, len };
 }
 
-function decodeString(node: JsonNode, path: string, current: string): string {
-  if (node.kind === 'null') return current;
-  if (node.kind !== 'string') throw mismatch(node, path, 'a string');
-  return node.value;
+function decodeString(r: GoJsonReader, path: string, current: string): string {
+  if (r.null()) return current;
+  const kind = r.kind();
+  if (kind !== 'string') throw mismatch(kind, path, 'a string');
+  return r.string().value;
 }
 
 /** Go's int (64 bits on every platform BuildKit ships for): an integer literal, no fraction or exponent. */
-function decodeInt(node: JsonNode, path: string, current: number): number {
-  if (node.kind === 'null') return current;
-  if (node.kind !== 'number') throw mismatch(node, path, 'an integer');
-  if (!/^-?[0-9]+$/.test(node.text)) throw invalidArgument(`${at(path)} ${node.text} is not an integer`);
-  const n = BigInt(node.text);
-  if (n < -(2n ** 63n) || n >= 2n ** 63n) throw invalidArgument(`${at(path)} ${node.text} does not fit a 64-bit integer`);
+function decodeInt(r: GoJsonReader, path: string, current: number): number {
+  if (r.null()) return current;
+  const kind = r.kind();
+  if (kind !== 'number') throw mismatch(kind, path, 'an integer');
+  const text = r.number();
+  if (!/^-?[0-9]+$/.test(text)) throw invalidArgument(`${at(path)} ${text} is not an integer`);
+  const n = BigInt(text);
+  if (n < -(2n ** 63n) || n >= 2n ** 63n) throw invalidArgument(`${at(path)} ${text} does not fit a 64-bit integer`);
   return Number(n);
 }
 
-function decodeTime(node: JsonNode, path: string): void {
-  if (node.kind === 'null') return;
-  if (node.kind !== 'string') throw mismatch(node, path, 'an RFC 3339 time string');
-  const problem = goRfc3339Problem(node.raw);
-  if (problem) throw invalidArgument(`${at(path)} ${JSON.stringify(node.raw)} is not an RFC 3339 time: ${problem}`);
+function decodeTime(r: GoJsonReader, path: string): void {
+  if (r.null()) return;
+  const kind = r.kind();
+  if (kind !== 'string') throw mismatch(kind, path, 'an RFC 3339 time string');
+  const { value, escaped } = r.string();
+  // Go parses the bytes between the quotes as they are: a backslash escape never fits the format.
+  const problem = escaped ? 'it has an escape sequence' : goRfc3339Problem(value);
+  if (problem) throw invalidArgument(`${at(path)} ${JSON.stringify(value)} is not an RFC 3339 time: ${problem}`);
 }
 
-const KINDS: Readonly<Record<JsonNode['kind'], string>> = {
+const KINDS: Readonly<Record<JsonKind, string>> = {
   object: 'an object',
   array: 'an array',
   string: 'a string',
@@ -187,8 +197,8 @@ const KINDS: Readonly<Record<JsonNode['kind'], string>> = {
   null: 'null',
 };
 
-function mismatch(node: JsonNode, path: string, wanted: string) {
-  return invalidArgument(`${at(path)} must be ${wanted}, not ${KINDS[node.kind]}`);
+function mismatch(kind: JsonKind, path: string, wanted: string) {
+  return invalidArgument(`${at(path)} must be ${wanted}, not ${KINDS[kind]}`);
 }
 
 /** Where in the config, for messages: the JSON path the exporter's field names spell. */

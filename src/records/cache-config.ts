@@ -1,7 +1,6 @@
 import { isValidDigest } from '../digest.js';
 import { invalidArgument } from '../errors.js';
 import { at, decodeCacheConfig } from './cache-config-decode.js';
-import { parseGoJson } from './go-json.js';
 import { replayImport } from './importer-replay.js';
 
 /**
@@ -16,7 +15,7 @@ import { replayImport } from './importer-replay.js';
  * for presence in the store (BuildKit's exporter always writes one).
  */
 export function validateCacheConfig(body: Buffer, maxLayers: number): { blobs: string[] } {
-  const { layers, records } = decodeCacheConfig(parseGoJson(body, 'cache config'));
+  const { layers, records } = decodeCacheConfig(body);
   if (layers.length > maxLayers) throw invalidArgument(`cache config names ${layers.length} layers, at most ${maxLayers} allowed`);
   layers.forEach((layer, i) => {
     if (!isValidDigest(layer.blob)) throw invalidArgument(`${at(`layers[${i}].blob`)} ${JSON.stringify(layer.blob)} is not a valid digest`);

@@ -1,168 +1,227 @@
 import { isUtf8 } from 'node:buffer';
 import { invalidArgument } from '../errors.js';
 
-/**
- * A JSON document read as Go's encoding/json reads it, kept close to the text: numbers as their
- * literal (Go's ints refuse `1.0` and `1e2`, which JSON.parse would turn into integers), keys in
- * order with duplicates (Go decodes each one in turn), and each string's raw bytes beside its
- * value (Go's time.Time parses the raw bytes, escapes and all).
- */
-export type JsonNode =
-  | { readonly kind: 'object'; readonly entries: [string, JsonNode][] }
-  | { readonly kind: 'array'; readonly items: JsonNode[] }
-  | { readonly kind: 'string'; readonly value: string; readonly raw: string }
-  | { readonly kind: 'number'; readonly text: string }
-  | { readonly kind: 'bool'; readonly value: boolean }
-  | { readonly kind: 'null' };
+export type JsonKind = 'object' | 'array' | 'string' | 'number' | 'bool' | 'null';
 
 /** Go's scanner refuses nesting deeper than this (encoding/json maxNestingDepth). */
 const MAX_DEPTH = 10_000;
 
-const WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
 const SIMPLE_ESCAPES: Readonly<Record<number, string>> = {
   0x22: '"', 0x5c: '\\', 0x2f: '/', 0x62: '\b', 0x66: '\f', 0x6e: '\n', 0x72: '\r', 0x74: '\t',
 };
-
-type Container = { node: Extract<JsonNode, { kind: 'object' | 'array' }>; key: string };
+const OPEN_OBJECT = 0x7b;
+const CLOSE_OBJECT = 0x7d;
+const OPEN_ARRAY = 0x5b;
+const CLOSE_ARRAY = 0x5d;
 
 /**
- * Reads one JSON value followed by nothing but whitespace, as BuildKit's importer does with a
- * json.Decoder and a check for io.EOF after it. Iterative, so deep nesting cannot overflow the stack.
+ * Reads one JSON value as Go's encoding/json reads it, pulled by a decoder that knows the schema,
+ * so what the schema does not name is checked and skipped without being kept. It keeps what
+ * JSON.parse loses: numbers as their literal (Go's ints refuse `1.0` and `1e2`), keys in order
+ * with duplicates (Go decodes each in turn), and whether a string had escapes (Go's time.Time
+ * parses the raw bytes, where a backslash never fits). Skipping is iterative, so deep nesting
+ * cannot overflow the stack; Go's depth limit holds.
  */
-export function parseGoJson(bytes: Buffer, what: string): JsonNode {
-  let pos = 0;
-  const fail = (problem: string): never => {
-    throw invalidArgument(`${what} is not valid JSON: ${problem} at byte ${pos}`);
-  };
-  const skipSpace = () => {
-    while (pos < bytes.length && WHITESPACE.has(bytes[pos]!)) pos++;
-  };
-  const expect = (char: string) => {
-    skipSpace();
-    if (bytes[pos] !== char.charCodeAt(0)) fail(`expected '${char}'`);
-    pos++;
-  };
+export class GoJsonReader {
+  private pos = 0;
+  private depth = 0;
 
-  const readString = (): { value: string; raw: string } => {
-    pos++; // the opening quote
-    const start = pos;
-    let escaped = false;
+  constructor(
+    private readonly bytes: Buffer,
+    private readonly what: string,
+  ) {}
+
+  /** The kind of the next value; fails on anything that cannot start one. */
+  kind(): JsonKind {
+    this.space();
+    const c = this.bytes[this.pos];
+    if (c === OPEN_OBJECT) return 'object';
+    if (c === OPEN_ARRAY) return 'array';
+    if (c === 0x22) return 'string';
+    if (c === 0x2d || (c !== undefined && c >= 0x30 && c <= 0x39)) return 'number';
+    if (c === 0x74 || c === 0x66) return 'bool';
+    if (c === 0x6e) return 'null';
+    return this.fail(c === undefined ? 'unexpected end of input' : 'unexpected character');
+  }
+
+  /** Consumes a null if one comes next. */
+  null(): boolean {
+    if (this.kind() !== 'null') return false;
+    this.literal('null');
+    return true;
+  }
+
+  /** An object: `each` is called per key, in order, and must consume that key's value. */
+  object(each: (key: string) => void): void {
+    this.open(OPEN_OBJECT);
+    this.space();
+    if (this.bytes[this.pos] === CLOSE_OBJECT) return this.close();
     for (;;) {
-      const c = bytes[pos];
-      if (c === undefined) fail('unterminated string');
+      each(this.key());
+      this.space();
+      const c = this.bytes[this.pos];
+      if (c === CLOSE_OBJECT) return this.close();
+      if (c !== 0x2c) this.fail("expected ',' or '}'");
+      this.pos++;
+    }
+  }
+
+  /** An array: `each` is called per element, with its index, and must consume it. */
+  array(each: (index: number) => void): number {
+    this.open(OPEN_ARRAY);
+    this.space();
+    if (this.bytes[this.pos] === CLOSE_ARRAY) {
+      this.close();
+      return 0;
+    }
+    for (let i = 0; ; i++) {
+      each(i);
+      this.space();
+      const c = this.bytes[this.pos];
+      if (c === CLOSE_ARRAY) {
+        this.close();
+        return i + 1;
+      }
+      if (c !== 0x2c) this.fail("expected ',' or ']'");
+      this.pos++;
+    }
+  }
+
+  string(): { value: string; escaped: boolean } {
+    this.space();
+    if (this.bytes[this.pos] !== 0x22) this.fail('expected a string');
+    const bytes = this.bytes;
+    const start = ++this.pos;
+    let escaped = false;
+    let ascii = true;
+    for (;;) {
+      const c = bytes[this.pos];
+      if (c === undefined) this.fail('unterminated string');
       if (c === 0x22) break;
-      if (c! < 0x20) fail('control character in string');
+      if (c! < 0x20) this.fail('control character in string');
+      if (c! >= 0x80) ascii = false;
       if (c === 0x5c) {
         escaped = true;
-        const e = bytes[pos + 1];
+        const e = bytes[this.pos + 1];
         if (e === 0x75) {
-          if (!/^[0-9a-fA-F]{4}$/.test(bytes.toString('latin1', pos + 2, pos + 6))) fail('invalid \\u escape');
-          pos += 6;
+          if (!/^[0-9a-fA-F]{4}$/.test(bytes.toString('latin1', this.pos + 2, this.pos + 6))) this.fail('invalid \\u escape');
+          this.pos += 6;
           continue;
         }
-        if (e === undefined || SIMPLE_ESCAPES[e] === undefined) fail('invalid escape in string');
-        pos += 2;
+        if (e === undefined || SIMPLE_ESCAPES[e] === undefined) this.fail('invalid escape in string');
+        this.pos += 2;
         continue;
       }
-      pos++;
+      this.pos++;
     }
-    const end = pos;
-    pos++; // the closing quote
-    const raw = bytes.toString('latin1', start, end);
-    if (!escaped && isUtf8(bytes.subarray(start, end))) return { value: bytes.toString('utf8', start, end), raw };
-    return { value: unquote(bytes, start, end), raw };
-  };
+    const end = this.pos++;
+    if (!escaped && ascii) return { value: bytes.toString('latin1', start, end), escaped };
+    if (!escaped && isUtf8(bytes.subarray(start, end))) return { value: bytes.toString('utf8', start, end), escaped };
+    return { value: unquote(bytes, start, end), escaped };
+  }
 
-  const readNumber = (): string => {
-    const start = pos;
+  /** A number's literal text, after checking it against JSON's grammar. */
+  number(): string {
+    this.space();
+    const bytes = this.bytes;
+    const start = this.pos;
     const digits = () => {
-      const from = pos;
-      while (pos < bytes.length && bytes[pos]! >= 0x30 && bytes[pos]! <= 0x39) pos++;
-      return pos - from;
+      const from = this.pos;
+      while (bytes[this.pos] !== undefined && bytes[this.pos]! >= 0x30 && bytes[this.pos]! <= 0x39) this.pos++;
+      return this.pos - from;
     };
-    if (bytes[pos] === 0x2d) pos++;
-    if (bytes[pos] === 0x30) pos++;
-    else if (digits() === 0) fail('invalid number');
-    if (bytes[pos] === 0x2e) {
-      pos++;
-      if (digits() === 0) fail('invalid number');
+    if (bytes[this.pos] === 0x2d) this.pos++;
+    if (bytes[this.pos] === 0x30) this.pos++;
+    else if (digits() === 0) this.fail('invalid number');
+    if (bytes[this.pos] === 0x2e) {
+      this.pos++;
+      if (digits() === 0) this.fail('invalid number');
     }
-    if (bytes[pos] === 0x65 || bytes[pos] === 0x45) {
-      pos++;
-      if (bytes[pos] === 0x2b || bytes[pos] === 0x2d) pos++;
-      if (digits() === 0) fail('invalid number');
+    if (bytes[this.pos] === 0x65 || bytes[this.pos] === 0x45) {
+      this.pos++;
+      if (bytes[this.pos] === 0x2b || bytes[this.pos] === 0x2d) this.pos++;
+      if (digits() === 0) this.fail('invalid number');
     }
-    return bytes.toString('latin1', start, pos);
-  };
+    return bytes.toString('latin1', start, this.pos);
+  }
 
-  const readLiteral = (word: string): void => {
-    if (bytes.toString('latin1', pos, pos + word.length) !== word) fail('invalid literal');
-    pos += word.length;
-  };
-
-  const readKey = (): string => {
-    skipSpace();
-    if (bytes[pos] !== 0x22) fail('expected a string key');
-    const key = readString().value;
-    expect(':');
-    return key;
-  };
-
-  const stack: Container[] = [];
-  for (;;) {
-    skipSpace();
-    let value: JsonNode | undefined;
-    const c = bytes[pos];
-    if (c === 0x7b || c === 0x5b) {
-      if (stack.length + 1 > MAX_DEPTH) fail(`nesting deeper than ${MAX_DEPTH}`);
-      pos++;
-      skipSpace();
-      const node: Container['node'] = c === 0x7b ? { kind: 'object', entries: [] } : { kind: 'array', items: [] };
-      if (bytes[pos] === (c === 0x7b ? 0x7d : 0x5d)) {
-        pos++;
-        value = node;
-      } else {
-        stack.push({ node, key: node.kind === 'object' ? readKey() : '' });
-        continue;
-      }
-    } else if (c === 0x22) {
-      value = { kind: 'string', ...readString() };
-    } else if (c === 0x2d || (c !== undefined && c >= 0x30 && c <= 0x39)) {
-      value = { kind: 'number', text: readNumber() };
-    } else if (c === 0x74) {
-      readLiteral('true');
-      value = { kind: 'bool', value: true };
-    } else if (c === 0x66) {
-      readLiteral('false');
-      value = { kind: 'bool', value: false };
-    } else if (c === 0x6e) {
-      readLiteral('null');
-      value = { kind: 'null' };
-    } else {
-      fail(c === undefined ? 'unexpected end of input' : 'unexpected character');
-    }
-
-    // Hand the finished value to its container; close every container it completes.
+  /** Checks and passes over one value of any kind. */
+  skip(): void {
+    const closers: number[] = [];
     for (;;) {
-      const top = stack.at(-1);
-      if (!top) {
-        skipSpace();
-        if (pos !== bytes.length) fail('unexpected data after the JSON value');
-        return value!;
+      const kind = this.kind();
+      if (kind === 'object' || kind === 'array') {
+        const closer = kind === 'object' ? CLOSE_OBJECT : CLOSE_ARRAY;
+        this.open(kind === 'object' ? OPEN_OBJECT : OPEN_ARRAY);
+        this.space();
+        if (this.bytes[this.pos] === closer) {
+          this.close();
+        } else {
+          closers.push(closer);
+          if (closer === CLOSE_OBJECT) this.key();
+          continue;
+        }
+      } else if (kind === 'string') this.string();
+      else if (kind === 'number') this.number();
+      else if (kind === 'null') this.literal('null');
+      else this.literal(this.bytes[this.pos] === 0x74 ? 'true' : 'false');
+
+      // After a value: close what it completes, or move past a comma to the next one.
+      for (;;) {
+        const closer = closers.at(-1);
+        if (closer === undefined) return;
+        this.space();
+        const c = this.bytes[this.pos];
+        if (c === 0x2c) {
+          this.pos++;
+          if (closer === CLOSE_OBJECT) this.key();
+          break;
+        }
+        if (c !== closer) this.fail(`expected ',' or '${String.fromCharCode(closer)}'`);
+        this.close();
+        closers.pop();
       }
-      if (top.node.kind === 'object') top.node.entries.push([top.key, value!]);
-      else top.node.items.push(value!);
-      skipSpace();
-      if (bytes[pos] === 0x2c) {
-        pos++;
-        if (top.node.kind === 'object') top.key = readKey();
-        break;
-      }
-      if (bytes[pos] !== (top.node.kind === 'object' ? 0x7d : 0x5d)) fail(`expected ',' or '${top.node.kind === 'object' ? '}' : ']'}'`);
-      pos++;
-      stack.pop();
-      value = top.node;
     }
+  }
+
+  /** After the value: nothing but whitespace, as BuildKit checks for io.EOF after decoding. */
+  end(): void {
+    this.space();
+    if (this.pos !== this.bytes.length) this.fail('unexpected data after the JSON value');
+  }
+
+  private literal(word: 'true' | 'false' | 'null'): void {
+    if (this.bytes.toString('latin1', this.pos, this.pos + word.length) !== word) this.fail('invalid literal');
+    this.pos += word.length;
+  }
+
+  private key(): string {
+    const key = this.string().value;
+    this.space();
+    if (this.bytes[this.pos] !== 0x3a) this.fail("expected ':'");
+    this.pos++;
+    return key;
+  }
+
+  private open(char: number): void {
+    this.space();
+    if (this.bytes[this.pos] !== char) this.fail(`expected '${String.fromCharCode(char)}'`);
+    if (++this.depth > MAX_DEPTH) this.fail(`nesting deeper than ${MAX_DEPTH}`);
+    this.pos++;
+  }
+
+  private close(): void {
+    this.pos++;
+    this.depth--;
+  }
+
+  private space(): void {
+    const bytes = this.bytes;
+    for (let c = bytes[this.pos]; c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09; c = bytes[++this.pos]);
+  }
+
+  private fail(problem: string): never {
+    throw invalidArgument(`${this.what} is not valid JSON: ${problem} at byte ${this.pos}`);
   }
 }
 

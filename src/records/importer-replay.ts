@@ -36,7 +36,7 @@ interface Frame {
  * does; a crafted config could make that quadratic, so the walking has a budget far above what a
  * real cache needs.
  */
-const WALK_BUDGET = 20_000_000;
+const WALK_BUDGET = 2_000_000;
 /** Marks a record being parsed (or one CacheChains dropped): meeting it again through a link fails the import. */
 const PENDING = null;
 
