@@ -137,6 +137,22 @@ describe('validateCacheConfig refuses what BuildKit\'s importer refuses, naming 
     expect(refusal(doc).message).toContain('layers[0].blob "sha256:nope" is not a valid digest');
   });
 
+  it('refuses, with ResourceExhausted naming the limit, records that merge into one another too often to check', () => {
+    // record 1 has 1,500 dependents; each of 1,500 copies of it merges into it and walks them all
+    const shared = digestOf('shared');
+    const records: object[] = [{ digest: digestOf('root') }, { digest: shared, inputs: [[{ link: 0 }]] }];
+    for (let i = 0; i < 1500; i++) records.push({ digest: digestOf(`dependent-${i}`), inputs: [[{ link: records.length - 1 }]] });
+    for (let i = 0; i < 1500; i++) records.push({ digest: shared, inputs: [[{ link: 0 }]] });
+    let caught: unknown;
+    try {
+      validateCacheConfig(Buffer.from(JSON.stringify({ records })), MAX_LAYERS);
+    } catch (err) {
+      caught = err;
+    }
+    expect(isStoreError(caught, 'resource-exhausted')).toBe(true);
+    expect((caught as Error).message).toContain('more than 2000000 steps');
+  });
+
   it('refuses more layers than the daemon checks', () => {
     expect(() => validateCacheConfig(cacheConfig(LAYERS), 2)).toThrow('cache config names 3 layers, at most 2 allowed');
   });
