@@ -9,6 +9,11 @@ import type { PutRecordResponse__Output } from '../src/generated/s3cs/records/v1
 import { cacheConfig } from './support/buildkit.js';
 import { call, failure, getObject, listKeys, randomBlob, rawS3, startDaemon, writeBlob, type TestDaemon } from './support/harness.js';
 
+type FixtureDoc = {
+  layers: { blob: string; parent?: number; annotations?: Record<string, unknown> }[];
+  records: { layers?: { layer: number; createdAt?: string }[]; inputs?: { link: number; selector?: string }[][] }[];
+};
+
 describe('CacheRecords on S3', () => {
   let d: TestDaemon;
   let records: CacheRecordsClient;
@@ -17,6 +22,13 @@ describe('CacheRecords on S3', () => {
   const put = (names: string[], config: Buffer, extra: object = {}) =>
     call<object, PutRecordResponse__Output>(records, 'Put', { names, config, ...extra });
   const get = (name: string) => call<object, GetRecordResponse__Output>(records, 'Get', { name });
+
+  /** A fixture over the stored layers, changed: its layers and records fall in BuildKit's sorted order. */
+  const withFixture = (change: (doc: FixtureDoc) => void) => {
+    const doc = JSON.parse(cacheConfig(layers).toString()) as FixtureDoc;
+    change(doc);
+    return Buffer.from(JSON.stringify(doc));
+  };
 
   beforeAll(async () => {
     // a short refresh window lets the touch test age a blob past it in seconds
@@ -62,17 +74,55 @@ describe('CacheRecords on S3', () => {
   });
 
   it.each([
-    ['not JSON', Buffer.from('{"layers":'), 'not valid JSON'],
-    ['trailing data', Buffer.from('{"layers":[],"records":[]} {}'), 'not valid JSON'],
-    ['not an object', Buffer.from('[]'), 'JSON object'],
-    ['a bad layer digest', Buffer.from('{"layers":[{"blob":"sha256:nope","parent":-1}]}'), 'layers[0].blob'],
-    ['a parent out of range', Buffer.from(`{"layers":[{"blob":"${digestOf('a')}","parent":3}]}`), 'layers[0].parent'],
-    ['a record layer out of range', Buffer.from(`{"layers":[{"blob":"${digestOf('a')}","parent":-1}],"records":[{"layers":[{"layer":1}]}]}`), 'records[0].layers[0].layer'],
-    ['an input link out of range', Buffer.from('{"layers":[],"records":[{"inputs":[[{"link":5}]]}]}'), 'records[0].inputs[0][0].link'],
+    ['not JSON', () => Buffer.from('{"layers":'), 'not valid JSON'],
+    ['trailing data', () => Buffer.from('{"layers":[],"records":[]} {}'), 'unexpected data after the JSON value'],
+    ['not an object', () => Buffer.from('[]'), 'cache config must be an object'],
+    ['a bad layer digest', () => withFixture((d) => (d.layers[0]!.blob = 'sha256:nope')), 'layers[0].blob'],
+    ['a record layer out of range', () => withFixture((d) => (d.records[1]!.layers![0]!.layer = 7)), 'records[1].layers[0].layer 7 is out of range'],
+    ['an input link out of range', () => Buffer.from('{"layers":[],"records":[{"inputs":[[{"link":5}]]}]}'), 'records[0].inputs[0][0].link 5 is out of range'],
   ])('refuses %s with InvalidArgument', async (_what, config, message) => {
-    const err = await failure(put(['invalid'], config));
+    const err = await failure(put(['invalid'], config()));
     expect(err.code).toBe(status.INVALID_ARGUMENT);
     expect(err.details).toContain(message);
+  });
+
+  describe('a config exactly as BuildKit\'s exporter writes it', () => {
+    // Fixed contents give the fixture a known shape: the middle layer's parent 0 left out, -1 for
+    // no parent, a record that is a digest alone, a link without a selector (see test/unit/cache-config.test.ts).
+    const fixed = [Buffer.from('layer one'), Buffer.from('layer two'), Buffer.from('layer 3')];
+    beforeAll(async () => {
+      for (const [i, layer] of fixed.entries()) await writeBlob(d.content(), `fixed-${i}`, layer);
+    });
+
+    it('round-trips byte for byte through Put, the bucket object and Get', async () => {
+      const config = cacheConfig(fixed);
+      expect(config.toString()).not.toContain('"parent":0');
+      await put(['exact'], config);
+      expect((await getObject(d.bucket!, 'manifests/exact')).equals(config)).toBe(true);
+      expect((await get('exact')).config.equals(config)).toBe(true);
+    });
+
+    it.each<[string, (doc: FixtureDoc) => void, string]>([
+      ['a layer without annotations', (doc) => delete doc.layers[1]!.annotations, 'layers[1] has no annotations'],
+      ['containerd.io/uncompressed where BuildKit writes diffID', (doc) => {
+        const a = doc.layers[0]!.annotations!;
+        doc.layers[0]!.annotations = { mediaType: a.mediaType, 'containerd.io/uncompressed': a.diffID, size: a.size, createdAt: a.createdAt };
+      }, 'layers[0].annotations.diffID is missing or empty'],
+      ['a createdAt that is not RFC 3339', (doc) => (doc.records[1]!.layers![0]!.createdAt = 'yesterday'), 'records[1].layers[0].createdAt "yesterday" is not an RFC 3339 time'],
+      ['an empty input group', (doc) => (doc.records[2]!.inputs = [[]]), 'records[2].inputs[0] is an empty input group'],
+      ['a loop through parent', (doc) => (doc.layers[1]!.parent = 0), 'loops back to layers[1]'],
+      ['a loop through link', (doc) => (doc.records[2]!.inputs = [[{ link: 1 }]]), 'records[2].inputs[0][0].link 1 loops back to records[1]'],
+    ])('refuses %s and writes nothing: no new record, the previous one intact', async (_what, change, message) => {
+      const previous = cacheConfig(fixed);
+      await put(['kept'], previous);
+      const doc = JSON.parse(previous.toString()) as FixtureDoc;
+      change(doc);
+      const err = await failure(put(['kept', 'never-written-invalid'], Buffer.from(JSON.stringify(doc))));
+      expect(err.code).toBe(status.INVALID_ARGUMENT);
+      expect(err.details).toContain(message);
+      expect(await listKeys(d.bucket!, 'manifests/never-written-invalid')).toEqual([]);
+      expect((await getObject(d.bucket!, 'manifests/kept')).equals(previous)).toBe(true);
+    });
   });
 
   it('answers NotFound for a name without a record', async () => {
