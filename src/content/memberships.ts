@@ -5,6 +5,7 @@ import { docKeys, type Documents } from '../metadata/documents.js';
 import type { ContentInfo } from './types.js';
 import { Instant, now, storedInstant } from '../clock.js';
 import { cacheLookups } from '../metrics/registry.js';
+import { countBound } from '../lru.js';
 
 /** A blob's membership of one namespace, as stored in the metadata documents. */
 export interface ContentRecord {
@@ -29,14 +30,14 @@ export class Memberships {
    * change made through another daemon sharing the bucket can go unseen here.
    */
   private readonly records = new LRUCache<string, { value: ContentRecord | undefined }>({
-    max: 50_000,
     ttl: RECORD_CACHE_MS,
-    // bounded in bytes too: one record may carry 256 labels of 4 KiB
+    // Bounded in bytes, an entry's overhead counted: one record may carry 256 labels of 4 KiB,
+    // and most carry none (a bound by count would preallocate its index; see countBound).
     maxSize: RECORD_CACHE_BYTES,
-    sizeCalculation: (entry, key) => key.length + 64 + (entry.value ? labelBytes(entry.value.labels) : 0),
+    sizeCalculation: (entry, key) => 2 * key.length + 200 + (entry.value ? labelBytes(entry.value.labels) : 0),
   });
   /** Recently read deletion marks of a namespace (see markDeleted), present or absent. */
-  private readonly deletions = new LRUCache<string, { deleted: boolean }>({ max: 50_000, ttl: RECORD_CACHE_MS });
+  private readonly deletions = new LRUCache<string, { deleted: boolean }>({ ...countBound(50_000), ttl: RECORD_CACHE_MS });
 
   constructor(private readonly docs: Documents) {}
 

@@ -7,6 +7,7 @@ import { Documents, docKeys, encodeSegment } from '../metadata/documents.js';
 import { validateNamespace } from '../namespaces/names.js';
 import { parseFilters } from '../filters.js';
 import { now, storedInstant, type Instant } from '../clock.js';
+import { countBound } from '../lru.js';
 
 export interface LeaseResource {
   id: string;
@@ -45,7 +46,7 @@ const MAX_RESOURCE_ID_BYTES = 512;
 export class LeaseStore {
   private readonly docs: Documents;
   /** Resources per lease as last counted here, so adding one does not list them all. */
-  private readonly counts = new LRUCache<string, { n: number }>({ max: 10_000 });
+  private readonly counts = new LRUCache<string, { n: number }>(countBound(10_000));
 
   constructor(blobs: BlobStore) {
     this.docs = new Documents(blobs);

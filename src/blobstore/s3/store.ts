@@ -38,6 +38,7 @@ import { Reachability } from './reachability.js';
 import { S3Upload } from './upload.js';
 import type { UploadContext } from './upload-context.js';
 import { cacheLookups } from '../../metrics/registry.js';
+import { countBound } from '../../lru.js';
 
 /** Keys one LIST request answers with, at most (S3's own limit). */
 const LIST_PAGE = 1000;
@@ -49,7 +50,7 @@ export class S3BlobStore implements BlobStore {
   private readonly s3: S3Bucket;
   private readonly keys: KeyLayout;
   /** Size and age of blobs known to exist (bounded; entries expire so outside deletes show). */
-  private readonly stats = new LRUCache<string, BlobStat>({ max: 100_000, ttl: 10 * 60_000 });
+  private readonly stats = new LRUCache<string, BlobStat>({ ...countBound(100_000), ttl: 10 * 60_000 });
   private readonly readers = new ParkedReads(64, 10_000);
   /** 1 MiB (one proxy Read) ahead per parked response, 32 MiB for all of them. */
   private readonly readAhead = new ReadAheadBudget(1024 * 1024, 32 * 1024 * 1024);
