@@ -1,6 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { credentials, loadPackageDefinition, type ClientDuplexStream } from '@grpc/grpc-js';
@@ -8,6 +9,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
 import { serve } from './support/child.js';
+import { makePki } from './support/pki.js';
 import { newBucket, randomBlob, s3, tempDir, useS3Credentials, until } from './support/harness.js';
 
 const run = promisify(execFile);
@@ -183,5 +185,37 @@ describe('server reflection', () => {
     } finally {
       client.close();
     }
+  });
+});
+
+describe('metrics over HTTPS', () => {
+  /** GET over TLS with the test CA; resolves with the status, rejects when the handshake fails. */
+  const get = (url: string, pki: ReturnType<typeof makePki>, withClientCert: boolean) =>
+    new Promise<number>((resolve, reject) => {
+      const req = httpsGet(
+        url,
+        {
+          ca: readFileSync(pki.ca),
+          ...(withClientCert ? { cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) } : {}),
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on('error', reject);
+    });
+
+  it('are served with the daemon\'s TLS files, and only to a client certificate the CA signed when --tls-client-ca is given', async () => {
+    const pki = makePki(tempDir('s3cs-metrics-pki-'));
+    const tlsSocket = join(tempDir('s3cs-metrics-tls-'), 'content.sock');
+    const running = await serve(
+      ['--address', `unix://${tlsSocket}`, '--root', join(dir, 'tls-root'), '--metrics-address', '127.0.0.1:0', '--tls-cert', pki.cert, '--tls-key', pki.key, '--tls-client-ca', pki.ca],
+      children,
+    );
+    const url = running.lines.find((l) => l.msg === 'serving')!.metrics as string;
+    expect(url).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    expect(await get(url, pki, true)).toBe(200);
+    await expect(get(url, pki, false)).rejects.toThrow();
   });
 });
