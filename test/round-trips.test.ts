@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
 import type { WriteContentResponse__Output } from '../src/generated/containerd/services/content/v1/WriteContentResponse.js';
-import { call, getObject, listKeys, ns, putObject, randomBlob, writeBlob, WriteSession, type TestDaemon } from './support/harness.js';
+import { call, getObject, listKeys, ns, putObject, randomBlob, until, writeBlob, WriteSession, type TestDaemon } from './support/harness.js';
 import { daemonLoggingRequests, described, kindOf, rounds, type RequestLog, type SentRequest } from './support/s3-requests.js';
 
 const MiB = 1024 * 1024;
@@ -111,7 +111,9 @@ describe('S3 round trips on the critical path', () => {
     const commitAnswered = performance.now();
     session.close();
     await session.ended;
-    const lookup = log.sent.find((r) => r.op === 'GetObject' && r.key.endsWith('/ingests/no-wait-at-open'))!;
+    const isLookup = (r: SentRequest) => r.op === 'GetObject' && r.key.endsWith('/ingests/no-wait-at-open');
+    await until(() => log.sent.some(isLookup));
+    const lookup = log.sent.find(isLookup)!;
     expect(stat.offset).toBe(0);
     expect(done.digest).toBe(digestOf(data));
     expect(statAnswered).toBeLessThan(lookup.end);
