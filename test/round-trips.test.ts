@@ -1,12 +1,17 @@
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { status, type Metadata, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
 import type { WriteContentResponse__Output } from '../src/generated/containerd/services/content/v1/WriteContentResponse.js';
-import { call, getObject, listKeys, ns, putObject, randomBlob, until, writeBlob, WriteSession, type TestDaemon } from './support/harness.js';
+import { call, getObject, listKeys, ns, putObject, randomBlob, tempDir, until, writeBlob, WriteSession, type TestDaemon } from './support/harness.js';
 import { daemonLoggingRequests, described, kindOf, rounds, type RequestLog, type SentRequest } from './support/s3-requests.js';
 
 const MiB = 1024 * 1024;
+const run = promisify(execFile);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
@@ -203,6 +208,18 @@ describe('S3 round trips on the critical path', () => {
     const complete = requests.find((r) => r.op === 'CompleteMultipartUpload')!;
     const hold = requests.find((r) => r.op === 'PutObject')!;
     expect(hold.start).toBeLessThan(complete.end);
+  });
+
+  it('costs ctr content ingest of a new small blob the look-up of its ref at open, then two rounds: the lookups, then the bytes beside the hold', async () => {
+    const file = join(tempDir('s3cs-trips-'), 'small.bin');
+    writeFileSync(file, randomBlob(4096));
+    const from = performance.now();
+    await run('sh', ['-c', 'exec ctr --address "$1" -n test content ingest ctr-small < "$2"', 'ctr', d.socket, file], {
+      env: { ...process.env, CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS: '1' },
+    });
+    const requests = log.between(from, performance.now()).filter((r) => r.op !== 'HeadBucket');
+    expect(described(requests)).toEqual(['GetObject hold', 'GetObject ingest', 'HeadObject blob', 'PutObject blob', 'PutObject hold']);
+    expect(rounds(requests)).toBe(3);
   });
 
   it('answers Info of a held blob in one round when nothing is cached, and with no request when it is', async () => {
