@@ -78,7 +78,11 @@ export class Claims {
       throw err;
     }
     if (!present) return this.storeHeld(ns, digest, request, before, prepared, hold);
-    if (await this.staysHeld(digest, held, hold)) return 'exists';
+    if (await this.staysHeld(digest, held, hold)) {
+      // the upload is discarded next: its last part must not be sent after that
+      await prepared.catch(() => undefined);
+      return 'exists';
+    }
     // A collector deleted the bytes (or is deleting them): they are stored again, as new ones.
     const fresh = hold.then(async (): Promise<HoldWritten> => {
       await this.writeFresh(ns, digest, request);
