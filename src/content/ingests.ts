@@ -45,7 +45,6 @@ const NO_RESUME_BELOW = 5 * 1024 * 1024;
  */
 export class Ingests {
   private readonly blobs: BlobStore;
-  private readonly memberships: Memberships;
   private readonly claims: Claims;
   private readonly records: IngestRecords;
   private readonly live: LiveIngests;
@@ -65,7 +64,6 @@ export class Ingests {
 
   constructor(options: IngestsOptions) {
     this.blobs = options.blobs;
-    this.memberships = options.memberships;
     this.claims = new Claims(options.blobs, options.memberships, options.guard);
     this.records = options.records;
     this.live = options.live;
