@@ -48,10 +48,11 @@ interface HoldWritten {
  * - Where the namespace holds nothing yet, the new hold reads the same whether the bytes turn out
  *   stored or not (size, now, the commit's labels), so it goes as soon as that is known, in the
  *   first round when the cache knows it: an AlreadyExists then costs the note's read after it.
- * - Where the namespace holds the blob already, that hold (found in the bucket, or cached, as
- *   Update trusts its cache) stands for the one a writer writes: a note read after it was seen
- *   either shows a collector at work, or the collector's last check comes later and sees the
- *   hold. Merging the commit's labels into it then goes beside the note's read, not before it.
+ * - Where the namespace holds the blob already, that hold stands for the one a writer writes: a
+ *   note read after it was seen either shows a collector at work, or the collector's last check
+ *   comes later and sees the hold. Merging the commit's labels into it then goes beside the
+ *   note's read, not before it. (A hold seen in this daemon's cache, up to 30 s old, is trusted
+ *   as the writes before this one trusted it; another daemon's Delete may have dropped it since.)
  */
 export class Claims {
   constructor(
