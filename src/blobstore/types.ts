@@ -167,6 +167,11 @@ export interface Upload {
   readonly checkpointBytes: number;
   /** Resolves once the chunk is accepted; waiting here is the back-pressure on the client. */
   write(chunk: Buffer): Promise<void>;
+  /**
+   * Stores every byte taken so far, so that `commit` has only the step that makes them visible
+   * left (the caller may look things up meanwhile); `commit` does it too when not called first.
+   */
+  prepare(digest: string): Promise<void>;
   /** Makes the bytes visible as blob `digest`; the caller has verified digest and size. */
   commit(digest: string, size: number): Promise<void>;
   /**

@@ -32,9 +32,12 @@ export class IngestRecords {
   ) {}
 
   async read(ns: string, ref: string): Promise<IngestRecord | undefined> {
-    const record = await this.docs.read<IngestRecord>(docKeys.ingest(ns, ref));
-    if (record || !hasLegacyKey(ns, ref)) return record;
-    return this.docs.read<IngestRecord>(docKeys.legacyIngest(ns, ref));
+    // both keys at once: an open waits for this look-up
+    const [record, legacy] = await Promise.all([
+      this.docs.read<IngestRecord>(docKeys.ingest(ns, ref)),
+      hasLegacyKey(ns, ref) ? this.docs.read<IngestRecord>(docKeys.legacyIngest(ns, ref)) : undefined,
+    ]);
+    return record ?? legacy;
   }
 
   private async removeKeys(ns: string, ref: string): Promise<void> {

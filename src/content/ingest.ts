@@ -28,6 +28,11 @@ export interface Ingest {
   states: Map<number, Uint8Array>;
   /** The latest point the ingest can be continued from after a crash. */
   resumable?: { checkpoint: Checkpoint; state: Uint8Array } | undefined;
+  /**
+   * The look-up of a record an earlier ingest of the ref may have left, when the open did not
+   * wait for it: rejects when that record refuses this ingest (see Ingests.openWriter).
+   */
+  leftover?: Promise<void> | undefined;
 }
 
 /** The ingests this process holds, by `ingestKey`. */

@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
-import type { BlobStat, BlobStore, Checkpoint } from '../blobstore/types.js';
+import type { BlobStore, Checkpoint } from '../blobstore/types.js';
 import { parseDigest } from '../digest.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, resourceExhausted, unavailable } from '../errors.js';
 import { parseFilters } from '../filters.js';
 import type { Labels } from '../labels.js';
 import { validateNamespace } from '../namespaces/names.js';
 import { Checkpoints } from './checkpoints.js';
+import { Claims } from './claims.js';
 import { ingestKey, statusOf, type Ingest, type LiveIngests } from './ingest.js';
 import { recordStatus, type IngestRecord, type IngestRecords } from './ingest-records.js';
 import type { Memberships } from './memberships.js';
@@ -31,6 +32,12 @@ interface IngestsOptions {
 const MAX_LIVE_INGESTS = 4096;
 /** Statuses one ListStatuses may answer with. */
 const MAX_LISTED_STATUSES = 10_000;
+/**
+ * An ingest declared smaller than this can continue no ingest recorded in the bucket: a record's
+ * checkpoint lies at least one part in (S3's smallest part is 5 MiB), and one without a
+ * checkpoint starts over anyway. So its open need not wait for the record's look-up.
+ */
+const NO_RESUME_BELOW = 5 * 1024 * 1024;
 
 /**
  * Ingests from open to commit or abort: Status, ListStatuses, Abort, and the Write stream's
@@ -39,8 +46,7 @@ const MAX_LISTED_STATUSES = 10_000;
  */
 export class Ingests {
   private readonly blobs: BlobStore;
-  private readonly memberships: Memberships;
-  private readonly guard: ReclaimGuard;
+  private readonly claims: Claims;
   private readonly records: IngestRecords;
   private readonly live: LiveIngests;
   private readonly checkpoints: Checkpoints;
@@ -49,10 +55,8 @@ export class Ingests {
   private readonly crashResume: boolean;
   /** All a Writer sees of this side. */
   private readonly writerHost: WriterHost = {
-    statBlob: (digest) => this.blobs.statBlob(digest),
     failIfPresent: (ns, digest) => this.failIfPresent(ns, digest),
-    ensureMember: (ns, digest, stat, labels, fresh) => this.memberships.ensureMember(ns, digest, stat, labels, fresh),
-    holdIfStays: (ns, digest, stat, labels) => this.holdIfStays(ns, digest, stat, labels),
+    claim: (ns, digest, request) => this.claims.commit(ns, digest, request),
     restartUpload: (ingest) => this.startUpload(ingest),
     reachedCheckpoint: (ingest, offset) => this.checkpoints.reachedOffset(ingest, offset),
     finish: (ingest, outcome) => this.finish(ingest, outcome),
@@ -61,8 +65,7 @@ export class Ingests {
 
   constructor(options: IngestsOptions) {
     this.blobs = options.blobs;
-    this.memberships = options.memberships;
-    this.guard = options.guard;
+    this.claims = new Claims(options.blobs, options.memberships, options.guard);
     this.records = options.records;
     this.live = options.live;
     this.hashes = options.hashes;
@@ -136,18 +139,26 @@ export class Ingests {
     if (ingest?.lockedSince) throw lockedError(ref, ingest.lockedSince);
     if (ingest) refuseOtherTotal(ref, ingest.total, total);
     if (!ingest) {
-      // A record without a live ingest was left by an earlier run or another daemon: continued
-      // from its checkpoint when it has one, else started over (the client sees offset 0).
-      const stale = await (reading ?? this.records.read(ns, ref));
-      if (stale) refuseOtherTotal(ref, stale.total, total);
-      const resumed = stale ? await this.resumeFromRecord(ns, stale) : undefined;
-      if (stale && !resumed) await this.records.drop(ns, stale);
+      if (reading && !wanted && total > 0 && total < NO_RESUME_BELOW) {
+        // Nothing recorded can continue as this ingest: the client goes on sending while the
+        // look-up runs, and its first part or its commit waits for it.
+        ingest = await this.newIngest(ns, ref, total, expected, now());
+        ingest.leftover = this.settleLeftover(ns, ref, total, reading);
+        ingest.leftover.catch(() => undefined);
+      } else {
+        // A record without a live ingest was left by an earlier run or another daemon: continued
+        // from its checkpoint when it has one, else started over (the client sees offset 0).
+        const stale = await (reading ?? this.records.read(ns, ref));
+        if (stale) refuseOtherTotal(ref, stale.total, total);
+        const resumed = stale ? await this.resumeFromRecord(ns, stale) : undefined;
+        if (stale && !resumed) await this.records.drop(ns, stale);
+        ingest = resumed ?? (await this.newIngest(ns, ref, total, expected, stale ? storedInstant(stale.startedAt) : now()));
+      }
       if (this.live.get(key)?.lockedSince) {
-        // Another stream took the ref meanwhile, continuing this very upload: leave it to that one.
-        resumed?.hasher.close();
+        // Another stream took the ref meanwhile (perhaps continuing this very upload): leave it to that one.
+        ingest.hasher.close();
         throw lockedError(ref, this.live.get(key)!.lockedSince!);
       }
-      ingest = resumed ?? (await this.newIngest(ns, ref, total, expected, stale ? storedInstant(stale.startedAt) : now()));
       this.live.set(key, ingest);
     }
     ingest.lockedSince = new Date();
@@ -167,20 +178,19 @@ export class Ingests {
 
   private async failIfPresent(ns: string, digest: string): Promise<void> {
     const stat = await this.blobs.statBlob(digest);
-    if (stat && (await this.holdIfStays(ns, digest, stat, {}))) throw alreadyExists(`content ${digest}: already exists`);
+    if (stat && (await this.claims.holdIfStays(ns, digest, stat))) throw alreadyExists(`content ${digest}: already exists`);
   }
 
   /**
-   * Makes a stored blob a member of `ns` (with `labels`) and tells whether its bytes stay: a
-   * collector may have deleted them, or be deleting them now. Then the hold this call wrote is
-   * taken back, and the bytes are to be written as for new content.
+   * The record an earlier ingest of the ref may have left, dealt with while the stream goes on:
+   * one of another declared size refuses this ingest, as the open would have (Abort the ref to
+   * start over); any other is discarded, as when the ingest starts over at offset 0.
    */
-  private async holdIfStays(ns: string, digest: string, stat: BlobStat, labels: Labels): Promise<boolean> {
-    const held = (await this.memberships.read(ns, digest)) !== undefined;
-    await this.memberships.ensureMember(ns, digest, stat, labels);
-    if (await this.guard.stays(digest)) return true;
-    if (!held) await this.memberships.remove(ns, digest);
-    return false;
+  private async settleLeftover(ns: string, ref: string, total: number, reading: Promise<IngestRecord | undefined>): Promise<void> {
+    const stale = await reading;
+    if (!stale) return;
+    refuseOtherTotal(ref, stale.total, total);
+    await this.records.drop(ns, stale);
   }
 
   /**

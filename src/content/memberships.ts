@@ -1,9 +1,9 @@
 import { LRUCache } from 'lru-cache';
 import type { BlobStat } from '../blobstore/types.js';
-import { validateLabels, type Labels } from '../labels.js';
+import type { Labels } from '../labels.js';
 import { docKeys, type Documents } from '../metadata/documents.js';
 import type { ContentInfo } from './types.js';
-import { Instant, now, storedInstant } from '../clock.js';
+import { Instant, storedInstant } from '../clock.js';
 import { cacheLookups } from '../metrics/registry.js';
 import { countBound } from '../lru.js';
 
@@ -53,8 +53,13 @@ export class Memberships {
   }
 
   async write(ns: string, digest: string, record: ContentRecord): Promise<void> {
-    await this.ensureNamespace(ns);
-    await this.docs.write(docKeys.content(ns, digest), record);
+    // The namespace's record goes beside the hold rather than before it: the collector finds
+    // holds through it, and no caller goes on (to read a reclaim note, or to answer) before both
+    // are stored. Both land, or fail, before this returns, so a hold taken back after a failure
+    // cannot be overtaken by its own write.
+    const [named, held] = await Promise.allSettled([this.ensureNamespace(ns), this.docs.write(docKeys.content(ns, digest), record)]);
+    if (held.status === 'rejected') throw held.reason;
+    if (named.status === 'rejected') throw named.reason;
     this.records.set(memberKey(ns, digest), { value: record });
   }
 
@@ -119,21 +124,6 @@ export class Memberships {
       if ((await this.docs.read(docKeys.content(other, digest))) !== undefined) return true;
     }
     return false;
-  }
-
-  /** Makes a stored blob a member of `ns`, adding `labels` to those it has there. */
-  async ensureMember(ns: string, digest: string, stat: BlobStat, labels: Labels, fresh = false): Promise<ContentInfo> {
-    // A blob this call just stored has no membership worth reading: any old record is stale.
-    const existing = fresh ? undefined : await this.read(ns, digest);
-    if (existing && Object.keys(labels).length === 0) return toInfo(digest, stat, existing);
-    const changed = now().toISOString();
-    const record: ContentRecord = existing
-      ? { ...existing, labels: { ...existing.labels, ...labels }, updatedAt: changed }
-      : { size: stat.size, createdAt: changed, updatedAt: changed, labels: { ...labels } };
-    // labels given at commit add to those the blob has: the sum keeps the limits Update keeps
-    validateLabels(record.labels, `content ${digest}`);
-    await this.write(ns, digest, record);
-    return toInfo(digest, stat, record);
   }
 }
 

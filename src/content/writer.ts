@@ -1,7 +1,7 @@
-import type { BlobStat } from '../blobstore/types.js';
 import { parseDigest } from '../digest.js';
 import { alreadyExists, failedPrecondition, invalidArgument, outOfRange } from '../errors.js';
 import { validateLabels, type Labels } from '../labels.js';
+import type { ClaimOutcome, ClaimRequest } from './claims.js';
 import { statusOf, type Ingest } from './ingest.js';
 import type { IngestStatus } from './types.js';
 import { now } from '../clock.js';
@@ -11,17 +11,10 @@ const RECHECK_AFTER_MS = 2_000;
 
 /** What a Writer needs from the ingest side of the store, and all it sees of it. */
 export interface WriterHost {
-  /** The stored blob's size and time; undefined when it is not stored. */
-  statBlob(digest: string): Promise<BlobStat | undefined>;
   /** AlreadyExists when `digest` is stored, after making the blob a member of `ns`. */
   failIfPresent(ns: string, digest: string): Promise<void>;
-  /**
-   * Makes a stored blob a member of `ns` with `labels`, and tells whether its bytes stay (a
-   * collector may be reclaiming them); when they do not, the hold is taken back.
-   */
-  holdIfStays(ns: string, digest: string, stat: BlobStat, labels: Labels): Promise<boolean>;
-  /** Makes a stored blob a member of `ns` with `labels`; `fresh` when the ingest has just stored it. */
-  ensureMember(ns: string, digest: string, stat: BlobStat, labels: Labels, fresh?: boolean): Promise<unknown>;
+  /** Stores the verified bytes with `ns`'s hold, or finds them stored and holds them (see claims.ts). */
+  claim(ns: string, digest: string, request: ClaimRequest): Promise<ClaimOutcome>;
   /** A new, empty upload and hash for the ingest. */
   restartUpload(ingest: Ingest): Promise<void>;
   /** The ingest's bytes reached checkpoint offset `offset`. */
@@ -108,6 +101,8 @@ export class Writer {
     }
     // Pieces end on checkpoint offsets, where the hash state is kept for a crash to resume from.
     const every = ingest.upload.checkpointBytes;
+    // a record the ref left must be dealt with before this ingest can record itself (a part stored)
+    if (ingest.leftover && ingest.offset + data.length >= every) await this.leftover();
     for (let rest = data; rest.length > 0; ) {
       const room = every - (ingest.offset % every);
       const piece = rest.length <= room ? rest : rest.subarray(0, room);
@@ -137,23 +132,25 @@ export class Writer {
     if (want !== '' && parseDigest(want).value !== digest) {
       throw failedPrecondition(`${JSON.stringify(ingest.ref)}: unexpected commit digest ${digest}, expected ${want}`);
     }
-    // A check this stream made moments ago stands; otherwise ask the store. (Storing bytes that
-    // appeared meanwhile again is harmless: they are the same bytes.)
+    // A check this stream made moments ago stands; otherwise the store is asked. (Storing bytes
+    // that appeared meanwhile again is harmless: they are the same bytes.)
     const recentlyChecked = digest === this.checkedExpected && Date.now() - this.checkedAt < RECHECK_AFTER_MS;
-    const present = recentlyChecked ? undefined : await this.host.statBlob(digest);
-    // Bytes a collector is reclaiming are stored again from this ingest.
-    if (present && (await this.host.holdIfStays(ingest.ns, digest, present, labels))) {
+    const upload = ingest.upload;
+    const outcome = await this.host.claim(ingest.ns, digest, {
+      size,
+      labels,
+      absent: recentlyChecked,
+      before: this.leftover(),
+      prepare: () => upload.prepare(digest),
+      store: () => upload.commit(digest, size),
+      alongside: () => this.host.removeRecord(ingest),
+    });
+    if (outcome === 'exists') {
       await this.discard();
       throw alreadyExists(`content ${digest}: already exists`);
     }
-    await ingest.upload.commit(digest, size);
     this.released = true;
     await this.host.finish(ingest, 'done');
-    // The blob is stored: its membership and the end of the ingest's record go to S3 together.
-    await Promise.all([
-      this.host.ensureMember(ingest.ns, digest, { size, lastModified: new Date() }, labels, true),
-      this.host.removeRecord(ingest).catch(() => undefined),
-    ]);
     return { digest, size };
   }
 
@@ -162,6 +159,18 @@ export class Writer {
     if (this.released) return;
     this.released = true;
     await this.host.finish(this.ingest, 'released');
+  }
+
+  /**
+   * The look-up of a record an earlier ingest of the ref left, which the open did not wait for
+   * (see Ingests.openWriter). When it refuses this ingest, the ingest goes, and the record stays
+   * for an Abort.
+   */
+  private leftover(): Promise<void> | undefined {
+    return this.ingest.leftover?.catch(async (err: unknown) => {
+      if (!this.released) await this.discard();
+      throw err;
+    });
   }
 
   private async discard(): Promise<void> {

@@ -219,23 +219,17 @@ export class S3Upload implements Upload {
     }
   }
 
-  async commit(digest: string, size: number): Promise<void> {
+  /**
+   * Everything but the completion: the last part joins those still travelling (they are not
+   * waited for first), and every part is stored. A blob of one PUT has nothing to send before it.
+   */
+  async prepare(digest: string): Promise<void> {
     this.checkOpen();
     await this.unspill();
-    // Parts still travelling are not waited for here: the last one joins them at once.
     await this.recover();
-    const finalKey = this.context.keys.blob(digest);
-    if (this.uploadId === undefined && this.creating === undefined && this.inflight.size === 0) {
-      // the buffer is dropped only once S3 has it, so a failed PUT can be committed again
-      await this.context.s3.put(finalKey, this.part?.subarray(0, this.buffered) ?? Buffer.alloc(0));
-      const { buffer } = this.takePart();
-      if (buffer) this.context.parts.give(buffer);
-      this.releaseHeld();
-      this.context.remember(digest, { size, lastModified: new Date() });
-      return;
-    }
+    if (this.singlePut()) return;
     // An upload straight to a blob key (started for an expected digest) can only become that blob.
-    if (!this.key.startsWith(this.context.keys.staging('')) && this.key !== finalKey) {
+    if (!this.key.startsWith(this.context.keys.staging('')) && this.key !== this.context.keys.blob(digest)) {
       await this.abort();
       throw failedPrecondition(`ingest was started for ${this.context.keys.digestOfKey(this.key) ?? this.key} but its content is ${digest}`);
     }
@@ -249,6 +243,25 @@ export class S3Upload implements Upload {
     // the blob that was verified
     for (let n = 1; n < this.nextPart; n++) {
       if (!this.stored.has(n)) throw failedPrecondition(`part ${n} of the upload to ${this.key} is not stored; write the content again from offset 0`);
+    }
+  }
+
+  /** No multipart upload was begun: the blob is one PUT at commit. */
+  private singlePut(): boolean {
+    return this.uploadId === undefined && this.creating === undefined && this.inflight.size === 0;
+  }
+
+  async commit(digest: string, size: number): Promise<void> {
+    await this.prepare(digest);
+    const finalKey = this.context.keys.blob(digest);
+    if (this.singlePut()) {
+      // the buffer is dropped only once S3 has it, so a failed PUT can be committed again
+      await this.context.s3.put(finalKey, this.part?.subarray(0, this.buffered) ?? Buffer.alloc(0));
+      const { buffer } = this.takePart();
+      if (buffer) this.context.parts.give(buffer);
+      this.releaseHeld();
+      this.context.remember(digest, { size, lastModified: new Date() });
+      return;
     }
     const bucket = this.context.s3.name;
     const parts: CompletedPart[] = [...this.stored]

@@ -1,0 +1,190 @@
+import type { BlobStat, BlobStore } from '../blobstore/types.js';
+import { validateLabels, type Labels } from '../labels.js';
+import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
+import { now } from '../clock.js';
+import type { ContentRecord, Memberships } from './memberships.js';
+
+/** What a COMMIT hands over once size and digest are verified. */
+export interface ClaimRequest {
+  size: number;
+  /** Labels given at commit: a new hold gets them, an existing one has them merged in. */
+  labels: Labels;
+  /** This stream found the blob absent moments ago, so it is not asked again. */
+  absent: boolean;
+  /** Must succeed before anything is written (a lookup the open left running). */
+  before?: Promise<void> | undefined;
+  /** Stores every byte but the step that makes them visible (a multipart upload's last part). */
+  prepare(): Promise<void>;
+  /** Makes the bytes visible under the blob key. */
+  store(): Promise<void>;
+  /** Goes beside `store` (the ingest record's removal); its failure is not the commit's. */
+  alongside(): Promise<void>;
+}
+
+/** The bytes were stored by this commit, or were stored already (AlreadyExists). */
+export type ClaimOutcome = 'stored' | 'exists';
+
+interface HoldWritten {
+  /** This call wrote the hold (a new one, or labels merged in). */
+  wrote: boolean;
+}
+
+/**
+ * A namespace claims a blob: at COMMIT the bytes are stored, or found stored already, and either
+ * way the namespace ends up holding them; at an open with an expected digest, a stored blob is
+ * held. All in as few S3 round trips as the protocol with the collector allows (see
+ * reclaim-marks.ts): a writer about to answer AlreadyExists first writes its hold, then reads the
+ * blob's reclaim note.
+ *
+ * Why each step may go beside the others:
+ * - The existence check, the read of the namespace's hold (unless cached) and the last part go
+ *   together in the first round; nothing there writes a reference.
+ * - A hold written before its bytes exist is harmless: Info and Read need the bytes too, and the
+ *   collector can only delete a blob it listed and noted long before (at least --gc-grace, 10
+ *   minutes), never one that was missing a moment ago. So new bytes and their hold are written
+ *   side by side, without reading the note; should the bytes fail to land, the hold is taken
+ *   back (unless another writer stored them meanwhile). A crash between the two can leave a hold
+ *   whose bytes never came: the namespace lists it, and Info and Read answer NotFound for it.
+ * - Where the namespace holds nothing yet, the new hold reads the same whether the bytes turn out
+ *   stored or not (size, now, the commit's labels), so it goes as soon as that is known, in the
+ *   first round when the cache knows it: an AlreadyExists then costs the note's read after it.
+ * - Where the namespace holds the blob already, that hold stands for the one a writer writes: a
+ *   note read after it was seen either shows a collector at work, or the collector's last check
+ *   comes later and sees the hold. Merging the commit's labels into it then goes beside the
+ *   note's read, not before it. (A hold seen in this daemon's cache, up to 30 s old, is trusted
+ *   as the writes before this one trusted it; another daemon's Delete may have dropped it since.)
+ */
+export class Claims {
+  constructor(
+    private readonly blobs: BlobStore,
+    private readonly memberships: Memberships,
+    private readonly guard: ReclaimGuard,
+  ) {}
+
+  /** A verified COMMIT: the bytes stored with the namespace's hold, or found stored and held. */
+  async commit(ns: string, digest: string, request: ClaimRequest): Promise<ClaimOutcome> {
+    const before = request.before ?? Promise.resolve();
+    const stat = request.absent ? Promise.resolve(undefined) : this.blobs.statBlob(digest);
+    // bytes known to be missing get a fresh hold whatever the namespace held before
+    const held = request.absent ? Promise.resolve(undefined) : this.memberships.read(ns, digest);
+    const prepared = request.prepare();
+    const hold = this.writeHold(ns, digest, request, before, stat, held);
+    // each is awaited below on the paths that need it; the others' failures are not the commit's
+    for (const p of [before, stat, held, prepared, hold]) p.catch(() => undefined);
+    let present: BlobStat | undefined;
+    try {
+      present = await stat;
+    } catch (err) {
+      await this.takeBack(ns, digest, hold);
+      throw err;
+    }
+    if (!present) return this.storeHeld(ns, digest, request, before, prepared, hold);
+    if (await this.staysHeld(digest, held, hold)) {
+      // the upload is discarded next: its last part must not be sent after that
+      await prepared.catch(() => undefined);
+      return 'exists';
+    }
+    // A collector deleted the bytes (or is deleting them): they are stored again, as new ones.
+    const fresh = hold.then(async (): Promise<HoldWritten> => {
+      await this.writeFresh(ns, digest, request);
+      return { wrote: true };
+    });
+    fresh.catch(() => undefined);
+    return this.storeHeld(ns, digest, request, before, prepared, fresh);
+  }
+
+  /**
+   * A blob found stored when a Write opened with its digest: the namespace holds it, and true
+   * tells AlreadyExists; false when a collector is taking the bytes, and then the client writes
+   * them (a hold this call wrote is taken back, so nothing points at missing bytes meanwhile).
+   */
+  async holdIfStays(ns: string, digest: string, stat: BlobStat): Promise<boolean> {
+    const held = this.memberships.read(ns, digest);
+    const hold = this.writeHold(ns, digest, { size: stat.size, labels: {} }, Promise.resolve(), Promise.resolve(stat), held);
+    hold.catch(() => undefined);
+    if (await this.staysHeld(digest, held, hold)) return true;
+    if (!(await held)) await this.memberships.remove(ns, digest);
+    return false;
+  }
+
+  /**
+   * Writes what the namespace's hold must say once the bytes are stored, as soon as that is
+   * known: a new hold needs only to know there is none; an existing one, whether its bytes are
+   * still stored (else it is stale and replaced) and the labels to merge in.
+   */
+  private async writeHold(
+    ns: string,
+    digest: string,
+    request: Pick<ClaimRequest, 'size' | 'labels'>,
+    before: Promise<void>,
+    stat: Promise<BlobStat | undefined>,
+    held: Promise<ContentRecord | undefined>,
+  ): Promise<HoldWritten> {
+    const existing = await held;
+    await before;
+    if (!existing || !(await stat)) {
+      await this.writeFresh(ns, digest, request);
+      return { wrote: true };
+    }
+    if (Object.keys(request.labels).length === 0) return { wrote: false };
+    const record: ContentRecord = { ...existing, labels: { ...existing.labels, ...request.labels }, updatedAt: now().toISOString() };
+    // labels given at commit add to those the blob has: the sum keeps the limits Update keeps
+    validateLabels(record.labels, `content ${digest}`);
+    await this.memberships.write(ns, digest, record);
+    return { wrote: true };
+  }
+
+  private async writeFresh(ns: string, digest: string, request: Pick<ClaimRequest, 'size' | 'labels'>): Promise<void> {
+    const at = now().toISOString();
+    await this.memberships.write(ns, digest, { size: request.size, createdAt: at, updatedAt: at, labels: { ...request.labels } });
+  }
+
+  /**
+   * Whether stored bytes stay now that the namespace holds them: the collector's note is read
+   * after the hold was written, or beside the write where a hold was already there.
+   */
+  private async staysHeld(digest: string, held: Promise<ContentRecord | undefined>, hold: Promise<HoldWritten>): Promise<boolean> {
+    if (await held) {
+      const [stays] = await Promise.all([this.guard.stays(digest), hold]);
+      return stays;
+    }
+    await hold;
+    return this.guard.stays(digest);
+  }
+
+  /** New bytes and their hold side by side; the ingest record's removal goes with them. */
+  private async storeHeld(
+    ns: string,
+    digest: string,
+    request: ClaimRequest,
+    before: Promise<void>,
+    prepared: Promise<void>,
+    hold: Promise<HoldWritten>,
+  ): Promise<'stored'> {
+    const ready = Promise.all([before, prepared]);
+    const [stored, held] = await Promise.allSettled([
+      ready.then(() => request.store()),
+      hold,
+      ready.then(() => request.alongside()),
+    ]);
+    if (stored.status === 'rejected') {
+      await this.takeBack(ns, digest, hold);
+      throw stored.reason;
+    }
+    // the bytes are stored without a hold: harmless (the collector reclaims them once nothing
+    // needs them), and the client's next try finds them and holds them
+    if (held.status === 'rejected') throw held.reason;
+    return 'stored';
+  }
+
+  /** Takes back a hold written for bytes that did not land, unless another writer stored them. */
+  private async takeBack(ns: string, digest: string, hold: Promise<HoldWritten>): Promise<void> {
+    const written = await hold.then(
+      (h) => h.wrote,
+      () => false,
+    );
+    if (!written) return;
+    const stored = await this.blobs.statBlob(digest, { fresh: true }).catch(() => undefined);
+    if (!stored) await this.memberships.remove(ns, digest).catch(() => undefined);
+  }
+}

@@ -1,0 +1,238 @@
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { status, type Metadata, type ServiceError } from '@grpc/grpc-js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { digestOf } from '../src/digest.js';
+import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
+import type { WriteContentResponse__Output } from '../src/generated/containerd/services/content/v1/WriteContentResponse.js';
+import { call, getObject, listKeys, ns, putObject, randomBlob, tempDir, until, writeBlob, WriteSession, type TestDaemon } from './support/harness.js';
+import { daemonLoggingRequests, described, kindOf, rounds, type RequestLog, type SentRequest } from './support/s3-requests.js';
+
+const MiB = 1024 * 1024;
+const run = promisify(execFile);
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * The S3 requests a Write costs after the client's last byte, and how many of them follow one
+ * another (round trips), counted on the daemon's own S3 client.
+ */
+describe('S3 round trips on the critical path', () => {
+  let d: TestDaemon;
+  let log: RequestLog;
+  let client: ContentClient;
+
+  beforeAll(async () => {
+    ({ d, log } = await daemonLoggingRequests({ flags: { partSize: '5MiB' } }));
+    client = d.content();
+    // the namespace most tests write in is known to the daemon already (its record is written)
+    await writeBlob(client, 'warm-up', randomBlob(10));
+  });
+  afterAll(async () => d.stop());
+  afterEach(() => {
+    log.intercept = undefined;
+  });
+
+  /**
+   * Writes `data` as containerd's client does (STAT, WRITEs, COMMIT) and answers the requests
+   * the daemon sent from the last byte's acknowledgement until COMMIT's answer. The HeadBucket
+   * a missing blob now and then starts beside the call, unwaited, is left out.
+   */
+  async function measuredCommit(
+    ref: string,
+    data: Buffer,
+    options: { expectedAtOpen?: boolean; labels?: Record<string, string>; metadata?: Metadata; beforeCommit?: () => Promise<void> } = {},
+  ): Promise<{ requests: SentRequest[]; done?: WriteContentResponse__Output; err?: ServiceError }> {
+    const session = new WriteSession(client, options.metadata ?? ns());
+    await session.send({ action: 'STAT', ref, total: data.length, expected: options.expectedAtOpen ? digestOf(data) : '' });
+    for (let off = 0; off < data.length; off += MiB) {
+      await session.send({ action: 'WRITE', ref, offset: off, data: data.subarray(off, off + MiB) });
+    }
+    // what the daemon does in the background while bytes arrive is not the commit's
+    await log.quiet();
+    await options.beforeCommit?.();
+    const from = performance.now();
+    let done: WriteContentResponse__Output | undefined;
+    let err: ServiceError | undefined;
+    try {
+      done = await session.send({ action: 'COMMIT', ref, total: data.length, offset: data.length, labels: options.labels ?? {} });
+    } catch (e) {
+      err = e as ServiceError;
+    }
+    const to = performance.now();
+    session.close();
+    await session.ended;
+    return { requests: log.between(from, to).filter((r) => r.op !== 'HeadBucket'), done, err };
+  }
+
+  /** A blob and documents as another daemon sharing the bucket would have left them. */
+  async function storedElsewhere(data: Buffer, holds: Record<string, Record<string, string>> = {}): Promise<string> {
+    const digest = digestOf(data);
+    await putObject(d.bucket!, `blobs/${digest}`, data);
+    const at = new Date().toISOString();
+    for (const [namespace, labels] of Object.entries(holds)) {
+      await putObject(d.bucket!, `s3cs/v1/namespaces/${namespace}`, Buffer.from(JSON.stringify({ name: namespace })));
+      const hold = { size: data.length, createdAt: at, updatedAt: at, labels };
+      await putObject(d.bucket!, `s3cs/v1/ns/${namespace}/content/${digest}`, Buffer.from(JSON.stringify(hold)));
+    }
+    return digest;
+  }
+
+  const holdOf = async (namespace: string, digest: string) =>
+    JSON.parse((await getObject(d.bucket!, `s3cs/v1/ns/${namespace}/content/${digest}`)).toString()) as { labels: Record<string, string> };
+
+  it('commits a new small blob whose digest came at open in one round: its bytes and its hold side by side', async () => {
+    const { requests, done } = await measuredCommit('expected-at-open', randomBlob(4096), { expectedAtOpen: true });
+    expect(done?.action).toBe('COMMIT');
+    expect(described(requests)).toEqual(['PutObject blob', 'PutObject hold']);
+    expect(rounds(requests)).toBe(1);
+  });
+
+  it('writes the record of a namespace new to the daemon beside its first hold, not before it', async () => {
+    const { requests } = await measuredCommit('first-in-namespace', randomBlob(4096), { expectedAtOpen: true, metadata: ns('trips-new') });
+    expect(described(requests)).toEqual(['PutObject blob', 'PutObject hold', 'PutObject namespace']);
+    expect(rounds(requests)).toBe(1);
+  });
+
+  it('commits a new small blob whose digest comes only with COMMIT (ctr content ingest) in two rounds: the lookups, then the bytes beside the hold', async () => {
+    const { requests, done } = await measuredCommit('digest-at-commit', randomBlob(4096));
+    expect(done?.action).toBe('COMMIT');
+    expect(described(requests)).toEqual(['GetObject hold', 'HeadObject blob', 'PutObject blob', 'PutObject hold']);
+    expect(rounds(requests)).toBe(2);
+  });
+
+  it('answers the open of an ingest declared smaller than a part before the ref\'s ingest record is looked up, and commits only after it', async () => {
+    const data = randomBlob(2000);
+    // the look-up of the ref's record is held back in the daemon's client
+    log.intercept = async (op, key) => {
+      if (op === 'GetObject' && kindOf(key) === 'ingest') await sleep(1_500);
+    };
+    const session = new WriteSession(client, ns());
+    const stat = await session.send({ action: 'STAT', ref: 'no-wait-at-open', total: data.length });
+    const statAnswered = performance.now();
+    await session.send({ action: 'WRITE', ref: 'no-wait-at-open', offset: 0, data });
+    const done = await session.send({ action: 'COMMIT', ref: 'no-wait-at-open', total: data.length, offset: data.length });
+    const commitAnswered = performance.now();
+    session.close();
+    await session.ended;
+    const isLookup = (r: SentRequest) => r.op === 'GetObject' && r.key.endsWith('/ingests/no-wait-at-open');
+    await until(() => log.sent.some(isLookup));
+    const lookup = log.sent.find(isLookup)!;
+    expect(stat.offset).toBe(0);
+    expect(done.digest).toBe(digestOf(data));
+    expect(statAnswered).toBeLessThan(lookup.end);
+    expect(commitAnswered).toBeGreaterThan(lookup.end);
+  });
+
+  it('refuses at COMMIT a small ingest whose ref left a record of another size, as the open would have, and keeps that record for an Abort', async () => {
+    const ref = 'left-a-record';
+    const record = { ref, total: 10 * MiB, expected: '', startedAt: new Date().toISOString(), updatedAt: new Date().toISOString(), offset: 0 };
+    await putObject(d.bucket!, `s3cs/v1/ns/test/ingests/${ref}`, Buffer.from(JSON.stringify(record)));
+    const data = randomBlob(3000);
+    const { err } = await measuredCommit(ref, data);
+    expect(err?.code).toBe(status.FAILED_PRECONDITION);
+    expect(err?.details).toContain(`provided total 3000 differs from the ingest's total ${10 * MiB}`);
+    expect(await listKeys(d.bucket!, `blobs/${digestOf(data)}`)).toEqual([]);
+    expect(await listKeys(d.bucket!, 's3cs/v1/ns/test/ingests/')).toEqual([`s3cs/v1/ns/test/ingests/${ref}`]);
+    await call(client, 'Abort', { ref });
+    expect(await listKeys(d.bucket!, 's3cs/v1/ns/test/ingests/')).toEqual([]);
+  });
+
+  it('answers AlreadyExists at COMMIT for bytes the namespace holds in two rounds, merging the commit\'s labels beside the reclaim note\'s read', async () => {
+    const data = randomBlob(1500);
+    const digest = await storedElsewhere(data, { test: { a: '1' } });
+    const { requests, err } = await measuredCommit('held-already', data, { labels: { b: '2' } });
+    expect(err?.code).toBe(status.ALREADY_EXISTS);
+    expect(described(requests)).toEqual(['GetObject hold', 'GetObject reclaim', 'HeadObject blob', 'PutObject hold']);
+    expect(rounds(requests)).toBe(2);
+    expect((await holdOf('test', digest)).labels).toEqual({ a: '1', b: '2' });
+  });
+
+  it('answers AlreadyExists at COMMIT after an Info (containerd\'s content proxy) in two rounds: the new hold, then the reclaim note', async () => {
+    const data = randomBlob(1600);
+    const digest = await storedElsewhere(data);
+    await call(client, 'Info', { digest }, ns('proxy'));
+    const { requests, err } = await measuredCommit('after-info', data, { metadata: ns('proxy') });
+    expect(err?.code).toBe(status.ALREADY_EXISTS);
+    expect(described(requests)).toEqual(['GetObject reclaim', 'PutObject hold', 'PutObject namespace']);
+    expect(rounds(requests)).toBe(2);
+    expect(await holdOf('proxy', digest)).toMatchObject({ labels: {} });
+  });
+
+  it('reads the reclaim note only once a new hold is written, when nothing about the blob is cached', async () => {
+    const data = randomBlob(1700);
+    await storedElsewhere(data);
+    const { requests, err } = await measuredCommit('nothing-cached', data);
+    expect(err?.code).toBe(status.ALREADY_EXISTS);
+    const hold = requests.find((r) => r.op === 'PutObject' && kindOf(r.key) === 'hold')!;
+    const note = requests.find((r) => kindOf(r.key) === 'reclaim')!;
+    expect(note.start).toBeGreaterThanOrEqual(hold.end);
+    // the HEAD beside the hold's read, the hold, the note
+    expect(rounds(requests)).toBe(3);
+  });
+
+  it('takes the hold back when the bytes cannot be stored', async () => {
+    const data = randomBlob(1800);
+    log.intercept = (op, key) => {
+      if (op === 'PutObject' && kindOf(key) === 'blob') throw new Error('refused for the test');
+    };
+    const { requests, err } = await measuredCommit('bytes-refused', data);
+    expect(err).toBeDefined();
+    expect(described(requests)).toContain('PutObject hold');
+    expect(await listKeys(d.bucket!, `s3cs/v1/ns/test/content/${digestOf(data)}`)).toEqual([]);
+    expect(await listKeys(d.bucket!, `blobs/${digestOf(data)}`)).toEqual([]);
+  });
+
+  it('commits a multipart ingest in two rounds after the last byte: the last part beside the lookups, then the completion beside the hold and the record\'s removal', async () => {
+    const data = randomBlob(6 * MiB);
+    const beforeCommit = async () => {
+      // past the stream's own recent check, so that the commit asks whether the blob exists
+      await sleep(2_100);
+      // the last part takes longer than the lookups, as a large one would
+      log.intercept = async (op) => {
+        if (op === 'UploadPart') await sleep(200);
+      };
+    };
+    const { requests, done } = await measuredCommit('multipart', data, { expectedAtOpen: true, beforeCommit });
+    expect(done?.digest).toBe(digestOf(data));
+    expect(described(requests)).toEqual([
+      'CompleteMultipartUpload blob',
+      'DeleteObject ingest',
+      'GetObject hold',
+      'HeadObject blob',
+      'PutObject hold',
+      'UploadPart blob',
+    ]);
+    expect(rounds(requests)).toBe(2);
+    const complete = requests.find((r) => r.op === 'CompleteMultipartUpload')!;
+    const hold = requests.find((r) => r.op === 'PutObject')!;
+    expect(hold.start).toBeLessThan(complete.end);
+  });
+
+  it('costs ctr content ingest of a new small blob the look-up of its ref at open, then two rounds: the lookups, then the bytes beside the hold', async () => {
+    const file = join(tempDir('s3cs-trips-'), 'small.bin');
+    writeFileSync(file, randomBlob(4096));
+    const from = performance.now();
+    await run('sh', ['-c', 'exec ctr --address "$1" -n test content ingest ctr-small < "$2"', 'ctr', d.socket, file], {
+      env: { ...process.env, CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS: '1' },
+    });
+    const requests = log.between(from, performance.now()).filter((r) => r.op !== 'HeadBucket');
+    expect(described(requests)).toEqual(['GetObject hold', 'GetObject ingest', 'HeadObject blob', 'PutObject blob', 'PutObject hold']);
+    expect(rounds(requests)).toBe(3);
+  });
+
+  it('answers Info of a held blob in one round when nothing is cached, and with no request when it is', async () => {
+    const digest = await storedElsewhere(randomBlob(1900), { test: { c: '3' } });
+    const first = performance.now();
+    const info = await call<object, { info: { labels: Record<string, string> } }>(client, 'Info', { digest });
+    const second = performance.now();
+    await call(client, 'Info', { digest });
+    const third = performance.now();
+    expect(info.info.labels).toEqual({ c: '3' });
+    const cold = log.between(first, second);
+    expect(described(cold)).toEqual(['GetObject deleted', 'GetObject hold', 'HeadObject blob']);
+    expect(rounds(cold)).toBe(1);
+    expect(log.between(second, third)).toEqual([]);
+  });
+});
