@@ -3,7 +3,6 @@ import type { BlobStore, Checkpoint } from '../blobstore/types.js';
 import { parseDigest } from '../digest.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, resourceExhausted, unavailable } from '../errors.js';
 import { parseFilters } from '../filters.js';
-import type { Labels } from '../labels.js';
 import { validateNamespace } from '../namespaces/names.js';
 import { Checkpoints } from './checkpoints.js';
 import { Claims } from './claims.js';
