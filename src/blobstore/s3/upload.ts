@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { StoreError, failedPrecondition } from '../../errors.js';
 import { SpilledParts } from './spilled-parts.js';
-import type { BlobStat, Checkpoint, Upload, UploadHandle, UploadOptions } from '../types.js';
+import type { Checkpoint, Upload, UploadHandle, UploadOptions } from '../types.js';
 import { parseCheckpoint } from './checkpoint.js';
 import { copyObject } from './copy.js';
 import type { UploadContext } from './upload-context.js';
