@@ -33,8 +33,9 @@ export function observeCalls(logger: Logger, options: { accessLog: boolean }): S
       if (streaming) openStreams.dec();
       const seconds = (performance.now() - started) / 1000;
       const codeText = codeName(code);
-      grpcCalls.inc({ service, method: name, code: codeText });
-      grpcCallSeconds.observe({ service, method: name }, seconds);
+      const counted = counters(method.path, service, name);
+      counted.calls(codeText).inc();
+      counted.seconds.observe(seconds);
       if (options.accessLog) {
         logger.info(
           { method: `${service}/${name}`, ns: ns || undefined, code: codeText, bytesIn, bytesOut, ms: Math.round(seconds * 10_000) / 10, ...(code !== Status.OK && details ? { details } : {}) },
@@ -75,6 +76,40 @@ export function observeCalls(logger: Logger, options: { accessLog: boolean }): S
         .build(),
     );
   };
+}
+
+type CallCounter = ReturnType<typeof grpcCalls.labels>;
+
+interface MethodCounters {
+  calls(code: string): CallCounter;
+  seconds: ReturnType<typeof grpcCallSeconds.labels>;
+}
+
+/** More than the services served have methods; a path past it is counted without a cache. */
+const MAX_METHODS = 256;
+
+/**
+ * The labelled series of each method, looked up once: resolving labels costs a hash of them on
+ * every call, and containerd's proxy reads a blob in thousands of small Read calls. Bounded by
+ * the methods served times the status codes.
+ */
+const byMethod = new Map<string, MethodCounters>();
+
+function counters(path: string, service: string, method: string): MethodCounters {
+  let found = byMethod.get(path);
+  if (!found) {
+    const codes = new Map<string, CallCounter>();
+    found = {
+      calls: (code) => {
+        let child = codes.get(code);
+        if (!child) codes.set(code, (child = grpcCalls.labels({ service, method, code })));
+        return child;
+      },
+      seconds: grpcCallSeconds.labels({ service, method }),
+    };
+    if (byMethod.size < MAX_METHODS) byMethod.set(path, found);
+  }
+  return found;
 }
 
 function namespaceIn(metadata: Metadata): string {
