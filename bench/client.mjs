@@ -82,9 +82,12 @@ function readAt(client, digest, buffer, offset, length) {
       filled += r.data.copy(buffer, filled, 0, Math.min(r.data.length, length - filled));
       if (filled >= length) {
         resolve(filled);
-        // Go runs the deferred cancel once ReadAt returns: after its transport has read the
-        // frames that came with the last message, so a status sent with it ends the call first
-        setImmediate(() => call.cancel());
+        // Go runs the deferred cancel once ReadAt returns, while its transport goes on reading:
+        // a status that arrives meanwhile ends the call, and the cancel sends nothing. Cancelling
+        // at once instead resets thousands of finished streams, and Node's HTTP/2 server answers
+        // such a reset flood by closing the connection (INTERNAL_ERROR), as it must.
+        const cancel = setTimeout(() => call.cancel(), 2);
+        call.on('status', () => clearTimeout(cancel));
       }
     });
     // the cancel above ends the call with CANCELLED: that is the proxy's normal path, not a failure

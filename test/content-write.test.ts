@@ -262,6 +262,39 @@ describe('Write on S3', () => {
     second.close();
   });
 
+  it('goes through containerd\'s whole sequence on one ref: wrong digest, wrong size, a correct commit by a later stream, then new content', async () => {
+    const data = randomBlob(1000);
+    const wrongDigest = digestOf(Buffer.from('not these bytes either'));
+    const first = new WriteSession(client);
+    await first.send({ action: 'STAT', ref: 'sequence', total: data.length });
+    await first.send({ action: 'WRITE', ref: 'sequence', offset: 0, data });
+    const byDigest = await failure(first.send({ action: 'COMMIT', ref: 'sequence', total: data.length, offset: data.length, expected: wrongDigest }));
+    expect(byDigest.code).toBe(status.FAILED_PRECONDITION);
+    expect(byDigest.details).toContain('unexpected commit digest');
+    await first.ended;
+
+    const second = new WriteSession(client);
+    expect((await second.send({ action: 'STAT', ref: 'sequence', total: data.length })).offset).toBe(data.length);
+    const bySize = await failure(second.send({ action: 'COMMIT', ref: 'sequence', total: 2000, offset: data.length }));
+    expect(bySize.code).toBe(status.FAILED_PRECONDITION);
+    expect(bySize.details).toContain('failed size validation: 1000 != 2000');
+    await second.ended;
+
+    // as ctr does: STAT with the right total, then COMMIT without resending a byte
+    const third = new WriteSession(client);
+    const st = await third.send({ action: 'STAT', ref: 'sequence', total: data.length });
+    expect(st).toMatchObject({ offset: data.length, total: data.length });
+    const done = await third.send({ action: 'COMMIT', ref: 'sequence', total: data.length, offset: data.length, expected: digestOf(data) });
+    expect(done.digest).toBe(digestOf(data));
+    third.close();
+    await third.ended;
+
+    const other = randomBlob(700);
+    const reused = await writeBlob(client, 'sequence', other, { expected: digestOf(other) });
+    expect(reused.digest).toBe(digestOf(other));
+    expect((await getObject(d.bucket!, `blobs/${digestOf(other)}`)).equals(other)).toBe(true);
+  });
+
   it('refuses content other than the digest a multi-part ingest was opened for, and never stores it', async () => {
     const before = await listKeys(d.bucket!, 'blobs/');
     const promised = digestOf(Buffer.from('what the client said it would send'));

@@ -41,6 +41,13 @@ export class Writer {
    */
   private expected: string;
 
+  /**
+   * The total this stream's messages declared, as containerd keeps it: for this stream's COMMIT
+   * only. The ingest keeps the total it was opened with, so a COMMIT with a wrong size does not
+   * make the next stream's correct one look like a different ingest.
+   */
+  private total = 0;
+
   constructor(
     private readonly host: WriterHost,
     private readonly ingest: Ingest,
@@ -69,7 +76,7 @@ export class Writer {
   async update(total: number, expected: string): Promise<void> {
     const ingest = this.ingest;
     if (total < 0) throw invalidArgument(`ref ${JSON.stringify(ingest.ref)}: negative total ${total}`);
-    if (total > 0) ingest.total = total;
+    if (total > 0) this.total = total;
     if (expected === '') return;
     const d = parseDigest(expected).value;
     ingest.expected = d;
@@ -94,9 +101,11 @@ export class Writer {
     }
     if (offset === 0 && ingest.offset > 0) await this.restart();
     if (data.length === 0) return;
-    if (ingest.total > 0 && ingest.offset + data.length > ingest.total) {
+    // the latest total this stream declared, else the one the ingest was opened with
+    const declared = this.total > 0 ? this.total : ingest.total;
+    if (declared > 0 && ingest.offset + data.length > declared) {
       throw outOfRange(
-        `ref ${JSON.stringify(ingest.ref)}: write of ${data.length} bytes @${ingest.offset} goes past the declared total ${ingest.total}`,
+        `ref ${JSON.stringify(ingest.ref)}: write of ${data.length} bytes @${ingest.offset} goes past the declared total ${declared}`,
       );
     }
     // Pieces end on checkpoint offsets, where the hash state is kept for a crash to resume from.
@@ -123,7 +132,7 @@ export class Writer {
     const ingest = this.ingest;
     validateLabels(labels, `ref ${JSON.stringify(ingest.ref)}`);
     const size = ingest.offset;
-    const wanted = total > 0 ? total : ingest.total;
+    const wanted = total > 0 ? total : this.total > 0 ? this.total : ingest.total;
     if (wanted > 0 && wanted !== size) {
       throw failedPrecondition(`${JSON.stringify(ingest.ref)} failed size validation: ${size} != ${wanted}`);
     }

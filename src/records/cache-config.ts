@@ -27,13 +27,27 @@ export function validateCacheConfig(body: Buffer, maxLayers: number): { blobs: s
   return { blobs: [...new Set(layers.map((l) => l.blob))] };
 }
 
-/** The layer blobs of a stored config, leniently: a record BuildKit wrote may use fields we do not check. */
+/**
+ * The layer blobs of a stored config, as the collector and the touch queue need them: read the
+ * way BuildKit reads it (key case folded, repeated keys merged, as Put checked it), so that no
+ * blob a config BuildKit would import names looks unreferenced; and, for a config Go's decoding
+ * refuses (written by someone else), whatever plain JSON names as a layer's blob, so the
+ * collector errs on the side of keeping.
+ */
 export function layerBlobs(body: Buffer): string[] {
+  const found = new Set<string>();
+  try {
+    for (const layer of decodeCacheConfig(body).layers) if (isValidDigest(layer.blob)) found.add(layer.blob);
+  } catch {
+    // not a config BuildKit would read; the plain reading below still counts
+  }
   try {
     const doc = JSON.parse(body.toString('utf8')) as { layers?: { blob?: unknown }[] };
-    if (!Array.isArray(doc.layers)) return [];
-    return [...new Set(doc.layers.map((l) => l?.blob).filter((b): b is string => typeof b === 'string' && isValidDigest(b)))];
+    if (Array.isArray(doc.layers)) {
+      for (const l of doc.layers) if (typeof l?.blob === 'string' && isValidDigest(l.blob)) found.add(l.blob);
+    }
   } catch {
-    return [];
+    // neither reading finds layers
   }
+  return [...found];
 }

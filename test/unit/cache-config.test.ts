@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { digestOf } from '../../src/digest.js';
 import { isStoreError } from '../../src/errors.js';
-import { validateCacheConfig } from '../../src/records/cache-config.js';
+import { layerBlobs, validateCacheConfig } from '../../src/records/cache-config.js';
 import { cacheConfig } from '../support/buildkit.js';
 
 const T = '2026-11-01T10:00:00.123456789Z';
@@ -168,3 +168,28 @@ function ambiguousMerge(): string {
   const withInputs = (second: number[]) => ({ digest: d, inputs: [[{ link: 0 }], second.map((link) => ({ link }))] });
   return JSON.stringify({ records: [...roots, withInputs([1]), withInputs([2]), withInputs([1, 2])] });
 }
+
+describe('layerBlobs, what the collector and the touch queue read from a stored config', () => {
+  const a = digestOf('layer a');
+  const b = digestOf('layer b');
+
+  it('finds the layers of a config written with Go\'s case-folded keys, as Put accepted it', () => {
+    const body = Buffer.from(`{"Layers":[{"Blob":"${a}","annotations":{"diffID":"${b}"}}],"records":[]}`);
+    expect(() => validateCacheConfig(body, 10)).not.toThrow();
+    expect(layerBlobs(body)).toEqual([a]);
+  });
+
+  it('finds the blob Go reads where a key is repeated in another case (the last one wins there)', () => {
+    const body = Buffer.from(`{"layers":[{"blob":"${a}","Blob":"${b}"}]}`);
+    expect(layerBlobs(body)).toContain(b);
+  });
+
+  it('still finds blobs in plain JSON Go\'s decoding refuses, to err on keeping them', () => {
+    const body = Buffer.from(`{"layers":[{"blob":"${a}","annotations":{"diffID":5}}]}`);
+    expect(layerBlobs(body)).toEqual([a]);
+  });
+
+  it('finds nothing in what is not JSON', () => {
+    expect(layerBlobs(Buffer.from('not json'))).toEqual([]);
+  });
+});
