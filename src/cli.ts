@@ -147,6 +147,7 @@ async function gc(args: string[]): Promise<number> {
       store,
       { ...switches, graceMs: config.gcGraceMs, touchRefreshMs: config.touchRefreshMs, logger },
       process.stdout,
+      process.stderr,
     );
     return 0;
   } finally {

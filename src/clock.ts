@@ -87,8 +87,10 @@ export function now(): Instant {
     into = MAX_INTO;
   }
   let t = Instant.fromParts(wall, Math.min(999_999, Math.floor(into * 1e6)));
-  // never earlier than a time already handed out, so a change's time follows its cause's
-  if (last && t.compare(last) < 0) t = last;
+  // Never earlier than a time already handed out, so a change's time follows its cause's; but
+  // a wall clock stepped back by more than a millisecond is followed, not waited for (holding
+  // every time at the old, future one until the clock caught up would leave the client's).
+  if (last && t.compare(last) < 0 && last.getTime() - t.getTime() <= 1) t = last;
   last = t;
   return t;
 }

@@ -97,7 +97,7 @@ export class Daemon {
     const server = new Server({
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-      interceptors: [observeCalls(logger, { accessLog: config.accessLog })],
+      interceptors: [observeCalls(logger, { accessLog: config.accessLog, defaultNamespace: config.defaultNamespace })],
     });
     const hashes = new HashWorkers();
     const leaseStore = new LeaseStore(store);

@@ -6,7 +6,7 @@ import type { BlobStore } from '../src/blobstore/types.js';
 import { S3BlobStore } from '../src/blobstore/s3/index.js';
 import { digestOf } from '../src/digest.js';
 import type { StatusResponse__Output } from '../src/generated/containerd/services/content/v1/StatusResponse.js';
-import { call, failure, ns, randomBlob, startDaemon, type TestDaemon, until, writeBlob, WriteSession } from './support/harness.js';
+import { call, failure, randomBlob, startDaemon, type TestDaemon, until, writeBlob, WriteSession } from './support/harness.js';
 
 const MiB = 1024 * 1024;
 

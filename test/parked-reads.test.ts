@@ -1,4 +1,3 @@
-import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createS3Client } from '../src/blobstore/s3/client.js';
 import { S3BlobStore } from '../src/blobstore/s3/index.js';
@@ -7,21 +6,10 @@ import { digestOf } from '../src/digest.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
 import type { ReadContentResponse__Output } from '../src/generated/containerd/services/content/v1/ReadContentResponse.js';
 import { collect, newBucket, ns, putObject, randomBlob, s3, startDaemon, type TestDaemon, until, useS3Credentials, writeBlob } from './support/harness.js';
+import { countGets } from './support/s3-requests.js';
 
 const MiB = 1024 * 1024;
 
-/** Keys of the GetObject commands the client sent, one per send() (SDK retries not counted). */
-function countGets(client: S3Client): string[] {
-  const keys: string[] = [];
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      if (context.commandName === 'GetObjectCommand') keys.push((args.input as { Key?: string }).Key ?? '');
-      return next(args);
-    },
-    { step: 'initialize', name: 'countGetsForTest' },
-  );
-  return keys;
-}
 
 /** A daemon on the S3 store given back, whose client records every GET it sends. */
 async function daemonCountingGets(): Promise<{ d: TestDaemon; store: S3BlobStore; gets: string[] }> {

@@ -1,7 +1,7 @@
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
-import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createS3Client } from '../src/blobstore/s3/client.js';
 import { S3BlobStore } from '../src/blobstore/s3/index.js';
@@ -33,21 +33,10 @@ import {
   writeBlob,
   type TestDaemon,
 } from './support/harness.js';
+import { countGets } from './support/s3-requests.js';
 
 const MiB = 1024 * 1024;
 
-/** Keys of the GetObject commands the client sends, one per send(). */
-function countGets(client: S3Client): string[] {
-  const keys: string[] = [];
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      if (context.commandName === 'GetObjectCommand') keys.push((args.input as { Key?: string }).Key ?? '');
-      return next(args);
-    },
-    { step: 'initialize', name: 'countTierGetsForTest' },
-  );
-  return keys;
-}
 
 interface TierDaemon {
   d: TestDaemon;

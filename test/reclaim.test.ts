@@ -225,6 +225,30 @@ describe('Delete by reference, and the collector', () => {
     expect(report.blobs.count).toBeGreaterThan(0);
   });
 
+  it('shows `gc`\'s progress on a terminal, and nothing of it when stderr is not one', async () => {
+    const cli = new URL('../dist/cli.js', import.meta.url).pathname;
+    const args = ['gc', '--bucket', d.bucket!, '--endpoint-url', s3().endpoint, '--region', s3().region, '--log-level', 'error'];
+    const env = { ...process.env, AWS_ACCESS_KEY_ID: s3().accessKey, AWS_SECRET_ACCESS_KEY: s3().secretKey, AWS_EC2_METADATA_DISABLED: 'true' };
+    const command = [process.execPath, cli, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+    const onTerminal = spawnSync('script', ['-qfec', command, '/dev/null'], { encoding: 'utf8', env });
+    expect(onTerminal.status).toBe(0);
+    expect(onTerminal.stdout).toMatch(/marking \(\d+s\)/);
+    expect(onTerminal.stdout).toContain('dry run: give --delete to reclaim');
+    const piped = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env });
+    expect(piped.stderr).not.toContain('marking');
+  });
+
+  it('removes staging objects a failed copy or a crash left, once their day is a week past, and no newer one', async () => {
+    const old = 's3cs/staging/2020-01-01/left-by-a-crash';
+    const today = `s3cs/staging/${new Date().toISOString().slice(0, 10)}/being-copied`;
+    await putObject(d.bucket!, old, randomBlob(100));
+    await putObject(d.bucket!, today, randomBlob(100));
+    const reports = await collectUntil(() => collect0().run({ delete: true }), async () => (await listKeys(d.bucket!, old)).length === 0);
+    expect(reports.reduce((n, r) => n + r.stagingRemoved, 0)).toBe(1);
+    expect(await listKeys(d.bucket!, old)).toEqual([]);
+    expect(await listKeys(d.bucket!, today)).toEqual([today]);
+  });
+
   it('collects on its own in serve with --gc-interval', async () => {
     const collecting = await startDaemon({ bucket: d.bucket!, flags: { gcInterval: '300ms' } });
     try {

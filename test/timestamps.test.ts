@@ -39,17 +39,32 @@ function nanosOfInstant(i: Instant): bigint {
   return BigInt(t.seconds) * 1_000_000_000n + BigInt(t.nanos);
 }
 
-/** Runs `act` between two readings of this process's clock; returns both and the result. */
-async function bracketed<T>(act: () => Promise<T>): Promise<{ before: bigint; after: bigint; result: T }> {
+interface Window {
+  before: bigint;
+  after: bigint;
+  /** The same moments read from Date.now(), which shares no code with the daemon's clock. */
+  wallBefore: bigint;
+  wallAfter: bigint;
+}
+
+/**
+ * Runs `act` between two readings of this process's clocks: its fine clock (the project's
+ * `now()`, as a client with a nanosecond clock reads one) and, independently, Date.now().
+ */
+async function bracketed<T>(act: () => Promise<T>): Promise<Window & { result: T }> {
+  const wallBefore = BigInt(Date.now()) * 1_000_000n;
   const before = nanosOfInstant(now());
   const result = await act();
   const after = nanosOfInstant(now());
-  return { before, after, result };
+  const wallAfter = (BigInt(Date.now()) + 1n) * 1_000_000n - 1n;
+  return { before, after, wallBefore, wallAfter, result };
 }
 
-function expectWithin(t: Stamp | null | undefined, window: { before: bigint; after: bigint }, what: string): void {
+function expectWithin(t: Stamp | null | undefined, window: Window, what: string): void {
   const at = nanosOf(t);
   expect(at >= window.before && at <= window.after, `${what} ${at} outside [${window.before}, ${window.after}]`).toBe(true);
+  // whatever the fine clocks agree on, the time must lie in the wall clock's milliseconds too
+  expect(at >= window.wallBefore && at <= window.wallAfter, `${what} ${at} outside Date.now()'s [${window.wallBefore}, ${window.wallAfter}]`).toBe(true);
 }
 
 beforeAll(async () => {

@@ -17,6 +17,7 @@ export interface ContentRecord {
 
 const RECORD_CACHE_MS = 30_000;
 const RECORD_CACHE_BYTES = 32 * 1024 * 1024;
+const MAX_KNOWN_NAMESPACES = 10_000;
 
 /**
  * Which namespaces hold which blobs, with their labels: the membership records in the bucket's
@@ -97,6 +98,8 @@ export class Memberships {
   async ensureNamespace(ns: string): Promise<void> {
     if (this.knownNamespaces.has(ns)) return;
     await this.docs.write(docKeys.namespace(ns), { name: ns });
+    // a cache of markers written: past its bound it starts over (a marker written twice is harmless)
+    if (this.knownNamespaces.size >= MAX_KNOWN_NAMESPACES) this.knownNamespaces.clear();
     this.knownNamespaces.add(ns);
   }
 

@@ -42,6 +42,8 @@ export interface CollectionReport {
   /** Would be deleted (a dry run), or could not be this time (the last check ran too long). */
   reclaimable: Tally;
   expiredLeases: number;
+  /** Staging objects a failed copy or a crash left, removed. */
+  stagingRemoved: number;
   /** Cache records naming blobs that are not stored, with those blobs. */
   brokenRecords: { name: string; missing: string[] }[];
   roots: { records: number; holds: number; leases: number; ingests: number };
@@ -49,6 +51,11 @@ export interface CollectionReport {
 
 /** Candidates whose last check and deletion go together, so that they fit in the final window. */
 const FINAL_BATCH = 50;
+
+/** The daemon's staging area, under its metadata prefix (keys.ts). */
+const STAGING_PREFIX = 'staging/';
+/** How long after the day its upload began a leftover staging object goes. */
+const STAGING_KEEP_MS = 7 * 24 * 3_600_000;
 /** A deleted blob's mark stays this long, so that other daemons' caches learn of the deletion. */
 const DELETED_MARK_KEEP_MS = 3_600_000;
 
@@ -151,7 +158,7 @@ export class Collector {
         await this.finalBatch(candidates.slice(i, i + FINAL_BATCH), roots.startedAt, report);
       }
       await lock.keep();
-      await this.tidy(marks, stored, now);
+      report.stagingRemoved = await this.tidy(marks, stored, now);
       await lock.keep();
       report.expiredLeases = await this.dropExpiredLeases(now);
     }
@@ -220,7 +227,7 @@ export class Collector {
   }
 
   /** Marks of blobs no longer stored, once old enough, and deletion notes of namespaces for them. */
-  private async tidy(marks: Map<string, ReclaimMark>, stored: Set<string>, now: number): Promise<void> {
+  private async tidy(marks: Map<string, ReclaimMark>, stored: Set<string>, now: number): Promise<number> {
     for (const [digest, mark] of marks) {
       if (stored.has(digest)) continue;
       const deletedAt = mark.deletedAt ? new Date(mark.deletedAt).getTime() : 0;
@@ -232,6 +239,18 @@ export class Collector {
         if (!stored.has(key.slice(prefix.length))) await this.sources.docs.remove(key);
       }
     }
+    // A staging object lives only between its upload's completion and its copy into place (its
+    // key names the day the upload began); one a failed copy or a crash left is garbage once that
+    // day is well past. Uploads still in progress are no objects, and the sweep sees to them.
+    let staging = 0;
+    const before = new Date(now - STAGING_KEEP_MS).toISOString().slice(0, 10);
+    for await (const key of this.sources.docs.list(STAGING_PREFIX)) {
+      const day = key.slice(STAGING_PREFIX.length, STAGING_PREFIX.length + 10);
+      if (!/^\d{4}-\d\d-\d\d$/.test(day) || day >= before) continue;
+      await this.sources.docs.remove(key);
+      staging++;
+    }
+    return staging;
   }
 
   /** containerd collects a lease once its `containerd.io/gc.expire` time has passed. */
@@ -257,6 +276,7 @@ function emptyReport(deleted: boolean): CollectionReport {
     reclaimed: tally(),
     reclaimable: tally(),
     expiredLeases: 0,
+    stagingRemoved: 0,
     brokenRecords: [],
     roots: { records: 0, holds: 0, leases: 0, ingests: 0 },
   };

@@ -12,15 +12,45 @@ export async function collectOnce(
   store: BlobStore,
   options: { delete: boolean; json: boolean; graceMs: number; touchRefreshMs: number; logger: Logger },
   out: NodeJS.WritableStream,
+  /** Where a terminal gets a line of progress (nothing is drawn unless it is a TTY). */
+  terminal?: NodeJS.WriteStream,
 ): Promise<CollectionReport> {
+  const shown = terminal?.isTTY ? progressLine(terminal) : undefined;
   const collector = new Collector(collectorSourcesFor(store, new LeaseStore(store)), {
     graceMs: options.graceMs,
     touchRefreshMs: options.touchRefreshMs,
     logger: options.logger,
+    onProgress: shown?.update,
   });
-  const report = await collector.run({ delete: options.delete });
+  let report: CollectionReport;
+  try {
+    report = await collector.run({ delete: options.delete });
+  } finally {
+    shown?.clear();
+  }
   out.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : describe(report));
   return report;
+}
+
+/**
+ * One line on the terminal, redrawn at most ten times a second: the stage and how far it got.
+ * Hand-written: the collector knows no total while it lists, and cli-progress draws bars toward one.
+ */
+function progressLine(terminal: NodeJS.WriteStream): { update(stage: string, done: number): void; clear(): void } {
+  const started = Date.now();
+  let drawnAt = 0;
+  return {
+    update(stage, done) {
+      const now = Date.now();
+      if (now - drawnAt < 100) return;
+      drawnAt = now;
+      const what = stage === 'sweeping' ? `${done} blobs listed` : stage === 'deleting' ? `${done} blobs checked for deletion` : '';
+      terminal.write(`\r\x1b[K${stage}${what ? `: ${what}` : ''} (${Math.round((now - started) / 1000)}s)`);
+    },
+    clear() {
+      terminal.write('\r\x1b[K');
+    },
+  };
 }
 
 function describe(r: CollectionReport): string {
@@ -33,6 +63,7 @@ function describe(r: CollectionReport): string {
   ];
   if (r.deleted && r.reclaimable.count > 0) lines.push(`left for the next run (last check too slow): ${size(r.reclaimable)}`);
   if (r.deleted) lines.push(`expired leases removed: ${r.expiredLeases}`);
+  if (r.deleted && r.stagingRemoved > 0) lines.push(`leftover staging objects removed: ${r.stagingRemoved}`);
   for (const b of r.brokenRecords) {
     lines.push(`cache record ${JSON.stringify(b.name)} names ${b.missing.length} blob(s) not in the store: ${b.missing.slice(0, 3).join(', ')}${b.missing.length > 3 ? ', …' : ''}`);
   }

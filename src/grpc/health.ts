@@ -7,6 +7,9 @@ import type { HealthCheckResponse, _grpc_health_v1_HealthCheckResponse_ServingSt
  * grpc.health.v1: "" is the daemon as a whole; each served service has its own name. Status
  * changes reach Watch callers at once.
  */
+/** Watch streams open at once; each is a socket's stream and a little memory while it lasts. */
+const MAX_WATCHERS = 1024;
+
 export class Health {
   private readonly statuses = new Map<string, ServingStatus>();
   private readonly watchers = new Set<{ service: string; call: ServerWritableStream<HealthCheckRequest__Output, HealthCheckResponse> }>();
@@ -41,6 +44,10 @@ export class Health {
         callback(null, { status: value });
       },
       Watch: (call) => {
+        if (this.watchers.size >= MAX_WATCHERS) {
+          call.emit('error', { code: status.RESOURCE_EXHAUSTED, details: `${MAX_WATCHERS} health Watch streams are open: try again later, or use Check` });
+          return;
+        }
         const watcher = { service: call.request.service, call };
         this.watchers.add(watcher);
         call.on('cancelled', () => this.watchers.delete(watcher));

@@ -17,7 +17,7 @@ import { codeName } from './status.js';
  * code, its content bytes are counted, and with the access log on it gets one line. Handlers
  * stay free of this; the final status is seen as grpc-js sends it, or as the client cancels.
  */
-export function observeCalls(logger: Logger, options: { accessLog: boolean }): ServerInterceptor {
+export function observeCalls(logger: Logger, options: { accessLog: boolean; defaultNamespace?: string | undefined }): ServerInterceptor {
   return (method, call) => {
     const [service = 'unknown', name = 'unknown'] = method.path.replace(/^\//, '').split('/');
     const streaming = method.requestStream || method.responseStream;
@@ -50,7 +50,7 @@ export function observeCalls(logger: Logger, options: { accessLog: boolean }): S
           next(
             new ServerListenerBuilder()
               .withOnReceiveMetadata((metadata, nextMetadata) => {
-                ns = namespaceIn(metadata);
+                ns = namespaceIn(metadata, options.defaultNamespace);
                 nextMetadata(metadata);
               })
               .withOnReceiveMessage((message, nextMessage) => {
@@ -112,9 +112,9 @@ function counters(path: string, service: string, method: string): MethodCounters
   return found;
 }
 
-function namespaceIn(metadata: Metadata): string {
+function namespaceIn(metadata: Metadata, defaultNamespace: string | undefined): string {
   try {
-    return namespaceOf(metadata);
+    return namespaceOf(metadata, defaultNamespace);
   } catch {
     return '';
   }

@@ -40,7 +40,7 @@ export const sentBytes = new Counter({
 
 export const openStreams = new Gauge({
   name: 's3cs_streams_open',
-  help: 'gRPC streaming calls (Write, Read, List, ListStatuses) open now.',
+  help: 'gRPC streaming calls (Write, Read, List, Health Watch) open now.',
   registers: [registry],
 });
 

@@ -17,6 +17,9 @@ export interface TouchOptions {
  * Reads only schedule work; refreshing happens in the background, each blob at most once per
  * window from this daemon, with bounded concurrency and a bounded queue.
  */
+/** Blobs this daemon remembers having checked; each is a digest string and a number. */
+const MAX_RECENT = 100_000;
+
 export class TouchRefresher {
   private readonly queue: string[] = [];
   private readonly waiting = new Set<string>();
@@ -76,7 +79,7 @@ export class TouchRefresher {
   private async refresh(digest: string): Promise<void> {
     try {
       const stat = await this.blobs.statBlob(digest);
-      this.recent.set(digest, Date.now());
+      this.remember(digest);
       if (!stat) {
         touchRefreshes.inc({ outcome: 'missing' });
         return;
@@ -93,6 +96,16 @@ export class TouchRefresher {
       touchRefreshes.inc({ outcome: 'failed' });
       this.recent.delete(digest);
       this.logger.warn({ err, digest }, 'could not refresh blob');
+    }
+  }
+
+  /** Notes a blob checked now; past MAX_RECENT the oldest notes go (a blob then may be checked again). */
+  private remember(digest: string): void {
+    this.recent.delete(digest);
+    this.recent.set(digest, Date.now());
+    for (const oldest of this.recent.keys()) {
+      if (this.recent.size <= MAX_RECENT) break;
+      this.recent.delete(oldest);
     }
   }
 

@@ -103,3 +103,16 @@ export async function daemonLoggingRequests(options: { bucket?: string; flags?: 
   });
   return { d, log: log! };
 }
+
+/** Keys of the GetObject commands a client sends, one per send() (SDK retries not counted). */
+export function countGets(client: S3Client): string[] {
+  const keys: string[] = [];
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === 'GetObjectCommand') keys.push((args.input as { Key?: string }).Key ?? '');
+      return next(args);
+    },
+    { step: 'initialize', name: 'countGetsForTest' },
+  );
+  return keys;
+}

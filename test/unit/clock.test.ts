@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Instant, now, storedInstant } from '../../src/clock.js';
 
 describe('Instant', () => {
@@ -65,5 +65,18 @@ describe('now', () => {
     const seen = new Set<number>();
     for (let i = 0; i < 1_000; i++) seen.add(now().toTimestamp().nanos % 1_000_000);
     expect(seen.size).toBeGreaterThan(10);
+  });
+
+  it('follows the wall clock when it is stepped back, instead of holding the last time', () => {
+    now();
+    const real = Date.now;
+    const back = real() - 10_000;
+    const spy = vi.spyOn(Date, 'now').mockImplementation(() => back);
+    try {
+      expect(now().getTime()).toBe(back);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(now().getTime()).toBeGreaterThanOrEqual(real() - 1);
   });
 });

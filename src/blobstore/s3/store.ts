@@ -9,7 +9,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { LRUCache } from 'lru-cache';
-import { notFound, unavailable } from '../../errors.js';
+import { StoreError, notFound, resourceExhausted, unavailable } from '../../errors.js';
 import { ByteBudget } from '../budget.js';
 import { PartBuffers } from '../part-buffers.js';
 import { SpillDir } from '../spill.js';
@@ -42,6 +42,8 @@ import { countBound } from '../../lru.js';
 
 /** Keys one LIST request answers with, at most (S3's own limit). */
 const LIST_PAGE = 1000;
+/** A cache record is at most 8 MiB (records/store.ts); documents are far smaller. */
+const MAX_SMALL_OBJECT = 16 * 1024 * 1024;
 /** LIST requests one page of records may take to read past keys that are not records. */
 const MAX_RECORD_LIST_PAGES = 10;
 
@@ -255,14 +257,23 @@ export class S3BlobStore implements BlobStore {
     return (await this.getSmall(this.keys.doc(key)))?.body;
   }
 
-  /** A whole small object (a record or a document); undefined when there is none. */
+  /**
+   * A whole small object (a record or a document); undefined when there is none. Read into
+   * memory, so anything larger than a record may be (another tool's object under a shared or
+   * empty manifests prefix, say) is refused before its body is read.
+   */
   private async getSmall(key: string): Promise<{ body: Buffer; lastModified: Date } | undefined> {
     try {
       const out = await this.s3.client.send(new GetObjectCommand({ Bucket: this.s3.name, Key: key }));
+      if ((out.ContentLength ?? 0) > MAX_SMALL_OBJECT) {
+        out.Body && 'destroy' in out.Body && (out.Body as { destroy(): void }).destroy();
+        throw resourceExhausted(`GET ${key}: ${out.ContentLength} bytes, more than a record or document may have (${MAX_SMALL_OBJECT})`);
+      }
       return { body: Buffer.from(await out.Body!.transformToByteArray()), lastModified: out.LastModified ?? new Date(0) };
     } catch (err) {
       // the body counts as part of the GET: a response cut short fails like a refused request
       if (isMissing(err)) return undefined;
+      if (err instanceof StoreError) throw err;
       throw this.s3.failure(err, `GET ${key}`);
     }
   }
