@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Dirent } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { basename, dirname, join, relative, sep } from 'node:path';
@@ -202,14 +202,7 @@ export class FsBlobStore implements BlobStore {
   async *listDocs(prefix: string): AsyncIterable<string> {
     const keys: string[] = [];
     const walk = async (dir: string): Promise<void> => {
-      let entries;
-      try {
-        entries = await readdir(dir, { withFileTypes: true });
-      } catch (err) {
-        if (isNoEntry(err)) return;
-        throw err;
-      }
-      for (const entry of entries) {
+      for (const entry of await entriesOf(dir)) {
         const path = join(dir, entry.name);
         if (entry.isDirectory()) await walk(path);
         else keys.push(relative(this.docsDir, path).split(sep).join('/'));
@@ -220,14 +213,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   async *listDocGroups(prefix: string): AsyncIterable<string> {
-    const dir = this.docPath(prefix);
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch (err) {
-      if (isNoEntry(err)) return;
-      throw err;
-    }
+    const entries = await entriesOf(this.docPath(prefix));
     // S3's order, where a group sorts with its trailing "/"; directories left empty by deletes are no group
     const groups = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort((a, b) => compare(`${a}/`, `${b}/`));
     for (const group of groups) if (await holdsAFile(join(dir, group))) yield group;
@@ -363,16 +349,19 @@ function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Whether a file lies anywhere below `dir`, stopping at the first found. */
-async function holdsAFile(dir: string): Promise<boolean> {
-  let entries;
+/** A directory's entries; none when it does not exist (a key space nothing was written to yet). */
+async function entriesOf(dir: string): Promise<Dirent[]> {
   try {
-    entries = await readdir(dir, { withFileTypes: true });
+    return await readdir(dir, { withFileTypes: true });
   } catch (err) {
-    if (isNoEntry(err)) return false;
+    if (isNoEntry(err)) return [];
     throw err;
   }
-  for (const entry of entries) {
+}
+
+/** Whether a file lies anywhere below `dir`, stopping at the first found. */
+async function holdsAFile(dir: string): Promise<boolean> {
+  for (const entry of await entriesOf(dir)) {
     if (!entry.isDirectory()) return true;
     if (await holdsAFile(join(dir, entry.name))) return true;
   }
