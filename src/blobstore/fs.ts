@@ -213,7 +213,8 @@ export class FsBlobStore implements BlobStore {
   }
 
   async *listDocGroups(prefix: string): AsyncIterable<string> {
-    const entries = await entriesOf(this.docPath(prefix));
+    const dir = this.docPath(prefix);
+    const entries = await entriesOf(dir);
     // S3's order, where a group sorts with its trailing "/"; directories left empty by deletes are no group
     const groups = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort((a, b) => compare(`${a}/`, `${b}/`));
     for (const group of groups) if (await holdsAFile(join(dir, group))) yield group;
