@@ -161,6 +161,7 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
   if (partSize < MIN_PART || partSize > MAX_PART) throw new ConfigError(`--part-size: must be between 5MiB and 5GiB, got ${partSize} bytes`);
 
   if (config.cacheMaxBytes < MIN_CACHE) throw new ConfigError(`--cache-max-size: must be at least 1MiB, got ${str('cacheMaxSize')}`);
+  if (!config.cacheDir && str('cacheMaxSize') !== SETTINGS.cacheMaxSize.default) throw new ConfigError('--cache-max-size: sizes the read tier, which needs --cache-dir');
   const bucket = raw('bucket');
   if (bucket === undefined || bucket === '') {
     if (config.root === '') throw new ConfigError('--root: empty; give a directory, or a --bucket');

@@ -26,6 +26,7 @@ describe('the read tier settings', () => {
     [{ ...bucket, cacheDir: '/c', cacheMaxSize: 'lots' }, '--cache-max-size: "lots" is not a size'],
     [{ ...bucket, cacheDir: '/c', cacheMaxSize: '10' }, '--cache-max-size: must be at least 1MiB, got 10'],
     [{ cacheDir: '/c' }, '--cache-dir /c: a read tier goes in front of a bucket'],
+    [{ ...bucket, cacheMaxSize: '2GiB' }, '--cache-max-size: sizes the read tier, which needs --cache-dir'],
   ])('refuse %j: %s', (flags, message) => {
     expect(() => resolveConfig(flags, {})).toThrow(ConfigError);
     expect(() => resolveConfig(flags, {})).toThrow(message);
