@@ -21,3 +21,13 @@ export interface UploadContext {
   /** An upload just stored this blob. */
   remember(digest: string, stat: BlobStat): void;
 }
+
+/** A part on its way to S3. */
+export interface OutgoingPart {
+  partNumber: number;
+  body: Buffer;
+  /** The pooled buffer `body` sits in, handed back once S3 has stored the part. */
+  buffer: Buffer;
+  /** Budget bytes the part holds until then. */
+  reservation: number;
+}

@@ -12,7 +12,7 @@ import { SpilledParts } from './spilled-parts.js';
 import type { Checkpoint, Upload, UploadHandle, UploadOptions } from '../types.js';
 import { parseCheckpoint } from './checkpoint.js';
 import { copyObject } from './copy.js';
-import type { UploadContext } from './upload-context.js';
+import type { OutgoingPart, UploadContext } from './upload-context.js';
 
 /** The first buffer of an upload of unknown size; it doubles as the blob turns out larger. */
 const MIN_PART_BUFFER = 256 * 1024;
@@ -399,13 +399,4 @@ export class S3Upload implements Upload {
   private async settle(): Promise<void> {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
-}
-
-interface OutgoingPart {
-  partNumber: number;
-  body: Buffer;
-  /** The pooled buffer `body` sits in, handed back once S3 has stored the part. */
-  buffer: Buffer;
-  /** Budget bytes the part holds until then. */
-  reservation: number;
 }
