@@ -18,7 +18,10 @@ const log = (...a) => process.stderr.write(`${a.join(' ')}\n`);
 export async function startDaemon(env, name, extraArgs = [], { metrics = true } = {}) {
   const socket = join(env.work, `${name}.sock`);
   const profileDir = join(ROOT, 'bench/results', `profile-${env.started}-${name}`);
-  const nodeArgs = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+  // The node flags the CLI's own first line gives the daemon (as `s3-content-store serve` runs
+  // it), or BENCH_DAEMON_NODE_ARGS to measure others.
+  const extraNode = (process.env.BENCH_DAEMON_NODE_ARGS ?? shebangFlags()).split(' ').filter(Boolean);
+  const nodeArgs = [...extraNode, ...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])];
   const { s3 } = env;
   const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist/cli.js'), 'serve', '--address', `unix://${socket}`, '--bucket', env.bucket,
     '--endpoint-url', s3.endpoint, '--region', s3.region, '--part-size', `${PART}`, '--upload-parallelism', `${PARALLEL}`,
@@ -108,4 +111,10 @@ function printProfiles(name, dir) {
     log(`  profile of daemon "${name}", ${file}: busy ${(busy / 1e6).toFixed(2)} s of ${(total / 1e6).toFixed(1)} s sampled; share of busy time:`);
     for (const [where, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 15)) log(`    ${((100 * t) / busy).toFixed(1).padStart(5)}%  ${where}`);
   }
+}
+
+/** The flags after `node` on dist/cli.js's `#!/usr/bin/env -S node …` line. */
+function shebangFlags() {
+  const first = readFileSync(join(ROOT, 'dist/cli.js'), 'utf8').split('\n', 1)[0];
+  return first.replace(/^#!.*?\bnode\b/, '').trim();
 }
