@@ -4,12 +4,14 @@
 #   python3-swift   OpenStack Swift with its S3 API: the real S3 server of the tests
 #   memcached       which Swift's proxy uses
 #   openssl         to make the throw-away certificates of the TLS tests
+#   bsdutils        for `script`, the pseudo-terminal the progress-bar tests run the CLI on
 # Idempotent; uses sudo when not run as root.
 set -euo pipefail
 missing=()
 command -v ctr >/dev/null || missing+=(containerd)
 command -v memcached >/dev/null || missing+=(memcached)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v script >/dev/null || missing+=(bsdutils)
 /usr/bin/python3 -c 'import swift' 2>/dev/null || missing+=(python3-swift)
 [ ${#missing[@]} -eq 0 ] && exit 0
 sudo=; [ "$(id -u)" -eq 0 ] || sudo=sudo

@@ -59,7 +59,9 @@ export function runCliInPty(args: string[]): Promise<{ status: number | null; ou
   child.stdout.on('data', (b: Buffer) => out.push(b));
   child.stderr.on('data', (b: Buffer) => out.push(b));
   return new Promise((resolve, reject) => {
-    child.on('error', reject);
+    child.on('error', (err) =>
+      reject(new Error(`cannot run \`script\` for a pseudo-terminal (Debian package bsdutils; scripts/test-deps.sh installs it): ${err.message}`)),
+    );
     child.on('close', (status) => resolve({ status, output: Buffer.concat(out).toString('utf8') }));
   });
 }
