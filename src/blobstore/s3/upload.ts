@@ -1,13 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  S3ServiceException,
-  UploadPartCommand,
-  type CompletedPart,
-} from '@aws-sdk/client-s3';
 import { StoreError, failedPrecondition } from '../../errors.js';
+import { MultipartCalls } from './multipart.js';
 import { SpilledParts } from './spilled-parts.js';
 import type { Checkpoint, Upload, UploadHandle, UploadOptions } from '../types.js';
 import { parseCheckpoint } from './checkpoint.js';
@@ -36,6 +29,7 @@ export class S3Upload implements Upload {
   private uploadId: string | undefined;
   private creating: Promise<string> | undefined;
   private readonly key: string;
+  private readonly calls: MultipartCalls;
   private nextPart: number;
   /** ETags of stored parts, by part number. */
   private readonly stored = new Map<number, string>();
@@ -84,6 +78,7 @@ export class S3Upload implements Upload {
       this.accepted = 0;
     }
     this.nextPart = this.contiguous + 1;
+    this.calls = new MultipartCalls(context.s3, this.key);
   }
 
   /**
@@ -263,17 +258,7 @@ export class S3Upload implements Upload {
       this.context.remember(digest, { size, lastModified: new Date() });
       return;
     }
-    const bucket = this.context.s3.name;
-    const parts: CompletedPart[] = [...this.stored]
-      .sort(([a], [b]) => a - b)
-      .map(([PartNumber, ETag]) => ({ PartNumber, ETag }));
-    try {
-      await this.context.s3.client.send(
-        new CompleteMultipartUploadCommand({ Bucket: bucket, Key: this.key, UploadId: this.uploadId, MultipartUpload: { Parts: parts } }),
-      );
-    } catch (err) {
-      throw this.failedUpload(err, 'complete multipart upload');
-    }
+    await this.calls.complete(this.uploadId!, this.stored);
     this.uploadId = undefined;
     if (this.key !== finalKey) {
       await copyObject(this.context.s3, this.key, finalKey, size);
@@ -292,10 +277,7 @@ export class S3Upload implements Upload {
     const uploadId = this.uploadId ?? (await this.creating?.catch(() => undefined));
     this.uploadId = undefined;
     this.creating = undefined;
-    if (uploadId === undefined) return;
-    await this.context.s3.client
-      .send(new AbortMultipartUploadCommand({ Bucket: this.context.s3.name, Key: this.key, UploadId: uploadId }))
-      .catch(() => undefined);
+    if (uploadId !== undefined) await this.calls.abort(uploadId);
   }
 
   handle(): UploadHandle | undefined {
@@ -342,21 +324,17 @@ export class S3Upload implements Upload {
   }
 
   private launch(part: OutgoingPart): void {
-    const bucket = this.context.s3.name;
     const { partNumber, body } = part;
     const sending: Promise<void> = (async () => {
       try {
         const uploadId = this.uploadId ?? (await this.create());
-        const out = await this.context.s3.client.send(
-          new UploadPartCommand({ Bucket: bucket, Key: this.key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }),
-        );
-        this.stored.set(partNumber, out.ETag ?? '');
+        this.stored.set(partNumber, await this.calls.uploadPart(uploadId, partNumber, body));
         this.context.budget.release(part.reservation);
         // the SDK is done with the body once send() settles, retries included
         this.context.parts.give(part.buffer);
         this.advance();
       } catch (err) {
-        this.failure ??= this.failedUpload(err, `upload part ${partNumber}`);
+        this.failure ??= err;
         this.failed.push(part);
       }
     })().finally(() => this.inflight.delete(sending));
@@ -372,28 +350,18 @@ export class S3Upload implements Upload {
   }
 
   private create(): Promise<string> {
-    this.creating ??= this.context.s3.client
-      .send(new CreateMultipartUploadCommand({ Bucket: this.context.s3.name, Key: this.key }))
-      .then((out) => {
-        this.uploadId = out.UploadId!;
+    this.creating ??= this.calls
+      .create()
+      .then((uploadId) => {
+        this.uploadId = uploadId;
         this.onDurable?.({ offset: 0, handle: this.handle()! });
-        return this.uploadId;
+        return uploadId;
       })
       .catch((err: unknown) => {
         this.creating = undefined;
-        throw this.context.s3.failure(err, `start multipart upload of ${this.key}`);
+        throw err;
       });
     return this.creating;
-  }
-
-  /** An upload completed or aborted elsewhere cannot take more parts: the client must start over. */
-  private failedUpload(err: unknown, operation: string): StoreError {
-    if (err instanceof S3ServiceException && err.name === 'NoSuchUpload') {
-      return failedPrecondition(
-        `multipart upload of ${this.key} no longer exists (completed or aborted elsewhere); write the content again from offset 0`,
-      );
-    }
-    return this.context.s3.failure(err, `${operation} of ${this.key}`);
   }
 
   private async settle(): Promise<void> {

@@ -1,0 +1,68 @@
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  S3ServiceException,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { failedPrecondition, type StoreError } from '../../errors.js';
+import type { S3Bucket } from './client.js';
+
+/**
+ * S3's multipart calls for one upload's key, failures already domain errors: the upload
+ * (upload.ts) keeps the state of its parts and says when to call which.
+ */
+export class MultipartCalls {
+  constructor(
+    private readonly s3: S3Bucket,
+    readonly key: string,
+  ) {}
+
+  async create(): Promise<string> {
+    try {
+      const out = await this.s3.client.send(new CreateMultipartUploadCommand({ Bucket: this.s3.name, Key: this.key }));
+      return out.UploadId!;
+    } catch (err) {
+      throw this.s3.failure(err, `start multipart upload of ${this.key}`);
+    }
+  }
+
+  /** Stores one part; answers its ETag. */
+  async uploadPart(uploadId: string, partNumber: number, body: Buffer): Promise<string> {
+    try {
+      const out = await this.s3.client.send(
+        new UploadPartCommand({ Bucket: this.s3.name, Key: this.key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }),
+      );
+      return out.ETag ?? '';
+    } catch (err) {
+      throw this.failure(err, `upload part ${partNumber}`);
+    }
+  }
+
+  /** Makes the stored parts, in part-number order, the object. */
+  async complete(uploadId: string, etags: ReadonlyMap<number, string>): Promise<void> {
+    const parts = [...etags].sort(([a], [b]) => a - b).map(([PartNumber, ETag]) => ({ PartNumber, ETag }));
+    try {
+      await this.s3.client.send(
+        new CompleteMultipartUploadCommand({ Bucket: this.s3.name, Key: this.key, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
+      );
+    } catch (err) {
+      throw this.failure(err, 'complete multipart upload');
+    }
+  }
+
+  /** Best effort: an upload left behind is what the sweep and a lifecycle rule are for. */
+  async abort(uploadId: string): Promise<void> {
+    await this.s3.client.send(new AbortMultipartUploadCommand({ Bucket: this.s3.name, Key: this.key, UploadId: uploadId })).catch(() => undefined);
+  }
+
+  /** An upload completed or aborted elsewhere cannot take more parts: the client must start over. */
+  private failure(err: unknown, operation: string): StoreError {
+    if (err instanceof S3ServiceException && err.name === 'NoSuchUpload') {
+      return failedPrecondition(
+        `multipart upload of ${this.key} no longer exists (completed or aborted elsewhere); write the content again from offset 0`,
+      );
+    }
+    return this.s3.failure(err, `${operation} of ${this.key}`);
+  }
+}
