@@ -19,7 +19,7 @@ import { codeName } from './status.js';
  */
 export function observeCalls(logger: Logger, options: { accessLog: boolean; defaultNamespace?: string | undefined }): ServerInterceptor {
   return (method, call) => {
-    const [service = 'unknown', name = 'unknown'] = method.path.replace(/^\//, '').split('/');
+    const counted = counters(method.path);
     const streaming = method.requestStream || method.responseStream;
     const started = performance.now();
     let ns = '';
@@ -33,12 +33,11 @@ export function observeCalls(logger: Logger, options: { accessLog: boolean; defa
       if (streaming) openStreams.dec();
       const seconds = (performance.now() - started) / 1000;
       const codeText = codeName(code);
-      const counted = counters(method.path, service, name);
       counted.calls(codeText).inc();
       counted.seconds.observe(seconds);
       if (options.accessLog) {
         logger.info(
-          { method: `${service}/${name}`, ns: ns || undefined, code: codeText, bytesIn, bytesOut, ms: Math.round(seconds * 10_000) / 10, ...(code !== Status.OK && details ? { details } : {}) },
+          { method: counted.method, ns: ns || undefined, code: codeText, bytesIn, bytesOut, ms: Math.round(seconds * 10_000) / 10, ...(code !== Status.OK && details ? { details } : {}) },
           'access',
         );
       }
@@ -50,7 +49,8 @@ export function observeCalls(logger: Logger, options: { accessLog: boolean; defa
           next(
             new ServerListenerBuilder()
               .withOnReceiveMetadata((metadata, nextMetadata) => {
-                ns = namespaceIn(metadata, options.defaultNamespace);
+                // only the access log names it: no work per call otherwise
+                if (options.accessLog) ns = namespaceIn(metadata, options.defaultNamespace);
                 nextMetadata(metadata);
               })
               .withOnReceiveMessage((message, nextMessage) => {
@@ -81,6 +81,8 @@ export function observeCalls(logger: Logger, options: { accessLog: boolean; defa
 type CallCounter = ReturnType<typeof grpcCalls.labels>;
 
 interface MethodCounters {
+  /** `service/Method`, as the access log names it. */
+  method: string;
   calls(code: string): CallCounter;
   seconds: ReturnType<typeof grpcCallSeconds.labels>;
 }
@@ -95,11 +97,13 @@ const MAX_METHODS = 256;
  */
 const byMethod = new Map<string, MethodCounters>();
 
-function counters(path: string, service: string, method: string): MethodCounters {
+function counters(path: string): MethodCounters {
   let found = byMethod.get(path);
   if (!found) {
+    const [service = 'unknown', method = 'unknown'] = path.replace(/^\//, '').split('/');
     const codes = new Map<string, CallCounter>();
     found = {
+      method: `${service}/${method}`,
       calls: (code) => {
         let child = codes.get(code);
         if (!child) codes.set(code, (child = grpcCalls.labels({ service, method, code })));
