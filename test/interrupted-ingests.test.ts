@@ -6,7 +6,7 @@ import type { BlobStore } from '../src/blobstore/types.js';
 import { S3BlobStore } from '../src/blobstore/s3/index.js';
 import { digestOf } from '../src/digest.js';
 import type { StatusResponse__Output } from '../src/generated/containerd/services/content/v1/StatusResponse.js';
-import { call, failure, randomBlob, startDaemon, type TestDaemon, until, writeBlob, WriteSession } from './support/harness.js';
+import { call, collect, failure, ns, randomBlob, startDaemon, type TestDaemon, until, writeBlob, WriteSession } from './support/harness.js';
 
 const MiB = 1024 * 1024;
 
@@ -123,5 +123,18 @@ describe('stream limits', () => {
     again.close();
     open[1]!.close();
     await Promise.all([again.ended, open[1]!.ended]);
+  });
+
+  it('counts a List stream among --max-streams, as Write and Read', async () => {
+    const open = [new WriteSession(d.content()), new WriteSession(d.content())];
+    await Promise.all(open.map((s, i) => s.send({ action: 'STAT', ref: `list-held-${i}` })));
+    const err = await failure(collect(d.content().List({ filters: [] }, ns())));
+    expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(err.details).toContain('--max-streams 2');
+    open[0]!.close();
+    await open[0]!.ended;
+    await expect(collect(d.content().List({ filters: [] }, ns()))).resolves.toBeInstanceOf(Array);
+    open[1]!.close();
+    await open[1]!.ended;
   });
 });

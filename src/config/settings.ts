@@ -115,7 +115,7 @@ export const SETTINGS = {
     flag: 'max-streams',
     env: ['S3CS_MAX_STREAMS'],
     default: '1024',
-    help: 'Write and Read streams open at once, daemon-wide; past it a new one gets ResourceExhausted',
+    help: 'Write, Read and List streams open at once, daemon-wide; past it a new one gets ResourceExhausted',
   },
   streamIdleTimeout: {
     flag: 'stream-idle-timeout',

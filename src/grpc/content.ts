@@ -47,10 +47,15 @@ export function contentHandlers(
       return { info: toInfo(await store.update(ns, req.info.digest, req.info.labels ?? {}, paths)) };
     }),
 
-    List: serverStream(logger, 'List', async (req, call) => {
-      const ns = namespaceOf(call.metadata);
-      return batches(store.list(ns, req.filters), LIST_BATCH);
-    }),
+    // A listing holds a bucket listing open while its client reads: counted and ended for
+    // idleness as Read streams are.
+    List: serverStream(
+      logger,
+      'List',
+      async (req, call) => batches(store.list(namespaceOf(call.metadata), req.filters), LIST_BATCH),
+      streams.idleMs,
+      (method) => streams.limit.enter(method),
+    ),
 
     Delete: unary(logger, 'Delete', async (req, call) => {
       await store.delete(namespaceOf(call.metadata), req.digest);
