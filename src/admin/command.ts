@@ -15,7 +15,7 @@ import { TRANSFER_COMMANDS } from './transfer.js';
  * on stderr naming what went wrong.
  */
 
-export const ADMIN_COMMANDS: CommandSpec[] = [
+const ADMIN_COMMANDS: CommandSpec[] = [
   ...CONTENT_COMMANDS,
   ...TRANSFER_COMMANDS,
   ...ACTIVE_COMMANDS,

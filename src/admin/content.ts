@@ -11,7 +11,7 @@ import type { AdminContext, CommandSpec } from './spec.js';
 
 /** `content ls|info|rm|label` and `active`: containerd's content service, as ctr's commands. */
 
-export function infoJson(info: Info__Output) {
+function infoJson(info: Info__Output) {
   return {
     digest: info.digest,
     size: info.size,
@@ -67,13 +67,14 @@ async function remove(ctx: AdminContext): Promise<void> {
 
 /** `KEY=VALUE` pairs; `KEY=` (an empty value) removes the label, as in containerd's Update. */
 export function parseLabels(pairs: string[]): Record<string, string> {
-  const labels: Record<string, string> = {};
+  // a Map, so that a key like "__proto__" is a label like any other
+  const labels = new Map<string, string>();
   for (const pair of pairs) {
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new UsageError(`label ${JSON.stringify(pair)}: expected KEY=VALUE (KEY= removes the label)`);
-    labels[pair.slice(0, eq)] = pair.slice(eq + 1);
+    labels.set(pair.slice(0, eq), pair.slice(eq + 1));
   }
-  return labels;
+  return Object.fromEntries(labels);
 }
 
 async function label(ctx: AdminContext): Promise<void> {

@@ -98,7 +98,7 @@ export interface Timestamp {
   nanos: number;
 }
 
-export function toDate(t: Timestamp | null | undefined): Date | undefined {
+function toDate(t: Timestamp | null | undefined): Date | undefined {
   if (!t || (t.seconds === 0 && t.nanos === 0)) return undefined;
   return new Date(t.seconds * 1000 + Math.floor(t.nanos / 1e6));
 }

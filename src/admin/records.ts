@@ -7,13 +7,14 @@ import { unary } from './connection.js';
 import { openOutput, readBounded } from './files.js';
 import { humanSize, humanTime, isoTime, Listing, printRecord, write, type Column } from './output.js';
 import { stringValue, type AdminContext, type CommandSpec } from './spec.js';
+import { MAX_CONFIG_BYTES } from '../records/store.js';
 
 /** `records ls|get|put|rm`: BuildKit's named cache records, through s3cs.records.v1.CacheRecords. */
 
 /** The most a page may hold; the listing is printed a page at a time. */
 const PAGE = 1000;
-/** What a Put may carry over the connection; the daemon's own limit (8 MiB) is the one that counts. */
-const MAX_RECORD = 16 << 20;
+/** A record larger than the daemon takes is refused here, before it is read whole. */
+const MAX_RECORD = MAX_CONFIG_BYTES;
 
 const COLUMNS: Column<RecordEntry__Output>[] = [
   { title: 'NAME', cell: (r) => r.name },

@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { status } from '@grpc/grpc-js';
-import { isValidDigest, newHasher } from '../digest.js';
+import { isValidDigest, newHasher, parseDigest } from '../digest.js';
 import { parseSize } from '../config/values.js';
 import { ConfigError } from '../config.js';
 import type { InfoResponse__Output } from '../generated/containerd/services/content/v1/InfoResponse.js';
@@ -33,7 +33,8 @@ async function get(ctx: AdminContext): Promise<void> {
   const size = info!.size;
   const target = stringValue(ctx, 'output');
   const sink = target === undefined ? { stream: ctx.io.stdout, commit: async () => {}, discard: async () => {} } : await openOutput(target);
-  const hash = newHasher(digest.slice(0, digest.indexOf(':')));
+  const { algorithm } = parseDigest(digest);
+  const hash = newHasher(algorithm);
   const progress = progressFor(ctx.io.stderr, 'get', size);
   let offset = 0;
   const take = new Transform({
@@ -52,7 +53,7 @@ async function get(ctx: AdminContext): Promise<void> {
   try {
     await pipeline(content.Read({ digest, offset: 0, size: 0 }, ctx.metadata), take, sink.stream, { end: target !== undefined });
     if (offset !== size) throw new AdminFailure(`received ${offset} bytes of ${digest}, which has ${size}`);
-    const got = `${digest.slice(0, digest.indexOf(':'))}:${hash.digest('hex')}`;
+    const got = `${algorithm}:${hash.digest('hex')}`;
     if (got !== digest) throw new AdminFailure(`the bytes received have the digest ${got}, not ${digest}`);
     await sink.commit();
   } catch (err) {

@@ -3,6 +3,7 @@ import type { BlobStore } from '../blobstore/types.js';
 import { LeaseStore } from '../leases/store.js';
 import { Collector, type CollectionReport, type Tally } from './collector.js';
 import { collectorSourcesFor } from './sources.js';
+import { humanSize } from '../admin/output.js';
 
 /**
  * `s3-content-store gc`: one collection over the configured store, a dry run unless `delete`.
@@ -71,12 +72,5 @@ function describe(r: CollectionReport): string {
 }
 
 function size(t: Tally): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = t.bytes;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${t.count} blob(s), ${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+  return `${t.count} blob(s), ${humanSize(t.bytes)}`;
 }

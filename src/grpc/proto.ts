@@ -23,7 +23,7 @@ const LOADER_OPTIONS: Options = {
 const PROTO_DIR = fileURLToPath(new URL('../../proto', import.meta.url));
 
 /** Every proto file the daemon serves a service of; server reflection describes them all. */
-export const SERVED_PROTO_FILES = [
+const SERVED_PROTO_FILES = [
   'containerd/services/content/v1/content.proto',
   'containerd/services/leases/v1/leases.proto',
   'containerd/services/namespaces/v1/namespace.proto',

@@ -33,7 +33,7 @@ const DEFAULT_NAME = 'buildkit';
  */
 const MAX_PUT_NAMES = 16;
 /** A cache config's bytes; BuildKit's own for large builds stay within a few MiB. */
-const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 /** Layers one config may name; each one is checked for presence in the store. */
 const MAX_CONFIG_LAYERS = 10_000;
 const DEFAULT_PAGE = 100;

@@ -74,6 +74,12 @@ describe('labels given on the command line', () => {
     expect(() => parseLabels(['novalue'])).toThrow(UsageError);
     expect(() => parseLabels(['=v'])).toThrow('expected KEY=VALUE');
   });
+
+  it('keep a key such as __proto__ as an ordinary label', () => {
+    const labels = parseLabels(['__proto__=x', 'constructor=y']);
+    expect(Object.keys(labels).sort()).toEqual(['__proto__', 'constructor']);
+    expect(Object.getOwnPropertyDescriptor(labels, '__proto__')?.value).toBe('x');
+  });
 });
 
 describe('one-line reasons', () => {
