@@ -221,8 +221,15 @@ export class Ingests {
     // nothing in the bucket.
     if (ingest.offset > 0 && ingest.upload.handle() !== undefined) await this.records.record(ingest);
     // Without a stream it holds no memory: its unfinished part goes to disk, its hash to a
-    // saved state; a resume takes both back.
-    await ingest.upload.suspend();
+    // saved state; a resume takes both back. Where the disk cannot take the part (full, or the
+    // spill bound reached), the ingest is let go rather than left holding memory others need.
+    try {
+      await ingest.upload.suspend();
+    } catch (err) {
+      this.letGoOf(ingestKey(ingest.ns, ingest.ref), ingest);
+      this.logger.warn({ err, ns: ingest.ns, ref: ingest.ref, offset: ingest.offset }, 'could not put an interrupted ingest aside on disk: let go of it');
+      return;
+    }
     const hasher = ingest.hasher;
     const state = await hasher.save().catch(() => undefined);
     if (state && ingest.hasher === hasher) {
@@ -240,12 +247,19 @@ export class Ingests {
     if (this.live.size <= MAX_LIVE_INGESTS) return;
     const idle = [...this.live.entries()].filter(([, i]) => !i.lockedSince).sort(([, a], [, b]) => a.updatedAt.getTime() - b.updatedAt.getTime());
     for (const [key, ingest] of idle.slice(0, this.live.size - MAX_LIVE_INGESTS)) {
-      this.live.delete(key);
-      ingest.hasher.close();
-      // with a record, its stored parts stay for a resume from that record; without, nothing does
-      void (ingest.recorded ? ingest.upload.forget() : ingest.upload.abort()).catch(() => undefined);
+      this.letGoOf(key, ingest);
       this.logger.warn({ ns: ingest.ns, ref: ingest.ref, offset: ingest.offset }, `more than ${MAX_LIVE_INGESTS} ingests held: let go of the oldest idle one`);
     }
+  }
+
+  /**
+   * This process keeps nothing of the ingest: one with a record in the bucket continues from its
+   * checkpoint (the client sees that offset), one without starts over.
+   */
+  private letGoOf(key: string, ingest: Ingest): void {
+    if (this.live.get(key) === ingest) this.live.delete(key);
+    ingest.hasher.close();
+    void (ingest.recorded ? ingest.upload.forget() : ingest.upload.abort()).catch(() => undefined);
   }
 
   private async newIngest(ns: string, ref: string, total: number, expected: string, startedAt: Instant): Promise<Ingest> {

@@ -20,9 +20,24 @@ export class SpilledParts {
   }
 
   async keepUnfinished(bytes: Buffer): Promise<void> {
-    const path = await this.dir.file();
-    await writeFile(path, bytes, { mode: 0o600 });
+    const path = await this.write(bytes);
     this.unfinished = { path, length: bytes.length };
+  }
+
+  /** Writes bytes to a new file counted against the directory's bound; nothing is left on failure. */
+  private async write(bytes: Buffer): Promise<string> {
+    this.dir.reserve(bytes.length);
+    try {
+      const path = await this.dir.file();
+      await writeFile(path, bytes, { mode: 0o600 }).catch(async (err: unknown) => {
+        await rm(path, { force: true }).catch(() => undefined);
+        throw err;
+      });
+      return path;
+    } catch (err) {
+      this.dir.release(bytes.length);
+      throw err;
+    }
   }
 
   /** The unfinished part's bytes; the file goes once they are read. */
@@ -32,12 +47,12 @@ export class SpilledParts {
     const bytes = await readFile(spilled.path);
     this.unfinished = undefined;
     await rm(spilled.path, { force: true }).catch(() => undefined);
+    this.dir.release(spilled.length);
     return bytes;
   }
 
   async keepRefused(partNumber: number, body: Buffer): Promise<void> {
-    const path = await this.dir.file();
-    await writeFile(path, body, { mode: 0o600 });
+    const path = await this.write(body);
     this.refused.push({ partNumber, path, length: body.length });
   }
 
@@ -55,13 +70,15 @@ export class SpilledParts {
     (await readFile(spilled.path)).copy(body, 0);
     this.refused.shift();
     await rm(spilled.path, { force: true }).catch(() => undefined);
+    this.dir.release(spilled.length);
     return spilled.partNumber;
   }
 
   async drop(): Promise<void> {
-    const files = [...(this.unfinished ? [this.unfinished.path] : []), ...this.refused.map((f) => f.path)];
+    const files = [...(this.unfinished ? [this.unfinished] : []), ...this.refused];
     this.unfinished = undefined;
     this.refused = [];
-    await Promise.all(files.map((f) => rm(f, { force: true })));
+    for (const f of files) this.dir.release(f.length);
+    await Promise.all(files.map((f) => rm(f.path, { force: true })));
   }
 }

@@ -42,6 +42,8 @@ import { countBound } from '../../lru.js';
 
 /** Keys one LIST request answers with, at most (S3's own limit). */
 const LIST_PAGE = 1000;
+/** The spill directory's bound, in multiples of --max-buffer. */
+const SPILL_BUFFERS = 8;
 /** A cache record is at most 8 MiB (records/store.ts); documents are far smaller. */
 const MAX_SMALL_OBJECT = 16 * 1024 * 1024;
 /** LIST requests one page of records may take to read past keys that are not records. */
@@ -72,7 +74,8 @@ export class S3BlobStore implements BlobStore {
       budget: new ByteBudget(options.maxBuffer ?? 256 * 1024 ** 2),
       // enough for one upload's parts to go round
       parts: new PartBuffers(options.partSize, Math.max(2, options.uploadParallelism)),
-      spill: new SpillDir(options.spillDir),
+      // interrupted uploads may keep up to eight times what all uploads may hold in memory
+      spill: new SpillDir(options.spillDir, SPILL_BUFFERS * (options.maxBuffer ?? 256 * 1024 ** 2)),
       partSize: options.partSize,
       uploadParallelism: options.uploadParallelism,
       remember: (digest, stat) => this.stats.set(digest, stat),

@@ -1,0 +1,41 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { SpillDir } from '../../src/blobstore/spill.js';
+import { SpilledParts } from '../../src/blobstore/s3/spilled-parts.js';
+import { isStoreError } from '../../src/errors.js';
+import { tempDir } from '../support/harness.js';
+
+describe('the spill directory', () => {
+  const dirs: SpillDir[] = [];
+  const spill = (maxBytes: number) => {
+    const dir = new SpillDir(tempDir('s3cs-spill-'), maxBytes);
+    dirs.push(dir);
+    return dir;
+  };
+  afterEach(async () => {
+    for (const d of dirs.splice(0)) await d.close();
+  });
+
+  it('refuses a part that would take it past its bound, with ResourceExhausted, and writes nothing for it', async () => {
+    const dir = spill(100);
+    await new SpilledParts(dir).keepUnfinished(Buffer.alloc(60));
+    const second = new SpilledParts(dir);
+    const err = await second.keepUnfinished(Buffer.alloc(60)).catch((e: unknown) => e);
+    expect(isStoreError(err, 'resource-exhausted')).toBe(true);
+    expect(second.hasUnfinished).toBe(false);
+    expect(dir.bytesUsed).toBe(60);
+  });
+
+  it('gives the bytes back as parts are taken back or dropped', async () => {
+    const dir = spill(100);
+    const a = new SpilledParts(dir);
+    await a.keepUnfinished(Buffer.alloc(60));
+    await a.keepRefused(3, Buffer.alloc(40));
+    expect(dir.bytesUsed).toBe(100);
+    expect((await a.takeUnfinished())?.length).toBe(60);
+    expect(dir.bytesUsed).toBe(40);
+    await a.drop();
+    expect(dir.bytesUsed).toBe(0);
+    await new SpilledParts(dir).keepUnfinished(Buffer.alloc(100));
+    expect(dir.bytesUsed).toBe(100);
+  });
+});
