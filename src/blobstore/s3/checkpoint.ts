@@ -2,6 +2,8 @@ import { failedPrecondition } from '../../errors.js';
 import type { Checkpoint } from '../types.js';
 import type { KeyLayout } from './keys.js';
 
+const MAX_PART_SIZE = 5 * 1024 ** 3;
+
 /** A checkpoint's handle, checked: a record in the bucket must not steer uploads elsewhere. */
 export function parseCheckpoint(
   keys: KeyLayout,
@@ -16,6 +18,8 @@ export function parseCheckpoint(
     uploadId !== '' &&
     Number.isSafeInteger(size) &&
     size > 0 &&
+    // S3's largest part: a record naming more would have a resume take buffers of that size
+    size <= MAX_PART_SIZE &&
     Array.isArray(etags) &&
     etags.every((e) => typeof e === 'string') &&
     checkpoint.offset === etags.length * size;
