@@ -7,6 +7,7 @@ import { FINAL_WINDOW_MS, ReclaimMarks, type ReclaimMark } from '../metadata/rec
 import { CollectorLock } from './lock.js';
 import { recentReferences, scanRoots, type RootSources } from './roots.js';
 import { gcExpiredLeases, gcReclaimedBlobs, gcReclaimedBytes, gcRuns } from '../metrics/registry.js';
+import { STAGING_DOCS as STAGING_PREFIX } from '../blobstore/s3/keys.js';
 
 export interface CollectorOptions {
   /** How long a blob must have been seen unreferenced before it goes. */
@@ -51,9 +52,9 @@ export interface CollectionReport {
 
 /** Candidates whose last check and deletion go together, so that they fit in the final window. */
 const FINAL_BATCH = 50;
+/** Reclaim notes written at once while the blobs are listed. */
+const NOTES_AT_ONCE = 16;
 
-/** The daemon's staging area, under its metadata prefix (keys.ts). */
-const STAGING_PREFIX = 'staging/';
 /** How long after the day its upload began a leftover staging object goes. */
 const STAGING_KEEP_MS = 7 * 24 * 3_600_000;
 /** A deleted blob's mark stays this long, so that other daemons' caches learn of the deletion. */
@@ -120,6 +121,20 @@ export class Collector {
 
     const stored = new Set<string>();
     const candidates: { blob: BlobEntry; mark: ReclaimMark }[] = [];
+    // Notes written and removed while the listing goes on, a few at once: one after another,
+    // a bucket of many newly unreferenced blobs would cost a round trip each.
+    const noting = new Set<Promise<void>>();
+    let noteFailed: unknown;
+    const note = async (work: Promise<unknown>) => {
+      const p: Promise<void> = work.then(
+        () => undefined,
+        (err: unknown) => void (noteFailed ??= err),
+      );
+      noting.add(p);
+      void p.finally(() => noting.delete(p));
+      if (noting.size >= NOTES_AT_ONCE) await Promise.race(noting);
+      if (noteFailed) throw noteFailed;
+    };
     for await (const blob of this.sources.blobs.listBlobs()) {
       if (stopped()) return { ...report, skipped: 'stopped' };
       if (mode.delete) await lock.keep();
@@ -130,13 +145,13 @@ export class Collector {
       if (roots.digests.has(blob.digest)) {
         add(report.kept, blob.size);
         // needed again: the grace starts over should it ever be unreferenced
-        if (mark && mode.delete) await this.marks.remove(blob.digest);
+        if (mark && mode.delete) await note(this.marks.remove(blob.digest));
         continue;
       }
       if (!mark || mark.deletedAt) {
         // newly unreferenced (or stored again since a deletion): the grace starts now
         add(report.waiting, blob.size);
-        if (mode.delete) await this.marks.write(blob.digest, { since: new Date(now).toISOString() });
+        if (mode.delete) await note(this.marks.write(blob.digest, { since: new Date(now).toISOString() }));
         continue;
       }
       const old = blob.lastModified.getTime() <= now - this.options.touchRefreshMs;
@@ -145,6 +160,8 @@ export class Collector {
       else if (!mode.delete) add(report.reclaimable, blob.size);
       else candidates.push({ blob, mark });
     }
+    await Promise.all(noting);
+    if (noteFailed) throw noteFailed;
 
     for (const [name, layers] of roots.recordLayers) {
       const missing = layers.filter((d) => !stored.has(d));

@@ -2,6 +2,9 @@ import { isValidDigest } from '../../digest.js';
 import { invalidArgument } from '../../errors.js';
 import type { S3StoreOptions } from './options.js';
 
+/** Below the metadata prefix: uploads whose digest was not known up front (the collector tidies leftovers). */
+export const STAGING_DOCS = 'staging/';
+
 /**
  * Where everything lives in the bucket: blobs and cache records in BuildKit's s3-cache layout
  * (`<prefix><blobs_prefix><digest>`, `<prefix><manifests_prefix><name>`), the daemon's own
@@ -81,7 +84,7 @@ export class KeyLayout {
   }
 
   staging(name: string): string {
-    return this.doc(`staging/${name}`);
+    return this.doc(`${STAGING_DOCS}${name}`);
   }
 
   /** Keys an upload of this daemon may target: a blob's key, or its own staging area. */
