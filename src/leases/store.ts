@@ -59,9 +59,9 @@ export class LeaseStore {
     const key = docKeys.lease(ns, leaseId);
     if (await this.docs.read(key)) throw alreadyExists(`lease ${JSON.stringify(leaseId)}: already exists`);
     const record: LeaseRecord = { id: leaseId, createdAt: now().toISOString(), labels: { ...labels } };
-    // listed, so that the collector finds the namespace's leases
-    await this.docs.write(docKeys.namespace(ns), { name: ns });
-    await this.docs.write(key, record);
+    // The namespace's marker (what containerd's namespace list shows) goes beside the lease: the
+    // collector finds leases by listing the namespaces' documents, so neither waits for the other.
+    await Promise.all([this.docs.write(docKeys.namespace(ns), { name: ns }), this.docs.write(key, record)]);
     return toLease(record);
   }
 
