@@ -68,8 +68,10 @@ describe('abandoned ingests', () => {
     await new Promise((r) => setTimeout(r, 1_500));
     const second = await startDaemon({ bucket, flags: { partSize: '5MiB', ingestExpiry: '1s' } });
     try {
-      for (let i = 0; i < 50 && (await uploadsIn(bucket)).length > 0; i++) await new Promise((r) => setTimeout(r, 200));
+      // the sweep aborts the upload before it removes the record that names it
+      await eventually(async () => (await uploadsIn(bucket)).length === 0 && (await listKeys(bucket, 's3cs/v1/ns/test/ingests/')).length === 0);
       expect(await uploadsIn(bucket)).toEqual([]);
+      expect(await listKeys(bucket, 's3cs/v1/ns/test/ingests/')).toEqual([]);
       expect((await failure(call(second.content(), 'Status', { ref: 'orphaned' }))).code).toBe(status.NOT_FOUND);
     } finally {
       await second.stop();

@@ -29,6 +29,7 @@ import {
   writeBlob,
   type TestDaemon,
   until,
+  collectRuns,
   collectUntil,
 } from './support/harness.js';
 
@@ -104,8 +105,7 @@ describe('Delete by reference, and the collector', () => {
     // held elsewhere: Info and Read in team-a find it as any shared blob
     expect(await call(d.content(), 'Info', { digest }, ns('team-a'))).toMatchObject({ info: { digest } });
     expect((await read(digest, 'team-a')).equals(data)).toBe(true);
-    await collect0().run({ delete: true });
-    await collect0().run({ delete: true });
+    await collectRuns(() => collect0().run({ delete: true }), 2);
     expect(await stored(digest)).toBe(true);
   });
 
@@ -117,8 +117,7 @@ describe('Delete by reference, and the collector', () => {
 
     // the first run notes it (the grace starts), a run within the grace keeps it
     const graceful = new Collector(collectorSourcesFor(store, leases), { graceMs: 3_600_000, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
-    await graceful.run({ delete: true });
-    await graceful.run({ delete: true });
+    await collectRuns(() => graceful.run({ delete: true }), 2);
     expect(await stored(digest)).toBe(true);
     // past the grace it goes, and no daemon finds it any more
     await settle();
@@ -173,11 +172,13 @@ describe('Delete by reference, and the collector', () => {
   });
 
   it('lets one deleting collector run at a time on a bucket', async () => {
-    const runs = await Promise.all([collect0().run({ delete: true }), collect0().run({ delete: true })]);
+    // a longer settle than the other tests use: a loaded machine's slow PUT must not make both give way
+    const patient = () => new Collector(collectorSourcesFor(store, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_500 });
+    const runs = await Promise.all([patient().run({ delete: true }), patient().run({ delete: true })]);
     expect(runs.filter((r) => r.skipped !== undefined)).toHaveLength(1);
     expect(runs.find((r) => r.skipped)?.skipped).toContain('holds the bucket');
     // the lock is given back: the next run goes ahead
-    expect((await collect0().run({ delete: true })).skipped).toBeUndefined();
+    expect((await patient().run({ delete: true })).skipped).toBeUndefined();
   });
 
   it('reports without deleting or noting anything in a dry run', async () => {

@@ -261,6 +261,21 @@ export async function until(probe: () => boolean | Promise<boolean>, ms = 30_000
  * longer than the collector's 5-second window deletes nothing (a loaded machine can make it
  * so); the next run tries again, as the daemon's next scheduled run would.
  */
+/**
+ * Runs a collector until `count` runs went ahead. A run that took the bucket's lock too slowly
+ * to be sure of it under load gives way (it is `skipped`), as it would in a daemon; a test that
+ * needs runs to have happened must not count those.
+ */
+export async function collectRuns<R extends { skipped?: string }>(run: () => Promise<R>, count: number): Promise<R[]> {
+  const done: R[] = [];
+  for (let tries = 0; done.length < count && tries < count + 6; tries++) {
+    const report = await run();
+    if (report.skipped === undefined) done.push(report);
+  }
+  if (done.length < count) throw new Error(`only ${done.length} of ${count} collector runs went ahead`);
+  return done;
+}
+
 export async function collectUntil<R>(run: () => Promise<R>, done: () => Promise<boolean>, maxRuns = 6): Promise<R[]> {
   const reports: R[] = [];
   while (reports.length < maxRuns) {
