@@ -212,6 +212,25 @@ describe('Delete by reference, and the collector', () => {
     expect(await listed('racer')).toContain(digest);
   });
 
+  it('makes AddResource of content the collector is deleting answer only once the deletion is done, never while it may be missed', async () => {
+    const data = randomBlob(810);
+    const digest = digestOf(data);
+    await putObject(d.bucket!, `blobs/${digest}`, data);
+    await call(d.leases(), 'Create', { id: 'late' }, ns('lessee'));
+    // a collector in its last check, which may have listed the lease resources already
+    await putObject(d.bucket!, `s3cs/v1/reclaim/${digest}`, Buffer.from(JSON.stringify({ since: '2020-01-01T00:00:00Z', finalAt: new Date().toISOString() })));
+    let answered = false;
+    const adding = call(d.leases(), 'AddResource', { id: 'late', resource: { id: digest, type: 'content' } }, ns('lessee')).then(() => (answered = true));
+    await new Promise((r) => setTimeout(r, 700));
+    expect(answered).toBe(false);
+    await rawS3().send(new DeleteObjectCommand({ Bucket: d.bucket!, Key: `blobs/${digest}` }));
+    await putObject(d.bucket!, `s3cs/v1/reclaim/${digest}`, Buffer.from(JSON.stringify({ since: '2020-01-01T00:00:00Z', finalAt: new Date().toISOString(), deletedAt: new Date().toISOString() })));
+    await adding;
+    // as in containerd, a lease may name content that is not stored
+    const listed = (await call(d.leases(), 'ListResources', { id: 'late' }, ns('lessee'))) as { resources: { id: string }[] };
+    expect(listed.resources.map((r) => r.id)).toEqual([digest]);
+  });
+
   it('runs as `s3-content-store gc`: a dry run reports and changes nothing, --json gives the report', () => {
     const cli = new URL('../dist/cli.js', import.meta.url).pathname;
     const env = { ...process.env, AWS_ACCESS_KEY_ID: s3().accessKey, AWS_SECRET_ACCESS_KEY: s3().secretKey, AWS_EC2_METADATA_DISABLED: 'true' };

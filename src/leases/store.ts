@@ -4,6 +4,9 @@ import type { BlobStore } from '../blobstore/types.js';
 import { alreadyExists, invalidArgument, notFound, resourceExhausted } from '../errors.js';
 import { labelValue, validateLabels, type Labels } from '../labels.js';
 import { Documents, docKeys, encodeSegment } from '../metadata/documents.js';
+import { ReclaimGuard } from '../metadata/reclaim-guard.js';
+import { ReclaimMarks } from '../metadata/reclaim-marks.js';
+import { isValidDigest } from '../digest.js';
 import { validateNamespace } from '../namespaces/names.js';
 import { parseFilters } from '../filters.js';
 import { now, storedInstant, type Instant } from '../clock.js';
@@ -45,11 +48,13 @@ const MAX_RESOURCE_ID_BYTES = 512;
  */
 export class LeaseStore {
   private readonly docs: Documents;
+  private readonly guard: ReclaimGuard;
   /** Resources per lease as last counted here, so adding one does not list them all. */
   private readonly counts = new LRUCache<string, { n: number }>(countBound(10_000));
 
   constructor(blobs: BlobStore) {
     this.docs = new Documents(blobs);
+    this.guard = new ReclaimGuard(new ReclaimMarks(this.docs), blobs);
   }
 
   async create(ns: string, id: string, labels: Labels): Promise<Lease> {
@@ -118,6 +123,11 @@ export class LeaseStore {
     // Adding one twice writes the same document again, as containerd's add is idempotent.
     await this.docs.write(key, {});
     count.n++;
+    // The writers' half of the collector's protocol (reclaim-marks.ts): a collector whose last
+    // check may have missed this resource is waited out, so that content stored when the call
+    // answers stays stored. Content gone by then stays a resource naming nothing, as containerd
+    // lets a lease name content not (yet) written.
+    if (resource.type === 'content' && isValidDigest(resource.id)) await this.guard.stays(resource.id);
   }
 
   async deleteResource(ns: string, id: string, resource: LeaseResource): Promise<void> {
