@@ -227,8 +227,8 @@ describe('Delete by reference, and the collector', () => {
     await putObject(d.bucket!, `s3cs/v1/reclaim/${digest}`, Buffer.from(JSON.stringify({ since: '2020-01-01T00:00:00Z', finalAt: new Date().toISOString(), deletedAt: new Date().toISOString() })));
     await adding;
     // as in containerd, a lease may name content that is not stored
-    const listed = (await call(d.leases(), 'ListResources', { id: 'late' }, ns('lessee'))) as { resources: { id: string }[] };
-    expect(listed.resources.map((r) => r.id)).toEqual([digest]);
+    const leased = (await call(d.leases(), 'ListResources', { id: 'late' }, ns('lessee'))) as { resources: { id: string }[] };
+    expect(leased.resources.map((r) => r.id)).toEqual([digest]);
   });
 
   it('runs as `s3-content-store gc`: a dry run reports and changes nothing, --json gives the report', () => {
@@ -267,6 +267,19 @@ describe('Delete by reference, and the collector', () => {
     expect(reports.reduce((n, r) => n + r.stagingRemoved, 0)).toBe(1);
     expect(await listKeys(d.bucket!, old)).toEqual([]);
     expect(await listKeys(d.bucket!, today)).toEqual([today]);
+  });
+
+  it('removes a namespace\'s hold of a blob that is not stored once it is an hour old (a crash between a hold and its bytes), and no newer one', async () => {
+    const hold = (createdAt: Date) =>
+      Buffer.from(JSON.stringify({ size: 10, createdAt: createdAt.toISOString(), updatedAt: createdAt.toISOString(), labels: {} }));
+    const crashed = digestOf(randomBlob(64));
+    const committing = digestOf(randomBlob(65));
+    await putObject(d.bucket!, `s3cs/v1/ns/dangling/content/${crashed}`, hold(new Date(Date.now() - 2 * 3_600_000)));
+    await putObject(d.bucket!, `s3cs/v1/ns/dangling/content/${committing}`, hold(new Date()));
+    expect(await listed('dangling')).toEqual([committing, crashed].sort());
+    const reports = await collectUntil(() => collect0().run({ delete: true }), async () => !(await listed('dangling')).includes(crashed));
+    expect(reports.reduce((n, r) => n + r.danglingHoldsRemoved, 0)).toBe(1);
+    expect(await listed('dangling')).toEqual([committing]);
   });
 
   it('collects on its own in serve with --gc-interval', async () => {

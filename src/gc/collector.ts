@@ -8,6 +8,7 @@ import { CollectorLock } from './lock.js';
 import { recentReferences, scanRoots, type RootSources } from './roots.js';
 import { gcExpiredLeases, gcReclaimedBlobs, gcReclaimedBytes, gcRuns } from '../metrics/registry.js';
 import { STAGING_DOCS as STAGING_PREFIX } from '../blobstore/s3/keys.js';
+import { storedInstant } from '../clock.js';
 
 export interface CollectorOptions {
   /** How long a blob must have been seen unreferenced before it goes. */
@@ -45,6 +46,8 @@ export interface CollectionReport {
   expiredLeases: number;
   /** Staging objects a failed copy or a crash left, removed. */
   stagingRemoved: number;
+  /** Holds of blobs that are not stored (a crash between a hold and its bytes), removed. */
+  danglingHoldsRemoved: number;
   /** Cache records naming blobs that are not stored, with those blobs. */
   brokenRecords: { name: string; missing: string[] }[];
   roots: { records: number; holds: number; leases: number; ingests: number };
@@ -57,6 +60,12 @@ const NOTES_AT_ONCE = 16;
 
 /** How long after the day its upload began a leftover staging object goes. */
 const STAGING_KEEP_MS = 7 * 24 * 3_600_000;
+/**
+ * How old a hold of a blob that is not stored must be before it goes: new bytes and their hold
+ * are written side by side, so only a crash between the two leaves such a hold, and a commit
+ * still under way is never this slow.
+ */
+const DANGLING_HOLD_MS = 3_600_000;
 /** A deleted blob's mark stays this long, so that other daemons' caches learn of the deletion. */
 const DELETED_MARK_KEEP_MS = 3_600_000;
 
@@ -175,6 +184,8 @@ export class Collector {
         await this.finalBatch(candidates.slice(i, i + FINAL_BATCH), roots.startedAt, report);
       }
       await lock.keep();
+      report.danglingHoldsRemoved = await this.dropDanglingHolds(roots.held, stored, now);
+      await lock.keep();
       report.stagingRemoved = await this.tidy(marks, stored, now);
       await lock.keep();
       report.expiredLeases = await this.dropExpiredLeases(now);
@@ -270,6 +281,34 @@ export class Collector {
     return staging;
   }
 
+  /**
+   * Holds naming blobs that are not stored: listed by their namespace, yet Info and Read there
+   * answer NotFound. The bucket is asked again for each (the listing may have missed a blob
+   * stored while it ran), and only holds older than DANGLING_HOLD_MS go.
+   */
+  private async dropDanglingHolds(held: Set<string>, stored: Set<string>, now: number): Promise<number> {
+    const missing = [...held].filter((d) => !stored.has(d));
+    if (missing.length === 0) return 0;
+    const namespaces: string[] = [];
+    for await (const ns of this.sources.memberships.namespaces()) namespaces.push(ns);
+    let dropped = 0;
+    await pMap(
+      missing,
+      async (digest) => {
+        if (await this.sources.blobs.statBlob(digest, { fresh: true })) return;
+        for (const ns of namespaces) {
+          const hold = await this.sources.memberships.read(ns, digest, { fresh: true });
+          if (!hold || storedInstant(hold.createdAt).getTime() > now - DANGLING_HOLD_MS) continue;
+          await this.sources.memberships.remove(ns, digest);
+          dropped++;
+          this.options.logger.info({ ns, digest, createdAt: hold.createdAt }, 'collector: removed a hold of a blob that is not stored');
+        }
+      },
+      { concurrency: 16 },
+    );
+    return dropped;
+  }
+
   /** containerd collects a lease once its `containerd.io/gc.expire` time has passed. */
   private async dropExpiredLeases(now: number): Promise<number> {
     let dropped = 0;
@@ -294,6 +333,7 @@ function emptyReport(deleted: boolean): CollectionReport {
     reclaimable: tally(),
     expiredLeases: 0,
     stagingRemoved: 0,
+    danglingHoldsRemoved: 0,
     brokenRecords: [],
     roots: { records: 0, holds: 0, leases: 0, ingests: 0 },
   };

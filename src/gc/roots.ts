@@ -19,6 +19,8 @@ export interface RootSources {
 /** Every blob something needs, and what needs it, for the report and the logs. */
 export interface Roots {
   readonly digests: Set<string>;
+  /** The blobs some namespace holds (a subset of `digests`). */
+  readonly held: Set<string>;
   readonly counts: { records: number; holds: number; leases: number; ingests: number };
   /** Blobs cache records name that are not stored (a record BuildKit cannot fully import). */
   readonly recordLayers: Map<string, string[]>;
@@ -41,6 +43,7 @@ const CONCURRENCY = 16;
 export async function scanRoots(sources: RootSources, now = Date.now(), scope: 'all' | 'records-and-leases' = 'all'): Promise<Roots> {
   const startedAt = Date.now();
   const digests = new Set<string>();
+  const held = new Set<string>();
   const counts = { records: 0, holds: 0, leases: 0, ingests: 0 };
   const recordLayers = new Map<string, string[]>();
   const add = (digest: string) => digests.add(digest);
@@ -56,6 +59,7 @@ export async function scanRoots(sources: RootSources, now = Date.now(), scope: '
       for await (const { digest, record } of sources.memberships.all(ns)) {
         counts.holds++;
         add(digest);
+        held.add(digest);
         for (const [key, value] of Object.entries(record.labels)) if (GC_REF_CONTENT.test(key) && isValidDigest(value)) add(value);
       }
     }
@@ -73,7 +77,7 @@ export async function scanRoots(sources: RootSources, now = Date.now(), scope: '
     }
   }
   for (const digest of sources.liveIngests?.() ?? []) add(digest);
-  return { digests, counts, recordLayers, startedAt };
+  return { digests, held, counts, recordLayers, startedAt };
 }
 
 /**
