@@ -87,10 +87,11 @@ export class Daemon {
    * the store, so a bad path stops it as early as any other invalid setting.
    */
   static async start(config: Config, logger: Logger, blobs?: BlobStore, files: ListenerFiles = readListenerFiles(config)): Promise<Daemon> {
+    // The store is the daemon's from here, one the caller gave included: stop closes it, and so
+    // does a start that fails, so a caller has nothing left to close either way.
     const opened = blobs ?? (await openBlobStore(config, logger));
     const store = await withReadTier(opened, config, logger).catch(async (err: unknown) => {
-      // a store the caller gave is the caller's to close
-      if (!blobs) await opened.close();
+      await opened.close();
       throw err;
     });
     const { content, leases, namespaces: namespacesProto, health: healthProto, records } = protos();
@@ -137,13 +138,24 @@ export class Daemon {
       else logger.warn({ store: store.location }, 'the store is not answering; reporting NOT_SERVING until it does');
     });
 
-    const { bound, sockets } = await listen(server, config, files);
+    // Nothing runs yet but what was opened above: a start that fails here lets go of all of it
+    // (no socket, worker thread, S3 connection or claim on --cache-dir left behind).
+    const abandon = async (sockets: readonly string[]) => {
+      server.forceShutdown();
+      const closing = await Promise.allSettled([...sockets.map((s) => rm(s, { force: true })), hashes.close(), store.close()]);
+      // the reason the start failed is what the caller needs to hear; these only go to the log
+      for (const c of closing) if (c.status === 'rejected') logger.warn({ err: c.reason }, 'a failed start could not let go of something it opened');
+    };
+    // listen removes what it bound when it fails
+    const { bound, sockets } = await listen(server, config, files).catch(async (err: unknown) => {
+      await abandon([]);
+      throw err;
+    });
     let metrics: MetricsEndpoint | undefined;
     try {
       metrics = config.metricsAddress && (await serveMetrics(config.metricsAddress, files, logger));
     } catch (err) {
-      server.forceShutdown();
-      await Promise.all(sockets.map((s) => rm(s, { force: true })));
+      await abandon(sockets);
       throw new ConfigError(`--metrics-address ${formatAddress(config.metricsAddress!)}: ${(err as Error).message}`);
     }
     const stopReporting = reportLevels({

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BlobStore } from '../src/blobstore/types.js';
 import { S3BlobStore } from '../src/blobstore/s3/index.js';
 import { digestOf } from '../src/digest.js';
+import type { ListStatusesResponse__Output } from '../src/generated/containerd/services/content/v1/ListStatusesResponse.js';
 import type { StatusResponse__Output } from '../src/generated/containerd/services/content/v1/StatusResponse.js';
 import { call, collect, failure, ns, randomBlob, startDaemon, type TestDaemon, until, writeBlob, WriteSession } from './support/harness.js';
 
@@ -59,6 +60,54 @@ describe('interrupted ingests', () => {
       await session.ended;
     }
   }, 120_000);
+});
+
+/** The 4,096 interrupted ingests a daemon keeps are shared between namespaces. */
+describe('interrupted ingests past what a daemon keeps', () => {
+  let d: TestDaemon;
+  beforeAll(async () => {
+    // Node's own hash: thousands of saveable ones would only cost time here
+    d = await startDaemon({ flags: { noCrashResume: true } });
+  });
+  afterAll(async () => d?.stop());
+
+  /**
+   * Opens `ref`, has 10 bytes acknowledged, and ends the stream without a COMMIT (no bytes reach
+   * the bucket). No total is declared, so the open waits for the bucket's answer on a record of
+   * the ref, and the flood goes no faster than S3 answers. Not a cancel: thousands of those would
+   * have Node's HTTP/2 server close the connection, as its protection from rapid resets must.
+   */
+  const interrupt = async (namespace: string, ref: string) => {
+    const session = new WriteSession(d.content(), ns(namespace));
+    await session.send({ action: 'WRITE', ref, offset: 0, data: randomBlob(10) });
+    session.close();
+    await session.ended;
+  };
+  const statuses = async (namespace: string) =>
+    (await call<object, ListStatusesResponse__Output>(d.content(), 'ListStatuses', { filters: [] }, ns(namespace))).statuses;
+
+  it("let go of the flooding namespace's own oldest, never those of a namespace within its share", async () => {
+    for (const ref of ['quiet-0', 'quiet-1', 'quiet-2']) await interrupt('quiet', ref);
+    const flood = Array.from({ length: 4100 }, (_, i) => `flood-${i}`);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < flood.length) await interrupt('flood', flood[next++]!);
+      }),
+    );
+    // once the daemon has put every one aside, it holds its bound of 4,096 again
+    await until(async () => (await statuses('quiet')).length + (await statuses('flood')).length <= 4096, 60_000, 500);
+    const quiet = await statuses('quiet');
+    expect(quiet.map((s) => [s.ref, Number(s.offset)]).sort()).toEqual([
+      ['quiet-0', 10],
+      ['quiet-1', 10],
+      ['quiet-2', 10],
+    ]);
+    const kept = new Set((await statuses('flood')).map((s) => s.ref));
+    expect(kept.size).toBe(4093);
+    // the oldest went: the last written are all kept
+    expect(flood.slice(-100).filter((ref) => !kept.has(ref))).toEqual([]);
+  }, 300_000);
 });
 
 describe('stream limits', () => {

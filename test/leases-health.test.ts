@@ -1,11 +1,11 @@
-import { status } from '@grpc/grpc-js';
+import { status, type ClientReadableStream } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LeasesClient } from '../src/generated/containerd/services/leases/v1/Leases.js';
 import type { CreateResponse__Output } from '../src/generated/containerd/services/leases/v1/CreateResponse.js';
 import type { ListResponse__Output } from '../src/generated/containerd/services/leases/v1/ListResponse.js';
 import type { ListResourcesResponse__Output } from '../src/generated/containerd/services/leases/v1/ListResourcesResponse.js';
 import { digestOf } from '../src/digest.js';
-import { call, failure, listKeys, ns, putObject, randomBlob, startDaemon, WriteSession, writeBlob, type TestDaemon } from './support/harness.js';
+import { call, failure, listKeys, ns, putObject, randomBlob, startDaemon, until, WriteSession, writeBlob, type TestDaemon } from './support/harness.js';
 
 describe('Leases on S3', () => {
   let d: TestDaemon;
@@ -156,5 +156,28 @@ describe('Health', () => {
   it('answers NotFound for a service it does not serve', async () => {
     const err = await failure(call(d.health(), 'Check', { service: 'nope.v1.Nope' }));
     expect(err.code).toBe(status.NOT_FOUND);
+  });
+
+  it('keeps 1,024 Watch streams apart from --max-streams; one more gets ResourceExhausted naming the limit, and a place once another ended', async () => {
+    const health = d.health();
+    /** A Watch stream, once its first status arrived. */
+    const watch = () =>
+      new Promise<ClientReadableStream<unknown>>((resolve, reject) => {
+        const stream = health.Watch({ service: '' });
+        stream.once('data', () => resolve(stream));
+        stream.on('error', reject);
+      });
+    const open = await Promise.all(Array.from({ length: 1024 }, watch));
+    const refused = await failure(watch());
+    expect(refused.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(refused.details).toContain('Health.Watch: 1024 Watch streams are open, the most this daemon allows (apart from --max-streams)');
+    // --max-streams (1024 here) still lets a Write stream open
+    const write = new WriteSession(d.content());
+    expect((await write.send({ action: 'STAT', ref: 'beside-watchers' })).action).toBe('STAT');
+    write.close();
+    await write.ended;
+    open.shift()!.cancel();
+    await until(async () => (await watch().catch(() => undefined)) !== undefined);
+    // the daemon's stop ends the rest
   });
 });

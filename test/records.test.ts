@@ -1,13 +1,14 @@
-import { status } from '@grpc/grpc-js';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3BlobStore } from '../src/blobstore/s3/index.js';
 import { digestOf } from '../src/digest.js';
 import type { CacheRecordsClient } from '../src/generated/s3cs/records/v1/CacheRecords.js';
 import type { GetRecordResponse__Output } from '../src/generated/s3cs/records/v1/GetRecordResponse.js';
 import type { ListRecordsResponse__Output } from '../src/generated/s3cs/records/v1/ListRecordsResponse.js';
 import type { PutRecordResponse__Output } from '../src/generated/s3cs/records/v1/PutRecordResponse.js';
 import { cacheConfig } from './support/buildkit.js';
-import { call, failure, getObject, listKeys, randomBlob, rawS3, startDaemon, writeBlob, type TestDaemon } from './support/harness.js';
+import { call, failure, getObject, listKeys, randomBlob, rawS3, startDaemon, until, writeBlob, type TestDaemon } from './support/harness.js';
 
 type FixtureDoc = {
   layers: { blob: string; parent?: number; annotations?: Record<string, unknown> }[];
@@ -226,5 +227,71 @@ describe('CacheRecords on S3', () => {
       after = await head();
     }
     expect(after).toBeGreaterThan(before);
+  });
+});
+
+/** The daemon's S3 store, where reading what a name beginning `held-` holds waits until let go. */
+class HoldingStore extends S3BlobStore {
+  /** Let go of one held read each. */
+  readonly held: (() => void)[] = [];
+  /** The names whose record was read, in order. */
+  readonly reads: string[] = [];
+
+  override async getRecord(name: string): Promise<{ body: Buffer; lastModified: Date } | undefined> {
+    this.reads.push(name);
+    if (name.startsWith('held-')) await new Promise<void>((resolve) => this.held.push(resolve));
+    return super.getRecord(name);
+  }
+}
+
+/**
+ * Record Puts a daemon runs at once: each holds what its names held before (to put it back should
+ * a layer turn out reclaimed), so their number bounds the memory clients can make it hold.
+ */
+describe('CacheRecords Puts at once', () => {
+  let d: TestDaemon;
+  let store: HoldingStore;
+  const layer = randomBlob(1500);
+
+  /** A Put of one name; it reads what the name held once it has its turn. */
+  const put = (name: string) => call<object, PutRecordResponse__Output>(d.records(), 'Put', { names: [name], config: cacheConfig([layer]) });
+
+  beforeAll(async () => {
+    d = await startDaemon({ store: (config) => (store = new HoldingStore(config.s3!)) });
+    await writeBlob(d.content(), 'layer', layer);
+  });
+  afterAll(async () => d?.stop());
+
+  it('run 4 at once: a fifth begins only once one of them has ended, and each is stored', async () => {
+    const running = [0, 1, 2, 3].map((i) => put(`held-${i}`));
+    await until(() => store.held.length === 4);
+    const fifth = put('fifth');
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(store.reads).not.toContain('fifth');
+    store.held.shift()!();
+    await until(() => store.reads.includes('fifth'));
+    for (const letGo of store.held.splice(0)) letGo();
+    await Promise.all([...running, fifth]);
+    expect(await listKeys(d.bucket!, 'manifests/')).toEqual(['manifests/fifth', 'manifests/held-0', 'manifests/held-1', 'manifests/held-2', 'manifests/held-3']);
+  });
+
+  it('let 16 more wait for a turn, and refuse one more at once with ResourceExhausted naming the limit', async () => {
+    const running = [0, 1, 2, 3].map((i) => put(`held-again-${i}`));
+    await until(() => store.held.length === 4);
+    const outcomes = Array.from({ length: 17 }, (_, i) =>
+      put(`waiting-${i}`).then(
+        () => 'stored',
+        (err: ServiceError) => err,
+      ),
+    );
+    // none of them can end before the four running do, but the one past the limit
+    const first = await Promise.race(outcomes);
+    for (const letGo of store.held.splice(0)) letGo();
+    await Promise.all(running);
+    const settled = await Promise.all(outcomes);
+    expect(settled.filter((o) => o === 'stored')).toHaveLength(16);
+    expect(first).not.toBe('stored');
+    expect((first as ServiceError).code).toBe(status.RESOURCE_EXHAUSTED);
+    expect((first as ServiceError).details).toBe('cache record Put: 4 Puts run at once and 16 wait for a turn, the most this daemon allows; retry later');
   });
 });

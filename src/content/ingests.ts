@@ -7,6 +7,7 @@ import { validateNamespace } from '../namespaces/names.js';
 import { Checkpoints } from './checkpoints.js';
 import { Claims } from './claims.js';
 import { ingestKey, statusOf, type Ingest, type LiveIngests } from './ingest.js';
+import { ingestsToLetGo } from './ingest-shares.js';
 import { recordStatus, type IngestRecord, type IngestRecords } from './ingest-records.js';
 import type { Memberships } from './memberships.js';
 import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
@@ -27,7 +28,10 @@ interface IngestsOptions {
   crashResume: boolean;
 }
 
-/** Ingests this process keeps in memory at most (each without a stream holds a few hundred bytes). */
+/**
+ * Ingests this process keeps in memory at most (each without a stream holds a few hundred bytes),
+ * shared fairly between namespaces.
+ */
 const MAX_LIVE_INGESTS = 4096;
 /** Statuses one ListStatuses may answer with. */
 const MAX_LISTED_STATUSES = 10_000;
@@ -239,16 +243,18 @@ export class Ingests {
   }
 
   /**
-   * Past MAX_LIVE_INGESTS, the ingests written longest ago without a stream are let go from
-   * this process: one with bytes in the bucket continues from its record's checkpoint (the
-   * client sees that offset), one without starts over.
+   * Past MAX_LIVE_INGESTS, ingests without a stream are let go from this process, the oldest of
+   * the namespace holding the most (see ingest-shares.ts): one with bytes in the bucket continues
+   * from its record's checkpoint (the client sees that offset), one without starts over.
    */
   private evictSuspended(): void {
     if (this.live.size <= MAX_LIVE_INGESTS) return;
-    const idle = [...this.live.entries()].filter(([, i]) => !i.lockedSince).sort(([, a], [, b]) => a.updatedAt.getTime() - b.updatedAt.getTime());
-    for (const [key, ingest] of idle.slice(0, this.live.size - MAX_LIVE_INGESTS)) {
-      this.letGoOf(key, ingest);
-      this.logger.warn({ ns: ingest.ns, ref: ingest.ref, offset: ingest.offset }, `more than ${MAX_LIVE_INGESTS} ingests held: let go of the oldest idle one`);
+    for (const ingest of ingestsToLetGo(this.live.values(), MAX_LIVE_INGESTS)) {
+      this.letGoOf(ingestKey(ingest.ns, ingest.ref), ingest);
+      this.logger.warn(
+        { ns: ingest.ns, ref: ingest.ref, offset: ingest.offset },
+        `more than ${MAX_LIVE_INGESTS} ingests held: let go of the oldest idle one of the namespace holding the most`,
+      );
     }
   }
 

@@ -4,12 +4,18 @@ import type { HealthCheckRequest__Output } from '../generated/grpc/health/v1/Hea
 import type { HealthCheckResponse, _grpc_health_v1_HealthCheckResponse_ServingStatus__Output as ServingStatus } from '../generated/grpc/health/v1/HealthCheckResponse.js';
 
 /**
+ * Watch streams open at once; each is a socket's stream and a little memory while it lasts. Not
+ * counted in --max-streams, which bounds what Write, Read and List streams hold (a ref's lock, an
+ * S3 response, a listing): a Watch holds none of it, and health must keep answering when the data
+ * path is saturated, which is when it is looked at. Counted together, a flood of Reads would turn
+ * health watchers away, and one of Watches would refuse Writes.
+ */
+const MAX_WATCHERS = 1024;
+
+/**
  * grpc.health.v1: "" is the daemon as a whole; each served service has its own name. Status
  * changes reach Watch callers at once.
  */
-/** Watch streams open at once; each is a socket's stream and a little memory while it lasts. */
-const MAX_WATCHERS = 1024;
-
 export class Health {
   private readonly statuses = new Map<string, ServingStatus>();
   private readonly watchers = new Set<{ service: string; call: ServerWritableStream<HealthCheckRequest__Output, HealthCheckResponse> }>();
@@ -45,7 +51,10 @@ export class Health {
       },
       Watch: (call) => {
         if (this.watchers.size >= MAX_WATCHERS) {
-          call.emit('error', { code: status.RESOURCE_EXHAUSTED, details: `${MAX_WATCHERS} health Watch streams are open: try again later, or use Check` });
+          call.emit('error', {
+            code: status.RESOURCE_EXHAUSTED,
+            details: `Health.Watch: ${MAX_WATCHERS} Watch streams are open, the most this daemon allows (apart from --max-streams); retry once some have ended, or use Check`,
+          });
           return;
         }
         const watcher = { service: call.request.service, call };

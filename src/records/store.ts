@@ -8,6 +8,7 @@ import { digestOf } from '../digest.js';
 import { failedPrecondition, invalidArgument, notFound } from '../errors.js';
 import { layerBlobs, validateCacheConfig } from './cache-config.js';
 import { validateRecordName } from './names.js';
+import { PutTurns } from './put-turns.js';
 import type { TouchRefresher } from './touch.js';
 
 export interface CacheRecord {
@@ -49,6 +50,8 @@ export class RecordStore {
   private readonly locks = new Map<string, Promise<void>>();
 
   private readonly guard: ReclaimGuard;
+  /** Puts at once: each holds what its names held before, so their number bounds memory. */
+  private readonly turns = new PutTurns();
 
   constructor(
     private readonly blobs: BlobStore,
@@ -78,6 +81,12 @@ export class RecordStore {
     if (conditions.ifAbsent && conditions.expectedPrevious) {
       throw invalidArgument('if_absent and expected_previous_digest exclude each other');
     }
+    // Refused at once above: what costs nothing to check. Checking the config, the layers and
+    // holding the names' old records wait for a turn (put-turns.ts).
+    return this.turns.run(() => this.putInTurn(unique, config, conditions));
+  }
+
+  private async putInTurn(unique: string[], config: Buffer, conditions: PutConditions): Promise<{ digest: string; size: number }> {
     const { blobs } = validateCacheConfig(config, MAX_CONFIG_LAYERS);
     await this.requirePresent(blobs, unique);
     const digest = digestOf(config);

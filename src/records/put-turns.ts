@@ -1,0 +1,70 @@
+import { resourceExhausted } from '../errors.js';
+
+/**
+ * Record Puts a daemon runs at once, and those waiting for a turn. A running Put holds its config,
+ * what checking it builds and what each of its names held before (up to 16 names of up to 16 MiB),
+ * a waiting one its config: so memory stays bounded however many Puts clients send.
+ *
+ * Waiting rather than refusing at once: BuildKit fails a build whose cache export cannot write its
+ * record, and the builds of one CI run tend to finish, and export, together; a turn a few seconds
+ * later is what their users expect. A Put that waits too long, or finds the queue full, gets
+ * ResourceExhausted naming the limit, so the build says why.
+ */
+export class PutTurns {
+  private running = 0;
+  private readonly waiting: { grant(): void }[] = [];
+
+  constructor(
+    readonly max = 4,
+    readonly maxWaiting = 16,
+    private readonly waitMs = 60_000,
+  ) {}
+
+  /** Runs `body` in a turn of its own, waiting (first come, first served) for one if need be. */
+  async run<T>(body: () => Promise<T>): Promise<T> {
+    await this.take();
+    try {
+      return await body();
+    } finally {
+      this.give();
+    }
+  }
+
+  private async take(): Promise<void> {
+    if (this.running < this.max && this.waiting.length === 0) {
+      this.running++;
+      return;
+    }
+    if (this.waiting.length >= this.maxWaiting) {
+      throw resourceExhausted(
+        `cache record Put: ${this.max} Puts run at once and ${this.waiting.length} wait for a turn, the most this daemon allows; retry later`,
+      );
+    }
+    await new Promise<void>((resolve, reject) => {
+      const entry = {
+        grant: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiting.splice(this.waiting.indexOf(entry), 1);
+        reject(
+          resourceExhausted(
+            `cache record Put: no turn within ${this.waitMs / 1000}s among the ${this.max} Puts this daemon runs at once; retry later`,
+          ),
+        );
+      }, this.waitMs);
+      // a daemon stopping does not wait for a Put that has not begun
+      timer.unref();
+      this.waiting.push(entry);
+    });
+  }
+
+  /** The turn passes to the first waiting, or is free again. */
+  private give(): void {
+    const next = this.waiting.shift();
+    if (next) next.grant();
+    else this.running--;
+  }
+}

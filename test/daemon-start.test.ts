@@ -1,0 +1,65 @@
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, resolveConfig } from '../src/config.js';
+import { Daemon, openBlobStore } from '../src/server.js';
+import { newBucket, quietLogger, s3, tempDir, until, useS3Credentials } from './support/harness.js';
+
+/**
+ * Connections this process holds open to `port` (Linux: its descriptors' sockets, looked up in
+ * the kernel's table of TCP connections). Idle keep-alive sockets count, as they should here.
+ */
+function connectionsTo(port: number): number {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target = '';
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // closed meanwhile
+    }
+    const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+    if (inode) inodes.add(inode);
+  }
+  const remote = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  let count = 0;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      // remote address, state (01: established), inode
+      if (f.length > 9 && f[2]!.endsWith(remote) && f[3] === '01' && inodes.has(f[9]!)) count++;
+    }
+  }
+  return count;
+}
+
+/** A daemon that cannot start leaves nothing behind: a caller (or `serve`) has nothing to clean up. */
+describe('a daemon whose --metrics-address is taken', () => {
+  const taken = createServer();
+  afterAll(() => taken.close());
+
+  it('refuses to start, naming the setting, and lets go of its socket, its S3 connections and its --cache-dir', async () => {
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    useS3Credentials();
+    const dir = tempDir();
+    const socket = join(dir, 'content.sock');
+    const flags = { address: [`unix://${socket}`], bucket: await newBucket(), endpointUrl: s3().endpoint, region: s3().region };
+    const config = resolveConfig({ ...flags, cacheDir: join(dir, 'tier'), metricsAddress: `127.0.0.1:${port}` }, {});
+    const s3Port = Number(new URL(s3().endpoint).port);
+    // the test's own S3 client made the bucket
+    const others = connectionsTo(s3Port);
+    // as serve does: the store is opened and probed first, so it holds connections to S3
+    const store = await openBlobStore(config, quietLogger());
+    await store.check();
+    expect(connectionsTo(s3Port)).toBeGreaterThan(others);
+
+    const started = Daemon.start(config, quietLogger(), store);
+    await expect(started).rejects.toThrow(ConfigError);
+    await expect(started).rejects.toThrow(`--metrics-address tcp://127.0.0.1:${port}: listen EADDRINUSE`);
+    expect(existsSync(socket)).toBe(false);
+    expect(existsSync(join(dir, 'tier', 'owner'))).toBe(false);
+    await until(() => connectionsTo(s3Port) <= others, 5_000);
+  });
+});
