@@ -106,8 +106,20 @@ export class RecordStore {
           }
         }
       }
-      // What each name held before, to put back should a layer turn out reclaimed.
-      const previous = await pMap(unique, (name) => this.blobs.getRecord(name), { concurrency: PRESENCE_CONCURRENCY });
+      // What each name held before, to put back should a layer turn out reclaimed: each body
+      // once, as BuildKit gives every name of a cache the same bytes.
+      const bodies = new Map<string, Buffer>();
+      const previous = await pMap(
+        unique,
+        async (name) => {
+          const record = await this.blobs.getRecord(name);
+          if (!record) return undefined;
+          const held = digestOf(record.body);
+          if (!bodies.has(held)) bodies.set(held, record.body);
+          return held;
+        },
+        { concurrency: PRESENCE_CONCURRENCY },
+      );
       // BuildKit writes the same bytes to every name, one after another.
       for (const name of unique) await this.blobs.putRecord(name, config);
       // Written first, then the collector asked (reclaim-marks.ts): a layer it took meanwhile
@@ -117,7 +129,7 @@ export class RecordStore {
       if (gone.length > 0) {
         for (const [i, name] of unique.entries()) {
           const before = previous[i];
-          if (before) await this.blobs.putRecord(name, before.body);
+          if (before) await this.blobs.putRecord(name, bodies.get(before)!);
           else await this.blobs.deleteRecord(name);
         }
         throw failedPrecondition(
