@@ -175,6 +175,30 @@ describe('an ingest stored in the staging area, continued after a crash by readi
     expect(await listKeys(bucket, 's3cs/staging/')).toEqual([]);
   });
 
+  it('reads the completed upload back all the same where the store, once an upload is completed, no longer knows it', async () => {
+    const bucket = await newBucket();
+    const data = randomBlob(2 * PART + 2 * MiB);
+    const record = await killedMidIngest(bucket, 'forgotten', data, 2 * PART + MiB, 2 * PART);
+    const { key, uploadId, etags } = record.upload!;
+    await rawS3().send(
+      new CompleteMultipartUploadCommand({
+        Bucket: bucket,
+        Key: key,
+        UploadId: uploadId,
+        MultipartUpload: { Parts: etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })) },
+      }),
+    );
+    // Swift and AWS answer a repeated completion with success for a while; an upload id the store
+    // does not know stands for one it has forgotten (NoSuchUpload)
+    const forgotten = { ...record, upload: { ...record.upload!, uploadId: randomUUID() } };
+    await putObject(bucket, recordKey('forgotten'), Buffer.from(JSON.stringify(forgotten)));
+
+    const next = await start(bucket);
+    expect(await resume(next.content, 'forgotten', data)).toBe(2 * PART);
+    expect(continuedByRereading(next, 2 * PART)).toBe(true);
+    expect(await listKeys(bucket, 's3cs/staging/')).toEqual([]);
+  });
+
   it('two daemons continuing the same ref at once: one commits the right bytes, the other commits them too, finds them stored, or is told to start over', async () => {
     const bucket = await newBucket();
     const data = randomBlob(3 * PART + MiB);
