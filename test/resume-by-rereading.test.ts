@@ -1,4 +1,4 @@
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import {
@@ -12,7 +12,7 @@ import { createSHA256 } from 'hash-wasm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
-import { contentClient, serve, type ServingChild } from './support/child.js';
+import { CLI, contentClient, serve, type ServingChild } from './support/child.js';
 import { call, collect, getObject, listKeys, newBucket, ns, putObject, randomBlob, rawS3, s3, tempDir, useS3Credentials, WriteSession } from './support/harness.js';
 
 /**
@@ -196,6 +196,51 @@ describe('an ingest stored in the staging area, continued after a crash by readi
     const next = await start(bucket);
     expect(await resume(next.content, 'forgotten', data)).toBe(2 * PART);
     expect(continuedByRereading(next, 2 * PART)).toBe(true);
+    expect(await listKeys(bucket, 's3cs/staging/')).toEqual([]);
+  });
+
+  it('what a continuation cut short leaves is removed: the sweep drops the expired record and aborts the unowned copy, the collector the completed object', async () => {
+    const bucket = await newBucket();
+    const s3c = rawS3();
+    // A record whose staging upload a daemon completed to read it back, and whose copy it began
+    // before it died; the upload began on a day long past.
+    const key = `s3cs/staging/2020-01-01/${randomUUID()}`;
+    const { UploadId } = await s3c.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+    const part = randomBlob(PART);
+    const { ETag } = await s3c.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: part }));
+    await s3c.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag }] } }));
+    const old = '2020-01-01T00:00:00.000Z';
+    const record = {
+      ref: 'cut-short',
+      total: 2 * PART,
+      expected: '',
+      startedAt: old,
+      updatedAt: old,
+      offset: PART,
+      upload: { key, uploadId: UploadId!, partSize: String(PART), etags: [ETag!] },
+      rehash: { algorithm: 'sha256' },
+    };
+    await putObject(bucket, recordKey('cut-short'), Buffer.from(JSON.stringify(record)));
+    const copyKey = `s3cs/staging/${new Date().toISOString().slice(0, 10)}/${randomUUID()}`;
+    const copy = await s3c.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: copyKey }));
+    await s3c.send(new UploadPartCommand({ Bucket: bucket, Key: copyKey, UploadId: copy.UploadId, PartNumber: 1, Body: part }));
+    await new Promise((r) => setTimeout(r, 1_100));
+
+    useS3Credentials();
+    const socket = join(tempDir('s3cs-reread-'), 'content.sock');
+    await serve(['--address', `unix://${socket}`, '--bucket', bucket, '--endpoint-url', s3().endpoint, '--region', s3().region, '--orphan-upload-grace', '1s'], children);
+    for (let i = 0; i < 100 && ((await uploadsIn(bucket)).length > 0 || (await listKeys(bucket, recordKey('cut-short'))).length > 0); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(await uploadsIn(bucket)).toEqual([]);
+    expect(await listKeys(bucket, 's3cs/v1/ns/test/ingests/')).toEqual([]);
+    expect(await listKeys(bucket, 's3cs/staging/')).toEqual([key]);
+
+    const gc = spawnSync(process.execPath, [CLI, 'gc', '--delete', '--bucket', bucket, '--endpoint-url', s3().endpoint, '--region', s3().region, '--log-level', 'error'], {
+      encoding: 'utf8',
+      env: { ...process.env, AWS_ACCESS_KEY_ID: s3().accessKey, AWS_SECRET_ACCESS_KEY: s3().secretKey },
+    });
+    expect(gc.status).toBe(0);
     expect(await listKeys(bucket, 's3cs/staging/')).toEqual([]);
   });
 
