@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
 import { CLI, contentClient, serve, type ServingChild } from './support/child.js';
-import { call, collect, getObject, listKeys, newBucket, ns, putObject, randomBlob, rawS3, s3, tempDir, useS3Credentials, WriteSession } from './support/harness.js';
+import { call, collect, getObject, listKeys, newBucket, ns, putObject, randomBlob, rawS3, s3, tempDir, until, useS3Credentials, WriteSession } from './support/harness.js';
 
 /**
  * Ingests whose bytes go to the staging area (no digest given up front, as containerd's own
@@ -229,9 +229,8 @@ describe('an ingest stored in the staging area, continued after a crash by readi
     useS3Credentials();
     const socket = join(tempDir('s3cs-reread-'), 'content.sock');
     await serve(['--address', `unix://${socket}`, '--bucket', bucket, '--endpoint-url', s3().endpoint, '--region', s3().region, '--orphan-upload-grace', '1s'], children);
-    for (let i = 0; i < 100 && ((await uploadsIn(bucket)).length > 0 || (await listKeys(bucket, recordKey('cut-short'))).length > 0); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    // the start-up sweep runs beside serving
+    await until(async () => (await uploadsIn(bucket)).length === 0 && (await listKeys(bucket, recordKey('cut-short'))).length === 0, 60_000);
     expect(await uploadsIn(bucket)).toEqual([]);
     expect(await listKeys(bucket, 's3cs/v1/ns/test/ingests/')).toEqual([]);
     expect(await listKeys(bucket, 's3cs/staging/')).toEqual([key]);
@@ -240,7 +239,7 @@ describe('an ingest stored in the staging area, continued after a crash by readi
       encoding: 'utf8',
       env: { ...process.env, AWS_ACCESS_KEY_ID: s3().accessKey, AWS_SECRET_ACCESS_KEY: s3().secretKey },
     });
-    expect(gc.status).toBe(0);
+    expect(gc.status, gc.stderr).toBe(0);
     expect(await listKeys(bucket, 's3cs/staging/')).toEqual([]);
   });
 

@@ -162,11 +162,13 @@ export class Ingests {
         throw lockedError(ref, this.live.get(key)!.lockedSince!);
       }
       this.live.set(key, ingest);
-      // the record names the new upload before the old checkpoint's bytes go
-      if (reopened) await this.records.record(ingest);
-      void reopened?.tidy().catch((err: unknown) => this.logger.warn({ err, ns, ref }, 'could not remove the bytes an ingest was continued from'));
     }
     ingest.lockedSince = new Date();
+    if (reopened) {
+      // the record names the new upload before the old checkpoint's bytes go
+      await this.records.record(ingest);
+      void reopened.tidy().catch((err: unknown) => this.logger.warn({ err, ns, ref }, 'could not remove the bytes an ingest was continued from'));
+    }
     if (ingest.hasher instanceof SuspendedHash) {
       try {
         ingest.hasher = await ingest.hasher.resume(this.hashes);
