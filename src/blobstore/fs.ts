@@ -15,6 +15,7 @@ import type {
   PendingUpload,
   RecordEntry,
   RecordPage,
+  ReopenedCheckpoint,
   Upload,
   UploadHandle,
   UploadOptions,
@@ -97,15 +98,19 @@ export class FsBlobStore implements BlobStore {
   }
 
   createUpload(options: UploadOptions): Upload {
-    let name: string = randomUUID();
-    if (options.resume) {
-      const { file } = options.resume.handle;
-      if (typeof file !== 'string' || !UPLOAD_NAME.test(file)) {
-        throw failedPrecondition('checkpoint of an ingest is not valid; write the content again from offset 0');
-      }
-      name = file;
-    }
+    const name = options.resume ? uploadName(options.resume) : randomUUID();
     return new FsUpload(join(this.uploadsDir, name), (digest) => this.blobPath(digest), options);
+  }
+
+  /** The file holds the checkpoint's bytes as they are: read, and continued in place. */
+  async reopenCheckpoint(checkpoint: Checkpoint, read: (chunk: Buffer) => void): Promise<ReopenedCheckpoint> {
+    const path = join(this.uploadsDir, uploadName(checkpoint));
+    const st = await stat(path).catch(() => undefined);
+    if (!st || st.size < checkpoint.offset) {
+      throw failedPrecondition(`upload ${basename(path)} holds less than its checkpoint; write the content again from offset 0`);
+    }
+    if (checkpoint.offset > 0) for await (const chunk of createReadStream(path, { end: checkpoint.offset - 1 })) read(chunk as Buffer);
+    return { checkpoint, tidy: async () => undefined };
   }
 
   async discardUpload(handle: UploadHandle): Promise<void> {
@@ -254,6 +259,8 @@ export class FsBlobStore implements BlobStore {
 
 class FsUpload implements Upload {
   readonly checkpointBytes = CHECKPOINT_BYTES;
+  /** The file can be read back whenever. */
+  readonly rereadable = true;
   private fh: Promise<FileHandle> | undefined;
   /** Bytes in the file. */
   private size: number;
@@ -340,6 +347,15 @@ class FsUpload implements Upload {
     if (handle) await (await handle).close().catch(() => undefined);
     await rm(this.path, { force: true });
   }
+}
+
+/** The upload file a checkpoint names: only a bare upload id, so a forged record cannot name another path. */
+function uploadName(checkpoint: Checkpoint): string {
+  const { file } = checkpoint.handle;
+  if (typeof file !== 'string' || !UPLOAD_NAME.test(file)) {
+    throw failedPrecondition('checkpoint of an ingest is not valid; write the content again from offset 0');
+  }
+  return file;
 }
 
 function isNoEntry(err: unknown): boolean {

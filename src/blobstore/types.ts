@@ -57,6 +57,14 @@ export interface BlobStore {
    * Nothing is visible under the blob key before `commit`.
    */
   createUpload(options: UploadOptions): Upload;
+  /**
+   * Continues a checkpoint recorded without the writer's hash state (see Upload.rereadable): the
+   * bytes it stores go to `read`, in order, and the answer is a checkpoint holding the same bytes
+   * that `createUpload` can continue, with `tidy`, to call once that checkpoint is recorded, to
+   * remove what the old one left. A checkpoint whose bytes are gone is a failed-precondition
+   * StoreError (the ingest starts over).
+   */
+  reopenCheckpoint(checkpoint: Checkpoint, read: (chunk: Buffer) => void): Promise<ReopenedCheckpoint>;
   /** Discards an upload another process (or an earlier run) left behind, by its handle. */
   discardUpload(handle: UploadHandle): Promise<void>;
   /**
@@ -151,6 +159,11 @@ export interface Checkpoint {
   readonly handle: UploadHandle;
 }
 
+export interface ReopenedCheckpoint {
+  readonly checkpoint: Checkpoint;
+  tidy(): Promise<void>;
+}
+
 export interface PendingUpload {
   readonly handle: UploadHandle;
   readonly startedAt: Date;
@@ -165,6 +178,13 @@ export interface Upload {
    * wants to continue from one keeps its own state (the running hash) at those offsets.
    */
   readonly checkpointBytes: number;
+  /**
+   * Whether its checkpoints can be continued from the stored bytes alone (reopenCheckpoint reads
+   * them back), so the writer need keep no state of its own for a crash. Not so for bytes
+   * uploaded under the blob's own key: only the completion that makes the blob visible could
+   * read them.
+   */
+  readonly rereadable: boolean;
   /** Resolves once the chunk is accepted; waiting here is the back-pressure on the client. */
   write(chunk: Buffer): Promise<void>;
   /**

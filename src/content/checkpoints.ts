@@ -4,9 +4,9 @@ import { ingestKey, type Ingest, type LiveIngests } from './ingest.js';
 import type { IngestRecords } from './ingest-records.js';
 
 /**
- * Checkpoints of ingests: the offsets up to which both the bytes are stored for good and the
- * hash state is known, so a crash can be continued from there. Each one moves the ingest's
- * record in the bucket on.
+ * Checkpoints of ingests: the offsets up to which the bytes are stored for good and the hash
+ * can be had again (from its saved state, or by reading those bytes back), so a crash can be
+ * continued from there. Each one moves the ingest's record in the bucket on.
  */
 export class Checkpoints {
   constructor(
@@ -27,7 +27,8 @@ export class Checkpoints {
       onDurable: (checkpoint) => {
         if (ingest.upload !== upload || this.live.get(ingestKey(ingest.ns, ingest.ref)) !== ingest) return;
         ingest.durable = checkpoint;
-        if (checkpoint.offset === 0) void this.records.record(ingest);
+        if (checkpoint.offset > 0 && ingest.resumeBy === 'rereading') ingest.resumable = { checkpoint };
+        if (checkpoint.offset === 0 || ingest.resumeBy === 'rereading') void this.records.record(ingest);
         else this.advance(ingest);
       },
     });

@@ -8,8 +8,10 @@ import { storedInstant } from '../clock.js';
 
 /**
  * An ingest as recorded in the bucket from the moment some of its bytes are stored there. With
- * `hash`, the first `offset` bytes are stored for good and the ingest can be continued from
- * there by any daemon (this one after a crash included); without, it starts over.
+ * `hash` or `rehash`, the first `offset` bytes are stored for good and the ingest can be
+ * continued from there by any daemon (this one after a crash included): from the saved hash
+ * state, or (`rehash`) by reading those bytes back through a new hash of that algorithm.
+ * Without either it starts over; so does a daemon of a version that knows no `rehash`.
  */
 export interface IngestRecord {
   ref: string;
@@ -20,6 +22,7 @@ export interface IngestRecord {
   offset: number;
   upload?: UploadHandle;
   hash?: { algorithm: string; state: string };
+  rehash?: { algorithm: string };
 }
 
 /** The bucket's records of ingests, as metadata documents: how other daemons and later runs find them. */
@@ -110,15 +113,19 @@ function ingestRecord(ingest: Ingest): IngestRecord {
     updatedAt: ingest.updatedAt.toISOString(),
     offset: resumable?.checkpoint.offset ?? 0,
     ...(handle ? { upload: handle } : {}),
-    ...(resumable ? { hash: { algorithm: ingest.hasher.algorithm, state: Buffer.from(resumable.state).toString('base64') } } : {}),
+    ...(resumable?.state
+      ? { hash: { algorithm: ingest.hasher.algorithm, state: Buffer.from(resumable.state).toString('base64') } }
+      : resumable
+        ? { rehash: { algorithm: ingest.hasher.algorithm } }
+        : {}),
   };
 }
 
 export function recordStatus(record: IngestRecord): IngestStatus {
-  // Without a saved hash the stored bytes cannot be continued, so a resume starts at 0.
+  // Without a way to the hash the stored bytes cannot be continued, so a resume starts at 0.
   return {
     ref: record.ref,
-    offset: record.hash ? record.offset : 0,
+    offset: record.hash || record.rehash ? record.offset : 0,
     total: record.total,
     expected: record.expected,
     startedAt: storedInstant(record.startedAt),

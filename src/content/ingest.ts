@@ -24,10 +24,16 @@ export interface Ingest {
   rerecord?: boolean;
   /** The latest checkpoint the upload reported. */
   durable?: Checkpoint | undefined;
+  /**
+   * How the ingest survives a crash: by the saved state of its hash at each checkpoint
+   * ('state'); by the stored bytes, read back to rebuild the hash ('rereading': the upload allows
+   * it, and the hash is Node's own, which cannot be saved); or not at all ('none').
+   */
+  resumeBy: 'state' | 'rereading' | 'none';
   /** Hash states at checkpoint offsets the upload has not reported yet (a few parts' worth). */
   states: Map<number, Uint8Array>;
-  /** The latest point the ingest can be continued from after a crash. */
-  resumable?: { checkpoint: Checkpoint; state: Uint8Array } | undefined;
+  /** The latest point the ingest can be continued from after a crash (with its hash state, when resumed by one). */
+  resumable?: { checkpoint: Checkpoint; state?: Uint8Array | undefined } | undefined;
   /**
    * The look-up of a record an earlier ingest of the ref may have left, when the open did not
    * wait for it: rejects when that record refuses this ingest (see Ingests.openWriter).

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import type { BlobStore, Checkpoint } from '../blobstore/types.js';
+import type { BlobStore, Checkpoint, ReopenedCheckpoint } from '../blobstore/types.js';
 import { parseDigest } from '../digest.js';
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, resourceExhausted, unavailable } from '../errors.js';
+import { alreadyExists, failedPrecondition, invalidArgument, isStoreError, notFound, resourceExhausted, unavailable } from '../errors.js';
 import { parseFilters } from '../filters.js';
 import { validateNamespace } from '../namespaces/names.js';
 import { Checkpoints } from './checkpoints.js';
@@ -139,6 +139,7 @@ export class Ingests {
     reading?.catch(() => undefined);
     if (wanted) await this.failIfPresent(ns, wanted);
     let ingest = this.live.get(key);
+    let reopened: ReopenedCheckpoint | undefined;
     if (ingest?.lockedSince) throw lockedError(ref, ingest.lockedSince);
     if (ingest) refuseOtherTotal(ref, ingest.total, total);
     if (!ingest) {
@@ -154,17 +155,24 @@ export class Ingests {
         const stale = await (reading ?? this.records.read(ns, ref));
         if (stale) refuseOtherTotal(ref, stale.total, total);
         const resumed = stale ? await this.resumeFromRecord(ns, stale) : undefined;
-        if (stale && !resumed) await this.records.drop(ns, stale);
-        ingest = resumed ?? (await this.newIngest(ns, ref, total, expected, stale ? storedInstant(stale.startedAt) : now()));
+        if (stale && !resumed) await this.dropUnlessTaken(ns, stale);
+        ingest = resumed?.ingest ?? (await this.newIngest(ns, ref, total, expected, stale ? storedInstant(stale.startedAt) : now()));
+        reopened = resumed?.reopened;
       }
       if (this.live.get(key)?.lockedSince) {
         // Another stream took the ref meanwhile (perhaps continuing this very upload): leave it to that one.
         ingest.hasher.close();
+        if (reopened) void this.blobs.discardUpload(reopened.checkpoint.handle).catch(() => undefined);
         throw lockedError(ref, this.live.get(key)!.lockedSince!);
       }
       this.live.set(key, ingest);
     }
     ingest.lockedSince = new Date();
+    if (reopened) {
+      // the record names the new upload before the old checkpoint's bytes go
+      await this.records.record(ingest);
+      void reopened.tidy().catch((err: unknown) => this.logger.warn({ err, ns, ref }, 'could not remove the bytes an ingest was continued from'));
+    }
     if (ingest.hasher instanceof SuspendedHash) {
       try {
         ingest.hasher = await ingest.hasher.resume(this.hashes);
@@ -281,6 +289,7 @@ export class Ingests {
       upload: undefined as never,
       lockedSince: undefined,
       recorded: false,
+      resumeBy: 'none',
       states: new Map(),
     };
     await this.startUpload(ingest);
@@ -289,28 +298,44 @@ export class Ingests {
 
   /**
    * A new, empty upload and hash for the ingest. Only an ingest that may span several
-   * checkpoints pays for a hash whose state can be saved, and only when crashes are to be
-   * survived.
+   * checkpoints, when crashes are to be survived, and whose stored bytes cannot be read back
+   * (they go straight under the blob's key) pays for a hash whose state can be saved.
    */
   private async startUpload(ingest: Ingest): Promise<void> {
     ingest.upload = this.checkpoints.watchedUpload(ingest, { target: ingest.expected || undefined, sizeHint: ingest.total });
     const algorithm = ingest.expected ? parseDigest(ingest.expected).algorithm : 'sha256';
-    const saveable = this.crashResume && (ingest.total === 0 || ingest.total >= ingest.upload.checkpointBytes);
+    const checkpointed = this.crashResume && (ingest.total === 0 || ingest.total >= ingest.upload.checkpointBytes);
+    ingest.resumeBy = !checkpointed ? 'none' : ingest.upload.rereadable ? 'rereading' : 'state';
     (ingest.hasher as RunningHash | undefined)?.close();
-    ingest.hasher = saveable ? await this.hashes.open(algorithm) : newRunningHash(algorithm);
+    ingest.hasher = ingest.resumeBy === 'state' ? await this.hashes.open(algorithm) : newRunningHash(algorithm);
     ingest.offset = 0;
     ingest.durable = undefined;
     ingest.resumable = undefined;
     ingest.states.clear();
   }
 
-  /** Continues an ingest another process recorded, from its checkpoint; undefined when it has none. */
-  private async resumeFromRecord(ns: string, record: IngestRecord): Promise<Ingest | undefined> {
-    if (!record.hash || !record.upload || !(record.offset > 0)) return undefined;
+  /**
+   * Continues an ingest another process recorded, from its checkpoint; undefined when it has none
+   * or it cannot be continued. One recorded with its hash state goes on from that state; one
+   * recorded for rereading has its stored bytes read back through a new hash, and continues in
+   * the upload `reopened` names (recorded, and the old one tidied, once the ingest is taken).
+   */
+  private async resumeFromRecord(ns: string, record: IngestRecord): Promise<{ ingest: Ingest; reopened?: ReopenedCheckpoint } | undefined> {
+    if (!(record.hash || record.rehash) || !record.upload || !(record.offset > 0)) return undefined;
     try {
-      const state = Buffer.from(record.hash.state, 'base64');
-      const hasher = await this.hashes.open(record.hash.algorithm, state);
-      const checkpoint: Checkpoint = { offset: record.offset, handle: record.upload };
+      const recorded: Checkpoint = { offset: record.offset, handle: record.upload };
+      let hasher: RunningHash;
+      let state: Uint8Array | undefined;
+      let reopened: ReopenedCheckpoint | undefined;
+      if (record.hash) {
+        state = Buffer.from(record.hash.state, 'base64');
+        hasher = await this.hashes.open(record.hash.algorithm, state);
+      } else {
+        const rebuilt = newRunningHash(record.rehash!.algorithm);
+        hasher = rebuilt;
+        reopened = await this.blobs.reopenCheckpoint(recorded, (chunk) => void rebuilt.update(chunk));
+      }
+      const checkpoint = reopened?.checkpoint ?? recorded;
       const ingest: Ingest = {
         ns,
         ref: record.ref,
@@ -323,17 +348,33 @@ export class Ingests {
         upload: undefined as never,
         lockedSince: undefined,
         recorded: true,
+        resumeBy: state ? 'state' : 'rereading',
         states: new Map(),
         durable: checkpoint,
         resumable: { checkpoint, state },
       };
       ingest.upload = this.checkpoints.watchedUpload(ingest, { sizeHint: record.total, resume: checkpoint });
-      this.logger.info({ ns, ref: record.ref, offset: record.offset }, 'continuing an ingest from its checkpoint');
-      return ingest;
+      this.logger.info(
+        { ns, ref: record.ref, offset: record.offset, by: state ? 'saved hash state' : 'stored bytes read back' },
+        'continuing an ingest from its checkpoint',
+      );
+      return { ingest, ...(reopened ? { reopened } : {}) };
     } catch (err) {
+      // S3 away: the open fails, and the record stays to be continued once it answers
+      if (isStoreError(err, 'unavailable')) throw err;
       this.logger.warn({ err, ns, ref: record.ref }, 'an ingest record cannot be continued; the ingest starts over');
       return undefined;
     }
+  }
+
+  /**
+   * Discards a record that could not be continued, unless another daemon continued it meanwhile
+   * (continuing one read back names a new upload): that one's record and upload stay its own.
+   */
+  private async dropUnlessTaken(ns: string, stale: IngestRecord): Promise<void> {
+    const current = stale.rehash ? await this.records.read(ns, stale.ref) : stale;
+    if (!current) return;
+    if (JSON.stringify(current.upload) === JSON.stringify(stale.upload)) await this.records.drop(ns, current);
   }
 }
 

@@ -12,6 +12,11 @@ import type { S3Bucket } from './client.js';
 const MAX_SINGLE_COPY = 5 * 1024 ** 3;
 const COPY_PART_SIZE = 1024 ** 3;
 
+/** The `CopySource` naming `key` in the bucket. */
+export function copySourceOf(s3: S3Bucket, key: string): string {
+  return `${s3.name}/${encodeURIComponent(key).replace(/%2F/g, '/')}`;
+}
+
 /** Server-side copy; objects of 5 GiB and more go part by part, as S3 requires. */
 export async function copyObject(
   s3: S3Bucket,
@@ -22,7 +27,7 @@ export async function copyObject(
 ): Promise<void> {
   const bucket = s3.name;
   const client = s3.client;
-  const copySource = `${bucket}/${encodeURIComponent(source).replace(/%2F/g, '/')}`;
+  const copySource = copySourceOf(s3, source);
   const replace = metadata ? { MetadataDirective: 'REPLACE' as const, Metadata: metadata } : {};
   try {
     if (size < MAX_SINGLE_COPY) {

@@ -4,6 +4,7 @@ import {
   CreateMultipartUploadCommand,
   S3ServiceException,
   UploadPartCommand,
+  UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { failedPrecondition, type StoreError } from '../../errors.js';
 import type { S3Bucket } from './client.js';
@@ -36,6 +37,25 @@ export class MultipartCalls {
       return out.ETag ?? '';
     } catch (err) {
       throw this.failure(err, `upload part ${partNumber}`);
+    }
+  }
+
+  /** Stores one part copied from bytes `start`..`end` (inclusive) of the object `copySource`; answers its ETag. */
+  async uploadPartCopy(uploadId: string, partNumber: number, copySource: string, start: number, end: number): Promise<string> {
+    try {
+      const out = await this.s3.client.send(
+        new UploadPartCopyCommand({
+          Bucket: this.s3.name,
+          Key: this.key,
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          CopySource: copySource,
+          CopySourceRange: `bytes=${start}-${end}`,
+        }),
+      );
+      return out.CopyPartResult?.ETag ?? '';
+    } catch (err) {
+      throw this.failure(err, `copy into part ${partNumber}`);
     }
   }
 

@@ -17,10 +17,12 @@ import type {
   BlobEntry,
   BlobStat,
   BlobStore,
+  Checkpoint,
   CheckResult,
   PendingUpload,
   RecordEntry,
   RecordPage,
+  ReopenedCheckpoint,
   StoreUsage,
   Upload,
   UploadHandle,
@@ -35,6 +37,7 @@ import type { S3StoreOptions } from './options.js';
 import { ParkedReads } from './parked-reads.js';
 import { probeBucket, type ProbeTarget } from './probe.js';
 import { Reachability } from './reachability.js';
+import { reopenStagingCheckpoint } from './reopen.js';
 import { S3Upload } from './upload.js';
 import type { UploadContext } from './upload-context.js';
 import { cacheLookups } from '../../metrics/registry.js';
@@ -161,6 +164,10 @@ export class S3BlobStore implements BlobStore {
 
   createUpload(options: UploadOptions): Upload {
     return new S3Upload(this.uploads, options);
+  }
+
+  reopenCheckpoint(checkpoint: Checkpoint, read: (chunk: Buffer) => void): Promise<ReopenedCheckpoint> {
+    return reopenStagingCheckpoint(this.uploads, checkpoint, read);
   }
 
   async *listUploads(): AsyncIterable<PendingUpload> {

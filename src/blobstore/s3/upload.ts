@@ -23,6 +23,7 @@ const MIN_PART_BUFFER = 256 * 1024;
  */
 export class S3Upload implements Upload {
   readonly checkpointBytes: number;
+  readonly rereadable: boolean;
   /** The part being filled: its first `buffered` bytes. */
   private part: Buffer | undefined;
   private buffered = 0;
@@ -77,6 +78,8 @@ export class S3Upload implements Upload {
       this.contiguous = 0;
       this.accepted = 0;
     }
+    // a staging upload can be completed where it is and read back (see reopen.ts)
+    this.rereadable = this.key.startsWith(context.keys.staging(''));
     this.nextPart = this.contiguous + 1;
     this.calls = new MultipartCalls(context.s3, this.key);
   }

@@ -7,9 +7,11 @@ import type {
   BlobEntry,
   BlobStat,
   BlobStore,
+  Checkpoint,
   CheckResult,
   PendingUpload,
   RecordPage,
+  ReopenedCheckpoint,
   StoreUsage,
   Upload,
   UploadHandle,
@@ -230,6 +232,10 @@ export class ReadTier implements BlobStore {
 
   createUpload(options: UploadOptions): Upload {
     return this.inner.createUpload(options);
+  }
+
+  reopenCheckpoint(checkpoint: Checkpoint, read: (chunk: Buffer) => void): Promise<ReopenedCheckpoint> {
+    return this.inner.reopenCheckpoint(checkpoint, read);
   }
 
   discardUpload(handle: UploadHandle): Promise<void> {

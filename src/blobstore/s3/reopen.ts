@@ -1,0 +1,98 @@
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { failedPrecondition, isStoreError } from '../../errors.js';
+import type { Checkpoint, ReopenedCheckpoint } from '../types.js';
+import { parseCheckpoint } from './checkpoint.js';
+import { copySourceOf } from './copy.js';
+import { MultipartCalls } from './multipart.js';
+import type { UploadContext } from './upload-context.js';
+
+/**
+ * Continues a staging upload that a crashed (or other) process left, recorded without a hash
+ * state. S3 cannot read the parts of an uncompleted multipart upload, so the upload is completed
+ * where it is (its staging key is no blob's: nothing becomes visible), read back for the caller
+ * to hash, and copied part by part into a new multipart upload that takes the rest of the bytes.
+ * The completed object is the old checkpoint's bytes: `tidy` removes it once the new checkpoint
+ * is recorded; a crash before that leaves it to the collector's staging cleanup (its key names
+ * the day its upload began). Each step can be repeated: a second attempt (after a crash, or by
+ * another daemon at once) finds the upload completed and reads the object that completion made.
+ */
+export async function reopenStagingCheckpoint(
+  context: UploadContext,
+  checkpoint: Checkpoint,
+  read: (chunk: Buffer) => void,
+): Promise<ReopenedCheckpoint> {
+  const { key, uploadId, partSize, etags } = parseCheckpoint(context.keys, checkpoint);
+  const { offset } = checkpoint;
+  if (!key.startsWith(context.keys.staging(''))) {
+    // bytes under a blob's key could be read only by making them that blob
+    throw failedPrecondition(`the stored bytes of this ingest cannot be read back; write the content again from offset 0`);
+  }
+  if (offset === 0) return { checkpoint, tidy: async () => undefined };
+  await completeOnce(context, key, uploadId, etags, offset);
+
+  const calls = new MultipartCalls(context.s3, context.keys.staging(`${new Date().toISOString().slice(0, 10)}/${randomUUID()}`));
+  const copyId = await calls.create();
+  try {
+    const [, copied] = await Promise.all([readBack(context, key, offset, read), copyParts(context, calls, copyId, key, etags.length, partSize)]);
+    return {
+      checkpoint: { offset, handle: { key: calls.key, uploadId: copyId, partSize: String(partSize), etags: copied } },
+      tidy: () => context.s3.delete(key),
+    };
+  } catch (err) {
+    await calls.abort(copyId);
+    throw err;
+  }
+}
+
+/** Completes the upload with the checkpoint's parts, unless that was done already (the object is there, of the checkpoint's size). */
+async function completeOnce(context: UploadContext, key: string, uploadId: string, etags: string[], offset: number): Promise<void> {
+  try {
+    await new MultipartCalls(context.s3, key).complete(uploadId, new Map(etags.map((etag, i) => [i + 1, etag])));
+  } catch (err) {
+    if (!isStoreError(err, 'failed-precondition')) throw err;
+    const head = await context.s3.sendUnlessMissing(new HeadObjectCommand({ Bucket: context.s3.name, Key: key }), `HEAD ${key}`);
+    if (head?.ContentLength !== offset) throw err;
+  }
+}
+
+async function readBack(context: UploadContext, key: string, offset: number, read: (chunk: Buffer) => void): Promise<void> {
+  const out = await context.s3.sendUnlessMissing(
+    new GetObjectCommand({ Bucket: context.s3.name, Key: key, Range: `bytes=0-${offset - 1}` }),
+    `GET ${key}`,
+    'reads',
+  );
+  if (!out) throw failedPrecondition(`the stored bytes of this ingest are gone (${key}); write the content again from offset 0`);
+  let got = 0;
+  try {
+    for await (const chunk of out.Body as Readable) {
+      read(chunk as Buffer);
+      got += (chunk as Buffer).length;
+    }
+  } catch (err) {
+    throw context.s3.failure(err, `GET ${key}`);
+  }
+  if (got !== offset) throw failedPrecondition(`${key} holds ${got} bytes, not the ${offset} of its checkpoint; write the content again from offset 0`);
+}
+
+/** Copies the object's `parts` parts of `partSize` into the new upload, as many at once as an upload sends. */
+async function copyParts(
+  context: UploadContext,
+  calls: MultipartCalls,
+  uploadId: string,
+  source: string,
+  parts: number,
+  partSize: number,
+): Promise<string[]> {
+  const copySource = copySourceOf(context.s3, source);
+  const etags: string[] = new Array<string>(parts);
+  let next = 0;
+  const worker = async () => {
+    for (let n = next++; n < parts; n = next++) {
+      etags[n] = await calls.uploadPartCopy(uploadId, n + 1, copySource, n * partSize, (n + 1) * partSize - 1);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(context.uploadParallelism, parts)) }, worker));
+  return etags;
+}

@@ -1,0 +1,304 @@
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import {
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  ListMultipartUploadsCommand,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { status } from '@grpc/grpc-js';
+import { createSHA256 } from 'hash-wasm';
+import { afterEach, describe, expect, it } from 'vitest';
+import { digestOf } from '../src/digest.js';
+import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
+import { CLI, contentClient, serve, type ServingChild } from './support/child.js';
+import { call, collect, getObject, listKeys, newBucket, ns, putObject, randomBlob, rawS3, s3, tempDir, until, useS3Credentials, WriteSession } from './support/harness.js';
+
+/**
+ * Ingests whose bytes go to the staging area (no digest given up front, as containerd's own
+ * backend writes) are hashed with Node's own SHA-256, which cannot be saved: after a crash the
+ * daemon that continues one completes the stored upload where it is (no blob key), reads it back
+ * through a new hash, and continues in a new upload made of copies of its parts. Each daemon runs
+ * in its own process so it can be killed.
+ */
+const MiB = 1024 * 1024;
+const PART = 5 * MiB;
+
+const children: ChildProcess[] = [];
+const clients: ContentClient[] = [];
+afterEach(() => {
+  for (const c of clients.splice(0)) c.close();
+  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
+});
+
+interface Running extends ServingChild {
+  content: ContentClient;
+}
+
+async function start(bucket: string): Promise<Running> {
+  useS3Credentials();
+  const socket = join(tempDir('s3cs-reread-'), 'content.sock');
+  const args = ['--address', `unix://${socket}`, '--bucket', bucket, '--endpoint-url', s3().endpoint, '--region', s3().region];
+  const running = await serve([...args, '--part-size', '5MiB', '--log-level', 'debug'], children);
+  const content = contentClient(`unix://${socket}`);
+  clients.push(content);
+  return { ...running, content };
+}
+
+async function kill(d: Running): Promise<void> {
+  d.child.kill('SIGKILL');
+  await d.exited;
+}
+
+interface Record {
+  offset: number;
+  upload?: { key: string; uploadId: string; etags: string[] };
+  hash?: unknown;
+  rehash?: { algorithm: string };
+}
+
+const recordKey = (ref: string) => `s3cs/v1/ns/test/ingests/${ref}`;
+
+/** The ingest record, once it says at least `offset` bytes are stored. */
+async function storedUpTo(bucket: string, ref: string, offset: number): Promise<Record> {
+  for (let i = 0; i < 200; i++) {
+    const record = await getObject(bucket, recordKey(ref)).then(
+      (b) => JSON.parse(b.toString()) as Record,
+      () => undefined,
+    );
+    if (record && record.offset >= offset) return record;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`the record of ${ref} never reached offset ${offset}`);
+}
+
+async function sendRange(s: WriteSession, ref: string, data: Buffer, from: number, to: number): Promise<void> {
+  for (let off = from; off < to; off += MiB) await s.send({ action: 'WRITE', ref, offset: off, data: data.subarray(off, Math.min(off + MiB, to)) });
+}
+
+/** Opens without a digest, writes from the offset the daemon reports, commits with the digest; answers that offset. */
+async function resume(client: ContentClient, ref: string, data: Buffer): Promise<number> {
+  const s = new WriteSession(client);
+  const st = await s.send({ action: 'STAT', ref, total: data.length });
+  await sendRange(s, ref, data, st.offset, data.length);
+  const done = await s.send({ action: 'COMMIT', ref, total: data.length, offset: data.length, expected: digestOf(data) });
+  s.close();
+  await s.ended;
+  expect(done.digest).toBe(digestOf(data));
+  return st.offset;
+}
+
+async function readAll(client: ContentClient, digest: string): Promise<Buffer> {
+  const chunks = await collect<{ data: Buffer }>(client.Read({ digest }, ns()));
+  return Buffer.concat(chunks.map((c) => c.data));
+}
+
+async function uploadsIn(bucket: string): Promise<string[]> {
+  const out = await rawS3().send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  return (out.Uploads ?? []).map((u) => u.Key!);
+}
+
+/** A first daemon takes `upTo` bytes of `data` without a digest, records `stored` of them, and is killed. */
+async function killedMidIngest(bucket: string, ref: string, data: Buffer, upTo: number, stored: number): Promise<Record> {
+  const first = await start(bucket);
+  const s = new WriteSession(first.content);
+  await s.send({ action: 'STAT', ref, total: data.length });
+  await sendRange(s, ref, data, 0, upTo);
+  const record = await storedUpTo(bucket, ref, stored);
+  await kill(first);
+  return record;
+}
+
+const continuedByRereading = (d: Running, offset: number) =>
+  d.lines.some((l) => l.msg === 'continuing an ingest from its checkpoint' && l.offset === offset && l.by === 'stored bytes read back');
+
+describe('an ingest stored in the staging area, continued after a crash by reading its bytes back', () => {
+  it('records its checkpoints without a hash state, and a second daemon continues it from the last stored part to a verified commit, leaving nothing behind', async () => {
+    const bucket = await newBucket();
+    const data = randomBlob(3 * PART + 3 * MiB);
+    const record = await killedMidIngest(bucket, 'killed', data, 3 * PART + 2 * MiB, 3 * PART);
+    expect(record.rehash).toEqual({ algorithm: 'sha256' });
+    expect(record.hash).toBeUndefined();
+    expect(record.upload!.key.startsWith('s3cs/staging/')).toBe(true);
+
+    const second = await start(bucket);
+    const st = await call<object, { status: { offset: number } }>(second.content, 'Status', { ref: 'killed' });
+    expect(st.status.offset).toBe(3 * PART);
+    expect(await resume(second.content, 'killed', data)).toBe(3 * PART);
+    expect(continuedByRereading(second, 3 * PART)).toBe(true);
+    expect((await readAll(second.content, digestOf(data))).equals(data)).toBe(true);
+    // the completed old upload, its copy and the ingest's record are all gone
+    expect(await uploadsIn(bucket)).toEqual([]);
+    expect(await listKeys(bucket, 's3cs/staging/')).toEqual([]);
+    expect(await listKeys(bucket, 's3cs/v1/ns/test/ingests/')).toEqual([]);
+  });
+
+  it('continues the digest over the bytes read back: a different tail fails the commit, and no blob appears', async () => {
+    const bucket = await newBucket();
+    const data = randomBlob(2 * PART + MiB);
+    await killedMidIngest(bucket, 'tampered', data, 2 * PART, 2 * PART);
+    const other = Buffer.concat([data.subarray(0, 2 * PART), randomBlob(MiB)]);
+
+    const second = await start(bucket);
+    const s = new WriteSession(second.content);
+    expect((await s.send({ action: 'STAT', ref: 'tampered', total: data.length })).offset).toBe(2 * PART);
+    await sendRange(s, 'tampered', other, 2 * PART, other.length);
+    const err = await s.send({ action: 'COMMIT', ref: 'tampered', total: data.length, offset: data.length, expected: digestOf(data) }).then(
+      () => undefined,
+      (e: { code: number; details: string }) => e,
+    );
+    expect(err?.code).toBe(status.FAILED_PRECONDITION);
+    expect(err?.details).toContain(`unexpected commit digest ${digestOf(other)}, expected ${digestOf(data)}`);
+    expect(await listKeys(bucket, 'blobs/')).toEqual([]);
+  });
+
+  it('is continued by the next daemon when the one continuing it died after completing the old upload', async () => {
+    const bucket = await newBucket();
+    const data = randomBlob(2 * PART + 2 * MiB);
+    const record = await killedMidIngest(bucket, 'twice', data, 2 * PART + MiB, 2 * PART);
+    // what a daemon killed in the middle of continuing it leaves: the old upload completed in place
+    const { key, uploadId, etags } = record.upload!;
+    await rawS3().send(
+      new CompleteMultipartUploadCommand({
+        Bucket: bucket,
+        Key: key,
+        UploadId: uploadId,
+        MultipartUpload: { Parts: etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })) },
+      }),
+    );
+
+    const third = await start(bucket);
+    expect(await resume(third.content, 'twice', data)).toBe(2 * PART);
+    expect(continuedByRereading(third, 2 * PART)).toBe(true);
+    expect((await getObject(bucket, `blobs/${digestOf(data)}`)).equals(data)).toBe(true);
+    expect(await listKeys(bucket, 's3cs/staging/')).toEqual([]);
+  });
+
+  it('reads the completed upload back all the same where the store, once an upload is completed, no longer knows it', async () => {
+    const bucket = await newBucket();
+    const data = randomBlob(2 * PART + 2 * MiB);
+    const record = await killedMidIngest(bucket, 'forgotten', data, 2 * PART + MiB, 2 * PART);
+    const { key, uploadId, etags } = record.upload!;
+    await rawS3().send(
+      new CompleteMultipartUploadCommand({
+        Bucket: bucket,
+        Key: key,
+        UploadId: uploadId,
+        MultipartUpload: { Parts: etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })) },
+      }),
+    );
+    // Swift and AWS answer a repeated completion with success for a while; an upload id the store
+    // does not know stands for one it has forgotten (NoSuchUpload)
+    const forgotten = { ...record, upload: { ...record.upload!, uploadId: randomUUID() } };
+    await putObject(bucket, recordKey('forgotten'), Buffer.from(JSON.stringify(forgotten)));
+
+    const next = await start(bucket);
+    expect(await resume(next.content, 'forgotten', data)).toBe(2 * PART);
+    expect(continuedByRereading(next, 2 * PART)).toBe(true);
+    expect(await listKeys(bucket, 's3cs/staging/')).toEqual([]);
+  });
+
+  it('what a continuation cut short leaves is removed: the sweep drops the expired record and aborts the unowned copy, the collector the completed object', async () => {
+    const bucket = await newBucket();
+    const s3c = rawS3();
+    // A record whose staging upload a daemon completed to read it back, and whose copy it began
+    // before it died; the upload began on a day long past.
+    const key = `s3cs/staging/2020-01-01/${randomUUID()}`;
+    const { UploadId } = await s3c.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+    const part = randomBlob(PART);
+    const { ETag } = await s3c.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: part }));
+    await s3c.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag }] } }));
+    const old = '2020-01-01T00:00:00.000Z';
+    const record = {
+      ref: 'cut-short',
+      total: 2 * PART,
+      expected: '',
+      startedAt: old,
+      updatedAt: old,
+      offset: PART,
+      upload: { key, uploadId: UploadId!, partSize: String(PART), etags: [ETag!] },
+      rehash: { algorithm: 'sha256' },
+    };
+    await putObject(bucket, recordKey('cut-short'), Buffer.from(JSON.stringify(record)));
+    const copyKey = `s3cs/staging/${new Date().toISOString().slice(0, 10)}/${randomUUID()}`;
+    const copy = await s3c.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: copyKey }));
+    await s3c.send(new UploadPartCommand({ Bucket: bucket, Key: copyKey, UploadId: copy.UploadId, PartNumber: 1, Body: part }));
+    await new Promise((r) => setTimeout(r, 1_100));
+
+    useS3Credentials();
+    const socket = join(tempDir('s3cs-reread-'), 'content.sock');
+    await serve(['--address', `unix://${socket}`, '--bucket', bucket, '--endpoint-url', s3().endpoint, '--region', s3().region, '--orphan-upload-grace', '1s'], children);
+    // the start-up sweep runs beside serving
+    await until(async () => (await uploadsIn(bucket)).length === 0 && (await listKeys(bucket, recordKey('cut-short'))).length === 0, 60_000);
+    expect(await uploadsIn(bucket)).toEqual([]);
+    expect(await listKeys(bucket, 's3cs/v1/ns/test/ingests/')).toEqual([]);
+    expect(await listKeys(bucket, 's3cs/staging/')).toEqual([key]);
+
+    const gc = spawnSync(process.execPath, [CLI, 'gc', '--delete', '--bucket', bucket, '--endpoint-url', s3().endpoint, '--region', s3().region, '--log-level', 'error'], {
+      encoding: 'utf8',
+      env: { ...process.env, AWS_ACCESS_KEY_ID: s3().accessKey, AWS_SECRET_ACCESS_KEY: s3().secretKey },
+    });
+    expect(gc.status, gc.stderr).toBe(0);
+    expect(await listKeys(bucket, 's3cs/staging/')).toEqual([]);
+  });
+
+  it('two daemons continuing the same ref at once: one commits the right bytes, the other commits them too, finds them stored, or is told to start over', async () => {
+    const bucket = await newBucket();
+    const data = randomBlob(3 * PART + MiB);
+    await killedMidIngest(bucket, 'contended', data, 3 * PART, 3 * PART);
+
+    const [a, b] = await Promise.all([start(bucket), start(bucket)]);
+    const outcomes = await Promise.all(
+      [a, b].map((d) =>
+        resume(d.content, 'contended', data).then(
+          () => 'committed',
+          (e: { code?: number; details?: string }) => {
+            if (e.code === status.ALREADY_EXISTS) return 'found stored';
+            expect(e.code).toBe(status.FAILED_PRECONDITION);
+            expect(e.details).toContain('write the content again from offset 0');
+            return 'told to start over';
+          },
+        ),
+      ),
+    );
+    expect(outcomes).toContain('committed');
+    expect((await getObject(bucket, `blobs/${digestOf(data)}`)).equals(data)).toBe(true);
+    console.log(`two daemons continuing one ingest: ${outcomes.join(', ')}`);
+  });
+
+  it('continues a record the previous version wrote, with its saved hash state, from that state', async () => {
+    const bucket = await newBucket();
+    const data = randomBlob(2 * PART + MiB);
+    // The previous version's record: a staging upload of two parts, and the saveable hash's state after them.
+    const key = `s3cs/staging/${new Date().toISOString().slice(0, 10)}/${randomUUID()}`;
+    const s3c = rawS3();
+    const { UploadId } = await s3c.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+    const etags: string[] = [];
+    for (let n = 0; n < 2; n++) {
+      const body = data.subarray(n * PART, (n + 1) * PART);
+      etags.push((await s3c.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: n + 1, Body: body }))).ETag!);
+    }
+    const hash = await createSHA256();
+    hash.init();
+    hash.update(data.subarray(0, 2 * PART));
+    const at = new Date().toISOString();
+    const old = {
+      ref: 'old-format',
+      total: data.length,
+      expected: '',
+      startedAt: at,
+      updatedAt: at,
+      offset: 2 * PART,
+      upload: { key, uploadId: UploadId!, partSize: String(PART), etags },
+      hash: { algorithm: 'sha256', state: Buffer.from(hash.save()).toString('base64') },
+    };
+    await putObject(bucket, recordKey('old-format'), Buffer.from(JSON.stringify(old)));
+
+    const d = await start(bucket);
+    expect(await resume(d.content, 'old-format', data)).toBe(2 * PART);
+    expect(d.lines.some((l) => l.msg === 'continuing an ingest from its checkpoint' && l.by === 'saved hash state')).toBe(true);
+    expect((await readAll(d.content, digestOf(data))).equals(data)).toBe(true);
+    expect(await uploadsIn(bucket)).toEqual([]);
+  });
+});
