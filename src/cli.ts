@@ -6,8 +6,6 @@ import { pino } from 'pino';
 import { ConfigError, describeConfig, resolveConfig, SETTINGS, type Config, type Flags } from './config.js';
 import type { SettingName, SettingSpec } from './config/settings.js';
 import { ProbeError } from './blobstore/probe-error.js';
-import { adminSummary, isAdminCommand, runAdmin } from './admin/command.js';
-import { collectOnce } from './gc/command.js';
 import { readListenerFiles } from './listeners.js';
 import { Daemon, openBlobStore } from './server.js';
 
@@ -18,7 +16,11 @@ function version(): string {
   return pkg.version;
 }
 
-const MAIN_HELP = `${NAME}: containerd's content API over gRPC, with every blob in an S3 bucket
+// The admin commands and the gc command are loaded only when asked for: `serve` never needs
+// them, and every module loaded stays in the daemon's memory for good.
+const admin = () => import('./admin/command.js');
+
+const mainHelp = (adminSummary: string) => `${NAME}: containerd's content API over gRPC, with every blob in an S3 bucket
 in BuildKit's s3 cache layout.
 
 Usage:
@@ -30,7 +32,7 @@ Usage:
 
 Admin commands, against a running daemon (--address, --tls-ca, --tls-cert, --tls-key; a
 table, or JSON with --json); ${NAME} <group> --help lists a group's commands:
-${adminSummary(NAME)}
+${adminSummary}
 
 AWS credentials come from this process's environment (the AWS SDK default chain) or, as
 static keys, from the daemon's own --config file (access-key-id, secret-access-key,
@@ -141,6 +143,7 @@ async function gc(args: string[]): Promise<number> {
   const config = parseConfig(args, GC_HELP(), switches);
   if (!config) return 0;
   const logger = pino({ level: config.logLevel, base: { service: NAME } }, pino.destination(2));
+  const { collectOnce } = await import('./gc/command.js');
   const store = await openBlobStore(config, logger);
   try {
     await collectOnce(
@@ -206,7 +209,7 @@ async function serve(args: string[]): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
-    process.stdout.write(MAIN_HELP);
+    process.stdout.write(mainHelp((await admin()).adminSummary(NAME)));
     return command === undefined ? 2 : 0;
   }
   if (command === '--version' || command === '-v' || command === 'version') {
@@ -216,8 +219,9 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'serve') return serve(rest);
   if (command === 'check') return check(rest);
   if (command === 'gc') return gc(rest);
+  const { adminSummary, isAdminCommand, runAdmin } = await admin();
   if (isAdminCommand(command)) return runAdmin(NAME, argv, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }, process.env);
-  process.stderr.write(`${NAME}: unknown command ${JSON.stringify(command)}\n\n${MAIN_HELP}`);
+  process.stderr.write(`${NAME}: unknown command ${JSON.stringify(command)}\n\n${mainHelp(adminSummary(NAME))}`);
   return 2;
 }
 
