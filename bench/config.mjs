@@ -7,7 +7,7 @@ export const MiB = 1024 * 1024;
 export const PART = 8 * MiB;
 export const PARALLEL = 4;
 
-const ALL_CASES = ['ingest', 'read', 'seqread', 'proxyread', 'small', 'rss', 'ctr'];
+const ALL_CASES = ['ingest', 'read', 'seqread', 'proxyread', 'small', 'rss', 'ctr', 'tier'];
 
 function numberFrom(name, fallback) {
   const raw = process.env[name];

@@ -4,7 +4,9 @@
 
 /** Requests the daemon has sent to S3 so far, by operation, summed over outcomes. */
 export async function scrapeS3Requests(metricsUrl) {
-  const res = await fetch(metricsUrl);
+  // A kept-alive connection the daemon closed while this process sat in a spawnSync (the ctr
+  // rows) fails the first fetch on it: one more on a new connection.
+  const res = await fetch(metricsUrl).catch(() => fetch(metricsUrl));
   if (!res.ok) throw new Error(`daemon metrics at ${metricsUrl}: HTTP ${res.status}`);
   const counts = {};
   for (const line of (await res.text()).split('\n')) {

@@ -111,7 +111,7 @@ async function pass(delayMs) {
   if (want('small')) await group('small', smallCases);
   await shared?.stop();
   if (want('rss')) await group('rss', rssCases);
-  if (want('ctr')) await group('ctr', ctrCases);
+  if (want('ctr') || want('tier')) await group('ctr', ctrCases);
 
   if (s3.external) {
     cleanups.splice(cleanups.indexOf(emptyBucket), 1);

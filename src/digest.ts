@@ -20,17 +20,18 @@ export interface Digest {
  * would let two spellings name one blob, or let a crafted "digest" escape its key prefix.
  */
 export function parseDigest(input: string): Digest {
-  const shown = JSON.stringify(input.length > 150 ? `${input.slice(0, 150)}…` : input);
+  // only a refusal shows the input: every Read and Info parses a digest
+  const shown = () => JSON.stringify(input.length > 150 ? `${input.slice(0, 150)}…` : input);
   const colon = input.indexOf(':');
   if (input === '') throw invalidArgument('digest is empty');
-  if (colon <= 0) throw invalidArgument(`invalid digest ${shown}: expected <algorithm>:<hex>`);
+  if (colon <= 0) throw invalidArgument(`invalid digest ${shown()}: expected <algorithm>:<hex>`);
   const algorithm = input.slice(0, colon);
   const hex = input.slice(colon + 1);
   const spec = ALGORITHMS[algorithm];
-  if (!spec) throw invalidArgument(`invalid digest ${shown}: unsupported algorithm ${JSON.stringify(algorithm)}`);
+  if (!spec) throw invalidArgument(`invalid digest ${shown()}: unsupported algorithm ${JSON.stringify(algorithm)}`);
   if (hex.length !== spec.hexLength || !/^[0-9a-f]+$/.test(hex)) {
     throw invalidArgument(
-      `invalid digest ${shown}: ${algorithm} needs ${spec.hexLength} lower-case hex characters`,
+      `invalid digest ${shown()}: ${algorithm} needs ${spec.hexLength} lower-case hex characters`,
     );
   }
   return { algorithm, hex, value: input };

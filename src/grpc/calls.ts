@@ -31,13 +31,6 @@ export function unary<Req, Res>(
   };
 }
 
-/**
- * What a cancelled stream's signal carries. Without a reason abort() builds a DOMException and
- * its stack: a fifth of the CPU of a small Read, and `ctr content get` reads 32 KiB a call and
- * cancels every call once it has its bytes.
- */
-const CLIENT_CANCELLED = new StoreError('cancelled', 'the client cancelled the call');
-
 /** Wraps a server-streaming handler whose items are written with back-pressure. */
 export function serverStream<Req, Res>(
   logger: Logger,
@@ -48,67 +41,110 @@ export function serverStream<Req, Res>(
   /** Takes the stream's place among those open at once (throws when there is none). */
   enter?: (method: string) => () => void,
 ) {
-  return (call: ServerWritableStream<Req, Res>) => {
-    const started = performance.now();
-    const controller = new AbortController();
-    call.on('cancelled', () => controller.abort(CLIENT_CANCELLED));
-    void (async () => {
-      let leave: (() => void) | undefined;
-      try {
-        leave = enter?.(method);
-        // A cancelled call stops at the next item; its source is closed as the iteration ends.
-        const items = await handler(call.request, call);
-        // grpc-js queues up to 16 messages per call before write() says to wait; with 1 MiB
-        // Read chunks that is 16 MiB a call. Waiting for the oldest of a few messages to reach
-        // the transport bounds what a call holds, while keeping the pipe full.
-        const flushing: Promise<void>[] = [];
-        for await (const item of items) {
-          if (controller.signal.aborted) break;
-          flushing.push(new Promise<void>((resolve) => call.write(item, () => resolve())));
-          if (flushing.length >= MAX_UNFLUSHED) await untilAborted(flushing.shift()!, controller.signal, idleMs, method);
-        }
-        if (controller.signal.aborted) {
-          logger.debug({ method, code: 'CANCELLED', ms: elapsed(started) }, 'call');
-          return;
-        }
-        call.end();
-        logger.debug({ method, code: 'OK', ms: elapsed(started) }, 'call');
-      } catch (err) {
-        if (controller.signal.aborted) {
-          logger.debug({ method, code: 'CANCELLED', ms: elapsed(started) }, 'call');
-          return;
-        }
-        const mapped = toServiceError(err, logger);
-        logger.debug({ method, code: codeName(mapped.code), ms: elapsed(started), details: mapped.details }, 'call');
-        call.emit('error', mapped);
-      } finally {
-        leave?.();
-      }
-    })();
-  };
+  return (call: ServerWritableStream<Req, Res>) => void stream(logger, method, handler, idleMs, enter, call);
 }
 
 /** Messages a server stream may have handed to grpc-js that have not reached the transport yet. */
 const MAX_UNFLUSHED = 3;
 
-function untilAborted(promise: Promise<void>, signal: AbortSignal, idleMs = 0, method = ''): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    let idle: NodeJS.Timeout | undefined;
-    const done = () => {
-      clearTimeout(idle);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    signal.addEventListener('abort', done, { once: true });
-    if (idleMs > 0) {
-      idle = setTimeout(() => {
-        signal.removeEventListener('abort', done);
-        reject(new StoreError('deadline-exceeded', `${method}: the client took nothing for ${Math.round(idleMs / 1000)}s (--stream-idle-timeout); stream ended`));
-      }, idleMs);
+/**
+ * One server stream. `ctr content get` reads a blob as one Read call per 32 KiB and cancels
+ * each once it has its bytes, so what a call costs here is paid thousands of times a blob: the
+ * cancel is grpc-js's own flag and event (an AbortController a call, and its abort event,
+ * were about 4% of the daemon's CPU in `ctr content get`), and flushes are counted rather than each given a promise.
+ */
+async function stream<Req, Res>(
+  logger: Logger,
+  method: string,
+  handler: (request: Req, call: ServerWritableStream<Req, Res>) => Promise<AsyncIterable<Res>>,
+  idleMs: number,
+  enter: ((method: string) => () => void) | undefined,
+  call: ServerWritableStream<Req, Res>,
+): Promise<void> {
+  const started = performance.now();
+  const flow = new Flow(idleMs, method);
+  call.on('cancelled', flow.wake);
+  let leave: (() => void) | undefined;
+  try {
+    leave = enter?.(method);
+    // A cancelled call stops at the next item; its source is closed as the iteration ends.
+    const items = await handler(call.request, call);
+    // grpc-js queues up to 16 messages per call before write() says to wait; with 1 MiB
+    // Read chunks that is 16 MiB a call. Waiting for the oldest of a few messages to reach
+    // the transport bounds what a call holds, while keeping the pipe full.
+    for await (const item of items) {
+      if (call.cancelled) break;
+      flow.unflushed++;
+      call.write(item, flow.flushed);
+      if (flow.unflushed >= MAX_UNFLUSHED) await flow.room(call);
+      if (call.cancelled) break;
     }
-    void promise.then(done);
-  });
+    if (call.cancelled) {
+      logger.debug({ method, code: 'CANCELLED', ms: elapsed(started) }, 'call');
+      return;
+    }
+    call.end();
+    logger.debug({ method, code: 'OK', ms: elapsed(started) }, 'call');
+  } catch (err) {
+    if (call.cancelled) {
+      logger.debug({ method, code: 'CANCELLED', ms: elapsed(started) }, 'call');
+      return;
+    }
+    const mapped = toServiceError(err, logger);
+    logger.debug({ method, code: codeName(mapped.code), ms: elapsed(started), details: mapped.details }, 'call');
+    call.emit('error', mapped);
+  } finally {
+    flow.done();
+    leave?.();
+  }
+}
+
+/**
+ * Messages of a stream not yet handed to the transport, and the wait for room among them. One
+ * idle timer a stream, moved on at each wait, rather than one a message.
+ */
+class Flow {
+  unflushed = 0;
+  private waiting: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  private idle: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly idleMs: number,
+    private readonly method: string,
+  ) {}
+
+  readonly flushed = (): void => {
+    this.unflushed--;
+    this.wake();
+  };
+
+  /** Ends a wait: room was made, or the call was cancelled (grpc-js flushes nothing then). */
+  readonly wake = (): void => {
+    const w = this.waiting;
+    this.waiting = undefined;
+    w?.resolve();
+  };
+
+  room(call: { cancelled: boolean }): Promise<void> {
+    if (call.cancelled || this.unflushed < MAX_UNFLUSHED) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+      if (this.idleMs <= 0) return;
+      if (this.idle) this.idle.refresh();
+      else this.idle = setTimeout(this.timedOut, this.idleMs);
+    });
+  }
+
+  private readonly timedOut = (): void => {
+    const w = this.waiting;
+    if (!w) return;
+    this.waiting = undefined;
+    w.reject(new StoreError('deadline-exceeded', `${this.method}: the client took nothing for ${Math.round(this.idleMs / 1000)}s (--stream-idle-timeout); stream ended`));
+  };
+
+  done(): void {
+    clearTimeout(this.idle);
+  }
 }
 
 /**

@@ -5,6 +5,7 @@ import { readFromDisk } from '../../src/blobstore/tier/disk-read.js';
 import type { Fill } from '../../src/blobstore/tier/fill.js';
 import { Fills, type FillOutcome } from '../../src/blobstore/tier/fills.js';
 import { OpenFiles } from '../../src/blobstore/tier/open-files.js';
+import { ReadWindows } from '../../src/blobstore/tier/read-windows.js';
 import { digestOf } from '../../src/digest.js';
 import { randomBlob, tempDir, until } from '../support/harness.js';
 
@@ -42,13 +43,74 @@ describe('reading kept blobs from disk', () => {
     truncateSync(path, MiB + 10);
     const asked: number[] = [];
     const read = await drain(
-      readFromDisk(new OpenFiles(4, 60_000), path, 0, data.length, async (position) => {
+      readFromDisk(new OpenFiles(4, 60_000), new ReadWindows(4, MiB), path, 0, data.length, data.length, async (position) => {
         asked.push(position);
         return once(data.subarray(position));
       }),
     );
     expect(read.equals(data)).toBe(true);
     expect(asked).toEqual([MiB]);
+  });
+});
+
+describe('small reads of kept blobs', () => {
+  /** OpenFiles that counts the reads it makes of the file. */
+  const countingFiles = () => {
+    const files = new OpenFiles(4, 60_000);
+    const reads: number[] = [];
+    const read = files.read.bind(files);
+    files.read = (path, position, length) => {
+      reads.push(position);
+      return read(path, position, length);
+    };
+    return { files, reads };
+  };
+
+  it('serves 32 KiB reads in order from one read of the file per window', async () => {
+    const dir = tempDir('s3cs-tier-');
+    const data = randomBlob(2 * MiB + 100);
+    const path = join(dir, 'blob');
+    writeFileSync(path, data);
+    const { files, reads } = countingFiles();
+    const windows = new ReadWindows(4, MiB);
+    const pieces: Buffer[] = [];
+    for (let at = 0; at < data.length; at += 32 * 1024) {
+      const length = Math.min(32 * 1024, data.length - at);
+      pieces.push(await drain(readFromDisk(files, windows, path, at, length, data.length, () => Promise.reject(new Error('not S3')))));
+    }
+    expect(Buffer.concat(pieces).equals(data)).toBe(true);
+    expect(reads).toEqual([0, MiB, 2 * MiB]);
+    files.closeAll();
+  });
+
+  it('reads the rest of a small read from S3 when the file comes up short', async () => {
+    const dir = tempDir('s3cs-tier-');
+    const data = randomBlob(MiB);
+    const path = join(dir, 'blob');
+    writeFileSync(path, data);
+    truncateSync(path, 1000);
+    const asked: number[] = [];
+    const read = await drain(
+      readFromDisk(new OpenFiles(4, 60_000), new ReadWindows(4, MiB), path, 500, 32 * 1024, data.length, async (position) => {
+        asked.push(position);
+        return once(data.subarray(position, 500 + 32 * 1024));
+      }),
+    );
+    expect(read.equals(data.subarray(500, 500 + 32 * 1024))).toBe(true);
+    expect(asked).toEqual([500]);
+  });
+
+  it('keeps at most the given number of windows, the least recently used dropped first', () => {
+    const windows = new ReadWindows(2, 16);
+    windows.put('a', 0, Buffer.alloc(16, 1));
+    windows.put('b', 0, Buffer.alloc(16, 2));
+    expect(windows.get('a', 0, 4)).toBeDefined();
+    windows.put('c', 0, Buffer.alloc(16, 3));
+    expect(windows.get('b', 0, 4)).toBeUndefined();
+    expect(windows.get('a', 4, 4)?.equals(Buffer.alloc(4, 1))).toBe(true);
+    expect(windows.get('c', 12, 4)?.equals(Buffer.alloc(4, 3))).toBe(true);
+    // a read reaching past the window is not the window's to answer
+    expect(windows.get('c', 12, 5)).toBeUndefined();
   });
 });
 

@@ -41,14 +41,19 @@ export class OpenRead {
     let remaining = length;
     let complete = false;
     try {
-      // one reader of the response at a time
-      await this.pulling;
       while (remaining > 0) {
         let chunk = this.ahead.shift();
         if (chunk) {
           this.aheadBytes -= chunk.length;
           this.budget.used -= chunk.length;
         } else {
+          // One reader of the response at a time: what was read ahead is served while the
+          // read-ahead goes on (it only appends), and the response itself waits for it. A
+          // small Read continuing a parked one so never waits for S3's next bytes.
+          if (this.pulling) {
+            await this.pulling;
+            continue;
+          }
           if (this.failure) throw this.failure;
           if (this.ended) break;
           const next = await this.iterator.next();

@@ -1,57 +1,73 @@
-import { LRUCache } from 'lru-cache';
 import type { OpenRead } from './open-read.js';
 
 /**
  * GET responses left open after a Read that stopped short of the end, so that the next Read at
  * that offset continues on them. Bounded in number; an unclaimed one is closed after a while.
+ * `ctr content get` parks a response after every 32 KiB Read: one sweep a tenth of the idle time
+ * closes the unclaimed ones, where a timer for each parking cost more than the Read's own work.
  */
 export class ParkedReads {
-  private readonly parked: LRUCache<string, OpenRead>;
+  /** In the order they were parked: the first is the oldest. */
+  private readonly parked = new Map<string, { read: OpenRead; at: number }>();
+  private readonly sweeper: NodeJS.Timeout;
 
-  constructor(max: number, idleMs: number) {
-    this.parked = new LRUCache<string, OpenRead>({
-      max,
-      ttl: idleMs,
-      // closes idle responses on time, not at the next access; lru-cache unrefs these timers
-      ttlAutopurge: true,
-      // A Read taking its response back deletes the entry and keeps the response open; one
-      // pushed out, left unclaimed or replaced is closed.
-      dispose: (read, _key, reason) => {
-        if (reason !== 'delete') read.close();
-      },
-    });
+  constructor(
+    private readonly max: number,
+    private readonly idleMs: number,
+  ) {
+    this.sweeper = setInterval(() => this.closeIdle(), Math.max(100, idleMs / 10));
+    this.sweeper.unref();
   }
 
   take(digest: string, position: number): OpenRead | undefined {
     const key = `${digest}@${position}`;
-    const read = this.parked.get(key);
-    if (!read) return undefined;
+    const entry = this.parked.get(key);
+    if (!entry) return undefined;
     this.parked.delete(key);
     // a response that broke while parked is no use: the Read opens a new one
-    if (read.failed) {
-      read.close();
+    if (entry.read.failed) {
+      entry.read.close();
       return undefined;
     }
-    return read;
+    return entry.read;
   }
 
   park(read: OpenRead): void {
-    this.parked.set(`${read.digest}@${read.position}`, read);
+    const key = `${read.digest}@${read.position}`;
+    const replaced = this.parked.get(key);
+    if (replaced) {
+      this.parked.delete(key);
+      if (replaced.read !== read) replaced.read.close();
+    }
+    this.parked.set(key, { read, at: Date.now() });
+    for (const [oldest, entry] of this.parked) {
+      if (this.parked.size <= this.max) break;
+      this.parked.delete(oldest);
+      entry.read.close();
+    }
     read.readAhead();
   }
 
   drop(digest: string): void {
-    for (const [key, read] of [...this.parked.entries()]) {
-      if (read.digest !== digest) continue;
+    for (const [key, entry] of [...this.parked]) {
+      if (entry.read.digest !== digest) continue;
       this.parked.delete(key);
-      read.close();
+      entry.read.close();
     }
   }
 
   closeAll(): void {
-    // those past their time are closed by the purge, the rest here
-    this.parked.purgeStale();
-    for (const read of this.parked.values()) read.close();
+    clearInterval(this.sweeper);
+    for (const entry of this.parked.values()) entry.read.close();
     this.parked.clear();
+  }
+
+  private closeIdle(): void {
+    const before = Date.now() - this.idleMs;
+    for (const [key, entry] of this.parked) {
+      if (entry.at > before) break;
+      this.parked.delete(key);
+      entry.read.close();
+    }
   }
 }

@@ -1,20 +1,42 @@
 import type { OpenFiles } from './open-files.js';
+import type { ReadWindows } from './read-windows.js';
 
 /** As S3 reads are sent on: a Read message is at most 1 MiB, so each piece is one message. */
 const PIECE = 1 << 20;
 
 /**
- * Yields `length` bytes of the file from `offset`, a piece at a time. A file that cannot be
- * read (removed by hand, cut short) hands the rest of the read to `rest`, which reads S3: the
- * tier never fails a read that S3 can answer.
+ * Yields `length` bytes of the file from `offset`, a piece at a time. A Read smaller than a
+ * window (of a blob of `size` bytes) is served from, or reads, the file's window, so the small
+ * Reads that continue it touch no file. A file that cannot be read (removed by hand, cut short)
+ * hands the rest of the read to `rest`, which reads S3: the tier never fails a read that S3 can
+ * answer.
  */
 export async function* readFromDisk(
   files: OpenFiles,
+  windows: ReadWindows,
   path: string,
   offset: number,
   length: number,
+  size: number,
   rest: (position: number, err: unknown) => Promise<AsyncIterable<Buffer>>,
 ): AsyncGenerator<Buffer> {
+  if (length < windows.size) {
+    const held = windows.get(path, offset, length);
+    if (held) {
+      yield held;
+      return;
+    }
+    let window: Buffer;
+    try {
+      window = await files.read(path, offset, Math.min(windows.size, size - offset));
+    } catch (err) {
+      yield* await rest(offset, err);
+      return;
+    }
+    windows.put(path, offset, window);
+    yield window.subarray(0, length);
+    return;
+  }
   const end = offset + length;
   let position = offset;
   const readNext = (at: number) => {

@@ -24,6 +24,7 @@ import { TierLayout } from './layout.js';
 import { claimTier, loadTier } from './load.js';
 import { TierIndex, type TierEntry } from './lru.js';
 import { OpenFiles } from './open-files.js';
+import { ReadWindows } from './read-windows.js';
 
 export interface ReadTierOptions {
   readonly dir: string;
@@ -52,6 +53,8 @@ const MARK_USE_MS = 60_000;
 /** Kept blobs open at once between reads, and how long one stays open unused. */
 const OPEN_FILES = 64;
 const OPEN_IDLE_MS = 10_000;
+/** Windows of 1 MiB (one Read message) kept for small Reads: 16 MiB at most. */
+const READ_WINDOWS = 16;
 
 /**
  * A local read tier in front of another store (S3): blobs read are kept on disk, verified
@@ -65,6 +68,7 @@ export class ReadTier implements BlobStore {
   private readonly index: TierIndex;
   private readonly fills: Fills;
   private readonly files = new OpenFiles(OPEN_FILES, OPEN_IDLE_MS);
+  private readonly windows = new ReadWindows(READ_WINDOWS, 1 << 20);
   private readonly confirmMs: number;
   private lastWarning = 0;
 
@@ -124,7 +128,7 @@ export class ReadTier implements BlobStore {
     if (entry && (await this.stillStored(entry, options.size))) {
       cacheLookups.inc({ cache: 'tier', result: 'hit' });
       this.markUse(entry);
-      return readFromDisk(this.files, this.layout.blobPath(digest), offset, length, (position, err) => {
+      return readFromDisk(this.files, this.windows, this.layout.blobPath(digest), offset, length, options.size, (position, err) => {
         this.logger?.debug({ digest, position, err }, 'read tier: file unreadable, reading the rest from S3');
         this.evict(entry);
         return this.inner.readBlob(digest, position, offset + length - position, options);
@@ -207,6 +211,7 @@ export class ReadTier implements BlobStore {
       const path = this.layout.blobPath(entry.digest);
       // the space comes back once the last descriptor of the file is closed too
       this.files.forget(path);
+      this.windows.forget(path);
       void unlink(path).catch(() => undefined);
     }
   }
@@ -309,6 +314,7 @@ export class ReadTier implements BlobStore {
   async close(): Promise<void> {
     await this.fills.close();
     this.files.closeAll();
+    this.windows.clear();
     await this.unclaim();
     await this.inner.close();
   }
