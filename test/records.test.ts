@@ -275,6 +275,35 @@ describe('CacheRecords Puts at once', () => {
     expect(await listKeys(d.bucket!, 'manifests/')).toEqual(['manifests/fifth', 'manifests/held-0', 'manifests/held-1', 'manifests/held-2', 'manifests/held-3']);
   });
 
+  it('queue Puts to one busy name on that name without taking turns from Puts to other names', async () => {
+    const same = [0, 1, 2, 3, 4].map(() => put('held-busy'));
+    await until(() => store.held.length === 1);
+    // the four waiting for `held-busy` hold no turn: a Put to another name goes ahead
+    await put('unrelated');
+    expect(store.reads).toContain('unrelated');
+    for (let i = 0; i < 5; i++) {
+      await until(() => store.held.length === 1);
+      store.held.shift()!();
+    }
+    await Promise.all(same);
+  });
+
+  it('hold at most 64 Puts at once, waiting for their names included, and refuse one more with ResourceExhausted naming the limit', async () => {
+    const queued = Array.from({ length: 64 }, () => put('held-queue'));
+    await until(() => store.held.length === 1);
+    const refused = await put('one-too-many').then(
+      () => undefined,
+      (err: ServiceError) => err,
+    );
+    expect(refused?.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(refused?.details).toMatch(/^cache record Put: 64 Puts \(\d+ bytes of config\) are in progress, the most this daemon holds is 64 /);
+    for (let i = 0; i < 64; i++) {
+      await until(() => store.held.length === 1);
+      store.held.shift()!();
+    }
+    await Promise.all(queued);
+  });
+
   it('let 16 more wait for a turn, and refuse one more at once with ResourceExhausted naming the limit', async () => {
     const running = [0, 1, 2, 3].map((i) => put(`held-again-${i}`));
     await until(() => store.held.length === 4);

@@ -3,7 +3,8 @@ import { resourceExhausted } from '../errors.js';
 /**
  * Record Puts a daemon runs at once, and those waiting for a turn. A running Put holds its config,
  * what checking it builds and what each of its names held before (up to 16 names of up to 16 MiB),
- * a waiting one its config: so memory stays bounded however many Puts clients send.
+ * a waiting one its config. How many Puts a daemon holds at all, waiting for their names included,
+ * is bounded beside it (records/store.ts), so memory stays bounded however many Puts clients send.
  *
  * Waiting rather than refusing at once: BuildKit fails a build whose cache export cannot write its
  * record, and the builds of one CI run tend to finish, and export, together; a turn a few seconds

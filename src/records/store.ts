@@ -5,7 +5,7 @@ import { Documents } from '../metadata/documents.js';
 import { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import { ReclaimMarks } from '../metadata/reclaim-marks.js';
 import { digestOf } from '../digest.js';
-import { failedPrecondition, invalidArgument, notFound } from '../errors.js';
+import { failedPrecondition, invalidArgument, notFound, resourceExhausted } from '../errors.js';
 import { layerBlobs, validateCacheConfig } from './cache-config.js';
 import { validateRecordName } from './names.js';
 import { PutTurns } from './put-turns.js';
@@ -35,6 +35,9 @@ const DEFAULT_NAME = 'buildkit';
 const MAX_PUT_NAMES = 16;
 /** A cache config's bytes; BuildKit's own for large builds stay within a few MiB. */
 export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+/** Puts a daemon holds at once, each with its config, however many wait on a busy name. */
+const MAX_PUTS_IN_PROGRESS = 64;
+const MAX_PUT_BYTES_IN_PROGRESS = 64 * 1024 * 1024;
 /** Layers one config may name; each one is checked for presence in the store. */
 const MAX_CONFIG_LAYERS = 10_000;
 const DEFAULT_PAGE = 100;
@@ -52,6 +55,8 @@ export class RecordStore {
   private readonly guard: ReclaimGuard;
   /** Puts at once: each holds what its names held before, so their number bounds memory. */
   private readonly turns = new PutTurns();
+  /** Puts received and not yet answered, waiting for their names or a turn included. */
+  private readonly inProgress = { count: 0, bytes: 0 };
 
   constructor(
     private readonly blobs: BlobStore,
@@ -81,9 +86,23 @@ export class RecordStore {
     if (conditions.ifAbsent && conditions.expectedPrevious) {
       throw invalidArgument('if_absent and expected_previous_digest exclude each other');
     }
-    // Refused at once above: what costs nothing to check. Checking the config, the layers and
-    // holding the names' old records wait for a turn (put-turns.ts).
-    return this.turns.run(() => this.putInTurn(unique, config, conditions));
+    // Refused at once above: what costs nothing to check. A Put waits for its names first,
+    // holding only its config, then for a turn (put-turns.ts) to check the config and layers and
+    // hold the names' old records: Puts queued on one busy name (BuildKit's default `buildkit`)
+    // so take no turn from Puts to other names.
+    if (this.inProgress.count >= MAX_PUTS_IN_PROGRESS || this.inProgress.bytes + config.length > MAX_PUT_BYTES_IN_PROGRESS) {
+      throw resourceExhausted(
+        `cache record Put: ${this.inProgress.count} Puts (${this.inProgress.bytes} bytes of config) are in progress, the most this daemon holds is ${MAX_PUTS_IN_PROGRESS} (${MAX_PUT_BYTES_IN_PROGRESS} bytes); retry later`,
+      );
+    }
+    this.inProgress.count++;
+    this.inProgress.bytes += config.length;
+    try {
+      return await this.withLocks(unique, () => this.turns.run(() => this.putInTurn(unique, config, conditions)));
+    } finally {
+      this.inProgress.count--;
+      this.inProgress.bytes -= config.length;
+    }
   }
 
   private async putInTurn(unique: string[], config: Buffer, conditions: PutConditions): Promise<{ digest: string; size: number }> {
@@ -137,7 +156,7 @@ export class RecordStore {
         );
       }
     };
-    await this.withLocks(unique, write);
+    await write();
     // as BuildKit's exporter: a cache re-published keeps its old layers from a lifecycle rule
     this.touch.schedule(blobs);
     this.logger.info({ names: unique, digest, size: config.length, layers: blobs.length }, 'stored cache record');
