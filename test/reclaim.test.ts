@@ -269,13 +269,13 @@ describe('Delete by reference, and the collector', () => {
     expect(await listKeys(d.bucket!, today)).toEqual([today]);
   });
 
-  it('removes a namespace\'s hold of a blob that is not stored once it is an hour old (a crash between a hold and its bytes), and no newer one', async () => {
+  it('removes a namespace\'s hold of a blob that is not stored once it is a day old (a crash between a hold and its bytes), and no newer one', async () => {
     const hold = (createdAt: Date) =>
       Buffer.from(JSON.stringify({ size: 10, createdAt: createdAt.toISOString(), updatedAt: createdAt.toISOString(), labels: {} }));
     const crashed = digestOf(randomBlob(64));
     const committing = digestOf(randomBlob(65));
-    await putObject(d.bucket!, `s3cs/v1/ns/dangling/content/${crashed}`, hold(new Date(Date.now() - 2 * 3_600_000)));
-    await putObject(d.bucket!, `s3cs/v1/ns/dangling/content/${committing}`, hold(new Date()));
+    await putObject(d.bucket!, `s3cs/v1/ns/dangling/content/${crashed}`, hold(new Date(Date.now() - 25 * 3_600_000)));
+    await putObject(d.bucket!, `s3cs/v1/ns/dangling/content/${committing}`, hold(new Date(Date.now() - 23 * 3_600_000)));
     expect(await listed('dangling')).toEqual([committing, crashed].sort());
     const reports = await collectUntil(() => collect0().run({ delete: true }), async () => !(await listed('dangling')).includes(crashed));
     expect(reports.reduce((n, r) => n + r.danglingHoldsRemoved, 0)).toBe(1);

@@ -62,10 +62,10 @@ const NOTES_AT_ONCE = 16;
 const STAGING_KEEP_MS = 7 * 24 * 3_600_000;
 /**
  * How old a hold of a blob that is not stored must be before it goes: new bytes and their hold
- * are written side by side, so only a crash between the two leaves such a hold, and a commit
- * still under way is never this slow.
+ * are written side by side (a staging blob's hold beside its copy into place, which for a blob
+ * of terabytes on a slow store takes hours), so only a crash between the two leaves such a hold.
  */
-const DANGLING_HOLD_MS = 3_600_000;
+const DANGLING_HOLD_MS = 24 * 3_600_000;
 /** A deleted blob's mark stays this long, so that other daemons' caches learn of the deletion. */
 const DELETED_MARK_KEEP_MS = 3_600_000;
 
@@ -184,7 +184,7 @@ export class Collector {
         await this.finalBatch(candidates.slice(i, i + FINAL_BATCH), roots.startedAt, report);
       }
       await lock.keep();
-      report.danglingHoldsRemoved = await this.dropDanglingHolds(roots.held, stored, now);
+      report.danglingHoldsRemoved = await this.dropDanglingHolds(roots.held, stored, now, lock);
       await lock.keep();
       report.stagingRemoved = await this.tidy(marks, stored, now);
       await lock.keep();
@@ -286,7 +286,7 @@ export class Collector {
    * answer NotFound. The bucket is asked again for each (the listing may have missed a blob
    * stored while it ran), and only holds older than DANGLING_HOLD_MS go.
    */
-  private async dropDanglingHolds(held: Set<string>, stored: Set<string>, now: number): Promise<number> {
+  private async dropDanglingHolds(held: Set<string>, stored: Set<string>, now: number, lock: CollectorLock): Promise<number> {
     const missing = [...held].filter((d) => !stored.has(d));
     if (missing.length === 0) return 0;
     const namespaces: string[] = [];
@@ -295,11 +295,18 @@ export class Collector {
     await pMap(
       missing,
       async (digest) => {
+        await lock.keep();
         if (await this.sources.blobs.statBlob(digest, { fresh: true })) return;
         for (const ns of namespaces) {
           const hold = await this.sources.memberships.read(ns, digest, { fresh: true });
           if (!hold || storedInstant(hold.createdAt).getTime() > now - DANGLING_HOLD_MS) continue;
           await this.sources.memberships.remove(ns, digest);
+          // A commit of the same bytes may have landed, with its hold, between the look and the
+          // removal: then the hold is put back (as read; a label written in that moment is lost).
+          if (await this.sources.blobs.statBlob(digest, { fresh: true })) {
+            await this.sources.memberships.write(ns, digest, hold);
+            continue;
+          }
           dropped++;
           this.options.logger.info({ ns, digest, createdAt: hold.createdAt }, 'collector: removed a hold of a blob that is not stored');
         }
