@@ -39,8 +39,8 @@ export function createS3Client(options: S3StoreOptions): S3Client {
     // Resolving a command's middleware stack on every send cost the daemon an eighth or more of
     // its CPU per small ingest (and garbage); the stack is resolved once per command class. So every
     // middleware goes on before the first send (countRequests below; tests add theirs before the
-    // store exists), and a send with options (which bypasses and clears the cache) is kept off
-    // hot paths. One bucket and endpoint per client, so the context the handlers share holds the
+    // store exists), and a send with options (which bypasses and clears the cache) goes through a
+    // client of its own (S3Bucket's options client). One bucket and endpoint per client, so the context the handlers share holds the
     // same endpoint and signing values for every request.
     cacheMiddleware: true,
     // Without keys from the daemon's own config file, the SDK's default provider chain of this
@@ -83,9 +83,16 @@ export class S3Bucket {
      * to read, so slow readers use up sockets of their own, never those of uploads and lookups.
      */
     private readonly readClient: S3Client = client,
+    /**
+     * Makes the client for sends with options (a deadline's abort signal): on `client` they
+     * would clear its cache of resolved middleware (see cacheMiddleware) for every request after.
+     */
+    private readonly makeOptionsClient: () => S3Client = () => client,
   ) {
     this.name = place.bucket;
   }
+
+  private optionsClient: S3Client | undefined;
 
   /** Called whenever a request failed because S3 did not answer (or answered with a server error). */
   onUnanswered(listener: () => void): void {
@@ -132,7 +139,8 @@ export class S3Bucket {
     try {
       const command = new DeleteObjectCommand({ Bucket: this.name, Key: key });
       // options, even empty ones, would clear the client's cache of resolved middleware
-      await (abortSignal ? this.client.send(command, { abortSignal }) : this.client.send(command));
+      if (abortSignal) await (this.optionsClient ??= this.makeOptionsClient()).send(command, { abortSignal });
+      else await this.client.send(command);
     } catch (err) {
       if (isMissing(err)) return;
       throw this.failure(err, `DELETE ${key}`);
@@ -142,5 +150,6 @@ export class S3Bucket {
   destroy(): void {
     this.client.destroy();
     if (this.readClient !== this.client) this.readClient.destroy();
+    if (this.optionsClient && this.optionsClient !== this.client) this.optionsClient.destroy();
   }
 }

@@ -68,7 +68,7 @@ export class S3BlobStore implements BlobStore {
 
   constructor(options: S3StoreOptions, client?: S3Client) {
     // a client given (tests count its requests) serves reads too
-    this.s3 = client ? new S3Bucket(client, options) : new S3Bucket(createS3Client(options), options, createS3Client(options));
+    this.s3 = client ? new S3Bucket(client, options) : new S3Bucket(createS3Client(options), options, createS3Client(options), () => createS3Client(options));
     this.keys = new KeyLayout(options);
     this.reachability = new Reachability(this.s3);
     this.uploads = {
