@@ -39,7 +39,9 @@ export class ParkedReads {
       this.parked.delete(key);
       if (replaced.read !== read) replaced.read.close();
     }
-    this.parked.set(key, { read, at: Date.now() });
+    // a monotonic clock: the sweep stops at the first entry not yet idle, which a wall clock
+    // stepped back would make a long-parked one
+    this.parked.set(key, { read, at: performance.now() });
     for (const [oldest, entry] of this.parked) {
       if (this.parked.size <= this.max) break;
       this.parked.delete(oldest);
@@ -63,7 +65,7 @@ export class ParkedReads {
   }
 
   private closeIdle(): void {
-    const before = Date.now() - this.idleMs;
+    const before = performance.now() - this.idleMs;
     for (const [key, entry] of this.parked) {
       if (entry.at > before) break;
       this.parked.delete(key);
