@@ -88,7 +88,8 @@ export class Daemon {
    */
   static async start(config: Config, logger: Logger, blobs?: BlobStore, files: ListenerFiles = readListenerFiles(config)): Promise<Daemon> {
     // The store is the daemon's from here, one the caller gave included: stop closes it, and so
-    // does a start that fails, so a caller has nothing left to close either way.
+    // does a start that fails to open the read tier, to listen or to serve metrics, the steps that
+    // meet the outside world (what lies between only builds objects from the package's own files).
     const opened = blobs ?? (await openBlobStore(config, logger));
     const store = await withReadTier(opened, config, logger).catch(async (err: unknown) => {
       await opened.close();
