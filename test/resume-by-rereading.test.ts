@@ -302,3 +302,38 @@ describe('an ingest stored in the staging area, continued after a crash by readi
     expect(await uploadsIn(bucket)).toEqual([]);
   });
 });
+
+describe('an ingest in a local directory, continued after a crash by reading its file back', () => {
+  it('two streams taking up the same ref at once after a restart: one continues the file to a verified commit, the other is told the ref is locked', async () => {
+    const root = join(tempDir('s3cs-reread-fs-'), 'root');
+    const startOn = async (): Promise<Running> => {
+      const socket = join(tempDir('s3cs-reread-'), 'content.sock');
+      const running = await serve(['--address', `unix://${socket}`, '--root', root, '--log-level', 'debug'], children);
+      const content = contentClient(`unix://${socket}`);
+      clients.push(content);
+      return { ...running, content };
+    };
+    const data = randomBlob(64 * MiB);
+    const first = await startOn();
+    const s = new WriteSession(first.content);
+    await s.send({ action: 'STAT', ref: 'both', total: data.length });
+    await sendRange(s, 'both', data, 0, 60 * MiB);
+    await kill(first);
+
+    const second = await startOn();
+    const [a, b] = [new WriteSession(second.content), new WriteSession(second.content)];
+    const opened = await Promise.allSettled([a, b].map((w) => w.send({ action: 'STAT', ref: 'both', total: data.length })));
+    const won = opened.findIndex((o) => o.status === 'fulfilled');
+    const lost = opened.find((o) => o.status === 'rejected');
+    expect(won).toBeGreaterThanOrEqual(0);
+    expect((lost?.reason as { code?: number } | undefined)?.code).toBe(status.UNAVAILABLE);
+    const winner = [a, b][won]!;
+    const offset = (opened[won] as PromiseFulfilledResult<{ offset: number }>).value.offset;
+    expect(offset).toBeGreaterThan(0);
+    await sendRange(winner, 'both', data, offset, data.length);
+    const done = await winner.send({ action: 'COMMIT', ref: 'both', total: data.length, offset: data.length, expected: digestOf(data) });
+    expect(done.digest).toBe(digestOf(data));
+    expect((await readAll(second.content, digestOf(data))).equals(data)).toBe(true);
+    for (const w of [a, b]) w.close();
+  });
+});
