@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
 import { CLI, contentClient, serve, type ServingChild } from './support/child.js';
+import { daemonLoggingRequests } from './support/s3-requests.js';
 import { call, collect, getObject, listKeys, newBucket, ns, putObject, randomBlob, rawS3, s3, tempDir, until, useS3Credentials, WriteSession } from './support/harness.js';
 
 /**
@@ -300,5 +301,69 @@ describe('an ingest stored in the staging area, continued after a crash by readi
     expect(d.lines.some((l) => l.msg === 'continuing an ingest from its checkpoint' && l.by === 'saved hash state')).toBe(true);
     expect((await readAll(d.content, digestOf(data))).equals(data)).toBe(true);
     expect(await uploadsIn(bucket)).toEqual([]);
+  });
+
+  it('keeps the bytes it was continued from while the record naming the new upload could not be written, and still commits', async () => {
+    const bucket = await newBucket();
+    const s3c = rawS3();
+    const data = randomBlob(PART + MiB);
+    // what a killed daemon leaves: a record saying `rehash` over a staging upload of one part
+    const key = `s3cs/staging/${new Date().toISOString().slice(0, 10)}/${randomUUID()}`;
+    const { UploadId } = await s3c.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+    const { ETag } = await s3c.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: data.subarray(0, PART) }));
+    const at = new Date().toISOString();
+    const record = { ref: 'unrecorded', total: data.length, expected: '', startedAt: at, updatedAt: at, offset: PART };
+    const upload = { key, uploadId: UploadId!, partSize: String(PART), etags: [ETag!] };
+    await putObject(bucket, recordKey('unrecorded'), Buffer.from(JSON.stringify({ ...record, upload, rehash: { algorithm: 'sha256' } })));
+
+    const { d, log } = await daemonLoggingRequests({ bucket });
+    try {
+      let refused = 0;
+      log.intercept = (op, k) => {
+        if (op === 'PutObject' && k === recordKey('unrecorded') && refused++ === 0) throw new Error('refused for the test');
+      };
+      expect(await resume(d.content(), 'unrecorded', data)).toBe(PART);
+      expect(refused).toBeGreaterThan(0);
+      expect((await getObject(bucket, `blobs/${digestOf(data)}`)).equals(data)).toBe(true);
+      // the record kept naming the old upload's bytes all along, so they stayed
+      expect(await listKeys(bucket, key)).toEqual([key]);
+    } finally {
+      await d.stop();
+    }
+  });
+});
+
+describe('an ingest in a local directory, continued after a crash by reading its file back', () => {
+  it('two streams taking up the same ref at once after a restart: one continues the file to a verified commit, the other is told the ref is locked', async () => {
+    const root = join(tempDir('s3cs-reread-fs-'), 'root');
+    const startOn = async (): Promise<Running> => {
+      const socket = join(tempDir('s3cs-reread-'), 'content.sock');
+      const running = await serve(['--address', `unix://${socket}`, '--root', root, '--log-level', 'debug'], children);
+      const content = contentClient(`unix://${socket}`);
+      clients.push(content);
+      return { ...running, content };
+    };
+    const data = randomBlob(64 * MiB);
+    const first = await startOn();
+    const s = new WriteSession(first.content);
+    await s.send({ action: 'STAT', ref: 'both', total: data.length });
+    await sendRange(s, 'both', data, 0, 60 * MiB);
+    await kill(first);
+
+    const second = await startOn();
+    const [a, b] = [new WriteSession(second.content), new WriteSession(second.content)];
+    const opened = await Promise.allSettled([a, b].map((w) => w.send({ action: 'STAT', ref: 'both', total: data.length })));
+    const won = opened.findIndex((o) => o.status === 'fulfilled');
+    const lost = opened.find((o) => o.status === 'rejected');
+    expect(won).toBeGreaterThanOrEqual(0);
+    expect((lost?.reason as { code?: number } | undefined)?.code).toBe(status.UNAVAILABLE);
+    const winner = [a, b][won]!;
+    const offset = (opened[won] as PromiseFulfilledResult<{ offset: number }>).value.offset;
+    expect(offset).toBeGreaterThan(0);
+    await sendRange(winner, 'both', data, offset, data.length);
+    const done = await winner.send({ action: 'COMMIT', ref: 'both', total: data.length, offset: data.length, expected: digestOf(data) });
+    expect(done.digest).toBe(digestOf(data));
+    expect((await readAll(second.content, digestOf(data))).equals(data)).toBe(true);
+    for (const w of [a, b]) w.close();
   });
 });

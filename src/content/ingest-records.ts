@@ -55,27 +55,32 @@ export class IngestRecords {
 
   /**
    * Writes (or refreshes) the bucket's record of an ingest. Writes never overlap; requests
-   * made meanwhile collapse into one more write of the latest state.
+   * made meanwhile collapse into one more write of the latest state. A write that fails is
+   * logged, and the answer is whether the record as it stood at the call landed.
    */
-  async record(ingest: Ingest): Promise<void> {
+  async record(ingest: Ingest): Promise<boolean> {
     ingest.recorded = true;
     ingest.rerecord = true;
     ingest.recording ??= (async () => {
+      let landed = false;
       try {
         while (ingest.rerecord) {
           ingest.rerecord = false;
           try {
             await this.memberships.ensureNamespace(ingest.ns);
             await this.docs.write(docKeys.ingest(ingest.ns, ingest.ref), ingestRecord(ingest));
+            landed = true;
           } catch (err) {
+            landed = false;
             this.logger.warn({ err, ref: ingest.ref, ns: ingest.ns }, 'could not record an ingest');
           }
         }
       } finally {
         ingest.recording = undefined;
       }
+      return landed;
     })();
-    await ingest.recording;
+    return ingest.recording;
   }
 
   /** Removes the record of a live ingest, once the writes under way have landed. */

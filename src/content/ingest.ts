@@ -18,8 +18,8 @@ export interface Ingest {
   lockedSince: Date | undefined;
   /** Whether a record of this ingest may exist in the bucket (so there is one to remove). */
   recorded: boolean;
-  /** The record writes under way, so removing it waits for them to land first. */
-  recording?: Promise<void> | undefined;
+  /** The record writes under way (answering whether the last one landed), so removing it waits for them first. */
+  recording?: Promise<boolean> | undefined;
   /** Another record write is wanted once the one under way lands. */
   rerecord?: boolean;
   /** The latest checkpoint the upload reported. */

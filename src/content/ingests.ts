@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { BlobStore, Checkpoint, ReopenedCheckpoint } from '../blobstore/types.js';
+import type { BlobStore, Checkpoint, ReopenedCheckpoint, UploadHandle } from '../blobstore/types.js';
 import { parseDigest } from '../digest.js';
 import { alreadyExists, failedPrecondition, invalidArgument, isStoreError, notFound, resourceExhausted, unavailable } from '../errors.js';
 import { parseFilters } from '../filters.js';
@@ -139,7 +139,7 @@ export class Ingests {
     reading?.catch(() => undefined);
     if (wanted) await this.failIfPresent(ns, wanted);
     let ingest = this.live.get(key);
-    let reopened: ReopenedCheckpoint | undefined;
+    let copy: ReopenCopy | undefined;
     if (ingest?.lockedSince) throw lockedError(ref, ingest.lockedSince);
     if (ingest) refuseOtherTotal(ref, ingest.total, total);
     if (!ingest) {
@@ -157,21 +157,29 @@ export class Ingests {
         const resumed = stale ? await this.resumeFromRecord(ns, stale) : undefined;
         if (stale && !resumed) await this.dropUnlessTaken(ns, stale);
         ingest = resumed?.ingest ?? (await this.newIngest(ns, ref, total, expected, stale ? storedInstant(stale.startedAt) : now()));
-        reopened = resumed?.reopened;
+        copy = resumed?.copy;
       }
-      if (this.live.get(key)?.lockedSince) {
-        // Another stream took the ref meanwhile (perhaps continuing this very upload): leave it to that one.
+      const meanwhile = this.live.get(key);
+      if (meanwhile) {
+        // Another stream made or took the ref meanwhile (perhaps continuing this very upload):
+        // its ingest stands, and only what this open made for its own is given up.
         ingest.hasher.close();
-        if (reopened) void this.blobs.discardUpload(reopened.checkpoint.handle).catch(() => undefined);
-        throw lockedError(ref, this.live.get(key)!.lockedSince!);
+        if (copy) void this.blobs.discardUpload(copy.handle).catch(() => undefined);
+        if (meanwhile.lockedSince) throw lockedError(ref, meanwhile.lockedSince);
+        refuseOtherTotal(ref, meanwhile.total, total);
+        ingest = meanwhile;
+        copy = undefined;
+      } else {
+        this.live.set(key, ingest);
       }
-      this.live.set(key, ingest);
     }
     ingest.lockedSince = new Date();
-    if (reopened) {
-      // the record names the new upload before the old checkpoint's bytes go
-      await this.records.record(ingest);
-      void reopened.tidy().catch((err: unknown) => this.logger.warn({ err, ns, ref }, 'could not remove the bytes an ingest was continued from'));
+    if (copy) {
+      // The old checkpoint's bytes go only once the record names the new upload: until then
+      // they are what the record continues from (the collector removes them otherwise).
+      if (await this.records.record(ingest)) {
+        void copy.tidy().catch((err: unknown) => this.logger.warn({ err, ns, ref }, 'could not remove the bytes an ingest was continued from'));
+      }
     }
     if (ingest.hasher instanceof SuspendedHash) {
       try {
@@ -318,9 +326,10 @@ export class Ingests {
    * Continues an ingest another process recorded, from its checkpoint; undefined when it has none
    * or it cannot be continued. One recorded with its hash state goes on from that state; one
    * recorded for rereading has its stored bytes read back through a new hash, and continues in
-   * the upload `reopened` names (recorded, and the old one tidied, once the ingest is taken).
+   * the upload `copy` names when the store made a new one (recorded, and the old one tidied, once
+   * the ingest is taken), else in the recorded one.
    */
-  private async resumeFromRecord(ns: string, record: IngestRecord): Promise<{ ingest: Ingest; reopened?: ReopenedCheckpoint } | undefined> {
+  private async resumeFromRecord(ns: string, record: IngestRecord): Promise<{ ingest: Ingest; copy?: ReopenCopy } | undefined> {
     if (!(record.hash || record.rehash) || !record.upload || !(record.offset > 0)) return undefined;
     try {
       const recorded: Checkpoint = { offset: record.offset, handle: record.upload };
@@ -358,7 +367,10 @@ export class Ingests {
         { ns, ref: record.ref, offset: record.offset, by: state ? 'saved hash state' : 'stored bytes read back' },
         'continuing an ingest from its checkpoint',
       );
-      return { ingest, ...(reopened ? { reopened } : {}) };
+      // a store may continue the recorded upload in place (a directory's file): that one is never this open's to discard
+      if (!reopened || sameHandle(checkpoint.handle, recorded.handle)) return { ingest };
+      const tidy = reopened.tidy;
+      return { ingest, copy: { handle: checkpoint.handle, tidy: () => tidy() } };
     } catch (err) {
       // S3 away: the open fails, and the record stays to be continued once it answers
       if (isStoreError(err, 'unavailable')) throw err;
@@ -374,8 +386,18 @@ export class Ingests {
   private async dropUnlessTaken(ns: string, stale: IngestRecord): Promise<void> {
     const current = stale.rehash ? await this.records.read(ns, stale.ref) : stale;
     if (!current) return;
-    if (JSON.stringify(current.upload) === JSON.stringify(stale.upload)) await this.records.drop(ns, current);
+    if (sameHandle(current.upload, stale.upload)) await this.records.drop(ns, current);
   }
+}
+
+/** The new upload an ingest continued by reading its stored bytes back goes on in, and how to remove the old checkpoint's bytes. */
+interface ReopenCopy {
+  handle: UploadHandle;
+  tidy(): Promise<void>;
+}
+
+function sameHandle(a: UploadHandle | undefined, b: UploadHandle | undefined): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /**

@@ -34,16 +34,29 @@ export async function reopenStagingCheckpoint(
 
   const calls = new MultipartCalls(context.s3, context.keys.staging(`${new Date().toISOString().slice(0, 10)}/${randomUUID()}`));
   const copyId = await calls.create();
-  try {
-    const [, copied] = await Promise.all([readBack(context, key, offset, read), copyParts(context, calls, copyId, key, etags.length, partSize)]);
-    return {
-      checkpoint: { offset, handle: { key: calls.key, uploadId: copyId, partSize: String(partSize), etags: copied } },
-      tidy: () => context.s3.delete(key),
-    };
-  } catch (err) {
+  // When one half fails the other stops: the read would otherwise go on through the whole
+  // checkpoint after the open failed, and the copy upload is aborted only once no part copy is
+  // in flight (one landing after the abort could leave a part behind).
+  const stop = new AbortController();
+  let failure: { err: unknown } | undefined;
+  const half = <T>(work: Promise<T>): Promise<T> =>
+    work.catch((err: unknown) => {
+      failure ??= { err };
+      stop.abort();
+      throw err;
+    });
+  const [, copied] = await Promise.allSettled([
+    half(readBack(context, key, offset, read, stop.signal)),
+    half(copyParts(context, calls, copyId, key, etags.length, partSize, stop.signal)),
+  ]);
+  if (failure || copied.status === 'rejected') {
     await calls.abort(copyId);
-    throw err;
+    throw failure!.err;
   }
+  return {
+    checkpoint: { offset, handle: { key: calls.key, uploadId: copyId, partSize: String(partSize), etags: copied.value } },
+    tidy: () => context.s3.delete(key),
+  };
 }
 
 /** Completes the upload with the checkpoint's parts, unless that was done already (the object is there, of the checkpoint's size). */
@@ -57,21 +70,27 @@ async function completeOnce(context: UploadContext, key: string, uploadId: strin
   }
 }
 
-async function readBack(context: UploadContext, key: string, offset: number, read: (chunk: Buffer) => void): Promise<void> {
+async function readBack(context: UploadContext, key: string, offset: number, read: (chunk: Buffer) => void, signal: AbortSignal): Promise<void> {
   const out = await context.s3.sendUnlessMissing(
     new GetObjectCommand({ Bucket: context.s3.name, Key: key, Range: `bytes=0-${offset - 1}` }),
     `GET ${key}`,
     'reads',
   );
   if (!out) throw failedPrecondition(`the stored bytes of this ingest are gone (${key}); write the content again from offset 0`);
+  const body = out.Body as Readable;
+  const cut = () => body.destroy();
+  if (signal.aborted) cut();
+  signal.addEventListener('abort', cut, { once: true });
   let got = 0;
   try {
-    for await (const chunk of out.Body as Readable) {
+    for await (const chunk of body) {
       read(chunk as Buffer);
       got += (chunk as Buffer).length;
     }
   } catch (err) {
     throw context.s3.failure(err, `GET ${key}`);
+  } finally {
+    signal.removeEventListener('abort', cut);
   }
   if (got !== offset) throw failedPrecondition(`${key} holds ${got} bytes, not the ${offset} of its checkpoint; write the content again from offset 0`);
 }
@@ -84,15 +103,25 @@ async function copyParts(
   source: string,
   parts: number,
   partSize: number,
+  signal: AbortSignal,
 ): Promise<string[]> {
   const copySource = copySourceOf(context.s3, source);
   const etags: string[] = new Array<string>(parts);
   let next = 0;
+  let failed = false;
   const worker = async () => {
-    for (let n = next++; n < parts; n = next++) {
-      etags[n] = await calls.uploadPartCopy(uploadId, n + 1, copySource, n * partSize, (n + 1) * partSize - 1);
+    try {
+      for (let n = next++; n < parts && !signal.aborted && !failed; n = next++) {
+        etags[n] = await calls.uploadPartCopy(uploadId, n + 1, copySource, n * partSize, (n + 1) * partSize - 1);
+      }
+    } catch (err) {
+      failed = true;
+      throw err;
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(context.uploadParallelism, parts)) }, worker));
+  // every worker settles before the answer, so none is still copying when the upload is aborted
+  const workers = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(context.uploadParallelism, parts)) }, worker));
+  for (const w of workers) if (w.status === 'rejected') throw w.reason;
+  if (signal.aborted) throw new Error('the part copies stopped: reading the checkpoint back failed');
   return etags;
 }
