@@ -54,17 +54,21 @@ describe('reading kept blobs from disk', () => {
 });
 
 describe('small reads of kept blobs', () => {
-  /** OpenFiles that counts the reads it makes of the file. */
+  /** OpenFiles that counts the reads it makes of the file, and their bytes. */
   const countingFiles = () => {
     const files = new OpenFiles(4, 60_000);
     const reads: number[] = [];
+    const disk = { bytes: 0 };
     const read = files.read.bind(files);
     files.read = (path, position, length) => {
       reads.push(position);
+      disk.bytes += length;
       return read(path, position, length);
     };
-    return { files, reads };
+    return { files, reads, disk };
   };
+
+  const notS3 = () => Promise.reject(new Error('not S3'));
 
   it('serves 32 KiB reads in order from one read of the file per window', async () => {
     const dir = tempDir('s3cs-tier-');
@@ -76,7 +80,7 @@ describe('small reads of kept blobs', () => {
     const pieces: Buffer[] = [];
     for (let at = 0; at < data.length; at += 32 * 1024) {
       const length = Math.min(32 * 1024, data.length - at);
-      pieces.push(await drain(readFromDisk(files, windows, path, at, length, data.length, () => Promise.reject(new Error('not S3')))));
+      pieces.push(await drain(readFromDisk(files, windows, path, at, length, data.length, notS3)));
     }
     expect(Buffer.concat(pieces).equals(data)).toBe(true);
     expect(reads).toEqual([0, MiB, 2 * MiB]);
@@ -100,17 +104,91 @@ describe('small reads of kept blobs', () => {
     expect(asked).toEqual([500]);
   });
 
-  it('keeps at most the given number of windows, the least recently used dropped first', () => {
+  it('reads from disk about what two readers get when they go through one blob at different places', async () => {
+    const dir = tempDir('s3cs-tier-');
+    const data = randomBlob(8 * MiB);
+    const path = join(dir, 'blob');
+    writeFileSync(path, data);
+    const { files, disk } = countingFiles();
+    const windows = new ReadWindows(16, MiB);
+    const step = 32 * 1024;
+    const got = [[], []] as Buffer[][];
+    for (let at = 0; at < 4 * MiB; at += step) {
+      for (const [reader, start] of [0, 4 * MiB].entries()) {
+        got[reader]!.push(await drain(readFromDisk(files, windows, path, start + at, step, data.length, notS3)));
+      }
+    }
+    expect(Buffer.concat([...got[0]!, ...got[1]!]).equals(data)).toBe(true);
+    expect(disk.bytes).toBeLessThanOrEqual(data.length + MiB);
+    files.closeAll();
+  });
+
+  it('reads from disk about what tiny reads at random places get', async () => {
+    const dir = tempDir('s3cs-tier-');
+    const data = randomBlob(16 * MiB);
+    const path = join(dir, 'blob');
+    writeFileSync(path, data);
+    const { files, disk } = countingFiles();
+    const windows = new ReadWindows(16, MiB);
+    let seed = 7;
+    for (let i = 0; i < 200; i++) {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      const at = 1 + (seed % (data.length - 1));
+      const byte = await drain(readFromDisk(files, windows, path, at, 1, data.length, notS3));
+      expect(byte.equals(data.subarray(at, at + 1))).toBe(true);
+    }
+    expect(disk.bytes).toBeLessThanOrEqual(2 * 200);
+    files.closeAll();
+  });
+
+  it('reads ahead of reads in order from mid-blob no more than they have got so far', async () => {
+    const dir = tempDir('s3cs-tier-');
+    const data = randomBlob(4 * MiB);
+    const path = join(dir, 'blob');
+    writeFileSync(path, data);
+    const { files, disk } = countingFiles();
+    const windows = new ReadWindows(16, MiB);
+    const step = 32 * 1024;
+    for (let at = MiB; at < MiB + 4 * step; at += step) {
+      const piece = await drain(readFromDisk(files, windows, path, at, step, data.length, notS3));
+      expect(piece.equals(data.subarray(at, at + step))).toBe(true);
+    }
+    expect(disk.bytes).toBeLessThanOrEqual(2 * 4 * step);
+    files.closeAll();
+  });
+
+  it('no longer serves a file from its windows once the file is forgotten', async () => {
+    const windows = new ReadWindows(4, 16);
+    const file = Buffer.alloc(64, 1);
+    const reads: number[] = [];
+    const readFile = async (position: number, length: number) => (reads.push(position), file.subarray(position, position + length));
+    await windows.read('a', 0, 4, file.length, readFile);
+    await windows.read('a', 4, 4, file.length, readFile);
+    windows.forget('a');
+    await windows.read('a', 8, 4, file.length, readFile);
+    expect(reads).toEqual([0, 8]);
+  });
+
+  it('keeps at most the given number of windows, the least recently used dropped first', async () => {
     const windows = new ReadWindows(2, 16);
-    windows.put('a', 0, Buffer.alloc(16, 1));
-    windows.put('b', 0, Buffer.alloc(16, 2));
-    expect(windows.get('a', 0, 4)).toBeDefined();
-    windows.put('c', 0, Buffer.alloc(16, 3));
-    expect(windows.get('b', 0, 4)).toBeUndefined();
-    expect(windows.get('a', 4, 4)?.equals(Buffer.alloc(4, 1))).toBe(true);
-    expect(windows.get('c', 12, 4)?.equals(Buffer.alloc(4, 3))).toBe(true);
-    // a read reaching past the window is not the window's to answer
-    expect(windows.get('c', 12, 5)).toBeUndefined();
+    const files: Record<string, Buffer> = { a: Buffer.alloc(64, 1), b: Buffer.alloc(64, 2), c: Buffer.alloc(64, 3) };
+    const reads: string[] = [];
+    const readOf = (path: string) => async (position: number, length: number) => {
+      reads.push(`${path}@${position}`);
+      return files[path]!.subarray(position, position + length);
+    };
+    const read = (path: string, position: number, length: number) => windows.read(path, position, length, 64, readOf(path));
+    await read('a', 0, 4);
+    await read('b', 0, 4);
+    await read('a', 4, 4);
+    await read('c', 0, 4);
+    expect(windows.count).toBe(2);
+    expect(reads).toEqual(['a@0', 'b@0', 'c@0']);
+    expect((await read('a', 8, 4)).equals(Buffer.alloc(4, 1))).toBe(true);
+    expect((await read('c', 12, 4)).equals(Buffer.alloc(4, 3))).toBe(true);
+    expect(reads).toEqual(['a@0', 'b@0', 'c@0']);
+    await read('b', 4, 4);
+    expect(reads).toEqual(['a@0', 'b@0', 'c@0', 'b@4']);
   });
 });
 

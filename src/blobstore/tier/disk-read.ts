@@ -6,8 +6,8 @@ const PIECE = 1 << 20;
 
 /**
  * Yields `length` bytes of the file from `offset`, a piece at a time. A Read smaller than a
- * window (of a blob of `size` bytes) is served from, or reads, the file's window, so the small
- * Reads that continue it touch no file. A file that cannot be read (removed by hand, cut short)
+ * window (of a blob of `size` bytes) goes through the windows, so the small Reads of a blob read
+ * in order mostly touch no file. A file that cannot be read (removed by hand, cut short)
  * hands the rest of the read to `rest`, which reads S3: the tier never fails a read that S3 can
  * answer.
  */
@@ -21,20 +21,14 @@ export async function* readFromDisk(
   rest: (position: number, err: unknown) => Promise<AsyncIterable<Buffer>>,
 ): AsyncGenerator<Buffer> {
   if (length < windows.size) {
-    const held = windows.get(path, offset, length);
-    if (held) {
-      yield held;
-      return;
-    }
-    let window: Buffer;
+    let bytes: Buffer;
     try {
-      window = await files.read(path, offset, Math.min(windows.size, size - offset));
+      bytes = await windows.read(path, offset, length, size, (at, n) => files.read(path, at, n));
     } catch (err) {
       yield* await rest(offset, err);
       return;
     }
-    windows.put(path, offset, window);
-    yield window.subarray(0, length);
+    yield bytes;
     return;
   }
   const end = offset + length;

@@ -1,46 +1,113 @@
+/** Reads `length` bytes of the file from `position`; fails when the file has fewer. */
+export type ReadFile = (position: number, length: number) => Promise<Buffer>;
+
+interface Window {
+  readonly path: string;
+  readonly start: number;
+  readonly bytes: Buffer;
+}
+
 /**
- * The last stretch read of a few kept files, for the small Reads that follow it. containerd's
+ * Stretches of a few kept files read ahead for the small Reads that follow them. containerd's
  * content proxy (`ctr content get`) reads a blob as one Read call per 32 KiB: read one by one,
- * each piece costs a trip to the file system's thread pool, which took more of the daemon's
- * time than the bytes. A small Read instead reads a whole window once, and the calls after it
- * are served from memory. Kept files never change, so a window stays true until its file goes.
- * At most `max` windows are held, the least recently used dropped first.
+ * each piece costs a trip to the file system's thread pool, which took more of the daemon's time
+ * than the bytes. So a small Read that goes on in order reads a window ahead once, and the calls
+ * after it are served from memory. Kept files never change, so a window stays true until its file
+ * goes.
+ *
+ * Reading ahead is a bet that the reader goes on, and a reader that jumps about makes every bet a
+ * loss on the shared thread pool. So a window is read only for a run of Reads each starting where
+ * the last stopped, and is no larger than what the run has returned so far: such a run reads from
+ * disk at most about twice what it gets. The exception is a Read from a blob's first byte, which
+ * gets a whole window at once, as a whole blob is how `ctr content get` reads it. Windows are kept
+ * per stretch, not per file, so readers at different places of one blob do not take each other's.
+ * At most `max` windows are held, the least recently used dropped first; at most `maxRuns` runs are
+ * followed, the same way.
  */
 export class ReadWindows {
-  private readonly windows = new Map<string, { start: number; bytes: Buffer }>();
+  /** By `start:path`, least recently used first. */
+  private readonly windows = new Map<string, Window>();
+  /** Where each followed run stopped (`end:path`): the bytes it has returned, least recently used first. */
+  private readonly runs = new Map<string, number>();
 
   constructor(
     private readonly max: number,
-    /** Bytes a window holds: one Read message. */
+    /** Bytes a window holds at most: one Read message. */
     readonly size: number,
+    private readonly maxRuns = 4 * max,
   ) {}
 
-  /** `length` bytes of `path` from `position` when a window holds all of them. */
-  get(path: string, position: number, length: number): Buffer | undefined {
-    const window = this.windows.get(path);
-    if (!window) return undefined;
-    const from = position - window.start;
-    if (from < 0 || from + length > window.bytes.length) return undefined;
-    // most recently used last, so the first is the one to drop
-    this.windows.delete(path);
-    this.windows.set(path, window);
-    return window.bytes.subarray(from, from + length);
-  }
-
-  put(path: string, start: number, bytes: Buffer): void {
-    this.windows.delete(path);
-    this.windows.set(path, { start, bytes });
-    for (const oldest of this.windows.keys()) {
-      if (this.windows.size <= this.max) break;
-      this.windows.delete(oldest);
+  /**
+   * `length` bytes of `path` (a file of `fileSize` bytes) from `position`: from a window when one
+   * holds them, else read by `readFile`, with a window ahead when the Read goes on a run.
+   */
+  async read(path: string, position: number, length: number, fileSize: number, readFile: ReadFile): Promise<Buffer> {
+    const returned = this.takeRun(path, position);
+    let bytes = this.held(path, position, length);
+    if (!bytes) {
+      const ahead = position === 0 ? this.size : Math.min(this.size, returned);
+      const span = Math.max(length, Math.min(ahead, fileSize - position));
+      const read = await readFile(position, span);
+      if (span > length) this.keep({ path, start: position, bytes: read });
+      bytes = read.subarray(0, length);
     }
+    this.followRun(path, position + length, returned + length);
+    return bytes;
   }
 
   forget(path: string): void {
-    this.windows.delete(path);
+    for (const [key, window] of this.windows) if (window.path === path) this.windows.delete(key);
+    const suffix = `:${path}`;
+    for (const key of this.runs.keys()) if (key.endsWith(suffix)) this.runs.delete(key);
   }
 
   clear(): void {
     this.windows.clear();
+    this.runs.clear();
+  }
+
+  /** How many windows are held (for tests and bounds). */
+  get count(): number {
+    return this.windows.size;
+  }
+
+  private held(path: string, position: number, length: number): Buffer | undefined {
+    for (const [key, window] of this.windows) {
+      const from = position - window.start;
+      if (window.path !== path || from < 0 || from + length > window.bytes.length) continue;
+      this.windows.delete(key);
+      this.windows.set(key, window);
+      return window.bytes.subarray(from, from + length);
+    }
+    return undefined;
+  }
+
+  private keep(window: Window): void {
+    const key = `${window.start}:${window.path}`;
+    this.windows.delete(key);
+    this.windows.set(key, window);
+    dropOldest(this.windows, this.max);
+  }
+
+  /** The bytes returned so far by the run a Read at `position` continues (0 when none), no longer followed there. */
+  private takeRun(path: string, position: number): number {
+    const key = `${position}:${path}`;
+    const returned = this.runs.get(key) ?? 0;
+    this.runs.delete(key);
+    return returned;
+  }
+
+  private followRun(path: string, end: number, returned: number): void {
+    const key = `${end}:${path}`;
+    this.runs.delete(key);
+    this.runs.set(key, returned);
+    dropOldest(this.runs, this.maxRuns);
+  }
+}
+
+function dropOldest<K, V>(map: Map<K, V>, max: number): void {
+  for (const oldest of map.keys()) {
+    if (map.size <= max) break;
+    map.delete(oldest);
   }
 }
