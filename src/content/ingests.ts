@@ -11,7 +11,7 @@ import { ingestsToLetGo } from './ingest-shares.js';
 import { recordStatus, type IngestRecord, type IngestRecords } from './ingest-records.js';
 import type { Memberships } from './memberships.js';
 import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
-import { validateRef } from './refs.js';
+import { lockedError, refuseOtherTotal, validateRef } from './refs.js';
 import { newRunningHash, SuspendedHash, type RunningHash, type SaveableHashes } from './running-hash.js';
 import type { IngestStatus } from './types.js';
 import { Writer, type WriterHost } from './writer.js';
@@ -398,21 +398,4 @@ interface ReopenCopy {
 
 function sameHandle(a: UploadHandle | undefined, b: UploadHandle | undefined): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
-}
-
-/**
- * An ingest continues only with the size it was begun with, as in containerd: bytes sent for
- * one blob must not be carried into another. Either side may leave the size undeclared (0).
- */
-function refuseOtherTotal(ref: string, existing: number, provided: number): void {
-  if (provided > 0 && existing > 0 && provided !== existing) {
-    throw failedPrecondition(
-      `ref ${JSON.stringify(ref)}: provided total ${provided} differs from the ingest's total ${existing} (abort the ref to start over)`,
-    );
-  }
-}
-
-function lockedError(ref: string, since: Date) {
-  const held = Date.now() - since.getTime();
-  return unavailable(`ref ${JSON.stringify(ref)} locked for ${(held / 1000).toFixed(3)}s (since ${since.toISOString()})`);
 }

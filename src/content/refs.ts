@@ -1,4 +1,4 @@
-import { invalidArgument } from '../errors.js';
+import { failedPrecondition, invalidArgument, unavailable } from '../errors.js';
 import { encodeSegment } from '../metadata/documents.js';
 
 /**
@@ -22,4 +22,21 @@ export function validateRef(ref: string): string {
   if (/[\x00-\x1f\x7f]/.test(ref)) throw invalidArgument(`ref ${JSON.stringify(ref)} contains a control character`);
   if (ref.split('/').includes('..')) throw invalidArgument(`ref ${JSON.stringify(ref)} contains a ".." segment`);
   return ref;
+}
+
+/**
+ * An ingest continues only with the size it was begun with, as in containerd: bytes sent for
+ * one blob must not be carried into another. Either side may leave the size undeclared (0).
+ */
+export function refuseOtherTotal(ref: string, existing: number, provided: number): void {
+  if (provided > 0 && existing > 0 && provided !== existing) {
+    throw failedPrecondition(
+      `ref ${JSON.stringify(ref)}: provided total ${provided} differs from the ingest's total ${existing} (abort the ref to start over)`,
+    );
+  }
+}
+
+export function lockedError(ref: string, since: Date) {
+  const held = Date.now() - since.getTime();
+  return unavailable(`ref ${JSON.stringify(ref)} locked for ${(held / 1000).toFixed(3)}s (since ${since.toISOString()})`);
 }
