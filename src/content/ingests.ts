@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { BlobStore, Checkpoint, ReopenedCheckpoint, UploadHandle } from '../blobstore/types.js';
 import { parseDigest } from '../digest.js';
-import { alreadyExists, failedPrecondition, invalidArgument, isStoreError, notFound, resourceExhausted, unavailable } from '../errors.js';
+import { alreadyExists, invalidArgument, isStoreError, notFound, resourceExhausted } from '../errors.js';
 import { parseFilters } from '../filters.js';
 import { validateNamespace } from '../namespaces/names.js';
 import { Checkpoints } from './checkpoints.js';
