@@ -1,4 +1,5 @@
 import { StoreError } from '../errors.js';
+import { TimedWaiters } from '../timed-waiters.js';
 
 /**
  * Bytes of upload buffers the whole daemon may hold at once. Uploads reserve before they
@@ -8,7 +9,7 @@ import { StoreError } from '../errors.js';
  */
 export class ByteBudget {
   private used = 0;
-  private readonly waiting: { bytes: number; grant: () => void }[] = [];
+  private readonly waiting = new TimedWaiters<number>();
 
   constructor(
     readonly limit: number,
@@ -25,35 +26,21 @@ export class ByteBudget {
       this.used += want;
       return want;
     }
-    await new Promise<void>((resolve, reject) => {
-      const entry = {
-        bytes: want,
-        grant: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      };
-      const timer = setTimeout(() => {
-        this.waiting.splice(this.waiting.indexOf(entry), 1);
-        reject(
-          new StoreError(
-            'resource-exhausted',
-            `the daemon's upload buffers (--max-buffer ${this.limit} bytes) stayed full for ${this.waitMs / 1000}s; retry later`,
-          ),
-        );
-      }, this.waitMs);
-      this.waiting.push(entry);
-    });
+    await this.waiting.wait(want, this.waitMs, () =>
+      new StoreError(
+        'resource-exhausted',
+        `the daemon's upload buffers (--max-buffer ${this.limit} bytes) stayed full for ${this.waitMs / 1000}s; retry later`,
+      ),
+    );
     return want;
   }
 
   release(bytes: number): void {
     this.used -= bytes;
     // first come, first served: a large request is not starved by a stream of small ones
-    while (this.waiting.length > 0 && this.used + this.waiting[0]!.bytes <= this.limit) {
-      const next = this.waiting.shift()!;
-      this.used += next.bytes;
-      next.grant();
+    for (let next = this.waiting.first; next !== undefined && this.used + next <= this.limit; next = this.waiting.first) {
+      this.used += next;
+      this.waiting.grantFirst();
     }
   }
 }

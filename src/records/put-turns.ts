@@ -1,4 +1,5 @@
 import { resourceExhausted } from '../errors.js';
+import { TimedWaiters } from '../timed-waiters.js';
 
 /**
  * Record Puts a daemon runs at once, and those waiting for a turn. A running Put holds its config,
@@ -13,7 +14,7 @@ import { resourceExhausted } from '../errors.js';
  */
 export class PutTurns {
   private running = 0;
-  private readonly waiting: { grant(): void }[] = [];
+  private readonly waiting = new TimedWaiters<undefined>();
 
   constructor(
     readonly max = 4,
@@ -41,31 +42,17 @@ export class PutTurns {
         `cache record Put: ${this.max} Puts run at once and ${this.waiting.length} wait for a turn, the most this daemon allows; retry later`,
       );
     }
-    await new Promise<void>((resolve, reject) => {
-      const entry = {
-        grant: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      };
-      const timer = setTimeout(() => {
-        this.waiting.splice(this.waiting.indexOf(entry), 1);
-        reject(
-          resourceExhausted(
-            `cache record Put: no turn within ${this.waitMs / 1000}s among the ${this.max} Puts this daemon runs at once; retry later`,
-          ),
-        );
-      }, this.waitMs);
+    await this.waiting.wait(
+      undefined,
+      this.waitMs,
+      () => resourceExhausted(`cache record Put: no turn within ${this.waitMs / 1000}s among the ${this.max} Puts this daemon runs at once; retry later`),
       // a daemon stopping does not wait for a Put that has not begun
-      timer.unref();
-      this.waiting.push(entry);
-    });
+      { unref: true },
+    );
   }
 
   /** The turn passes to the first waiting, or is free again. */
   private give(): void {
-    const next = this.waiting.shift();
-    if (next) next.grant();
-    else this.running--;
+    if (!this.waiting.grantFirst()) this.running--;
   }
 }
