@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,10 +11,10 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { status } from '@grpc/grpc-js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
-import { contentClient, serve, type ServingChild } from './support/child.js';
+import { childrenOfEachTest, contentClient, serve, type ServingChild } from './support/child.js';
 import {
   call,
   collect,
@@ -38,12 +38,7 @@ import {
 const MiB = 1024 * 1024;
 const PART = 5 * MiB;
 
-const children: ChildProcess[] = [];
-const clients: ContentClient[] = [];
-afterEach(() => {
-  for (const c of clients.splice(0)) c.close();
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
-});
+const { children, clients } = childrenOfEachTest();
 
 interface Running extends ServingChild {
   socket: string;

@@ -1,4 +1,4 @@
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import {
@@ -9,10 +9,10 @@ import {
 } from '@aws-sdk/client-s3';
 import { status } from '@grpc/grpc-js';
 import { createSHA256 } from 'hash-wasm';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
-import { CLI, contentClient, serve, type ServingChild } from './support/child.js';
+import { childrenOfEachTest, CLI, contentClient, serve, type ServingChild } from './support/child.js';
 import { daemonLoggingRequests } from './support/s3-requests.js';
 import { call, collect, getObject, listKeys, newBucket, ns, putObject, randomBlob, rawS3, s3, tempDir, until, useS3Credentials, WriteSession } from './support/harness.js';
 
@@ -26,15 +26,23 @@ import { call, collect, getObject, listKeys, newBucket, ns, putObject, randomBlo
 const MiB = 1024 * 1024;
 const PART = 5 * MiB;
 
-const children: ChildProcess[] = [];
-const clients: ContentClient[] = [];
-afterEach(() => {
-  for (const c of clients.splice(0)) c.close();
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
-});
+const { children, clients } = childrenOfEachTest();
 
 interface Running extends ServingChild {
   content: ContentClient;
+}
+
+/** What a daemon killed while continuing an ingest leaves: the old upload completed where it is. */
+async function completeInPlace(bucket: string, record: { upload?: { key: string; uploadId: string; etags: string[] } }): Promise<void> {
+  const { key, uploadId, etags } = record.upload!;
+  await rawS3().send(
+    new CompleteMultipartUploadCommand({
+      Bucket: bucket,
+      Key: key,
+      UploadId: uploadId,
+      MultipartUpload: { Parts: etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })) },
+    }),
+  );
 }
 
 async function start(bucket: string): Promise<Running> {
@@ -158,16 +166,7 @@ describe('an ingest stored in the staging area, continued after a crash by readi
     const bucket = await newBucket();
     const data = randomBlob(2 * PART + 2 * MiB);
     const record = await killedMidIngest(bucket, 'twice', data, 2 * PART + MiB, 2 * PART);
-    // what a daemon killed in the middle of continuing it leaves: the old upload completed in place
-    const { key, uploadId, etags } = record.upload!;
-    await rawS3().send(
-      new CompleteMultipartUploadCommand({
-        Bucket: bucket,
-        Key: key,
-        UploadId: uploadId,
-        MultipartUpload: { Parts: etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })) },
-      }),
-    );
+    await completeInPlace(bucket, record);
 
     const third = await start(bucket);
     expect(await resume(third.content, 'twice', data)).toBe(2 * PART);
@@ -180,15 +179,7 @@ describe('an ingest stored in the staging area, continued after a crash by readi
     const bucket = await newBucket();
     const data = randomBlob(2 * PART + 2 * MiB);
     const record = await killedMidIngest(bucket, 'forgotten', data, 2 * PART + MiB, 2 * PART);
-    const { key, uploadId, etags } = record.upload!;
-    await rawS3().send(
-      new CompleteMultipartUploadCommand({
-        Bucket: bucket,
-        Key: key,
-        UploadId: uploadId,
-        MultipartUpload: { Parts: etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })) },
-      }),
-    );
+    await completeInPlace(bucket, record);
     // Swift and AWS answer a repeated completion with success for a while; an upload id the store
     // does not know stands for one it has forgotten (NoSuchUpload)
     const forgotten = { ...record, upload: { ...record.upload!, uploadId: randomUUID() } };

@@ -3,6 +3,21 @@ import { credentials } from '@grpc/grpc-js';
 import { protos } from '../../src/grpc/proto.js';
 import type { ContentClient } from '../../src/generated/containerd/services/content/v1/Content.js';
 import type { HealthClient } from '../../src/generated/grpc/health/v1/Health.js';
+import { afterEach } from 'vitest';
+
+/**
+ * The daemons a test file runs as child processes and the clients it opens to them: after each
+ * test the clients are closed and the daemons still running killed, so none outlives its test.
+ */
+export function childrenOfEachTest(): { children: ChildProcess[]; clients: ContentClient[] } {
+  const children: ChildProcess[] = [];
+  const clients: ContentClient[] = [];
+  afterEach(() => {
+    for (const c of clients.splice(0)) c.close();
+    for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
+  });
+  return { children, clients };
+}
 
 /** The built CLI, as a user runs it (`npm test` builds before testing). */
 export const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
