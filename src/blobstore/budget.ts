@@ -26,12 +26,14 @@ export class ByteBudget {
       this.used += want;
       return want;
     }
-    await this.waiting.wait(want, this.waitMs, () =>
-      new StoreError(
+    await this.waiting.wait(want, this.waitMs, () => {
+      // one that waited for more than is free may have held up smaller ones behind it that fit
+      queueMicrotask(() => this.release(0));
+      return new StoreError(
         'resource-exhausted',
         `the daemon's upload buffers (--max-buffer ${this.limit} bytes) stayed full for ${this.waitMs / 1000}s; retry later`,
-      ),
-    );
+      );
+    });
     return want;
   }
 

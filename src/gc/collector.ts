@@ -303,6 +303,8 @@ export class Collector {
           await this.sources.memberships.remove(ns, digest);
           // A commit of the same bytes may have landed, with its hold, between the look and the
           // removal: then the hold is put back (as read; a label written in that moment is lost).
+          // One whose bytes are still on their way at this moment loses its hold: a window of a
+          // round trip, open only where a day-old dangling hold of the same digest waits.
           if (await this.sources.blobs.statBlob(digest, { fresh: true })) {
             await this.sources.memberships.write(ns, digest, hold);
             continue;

@@ -37,7 +37,10 @@ const MAX_PUT_NAMES = 16;
 export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 /** Puts a daemon holds at once, each with its config, however many wait on a busy name. */
 const MAX_PUTS_IN_PROGRESS = 64;
-const MAX_PUT_BYTES_IN_PROGRESS = 64 * 1024 * 1024;
+const MAX_PUT_BYTES_IN_PROGRESS = 128 * 1024 * 1024;
+/** Puts and Deletes of one name held at once, and how long one waits for those before it. */
+const MAX_QUEUED_PER_NAME = 8;
+const NAME_WAIT_MS = 60_000;
 /** Layers one config may name; each one is checked for presence in the store. */
 const MAX_CONFIG_LAYERS = 10_000;
 const DEFAULT_PAGE = 100;
@@ -51,6 +54,8 @@ const PRESENCE_CONCURRENCY = 16;
 export class RecordStore {
   /** Per-name tails of in-process Put chains: conditional writes to one name happen one at a time. */
   private readonly locks = new Map<string, Promise<void>>();
+  /** Puts and Deletes waiting for or holding each name. */
+  private readonly queued = new Map<string, number>();
 
   private readonly guard: ReclaimGuard;
   /** Puts at once: each holds what its names held before, so their number bounds memory. */
@@ -200,17 +205,46 @@ export class RecordStore {
     }
   }
 
+  /**
+   * Runs `body` once every earlier Put or Delete of the names is done. At most
+   * MAX_QUEUED_PER_NAME wait on one name, each for at most NAME_WAIT_MS: a busy name (BuildKit's
+   * default `buildkit`) can hold up its own Puts, never the daemon's.
+   */
   private async withLocks<T>(names: readonly string[], body: () => Promise<T>): Promise<T> {
-    const previous = names.map((n) => this.locks.get(n) ?? Promise.resolve());
+    const crowded = names.find((n) => (this.queued.get(n) ?? 0) >= MAX_QUEUED_PER_NAME);
+    if (crowded !== undefined) {
+      throw resourceExhausted(`cache record ${JSON.stringify(crowded)}: ${MAX_QUEUED_PER_NAME} Puts or Deletes of it are in progress, the most this daemon queues for one name; retry later`);
+    }
+    for (const n of names) this.queued.set(n, (this.queued.get(n) ?? 0) + 1);
+    const previous = Promise.all(names.map((n) => this.locks.get(n) ?? Promise.resolve()));
     let release!: () => void;
     const mine = new Promise<void>((resolve) => (release = resolve));
     for (const n of names) this.locks.set(n, mine);
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.all(previous);
+      const turn = await Promise.race([
+        previous.then(() => true),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), NAME_WAIT_MS);
+          timer.unref();
+        }),
+      ]);
+      if (!turn) {
+        throw resourceExhausted(`cache record ${names.map((n) => JSON.stringify(n)).join(', ')}: still being written by earlier Puts after ${NAME_WAIT_MS / 1000}s; retry later`);
+      }
       return await body();
     } finally {
-      release();
-      for (const n of names) if (this.locks.get(n) === mine) this.locks.delete(n);
+      clearTimeout(timer);
+      for (const n of names) {
+        const left = (this.queued.get(n) ?? 1) - 1;
+        if (left > 0) this.queued.set(n, left);
+        else this.queued.delete(n);
+      }
+      // One that gave up waiting hands the names on only once those before it are done.
+      void previous.then(() => {
+        release();
+        for (const n of names) if (this.locks.get(n) === mine) this.locks.delete(n);
+      });
     }
   }
 }

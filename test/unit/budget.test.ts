@@ -35,6 +35,16 @@ describe('ByteBudget', () => {
     expect(budget.inUse).toBe(0);
   });
 
+  it('grants a waiter that fits once the one before it, waiting for more, gives up', async () => {
+    const budget = new ByteBudget(64, 50);
+    await budget.acquire(60);
+    const big = budget.acquire(8).catch((e: unknown) => e);
+    const small = budget.acquire(2).then(() => 'granted', (e: unknown) => e);
+    expect(isStoreError(await big, 'resource-exhausted')).toBe(true);
+    expect(await small).toBe('granted');
+    expect(budget.inUse).toBe(62);
+  });
+
   it('caps a reservation larger than the whole budget at the budget', async () => {
     const budget = new ByteBudget(10);
     expect(await budget.acquire(50)).toBe(10);

@@ -88,6 +88,9 @@ async function readBack(context: UploadContext, key: string, offset: number, rea
       got += (chunk as Buffer).length;
     }
   } catch (err) {
+    // Cut short here because the copy failed: the copy's error is the one that counts, and S3
+    // did answer (reported as unanswered, it would turn health to NOT_SERVING).
+    if (signal.aborted) throw new Error(`GET ${key}: stopped, the copy of its parts failed`);
     throw context.s3.failure(err, `GET ${key}`);
   } finally {
     signal.removeEventListener('abort', cut);
