@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
-import type { BlobStore, Checkpoint, ReopenedCheckpoint, UploadHandle } from '../blobstore/types.js';
+import type { BlobStore } from '../blobstore/types.js';
 import { parseDigest } from '../digest.js';
-import { alreadyExists, invalidArgument, isStoreError, notFound, resourceExhausted } from '../errors.js';
+import { alreadyExists, invalidArgument, notFound, resourceExhausted } from '../errors.js';
 import { parseFilters } from '../filters.js';
 import { validateNamespace } from '../namespaces/names.js';
 import { Checkpoints } from './checkpoints.js';
+import { RecordedIngests, type ReopenCopy } from './recorded-ingests.js';
 import { Claims } from './claims.js';
 import { ingestKey, statusOf, type Ingest, type LiveIngests } from './ingest.js';
 import { ingestsToLetGo } from './ingest-shares.js';
@@ -53,6 +54,7 @@ export class Ingests {
   private readonly records: IngestRecords;
   private readonly live: LiveIngests;
   private readonly checkpoints: Checkpoints;
+  private readonly recorded: RecordedIngests;
   private readonly hashes: SaveableHashes;
   private readonly logger: Logger;
   private readonly crashResume: boolean;
@@ -75,6 +77,7 @@ export class Ingests {
     this.logger = options.logger;
     this.crashResume = options.crashResume;
     this.checkpoints = new Checkpoints(options.blobs, options.live, options.records, options.logger);
+    this.recorded = new RecordedIngests(options.blobs, options.hashes, this.checkpoints, options.records, options.logger);
   }
 
   async status(ns: string, ref: string): Promise<IngestStatus> {
@@ -154,8 +157,8 @@ export class Ingests {
         // from its checkpoint when it has one, else started over (the client sees offset 0).
         const stale = await (reading ?? this.records.read(ns, ref));
         if (stale) refuseOtherTotal(ref, stale.total, total);
-        const resumed = stale ? await this.resumeFromRecord(ns, stale) : undefined;
-        if (stale && !resumed) await this.dropUnlessTaken(ns, stale);
+        const resumed = stale ? await this.recorded.resume(ns, stale) : undefined;
+        if (stale && !resumed) await this.recorded.dropUnlessTaken(ns, stale);
         ingest = resumed?.ingest ?? (await this.newIngest(ns, ref, total, expected, stale ? storedInstant(stale.startedAt) : now()));
         copy = resumed?.copy;
       }
@@ -321,81 +324,4 @@ export class Ingests {
     ingest.resumable = undefined;
     ingest.states.clear();
   }
-
-  /**
-   * Continues an ingest another process recorded, from its checkpoint; undefined when it has none
-   * or it cannot be continued. One recorded with its hash state goes on from that state; one
-   * recorded for rereading has its stored bytes read back through a new hash, and continues in
-   * the upload `copy` names when the store made a new one (recorded, and the old one tidied, once
-   * the ingest is taken), else in the recorded one.
-   */
-  private async resumeFromRecord(ns: string, record: IngestRecord): Promise<{ ingest: Ingest; copy?: ReopenCopy } | undefined> {
-    if (!(record.hash || record.rehash) || !record.upload || !(record.offset > 0)) return undefined;
-    try {
-      const recorded: Checkpoint = { offset: record.offset, handle: record.upload };
-      let hasher: RunningHash;
-      let state: Uint8Array | undefined;
-      let reopened: ReopenedCheckpoint | undefined;
-      if (record.hash) {
-        state = Buffer.from(record.hash.state, 'base64');
-        hasher = await this.hashes.open(record.hash.algorithm, state);
-      } else {
-        const rebuilt = newRunningHash(record.rehash!.algorithm);
-        hasher = rebuilt;
-        reopened = await this.blobs.reopenCheckpoint(recorded, (chunk) => void rebuilt.update(chunk));
-      }
-      const checkpoint = reopened?.checkpoint ?? recorded;
-      const ingest: Ingest = {
-        ns,
-        ref: record.ref,
-        startedAt: storedInstant(record.startedAt),
-        updatedAt: now(),
-        total: record.total,
-        expected: record.expected,
-        offset: record.offset,
-        hasher,
-        upload: undefined as never,
-        lockedSince: undefined,
-        recorded: true,
-        resumeBy: state ? 'state' : 'rereading',
-        states: new Map(),
-        durable: checkpoint,
-        resumable: { checkpoint, state },
-      };
-      ingest.upload = this.checkpoints.watchedUpload(ingest, { sizeHint: record.total, resume: checkpoint });
-      this.logger.info(
-        { ns, ref: record.ref, offset: record.offset, by: state ? 'saved hash state' : 'stored bytes read back' },
-        'continuing an ingest from its checkpoint',
-      );
-      // a store may continue the recorded upload in place (a directory's file): that one is never this open's to discard
-      if (!reopened || sameHandle(checkpoint.handle, recorded.handle)) return { ingest };
-      const tidy = reopened.tidy;
-      return { ingest, copy: { handle: checkpoint.handle, tidy: () => tidy() } };
-    } catch (err) {
-      // S3 away: the open fails, and the record stays to be continued once it answers
-      if (isStoreError(err, 'unavailable')) throw err;
-      this.logger.warn({ err, ns, ref: record.ref }, 'an ingest record cannot be continued; the ingest starts over');
-      return undefined;
-    }
-  }
-
-  /**
-   * Discards a record that could not be continued, unless another daemon continued it meanwhile
-   * (continuing one read back names a new upload): that one's record and upload stay its own.
-   */
-  private async dropUnlessTaken(ns: string, stale: IngestRecord): Promise<void> {
-    const current = stale.rehash ? await this.records.read(ns, stale.ref) : stale;
-    if (!current) return;
-    if (sameHandle(current.upload, stale.upload)) await this.records.drop(ns, current);
-  }
-}
-
-/** The new upload an ingest continued by reading its stored bytes back goes on in, and how to remove the old checkpoint's bytes. */
-interface ReopenCopy {
-  handle: UploadHandle;
-  tidy(): Promise<void>;
-}
-
-function sameHandle(a: UploadHandle | undefined, b: UploadHandle | undefined): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
 }
