@@ -114,54 +114,47 @@ export class RecordStore {
     const { blobs } = validateCacheConfig(config, MAX_CONFIG_LAYERS);
     await this.requirePresent(blobs, unique);
     const digest = digestOf(config);
-    const conditional = conditions.ifAbsent || Boolean(conditions.expectedPrevious);
-    const write = async () => {
-      if (conditional) {
-        for (const name of unique) {
-          const current = await this.blobs.getRecord(name);
-          const currentDigest = current ? digestOf(current.body) : undefined;
-          if (conditions.ifAbsent && current) {
-            throw failedPrecondition(`cache record ${JSON.stringify(name)} already exists (digest ${currentDigest})`);
-          }
-          if (conditions.expectedPrevious && currentDigest !== conditions.expectedPrevious) {
-            throw failedPrecondition(
-              `cache record ${JSON.stringify(name)} is ${currentDigest ?? 'absent'}, not the expected ${conditions.expectedPrevious}`,
-            );
-          }
-        }
+    // What each name holds now: checked against the conditions, and put back should a layer turn
+    // out reclaimed; each body kept once, as BuildKit gives every name of a cache the same bytes.
+    const bodies = new Map<string, Buffer>();
+    const previous = await pMap(
+      unique,
+      async (name) => {
+        const record = await this.blobs.getRecord(name);
+        if (!record) return undefined;
+        const held = digestOf(record.body);
+        if (!bodies.has(held)) bodies.set(held, record.body);
+        return held;
+      },
+      { concurrency: PRESENCE_CONCURRENCY },
+    );
+    for (const [i, name] of unique.entries()) {
+      const currentDigest = previous[i];
+      if (conditions.ifAbsent && currentDigest) {
+        throw failedPrecondition(`cache record ${JSON.stringify(name)} already exists (digest ${currentDigest})`);
       }
-      // What each name held before, to put back should a layer turn out reclaimed: each body
-      // once, as BuildKit gives every name of a cache the same bytes.
-      const bodies = new Map<string, Buffer>();
-      const previous = await pMap(
-        unique,
-        async (name) => {
-          const record = await this.blobs.getRecord(name);
-          if (!record) return undefined;
-          const held = digestOf(record.body);
-          if (!bodies.has(held)) bodies.set(held, record.body);
-          return held;
-        },
-        { concurrency: PRESENCE_CONCURRENCY },
-      );
-      // BuildKit writes the same bytes to every name, one after another.
-      for (const name of unique) await this.blobs.putRecord(name, config);
-      // Written first, then the collector asked (reclaim-marks.ts): a layer it took meanwhile
-      // would leave the record pointing at nothing, so the names get back what they held.
-      const stays = await pMap(blobs, (b) => this.guard.stays(b), { concurrency: PRESENCE_CONCURRENCY });
-      const gone = blobs.filter((_, i) => !stays[i]);
-      if (gone.length > 0) {
-        for (const [i, name] of unique.entries()) {
-          const before = previous[i];
-          if (before) await this.blobs.putRecord(name, bodies.get(before)!);
-          else await this.blobs.deleteRecord(name);
-        }
+      if (conditions.expectedPrevious && currentDigest !== conditions.expectedPrevious) {
         throw failedPrecondition(
-          `cache record ${unique.map((n) => JSON.stringify(n)).join(', ')}: layer ${gone[0]} was reclaimed by the garbage collector while the record was written; the names keep what they held before (write the layers again)`,
+          `cache record ${JSON.stringify(name)} is ${currentDigest ?? 'absent'}, not the expected ${conditions.expectedPrevious}`,
         );
       }
-    };
-    await write();
+    }
+    // BuildKit writes the same bytes to every name, one after another.
+    for (const name of unique) await this.blobs.putRecord(name, config);
+    // Written first, then the collector asked (reclaim-marks.ts): a layer it took meanwhile
+    // would leave the record pointing at nothing, so the names get back what they held.
+    const stays = await pMap(blobs, (b) => this.guard.stays(b), { concurrency: PRESENCE_CONCURRENCY });
+    const gone = blobs.filter((_, i) => !stays[i]);
+    if (gone.length > 0) {
+      for (const [i, name] of unique.entries()) {
+        const before = previous[i];
+        if (before) await this.blobs.putRecord(name, bodies.get(before)!);
+        else await this.blobs.deleteRecord(name);
+      }
+      throw failedPrecondition(
+        `cache record ${unique.map((n) => JSON.stringify(n)).join(', ')}: layer ${gone[0]} was reclaimed by the garbage collector while the record was written; the names keep what they held before (write the layers again)`,
+      );
+    }
     // as BuildKit's exporter: a cache re-published keeps its old layers from a lifecycle rule
     this.touch.schedule(blobs);
     this.logger.info({ names: unique, digest, size: config.length, layers: blobs.length }, 'stored cache record');
