@@ -26,6 +26,7 @@ import {
   rawS3,
   s3,
   tempDir,
+  uploadsOlderThan,
   useS3Credentials,
   WriteSession,
 } from './support/harness.js';
@@ -324,7 +325,7 @@ describe('a daemon killed with SIGKILL and started again', () => {
     await sendRange(s, 'recorded', data, 0, 2 * PART + MiB);
     await storedUpTo(bucket, 'recorded', 2 * PART);
     await kill(first);
-    await new Promise((r) => setTimeout(r, 1_100));
+    await uploadsOlderThan(bucket, 1_000);
 
     const second = await start(bucket, '--orphan-upload-grace', '1s');
     for (let i = 0; i < 100 && (await uploadsIn(bucket)).some((u) => u.uploadId === stagingOrphan); i++) {

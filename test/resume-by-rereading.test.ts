@@ -14,7 +14,7 @@ import { digestOf } from '../src/digest.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
 import { childrenOfEachTest, CLI, contentClient, serve, type ServingChild } from './support/child.js';
 import { daemonLoggingRequests } from './support/s3-requests.js';
-import { call, collect, getObject, listKeys, newBucket, ns, putObject, randomBlob, rawS3, s3, tempDir, until, useS3Credentials, WriteSession } from './support/harness.js';
+import { call, collect, getObject, listKeys, newBucket, ns, putObject, randomBlob, rawS3, s3, tempDir, until, uploadsOlderThan, useS3Credentials, WriteSession } from './support/harness.js';
 
 /**
  * Ingests whose bytes go to the staging area (no digest given up front, as containerd's own
@@ -216,7 +216,8 @@ describe('an ingest stored in the staging area, continued after a crash by readi
     const copyKey = `s3cs/staging/${new Date().toISOString().slice(0, 10)}/${randomUUID()}`;
     const copy = await s3c.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: copyKey }));
     await s3c.send(new UploadPartCommand({ Bucket: bucket, Key: copyKey, UploadId: copy.UploadId, PartNumber: 1, Body: part }));
-    await new Promise((r) => setTimeout(r, 1_100));
+    // the daemon sweeps once at start: the copy must be past the grace by then
+    await uploadsOlderThan(bucket, 1_000);
 
     useS3Credentials();
     const socket = join(tempDir('s3cs-reread-'), 'content.sock');

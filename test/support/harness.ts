@@ -6,6 +6,7 @@ import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import {
   CreateBucketCommand,
   GetObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -63,6 +64,18 @@ export async function getObject(bucket: string, key: string): Promise<Buffer> {
 
 export async function putObject(bucket: string, key: string, body: Buffer): Promise<void> {
   await rawS3().send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+}
+
+/**
+ * Waits until every multipart upload in the bucket is older than `graceMs` by the store's own
+ * stamps. Swift rounds an upload's Initiated up to the next second, so an upload a test started
+ * `graceMs` ago can still look younger than that to a daemon's sweep.
+ */
+export async function uploadsOlderThan(bucket: string, graceMs: number): Promise<void> {
+  const out = await rawS3().send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  const newest = Math.max(0, ...(out.Uploads ?? []).map((u) => u.Initiated!.getTime()));
+  const wait = newest + graceMs + 250 - Date.now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
 }
 
 export function tempDir(label = 's3cs-test-'): string {
