@@ -17,23 +17,38 @@ export class TimedWaiters<T> {
 
   /**
    * Waits until granted, or rejects with `timedOut()` after `waitMs`. `unref` lets the process
-   * exit past a waiter (a daemon stopping does not wait for work that has not begun).
+   * exit past a waiter (a daemon stopping does not wait for work that has not begun). A waiter
+   * whose `signal` aborts (its client went away) leaves the queue at once, rejecting with
+   * `cancelled()`, so its place goes to the next.
    */
-  wait(value: T, waitMs: number, timedOut: () => Error, options: { unref?: boolean } = {}): Promise<void> {
+  wait(
+    value: T,
+    waitMs: number,
+    timedOut: () => Error,
+    options: { unref?: boolean; signal?: AbortSignal | undefined; cancelled?: () => Error } = {},
+  ): Promise<void> {
+    const { signal } = options;
     return new Promise<void>((resolve, reject) => {
+      const leave = (err: Error) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.queue.splice(this.queue.indexOf(entry), 1);
+        reject(err);
+      };
+      const onAbort = () => leave(options.cancelled?.() ?? new Error('the wait was cancelled'));
       const entry = {
         value,
         grant: () => {
           clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
           resolve();
         },
       };
-      const timer = setTimeout(() => {
-        this.queue.splice(this.queue.indexOf(entry), 1);
-        reject(timedOut());
-      }, waitMs);
+      const timer = setTimeout(() => leave(timedOut()), waitMs);
       if (options.unref) timer.unref();
       this.queue.push(entry);
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 

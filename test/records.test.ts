@@ -8,7 +8,7 @@ import type { GetRecordResponse__Output } from '../src/generated/s3cs/records/v1
 import type { ListRecordsResponse__Output } from '../src/generated/s3cs/records/v1/ListRecordsResponse.js';
 import type { PutRecordResponse__Output } from '../src/generated/s3cs/records/v1/PutRecordResponse.js';
 import { cacheConfig } from './support/buildkit.js';
-import { call, failure, getObject, listKeys, randomBlob, rawS3, startDaemon, until, writeBlob, type TestDaemon } from './support/harness.js';
+import { call, failure, getObject, listKeys, ns, randomBlob, rawS3, startDaemon, until, writeBlob, type TestDaemon } from './support/harness.js';
 
 type FixtureDoc = {
   layers: { blob: string; parent?: number; annotations?: Record<string, unknown> }[];
@@ -343,5 +343,55 @@ describe('CacheRecords Puts at once', () => {
     expect(first).not.toBe('stored');
     expect((first as ServiceError).code).toBe(status.RESOURCE_EXHAUSTED);
     expect((first as ServiceError).details).toBe('cache record Put: 4 Puts run at once and 16 wait for a turn, the most this daemon allows; retry later');
+  });
+
+  /** Puts the client cancels once the daemon has them. */
+  const cancellable = (names: string[]) =>
+    names.map((name) => d.records().Put({ names: [name], config: cacheConfig([layer]) }, ns(), () => undefined));
+  /** Probes with new Puts to `name` until one is not refused at once, and returns that one. */
+  const acceptedPut = async (name: string) => {
+    let accepted: Promise<unknown> | undefined;
+    await until(async () => {
+      const probe = put(name);
+      const refused = await Promise.race([
+        probe.then(
+          () => false,
+          (err: ServiceError) => err.code === status.RESOURCE_EXHAUSTED,
+        ),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 300)),
+      ]);
+      if (!refused) accepted = probe;
+      return !refused;
+    }, 10_000);
+    // wrapped: returned bare, the caller's await would wait for the Put to end
+    return { put: accepted! };
+  };
+
+  it('give up their place in a name\'s queue when their client cancels them, and never run', async () => {
+    const first = put('held-cancel');
+    await until(() => store.held.length === 1);
+    const calls = cancellable(Array.from({ length: 7 }, () => 'held-cancel'));
+    expect((await failure(put('held-cancel'))).code).toBe(status.RESOURCE_EXHAUSTED);
+    for (const c of calls) c.cancel();
+    // refused until the daemon sees the cancels; then there is room again (not after 60 s)
+    const { put: after } = await acceptedPut('held-cancel');
+    await letAllGo([first, after]);
+    await Promise.all([first, after]);
+    expect(store.reads.filter((n) => n === 'held-cancel')).toHaveLength(2);
+  });
+
+  it('give up their place in the queue for a turn when their client cancels them, and never run', async () => {
+    const running = [0, 1, 2, 3].map((i) => put(`held-turn-${i}`));
+    await until(() => store.held.length === 4);
+    const names = Array.from({ length: 16 }, (_, i) => `waiting-cancel-${i}`);
+    const calls = cancellable(names);
+    const refused = await failure(put('one-more'));
+    expect(refused.details).toBe('cache record Put: 4 Puts run at once and 16 wait for a turn, the most this daemon allows; retry later');
+    for (const c of calls) c.cancel();
+    const { put: after } = await acceptedPut('after-cancel');
+    await letAllGo([...running, after]);
+    await Promise.all([...running, after]);
+    expect(store.reads.filter((n) => names.includes(n))).toEqual([]);
+    expect((await listKeys(d.bucket!, 'manifests/')).filter((k) => k.startsWith('manifests/waiting-cancel-'))).toEqual([]);
   });
 });

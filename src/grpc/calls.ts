@@ -223,6 +223,17 @@ export async function* requests<Req>(
   }
 }
 
+/**
+ * A signal that aborts when the client cancels the call (or its deadline passes), for domain
+ * work that waits on others and should give its place up once nobody awaits the answer.
+ */
+export function cancelSignal(call: { cancelled: boolean; once(event: 'cancelled', listener: () => void): unknown }): AbortSignal {
+  const controller = new AbortController();
+  if (call.cancelled) controller.abort();
+  else call.once('cancelled', () => controller.abort());
+  return controller.signal;
+}
+
 export function elapsed(started: number): number {
   return Math.round((performance.now() - started) * 10) / 10;
 }

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { CacheRecordsHandlers } from '../generated/s3cs/records/v1/CacheRecords.js';
 import type { RecordStore } from '../records/store.js';
 import { parseDigest } from '../digest.js';
-import { unary } from './calls.js';
+import { cancelSignal, unary } from './calls.js';
 import { toTimestamp } from './proto.js';
 
 /** Translates our CacheRecords service to and from the domain's RecordStore. */
@@ -12,9 +12,10 @@ export function recordHandlers(store: RecordStore, logger: Logger): CacheRecords
       const record = await store.get(req.name);
       return { config: record.config, digest: record.digest, size: record.size, last_modified: toTimestamp(record.lastModified) };
     }),
-    Put: unary(logger, 'CacheRecords.Put', async (req) => {
+    Put: unary(logger, 'CacheRecords.Put', async (req, call) => {
       const expectedPrevious = req.expected_previous_digest ? parseDigest(req.expected_previous_digest).value : undefined;
-      return store.put(req.names, req.config, { ...(expectedPrevious ? { expectedPrevious } : {}), ifAbsent: req.if_absent });
+      const conditions = { ...(expectedPrevious ? { expectedPrevious } : {}), ifAbsent: req.if_absent };
+      return store.put(req.names, req.config, conditions, cancelSignal(call));
     }),
     List: unary(logger, 'CacheRecords.List', async (req) => {
       const page = await store.list(req.prefix, req.page_size, req.page_token);
@@ -23,8 +24,8 @@ export function recordHandlers(store: RecordStore, logger: Logger): CacheRecords
         next_page_token: page.nextPageToken,
       };
     }),
-    Delete: unary(logger, 'CacheRecords.Delete', async (req) => {
-      await store.delete(req.name);
+    Delete: unary(logger, 'CacheRecords.Delete', async (req, call) => {
+      await store.delete(req.name, cancelSignal(call));
       return {};
     }),
   };

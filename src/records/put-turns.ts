@@ -1,4 +1,4 @@
-import { resourceExhausted } from '../errors.js';
+import { cancelled, resourceExhausted } from '../errors.js';
 import { TimedWaiters } from '../timed-waiters.js';
 
 /**
@@ -22,9 +22,12 @@ export class PutTurns {
     private readonly waitMs = 60_000,
   ) {}
 
-  /** Runs `body` in a turn of its own, waiting (first come, first served) for one if need be. */
-  async run<T>(body: () => Promise<T>): Promise<T> {
-    await this.take();
+  /**
+   * Runs `body` in a turn of its own, waiting (first come, first served) for one if need be; a
+   * Put whose client goes away (`signal`) while it waits gives its place up.
+   */
+  async run<T>(body: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    await this.take(signal);
     try {
       return await body();
     } finally {
@@ -32,7 +35,7 @@ export class PutTurns {
     }
   }
 
-  private async take(): Promise<void> {
+  private async take(signal: AbortSignal | undefined): Promise<void> {
     if (this.running < this.max && this.waiting.length === 0) {
       this.running++;
       return;
@@ -47,7 +50,7 @@ export class PutTurns {
       this.waitMs,
       () => resourceExhausted(`cache record Put: no turn within ${this.waitMs / 1000}s among the ${this.max} Puts this daemon runs at once; retry later`),
       // a daemon stopping does not wait for a Put that has not begun
-      { unref: true },
+      { unref: true, signal, cancelled: () => cancelled('cache record Put: the client cancelled it while it waited for a turn') },
     );
   }
 

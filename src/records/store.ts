@@ -5,7 +5,7 @@ import { Documents } from '../metadata/documents.js';
 import { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import { ReclaimMarks } from '../metadata/reclaim-marks.js';
 import { digestOf } from '../digest.js';
-import { failedPrecondition, invalidArgument, notFound, resourceExhausted } from '../errors.js';
+import { cancelled, failedPrecondition, invalidArgument, notFound, resourceExhausted } from '../errors.js';
 import { layerBlobs, validateCacheConfig } from './cache-config.js';
 import { validateRecordName } from './names.js';
 import { PutTurns } from './put-turns.js';
@@ -80,7 +80,13 @@ export class RecordStore {
     return { config: found.body, digest: digestOf(found.body), size: found.body.length, lastModified: found.lastModified };
   }
 
-  async put(names: readonly string[], config: Buffer, conditions: PutConditions = {}): Promise<{ digest: string; size: number }> {
+  /** `signal`: the client went away; a Put still waiting for its names or a turn gives up its place. */
+  async put(
+    names: readonly string[],
+    config: Buffer,
+    conditions: PutConditions = {},
+    signal?: AbortSignal,
+  ): Promise<{ digest: string; size: number }> {
     if (names.length > MAX_PUT_NAMES) throw invalidArgument(`put names ${names.length} records, at most ${MAX_PUT_NAMES} allowed`);
     // BuildKit's s3 cache writes `buildkit` when its `name` attribute is not given
     const unique = [...new Set(names.length === 0 ? [DEFAULT_NAME] : names)].sort();
@@ -103,7 +109,7 @@ export class RecordStore {
     this.inProgress.count++;
     this.inProgress.bytes += config.length;
     try {
-      return await this.withLocks(unique, () => this.turns.run(() => this.putInTurn(unique, config, conditions)));
+      return await this.withLocks(unique, () => this.turns.run(() => this.putInTurn(unique, config, conditions), signal), signal);
     } finally {
       this.inProgress.count--;
       this.inProgress.bytes -= config.length;
@@ -173,12 +179,16 @@ export class RecordStore {
     return { entries, nextPageToken: next === undefined ? '' : Buffer.from(next).toString('base64url') };
   }
 
-  async delete(given: string): Promise<void> {
+  async delete(given: string, signal?: AbortSignal): Promise<void> {
     const name = given || DEFAULT_NAME;
     this.checkName(name);
-    await this.withLocks([name], async () => {
-      if (!(await this.blobs.deleteRecord(name))) throw notFound(`cache record ${JSON.stringify(name)}: not found`);
-    });
+    await this.withLocks(
+      [name],
+      async () => {
+        if (!(await this.blobs.deleteRecord(name))) throw notFound(`cache record ${JSON.stringify(name)}: not found`);
+      },
+      signal,
+    );
   }
 
   /** Refused before anything is read or written: a bad name, or one this bucket layout makes ambiguous. */
@@ -201,9 +211,10 @@ export class RecordStore {
   /**
    * Runs `body` once every earlier Put or Delete of the names is done. At most
    * MAX_QUEUED_PER_NAME wait on one name, each for at most NAME_WAIT_MS: a busy name (BuildKit's
-   * default `buildkit`) can hold up its own Puts, never the daemon's.
+   * default `buildkit`) can hold up its own Puts, never the daemon's. One whose client goes away
+   * (`signal`) while it waits leaves the queue at once.
    */
-  private async withLocks<T>(names: readonly string[], body: () => Promise<T>): Promise<T> {
+  private async withLocks<T>(names: readonly string[], body: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     const crowded = names.find((n) => (this.queued.get(n) ?? 0) >= MAX_QUEUED_PER_NAME);
     if (crowded !== undefined) {
       throw resourceExhausted(`cache record ${JSON.stringify(crowded)}: ${MAX_QUEUED_PER_NAME} Puts or Deletes of it are in progress, the most this daemon queues for one name; retry later`);
@@ -214,20 +225,27 @@ export class RecordStore {
     const mine = new Promise<void>((resolve) => (release = resolve));
     for (const n of names) this.locks.set(n, mine);
     let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const shown = names.map((n) => JSON.stringify(n)).join(', ');
     try {
       const turn = await Promise.race([
-        previous.then(() => true),
-        new Promise<false>((resolve) => {
-          timer = setTimeout(() => resolve(false), NAME_WAIT_MS);
+        previous.then(() => 'ready' as const),
+        new Promise<'late'>((resolve) => {
+          timer = setTimeout(() => resolve('late'), NAME_WAIT_MS);
           timer.unref();
         }),
+        new Promise<'cancelled'>((resolve) => {
+          onAbort = () => resolve('cancelled');
+          if (signal?.aborted) onAbort();
+          else signal?.addEventListener('abort', onAbort, { once: true });
+        }),
       ]);
-      if (!turn) {
-        throw resourceExhausted(`cache record ${names.map((n) => JSON.stringify(n)).join(', ')}: still being written by earlier Puts after ${NAME_WAIT_MS / 1000}s; retry later`);
-      }
+      if (turn === 'late') throw resourceExhausted(`cache record ${shown}: still being written by earlier Puts after ${NAME_WAIT_MS / 1000}s; retry later`);
+      if (turn === 'cancelled') throw cancelled(`cache record ${shown}: the client cancelled the call while it waited for earlier Puts or Deletes of the name`);
       return await body();
     } finally {
       clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
       for (const n of names) {
         const left = (this.queued.get(n) ?? 1) - 1;
         if (left > 0) this.queued.set(n, left);

@@ -67,4 +67,33 @@ describe('PutTurns', () => {
     await turns.run(async () => void (ran = true));
     expect(ran).toBe(true);
   });
+
+  it('a waiting Put whose signal aborts fails with cancelled, its place goes to the one after it, and it never runs', async () => {
+    const turns = new PutTurns(1, 4);
+    const first = held();
+    const running = turns.run(first.body);
+    const controller = new AbortController();
+    let cancelledRan = false;
+    const cancelled = turns.run(async () => void (cancelledRan = true), controller.signal).catch((err: unknown) => err);
+    const order: string[] = [];
+    const next = turns.run(async () => void order.push('next'));
+    controller.abort();
+    const err = await cancelled;
+    expect(isStoreError(err, 'cancelled')).toBe(true);
+    expect((err as Error).message).toBe('cache record Put: the client cancelled it while it waited for a turn');
+    first.end();
+    await Promise.all([running, next]);
+    expect(order).toEqual(['next']);
+    expect(cancelledRan).toBe(false);
+  });
+
+  it('a Put whose signal aborted before it asked fails at once when it would have waited', async () => {
+    const turns = new PutTurns(1, 4);
+    const first = held();
+    const running = turns.run(first.body);
+    const err = await turns.run(async () => undefined, AbortSignal.abort()).catch((e: unknown) => e);
+    expect(isStoreError(err, 'cancelled')).toBe(true);
+    first.end();
+    await running;
+  });
 });
