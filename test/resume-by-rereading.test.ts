@@ -10,10 +10,13 @@ import {
 import { status } from '@grpc/grpc-js';
 import { createSHA256 } from 'hash-wasm';
 import { describe, expect, it } from 'vitest';
+import { createS3Client } from '../src/blobstore/s3/client.js';
+import { S3BlobStore } from '../src/blobstore/s3/index.js';
+import { resolveConfig } from '../src/config.js';
 import { digestOf } from '../src/digest.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
 import { childrenOfEachTest, CLI, contentClient, serve, type ServingChild } from './support/child.js';
-import { daemonLoggingRequests } from './support/s3-requests.js';
+import { daemonLoggingRequests, RequestLog } from './support/s3-requests.js';
 import { call, collect, getObject, listKeys, newBucket, ns, putObject, randomBlob, rawS3, s3, tempDir, until, uploadsOlderThan, useS3Credentials, WriteSession } from './support/harness.js';
 
 /**
@@ -234,6 +237,49 @@ describe('an ingest stored in the staging area, continued after a crash by readi
     });
     expect(gc.status, gc.stderr).toBe(0);
     expect(await listKeys(bucket, 's3cs/staging/')).toEqual([]);
+  });
+
+  it('the new upload a continuation fills is not listed among uploads nobody owns while its checkpoint is read back, however long that takes', async () => {
+    const bucket = await newBucket();
+    const data = randomBlob(2 * PART + MiB);
+    const record = await killedMidIngest(bucket, 'slow-reread', data, 2 * PART + MiB, 2 * PART);
+    useS3Credentials();
+    const config = resolveConfig({ bucket, endpointUrl: s3().endpoint, region: s3().region, partSize: '5MiB' }, {});
+    const client = createS3Client(config.s3!);
+    const log = new RequestLog(client);
+    const store = new S3BlobStore(config.s3!, client);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    log.intercept = async (op, key) => {
+      if (op === 'GetObject' && key === record.upload!.key) await held;
+    };
+    const listed = async () => {
+      const ids: string[] = [];
+      for await (const u of store.listUploads()) ids.push(u.handle.uploadId as string);
+      return ids;
+    };
+    try {
+      let read = 0;
+      const reopening = store.reopenCheckpoint({ offset: record.offset, handle: record.upload! }, (chunk) => void (read += chunk.length));
+      // the old upload completed where it is, the copy begun
+      let copyId: string | undefined;
+      await until(async () => {
+        const out = await rawS3().send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+        copyId = out.Uploads?.find((u) => u.Key !== record.upload!.key)?.UploadId;
+        return copyId !== undefined;
+      });
+      expect(await listed()).not.toContain(copyId);
+      release();
+      const reopened = await reopening;
+      expect(read).toBe(2 * PART);
+      expect(reopened.checkpoint.handle.uploadId).toBe(copyId);
+      // filled and handed over: from here the ingest that takes it owns it
+      expect(await listed()).toContain(copyId);
+      await store.discardUpload(reopened.checkpoint.handle);
+    } finally {
+      release();
+      await store.close();
+    }
   });
 
   it('two daemons continuing the same ref at once: one commits the right bytes, the other commits them too, finds them stored, or is told to start over', async () => {

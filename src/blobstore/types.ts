@@ -69,7 +69,8 @@ export interface BlobStore {
   discardUpload(handle: UploadHandle): Promise<void>;
   /**
    * Uploads in progress that this daemon may have started (its staging area, and blob keys,
-   * where BuildKit's own uploads also appear), for the sweep of those nobody owns.
+   * where BuildKit's own uploads also appear), for the sweep of those nobody owns. Leaves out
+   * the new upload a `reopenCheckpoint` of this store is still filling: no record names it yet.
    */
   listUploads(): AsyncIterable<PendingUpload>;
 

@@ -53,11 +53,7 @@ export class IngestSweep {
       discarded++;
       logger.info({ ns: ingest.ns, ref: ingest.ref, offset: ingest.offset }, 'discarded expired ingest');
     }
-    const owned = new Set<string>();
-    for (const ingest of live.values()) {
-      const handle = ingest.upload.handle();
-      if (handle) owned.add(blobs.uploadIdentity(handle));
-    }
+    const owned = liveUploads(live, blobs);
     for await (const ns of memberships.namespaces()) {
       for await (const record of records.all(ns)) {
         if (new Date(record.updatedAt).getTime() >= cutoff || live.has(ingestKey(ns, record.ref))) {
@@ -75,6 +71,8 @@ export class IngestSweep {
       if (owned.has(blobs.uploadIdentity(upload.handle))) continue;
       const grace = upload.staging ? orphanUploadGraceMs : Math.max(orphanUploadGraceMs, ingestExpiryMs);
       if (upload.startedAt.getTime() >= now - grace) continue;
+      // an ingest may have taken it up since `owned` was made (a reopen that returned meanwhile)
+      if (liveUploads(live, blobs).has(blobs.uploadIdentity(upload.handle))) continue;
       await blobs.discardUpload(upload.handle);
       discarded++;
       logger.info({ upload: upload.handle, startedAt: upload.startedAt }, 'discarded an upload no ingest owns');
@@ -82,4 +80,13 @@ export class IngestSweep {
     sweepRemoved.inc(discarded);
     return discarded;
   }
+}
+
+function liveUploads(live: LiveIngests, blobs: BlobStore): Set<string> {
+  const owned = new Set<string>();
+  for (const ingest of live.values()) {
+    const handle = ingest.upload.handle();
+    if (handle) owned.add(blobs.uploadIdentity(handle));
+  }
+  return owned;
 }

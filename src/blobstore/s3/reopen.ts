@@ -34,6 +34,25 @@ export async function reopenStagingCheckpoint(
 
   const calls = new MultipartCalls(context.s3, context.keys.staging(`${new Date().toISOString().slice(0, 10)}/${randomUUID()}`));
   const copyId = await calls.create();
+  context.reopening.add(copyId);
+  try {
+    return await fillCopy(context, calls, copyId, key, etags, partSize, offset, read);
+  } finally {
+    context.reopening.delete(copyId);
+  }
+}
+
+/** Reads the completed checkpoint back into `read` while its parts are copied into the new upload. */
+async function fillCopy(
+  context: UploadContext,
+  calls: MultipartCalls,
+  copyId: string,
+  key: string,
+  etags: string[],
+  partSize: number,
+  offset: number,
+  read: (chunk: Buffer) => void,
+): Promise<ReopenedCheckpoint> {
   // When one half fails the other stops: the read would otherwise go on through the whole
   // checkpoint after the open failed, and the copy upload is aborted only once no part copy is
   // in flight (one landing after the abort could leave a part behind).

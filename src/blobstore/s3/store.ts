@@ -82,6 +82,7 @@ export class S3BlobStore implements BlobStore {
       partSize: options.partSize,
       uploadParallelism: options.uploadParallelism,
       remember: (digest, stat) => this.stats.set(digest, stat),
+      reopening: new Set(),
     };
     const { bucket, region, endpoint } = options;
     this.probeTarget = { client: this.s3.client, bucket, region, endpoint, docKey: (name) => this.keys.doc(name) };
@@ -188,7 +189,7 @@ export class S3BlobStore implements BlobStore {
           `list multipart uploads under ${prefix}`,
         );
         for (const u of out.Uploads ?? []) {
-          if (!u.Key || !u.UploadId) continue;
+          if (!u.Key || !u.UploadId || this.uploads.reopening.has(u.UploadId)) continue;
           // under shared prefixes, records' and staging uploads show here too: only a blob's are this list's
           if (!staging && this.keys.digestOfKey(u.Key) === undefined) continue;
           yield { handle: { key: u.Key, uploadId: u.UploadId }, startedAt: u.Initiated ?? new Date(0), staging };

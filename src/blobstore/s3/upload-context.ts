@@ -18,6 +18,12 @@ export interface UploadContext {
   readonly partSize: number;
   /** Parts of one upload in flight at once. */
   readonly uploadParallelism: number;
+  /**
+   * Upload ids of the copies reopens are filling (reopen.ts): no record names one until its
+   * reopen returns, however long reading its checkpoint back takes, so the sweep must not take
+   * it for one nobody owns.
+   */
+  readonly reopening: Set<string>;
   /** An upload just stored this blob. */
   remember(digest: string, stat: BlobStat): void;
 }
