@@ -206,13 +206,14 @@ export class Ingests {
   /**
    * The record an earlier ingest of the ref may have left, dealt with while the stream goes on:
    * one of another declared size refuses this ingest, as the open would have (Abort the ref to
-   * start over); any other is discarded, as when the ingest starts over at offset 0.
+   * start over); any other is discarded, as when the ingest starts over at offset 0, unless
+   * another daemon took it up since it was read.
    */
   private async settleLeftover(ns: string, ref: string, total: number, reading: Promise<IngestRecord | undefined>): Promise<void> {
     const stale = await reading;
     if (!stale) return;
     refuseOtherTotal(ref, stale.total, total);
-    await this.records.drop(ns, stale);
+    await this.recorded.dropUnlessTaken(ns, stale);
   }
 
   /**
