@@ -235,4 +235,26 @@ describe('S3 round trips on the critical path', () => {
     expect(rounds(cold)).toBe(1);
     expect(log.between(second, third)).toEqual([]);
   });
+
+  it('moves an ingest\'s record on at most once a second while its parts land, and to the latest checkpoint once the second is up', async () => {
+    const data = randomBlob(42 * MiB);
+    const session = new WriteSession(client);
+    const from = performance.now();
+    await session.send({ action: 'STAT', ref: 'spaced', total: data.length, expected: digestOf(data) });
+    for (let off = 0; off < data.length; off += MiB) {
+      await session.send({ action: 'WRITE', ref: 'spaced', offset: off, data: data.subarray(off, off + MiB) });
+    }
+    // eight full parts go out; the last 2 MiB wait for COMMIT
+    await until(async () => {
+      const stored = await getObject(d.bucket!, 's3cs/v1/ns/test/ingests/spaced').catch(() => undefined);
+      return stored !== undefined && (JSON.parse(stored.toString()) as { offset: number }).offset === 40 * MiB;
+    }, 10_000);
+    const writes = log.between(from, performance.now()).filter((r) => r.op === 'PutObject' && r.key === 's3cs/v1/ns/test/ingests/spaced');
+    const seconds = (performance.now() - from) / 1000;
+    // the first record at once, then one a second at most
+    expect(writes.length).toBeLessThanOrEqual(2 + Math.floor(seconds));
+    session.close();
+    await session.ended;
+    await call(client, 'Abort', { ref: 'spaced' });
+  });
 });

@@ -4,9 +4,18 @@ import { ingestKey, type Ingest, type LiveIngests } from './ingest.js';
 import type { IngestRecords } from './ingest-records.js';
 
 /**
+ * Checkpoints move an ingest's record on at most once per this long. Parts land every few tens
+ * of milliseconds on a fast link: a record write per part was a PUT per 8 MiB, under one prefix
+ * for every ingest of a namespace (S3 throttles a prefix past a few thousand writes a second),
+ * and about a tenth of the S3 server's work in an ingest. A crash then costs at most this much
+ * more of the upload to send again; a stream that goes away records its latest state at once.
+ */
+export const CHECKPOINT_SPACING_MS = 1_000;
+
+/**
  * Checkpoints of ingests: the offsets up to which the bytes are stored for good and the hash
  * can be had again (from its saved state, or by reading those bytes back), so a crash can be
- * continued from there. Each one moves the ingest's record in the bucket on.
+ * continued from there. They move the ingest's record in the bucket on, spaced out.
  */
 export class Checkpoints {
   constructor(
@@ -28,7 +37,9 @@ export class Checkpoints {
         if (ingest.upload !== upload || this.live.get(ingestKey(ingest.ns, ingest.ref)) !== ingest) return;
         ingest.durable = checkpoint;
         if (checkpoint.offset > 0 && ingest.resumeBy === 'rereading') ingest.resumable = { checkpoint };
-        if (checkpoint.offset === 0 || ingest.resumeBy === 'rereading') void this.records.record(ingest);
+        // the first one at once: from then on no crash can leave an upload nobody knows about
+        if (checkpoint.offset === 0) void this.records.record(ingest);
+        else if (ingest.resumeBy === 'rereading') this.recordSpaced(ingest);
         else this.advance(ingest);
       },
     });
@@ -59,6 +70,24 @@ export class Checkpoints {
     if (!state) return;
     ingest.resumable = { checkpoint: durable, state };
     for (const offset of ingest.states.keys()) if (offset <= durable.offset) ingest.states.delete(offset);
-    void this.records.record(ingest);
+    this.recordSpaced(ingest);
+  }
+
+  /**
+   * Moves the record on now, or once CHECKPOINT_SPACING_MS has passed since it last moved (with
+   * whatever is latest by then). Removing the record (records.remove) cancels what is due.
+   */
+  private recordSpaced(ingest: Ingest): void {
+    if (ingest.checkpointDue) return;
+    const wait = (ingest.checkpointRecordedAt ?? -Infinity) + CHECKPOINT_SPACING_MS - performance.now();
+    const write = () => {
+      ingest.checkpointDue = undefined;
+      if (this.live.get(ingestKey(ingest.ns, ingest.ref)) !== ingest) return;
+      ingest.checkpointRecordedAt = performance.now();
+      void this.records.record(ingest);
+    };
+    if (wait <= 0) return write();
+    ingest.checkpointDue = setTimeout(write, wait);
+    ingest.checkpointDue.unref();
   }
 }

@@ -83,8 +83,10 @@ export class IngestRecords {
     return ingest.recording;
   }
 
-  /** Removes the record of a live ingest, once the writes under way have landed. */
+  /** Removes the record of a live ingest, once the writes under way have landed; none due is written after. */
   async remove(ingest: Ingest): Promise<void> {
+    clearTimeout(ingest.checkpointDue);
+    ingest.checkpointDue = undefined;
     while (ingest.recording) await ingest.recording;
     if (!ingest.recorded) return;
     await this.removeKeys(ingest.ns, ingest.ref);

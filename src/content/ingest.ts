@@ -22,6 +22,9 @@ export interface Ingest {
   recording?: Promise<boolean> | undefined;
   /** Another record write is wanted once the one under way lands. */
   rerecord?: boolean;
+  /** When a checkpoint last moved the record on (performance.now()), and the write due to move it next. */
+  checkpointRecordedAt?: number | undefined;
+  checkpointDue?: NodeJS.Timeout | undefined;
   /** The latest checkpoint the upload reported. */
   durable?: Checkpoint | undefined;
   /**
