@@ -1,7 +1,11 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { status } from '@grpc/grpc-js';
 import { CreateBucketCommand, DeleteBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../src/blobstore/s3/index.js';
+import { resolveConfig } from '../src/config.js';
+import { isStoreError } from '../src/errors.js';
 import type { ListContentResponse__Output } from '../src/generated/containerd/services/content/v1/ListContentResponse.js';
 import { call, collect, failure, newBucket, ns, randomBlob, rawS3, startDaemon, type TestDaemon, until, writeBlob } from './support/harness.js';
 
@@ -48,6 +52,39 @@ describe('S3 errors a client sees', () => {
       expect(err.code).toBe(status.PERMISSION_DENIED);
       // Info asks for the blob and its documents at once: whichever is refused first is named
       expect(err.details).toMatch(new RegExp(`(HEAD|GET) \\S*sha256:${'b'.repeat(64)}: access denied`));
+    });
+  });
+
+  describe('a response that stalls mid-body', () => {
+    let server: Server;
+    beforeAll(async () => {
+      // answers every GET with its headers and the first KiB of a MiB, then sends nothing more
+      server = createServer((_req, res) => {
+        res.writeHead(200, { 'content-length': String(1024 * 1024), 'content-type': 'application/octet-stream' });
+        res.write(Buffer.alloc(1024, 7));
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    });
+    afterAll(async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    });
+
+    // without the idle timeout the Read waits for ever: the test's own timeout fails it
+    it('fails the Read with Unavailable naming the GET once its socket is idle past the timeout, instead of holding it for ever', async () => {
+      const { port } = server.address() as AddressInfo;
+      const config = resolveConfig({ bucket: 'stalled', endpointUrl: `http://127.0.0.1:${port}`, region: 'us-east-1' }, {});
+      const store = new S3BlobStore({ ...config.s3!, credentials: { accessKeyId: 'k', secretAccessKey: 's' }, socketIdleTimeoutMs: 500 });
+      const digest = `sha256:${'a'.repeat(64)}`;
+      try {
+        const err = await (async () => {
+          for await (const piece of await store.readBlob(digest, 0, 1024 * 1024, { size: 1024 * 1024 })) void piece;
+        })().catch((e: unknown) => e);
+        expect(isStoreError(err, 'unavailable')).toBe(true);
+        expect((err as Error).message).toContain(`GET blobs/${digest}: the response broke off`);
+      } finally {
+        await store.close();
+      }
     });
   });
 });

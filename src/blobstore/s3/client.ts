@@ -19,7 +19,9 @@ import type { S3StoreOptions } from './options.js';
 const MAX_SOCKETS = 128;
 /**
  * A request whose socket stays silent this long fails (Unavailable) instead of holding its
- * caller, and a socket, for ever; parts and reads move far more often than this.
+ * caller, and a socket, for ever; parts and reads move far more often than this. It is the
+ * handler's socketTimeout: its requestTimeout only logs a warning, and only until the
+ * response's headers arrive, so a response stalled mid-body would hold its Read for ever.
  */
 const SOCKET_IDLE_TIMEOUT_MS = 60_000;
 
@@ -50,7 +52,7 @@ export function createS3Client(options: S3StoreOptions): S3Client {
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(agentOptions),
       connectionTimeout: 10_000,
-      requestTimeout: SOCKET_IDLE_TIMEOUT_MS,
+      socketTimeout: options.socketIdleTimeoutMs ?? SOCKET_IDLE_TIMEOUT_MS,
     }),
   });
   countRequests(client);
@@ -128,6 +130,15 @@ export class S3Bucket {
   failure(err: unknown, operation: string): StoreError {
     if (meansUnreachable(err)) for (const l of this.unansweredListeners) l();
     return translate(err, operation, this.place);
+  }
+
+  /**
+   * The domain error for a response body that broke off (Unavailable naming the operation). Not
+   * reported as S3 unanswered: S3 did answer, and a socket left idle because the Read's own
+   * client took nothing times out the same way.
+   */
+  brokeOff(err: unknown, operation: string): StoreError {
+    return translate(err, `${operation}: the response broke off`, this.place);
   }
 
   async put(key: string, body: Buffer): Promise<void> {

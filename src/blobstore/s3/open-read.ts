@@ -28,6 +28,8 @@ export class OpenRead {
     public position: number,
     private readonly body: Readable,
     private readonly budget: ReadAheadBudget,
+    /** The domain error for the response breaking off (a reset, a socket idle too long). */
+    private readonly brokeOff: (err: unknown) => Error,
   ) {
     this.iterator = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   }
@@ -56,7 +58,9 @@ export class OpenRead {
           }
           if (this.failure) throw this.failure;
           if (this.ended) break;
-          const next = await this.iterator.next();
+          const next = await this.iterator.next().catch((err: unknown) => {
+            throw this.brokeOff(err);
+          });
           if (next.done) break;
           chunk = next.value;
         }
@@ -94,7 +98,7 @@ export class OpenRead {
       }
     })()
       .catch((err: unknown) => {
-        this.failure = err;
+        this.failure = this.brokeOff(err);
       })
       .finally(() => {
         this.pulling = undefined;

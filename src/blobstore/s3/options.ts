@@ -19,6 +19,8 @@ export interface S3StoreOptions {
   /** Bytes all uploads together may buffer (default 256 MiB). */
   maxBuffer?: number | undefined;
   maxAttempts?: number | undefined;
+  /** A request whose socket is silent this long fails (default 60 s; tests shorten it). */
+  socketIdleTimeoutMs?: number | undefined;
   /** Parent directory of the spill directory for suspended uploads (default: the system's temporary one). */
   spillDir?: string | undefined;
 }

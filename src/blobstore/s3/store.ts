@@ -133,7 +133,7 @@ export class S3BlobStore implements BlobStore {
         this.stats.delete(digest);
         throw notFound(`content ${digest}: not found`);
       }
-      source = new OpenRead(digest, offset, out.Body as Readable, this.readAhead);
+      source = new OpenRead(digest, offset, out.Body as Readable, this.readAhead, (err) => this.s3.brokeOff(err, `GET ${key}`));
     }
     const opened = source;
     return opened.take(length, () => {
