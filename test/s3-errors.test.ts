@@ -6,8 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../src/blobstore/s3/index.js';
 import { resolveConfig } from '../src/config.js';
 import { isStoreError } from '../src/errors.js';
+import { digestOf } from '../src/digest.js';
+import { daemonLoggingRequests } from './support/s3-requests.js';
 import type { ListContentResponse__Output } from '../src/generated/containerd/services/content/v1/ListContentResponse.js';
-import { call, collect, failure, newBucket, ns, randomBlob, rawS3, startDaemon, type TestDaemon, until, writeBlob } from './support/harness.js';
+import { call, collect, failure, newBucket, ns, randomBlob, rawS3, startDaemon, type TestDaemon, until, writeBlob, WriteSession } from './support/harness.js';
 
 /** What S3 says reaches the client as a status that names the cause. */
 describe('S3 errors a client sees', () => {
@@ -86,5 +88,35 @@ describe('S3 errors a client sees', () => {
         await store.close();
       }
     });
+  });
+
+  it('a digest given mid-stream whose existence check S3 fails: the stream fails Unavailable, and the ingest keeps every byte for the next one', async () => {
+    const { d, log } = await daemonLoggingRequests({ flags: { partSize: '5MiB' } });
+    try {
+      const MiB = 1024 * 1024;
+      const data = randomBlob(12 * MiB);
+      const digest = digestOf(data);
+      let failed = 0;
+      log.intercept = (op, key) => {
+        if (op === 'HeadObject' && key === `blobs/${digest}` && failed++ === 0) throw new Error('S3 did not answer, for the test');
+      };
+      const first = new WriteSession(d.content());
+      await first.send({ action: 'STAT', ref: 'checked-late', total: data.length });
+      await first.send({ action: 'WRITE', ref: 'checked-late', offset: 0, data: data.subarray(0, 6 * MiB) });
+      const err = await failure(first.send({ action: 'WRITE', ref: 'checked-late', offset: 6 * MiB, data: data.subarray(6 * MiB, 7 * MiB), expected: digest }));
+      expect(err.code).toBe(status.UNAVAILABLE);
+      expect(failed).toBe(1);
+      const st = await call<object, { status: { offset: string | number } }>(d.content(), 'Status', { ref: 'checked-late' });
+      expect(Number(st.status.offset)).toBe(6 * MiB);
+      const next = new WriteSession(d.content());
+      await next.send({ action: 'STAT', ref: 'checked-late', total: data.length, expected: digest });
+      for (let off = 6 * MiB; off < data.length; off += MiB) {
+        await next.send({ action: 'WRITE', ref: 'checked-late', offset: off, data: data.subarray(off, off + MiB) });
+      }
+      const done = await next.send({ action: 'COMMIT', ref: 'checked-late', total: data.length, offset: data.length, expected: digest });
+      expect(done.digest).toBe(digest);
+    } finally {
+      await d.stop();
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { parseDigest } from '../digest.js';
-import { alreadyExists, failedPrecondition, invalidArgument, outOfRange } from '../errors.js';
+import { alreadyExists, failedPrecondition, invalidArgument, isStoreError, outOfRange } from '../errors.js';
 import { validateLabels, type Labels } from '../labels.js';
 import type { ClaimOutcome, ClaimRequest } from './claims.js';
 import { statusOf, type Ingest } from './ingest.js';
@@ -87,7 +87,10 @@ export class Writer {
       await this.host.failIfPresent(ingest.ns, d);
       this.checkedAt = Date.now();
     } catch (err) {
-      await this.discard();
+      // Only content found stored ends the ingest (containerd aborts it then too); a check S3
+      // could not answer keeps every byte, and the next message with this digest asks again.
+      if (isStoreError(err, 'already-exists')) await this.discard();
+      else this.checkedExpected = '';
       throw err;
     }
   }
