@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
-import { getObject, listKeys, newBucket, randomBlob, startDaemon, writeBlob, type TestDaemon } from './support/harness.js';
+import { call, getObject, listKeys, newBucket, randomBlob, startDaemon, writeBlob, type TestDaemon } from './support/harness.js';
 
 /** Each writer either stores the blob or is told it already exists; nothing else is acceptable. */
 async function settleWrites(writes: Promise<unknown>[]): Promise<void> {
@@ -44,5 +44,47 @@ describe('the same content written at once', () => {
     await settleWrites(Array.from({ length: 6 }, (_, i) => writeBlob(a.content(), `ref-${i}`, data, { expected: i % 2 ? digest : undefined })));
     expect((await getObject(a.bucket!, `blobs/${digest}`)).equals(data)).toBe(true);
     expect(await listKeys(a.bucket!, 's3cs/staging/')).toEqual([]);
+  });
+});
+
+describe('labels changed at once', () => {
+  let a: TestDaemon;
+  let b: TestDaemon;
+  beforeAll(async () => {
+    const bucket = await newBucket();
+    a = await startDaemon({ bucket });
+    b = await startDaemon({ bucket });
+  });
+  afterAll(async () => {
+    await a.stop();
+    await b.stop();
+  });
+
+  type InfoReply = { info: { labels: Record<string, string> } };
+  const label = (d: TestDaemon, digest: string, key: string, value: string) =>
+    call<object, InfoReply>(d.content(), 'Update', { info: { digest, labels: { [key]: value } }, update_mask: { paths: [`labels.${key}`] } });
+
+  it('through two daemons: an Update on one keeps a label the other set a moment before, though it read the blob earlier', async () => {
+    const data = randomBlob(2000);
+    const digest = digestOf(data);
+    await writeBlob(a.content(), 'labelled', data, { expected: digest });
+    await label(a, digest, 'x', '1');
+    // b reads the blob (and remembers its hold), then a changes it
+    expect((await call<object, InfoReply>(b.content(), 'Info', { digest })).info.labels).toEqual({ x: '1' });
+    await label(a, digest, 'y', '2');
+    const updated = await label(b, digest, 'z', '3');
+    expect(updated.info.labels).toEqual({ x: '1', y: '2', z: '3' });
+    // what the bucket holds (a's own Info may answer from its cache for up to 30 s)
+    const [hold] = await listKeys(a.bucket!, `s3cs/v1/ns/test/content/${digest}`);
+    expect((JSON.parse((await getObject(a.bucket!, hold!)).toString()) as { labels: object }).labels).toEqual({ x: '1', y: '2', z: '3' });
+  });
+
+  it('through one daemon: Updates of different labels of one blob sent at once all stay', async () => {
+    const data = randomBlob(2100);
+    const digest = digestOf(data);
+    await writeBlob(a.content(), 'labelled-at-once', data, { expected: digest });
+    await Promise.all(Array.from({ length: 6 }, (_, i) => label(a, digest, `k${i}`, String(i))));
+    const info = await call<object, InfoReply>(b.content(), 'Info', { digest });
+    expect(info.info.labels).toEqual({ k0: '0', k1: '1', k2: '2', k3: '3', k4: '4', k5: '5' });
   });
 });

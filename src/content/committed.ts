@@ -9,6 +9,7 @@ import { chunked, emptyChunks, type ReadChunk } from './read-chunks.js';
 import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import type { ContentInfo, References } from './types.js';
 import { Instant, now } from '../clock.js';
+import { KeyedTurns } from '../keyed-turns.js';
 
 /** Namespaces that see the store otherwise than by their holds (see ContentStoreOptions). */
 export interface NamespaceViews {
@@ -26,6 +27,8 @@ export interface NamespaceViews {
  * nothing needs them.
  */
 export class CommittedContent {
+  /** Updates of one hold run one at a time: each writes the whole hold back. */
+  private readonly updates = new KeyedTurns();
   private readonly bucketNamespace: string | undefined;
   private readonly heldOnlyNamespace: string | undefined;
 
@@ -52,18 +55,23 @@ export class CommittedContent {
    * in a namespace that deleted its hold unless something else still needs the bytes (then
    * they read like any shared blob).
    */
-  private async lookup(ns: string, digest: string, needRecord = true): Promise<{ stat: BlobStat; record: ContentRecord | undefined }> {
+  private async lookup(
+    ns: string,
+    digest: string,
+    needRecord = true,
+    fresh = false,
+  ): Promise<{ stat: BlobStat; record: ContentRecord | undefined }> {
     if (ns === this.heldOnlyNamespace) {
       // containerd's sharing takes what Info finds without writing it: a blob this namespace
       // does not hold must not be found, so that containerd writes it and so holds it.
-      const [stat, record] = await Promise.all([this.blobs.statBlob(digest), this.memberships.read(ns, digest)]);
+      const [stat, record] = await Promise.all([this.blobs.statBlob(digest), this.memberships.read(ns, digest, { fresh })]);
       if (!stat || !record) throw notFound(`content ${digest}: not found`);
       return { stat, record };
     }
     const [stat, held, deleted] = await Promise.all([
       this.blobs.statBlob(digest),
       // a Read needs the hold only to tell a deletion apart from a later hold
-      needRecord ? this.memberships.read(ns, digest) : undefined,
+      needRecord ? this.memberships.read(ns, digest, { fresh }) : undefined,
       ns === this.bucketNamespace ? false : this.memberships.wasDeleted(ns, digest),
     ]);
     const record = held ?? (deleted && !needRecord ? await this.memberships.read(ns, digest) : undefined);
@@ -76,7 +84,13 @@ export class CommittedContent {
   async update(ns: string, digest: string, labels: Labels, paths: readonly string[]): Promise<ContentInfo> {
     validateNamespace(ns);
     const d = parseDigest(digest).value;
-    const { stat, record } = await this.lookup(ns, d);
+    return this.updates.run(`${ns}\0${d}`, `content ${d} in namespace ${ns}`, () => this.updateNow(ns, d, labels, paths));
+  }
+
+  private async updateNow(ns: string, d: string, labels: Labels, paths: readonly string[]): Promise<ContentInfo> {
+    // The whole hold is written back: read from the bucket, not from the cache (up to 30 s
+    // old), or an Update here would undo labels another daemon set meanwhile.
+    const { stat, record } = await this.lookup(ns, d, true, true);
     const changed = now();
     const current = record ?? newRecord(stat.size, Instant.fromDate(stat.lastModified));
     // A Map, so that a key like "__proto__" is a label like any other.

@@ -7,6 +7,7 @@ import { Documents, docKeys } from '../metadata/documents.js';
 import { updatedLabels, withoutEmpty } from './label-update.js';
 import { isNamespace, validateNamespace } from './names.js';
 import { remainsOf, removeRecords } from './remains.js';
+import { KeyedTurns } from '../keyed-turns.js';
 
 export interface Namespace {
   name: string;
@@ -38,8 +39,8 @@ const LABEL_READS = 16;
  */
 export class NamespaceStore {
   private readonly docs: Documents;
-  /** Calls under way per name, so one daemon's Creates, Updates and Deletes of a name never interleave. */
-  private readonly pending = new Map<string, Promise<unknown>>();
+  /** One daemon's Creates, Updates and Deletes of a name never interleave (at most 8 queued, 60 s each). */
+  private readonly turns = new KeyedTurns();
 
   constructor(
     blobs: BlobStore,
@@ -168,14 +169,7 @@ export class NamespaceStore {
   }
 
   private serialized<T>(name: string, work: () => Promise<T>): Promise<T> {
-    const before = this.pending.get(name) ?? Promise.resolve();
-    const run = before.then(work);
-    const settled = run.catch(() => undefined);
-    this.pending.set(name, settled);
-    void settled.then(() => {
-      if (this.pending.get(name) === settled) this.pending.delete(name);
-    });
-    return run;
+    return this.turns.run(name, subject(name), work);
   }
 }
 

@@ -1,0 +1,50 @@
+import { resourceExhausted } from './errors.js';
+
+/**
+ * Calls on one key (a namespace, a blob's hold) run one after another, in order: each reads
+ * what it changes and writes it back whole, so two at once would lose one's change. At most
+ * `maxQueued` wait on one key and each waits at most `waitMs` for those before it; past either,
+ * ResourceExhausted naming the subject, so a client hammering one key holds neither memory nor
+ * the key for long. Keys with nothing queued take no memory.
+ */
+export class KeyedTurns {
+  private readonly tails = new Map<string, { tail: Promise<void>; queued: number }>();
+
+  constructor(
+    private readonly maxQueued = 8,
+    private readonly waitMs = 60_000,
+  ) {}
+
+  async run<T>(key: string, subject: string, work: () => Promise<T>): Promise<T> {
+    const entry = this.tails.get(key) ?? { tail: Promise.resolve(), queued: 0 };
+    if (entry.queued >= this.maxQueued) {
+      throw resourceExhausted(`${subject}: ${entry.queued} calls changing it are in progress, the most this daemon queues for one; retry later`);
+    }
+    const before = entry.tail;
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    entry.tail = mine;
+    entry.queued++;
+    this.tails.set(key, entry);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const ready = await Promise.race([
+        before.then(() => true),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), this.waitMs);
+          timer.unref();
+        }),
+      ]);
+      if (!ready) throw resourceExhausted(`${subject}: still being changed by earlier calls after ${this.waitMs / 1000}s; retry later`);
+      return await work();
+    } finally {
+      clearTimeout(timer);
+      entry.queued--;
+      // one that gave up waiting hands the key on only once those before it are done
+      void before.then(() => {
+        release();
+        if (this.tails.get(key) === entry && entry.tail === mine) this.tails.delete(key);
+      });
+    }
+  }
+}
