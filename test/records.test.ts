@@ -248,7 +248,7 @@ class HoldingStore extends S3BlobStore {
  * Record Puts a daemon runs at once: each holds what its names held before (to put it back should
  * a layer turn out reclaimed), so their number bounds the memory clients can make it hold.
  */
-describe('CacheRecords Puts at once', () => {
+describe('CacheRecords Puts and Gets at once', () => {
   let d: TestDaemon;
   let store: HoldingStore;
   const layer = randomBlob(1500);
@@ -393,5 +393,17 @@ describe('CacheRecords Puts at once', () => {
     await Promise.all([...running, after]);
     expect(store.reads.filter((n) => names.includes(n))).toEqual([]);
     expect((await listKeys(d.bucket!, 'manifests/')).filter((k) => k.startsWith('manifests/waiting-cancel-'))).toEqual([]);
+  });
+
+  it('run at most 16 Gets at once: a 17th reads its record only once one of them has ended', async () => {
+    const get = (name: string) => call<object, unknown>(d.records(), 'Get', { name }).catch(() => undefined);
+    const running = Array.from({ length: 16 }, (_, i) => get(`held-get-${i}`));
+    await until(() => store.held.length === 16);
+    const seventeenth = get('get-after');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(store.reads).not.toContain('get-after');
+    store.held.shift()!();
+    await until(() => store.reads.includes('get-after'));
+    await letAllGo([...running, seventeenth]);
   });
 });

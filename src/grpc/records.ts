@@ -8,8 +8,8 @@ import { toTimestamp } from './proto.js';
 /** Translates our CacheRecords service to and from the domain's RecordStore. */
 export function recordHandlers(store: RecordStore, logger: Logger): CacheRecordsHandlers {
   return {
-    Get: unary(logger, 'CacheRecords.Get', async (req) => {
-      const record = await store.get(req.name);
+    Get: unary(logger, 'CacheRecords.Get', async (req, call) => {
+      const record = await store.get(req.name, cancelSignal(call));
       return { config: record.config, digest: record.digest, size: record.size, last_modified: toTimestamp(record.lastModified) };
     }),
     Put: unary(logger, 'CacheRecords.Put', async (req, call) => {

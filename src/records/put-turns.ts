@@ -2,7 +2,8 @@ import { cancelled, resourceExhausted } from '../errors.js';
 import { TimedWaiters } from '../timed-waiters.js';
 
 /**
- * Record Puts a daemon runs at once, and those waiting for a turn. A running Put holds its config,
+ * Record Puts a daemon runs at once, and those waiting for a turn (record Gets, which hold a
+ * record each, take turns of their own from a second instance). A running Put holds its config,
  * what checking it builds and what each of its names held before (up to 16 names of up to 16 MiB),
  * a waiting one its config. How many Puts a daemon holds at all, waiting for their names included,
  * is bounded beside it (records/store.ts), so memory stays bounded however many Puts clients send.
@@ -20,6 +21,8 @@ export class PutTurns {
     readonly max = 4,
     readonly maxWaiting = 16,
     private readonly waitMs = 60_000,
+    /** What the turns are for, in messages: record Gets take turns of their own. */
+    private readonly call = 'Put',
   ) {}
 
   /**
@@ -42,15 +45,15 @@ export class PutTurns {
     }
     if (this.waiting.length >= this.maxWaiting) {
       throw resourceExhausted(
-        `cache record Put: ${this.max} Puts run at once and ${this.waiting.length} wait for a turn, the most this daemon allows; retry later`,
+        `cache record ${this.call}: ${this.max} ${this.call}s run at once and ${this.waiting.length} wait for a turn, the most this daemon allows; retry later`,
       );
     }
     await this.waiting.wait(
       undefined,
       this.waitMs,
-      () => resourceExhausted(`cache record Put: no turn within ${this.waitMs / 1000}s among the ${this.max} Puts this daemon runs at once; retry later`),
+      () => resourceExhausted(`cache record ${this.call}: no turn within ${this.waitMs / 1000}s among the ${this.max} ${this.call}s this daemon runs at once; retry later`),
       // a daemon stopping does not wait for a Put that has not begun
-      { unref: true, signal, cancelled: () => cancelled('cache record Put: the client cancelled it while it waited for a turn') },
+      { unref: true, signal, cancelled: () => cancelled(`cache record ${this.call}: the client cancelled it while it waited for a turn`) },
     );
   }
 

@@ -60,6 +60,11 @@ export class RecordStore {
   private readonly guard: ReclaimGuard;
   /** Puts at once: each holds what its names held before, so their number bounds memory. */
   private readonly turns = new PutTurns();
+  /**
+   * Gets at once: each holds a record of up to 16 MiB and parses it for its layers (a few
+   * hundred ms of the event loop for the largest), so a fleet starting together waits its turn.
+   */
+  private readonly getTurns = new PutTurns(16, 256, 60_000, 'Get');
   /** Puts received and not yet answered, waiting for their names or a turn included. */
   private readonly inProgress = { count: 0, bytes: 0 };
 
@@ -71,13 +76,16 @@ export class RecordStore {
     this.guard = new ReclaimGuard(new ReclaimMarks(new Documents(blobs)), blobs);
   }
 
-  async get(given: string): Promise<CacheRecord> {
+  /** `signal`: the client went away; a Get still waiting for a turn gives up its place. */
+  async get(given: string, signal?: AbortSignal): Promise<CacheRecord> {
     const name = given || DEFAULT_NAME;
     this.checkName(name);
-    const found = await this.blobs.getRecord(name);
-    if (!found) throw notFound(`cache record ${JSON.stringify(name)}: not found`);
-    this.touch.schedule(layerBlobs(found.body));
-    return { config: found.body, digest: digestOf(found.body), size: found.body.length, lastModified: found.lastModified };
+    return this.getTurns.run(async () => {
+      const found = await this.blobs.getRecord(name);
+      if (!found) throw notFound(`cache record ${JSON.stringify(name)}: not found`);
+      this.touch.schedule(layerBlobs(found.body));
+      return { config: found.body, digest: digestOf(found.body), size: found.body.length, lastModified: found.lastModified };
+    }, signal);
   }
 
   /** `signal`: the client went away; a Put still waiting for its names or a turn gives up its place. */
