@@ -92,6 +92,37 @@ describe('Delete by reference, and the collector', () => {
     expect(await stored(digest)).toBe(true);
   });
 
+  it('keeps the deletion mark of a blob written and Deleted in a namespace after the run listed the blobs', async () => {
+    const data = randomBlob(900);
+    const digest = digestOf(data);
+    let fired = false;
+    // the run's listing ends; then, before the run tidies, the namespace writes the blob and Deletes it
+    const afterListing = async () => {
+      if (fired) return;
+      fired = true;
+      await writeBlob(d.content(), 'late', data, { metadata: ns('late') });
+      await call(d.content(), 'Delete', { digest }, ns('late'));
+    };
+    const sources = collectorSourcesFor(store, leases);
+    const blobs = new Proxy(store, {
+      get(target, prop) {
+        if (prop === 'listBlobs') {
+          return async function* () {
+            yield* target.listBlobs();
+            await afterListing();
+          };
+        }
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const collector = new Collector({ ...sources, blobs }, { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
+    await collectRuns(() => collector.run({ delete: true }), 1);
+    expect(fired).toBe(true);
+    // the namespace still sees its Delete: Info and Read there answer NotFound
+    expect(await listKeys(d.bucket!, `s3cs/v1/ns/late/deleted/${digest}`)).toEqual([`s3cs/v1/ns/late/deleted/${digest}`]);
+  });
+
   it('drops only the deleting namespace\'s hold: another namespace keeps the blob, and it still reads like any shared blob', async () => {
     const data = randomBlob(700);
     const { digest } = await writeBlob(d.content(), 'shared-a', data, { metadata: ns('team-a') });

@@ -264,7 +264,12 @@ export class Collector {
     for await (const ns of this.sources.memberships.namespaces()) {
       const prefix = docKeys.deletedPrefix(ns);
       for await (const key of this.sources.docs.list(prefix)) {
-        if (!stored.has(key.slice(prefix.length))) await this.sources.docs.remove(key);
+        const digest = key.slice(prefix.length);
+        if (stored.has(digest)) continue;
+        // asked again: a blob written and then Deleted in this namespace after the listing
+        // passed it has a fresh mark, and without it the namespace would see the blob again
+        if (await this.sources.blobs.statBlob(digest, { fresh: true })) continue;
+        await this.sources.docs.remove(key);
       }
     }
     // A staging object lives only between its upload's completion and its copy into place (its
