@@ -92,6 +92,25 @@ describe('Delete by reference, and the collector', () => {
     expect(await stored(digest)).toBe(true);
   });
 
+  it('reads an object under the manifests prefix too large to decode for the digests it names, and keeps those blobs', async () => {
+    const data = randomBlob(1100);
+    const { digest } = await writeBlob(d.content(), 'named-by-huge', data, { metadata: ns('huge') });
+    await call(d.content(), 'Delete', { digest }, ns('huge'));
+    // 17 MiB: more than a record is read whole, the digest past the first 16 MiB
+    const huge = Buffer.concat([Buffer.from('{"padding":"'), Buffer.alloc(17 * 1024 * 1024, 0x20), Buffer.from(`","layers":[{"blob":"${digest}"}]}`)]);
+    await putObject(d.bucket!, 'manifests/huge-record', huge);
+    try {
+      await settle();
+      const [report] = await collectRuns(() => collect0().run({ delete: true }), 2);
+      expect(report!.roots.records).toBeGreaterThan(0);
+      expect(await stored(digest)).toBe(true);
+      // the namespace that deleted its hold still finds it, as a blob a record needs
+      expect(await call(d.content(), 'Info', { digest }, ns('huge'))).toMatchObject({ info: { digest } });
+    } finally {
+      await rawS3().send(new DeleteObjectCommand({ Bucket: d.bucket!, Key: 'manifests/huge-record' }));
+    }
+  });
+
   it('keeps the deletion mark of a blob written and Deleted in a namespace after the run listed the blobs', async () => {
     const data = randomBlob(900);
     const digest = digestOf(data);

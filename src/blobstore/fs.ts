@@ -151,6 +151,14 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  async streamRecord(name: string): Promise<AsyncIterable<Buffer> | undefined> {
+    // records here are the daemon's own, never larger than a Put allows: read whole
+    const record = await this.getRecord(name);
+    return record && (async function* () {
+      yield record.body;
+    })();
+  }
+
   async putRecord(name: string, body: Buffer): Promise<void> {
     const path = this.recordPath(name);
     const tmp = join(this.uploadsDir, `record-${randomUUID()}`);

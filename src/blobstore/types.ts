@@ -85,6 +85,11 @@ export interface BlobStore {
   checkRecordName(name: string): void;
   /** BuildKit's cache records: `<prefix><manifests_prefix><name>`, raw bytes. */
   getRecord(name: string): Promise<{ body: Buffer; lastModified: Date } | undefined>;
+  /**
+   * A record's bytes as they stream, for one too large for `getRecord` (another tool's object
+   * under a shared manifests prefix, say) that the collector must still read for digests.
+   */
+  streamRecord(name: string): Promise<AsyncIterable<Buffer> | undefined>;
   putRecord(name: string, body: Buffer): Promise<void>;
   /** False when there was nothing to delete. */
   deleteRecord(name: string): Promise<boolean>;

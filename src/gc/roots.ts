@@ -5,6 +5,8 @@ import { isValidDigest } from '../digest.js';
 import { LeaseStore } from '../leases/store.js';
 import { docKeys, type Documents } from '../metadata/documents.js';
 import { layerBlobs } from '../records/cache-config.js';
+import { digestsIn } from '../records/digest-scan.js';
+import { isStoreError } from '../errors.js';
 
 /** What the collector's scans read; the daemon and `gc` build it from their own parts. */
 export interface RootSources {
@@ -48,9 +50,10 @@ export async function scanRoots(sources: RootSources, now = Date.now(), scope: '
   const recordLayers = new Map<string, string[]>();
   const add = (digest: string) => digests.add(digest);
 
-  await forEachRecord(sources.blobs, 0, (name, layers) => {
+  await forEachRecord(sources.blobs, 0, (name, layers, scanned) => {
     counts.records++;
-    recordLayers.set(name, layers);
+    // a scanned record's digests are more than its layers: no report of missing ones from them
+    if (!scanned) recordLayers.set(name, layers);
     layers.forEach(add);
   });
 
@@ -102,8 +105,15 @@ export async function recentReferences(sources: RootSources, since: number): Pro
   return found;
 }
 
-/** Reads the cache records modified at or after `since` (all of them for 0), a few at a time. */
-async function forEachRecord(blobs: BlobStore, since: number, visit: (name: string, layers: string[]) => void): Promise<void> {
+/**
+ * Reads the cache records modified at or after `since` (all of them for 0), a few at a time.
+ * One too large to decode is read as it streams for every digest it names (`scanned`).
+ */
+async function forEachRecord(
+  blobs: BlobStore,
+  since: number,
+  visit: (name: string, layers: string[], scanned: boolean) => void,
+): Promise<void> {
   let startAfter = '';
   for (;;) {
     const page = await blobs.listRecords('', startAfter, RECORD_PAGE);
@@ -111,8 +121,16 @@ async function forEachRecord(blobs: BlobStore, since: number, visit: (name: stri
     await pMap(
       wanted,
       async (entry) => {
-        const record = await blobs.getRecord(entry.name);
-        if (record) visit(entry.name, layerBlobs(record.body));
+        const record = await blobs.getRecord(entry.name).catch((err: unknown) => {
+          if (isStoreError(err, 'resource-exhausted')) return 'too large' as const;
+          throw err;
+        });
+        if (record === 'too large') {
+          const chunks = await blobs.streamRecord(entry.name);
+          if (chunks) visit(entry.name, [...(await digestsIn(chunks, entry.name))], true);
+        } else if (record) {
+          visit(entry.name, layerBlobs(record.body), false);
+        }
       },
       { concurrency: CONCURRENCY },
     );

@@ -49,6 +49,8 @@ const LIST_PAGE = 1000;
 const SPILL_BUFFERS = 8;
 /** A cache record is at most 8 MiB (records/store.ts); documents are far smaller. */
 const MAX_SMALL_OBJECT = 16 * 1024 * 1024;
+/** The largest object under the manifests prefix the collector reads through for digests. */
+const MAX_STREAMED_RECORD = 1024 * 1024 * 1024;
 /** LIST requests one page of records may take to read past keys that are not records. */
 const MAX_RECORD_LIST_PAGES = 10;
 
@@ -222,6 +224,27 @@ export class S3BlobStore implements BlobStore {
 
   async getRecord(name: string): Promise<{ body: Buffer; lastModified: Date } | undefined> {
     return this.getSmall(this.keys.record(name));
+  }
+
+  async streamRecord(name: string): Promise<AsyncIterable<Buffer> | undefined> {
+    const key = this.keys.record(name);
+    const out = await this.s3.sendUnlessMissing(new GetObjectCommand({ Bucket: this.s3.name, Key: key }), `GET ${key}`, 'reads');
+    if (!out) return undefined;
+    const body = out.Body as Readable;
+    if ((out.ContentLength ?? 0) > MAX_STREAMED_RECORD) {
+      body.destroy();
+      throw resourceExhausted(`GET ${key}: ${out.ContentLength} bytes, more than the ${MAX_STREAMED_RECORD} a record is read for digests`);
+    }
+    const brokeOff = (err: unknown) => this.s3.brokeOff(err, `GET ${key}`);
+    return (async function* () {
+      try {
+        for await (const chunk of body) yield chunk as Buffer;
+      } catch (err) {
+        throw brokeOff(err);
+      } finally {
+        body.destroy();
+      }
+    })();
   }
 
   async putRecord(name: string, body: Buffer): Promise<void> {

@@ -259,6 +259,10 @@ export class ReadTier implements BlobStore {
     return this.inner.getRecord(name);
   }
 
+  streamRecord(name: string): Promise<AsyncIterable<Buffer> | undefined> {
+    return this.inner.streamRecord(name);
+  }
+
   putRecord(name: string, body: Buffer): Promise<void> {
     return this.inner.putRecord(name, body);
   }

@@ -1,0 +1,27 @@
+import { StoreError } from '../errors.js';
+
+const DIGEST = /sha256:[0-9a-f]{64}/g;
+/** A digest cut by a chunk's end is found whole in the next: this much is carried over. */
+const CARRY = 'sha256:'.length + 64 - 1;
+
+/**
+ * Every sha256 digest written anywhere in a record too large to decode (over 16 MiB, or another
+ * tool's object under a shared manifests prefix), read as it streams. It finds a superset of the
+ * layers BuildKit would import (diffIDs and other digests too), which is what the collector
+ * needs: marking a digest that is no blob costs nothing, missing a layer would cost the layer.
+ * Past `maxDigests` distinct digests it gives up (the set is memory), naming the record.
+ */
+export async function digestsIn(chunks: AsyncIterable<Buffer>, name: string, maxDigests = 1_000_000): Promise<Set<string>> {
+  const found = new Set<string>();
+  let carry = '';
+  for await (const chunk of chunks) {
+    // latin1: one character a byte, so a digest split across chunks lines up again
+    const text = carry + chunk.toString('latin1');
+    for (const m of text.matchAll(DIGEST)) found.add(m[0]);
+    if (found.size > maxDigests) {
+      throw new StoreError('resource-exhausted', `cache record ${JSON.stringify(name)} names more than ${maxDigests} digests; too many to collect garbage beside it`);
+    }
+    carry = text.slice(-CARRY);
+  }
+  return found;
+}
