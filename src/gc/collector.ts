@@ -98,6 +98,7 @@ export class Collector {
         this.options.logger.info({ by: taken.by, until: taken.until }, 'another collector holds the bucket; this one deletes nothing now');
         return { ...emptyReport(true), skipped: `another collector (${taken.by}) holds the bucket's lock until ${taken.until}` };
       }
+      lock.renewWhileHeld();
     }
     const runMode = mode.delete ? 'delete' : 'dry-run';
     try {

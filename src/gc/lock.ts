@@ -22,6 +22,8 @@ const RENEW_EVERY_MS = 60_000;
 export class CollectorLock {
   private readonly owner = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   private renewedAt = 0;
+  private renewing: NodeJS.Timeout | undefined;
+  private lost: unknown;
 
   constructor(
     private readonly docs: Documents,
@@ -52,6 +54,7 @@ export class CollectorLock {
    * another collector holds it now), so that the run stops before deleting anything more.
    */
   async keep(): Promise<void> {
+    if (this.lost) throw this.lost;
     if (Date.now() - this.renewedAt < RENEW_EVERY_MS) return;
     const current = await this.docs.read<LockRecord>(docKeys.gcLock());
     if (Date.now() - this.renewedAt >= LOCK_TTL_MS || current?.owner !== this.owner) {
@@ -60,7 +63,23 @@ export class CollectorLock {
     await this.write();
   }
 
+  /**
+   * Renews the lock in the background as well, for steps that call no `keep` for long (the mark
+   * phase reads a document per hold, lease and note: tens of minutes on a large bucket, past the
+   * lock's time). A renewal that finds the lock lost makes the next `keep` throw.
+   */
+  renewWhileHeld(): void {
+    this.renewing ??= setInterval(() => {
+      this.keep().catch((err: unknown) => {
+        this.lost ??= err;
+      });
+    }, RENEW_EVERY_MS / 2);
+    this.renewing.unref();
+  }
+
   async release(): Promise<void> {
+    clearInterval(this.renewing);
+    this.renewing = undefined;
     const current = await this.docs.read<LockRecord>(docKeys.gcLock());
     if (current?.owner === this.owner) await this.docs.remove(docKeys.gcLock());
   }
