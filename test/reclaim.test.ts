@@ -171,6 +171,29 @@ describe('Delete by reference, and the collector', () => {
     expect((await failure(call(d.leases(), 'ListResources', { id: 'expired' }, ns('roots')))).code).toBe(status.NOT_FOUND);
   });
 
+  it('keeps a lease whose gc.expire is not RFC 3339, and its blobs, as containerd ignores a value it cannot parse', async () => {
+    const careless = { '60': 'careless-seconds', '2024-01-01': 'careless-date' };
+    const leased: string[] = [];
+    for (const [expire, id] of Object.entries(careless)) {
+      const { digest } = await writeBlob(d.content(), id, randomBlob(560 + leased.length), { metadata: ns('careless') });
+      await call(d.leases(), 'Create', { id, labels: { 'containerd.io/gc.expire': expire } }, ns('careless'));
+      await call(d.leases(), 'AddResource', { id, resource: { id: digest, type: 'content' } }, ns('careless'));
+      await call(d.content(), 'Delete', { digest }, ns('careless'));
+      leased.push(digest);
+    }
+    const { digest: unreferenced } = await writeBlob(d.content(), 'careless-nothing', randomBlob(570), { metadata: ns('careless') });
+    await call(d.content(), 'Delete', { digest: unreferenced }, ns('careless'));
+
+    await settle();
+    await collectUntil(() => collect0().run({ delete: true }), async () => !(await stored(unreferenced)));
+    expect(await stored(unreferenced)).toBe(false);
+    for (const digest of leased) expect(await stored(digest), digest).toBe(true);
+    for (const id of Object.values(careless)) {
+      const listedResources = (await call(d.leases(), 'ListResources', { id }, ns('careless'))) as { resources: { id: string }[] };
+      expect(listedResources.resources).toHaveLength(1);
+    }
+  });
+
   it('lets one deleting collector run at a time on a bucket', async () => {
     // a longer settle than the other tests use: a loaded machine's slow PUT must not make both give way
     const patient = () => new Collector(collectorSourcesFor(store, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_500 });

@@ -11,6 +11,7 @@ import { validateNamespace } from '../namespaces/names.js';
 import { parseFilters } from '../filters.js';
 import { now, storedInstant, type Instant } from '../clock.js';
 import { countBound } from '../lru.js';
+import { goRfc3339Millis } from '../records/go-time.js';
 
 export interface LeaseResource {
   id: string;
@@ -140,11 +141,15 @@ export class LeaseStore {
     this.counts.delete(scoped(ns, id));
   }
 
-  /** Whether the lease's `containerd.io/gc.expire` time has passed (a lease without one never expires). */
+  /**
+   * Whether the lease's `containerd.io/gc.expire` time has passed. containerd reads it with
+   * time.Parse(time.RFC3339, …) and keeps a lease whose value it cannot read (it logs it), as one
+   * without the label: a careless label must not cost the lease its resources.
+   */
   static expired(lease: Lease, now = Date.now()): boolean {
     const expire = labelValue(lease.labels, 'containerd.io/gc.expire');
-    const at = expire === undefined ? NaN : Date.parse(expire);
-    return Number.isFinite(at) && at <= now;
+    const at = expire === undefined ? undefined : goRfc3339Millis(expire);
+    return at !== undefined && at < now;
   }
 
   /** In key order: by type, then id, as containerd's own store lists them. */
