@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { BlobStore } from '../blobstore/types.js';
-import { alreadyExists, invalidArgument, notFound, resourceExhausted } from '../errors.js';
+import { alreadyExists, invalidArgument, notFound, resourceExhausted, unimplemented } from '../errors.js';
 import { labelValue, validateLabels, type Labels } from '../labels.js';
 import { Documents, docKeys, encodeSegment } from '../metadata/documents.js';
 import { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import { ReclaimMarks } from '../metadata/reclaim-marks.js';
-import { isValidDigest } from '../digest.js';
+import { parseDigest } from '../digest.js';
 import { validateNamespace } from '../namespaces/names.js';
 import { parseFilters } from '../filters.js';
 import { now, storedInstant, type Instant } from '../clock.js';
@@ -111,6 +111,7 @@ export class LeaseStore {
 
   async addResource(ns: string, id: string, resource: LeaseResource): Promise<void> {
     const key = resourceKey(ns, id, resource);
+    checkResourceKind(resource);
     const record = await this.load(ns, id);
     let count = await this.count(ns, id, record);
     if (count.n >= MAX_LEASE_RESOURCES) {
@@ -128,9 +129,10 @@ export class LeaseStore {
     // check may have missed this resource is waited out, so that content stored when the call
     // answers stays stored. Content gone by then stays a resource naming nothing, as containerd
     // lets a lease name content not (yet) written.
-    if (resource.type === 'content' && isValidDigest(resource.id)) await this.guard.stays(resource.id);
+    if (resource.type === 'content') await this.guard.stays(resource.id);
   }
 
+  /** Takes any type and id, unlike add: what an older version let a lease hold can still go. */
   async deleteResource(ns: string, id: string, resource: LeaseResource): Promise<void> {
     const key = resourceKey(ns, id, resource);
     const record = await this.load(ns, id);
@@ -211,6 +213,35 @@ function resourceKey(ns: string, id: string, resource: LeaseResource): string {
   }
   if (rid > MAX_RESOURCE_ID_BYTES) throw invalidArgument(`lease resource id is ${rid} bytes encoded, more than ${MAX_RESOURCE_ID_BYTES}`);
   return docKeys.leaseResource(ns, id, resource.type, resource.id);
+}
+
+/**
+ * The resources containerd's metadata store lets a lease hold (parseLeaseResource in its
+ * metadata/leases.go): content by digest, ingests by ref, and snapshots of one snapshotter.
+ */
+function checkResourceKind(resource: LeaseResource): void {
+  const [kind, ...rest] = resource.type.split('/');
+  const shown = JSON.stringify(resource.type.slice(0, 100));
+  switch (kind) {
+    case 'content':
+    case 'ingests':
+      if (rest.length > 0) throw invalidArgument(`invalid lease resource type ${shown}: ${kind} takes no path`);
+      if (kind === 'content') {
+        try {
+          parseDigest(resource.id);
+        } catch (err) {
+          throw invalidArgument(`invalid content resource id: ${(err as Error).message}`);
+        }
+      }
+      return;
+    case 'snapshots':
+      if (rest.length !== 1 || rest[0] === '') {
+        throw invalidArgument(`invalid snapshot resource type ${shown}: expected snapshots/<snapshotter>`);
+      }
+      return;
+    default:
+      throw unimplemented(`lease resource type ${shown} not supported (content, ingests or snapshots/<snapshotter>)`);
+  }
 }
 
 function toLease(record: LeaseRecord): Lease {
