@@ -171,6 +171,36 @@ describe('Delete by reference, and the collector', () => {
     expect((await failure(call(d.leases(), 'ListResources', { id: 'expired' }, ns('roots')))).code).toBe(status.NOT_FOUND);
   });
 
+  it('removes the resources a lease Delete cut short left behind, and then reclaims their blobs', async () => {
+    const { digest } = await writeBlob(d.content(), 'orphaned', randomBlob(580), { metadata: ns('orphans') });
+    await call(d.leases(), 'Create', { id: 'cut-short' }, ns('orphans'));
+    await call(d.leases(), 'AddResource', { id: 'cut-short', resource: { id: digest, type: 'content' } }, ns('orphans'));
+    await call(d.content(), 'Delete', { digest }, ns('orphans'));
+    // a Delete removes the lease first, then its resources: one cut off in between leaves them
+    await rawS3().send(new DeleteObjectCommand({ Bucket: d.bucket!, Key: 's3cs/v1/ns/orphans/leases/cut-short' }));
+
+    await settle();
+    const reports = await collectUntil(() => collect0().run({ delete: true }), async () => !(await stored(digest)));
+    expect(await stored(digest)).toBe(false);
+    expect(await listKeys(d.bucket!, 's3cs/v1/ns/orphans/lease-resources/')).toEqual([]);
+    expect(reports.reduce((n, r) => n + r.orphanedResourcesRemoved, 0)).toBe(1);
+  });
+
+  it('puts back the resources it took for a lease gone, when the lease is created again meanwhile', async () => {
+    const digest = digestOf(Buffer.from('held by a lease created again'));
+    await leases.create('orphans', 'again', {});
+    await leases.addResource('orphans', 'again', { id: digest, type: 'content' });
+    await rawS3().send(new DeleteObjectCommand({ Bucket: d.bucket!, Key: 's3cs/v1/ns/orphans/leases/again' }));
+
+    // the lease comes back, and its resource is added again, right after it was found gone
+    const dropped = await leases.dropOrphanedResources('orphans', async () => {
+      await leases.create('orphans', 'again', {});
+      await leases.addResource('orphans', 'again', { id: digest, type: 'content' });
+    });
+    expect(dropped).toBe(0);
+    expect(await leases.listResources('orphans', 'again')).toEqual([{ id: digest, type: 'content' }]);
+  });
+
   it('keeps a lease whose gc.expire is not RFC 3339, and its blobs, as containerd ignores a value it cannot parse', async () => {
     const careless = { '60': 'careless-seconds', '2024-01-01': 'careless-date' };
     const leased: string[] = [];

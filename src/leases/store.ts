@@ -55,6 +55,7 @@ const MAX_RESOURCE_ID_BYTES = 512;
  */
 export class LeaseStore {
   private readonly docs: Documents;
+  private readonly blobs: BlobStore;
   private readonly guard: ReclaimGuard;
   private readonly maxResources: number;
   private readonly counts: ResourceCounts;
@@ -64,6 +65,7 @@ export class LeaseStore {
     this.maxResources = options.maxResources ?? MAX_LEASE_RESOURCES;
     this.counts = new ResourceCounts(this.maxResources);
     this.docs = new Documents(blobs);
+    this.blobs = blobs;
     this.guard = new ReclaimGuard(new ReclaimMarks(this.docs), blobs);
   }
 
@@ -190,6 +192,47 @@ export class LeaseStore {
       const [type, rid] = key.slice(prefix.length).split('/').map(decodeURIComponent);
       if (type !== undefined && rid !== undefined) yield { id: rid, type };
     }
+  }
+
+  /**
+   * Removes the resource documents of leases that are gone, which a Delete cut short leaves
+   * (the lease goes first) and which would keep their blobs for ever. For the collector only,
+   * under its lock, so that no collector decides while a document is away: a resource can only
+   * be added while its lease exists, so one found gone may have been taken from a lease created
+   * again under the same id meanwhile; when the lease is there again after the removal, what was
+   * removed is put back (the lease then holds a few resources too many, never too few).
+   */
+  async dropOrphanedResources(ns: string, keepLock: () => Promise<void>): Promise<number> {
+    validateNamespace(ns);
+    const prefix = docKeys.allLeaseResourcesPrefix(ns);
+    let dropped = 0;
+    for await (const segment of this.docs.groups(prefix)) {
+      let id: string;
+      try {
+        id = decodeURIComponent(segment);
+      } catch {
+        continue; // not a key this store writes
+      }
+      if (!LEASE_ID.test(id) || (await this.leaseStored(ns, id))) continue;
+      await keepLock();
+      const removed: string[] = [];
+      for await (const key of this.docs.list(`${prefix}${segment}/`)) {
+        await this.docs.remove(key);
+        removed.push(key);
+      }
+      if (await this.leaseStored(ns, id)) {
+        for (const key of removed) await this.docs.write(key, {});
+        continue;
+      }
+      this.counts.forget(scoped(ns, id));
+      dropped += removed.length;
+    }
+    return dropped;
+  }
+
+  /** Whether the lease's document is there at all (one this version cannot read counts too). */
+  private async leaseStored(ns: string, id: string): Promise<boolean> {
+    return (await this.blobs.getDoc(docKeys.lease(ns, id))) !== undefined;
   }
 
   /** What the bucket holds for the lease, counted up to one past the cap. */
