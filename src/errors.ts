@@ -37,6 +37,7 @@ export const unavailable = (message: string, cause?: unknown) =>
 export const outOfRange = (message: string) => new StoreError('out-of-range', message);
 export const resourceExhausted = (message: string) => new StoreError('resource-exhausted', message);
 export const cancelled = (message: string) => new StoreError('cancelled', message);
+export const unimplemented = (message: string) => new StoreError('unimplemented', message);
 export const permissionDenied = (message: string, cause?: unknown) =>
   new StoreError('permission-denied', message, { cause });
 

@@ -1,5 +1,6 @@
 import { RE2JS } from 're2js';
-import { invalidArgument } from './errors.js';
+import { invalidArgument, resourceExhausted } from './errors.js';
+import { patternExpansion } from './filter-patterns.js';
 
 /**
  * containerd's filter language (as `ctr content ls` and `ctr content active` send it):
@@ -27,9 +28,29 @@ interface Selector {
 /**
  * `~=` patterns run on RE2 (pure JavaScript, linear in the input, as containerd's Go regexp
  * is), never on V8's backtracking engine, where one pattern like `^(a+)+x$` blocks the event
- * loop for hours. The bound keeps the compiled program, and so the cost per match, small.
+ * loop for hours. Linear is not cheap: a match costs about the program's size times the text's
+ * length, a List matches every item, and compiling is synchronous. So one request is bounded
+ * (containerd bounds none of this; a message may be 16 MiB): how many filters and selectors it
+ * carries, how long its patterns are, how far their counted repetitions may expand before
+ * anything is compiled, and how large the compiled programs are.
  */
-const MAX_PATTERN_LENGTH = 1024;
+export const FILTER_LIMITS = {
+  filters: 64,
+  selectors: 256,
+  patternLength: 1024,
+  patternsLength: 4096,
+  /** Read from the pattern's text (filter-patterns.ts), which errs high: a looser bound. */
+  expansion: 4000,
+  instructions: 1000,
+  requestInstructions: 2000,
+} as const;
+
+/** What the patterns of one request have used of FILTER_LIMITS so far. */
+class Budget {
+  selectors = 0;
+  patternsLength = 0;
+  instructions = 0;
+}
 
 /** Looks a field path up on the object being filtered; undefined means "not present". */
 export type FieldLookup = (fieldpath: readonly string[]) => string | undefined;
@@ -44,7 +65,10 @@ class ParseError extends Error {}
 
 class Parser {
   private pos = 0;
-  constructor(private readonly input: string) {}
+  constructor(
+    private readonly input: string,
+    private readonly budget: Budget,
+  ) {}
 
   parse(): Selector[] {
     const selectors = [this.selector()];
@@ -58,6 +82,9 @@ class Parser {
   }
 
   private selector(): Selector {
+    if (++this.budget.selectors > FILTER_LIMITS.selectors) {
+      throw resourceExhausted(`a request may carry at most ${FILTER_LIMITS.selectors} filter selectors`);
+    }
     const fieldpath = [this.field()];
     for (;;) {
       this.skipSpace();
@@ -71,17 +98,38 @@ class Parser {
     }
     const operator = this.operator();
     const value = this.value();
-    if (operator === '~=') {
-      if (value.length > MAX_PATTERN_LENGTH) {
-        this.fail(`regular expression of ${value.length} characters is longer than the ${MAX_PATTERN_LENGTH} allowed`);
-      }
-      try {
-        return { fieldpath, operator, value, regexp: RE2JS.compile(value) };
-      } catch (err) {
-        this.fail(`invalid regular expression ${JSON.stringify(value)}: ${(err as Error).message}`);
-      }
-    }
+    if (operator === '~=') return { fieldpath, operator, value, regexp: this.compile(value) };
     return { fieldpath, operator, value };
+  }
+
+  private compile(pattern: string): RE2JS {
+    const limits = FILTER_LIMITS;
+    if (pattern.length > limits.patternLength) {
+      this.fail(`regular expression of ${pattern.length} characters is longer than the ${limits.patternLength} allowed`);
+    }
+    this.budget.patternsLength += pattern.length;
+    if (this.budget.patternsLength > limits.patternsLength) {
+      this.fail(`the regular expressions of one request may total at most ${limits.patternsLength} characters`);
+    }
+    const shown = JSON.stringify(pattern.length > 100 ? `${pattern.slice(0, 100)}…` : pattern);
+    if (patternExpansion(pattern) > limits.expansion) {
+      this.fail(`regular expression ${shown} is too large: its counted repetitions expand beyond ${limits.expansion} instructions`);
+    }
+    let regexp: RE2JS;
+    try {
+      regexp = RE2JS.compile(pattern);
+    } catch (err) {
+      this.fail(`invalid regular expression ${shown}: ${(err as Error).message}`);
+    }
+    const size = regexp.programSize();
+    if (size > limits.instructions) {
+      this.fail(`regular expression ${shown} is too large: it compiles to ${size} instructions, more than the ${limits.instructions} allowed`);
+    }
+    this.budget.instructions += size;
+    if (this.budget.instructions > limits.requestInstructions) {
+      this.fail(`the regular expressions of one request may compile to at most ${limits.requestInstructions} instructions in all`);
+    }
+    return regexp;
   }
 
   private field(): string {
@@ -188,14 +236,14 @@ function matchSelector(selector: Selector, lookup: FieldLookup): boolean {
 }
 
 /** Parses one filter string (AND of its selectors). */
-export function parseFilter(input: string): Filter {
+export function parseFilter(input: string, budget = new Budget()): Filter {
   if (input.trim() === '') return MATCH_ALL;
   // a wild filter is named in the answer, but not echoed whole
   const shown = JSON.stringify(input.length > 200 ? `${input.slice(0, 200)}…` : input);
   if (input.includes('\0')) throw invalidArgument(`invalid filter ${shown}: contains NUL`);
   let selectors: Selector[];
   try {
-    selectors = new Parser(input).parse();
+    selectors = new Parser(input, budget).parse();
   } catch (err) {
     if (err instanceof ParseError) throw invalidArgument(`invalid filter ${shown}: ${err.message}`);
     throw err;
@@ -206,6 +254,10 @@ export function parseFilter(input: string): Filter {
 /** Parses the filters of one request: any of them may match. */
 export function parseFilters(inputs: readonly string[]): Filter {
   if (inputs.length === 0) return MATCH_ALL;
-  const filters = inputs.map(parseFilter);
+  if (inputs.length > FILTER_LIMITS.filters) {
+    throw resourceExhausted(`a request may carry at most ${FILTER_LIMITS.filters} filters, not ${inputs.length}`);
+  }
+  const budget = new Budget();
+  const filters = inputs.map((input) => parseFilter(input, budget));
   return { matches: (lookup) => filters.some((f) => f.matches(lookup)) };
 }

@@ -45,13 +45,39 @@ describe('Leases on S3', () => {
 
   it('adds, lists and deletes resources', async () => {
     await call(leases, 'Create', { id: 'with-resources' });
-    await call(leases, 'AddResource', { id: 'with-resources', resource: { id: 'sha256:abc', type: 'content' } });
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    await call(leases, 'AddResource', { id: 'with-resources', resource: { id: digest, type: 'content' } });
     await call(leases, 'AddResource', { id: 'with-resources', resource: { id: 'ingest-1', type: 'ingests' } });
+    await call(leases, 'AddResource', { id: 'with-resources', resource: { id: 'layer-7', type: 'snapshots/overlayfs' } });
     let res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'with-resources' });
-    expect(res.resources).toEqual([{ id: 'sha256:abc', type: 'content' }, { id: 'ingest-1', type: 'ingests' }]);
+    expect(res.resources).toEqual([
+      { id: digest, type: 'content' },
+      { id: 'ingest-1', type: 'ingests' },
+      { id: 'layer-7', type: 'snapshots/overlayfs' },
+    ]);
     await call(leases, 'DeleteResource', { id: 'with-resources', resource: { id: 'ingest-1', type: 'ingests' } });
     res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'with-resources' });
-    expect(res.resources).toEqual([{ id: 'sha256:abc', type: 'content' }]);
+    expect(res.resources).toEqual([
+      { id: digest, type: 'content' },
+      { id: 'layer-7', type: 'snapshots/overlayfs' },
+    ]);
+  });
+
+  it.each([
+    ['content', 'sha256:abc', status.INVALID_ARGUMENT, 'invalid content resource id'],
+    ['content', 'ingest-1', status.INVALID_ARGUMENT, 'invalid content resource id'],
+    ['content/extra', `sha256:${'a'.repeat(64)}`, status.INVALID_ARGUMENT, 'content takes no path'],
+    ['ingests/extra', 'ingest-1', status.INVALID_ARGUMENT, 'ingests takes no path'],
+    ['snapshots', 'layer-1', status.INVALID_ARGUMENT, 'expected snapshots/<snapshotter>'],
+    ['snapshots/overlayfs/extra', 'layer-1', status.INVALID_ARGUMENT, 'expected snapshots/<snapshotter>'],
+    ['images', 'docker.io/library/alpine:3', status.UNIMPLEMENTED, 'lease resource type "images" not supported'],
+    ['blobs', 'x', status.UNIMPLEMENTED, 'not supported'],
+  ])('refuses a %j resource %j as containerd does, and keeps nothing of it', async (type, id, code, message) => {
+    await call(leases, 'Create', { id: 'picky' }).catch(() => undefined);
+    const err = await failure(call(leases, 'AddResource', { id: 'picky', resource: { id, type } }));
+    expect([err.code, err.details]).toEqual([code, expect.stringContaining(message)]);
+    const res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'picky' });
+    expect(res.resources).toEqual([]);
   });
 
   it('records content committed under the containerd-lease header as a resource of that lease', async () => {

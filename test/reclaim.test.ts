@@ -221,6 +221,59 @@ describe('Delete by reference, and the collector', () => {
     expect((await failure(call(d.leases(), 'ListResources', { id: 'expired' }, ns('roots')))).code).toBe(status.NOT_FOUND);
   });
 
+  it('removes the resources a lease Delete cut short left behind, and then reclaims their blobs', async () => {
+    const { digest } = await writeBlob(d.content(), 'orphaned', randomBlob(580), { metadata: ns('orphans') });
+    await call(d.leases(), 'Create', { id: 'cut-short' }, ns('orphans'));
+    await call(d.leases(), 'AddResource', { id: 'cut-short', resource: { id: digest, type: 'content' } }, ns('orphans'));
+    await call(d.content(), 'Delete', { digest }, ns('orphans'));
+    // a Delete removes the lease first, then its resources: one cut off in between leaves them
+    await rawS3().send(new DeleteObjectCommand({ Bucket: d.bucket!, Key: 's3cs/v1/ns/orphans/leases/cut-short' }));
+
+    await settle();
+    const reports = await collectUntil(() => collect0().run({ delete: true }), async () => !(await stored(digest)));
+    expect(await stored(digest)).toBe(false);
+    expect(await listKeys(d.bucket!, 's3cs/v1/ns/orphans/lease-resources/')).toEqual([]);
+    expect(reports.reduce((n, r) => n + r.orphanedResourcesRemoved, 0)).toBe(1);
+  });
+
+  it('puts back the resources it took for a lease gone, when the lease is created again meanwhile', async () => {
+    const digest = digestOf(Buffer.from('held by a lease created again'));
+    await leases.create('orphans', 'again', {});
+    await leases.addResource('orphans', 'again', { id: digest, type: 'content' });
+    await rawS3().send(new DeleteObjectCommand({ Bucket: d.bucket!, Key: 's3cs/v1/ns/orphans/leases/again' }));
+
+    // the lease comes back, and its resource is added again, right after it was found gone
+    const dropped = await leases.dropOrphanedResources('orphans', async () => {
+      await leases.create('orphans', 'again', {});
+      await leases.addResource('orphans', 'again', { id: digest, type: 'content' });
+    });
+    expect(dropped).toBe(0);
+    expect(await leases.listResources('orphans', 'again')).toEqual([{ id: digest, type: 'content' }]);
+  });
+
+  it('keeps a lease whose gc.expire is not RFC 3339, and its blobs, as containerd ignores a value it cannot parse', async () => {
+    const careless = { '60': 'careless-seconds', '2024-01-01': 'careless-date' };
+    const leased: string[] = [];
+    for (const [expire, id] of Object.entries(careless)) {
+      const { digest } = await writeBlob(d.content(), id, randomBlob(560 + leased.length), { metadata: ns('careless') });
+      await call(d.leases(), 'Create', { id, labels: { 'containerd.io/gc.expire': expire } }, ns('careless'));
+      await call(d.leases(), 'AddResource', { id, resource: { id: digest, type: 'content' } }, ns('careless'));
+      await call(d.content(), 'Delete', { digest }, ns('careless'));
+      leased.push(digest);
+    }
+    const { digest: unreferenced } = await writeBlob(d.content(), 'careless-nothing', randomBlob(570), { metadata: ns('careless') });
+    await call(d.content(), 'Delete', { digest: unreferenced }, ns('careless'));
+
+    await settle();
+    await collectUntil(() => collect0().run({ delete: true }), async () => !(await stored(unreferenced)));
+    expect(await stored(unreferenced)).toBe(false);
+    for (const digest of leased) expect(await stored(digest), digest).toBe(true);
+    for (const id of Object.values(careless)) {
+      const listedResources = (await call(d.leases(), 'ListResources', { id }, ns('careless'))) as { resources: { id: string }[] };
+      expect(listedResources.resources).toHaveLength(1);
+    }
+  });
+
   it('lets one deleting collector run at a time on a bucket', async () => {
     // a longer settle than the other tests use: a loaded machine's slow PUT must not make both give way
     const patient = () => new Collector(collectorSourcesFor(store, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_500 });

@@ -44,6 +44,8 @@ export interface CollectionReport {
   /** Would be deleted (a dry run), or could not be this time (the last check ran too long). */
   reclaimable: Tally;
   expiredLeases: number;
+  /** Resources of leases that are gone (a lease Delete cut short), removed. */
+  orphanedResourcesRemoved: number;
   /** Staging objects a failed copy or a crash left, removed. */
   stagingRemoved: number;
   /** Holds of blobs that are not stored (a crash between a hold and its bytes), removed. */
@@ -190,6 +192,7 @@ export class Collector {
       report.stagingRemoved = await this.tidy(marks, stored, now);
       await lock.keep();
       report.expiredLeases = await this.dropExpiredLeases(now);
+      report.orphanedResourcesRemoved = await this.dropOrphanedResources(lock);
     }
     logger.info(
       { kept: report.kept, waiting: report.waiting, reclaimed: report.reclaimed, reclaimable: report.reclaimable, roots: report.roots },
@@ -324,6 +327,16 @@ export class Collector {
     return dropped;
   }
 
+  /** Under the lock: while a resource is away and put back, no collector may be deciding. */
+  private async dropOrphanedResources(lock: CollectorLock): Promise<number> {
+    let dropped = 0;
+    for await (const ns of this.sources.memberships.namespaces()) {
+      await lock.keep();
+      dropped += await this.sources.leases.dropOrphanedResources(ns, () => lock.keep());
+    }
+    return dropped;
+  }
+
   /** containerd collects a lease once its `containerd.io/gc.expire` time has passed. */
   private async dropExpiredLeases(now: number): Promise<number> {
     let dropped = 0;
@@ -347,6 +360,7 @@ function emptyReport(deleted: boolean): CollectionReport {
     reclaimed: tally(),
     reclaimable: tally(),
     expiredLeases: 0,
+    orphanedResourcesRemoved: 0,
     stagingRemoved: 0,
     danglingHoldsRemoved: 0,
     brokenRecords: [],

@@ -65,6 +65,7 @@ function describe(r: CollectionReport): string {
   if (r.deleted && r.reclaimable.count > 0) lines.push(`left for the next run (last check too slow): ${size(r.reclaimable)}`);
   if (r.deleted) lines.push(`expired leases removed: ${r.expiredLeases}`);
   if (r.deleted && r.stagingRemoved > 0) lines.push(`leftover staging objects removed: ${r.stagingRemoved}`);
+  if (r.deleted && r.orphanedResourcesRemoved > 0) lines.push(`resources of deleted leases removed: ${r.orphanedResourcesRemoved}`);
   if (r.deleted && r.danglingHoldsRemoved > 0) lines.push(`holds of blobs not stored removed: ${r.danglingHoldsRemoved}`);
   for (const b of r.brokenRecords) {
     lines.push(`cache record ${JSON.stringify(b.name)} names ${b.missing.length} blob(s) not in the store: ${b.missing.slice(0, 3).join(', ')}${b.missing.length > 3 ? ', …' : ''}`);

@@ -69,7 +69,8 @@ export async function scanRoots(sources: RootSources, now = Date.now(), scope: '
     for await (const lease of sources.leases.all(ns)) {
       if (LeaseStore.expired(lease, now)) continue;
       counts.leases++;
-      for (const r of await sources.leases.listResources(ns, lease.id)) if (r.type === 'content' && isValidDigest(r.id)) add(r.id);
+      // a stream, not ListResources: however many a lease holds, each one is seen
+      for await (const r of sources.leases.resources(ns, lease.id)) if (r.type === 'content' && isValidDigest(r.id)) add(r.id);
     }
     if (scope !== 'all') continue;
     for await (const { value } of sources.docs.readAll<{ expected?: string }>(docKeys.ingestsPrefix(ns))) {

@@ -1,16 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
 import type { BlobStore } from '../blobstore/types.js';
-import { alreadyExists, invalidArgument, notFound, resourceExhausted } from '../errors.js';
+import { alreadyExists, invalidArgument, notFound, resourceExhausted, unimplemented } from '../errors.js';
 import { labelValue, validateLabels, type Labels } from '../labels.js';
 import { Documents, docKeys, encodeSegment } from '../metadata/documents.js';
 import { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import { ReclaimMarks } from '../metadata/reclaim-marks.js';
-import { isValidDigest } from '../digest.js';
+import { parseDigest } from '../digest.js';
 import { validateNamespace } from '../namespaces/names.js';
 import { parseFilters } from '../filters.js';
 import { now, storedInstant, type Instant } from '../clock.js';
-import { countBound } from '../lru.js';
+import { goRfc3339Millis } from '../records/go-time.js';
+import { ResourceCounts } from './resource-counts.js';
 
 export interface LeaseResource {
   id: string;
@@ -34,6 +34,13 @@ interface LeaseRecord {
 const LEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,75}$/;
 /** Resources one lease may hold; BuildKit holds one per blob, snapshot and ingest of a build. */
 const MAX_LEASE_RESOURCES = 10_000;
+/**
+ * What ListResources answers with at most. Daemons sharing a bucket may each add the last
+ * resource under the cap at once, so a lease may hold a few more than the cap: all are listed
+ * (one dropped from the list is a blob the collector may take). Past this far larger bound the
+ * call fails rather than build an answer without end; the collector reads them as a stream.
+ */
+const MAX_LISTED_RESOURCES = 4 * MAX_LEASE_RESOURCES;
 /** Leases one List may answer with; past it the client is told to filter. */
 const MAX_LISTED_LEASES = 10_000;
 /** Encoded bytes of a resource's type and id, so its key stays far below S3's 1,024 bytes. */
@@ -48,12 +55,17 @@ const MAX_RESOURCE_ID_BYTES = 512;
  */
 export class LeaseStore {
   private readonly docs: Documents;
+  private readonly blobs: BlobStore;
   private readonly guard: ReclaimGuard;
-  /** Resources per lease as last counted here, so adding one does not list them all. */
-  private readonly counts = new LRUCache<string, { n: number }>(countBound(10_000));
+  private readonly maxResources: number;
+  private readonly counts: ResourceCounts;
 
-  constructor(blobs: BlobStore) {
+  /** `maxResources` is for tests, which cannot afford ten thousand PUTs. */
+  constructor(blobs: BlobStore, options: { maxResources?: number } = {}) {
+    this.maxResources = options.maxResources ?? MAX_LEASE_RESOURCES;
+    this.counts = new ResourceCounts(this.maxResources);
     this.docs = new Documents(blobs);
+    this.blobs = blobs;
     this.guard = new ReclaimGuard(new ReclaimMarks(this.docs), blobs);
   }
 
@@ -75,7 +87,7 @@ export class LeaseStore {
     // The lease goes first: from then on nothing counts its resources as held.
     await this.docs.remove(docKeys.lease(ns, id));
     for await (const key of this.docs.list(docKeys.leaseResourcesPrefix(ns, id))) await this.docs.remove(key);
-    this.counts.delete(scoped(ns, id));
+    this.counts.forget(scoped(ns, id));
   }
 
   async list(ns: string, filters: readonly string[]): Promise<Lease[]> {
@@ -110,26 +122,32 @@ export class LeaseStore {
 
   async addResource(ns: string, id: string, resource: LeaseResource): Promise<void> {
     const key = resourceKey(ns, id, resource);
+    checkResourceKind(resource);
     const record = await this.load(ns, id);
-    let count = await this.count(ns, id, record);
-    if (count.n >= MAX_LEASE_RESOURCES) {
-      // the count here includes re-adds and misses other daemons' adds: count for real
-      this.counts.delete(scoped(ns, id));
-      count = await this.count(ns, id, record);
+    const place = await this.counts.reserve(scoped(ns, id), () => this.count(ns, id, record));
+    if (!place) {
+      // as containerd's add is idempotent, one the lease holds already is no new resource
+      if (!(await this.docs.read(key))) {
+        throw resourceExhausted(`lease ${JSON.stringify(id)} holds ${this.maxResources} resources, the most one lease may hold`);
+      }
+    } else {
+      // adding one twice writes the same document again
+      try {
+        await this.docs.write(key, {});
+        place.written();
+      } catch (err) {
+        place.failed();
+        throw err;
+      }
     }
-    if (count.n >= MAX_LEASE_RESOURCES) {
-      throw resourceExhausted(`lease ${JSON.stringify(id)} holds ${MAX_LEASE_RESOURCES} resources, the most one lease may hold`);
-    }
-    // Adding one twice writes the same document again, as containerd's add is idempotent.
-    await this.docs.write(key, {});
-    count.n++;
     // The writers' half of the collector's protocol (reclaim-marks.ts): a collector whose last
     // check may have missed this resource is waited out, so that content stored when the call
     // answers stays stored. Content gone by then stays a resource naming nothing, as containerd
     // lets a lease name content not (yet) written.
-    if (resource.type === 'content' && isValidDigest(resource.id)) await this.guard.stays(resource.id);
+    if (resource.type === 'content') await this.guard.stays(resource.id);
   }
 
+  /** Takes any type and id, unlike add: what an older version let a lease hold can still go. */
   async deleteResource(ns: string, id: string, resource: LeaseResource): Promise<void> {
     const key = resourceKey(ns, id, resource);
     const record = await this.load(ns, id);
@@ -137,43 +155,91 @@ export class LeaseStore {
     const legacy = record.resources ?? [];
     const kept = legacy.filter((r) => !(r.id === resource.id && r.type === resource.type));
     if (kept.length !== legacy.length) await this.docs.write(docKeys.lease(ns, id), { ...record, resources: kept });
-    this.counts.delete(scoped(ns, id));
+    this.counts.forget(scoped(ns, id));
   }
 
-  /** Whether the lease's `containerd.io/gc.expire` time has passed (a lease without one never expires). */
+  /**
+   * Whether the lease's `containerd.io/gc.expire` time has passed. containerd reads it with
+   * time.Parse(time.RFC3339, …) and keeps a lease whose value it cannot read (it logs it), as one
+   * without the label: a careless label must not cost the lease its resources.
+   */
   static expired(lease: Lease, now = Date.now()): boolean {
     const expire = labelValue(lease.labels, 'containerd.io/gc.expire');
-    const at = expire === undefined ? NaN : Date.parse(expire);
-    return Number.isFinite(at) && at <= now;
+    const at = expire === undefined ? undefined : goRfc3339Millis(expire);
+    return at !== undefined && at < now;
   }
 
-  /** In key order: by type, then id, as containerd's own store lists them. */
+  /** All of them, in key order: by type, then id, as containerd's own store lists them. */
   async listResources(ns: string, id: string): Promise<LeaseResource[]> {
-    const record = await this.load(ns, id);
     const found = new Map<string, LeaseResource>();
-    for (const r of record.resources ?? []) found.set(`${r.type}\0${r.id}`, { id: r.id, type: r.type });
+    for await (const r of this.resources(ns, id)) {
+      found.set(`${r.type}\0${r.id}`, r);
+      if (found.size > MAX_LISTED_RESOURCES) {
+        throw resourceExhausted(
+          `lease ${JSON.stringify(id)} holds more than ${MAX_LISTED_RESOURCES} resources, too many to list at once; delete some, or the lease`,
+        );
+      }
+    }
+    return [...found.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
+  }
+
+  /** Every resource of the lease, however many, as the bucket lists them (one may come twice). */
+  async *resources(ns: string, id: string): AsyncIterable<LeaseResource> {
+    const record = await this.load(ns, id);
+    for (const r of record.resources ?? []) yield { id: r.id, type: r.type };
     const prefix = docKeys.leaseResourcesPrefix(ns, id);
     for await (const key of this.docs.list(prefix)) {
       const [type, rid] = key.slice(prefix.length).split('/').map(decodeURIComponent);
-      if (type === undefined || rid === undefined) continue;
-      found.set(`${type}\0${rid}`, { id: rid, type });
-      if (found.size > MAX_LEASE_RESOURCES) break;
+      if (type !== undefined && rid !== undefined) yield { id: rid, type };
     }
-    this.counts.set(scoped(ns, id), { n: found.size });
-    return [...found.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .slice(0, MAX_LEASE_RESOURCES)
-      .map(([, r]) => r);
   }
 
-  private async count(ns: string, id: string, record: LeaseRecord): Promise<{ n: number }> {
-    const known = this.counts.get(scoped(ns, id));
-    if (known) return known;
+  /**
+   * Removes the resource documents of leases that are gone, which a Delete cut short leaves
+   * (the lease goes first) and which would keep their blobs for ever. For the collector only,
+   * under its lock, so that no collector decides while a document is away: a resource can only
+   * be added while its lease exists, so one found gone may have been taken from a lease created
+   * again under the same id meanwhile; when the lease is there again after the removal, what was
+   * removed is put back (the lease then holds a few resources too many, never too few).
+   */
+  async dropOrphanedResources(ns: string, keepLock: () => Promise<void>): Promise<number> {
+    validateNamespace(ns);
+    const prefix = docKeys.allLeaseResourcesPrefix(ns);
+    let dropped = 0;
+    for await (const segment of this.docs.groups(prefix)) {
+      let id: string;
+      try {
+        id = decodeURIComponent(segment);
+      } catch {
+        continue; // not a key this store writes
+      }
+      if (!LEASE_ID.test(id) || (await this.leaseStored(ns, id))) continue;
+      await keepLock();
+      const removed: string[] = [];
+      for await (const key of this.docs.list(`${prefix}${segment}/`)) {
+        await this.docs.remove(key);
+        removed.push(key);
+      }
+      if (await this.leaseStored(ns, id)) {
+        for (const key of removed) await this.docs.write(key, {});
+        continue;
+      }
+      this.counts.forget(scoped(ns, id));
+      dropped += removed.length;
+    }
+    return dropped;
+  }
+
+  /** Whether the lease's document is there at all (one this version cannot read counts too). */
+  private async leaseStored(ns: string, id: string): Promise<boolean> {
+    return (await this.blobs.getDoc(docKeys.lease(ns, id))) !== undefined;
+  }
+
+  /** What the bucket holds for the lease, counted up to one past the cap. */
+  private async count(ns: string, id: string, record: LeaseRecord): Promise<number> {
     let n = record.resources?.length ?? 0;
-    for await (const _ of this.docs.list(docKeys.leaseResourcesPrefix(ns, id))) if (++n > MAX_LEASE_RESOURCES) break;
-    const count = { n };
-    this.counts.set(scoped(ns, id), count);
-    return count;
+    for await (const _ of this.docs.list(docKeys.leaseResourcesPrefix(ns, id))) if (++n > this.maxResources) break;
+    return n;
   }
 
   private async load(ns: string, id: string): Promise<LeaseRecord> {
@@ -206,6 +272,35 @@ function resourceKey(ns: string, id: string, resource: LeaseResource): string {
   }
   if (rid > MAX_RESOURCE_ID_BYTES) throw invalidArgument(`lease resource id is ${rid} bytes encoded, more than ${MAX_RESOURCE_ID_BYTES}`);
   return docKeys.leaseResource(ns, id, resource.type, resource.id);
+}
+
+/**
+ * The resources containerd's metadata store lets a lease hold (parseLeaseResource in its
+ * metadata/leases.go): content by digest, ingests by ref, and snapshots of one snapshotter.
+ */
+function checkResourceKind(resource: LeaseResource): void {
+  const [kind, ...rest] = resource.type.split('/');
+  const shown = JSON.stringify(resource.type.slice(0, 100));
+  switch (kind) {
+    case 'content':
+    case 'ingests':
+      if (rest.length > 0) throw invalidArgument(`invalid lease resource type ${shown}: ${kind} takes no path`);
+      if (kind === 'content') {
+        try {
+          parseDigest(resource.id);
+        } catch (err) {
+          throw invalidArgument(`invalid content resource id: ${(err as Error).message}`);
+        }
+      }
+      return;
+    case 'snapshots':
+      if (rest.length !== 1 || rest[0] === '') {
+        throw invalidArgument(`invalid snapshot resource type ${shown}: expected snapshots/<snapshotter>`);
+      }
+      return;
+    default:
+      throw unimplemented(`lease resource type ${shown} not supported (content, ingests or snapshots/<snapshotter>)`);
+  }
 }
 
 function toLease(record: LeaseRecord): Lease {

@@ -71,3 +71,21 @@ function daysIn(month: number, year: number): number {
   if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
   return [4, 6, 9, 11].includes(month) ? 30 : 31;
 }
+
+/**
+ * The instant, in milliseconds since the epoch, that Go's time.Parse(time.RFC3339, raw) reads, or
+ * undefined where Go refuses it. Date.parse is no stand-in: it takes "60" as the year 1960 and a
+ * bare date as its midnight. Go keeps nanoseconds; the first three digits of a fraction are kept.
+ */
+export function goRfc3339Millis(raw: string): number | undefined {
+  if (goRfc3339Problem(raw) !== undefined) return undefined;
+  const m = /^(\d{4})-(\d\d)-(\d\d)T(\d\d?):(\d\d):(\d\d)(?:[.,](\d+))?(?:Z|([+-])(\d\d):(\d\d))$/.exec(raw);
+  if (!m) return undefined;
+  const [, year, month, day, hour, minute, second, fraction = '', sign, zh = '0', zm = '0'] = m;
+  const at = new Date(0);
+  // setUTCFullYear, since Date.UTC reads the years 0 to 99 as 1900 to 1999
+  at.setUTCFullYear(Number(year), Number(month) - 1, Number(day));
+  at.setUTCHours(Number(hour), Number(minute), Number(second), Number(fraction.slice(0, 3).padEnd(3, '0')));
+  const offsetMs = (Number(zh) * 60 + Number(zm)) * 60_000 * (sign === '-' ? -1 : 1);
+  return at.getTime() - offsetMs;
+}

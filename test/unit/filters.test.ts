@@ -77,6 +77,10 @@ describe('filters', () => {
     ['labels.tier~=(a)\\1', 'invalid escape sequence'],
     ['labels.tier~=(?=a)', 'invalid or unsupported Perl syntax'],
     [`labels.tier~=${'a'.repeat(1025)}`, 'longer than the 1024 allowed'],
+    // RE2 (and Go) accept these, but each copy of a counted repetition is a copy of its program
+    ['labels.tier~=/(?:a|aa){1000}z/', 'expand beyond 4000 instructions'],
+    ['labels.tier~=/(?:kkkk){1000}/', 'expand beyond 4000 instructions'],
+    ['labels.tier~=/.{0,600}/', 'compiles to 1202 instructions, more than the 1000 allowed'],
   ])('refuses %j with InvalidArgument (%s)', (input, message) => {
     let caught: unknown;
     try {
@@ -86,5 +90,60 @@ describe('filters', () => {
     }
     expect(isStoreError(caught, 'invalid-argument')).toBe(true);
     expect((caught as Error).message).toContain(message);
+  });
+
+  it('takes patterns as large as the bounds allow', () => {
+    const digest = `sha256:${'a'.repeat(64)}`;
+    expect(parseFilter(`digest~=^sha256:[0-9a-f]{64}$,labels.tier~=/.{0,400}/`).matches(object({ digest, 'labels.tier': 'x' }))).toBe(true);
+  });
+
+  describe('bounds one request', () => {
+    const refusal = (run: () => unknown): Error => {
+      try {
+        run();
+      } catch (err) {
+        return err as Error;
+      }
+      throw new Error('not refused');
+    };
+
+    it('to 64 filters, with ResourceExhausted', () => {
+      expect(parseFilters(Array.from({ length: 64 }, () => 'labels.tier')).matches(item)).toBe(true);
+      const err = refusal(() => parseFilters(Array.from({ length: 65 }, () => 'labels.tier')));
+      expect(isStoreError(err, 'resource-exhausted')).toBe(true);
+      expect(err.message).toContain('at most 64 filters');
+    });
+
+    it('to 256 selectors over all its filters, with ResourceExhausted', () => {
+      const selectors = (n: number) => Array.from({ length: n }, () => 'labels.tier').join(',');
+      expect(parseFilters([selectors(128), selectors(128)]).matches(item)).toBe(true);
+      const err = refusal(() => parseFilters([selectors(128), selectors(129)]));
+      expect(isStoreError(err, 'resource-exhausted')).toBe(true);
+      expect(err.message).toContain('at most 256 filter selectors');
+    });
+
+    it('to 2000 instructions over all its filters, each filter fine alone', () => {
+      const one = 'labels.tier~=\\pL{900}';
+      expect(parseFilters([one]).matches(item)).toBe(false);
+      const err = refusal(() => parseFilters([one, one, one]));
+      expect(isStoreError(err, 'invalid-argument')).toBe(true);
+      expect(err.message).toContain('at most 2000 instructions in all');
+    });
+
+    it('to 4096 characters of patterns over all its filters', () => {
+      // a class is one instruction, however long its text
+      const one = `labels.tier~=${'[a-z_0-9]'.repeat(100)}`;
+      expect(parseFilters([one, one, one, one]).matches(item)).toBe(false);
+      const err = refusal(() => parseFilters([one, one, one, one, one]));
+      expect(isStoreError(err, 'invalid-argument')).toBe(true);
+      expect(err.message).toContain('may total at most 4096 characters');
+    });
+
+    it('before compiling what the measured stall sent: 400 copies of a pattern that expands', () => {
+      const started = performance.now();
+      const err = refusal(() => parseFilters(Array.from({ length: 400 }, () => 'a~=/(?:a|aa){1000}z/')));
+      expect(isStoreError(err, 'resource-exhausted')).toBe(true);
+      expect(performance.now() - started).toBeLessThan(100);
+    });
   });
 });
