@@ -70,7 +70,12 @@ export async function scanRoots(sources: RootSources, now = Date.now(), scope: '
       if (LeaseStore.expired(lease, now)) continue;
       counts.leases++;
       // a stream, not ListResources: however many a lease holds, each one is seen
-      for await (const r of sources.leases.resources(ns, lease.id)) if (r.type === 'content' && isValidDigest(r.id)) add(r.id);
+      try {
+        for await (const r of sources.leases.resources(ns, lease.id)) if (r.type === 'content' && isValidDigest(r.id)) add(r.id);
+      } catch (err) {
+        // deleted since it was listed (BuildKit ends leases all the time): it protects nothing now
+        if (!isStoreError(err, 'not-found')) throw err;
+      }
     }
     if (scope !== 'all') continue;
     for await (const { value } of sources.docs.readAll<{ expected?: string }>(docKeys.ingestsPrefix(ns))) {
