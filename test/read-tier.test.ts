@@ -2,7 +2,7 @@ import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createS3Client } from '../src/blobstore/s3/client.js';
 import { S3BlobStore } from '../src/blobstore/s3/index.js';
 import { ReadTier } from '../src/blobstore/tier/store.js';
@@ -52,9 +52,9 @@ interface TierDaemon {
 
 /**
  * A daemon on a fresh bucket whose S3 client counts GETs. By default the tier comes from the
- * --cache-dir flags as `serve` makes it; `confirmMs` builds it here, with that period.
+ * --cache-dir flags as `serve` makes it; `confirmMs` builds it here, with that period (and `maxBytes`, 64 MiB unless given).
  */
-async function tierDaemon(options: { flags?: Flags; dir?: string; bucket?: string; confirmMs?: number } = {}): Promise<TierDaemon> {
+async function tierDaemon(options: { flags?: Flags; dir?: string; bucket?: string; confirmMs?: number; maxBytes?: number } = {}): Promise<TierDaemon> {
   const dir = options.dir ?? tempDir('s3cs-tier-');
   let gets: string[] = [];
   let tier: ReadTier | undefined;
@@ -66,7 +66,7 @@ async function tierDaemon(options: { flags?: Flags; dir?: string; bucket?: strin
       gets = countGets(client);
       const s3store = new S3BlobStore(config.s3!, client);
       if (options.confirmMs === undefined) return s3store;
-      tier = await ReadTier.open(s3store, { dir, maxBytes: 64 * MiB, confirmMs: options.confirmMs, logger: quietLogger() });
+      tier = await ReadTier.open(s3store, { dir, maxBytes: options.maxBytes ?? 64 * MiB, confirmMs: options.confirmMs, logger: quietLogger() });
       return tier;
     },
   });
@@ -227,6 +227,57 @@ describe('the read tier\'s bounds', () => {
     expect((await readAll(client, big.digest)).equals(big.data)).toBe(true);
     expect(t.getsOf(big.digest)).toBe(2);
     expect([t.kept(big.digest), t.kept(small.digest)]).toEqual([false, true]);
+  });
+});
+
+describe('the read tier\'s eviction, in step with what fills write', () => {
+  let t: TierDaemon;
+  let client: ContentClient;
+  /** Two blobs of 1 MiB kept in a tier of 3 MiB, and a blob of 2 MiB not kept. */
+  const fullTier = async (name: string) => {
+    const kept = [randomBlob(MiB), randomBlob(MiB)];
+    const digests: string[] = [];
+    for (const [i, data] of kept.entries()) {
+      const { digest } = await writeBlob(client, `${name}-${i}`, data);
+      await readAll(client, digest);
+      await until(() => t.kept(digest));
+      digests.push(digest);
+    }
+    const big = randomBlob(2 * MiB);
+    return { kept: digests, big: { data: big, digest: (await writeBlob(client, `${name}-big`, big)).digest } };
+  };
+  /** Lets unlinks the daemon started land. */
+  const settle = () => new Promise((r) => setTimeout(r, 200));
+
+  beforeEach(async () => {
+    // built here, so that a read can be left early right at the store
+    t = await tierDaemon({ confirmMs: 30_000, maxBytes: 3 * MiB });
+    client = t.d.content();
+  });
+  afterEach(async () => t?.d.stop());
+
+  it('evicts nothing kept for a Read of a blob\'s first byte', async () => {
+    const { kept, big } = await fullTier('first-byte');
+    expect((await readAll(client, big.digest, { size: 1 })).equals(big.data.subarray(0, 1))).toBe(true);
+    await settle();
+    expect(kept.map((d) => t.kept(d))).toEqual([true, true]);
+  });
+
+  it('evicts nothing kept for a whole read left after its first piece, as an interrupted `ctr content get` leaves it', async () => {
+    const { kept, big } = await fullTier('left');
+    const reading = (await t.tier!.readBlob(big.digest, 0, big.data.length, { size: big.data.length }))[Symbol.asyncIterator]();
+    const first = (await reading.next()).value as Buffer;
+    expect(first.length).toBeLessThan(MiB);
+    await reading.return?.(undefined);
+    await settle();
+    expect(kept.map((d) => t.kept(d))).toEqual([true, true]);
+  });
+
+  it('evicts the least recently read blob once a fill\'s bytes need its room, and keeps the blob filled', async () => {
+    const { kept, big } = await fullTier('whole');
+    expect((await readAll(client, big.digest)).equals(big.data)).toBe(true);
+    await until(() => t.kept(big.digest));
+    expect(kept.map((d) => t.kept(d))).toEqual([false, true]);
   });
 });
 

@@ -29,6 +29,11 @@ export interface RecordPage {
   readonly next?: string | undefined;
 }
 
+/** How a caller that may go away is told to stop waiting: `signal` is read only when a wait begins. */
+export interface Cancellation {
+  readonly signal: AbortSignal;
+}
+
 export interface BlobStore {
   /** Where data lives, for logs and error messages; never contains a secret. */
   readonly location: string;
@@ -41,9 +46,11 @@ export interface BlobStore {
   /**
    * Streams `length` bytes (> 0) from `offset`; the caller has checked the bounds against the
    * blob's `size`. A blob gone missing meanwhile is a not-found StoreError. Leaving the
-   * iteration early (return) releases what the read holds.
+   * iteration early (return) releases what the read holds. A read that must wait for the
+   * store (S3's responses are bounded) stops waiting once `cancel`'s signal aborts; the signal
+   * is read only then, so a caller may make it on first use.
    */
-  readBlob(digest: string, offset: number, length: number, options: { size: number }): Promise<AsyncIterable<Buffer>>;
+  readBlob(digest: string, offset: number, length: number, options: { size: number; cancel?: Cancellation | undefined }): Promise<AsyncIterable<Buffer>>;
   /**
    * Removes the blob's bytes. With `deadline` (epoch ms) the request is not sent, or given up,
    * past it: the collector's deletes must land while writers still wait for them.

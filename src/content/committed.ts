@@ -1,4 +1,4 @@
-import type { BlobStat, BlobStore } from '../blobstore/types.js';
+import type { BlobStat, BlobStore, Cancellation } from '../blobstore/types.js';
 import { parseDigest } from '../digest.js';
 import { failedPrecondition, invalidArgument, notFound, outOfRange } from '../errors.js';
 import { parseFilters, type FieldLookup } from '../filters.js';
@@ -173,8 +173,9 @@ export class CommittedContent {
   /**
    * Validates a read and opens it. Bounds follow containerd: a negative offset reads from 0,
    * an offset past the end is OutOfRange, a size of 0 (or past the end) reads to the end.
+   * `cancel`: the client went away; a read waiting for the store gives its place up.
    */
-  async read(ns: string, digest: string, offset: number, size: number): Promise<AsyncIterable<ReadChunk>> {
+  async read(ns: string, digest: string, offset: number, size: number, cancel?: Cancellation): Promise<AsyncIterable<ReadChunk>> {
     validateNamespace(ns);
     const d = parseDigest(digest).value;
     const { stat } = await this.lookup(ns, d, false);
@@ -182,7 +183,7 @@ export class CommittedContent {
     if (start > stat.size) throw outOfRange(`read of ${d} @${start}: read past object length ${stat.size}`);
     const end = size <= 0 || start + size > stat.size ? stat.size : start + size;
     if (end === start) return emptyChunks();
-    const source = await this.blobs.readBlob(d, start, end - start, { size: stat.size });
+    const source = await this.blobs.readBlob(d, start, end - start, { size: stat.size, cancel });
     return chunked(source, start, end, d);
   }
 }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { BlobStore } from '../blobstore/types.js';
+import type { BlobStore, Cancellation } from '../blobstore/types.js';
 import type { Labels } from '../labels.js';
 import { Documents } from '../metadata/documents.js';
 import { ReclaimMarks } from '../metadata/reclaim-marks.js';
@@ -144,8 +144,8 @@ export class ContentStore {
     return this.committed.delete(ns, digest);
   }
 
-  read(ns: string, digest: string, offset: number, size: number): Promise<AsyncIterable<ReadChunk>> {
-    return this.committed.read(ns, digest, offset, size);
+  read(ns: string, digest: string, offset: number, size: number, cancel?: Cancellation): Promise<AsyncIterable<ReadChunk>> {
+    return this.committed.read(ns, digest, offset, size, cancel);
   }
 
   status(ns: string, ref: string): Promise<IngestStatus> {

@@ -234,6 +234,19 @@ export function cancelSignal(call: { cancelled: boolean; once(event: 'cancelled'
   return controller.signal;
 }
 
+/**
+ * As cancelSignal, but the signal is made only when the domain first reads it (when it has to
+ * wait): a Read that waits for nothing, thousands of them a blob, pays for no AbortController.
+ */
+export function lazyCancel(call: { cancelled: boolean; once(event: 'cancelled', listener: () => void): unknown }): { readonly signal: AbortSignal } {
+  let signal: AbortSignal | undefined;
+  return {
+    get signal() {
+      return (signal ??= cancelSignal(call));
+    },
+  };
+}
+
 export function elapsed(started: number): number {
   return Math.round((performance.now() - started) * 10) / 10;
 }

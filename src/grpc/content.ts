@@ -10,7 +10,7 @@ import type { ContentInfo, IngestStatus } from '../content/types.js';
 import type { Writer } from '../content/writer.js';
 import { invalidArgument } from '../errors.js';
 import type { LeaseStore } from '../leases/store.js';
-import { elapsed, requests, serverStream, unary } from './calls.js';
+import { elapsed, lazyCancel, requests, serverStream, unary } from './calls.js';
 import { leaseOf, namespaces, type NamespaceOf } from './context.js';
 import { toTimestamp } from './proto.js';
 import type { PiecewiseReadResponse } from './read-response.js';
@@ -67,7 +67,7 @@ export function contentHandlers(
       logger,
       'Read',
       async (req, call): Promise<AsyncIterable<PiecewiseReadResponse>> =>
-        store.read(namespaceOf(call.metadata), req.digest, req.offset, req.size),
+        store.read(namespaceOf(call.metadata), req.digest, req.offset, req.size, lazyCancel(call)),
       streams.idleMs,
       (method) => streams.limit.enter(method),
     ),

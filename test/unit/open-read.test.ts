@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { OpenRead, ReadAheadBudget } from '../../src/blobstore/s3/open-read.js';
+import { ReadSlots } from '../../src/blobstore/s3/read-slots.js';
 import { isStoreError, StoreError } from '../../src/errors.js';
 
 const KiB = 1024;
@@ -38,10 +39,22 @@ function resetBody(first: Buffer): Readable {
   });
 }
 
+/** An OpenRead of a blob of `size` whose responses are `bodies`, one a GET, connected to the first. */
+async function openRead(bodies: Readable[], budget: ReadAheadBudget, options: { size?: number; slots?: ReadSlots } = {}): Promise<OpenRead> {
+  const read = new OpenRead('sha256:x', 0, options.size ?? 1 << 30, budget, {
+    what: 'GET blobs/x',
+    slots: options.slots ?? new ReadSlots({ max: 100, waitMs: 1_000, idleMs: 1_000 }, () => false),
+    open: async () => bodies.shift()!,
+    brokeOff,
+  });
+  await read.connect(undefined);
+  return read;
+}
+
 describe('a GET response read Read by Read', () => {
   it('serves a Read from the bytes read ahead while the read-ahead still waits for S3', async () => {
     const data = Buffer.from(Array.from({ length: 256 * KiB }, (_, i) => i % 251));
-    const read = new OpenRead('sha256:x', 0, stallingBody(data), new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB), brokeOff);
+    const read = await openRead([stallingBody(data)], new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB));
     const first = await drain(read.take(32 * KiB, () => undefined));
     expect(first.equals(data.subarray(0, 32 * KiB))).toBe(true);
     // parked: reads on ahead until the body stalls, which it never stops waiting for
@@ -55,7 +68,7 @@ describe('a GET response read Read by Read', () => {
   });
 
   it('fails a Read whose response breaks off with the store\'s error for it, not the socket\'s', async () => {
-    const read = new OpenRead('sha256:x', 0, resetBody(Buffer.alloc(16 * KiB, 1)), new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB), brokeOff);
+    const read = await openRead([resetBody(Buffer.alloc(16 * KiB, 1))], new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB));
     const err = await drain(read.take(64 * KiB, () => undefined)).catch((e: unknown) => e);
     expect(isStoreError(err, 'unavailable')).toBe(true);
     expect((err as Error).message).toBe('GET blobs/x: the response broke off: aborted');
@@ -63,7 +76,7 @@ describe('a GET response read Read by Read', () => {
 
   it('fails the next Read the same way when the response broke off while parked', async () => {
     const budget = new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB);
-    const read = new OpenRead('sha256:x', 0, resetBody(Buffer.alloc(16 * KiB, 1)), budget, brokeOff);
+    const read = await openRead([resetBody(Buffer.alloc(16 * KiB, 1))], budget);
     await drain(read.take(16 * KiB, () => undefined));
     read.readAhead();
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -71,5 +84,30 @@ describe('a GET response read Read by Read', () => {
     const err = await drain(read.take(16 * KiB, () => undefined)).catch((e: unknown) => e);
     expect(isStoreError(err, 'unavailable')).toBe(true);
     expect(budget.used).toBe(0);
+  });
+
+  it('continues where it stopped on a new response after giving its response up, byte for byte', async () => {
+    const data = Buffer.from(Array.from({ length: 256 * KiB }, (_, i) => i % 251));
+    const opened: number[] = [];
+    const slots = new ReadSlots({ max: 1, waitMs: 1_000, idleMs: 1_000 }, () => false);
+    const read = new OpenRead('sha256:x', 0, data.length, new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB), {
+      what: 'GET blobs/x',
+      slots,
+      open: async (position) => {
+        opened.push(position);
+        return Readable.from([data.subarray(position, position + 100 * KiB), data.subarray(position + 100 * KiB)]);
+      },
+      brokeOff,
+    });
+    await read.connect(undefined);
+    const taking = read.take(data.length, () => undefined)[Symbol.asyncIterator]();
+    const pieces = [(await taking.next()).value as Buffer];
+    // its client takes nothing: it lets its response go, as the slots have it do for a Read that waits
+    read.letGo();
+    slots.release(read);
+    expect(slots.count).toBe(0);
+    for (let next = await taking.next(); !next.done; next = await taking.next()) pieces.push(next.value);
+    expect(Buffer.concat(pieces).equals(data)).toBe(true);
+    expect(opened).toEqual([0, 100 * KiB]);
   });
 });

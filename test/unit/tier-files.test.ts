@@ -195,29 +195,42 @@ describe('small reads of kept blobs', () => {
 describe('fills under way', () => {
   const fillsIn = (dir: string, options: { max?: number; idleMs?: number } = {}) => {
     const outcomes: FillOutcome[] = [];
-    let reserved = 0;
+    let [admitted, written] = [0, 0];
     const fills = new Fills({
       max: options.max ?? 4,
       idleMs: options.idleMs ?? 60_000,
       tempPath: () => join(dir, `fill-${Math.random()}`),
-      reserve: (size) => ((reserved += size), true),
-      release: (size) => (reserved -= size),
+      admit: (size) => ((admitted += size), true),
+      grow: async (from, to) => void (written += to - from),
+      release: (fill) => ((admitted -= fill.size), (written -= fill.written)),
       keep: async (_fill: Fill) => true,
       ended: (_fill, outcome) => outcomes.push(outcome),
     });
-    return { fills, outcomes, reserved: () => reserved };
+    return { fills, outcomes, admitted: () => admitted, written: () => written };
   };
 
-  it('gives up a fill no read carries on within the idle time, removing its file and its reservation', async () => {
+  it('asks room for the bytes it has written so far, not for the whole blob', async () => {
     const dir = tempDir('s3cs-tier-');
     const data = randomBlob(2 * MiB);
-    const { fills, outcomes, reserved } = fillsIn(dir, { idleMs: 200 });
+    const { fills, admitted, written } = fillsIn(dir);
+    const fill = fills.claim(digestOf(data), 0, data.length)!;
+    expect([admitted(), written()]).toEqual([data.length, 0]);
+    await drain(fills.follow(fill, once(data.subarray(0, 1))));
+    expect(written()).toBe(1);
+    fills.drop(fill);
+    await until(() => admitted() === 0 && written() === 0, 5_000);
+  });
+
+  it('gives up a fill no read carries on within the idle time, removing its file and its room', async () => {
+    const dir = tempDir('s3cs-tier-');
+    const data = randomBlob(2 * MiB);
+    const { fills, outcomes, admitted, written } = fillsIn(dir, { idleMs: 200 });
     const fill = fills.claim(digestOf(data), 0, data.length)!;
     await drain(fills.follow(fill, once(data.subarray(0, MiB))));
-    expect(reserved()).toBe(data.length);
+    expect([admitted(), written()]).toEqual([data.length, MiB]);
     await until(() => outcomes.length > 0, 5_000);
     expect(outcomes).toEqual(['idle']);
-    expect(reserved()).toBe(0);
+    await until(() => admitted() === 0 && written() === 0, 5_000);
     expect(fills.count).toBe(0);
     await until(() => readdirSync(dir).length === 0, 5_000);
   });

@@ -12,45 +12,89 @@ describe('the read tier index', () => {
     expect(spaceFor(4 * KiB + 1)).toBe(8 * KiB);
   });
 
-  it('evicts the least recently used blobs a reservation needs room from, a use counting as recent', () => {
+  /** Three blobs of 4 KiB kept, filled one after the other, in a tier of 12 KiB. */
+  function fullOfThree(): TierIndex {
     const index = new TierIndex(12 * KiB, 100);
     for (const d of ['a', 'b', 'c']) {
-      index.reserve(4 * KiB);
-      index.add(entry(d, 4 * KiB), { reserved: true });
+      expect(index.admit(4 * KiB)).toBe(true);
+      expect(index.grow(0, 4 * KiB)).toEqual([]);
+      index.add(entry(d, 4 * KiB), { written: 4 * KiB });
     }
+    return index;
+  }
+
+  it('evicts the least recently used blobs as a fill\'s bytes need room, a use counting as recent', () => {
+    const index = fullOfThree();
     index.use('a');
-    const evicted = index.reserve(8 * KiB);
-    expect(evicted?.map((e) => e.digest)).toEqual(['b', 'c']);
+    expect(index.admit(8 * KiB)).toBe(true);
+    expect(index.grow(0, 1).map((e) => e.digest)).toEqual(['b']);
+    expect(index.grow(1, 4 * KiB)).toEqual([]);
+    expect(index.grow(4 * KiB, 4 * KiB + 1).map((e) => e.digest)).toEqual(['c']);
     expect(digests(index)).toEqual(['a']);
-    expect(index.bytes).toBe(4 * KiB);
+    expect(index.onDisk).toBe(12 * KiB);
+  });
+
+  it('evicts nothing when a fill is admitted, only as its bytes arrive', () => {
+    const index = fullOfThree();
+    expect(index.admit(12 * KiB)).toBe(true);
+    expect(digests(index)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('costs the kept blobs no more than a given-up fill wrote', () => {
+    const index = fullOfThree();
+    expect(index.admit(12 * KiB)).toBe(true);
+    expect(index.grow(0, 1).map((e) => e.digest)).toEqual(['a']);
+    index.release(12 * KiB, 1);
+    expect(digests(index)).toEqual(['b', 'c']);
+    expect(index.onDisk).toBe(8 * KiB);
+    // the space is free again for a blob of that size
+    expect(index.admit(12 * KiB)).toBe(true);
+  });
+
+  it('never has more on disk than its size, kept blobs and fills under way together', () => {
+    const index = fullOfThree();
+    expect(index.admit(6 * KiB)).toBe(true);
+    expect(index.admit(6 * KiB)).toBe(false);
+    expect(index.admit(4 * KiB)).toBe(true);
+    let [x, y] = [0, 0];
+    for (let i = 0; i < 6; i++) {
+      index.grow(x, x + KiB);
+      x += KiB;
+      if (y < 4 * KiB) index.grow(y, (y += KiB));
+      expect(index.onDisk).toBeLessThanOrEqual(12 * KiB);
+    }
+    index.add(entry('x', 6 * KiB), { written: x });
+    index.add(entry('y', 4 * KiB), { written: y });
+    expect(digests(index)).toEqual(['x', 'y']);
+    expect(index.onDisk).toBe(12 * KiB);
   });
 
   it('refuses a blob larger than the tier, evicting nothing', () => {
     const index = new TierIndex(8 * KiB, 100);
-    index.add(entry('a', 4 * KiB), { reserved: false });
-    expect(index.reserve(8 * KiB + 1)).toBeUndefined();
+    index.add(entry('a', 4 * KiB));
+    expect(index.admit(8 * KiB + 1)).toBe(false);
     expect(digests(index)).toEqual(['a']);
   });
 
-  it('counts reservations of fills under way against the size, and gives them back on release', () => {
+  it('counts the sizes of fills under way against admitting another, and gives them back on release', () => {
     const index = new TierIndex(8 * KiB, 100);
-    expect(index.reserve(8 * KiB)).toEqual([]);
-    expect(index.reserve(4 * KiB)).toBeUndefined();
-    index.release(8 * KiB);
-    expect(index.reserve(4 * KiB)).toEqual([]);
+    expect(index.admit(8 * KiB)).toBe(true);
+    expect(index.admit(4 * KiB)).toBe(false);
+    index.release(8 * KiB, 0);
+    expect(index.admit(4 * KiB)).toBe(true);
   });
 
   it('keeps at most the number of entries it is given, the oldest going first', () => {
     const index = new TierIndex(1024 * KiB, 2);
-    index.add(entry('a', 10), { reserved: false });
-    index.add(entry('b', 10), { reserved: false });
-    expect(index.add(entry('c', 10), { reserved: false }).map((e) => e.digest)).toEqual(['a']);
+    index.add(entry('a', 10));
+    index.add(entry('b', 10));
+    expect(index.add(entry('c', 10)).map((e) => e.digest)).toEqual(['a']);
     expect(digests(index)).toEqual(['b', 'c']);
   });
 
   it('evicts down to the size when blobs found at start exceed it (the size was lowered)', () => {
     const index = new TierIndex(8 * KiB, 100);
-    const evicted = ['a', 'b', 'c'].flatMap((d) => index.add(entry(d, 4 * KiB), { reserved: false }));
+    const evicted = ['a', 'b', 'c'].flatMap((d) => index.add(entry(d, 4 * KiB)));
     expect(evicted.map((e) => e.digest)).toEqual(['a']);
     expect(index.bytes).toBe(8 * KiB);
   });

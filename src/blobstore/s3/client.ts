@@ -17,6 +17,8 @@ import type { S3StoreOptions } from './options.js';
 
 /** Sockets of one client; blob reads get a client (and sockets) of their own. */
 const MAX_SOCKETS = 128;
+/** Sockets of the client for blob reads (see READ_SLOTS in store.ts, which keeps below it). */
+export const READ_SOCKETS = MAX_SOCKETS;
 /**
  * A request whose socket stays silent this long fails (Unavailable) instead of holding its
  * caller, and a socket, for ever; parts and reads move far more often than this. It is the

@@ -1,4 +1,6 @@
 import type { Readable } from 'node:stream';
+import type { Cancellation } from '../types.js';
+import type { ReadSlots, SlotHolder } from './read-slots.js';
 
 /**
  * Bytes parked GET responses may have read ahead, all together: a Read that continues one finds
@@ -12,9 +14,26 @@ export class ReadAheadBudget {
   ) {}
 }
 
-/** One GET response being consumed Read by Read. */
-export class OpenRead {
-  private readonly iterator: AsyncIterator<Buffer>;
+/** Where an OpenRead gets its responses from. */
+export interface ResponseSource {
+  /** What a failure names: `GET <key>`. */
+  readonly what: string;
+  /** The S3 responses Reads may hold; one is taken before each GET. */
+  readonly slots: ReadSlots;
+  /** Sends the GET of the blob from `position` to its end (its domain error when that fails). */
+  open(position: number): Promise<Readable>;
+  /** The domain error for the response breaking off (a reset, a socket idle too long). */
+  brokeOff(err: unknown): Error;
+}
+
+/**
+ * One blob read from S3 Read by Read, through one GET response at a time: the response taken
+ * when it opens, and a new one from where it stopped if it gave its response up (an idle
+ * client's Read lets it go to a Read that waits for one, see ReadSlots).
+ */
+export class OpenRead implements SlotHolder {
+  private body: Readable | undefined;
+  private iterator: AsyncIterator<Buffer> | undefined;
   /** Bytes taken from the response and not yet yielded, in order. */
   private ahead: Buffer[] = [];
   private aheadBytes = 0;
@@ -22,24 +41,40 @@ export class OpenRead {
   private ended = false;
   private failure: unknown;
   private closed = false;
+  idleSince = 0;
 
   constructor(
     readonly digest: string,
     public position: number,
-    private readonly body: Readable,
+    private readonly size: number,
     private readonly budget: ReadAheadBudget,
-    /** The domain error for the response breaking off (a reset, a socket idle too long). */
-    private readonly brokeOff: (err: unknown) => Error,
-  ) {
-    this.iterator = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  }
+    private readonly source: ResponseSource,
+  ) {}
 
   get failed(): boolean {
     return this.failure !== undefined;
   }
 
+  /** Takes a slot (waiting its turn, see ReadSlots) and opens a response from where the read stands. */
+  async connect(cancel: Cancellation | undefined): Promise<void> {
+    await this.source.slots.take(this, this.source.what, cancel);
+    try {
+      if (this.closed) throw new Error(`${this.source.what}: closed`);
+      const body = await this.source.open(this.position + this.aheadBytes);
+      if (this.closed) {
+        body.destroy();
+        throw new Error(`${this.source.what}: closed`);
+      }
+      this.body = body;
+      this.iterator = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    } catch (err) {
+      this.source.slots.release(this);
+      throw err;
+    }
+  }
+
   /** Yields exactly `length` bytes, then hands itself back through `done` for reuse. */
-  async *take(length: number, done: () => void): AsyncGenerator<Buffer> {
+  async *take(length: number, done: () => void, cancel?: Cancellation): AsyncGenerator<Buffer> {
     let remaining = length;
     let complete = false;
     try {
@@ -58,8 +93,10 @@ export class OpenRead {
           }
           if (this.failure) throw this.failure;
           if (this.ended) break;
-          const next = await this.iterator.next().catch((err: unknown) => {
-            throw this.brokeOff(err);
+          // given up while its client took nothing: a new response from here
+          if (!this.iterator) await this.connect(cancel);
+          const next = await this.iterator!.next().catch((err: unknown) => {
+            throw this.source.brokeOff(err);
           });
           if (next.done) break;
           chunk = next.value;
@@ -72,10 +109,13 @@ export class OpenRead {
         }
         remaining -= chunk.length;
         this.position += chunk.length;
+        this.idleSince = performance.now();
         yield chunk;
+        this.idleSince = 0;
       }
       complete = remaining === 0;
     } finally {
+      this.idleSince = 0;
       if (complete) done();
       else this.close();
     }
@@ -83,26 +123,38 @@ export class OpenRead {
 
   /** While parked, reads on into memory, within the per-read and the daemon-wide bound. */
   readAhead(): void {
-    if (this.pulling || this.ended || this.closed) return;
+    const iterator = this.iterator;
+    if (this.pulling || this.ended || this.closed || !iterator) return;
+    const current = () => !this.closed && this.iterator === iterator;
     this.pulling = (async () => {
-      while (!this.closed && this.aheadBytes < this.budget.perRead && this.budget.used < this.budget.total) {
-        const next = await this.iterator.next();
+      while (current() && this.aheadBytes < this.budget.perRead && this.budget.used < this.budget.total) {
+        const next = await iterator.next();
+        // a response given up meanwhile: its last bytes are read again by the next one
+        if (!current()) return;
         if (next.done) {
           this.ended = true;
           return;
         }
-        if (this.closed) return;
         this.ahead.push(next.value);
         this.aheadBytes += next.value.length;
         this.budget.used += next.value.length;
       }
     })()
       .catch((err: unknown) => {
-        this.failure = this.brokeOff(err);
+        if (current()) this.failure = this.source.brokeOff(err);
       })
       .finally(() => {
         this.pulling = undefined;
       });
+  }
+
+  /** Gives the response (and its socket) up; the next bytes come from a new one (see ReadSlots). */
+  letGo(): void {
+    this.idleSince = 0;
+    this.iterator = undefined;
+    this.body?.destroy();
+    this.body = undefined;
+    if (this.position + this.aheadBytes >= this.size) this.ended = true;
   }
 
   close(): void {
@@ -111,6 +163,9 @@ export class OpenRead {
     this.budget.used -= this.aheadBytes;
     this.ahead = [];
     this.aheadBytes = 0;
-    this.body.destroy();
+    this.iterator = undefined;
+    this.body?.destroy();
+    this.body = undefined;
+    this.source.slots.release(this);
   }
 }

@@ -1,3 +1,5 @@
+import type { ReadSlotLimits } from './read-slots.js';
+
 /** What the S3 store takes: the bucket, its key layout, and the limits of its uploads. */
 export interface S3StoreOptions {
   /** Static keys from the daemon's config file; when absent, the SDK default chain of this process. */
@@ -21,6 +23,8 @@ export interface S3StoreOptions {
   maxAttempts?: number | undefined;
   /** A request whose socket is silent this long fails (default 60 s; tests shorten it). */
   socketIdleTimeoutMs?: number | undefined;
+  /** S3 responses Reads may hold at once, how long one waits for one, and when an idle one gives it up (tests shrink them). */
+  readSlots?: Partial<ReadSlotLimits> | undefined;
   /** Parent directory of the spill directory for suspended uploads (default: the system's temporary one). */
   spillDir?: string | undefined;
 }

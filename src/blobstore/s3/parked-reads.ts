@@ -58,6 +58,16 @@ export class ParkedReads {
     }
   }
 
+  /** Closes the response parked longest; false when none is. */
+  closeOldest(): boolean {
+    for (const [key, entry] of this.parked) {
+      this.parked.delete(key);
+      entry.read.close();
+      return true;
+    }
+    return false;
+  }
+
   closeAll(): void {
     clearInterval(this.sweeper);
     for (const entry of this.parked.values()) entry.read.close();

@@ -17,6 +17,7 @@ import type {
   BlobEntry,
   BlobStat,
   BlobStore,
+  Cancellation,
   Checkpoint,
   CheckResult,
   PendingUpload,
@@ -28,13 +29,14 @@ import type {
   UploadHandle,
   UploadOptions,
 } from '../types.js';
-import { S3Bucket, createS3Client } from './client.js';
+import { READ_SOCKETS, S3Bucket, createS3Client } from './client.js';
 import { copyObject } from './copy.js';
 import { isMissing } from './errors.js';
 import { KeyLayout } from './keys.js';
 import { OpenRead, ReadAheadBudget } from './open-read.js';
 import type { S3StoreOptions } from './options.js';
 import { ParkedReads } from './parked-reads.js';
+import { ReadSlots, type ReadSlotLimits } from './read-slots.js';
 import { probeBucket, type ProbeTarget } from './probe.js';
 import { Reachability } from './reachability.js';
 import { reopenStagingCheckpoint } from './reopen.js';
@@ -51,6 +53,12 @@ const SPILL_BUFFERS = 8;
 const MAX_SMALL_OBJECT = 16 * 1024 * 1024;
 /** The largest object under the manifests prefix the collector reads through for digests. */
 const MAX_STREAMED_RECORD = 1024 * 1024 * 1024;
+/**
+ * S3 responses Reads hold at once: below the read client's sockets, with room for sockets still
+ * closing, so no GET queues for a socket (one that did would fail as S3 unreachable). A Read
+ * waits at most 30 s for one; one whose client has taken nothing for 2 s gives its response up.
+ */
+const READ_SLOTS: ReadSlotLimits = { max: READ_SOCKETS - 16, waitMs: 30_000, idleMs: 2_000 };
 /** LIST requests one page of records may take to read past keys that are not records. */
 const MAX_RECORD_LIST_PAGES = 10;
 
@@ -61,6 +69,7 @@ export class S3BlobStore implements BlobStore {
   /** Size and age of blobs known to exist (bounded; entries expire so outside deletes show). */
   private readonly stats = new LRUCache<string, BlobStat>({ ...countBound(100_000), ttl: 10 * 60_000 });
   private readonly readers = new ParkedReads(64, 10_000);
+  private readonly slots: ReadSlots;
   /** 1 MiB (one proxy Read) ahead per parked response, 32 MiB for all of them. */
   private readonly readAhead = new ReadAheadBudget(1024 * 1024, 32 * 1024 * 1024);
   private readonly reachability: Reachability;
@@ -72,6 +81,7 @@ export class S3BlobStore implements BlobStore {
     // a client given (tests count its requests) serves reads too
     this.s3 = client ? new S3Bucket(client, options) : new S3Bucket(createS3Client(options), options, createS3Client(options), () => createS3Client(options));
     this.keys = new KeyLayout(options);
+    this.slots = new ReadSlots({ ...READ_SLOTS, ...options.readSlots }, () => this.readers.closeOldest());
     this.reachability = new Reachability(this.s3);
     this.uploads = {
       s3: this.s3,
@@ -117,7 +127,7 @@ export class S3BlobStore implements BlobStore {
     digest: string,
     offset: number,
     length: number,
-    options: { size: number },
+    options: { size: number; cancel?: Cancellation | undefined },
   ): Promise<AsyncIterable<Buffer>> {
     const end = offset + length;
     let source = this.readers.take(digest, offset);
@@ -126,22 +136,36 @@ export class S3BlobStore implements BlobStore {
       // A read that stops short of the end is likely followed by the next one (containerd's
       // content proxy turns every ReadAt into its own Read): ask for the rest of the object, so
       // the next Read can continue on this response instead of paying another round trip.
-      const range = end >= options.size ? `bytes=${offset}-${end - 1}` : `bytes=${offset}-`;
       // The response may outlive this call, parked for the next Read; a cancelled call closes
       // it by leaving the iteration early.
-      const get = new GetObjectCommand({ Bucket: this.s3.name, Key: key, Range: range });
-      const out = await this.s3.sendUnlessMissing(get, `GET ${key}`, 'reads');
-      if (!out) {
-        this.stats.delete(digest);
-        throw notFound(`content ${digest}: not found`);
-      }
-      source = new OpenRead(digest, offset, out.Body as Readable, this.readAhead, (err) => this.s3.brokeOff(err, `GET ${key}`));
+      source = new OpenRead(digest, offset, options.size, this.readAhead, {
+        what: `GET ${key}`,
+        slots: this.slots,
+        open: (from) => this.openBody(digest, key, from),
+        brokeOff: (err) => this.s3.brokeOff(err, `GET ${key}`),
+      });
+      await source.connect(options.cancel);
     }
     const opened = source;
-    return opened.take(length, () => {
-      if (end < options.size) this.readers.park(opened);
-      else opened.close();
-    });
+    return opened.take(
+      length,
+      () => {
+        // parked responses hold sockets: one a Read waits for goes to it instead
+        if (end < options.size && !this.slots.wanted) this.readers.park(opened);
+        else opened.close();
+      },
+      options.cancel,
+    );
+  }
+
+  private async openBody(digest: string, key: string, from: number): Promise<Readable> {
+    const get = new GetObjectCommand({ Bucket: this.s3.name, Key: key, Range: `bytes=${from}-` });
+    const out = await this.s3.sendUnlessMissing(get, `GET ${key}`, 'reads');
+    if (!out) {
+      this.stats.delete(digest);
+      throw notFound(`content ${digest}: not found`);
+    }
+    return out.Body as Readable;
   }
 
   async deleteBlob(digest: string, options: { deadline?: number } = {}): Promise<void> {
@@ -381,6 +405,7 @@ export class S3BlobStore implements BlobStore {
   async close(): Promise<void> {
     this.reachability.close();
     this.readers.closeAll();
+    this.slots.close();
     this.s3.destroy();
     await this.uploads.spill.close();
   }

@@ -19,6 +19,8 @@ export type FillResult = 'verified' | 'corrupt' | 'failed';
 export class Fill {
   /** Bytes taken so far; the next reader that carries the fill on must start here. */
   position = 0;
+  /** Bytes handed to the file so far, and counted against the tier's space. */
+  written = 0;
   /** A reader is carrying it on now. */
   busy = false;
   /** Its bytes are all taken and it is being verified and kept. */
@@ -32,6 +34,11 @@ export class Fill {
     readonly digest: string,
     readonly size: number,
     readonly tempPath: string,
+    /**
+     * Makes room on disk for the file to grow from `from` to `to` bytes, before those bytes
+     * are written: kept blobs are evicted in step with what the fill writes.
+     */
+    private readonly room: (from: number, to: number) => Promise<void>,
   ) {
     this.algorithm = parseDigest(digest).algorithm;
     this.hash = newHasher(this.algorithm);
@@ -70,6 +77,8 @@ export class Fill {
       return;
     }
     this.hash.update(piece);
+    await this.room(this.written, this.position);
+    this.written = this.position;
     if (this.file.write(piece)) return;
     await new Promise<void>((resolve) => {
       const settle = () => {

@@ -9,9 +9,12 @@ export interface FillsOptions {
   /** A fill no reader has carried on for this long is given up. */
   readonly idleMs: number;
   tempPath(): string;
-  /** Sets aside disk space for a blob; false when the tier cannot take it now. */
-  reserve(size: number): boolean;
-  release(size: number): void;
+  /** Admits a fill of a blob of `size` (evicting nothing); false when the tier cannot take it now. */
+  admit(size: number): boolean;
+  /** Makes room for a fill's file to grow from `from` to `to` bytes. */
+  grow(from: number, to: number): Promise<void>;
+  /** Gives back what a fill held, once its file is gone. */
+  release(fill: Fill): void;
   /** A verified fill to keep; resolves false when it was not kept after all. */
   keep(fill: Fill): Promise<boolean>;
   /** How each fill ended, for the log. */
@@ -51,8 +54,8 @@ export class Fills {
       waiting.busy = true;
       return waiting;
     }
-    if (offset !== 0 || this.fills.size >= this.options.max || !this.options.reserve(size)) return undefined;
-    const fill = new Fill(digest, size, this.options.tempPath());
+    if (offset !== 0 || this.fills.size >= this.options.max || !this.options.admit(size)) return undefined;
+    const fill = new Fill(digest, size, this.options.tempPath(), (from, to) => this.options.grow(from, to));
     fill.busy = true;
     this.fills.set(digest, fill);
     return fill;
@@ -78,8 +81,8 @@ export class Fills {
     this.fills.delete(fill.digest);
     clearTimeout(this.idle.get(fill));
     this.idle.delete(fill);
-    this.options.release(fill.size);
-    void fill.discard();
+    // its space counts until its file is gone: the disk never holds more than the limit
+    void fill.discard().then(() => this.options.release(fill));
   }
 
   private stopped(fill: Fill, clean: boolean): void {
@@ -112,8 +115,8 @@ export class Fills {
     } finally {
       if (this.fills.get(fill.digest) === fill) this.fills.delete(fill.digest);
       if (!kept) {
-        this.options.release(fill.size);
         await fill.discard();
+        this.options.release(fill);
       }
       this.options.ended(fill, kept ? 'kept' : result === 'corrupt' ? 'corrupt' : 'failed');
     }

@@ -22,11 +22,26 @@ export interface TierEntry {
   markedAt: number;
 }
 
+/** Disk space `written` bytes of a fill under way take: nothing until its first byte. */
+function spaceWritten(written: number): number {
+  return written === 0 ? 0 : spaceFor(written);
+}
+
+/**
+ * The kept blobs and the fills under way share the tier's space. A fill is admitted against the
+ * sizes of the other fills (so the fills together always fit, and one never has to stop for
+ * room), but kept blobs are evicted only as its bytes reach the disk: a fill given up after a
+ * few bytes (a Read of one byte from the start, a `ctr content get` interrupted) costs the
+ * kept blobs no more than those bytes.
+ */
 export class TierIndex {
   /** Least recently used first: a Map keeps insertion order, and a use re-inserts. */
   private readonly entries = new Map<string, TierEntry>();
   private used = 0;
-  private reserved = 0;
+  /** Space the bytes fills wrote so far take; on disk beside the kept blobs. */
+  private filling = 0;
+  /** Space the fills under way will take once complete: the limit on admitting another. */
+  private promised = 0;
 
   constructor(
     readonly maxBytes: number,
@@ -37,6 +52,11 @@ export class TierIndex {
   /** Disk space the kept blobs take. */
   get bytes(): number {
     return this.used;
+  }
+
+  /** Disk space the kept blobs and the bytes of fills under way take together. */
+  get onDisk(): number {
+    return this.used + this.filling;
   }
 
   get count(): number {
@@ -57,43 +77,53 @@ export class TierIndex {
   }
 
   /**
-   * Sets aside room for a blob about to be written, evicting the least recently used entries
-   * it needs. Undefined (nothing evicted) when it cannot fit: larger than the tier, or the room
-   * is held by fills still under way.
+   * Admits a fill of a blob of `size`, evicting nothing: false when it cannot fit, being larger
+   * than the tier or than the room the other fills under way leave.
    */
-  reserve(size: number): TierEntry[] | undefined {
+  admit(size: number): boolean {
     const need = spaceFor(size);
-    if (need > this.maxBytes - this.reserved) return undefined;
-    const evicted: TierEntry[] = [];
-    let freed = 0;
-    for (const oldest of this.entries.values()) {
-      if (this.used - freed + this.reserved + need <= this.maxBytes) break;
-      evicted.push(oldest);
-      freed += spaceFor(oldest.size);
-    }
-    for (const entry of evicted) this.remove(entry.digest);
-    this.reserved += need;
-    return evicted;
-  }
-
-  /** Gives back a reservation whose blob was not kept. */
-  release(size: number): void {
-    this.reserved -= spaceFor(size);
+    if (need > this.maxBytes - this.promised) return false;
+    this.promised += need;
+    return true;
   }
 
   /**
-   * Records a blob on disk as the most recently used, turning its reservation (if it had one)
-   * into use. Returns the entries evicted to stay within both limits, which may include the
-   * new one when it alone does not fit (only possible for an unreserved one, found at start).
+   * A fill is about to have `to` bytes on disk where it had `from`: evicts the least recently
+   * used blobs that room needs, and returns them. Always succeeds for an admitted fill (the
+   * fills' sizes together fit), evicting every kept blob at worst.
    */
-  add(entry: TierEntry, options: { reserved: boolean }): TierEntry[] {
-    if (options.reserved) this.reserved -= spaceFor(entry.size);
+  grow(from: number, to: number): TierEntry[] {
+    this.filling += spaceWritten(to) - spaceWritten(from);
+    if (this.used + this.filling <= this.maxBytes) return [];
+    const evicted: TierEntry[] = [];
+    for (const oldest of this.entries.values()) {
+      if (this.used + this.filling <= this.maxBytes) break;
+      evicted.push(oldest);
+      this.used -= spaceFor(oldest.size);
+    }
+    for (const entry of evicted) this.entries.delete(entry.digest);
+    return evicted;
+  }
+
+  /** Gives back what a fill of a blob of `size` that wrote `written` bytes held, its file gone. */
+  release(size: number, written: number): void {
+    this.promised -= spaceFor(size);
+    this.filling -= spaceWritten(written);
+  }
+
+  /**
+   * Records a blob on disk as the most recently used; a complete fill's (`fill`) space turns
+   * into the blob's. Returns the entries evicted to stay within both limits, which may include
+   * the new one when it alone does not fit (only possible for one found at start).
+   */
+  add(entry: TierEntry, fill?: { written: number }): TierEntry[] {
+    if (fill) this.release(entry.size, fill.written);
     this.remove(entry.digest);
     this.entries.set(entry.digest, entry);
     this.used += spaceFor(entry.size);
     const evicted: TierEntry[] = [];
     for (const oldest of this.entries.values()) {
-      if (this.used + this.reserved <= this.maxBytes && this.entries.size - evicted.length <= this.maxEntries) break;
+      if (this.used + this.filling <= this.maxBytes && this.entries.size - evicted.length <= this.maxEntries) break;
       evicted.push(oldest);
       this.used -= spaceFor(oldest.size);
     }

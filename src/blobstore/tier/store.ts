@@ -87,13 +87,12 @@ export class ReadTier implements BlobStore {
       max: MAX_FILLS,
       idleMs: FILL_IDLE_MS,
       tempPath: () => layout.tempPath(),
-      reserve: (size) => {
-        const evicted = this.index.reserve(size);
-        if (!evicted) return false;
-        this.removeFiles(evicted);
-        return true;
+      admit: (size) => this.index.admit(size),
+      grow: async (from, to) => {
+        const evicted = this.index.grow(from, to);
+        if (evicted.length > 0) await this.removeFiles(evicted);
       },
-      release: (size) => this.index.release(size),
+      release: (fill) => this.index.release(fill.size, fill.written),
       keep: (fill) => this.keep(fill),
       ended: (fill, outcome) => this.report(fill, outcome),
     });
@@ -109,7 +108,7 @@ export class ReadTier implements BlobStore {
       for (const blob of found) {
         const entry = { digest: blob.digest, size: blob.size, confirmedAt: 0, markedAt: blob.usedAt };
         // past the limit (it may have been lowered since), the least recently used go
-        tier.removeFiles(tier.index.add(entry, { reserved: false }));
+        await tier.removeFiles(tier.index.add(entry));
       }
       options.logger?.info({ dir: layout.dir, blobs: tier.index.count, bytes: tier.index.bytes }, 'read tier loaded');
       return tier;
@@ -184,7 +183,7 @@ export class ReadTier implements BlobStore {
     }
     const now = Date.now();
     // the GET that filled it is S3's word that the blob exists
-    this.removeFiles(this.index.add({ digest: fill.digest, size: fill.size, confirmedAt: now, markedAt: now }, { reserved: true }));
+    void this.removeFiles(this.index.add({ digest: fill.digest, size: fill.size, confirmedAt: now, markedAt: now }, fill));
     return true;
   }
 
@@ -203,17 +202,20 @@ export class ReadTier implements BlobStore {
   private evict(entry: TierEntry): void {
     if (this.index.get(entry.digest) !== entry) return;
     this.index.remove(entry.digest);
-    this.removeFiles([entry]);
+    void this.removeFiles([entry]);
   }
 
-  private removeFiles(entries: readonly TierEntry[]): void {
+  /** Unlinks the entries' files; resolves once they are gone (a fill writes in the room they leave). */
+  private async removeFiles(entries: readonly TierEntry[]): Promise<void> {
+    const unlinking: Promise<void>[] = [];
     for (const entry of entries) {
       const path = this.layout.blobPath(entry.digest);
       // the space comes back once the last descriptor of the file is closed too
       this.files.forget(path);
       this.windows.forget(path);
-      void unlink(path).catch(() => undefined);
+      unlinking.push(unlink(path).catch(() => undefined));
     }
+    await Promise.all(unlinking);
   }
 
   async deleteBlob(digest: string, options?: { deadline?: number }): Promise<void> {

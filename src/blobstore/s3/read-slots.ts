@@ -1,0 +1,113 @@
+import { cancelled, resourceExhausted } from '../../errors.js';
+import { TimedWaiters } from '../../timed-waiters.js';
+import type { Cancellation } from '../types.js';
+
+export interface ReadSlotLimits {
+  /** S3 responses Reads (and parked responses) may hold at once: below the read client's sockets. */
+  readonly max: number;
+  /** How long a Read waits for one before it fails with ResourceExhausted. */
+  readonly waitMs: number;
+  /** A Read whose client has taken nothing this long gives its response up to a Read that waits. */
+  readonly idleMs: number;
+}
+
+/** A Read holding an S3 response. */
+export interface SlotHolder {
+  /** performance.now() since which it waits for its client to take what it yielded; 0 while working. */
+  readonly idleSince: number;
+  /** Gives its response up (its slot is released by the slots); it opens a new one when its client takes again. */
+  letGo(): void;
+}
+
+/**
+ * The S3 responses Reads hold, daemon-wide. Each holds a socket of the read client for as long
+ * as its client takes to read; past the client's pool a GET would queue for a socket until it
+ * failed as if S3 were unreachable, and flip health. So a Read takes a slot first, below the pool,
+ * and when none is free waits its turn (first come, first served), which comes when:
+ * a parked response (an optimisation) is closed for it, at once; a Read whose client has taken
+ * nothing for `idleMs` gives its response up (it opens a new one, waiting its turn like any
+ * other, once its client takes again), so that a client leaving many Reads idle holds no
+ * socket while others wait; or a Read ends. Past `waitMs` it fails with ResourceExhausted.
+ */
+export class ReadSlots {
+  private inUse = 0;
+  private readonly holders = new Set<SlotHolder>();
+  private readonly waiting = new TimedWaiters<undefined>();
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly limits: ReadSlotLimits,
+    /** Closes the oldest parked response (which releases its slot); false when none is parked. */
+    private readonly closeOldestParked: () => boolean,
+  ) {}
+
+  /** A Read waits for a slot: a response that would be parked is better closed for it. */
+  get wanted(): boolean {
+    return this.waiting.length > 0;
+  }
+
+  get count(): number {
+    return this.inUse;
+  }
+
+  /** Takes a slot for `holder`, waiting its turn when none is free. */
+  async take(holder: SlotHolder, what: string, cancel: Cancellation | undefined): Promise<void> {
+    if (this.inUse < this.limits.max && this.waiting.length === 0) {
+      this.inUse++;
+      this.holders.add(holder);
+      return;
+    }
+    const { max, waitMs } = this.limits;
+    const turn = this.waiting.wait(
+      undefined,
+      waitMs,
+      () =>
+        resourceExhausted(
+          `${what}: waited ${Math.round(waitMs / 1000)}s for one of the ${max} S3 responses Reads may hold at once, daemon-wide, all held by Reads still sending`,
+        ),
+      { unref: true, signal: cancel?.signal, cancelled: () => cancelled(`${what}: the client cancelled the Read while it waited for an S3 response`) },
+    );
+    this.makeRoom();
+    // a slot granted is handed over with its count
+    await turn;
+    this.holders.add(holder);
+  }
+
+  /** The holder's response is closed: its slot goes to the first waiting, if any. */
+  release(holder: SlotHolder): void {
+    if (!this.holders.delete(holder)) return;
+    if (!this.waiting.grantFirst()) this.inUse--;
+    if (this.waiting.length === 0) this.stopSweeping();
+  }
+
+  close(): void {
+    this.stopSweeping();
+  }
+
+  private makeRoom(): void {
+    while (this.waiting.length > 0 && this.closeOldestParked()) {
+      // each parked response closed hands its slot to the first waiting
+    }
+    this.letIdleGo();
+    if (this.waiting.length > 0 && !this.sweeper) {
+      this.sweeper = setInterval(() => this.letIdleGo(), Math.max(50, this.limits.idleMs / 4));
+      this.sweeper.unref();
+    }
+  }
+
+  /** Reads whose clients have taken nothing for `idleMs` give their responses up, the longest idle first, one a waiting Read. */
+  private letIdleGo(): void {
+    if (this.waiting.length === 0) return this.stopSweeping();
+    const before = performance.now() - this.limits.idleMs;
+    const idle = [...this.holders].filter((h) => h.idleSince > 0 && h.idleSince <= before).sort((a, b) => a.idleSince - b.idleSince);
+    for (const holder of idle.slice(0, this.waiting.length)) {
+      holder.letGo();
+      this.release(holder);
+    }
+  }
+
+  private stopSweeping(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+}

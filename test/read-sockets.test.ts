@@ -1,0 +1,155 @@
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createS3Client } from '../src/blobstore/s3/client.js';
+import { S3BlobStore } from '../src/blobstore/s3/index.js';
+import type { ReadSlotLimits } from '../src/blobstore/s3/read-slots.js';
+import { status } from '@grpc/grpc-js';
+import type { S3StoreOptions } from '../src/blobstore/s3/options.js';
+import { resolveConfig, type Config } from '../src/config.js';
+import { digestOf } from '../src/digest.js';
+import { isStoreError } from '../src/errors.js';
+import { collect, failure, newBucket, ns, putObject, randomBlob, s3, startDaemon, useS3Credentials } from './support/harness.js';
+import { countGets } from './support/s3-requests.js';
+
+const MiB = 1024 * 1024;
+
+/** A Read whose client took its first piece and nothing since. */
+type IdleRead = AsyncIterator<Buffer>;
+
+describe('S3 responses held by Reads', () => {
+  const data = randomBlob(4 * MiB);
+  const digest = digestOf(data);
+  let bucket: string;
+  let store: S3BlobStore | undefined;
+  let gets: string[];
+  let unreachable: boolean[];
+
+  beforeAll(async () => {
+    useS3Credentials();
+    bucket = await newBucket();
+    await putObject(bucket, `blobs/${digest}`, data);
+  });
+  afterEach(async () => {
+    await store?.close();
+    store = undefined;
+  });
+
+  function open(options: S3StoreOptions | Partial<ReadSlotLimits> = {}): S3BlobStore {
+    const base = 'bucket' in options ? options : { ...resolveConfig({ bucket, endpointUrl: s3().endpoint, region: s3().region }, {}).s3!, readSlots: options };
+    const client = createS3Client(base);
+    gets = countGets(client);
+    store = new S3BlobStore(base, client);
+    unreachable = [];
+    store.onReachability((up) => unreachable.push(!up));
+    return store;
+  }
+
+  const read = (offset: number, length: number, cancel?: AbortSignal) =>
+    store!.readBlob(digest, offset, length, { size: data.length, ...(cancel ? { cancel: { signal: cancel } } : {}) });
+
+  async function readAll(offset: number, length: number): Promise<Buffer> {
+    const pieces: Buffer[] = [];
+    for await (const piece of await read(offset, length)) pieces.push(piece);
+    return Buffer.concat(pieces);
+  }
+
+  /** `count` Reads to the end, from distinct offsets, each left after its first piece. */
+  async function idleReads(count: number): Promise<{ reading: IdleRead; offset: number; first: Buffer }[]> {
+    return Promise.all(
+      Array.from({ length: count }, async (_, i) => {
+        const offset = i * 1024;
+        const reading = (await read(offset, data.length - offset))[Symbol.asyncIterator]();
+        return { reading, offset, first: (await reading.next()).value as Buffer };
+      }),
+    );
+  }
+
+  it('serves a Read while as many Reads as there are sockets hold responses their clients take nothing from, never as S3 unreachable', async () => {
+    open();
+    const idle = await idleReads(128);
+    try {
+      const started = performance.now();
+      expect((await readAll(MiB, MiB)).equals(data.subarray(MiB, 2 * MiB))).toBe(true);
+      // within the idle period (2 s) and a sweep, far from the 3 x 10 s a socket's wait takes
+      expect(performance.now() - started).toBeLessThan(8_000);
+      expect(unreachable).toEqual([]);
+    } finally {
+      await Promise.all(idle.map(({ reading }) => reading.return?.()));
+    }
+  }, 60_000);
+
+  it('continues a Read that gave its response up where it stopped, byte for byte, once its client takes again', async () => {
+    open({ max: 1, idleMs: 100 });
+    const [idle] = await idleReads(1);
+    expect((await readAll(MiB, 1000)).equals(data.subarray(MiB, MiB + 1000))).toBe(true);
+    const pieces = [idle!.first];
+    for (let next = await idle!.reading.next(); !next.done; next = await idle!.reading.next()) pieces.push(next.value);
+    expect(Buffer.concat(pieces).equals(data)).toBe(true);
+    // one GET for the idle Read, one for the other, one to continue
+    expect(gets.length).toBe(3);
+  });
+
+  it('closes the oldest parked response for a Read that waits, at once', async () => {
+    open({ max: 2, idleMs: 60_000 });
+    // two Reads of the first MiB from two offsets, each parked for the next Read
+    expect((await readAll(0, MiB)).equals(data.subarray(0, MiB))).toBe(true);
+    expect((await readAll(2 * MiB, MiB)).equals(data.subarray(2 * MiB, 3 * MiB))).toBe(true);
+    const started = performance.now();
+    // to the end: closed after, not parked
+    const end = data.length - 1000;
+    expect((await readAll(end, 1000)).equals(data.subarray(end))).toBe(true);
+    expect(performance.now() - started).toBeLessThan(2_000);
+    // the Read that continues the oldest parked one needs a GET of its own: it was closed
+    const before = gets.length;
+    expect((await readAll(MiB, MiB)).equals(data.subarray(MiB, 2 * MiB))).toBe(true);
+    expect(gets.length).toBe(before + 1);
+    // the younger one is still parked
+    expect((await readAll(3 * MiB, MiB)).equals(data.subarray(3 * MiB))).toBe(true);
+    expect(gets.length).toBe(before + 1);
+  });
+
+  it('fails a Read that waited past its bound with ResourceExhausted naming the limit, not as S3 unreachable', async () => {
+    open({ max: 2, waitMs: 300, idleMs: 60_000 });
+    const idle = await idleReads(2);
+    try {
+      const err = await readAll(MiB, 10).catch((e: unknown) => e);
+      expect(isStoreError(err, 'resource-exhausted')).toBe(true);
+      expect((err as Error).message).toMatch(/^GET blobs\/sha256:[0-9a-f]{64}: waited 0s for one of the 2 S3 responses Reads may hold at once/);
+      expect(unreachable).toEqual([]);
+    } finally {
+      await Promise.all(idle.map(({ reading }) => reading.return?.()));
+    }
+  });
+
+  it('lets a Read whose client cancels while it waits leave at once, CANCELLED', async () => {
+    open({ max: 1, waitMs: 30_000, idleMs: 60_000 });
+    const idle = await idleReads(1);
+    try {
+      const controller = new AbortController();
+      const waiting = read(MiB, 10, controller.signal).catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 100));
+      const started = performance.now();
+      controller.abort();
+      expect(isStoreError(await waiting, 'cancelled')).toBe(true);
+      expect(performance.now() - started).toBeLessThan(1_000);
+    } finally {
+      await Promise.all(idle.map(({ reading }) => reading.return?.()));
+    }
+  });
+
+  it('answers a Read over gRPC that waited past its bound with RESOURCE_EXHAUSTED', async () => {
+    const d = await startDaemon({
+      bucket,
+      store: (config: Config) => open({ ...config.s3!, readSlots: { max: 1, waitMs: 300, idleMs: 60_000 } }),
+    });
+    const idle = await idleReads(1);
+    try {
+      const err = await failure(collect(d.content().Read({ digest, offset: MiB, size: 10 }, ns())));
+      expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(err.details).toContain('1 S3 responses Reads may hold at once');
+    } finally {
+      await Promise.all(idle.map(({ reading }) => reading.return?.()));
+      await d.stop();
+      store = undefined;
+    }
+  });
+});

@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { ReadSlots, type SlotHolder } from '../../src/blobstore/s3/read-slots.js';
+import { isStoreError } from '../../src/errors.js';
+
+/** A Read holding a response: working (idle 0) unless told since when its client took nothing. */
+function holder(idleSince = 0): SlotHolder & { letGoes: number } {
+  return {
+    idleSince,
+    letGoes: 0,
+    letGo() {
+      this.letGoes++;
+    },
+  };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 20));
+
+describe('the S3 responses Reads may hold', () => {
+  it('are given at once up to the limit, and past it in the order asked, as Reads end', async () => {
+    const slots = new ReadSlots({ max: 1, waitMs: 5_000, idleMs: 60_000 }, () => false);
+    const first = holder();
+    await slots.take(first, 'GET a', undefined);
+    const order: string[] = [];
+    const [second, third] = [holder(), holder()];
+    const waits = [
+      slots.take(second, 'GET b', undefined).then(() => order.push('b')),
+      slots.take(third, 'GET c', undefined).then(() => order.push('c')),
+    ];
+    await tick();
+    expect(order).toEqual([]);
+    slots.release(first);
+    await tick();
+    expect(order).toEqual(['b']);
+    slots.release(second);
+    await Promise.all(waits);
+    expect(order).toEqual(['b', 'c']);
+    expect(slots.count).toBe(1);
+    slots.release(third);
+    expect(slots.count).toBe(0);
+  });
+
+  it('close the oldest parked response for a Read that waits', async () => {
+    let parked = 1;
+    const parkedHolder = holder();
+    const slots = new ReadSlots({ max: 1, waitMs: 5_000, idleMs: 60_000 }, () => {
+      if (parked === 0) return false;
+      parked--;
+      slots.release(parkedHolder);
+      return true;
+    });
+    await slots.take(parkedHolder, 'GET parked', undefined);
+    await slots.take(holder(), 'GET b', undefined);
+    expect(parked).toBe(0);
+  });
+
+  it('are taken from the Reads whose clients have taken nothing longest, for Reads that wait', async () => {
+    const slots = new ReadSlots({ max: 2, waitMs: 5_000, idleMs: 50 }, () => false);
+    const now = performance.now();
+    const [idler, idlest] = [holder(now - 100), holder(now - 200)];
+    await slots.take(idler, 'GET a', undefined);
+    await slots.take(idlest, 'GET b', undefined);
+    await slots.take(holder(), 'GET c', undefined);
+    expect([idler.letGoes, idlest.letGoes]).toEqual([0, 1]);
+    // given up, it holds no slot any more: releasing it gives nothing away
+    slots.release(idlest);
+    expect(slots.count).toBe(2);
+  });
+
+  it('are not taken from a Read whose client is taking', async () => {
+    const slots = new ReadSlots({ max: 1, waitMs: 300, idleMs: 50 }, () => false);
+    const busy = holder();
+    await slots.take(busy, 'GET a', undefined);
+    await expect(slots.take(holder(), 'GET b', undefined)).rejects.toThrow();
+    expect(busy.letGoes).toBe(0);
+  });
+
+  it('fail a Read that waited too long with ResourceExhausted naming the limit', async () => {
+    const slots = new ReadSlots({ max: 1, waitMs: 100, idleMs: 60_000 }, () => false);
+    await slots.take(holder(), 'GET a', undefined);
+    const err = await slots.take(holder(), 'GET blobs/sha256:b', undefined).catch((e: unknown) => e);
+    expect(isStoreError(err, 'resource-exhausted')).toBe(true);
+    expect((err as Error).message).toContain('GET blobs/sha256:b');
+    expect((err as Error).message).toContain('1 S3 responses Reads may hold at once');
+  });
+
+  it('let a waiting Read whose client goes away leave at once, its place going to the next', async () => {
+    const slots = new ReadSlots({ max: 1, waitMs: 5_000, idleMs: 60_000 }, () => false);
+    const first = holder();
+    await slots.take(first, 'GET a', undefined);
+    const controller = new AbortController();
+    const leaving = slots.take(holder(), 'GET b', { signal: controller.signal }).catch((e: unknown) => e);
+    const next = holder();
+    let served = false;
+    const waiting = slots.take(next, 'GET c', undefined).then(() => (served = true));
+    controller.abort();
+    expect(isStoreError(await leaving, 'cancelled')).toBe(true);
+    slots.release(first);
+    await waiting;
+    expect(served).toBe(true);
+  });
+
+  it('read the signal of a Read that gets its slot at once never', async () => {
+    const slots = new ReadSlots({ max: 1, waitMs: 5_000, idleMs: 60_000 }, () => false);
+    let read = false;
+    await slots.take(holder(), 'GET a', {
+      get signal() {
+        read = true;
+        return new AbortController().signal;
+      },
+    });
+    expect(read).toBe(false);
+  });
+});
