@@ -4,7 +4,16 @@ import { resolveConfig } from '../src/config.js';
 import { digestOf } from '../src/digest.js';
 import { openBlobStore } from '../src/server.js';
 import type { BlobStore, Upload } from '../src/blobstore/types.js';
-import { getObject, newBucket, randomBlob, s3, startDaemon, useS3Credentials, writeBlob, type TestDaemon } from './support/harness.js';
+import {
+  getObject,
+  newBucket,
+  randomBlob,
+  s3,
+  startDaemon,
+  useS3Credentials,
+  writeBlob,
+  type TestDaemon,
+} from './support/harness.js';
 
 describe('upload buffer budget', () => {
   let d: TestDaemon;
@@ -46,10 +55,12 @@ describe('upload buffer budget, counted per upload', () => {
 describe('upload buffer budget, when spent', () => {
   const MiB = 1024 * 1024;
   let store: BlobStore;
+  let bucket: string;
   beforeAll(async () => {
     useS3Credentials();
-    // room for exactly one part: an upload of unknown size reserves a whole part at its first byte
-    const flags = { bucket: await newBucket(), endpointUrl: s3().endpoint, region: s3().region, partSize: '5MiB', maxBuffer: '5MiB' };
+    bucket = await newBucket();
+    // room for exactly one part, which an upload holds once it has buffered a part but a byte
+    const flags = { bucket, endpointUrl: s3().endpoint, region: s3().region, partSize: '5MiB', maxBuffer: '5MiB' };
     store = await openBlobStore(resolveConfig(flags, {}), pino({ level: 'silent' }));
   });
   afterAll(async () => store.close());
@@ -62,7 +73,7 @@ describe('upload buffer budget, when spent', () => {
   async function secondWaitsFor(release: (first: Upload, written: Buffer) => Promise<void>): Promise<string[]> {
     const events: string[] = [];
     const first = store.createUpload({});
-    const written = randomBlob(1024);
+    const written = randomBlob(5 * MiB - 1);
     await first.write(written);
     events.push('first accepted');
     expect(store.usage().uploadBuffer.inUse).toBe(5 * MiB);
@@ -88,5 +99,35 @@ describe('upload buffer budget, when spent', () => {
   it('holds a second writer until the first upload is committed', async () => {
     const events = await secondWaitsFor((first, written) => first.commit(digestOf(written), written.length));
     expect(events).toEqual(['first accepted', 'first releases', 'second accepted']);
+  });
+
+  it('holds a writer budget for about the bytes it buffered, not for the part it may never fill', async () => {
+    const quiet = store.createUpload({});
+    await quiet.write(randomBlob(1));
+    expect(store.usage().uploadBuffer.inUse).toBeLessThanOrEqual(256 * 1024);
+    // a writer that sent one byte and went quiet leaves the rest to others, at once
+    const busy = store.createUpload({});
+    let accepted = false;
+    const writing = busy.write(randomBlob(4 * MiB)).then(() => (accepted = true));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(accepted).toBe(true);
+    await writing;
+    await Promise.all([quiet.abort(), busy.abort()]);
+    expect(store.usage().uploadBuffer.inUse).toBe(0);
+  });
+
+  it('lets writers that each hold part of a part all finish their parts', async () => {
+    // each buffers more than half the budget's part: neither can grow while the other holds its bytes
+    const uploads = [store.createUpload({}), store.createUpload({})];
+    const blobs = [randomBlob(5 * MiB - 1), randomBlob(5 * MiB - 1)];
+    for (const [i, u] of uploads.entries()) await u.write(blobs[i]!.subarray(0, 2 * MiB));
+    await Promise.all(
+      uploads.map(async (u, i) => {
+        await u.write(blobs[i]!.subarray(2 * MiB));
+        await u.commit(digestOf(blobs[i]!), blobs[i]!.length);
+      }),
+    );
+    for (const b of blobs) expect((await getObject(bucket, `blobs/${digestOf(b)}`)).equals(b)).toBe(true);
+    expect(store.usage().uploadBuffer.inUse).toBe(0);
   });
 });
