@@ -92,8 +92,11 @@ export class Writer {
     }
   }
 
-  /** Appends `data` at `offset`: 0 restarts the ingest, any other value must be the current size. */
-  async write(offset: number, data: Buffer): Promise<void> {
+  /**
+   * Appends `data` at `offset`: 0 restarts the ingest, any other value must be the current size.
+   * `signal` aborts when nobody awaits the answer any longer: a wait for buffer space ends then.
+   */
+  async write(offset: number, data: Buffer, signal?: AbortSignal): Promise<void> {
     const ingest = this.ingest;
     if (offset < 0) throw invalidArgument(`ref ${JSON.stringify(ingest.ref)}: negative offset ${offset}`);
     if (offset > 0 && offset !== ingest.offset) {
@@ -115,7 +118,7 @@ export class Writer {
     for (let rest = data; rest.length > 0; ) {
       const room = every - (ingest.offset % every);
       const piece = rest.length <= room ? rest : rest.subarray(0, room);
-      await ingest.upload.write(piece);
+      await ingest.upload.write(piece, signal);
       await ingest.hasher.update(piece);
       ingest.offset += piece.length;
       ingest.updatedAt = now();

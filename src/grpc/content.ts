@@ -10,7 +10,7 @@ import type { ContentInfo, IngestStatus } from '../content/types.js';
 import type { Writer } from '../content/writer.js';
 import { invalidArgument } from '../errors.js';
 import type { LeaseStore } from '../leases/store.js';
-import { elapsed, requests, serverStream, unary } from './calls.js';
+import { Answers, cancelSignal, elapsed, requests, serverStream, unary } from './calls.js';
 import { leaseOf, namespaces, type NamespaceOf } from './context.js';
 import { toTimestamp } from './proto.js';
 import type { PiecewiseReadResponse } from './read-response.js';
@@ -106,6 +106,9 @@ async function write(
   let writer: Writer | undefined;
   let ns = '';
   let received = 0;
+  // a wait for buffer space ends when the client goes away, giving its place up
+  const signal = cancelSignal(call);
+  const answers = new Answers(call, streams.idleMs, 'Write');
   const release = async () => {
     const held = writer;
     writer = undefined;
@@ -127,7 +130,7 @@ async function write(
       await writer.update(req.total, req.expected);
       if (req.action === 'STAT') {
         const st = await writer.status();
-        call.write({
+        await answers.send({
           action: 'STAT',
           started_at: toTimestamp(st.startedAt),
           updated_at: toTimestamp(st.updatedAt),
@@ -140,11 +143,11 @@ async function write(
       if (req.action !== 'WRITE' && req.action !== 'COMMIT') {
         throw invalidArgument(`unknown write action ${JSON.stringify(req.action)}`);
       }
-      await writer.write(req.offset, req.data);
+      await writer.write(req.offset, req.data, signal);
       received += req.data.length;
       if (req.action === 'WRITE') {
         const st = writer.progress();
-        call.write({ action: 'WRITE', offset: st.offset, total: st.total, updated_at: toTimestamp(st.updatedAt) });
+        await answers.send({ action: 'WRITE', offset: st.offset, total: st.total, updated_at: toTimestamp(st.updatedAt) });
         continue;
       }
       const commitStarted = performance.now();
@@ -171,6 +174,7 @@ async function write(
     logger.debug({ method: 'Write', code: codeName(mapped.code), ms: elapsed(started), details: mapped.details }, 'call');
     if (!call.cancelled) call.emit('error', mapped as ServiceError);
   } finally {
+    answers.done();
     leave?.();
   }
 }
