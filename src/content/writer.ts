@@ -1,5 +1,5 @@
 import { parseDigest } from '../digest.js';
-import { alreadyExists, failedPrecondition, invalidArgument, outOfRange } from '../errors.js';
+import { ContentExists, failedPrecondition, invalidArgument, outOfRange } from '../errors.js';
 import { validateLabels, type Labels } from '../labels.js';
 import type { ClaimOutcome, ClaimRequest } from './claims.js';
 import { statusOf, type Ingest } from './ingest.js';
@@ -159,7 +159,7 @@ export class Writer {
     });
     if (outcome === 'exists') {
       await this.discard();
-      throw alreadyExists(`content ${digest}: already exists`);
+      throw new ContentExists(digest);
     }
     this.released = true;
     await this.host.finish(ingest, 'done');
