@@ -26,6 +26,12 @@ export class S3Upload implements Upload {
   private buffered = 0;
   private uploadId: string | undefined;
   private creating: Promise<string> | undefined;
+  /**
+   * S3 completed the multipart upload: the bytes are whole at `key`, and only the copy into
+   * place may be left. A commit tried again after that copy failed copies again, and only that
+   * (completing once more would name no upload).
+   */
+  private completed = false;
   private readonly key: string;
   private readonly calls: MultipartCalls;
   private nextPart: number;
@@ -89,6 +95,7 @@ export class S3Upload implements Upload {
    */
   async write(chunk: Buffer, signal?: AbortSignal): Promise<void> {
     this.checkOpen();
+    if (this.completed) throw failedPrecondition(`the upload to ${this.key} is complete and takes no more bytes; commit it, or write the content again from offset 0`);
     await this.recover();
     if (chunk.length === 0) return;
     await this.unspill(signal);
@@ -290,7 +297,7 @@ export class S3Upload implements Upload {
 
   /** No multipart upload was begun: the blob is one PUT at commit. */
   private singlePut(): boolean {
-    return this.uploadId === undefined && this.creating === undefined && this.inflight.size === 0;
+    return !this.completed && this.uploadId === undefined && this.creating === undefined && this.inflight.size === 0;
   }
 
   async commit(digest: string, size: number): Promise<void> {
@@ -305,8 +312,12 @@ export class S3Upload implements Upload {
       this.context.remember(digest, { size, lastModified: new Date() });
       return;
     }
-    await this.calls.complete(this.uploadId!, this.stored);
-    this.uploadId = undefined;
+    if (!this.completed) {
+      await this.calls.complete(this.uploadId!, this.stored);
+      this.completed = true;
+      this.uploadId = undefined;
+      this.creating = undefined;
+    }
     if (this.key !== finalKey) {
       await copyObject(this.context.s3, this.key, finalKey, size);
       await this.context.s3.delete(this.key).catch(() => undefined);
@@ -325,6 +336,11 @@ export class S3Upload implements Upload {
     this.uploadId = undefined;
     this.creating = undefined;
     if (uploadId !== undefined) await this.calls.abort(uploadId);
+    // completed in the staging area, never copied into place: nothing else would remove it
+    if (this.completed && this.rereadable) {
+      this.completed = false;
+      await this.context.s3.delete(this.key);
+    }
   }
 
   handle(): UploadHandle | undefined {
