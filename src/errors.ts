@@ -28,6 +28,16 @@ export class StoreError extends Error {
   }
 }
 
+/**
+ * The blob a write was for is already stored (and held by the writer's namespace): containerd's
+ * answer AlreadyExists, with the digest, which a lease the write ran under must still be given.
+ */
+export class ContentExists extends StoreError {
+  constructor(readonly digest: string) {
+    super('already-exists', `content ${digest}: already exists`);
+  }
+}
+
 export const invalidArgument = (message: string) => new StoreError('invalid-argument', message);
 export const notFound = (message: string) => new StoreError('not-found', message);
 export const alreadyExists = (message: string) => new StoreError('already-exists', message);

@@ -1,10 +1,24 @@
+import { connect } from 'node:http2';
+import { connect as netConnect } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config.js';
 import { digestOf } from '../src/digest.js';
 import { openBlobStore } from '../src/server.js';
 import type { BlobStore, Upload } from '../src/blobstore/types.js';
-import { getObject, newBucket, randomBlob, s3, startDaemon, useS3Credentials, writeBlob, type TestDaemon } from './support/harness.js';
+import {
+  call,
+  getObject,
+  newBucket,
+  randomBlob,
+  s3,
+  startDaemon,
+  until,
+  useS3Credentials,
+  WriteSession,
+  writeBlob,
+  type TestDaemon,
+} from './support/harness.js';
 
 describe('upload buffer budget', () => {
   let d: TestDaemon;
@@ -22,6 +36,96 @@ describe('upload buffer budget', () => {
     for (const b of blobs) expect((await getObject(d.bucket!, `blobs/${digestOf(b)}`)).equals(b)).toBe(true);
   });
 });
+
+describe('Write streams, when the daemon holds back', () => {
+  const MiB = 1024 * 1024;
+  let d: TestDaemon;
+  beforeAll(async () => {
+    // room for exactly one part in the whole daemon
+    d = await startDaemon({ flags: { partSize: '5MiB', maxBuffer: '5MiB' } });
+  });
+  afterAll(async () => d.stop());
+
+  it('lets a Write cancelled while it waits for buffer space go at once, taking none of its bytes', async () => {
+    const client = d.content();
+    // one ingest holds the whole budget: a part but a byte
+    const holder = new WriteSession(client);
+    await holder.send({ action: 'STAT', ref: 'holds-the-budget' });
+    await holder.send({ action: 'WRITE', ref: 'holds-the-budget', offset: 0, data: randomBlob(5 * MiB - 1) });
+    const waiter = new WriteSession(client);
+    await waiter.send({ action: 'STAT', ref: 'cancels-waiting' });
+    void waiter.send({ action: 'WRITE', ref: 'cancels-waiting', offset: 0, data: randomBlob(MiB) }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    waiter.cancel();
+    // the ref is free again right away (it stayed locked until the budget's 60 s wait ended)
+    await until(async () => {
+      const again = new WriteSession(client);
+      const st = await again.send({ action: 'STAT', ref: 'cancels-waiting' }).catch(() => undefined);
+      again.cancel();
+      return st !== undefined;
+    }, 3_000);
+    holder.cancel();
+    await holder.ended;
+    const st = await call<object, { status: { offset: string | number } }>(client, 'Status', { ref: 'cancels-waiting' });
+    expect(Number(st.status.offset)).toBe(0);
+  });
+
+  it('stops reading the WRITEs of a client that does not read its answers', async () => {
+    const count = 20_000;
+    // A client that pipelines tiny WRITEs and reads nothing from its connection (grpc-js's own
+    // client would take the answers in regardless): HTTP/2 flow control holds the answers back.
+    const session = connect('http://localhost', { createConnection: () => netConnect(d.socket) });
+    session.on('error', () => undefined);
+    const stalled = session.request({
+      ':method': 'POST',
+      ':path': '/containerd.services.content.v1.Content/Write',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      'containerd-namespace': 'test',
+    });
+    stalled.on('error', () => undefined);
+    stalled.pause();
+    const frames: Buffer[] = [];
+    for (let i = 0; i < count; i++) frames.push(grpcFrame(writeRequest('never-reads', i, Buffer.from([i & 0xff]))));
+    stalled.write(Buffer.concat(frames));
+    const client = d.content();
+    const offset = async () =>
+      Number((await call<object, { status: { offset: string | number } }>(client, 'Status', { ref: 'never-reads' }).catch(() => ({ status: { offset: 0 } }))).status.offset);
+    // until the daemon takes no more
+    let last = -1;
+    for (let now = await offset(); now !== last; now = await offset()) {
+      last = now;
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+    expect(last).toBeGreaterThan(0);
+    expect(last).toBeLessThan(count / 2);
+    session.destroy();
+  });
+});
+
+/** A WriteContentRequest with action WRITE, encoded by hand (protobuf wire format). */
+function writeRequest(ref: string, offset: number, data: Buffer): Buffer {
+  const varint = (n: number): number[] => {
+    const out: number[] = [];
+    for (; n >= 0x80; n = Math.floor(n / 0x80)) out.push((n & 0x7f) | 0x80);
+    out.push(n);
+    return out;
+  };
+  const refBytes = Buffer.from(ref);
+  return Buffer.from([
+    ...[0x08, 1],
+    ...[0x12, ...varint(refBytes.length), ...refBytes],
+    ...[0x28, ...varint(offset)],
+    ...[0x32, ...varint(data.length), ...data],
+  ]);
+}
+
+function grpcFrame(message: Buffer): Buffer {
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  message.copy(frame, 5);
+  return frame;
+}
 
 describe('upload buffer budget, counted per upload', () => {
   it('covers every buffered byte, also when a client sends more than it first declared', async () => {
@@ -46,10 +150,12 @@ describe('upload buffer budget, counted per upload', () => {
 describe('upload buffer budget, when spent', () => {
   const MiB = 1024 * 1024;
   let store: BlobStore;
+  let bucket: string;
   beforeAll(async () => {
     useS3Credentials();
-    // room for exactly one part: an upload of unknown size reserves a whole part at its first byte
-    const flags = { bucket: await newBucket(), endpointUrl: s3().endpoint, region: s3().region, partSize: '5MiB', maxBuffer: '5MiB' };
+    bucket = await newBucket();
+    // room for exactly one part, which an upload holds once it has buffered a part but a byte
+    const flags = { bucket, endpointUrl: s3().endpoint, region: s3().region, partSize: '5MiB', maxBuffer: '5MiB' };
     store = await openBlobStore(resolveConfig(flags, {}), pino({ level: 'silent' }));
   });
   afterAll(async () => store.close());
@@ -62,7 +168,7 @@ describe('upload buffer budget, when spent', () => {
   async function secondWaitsFor(release: (first: Upload, written: Buffer) => Promise<void>): Promise<string[]> {
     const events: string[] = [];
     const first = store.createUpload({});
-    const written = randomBlob(1024);
+    const written = randomBlob(5 * MiB - 1);
     await first.write(written);
     events.push('first accepted');
     expect(store.usage().uploadBuffer.inUse).toBe(5 * MiB);
@@ -88,5 +194,35 @@ describe('upload buffer budget, when spent', () => {
   it('holds a second writer until the first upload is committed', async () => {
     const events = await secondWaitsFor((first, written) => first.commit(digestOf(written), written.length));
     expect(events).toEqual(['first accepted', 'first releases', 'second accepted']);
+  });
+
+  it('holds a writer budget for about the bytes it buffered, not for the part it may never fill', async () => {
+    const quiet = store.createUpload({});
+    await quiet.write(randomBlob(1));
+    expect(store.usage().uploadBuffer.inUse).toBeLessThanOrEqual(256 * 1024);
+    // a writer that sent one byte and went quiet leaves the rest to others, at once
+    const busy = store.createUpload({});
+    let accepted = false;
+    const writing = busy.write(randomBlob(4 * MiB)).then(() => (accepted = true));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(accepted).toBe(true);
+    await writing;
+    await Promise.all([quiet.abort(), busy.abort()]);
+    expect(store.usage().uploadBuffer.inUse).toBe(0);
+  });
+
+  it('lets writers that each hold part of a part all finish their parts', async () => {
+    // each buffers more than half the budget's part: neither can grow while the other holds its bytes
+    const uploads = [store.createUpload({}), store.createUpload({})];
+    const blobs = [randomBlob(5 * MiB - 1), randomBlob(5 * MiB - 1)];
+    for (const [i, u] of uploads.entries()) await u.write(blobs[i]!.subarray(0, 2 * MiB));
+    await Promise.all(
+      uploads.map(async (u, i) => {
+        await u.write(blobs[i]!.subarray(2 * MiB));
+        await u.commit(digestOf(blobs[i]!), blobs[i]!.length);
+      }),
+    );
+    for (const b of blobs) expect((await getObject(bucket, `blobs/${digestOf(b)}`)).equals(b)).toBe(true);
+    expect(store.usage().uploadBuffer.inUse).toBe(0);
   });
 });

@@ -89,6 +89,51 @@ describe('Leases on S3', () => {
     expect(res.resources).toEqual([{ id: digest, type: 'content' }]);
   });
 
+  it('adds content a Write finds stored at its open to the Write\'s lease, answering AlreadyExists', async () => {
+    const data = randomBlob(80);
+    const digest = digestOf(data);
+    await writeBlob(d.content(), 'stored-first', data);
+    await call(leases, 'Create', { id: 'found-at-open' });
+    const md = ns();
+    md.set('containerd-lease', 'found-at-open');
+    const session = new WriteSession(d.content(), md);
+    const err = await failure(session.send({ action: 'STAT', ref: 'found-at-open', total: data.length, expected: digest }));
+    expect(err.code).toBe(status.ALREADY_EXISTS);
+    const res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'found-at-open' });
+    expect(res.resources).toEqual([{ id: digest, type: 'content' }]);
+  });
+
+  it('adds content a Write finds stored at its commit to the Write\'s lease, answering AlreadyExists', async () => {
+    const data = randomBlob(90);
+    const digest = digestOf(data);
+    await writeBlob(d.content(), 'stored-before', data);
+    await call(leases, 'Create', { id: 'found-at-commit' });
+    const md = ns();
+    md.set('containerd-lease', 'found-at-commit');
+    // no expected digest: the daemon learns it is stored only at the COMMIT
+    const err = await failure(writeBlob(d.content(), 'found-at-commit', data, { metadata: md }));
+    expect(err.code).toBe(status.ALREADY_EXISTS);
+    const res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'found-at-commit' });
+    expect(res.resources).toEqual([{ id: digest, type: 'content' }]);
+  });
+
+  it('says the content is stored when a committed Write cannot add it to its lease', async () => {
+    await call(leases, 'Create', { id: 'goes-away' });
+    const md = ns();
+    md.set('containerd-lease', 'goes-away');
+    const data = randomBlob(100);
+    const session = new WriteSession(d.content(), md);
+    await session.send({ action: 'STAT', ref: 'lease-goes-away', total: data.length });
+    await session.send({ action: 'WRITE', ref: 'lease-goes-away', offset: 0, data });
+    // the lease is deleted after the Write checked it, before its COMMIT
+    await call(leases, 'Delete', { id: 'goes-away' });
+    const err = await failure(session.send({ action: 'COMMIT', ref: 'lease-goes-away', total: data.length, offset: data.length }));
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(err.details).toContain(`content ${digestOf(data)} is stored`);
+    expect(err.details).toContain('goes-away');
+    expect(await listKeys(d.bucket!, 'blobs/')).toContain(`blobs/${digestOf(data)}`);
+  });
+
   it('refuses a Write under an unknown lease with NotFound before storing anything', async () => {
     const md = ns();
     md.set('containerd-lease', 'no-such-lease');

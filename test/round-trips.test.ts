@@ -184,6 +184,49 @@ describe('S3 round trips on the critical path', () => {
     expect(await listKeys(d.bucket!, `blobs/${digestOf(data)}`)).toEqual([]);
   });
 
+  it('commits an ingest again after its copy into place failed, copying only: the completed upload is not completed again', async () => {
+    const data = randomBlob(6 * MiB);
+    let refused = false;
+    log.intercept = (op) => {
+      if (op === 'CopyObject' && !refused) {
+        refused = true;
+        throw new Error('copy refused for the test');
+      }
+    };
+    // no digest before COMMIT: the parts go to a staging key, copied into place at the commit
+    const session = new WriteSession(client);
+    await session.send({ action: 'STAT', ref: 'copy-refused', total: data.length });
+    await session.send({ action: 'WRITE', ref: 'copy-refused', offset: 0, data });
+    await session.send({ action: 'COMMIT', ref: 'copy-refused', total: data.length, offset: data.length }).catch(() => undefined);
+    await session.ended;
+    expect(refused).toBe(true);
+    const from = log.sent.length;
+    const retry = new WriteSession(client);
+    await retry.send({ action: 'STAT', ref: 'copy-refused' });
+    const done = await retry.send({ action: 'COMMIT', ref: 'copy-refused', total: data.length, offset: data.length });
+    expect(done.digest).toBe(digestOf(data));
+    expect((await getObject(d.bucket!, `blobs/${digestOf(data)}`)).equals(data)).toBe(true);
+    expect(described(log.sent.slice(from))).not.toContain('CompleteMultipartUpload staging');
+    await until(async () => (await listKeys(d.bucket!, 's3cs/staging/')).length === 0, 5_000);
+  });
+
+  it('removes the completed staging object when an ingest whose copy into place failed is aborted', async () => {
+    const data = randomBlob(6 * MiB);
+    log.intercept = (op) => {
+      if (op === 'CopyObject') throw new Error('copy refused for the test');
+    };
+    const session = new WriteSession(client);
+    await session.send({ action: 'STAT', ref: 'copy-refused-aborted', total: data.length });
+    await session.send({ action: 'WRITE', ref: 'copy-refused-aborted', offset: 0, data });
+    await session.send({ action: 'COMMIT', ref: 'copy-refused-aborted', total: data.length, offset: data.length }).catch(() => undefined);
+    await session.ended;
+    log.intercept = undefined;
+    expect(await listKeys(d.bucket!, 's3cs/staging/')).toHaveLength(1);
+    await call(client, 'Abort', { ref: 'copy-refused-aborted' });
+    expect(await listKeys(d.bucket!, 's3cs/staging/')).toEqual([]);
+    expect(await listKeys(d.bucket!, `blobs/${digestOf(data)}`)).toEqual([]);
+  });
+
   it('commits a multipart ingest in two rounds after the last byte: the last part beside the lookups, then the completion beside the hold and the record\'s removal', async () => {
     const data = randomBlob(6 * MiB);
     const beforeCommit = async () => {

@@ -1,4 +1,4 @@
-import { StoreError } from '../errors.js';
+import { StoreError, cancelled } from '../errors.js';
 import { TimedWaiters } from '../timed-waiters.js';
 
 /**
@@ -20,21 +20,41 @@ export class ByteBudget {
     return this.used;
   }
 
-  async acquire(bytes: number): Promise<number> {
+  /**
+   * Reserves `bytes` (at most the whole budget), waiting first come, first served for them. A
+   * wait whose `signal` aborts (the client went away) gives its place up at once, cancelled.
+   */
+  async acquire(bytes: number, signal?: AbortSignal): Promise<number> {
     const want = Math.min(bytes, this.limit);
-    if (this.waiting.length === 0 && this.used + want <= this.limit) {
-      this.used += want;
-      return want;
-    }
-    await this.waiting.wait(want, this.waitMs, () => {
-      // one that waited for more than is free may have held up smaller ones behind it that fit
-      queueMicrotask(() => this.release(0));
-      return new StoreError(
-        'resource-exhausted',
-        `the daemon's upload buffers (--max-buffer ${this.limit} bytes) stayed full for ${this.waitMs / 1000}s; retry later`,
-      );
-    });
+    if (this.tryAcquire(want)) return want;
+    await this.waiting.wait(
+      want,
+      this.waitMs,
+      () => {
+        // one that waited for more than is free may have held up smaller ones behind it that fit
+        queueMicrotask(() => this.release(0));
+        return new StoreError(
+          'resource-exhausted',
+          `the daemon's upload buffers (--max-buffer ${this.limit} bytes) stayed full for ${this.waitMs / 1000}s; retry later`,
+        );
+      },
+      {
+        signal,
+        cancelled: () => {
+          // as for a timeout: those behind it may fit now
+          queueMicrotask(() => this.release(0));
+          return cancelled('the client cancelled the write while it waited for upload buffer space (--max-buffer)');
+        },
+      },
+    );
     return want;
+  }
+
+  /** Reserves `bytes` only if that needs no wait (nobody is waiting and they fit). */
+  tryAcquire(bytes: number): boolean {
+    if (this.waiting.length > 0 || this.used + bytes > this.limit) return false;
+    this.used += bytes;
+    return true;
   }
 
   release(bytes: number): void {

@@ -198,8 +198,11 @@ export interface Upload {
    * read them.
    */
   readonly rereadable: boolean;
-  /** Resolves once the chunk is accepted; waiting here is the back-pressure on the client. */
-  write(chunk: Buffer): Promise<void>;
+  /**
+   * Resolves once the chunk is accepted; waiting here is the back-pressure on the client. A wait
+   * (for memory to buffer in) ends, with a cancelled StoreError, when `signal` aborts.
+   */
+  write(chunk: Buffer, signal?: AbortSignal): Promise<void>;
   /**
    * Stores every byte taken so far, so that `commit` has only the step that makes them visible
    * left (the caller may look things up meanwhile); `commit` does it too when not called first.

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { BlobStore } from '../blobstore/types.js';
 import { parseDigest } from '../digest.js';
-import { alreadyExists, invalidArgument, notFound, resourceExhausted } from '../errors.js';
+import { ContentExists, invalidArgument, notFound, resourceExhausted } from '../errors.js';
 import { parseFilters } from '../filters.js';
 import { validateNamespace } from '../namespaces/names.js';
 import { Checkpoints } from './checkpoints.js';
@@ -200,7 +200,7 @@ export class Ingests {
 
   private async failIfPresent(ns: string, digest: string): Promise<void> {
     const stat = await this.blobs.statBlob(digest);
-    if (stat && (await this.claims.holdIfStays(ns, digest, stat))) throw alreadyExists(`content ${digest}: already exists`);
+    if (stat && (await this.claims.holdIfStays(ns, digest, stat))) throw new ContentExists(digest);
   }
 
   /**

@@ -1,5 +1,5 @@
 import { parseDigest } from '../digest.js';
-import { alreadyExists, failedPrecondition, invalidArgument, isStoreError, outOfRange } from '../errors.js';
+import { ContentExists, failedPrecondition, invalidArgument, isStoreError, outOfRange } from '../errors.js';
 import { validateLabels, type Labels } from '../labels.js';
 import type { ClaimOutcome, ClaimRequest } from './claims.js';
 import { statusOf, type Ingest } from './ingest.js';
@@ -95,8 +95,11 @@ export class Writer {
     }
   }
 
-  /** Appends `data` at `offset`: 0 restarts the ingest, any other value must be the current size. */
-  async write(offset: number, data: Buffer): Promise<void> {
+  /**
+   * Appends `data` at `offset`: 0 restarts the ingest, any other value must be the current size.
+   * `signal` aborts when nobody awaits the answer any longer: a wait for buffer space ends then.
+   */
+  async write(offset: number, data: Buffer, signal?: AbortSignal): Promise<void> {
     const ingest = this.ingest;
     if (offset < 0) throw invalidArgument(`ref ${JSON.stringify(ingest.ref)}: negative offset ${offset}`);
     if (offset > 0 && offset !== ingest.offset) {
@@ -118,7 +121,7 @@ export class Writer {
     for (let rest = data; rest.length > 0; ) {
       const room = every - (ingest.offset % every);
       const piece = rest.length <= room ? rest : rest.subarray(0, room);
-      await ingest.upload.write(piece);
+      await ingest.upload.write(piece, signal);
       await ingest.hasher.update(piece);
       ingest.offset += piece.length;
       ingest.updatedAt = now();
@@ -159,7 +162,7 @@ export class Writer {
     });
     if (outcome === 'exists') {
       await this.discard();
-      throw alreadyExists(`content ${digest}: already exists`);
+      throw new ContentExists(digest);
     }
     this.released = true;
     await this.host.finish(ingest, 'done');

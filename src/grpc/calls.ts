@@ -100,6 +100,36 @@ async function stream<Req, Res>(
 }
 
 /**
+ * The answers of a bidi stream, held to the bound the Read path keeps: once MAX_UNFLUSHED wait
+ * for the transport, `send` waits, and the caller reads no further request meanwhile. A client
+ * that sends without reading its answers is then held by its own flow control, instead of
+ * growing the daemon's memory (grpc-js queues whatever is written, without limit).
+ */
+export class Answers<Res> {
+  private readonly flow: Flow;
+
+  constructor(
+    private readonly call: ServerDuplexStream<unknown, Res>,
+    idleMs: number,
+    method: string,
+  ) {
+    this.flow = new Flow(idleMs, method);
+    call.on('cancelled', this.flow.wake);
+  }
+
+  async send(answer: Res): Promise<void> {
+    this.flow.unflushed++;
+    this.call.write(answer, this.flow.flushed);
+    if (this.flow.unflushed >= MAX_UNFLUSHED) await this.flow.room(this.call);
+  }
+
+  done(): void {
+    this.flow.done();
+    this.call.off('cancelled', this.flow.wake);
+  }
+}
+
+/**
  * Messages of a stream not yet handed to the transport, and the wait for room among them. One
  * idle timer a stream, moved on at each wait, rather than one a message.
  */

@@ -8,9 +8,10 @@ import type { WriteContentResponse } from '../generated/containerd/services/cont
 import type { ContentStore } from '../content/store.js';
 import type { ContentInfo, IngestStatus } from '../content/types.js';
 import type { Writer } from '../content/writer.js';
-import { invalidArgument } from '../errors.js';
+import { ContentExists, invalidArgument } from '../errors.js';
+import { leaseWrittenContent } from '../leases/lease-content.js';
 import type { LeaseStore } from '../leases/store.js';
-import { elapsed, lazyCancel, requests, serverStream, unary } from './calls.js';
+import { Answers, cancelSignal, elapsed, lazyCancel, requests, serverStream, unary } from './calls.js';
 import { leaseOf, namespaces, type NamespaceOf } from './context.js';
 import { toTimestamp } from './proto.js';
 import type { PiecewiseReadResponse } from './read-response.js';
@@ -105,7 +106,11 @@ async function write(
   let leave: (() => void) | undefined;
   let writer: Writer | undefined;
   let ns = '';
+  let lease: string | undefined;
   let received = 0;
+  // a wait for buffer space ends when the client goes away, giving its place up
+  const signal = cancelSignal(call);
+  const answers = new Answers(call, streams.idleMs, 'Write');
   const release = async () => {
     const held = writer;
     writer = undefined;
@@ -113,7 +118,7 @@ async function write(
   };
   try {
     ns = namespaceOf(call.metadata);
-    const lease = leaseOf(call.metadata);
+    lease = leaseOf(call.metadata);
     leave = streams.limit.enter('Write');
     for await (const req of requests(call, { idleMs: streams.idleMs })) {
       if (!writer) {
@@ -127,7 +132,7 @@ async function write(
       await writer.update(req.total, req.expected);
       if (req.action === 'STAT') {
         const st = await writer.status();
-        call.write({
+        await answers.send({
           action: 'STAT',
           started_at: toTimestamp(st.startedAt),
           updated_at: toTimestamp(st.updatedAt),
@@ -140,16 +145,16 @@ async function write(
       if (req.action !== 'WRITE' && req.action !== 'COMMIT') {
         throw invalidArgument(`unknown write action ${JSON.stringify(req.action)}`);
       }
-      await writer.write(req.offset, req.data);
+      await writer.write(req.offset, req.data, signal);
       received += req.data.length;
       if (req.action === 'WRITE') {
         const st = writer.progress();
-        call.write({ action: 'WRITE', offset: st.offset, total: st.total, updated_at: toTimestamp(st.updatedAt) });
+        await answers.send({ action: 'WRITE', offset: st.offset, total: st.total, updated_at: toTimestamp(st.updatedAt) });
         continue;
       }
       const commitStarted = performance.now();
       const { digest, size } = await writer.commit(req.total, req.expected, req.labels);
-      if (lease) await leases.addResource(ns, lease, { id: digest, type: 'content' });
+      if (lease) await leaseWrittenContent(leases, ns, lease, digest);
       logger.info(
         { ns, ref: writer.ref, digest, size, received, ms: elapsed(started), commitMs: elapsed(commitStarted) },
         'committed blob',
@@ -165,12 +170,18 @@ async function write(
     await release();
     logger.debug({ method: 'Write', code: 'OK', ms: elapsed(started), received, committed: false }, 'call');
     call.end();
-  } catch (err) {
+  } catch (thrown) {
+    let err = thrown;
     await release().catch((e: unknown) => logger.warn({ err: e }, 'could not release an ingest'));
+    // containerd adds content it finds stored to the write's lease before it answers AlreadyExists
+    if (lease && err instanceof ContentExists && !call.cancelled) {
+      err = await leaseWrittenContent(leases, ns, lease, err.digest).then(() => err, (e: unknown) => e);
+    }
     const mapped = toServiceError(err, logger);
     logger.debug({ method: 'Write', code: codeName(mapped.code), ms: elapsed(started), details: mapped.details }, 'call');
     if (!call.cancelled) call.emit('error', mapped as ServiceError);
   } finally {
+    answers.done();
     leave?.();
   }
 }

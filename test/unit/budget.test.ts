@@ -49,4 +49,31 @@ describe('ByteBudget', () => {
     const budget = new ByteBudget(10);
     expect(await budget.acquire(50)).toBe(10);
   });
+
+  it('reserves at once only what fits with nobody waiting', async () => {
+    const budget = new ByteBudget(10);
+    expect(budget.tryAcquire(6)).toBe(true);
+    expect(budget.tryAcquire(5)).toBe(false);
+    const waiting = budget.acquire(5);
+    // it would fit, but one waits before it
+    budget.release(1);
+    expect(budget.tryAcquire(1)).toBe(false);
+    await waiting;
+    expect(budget.inUse).toBe(10);
+  });
+
+  it('gives a waiter\'s place up at once, cancelled, when its signal aborts, and serves the next', async () => {
+    const budget = new ByteBudget(10, 60_000);
+    await budget.acquire(8);
+    const gone = new AbortController();
+    const cancelledOne = budget.acquire(5, gone.signal).catch((e: unknown) => e);
+    const next = budget.acquire(2).then(() => 'granted');
+    gone.abort();
+    const err = await cancelledOne;
+    expect(isStoreError(err, 'cancelled')).toBe(true);
+    expect((err as Error).message).toContain('cancelled');
+    expect(await next).toBe('granted');
+    expect(budget.inUse).toBe(10);
+  });
 });
+

@@ -34,4 +34,22 @@ describe('part buffers', () => {
     vi.advanceTimersByTime(2_000);
     expect(parts.kept).toBe(0);
   });
+
+  it('grow a part buffer by doubling from the smallest size up to the part size', () => {
+    const parts = new PartBuffers(1000, 2, 30_000, 100);
+    expect([parts.grown(0), parts.grown(100), parts.grown(400), parts.grown(800)]).toEqual([100, 200, 800, 1000]);
+    // the first size on that way that holds what is needed
+    expect(parts.sizeFor(150)).toBe(200);
+    expect(parts.sizeFor(150, 200)).toBe(400);
+    expect(parts.sizeFor(999)).toBe(1000);
+  });
+
+  it('keep buffers of each size a growing part passes through, and of no other', () => {
+    const parts = new PartBuffers(1000, 2, 30_000, 100);
+    const passed = [parts.take(100), parts.take(200), parts.take(400), parts.take(800)];
+    for (const b of [...passed, parts.take(300), parts.take(50)]) parts.give(b);
+    expect(parts.kept).toBe(4);
+    expect(parts.take(400)).toBe(passed[2]);
+  });
 });
+

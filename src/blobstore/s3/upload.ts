@@ -7,9 +7,6 @@ import { parseCheckpoint } from './checkpoint.js';
 import { copyObject } from './copy.js';
 import type { OutgoingPart, UploadContext } from './upload-context.js';
 
-/** The first buffer of an upload of unknown size; it doubles as the blob turns out larger. */
-const MIN_PART_BUFFER = 256 * 1024;
-
 /**
  * Streams a blob into S3. Bytes collect into parts of `partSize`; once the first part is full
  * a multipart upload starts and up to `uploadParallelism` parts travel at once while the client
@@ -29,6 +26,12 @@ export class S3Upload implements Upload {
   private buffered = 0;
   private uploadId: string | undefined;
   private creating: Promise<string> | undefined;
+  /**
+   * S3 completed the multipart upload: the bytes are whole at `key`, and only the copy into
+   * place may be left. A commit tried again after that copy failed copies again, and only that
+   * (completing once more would name no upload).
+   */
+  private completed = false;
   private readonly key: string;
   private readonly calls: MultipartCalls;
   private nextPart: number;
@@ -87,54 +90,97 @@ export class S3Upload implements Upload {
   /**
    * Accepts a chunk. It fails only before accepting anything (when parts sent earlier could
    * not be stored, even on a new attempt), so the caller's count of accepted bytes stays right
-   * and the same ingest can go on once S3 is back.
+   * and the same ingest can go on once S3 is back. A wait for buffer space ends when `signal`
+   * aborts.
    */
-  async write(chunk: Buffer): Promise<void> {
+  async write(chunk: Buffer, signal?: AbortSignal): Promise<void> {
     this.checkOpen();
+    if (this.completed) throw failedPrecondition(`the upload to ${this.key} is complete and takes no more bytes; commit it, or write the content again from offset 0`);
     await this.recover();
     if (chunk.length === 0) return;
-    await this.unspill();
-    await this.reserve();
-    // A client may send more than it first declared (containerd takes a larger total on any
-    // message): the part then grows past what was reserved for it, and so must the reservation.
-    const needed = Math.min(this.checkpointBytes, this.buffered + chunk.length);
-    if (needed > this.held) this.held += await this.context.budget.acquire(needed - this.held);
-    this.accepted += chunk.length;
+    await this.unspill(signal);
     // Copied into the part at once: the message it came in is let go now, not a part later.
     for (let from = 0; from < chunk.length; ) {
-      const part = this.fillable(chunk.length - from);
+      await this.makeRoom(chunk.length - from, signal);
+      const part = this.part!;
       const n = Math.min(chunk.length - from, part.length - this.buffered);
       chunk.copy(part, this.buffered, from, from + n);
       this.buffered += n;
+      this.accepted += n;
       from += n;
-      if (this.buffered === this.checkpointBytes) {
-        await this.sendPart(this.takePart());
-        if (from < chunk.length) await this.reserve();
-      }
+      if (this.buffered === this.checkpointBytes) await this.sendPart(this.takePart());
     }
   }
 
-  /** The part buffer, with room for at least one more byte. */
-  private fillable(wanted: number): Buffer {
-    if (this.part && this.buffered < this.part.length) return this.part;
-    const whole = this.checkpointBytes;
-    // A blob declared smaller than a part gets a buffer of its size. One of unknown size starts
-    // small and doubles (a 4 KiB blob needs no 8 MiB) until a first whole part has gone; from
-    // then on parts are whole from the start. A client sending more than it declared grows it.
-    const start = this.sizeHint > 0 ? this.held : this.nextPart > 1 ? whole : MIN_PART_BUFFER;
-    const size = Math.min(whole, Math.max(start, this.buffered + wanted, 2 * (this.part?.length ?? 0)));
-    const grown = this.context.parts.take(size);
-    if (this.part) this.part.copy(grown, 0, 0, this.buffered);
-    this.part = grown;
-    return grown;
+  /**
+   * A part buffer with room for `incoming` more bytes (up to a whole part), and budget for the
+   * whole buffer. The buffer, and with it the reservation, doubles as bytes arrive: a stream
+   * holds budget for about what it sent, not for a part it may never fill (a stream that sends
+   * a byte and goes quiet held 8 MiB of --max-buffer until it timed out).
+   */
+  private async makeRoom(incoming: number, signal: AbortSignal | undefined): Promise<void> {
+    const needed = Math.min(this.checkpointBytes, this.buffered + incoming);
+    const capacity = this.part?.length ?? 0;
+    if (needed <= capacity) return;
+    // A client may send more than it first declared (containerd takes a larger total on any
+    // message): the part then grows past the declared end.
+    const size = Math.max(needed, Math.min(this.partEnd(this.buffered), this.context.parts.sizeFor(needed, capacity)));
+    if (this.held === 0) {
+      // holding nothing, it may wait in line without holding up anyone
+      this.held = await this.context.budget.acquire(size, signal);
+    } else if (this.context.budget.tryAcquire(size - this.held)) {
+      this.held = size;
+    } else {
+      await this.waitHoldingNothing(needed, size, signal);
+      return;
+    }
+    this.resize(size);
   }
 
-  private async reserve(): Promise<void> {
-    if (this.held > 0) return;
-    const partSize = this.checkpointBytes;
-    const left = this.sizeHint - this.accepted + this.buffered;
-    const want = this.sizeHint > 0 && left > 0 ? Math.min(left, partSize) : partSize;
-    this.held = await this.context.budget.acquire(want);
+  /**
+   * The part cannot grow now. Waiting for more while holding what it has could wait forever:
+   * every stream may hold half a part and wait for the rest. So its bytes go to disk and its
+   * budget back, and it waits in line, holding nothing, for the rest of its part at once; once
+   * granted, it can finish the part without waiting again. With no room on disk it waits holding
+   * what it has (the line's time limit still ends that).
+   */
+  private async waitHoldingNothing(needed: number, size: number, signal: AbortSignal | undefined): Promise<void> {
+    if (this.buffered > 0) {
+      try {
+        await this.spilled.keepUnfinished(this.part!.subarray(0, this.buffered));
+      } catch {
+        this.held += await this.context.budget.acquire(size - this.held, signal);
+        this.resize(size);
+        return;
+      }
+    }
+    const { buffer } = this.takePart();
+    if (buffer) this.context.parts.give(buffer);
+    this.releaseHeld();
+    if (this.spilled.hasUnfinished) {
+      await this.unspill(signal, needed);
+      return;
+    }
+    const whole = Math.max(needed, this.partEnd(0));
+    this.held = await this.context.budget.acquire(whole, signal);
+    this.resize(whole);
+  }
+
+  /** Where the part being filled ends by the declared size (the client may still send more). */
+  private partEnd(buffered: number): number {
+    const whole = this.checkpointBytes;
+    if (this.sizeHint <= 0) return whole;
+    return Math.min(whole, Math.max(buffered, buffered + this.sizeHint - this.accepted));
+  }
+
+  /** The part buffer becomes `size` bytes, keeping what it holds. */
+  private resize(size: number): void {
+    const grown = this.context.parts.take(size);
+    if (this.part) {
+      this.part.copy(grown, 0, 0, this.buffered);
+      this.context.parts.give(this.part);
+    }
+    this.part = grown;
   }
 
   private releaseHeld(): void {
@@ -183,20 +229,25 @@ export class S3Upload implements Upload {
     }
   }
 
-  /** Takes a spilled part back into memory, with budget for it, before more bytes join it. */
-  private async unspill(): Promise<void> {
+  /**
+   * Takes a spilled part back into memory, with budget for it, before more bytes join it: a
+   * buffer as for bytes just sent, or with `needed` (it had to wait for room) the rest of its part.
+   */
+  private async unspill(signal: AbortSignal | undefined, needed = 0): Promise<void> {
     if (!this.spilled.hasUnfinished) return;
-    const whole = this.checkpointBytes;
-    const rest = this.sizeHint > 0 ? Math.max(0, this.sizeHint - this.accepted) : whole;
-    if (this.held === 0) this.held = await this.context.budget.acquire(Math.min(whole, this.spilled.unfinishedLength + rest));
+    const length = this.spilled.unfinishedLength;
+    const size =
+      needed > 0 ? Math.max(needed, this.partEnd(length)) : Math.max(length, Math.min(this.partEnd(length), this.context.parts.sizeFor(length)));
+    this.releaseHeld();
+    this.held = await this.context.budget.acquire(size, signal);
     const bytes = await this.spilled.takeUnfinished().catch((err: unknown) => {
       // nothing taken: the budget goes back, and a retry starts clean
       this.releaseHeld();
       throw err;
     });
     if (!bytes) return;
-    const part = this.fillable(bytes.length);
-    bytes.copy(part, 0);
+    this.resize(size);
+    bytes.copy(this.part!, 0);
     this.buffered = bytes.length;
   }
 
@@ -223,7 +274,7 @@ export class S3Upload implements Upload {
    */
   async prepare(digest: string): Promise<void> {
     this.checkOpen();
-    await this.unspill();
+    await this.unspill(undefined);
     await this.recover();
     if (this.singlePut()) return;
     // An upload straight to a blob key (started for an expected digest) can only become that blob.
@@ -246,7 +297,7 @@ export class S3Upload implements Upload {
 
   /** No multipart upload was begun: the blob is one PUT at commit. */
   private singlePut(): boolean {
-    return this.uploadId === undefined && this.creating === undefined && this.inflight.size === 0;
+    return !this.completed && this.uploadId === undefined && this.creating === undefined && this.inflight.size === 0;
   }
 
   async commit(digest: string, size: number): Promise<void> {
@@ -261,8 +312,12 @@ export class S3Upload implements Upload {
       this.context.remember(digest, { size, lastModified: new Date() });
       return;
     }
-    await this.calls.complete(this.uploadId!, this.stored);
-    this.uploadId = undefined;
+    if (!this.completed) {
+      await this.calls.complete(this.uploadId!, this.stored);
+      this.completed = true;
+      this.uploadId = undefined;
+      this.creating = undefined;
+    }
     if (this.key !== finalKey) {
       await copyObject(this.context.s3, this.key, finalKey, size);
       await this.context.s3.delete(this.key).catch(() => undefined);
@@ -281,6 +336,11 @@ export class S3Upload implements Upload {
     this.uploadId = undefined;
     this.creating = undefined;
     if (uploadId !== undefined) await this.calls.abort(uploadId);
+    // completed in the staging area, never copied into place: nothing else would remove it
+    if (this.completed && this.rereadable) {
+      this.completed = false;
+      await this.context.s3.delete(this.key);
+    }
   }
 
   handle(): UploadHandle | undefined {
