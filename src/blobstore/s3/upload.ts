@@ -124,7 +124,11 @@ export class S3Upload implements Upload {
     if (needed <= capacity) return;
     // A client may send more than it first declared (containerd takes a larger total on any
     // message): the part then grows past the declared end.
-    const size = Math.max(needed, Math.min(this.partEnd(this.buffered), this.context.parts.sizeFor(needed, capacity)));
+    // A stream that has filled a part already is sending, not trickling: its next parts take
+    // their whole size at once, as before, rather than waiting in line at each doubling (with
+    // the budget full, each would also go through the spill directory).
+    const end = this.partEnd(this.buffered);
+    const size = Math.max(needed, this.nextPart > 1 ? end : Math.min(end, this.context.parts.sizeFor(needed, capacity)));
     if (this.held === 0) {
       // holding nothing, it may wait in line without holding up anyone
       this.held = await this.context.budget.acquire(size, signal);
@@ -166,11 +170,15 @@ export class S3Upload implements Upload {
     this.resize(whole);
   }
 
-  /** Where the part being filled ends by the declared size (the client may still send more). */
+  /**
+   * Where the part being filled ends by the declared size. Past that size (a client may raise
+   * it on any message) nothing says, so a whole part: growing only to what each WRITE needs
+   * copied the part on every WRITE.
+   */
   private partEnd(buffered: number): number {
     const whole = this.checkpointBytes;
-    if (this.sizeHint <= 0) return whole;
-    return Math.min(whole, Math.max(buffered, buffered + this.sizeHint - this.accepted));
+    if (this.sizeHint <= 0 || this.accepted >= this.sizeHint) return whole;
+    return Math.min(whole, buffered + this.sizeHint - this.accepted);
   }
 
   /** The part buffer becomes `size` bytes, keeping what it holds. */
