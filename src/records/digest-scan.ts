@@ -17,7 +17,8 @@ export async function digestsIn(chunks: AsyncIterable<Buffer>, name: string, max
   for await (const chunk of chunks) {
     // latin1: one character a byte, so a digest split across chunks lines up again
     const text = carry + chunk.toString('latin1');
-    for (const m of text.matchAll(DIGEST)) found.add(m[0]);
+    // a copy of each match: a slice would keep the whole chunk it was cut from alive
+    for (const m of text.matchAll(DIGEST)) found.add(Buffer.from(m[0], 'latin1').toString('latin1'));
     if (found.size > maxDigests) {
       throw new StoreError('resource-exhausted', `cache record ${JSON.stringify(name)} names more than ${maxDigests} digests; too many to collect garbage beside it`);
     }

@@ -67,8 +67,27 @@ describe('a GET response read Read by Read', () => {
     read.close();
   });
 
-  it('fails a Read whose response breaks off with the store\'s error for it, not the socket\'s', async () => {
-    const read = await openRead([resetBody(Buffer.alloc(16 * KiB, 1))], new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB));
+  /** An OpenRead of `data` whose every response sends 16 KiB from where it was opened, then breaks off. */
+  async function breakingRead(data: Buffer): Promise<OpenRead> {
+    const read = new OpenRead('sha256:x', 0, data.length, new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB), {
+      what: 'GET blobs/x',
+      slots: new ReadSlots({ max: 100, waitMs: 1_000, idleMs: 1_000 }, () => false),
+      open: async (position) => resetBody(data.subarray(position, position + 16 * KiB)),
+      brokeOff,
+    });
+    await read.connect(undefined);
+    return read;
+  }
+
+  it('opens a response that broke off again from where it stopped, so the Read goes on byte for byte', async () => {
+    const data = Buffer.from(Array.from({ length: 64 * KiB }, (_, i) => i % 251));
+    const read = await breakingRead(data);
+    // three responses of 16 KiB, the first two broken off
+    expect((await drain(read.take(48 * KiB, () => undefined))).equals(data.subarray(0, 48 * KiB))).toBe(true);
+  });
+
+  it('fails a Read whose responses keep breaking off with the store\'s error for it, not the socket\'s', async () => {
+    const read = await breakingRead(Buffer.alloc(128 * KiB, 1));
     const err = await drain(read.take(64 * KiB, () => undefined)).catch((e: unknown) => e);
     expect(isStoreError(err, 'unavailable')).toBe(true);
     expect((err as Error).message).toBe('GET blobs/x: the response broke off: aborted');

@@ -21,13 +21,15 @@ const MAX_SOCKETS = 128;
 export const READ_SOCKETS = MAX_SOCKETS;
 /**
  * A request whose socket stays silent this long fails (Unavailable) instead of holding its
- * caller, and a socket, for ever; parts and reads move far more often than this. It is the
- * handler's socketTimeout: its requestTimeout only logs a warning, and only until the
- * response's headers arrive, so a response stalled mid-body would hold its Read for ever.
+ * caller, and a socket, for ever. It is the handler's socketTimeout: its requestTimeout only logs
+ * a warning, and only until the response's headers arrive, so a response stalled mid-body would
+ * hold its Read for ever. Blob reads move far more often than a minute (a Read whose response
+ * goes quiet because its own client took nothing opens a new one when it reads on); the other
+ * requests include server-side copies, which some stores answer only once done, in silence.
  */
-const SOCKET_IDLE_TIMEOUT_MS = 60_000;
+const SOCKET_IDLE_TIMEOUT_MS = { reads: 60_000, default: 5 * 60_000 };
 
-export function createS3Client(options: S3StoreOptions): S3Client {
+export function createS3Client(options: S3StoreOptions, use: 'reads' | 'default' = 'default'): S3Client {
   const agentOptions = { keepAlive: true, maxSockets: MAX_SOCKETS };
   const client = new S3Client({
     region: options.region,
@@ -54,7 +56,7 @@ export function createS3Client(options: S3StoreOptions): S3Client {
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(agentOptions),
       connectionTimeout: 10_000,
-      socketTimeout: options.socketIdleTimeoutMs ?? SOCKET_IDLE_TIMEOUT_MS,
+      socketTimeout: options.socketIdleTimeoutMs ?? SOCKET_IDLE_TIMEOUT_MS[use],
     }),
   });
   countRequests(client);

@@ -14,6 +14,9 @@ export class ReadAheadBudget {
   ) {}
 }
 
+/** Responses that broke off one Read opens again before it fails. */
+const MAX_REOPENS = 2;
+
 /** Where an OpenRead gets its responses from. */
 export interface ResponseSource {
   /** What a failure names: `GET <key>`. */
@@ -77,6 +80,7 @@ export class OpenRead implements SlotHolder {
   async *take(length: number, done: () => void, cancel?: Cancellation): AsyncGenerator<Buffer> {
     let remaining = length;
     let complete = false;
+    let reopened = 0;
     try {
       while (remaining > 0) {
         let chunk = this.ahead.shift();
@@ -96,8 +100,15 @@ export class OpenRead implements SlotHolder {
           // given up while its client took nothing: a new response from here
           if (!this.iterator) await this.connect(cancel);
           const next = await this.iterator!.next().catch((err: unknown) => {
-            throw this.source.brokeOff(err);
+            // A response that broke off (a reset, or its socket idle past the timeout while
+            // the client took nothing) is opened again from here, twice at most a Read: a
+            // new GET that fails says why itself.
+            if (this.closed || reopened++ >= MAX_REOPENS) throw this.source.brokeOff(err);
+            this.letGo();
+            this.source.slots.release(this);
+            return undefined;
           });
+          if (next === undefined) continue;
           if (next.done) break;
           chunk = next.value;
         }

@@ -92,8 +92,8 @@ async function completeOnce(context: UploadContext, key: string, uploadId: strin
 async function readBack(context: UploadContext, key: string, offset: number, read: (chunk: Buffer) => void, signal: AbortSignal): Promise<void> {
   const out = await context.s3.sendUnlessMissing(
     new GetObjectCommand({ Bucket: context.s3.name, Key: key, Range: `bytes=0-${offset - 1}` }),
+    // not the read client: its sockets are the Reads' (read-slots.ts counts them)
     `GET ${key}`,
-    'reads',
   );
   if (!out) throw failedPrecondition(`the stored bytes of this ingest are gone (${key}); write the content again from offset 0`);
   const body = out.Body as Readable;

@@ -79,7 +79,7 @@ export class S3BlobStore implements BlobStore {
 
   constructor(options: S3StoreOptions, client?: S3Client) {
     // a client given (tests count its requests) serves reads too
-    this.s3 = client ? new S3Bucket(client, options) : new S3Bucket(createS3Client(options), options, createS3Client(options), () => createS3Client(options));
+    this.s3 = client ? new S3Bucket(client, options) : new S3Bucket(createS3Client(options), options, createS3Client(options, 'reads'), () => createS3Client(options));
     this.keys = new KeyLayout(options);
     this.slots = new ReadSlots({ ...READ_SLOTS, ...options.readSlots }, () => this.readers.closeOldest());
     this.reachability = new Reachability(this.s3);
@@ -252,7 +252,8 @@ export class S3BlobStore implements BlobStore {
 
   async streamRecord(name: string): Promise<AsyncIterable<Buffer> | undefined> {
     const key = this.keys.record(name);
-    const out = await this.s3.sendUnlessMissing(new GetObjectCommand({ Bucket: this.s3.name, Key: key }), `GET ${key}`, 'reads');
+    // not the read client: its sockets are the Reads' (read-slots.ts counts them)
+    const out = await this.s3.sendUnlessMissing(new GetObjectCommand({ Bucket: this.s3.name, Key: key }), `GET ${key}`);
     if (!out) return undefined;
     const body = out.Body as Readable;
     if ((out.ContentLength ?? 0) > MAX_STREAMED_RECORD) {
