@@ -1,4 +1,4 @@
-import { resourceExhausted } from './errors.js';
+import { cancelled, resourceExhausted } from './errors.js';
 
 /**
  * Calls on one key (a namespace, a blob's hold) run one after another, in order: each reads
@@ -15,7 +15,8 @@ export class KeyedTurns {
     private readonly waitMs = 60_000,
   ) {}
 
-  async run<T>(key: string, subject: string, work: () => Promise<T>): Promise<T> {
+  /** `signal`: the caller went away; one still waiting gives its place up (CANCELLED). */
+  async run<T>(key: string, subject: string, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     const entry = this.tails.get(key) ?? { tail: Promise.resolve(), queued: 0 };
     if (entry.queued >= this.maxQueued) {
       throw resourceExhausted(`${subject}: ${entry.queued} calls changing it are in progress, the most this daemon queues for one; retry later`);
@@ -27,18 +28,26 @@ export class KeyedTurns {
     entry.queued++;
     this.tails.set(key, entry);
     let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
     try {
-      const ready = await Promise.race([
-        before.then(() => true),
-        new Promise<false>((resolve) => {
-          timer = setTimeout(() => resolve(false), this.waitMs);
+      const turn = await Promise.race([
+        before.then(() => 'ready' as const),
+        new Promise<'late'>((resolve) => {
+          timer = setTimeout(() => resolve('late'), this.waitMs);
           timer.unref();
         }),
+        new Promise<'cancelled'>((resolve) => {
+          onAbort = () => resolve('cancelled');
+          if (signal?.aborted) onAbort();
+          else signal?.addEventListener('abort', onAbort, { once: true });
+        }),
       ]);
-      if (!ready) throw resourceExhausted(`${subject}: still being changed by earlier calls after ${this.waitMs / 1000}s; retry later`);
+      if (turn === 'late') throw resourceExhausted(`${subject}: still being changed by earlier calls after ${this.waitMs / 1000}s; retry later`);
+      if (turn === 'cancelled') throw cancelled(`${subject}: the client cancelled the call while it waited for earlier ones`);
       return await work();
     } finally {
       clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
       entry.queued--;
       // one that gave up waiting hands the key on only once those before it are done
       void before.then(() => {

@@ -27,8 +27,12 @@ export interface NamespaceViews {
  * nothing needs them.
  */
 export class CommittedContent {
-  /** Updates of one hold run one at a time: each writes the whole hold back. */
-  private readonly updates = new KeyedTurns();
+  /**
+   * Updates of one hold run one at a time: each writes the whole hold back. Clients pulling one
+   * image at once all label its manifest and config, and containerd does not retry an Update:
+   * a deeper queue than other keys get.
+   */
+  private readonly updates = new KeyedTurns(64);
   private readonly bucketNamespace: string | undefined;
   private readonly heldOnlyNamespace: string | undefined;
 
@@ -81,10 +85,10 @@ export class CommittedContent {
     return { stat, record };
   }
 
-  async update(ns: string, digest: string, labels: Labels, paths: readonly string[]): Promise<ContentInfo> {
+  async update(ns: string, digest: string, labels: Labels, paths: readonly string[], signal?: AbortSignal): Promise<ContentInfo> {
     validateNamespace(ns);
     const d = parseDigest(digest).value;
-    return this.updates.run(`${ns}\0${d}`, `content ${d} in namespace ${ns}`, () => this.updateNow(ns, d, labels, paths));
+    return this.updates.run(`${ns}\0${d}`, `content ${d} in namespace ${ns}`, () => this.updateNow(ns, d, labels, paths), signal);
   }
 
   private async updateNow(ns: string, d: string, labels: Labels, paths: readonly string[]): Promise<ContentInfo> {

@@ -132,8 +132,9 @@ export class ContentStore {
     return this.committed.info(ns, digest);
   }
 
-  update(ns: string, digest: string, labels: Labels, paths: readonly string[]): Promise<ContentInfo> {
-    return this.committed.update(ns, digest, labels, paths);
+  /** `signal`: the client went away; an Update still waiting behind others of the blob gives its place up. */
+  update(ns: string, digest: string, labels: Labels, paths: readonly string[], signal?: AbortSignal): Promise<ContentInfo> {
+    return this.committed.update(ns, digest, labels, paths, signal);
   }
 
   list(ns: string, filters: readonly string[]): AsyncIterable<ContentInfo> {

@@ -45,7 +45,7 @@ export function contentHandlers(
       const ns = namespaceOf(call.metadata);
       if (!req.info) throw invalidArgument('update needs an info with a digest');
       const paths = req.update_mask?.paths ?? [];
-      return { info: toInfo(await store.update(ns, req.info.digest, req.info.labels ?? {}, paths)) };
+      return { info: toInfo(await store.update(ns, req.info.digest, req.info.labels ?? {}, paths, cancelSignal(call))) };
     }),
 
     // A listing holds a bucket listing open while its client reads: counted and ended for

@@ -56,4 +56,23 @@ describe('KeyedTurns', () => {
     await new Promise((r) => setTimeout(r, 0));
     expect((turns as unknown as { tails: Map<string, unknown> }).tails.size).toBe(0);
   });
+
+  it('lets a waiting call whose signal aborts leave with cancelled; it never runs, and the one after it still waits its turn', async () => {
+    const turns = new KeyedTurns();
+    const first = held();
+    const running = turns.run('k', 'k', first.work);
+    const controller = new AbortController();
+    let cancelledRan = false;
+    const gone = turns.run('k', 'k', async () => void (cancelledRan = true), controller.signal).catch((err: unknown) => err);
+    let afterRan = false;
+    const after = turns.run('k', 'k', async () => void (afterRan = true));
+    controller.abort();
+    expect(isStoreError(await gone, 'cancelled')).toBe(true);
+    await Promise.resolve();
+    expect(afterRan).toBe(false);
+    first.end();
+    await Promise.all([running, after]);
+    expect(afterRan).toBe(true);
+    expect(cancelledRan).toBe(false);
+  });
 });
