@@ -23,6 +23,9 @@ export class CollectorLock {
   private readonly owner = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   private renewedAt = 0;
   private renewing: NodeJS.Timeout | undefined;
+  /** The background renewal under way, which a release waits for (its write would bring the lock back). */
+  private renewal: Promise<void> | undefined;
+  private released = false;
   private lost: unknown;
 
   constructor(
@@ -70,9 +73,14 @@ export class CollectorLock {
    */
   renewWhileHeld(): void {
     this.renewing ??= setInterval(() => {
-      this.keep().catch((err: unknown) => {
-        this.lost ??= err;
-      });
+      if (this.renewal) return;
+      this.renewal = this.keep()
+        .catch((err: unknown) => {
+          this.lost ??= err;
+        })
+        .finally(() => {
+          this.renewal = undefined;
+        });
     }, RENEW_EVERY_MS / 2);
     this.renewing.unref();
   }
@@ -80,11 +88,14 @@ export class CollectorLock {
   async release(): Promise<void> {
     clearInterval(this.renewing);
     this.renewing = undefined;
+    this.released = true;
+    await this.renewal;
     const current = await this.docs.read<LockRecord>(docKeys.gcLock());
     if (current?.owner === this.owner) await this.docs.remove(docKeys.gcLock());
   }
 
   private async write(): Promise<void> {
+    if (this.released) return;
     this.renewedAt = Date.now();
     await this.docs.write(docKeys.gcLock(), { owner: this.owner, until: new Date(Date.now() + LOCK_TTL_MS).toISOString() });
   }
