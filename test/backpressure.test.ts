@@ -70,6 +70,39 @@ describe('Write streams, when the daemon holds back', () => {
     expect(Number(st.status.offset)).toBe(0);
   });
 
+  it('lets a COMMIT cancelled while it waits for buffer space to take its spilled part back go at once', async () => {
+    const client = d.content();
+    const data = randomBlob(2 * MiB);
+    // an ingest whose stream went away: its unfinished part waits on disk, holding no budget
+    const first = new WriteSession(client);
+    await first.send({ action: 'STAT', ref: 'commit-cancels', total: data.length });
+    await first.send({ action: 'WRITE', ref: 'commit-cancels', offset: 0, data });
+    first.cancel();
+    await until(async () => {
+      const st = await call<object, { status: { offset: string | number } }>(client, 'Status', { ref: 'commit-cancels' }).catch(() => undefined);
+      return Number(st?.status.offset) === data.length;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    // another ingest holds the whole budget
+    const holder = new WriteSession(client);
+    await holder.send({ action: 'STAT', ref: 'holds-it-again' });
+    await holder.send({ action: 'WRITE', ref: 'holds-it-again', offset: 0, data: randomBlob(5 * MiB - 1) });
+    const committer = new WriteSession(client);
+    await committer.send({ action: 'STAT', ref: 'commit-cancels', total: data.length });
+    void committer.send({ action: 'COMMIT', ref: 'commit-cancels', total: data.length, offset: data.length, expected: digestOf(data) }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    committer.cancel();
+    // the ref is free again right away (it stayed locked until the budget's 60 s wait ended)
+    await until(async () => {
+      const again = new WriteSession(client);
+      const st = await again.send({ action: 'STAT', ref: 'commit-cancels' }).catch(() => undefined);
+      again.cancel();
+      return st !== undefined;
+    }, 3_000);
+    holder.cancel();
+    await holder.ended;
+  });
+
   it('stops reading the WRITEs of a client that does not read its answers', async () => {
     const count = 20_000;
     // A client that pipelines tiny WRITEs and reads nothing from its connection (grpc-js's own

@@ -206,8 +206,9 @@ export interface Upload {
   /**
    * Stores every byte taken so far, so that `commit` has only the step that makes them visible
    * left (the caller may look things up meanwhile); `commit` does it too when not called first.
+   * A wait for buffer space (a part taken back from disk) ends when `signal` aborts.
    */
-  prepare(digest: string): Promise<void>;
+  prepare(digest: string, signal?: AbortSignal): Promise<void>;
   /** Makes the bytes visible as blob `digest`; the caller has verified digest and size. */
   commit(digest: string, size: number): Promise<void>;
   /**

@@ -134,7 +134,8 @@ export class Writer {
    * Verifies size and digest, then makes the blob visible. Returns the committed digest. The
    * ingest survives a failed verification (the client may abort or start over), as in containerd.
    */
-  async commit(total: number, expected: string, labels: Labels): Promise<{ digest: string; size: number }> {
+  /** `signal`: the client went away; a wait for buffer space (a part taken back from disk) ends then. */
+  async commit(total: number, expected: string, labels: Labels, signal?: AbortSignal): Promise<{ digest: string; size: number }> {
     const ingest = this.ingest;
     validateLabels(labels, `ref ${JSON.stringify(ingest.ref)}`);
     const size = ingest.offset;
@@ -156,7 +157,7 @@ export class Writer {
       labels,
       absent: recentlyChecked,
       before: this.leftover(),
-      prepare: () => upload.prepare(digest),
+      prepare: () => upload.prepare(digest, signal),
       store: () => upload.commit(digest, size),
       alongside: () => this.host.removeRecord(ingest),
     });

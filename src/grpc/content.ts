@@ -153,7 +153,7 @@ async function write(
         continue;
       }
       const commitStarted = performance.now();
-      const { digest, size } = await writer.commit(req.total, req.expected, req.labels);
+      const { digest, size } = await writer.commit(req.total, req.expected, req.labels, signal);
       if (lease) await leaseWrittenContent(leases, ns, lease, digest);
       logger.info(
         { ns, ref: writer.ref, digest, size, received, ms: elapsed(started), commitMs: elapsed(commitStarted) },

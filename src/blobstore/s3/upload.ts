@@ -96,7 +96,7 @@ export class S3Upload implements Upload {
   async write(chunk: Buffer, signal?: AbortSignal): Promise<void> {
     this.checkOpen();
     if (this.completed) throw failedPrecondition(`the upload to ${this.key} is complete and takes no more bytes; commit it, or write the content again from offset 0`);
-    await this.recover();
+    await this.recover(signal);
     if (chunk.length === 0) return;
     await this.unspill(signal);
     // Copied into the part at once: the message it came in is let go now, not a part later.
@@ -260,9 +260,9 @@ export class S3Upload implements Upload {
   }
 
   /** Takes spilled refused parts back into memory (with budget) to be sent again. */
-  private async loadRefused(): Promise<void> {
+  private async loadRefused(signal: AbortSignal | undefined): Promise<void> {
     for (let length = this.spilled.nextRefusedLength(); length !== undefined; length = this.spilled.nextRefusedLength()) {
-      const reservation = await this.context.budget.acquire(length);
+      const reservation = await this.context.budget.acquire(length, signal);
       const buffer = this.context.parts.take(length);
       const body = buffer.subarray(0, length);
       try {
@@ -280,10 +280,10 @@ export class S3Upload implements Upload {
    * Everything but the completion: the last part joins those still travelling (they are not
    * waited for first), and every part is stored. A blob of one PUT has nothing to send before it.
    */
-  async prepare(digest: string): Promise<void> {
+  async prepare(digest: string, signal?: AbortSignal): Promise<void> {
     this.checkOpen();
-    await this.unspill(undefined);
-    await this.recover();
+    await this.unspill(signal);
+    await this.recover(signal);
     if (this.singlePut()) return;
     // An upload straight to a blob key (started for an expected digest) can only become that blob.
     if (!this.key.startsWith(this.context.keys.staging('')) && this.key !== this.context.keys.blob(digest)) {
@@ -295,7 +295,7 @@ export class S3Upload implements Upload {
       await this.sendPart(this.takePart());
     }
     await this.settle();
-    await this.recover();
+    await this.recover(signal);
     // S3 completes an upload with gaps in its part numbers: only an upload with every part is
     // the blob that was verified
     for (let n = 1; n < this.nextPart; n++) {
@@ -368,11 +368,11 @@ export class S3Upload implements Upload {
   }
 
   /** Sends the parts S3 refused again, if the failure was one that may pass (S3 unavailable). */
-  private async recover(): Promise<void> {
+  private async recover(signal?: AbortSignal): Promise<void> {
     if (!this.failure) return;
     if (!(this.failure instanceof StoreError && this.failure.kind === 'unavailable')) throw this.failure;
     await this.settle();
-    await this.loadRefused();
+    await this.loadRefused(signal);
     this.failure = undefined;
     for (const part of this.failed.splice(0)) {
       await this.room();
