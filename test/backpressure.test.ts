@@ -1,3 +1,4 @@
+import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
 import { connect } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import { pino } from 'pino';
@@ -39,6 +40,14 @@ describe('upload buffer budget', () => {
 
 describe('Write streams, when the daemon holds back', () => {
   const MiB = 1024 * 1024;
+  /** Resolves once a new Write stream can take `ref` (no stream holds it locked any more). */
+  const refFreeWithin = (client: ContentClient, ref: string, ms: number) =>
+    until(async () => {
+      const again = new WriteSession(client);
+      const st = await again.send({ action: 'STAT', ref }).catch(() => undefined);
+      again.cancel();
+      return st !== undefined;
+    }, ms);
   let d: TestDaemon;
   beforeAll(async () => {
     // room for exactly one part in the whole daemon
@@ -58,12 +67,7 @@ describe('Write streams, when the daemon holds back', () => {
     await new Promise((r) => setTimeout(r, 300));
     waiter.cancel();
     // the ref is free again right away (it stayed locked until the budget's 60 s wait ended)
-    await until(async () => {
-      const again = new WriteSession(client);
-      const st = await again.send({ action: 'STAT', ref: 'cancels-waiting' }).catch(() => undefined);
-      again.cancel();
-      return st !== undefined;
-    }, 3_000);
+    await refFreeWithin(client, 'cancels-waiting', 3_000);
     holder.cancel();
     await holder.ended;
     const st = await call<object, { status: { offset: string | number } }>(client, 'Status', { ref: 'cancels-waiting' });
@@ -93,12 +97,7 @@ describe('Write streams, when the daemon holds back', () => {
     await new Promise((r) => setTimeout(r, 300));
     committer.cancel();
     // the ref is free again right away (it stayed locked until the budget's 60 s wait ended)
-    await until(async () => {
-      const again = new WriteSession(client);
-      const st = await again.send({ action: 'STAT', ref: 'commit-cancels' }).catch(() => undefined);
-      again.cancel();
-      return st !== undefined;
-    }, 3_000);
+    await refFreeWithin(client, 'commit-cancels', 3_000);
     holder.cancel();
     await holder.ended;
   });
