@@ -38,6 +38,19 @@ export class ContentExists extends StoreError {
   }
 }
 
+/**
+ * The bytes an ingest stored are gone or unusable (its upload completed or aborted elsewhere, a
+ * part missing): FailedPrecondition telling the client to write from offset 0, and the ingest
+ * starts over, so that Status says 0 too (containerd's clients resume from the offset Status
+ * gives, and would otherwise fail at the same place on every try).
+ */
+export class StartOver extends StoreError {
+  constructor(message: string) {
+    super('failed-precondition', message);
+  }
+}
+
+export const startOver = (message: string) => new StartOver(message);
 export const invalidArgument = (message: string) => new StoreError('invalid-argument', message);
 export const notFound = (message: string) => new StoreError('not-found', message);
 export const alreadyExists = (message: string) => new StoreError('already-exists', message);

@@ -17,7 +17,25 @@ import { digestOf } from '../src/digest.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
 import { childrenOfEachTest, CLI, contentClient, serve, type ServingChild } from './support/child.js';
 import { daemonLoggingRequests, RequestLog } from './support/s3-requests.js';
-import { call, collect, getObject, listKeys, newBucket, ns, putObject, randomBlob, rawS3, s3, tempDir, until, uploadsOlderThan, useS3Credentials, WriteSession } from './support/harness.js';
+import {
+  call,
+  collect,
+  failure,
+  getObject,
+  listKeys,
+  newBucket,
+  ns,
+  putObject,
+  randomBlob,
+  rawS3,
+  s3,
+  startDaemon,
+  tempDir,
+  until,
+  uploadsOlderThan,
+  useS3Credentials,
+  WriteSession,
+} from './support/harness.js';
 
 /**
  * Ingests whose bytes go to the staging area (no digest given up front, as containerd's own
@@ -367,6 +385,48 @@ describe('an ingest stored in the staging area, continued after a crash by readi
       expect(await listKeys(bucket, key)).toEqual([key]);
     } finally {
       await d.stop();
+    }
+  });
+});
+
+describe('an ingest another daemon took up meanwhile', () => {
+  it('starts over where it was left: the write that finds its upload gone fails naming offset 0, and Status says 0', async () => {
+    const bucket = await newBucket();
+    const [a, b] = await Promise.all([startDaemon({ bucket, flags: { partSize: '5MiB' } }), startDaemon({ bucket, flags: { partSize: '5MiB' } })]);
+    try {
+      const data = randomBlob(3 * PART + MiB);
+      const first = new WriteSession(a.content());
+      await first.send({ action: 'STAT', ref: 'taken', total: data.length });
+      await sendRange(first, 'taken', data, 0, 2 * PART);
+      await storedUpTo(bucket, 'taken', 2 * PART);
+      first.cancel();
+      // b continues it from the bucket: it completes a's staging upload to read it back
+      const onB = new WriteSession(b.content());
+      expect((await onB.send({ action: 'STAT', ref: 'taken', total: data.length })).offset).toBe(2 * PART);
+      onB.cancel();
+      // a still holds the ingest, at the offset it had
+      const st0 = await call<object, { status: { offset: string | number } }>(a.content(), 'Status', { ref: 'taken' });
+      expect(Number(st0.status.offset)).toBe(2 * PART);
+      // Swift may close before it has read a refused part, which reads as S3 not answering
+      // (Unavailable, parts kept): the client tries again, as containerd's would, until told
+      let err: { code?: number; details?: string } = {};
+      for (let attempt = 0; attempt < 4 && err.code !== status.FAILED_PRECONDITION; attempt++) {
+        const again = new WriteSession(a.content());
+        const { offset } = await again.send({ action: 'STAT', ref: 'taken', total: data.length });
+        err = await failure(
+          (async () => {
+            await sendRange(again, 'taken', data, Number(offset), data.length);
+            return again.send({ action: 'COMMIT', ref: 'taken', total: data.length, offset: data.length, expected: digestOf(data) });
+          })(),
+        );
+        again.cancel();
+      }
+      expect(err.code).toBe(status.FAILED_PRECONDITION);
+      expect(err.details).toContain('write the content again from offset 0');
+      const st = await call<object, { status: { offset: string | number } }>(a.content(), 'Status', { ref: 'taken' });
+      expect(Number(st.status.offset)).toBe(0);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
     }
   });
 });

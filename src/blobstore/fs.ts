@@ -3,7 +3,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile, ty
 import { randomUUID } from 'node:crypto';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { isValidDigest } from '../digest.js';
-import { failedPrecondition, notFound, unavailable } from '../errors.js';
+import { notFound, startOver, unavailable } from '../errors.js';
 import { ProbeError } from './probe-error.js';
 import type {
   BlobEntry,
@@ -107,7 +107,7 @@ export class FsBlobStore implements BlobStore {
     const path = join(this.uploadsDir, uploadName(checkpoint));
     const st = await stat(path).catch(() => undefined);
     if (!st || st.size < checkpoint.offset) {
-      throw failedPrecondition(`upload ${basename(path)} holds less than its checkpoint; write the content again from offset 0`);
+      throw startOver(`upload ${basename(path)} holds less than its checkpoint; write the content again from offset 0`);
     }
     if (checkpoint.offset > 0) for await (const chunk of createReadStream(path, { end: checkpoint.offset - 1 })) read(chunk as Buffer);
     return { checkpoint, tidy: async () => undefined };
@@ -301,12 +301,12 @@ class FsUpload implements Upload {
   /** Continues a checkpoint: anything written after it (before a crash) is cut off. */
   private async reopen(offset: number): Promise<FileHandle> {
     const fh = await open(this.path, 'r+').catch((err: unknown) => {
-      if (isNoEntry(err)) throw failedPrecondition(`upload ${basename(this.path)} is gone; write the content again from offset 0`);
+      if (isNoEntry(err)) throw startOver(`upload ${basename(this.path)} is gone; write the content again from offset 0`);
       throw err;
     });
     if ((await fh.stat()).size < offset) {
       await fh.close();
-      throw failedPrecondition(`upload ${basename(this.path)} holds less than its checkpoint; write the content again from offset 0`);
+      throw startOver(`upload ${basename(this.path)} holds less than its checkpoint; write the content again from offset 0`);
     }
     await fh.truncate(offset);
     return fh;
@@ -361,7 +361,7 @@ class FsUpload implements Upload {
 function uploadName(checkpoint: Checkpoint): string {
   const { file } = checkpoint.handle;
   if (typeof file !== 'string' || !UPLOAD_NAME.test(file)) {
-    throw failedPrecondition('checkpoint of an ingest is not valid; write the content again from offset 0');
+    throw startOver('checkpoint of an ingest is not valid; write the content again from offset 0');
   }
   return file;
 }

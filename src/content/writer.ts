@@ -1,5 +1,5 @@
 import { parseDigest } from '../digest.js';
-import { ContentExists, failedPrecondition, invalidArgument, isStoreError, outOfRange } from '../errors.js';
+import { ContentExists, StartOver, failedPrecondition, invalidArgument, isStoreError, outOfRange } from '../errors.js';
 import { validateLabels, type Labels } from '../labels.js';
 import type { ClaimOutcome, ClaimRequest } from './claims.js';
 import { statusOf, type Ingest } from './ingest.js';
@@ -121,7 +121,7 @@ export class Writer {
     for (let rest = data; rest.length > 0; ) {
       const room = every - (ingest.offset % every);
       const piece = rest.length <= room ? rest : rest.subarray(0, room);
-      await ingest.upload.write(piece, signal);
+      await ingest.upload.write(piece, signal).catch((err: unknown) => this.startOverIfGone(err));
       await ingest.hasher.update(piece);
       ingest.offset += piece.length;
       ingest.updatedAt = now();
@@ -157,8 +157,8 @@ export class Writer {
       labels,
       absent: recentlyChecked,
       before: this.leftover(),
-      prepare: () => upload.prepare(digest, signal),
-      store: () => upload.commit(digest, size),
+      prepare: () => upload.prepare(digest, signal).catch((err: unknown) => this.startOverIfGone(err)),
+      store: () => upload.commit(digest, size).catch((err: unknown) => this.startOverIfGone(err)),
       alongside: () => this.host.removeRecord(ingest),
     });
     if (outcome === 'exists') {
@@ -194,6 +194,16 @@ export class Writer {
     await this.host.finish(this.ingest, 'done');
     await this.ingest.upload.abort();
     await this.host.removeRecord(this.ingest).catch(() => undefined);
+  }
+
+  /**
+   * The ingest's stored bytes are gone (its upload completed or aborted elsewhere, by another
+   * daemon continuing it, say): it starts over at offset 0 before the error goes to the client,
+   * so that Status says 0, where containerd's clients resume.
+   */
+  private async startOverIfGone(err: unknown): Promise<never> {
+    if (err instanceof StartOver) await this.restart().catch(() => undefined);
+    throw err;
   }
 
   private async restart(): Promise<void> {

@@ -1,4 +1,4 @@
-import { failedPrecondition } from '../../errors.js';
+import { startOver } from '../../errors.js';
 import type { Checkpoint } from '../types.js';
 import type { KeyLayout } from './keys.js';
 
@@ -23,6 +23,6 @@ export function parseCheckpoint(
     Array.isArray(etags) &&
     etags.every((e) => typeof e === 'string') &&
     checkpoint.offset === etags.length * size;
-  if (!valid) throw failedPrecondition(`checkpoint of an ingest is not valid; write the content again from offset 0`);
+  if (!valid) throw startOver(`checkpoint of an ingest is not valid; write the content again from offset 0`);
   return { key: key as string, uploadId: uploadId as string, partSize: size, etags: [...(etags as string[])] };
 }

@@ -29,6 +29,23 @@ export const READ_SOCKETS = MAX_SOCKETS;
  */
 const SOCKET_IDLE_TIMEOUT_MS = { reads: 60_000, default: 5 * 60_000 };
 
+/**
+ * An agent whose sockets always have an error listener. S3 may answer a request (an UploadPart to
+ * an upload completed elsewhere: 404 NoSuchUpload) before it has read the body, and close: the
+ * rest of the body's write then fails with EPIPE on a socket the finished request no longer
+ * listens to, and an error event nobody listens to ends the process. The request's own failure
+ * still reaches its caller.
+ */
+function guarded<A extends HttpAgent>(agent: A): A {
+  const create = agent.createConnection.bind(agent) as (...args: unknown[]) => { on(event: 'error', listener: () => void): unknown } | undefined;
+  agent.createConnection = ((...args: unknown[]) => {
+    const socket = create(...args);
+    socket?.on('error', () => undefined);
+    return socket;
+  }) as A['createConnection'];
+  return agent;
+}
+
 export function createS3Client(options: S3StoreOptions, use: 'reads' | 'default' = 'default'): S3Client {
   const agentOptions = { keepAlive: true, maxSockets: MAX_SOCKETS };
   const client = new S3Client({
@@ -53,8 +70,8 @@ export function createS3Client(options: S3StoreOptions, use: 'reads' | 'default'
     // process (env, profiles, web identity, container and instance roles) is the only source;
     // the SDK refreshes temporary credentials before they expire.
     requestHandler: new NodeHttpHandler({
-      httpAgent: new HttpAgent(agentOptions),
-      httpsAgent: new HttpsAgent(agentOptions),
+      httpAgent: guarded(new HttpAgent(agentOptions)),
+      httpsAgent: guarded(new HttpsAgent(agentOptions)),
       connectionTimeout: 10_000,
       socketTimeout: options.socketIdleTimeoutMs ?? SOCKET_IDLE_TIMEOUT_MS[use],
     }),

@@ -6,7 +6,7 @@ import {
   UploadPartCommand,
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
-import { failedPrecondition, type StoreError } from '../../errors.js';
+import { startOver, type StoreError } from '../../errors.js';
 import type { S3Bucket } from './client.js';
 
 /**
@@ -79,7 +79,7 @@ export class MultipartCalls {
   /** An upload completed or aborted elsewhere cannot take more parts: the client must start over. */
   private failure(err: unknown, operation: string): StoreError {
     if (err instanceof S3ServiceException && err.name === 'NoSuchUpload') {
-      return failedPrecondition(
+      return startOver(
         `multipart upload of ${this.key} no longer exists (completed or aborted elsewhere); write the content again from offset 0`,
       );
     }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
-import { failedPrecondition, isStoreError } from '../../errors.js';
+import { isStoreError, startOver } from '../../errors.js';
 import type { Checkpoint, ReopenedCheckpoint } from '../types.js';
 import { parseCheckpoint } from './checkpoint.js';
 import { copySourceOf } from './copy.js';
@@ -27,7 +27,7 @@ export async function reopenStagingCheckpoint(
   const { offset } = checkpoint;
   if (!key.startsWith(context.keys.staging(''))) {
     // bytes under a blob's key could be read only by making them that blob
-    throw failedPrecondition(`the stored bytes of this ingest cannot be read back; write the content again from offset 0`);
+    throw startOver(`the stored bytes of this ingest cannot be read back; write the content again from offset 0`);
   }
   if (offset === 0) return { checkpoint, tidy: async () => undefined };
   await completeOnce(context, key, uploadId, etags, offset);
@@ -95,7 +95,7 @@ async function readBack(context: UploadContext, key: string, offset: number, rea
     // not the read client: its sockets are the Reads' (read-slots.ts counts them)
     `GET ${key}`,
   );
-  if (!out) throw failedPrecondition(`the stored bytes of this ingest are gone (${key}); write the content again from offset 0`);
+  if (!out) throw startOver(`the stored bytes of this ingest are gone (${key}); write the content again from offset 0`);
   const body = out.Body as Readable;
   const cut = () => body.destroy();
   if (signal.aborted) cut();
@@ -114,7 +114,7 @@ async function readBack(context: UploadContext, key: string, offset: number, rea
   } finally {
     signal.removeEventListener('abort', cut);
   }
-  if (got !== offset) throw failedPrecondition(`${key} holds ${got} bytes, not the ${offset} of its checkpoint; write the content again from offset 0`);
+  if (got !== offset) throw startOver(`${key} holds ${got} bytes, not the ${offset} of its checkpoint; write the content again from offset 0`);
 }
 
 /** Copies the object's `parts` parts of `partSize` into the new upload, as many at once as an upload sends. */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { StoreError, failedPrecondition } from '../../errors.js';
+import { StoreError, failedPrecondition, startOver } from '../../errors.js';
 import { MultipartCalls } from './multipart.js';
 import { SpilledParts } from './spilled-parts.js';
 import type { Checkpoint, Upload, UploadHandle, UploadOptions } from '../types.js';
@@ -299,7 +299,7 @@ export class S3Upload implements Upload {
     // S3 completes an upload with gaps in its part numbers: only an upload with every part is
     // the blob that was verified
     for (let n = 1; n < this.nextPart; n++) {
-      if (!this.stored.has(n)) throw failedPrecondition(`part ${n} of the upload to ${this.key} is not stored; write the content again from offset 0`);
+      if (!this.stored.has(n)) throw startOver(`part ${n} of the upload to ${this.key} is not stored; write the content again from offset 0`);
     }
   }
 
@@ -335,7 +335,7 @@ export class S3Upload implements Upload {
 
   private checkOpen(): void {
     // e.g. after a commit found the bytes were not those the upload was started for
-    if (this.aborted) throw failedPrecondition(`the upload to ${this.key} was abandoned; write the content again from offset 0`);
+    if (this.aborted) throw startOver(`the upload to ${this.key} was abandoned; write the content again from offset 0`);
   }
 
   async abort(): Promise<void> {
