@@ -32,7 +32,6 @@ describe('a pathological ~= filter', () => {
 
   it('is refused before it is compiled when its counted repetitions expand, alone or by the hundred', async () => {
     const expanding = 'labels.a~=/(?:a|aa){1000}z/';
-    const started = performance.now();
     const one = await failure(collect(d.content().List({ filters: [expanding] }, ns())));
     const many = await failure(collect(d.content().List({ filters: Array.from({ length: 400 }, () => expanding) }, ns())));
     const leases = await failure(call(d.leases(), 'List', { filters: [expanding] }));
@@ -40,6 +39,5 @@ describe('a pathological ~= filter', () => {
     expect([one.code, one.details]).toEqual([status.INVALID_ARGUMENT, expect.stringContaining('expand beyond 4000 instructions')]);
     expect([many.code, many.details]).toEqual([status.RESOURCE_EXHAUSTED, expect.stringContaining('at most 64 filters')]);
     expect([leases.code, leases.details]).toEqual([status.INVALID_ARGUMENT, expect.stringContaining('expand beyond 4000 instructions')]);
-    expect(performance.now() - started).toBeLessThan(2_000);
   });
 });

@@ -140,10 +140,10 @@ describe('filters', () => {
     });
 
     it('before compiling what the measured stall sent: 400 copies of a pattern that expands', () => {
-      const started = performance.now();
+      // refused by their count, before any pattern is read
       const err = refusal(() => parseFilters(Array.from({ length: 400 }, () => 'a~=/(?:a|aa){1000}z/')));
       expect(isStoreError(err, 'resource-exhausted')).toBe(true);
-      expect(performance.now() - started).toBeLessThan(100);
+      expect(err.message).toBe('a request may carry at most 64 filters, not 400');
     });
   });
 });
