@@ -1,6 +1,13 @@
 import { cancelled, resourceExhausted } from './errors.js';
 
 /**
+ * Calls that left the queue (cancelled, or out of time) stay links of its chain until those
+ * before them are done: a client calling and cancelling in a loop while the first call hangs
+ * could otherwise grow it without end. At most this many times the queue's bound linger.
+ */
+const LINGERING = 8;
+
+/**
  * Calls on one key (a namespace, a blob's hold) run one after another, in order: each reads
  * what it changes and writes it back whole, so two at once would lose one's change. At most
  * `maxQueued` wait on one key and each waits at most `waitMs` for those before it; past either,
@@ -8,7 +15,7 @@ import { cancelled, resourceExhausted } from './errors.js';
  * the key for long. Keys with nothing queued take no memory.
  */
 export class KeyedTurns {
-  private readonly tails = new Map<string, { tail: Promise<void>; queued: number }>();
+  private readonly tails = new Map<string, { tail: Promise<void>; queued: number; lingering: number }>();
 
   constructor(
     private readonly maxQueued = 8,
@@ -17,8 +24,8 @@ export class KeyedTurns {
 
   /** `signal`: the caller went away; one still waiting gives its place up (CANCELLED). */
   async run<T>(key: string, subject: string, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    const entry = this.tails.get(key) ?? { tail: Promise.resolve(), queued: 0 };
-    if (entry.queued >= this.maxQueued) {
+    const entry = this.tails.get(key) ?? { tail: Promise.resolve(), queued: 0, lingering: 0 };
+    if (entry.queued >= this.maxQueued || entry.lingering >= LINGERING * this.maxQueued) {
       throw resourceExhausted(`${subject}: ${entry.queued} calls changing it are in progress, the most this daemon queues for one; retry later`);
     }
     const before = entry.tail;
@@ -49,8 +56,11 @@ export class KeyedTurns {
       clearTimeout(timer);
       if (onAbort) signal?.removeEventListener('abort', onAbort);
       entry.queued--;
-      // one that gave up waiting hands the key on only once those before it are done
+      // One that gave up waiting hands the key on only once those before it are done; until
+      // then it still takes a link of the chain (see LINGERING).
+      entry.lingering++;
       void before.then(() => {
+        entry.lingering--;
         release();
         if (this.tails.get(key) === entry && entry.tail === mine) this.tails.delete(key);
       });

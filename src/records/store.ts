@@ -40,6 +40,12 @@ const MAX_PUTS_IN_PROGRESS = 64;
 const MAX_PUT_BYTES_IN_PROGRESS = 128 * 1024 * 1024;
 /** Puts and Deletes of one name held at once, and how long one waits for those before it. */
 const MAX_QUEUED_PER_NAME = 8;
+/**
+ * Puts and Deletes that left a name's queue (cancelled, or out of time) stay links of its chain
+ * until those before them end: a client putting and cancelling in a loop while the first hangs
+ * could grow the chains without end, so at most this many linger, daemon-wide.
+ */
+const MAX_LINGERING = 1024;
 const NAME_WAIT_MS = 60_000;
 /** Layers one config may name; each one is checked for presence in the store. */
 const MAX_CONFIG_LAYERS = 10_000;
@@ -56,6 +62,8 @@ export class RecordStore {
   private readonly locks = new Map<string, Promise<void>>();
   /** Puts and Deletes waiting for or holding each name. */
   private readonly queued = new Map<string, number>();
+  /** Puts and Deletes ended (or given up) whose place in their names' chains waits on earlier ones. */
+  private lingering = 0;
 
   private readonly guard: ReclaimGuard;
   /** Puts at once: each holds what its names held before, so their number bounds memory. */
@@ -223,6 +231,9 @@ export class RecordStore {
    * (`signal`) while it waits leaves the queue at once.
    */
   private async withLocks<T>(names: readonly string[], body: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (this.lingering >= MAX_LINGERING) {
+      throw resourceExhausted(`cache record ${names.map((n) => JSON.stringify(n)).join(', ')}: ${this.lingering} Puts or Deletes that gave up still wait on earlier ones to end, the most this daemon keeps; retry later`);
+    }
     const crowded = names.find((n) => (this.queued.get(n) ?? 0) >= MAX_QUEUED_PER_NAME);
     if (crowded !== undefined) {
       throw resourceExhausted(`cache record ${JSON.stringify(crowded)}: ${MAX_QUEUED_PER_NAME} Puts or Deletes of it are in progress, the most this daemon queues for one name; retry later`);
@@ -259,8 +270,11 @@ export class RecordStore {
         if (left > 0) this.queued.set(n, left);
         else this.queued.delete(n);
       }
-      // One that gave up waiting hands the names on only once those before it are done.
+      // One that gave up waiting hands the names on only once those before it are done; until
+      // then it is a link of their chain, and at most 8 times the queue's bound may linger.
+      this.lingering += 1;
       void previous.then(() => {
+        this.lingering -= 1;
         release();
         for (const n of names) if (this.locks.get(n) === mine) this.locks.delete(n);
       });

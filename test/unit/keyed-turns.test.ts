@@ -75,4 +75,23 @@ describe('KeyedTurns', () => {
     expect(afterRan).toBe(true);
     expect(cancelledRan).toBe(false);
   });
+
+  it('refuses new calls once eight times its bound of cancelled ones still wait on the call at the head', async () => {
+    const turns = new KeyedTurns(2);
+    const first = held();
+    const running = turns.run('k', 'k', first.work);
+    for (let i = 0; i < 16; i++) {
+      const controller = new AbortController();
+      const gone = turns.run('k', 'k', async () => undefined, controller.signal).catch(() => undefined);
+      controller.abort();
+      await gone;
+    }
+    const refused = await turns.run('k', 'k', async () => undefined).catch((err: unknown) => err);
+    expect(isStoreError(refused, 'resource-exhausted')).toBe(true);
+    first.end();
+    await running;
+    await new Promise((r) => setTimeout(r, 0));
+    // once the head is done the chain is gone, and calls are taken again
+    await expect(turns.run('k', 'k', async () => 'ran')).resolves.toBe('ran');
+  });
 });

@@ -95,7 +95,13 @@ export class OpenRead implements SlotHolder {
             await this.pulling;
             continue;
           }
-          if (this.failure) throw this.failure;
+          if (this.failure) {
+            // broken off while it read ahead: opened again from here, as below
+            if (this.closed || reopened++ >= MAX_REOPENS) throw this.failure;
+            this.failure = undefined;
+            this.letGo();
+            this.source.slots.release(this);
+          }
           if (this.ended) break;
           // given up while its client took nothing: a new response from here
           if (!this.iterator) await this.connect(cancel);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { StoreError, failedPrecondition, startOver } from '../../errors.js';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { StartOver, StoreError, failedPrecondition, startOver } from '../../errors.js';
 import { MultipartCalls } from './multipart.js';
 import { SpilledParts } from './spilled-parts.js';
 import type { Checkpoint, Upload, UploadHandle, UploadOptions } from '../types.js';
@@ -288,7 +289,7 @@ export class S3Upload implements Upload {
     // An upload straight to a blob key (started for an expected digest) can only become that blob.
     if (!this.key.startsWith(this.context.keys.staging('')) && this.key !== this.context.keys.blob(digest)) {
       await this.abort();
-      throw failedPrecondition(`ingest was started for ${this.context.keys.digestOfKey(this.key) ?? this.key} but its content is ${digest}`);
+      throw startOver(`ingest was started for ${this.context.keys.digestOfKey(this.key) ?? this.key} but its content is ${digest}`);
     }
     if (this.buffered > 0) {
       this.shortPart = this.nextPart;
@@ -321,7 +322,13 @@ export class S3Upload implements Upload {
       return;
     }
     if (!this.completed) {
-      await this.calls.complete(this.uploadId!, this.stored);
+      await this.calls.complete(this.uploadId!, this.stored).catch(async (err: unknown) => {
+        // An attempt of ours that S3 carried out but whose answer was lost (the SDK's retry, or
+        // a COMMIT tried again) finds the upload gone: its object, of the right size, says so.
+        if (!(err instanceof StartOver)) throw err;
+        const head = await this.context.s3.sendUnlessMissing(new HeadObjectCommand({ Bucket: this.context.s3.name, Key: this.key }), `HEAD ${this.key}`);
+        if (head?.ContentLength !== size) throw err;
+      });
       this.completed = true;
       this.uploadId = undefined;
       this.creating = undefined;
