@@ -2,11 +2,12 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  HeadObjectCommand,
   S3ServiceException,
   UploadPartCommand,
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
-import { startOver, type StoreError } from '../../errors.js';
+import { StartOver, startOver, type StoreError } from '../../errors.js';
 import type { S3Bucket } from './client.js';
 
 /**
@@ -68,6 +69,21 @@ export class MultipartCalls {
       );
     } catch (err) {
       throw this.failure(err, 'complete multipart upload');
+    }
+  }
+
+  /**
+   * Completes the upload, unless that was done already: an attempt S3 carried out whose answer
+   * was lost (the SDK's retry, a COMMIT tried again, a crash) finds the upload gone, and the
+   * object of `size` bytes at the key says it was completed.
+   */
+  async completeOnce(uploadId: string, etags: ReadonlyMap<number, string>, size: number): Promise<void> {
+    try {
+      await this.complete(uploadId, etags);
+    } catch (err) {
+      if (!(err instanceof StartOver)) throw err;
+      const head = await this.s3.sendUnlessMissing(new HeadObjectCommand({ Bucket: this.s3.name, Key: this.key }), `HEAD ${this.key}`);
+      if (head?.ContentLength !== size) throw err;
     }
   }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
-import { isStoreError, startOver } from '../../errors.js';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { startOver } from '../../errors.js';
 import type { Checkpoint, ReopenedCheckpoint } from '../types.js';
 import { parseCheckpoint } from './checkpoint.js';
 import { copySourceOf } from './copy.js';
@@ -30,7 +30,7 @@ export async function reopenStagingCheckpoint(
     throw startOver(`the stored bytes of this ingest cannot be read back; write the content again from offset 0`);
   }
   if (offset === 0) return { checkpoint, tidy: async () => undefined };
-  await completeOnce(context, key, uploadId, etags, offset);
+  await new MultipartCalls(context.s3, key).completeOnce(uploadId, new Map(etags.map((etag, i) => [i + 1, etag])), offset);
 
   const calls = new MultipartCalls(context.s3, context.keys.staging(`${new Date().toISOString().slice(0, 10)}/${randomUUID()}`));
   const copyId = await calls.create();
@@ -76,17 +76,6 @@ async function fillCopy(
     checkpoint: { offset, handle: { key: calls.key, uploadId: copyId, partSize: String(partSize), etags: copied.value } },
     tidy: () => context.s3.delete(key),
   };
-}
-
-/** Completes the upload with the checkpoint's parts, unless that was done already (the object is there, of the checkpoint's size). */
-async function completeOnce(context: UploadContext, key: string, uploadId: string, etags: string[], offset: number): Promise<void> {
-  try {
-    await new MultipartCalls(context.s3, key).complete(uploadId, new Map(etags.map((etag, i) => [i + 1, etag])));
-  } catch (err) {
-    if (!isStoreError(err, 'failed-precondition')) throw err;
-    const head = await context.s3.sendUnlessMissing(new HeadObjectCommand({ Bucket: context.s3.name, Key: key }), `HEAD ${key}`);
-    if (head?.ContentLength !== offset) throw err;
-  }
 }
 
 async function readBack(context: UploadContext, key: string, offset: number, read: (chunk: Buffer) => void, signal: AbortSignal): Promise<void> {

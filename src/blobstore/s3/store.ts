@@ -9,7 +9,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { LRUCache } from 'lru-cache';
-import { StoreError, notFound, resourceExhausted, unavailable } from '../../errors.js';
+import { notFound, unavailable } from '../../errors.js';
 import { ByteBudget } from '../budget.js';
 import { PartBuffers } from '../part-buffers.js';
 import { SpillDir } from '../spill.js';
@@ -31,7 +31,7 @@ import type {
 } from '../types.js';
 import { READ_SOCKETS, S3Bucket, createS3Client } from './client.js';
 import { copyObject } from './copy.js';
-import { isMissing } from './errors.js';
+import { getSmallObject, streamRecordObject } from './whole-objects.js';
 import { KeyLayout } from './keys.js';
 import { OpenRead, ReadAheadBudget } from './open-read.js';
 import type { S3StoreOptions } from './options.js';
@@ -49,10 +49,6 @@ import { countBound } from '../../lru.js';
 const LIST_PAGE = 1000;
 /** The spill directory's bound, in multiples of --max-buffer. */
 const SPILL_BUFFERS = 8;
-/** A cache record is at most 8 MiB (records/store.ts); documents are far smaller. */
-const MAX_SMALL_OBJECT = 16 * 1024 * 1024;
-/** The largest object under the manifests prefix the collector reads through for digests. */
-const MAX_STREAMED_RECORD = 1024 * 1024 * 1024;
 /**
  * S3 responses Reads hold at once: below the read client's sockets, with room for sockets still
  * closing, so no GET queues for a socket (one that did would fail as S3 unreachable). A Read
@@ -247,29 +243,11 @@ export class S3BlobStore implements BlobStore {
   }
 
   async getRecord(name: string): Promise<{ body: Buffer; lastModified: Date } | undefined> {
-    return this.getSmall(this.keys.record(name));
+    return getSmallObject(this.s3, this.keys.record(name));
   }
 
-  async streamRecord(name: string): Promise<AsyncIterable<Buffer> | undefined> {
-    const key = this.keys.record(name);
-    // not the read client: its sockets are the Reads' (read-slots.ts counts them)
-    const out = await this.s3.sendUnlessMissing(new GetObjectCommand({ Bucket: this.s3.name, Key: key }), `GET ${key}`);
-    if (!out) return undefined;
-    const body = out.Body as Readable;
-    if ((out.ContentLength ?? 0) > MAX_STREAMED_RECORD) {
-      body.destroy();
-      throw resourceExhausted(`GET ${key}: ${out.ContentLength} bytes, more than the ${MAX_STREAMED_RECORD} a record is read for digests`);
-    }
-    const brokeOff = (err: unknown) => this.s3.brokeOff(err, `GET ${key}`);
-    return (async function* () {
-      try {
-        for await (const chunk of body) yield chunk as Buffer;
-      } catch (err) {
-        throw brokeOff(err);
-      } finally {
-        body.destroy();
-      }
-    })();
+  streamRecord(name: string): Promise<AsyncIterable<Buffer> | undefined> {
+    return streamRecordObject(this.s3, this.keys.record(name));
   }
 
   async putRecord(name: string, body: Buffer): Promise<void> {
@@ -313,28 +291,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   async getDoc(key: string): Promise<Buffer | undefined> {
-    return (await this.getSmall(this.keys.doc(key)))?.body;
-  }
-
-  /**
-   * A whole small object (a record or a document); undefined when there is none. Read into
-   * memory, so anything larger than a record may be (another tool's object under a shared or
-   * empty manifests prefix, say) is refused before its body is read.
-   */
-  private async getSmall(key: string): Promise<{ body: Buffer; lastModified: Date } | undefined> {
-    try {
-      const out = await this.s3.client.send(new GetObjectCommand({ Bucket: this.s3.name, Key: key }));
-      if ((out.ContentLength ?? 0) > MAX_SMALL_OBJECT) {
-        out.Body && 'destroy' in out.Body && (out.Body as { destroy(): void }).destroy();
-        throw resourceExhausted(`GET ${key}: ${out.ContentLength} bytes, more than a record or document may have (${MAX_SMALL_OBJECT})`);
-      }
-      return { body: Buffer.from(await out.Body!.transformToByteArray()), lastModified: out.LastModified ?? new Date(0) };
-    } catch (err) {
-      // the body counts as part of the GET: a response cut short fails like a refused request
-      if (isMissing(err)) return undefined;
-      if (err instanceof StoreError) throw err;
-      throw this.s3.failure(err, `GET ${key}`);
-    }
+    return (await getSmallObject(this.s3, this.keys.doc(key)))?.body;
   }
 
   async putDoc(key: string, body: Buffer): Promise<void> {

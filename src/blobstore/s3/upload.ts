@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
-import { StartOver, StoreError, failedPrecondition, startOver } from '../../errors.js';
+import { StoreError, failedPrecondition, startOver } from '../../errors.js';
 import { MultipartCalls } from './multipart.js';
+import { FillingPart } from './filling-part.js';
 import { SpilledParts } from './spilled-parts.js';
 import type { Checkpoint, Upload, UploadHandle, UploadOptions } from '../types.js';
 import { parseCheckpoint } from './checkpoint.js';
@@ -22,9 +22,8 @@ import type { OutgoingPart, UploadContext } from './upload-context.js';
 export class S3Upload implements Upload {
   readonly checkpointBytes: number;
   readonly rereadable: boolean;
-  /** The part being filled: its first `buffered` bytes. */
-  private part: Buffer | undefined;
-  private buffered = 0;
+  /** The part being filled. */
+  private readonly filling: FillingPart;
   private uploadId: string | undefined;
   private creating: Promise<string> | undefined;
   /**
@@ -46,8 +45,6 @@ export class S3Upload implements Upload {
   private failure: unknown;
   /** Set by abort: nothing more may be written or committed through this upload. */
   private aborted = false;
-  /** Budget reserved for the part being buffered now. */
-  private held = 0;
   /** Bytes of the blob this upload has taken, counting those of a checkpoint it continues. */
   private accepted: number;
   /** The last part, shorter than the others; no checkpoint reaches past it. */
@@ -86,6 +83,11 @@ export class S3Upload implements Upload {
     this.rereadable = this.key.startsWith(context.keys.staging(''));
     this.nextPart = this.contiguous + 1;
     this.calls = new MultipartCalls(context.s3, this.key);
+    this.filling = new FillingPart(context, this.spilled, {
+      whole: this.checkpointBytes,
+      end: (buffered) => this.partEnd(buffered),
+      proven: () => this.nextPart > 1,
+    });
   }
 
   /**
@@ -99,76 +101,19 @@ export class S3Upload implements Upload {
     if (this.completed) throw failedPrecondition(`the upload to ${this.key} is complete and takes no more bytes; commit it, or write the content again from offset 0`);
     await this.recover(signal);
     if (chunk.length === 0) return;
-    await this.unspill(signal);
+    const filling = this.filling;
+    await filling.unspill(signal);
     // Copied into the part at once: the message it came in is let go now, not a part later.
     for (let from = 0; from < chunk.length; ) {
-      await this.makeRoom(chunk.length - from, signal);
-      const part = this.part!;
-      const n = Math.min(chunk.length - from, part.length - this.buffered);
-      chunk.copy(part, this.buffered, from, from + n);
-      this.buffered += n;
+      await filling.makeRoom(chunk.length - from, signal);
+      const part = filling.buffer!;
+      const n = Math.min(chunk.length - from, part.length - filling.buffered);
+      chunk.copy(part, filling.buffered, from, from + n);
+      filling.buffered += n;
       this.accepted += n;
       from += n;
-      if (this.buffered === this.checkpointBytes) await this.sendPart(this.takePart());
+      if (filling.buffered === this.checkpointBytes) await this.sendPart();
     }
-  }
-
-  /**
-   * A part buffer with room for `incoming` more bytes (up to a whole part), and budget for the
-   * whole buffer. The buffer, and with it the reservation, doubles as bytes arrive: a stream
-   * holds budget for about what it sent, not for a part it may never fill (a stream that sends
-   * a byte and goes quiet held 8 MiB of --max-buffer until it timed out).
-   */
-  private async makeRoom(incoming: number, signal: AbortSignal | undefined): Promise<void> {
-    const needed = Math.min(this.checkpointBytes, this.buffered + incoming);
-    const capacity = this.part?.length ?? 0;
-    if (needed <= capacity) return;
-    // A client may send more than it first declared (containerd takes a larger total on any
-    // message): the part then grows past the declared end.
-    // A stream that has filled a part already is sending, not trickling: its next parts take
-    // their whole size at once, as before, rather than waiting in line at each doubling (with
-    // the budget full, each would also go through the spill directory).
-    const end = this.partEnd(this.buffered);
-    const size = Math.max(needed, this.nextPart > 1 ? end : Math.min(end, this.context.parts.sizeFor(needed, capacity)));
-    if (this.held === 0) {
-      // holding nothing, it may wait in line without holding up anyone
-      this.held = await this.context.budget.acquire(size, signal);
-    } else if (this.context.budget.tryAcquire(size - this.held)) {
-      this.held = size;
-    } else {
-      await this.waitHoldingNothing(needed, size, signal);
-      return;
-    }
-    this.resize(size);
-  }
-
-  /**
-   * The part cannot grow now. Waiting for more while holding what it has could wait forever:
-   * every stream may hold half a part and wait for the rest. So its bytes go to disk and its
-   * budget back, and it waits in line, holding nothing, for the rest of its part at once; once
-   * granted, it can finish the part without waiting again. With no room on disk it waits holding
-   * what it has (the line's time limit still ends that).
-   */
-  private async waitHoldingNothing(needed: number, size: number, signal: AbortSignal | undefined): Promise<void> {
-    if (this.buffered > 0) {
-      try {
-        await this.spilled.keepUnfinished(this.part!.subarray(0, this.buffered));
-      } catch {
-        this.held += await this.context.budget.acquire(size - this.held, signal);
-        this.resize(size);
-        return;
-      }
-    }
-    const { buffer } = this.takePart();
-    if (buffer) this.context.parts.give(buffer);
-    this.releaseHeld();
-    if (this.spilled.hasUnfinished) {
-      await this.unspill(signal, needed);
-      return;
-    }
-    const whole = Math.max(needed, this.partEnd(0));
-    this.held = await this.context.budget.acquire(whole, signal);
-    this.resize(whole);
   }
 
   /**
@@ -182,31 +127,13 @@ export class S3Upload implements Upload {
     return Math.min(whole, buffered + this.sizeHint - this.accepted);
   }
 
-  /** The part buffer becomes `size` bytes, keeping what it holds. */
-  private resize(size: number): void {
-    const grown = this.context.parts.take(size);
-    if (this.part) {
-      this.part.copy(grown, 0, 0, this.buffered);
-      this.context.parts.give(this.part);
-    }
-    this.part = grown;
-  }
-
-  private releaseHeld(): void {
-    this.context.budget.release(this.held);
-    this.held = 0;
-  }
-
   /**
    * The unfinished part goes to a file and its buffer and budget are given back: an ingest
    * without a stream holds no memory. Parts already travelling finish on their own.
    */
   async suspend(): Promise<void> {
     if (this.aborted) return;
-    if (!this.spilled.hasUnfinished && this.buffered > 0) await this.spilled.keepUnfinished(this.part!.subarray(0, this.buffered));
-    const { buffer } = this.takePart();
-    if (buffer) this.context.parts.give(buffer);
-    this.releaseHeld();
+    await this.filling.spill();
     // Parts S3 refused (it was away) would hold their memory until a resume: to disk as well.
     await this.settle();
     // one at a time, each leaving memory only once its file is written: a full disk keeps the
@@ -228,36 +155,12 @@ export class S3Upload implements Upload {
   private async letGo(): Promise<void> {
     this.aborted = true;
     await this.spilled.drop();
-    const { buffer } = this.takePart();
-    if (buffer) this.context.parts.give(buffer);
-    this.releaseHeld();
+    this.filling.discard();
     await this.settle();
     for (const part of this.failed.splice(0)) {
       this.context.budget.release(part.reservation);
       this.context.parts.give(part.buffer);
     }
-  }
-
-  /**
-   * Takes a spilled part back into memory, with budget for it, before more bytes join it: a
-   * buffer as for bytes just sent, or with `needed` (it had to wait for room) the rest of its part.
-   */
-  private async unspill(signal: AbortSignal | undefined, needed = 0): Promise<void> {
-    if (!this.spilled.hasUnfinished) return;
-    const length = this.spilled.unfinishedLength;
-    const size =
-      needed > 0 ? Math.max(needed, this.partEnd(length)) : Math.max(length, Math.min(this.partEnd(length), this.context.parts.sizeFor(length)));
-    this.releaseHeld();
-    this.held = await this.context.budget.acquire(size, signal);
-    const bytes = await this.spilled.takeUnfinished().catch((err: unknown) => {
-      // nothing taken: the budget goes back, and a retry starts clean
-      this.releaseHeld();
-      throw err;
-    });
-    if (!bytes) return;
-    this.resize(size);
-    bytes.copy(this.part!, 0);
-    this.buffered = bytes.length;
   }
 
   /** Takes spilled refused parts back into memory (with budget) to be sent again. */
@@ -283,7 +186,7 @@ export class S3Upload implements Upload {
    */
   async prepare(digest: string, signal?: AbortSignal): Promise<void> {
     this.checkOpen();
-    await this.unspill(signal);
+    await this.filling.unspill(signal);
     await this.recover(signal);
     if (this.singlePut()) return;
     // An upload straight to a blob key (started for an expected digest) can only become that blob.
@@ -291,9 +194,9 @@ export class S3Upload implements Upload {
       await this.abort();
       throw startOver(`ingest was started for ${this.context.keys.digestOfKey(this.key) ?? this.key} but its content is ${digest}`);
     }
-    if (this.buffered > 0) {
+    if (this.filling.buffered > 0) {
       this.shortPart = this.nextPart;
-      await this.sendPart(this.takePart());
+      await this.sendPart();
     }
     await this.settle();
     await this.recover(signal);
@@ -314,21 +217,13 @@ export class S3Upload implements Upload {
     const finalKey = this.context.keys.blob(digest);
     if (this.singlePut()) {
       // the buffer is dropped only once S3 has it, so a failed PUT can be committed again
-      await this.context.s3.put(finalKey, this.part?.subarray(0, this.buffered) ?? Buffer.alloc(0));
-      const { buffer } = this.takePart();
-      if (buffer) this.context.parts.give(buffer);
-      this.releaseHeld();
+      await this.context.s3.put(finalKey, this.filling.buffer?.subarray(0, this.filling.buffered) ?? Buffer.alloc(0));
+      this.filling.discard();
       this.context.remember(digest, { size, lastModified: new Date() });
       return;
     }
     if (!this.completed) {
-      await this.calls.complete(this.uploadId!, this.stored).catch(async (err: unknown) => {
-        // An attempt of ours that S3 carried out but whose answer was lost (the SDK's retry, or
-        // a COMMIT tried again) finds the upload gone: its object, of the right size, says so.
-        if (!(err instanceof StartOver)) throw err;
-        const head = await this.context.s3.sendUnlessMissing(new HeadObjectCommand({ Bucket: this.context.s3.name, Key: this.key }), `HEAD ${this.key}`);
-        if (head?.ContentLength !== size) throw err;
-      });
+      await this.calls.completeOnce(this.uploadId!, this.stored, size);
       this.completed = true;
       this.uploadId = undefined;
       this.creating = undefined;
@@ -365,15 +260,6 @@ export class S3Upload implements Upload {
     return { key: this.key, uploadId: this.uploadId, partSize: String(this.checkpointBytes), etags };
   }
 
-  /** The part filled so far, and the buffer it sits in; the next byte starts a new part. */
-  private takePart(): { body: Buffer; buffer: Buffer | undefined } {
-    const buffer = this.part;
-    const body = buffer ? buffer.subarray(0, this.buffered) : Buffer.alloc(0);
-    this.part = undefined;
-    this.buffered = 0;
-    return { body, buffer };
-  }
-
   /** Sends the parts S3 refused again, if the failure was one that may pass (S3 unavailable). */
   private async recover(signal?: AbortSignal): Promise<void> {
     if (!this.failure) return;
@@ -393,11 +279,10 @@ export class S3Upload implements Upload {
     while (this.inflight.size >= this.context.uploadParallelism) await Promise.race(this.inflight);
   }
 
-  private async sendPart({ body, buffer }: { body: Buffer; buffer: Buffer | undefined }): Promise<void> {
+  /** The part filled so far goes out, taking its buffer's reservation along until S3 has it. */
+  private async sendPart(): Promise<void> {
+    const { body, buffer, reservation } = this.filling.take();
     await this.room();
-    // the part takes the buffer's reservation along until S3 has it
-    const reservation = this.held;
-    this.held = 0;
     this.launch({ partNumber: this.nextPart++, body, buffer: buffer ?? body, reservation });
   }
 

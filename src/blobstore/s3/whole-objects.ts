@@ -1,0 +1,52 @@
+import type { Readable } from 'node:stream';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { StoreError, resourceExhausted } from '../../errors.js';
+import type { S3Bucket } from './client.js';
+import { isMissing } from './errors.js';
+
+/** A cache record is at most 8 MiB (records/store.ts); documents are far smaller. */
+const MAX_SMALL_OBJECT = 16 * 1024 * 1024;
+/** The largest object under the manifests prefix the collector reads through for digests. */
+const MAX_STREAMED_RECORD = 1024 * 1024 * 1024;
+
+/**
+ * A whole small object (a record or a document); undefined when there is none. Read into
+ * memory, so anything larger than a record may be (another tool's object under a shared or
+ * empty manifests prefix, say) is refused before its body is read.
+ */
+export async function getSmallObject(s3: S3Bucket, key: string): Promise<{ body: Buffer; lastModified: Date } | undefined> {
+  try {
+    const out = await s3.client.send(new GetObjectCommand({ Bucket: s3.name, Key: key }));
+    if ((out.ContentLength ?? 0) > MAX_SMALL_OBJECT) {
+      out.Body && 'destroy' in out.Body && (out.Body as { destroy(): void }).destroy();
+      throw resourceExhausted(`GET ${key}: ${out.ContentLength} bytes, more than a record or document may have (${MAX_SMALL_OBJECT})`);
+    }
+    return { body: Buffer.from(await out.Body!.transformToByteArray()), lastModified: out.LastModified ?? new Date(0) };
+  } catch (err) {
+    // the body counts as part of the GET: a response cut short fails like a refused request
+    if (isMissing(err)) return undefined;
+    if (err instanceof StoreError) throw err;
+    throw s3.failure(err, `GET ${key}`);
+  }
+}
+
+/** A record too large for `getSmallObject`, as it streams (up to 1 GiB), for the collector to read for digests. */
+export async function streamRecordObject(s3: S3Bucket, key: string): Promise<AsyncIterable<Buffer> | undefined> {
+  // not the read client: its sockets are the Reads' (read-slots.ts counts them)
+  const out = await s3.sendUnlessMissing(new GetObjectCommand({ Bucket: s3.name, Key: key }), `GET ${key}`);
+  if (!out) return undefined;
+  const body = out.Body as Readable;
+  if ((out.ContentLength ?? 0) > MAX_STREAMED_RECORD) {
+    body.destroy();
+    throw resourceExhausted(`GET ${key}: ${out.ContentLength} bytes, more than the ${MAX_STREAMED_RECORD} a record is read for digests`);
+  }
+  return (async function* () {
+    try {
+      for await (const chunk of body) yield chunk as Buffer;
+    } catch (err) {
+      throw s3.brokeOff(err, `GET ${key}`);
+    } finally {
+      body.destroy();
+    }
+  })();
+}
