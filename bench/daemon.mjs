@@ -27,7 +27,7 @@ export async function startDaemon(env, name, extraArgs = [], { metrics = true } 
     '--endpoint-url', s3.endpoint, '--region', s3.region, '--part-size', `${PART}`, '--upload-parallelism', `${PARALLEL}`,
     // info, for the 'serving' line that names the metrics URL; the rest of info is dropped below
     '--log-level', 'info', ...(metrics ? ['--metrics-address', '127.0.0.1:0'] : []), ...extraArgs], {
-    env: { ...process.env, AWS_ACCESS_KEY_ID: s3.accessKey, AWS_SECRET_ACCESS_KEY: s3.secretKey, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    env: { ...process.env, ...shebangEnv(), AWS_ACCESS_KEY_ID: s3.accessKey, AWS_SECRET_ACCESS_KEY: s3.secretKey, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let client;
@@ -113,8 +113,23 @@ function printProfiles(name, dir) {
   }
 }
 
-/** The flags after `node` on dist/cli.js's `#!/usr/bin/env -S node …` line. */
+/** dist/cli.js's `#!/usr/bin/env -S NAME=value … node …` line, split into words. */
+function shebang() {
+  return readFileSync(join(ROOT, 'dist/cli.js'), 'utf8').split('\n', 1)[0].replace(/^#!\S+\s+-S\s+/, '').split(/\s+/).filter(Boolean);
+}
+
+/** The flags after `node` on the CLI's first line. */
 function shebangFlags() {
-  const first = readFileSync(join(ROOT, 'dist/cli.js'), 'utf8').split('\n', 1)[0];
-  return first.replace(/^#!.*?\bnode\b/, '').trim();
+  const words = shebang();
+  return words.slice(words.indexOf('node') + 1).join(' ');
+}
+
+/**
+ * The variables the CLI's first line sets before `node` (env sets them over the caller's); here
+ * one the bench itself runs with wins, to measure others.
+ */
+function shebangEnv() {
+  const words = shebang();
+  const assignments = words.slice(0, Math.max(0, words.indexOf('node'))).map((w) => /^([A-Za-z_]\w*)=(.*)$/.exec(w)).filter(Boolean);
+  return Object.fromEntries(assignments.filter(([, name]) => process.env[name] === undefined).map(([, name, value]) => [name, value]));
 }

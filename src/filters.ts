@@ -1,4 +1,5 @@
-import { RE2JS } from 're2js';
+import { createRequire } from 'node:module';
+import type { RE2JS } from 're2js';
 import { invalidArgument, resourceExhausted } from './errors.js';
 import { patternExpansion } from './filter-patterns.js';
 
@@ -51,6 +52,13 @@ class Budget {
   patternsLength = 0;
   instructions = 0;
 }
+
+// re2js is loaded at the first `~=` pattern, not at start-up: few clients send one, and a module
+// once loaded stays in the daemon's memory for good (re2js is about 1 MiB of an idle daemon's RSS).
+// Its CommonJS build, through require, keeps compiling synchronous.
+const requireModule = createRequire(import.meta.url);
+let re2: typeof RE2JS | undefined;
+const re2js = (): typeof RE2JS => (re2 ??= (requireModule('re2js') as typeof import('re2js')).RE2JS);
 
 /** Looks a field path up on the object being filtered; undefined means "not present". */
 export type FieldLookup = (fieldpath: readonly string[]) => string | undefined;
@@ -117,7 +125,7 @@ class Parser {
     }
     let regexp: RE2JS;
     try {
-      regexp = RE2JS.compile(pattern);
+      regexp = re2js().compile(pattern);
     } catch (err) {
       this.fail(`invalid regular expression ${shown}: ${(err as Error).message}`);
     }

@@ -155,15 +155,19 @@ describe('access log', () => {
 });
 
 describe('server reflection', () => {
-  it('lists every service the daemon serves', async () => {
-    const definition = loadSync('grpc/reflection/v1/reflection.proto', {
+  type Reflection = new (a: string, c: unknown) => {
+    ServerReflectionInfo(): ClientDuplexStream<object, { list_services_response?: { service: { name: string }[] } }>;
+    close(): void;
+  };
+
+  /** The services the daemon lists through reflection `version`. */
+  async function listedServices(version: 'v1' | 'v1alpha'): Promise<string[]> {
+    const definition = loadSync(`grpc/reflection/${version}/reflection.proto`, {
       includeDirs: [new URL('../node_modules/@grpc/reflection/build/proto', import.meta.url).pathname],
       keepCase: true,
     });
-    const Reflection = (loadPackageDefinition(definition) as never as {
-      grpc: { reflection: { v1: { ServerReflection: new (a: string, c: unknown) => { ServerReflectionInfo(): ClientDuplexStream<object, { list_services_response?: { service: { name: string }[] } }>; close(): void } } } };
-    }).grpc.reflection.v1.ServerReflection;
-    const client = new Reflection(`unix://${socket}`, credentials.createInsecure());
+    const Client = (loadPackageDefinition(definition) as never as { grpc: { reflection: Record<string, { ServerReflection: Reflection }> } }).grpc.reflection[version]!.ServerReflection;
+    const client = new Client(`unix://${socket}`, credentials.createInsecure());
     try {
       const stream = client.ServerReflectionInfo();
       const answer = new Promise<string[]>((resolve, reject) => {
@@ -173,18 +177,26 @@ describe('server reflection', () => {
       stream.write({ list_services: '' });
       const names = await answer;
       stream.end();
-      expect(names).toEqual(
-        expect.arrayContaining([
-          'containerd.services.content.v1.Content',
-          'containerd.services.leases.v1.Leases',
-          'containerd.services.namespaces.v1.Namespaces',
-          's3cs.records.v1.CacheRecords',
-          'grpc.health.v1.Health',
-        ]),
-      );
+      return names;
     } finally {
       client.close();
     }
+  }
+
+  const served = [
+    'containerd.services.content.v1.Content',
+    'containerd.services.leases.v1.Leases',
+    'containerd.services.namespaces.v1.Namespaces',
+    's3cs.records.v1.CacheRecords',
+    'grpc.health.v1.Health',
+  ];
+
+  it('lists every service the daemon serves', async () => {
+    expect(await listedServices('v1')).toEqual(expect.arrayContaining(served));
+  });
+
+  it('answers the older v1alpha version the same', async () => {
+    expect(await listedServices('v1alpha')).toEqual(expect.arrayContaining(served));
   });
 });
 

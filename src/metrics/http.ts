@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Address } from '../config/values.js';
 import type { ListenerFiles } from '../listeners.js';
-import { registry } from './registry.js';
+import { collectProcessMetrics, registry } from './registry.js';
 
 export interface MetricsEndpoint {
   /** Where it listens, as http(s)://host:port/metrics (a port 0 replaced by the one chosen). */
@@ -18,6 +18,7 @@ export interface MetricsEndpoint {
  * loopback, so what the metrics reveal (namespaces' traffic, bucket usage) stays on the host.
  */
 export async function serveMetrics(address: Extract<Address, { kind: 'tcp' }>, files: ListenerFiles, logger: Logger): Promise<MetricsEndpoint> {
+  collectProcessMetrics();
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '').split('?')[0];
     if (path !== '/metrics') {

@@ -7,7 +7,19 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
  * ingests, buffer in use) are read when scraped from the sources the daemon registers.
  */
 export const registry = new Registry();
-collectDefaultMetrics({ register: registry });
+
+let processMetrics = false;
+
+/**
+ * Adds Node's process metrics (CPU, memory, event loop lag, GC) to the registry, once a process.
+ * Only a daemon that serves metrics asks for them: they watch every garbage collection and
+ * sample the event loop, work (and memory) for nobody when nothing scrapes.
+ */
+export function collectProcessMetrics(): void {
+  if (processMetrics) return;
+  processMetrics = true;
+  collectDefaultMetrics({ register: registry });
+}
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 

@@ -51,5 +51,13 @@ describe('part buffers', () => {
     expect(parts.kept).toBe(4);
     expect(parts.take(400)).toBe(passed[2]);
   });
-});
 
+  it('let go of the smaller sizes they keep once a whole part is taken', () => {
+    const parts = new PartBuffers(1000, 2, 30_000, 100);
+    const whole = parts.take(1000);
+    for (const b of [parts.take(100), parts.take(200), whole]) parts.give(b);
+    expect(parts.kept).toBe(3);
+    expect(parts.take(1000)).toBe(whole);
+    expect(parts.kept).toBe(0);
+  });
+});
