@@ -123,9 +123,11 @@ class Parser {
     if (patternExpansion(pattern) > limits.expansion) {
       this.fail(`regular expression ${shown} is too large: its counted repetitions expand beyond ${limits.expansion} instructions`);
     }
+    // loaded outside the try: a module that fails to load is the daemon's fault, not the pattern's
+    const engine = re2js();
     let regexp: RE2JS;
     try {
-      regexp = re2js().compile(pattern);
+      regexp = engine.compile(pattern);
     } catch (err) {
       this.fail(`invalid regular expression ${shown}: ${(err as Error).message}`);
     }

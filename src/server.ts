@@ -130,7 +130,7 @@ export class Daemon {
     server.addService(namespacesProto.containerd.services.namespaces.v1.Namespaces.service, namespaceHandlers(namespaceStore, logger));
     server.addService(records.s3cs.records.v1.CacheRecords.service, recordHandlers(recordStore, logger));
     server.addService(healthProto.grpc.health.v1.Health.service, health.handlers());
-    addReflection(server);
+    addReflection(server, logger);
 
     // While S3 does not answer, health checks say NOT_SERVING (the daemon itself stays up).
     store.onReachability((up) => {

@@ -4,10 +4,16 @@
  * full collections and kept the heap's high-water mark up. A part's buffer starts at `smallest`
  * and doubles up to `size` as its bytes arrive (so a stream that sent little holds little), and
  * buffers of each of those sizes are kept: at most `keep` of each, let go after `idleMs` without
- * use, so an idle daemon holds none, and the smaller ones once a whole part is taken.
+ * use, so an idle daemon holds none, and a smaller size at a whole part's take when no first part
+ * has taken it for a second.
  */
+/** How recently a smaller size must have been taken to stay kept when a whole part is taken. */
+const SMALLER_KEPT_MS = 1_000;
+
 export class PartBuffers {
   private free = new Map<number, Buffer[]>();
+  /** When each size a part grows through was last taken (bounded: those sizes only). */
+  private lastTaken = new Map<number, number>();
   private idle: NodeJS.Timeout | undefined;
 
   constructor(
@@ -31,10 +37,18 @@ export class PartBuffers {
 
   /** A buffer of `size` bytes whose content is undefined. */
   take(size: number): Buffer {
-    // A whole part is taken by a stream past its first part. The smaller sizes come back only with
-    // the first part of another ingest; kept meanwhile, one of each (7.75 MiB beside 8 MiB parts)
-    // stayed for as long as any ingest ran, part of the daemon's peak (about 6 MiB in the bench).
-    if (size === this.size) for (const smaller of [...this.free.keys()]) if (smaller < size) this.free.delete(smaller);
+    // Only first parts take the smaller sizes. Kept while a large ingest went on alone, one of each
+    // (7.75 MiB beside 8 MiB parts) stayed as long as its parts kept coming back, part of the
+    // daemon's peak (about 6 MiB in the bench); while small ingests keep starting beside it, they
+    // are still taken and stay, or each such ingest would leave its growth as garbage again.
+    const now = Date.now();
+    if (size === this.size) {
+      for (const smaller of [...this.free.keys()]) {
+        if (smaller < size && now - (this.lastTaken.get(smaller) ?? 0) >= SMALLER_KEPT_MS) this.free.delete(smaller);
+      }
+    } else if (this.keeps(size)) {
+      this.lastTaken.set(size, now);
+    }
     const reused = this.free.get(size)?.pop();
     if (reused) return reused;
     // not from Node's shared pool: these outlive any small-buffer slab

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
-import type { MethodDefinition, Server, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { status as Status, type MethodDefinition, type Server, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { ReflectionService } from '@grpc/reflection';
+import type { Logger } from 'pino';
 import { servedDefinitions } from './proto.js';
 
 /**
@@ -10,12 +11,17 @@ import { servedDefinitions } from './proto.js';
  * The reflection service is built at its first call, not at start-up: building it loads
  * @grpc/reflection and every served proto file once more, and indexes and encodes their
  * descriptors twice (once a version), about 2 MiB of an idle daemon's memory for a service few
- * daemons are ever asked. Until then each version is registered under its method's path with
- * stand-ins that build the real service (synchronously: a message must be decoded as it
- * arrives) and hand over to what @grpc/reflection would have registered.
+ * daemons are ever asked. The price is paid once, by the first call: about 0.1 s of the event
+ * loop. Until then each version is registered under its method's path with stand-ins that build
+ * the real service (synchronously: a message must be decoded as it arrives) and hand over to
+ * what @grpc/reflection would have registered. Should building fail, that is logged once and
+ * every reflection call answers INTERNAL naming why, rather than building again at each call.
  */
-export function addReflection(server: Server): void {
-  for (const version of ['v1', 'v1alpha']) server.addService(lazyService(`grpc.reflection.${version}.ServerReflection`), lazyHandlers(version));
+export function addReflection(server: Server, logger: Logger): void {
+  for (const version of ['v1', 'v1alpha']) {
+    const service = `grpc.reflection.${version}.ServerReflection`;
+    server.addService(lazyService(service, logger), lazyHandlers(service, logger));
+  }
 }
 
 const METHOD = 'ServerReflectionInfo';
@@ -25,47 +31,66 @@ interface Registered {
   handler: (call: unknown) => void;
 }
 
-let built: Map<string, Registered> | undefined;
+type Built = { services: Map<string, Registered> } | { failure: string };
 
-/** What @grpc/reflection registers, by service name, built at the first call. */
-function reflection(): Map<string, Registered> {
+let built: Built | undefined;
+
+/** What @grpc/reflection registers, by service name, built at the first call (or why it could not be). */
+function reflection(logger: Logger): Built {
   if (built) return built;
-  const { ReflectionService: Service } = createRequire(import.meta.url)('@grpc/reflection') as { ReflectionService: typeof ReflectionService };
-  const registered = new Map<string, Registered>();
-  // addToServer's only use of the server is addService: this one notes what it is given.
-  const recorder = {
-    addService(service: ServiceDefinition, implementation: UntypedServiceImplementation) {
-      const definition = service[METHOD] as MethodDefinition<unknown, unknown>;
-      const name = definition.path.split('/')[1] as string;
-      registered.set(name, { definition, handler: implementation[METHOD] as (call: unknown) => void });
-    },
-  };
-  new Service(servedDefinitions()).addToServer(recorder as unknown as Server);
-  built = registered;
+  try {
+    const { ReflectionService: Service } = createRequire(import.meta.url)('@grpc/reflection') as { ReflectionService: typeof ReflectionService };
+    const services = new Map<string, Registered>();
+    // addToServer's only use of the server is addService: this one notes what it is given.
+    const recorder = {
+      addService(service: ServiceDefinition, implementation: UntypedServiceImplementation) {
+        const definition = service[METHOD] as MethodDefinition<unknown, unknown>;
+        const name = definition.path.split('/')[1] as string;
+        services.set(name, { definition, handler: implementation[METHOD] as (call: unknown) => void });
+      },
+    };
+    new Service(servedDefinitions()).addToServer(recorder as unknown as Server);
+    built = { services };
+  } catch (err) {
+    logger.error({ err }, 'server reflection could not be built; its calls answer INTERNAL');
+    // its first line: a module's require stack names the daemon's own paths
+    built = { failure: String((err as Error).message).split('\n', 1)[0] ?? '' };
+  }
   return built;
 }
 
-function real(service: string): Registered {
-  const found = reflection().get(service);
-  if (!found) throw new Error(`@grpc/reflection registered no ${service}`);
-  return found;
+/** The real service, or why there is none. */
+function real(service: string, logger: Logger): Registered | string {
+  const b = reflection(logger);
+  if ('failure' in b) return `server reflection is not available: ${b.failure}`;
+  return b.services.get(service) ?? `server reflection is not available: @grpc/reflection registered no ${service}`;
 }
 
-function lazyService(service: string): ServiceDefinition {
+function lazyService(service: string, logger: Logger): ServiceDefinition {
+  const definition = (): MethodDefinition<unknown, unknown> | undefined => {
+    const found = real(service, logger);
+    return typeof found === 'string' ? undefined : found.definition;
+  };
+  // Without a real service the handler has already ended the call: what arrives is left undecoded.
   const method: MethodDefinition<unknown, unknown> = {
     path: `/${service}/${METHOD}`,
     requestStream: true,
     responseStream: true,
     originalName: METHOD,
-    requestSerialize: (value) => real(service).definition.requestSerialize(value),
-    requestDeserialize: (bytes) => real(service).definition.requestDeserialize(bytes),
-    responseSerialize: (value) => real(service).definition.responseSerialize(value),
-    responseDeserialize: (bytes) => real(service).definition.responseDeserialize(bytes),
+    requestSerialize: (value) => definition()?.requestSerialize(value) ?? Buffer.alloc(0),
+    requestDeserialize: (bytes) => definition()?.requestDeserialize(bytes) ?? bytes,
+    responseSerialize: (value) => definition()?.responseSerialize(value) ?? Buffer.alloc(0),
+    responseDeserialize: (bytes) => definition()?.responseDeserialize(bytes) ?? bytes,
   };
   return { [METHOD]: method };
 }
 
-function lazyHandlers(version: string): UntypedServiceImplementation {
-  const service = `grpc.reflection.${version}.ServerReflection`;
-  return { [METHOD]: (call: unknown) => real(service).handler(call) };
+function lazyHandlers(service: string, logger: Logger): UntypedServiceImplementation {
+  return {
+    [METHOD]: (call: { emit(event: 'error', err: { code: Status; details: string }): boolean }) => {
+      const found = real(service, logger);
+      if (typeof found === 'string') call.emit('error', { code: Status.INTERNAL, details: found });
+      else found.handler(call);
+    },
+  };
 }

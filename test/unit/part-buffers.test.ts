@@ -52,12 +52,24 @@ describe('part buffers', () => {
     expect(parts.take(400)).toBe(passed[2]);
   });
 
-  it('let go of the smaller sizes they keep once a whole part is taken', () => {
+  it('let go of the smaller sizes they keep when a whole part is taken and no first part took them for a second', () => {
+    vi.useFakeTimers();
     const parts = new PartBuffers(1000, 2, 30_000, 100);
     const whole = parts.take(1000);
     for (const b of [parts.take(100), parts.take(200), whole]) parts.give(b);
     expect(parts.kept).toBe(3);
+    vi.advanceTimersByTime(1_000);
     expect(parts.take(1000)).toBe(whole);
     expect(parts.kept).toBe(0);
+  });
+
+  it('keep the smaller sizes a first part took within the last second when a whole part is taken', () => {
+    vi.useFakeTimers();
+    const parts = new PartBuffers(1000, 2, 30_000, 100);
+    const whole = parts.take(1000);
+    for (const b of [parts.take(100), parts.take(200), whole]) parts.give(b);
+    vi.advanceTimersByTime(900);
+    parts.take(1000);
+    expect(parts.kept).toBe(2);
   });
 });
