@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import type { RE2JS } from 're2js';
-import { invalidArgument, resourceExhausted } from './errors.js';
+import { invalidArgument, resourceExhausted, StoreError } from './errors.js';
 import { patternExpansion } from './filter-patterns.js';
 
 /**
@@ -58,7 +58,16 @@ class Budget {
 // Its CommonJS build, through require, keeps compiling synchronous.
 const requireModule = createRequire(import.meta.url);
 let re2: typeof RE2JS | undefined;
-const re2js = (): typeof RE2JS => (re2 ??= (requireModule('re2js') as typeof import('re2js')).RE2JS);
+function re2js(): typeof RE2JS {
+  if (re2) return re2;
+  try {
+    re2 = (requireModule('re2js') as typeof import('re2js')).RE2JS;
+    return re2;
+  } catch (err) {
+    // the daemon's fault, not the pattern's; the module's path stays out of what clients read
+    throw new StoreError('internal', 'the regular expression engine (re2js) could not be loaded', { cause: err });
+  }
+}
 
 /** Looks a field path up on the object being filtered; undefined means "not present". */
 export type FieldLookup = (fieldpath: readonly string[]) => string | undefined;

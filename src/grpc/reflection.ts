@@ -14,8 +14,9 @@ import { servedDefinitions } from './proto.js';
  * daemons are ever asked. The price is paid once, by the first call: about 0.1 s of the event
  * loop. Until then each version is registered under its method's path with stand-ins that build
  * the real service (synchronously: a message must be decoded as it arrives) and hand over to
- * what @grpc/reflection would have registered. Should building fail, that is logged once and
- * every reflection call answers INTERNAL naming why, rather than building again at each call.
+ * what @grpc/reflection would have registered. Should building fail (a broken install, or the
+ * proto files unreadable for a while, say out of file descriptors), that is logged and reflection
+ * calls answer INTERNAL for a minute before the next try, rather than building again at each call.
  */
 export function addReflection(server: Server, logger: Logger): void {
   for (const version of ['v1', 'v1alpha']) {
@@ -31,13 +32,16 @@ interface Registered {
   handler: (call: unknown) => void;
 }
 
-type Built = { services: Map<string, Registered> } | { failure: string };
+type Built = { services: Map<string, Registered> } | { failure: string; at: number };
+
+/** How long a failed build answers for the calls after it. */
+const RETRY_AFTER_MS = 60_000;
 
 let built: Built | undefined;
 
 /** What @grpc/reflection registers, by service name, built at the first call (or why it could not be). */
 function reflection(logger: Logger): Built {
-  if (built) return built;
+  if (built && !('failure' in built && Date.now() - built.at >= RETRY_AFTER_MS)) return built;
   try {
     const { ReflectionService: Service } = createRequire(import.meta.url)('@grpc/reflection') as { ReflectionService: typeof ReflectionService };
     const services = new Map<string, Registered>();
@@ -52,9 +56,10 @@ function reflection(logger: Logger): Built {
     new Service(servedDefinitions()).addToServer(recorder as unknown as Server);
     built = { services };
   } catch (err) {
-    logger.error({ err }, 'server reflection could not be built; its calls answer INTERNAL');
-    // its first line: a module's require stack names the daemon's own paths
-    built = { failure: String((err as Error).message).split('\n', 1)[0] ?? '' };
+    logger.error({ err }, 'server reflection could not be built; its calls answer INTERNAL for a minute, then it is tried again');
+    // the cause is in the log: its message names the daemon's own paths
+    const code = (err as NodeJS.ErrnoException).code;
+    built = { failure: `could not be built${code ? ` (${code})` : ''}, see the daemon's log`, at: Date.now() };
   }
   return built;
 }
