@@ -1,3 +1,6 @@
+/** How recently a smaller size must have been taken to stay kept when a whole part is taken. */
+const SMALLER_KEPT_MS = 1_000;
+
 /**
  * Part buffers kept for the next part once S3 has stored the one they held. Allocating 8 MiB
  * per part left the same amount of garbage, and on the ingest path that garbage set off V8's
@@ -7,9 +10,6 @@
  * use, so an idle daemon holds none, and a smaller size at a whole part's take when no first part
  * has taken it for a second.
  */
-/** How recently a smaller size must have been taken to stay kept when a whole part is taken. */
-const SMALLER_KEPT_MS = 1_000;
-
 export class PartBuffers {
   private free = new Map<number, Buffer[]>();
   /** When each size a part grows through was last taken (bounded: those sizes only). */
