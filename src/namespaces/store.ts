@@ -95,10 +95,10 @@ export class NamespaceStore {
     );
   }
 
-  async create(name: string, labels: Labels): Promise<Namespace> {
+  async create(name: string, labels: Labels, signal?: AbortSignal): Promise<Namespace> {
     validateNamespace(name);
     const kept = withoutEmpty(labels, subject(name));
-    return this.serialized(name, async () => {
+    return this.serialized(name, signal, async () => {
       if (await this.find(name)) throw alreadyExists(`namespace ${JSON.stringify(name)}: already exists`);
       // labels first: once marked, the namespace is listed, and with its labels
       if (Object.keys(kept).length > 0) await this.docs.write(docKeys.namespaceLabels(name), { labels: kept });
@@ -108,9 +108,9 @@ export class NamespaceStore {
   }
 
   /** See updatedLabels for the paths. */
-  async update(name: string, labels: Labels, paths: readonly string[]): Promise<Namespace> {
+  async update(name: string, labels: Labels, paths: readonly string[], signal?: AbortSignal): Promise<Namespace> {
     validateNamespace(name);
-    return this.serialized(name, async () => {
+    return this.serialized(name, signal, async () => {
       const found = await this.find(name);
       if (!found) throw notFound(`namespace ${JSON.stringify(name)}: not found`);
       const next = updatedLabels(found.labels, labels, paths, subject(name));
@@ -127,14 +127,14 @@ export class NamespaceStore {
    * that still holds content, ingests or leases is FailedPrecondition naming what remains, as
    * containerd answers; the bucket namespace is never deleted.
    */
-  async delete(name: string): Promise<void> {
+  async delete(name: string, signal?: AbortSignal): Promise<void> {
     validateNamespace(name);
     if (name === this.bucketNamespace) {
       throw failedPrecondition(
         `namespace ${JSON.stringify(name)} is this daemon's --bucket-namespace, the view of every blob in the store, and cannot be deleted`,
       );
     }
-    await this.serialized(name, async () => {
+    await this.serialized(name, signal, async () => {
       if (!(await this.find(name))) throw notFound(`namespace ${JSON.stringify(name)}: not found`);
       const remains = await remainsOf(this.docs, name, this.local.namespacesWithLiveIngests().has(name));
       if (remains.length > 0) {
@@ -168,8 +168,9 @@ export class NamespaceStore {
     return { ...(await this.docs.read<LabelsDocument>(docKeys.namespaceLabels(name)))?.labels };
   }
 
-  private serialized<T>(name: string, work: () => Promise<T>): Promise<T> {
-    return this.turns.run(name, subject(name), work);
+  /** `signal`: the client went away; a call still waiting for its turn leaves the queue, unrun. */
+  private serialized<T>(name: string, signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T> {
+    return this.turns.run(name, subject(name), work, signal);
   }
 }
 
