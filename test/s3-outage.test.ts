@@ -10,6 +10,7 @@ const SCRIPT = new URL('../scripts/swift-s3.sh', import.meta.url).pathname;
 
 /** The test stops and starts an S3 server of its own: a Swift, which needs python3-swift. */
 const swiftInstalled = spawnSync('/usr/bin/python3', ['-c', 'import swift']).status === 0;
+if (!swiftInstalled) console.warn('s3-outage tests skipped: python3-swift is not installed (bash scripts/test-deps.sh installs it)');
 
 /**
  * S3 going away and coming back, with a Swift of this test's own (the shared one must stay up).
