@@ -8,6 +8,7 @@ import type { BlobStore } from './blobstore/types.js';
 import type { Config } from './config.js';
 import { formatAddress, isLoopback } from './config/values.js';
 import { HashWorkers } from './content/hash-workers.js';
+import { loadNativeSha256, withNativeSha256 } from './content/native-sha256.js';
 import { Collector } from './gc/collector.js';
 import { ScannedReferences } from './gc/references.js';
 import { collectorSourcesFor } from './gc/sources.js';
@@ -105,11 +106,15 @@ export class Daemon {
         config.metricsAddress || config.accessLog ? [observeCalls(logger, { accessLog: config.accessLog, defaultNamespace: config.defaultNamespace })] : [],
     });
     const hashes = new HashWorkers();
+    const nativeSha256 = loadNativeSha256();
+    if (!nativeSha256.available) {
+      logger.warn({ reason: nativeSha256.reason }, 'native SHA-256 module unavailable: crash-resumable ingests hash with WebAssembly on worker threads, about 4 times the CPU (reinstall with a C compiler, python3 and make to build it)');
+    }
     const leaseStore = new LeaseStore(store);
     const gcSources = collectorSourcesFor(store, leaseStore, () => contentStore.expectedByLiveIngests());
     const contentStore = new ContentStore(store, {
       logger,
-      hashes,
+      hashes: withNativeSha256(hashes, nativeSha256),
       bucketNamespace: config.bucketNamespace || undefined,
       heldOnlyNamespace: config.defaultNamespace,
       ingestExpiryMs: config.ingestExpiryMs,

@@ -1,0 +1,36 @@
+// Builds native/sha256 (the saveable SHA-256 on Node's own OpenSSL) when the package is installed.
+// It is optional: where it cannot be built (no C compiler, python3 or make), the daemon hashes
+// crash-resumable ingests with WebAssembly instead and says so in its log, so a failed build
+// warns and the install goes on.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+const dir = fileURLToPath(new URL('../native/sha256/', import.meta.url));
+
+function nodeGyp() {
+  // npm hands its own node-gyp to install scripts
+  if (process.env.npm_config_node_gyp && existsSync(process.env.npm_config_node_gyp)) return process.env.npm_config_node_gyp;
+  try {
+    return createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js');
+  } catch {
+    const npmDir = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm');
+    const bundled = join(npmDir, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+    return existsSync(bundled) ? bundled : undefined;
+  }
+}
+
+const gyp = nodeGyp();
+const args = ['rebuild', '--directory', dir];
+// Node's own headers where they are installed beside it, so nothing is downloaded
+const prefix = join(dirname(process.execPath), '..');
+if (existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
+const result = gyp ? spawnSync(process.execPath, [gyp, ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' }) : undefined;
+if (!result || result.status !== 0) {
+  const why = !gyp ? 'node-gyp not found' : (result.error?.message ?? `${result.stderr}`.trim().split('\n').slice(-3).join(' '));
+  console.warn(`s3-content-store: native SHA-256 not built (${why}); crash-resumable ingests will hash with WebAssembly instead`);
+} else {
+  console.log('s3-content-store: built the native SHA-256 (native/sha256)');
+}
