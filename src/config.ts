@@ -30,6 +30,8 @@ export interface Config {
   ingestExpiryMs: number;
   orphanUploadGraceMs: number;
   maxStreams: number;
+  /** Read message bytes handed to gRPC and not yet to the connection, daemon-wide (see ReadBudget). */
+  maxReadBuffer: number;
   /** 0: Write streams are never ended for idleness. */
   streamIdleTimeoutMs: number;
   /** 0: no collection in `serve`. */
@@ -122,6 +124,7 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     ingestExpiryMs: parseDuration(str('ingestExpiry'), 'ingest-expiry'),
     orphanUploadGraceMs: parseDuration(str('orphanUploadGrace'), 'orphan-upload-grace'),
     maxStreams: parsePositiveInt(str('maxStreams'), 'max-streams'),
+    maxReadBuffer: parseSize(str('maxReadBuffer'), 'max-read-buffer'),
     streamIdleTimeoutMs: parseDuration(str('streamIdleTimeout'), 'stream-idle-timeout'),
     gcIntervalMs: parseDuration(str('gcInterval'), 'gc-interval'),
     gcGraceMs: parseDuration(str('gcGrace'), 'gc-grace'),

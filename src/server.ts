@@ -30,6 +30,7 @@ import { observeCalls } from './grpc/observe.js';
 import { addReflection } from './grpc/reflection.js';
 import { serveMetrics, type MetricsEndpoint } from './metrics/http.js';
 import { reportLevels } from './metrics/registry.js';
+import { ReadBudget } from './grpc/read-budget.js';
 import { TouchRefresher } from './records/touch.js';
 
 /** containerd's clients send WRITE messages of up to 8 MiB; its own server allows 16 MiB. */
@@ -132,7 +133,8 @@ export class Daemon {
       's3cs.records.v1.CacheRecords',
     ]);
     const namespaceOf = namespaces(config.defaultNamespace);
-    const streams = { limit: new StreamLimit(config.maxStreams), idleMs: config.streamIdleTimeoutMs };
+    const reads = new ReadBudget(config.maxReadBuffer);
+    const streams = { limit: new StreamLimit(config.maxStreams), idleMs: config.streamIdleTimeoutMs, reads };
     server.addService(content.containerd.services.content.v1.Content.service, contentHandlers(contentStore, leaseStore, logger, streams, namespaceOf));
     server.addService(leases.containerd.services.leases.v1.Leases.service, leaseHandlers(leaseStore, logger, namespaceOf));
     server.addService(namespacesProto.containerd.services.namespaces.v1.Namespaces.service, namespaceHandlers(namespaceStore, logger));
@@ -170,6 +172,7 @@ export class Daemon {
     const stopReporting = reportLevels({
       liveIngests: () => contentStore.liveIngests,
       usage: () => store.usage(),
+      readBuffer: () => ({ inUse: reads.inUse, limit: reads.limit }),
       touchQueued: () => touch.queued,
     });
     for (const address of config.addresses) {

@@ -111,6 +111,12 @@ export const SETTINGS = {
     default: '10GiB',
     help: 'the most the --cache-dir read tier keeps, least recently read evicted first (at least 1MiB); a larger blob is never kept',
   },
+  maxReadBuffer: {
+    flag: 'max-read-buffer',
+    env: ['S3CS_MAX_READ_BUFFER'],
+    default: '128MiB',
+    help: 'bytes of Read messages all streams together may hold before they reach the connection; past it messages are cut to 32 KiB',
+  },
   maxStreams: {
     flag: 'max-streams',
     env: ['S3CS_MAX_STREAMS'],

@@ -5,7 +5,7 @@ import { parseFilters, type FieldLookup } from '../filters.js';
 import { labelValue, validateLabels, type Labels } from '../labels.js';
 import { validateNamespace } from '../namespaces/names.js';
 import { toInfo, type ContentRecord, type Memberships } from './memberships.js';
-import { chunked, emptyChunks, type ReadChunk } from './read-chunks.js';
+import { chunked, emptyChunks, type MessageSize, type ReadChunk } from './read-chunks.js';
 import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import type { ContentInfo, References } from './types.js';
 import { Instant, now } from '../clock.js';
@@ -178,8 +178,9 @@ export class CommittedContent {
    * Validates a read and opens it. Bounds follow containerd: a negative offset reads from 0,
    * an offset past the end is OutOfRange, a size of 0 (or past the end) reads to the end.
    * `cancel`: the client went away; a read waiting for the store gives its place up.
+   * `messageSize`: how large each message may be (the transport's bound on what Reads hold).
    */
-  async read(ns: string, digest: string, offset: number, size: number, cancel?: Cancellation): Promise<AsyncIterable<ReadChunk>> {
+  async read(ns: string, digest: string, offset: number, size: number, cancel?: Cancellation, messageSize?: MessageSize): Promise<AsyncIterable<ReadChunk>> {
     validateNamespace(ns);
     const d = parseDigest(digest).value;
     const { stat } = await this.lookup(ns, d, false);
@@ -188,7 +189,7 @@ export class CommittedContent {
     const end = size <= 0 || start + size > stat.size ? stat.size : start + size;
     if (end === start) return emptyChunks();
     const source = await this.blobs.readBlob(d, start, end - start, { size: stat.size, cancel });
-    return chunked(source, start, end, d);
+    return chunked(source, start, end, d, messageSize);
   }
 }
 

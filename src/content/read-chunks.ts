@@ -12,27 +12,41 @@ export interface ReadChunk {
 export async function* emptyChunks(): AsyncIterable<ReadChunk> {}
 
 /**
- * Regroups a byte stream into messages of at most 1 MiB carrying absolute offsets. The bytes
- * stay in the pieces they arrived in: whoever puts them on the wire copies them once anyway.
+ * The size of the next message, given how many bytes are left (at most 1 MiB): at most that,
+ * at least 1. Asked once a message, as its first byte arrives.
  */
-export async function* chunked(source: AsyncIterable<Buffer>, start: number, end: number, digest: string): AsyncIterable<ReadChunk> {
+export type MessageSize = (want: number) => number;
+
+/**
+ * Regroups a byte stream into messages of at most 1 MiB (or what `size` allows) carrying
+ * absolute offsets. The bytes stay in the pieces they arrived in: whoever puts them on the wire
+ * copies them once anyway.
+ */
+export async function* chunked(source: AsyncIterable<Buffer>, start: number, end: number, digest: string, size?: MessageSize): AsyncIterable<ReadChunk> {
   let offset = start;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
+  /** The size of the message being cut; 0 until its first byte comes. */
+  let limit = 0;
   // An early return closes `source` too: for-await hands it on.
   for await (const piece of source) {
     let chunk = piece;
     while (chunk.length > 0) {
-      const room = MAX_READ_CHUNK - pendingBytes;
+      if (limit === 0) {
+        const want = Math.max(1, Math.min(MAX_READ_CHUNK, end - offset));
+        limit = size ? Math.max(1, Math.min(want, size(want))) : want;
+      }
+      const room = limit - pendingBytes;
       const take = chunk.length <= room ? chunk : chunk.subarray(0, room);
       pending.push(take);
       pendingBytes += take.length;
       chunk = chunk.subarray(take.length);
-      if (pendingBytes === MAX_READ_CHUNK) {
+      if (pendingBytes === limit) {
         yield { offset, pieces: pending };
         offset += pendingBytes;
         pending = [];
         pendingBytes = 0;
+        limit = 0;
       }
     }
   }

@@ -31,17 +31,28 @@ export function unary<Req, Res>(
   };
 }
 
+/**
+ * Follows what a stream's messages hold until they reach the connection: told of each one sent
+ * (in the order written), and once the HTTP/2 stream has closed, whatever it still held is gone.
+ */
+export interface StreamMeter {
+  sent(): void;
+  close(): void;
+}
+
 /** Wraps a server-streaming handler whose items are written with back-pressure. */
-export function serverStream<Req, Res>(
+export function serverStream<Req, Res, M extends StreamMeter = StreamMeter>(
   logger: Logger,
   method: string,
-  handler: (request: Req, call: ServerWritableStream<Req, Res>) => Promise<AsyncIterable<Res>>,
+  handler: (request: Req, call: ServerWritableStream<Req, Res>, meter: M | undefined) => Promise<AsyncIterable<Res>>,
   /** A client that takes none of the stream's messages for this long is cut off (0: never). */
   idleMs = 0,
   /** Takes the stream's place among those open at once (throws when there is none). */
   enter?: (method: string) => () => void,
+  /** A meter for each call, handed to the handler. */
+  meter?: () => M,
 ) {
-  return (call: ServerWritableStream<Req, Res>) => void stream(logger, method, handler, idleMs, enter, call);
+  return (call: ServerWritableStream<Req, Res>) => void stream(logger, method, handler, idleMs, enter, call, meter?.());
 }
 
 /** Messages a server stream may have handed to grpc-js that have not reached the transport yet. */
@@ -53,22 +64,24 @@ const MAX_UNFLUSHED = 3;
  * cancel is grpc-js's own flag and event (an AbortController a call, and its abort event,
  * were about 4% of the daemon's CPU in `ctr content get`), and flushes are counted rather than each given a promise.
  */
-async function stream<Req, Res>(
+async function stream<Req, Res, M extends StreamMeter>(
   logger: Logger,
   method: string,
-  handler: (request: Req, call: ServerWritableStream<Req, Res>) => Promise<AsyncIterable<Res>>,
+  handler: (request: Req, call: ServerWritableStream<Req, Res>, meter: M | undefined) => Promise<AsyncIterable<Res>>,
   idleMs: number,
   enter: ((method: string) => () => void) | undefined,
   call: ServerWritableStream<Req, Res>,
+  meter: M | undefined,
 ): Promise<void> {
   const started = performance.now();
-  const flow = new Flow(idleMs, method);
-  call.on('cancelled', flow.wake);
+  const flow = new Flow(idleMs, method, meter);
+  // grpc-js reports every call's HTTP/2 stream closing as 'cancelled', a completed one's too
+  call.on('cancelled', flow.closed);
   let leave: (() => void) | undefined;
   try {
     leave = enter?.(method);
     // A cancelled call stops at the next item; its source is closed as the iteration ends.
-    const items = await handler(call.request, call);
+    const items = await handler(call.request, call, meter);
     // grpc-js queues up to 16 messages per call before write() says to wait; with 1 MiB
     // Read chunks that is 16 MiB a call. Waiting for the oldest of a few messages to reach
     // the transport bounds what a call holds, while keeping the pipe full.
@@ -114,7 +127,7 @@ export class Answers<Res> {
     method: string,
   ) {
     this.flow = new Flow(idleMs, method);
-    call.on('cancelled', this.flow.wake);
+    call.on('cancelled', this.flow.closed);
   }
 
   async send(answer: Res): Promise<void> {
@@ -125,7 +138,7 @@ export class Answers<Res> {
 
   done(): void {
     this.flow.done();
-    this.call.off('cancelled', this.flow.wake);
+    this.call.off('cancelled', this.flow.closed);
   }
 }
 
@@ -141,10 +154,18 @@ class Flow {
   constructor(
     private readonly idleMs: number,
     private readonly method: string,
+    private readonly meter?: StreamMeter,
   ) {}
 
   readonly flushed = (): void => {
     this.unflushed--;
+    this.meter?.sent();
+    this.wake();
+  };
+
+  /** The call's HTTP/2 stream closed (completed or cancelled): nothing more will be sent. */
+  readonly closed = (): void => {
+    this.meter?.close();
     this.wake();
   };
 

@@ -14,6 +14,7 @@ import type { LeaseStore } from '../leases/store.js';
 import { Answers, cancelSignal, elapsed, lazyCancel, requests, serverStream, unary } from './calls.js';
 import { leaseOf, namespaces, type NamespaceOf } from './context.js';
 import { toTimestamp } from './proto.js';
+import type { ReadBudget } from './read-budget.js';
 import type { PiecewiseReadResponse } from './read-response.js';
 import { codeName, toServiceError } from './status.js';
 import type { StreamLimit } from './stream-limit.js';
@@ -27,6 +28,8 @@ export interface StreamRules {
   limit: StreamLimit;
   /** A Write stream that sends nothing for this long is ended (0: never). */
   idleMs: number;
+  /** Read message bytes not yet on the connection, daemon-wide. */
+  reads: ReadBudget;
 }
 
 export function contentHandlers(
@@ -67,10 +70,11 @@ export function contentHandlers(
     Read: serverStream(
       logger,
       'Read',
-      async (req, call): Promise<AsyncIterable<PiecewiseReadResponse>> =>
-        store.read(namespaceOf(call.metadata), req.digest, req.offset, req.size, lazyCancel(call)),
+      async (req, call, allowance): Promise<AsyncIterable<PiecewiseReadResponse>> =>
+        store.read(namespaceOf(call.metadata), req.digest, req.offset, req.size, lazyCancel(call), allowance?.next),
       streams.idleMs,
       (method) => streams.limit.enter(method),
+      () => streams.reads.open(),
     ),
 
     Status: unary(logger, 'Status', async (req, call) => ({

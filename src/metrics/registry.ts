@@ -126,6 +126,7 @@ export const gcExpiredLeases = new Counter({
 export interface Levels {
   liveIngests(): number;
   usage(): StoreUsage;
+  readBuffer(): { inUse: number; limit: number };
   touchQueued(): number;
 }
 
@@ -155,6 +156,8 @@ levelGauge('s3cs_upload_buffer_bytes', 'Bytes of upload parts held in memory now
 levelGauge('s3cs_upload_buffer_limit_bytes', 'The most bytes of upload parts held in memory (--max-buffer).', (l) => l.usage().uploadBuffer.limit);
 levelGauge('s3cs_read_ahead_bytes', 'Bytes of blob reads fetched ahead of their clients now.', (l) => l.usage().readAhead.inUse);
 levelGauge('s3cs_read_ahead_limit_bytes', 'The most bytes of blob reads fetched ahead of their clients.', (l) => l.usage().readAhead.limit);
+levelGauge('s3cs_read_buffer_bytes', 'Bytes of Read messages handed to gRPC and not yet to the connection.', (l) => l.readBuffer().inUse);
+levelGauge('s3cs_read_buffer_limit_bytes', 'The most bytes of Read messages held before they are cut to 32 KiB (--max-read-buffer).', (l) => l.readBuffer().limit);
 levelGauge('s3cs_tier_bytes', 'Bytes of blobs the local read tier keeps on disk (whole 4 KiB blocks).', (l) => l.usage().tier?.inUse ?? 0);
 levelGauge('s3cs_tier_limit_bytes', 'The most bytes the local read tier keeps (--cache-max-size; 0 without a tier).', (l) => l.usage().tier?.limit ?? 0);
 levelGauge('s3cs_touch_queue_length', 'Blob refreshes waiting in the touch queue.', (l) => l.touchQueued());

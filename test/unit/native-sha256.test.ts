@@ -69,7 +69,7 @@ describe("the native saveable SHA-256 (OpenSSL's, through native/sha256)", () =>
 
   it('refuses a state of another implementation or length with InvalidArgument naming it', async () => {
     const h = await hashes.open('sha256');
-    const state = Buffer.from(await h.save());
+    const state = Buffer.from((await h.save())!);
     const foreign = Buffer.from(state);
     foreign.write('00000000', 0, 'hex');
     await expect(hashes.open('sha256', foreign)).rejects.toMatchObject({ kind: 'invalid-argument', message: expect.stringMatching(/incompatible hash implementation/) });

@@ -1,0 +1,82 @@
+/** A message is never smaller than this while bytes remain (containerd's `ctr` reads 32 KiB at a time). */
+export const MIN_READ_MESSAGE = 32 * 1024;
+
+/**
+ * The bytes of Read messages handed to gRPC and not yet to the connection, daemon-wide. Each Read
+ * stream holds at most three such messages and cuts a fourth, so without a shared bound every
+ * open stream could hold 4 MiB while its client took nothing, 4 GiB at 1,024 streams. Here a
+ * message is cut to the size the budget has left, down to MIN_READ_MESSAGE; past the budget every
+ * message is that small. So Reads never wait on each other (a client that takes nothing only slows
+ * its own stream), and all of them hold at most the budget plus 4 × MIN_READ_MESSAGE a stream
+ * (128 MiB at 1,024 streams).
+ */
+export class ReadBudget {
+  private used = 0;
+
+  constructor(
+    readonly limit: number,
+    private readonly maxMessage = 1024 * 1024,
+  ) {}
+
+  /** Bytes granted to messages not yet on the connection. */
+  get inUse(): number {
+    return this.used;
+  }
+
+  /** One stream's share: what each of its messages may hold, given back as they are sent. */
+  open(): ReadAllowance {
+    return new ReadAllowance(this);
+  }
+
+  /** @internal */ take(want: number): number {
+    const wanted = Math.min(want, this.maxMessage);
+    const free = this.limit - this.used;
+    const granted = wanted <= free ? wanted : Math.min(wanted, Math.max(MIN_READ_MESSAGE, free));
+    this.used += granted;
+    return granted;
+  }
+
+  /** @internal */ give(bytes: number): void {
+    this.used -= bytes;
+  }
+}
+
+/**
+ * A stream's grants, oldest first: messages reach the connection in the order they were cut, so
+ * each one sent gives back the oldest grant.
+ */
+export class ReadAllowance {
+  private readonly grants: number[] = [];
+  private first = 0;
+  private closed = false;
+
+  constructor(private readonly budget: ReadBudget) {}
+
+  /** How many bytes the next message may carry (at most `want`, at least 1). */
+  readonly next = (want: number): number => {
+    if (this.closed) return Math.max(1, Math.min(want, MIN_READ_MESSAGE));
+    const granted = this.budget.take(want);
+    this.grants.push(granted);
+    return granted;
+  };
+
+  /** The oldest message reached the connection. */
+  readonly sent = (): void => {
+    if (this.first >= this.grants.length) return;
+    this.budget.give(this.grants[this.first]!);
+    this.first++;
+    if (this.first === this.grants.length) {
+      this.grants.length = 0;
+      this.first = 0;
+    }
+  };
+
+  /** The stream ended: whatever it still holds is gRPC's to drop, and counted no more. */
+  readonly close = (): void => {
+    if (this.closed) return;
+    this.closed = true;
+    for (let i = this.first; i < this.grants.length; i++) this.budget.give(this.grants[i]!);
+    this.grants.length = 0;
+    this.first = 0;
+  };
+}

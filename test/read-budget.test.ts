@@ -1,0 +1,99 @@
+import { connect, type ClientHttp2Session } from 'node:http2';
+import { connect as netConnect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { digestOf } from '../src/digest.js';
+import type { ReadContentResponse__Output } from '../src/generated/containerd/services/content/v1/ReadContentResponse.js';
+import { registry } from '../src/metrics/registry.js';
+import { collect, ns, randomBlob, startDaemon, type TestDaemon, until, writeBlob } from './support/harness.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** Bytes of Read messages the daemon counts as handed to gRPC and not yet on the connection. */
+async function readBuffer(): Promise<number> {
+  const metric = await registry.getSingleMetric('s3cs_read_buffer_bytes')!.get();
+  return metric.values[0]?.value ?? 0;
+}
+
+describe('Read messages held back by clients that take nothing, daemon-wide (--max-read-buffer)', () => {
+  let d: TestDaemon;
+  const data = randomBlob(12 * MiB + 123);
+  const digest = digestOf(data);
+  const sessions: ClientHttp2Session[] = [];
+
+  /** A Read whose client then reads nothing: HTTP/2 flow control stops the daemon's writes. */
+  function stalledRead(): void {
+    const session = connect('http://localhost', { createConnection: () => netConnect(d.socket) });
+    session.on('error', () => undefined);
+    sessions.push(session);
+    const request = Buffer.concat([Buffer.from([0x0a, digest.length]), Buffer.from(digest)]);
+    const frame = Buffer.alloc(5 + request.length);
+    frame.writeUInt32BE(request.length, 1);
+    request.copy(frame, 5);
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': '/containerd.services.content.v1.Content/Read',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      'containerd-namespace': 'test',
+    });
+    stream.on('error', () => undefined);
+    stream.end(frame);
+    stream.pause();
+  }
+
+  const sizes = async () =>
+    (await collect<ReadContentResponse__Output>(d.content().Read({ digest }, ns('test')))).map((m) => {
+      return { offset: Number(m.offset), length: m.data.length, data: m.data };
+    });
+
+  beforeAll(async () => {
+    d = await startDaemon({ backend: 'fs', flags: { maxReadBuffer: '6MiB' } });
+    await writeBlob(d.content(), 'budget-fixture', data, { expected: digest });
+  });
+  afterAll(async () => {
+    for (const s of sessions) s.destroy();
+    await d.stop();
+  });
+
+  // one Read holds at most four 1 MiB messages: within a budget of 6 MiB
+  it('sends whole 1 MiB messages while the budget has room', async () => {
+    const messages = await sizes();
+    expect(messages.slice(0, -1).every((m) => m.length === MiB)).toBe(true);
+    expect(Buffer.concat(messages.map((m) => m.data)).equals(data)).toBe(true);
+    expect(await readBuffer()).toBe(0);
+  });
+
+  it('holds at most the budget and 32 KiB messages beyond it while eight clients take nothing', async () => {
+    for (let i = 0; i < 8; i++) stalledRead();
+    // until the stalled Reads stop moving: each waits on its own unsent messages
+    let last = -1;
+    await until(async () => {
+      const now = await readBuffer();
+      const settled = now === last && now > 0;
+      last = now;
+      return settled;
+    }, 30_000, 300);
+    // the budget, and at most four 32 KiB messages a stream past it
+    expect(last).toBeGreaterThan(4 * MiB);
+    expect(last).toBeLessThanOrEqual(6 * MiB + 8 * 4 * 32 * KiB);
+  });
+
+  it('serves another client meanwhile, in smaller messages, byte for byte', async () => {
+    const messages = await sizes();
+    expect(Buffer.concat(messages.map((m) => m.data)).equals(data)).toBe(true);
+    expect(Math.max(...messages.map((m) => m.length))).toBeLessThan(MiB);
+    let offset = 0;
+    for (const m of messages) {
+      expect(m.offset).toBe(offset);
+      offset += m.length;
+    }
+  });
+
+  it('counts nothing once the stalled clients go away, and sends whole messages again', async () => {
+    for (const s of sessions.splice(0)) s.destroy();
+    await until(async () => (await readBuffer()) === 0, 10_000);
+    const messages = await sizes();
+    expect(messages.slice(0, -1).every((m) => m.length === MiB)).toBe(true);
+  });
+});

@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { MIN_READ_MESSAGE, ReadBudget } from '../../src/grpc/read-budget.js';
+import { chunked } from '../../src/content/read-chunks.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+describe('the Read budget', () => {
+  it('grants whole messages while it has room, and counts them until they are sent', () => {
+    const budget = new ReadBudget(4 * MiB);
+    const a = budget.open();
+    expect(a.next(MiB)).toBe(MiB);
+    expect(a.next(200 * KiB)).toBe(200 * KiB);
+    expect(budget.inUse).toBe(MiB + 200 * KiB);
+    a.sent();
+    expect(budget.inUse).toBe(200 * KiB);
+    a.sent();
+    expect(budget.inUse).toBe(0);
+  });
+
+  it('never grants more than one message of 1 MiB, whatever is asked', () => {
+    expect(new ReadBudget(64 * MiB).open().next(8 * MiB)).toBe(MiB);
+  });
+
+  it('cuts a message to what is left, and past the budget to 32 KiB, without making anyone wait', () => {
+    const budget = new ReadBudget(MiB + 100 * KiB);
+    const stalled = budget.open();
+    expect(stalled.next(MiB)).toBe(MiB);
+    const other = budget.open();
+    expect(other.next(MiB)).toBe(100 * KiB);
+    expect(other.next(MiB)).toBe(MIN_READ_MESSAGE);
+    expect(budget.open().next(MiB)).toBe(MIN_READ_MESSAGE);
+    // a last message smaller than the floor is not made larger
+    expect(budget.open().next(10)).toBe(10);
+  });
+
+  it('gives back what a stream still held once its HTTP/2 stream closed, and counts nothing for it after', () => {
+    const budget = new ReadBudget(8 * MiB);
+    const a = budget.open();
+    a.next(MiB);
+    a.next(MiB);
+    a.sent();
+    a.close();
+    expect(budget.inUse).toBe(0);
+    // late callbacks and messages cut after the close change nothing
+    a.sent();
+    expect(a.next(MiB)).toBe(MIN_READ_MESSAGE);
+    a.close();
+    expect(budget.inUse).toBe(0);
+  });
+
+  it('returns grants oldest first, as messages reach the connection in the order they were cut', () => {
+    const budget = new ReadBudget(2 * MiB);
+    const a = budget.open();
+    a.next(MiB);
+    a.next(300 * KiB);
+    a.next(MiB); // cut to what is left: 724 KiB
+    a.sent();
+    expect(budget.inUse).toBe(MiB);
+    a.next(MiB); // 1 MiB again
+    a.sent();
+    a.sent();
+    expect(budget.inUse).toBe(MiB);
+  });
+});
+
+async function* pieces(...sizes: number[]): AsyncIterable<Buffer> {
+  let n = 0;
+  for (const size of sizes) yield Buffer.alloc(size, n++);
+}
+
+describe('Read messages cut to the size each is granted', () => {
+  it('asks once a message, for what is left of the read (at most 1 MiB), and cuts to the answer', async () => {
+    const asked: number[] = [];
+    const grant = [40 * KiB, MiB, 10 * KiB];
+    const out = [];
+    for await (const c of chunked(pieces(64 * KiB, 3 * KiB), 100, 100 + 67 * KiB, 'sha256:x', (want) => (asked.push(want), grant.shift() ?? want))) out.push(c);
+    expect(asked).toEqual([67 * KiB, 27 * KiB]);
+    expect(out.map((c) => [c.offset, c.pieces.reduce((n, p) => n + p.length, 0)])).toEqual([
+      [100, 40 * KiB],
+      [100 + 40 * KiB, 27 * KiB],
+    ]);
+  });
+
+  it('keeps 1 MiB messages when no size is given', async () => {
+    const out = [];
+    for await (const c of chunked(pieces(MiB + 5, MiB), 0, 2 * MiB + 5, 'sha256:x')) out.push(c.pieces.reduce((n, p) => n + p.length, 0));
+    expect(out).toEqual([MiB, MiB, 5]);
+  });
+});
