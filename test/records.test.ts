@@ -1,8 +1,9 @@
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../src/blobstore/s3/index.js';
 import { digestOf } from '../src/digest.js';
+import { protos } from '../src/grpc/proto.js';
 import type { CacheRecordsClient } from '../src/generated/s3cs/records/v1/CacheRecords.js';
 import type { GetRecordResponse__Output } from '../src/generated/s3cs/records/v1/GetRecordResponse.js';
 import type { ListRecordsResponse__Output } from '../src/generated/s3cs/records/v1/ListRecordsResponse.js';
@@ -393,6 +394,71 @@ describe('CacheRecords Puts and Gets at once', () => {
     await Promise.all([...running, after]);
     expect(store.reads.filter((n) => names.includes(n))).toEqual([]);
     expect((await listKeys(d.bucket!, 'manifests/')).filter((k) => k.startsWith('manifests/waiting-cancel-'))).toEqual([]);
+  });
+
+  it('keep at most 1,024 that gave up waiting for a busy name, daemon-wide: past that a Put of any name is ResourceExhausted naming the limit, until the busy names are free', async () => {
+    // three of the four turns held, so a Put of another name can still run
+    const busy = [0, 1, 2].map((i) => `held-linger-${i}`);
+    const holders = busy.map((name) => put(name));
+    await until(() => store.held.length === 3);
+    // Each batch on a connection of its own: a server closes a connection whose client resets
+    // about a thousand streams in a burst (HTTP/2's rapid-reset defence), as cancelling them does.
+    const connections: CacheRecordsClient[] = [];
+    const connection = () => {
+      const Client = protos().records.s3cs.records.v1.CacheRecords as never as new (a: string, c: unknown, o: object) => CacheRecordsClient;
+      connections.push(new Client(`unix://${d.socket}`, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
+      return connections.at(-1)!;
+    };
+    const putOf = (records: CacheRecordsClient, name: string, done: (err: ServiceError | null) => void = () => undefined) =>
+      records.Put({ names: [name], config: cacheConfig([layer]) }, ns(), done);
+    /** Puts the daemon has seen cancelled while they waited for a busy name, by its log. */
+    const gaveUp = () =>
+      d.logs.filter((l) => l.msg === 'call' && l.code === 'CANCELLED' && /^cache record "held-linger-.*waited for earlier Puts/.test(String(l.details))).length;
+    /** 7 Puts waiting in the queue of each name, as one more Put of it, refused for its crowd, shows. */
+    const waitingOn = async (names: string[]) => {
+      const records = connection();
+      const waiting = names.flatMap((name) => Array.from({ length: 7 }, () => putOf(records, name)));
+      const probes = await Promise.all(
+        names.map(
+          (name) =>
+            new Promise<string | undefined>((resolve) => {
+              // one the daemon took to wait instead would be cancelled, and fail the test
+              const probe = putOf(records, name, (err) => (clearTimeout(timer), resolve(err?.details)));
+              const timer = setTimeout(() => probe.cancel(), 1_000);
+            }),
+        ),
+      );
+      for (const p of probes) expect(p).toMatch(/: 8 Puts or Deletes of it are in progress/);
+      return waiting;
+    };
+    /** Cancels waiting Puts, and waits until the daemon has seen each give up. */
+    const cancel = async (waiting: { cancel(): void }[]) => {
+      const seen = gaveUp() + waiting.length;
+      for (const c of waiting) c.cancel();
+      await until(() => gaveUp() === seen, 10_000, 5);
+    };
+    // Cancelled, a Put that waited for a busy name stays a link of its chain until the name is free:
+    // 1,022 of them, 7 at a time on each busy name, then one at a time.
+    for (let left = 1_022; left > 0; ) {
+      const names = busy.slice(0, Math.min(busy.length, left / 7));
+      await cancel(await waitingOn(names));
+      left -= 7 * names.length;
+    }
+    const last = await waitingOn([busy[0]!]);
+    await cancel(last.slice(0, 1));
+    expect(gaveUp()).toBe(1_023);
+    await put('linger-below');
+    await cancel(last.slice(1, 2));
+    const refused = await failure(put('linger-elsewhere'));
+    expect(refused.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(refused.details).toBe('cache record "linger-elsewhere": 1024 Puts or Deletes that gave up still wait on earlier ones to end, the most this daemon keeps; retry later');
+    // once the busy names are free, so are the links that waited for them
+    await cancel(last.slice(2));
+    for (const c of connections) c.close();
+    for (const letGo of store.held.splice(0)) letGo();
+    await Promise.all(holders);
+    await put('linger-elsewhere');
+    expect(await listKeys(d.bucket!, 'manifests/linger-')).toEqual(['manifests/linger-below', 'manifests/linger-elsewhere']);
   });
 
   it('run at most 16 Gets at once: a 17th reads its record only once one of them has ended', async () => {

@@ -271,7 +271,7 @@ export class RecordStore {
         else this.queued.delete(n);
       }
       // One that gave up waiting hands the names on only once those before it are done; until
-      // then it is a link of their chain, and at most 8 times the queue's bound may linger.
+      // then it is a link of their chain, and at most MAX_LINGERING linger, daemon-wide.
       this.lingering += 1;
       void previous.then(() => {
         this.lingering -= 1;

@@ -36,9 +36,12 @@ export interface ServingChild {
   exited: Promise<number | null>;
 }
 
-/** Starts `serve` in its own process and resolves once it logs that it is serving. */
-export function serve(args: string[], children?: ChildProcess[]): Promise<ServingChild> {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `serve` in its own process and resolves once it logs that it is serving; `nodeArgs` go
+ * to node itself, before the CLI.
+ */
+export function serve(args: string[], children?: ChildProcess[], nodeArgs: string[] = []): Promise<ServingChild> {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'serve', ...args], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   children?.push(child);
   const lines: Record<string, unknown>[] = [];
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
