@@ -15,32 +15,37 @@ async function readBuffer(): Promise<number> {
   return metric.values[0]?.value ?? 0;
 }
 
+/**
+ * A Read whose client then reads nothing: HTTP/2 flow control stops the daemon's writes. Resolves
+ * with the stream's RST_STREAM code once the daemon resets it.
+ */
+function stalledRead_(socket: string, digest: string, sessions: ClientHttp2Session[]): Promise<number> {
+  const session = connect('http://localhost', { createConnection: () => netConnect(socket) });
+  session.on('error', () => undefined);
+  sessions.push(session);
+  const request = Buffer.concat([Buffer.from([0x0a, digest.length]), Buffer.from(digest)]);
+  const frame = Buffer.alloc(5 + request.length);
+  frame.writeUInt32BE(request.length, 1);
+  request.copy(frame, 5);
+  const stream = session.request({
+    ':method': 'POST',
+    ':path': '/containerd.services.content.v1.Content/Read',
+    'content-type': 'application/grpc',
+    te: 'trailers',
+    'containerd-namespace': 'test',
+  });
+  stream.on('error', () => undefined);
+  stream.end(frame);
+  stream.pause();
+  return new Promise((resolve) => stream.on('close', () => resolve(stream.rstCode)));
+}
+
 describe('Read messages held back by clients that take nothing, daemon-wide (--max-read-buffer)', () => {
   let d: TestDaemon;
   const data = randomBlob(12 * MiB + 123);
   const digest = digestOf(data);
   const sessions: ClientHttp2Session[] = [];
-
-  /** A Read whose client then reads nothing: HTTP/2 flow control stops the daemon's writes. */
-  function stalledRead(): void {
-    const session = connect('http://localhost', { createConnection: () => netConnect(d.socket) });
-    session.on('error', () => undefined);
-    sessions.push(session);
-    const request = Buffer.concat([Buffer.from([0x0a, digest.length]), Buffer.from(digest)]);
-    const frame = Buffer.alloc(5 + request.length);
-    frame.writeUInt32BE(request.length, 1);
-    request.copy(frame, 5);
-    const stream = session.request({
-      ':method': 'POST',
-      ':path': '/containerd.services.content.v1.Content/Read',
-      'content-type': 'application/grpc',
-      te: 'trailers',
-      'containerd-namespace': 'test',
-    });
-    stream.on('error', () => undefined);
-    stream.end(frame);
-    stream.pause();
-  }
+  const stalledRead = () => void stalledRead_(d.socket, digest, sessions);
 
   const sizes = async () =>
     (await collect<ReadContentResponse__Output>(d.content().Read({ digest }, ns('test')))).map((m) => {
@@ -95,5 +100,40 @@ describe('Read messages held back by clients that take nothing, daemon-wide (--m
     await until(async () => (await readBuffer()) === 0, 10_000);
     const messages = await sizes();
     expect(messages.slice(0, -1).every((m) => m.length === MiB)).toBe(true);
+  });
+});
+
+describe('Read streams whose client takes nothing, past --stream-idle-timeout', () => {
+  let d: TestDaemon;
+  const small = randomBlob(MiB + 5);
+  const large = randomBlob(12 * MiB);
+  const sessions: ClientHttp2Session[] = [];
+
+  beforeAll(async () => {
+    d = await startDaemon({ backend: 'fs', flags: { maxStreams: '2', streamIdleTimeout: '2s', maxReadBuffer: '64MiB' } });
+    await writeBlob(d.content(), 'small', small, { expected: digestOf(small) });
+    await writeBlob(d.content(), 'large', large, { expected: digestOf(large) });
+  });
+  afterAll(async () => {
+    for (const s of sessions) s.destroy();
+    await d.stop();
+  });
+
+  it('are reset (RST_STREAM CANCEL), which frees what they held', async () => {
+    const reset = stalledRead_(d.socket, digestOf(large), sessions);
+    await until(async () => (await readBuffer()) > 0, 10_000, 50);
+    expect(await reset).toBe(8);
+    await until(async () => (await readBuffer()) === 0, 10_000, 50);
+  });
+
+  it('keep their place among --max-streams while their last messages wait for the client, until then', async () => {
+    // two messages, fewer than a Read may hand to gRPC: each Read ends at once, its bytes unsent
+    const resets = [stalledRead_(d.socket, digestOf(small), sessions), stalledRead_(d.socket, digestOf(small), sessions)];
+    await until(async () => (await readBuffer()) >= 2 * MiB, 10_000, 50);
+    const refused = await collect<ReadContentResponse__Output>(d.content().Read({ digest: digestOf(small) }, ns('test'))).catch((err: { code: number; details: string }) => err);
+    expect(refused).toMatchObject({ code: 8, details: expect.stringContaining('--max-streams 2') });
+    expect(await Promise.all(resets)).toEqual([8, 8]);
+    const messages = await collect<ReadContentResponse__Output>(d.content().Read({ digest: digestOf(small) }, ns('test')));
+    expect(Buffer.concat(messages.map((m) => m.data)).equals(small)).toBe(true);
   });
 });

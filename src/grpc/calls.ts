@@ -7,6 +7,7 @@ import type {
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { StoreError } from '../errors.js';
+import { resetStream } from './reset.js';
 import { codeName, toServiceError } from './status.js';
 
 /** Wraps an async unary handler: one debug line per call, errors mapped in one place. */
@@ -107,8 +108,7 @@ async function stream<Req, Res, M extends StreamMeter>(
     logger.debug({ method, code: codeName(mapped.code), ms: elapsed(started), details: mapped.details }, 'call');
     call.emit('error', mapped);
   } finally {
-    flow.done();
-    leave?.();
+    flow.finish(call, leave);
   }
 }
 
@@ -150,6 +150,11 @@ class Flow {
   unflushed = 0;
   private waiting: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private idle: NodeJS.Timeout | undefined;
+  /** The client took nothing for idleMs while the stream waited for room. */
+  private expired = false;
+  private isClosed = false;
+  /** Set once the stream's own work is over while messages wait for the client (see finish). */
+  private tail: { call: object; leave: (() => void) | undefined } | undefined;
 
   constructor(
     private readonly idleMs: number,
@@ -161,12 +166,17 @@ class Flow {
     this.unflushed--;
     this.meter?.sent();
     this.wake();
+    if (!this.tail) return;
+    if (this.unflushed <= 0) this.release();
+    else this.idle?.refresh();
   };
 
   /** The call's HTTP/2 stream closed (completed or cancelled): nothing more will be sent. */
   readonly closed = (): void => {
+    this.isClosed = true;
     this.meter?.close();
     this.wake();
+    this.release();
   };
 
   /** Ends a wait: room was made, or the call was cancelled (grpc-js flushes nothing then). */
@@ -187,14 +197,44 @@ class Flow {
   }
 
   private readonly timedOut = (): void => {
+    if (this.tail) return this.reset();
     const w = this.waiting;
     if (!w) return;
     this.waiting = undefined;
+    this.expired = true;
     w.reject(new StoreError('deadline-exceeded', `${this.method}: the client took nothing for ${Math.round(this.idleMs / 1000)}s (--stream-idle-timeout); stream ended`));
   };
 
   done(): void {
     clearTimeout(this.idle);
+  }
+
+  /**
+   * A server stream's own work is over (its messages written, or it failed). Messages its client
+   * has not taken yet still hold memory in gRPC, so the stream keeps its place among those open
+   * at once (`leave`) until its HTTP/2 stream closes. One whose client took nothing for idleMs is
+   * reset: a status cannot reach a client past the messages queued before it.
+   */
+  finish(call: object, leave: (() => void) | undefined): void {
+    this.tail = { call, leave };
+    if (this.isClosed || this.unflushed <= 0) return this.release();
+    if (this.expired) return this.reset();
+    if (this.idleMs <= 0) return;
+    clearTimeout(this.idle);
+    this.idle = setTimeout(this.timedOut, this.idleMs);
+  }
+
+  private reset(): void {
+    // the place goes back even where the stream cannot be reached (see resetStream)
+    if (this.tail) resetStream(this.tail.call);
+    this.release();
+  }
+
+  private release(): void {
+    clearTimeout(this.idle);
+    const leave = this.tail?.leave;
+    if (this.tail) this.tail.leave = undefined;
+    leave?.();
   }
 }
 

@@ -3,12 +3,13 @@ export const MIN_READ_MESSAGE = 32 * 1024;
 
 /**
  * The bytes of Read messages handed to gRPC and not yet to the connection, daemon-wide. Each Read
- * stream holds at most three such messages and cuts a fourth, so without a shared bound every
- * open stream could hold 4 MiB while its client took nothing, 4 GiB at 1,024 streams. Here a
- * message is cut to the size the budget has left, down to MIN_READ_MESSAGE; past the budget every
- * message is that small. So Reads never wait on each other (a client that takes nothing only slows
- * its own stream), and all of them hold at most the budget plus 4 × MIN_READ_MESSAGE a stream
- * (128 MiB at 1,024 streams).
+ * stream holds at most three such messages (it cuts the next only once one has gone), so without a
+ * shared bound every open stream could hold 3 MiB while its client took nothing, 3 GiB at 1,024
+ * streams. Here a message is cut to the size the budget has left, down to MIN_READ_MESSAGE; past
+ * the budget every message is that small. So no Read waits on another, and all of them hold at
+ * most the budget plus 3 × MIN_READ_MESSAGE a stream (96 MiB at 1,024 streams). A stream counts
+ * until its HTTP/2 stream closes (calls.ts keeps its place until then, and resets one whose client
+ * takes nothing past --stream-idle-timeout).
  */
 export class ReadBudget {
   private used = 0;
@@ -61,7 +62,7 @@ export class ReadAllowance {
   };
 
   /** The oldest message reached the connection. */
-  readonly sent = (): void => {
+  sent(): void {
     if (this.first >= this.grants.length) return;
     this.budget.give(this.grants[this.first]!);
     this.first++;
@@ -69,14 +70,14 @@ export class ReadAllowance {
       this.grants.length = 0;
       this.first = 0;
     }
-  };
+  }
 
   /** The stream ended: whatever it still holds is gRPC's to drop, and counted no more. */
-  readonly close = (): void => {
+  close(): void {
     if (this.closed) return;
     this.closed = true;
     for (let i = this.first; i < this.grants.length; i++) this.budget.give(this.grants[i]!);
     this.grants.length = 0;
     this.first = 0;
-  };
+  }
 }
