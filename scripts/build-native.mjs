@@ -16,20 +16,27 @@ function nodeGyp() {
   try {
     return createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js');
   } catch {
-    const npmDir = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm');
-    const bundled = join(npmDir, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+    const bundled = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
     return existsSync(bundled) ? bundled : undefined;
   }
 }
 
 const gyp = nodeGyp();
 const args = ['rebuild', '--directory', dir];
-// Node's own headers where they are installed beside it, so nothing is downloaded
+// Node's own headers where they are installed beside it (Debian's and nodejs.org's builds, the
+// official images); elsewhere node-gyp fetches them, which a time limit keeps from hanging
 const prefix = join(dirname(process.execPath), '..');
 if (existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
-const result = gyp ? spawnSync(process.execPath, [gyp, ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' }) : undefined;
+const result = gyp ? spawnSync(process.execPath, [gyp, ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: 180_000 }) : undefined;
 if (!result || result.status !== 0) {
-  const why = !gyp ? 'node-gyp not found' : (result.error?.message ?? `${result.stderr}`.trim().split('\n').slice(-3).join(' '));
+  let why = 'node-gyp not found';
+  if (result?.error) why = result.error.message;
+  else if (result) {
+    // the lines that say what failed, not node-gyp's closing summary
+    const lines = `${result.stdout}\n${result.stderr}`.split('\n').map((l) => l.trim()).filter(Boolean);
+    const telling = lines.filter((l) => /error|not found|cannot|could not|no such/i.test(l) && !/^gyp ERR! (node -v|node-gyp -v|not ok|cwd|command|System)/.test(l));
+    why = (telling.length > 0 ? telling : lines).slice(0, 4).join(' | ');
+  }
   console.warn(`s3-content-store: native SHA-256 not built (${why}); crash-resumable ingests will hash with WebAssembly instead`);
 } else {
   console.log('s3-content-store: built the native SHA-256 (native/sha256)');

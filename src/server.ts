@@ -108,8 +108,9 @@ export class Daemon {
     });
     const hashes = new HashWorkers();
     const nativeSha256 = loadNativeSha256();
-    if (!nativeSha256.available) {
-      logger.warn({ reason: nativeSha256.reason }, 'native SHA-256 module unavailable: crash-resumable ingests hash with WebAssembly on worker threads, about 4 times the CPU (reinstall with a C compiler, python3 and make to build it)');
+    // only crash-resumable ingests use a saveable hash
+    if (config.crashResume && !nativeSha256.available) {
+      logger.warn({ reason: nativeSha256.reason }, 'native SHA-256 not used: crash-resumable ingests hash with WebAssembly on worker threads (see README, "How a crash is survived")');
     }
     const leaseStore = new LeaseStore(store);
     const gcSources = collectorSourcesFor(store, leaseStore, () => contentStore.expectedByLiveIngests());

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from './support/harness.js';
@@ -27,5 +27,7 @@ describe('the packed package', () => {
     const help = spawnSync(bin, ['serve', '--help'], { encoding: 'utf8' });
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('s3cs.records.v1.CacheRecords');
+    // its install script built the native SHA-256 from the sources the tarball carries
+    expect(existsSync(join(prefix, 'lib', 'node_modules', 's3-content-store', 'native', 'sha256', 'build', 'Release', 'sha256_ctx.node'))).toBe(true);
   }, 240_000);
 });

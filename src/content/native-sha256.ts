@@ -1,14 +1,17 @@
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { endianness } from 'node:os';
+import { arch, endianness } from 'node:os';
 import { invalidArgument } from '../errors.js';
 import type { RunningHash, SaveableHashes } from './running-hash.js';
 
 /**
  * SHA-256 whose state can be saved, on the OpenSSL inside Node (native/sha256): with the CPU's
- * SHA instructions it hashes about 1.8 GB/s on the bench machine, against about 430 MB/s for the
+ * SHA instructions it hashes about 1.8 GB/s on the bench machine, against about 470 MB/s for the
  * WebAssembly hash on a worker thread, and it needs no worker (whose thread and heap were
- * 16-22 MiB of a busy daemon). The module is built when the package is installed; where it
- * could not be (no compiler), the WebAssembly hash serves instead.
+ * 16-22 MiB of a busy daemon). It hashes on the event loop, as Node's own hash does for other
+ * ingests: worth it only with those instructions (without them OpenSSL is about as fast as the
+ * WebAssembly hash, and would stall the loop for as long), so only then is it used. The module is
+ * built when the package is installed; where it could not be, the WebAssembly hash serves.
  *
  * Saved states keep the WebAssembly hash's format (hash-wasm 4's SHA-256 context), so ingest
  * records stay continuable across daemons of either kind and of earlier versions.
@@ -35,14 +38,19 @@ const BINDING_PATH = '../../native/sha256/build/Release/sha256_ctx.node';
 
 export type NativeSha256 = { available: true; binding: Binding } | { available: false; reason: string };
 
-/** The native module, or why there is none (not built, or a context laid out otherwise). */
-export function loadNativeSha256(path = BINDING_PATH): NativeSha256 {
+/** The native module, or why it is not used (not built, no SHA instructions, another layout). */
+export function loadNativeSha256(path = BINDING_PATH, cpu: string | undefined = cpuFlags()): NativeSha256 {
   if (endianness() !== 'LE') return { available: false, reason: 'big-endian host' };
+  if (cpu !== undefined && !/\b(sha_ni|sha2)\b/.test(cpu)) {
+    return { available: false, reason: `this ${arch()} CPU has no SHA instructions (sha_ni, sha2), without which OpenSSL is no faster` };
+  }
   let binding: Binding;
   try {
     binding = createRequire(import.meta.url)(path) as Binding;
   } catch (err) {
-    return { available: false, reason: `not built (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+    const e = err as NodeJS.ErrnoException;
+    const missing = e.code === 'MODULE_NOT_FOUND';
+    return { available: false, reason: missing ? 'not built: native/sha256 was not compiled at install' : `cannot be loaded: ${e.message}` };
   }
   if (binding.contextSize !== CTX.size) return { available: false, reason: `unexpected SHA256_CTX of ${binding.contextSize} bytes` };
   return { available: true, binding };
@@ -119,6 +127,17 @@ function loadState(ctx: Uint8Array, state: Uint8Array): void {
   ctx.set(state.subarray(WASM_STATE.buffer, WASM_STATE.buffer + num), CTX.data);
   c.setUint32(CTX.num, num, true);
   c.setUint32(CTX.mdLen, 32, true);
+}
+
+/** The CPU's flags where the system lists them (Linux), else undefined: not known, not refused. */
+function cpuFlags(): string | undefined {
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    const line = info.split('\n').find((l) => /^(flags|Features)\s*:/.test(l));
+    return line?.slice(line.indexOf(':') + 1);
+  } catch {
+    return undefined;
+  }
 }
 
 function view(bytes: Uint8Array): DataView {

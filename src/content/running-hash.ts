@@ -1,14 +1,13 @@
 import { newHasher } from '../digest.js';
 
 /**
- * A digest computed as bytes arrive. The resumable kind (see hash-workers.ts) can save its
- * state, so an ingest whose bytes already sit in the bucket can be continued after a restart
- * (by this daemon or another sharing the bucket) without reading those bytes back: S3 cannot
- * read the parts of an uncompleted multipart upload, and one under a blob's key cannot be
- * completed to be read without becoming that blob. Node's own hash is about six times faster
- * (1.5 GiB/s against about 240 MiB/s on the bench machine) but cannot be saved, so it serves
- * ingests whose stored bytes can be read back instead (the staging area, a local directory)
- * and those stored in one piece at commit, which have nothing to resume.
+ * A digest computed as bytes arrive. The resumable kind (native-sha256.ts, else hash-workers.ts)
+ * can save its state, so an ingest whose bytes already sit in the bucket can be continued after a
+ * restart (by this daemon or another sharing the bucket) without reading those bytes back: S3
+ * cannot read the parts of an uncompleted multipart upload, and one under a blob's key cannot be
+ * completed to be read without becoming that blob. Node's own hash cannot be saved; it serves
+ * ingests whose stored bytes can be read back instead (the staging area, a local directory) and
+ * those stored in one piece at commit, which have nothing to resume.
  */
 export interface RunningHash {
   readonly algorithm: string;

@@ -7,7 +7,8 @@ import type { SaveableHashes } from '../../src/content/running-hash.js';
 
 const workers = new HashWorkers(1);
 afterAll(() => workers.close());
-const native = loadNativeSha256();
+// as on a CPU with SHA instructions, so the module is tested wherever it is built
+const native = loadNativeSha256(undefined, 'fpu sse2 sha_ni avx2');
 const hashes = withNativeSha256(workers, native);
 const sha256 = (data: Uint8Array) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
@@ -55,6 +56,31 @@ describe("the native saveable SHA-256 (OpenSSL's, through native/sha256)", () =>
       expect(await acrossSave(hashes, hashes, data, cut)).toBe(sha256(data));
     });
   }
+
+  it('carries a bit count past 32 bits across the two kinds, as ingests of 512 MiB and more have', async () => {
+    // hash-wasm's state after 5 GiB and 3 bytes: what follows must hash alike in both kinds
+    const wasm = await createSHA256();
+    wasm.init();
+    wasm.update(new Uint8Array(3).fill(7));
+    const state = Buffer.from(wasm.save());
+    state.writeBigUInt64LE(5n * 2n ** 30n + 3n, WASM_STATE.count);
+    const tail = randomBytes(1000);
+    const finish = async (from: SaveableHashes, saved: Uint8Array, data: Buffer) => {
+      const h = await from.open('sha256', saved);
+      await h.update(data);
+      return h.digest();
+    };
+    const expected = await finish(workers, state, tail);
+    expect(await finish(hashes, state, tail)).toBe(expected);
+    const half = await hashes.open('sha256', state);
+    await half.update(tail.subarray(0, 500));
+    expect(await finish(workers, (await half.save())!, tail.subarray(500))).toBe(expected);
+  });
+
+  it('is not used on a CPU without SHA instructions, where OpenSSL is no faster and would hold up the event loop', () => {
+    const plain = loadNativeSha256(undefined, 'fpu sse2 avx2 aes');
+    expect(plain.available ? 'used' : plain.reason).toMatch(/no SHA instructions/);
+  });
 
   it("keeps to hash-wasm's layout of a saved SHA-256 (tag, size, digest length)", async () => {
     const wasm = await createSHA256();
