@@ -135,6 +135,37 @@ describe('Write streams, when the daemon holds back', () => {
   });
 });
 
+describe('Write streams whose client takes none of the answers, past --stream-idle-timeout', () => {
+  let d: TestDaemon;
+  beforeAll(async () => {
+    d = await startDaemon({ backend: 'fs', flags: { streamIdleTimeout: '2s' } });
+  });
+  afterAll(async () => d.stop());
+
+  it('are reset (RST_STREAM CANCEL), keeping the bytes their ingest acknowledged', async () => {
+    const session = connect('http://localhost', { createConnection: () => netConnect(d.socket) });
+    session.on('error', () => undefined);
+    const stalled = session.request({
+      ':method': 'POST',
+      ':path': '/containerd.services.content.v1.Content/Write',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      'containerd-namespace': 'test',
+    });
+    stalled.on('error', () => undefined);
+    const reset = new Promise<number>((resolve) => stalled.on('close', () => resolve(stalled.rstCode)));
+    stalled.pause();
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 20_000; i++) frames.push(grpcFrame(writeRequest('never-reads-answers', i, Buffer.from([i & 0xff]))));
+    stalled.write(Buffer.concat(frames));
+    // a status would wait behind the answers it never takes
+    expect(await reset).toBe(8);
+    const st = await call<object, { status: { offset: string | number } }>(d.content(), 'Status', { ref: 'never-reads-answers' });
+    expect(Number(st.status.offset)).toBeGreaterThan(0);
+    session.destroy();
+  }, 30_000);
+});
+
 /** A WriteContentRequest with action WRITE, encoded by hand (protobuf wire format). */
 function writeRequest(ref: string, offset: number, data: Buffer): Buffer {
   const varint = (n: number): number[] => {

@@ -103,14 +103,14 @@ describe('Read messages held back by clients that take nothing, daemon-wide (--m
   });
 });
 
-describe('Read streams whose client takes nothing, past --stream-idle-timeout', () => {
+describe('Read streams whose client takes nothing, past --stream-idle-timeout', { timeout: 30_000 }, () => {
   let d: TestDaemon;
   const small = randomBlob(MiB + 5);
   const large = randomBlob(12 * MiB);
   const sessions: ClientHttp2Session[] = [];
 
   beforeAll(async () => {
-    d = await startDaemon({ backend: 'fs', flags: { maxStreams: '2', streamIdleTimeout: '2s', maxReadBuffer: '64MiB' } });
+    d = await startDaemon({ backend: 'fs', flags: { maxStreams: '2', streamIdleTimeout: '5s', maxReadBuffer: '64MiB' } });
     await writeBlob(d.content(), 'small', small, { expected: digestOf(small) });
     await writeBlob(d.content(), 'large', large, { expected: digestOf(large) });
   });
@@ -136,4 +136,56 @@ describe('Read streams whose client takes nothing, past --stream-idle-timeout', 
     const messages = await collect<ReadContentResponse__Output>(d.content().Read({ digest: digestOf(small) }, ns('test')));
     expect(Buffer.concat(messages.map((m) => m.data)).equals(small)).toBe(true);
   });
+});
+
+describe('Read streams whose client takes a little at a time', () => {
+  let slowDaemon: TestDaemon;
+  const slowSessions: ClientHttp2Session[] = [];
+  beforeAll(async () => {
+    slowDaemon = await startDaemon({ backend: 'fs', flags: { streamIdleTimeout: '4s' } });
+  });
+  afterAll(async () => {
+    for (const s of slowSessions) s.destroy();
+    await slowDaemon.stop();
+  });
+
+  it('are not reset, however long the whole read takes, while each message reaches the client within --stream-idle-timeout', async () => {
+    const data = randomBlob(4 * MiB);
+    await writeBlob(slowDaemon.content(), 'slow', data, { expected: digestOf(data) });
+    const session = connect('http://localhost', { createConnection: () => netConnect(slowDaemon.socket) });
+    session.on('error', () => undefined);
+    slowSessions.push(session);
+    const digest = digestOf(data);
+    const request = Buffer.concat([Buffer.from([0x0a, digest.length]), Buffer.from(digest)]);
+    const frame = Buffer.alloc(5 + request.length);
+    frame.writeUInt32BE(request.length, 1);
+    request.copy(frame, 5);
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': '/containerd.services.content.v1.Content/Read',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      'containerd-namespace': 'test',
+    });
+    stream.on('error', () => undefined);
+    stream.end(frame);
+    // 32 KiB every 87 ms: each 1 MiB message reaches the client in about 2.8 s, under the 4 s limit;
+    // the Read waits for room for about 5.6 s and its last two messages take as long again, each
+    // past the limit
+    let received = 0;
+    const started = Date.now();
+    const done = new Promise<number>((resolve) => stream.on('close', () => resolve(stream.rstCode)));
+    const timer = setInterval(() => {
+      for (let chunk = stream.read(32 * KiB); chunk; chunk = null) received += (chunk as Buffer).length;
+    }, 87);
+    stream.on('end', () => clearInterval(timer));
+    const code = await done;
+    clearInterval(timer);
+    for (let chunk = stream.read(); chunk; chunk = stream.read()) received += (chunk as Buffer).length;
+    expect(code).toBe(0);
+    // the framed messages and the blob's bytes all came, and the read outlasted the idle limit
+    expect(received).toBeGreaterThan(data.length);
+    expect(Date.now() - started).toBeGreaterThan(8_000);
+  }, 30_000);
+
 });

@@ -75,7 +75,7 @@ async function stream<Req, Res, M extends StreamMeter>(
   meter: M | undefined,
 ): Promise<void> {
   const started = performance.now();
-  const flow = new Flow(idleMs, method, meter);
+  const flow = new Flow(idleMs, method, meter, logger);
   // grpc-js reports every call's HTTP/2 stream closing as 'cancelled', a completed one's too
   call.on('cancelled', flow.closed);
   let leave: (() => void) | undefined;
@@ -136,6 +136,11 @@ export class Answers<Res> {
     if (this.flow.unflushed >= MAX_UNFLUSHED) await this.flow.room(this.call);
   }
 
+  /** The client took none of the answers for the idle time: its stream must be reset, see Flow. */
+  get timedOut(): boolean {
+    return this.flow.timedOutWaiting;
+  }
+
   done(): void {
     this.flow.done();
     this.call.off('cancelled', this.flow.closed);
@@ -160,7 +165,13 @@ class Flow {
     private readonly idleMs: number,
     private readonly method: string,
     private readonly meter?: StreamMeter,
+    private readonly logger?: Logger,
   ) {}
+
+  /** The client took nothing for idleMs while the stream waited for room. */
+  get timedOutWaiting(): boolean {
+    return this.expired;
+  }
 
   readonly flushed = (): void => {
     this.unflushed--;
@@ -212,8 +223,9 @@ class Flow {
   /**
    * A server stream's own work is over (its messages written, or it failed). Messages its client
    * has not taken yet still hold memory in gRPC, so the stream keeps its place among those open
-   * at once (`leave`) until its HTTP/2 stream closes. One whose client took nothing for idleMs is
-   * reset: a status cannot reach a client past the messages queued before it.
+   * at once (`leave`) until the last of them reaches the connection, or its HTTP/2 stream closes.
+   * One whose client took nothing for idleMs is reset: a status cannot reach a client past the
+   * messages queued before it.
    */
   finish(call: object, leave: (() => void) | undefined): void {
     this.tail = { call, leave };
@@ -225,9 +237,14 @@ class Flow {
   }
 
   private reset(): void {
-    // the place goes back even where the stream cannot be reached (see resetStream)
-    if (this.tail) resetStream(this.tail.call);
-    this.release();
+    if (!this.tail) return;
+    // a reset carries no status: the log says why the client saw its stream cancelled
+    this.logger?.info({ method: this.method, idleS: Math.round(this.idleMs / 1000) }, 'stream reset: its client took nothing for --stream-idle-timeout');
+    if (resetStream(this.tail.call)) return this.release();
+    // The place stays taken until the client's connection closes the stream: what the stream
+    // holds is not freed without the reset, and a place held keeps that bounded.
+    clearTimeout(this.idle);
+    warnResetUnavailable(this.logger);
   }
 
   private release(): void {
@@ -236,6 +253,14 @@ class Flow {
     if (this.tail) this.tail.leave = undefined;
     leave?.();
   }
+}
+
+let resetWarned = false;
+
+function warnResetUnavailable(logger: Logger | undefined): void {
+  if (resetWarned || !logger) return;
+  resetWarned = true;
+  logger.warn('cannot reset an HTTP/2 stream through this grpc-js (its internals changed): streams whose clients take nothing keep their place among --max-streams, and their memory, until their connection closes');
 }
 
 /**

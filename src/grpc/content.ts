@@ -15,6 +15,7 @@ import { Answers, cancelSignal, elapsed, lazyCancel, requests, serverStream, una
 import { leaseOf, namespaces, type NamespaceOf } from './context.js';
 import { toTimestamp } from './proto.js';
 import type { ReadBudget } from './read-budget.js';
+import { resetStream } from './reset.js';
 import type { PiecewiseReadResponse } from './read-response.js';
 import { codeName, toServiceError } from './status.js';
 import type { StreamLimit } from './stream-limit.js';
@@ -184,6 +185,8 @@ async function write(
     const mapped = toServiceError(err, logger);
     logger.debug({ method: 'Write', code: codeName(mapped.code), ms: elapsed(started), details: mapped.details }, 'call');
     if (!call.cancelled) call.emit('error', mapped as ServiceError);
+    // the status would wait behind answers the client never takes, and hold the stream with them
+    if (answers.timedOut && !resetStream(call)) logger.warn('could not reset a Write stream whose client took none of its answers');
   } finally {
     answers.done();
     leave?.();
