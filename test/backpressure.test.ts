@@ -1,6 +1,4 @@
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
-import { connect } from 'node:http2';
-import { connect as netConnect } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config.js';
@@ -20,6 +18,7 @@ import {
   writeBlob,
   type TestDaemon,
 } from './support/harness.js';
+import { grpcFrame, rawCall } from './support/raw-grpc.js';
 
 describe('upload buffer budget', () => {
   let d: TestDaemon;
@@ -106,16 +105,7 @@ describe('Write streams, when the daemon holds back', () => {
     const count = 20_000;
     // A client that pipelines tiny WRITEs and reads nothing from its connection (grpc-js's own
     // client would take the answers in regardless): HTTP/2 flow control holds the answers back.
-    const session = connect('http://localhost', { createConnection: () => netConnect(d.socket) });
-    session.on('error', () => undefined);
-    const stalled = session.request({
-      ':method': 'POST',
-      ':path': '/containerd.services.content.v1.Content/Write',
-      'content-type': 'application/grpc',
-      te: 'trailers',
-      'containerd-namespace': 'test',
-    });
-    stalled.on('error', () => undefined);
+    const { session, stream: stalled } = rawCall(d.socket, '/containerd.services.content.v1.Content/Write');
     stalled.pause();
     const frames: Buffer[] = [];
     for (let i = 0; i < count; i++) frames.push(grpcFrame(writeRequest('never-reads', i, Buffer.from([i & 0xff]))));
@@ -143,23 +133,13 @@ describe('Write streams whose client takes none of the answers, past --stream-id
   afterAll(async () => d.stop());
 
   it('are reset (RST_STREAM CANCEL), keeping the bytes their ingest acknowledged', async () => {
-    const session = connect('http://localhost', { createConnection: () => netConnect(d.socket) });
-    session.on('error', () => undefined);
-    const stalled = session.request({
-      ':method': 'POST',
-      ':path': '/containerd.services.content.v1.Content/Write',
-      'content-type': 'application/grpc',
-      te: 'trailers',
-      'containerd-namespace': 'test',
-    });
-    stalled.on('error', () => undefined);
-    const reset = new Promise<number>((resolve) => stalled.on('close', () => resolve(stalled.rstCode)));
+    const { session, stream: stalled, closed } = rawCall(d.socket, '/containerd.services.content.v1.Content/Write');
     stalled.pause();
     const frames: Buffer[] = [];
     for (let i = 0; i < 20_000; i++) frames.push(grpcFrame(writeRequest('never-reads-answers', i, Buffer.from([i & 0xff]))));
     stalled.write(Buffer.concat(frames));
     // a status would wait behind the answers it never takes
-    expect(await reset).toBe(8);
+    expect(await closed).toBe(8);
     const st = await call<object, { status: { offset: string | number } }>(d.content(), 'Status', { ref: 'never-reads-answers' });
     expect(Number(st.status.offset)).toBeGreaterThan(0);
     session.destroy();
@@ -183,12 +163,6 @@ function writeRequest(ref: string, offset: number, data: Buffer): Buffer {
   ]);
 }
 
-function grpcFrame(message: Buffer): Buffer {
-  const frame = Buffer.alloc(5 + message.length);
-  frame.writeUInt32BE(message.length, 1);
-  message.copy(frame, 5);
-  return frame;
-}
 
 describe('upload buffer budget, counted per upload', () => {
   it('covers every buffered byte, also when a client sends more than it first declared', async () => {

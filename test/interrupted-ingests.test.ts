@@ -1,5 +1,3 @@
-import { connect } from 'node:http2';
-import { connect as netConnect } from 'node:net';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BlobStore } from '../src/blobstore/types.js';
@@ -8,6 +6,7 @@ import { digestOf } from '../src/digest.js';
 import type { ListStatusesResponse__Output } from '../src/generated/containerd/services/content/v1/ListStatusesResponse.js';
 import type { StatusResponse__Output } from '../src/generated/containerd/services/content/v1/StatusResponse.js';
 import { call, collect, failure, ns, randomBlob, startDaemon, type TestDaemon, until, writeBlob, WriteSession } from './support/harness.js';
+import { stalledRead } from './support/raw-grpc.js';
 
 const MiB = 1024 * 1024;
 
@@ -134,22 +133,7 @@ describe('stream limits', () => {
     const { digest } = await writeBlob(d.content(), 'read-stall', data);
     // A client that asks and then reads nothing from its connection: HTTP/2 flow control stops
     // the daemon after a window's worth, as with a stalled process at the other end of a socket.
-    const session = connect('http://localhost', { createConnection: () => netConnect(d.socket) });
-    const request = Buffer.concat([Buffer.from([0x0a, digest.length]), Buffer.from(digest)]);
-    const frame = Buffer.alloc(5 + request.length);
-    frame.writeUInt32BE(request.length, 1);
-    request.copy(frame, 5);
-    const stalled = session.request({
-      ':method': 'POST',
-      ':path': '/containerd.services.content.v1.Content/Read',
-      'content-type': 'application/grpc',
-      te: 'trailers',
-      'containerd-namespace': 'test',
-    });
-    stalled.on('error', () => undefined);
-    const reset = new Promise<number>((resolve) => stalled.on('close', () => resolve(stalled.rstCode)));
-    stalled.end(frame);
-    stalled.pause();
+    const { session, closed: reset } = stalledRead(d.socket, digest);
     // reset (CANCEL): a status could not pass the messages it has not taken
     expect(await reset).toBe(8);
     // both places are free again: the stalled Read was ended

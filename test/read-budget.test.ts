@@ -1,10 +1,10 @@
-import { connect, type ClientHttp2Session } from 'node:http2';
-import { connect as netConnect } from 'node:net';
+import type { ClientHttp2Session } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
 import type { ReadContentResponse__Output } from '../src/generated/containerd/services/content/v1/ReadContentResponse.js';
 import { registry } from '../src/metrics/registry.js';
 import { collect, ns, randomBlob, startDaemon, type TestDaemon, until, writeBlob } from './support/harness.js';
+import { grpcFrame, rawCall, stalledRead } from './support/raw-grpc.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -15,37 +15,12 @@ async function readBuffer(): Promise<number> {
   return metric.values[0]?.value ?? 0;
 }
 
-/**
- * A Read whose client then reads nothing: HTTP/2 flow control stops the daemon's writes. Resolves
- * with the stream's RST_STREAM code once the daemon resets it.
- */
-function stalledRead_(socket: string, digest: string, sessions: ClientHttp2Session[]): Promise<number> {
-  const session = connect('http://localhost', { createConnection: () => netConnect(socket) });
-  session.on('error', () => undefined);
-  sessions.push(session);
-  const request = Buffer.concat([Buffer.from([0x0a, digest.length]), Buffer.from(digest)]);
-  const frame = Buffer.alloc(5 + request.length);
-  frame.writeUInt32BE(request.length, 1);
-  request.copy(frame, 5);
-  const stream = session.request({
-    ':method': 'POST',
-    ':path': '/containerd.services.content.v1.Content/Read',
-    'content-type': 'application/grpc',
-    te: 'trailers',
-    'containerd-namespace': 'test',
-  });
-  stream.on('error', () => undefined);
-  stream.end(frame);
-  stream.pause();
-  return new Promise((resolve) => stream.on('close', () => resolve(stream.rstCode)));
-}
-
 describe('Read messages held back by clients that take nothing, daemon-wide (--max-read-buffer)', () => {
   let d: TestDaemon;
   const data = randomBlob(12 * MiB + 123);
   const digest = digestOf(data);
   const sessions: ClientHttp2Session[] = [];
-  const stalledRead = () => void stalledRead_(d.socket, digest, sessions);
+  const stalled = () => sessions.push(stalledRead(d.socket, digest).session);
 
   const sizes = async () =>
     (await collect<ReadContentResponse__Output>(d.content().Read({ digest }, ns('test')))).map((m) => {
@@ -70,7 +45,7 @@ describe('Read messages held back by clients that take nothing, daemon-wide (--m
   });
 
   it('holds at most the budget and 32 KiB messages beyond it while eight clients take nothing', async () => {
-    for (let i = 0; i < 8; i++) stalledRead();
+    for (let i = 0; i < 8; i++) stalled();
     // until the stalled Reads stop moving: each waits on its own unsent messages
     let last = -1;
     await until(async () => {
@@ -120,19 +95,21 @@ describe('Read streams whose client takes nothing, past --stream-idle-timeout', 
   });
 
   it('are reset (RST_STREAM CANCEL), which frees what they held', async () => {
-    const reset = stalledRead_(d.socket, digestOf(large), sessions);
+    const read = stalledRead(d.socket, digestOf(large));
+    sessions.push(read.session);
     await until(async () => (await readBuffer()) > 0, 10_000, 50);
-    expect(await reset).toBe(8);
+    expect(await read.closed).toBe(8);
     await until(async () => (await readBuffer()) === 0, 10_000, 50);
   });
 
   it('keep their place among --max-streams while their last messages wait for the client, until then', async () => {
     // two messages, fewer than a Read may hand to gRPC: each Read ends at once, its bytes unsent
-    const resets = [stalledRead_(d.socket, digestOf(small), sessions), stalledRead_(d.socket, digestOf(small), sessions)];
+    const reads = [stalledRead(d.socket, digestOf(small)), stalledRead(d.socket, digestOf(small))];
+    sessions.push(...reads.map((r) => r.session));
     await until(async () => (await readBuffer()) >= 2 * MiB, 10_000, 50);
     const refused = await collect<ReadContentResponse__Output>(d.content().Read({ digest: digestOf(small) }, ns('test'))).catch((err: { code: number; details: string }) => err);
     expect(refused).toMatchObject({ code: 8, details: expect.stringContaining('--max-streams 2') });
-    expect(await Promise.all(resets)).toEqual([8, 8]);
+    expect(await Promise.all(reads.map((r) => r.closed))).toEqual([8, 8]);
     const messages = await collect<ReadContentResponse__Output>(d.content().Read({ digest: digestOf(small) }, ns('test')));
     expect(Buffer.concat(messages.map((m) => m.data)).equals(small)).toBe(true);
   });
@@ -152,34 +129,20 @@ describe('Read streams whose client takes a little at a time', () => {
   it('are not reset, however long the whole read takes, while each message reaches the client within --stream-idle-timeout', async () => {
     const data = randomBlob(4 * MiB);
     await writeBlob(slowDaemon.content(), 'slow', data, { expected: digestOf(data) });
-    const session = connect('http://localhost', { createConnection: () => netConnect(slowDaemon.socket) });
-    session.on('error', () => undefined);
+    const { session, stream, closed } = rawCall(slowDaemon.socket, '/containerd.services.content.v1.Content/Read');
     slowSessions.push(session);
     const digest = digestOf(data);
-    const request = Buffer.concat([Buffer.from([0x0a, digest.length]), Buffer.from(digest)]);
-    const frame = Buffer.alloc(5 + request.length);
-    frame.writeUInt32BE(request.length, 1);
-    request.copy(frame, 5);
-    const stream = session.request({
-      ':method': 'POST',
-      ':path': '/containerd.services.content.v1.Content/Read',
-      'content-type': 'application/grpc',
-      te: 'trailers',
-      'containerd-namespace': 'test',
-    });
-    stream.on('error', () => undefined);
-    stream.end(frame);
+    stream.end(grpcFrame(Buffer.concat([Buffer.from([0x0a, digest.length]), Buffer.from(digest)])));
     // 32 KiB every 87 ms: each 1 MiB message reaches the client in about 2.8 s, under the 4 s limit;
     // the Read waits for room for about 5.6 s and its last two messages take as long again, each
     // past the limit
     let received = 0;
     const started = Date.now();
-    const done = new Promise<number>((resolve) => stream.on('close', () => resolve(stream.rstCode)));
     const timer = setInterval(() => {
       for (let chunk = stream.read(32 * KiB); chunk; chunk = null) received += (chunk as Buffer).length;
     }, 87);
     stream.on('end', () => clearInterval(timer));
-    const code = await done;
+    const code = await closed;
     clearInterval(timer);
     for (let chunk = stream.read(); chunk; chunk = stream.read()) received += (chunk as Buffer).length;
     expect(code).toBe(0);

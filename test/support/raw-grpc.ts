@@ -1,0 +1,44 @@
+import { connect, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
+import { connect as netConnect } from 'node:net';
+
+/**
+ * A gRPC call over plain HTTP/2, for clients grpc-js's own cannot play: one that takes nothing
+ * from its connection (HTTP/2 flow control then holds the daemon back), or a little at a time.
+ */
+export interface RawCall {
+  session: ClientHttp2Session;
+  stream: ClientHttp2Stream;
+  /** The stream's RST_STREAM code once it closes (0: closed normally, 8: reset with CANCEL). */
+  closed: Promise<number>;
+}
+
+export function rawCall(socket: string, method: string, namespace = 'test'): RawCall {
+  const session = connect('http://localhost', { createConnection: () => netConnect(socket) });
+  session.on('error', () => undefined);
+  const stream = session.request({
+    ':method': 'POST',
+    ':path': method,
+    'content-type': 'application/grpc',
+    te: 'trailers',
+    'containerd-namespace': namespace,
+  });
+  stream.on('error', () => undefined);
+  const closed = new Promise<number>((resolve) => stream.on('close', () => resolve(stream.rstCode)));
+  return { session, stream, closed };
+}
+
+/** A Read of a whole blob whose client then takes nothing: the daemon's writes stop at a window. */
+export function stalledRead(socket: string, digest: string): RawCall {
+  const read = rawCall(socket, '/containerd.services.content.v1.Content/Read');
+  read.stream.end(grpcFrame(Buffer.concat([Buffer.from([0x0a, digest.length]), Buffer.from(digest)])));
+  read.stream.pause();
+  return read;
+}
+
+/** A message in gRPC's length-prefixed framing, uncompressed. */
+export function grpcFrame(message: Buffer): Buffer {
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  message.copy(frame, 5);
+  return frame;
+}
