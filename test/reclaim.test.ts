@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { status } from '@grpc/grpc-js';
-import { DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BlobStore } from '../src/blobstore/types.js';
@@ -140,6 +140,35 @@ describe('Delete by reference, and the collector', () => {
     expect(fired).toBe(true);
     // the namespace still sees its Delete: Info and Read there answer NotFound
     expect(await listKeys(d.bucket!, `s3cs/v1/ns/late/deleted/${digest}`)).toEqual([`s3cs/v1/ns/late/deleted/${digest}`]);
+  });
+
+  it('asks the bucket whether a delete cut off at its deadline landed only once it had the time to, and then notes it deleted', async () => {
+    const { digest } = await writeBlob(d.content(), 'cut-off', randomBlob(950), { metadata: ns('cut') });
+    await call(d.content(), 'Delete', { digest }, ns('cut'));
+    let cut = false;
+    // S3 carries out a DELETE the client gave up on, half a second after the collector's deadline cut it off
+    const blobs = new Proxy(store, {
+      get(target, prop) {
+        if (prop === 'deleteBlob') {
+          return async (victim: string, options: { deadline?: number } = {}) => {
+            if (victim !== digest || options.deadline === undefined) return target.deleteBlob(victim, options);
+            cut = true;
+            setTimeout(() => void target.deleteBlob(victim), 500);
+            throw new Error('DELETE cut off at its deadline');
+          };
+        }
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const collector = new Collector({ ...collectorSourcesFor(store, leases), blobs }, { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300, deleteSettleMs: 1_500 });
+    await settle();
+    await collectUntil(() => collector.run({ delete: true }), async () => cut);
+    expect(cut).toBe(true);
+    expect(await stored(digest)).toBe(false);
+    // writers that read this note ask the bucket, rather than trusting bytes that are gone
+    const note = await rawS3().send(new GetObjectCommand({ Bucket: d.bucket!, Key: `s3cs/v1/reclaim/${digest}` }));
+    expect(JSON.parse(await note.Body!.transformToString())).toHaveProperty('deletedAt');
   });
 
   it('drops only the deleting namespace\'s hold: another namespace keeps the blob, and it still reads like any shared blob', async () => {

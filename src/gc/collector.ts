@@ -23,7 +23,21 @@ export interface CollectorOptions {
   onProgress?: ((stage: string, done: number) => void) | undefined;
   /** How long taking the lock waits before reading it back (tests shorten it). */
   lockSettleMs?: number | undefined;
+  /**
+   * How long after a delete was cut off at its deadline the bucket is asked whether it landed
+   * (tests shorten it). See finalBatch.
+   */
+  deleteSettleMs?: number | undefined;
 }
+
+/**
+ * A DELETE cut off at its deadline may already be with S3, which can carry it out after the
+ * client gave up. Asked at once, the bucket would still show the blob, the note would say it
+ * stays, and writers would go on trusting bytes about to go. Asked this much later (the note
+ * still final meanwhile, so writers keep waiting: they wait FINAL_WINDOW_MS and a slack of 30 s
+ * from its start), a delete that was sent has landed or will not.
+ */
+const DELETE_SETTLE_MS = 10_000;
 
 export interface Tally {
   count: number;
@@ -236,7 +250,9 @@ export class Collector {
             add(report.reclaimed, blob.size);
           } catch (err) {
             // not deleted in time, or refused: kept for a later run. One cut off after it was
-            // sent may still have landed: the bucket says which.
+            // sent may still land: the bucket says which, once it has had the time to.
+            const settled = deadline + (this.options.deleteSettleMs ?? DELETE_SETTLE_MS) - Date.now();
+            if (settled > 0) await new Promise((resolve) => setTimeout(resolve, settled));
             const there = await this.sources.blobs.statBlob(blob.digest, { fresh: true }).catch(() => undefined);
             if (!there) gone.push(blob);
             add(report.reclaimable, blob.size);
