@@ -433,9 +433,13 @@ describe('Delete by reference, and the collector', () => {
     // machine its runs may give way or find their last check too slow for a while
     const started = Date.now();
     const going = () => Date.now() - started < 10_000 || (reclaimed === 0 && Date.now() - started < 40_000);
+    // what each run did and warned of, shown should a hold or record turn out broken
+    const events: string[] = [];
+    const told = pino({ level: 'info' }, { write: (line: string) => void events.push(`${Date.now() - started} ms ${line.trim()}`) });
     const collector = async () => {
       while (going()) {
-        reclaimed += (await collect0().run({ delete: true })).reclaimed.count;
+        const report = await new Collector(collectorSourcesFor(store, leases), { graceMs: 0, touchRefreshMs: 0, logger: told, lockSettleMs: 300 }).run({ delete: true });
+        reclaimed += report.reclaimed.count;
         runs++;
       }
     };
@@ -449,7 +453,7 @@ describe('Delete by reference, and the collector', () => {
         await writeBlob(d.content(), `race-${w}-${n}`, blobs[i]!, { expected: digest, metadata: namespace }).catch((err: { code?: number }) => {
           if (err.code !== status.ALREADY_EXISTS) throw err;
         });
-        if (!(await stored(digest))) broken.push(`hold of ${digest} in race-${w}`);
+        if (!(await stored(digest))) broken.push(`hold of ${digest} in race-${w} at ${Date.now() - started} ms`);
         await call(d.content(), 'Delete', { digest }, namespace);
         if (n % 4 === 0) {
           const name = `race-${w}`;
@@ -467,7 +471,7 @@ describe('Delete by reference, and the collector', () => {
       }
     };
     await Promise.all([collector(), writer(0), writer(1), writer(2)]);
-    expect(broken).toEqual([]);
+    expect(broken, `collector runs:\n${events.slice(-40).join('\n')}`).toEqual([]);
     expect(runs).toBeGreaterThan(1);
     // the collector did take blobs while writers held and let go of them
     expect(reclaimed).toBeGreaterThan(0);
