@@ -1,12 +1,11 @@
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { credentials, loadPackageDefinition, type ClientDuplexStream } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
 import { describe, expect, it } from 'vitest';
 import type { ListContentResponse__Output } from '../src/generated/containerd/services/content/v1/ListContentResponse.js';
 import type { HealthCheckResponse__Output } from '../src/generated/grpc/health/v1/HealthCheckResponse.js';
 import { childrenOfEachTest, CLI, contentClient, healthClient, serve, type ServingChild } from './support/child.js';
 import { call, collect, ns, randomBlob, tempDir, writeBlob } from './support/harness.js';
+import { listServicesByReflection } from './support/reflection-client.js';
 
 /*
  * Modules few daemons need stay out of an idle daemon's memory until a call needs them: re2js
@@ -63,32 +62,6 @@ async function ordinaryCalls(address: string): Promise<void> {
   expect(checked.status).toBe('SERVING');
 }
 
-/** Lists the daemon's services through server reflection, as grpcurl does first. */
-async function reflectionListsServices(address: string): Promise<string[]> {
-  type Reflection = new (a: string, c: unknown) => {
-    ServerReflectionInfo(): ClientDuplexStream<object, { list_services_response?: { service: { name: string }[] } }>;
-    close(): void;
-  };
-  const definition = loadSync('grpc/reflection/v1/reflection.proto', {
-    includeDirs: [new URL('../node_modules/@grpc/reflection/build/proto', import.meta.url).pathname],
-    keepCase: true,
-  });
-  const Client = (loadPackageDefinition(definition) as never as { grpc: { reflection: { v1: { ServerReflection: Reflection } } } }).grpc.reflection.v1.ServerReflection;
-  const client = new Client(address, credentials.createInsecure());
-  try {
-    const stream = client.ServerReflectionInfo();
-    const answer = new Promise<string[]>((resolve, reject) => {
-      stream.on('data', (r) => resolve((r.list_services_response?.service ?? []).map((s: { name: string }) => s.name)));
-      stream.on('error', reject);
-    });
-    stream.write({ list_services: '' });
-    const names = await answer;
-    stream.end();
-    return names;
-  } finally {
-    client.close();
-  }
-}
 
 describe('modules a daemon loads only when a call first needs them', () => {
   it('a daemon that served ordinary calls has loaded neither re2js nor @grpc/reflection', async () => {
@@ -116,7 +89,7 @@ describe('modules a daemon loads only when a call first needs them', () => {
   it('loads @grpc/reflection at the first reflection call, and re2js still not', async () => {
     const { running, address } = await daemon();
     await ordinaryCalls(address);
-    expect(await reflectionListsServices(address)).toContain('containerd.services.content.v1.Content');
+    expect(await listServicesByReflection(address)).toContain('containerd.services.content.v1.Content');
     const loaded = await loadedModules(running);
     expect(loaded.some((f) => REFLECTION.test(f))).toBe(true);
     expect(loaded.filter((f) => RE2JS.test(f))).toEqual([]);

@@ -4,13 +4,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { credentials, loadPackageDefinition, type ClientDuplexStream } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
 import { serve } from './support/child.js';
 import { makePki } from './support/pki.js';
 import { newBucket, randomBlob, s3, tempDir, useS3Credentials, until } from './support/harness.js';
+import { listServicesByReflection } from './support/reflection-client.js';
 
 const run = promisify(execFile);
 const env = { ...process.env, CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS: '1' };
@@ -155,33 +154,8 @@ describe('access log', () => {
 });
 
 describe('server reflection', () => {
-  type Reflection = new (a: string, c: unknown) => {
-    ServerReflectionInfo(): ClientDuplexStream<object, { list_services_response?: { service: { name: string }[] } }>;
-    close(): void;
-  };
-
   /** The services the daemon lists through reflection `version`. */
-  async function listedServices(version: 'v1' | 'v1alpha'): Promise<string[]> {
-    const definition = loadSync(`grpc/reflection/${version}/reflection.proto`, {
-      includeDirs: [new URL('../node_modules/@grpc/reflection/build/proto', import.meta.url).pathname],
-      keepCase: true,
-    });
-    const Client = (loadPackageDefinition(definition) as never as { grpc: { reflection: Record<string, { ServerReflection: Reflection }> } }).grpc.reflection[version]!.ServerReflection;
-    const client = new Client(`unix://${socket}`, credentials.createInsecure());
-    try {
-      const stream = client.ServerReflectionInfo();
-      const answer = new Promise<string[]>((resolve, reject) => {
-        stream.on('data', (r) => resolve((r.list_services_response?.service ?? []).map((s: { name: string }) => s.name)));
-        stream.on('error', reject);
-      });
-      stream.write({ list_services: '' });
-      const names = await answer;
-      stream.end();
-      return names;
-    } finally {
-      client.close();
-    }
-  }
+  const listedServices = (version: 'v1' | 'v1alpha') => listServicesByReflection(`unix://${socket}`, version);
 
   const served = [
     'containerd.services.content.v1.Content',
