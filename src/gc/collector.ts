@@ -1,3 +1,4 @@
+import { isStoreError } from '../errors.js';
 import pMap from 'p-map';
 import type { Logger } from 'pino';
 import type { BlobEntry } from '../blobstore/types.js';
@@ -33,11 +34,17 @@ export interface CollectorOptions {
 /**
  * A DELETE cut off at its deadline may already be with S3, which can carry it out after the
  * client gave up. Asked at once, the bucket would still show the blob, the note would say it
- * stays, and writers would go on trusting bytes about to go. Asked this much later (the note
- * still final meanwhile, so writers keep waiting: they wait FINAL_WINDOW_MS and a slack of 30 s
- * from its start), a delete that was sent has landed or will not.
+ * stays, and writers would go on trusting bytes about to go. It is asked this much later, the
+ * note still final meanwhile, so writers keep waiting (FINAL_WINDOW_MS and a slack of 30 s from
+ * its start; past that they ask the bucket themselves, see ReclaimGuard). S3 promises no bound:
+ * this makes a late landing unlikely, not impossible.
  */
 const DELETE_SETTLE_MS = 10_000;
+
+/** S3 answered the delete with a refusal (access, a lock, a missing bucket): nothing is on its way. */
+function refusedByS3(err: unknown): boolean {
+  return isStoreError(err) && ['permission-denied', 'failed-precondition', 'invalid-argument', 'not-found'].includes(err.kind);
+}
 
 export interface Tally {
   count: number;
@@ -249,10 +256,11 @@ export class Collector {
             gone.push(blob);
             add(report.reclaimed, blob.size);
           } catch (err) {
-            // not deleted in time, or refused: kept for a later run. One cut off after it was
-            // sent may still land: the bucket says which, once it has had the time to.
+            // not deleted in time, or refused: kept for a later run. One cut off or unanswered
+            // after it was sent may still land: the bucket says which, once it has had the time
+            // to. One S3 answered with a refusal will not.
             const settled = deadline + (this.options.deleteSettleMs ?? DELETE_SETTLE_MS) - Date.now();
-            if (settled > 0) await new Promise((resolve) => setTimeout(resolve, settled));
+            if (settled > 0 && !refusedByS3(err)) await new Promise((resolve) => setTimeout(resolve, settled));
             const there = await this.sources.blobs.statBlob(blob.digest, { fresh: true }).catch(() => undefined);
             if (!there) gone.push(blob);
             add(report.reclaimable, blob.size);

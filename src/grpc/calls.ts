@@ -257,7 +257,8 @@ class Flow {
 
 let resetWarned = false;
 
-function warnResetUnavailable(logger: Logger | undefined): void {
+/** Warns, once a process, that streams cannot be reset (see resetStream). */
+export function warnResetUnavailable(logger: Logger | undefined): void {
   if (resetWarned || !logger) return;
   resetWarned = true;
   logger.warn('cannot reset an HTTP/2 stream through this grpc-js (its internals changed): streams whose clients take nothing keep their place among --max-streams, and their memory, until their connection closes');

@@ -11,7 +11,7 @@ import type { Writer } from '../content/writer.js';
 import { ContentExists, invalidArgument } from '../errors.js';
 import { leaseWrittenContent } from '../leases/lease-content.js';
 import type { LeaseStore } from '../leases/store.js';
-import { Answers, cancelSignal, elapsed, lazyCancel, requests, serverStream, unary } from './calls.js';
+import { Answers, cancelSignal, elapsed, lazyCancel, requests, serverStream, unary, warnResetUnavailable } from './calls.js';
 import { leaseOf, namespaces, type NamespaceOf } from './context.js';
 import { toTimestamp } from './proto.js';
 import type { ReadBudget } from './read-budget.js';
@@ -186,7 +186,10 @@ async function write(
     logger.debug({ method: 'Write', code: codeName(mapped.code), ms: elapsed(started), details: mapped.details }, 'call');
     if (!call.cancelled) call.emit('error', mapped as ServiceError);
     // the status would wait behind answers the client never takes, and hold the stream with them
-    if (answers.timedOut && !resetStream(call)) logger.warn('could not reset a Write stream whose client took none of its answers');
+    if (answers.timedOut) {
+      logger.info({ method: 'Write', ns, idleS: Math.round(streams.idleMs / 1000) }, 'stream reset: its client took none of its answers for --stream-idle-timeout');
+      if (!resetStream(call)) warnResetUnavailable(logger);
+    }
   } finally {
     answers.done();
     leave?.();

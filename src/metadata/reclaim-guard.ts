@@ -25,8 +25,10 @@ export class ReclaimGuard {
     }
     // No mark, or one whose collector has not begun (or gave up) its last check: that check,
     // when it comes, sees the reference written before this read.
-    if (!mark?.deletedAt) return true;
-    // Deleted once; it may have been stored again since, and caches may not know either way.
+    if (!mark?.deletedAt && !mark?.finalAt) return true;
+    // A last check whose outcome never came (a collector stopped mid-batch, or a clock ahead of
+    // the collector's ended the wait early), or bytes deleted once (they may have been stored
+    // again since, and caches may not know either way): the bucket says.
     return (await this.blobs.statBlob(digest, { fresh: true })) !== undefined;
   }
 }
