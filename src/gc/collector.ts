@@ -1,10 +1,10 @@
-import { isStoreError } from '../errors.js';
 import pMap from 'p-map';
 import type { Logger } from 'pino';
 import type { BlobEntry } from '../blobstore/types.js';
 import { LeaseStore } from '../leases/store.js';
 import { docKeys } from '../metadata/documents.js';
 import { FINAL_WINDOW_MS, ReclaimMarks, type ReclaimMark } from '../metadata/reclaim-marks.js';
+import { deleteWithin } from './deletes.js';
 import { CollectorLock } from './lock.js';
 import { recentReferences, scanRoots, type RootSources } from './roots.js';
 import { gcExpiredLeases, gcReclaimedBlobs, gcReclaimedBytes, gcRuns } from '../metrics/registry.js';
@@ -31,20 +31,6 @@ export interface CollectorOptions {
   deleteSettleMs?: number | undefined;
 }
 
-/**
- * A DELETE cut off at its deadline may already be with S3, which can carry it out after the
- * client gave up. Asked at once, the bucket would still show the blob, the note would say it
- * stays, and writers would go on trusting bytes about to go. It is asked this much later, the
- * note still final meanwhile, so writers keep waiting (FINAL_WINDOW_MS and a slack of 30 s from
- * its start; past that they ask the bucket themselves, see ReclaimGuard). S3 promises no bound:
- * this makes a late landing unlikely, not impossible.
- */
-const DELETE_SETTLE_MS = 10_000;
-
-/** S3 answered the delete with a refusal (access, a lock, a missing bucket): nothing is on its way. */
-function refusedByS3(err: unknown): boolean {
-  return isStoreError(err) && ['permission-denied', 'failed-precondition', 'invalid-argument', 'not-found'].includes(err.kind);
-}
 
 export interface Tally {
   count: number;
@@ -248,27 +234,10 @@ export class Collector {
       for (const { blob } of doomed) add(report.reclaimable, blob.size);
       this.options.logger.warn({ ms: Math.round(performance.now() - started), blobs: doomed.length }, 'collector: last check too slow, deleting nothing of this batch');
     } else {
-      await pMap(
-        doomed,
-        async ({ blob }) => {
-          try {
-            await this.sources.blobs.deleteBlob(blob.digest, { deadline });
-            gone.push(blob);
-            add(report.reclaimed, blob.size);
-          } catch (err) {
-            // not deleted in time, or refused: kept for a later run. One cut off or unanswered
-            // after it was sent may still land: the bucket says which, once it has had the time
-            // to. One S3 answered with a refusal will not.
-            const settled = deadline + (this.options.deleteSettleMs ?? DELETE_SETTLE_MS) - Date.now();
-            if (settled > 0 && !refusedByS3(err)) await new Promise((resolve) => setTimeout(resolve, settled));
-            const there = await this.sources.blobs.statBlob(blob.digest, { fresh: true }).catch(() => undefined);
-            if (!there) gone.push(blob);
-            add(report.reclaimable, blob.size);
-            this.options.logger.warn({ err, digest: blob.digest }, 'collector: delete not done in its window');
-          }
-        },
-        { concurrency: 16 },
-      );
+      const outcome = await deleteWithin(this.sources.blobs, doomed.map((d) => d.blob), deadline, this.options.logger, this.options.deleteSettleMs);
+      gone.push(...outcome.gone);
+      for (const blob of outcome.deleted) add(report.reclaimed, blob.size);
+      for (const blob of outcome.kept) add(report.reclaimable, blob.size);
     }
     const deletedAt = new Date().toISOString();
     // Deleted (or not found after a delete cut off): the note says so, which makes writers ask

@@ -1,0 +1,54 @@
+import pMap from 'p-map';
+import type { Logger } from 'pino';
+import type { BlobEntry, BlobStore } from '../blobstore/types.js';
+import { isStoreError } from '../errors.js';
+
+/**
+ * A DELETE cut off at its deadline may already be with S3, which can carry it out after the
+ * client gave up. Asked at once, the bucket would still show the blob, the note would say it
+ * stays, and writers would go on trusting bytes about to go. It is asked this much later, the
+ * note still final meanwhile, so writers keep waiting (FINAL_WINDOW_MS and a slack of 30 s from
+ * its start; past that they ask the bucket themselves, see ReclaimGuard). S3 promises no bound:
+ * this makes a late landing unlikely, not impossible.
+ */
+const DELETE_SETTLE_MS = 10_000;
+
+export interface DeleteOutcome {
+  /** Deleted by this call. */
+  deleted: BlobEntry[];
+  /** Not deleted in time, or refused: kept for a later run. */
+  kept: BlobEntry[];
+  /** Not stored any more, whether this call's delete said so or the bucket after it failed. */
+  gone: BlobEntry[];
+}
+
+/** A final batch's deletes, none landing after `deadline` unless S3 carries out one cut off. */
+export async function deleteWithin(blobs: BlobStore, doomed: BlobEntry[], deadline: number, logger: Logger, settleMs = DELETE_SETTLE_MS): Promise<DeleteOutcome> {
+  const outcome: DeleteOutcome = { deleted: [], kept: [], gone: [] };
+  await pMap(
+    doomed,
+    async (blob) => {
+      try {
+        await blobs.deleteBlob(blob.digest, { deadline });
+        outcome.deleted.push(blob);
+        outcome.gone.push(blob);
+      } catch (err) {
+        // One cut off or unanswered after it was sent may still land: the bucket says which,
+        // once it has had the time to. One S3 answered with a refusal will not.
+        const settled = deadline + settleMs - Date.now();
+        if (settled > 0 && !refusedByS3(err)) await new Promise((resolve) => setTimeout(resolve, settled));
+        const there = await blobs.statBlob(blob.digest, { fresh: true }).catch(() => undefined);
+        if (!there) outcome.gone.push(blob);
+        outcome.kept.push(blob);
+        logger.warn({ err, digest: blob.digest }, 'collector: delete not done in its window');
+      }
+    },
+    { concurrency: 16 },
+  );
+  return outcome;
+}
+
+/** S3 answered the delete with a refusal (access, a lock, a missing bucket): nothing is on its way. */
+function refusedByS3(err: unknown): boolean {
+  return isStoreError(err) && ['permission-denied', 'failed-precondition', 'invalid-argument', 'not-found'].includes(err.kind);
+}
