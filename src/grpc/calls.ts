@@ -125,8 +125,9 @@ export class Answers<Res> {
     private readonly call: ServerDuplexStream<unknown, Res>,
     idleMs: number,
     method: string,
+    logger?: Logger,
   ) {
-    this.flow = new Flow(idleMs, method);
+    this.flow = new Flow(idleMs, method, undefined, logger);
     call.on('cancelled', this.flow.closed);
   }
 
@@ -136,14 +137,13 @@ export class Answers<Res> {
     if (this.flow.unflushed >= MAX_UNFLUSHED) await this.flow.room(this.call);
   }
 
-  /** The client took none of the answers for the idle time: its stream must be reset, see Flow. */
-  get timedOut(): boolean {
-    return this.flow.timedOutWaiting;
-  }
-
+  /**
+   * The stream is over. One whose client took none of the answers for the idle time is reset, as
+   * a server stream is (see Flow.finish): its status would wait behind those answers.
+   */
   done(): void {
-    this.flow.done();
     this.call.off('cancelled', this.flow.closed);
+    this.flow.finish(this.call, undefined, { onlyIfTimedOut: true });
   }
 }
 
@@ -167,11 +167,6 @@ class Flow {
     private readonly meter?: StreamMeter,
     private readonly logger?: Logger,
   ) {}
-
-  /** The client took nothing for idleMs while the stream waited for room. */
-  get timedOutWaiting(): boolean {
-    return this.expired;
-  }
 
   readonly flushed = (): void => {
     this.unflushed--;
@@ -216,10 +211,6 @@ class Flow {
     w.reject(new StoreError('deadline-exceeded', `${this.method}: the client took nothing for ${Math.round(this.idleMs / 1000)}s (--stream-idle-timeout); stream ended`));
   };
 
-  done(): void {
-    clearTimeout(this.idle);
-  }
-
   /**
    * A server stream's own work is over (its messages written, or it failed). Messages its client
    * has not taken yet still hold memory in gRPC, so the stream keeps its place among those open
@@ -227,8 +218,9 @@ class Flow {
    * One whose client took nothing for idleMs is reset: a status cannot reach a client past the
    * messages queued before it.
    */
-  finish(call: object, leave: (() => void) | undefined): void {
+  finish(call: object, leave: (() => void) | undefined, options: { onlyIfTimedOut?: boolean } = {}): void {
     this.tail = { call, leave };
+    if (options.onlyIfTimedOut && !this.expired) return this.release();
     if (this.isClosed || this.unflushed <= 0) return this.release();
     if (this.expired) return this.reset();
     if (this.idleMs <= 0) return;
@@ -258,7 +250,7 @@ class Flow {
 let resetWarned = false;
 
 /** Warns, once a process, that streams cannot be reset (see resetStream). */
-export function warnResetUnavailable(logger: Logger | undefined): void {
+function warnResetUnavailable(logger: Logger | undefined): void {
   if (resetWarned || !logger) return;
   resetWarned = true;
   logger.warn('cannot reset an HTTP/2 stream through this grpc-js (its internals changed): streams whose clients take nothing keep their place among --max-streams, and their memory, until their connection closes');

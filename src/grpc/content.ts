@@ -11,11 +11,10 @@ import type { Writer } from '../content/writer.js';
 import { ContentExists, invalidArgument } from '../errors.js';
 import { leaseWrittenContent } from '../leases/lease-content.js';
 import type { LeaseStore } from '../leases/store.js';
-import { Answers, cancelSignal, elapsed, lazyCancel, requests, serverStream, unary, warnResetUnavailable } from './calls.js';
+import { Answers, cancelSignal, elapsed, lazyCancel, requests, serverStream, unary } from './calls.js';
 import { leaseOf, namespaces, type NamespaceOf } from './context.js';
 import { toTimestamp } from './proto.js';
 import type { ReadBudget } from './read-budget.js';
-import { resetStream } from './reset.js';
 import type { PiecewiseReadResponse } from './read-response.js';
 import { codeName, toServiceError } from './status.js';
 import type { StreamLimit } from './stream-limit.js';
@@ -115,7 +114,7 @@ async function write(
   let received = 0;
   // a wait for buffer space ends when the client goes away, giving its place up
   const signal = cancelSignal(call);
-  const answers = new Answers(call, streams.idleMs, 'Write');
+  const answers = new Answers(call, streams.idleMs, 'Write', logger);
   const release = async () => {
     const held = writer;
     writer = undefined;
@@ -185,11 +184,6 @@ async function write(
     const mapped = toServiceError(err, logger);
     logger.debug({ method: 'Write', code: codeName(mapped.code), ms: elapsed(started), details: mapped.details }, 'call');
     if (!call.cancelled) call.emit('error', mapped as ServiceError);
-    // the status would wait behind answers the client never takes, and hold the stream with them
-    if (answers.timedOut) {
-      logger.info({ method: 'Write', ns, idleS: Math.round(streams.idleMs / 1000) }, 'stream reset: its client took none of its answers for --stream-idle-timeout');
-      if (!resetStream(call)) warnResetUnavailable(logger);
-    }
   } finally {
     answers.done();
     leave?.();
