@@ -138,12 +138,12 @@ export class Answers<Res> {
   }
 
   /**
-   * The stream is over. One whose client took none of the answers for the idle time is reset, as
-   * a server stream is (see Flow.finish): its status would wait behind those answers.
+   * The stream is over: as a server stream's (see Flow.finish), its place (`leave`) is kept while
+   * answers wait for its client, and a client that takes none of them for the idle time has its
+   * stream reset, as its status would wait behind them.
    */
-  done(): void {
-    this.call.off('cancelled', this.flow.closed);
-    this.flow.finish(this.call, undefined, { onlyIfTimedOut: true });
+  done(leave: (() => void) | undefined): void {
+    this.flow.finish(this.call, leave);
   }
 }
 
@@ -218,9 +218,8 @@ class Flow {
    * One whose client took nothing for idleMs is reset: a status cannot reach a client past the
    * messages queued before it.
    */
-  finish(call: object, leave: (() => void) | undefined, options: { onlyIfTimedOut?: boolean } = {}): void {
+  finish(call: object, leave: (() => void) | undefined): void {
     this.tail = { call, leave };
-    if (options.onlyIfTimedOut && !this.expired) return this.release();
     if (this.isClosed || this.unflushed <= 0) return this.release();
     if (this.expired) return this.reset();
     if (this.idleMs <= 0) return;

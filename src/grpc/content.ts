@@ -185,8 +185,7 @@ async function write(
     logger.debug({ method: 'Write', code: codeName(mapped.code), ms: elapsed(started), details: mapped.details }, 'call');
     if (!call.cancelled) call.emit('error', mapped as ServiceError);
   } finally {
-    answers.done();
-    leave?.();
+    answers.done(leave);
   }
 }
 
