@@ -38,10 +38,10 @@ export interface ServingChild {
 
 /**
  * Starts `serve` in its own process and resolves once it logs that it is serving; `nodeArgs` go
- * to node itself, before the CLI.
+ * to node itself, before the CLI; `cli` is the CLI of another installation of the package.
  */
-export function serve(args: string[], children?: ChildProcess[], nodeArgs: string[] = []): Promise<ServingChild> {
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'serve', ...args], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+export function serve(args: string[], children?: ChildProcess[], nodeArgs: string[] = [], cli = CLI): Promise<ServingChild> {
+  const child = spawn(process.execPath, [...nodeArgs, cli, 'serve', ...args], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   children?.push(child);
   const lines: Record<string, unknown>[] = [];
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

@@ -1,0 +1,60 @@
+import { copyFileSync, cpSync, rmSync, symlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadNativeSha256 } from '../src/content/native-sha256.js';
+import { childrenOfEachTest, CLI, serve } from './support/child.js';
+import { tempDir } from './support/harness.js';
+
+/*
+ * Crash-resumable ingests hash with the native SHA-256 where it is built and the CPU has SHA
+ * instructions; elsewhere they hash with WebAssembly on worker threads, slower and costlier, and
+ * the daemon says so once at start, naming why. The daemons here run `serve` from dist/ in their
+ * own process on a local directory, as a user starts them, and their log is read.
+ */
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const { children } = childrenOfEachTest();
+
+/**
+ * The package as installed where its native module could not be built (no C compiler at
+ * install): the built CLI and what it reads beside it, without native/sha256/build.
+ */
+function installedWithoutNativeModule(): string {
+  const dir = tempDir('s3cs-no-native-');
+  cpSync(join(ROOT, 'dist'), join(dir, 'dist'), { recursive: true });
+  copyFileSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
+  symlinkSync(join(ROOT, 'proto'), join(dir, 'proto'));
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  return join(dir, 'dist', 'cli.js');
+}
+
+/** The warnings a daemon started with `flags` logged before it served. */
+async function nativeWarnings(cli: string, flags: string[] = []): Promise<Record<string, unknown>[]> {
+  const dir = tempDir('s3cs-native-warn-');
+  const { lines } = await serve(['--address', `unix://${join(dir, 'content.sock')}`, '--root', join(dir, 'root'), ...flags], children, [], cli);
+  return lines.filter((l) => String(l.msg).startsWith('native SHA-256 not used'));
+}
+
+describe('the warning at start that crash-resumable ingests hash without the native SHA-256', () => {
+  let withoutModule: string;
+  beforeAll(() => {
+    withoutModule = installedWithoutNativeModule();
+  });
+  afterAll(() => rmSync(dirname(dirname(withoutModule)), { recursive: true, force: true }));
+
+  it('is logged once, naming why, by a daemon whose native module was not built', async () => {
+    expect(await nativeWarnings(withoutModule)).toEqual([
+      expect.objectContaining({ level: 40, reason: 'not built: native/sha256 was not compiled at install' }),
+    ]);
+  });
+
+  it('is not logged under --no-crash-resume, whose ingests need no hash that can be saved', async () => {
+    expect(await nativeWarnings(withoutModule, ['--no-crash-resume'])).toEqual([]);
+  });
+
+  // where this machine's CPU lacks SHA instructions the daemon rightly warns (the unit test of
+  // loadNativeSha256 covers that reason)
+  it.skipIf(!loadNativeSha256().available)('is not logged by a daemon that uses the native module', async () => {
+    expect(await nativeWarnings(CLI)).toEqual([]);
+  });
+});
