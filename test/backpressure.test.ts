@@ -1,6 +1,8 @@
+import { status } from '@grpc/grpc-js';
+import { constants, type ClientHttp2Session } from 'node:http2';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config.js';
 import { digestOf } from '../src/digest.js';
 import { openBlobStore } from '../src/server.js';
@@ -18,7 +20,7 @@ import {
   writeBlob,
   type TestDaemon,
 } from './support/harness.js';
-import { grpcFrame, rawCall } from './support/raw-grpc.js';
+import { grpcFrame, rawCall, type RawCall } from './support/raw-grpc.js';
 
 describe('upload buffer budget', () => {
   let d: TestDaemon;
@@ -144,6 +146,86 @@ describe('Write streams whose client takes none of the answers, past --stream-id
     expect(Number(st.status.offset)).toBeGreaterThan(0);
     session.destroy();
   }, 30_000);
+});
+
+/**
+ * The answers of a Write stream hold memory in gRPC until they reach the connection, so a stream
+ * that ended (its client idle, a bad ref, a half-close) while they wait keeps its place among
+ * --max-streams until then, or until its HTTP/2 stream is reset or closed. Its client here grants
+ * no room for answers at all (an HTTP/2 stream window of 0), so every answer waits.
+ */
+describe('a Write stream that ended while its answers wait for its client', () => {
+  const WRITE = '/containerd.services.content.v1.Content/Write';
+  let d: TestDaemon;
+  let client: ContentClient;
+  const sessions: ClientHttp2Session[] = [];
+  beforeAll(async () => {
+    d = await startDaemon({ backend: 'fs', flags: { maxStreams: '1', streamIdleTimeout: '2s' } });
+    client = d.content();
+  });
+  // each test starts with the one place free, whatever the one before left
+  afterEach(async () => {
+    for (const s of sessions.splice(0)) s.destroy();
+    await until(placeFree, 10_000, 50);
+  });
+  afterAll(async () => d.stop());
+
+  /** A Write stream whose client takes none of its answers, having sent one WRITE. */
+  const answersUntaken = (ref: string): RawCall => {
+    const write = rawCall(d.socket, WRITE, { streamWindow: 0 });
+    sessions.push(write.session);
+    write.stream.write(grpcFrame(writeRequest(ref, 0, Buffer.from('abc'))));
+    return write;
+  };
+  /** Write streams whose handler has ended so far (each logs one `call` line as it ends). */
+  const writesEnded = () => d.logs.filter((l) => l.msg === 'call' && l.method === 'Write').length;
+  /** Whether a new Write stream is given a place: true when it is answered, false when refused for --max-streams. */
+  const placeFree = async (): Promise<boolean> => {
+    const probe = new WriteSession(client);
+    try {
+      await probe.send({ action: 'STAT', ref: 'probe' });
+    } catch (err) {
+      expect(err).toMatchObject({ code: status.RESOURCE_EXHAUSTED, details: expect.stringContaining('--max-streams 1') });
+      return false;
+    }
+    probe.close();
+    await probe.ended;
+    return true;
+  };
+
+  const endings: [string, (write: RawCall) => void][] = [
+    ['its client half-closed it', (write) => void write.stream.end()],
+    ['it named another ref (InvalidArgument)', (write) => void write.stream.write(grpcFrame(writeRequest('another-ref', 3, Buffer.from('d'))))],
+    ['its client sent nothing for --stream-idle-timeout', () => undefined],
+  ];
+  for (const [ending, end] of endings) {
+    it(`keeps its place after ${ending}, until its client resets it`, async () => {
+      const before = writesEnded();
+      const write = answersUntaken(`ended-${before}`);
+      end(write);
+      await until(() => writesEnded() > before, 10_000, 20);
+      expect(await placeFree()).toBe(false);
+      write.stream.close(constants.NGHTTP2_CANCEL);
+      // well before the daemon would reset it itself, --stream-idle-timeout after it ended
+      await until(placeFree, 1_000, 50);
+    });
+  }
+
+  it('gives its place back once its client takes the answers', async () => {
+    const before = writesEnded();
+    const write = answersUntaken('taken-late');
+    write.stream.end();
+    await until(() => writesEnded() > before, 10_000, 20);
+    write.session.settings({ initialWindowSize: 65_535 });
+    await until(placeFree, 1_000, 50);
+  });
+
+  it('is reset (RST_STREAM CANCEL) once its client took nothing for --stream-idle-timeout, which gives its place back', async () => {
+    const write = answersUntaken('reset-by-daemon');
+    write.stream.end();
+    expect(await write.closed).toBe(8);
+    await until(placeFree, 1_000, 50);
+  }, 10_000);
 });
 
 /** A WriteContentRequest with action WRITE, encoded by hand (protobuf wire format). */

@@ -12,15 +12,21 @@ export interface RawCall {
   closed: Promise<number>;
 }
 
-export function rawCall(socket: string, method: string, namespace = 'test'): RawCall {
-  const session = connect('http://localhost', { createConnection: () => netConnect(socket) });
+/**
+ * `streamWindow` is the room the client grants each of its streams for the daemon's messages
+ * (HTTP/2's initial window): with 0 every message the daemon sends waits for the client, until
+ * it gives room (`session.settings({ initialWindowSize })`).
+ */
+export function rawCall(socket: string, method: string, options: { namespace?: string; streamWindow?: number } = {}): RawCall {
+  const settings = options.streamWindow === undefined ? {} : { initialWindowSize: options.streamWindow };
+  const session = connect('http://localhost', { createConnection: () => netConnect(socket), settings });
   session.on('error', () => undefined);
   const stream = session.request({
     ':method': 'POST',
     ':path': method,
     'content-type': 'application/grpc',
     te: 'trailers',
-    'containerd-namespace': namespace,
+    'containerd-namespace': options.namespace ?? 'test',
   });
   stream.on('error', () => undefined);
   const closed = new Promise<number>((resolve) => stream.on('close', () => resolve(stream.rstCode)));
