@@ -41,11 +41,14 @@ export interface StreamMeter {
   close(): void;
 }
 
+/** A server stream's messages: made as they go, or all known at once (a small Read). */
+export type StreamItems<Res> = AsyncIterable<Res> | readonly Res[];
+
 /** Wraps a server-streaming handler whose items are written with back-pressure. */
 export function serverStream<Req, Res, M extends StreamMeter = StreamMeter>(
   logger: Logger,
   method: string,
-  handler: (request: Req, call: ServerWritableStream<Req, Res>, meter: M | undefined) => Promise<AsyncIterable<Res>>,
+  handler: (request: Req, call: ServerWritableStream<Req, Res>, meter: M | undefined) => Promise<StreamItems<Res>>,
   /** A client that takes none of the stream's messages for this long is cut off (0: never). */
   idleMs = 0,
   /** Takes the stream's place among those open at once (throws when there is none). */
@@ -68,7 +71,7 @@ const MAX_UNFLUSHED = 3;
 async function stream<Req, Res, M extends StreamMeter>(
   logger: Logger,
   method: string,
-  handler: (request: Req, call: ServerWritableStream<Req, Res>, meter: M | undefined) => Promise<AsyncIterable<Res>>,
+  handler: (request: Req, call: ServerWritableStream<Req, Res>, meter: M | undefined) => Promise<StreamItems<Res>>,
   idleMs: number,
   enter: ((method: string) => () => void) | undefined,
   call: ServerWritableStream<Req, Res>,
@@ -86,12 +89,21 @@ async function stream<Req, Res, M extends StreamMeter>(
     // grpc-js queues up to 16 messages per call before write() says to wait; with 1 MiB
     // Read chunks that is 16 MiB a call. Waiting for the oldest of a few messages to reach
     // the transport bounds what a call holds, while keeping the pipe full.
-    for await (const item of items) {
-      if (call.cancelled) break;
-      flow.unflushed++;
-      call.write(item, flow.flushed);
-      if (flow.unflushed >= MAX_UNFLUSHED) await flow.room(call);
-      if (call.cancelled) break;
+    if (isList(items)) {
+      // known at once (a small Read): no async iteration around them
+      for (const item of items) {
+        if (call.cancelled) break;
+        const wait = put(call, flow, item);
+        if (wait) await wait;
+      }
+    } else {
+      for await (const item of items) {
+        if (call.cancelled) break;
+        const wait = put(call, flow, item);
+        if (wait) await wait;
+        // checked before the next item is asked for: making it may start a read
+        if (call.cancelled) break;
+      }
     }
     if (call.cancelled) {
       logger.debug({ method, code: 'CANCELLED', ms: elapsed(started) }, 'call');
@@ -110,6 +122,17 @@ async function stream<Req, Res, M extends StreamMeter>(
   } finally {
     flow.finish(call, leave);
   }
+}
+
+/** Hands a message to grpc-js; a wait when the stream holds as many unsent as it may. */
+function put<Res>(call: ServerWritableStream<unknown, Res>, flow: Flow, item: Res): Promise<void> | undefined {
+  flow.unflushed++;
+  call.write(item, flow.flushed);
+  return flow.unflushed >= MAX_UNFLUSHED ? flow.room(call) : undefined;
+}
+
+function isList<T>(items: StreamItems<T>): items is readonly T[] {
+  return Array.isArray(items);
 }
 
 /**
