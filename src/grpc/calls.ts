@@ -209,11 +209,11 @@ class Flow {
   };
 
   /** Ends a wait: room was made, or the call was cancelled (grpc-js flushes nothing then). */
-  readonly wake = (): void => {
+  private wake(): void {
     const w = this.waiting;
     this.waiting = undefined;
     w?.resolve();
-  };
+  }
 
   room(call: { cancelled: boolean }): Promise<void> {
     if (call.cancelled || this.unflushed < MAX_UNFLUSHED) return Promise.resolve();
@@ -221,18 +221,19 @@ class Flow {
       this.waiting = { resolve, reject };
       if (this.idleMs <= 0) return;
       if (this.idle) this.idle.refresh();
-      else this.idle = setTimeout(this.timedOut, this.idleMs);
+      else this.idle = setTimeout(idleFor, this.idleMs, this);
     });
   }
 
-  private readonly timedOut = (): void => {
+  /** @internal the client took nothing for idleMs (see idleFor) */
+  timedOut(): void {
     if (this.tail) return this.reset();
     const w = this.waiting;
     if (!w) return;
     this.waiting = undefined;
     this.expired = true;
     w.reject(new StoreError('deadline-exceeded', `${this.method}: the client took nothing for ${Math.round(this.idleMs / 1000)}s (--stream-idle-timeout); stream ended`));
-  };
+  }
 
   /**
    * A server stream's own work is over (its messages written, or it failed). Messages its client
@@ -246,8 +247,18 @@ class Flow {
     if (this.isClosed || this.unflushed <= 0) return this.release();
     if (this.expired) return this.reset();
     if (this.idleMs <= 0) return;
+    // Armed at the end of this turn of the event loop, for all streams ending in it at once: the
+    // last message of nearly every Read reaches the connection by then, and a timer for each of
+    // the thousands of Reads of a `ctr content get` was work for nothing.
+    tails.push(this);
+    tailCheck ??= setImmediate(armTails);
+  }
+
+  /** @internal still waiting for its client at the end of the turn it ended in: its idle timer starts */
+  armTail(): void {
+    if (this.isClosed || this.unflushed <= 0 || !this.tail) return;
     clearTimeout(this.idle);
-    this.idle = setTimeout(this.timedOut, this.idleMs);
+    this.idle = setTimeout(idleFor, this.idleMs, this);
   }
 
   private reset(): void {
@@ -267,6 +278,22 @@ class Flow {
     if (this.tail) this.tail.leave = undefined;
     leave?.();
   }
+}
+
+/** Streams that ended this turn with messages still to reach their clients (see Flow.finish). */
+let tails: Flow[] = [];
+let tailCheck: NodeJS.Immediate | undefined;
+
+function armTails(): void {
+  const ended = tails;
+  tails = [];
+  tailCheck = undefined;
+  for (const flow of ended) flow.armTail();
+}
+
+/** A stream's idle timer: a plain function and the flow, so no stream makes a closure for it. */
+function idleFor(flow: Flow): void {
+  flow.timedOut();
 }
 
 let resetWarned = false;

@@ -12,7 +12,21 @@ const PIECE = 1 << 20;
  * short) hands the rest of the read to `rest`, which reads S3: the tier never fails a read that
  * S3 can answer.
  */
-export async function readFromDisk(
+export function readFromDisk(
+  files: OpenFiles,
+  windows: ReadWindows,
+  path: string,
+  offset: number,
+  length: number,
+  size: number,
+  rest: (position: number, err: unknown) => Promise<ReadSource>,
+): ReadSource | Promise<ReadSource> {
+  if (length >= windows.size) return streamFromDisk(files, path, offset, length, rest);
+  const held = windows.readHeld(path, offset, length);
+  return held ? [held] : readSmall(files, windows, path, offset, length, size, rest);
+}
+
+async function readSmall(
   files: OpenFiles,
   windows: ReadWindows,
   path: string,
@@ -21,7 +35,6 @@ export async function readFromDisk(
   size: number,
   rest: (position: number, err: unknown) => Promise<ReadSource>,
 ): Promise<ReadSource> {
-  if (length >= windows.size) return streamFromDisk(files, path, offset, length, rest);
   try {
     return [await windows.read(path, offset, length, size, (at, n) => files.read(path, at, n))];
   } catch (err) {

@@ -43,15 +43,22 @@ export class ReadWindows {
    * holds them, else read by `readFile`, with a window ahead when the Read goes on a run.
    */
   async read(path: string, position: number, length: number, fileSize: number, readFile: ReadFile): Promise<Buffer> {
+    const held = this.readHeld(path, position, length);
+    if (held) return held;
     const returned = this.takeRun(path, position);
-    let bytes = this.held(path, position, length);
-    if (!bytes) {
-      const ahead = position === 0 ? this.size : Math.min(this.size, returned);
-      const span = Math.max(length, Math.min(ahead, fileSize - position));
-      const read = await readFile(position, span);
-      if (span > length) this.keep({ key: `${position}:${path}`, path, start: position, bytes: read });
-      bytes = read.subarray(0, length);
-    }
+    const ahead = position === 0 ? this.size : Math.min(this.size, returned);
+    const span = Math.max(length, Math.min(ahead, fileSize - position));
+    const read = await readFile(position, span);
+    if (span > length) this.keep({ key: `${position}:${path}`, path, start: position, bytes: read });
+    this.followRun(path, position + length, returned + length);
+    return read.subarray(0, length);
+  }
+
+  /** As read, when a window holds the bytes (most Reads of a run): without a promise. */
+  readHeld(path: string, position: number, length: number): Buffer | undefined {
+    const bytes = this.held(path, position, length);
+    if (!bytes) return undefined;
+    const returned = this.takeRun(path, position);
     this.followRun(path, position + length, returned + length);
     return bytes;
   }
