@@ -34,6 +34,9 @@ export interface Cancellation {
   readonly signal: AbortSignal;
 }
 
+/** A read's bytes: a stream, or pieces the store had at hand. Either iterates with for-await. */
+export type ReadSource = AsyncIterable<Buffer> | readonly Buffer[];
+
 export interface BlobStore {
   /** Where data lives, for logs and error messages; never contains a secret. */
   readonly location: string;
@@ -44,13 +47,20 @@ export interface BlobStore {
    */
   statBlob(digest: string, options?: { fresh?: boolean }): Promise<BlobStat | undefined>;
   /**
+   * What statBlob would answer from what the store learned recently, without asking storage or
+   * making a promise; undefined when it would have to ask. For the Read path, where `ctr content
+   * get` makes thousands of calls a blob.
+   */
+  knownBlob?(digest: string): BlobStat | undefined;
+  /**
    * Streams `length` bytes (> 0) from `offset`; the caller has checked the bounds against the
    * blob's `size`. A blob gone missing meanwhile is a not-found StoreError. Leaving the
    * iteration early (return) releases what the read holds. A read that must wait for the
    * store (S3's responses are bounded) stops waiting once `cancel`'s signal aborts; the signal
-   * is read only then, so a caller may make it on first use.
+   * is read only then, so a caller may make it on first use. Bytes the store had at hand (a
+   * small Read from memory) may come as an array of pieces instead of a stream.
    */
-  readBlob(digest: string, offset: number, length: number, options: { size: number; cancel?: Cancellation | undefined }): Promise<AsyncIterable<Buffer>>;
+  readBlob(digest: string, offset: number, length: number, options: { size: number; cancel?: Cancellation | undefined }): Promise<ReadSource>;
   /**
    * Removes the blob's bytes. With `deadline` (epoch ms) the request is not sent, or given up,
    * past it: the collector's deletes must land while writers still wait for them.

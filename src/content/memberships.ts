@@ -4,7 +4,7 @@ import type { Labels } from '../labels.js';
 import { docKeys, type Documents } from '../metadata/documents.js';
 import type { ContentInfo } from './types.js';
 import { Instant, storedInstant } from '../clock.js';
-import { cacheLookups } from '../metrics/registry.js';
+import { countLookup } from '../metrics/registry.js';
 import { countBound } from '../lru.js';
 
 /** A blob's membership of one namespace, as stored in the metadata documents. */
@@ -46,7 +46,7 @@ export class Memberships {
   async read(ns: string, digest: string, options: { fresh?: boolean } = {}): Promise<ContentRecord | undefined> {
     const key = memberKey(ns, digest);
     const cached = options.fresh ? undefined : this.records.get(key);
-    if (!options.fresh) cacheLookups.inc({ cache: 'holds', result: cached ? 'hit' : 'miss' });
+    if (!options.fresh) countLookup('holds', cached !== undefined);
     if (cached) return cached.value;
     const value = await this.docs.read<ContentRecord>(docKeys.content(ns, digest));
     this.records.set(key, { value });
@@ -76,6 +76,11 @@ export class Memberships {
   async markDeleted(ns: string, digest: string): Promise<void> {
     await this.docs.write(docKeys.deleted(ns, digest), { at: new Date().toISOString() });
     this.deletions.set(memberKey(ns, digest), { deleted: true });
+  }
+
+  /** wasDeleted's answer when it is cached, without a promise (the Read path); else undefined. */
+  knownDeleted(ns: string, digest: string): boolean | undefined {
+    return this.deletions.get(memberKey(ns, digest))?.deleted;
   }
 
   /** Whether `ns` deleted its hold of the blob (and has not held it since, if it holds it now). */

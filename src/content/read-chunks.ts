@@ -1,3 +1,4 @@
+import type { ReadSource } from '../blobstore/types.js';
 import { unavailable } from '../errors.js';
 
 /** Read chunks never exceed containerd's own 1 MiB buffer. */
@@ -9,7 +10,8 @@ export interface ReadChunk {
   pieces: readonly Buffer[];
 }
 
-export async function* emptyChunks(): AsyncIterable<ReadChunk> {}
+/** Messages of a Read: cut as the bytes come, or all known at once (see chunkedPieces). */
+export type ReadChunks = AsyncIterable<ReadChunk> | readonly ReadChunk[];
 
 /**
  * The size of the next message, given how many bytes are left (at most 1 MiB): at most that,
@@ -22,12 +24,20 @@ export type MessageSize = (want: number) => number;
  * absolute offsets. The bytes stay in the pieces they arrived in: whoever puts them on the wire
  * copies them once anyway.
  */
-export async function* chunked(source: AsyncIterable<Buffer>, start: number, end: number, digest: string, size?: MessageSize): AsyncIterable<ReadChunk> {
+export async function* chunked(
+  source: ReadSource,
+  start: number,
+  end: number,
+  digest: string,
+  size?: MessageSize,
+  /** The first message's size, when it was asked for already (see chunkedPieces). */
+  firstLimit = 0,
+): AsyncIterable<ReadChunk> {
   let offset = start;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   /** The size of the message being cut; 0 until its first byte comes. */
-  let limit = 0;
+  let limit = firstLimit;
   // An early return closes `source` too: for-await hands it on.
   for await (const piece of source) {
     let chunk = piece;
@@ -57,4 +67,19 @@ export async function* chunked(source: AsyncIterable<Buffer>, start: number, end
   if (offset !== end) {
     throw unavailable(`read of ${digest} ended at ${offset}, expected ${end}: the stored object changed or the connection broke`);
   }
+}
+
+/**
+ * As chunked, for bytes storage had at hand. The usual case, one message's worth that the size
+ * allows whole (a 32 KiB Read of `ctr content get` from a window), is that one message with no
+ * generator around it: thousands of such Reads make a blob, and each layer of async iteration
+ * was garbage and promises at every one.
+ */
+export function chunkedPieces(pieces: readonly Buffer[], start: number, end: number, digest: string, size?: MessageSize): ReadChunks {
+  let total = 0;
+  for (const piece of pieces) total += piece.length;
+  if (total === 0 || total !== end - start || total > MAX_READ_CHUNK) return chunked(pieces, start, end, digest, size);
+  const limit = size ? Math.max(1, Math.min(total, size(total))) : total;
+  if (limit === total) return [{ offset: start, pieces }];
+  return chunked(pieces, start, end, digest, size, limit);
 }

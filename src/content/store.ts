@@ -8,7 +8,7 @@ import type { LiveIngests } from './ingest.js';
 import { IngestRecords } from './ingest-records.js';
 import { Ingests } from './ingests.js';
 import { Memberships } from './memberships.js';
-import type { MessageSize, ReadChunk } from './read-chunks.js';
+import type { MessageSize, ReadChunks } from './read-chunks.js';
 import { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import type { SaveableHashes } from './running-hash.js';
 import { IngestSweep } from './sweep.js';
@@ -145,7 +145,7 @@ export class ContentStore {
     return this.committed.delete(ns, digest);
   }
 
-  read(ns: string, digest: string, offset: number, size: number, cancel?: Cancellation, messageSize?: MessageSize): Promise<AsyncIterable<ReadChunk>> {
+  read(ns: string, digest: string, offset: number, size: number, cancel?: Cancellation, messageSize?: MessageSize): Promise<ReadChunks> {
     return this.committed.read(ns, digest, offset, size, cancel, messageSize);
   }
 

@@ -41,11 +41,14 @@ export interface StreamMeter {
   close(): void;
 }
 
+/** A server stream's messages: made as they go, or all known at once (a small Read). */
+export type StreamItems<Res> = AsyncIterable<Res> | readonly Res[];
+
 /** Wraps a server-streaming handler whose items are written with back-pressure. */
 export function serverStream<Req, Res, M extends StreamMeter = StreamMeter>(
   logger: Logger,
   method: string,
-  handler: (request: Req, call: ServerWritableStream<Req, Res>, meter: M | undefined) => Promise<AsyncIterable<Res>>,
+  handler: (request: Req, call: ServerWritableStream<Req, Res>, meter: M | undefined) => Promise<StreamItems<Res>>,
   /** A client that takes none of the stream's messages for this long is cut off (0: never). */
   idleMs = 0,
   /** Takes the stream's place among those open at once (throws when there is none). */
@@ -68,7 +71,7 @@ const MAX_UNFLUSHED = 3;
 async function stream<Req, Res, M extends StreamMeter>(
   logger: Logger,
   method: string,
-  handler: (request: Req, call: ServerWritableStream<Req, Res>, meter: M | undefined) => Promise<AsyncIterable<Res>>,
+  handler: (request: Req, call: ServerWritableStream<Req, Res>, meter: M | undefined) => Promise<StreamItems<Res>>,
   idleMs: number,
   enter: ((method: string) => () => void) | undefined,
   call: ServerWritableStream<Req, Res>,
@@ -86,12 +89,21 @@ async function stream<Req, Res, M extends StreamMeter>(
     // grpc-js queues up to 16 messages per call before write() says to wait; with 1 MiB
     // Read chunks that is 16 MiB a call. Waiting for the oldest of a few messages to reach
     // the transport bounds what a call holds, while keeping the pipe full.
-    for await (const item of items) {
-      if (call.cancelled) break;
-      flow.unflushed++;
-      call.write(item, flow.flushed);
-      if (flow.unflushed >= MAX_UNFLUSHED) await flow.room(call);
-      if (call.cancelled) break;
+    if (isList(items)) {
+      // known at once (a small Read): no async iteration around them
+      for (const item of items) {
+        if (call.cancelled) break;
+        const wait = put(call, flow, item);
+        if (wait) await wait;
+      }
+    } else {
+      for await (const item of items) {
+        if (call.cancelled) break;
+        const wait = put(call, flow, item);
+        if (wait) await wait;
+        // checked before the next item is asked for: making it may start a read
+        if (call.cancelled) break;
+      }
     }
     if (call.cancelled) {
       logger.debug({ method, code: 'CANCELLED', ms: elapsed(started) }, 'call');
@@ -110,6 +122,17 @@ async function stream<Req, Res, M extends StreamMeter>(
   } finally {
     flow.finish(call, leave);
   }
+}
+
+/** Hands a message to grpc-js; a wait when the stream holds as many unsent as it may. */
+function put<Res>(call: ServerWritableStream<unknown, Res>, flow: Flow, item: Res): Promise<void> | undefined {
+  flow.unflushed++;
+  call.write(item, flow.flushed);
+  return flow.unflushed >= MAX_UNFLUSHED ? flow.room(call) : undefined;
+}
+
+function isList<T>(items: StreamItems<T>): items is readonly T[] {
+  return Array.isArray(items);
 }
 
 /**
@@ -186,11 +209,11 @@ class Flow {
   };
 
   /** Ends a wait: room was made, or the call was cancelled (grpc-js flushes nothing then). */
-  readonly wake = (): void => {
+  private wake(): void {
     const w = this.waiting;
     this.waiting = undefined;
     w?.resolve();
-  };
+  }
 
   room(call: { cancelled: boolean }): Promise<void> {
     if (call.cancelled || this.unflushed < MAX_UNFLUSHED) return Promise.resolve();
@@ -198,18 +221,19 @@ class Flow {
       this.waiting = { resolve, reject };
       if (this.idleMs <= 0) return;
       if (this.idle) this.idle.refresh();
-      else this.idle = setTimeout(this.timedOut, this.idleMs);
+      else this.idle = setTimeout(idleFor, this.idleMs, this);
     });
   }
 
-  private readonly timedOut = (): void => {
+  /** @internal the client took nothing for idleMs (see idleFor) */
+  timedOut(): void {
     if (this.tail) return this.reset();
     const w = this.waiting;
     if (!w) return;
     this.waiting = undefined;
     this.expired = true;
     w.reject(new StoreError('deadline-exceeded', `${this.method}: the client took nothing for ${Math.round(this.idleMs / 1000)}s (--stream-idle-timeout); stream ended`));
-  };
+  }
 
   /**
    * A server stream's own work is over (its messages written, or it failed). Messages its client
@@ -223,8 +247,18 @@ class Flow {
     if (this.isClosed || this.unflushed <= 0) return this.release();
     if (this.expired) return this.reset();
     if (this.idleMs <= 0) return;
+    // Armed at the end of this turn of the event loop, for all streams ending in it at once: the
+    // last message of nearly every Read reaches the connection by then, and a timer for each of
+    // the thousands of Reads of a `ctr content get` was work for nothing.
+    tails.push(this);
+    tailCheck ??= setImmediate(armTails);
+  }
+
+  /** @internal still waiting for its client at the end of the turn it ended in: its idle timer starts */
+  armTail(): void {
+    if (this.isClosed || this.unflushed <= 0 || !this.tail) return;
     clearTimeout(this.idle);
-    this.idle = setTimeout(this.timedOut, this.idleMs);
+    this.idle = setTimeout(idleFor, this.idleMs, this);
   }
 
   private reset(): void {
@@ -244,6 +278,22 @@ class Flow {
     if (this.tail) this.tail.leave = undefined;
     leave?.();
   }
+}
+
+/** Streams that ended this turn with messages still to reach their clients (see Flow.finish). */
+let tails: Flow[] = [];
+let tailCheck: NodeJS.Immediate | undefined;
+
+function armTails(): void {
+  const ended = tails;
+  tails = [];
+  tailCheck = undefined;
+  for (const flow of ended) flow.armTail();
+}
+
+/** A stream's idle timer: a plain function and the flow, so no stream makes a closure for it. */
+function idleFor(flow: Flow): void {
+  flow.timedOut();
 }
 
 let resetWarned = false;

@@ -11,7 +11,7 @@ import type { Writer } from '../content/writer.js';
 import { ContentExists, invalidArgument } from '../errors.js';
 import { leaseWrittenContent } from '../leases/lease-content.js';
 import type { LeaseStore } from '../leases/store.js';
-import { Answers, cancelSignal, elapsed, lazyCancel, requests, serverStream, unary } from './calls.js';
+import { Answers, cancelSignal, elapsed, lazyCancel, requests, serverStream, unary, type StreamItems } from './calls.js';
 import { leaseOf, namespaces, type NamespaceOf } from './context.js';
 import { toTimestamp } from './proto.js';
 import type { ReadBudget } from './read-budget.js';
@@ -70,7 +70,7 @@ export function contentHandlers(
     Read: serverStream(
       logger,
       'Read',
-      async (req, call, allowance): Promise<AsyncIterable<PiecewiseReadResponse>> =>
+      async (req, call, allowance): Promise<StreamItems<PiecewiseReadResponse>> =>
         store.read(namespaceOf(call.metadata), req.digest, req.offset, req.size, lazyCancel(call), allowance?.next),
       streams.idleMs,
       (method) => streams.limit.enter(method),

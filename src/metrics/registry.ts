@@ -71,11 +71,39 @@ export const s3RequestSeconds = new Histogram({
   registers: [registry],
 });
 
+type LookupCache = 'existence' | 'holds' | 'tier';
+
+/** Lookups counted since the last scrape: see countLookup. */
+const lookups: Record<LookupCache, { hit: number; miss: number }> = {
+  existence: { hit: 0, miss: 0 },
+  holds: { hit: 0, miss: 0 },
+  tier: { hit: 0, miss: 0 },
+};
+
+/**
+ * Counts a lookup in one of the daemon's caches. A plain count, handed to the counter when it is
+ * read: every Read looks up two caches, thousands of Reads a blob for `ctr content get`, and a
+ * labelled increment hashes its labels each time.
+ */
+export function countLookup(cache: LookupCache, hit: boolean): void {
+  lookups[cache][hit ? 'hit' : 'miss']++;
+}
+
 export const cacheLookups = new Counter({
   name: 's3cs_cache_lookups_total',
   help: 'Lookups in the daemon\'s caches, by cache (existence: blob sizes; holds: namespace holds and labels; tier: blobs read from the local read tier) and result (hit, miss).',
   labelNames: ['cache', 'result'] as const,
   registers: [registry],
+  collect() {
+    for (const cache of Object.keys(lookups) as LookupCache[]) {
+      for (const result of ['hit', 'miss'] as const) {
+        const n = lookups[cache][result];
+        lookups[cache][result] = 0;
+        // a series shows once its first lookup is counted, as before
+        if (n > 0) this.inc({ cache, result }, n);
+      }
+    }
+  },
 });
 
 export const touchRefreshes = new Counter({

@@ -129,4 +129,38 @@ describe('a GET response read Read by Read', () => {
     expect(Buffer.concat(pieces).equals(data)).toBe(true);
     expect(opened).toEqual([0, 100 * KiB]);
   });
+
+  it('hands a Read the read-ahead holds whole back at once, and itself through done', async () => {
+    const data = Buffer.from(Array.from({ length: 256 * KiB }, (_, i) => i % 251));
+    const budget = new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB);
+    const read = await openRead([stallingBody(data)], budget);
+    expect((await drain(read.take(32 * KiB, () => undefined))).equals(data.subarray(0, 32 * KiB))).toBe(true);
+    read.readAhead();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const before = budget.used;
+    let handedBack = 0;
+    const pieces = read.takeHeld(40 * KiB, () => handedBack++);
+    expect(pieces).toBeDefined();
+    expect(Buffer.concat(pieces!).equals(data.subarray(32 * KiB, 72 * KiB))).toBe(true);
+    expect(handedBack).toBe(1);
+    expect(read.position).toBe(72 * KiB);
+    expect(budget.used).toBe(before - 40 * KiB);
+    // the rest goes on from there, as a generator would have left it
+    expect((await drain(read.take(8 * KiB, () => undefined))).equals(data.subarray(72 * KiB, 80 * KiB))).toBe(true);
+    read.close();
+  });
+
+  it('leaves a Read the read-ahead does not hold whole to take, touching nothing', async () => {
+    const data = Buffer.from(Array.from({ length: 64 * KiB }, (_, i) => i % 251));
+    const budget = new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB);
+    const read = await openRead([stallingBody(data)], budget);
+    read.readAhead();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    let handedBack = 0;
+    expect(read.takeHeld(128 * KiB, () => handedBack++)).toBeUndefined();
+    expect(handedBack).toBe(0);
+    expect(read.position).toBe(0);
+    expect((await drain(read.take(64 * KiB, () => undefined))).equals(data)).toBe(true);
+    read.close();
+  });
 });

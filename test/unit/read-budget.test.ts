@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MIN_READ_MESSAGE, ReadBudget } from '../../src/grpc/read-budget.js';
-import { chunked } from '../../src/content/read-chunks.js';
+import { chunked, chunkedPieces, type ReadChunk } from '../../src/content/read-chunks.js';
+import { isStoreError } from '../../src/errors.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -86,5 +87,40 @@ describe('Read messages cut to the size each is granted', () => {
     const out = [];
     for await (const c of chunked(pieces(MiB + 5, MiB), 0, 2 * MiB + 5, 'sha256:x')) out.push(c.pieces.reduce((n, p) => n + p.length, 0));
     expect(out).toEqual([MiB, MiB, 5]);
+  });
+});
+
+describe('a Read of bytes storage had at hand', () => {
+  const sizes = (chunks: readonly ReadChunk[]) => chunks.map((c) => [c.offset, c.pieces.reduce((n, p) => n + p.length, 0)]);
+  const drain = async (chunks: AsyncIterable<ReadChunk> | readonly ReadChunk[]) => {
+    const out: ReadChunk[] = [];
+    for await (const c of chunks) out.push(c);
+    return out;
+  };
+
+  it('is one message, made at once, when the size allows it whole', () => {
+    const asked: number[] = [];
+    const out = chunkedPieces([Buffer.alloc(20 * KiB), Buffer.alloc(12 * KiB)], 5, 5 + 32 * KiB, 'sha256:x', (want) => (asked.push(want), want));
+    expect(Array.isArray(out)).toBe(true);
+    expect(sizes(out as readonly ReadChunk[])).toEqual([[5, 32 * KiB]]);
+    expect(asked).toEqual([32 * KiB]);
+  });
+
+  it('is cut as the size allows, each message\'s size asked for once', async () => {
+    const asked: number[] = [];
+    const grant = [20 * KiB, 8 * KiB];
+    const out = await drain(chunkedPieces([Buffer.alloc(32 * KiB)], 0, 32 * KiB, 'sha256:x', (want) => (asked.push(want), grant.shift() ?? want)));
+    expect(sizes(out)).toEqual([
+      [0, 20 * KiB],
+      [20 * KiB, 8 * KiB],
+      [28 * KiB, 4 * KiB],
+    ]);
+    expect(asked).toEqual([32 * KiB, 12 * KiB, 4 * KiB]);
+  });
+
+  it('fails as Unavailable when the pieces are not the bytes asked for', async () => {
+    const err = await drain(chunkedPieces([Buffer.alloc(10)], 0, 32, 'sha256:x')).catch((e: unknown) => e);
+    expect(isStoreError(err, 'unavailable')).toBe(true);
+    expect((err as Error).message).toContain('ended at 10, expected 32');
   });
 });

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readFromDisk } from '../../src/blobstore/tier/disk-read.js';
+import type { ReadSource } from '../../src/blobstore/types.js';
 import type { Fill } from '../../src/blobstore/tier/fill.js';
 import { Fills, type FillOutcome } from '../../src/blobstore/tier/fills.js';
 import { OpenFiles } from '../../src/blobstore/tier/open-files.js';
@@ -11,9 +12,9 @@ import { randomBlob, tempDir, until } from '../support/harness.js';
 
 const MiB = 1024 * 1024;
 
-async function drain(source: AsyncIterable<Buffer>): Promise<Buffer> {
+async function drain(source: ReadSource | Promise<ReadSource>): Promise<Buffer> {
   const pieces: Buffer[] = [];
-  for await (const piece of source) pieces.push(piece);
+  for await (const piece of await source) pieces.push(piece);
   return Buffer.concat(pieces);
 }
 

@@ -76,6 +76,32 @@ export class OpenRead implements SlotHolder {
     }
   }
 
+  /**
+   * `length` bytes, when the read-ahead holds them all, handed back at once and itself through
+   * `done`, as take would; undefined otherwise (take then). `ctr content get` reads a parked
+   * response 32 KiB a call, nearly always from what it read ahead: a generator for those was
+   * garbage and promises at every call.
+   */
+  takeHeld(length: number, done: () => void): Buffer[] | undefined {
+    if (length <= 0 || this.aheadBytes < length || this.failure !== undefined || this.closed) return undefined;
+    const pieces: Buffer[] = [];
+    let remaining = length;
+    while (remaining > 0) {
+      let chunk = this.ahead.shift()!;
+      if (chunk.length > remaining) {
+        this.ahead.unshift(chunk.subarray(remaining));
+        chunk = chunk.subarray(0, remaining);
+      }
+      pieces.push(chunk);
+      remaining -= chunk.length;
+    }
+    this.aheadBytes -= length;
+    this.budget.used -= length;
+    this.position += length;
+    done();
+    return pieces;
+  }
+
   /** Yields exactly `length` bytes, then hands itself back through `done` for reuse. */
   async *take(length: number, done: () => void, cancel?: Cancellation): AsyncGenerator<Buffer> {
     let remaining = length;

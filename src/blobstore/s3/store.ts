@@ -21,6 +21,7 @@ import type {
   Checkpoint,
   CheckResult,
   PendingUpload,
+  ReadSource,
   RecordEntry,
   RecordPage,
   ReopenedCheckpoint,
@@ -42,7 +43,7 @@ import { Reachability } from './reachability.js';
 import { reopenStagingCheckpoint } from './reopen.js';
 import { S3Upload } from './upload.js';
 import type { UploadContext } from './upload-context.js';
-import { cacheLookups } from '../../metrics/registry.js';
+import { countLookup } from '../../metrics/registry.js';
 import { countBound } from '../../lru.js';
 
 /** Keys one LIST request answers with, at most (S3's own limit). */
@@ -99,11 +100,18 @@ export class S3BlobStore implements BlobStore {
     this.location = `s3://${bucket}/${options.prefix}${where}`;
   }
 
+  knownBlob(digest: string): BlobStat | undefined {
+    const known = this.stats.get(digest);
+    // a miss is counted by the statBlob that follows it
+    if (known) countLookup('existence', true);
+    return known;
+  }
+
   async statBlob(digest: string, options: { fresh?: boolean } = {}): Promise<BlobStat | undefined> {
     // Blobs never change once stored, so a positive answer can be reused; a miss never is,
     // since another writer may store the blob at any moment.
     const known = options.fresh ? undefined : this.stats.get(digest);
-    cacheLookups.inc({ cache: 'existence', result: known ? 'hit' : 'miss' });
+    countLookup('existence', known !== undefined);
     if (known) return known;
     const stat = await this.head(this.keys.blob(digest));
     if (stat) this.stats.set(digest, stat);
@@ -124,7 +132,7 @@ export class S3BlobStore implements BlobStore {
     offset: number,
     length: number,
     options: { size: number; cancel?: Cancellation | undefined },
-  ): Promise<AsyncIterable<Buffer>> {
+  ): Promise<ReadSource> {
     const end = offset + length;
     let source = this.readers.take(digest, offset);
     if (!source) {
@@ -143,15 +151,12 @@ export class S3BlobStore implements BlobStore {
       await source.connect(options.cancel);
     }
     const opened = source;
-    return opened.take(
-      length,
-      () => {
-        // parked responses hold sockets: one a Read waits for goes to it instead
-        if (end < options.size && !this.slots.wanted) this.readers.park(opened);
-        else opened.close();
-      },
-      options.cancel,
-    );
+    const done = () => {
+      // parked responses hold sockets: one a Read waits for goes to it instead
+      if (end < options.size && !this.slots.wanted) this.readers.park(opened);
+      else opened.close();
+    };
+    return opened.takeHeld(length, done) ?? opened.take(length, done, options.cancel);
   }
 
   private async openBody(digest: string, key: string, from: number): Promise<Readable> {

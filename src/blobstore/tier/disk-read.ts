@@ -1,3 +1,4 @@
+import type { ReadSource } from '../types.js';
 import type { OpenFiles } from './open-files.js';
 import type { ReadWindows } from './read-windows.js';
 
@@ -5,32 +6,50 @@ import type { ReadWindows } from './read-windows.js';
 const PIECE = 1 << 20;
 
 /**
- * Yields `length` bytes of the file from `offset`, a piece at a time. A Read smaller than a
- * window (of a blob of `size` bytes) goes through the windows, so the small Reads of a blob read
- * in order mostly touch no file. A file that cannot be read (removed by hand, cut short)
- * hands the rest of the read to `rest`, which reads S3: the tier never fails a read that S3 can
- * answer.
+ * `length` bytes of the file from `offset`. A Read smaller than a window (of a blob of `size`
+ * bytes) goes through the windows, so the small Reads of a blob read in order mostly touch no
+ * file, and comes back as the one piece it is. A file that cannot be read (removed by hand, cut
+ * short) hands the rest of the read to `rest`, which reads S3: the tier never fails a read that
+ * S3 can answer.
  */
-export async function* readFromDisk(
+export function readFromDisk(
   files: OpenFiles,
   windows: ReadWindows,
   path: string,
   offset: number,
   length: number,
   size: number,
-  rest: (position: number, err: unknown) => Promise<AsyncIterable<Buffer>>,
-): AsyncGenerator<Buffer> {
-  if (length < windows.size) {
-    let bytes: Buffer;
-    try {
-      bytes = await windows.read(path, offset, length, size, (at, n) => files.read(path, at, n));
-    } catch (err) {
-      yield* await rest(offset, err);
-      return;
-    }
-    yield bytes;
-    return;
+  rest: (position: number, err: unknown) => Promise<ReadSource>,
+): ReadSource | Promise<ReadSource> {
+  if (length >= windows.size) return streamFromDisk(files, path, offset, length, rest);
+  const held = windows.readHeld(path, offset, length);
+  return held ? [held] : readSmall(files, windows, path, offset, length, size, rest);
+}
+
+async function readSmall(
+  files: OpenFiles,
+  windows: ReadWindows,
+  path: string,
+  offset: number,
+  length: number,
+  size: number,
+  rest: (position: number, err: unknown) => Promise<ReadSource>,
+): Promise<ReadSource> {
+  try {
+    return [await windows.read(path, offset, length, size, (at, n) => files.read(path, at, n))];
+  } catch (err) {
+    return rest(offset, err);
   }
+}
+
+/** A piece at a time, the next read from the file while the last goes out. */
+async function* streamFromDisk(
+  files: OpenFiles,
+  path: string,
+  offset: number,
+  length: number,
+  rest: (position: number, err: unknown) => Promise<ReadSource>,
+): AsyncGenerator<Buffer> {
   const end = offset + length;
   let position = offset;
   const readNext = (at: number) => {

@@ -2,6 +2,7 @@ import type { Hash } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { newHasher, parseDigest } from '../../digest.js';
+import type { ReadSource } from '../types.js';
 
 /**
  * Bytes queued for the disk before the reader waits for it: a slow disk slows the read it
@@ -55,7 +56,7 @@ export class Fill {
   }
 
   /** Yields the source's bytes unchanged, copying them into the file while it stays usable. */
-  async *follow(source: AsyncIterable<Buffer>, done: (clean: boolean) => void): AsyncGenerator<Buffer> {
+  async *follow(source: ReadSource, done: (clean: boolean) => void): AsyncGenerator<Buffer> {
     this.busy = true;
     let clean = false;
     try {

@@ -1,4 +1,5 @@
 import { Fill, type FillResult } from './fill.js';
+import type { ReadSource } from '../types.js';
 
 /** How a fill ended: kept in the tier, its bytes not the blob's, the file unusable, or left unfinished. */
 export type FillOutcome = 'kept' | 'corrupt' | 'failed' | 'idle';
@@ -62,7 +63,7 @@ export class Fills {
   }
 
   /** The read's bytes, unchanged, carrying the fill along. */
-  follow(fill: Fill, source: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+  follow(fill: Fill, source: ReadSource): AsyncIterable<Buffer> {
     return fill.follow(source, (clean) => this.stopped(fill, clean));
   }
 

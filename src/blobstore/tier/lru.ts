@@ -20,6 +20,8 @@ export interface TierEntry {
   confirmedAt: number;
   /** When the file's mtime was last set to mark a use, so the order survives a restart. */
   markedAt: number;
+  /** The kept file's path, once the tier worked it out. */
+  path?: string;
 }
 
 /** Disk space `written` bytes of a fill under way take: nothing until its first byte. */

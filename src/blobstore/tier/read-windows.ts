@@ -2,6 +2,7 @@
 export type ReadFile = (position: number, length: number) => Promise<Buffer>;
 
 interface Window {
+  readonly key: string;
   readonly path: string;
   readonly start: number;
   readonly bytes: Buffer;
@@ -42,21 +43,28 @@ export class ReadWindows {
    * holds them, else read by `readFile`, with a window ahead when the Read goes on a run.
    */
   async read(path: string, position: number, length: number, fileSize: number, readFile: ReadFile): Promise<Buffer> {
+    const held = this.readHeld(path, position, length);
+    if (held) return held;
     const returned = this.takeRun(path, position);
-    let bytes = this.held(path, position, length);
-    if (!bytes) {
-      const ahead = position === 0 ? this.size : Math.min(this.size, returned);
-      const span = Math.max(length, Math.min(ahead, fileSize - position));
-      const read = await readFile(position, span);
-      if (span > length) this.keep({ path, start: position, bytes: read });
-      bytes = read.subarray(0, length);
-    }
+    const ahead = position === 0 ? this.size : Math.min(this.size, returned);
+    const span = Math.max(length, Math.min(ahead, fileSize - position));
+    const read = await readFile(position, span);
+    if (span > length) this.keep({ key: `${position}:${path}`, path, start: position, bytes: read });
+    this.followRun(path, position + length, returned + length);
+    return read.subarray(0, length);
+  }
+
+  /** As read, when a window holds the bytes (most Reads of a run): without a promise. */
+  readHeld(path: string, position: number, length: number): Buffer | undefined {
+    const bytes = this.held(path, position, length);
+    if (!bytes) return undefined;
+    const returned = this.takeRun(path, position);
     this.followRun(path, position + length, returned + length);
     return bytes;
   }
 
   forget(path: string): void {
-    for (const [key, window] of this.windows) if (window.path === path) this.windows.delete(key);
+    for (const window of this.windows.values()) if (window.path === path) this.windows.delete(window.key);
     const suffix = `:${path}`;
     for (const key of this.runs.keys()) if (key.endsWith(suffix)) this.runs.delete(key);
   }
@@ -72,20 +80,20 @@ export class ReadWindows {
   }
 
   private held(path: string, position: number, length: number): Buffer | undefined {
-    for (const [key, window] of this.windows) {
+    // values, not entries: an entry is an array made at each step, and this runs at every Read
+    for (const window of this.windows.values()) {
       const from = position - window.start;
       if (window.path !== path || from < 0 || from + length > window.bytes.length) continue;
-      this.windows.delete(key);
-      this.windows.set(key, window);
+      this.windows.delete(window.key);
+      this.windows.set(window.key, window);
       return window.bytes.subarray(from, from + length);
     }
     return undefined;
   }
 
   private keep(window: Window): void {
-    const key = `${window.start}:${window.path}`;
-    this.windows.delete(key);
-    this.windows.set(key, window);
+    this.windows.delete(window.key);
+    this.windows.set(window.key, window);
     dropOldest(this.windows, this.max);
   }
 
