@@ -126,7 +126,9 @@ describe('metrics', () => {
     expect(sample(after, 's3cs_grpc_calls_total', labels) - sample(before, 's3cs_grpc_calls_total', labels)).toBe(1);
   });
 
-  it('show a Write stream open while it is, and live ingests', async () => {
+  it('show a Write stream open while it is, and live ingests; one its client went away from is counted as cancelled', async () => {
+    const cancelled = { service: 'containerd.services.content.v1.Content', method: 'Write', code: 'CANCELLED' };
+    const before = sample(await scrape(), 's3cs_grpc_calls_total', cancelled);
     const child = spawn('ctr', ['--address', socket, '-n', 'observe', 'content', 'ingest', 'held-open'], { env, stdio: ['pipe', 'ignore', 'ignore'] });
     children.push(child);
     child.stdin.write(randomBlob(1000));
@@ -136,6 +138,7 @@ describe('metrics', () => {
     });
     child.kill('SIGKILL');
     await until(async () => sample(await scrape(), 's3cs_streams_open') === 0);
+    expect(sample(await scrape(), 's3cs_grpc_calls_total', cancelled) - before).toBe(1);
   });
 });
 
