@@ -160,7 +160,9 @@ describe('a Write stream that ended while its answers wait for its client', () =
   let client: ContentClient;
   const sessions: ClientHttp2Session[] = [];
   beforeAll(async () => {
-    d = await startDaemon({ backend: 'fs', flags: { maxStreams: '1', streamIdleTimeout: '2s' } });
+    // long enough that a client's reset is seen well before the daemon's own, --stream-idle-timeout
+    // after the stream ended, on a loaded machine
+    d = await startDaemon({ backend: 'fs', flags: { maxStreams: '1', streamIdleTimeout: '4s' } });
     client = d.content();
   });
   // each test starts with the one place free, whatever the one before left
@@ -177,8 +179,8 @@ describe('a Write stream that ended while its answers wait for its client', () =
     write.stream.write(grpcFrame(writeRequest(ref, 0, Buffer.from('abc'))));
     return write;
   };
-  /** Write streams whose handler has ended so far (each logs one `call` line as it ends). */
-  const writesEnded = () => d.logs.filter((l) => l.msg === 'call' && l.method === 'Write').length;
+  /** Write streams whose handler has ended so far (each logs one `call` line, with its code, as it ends). */
+  const writesEnded = (code?: string) => d.logs.filter((l) => l.msg === 'call' && l.method === 'Write' && (code === undefined || l.code === code)).length;
   /** Whether a new Write stream is given a place: true when it is answered, false when refused for --max-streams. */
   const placeFree = async (): Promise<boolean> => {
     const probe = new WriteSession(client);
@@ -193,17 +195,20 @@ describe('a Write stream that ended while its answers wait for its client', () =
     return true;
   };
 
-  const endings: [string, (write: RawCall) => void][] = [
-    ['its client half-closed it', (write) => void write.stream.end()],
-    ['it named another ref (InvalidArgument)', (write) => void write.stream.write(grpcFrame(writeRequest('another-ref', 3, Buffer.from('d'))))],
-    ['its client sent nothing for --stream-idle-timeout', () => undefined],
+  // each ending is told apart by the code its stream ended with (the idle timeout ends any of them)
+  const endings: [string, string, (write: RawCall) => void][] = [
+    ['its client half-closed it', 'OK', (write) => void write.stream.end()],
+    ['it named another ref (InvalidArgument)', 'INVALID_ARGUMENT', (write) => void write.stream.write(grpcFrame(writeRequest('another-ref', 3, Buffer.from('d'))))],
+    ['its client sent nothing for --stream-idle-timeout', 'DEADLINE_EXCEEDED', () => undefined],
   ];
-  for (const [ending, end] of endings) {
+  for (const [ending, code, end] of endings) {
     it(`keeps its place after ${ending}, until its client resets it`, async () => {
       const before = writesEnded();
+      const endedSo = writesEnded(code);
       const write = answersUntaken(`ended-${before}`);
       end(write);
       await until(() => writesEnded() > before, 10_000, 20);
+      expect(writesEnded(code)).toBe(endedSo + 1);
       expect(await placeFree()).toBe(false);
       write.stream.close(constants.NGHTTP2_CANCEL);
       // well before the daemon would reset it itself, --stream-idle-timeout after it ended
@@ -216,6 +221,7 @@ describe('a Write stream that ended while its answers wait for its client', () =
     const write = answersUntaken('taken-late');
     write.stream.end();
     await until(() => writesEnded() > before, 10_000, 20);
+    expect(await placeFree()).toBe(false);
     write.session.settings({ initialWindowSize: 65_535 });
     await until(placeFree, 1_000, 50);
   });
@@ -225,7 +231,7 @@ describe('a Write stream that ended while its answers wait for its client', () =
     write.stream.end();
     expect(await write.closed).toBe(8);
     await until(placeFree, 1_000, 50);
-  }, 10_000);
+  }, 15_000);
 });
 
 /** A WriteContentRequest with action WRITE, encoded by hand (protobuf wire format). */
