@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
 import type { ReadContentResponse__Output } from '../src/generated/containerd/services/content/v1/ReadContentResponse.js';
 import { registry } from '../src/metrics/registry.js';
-import { collect, ns, randomBlob, startDaemon, type TestDaemon, until, writeBlob } from './support/harness.js';
+import { collect, ns, randomBlob, startDaemon, tempDir, type TestDaemon, until, writeBlob } from './support/harness.js';
 import { grpcFrame, rawCall, stalledRead } from './support/raw-grpc.js';
 
 const KiB = 1024;
@@ -113,6 +113,61 @@ describe('Read streams whose client takes nothing, past --stream-idle-timeout', 
     const messages = await collect<ReadContentResponse__Output>(d.content().Read({ digest: digestOf(small) }, ns('test')));
     expect(Buffer.concat(messages.map((m) => m.data)).equals(small)).toBe(true);
   });
+});
+
+/**
+ * A Read of `size` bytes from `offset` whose client grants no room for the daemon's messages (an
+ * HTTP/2 stream window of 0): even a message smaller than the default window waits.
+ */
+function untakenRead(socket: string, digest: string, offset: number, size: number) {
+  const read = rawCall(socket, '/containerd.services.content.v1.Content/Read', { streamWindow: 0 });
+  const varint = (n: number): number[] => {
+    const out: number[] = [];
+    for (; n >= 0x80; n = Math.floor(n / 0x80)) out.push((n & 0x7f) | 0x80);
+    out.push(n);
+    return out;
+  };
+  // ReadContentRequest { digest = 1; offset = 2; size = 3 }
+  read.stream.end(grpcFrame(Buffer.from([0x0a, digest.length, ...Buffer.from(digest), 0x10, ...varint(offset), 0x18, ...varint(size)])));
+  return read;
+}
+
+/**
+ * Small Reads whose bytes the daemon has at hand (a parked S3 response's read-ahead, a window of
+ * the read tier's file) are answered without a stream of their own: the same budget, place and
+ * reset hold for them.
+ */
+describe.each([
+  ['from a parked S3 response\'s read-ahead', false],
+  ['from a window of the read tier', true],
+])('a small Read answered %s, whose client takes nothing', (_, tier) => {
+  let d: TestDaemon;
+  const data = randomBlob(3 * MiB);
+  const digest = digestOf(data);
+  const sessions: ClientHttp2Session[] = [];
+  beforeAll(async () => {
+    d = await startDaemon({ flags: { maxStreams: '1', streamIdleTimeout: '3s', ...(tier ? { cacheDir: tempDir('s3cs-tier-') } : {}) } });
+    await writeBlob(d.content(), 'held', data, { expected: digest });
+    // the whole blob once (into the tier), then 32 KiB that leaves the response parked, reading ahead
+    await collect(d.content().Read({ digest }, ns('test')));
+    await collect(d.content().Read({ digest, offset: 0, size: 32 * KiB }, ns('test')));
+  });
+  afterAll(async () => {
+    for (const s of sessions) s.destroy();
+    await d.stop();
+  });
+
+  it('holds its message against the budget and keeps its place until it is reset, which gives both back', async () => {
+    const read = untakenRead(d.socket, digest, 32 * KiB, 32 * KiB);
+    sessions.push(read.session);
+    await until(async () => (await readBuffer()) === 32 * KiB, 10_000, 50);
+    const refused = await collect(d.content().Read({ digest, offset: 0, size: 10 }, ns('test'))).catch((err: { code: number; details: string }) => err);
+    expect(refused).toMatchObject({ code: 8, details: expect.stringContaining('--max-streams 1') });
+    expect(await read.closed).toBe(8);
+    await until(async () => (await readBuffer()) === 0, 10_000, 50);
+    const messages = await collect<ReadContentResponse__Output>(d.content().Read({ digest, offset: 64 * KiB, size: 32 * KiB }, ns('test')));
+    expect(Buffer.concat(messages.map((m) => m.data)).equals(data.subarray(64 * KiB, 96 * KiB))).toBe(true);
+  }, 20_000);
 });
 
 describe('Read streams whose client takes a little at a time', () => {

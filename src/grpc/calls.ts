@@ -247,6 +247,9 @@ class Flow {
     if (this.isClosed || this.unflushed <= 0) return this.release();
     if (this.expired) return this.reset();
     if (this.idleMs <= 0) return;
+    // a timer left from a wait for room must not fire on the tail before its own is armed
+    clearTimeout(this.idle);
+    this.idle = undefined;
     // Armed at the end of this turn of the event loop, for all streams ending in it at once: the
     // last message of nearly every Read reaches the connection by then, and a timer for each of
     // the thousands of Reads of a `ctr content get` was work for nothing.

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { OpenRead, ReadAheadBudget } from '../../src/blobstore/s3/open-read.js';
+import { HELD_READ_MAX, OpenRead, ReadAheadBudget } from '../../src/blobstore/s3/open-read.js';
+import { MIN_READ_MESSAGE } from '../../src/grpc/read-budget.js';
 import { ReadSlots } from '../../src/blobstore/s3/read-slots.js';
 import { isStoreError, StoreError } from '../../src/errors.js';
 
@@ -139,28 +140,45 @@ describe('a GET response read Read by Read', () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     const before = budget.used;
     let handedBack = 0;
-    const pieces = read.takeHeld(40 * KiB, () => handedBack++);
+    // 16 KiB pieces from the socket: 30 KiB from 32 KiB spans two of them, and cuts the second
+    const pieces = read.takeHeld(30 * KiB, () => handedBack++);
     expect(pieces).toBeDefined();
-    expect(Buffer.concat(pieces!).equals(data.subarray(32 * KiB, 72 * KiB))).toBe(true);
+    expect(Buffer.concat(pieces!).equals(data.subarray(32 * KiB, 62 * KiB))).toBe(true);
     expect(handedBack).toBe(1);
-    expect(read.position).toBe(72 * KiB);
-    expect(budget.used).toBe(before - 40 * KiB);
+    expect(read.position).toBe(62 * KiB);
+    expect(budget.used).toBe(before - 30 * KiB);
     // the rest goes on from there, as a generator would have left it
-    expect((await drain(read.take(8 * KiB, () => undefined))).equals(data.subarray(72 * KiB, 80 * KiB))).toBe(true);
+    expect((await drain(read.take(8 * KiB, () => undefined))).equals(data.subarray(62 * KiB, 70 * KiB))).toBe(true);
     read.close();
   });
 
-  it('leaves a Read the read-ahead does not hold whole to take, touching nothing', async () => {
-    const data = Buffer.from(Array.from({ length: 64 * KiB }, (_, i) => i % 251));
+  it('leaves a Read the read-ahead does not hold whole, or larger than one smallest message, to take, touching nothing', async () => {
+    const data = Buffer.from(Array.from({ length: 20 * KiB }, (_, i) => i % 251));
     const budget = new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB);
     const read = await openRead([stallingBody(data)], budget);
     read.readAhead();
     await new Promise((resolve) => setTimeout(resolve, 50));
+    const held = budget.used;
+    expect(held).toBe(20 * KiB);
     let handedBack = 0;
-    expect(read.takeHeld(128 * KiB, () => handedBack++)).toBeUndefined();
+    expect(read.takeHeld(24 * KiB, () => handedBack++)).toBeUndefined();
     expect(handedBack).toBe(0);
     expect(read.position).toBe(0);
-    expect((await drain(read.take(64 * KiB, () => undefined))).equals(data)).toBe(true);
+    expect(budget.used).toBe(held);
+    expect((await drain(read.take(20 * KiB, () => undefined))).equals(data)).toBe(true);
     read.close();
+  });
+
+  it('takes no more than the Read budget\'s smallest message at once, which a stalled stream then holds whole', async () => {
+    expect(HELD_READ_MAX).toBeLessThanOrEqual(MIN_READ_MESSAGE);
+    const data = Buffer.from(Array.from({ length: 256 * KiB }, (_, i) => i % 251));
+    const budget = new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB);
+    const read = await openRead([stallingBody(data)], budget);
+    read.readAhead();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(read.takeHeld(HELD_READ_MAX + 1, () => undefined)).toBeUndefined();
+    expect(Buffer.concat(read.takeHeld(HELD_READ_MAX, () => undefined)!).equals(data.subarray(0, HELD_READ_MAX))).toBe(true);
+    read.close();
+    expect(read.takeHeld(KiB, () => undefined)).toBeUndefined();
   });
 });

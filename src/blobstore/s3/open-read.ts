@@ -14,6 +14,14 @@ export class ReadAheadBudget {
   ) {}
 }
 
+/**
+ * The largest Read takeHeld answers: no larger than the smallest message the Read budget grants
+ * (grpc/read-budget.ts), so it always goes out as one message, and a stalled client holds no more
+ * than that of it. A larger one taken at once would be held whole by a stream the budget cut to
+ * small messages, past both the budget and the read-ahead's bound.
+ */
+export const HELD_READ_MAX = 32 * 1024;
+
 /** Responses that broke off one Read opens again before it fails. */
 const MAX_REOPENS = 2;
 
@@ -77,13 +85,13 @@ export class OpenRead implements SlotHolder {
   }
 
   /**
-   * `length` bytes, when the read-ahead holds them all, handed back at once and itself through
-   * `done`, as take would; undefined otherwise (take then). `ctr content get` reads a parked
+   * `length` bytes (at most HELD_READ_MAX), when the read-ahead holds them all, handed back at
+   * once and itself through `done`, as take would; undefined otherwise (take then). `ctr content get` reads a parked
    * response 32 KiB a call, nearly always from what it read ahead: a generator for those was
    * garbage and promises at every call.
    */
   takeHeld(length: number, done: () => void): Buffer[] | undefined {
-    if (length <= 0 || this.aheadBytes < length || this.failure !== undefined || this.closed) return undefined;
+    if (length <= 0 || length > HELD_READ_MAX || this.aheadBytes < length || this.failure !== undefined || this.closed) return undefined;
     const pieces: Buffer[] = [];
     let remaining = length;
     while (remaining > 0) {
