@@ -21,20 +21,23 @@ export function readFromDisk(
   size: number,
   rest: (position: number, err: unknown) => Promise<ReadSource>,
 ): ReadSource | Promise<ReadSource> {
-  if (length >= windows.size) return streamFromDisk(files, path, offset, length, rest);
+  if (length >= windows.size) return streamFromDisk({ files, windows, path, offset, length, size, rest });
   const held = windows.readHeld(path, offset, length);
-  return held ? [held] : readSmall(files, windows, path, offset, length, size, rest);
+  return held ? [held] : readSmall({ files, windows, path, offset, length, size, rest });
 }
 
-async function readSmall(
-  files: OpenFiles,
-  windows: ReadWindows,
-  path: string,
-  offset: number,
-  length: number,
-  size: number,
-  rest: (position: number, err: unknown) => Promise<ReadSource>,
-): Promise<ReadSource> {
+/** One read of a kept file, as readFromDisk was asked for it. */
+interface KeptRead {
+  files: OpenFiles;
+  windows: ReadWindows;
+  path: string;
+  offset: number;
+  length: number;
+  size: number;
+  rest: (position: number, err: unknown) => Promise<ReadSource>;
+}
+
+async function readSmall({ files, windows, path, offset, length, size, rest }: KeptRead): Promise<ReadSource> {
   try {
     return [await windows.read(path, offset, length, size, (at, n) => files.read(path, at, n))];
   } catch (err) {
@@ -43,13 +46,7 @@ async function readSmall(
 }
 
 /** A piece at a time, the next read from the file while the last goes out. */
-async function* streamFromDisk(
-  files: OpenFiles,
-  path: string,
-  offset: number,
-  length: number,
-  rest: (position: number, err: unknown) => Promise<ReadSource>,
-): AsyncGenerator<Buffer> {
+async function* streamFromDisk({ files, path, offset, length, rest }: KeptRead): AsyncGenerator<Buffer> {
   const end = offset + length;
   let position = offset;
   const readNext = (at: number) => {
