@@ -7,8 +7,10 @@ import type {
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { StoreError } from '../errors.js';
-import { resetStream } from './reset.js';
+import { Flow, put, type StreamMeter } from './flow.js';
 import { codeName, toServiceError } from './status.js';
+
+export type { StreamMeter } from './flow.js';
 
 /** Wraps an async unary handler: one debug line per call, errors mapped in one place. */
 export function unary<Req, Res>(
@@ -32,15 +34,6 @@ export function unary<Req, Res>(
   };
 }
 
-/**
- * Follows what a stream's messages hold until they reach the connection: told of each one sent
- * (in the order written), and once the HTTP/2 stream has closed, whatever it still held is gone.
- */
-export interface StreamMeter {
-  sent(): void;
-  close(): void;
-}
-
 /** A server stream's messages: made as they go, or all known at once (a small Read). */
 export type StreamItems<Res> = AsyncIterable<Res> | readonly Res[];
 
@@ -58,9 +51,6 @@ export function serverStream<Req, Res, M extends StreamMeter = StreamMeter>(
 ) {
   return (call: ServerWritableStream<Req, Res>) => void stream(logger, method, handler, idleMs, enter, call, meter?.());
 }
-
-/** Messages a server stream may have handed to grpc-js that have not reached the transport yet. */
-const MAX_UNFLUSHED = 3;
 
 /**
  * One server stream. `ctr content get` reads a blob as one Read call per 32 KiB and cancels
@@ -124,13 +114,6 @@ async function stream<Req, Res, M extends StreamMeter>(
   }
 }
 
-/** Hands a message to grpc-js; a wait when the stream holds as many unsent as it may. */
-function put<Res>(call: ServerWritableStream<unknown, Res>, flow: Flow, item: Res): Promise<void> | undefined {
-  flow.unflushed++;
-  call.write(item, flow.flushed);
-  return flow.unflushed >= MAX_UNFLUSHED ? flow.room(call) : undefined;
-}
-
 function isList<T>(items: StreamItems<T>): items is readonly T[] {
   return Array.isArray(items);
 }
@@ -155,9 +138,8 @@ export class Answers<Res> {
   }
 
   async send(answer: Res): Promise<void> {
-    this.flow.unflushed++;
-    this.call.write(answer, this.flow.flushed);
-    if (this.flow.unflushed >= MAX_UNFLUSHED) await this.flow.room(this.call);
+    const wait = put(this.call, this.flow, answer);
+    if (wait) await wait;
   }
 
   /**
@@ -168,144 +150,6 @@ export class Answers<Res> {
   done(leave: (() => void) | undefined): void {
     this.flow.finish(this.call, leave);
   }
-}
-
-/**
- * Messages of a stream not yet handed to the transport, and the wait for room among them. One
- * idle timer a stream, moved on at each wait, rather than one a message.
- */
-class Flow {
-  unflushed = 0;
-  private waiting: { resolve: () => void; reject: (err: Error) => void } | undefined;
-  private idle: NodeJS.Timeout | undefined;
-  /** The client took nothing for idleMs while the stream waited for room. */
-  private expired = false;
-  private isClosed = false;
-  /** Set once the stream's own work is over while messages wait for the client (see finish). */
-  private tail: { call: object; leave: (() => void) | undefined } | undefined;
-
-  constructor(
-    private readonly idleMs: number,
-    private readonly method: string,
-    private readonly meter?: StreamMeter,
-    private readonly logger?: Logger,
-  ) {}
-
-  readonly flushed = (): void => {
-    this.unflushed--;
-    this.meter?.sent();
-    this.wake();
-    if (!this.tail) return;
-    if (this.unflushed <= 0) this.release();
-    else this.idle?.refresh();
-  };
-
-  /** The call's HTTP/2 stream closed (completed or cancelled): nothing more will be sent. */
-  readonly closed = (): void => {
-    this.isClosed = true;
-    this.meter?.close();
-    this.wake();
-    this.release();
-  };
-
-  /** Ends a wait: room was made, or the call was cancelled (grpc-js flushes nothing then). */
-  private wake(): void {
-    const w = this.waiting;
-    this.waiting = undefined;
-    w?.resolve();
-  }
-
-  room(call: { cancelled: boolean }): Promise<void> {
-    if (call.cancelled || this.unflushed < MAX_UNFLUSHED) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.waiting = { resolve, reject };
-      if (this.idleMs <= 0) return;
-      if (this.idle) this.idle.refresh();
-      else this.idle = setTimeout(idleFor, this.idleMs, this);
-    });
-  }
-
-  /** @internal the client took nothing for idleMs (see idleFor) */
-  timedOut(): void {
-    if (this.tail) return this.reset();
-    const w = this.waiting;
-    if (!w) return;
-    this.waiting = undefined;
-    this.expired = true;
-    w.reject(new StoreError('deadline-exceeded', `${this.method}: the client took nothing for ${Math.round(this.idleMs / 1000)}s (--stream-idle-timeout); stream ended`));
-  }
-
-  /**
-   * A server stream's own work is over (its messages written, or it failed). Messages its client
-   * has not taken yet still hold memory in gRPC, so the stream keeps its place among those open
-   * at once (`leave`) until the last of them reaches the connection, or its HTTP/2 stream closes.
-   * One whose client took nothing for idleMs is reset: a status cannot reach a client past the
-   * messages queued before it.
-   */
-  finish(call: object, leave: (() => void) | undefined): void {
-    this.tail = { call, leave };
-    if (this.isClosed || this.unflushed <= 0) return this.release();
-    if (this.expired) return this.reset();
-    if (this.idleMs <= 0) return;
-    // a timer left from a wait for room must not fire on the tail before its own is armed
-    clearTimeout(this.idle);
-    this.idle = undefined;
-    // Armed at the end of this turn of the event loop, for all streams ending in it at once: the
-    // last message of nearly every Read reaches the connection by then, and a timer for each of
-    // the thousands of Reads of a `ctr content get` was work for nothing.
-    tails.push(this);
-    tailCheck ??= setImmediate(armTails);
-  }
-
-  /** @internal still waiting for its client at the end of the turn it ended in: its idle timer starts */
-  armTail(): void {
-    if (this.isClosed || this.unflushed <= 0 || !this.tail) return;
-    clearTimeout(this.idle);
-    this.idle = setTimeout(idleFor, this.idleMs, this);
-  }
-
-  private reset(): void {
-    if (!this.tail) return;
-    // a reset carries no status: the log says why the client saw its stream cancelled
-    this.logger?.info({ method: this.method, idleS: Math.round(this.idleMs / 1000) }, 'stream reset: its client took nothing for --stream-idle-timeout');
-    if (resetStream(this.tail.call)) return this.release();
-    // The place stays taken until the client's connection closes the stream: what the stream
-    // holds is not freed without the reset, and a place held keeps that bounded.
-    clearTimeout(this.idle);
-    warnResetUnavailable(this.logger);
-  }
-
-  private release(): void {
-    clearTimeout(this.idle);
-    const leave = this.tail?.leave;
-    if (this.tail) this.tail.leave = undefined;
-    leave?.();
-  }
-}
-
-/** Streams that ended this turn with messages still to reach their clients (see Flow.finish). */
-let tails: Flow[] = [];
-let tailCheck: NodeJS.Immediate | undefined;
-
-function armTails(): void {
-  const ended = tails;
-  tails = [];
-  tailCheck = undefined;
-  for (const flow of ended) flow.armTail();
-}
-
-/** A stream's idle timer: a plain function and the flow, so no stream makes a closure for it. */
-function idleFor(flow: Flow): void {
-  flow.timedOut();
-}
-
-let resetWarned = false;
-
-/** Warns, once a process, that streams cannot be reset (see resetStream). */
-function warnResetUnavailable(logger: Logger | undefined): void {
-  if (resetWarned || !logger) return;
-  resetWarned = true;
-  logger.warn('cannot reset an HTTP/2 stream through this grpc-js (its internals changed): streams whose clients take nothing keep their place among --max-streams, and their memory, until their connection closes');
 }
 
 /**
