@@ -181,4 +181,24 @@ describe('a GET response read Read by Read', () => {
     read.close();
     expect(read.takeHeld(KiB, () => undefined)).toBeUndefined();
   });
+
+  it('reads on while parked only once a step\'s worth of what it read ahead was taken, not after every small Read', async () => {
+    const data = Buffer.from(Array.from({ length: 2048 * KiB }, (_, i) => i % 251));
+    const budget = new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB);
+    const read = await openRead([stallingBody(data)], budget);
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
+    // as the store parks it after each Read
+    const parked = () => read.readAhead();
+    read.readAhead();
+    await settle();
+    expect(budget.used).toBe(1024 * KiB);
+    read.takeHeld(32 * KiB, parked);
+    await settle();
+    expect(budget.used).toBe(1024 * KiB - 32 * KiB);
+    for (let i = 0; i < 4; i++) read.takeHeld(32 * KiB, parked);
+    await settle();
+    expect(budget.used).toBe(1024 * KiB);
+    expect(Buffer.concat(read.takeHeld(32 * KiB, () => undefined)!).equals(data.subarray(160 * KiB, 192 * KiB))).toBe(true);
+    read.close();
+  });
 });

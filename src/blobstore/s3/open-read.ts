@@ -22,6 +22,9 @@ export class ReadAheadBudget {
  */
 export const HELD_READ_MAX = 32 * 1024;
 
+/** How far below its bound a parked response's read-ahead falls before it reads on. */
+const REFILL_STEP = 128 * 1024;
+
 /** Responses that broke off one Read opens again before it fails. */
 const MAX_REOPENS = 2;
 
@@ -176,6 +179,9 @@ export class OpenRead implements SlotHolder {
   readAhead(): void {
     const iterator = this.iterator;
     if (this.pulling || this.ended || this.closed || !iterator) return;
+    // Topped up once a step's worth was taken, not after every Read: `ctr content get` takes
+    // 32 KiB a call, and a pull started for each was promises and closures at every call.
+    if (this.aheadBytes > this.budget.perRead - REFILL_STEP) return;
     const current = () => !this.closed && this.iterator === iterator;
     this.pulling = (async () => {
       while (current() && this.aheadBytes < this.budget.perRead && this.budget.used < this.budget.total) {
