@@ -297,8 +297,9 @@ describe('S3 round trips on the critical path', () => {
       .filter((r) => r.op === 'PutObject' && r.key === 's3cs/v1/ns/test/ingests/spaced')
       .map((r) => r.start)
       .sort((a, b) => a - b);
-    // the first record at once, then at most one a second, however long the parts took
-    expect(writes.length).toBeGreaterThanOrEqual(3);
+    // the first record at once, then at most one a second, however long the parts took (where the
+    // first write is slow, the one queued behind it already carries the latest checkpoint: two)
+    expect(writes.length).toBeGreaterThanOrEqual(2);
     for (let i = 2; i < writes.length; i++) expect(writes[i]! - writes[i - 1]!).toBeGreaterThanOrEqual(950);
     session.close();
     await session.ended;
