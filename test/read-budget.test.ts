@@ -11,7 +11,11 @@ const MiB = 1024 * KiB;
 
 /** Bytes of Read messages the daemon counts as handed to gRPC and not yet on the connection. */
 async function readBuffer(): Promise<number> {
-  const metric = await registry.getSingleMetric('s3cs_read_buffer_bytes')!.get();
+  return gauge('s3cs_read_buffer_bytes');
+}
+
+async function gauge(name: string): Promise<number> {
+  const metric = await registry.getSingleMetric(name)!.get();
   return metric.values[0]?.value ?? 0;
 }
 
@@ -151,6 +155,8 @@ describe.each([
     // the whole blob once (into the tier), then 32 KiB that leaves the response parked, reading ahead
     await collect(d.content().Read({ digest }, ns('test')));
     await collect(d.content().Read({ digest, offset: 0, size: 32 * KiB }, ns('test')));
+    // the parked response holds the next Read's bytes, which it then answers from at once
+    if (!tier) await until(async () => (await gauge('s3cs_read_ahead_bytes')) >= 64 * KiB, 10_000, 50);
   });
   afterAll(async () => {
     for (const s of sessions) s.destroy();

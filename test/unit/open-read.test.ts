@@ -192,13 +192,25 @@ describe('a GET response read Read by Read', () => {
     read.readAhead();
     await settle();
     expect(budget.used).toBe(1024 * KiB);
+    // three Reads of 32 KiB: less than the 128 KiB step taken, nothing read on
+    for (let i = 0; i < 3; i++) read.takeHeld(32 * KiB, parked);
+    await settle();
+    expect(budget.used).toBe(1024 * KiB - 96 * KiB);
+    // the fourth takes the step: topped up to the bound again
     read.takeHeld(32 * KiB, parked);
     await settle();
-    expect(budget.used).toBe(1024 * KiB - 32 * KiB);
-    for (let i = 0; i < 4; i++) read.takeHeld(32 * KiB, parked);
-    await settle();
     expect(budget.used).toBe(1024 * KiB);
-    expect(Buffer.concat(read.takeHeld(32 * KiB, () => undefined)!).equals(data.subarray(160 * KiB, 192 * KiB))).toBe(true);
+    expect(Buffer.concat(read.takeHeld(32 * KiB, () => undefined)!).equals(data.subarray(128 * KiB, 160 * KiB))).toBe(true);
+    read.close();
+  });
+
+  it('still reads ahead where its bound is smaller than the step', async () => {
+    const data = Buffer.from(Array.from({ length: 256 * KiB }, (_, i) => i % 251));
+    const budget = new ReadAheadBudget(64 * KiB, 32 * 1024 * KiB);
+    const read = await openRead([stallingBody(data)], budget);
+    read.readAhead();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(budget.used).toBe(64 * KiB);
     read.close();
   });
 });

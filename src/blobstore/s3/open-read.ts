@@ -181,7 +181,7 @@ export class OpenRead implements SlotHolder {
     if (this.pulling || this.ended || this.closed || !iterator) return;
     // Topped up once a step's worth was taken, not after every Read: `ctr content get` takes
     // 32 KiB a call, and a pull started for each was promises and closures at every call.
-    if (this.aheadBytes > this.budget.perRead - REFILL_STEP) return;
+    if (this.aheadBytes > this.budget.perRead - Math.min(REFILL_STEP, this.budget.perRead / 2)) return;
     const current = () => !this.closed && this.iterator === iterator;
     this.pulling = (async () => {
       while (current() && this.aheadBytes < this.budget.perRead && this.budget.used < this.budget.total) {
