@@ -64,6 +64,19 @@ async function breakingRead(data: Buffer, budget = new ReadAheadBudget(1024 * Ki
   return read;
 }
 
+/** 50 ms: long enough for a stalling body's pieces to be read ahead, all it has. */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
+
+/** An OpenRead of `size` bytes (16 KiB pieces, then a stall), parked and done reading ahead up to `perRead`. */
+async function readingAhead(size: number, perRead = 1024 * KiB): Promise<{ data: Buffer; budget: ReadAheadBudget; read: OpenRead }> {
+  const data = Buffer.from(Array.from({ length: size }, (_, i) => i % 251));
+  const budget = new ReadAheadBudget(perRead, 32 * 1024 * KiB);
+  const read = await openRead([stallingBody(data)], budget);
+  read.readAhead();
+  await settle();
+  return { data, budget, read };
+}
+
 describe('a GET response read Read by Read', () => {
   it('serves a Read from the bytes read ahead while the read-ahead still waits for S3', async () => {
     const data = Buffer.from(Array.from({ length: 256 * KiB }, (_, i) => i % 251));
@@ -153,11 +166,7 @@ describe('a GET response read Read by Read', () => {
   });
 
   it('leaves a Read the read-ahead does not hold whole, or larger than one smallest message, to take, touching nothing', async () => {
-    const data = Buffer.from(Array.from({ length: 20 * KiB }, (_, i) => i % 251));
-    const budget = new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB);
-    const read = await openRead([stallingBody(data)], budget);
-    read.readAhead();
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    const { data, budget, read } = await readingAhead(20 * KiB);
     const held = budget.used;
     expect(held).toBe(20 * KiB);
     let handedBack = 0;
@@ -171,11 +180,7 @@ describe('a GET response read Read by Read', () => {
 
   it('takes no more than the Read budget\'s smallest message at once, which a stalled stream then holds whole', async () => {
     expect(HELD_READ_MAX).toBeLessThanOrEqual(MIN_READ_MESSAGE);
-    const data = Buffer.from(Array.from({ length: 256 * KiB }, (_, i) => i % 251));
-    const budget = new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB);
-    const read = await openRead([stallingBody(data)], budget);
-    read.readAhead();
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    const { data, read } = await readingAhead(256 * KiB);
     expect(read.takeHeld(HELD_READ_MAX + 1, () => undefined)).toBeUndefined();
     expect(Buffer.concat(read.takeHeld(HELD_READ_MAX, () => undefined)!).equals(data.subarray(0, HELD_READ_MAX))).toBe(true);
     read.close();
@@ -183,14 +188,9 @@ describe('a GET response read Read by Read', () => {
   });
 
   it('reads on while parked only once a step\'s worth of what it read ahead was taken, not after every small Read', async () => {
-    const data = Buffer.from(Array.from({ length: 2048 * KiB }, (_, i) => i % 251));
-    const budget = new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB);
-    const read = await openRead([stallingBody(data)], budget);
-    const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
+    const { data, budget, read } = await readingAhead(2048 * KiB);
     // as the store parks it after each Read
     const parked = () => read.readAhead();
-    read.readAhead();
-    await settle();
     expect(budget.used).toBe(1024 * KiB);
     // three Reads of 32 KiB: less than the 128 KiB step taken, nothing read on
     for (let i = 0; i < 3; i++) read.takeHeld(32 * KiB, parked);
@@ -205,11 +205,7 @@ describe('a GET response read Read by Read', () => {
   });
 
   it('still reads ahead where its bound is smaller than the step', async () => {
-    const data = Buffer.from(Array.from({ length: 256 * KiB }, (_, i) => i % 251));
-    const budget = new ReadAheadBudget(64 * KiB, 32 * 1024 * KiB);
-    const read = await openRead([stallingBody(data)], budget);
-    read.readAhead();
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    const { budget, read } = await readingAhead(256 * KiB, 64 * KiB);
     expect(budget.used).toBe(64 * KiB);
     read.close();
   });
