@@ -119,6 +119,41 @@ describe('a GET response read Read by Read', () => {
     expect(budget.used).toBe(0);
   });
 
+  it('knows at once of a response that broke while parked with its read-ahead full, which no Read or pull was reading', async () => {
+    const data = Buffer.from(Array.from({ length: 128 * KiB }, (_, i) => i % 251));
+    const body = stallingBody(data);
+    // a bound of 32 KiB: the read-ahead is full, and stops reading, long before the body stalls
+    const read = await openRead([body], new ReadAheadBudget(32 * KiB, 32 * 1024 * KiB));
+    expect((await drain(read.take(16 * KiB, () => undefined))).equals(data.subarray(0, 16 * KiB))).toBe(true);
+    read.readAhead();
+    await settle();
+    expect(read.failed).toBe(false);
+    body.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    await settle();
+    // ParkedReads closes such a response, and the next Read opens its own with both its reopens
+    expect(read.failed).toBe(true);
+    read.close();
+  });
+
+  it('hands itself back as a Read\'s last bytes are taken, before that Read\'s generator is resumed, and leaves the response to the next Read', async () => {
+    const data = Buffer.from(Array.from({ length: 256 * KiB }, (_, i) => i % 251));
+    const read = await openRead([stallingBody(data)], new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB));
+    let handedBack = 0;
+    const first = read.take(48 * KiB, () => handedBack++)[Symbol.asyncIterator]();
+    const pieces: Buffer[] = [];
+    while (Buffer.concat(pieces).length < 48 * KiB) pieces.push((await first.next()).value as Buffer);
+    // the proxy's next Read may arrive now: it must find the response handed back already
+    expect(handedBack).toBe(1);
+    expect((await drain(read.take(16 * KiB, () => handedBack++))).equals(data.subarray(48 * KiB, 64 * KiB))).toBe(true);
+    expect(handedBack).toBe(2);
+    // the first Read's generator, resumed late, ends without handing back or closing again
+    expect((await first.next()).done).toBe(true);
+    expect(handedBack).toBe(2);
+    expect((await drain(read.take(16 * KiB, () => handedBack++))).equals(data.subarray(64 * KiB, 80 * KiB))).toBe(true);
+    expect(Buffer.concat(pieces).equals(data.subarray(0, 48 * KiB))).toBe(true);
+    read.close();
+  });
+
   it('continues where it stopped on a new response after giving its response up, byte for byte', async () => {
     const data = Buffer.from(Array.from({ length: 256 * KiB }, (_, i) => i % 251));
     const opened: number[] = [];

@@ -52,6 +52,8 @@ export class OpenRead implements SlotHolder {
   private ahead: Buffer[] = [];
   private aheadBytes = 0;
   private pulling: Promise<void> | undefined;
+  /** A Read is taking from the response: a break is its to meet (see connect). */
+  private taking = false;
   private ended = false;
   private failure: unknown;
   private closed = false;
@@ -81,6 +83,12 @@ export class OpenRead implements SlotHolder {
       }
       this.body = body;
       this.iterator = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+      // A break while nothing reads the response (parked, its read-ahead full: S3 or a proxy
+      // closing a connection idle too long) is known at once, so the next Read opens a new
+      // response instead of spending one of its reopens on this old break.
+      body.once('error', (err: unknown) => {
+        if (this.body === body && !this.taking && !this.pulling) this.failure ??= this.source.brokeOff(err);
+      });
     } catch (err) {
       this.source.slots.release(this);
       throw err;
@@ -117,7 +125,10 @@ export class OpenRead implements SlotHolder {
   async *take(length: number, done: () => void, cancel?: Cancellation): AsyncGenerator<Buffer> {
     let remaining = length;
     let complete = false;
+    /** `done` was called: the response is the next Read's, and this generator leaves it alone. */
+    let handedBack = false;
     let reopened = 0;
+    this.taking = true;
     try {
       while (remaining > 0) {
         let chunk = this.ahead.shift();
@@ -163,15 +174,28 @@ export class OpenRead implements SlotHolder {
         }
         remaining -= chunk.length;
         this.position += chunk.length;
+        if (remaining === 0) {
+          // Handed back before its last bytes go out: containerd's proxy sends its next Read as
+          // soon as they arrive, which can be before this generator is resumed, and that Read
+          // must find the response parked rather than open another.
+          handedBack = true;
+          this.taking = false;
+          done();
+          yield chunk;
+          return;
+        }
         this.idleSince = performance.now();
         yield chunk;
         this.idleSince = 0;
       }
       complete = remaining === 0;
     } finally {
-      this.idleSince = 0;
-      if (complete) done();
-      else this.close();
+      if (!handedBack) {
+        this.taking = false;
+        this.idleSince = 0;
+        if (complete) done();
+        else this.close();
+      }
     }
   }
 
