@@ -52,8 +52,11 @@ export class OpenRead implements SlotHolder {
   private ahead: Buffer[] = [];
   private aheadBytes = 0;
   private pulling: Promise<void> | undefined;
-  /** A Read is taking from the response: a break is its to meet (see connect). */
-  private taking = false;
+  /**
+   * The response served an earlier Read (it was parked since): a break met on it is not counted
+   * against the Read that continues it (see take).
+   */
+  private servedBefore = false;
   private ended = false;
   private failure: unknown;
   private closed = false;
@@ -83,12 +86,7 @@ export class OpenRead implements SlotHolder {
       }
       this.body = body;
       this.iterator = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-      // A break while nothing reads the response (parked, its read-ahead full: S3 or a proxy
-      // closing a connection idle too long) is known at once, so the next Read opens a new
-      // response instead of spending one of its reopens on this old break.
-      body.once('error', (err: unknown) => {
-        if (this.body === body && !this.taking && !this.pulling) this.failure ??= this.source.brokeOff(err);
-      });
+      this.servedBefore = false;
     } catch (err) {
       this.source.slots.release(this);
       throw err;
@@ -117,18 +115,25 @@ export class OpenRead implements SlotHolder {
     this.aheadBytes -= length;
     this.budget.used -= length;
     this.position += length;
+    this.servedBefore = true;
     done();
     return pieces;
   }
 
-  /** Yields exactly `length` bytes, then hands itself back through `done` for reuse. */
+  /**
+   * Yields exactly `length` bytes, handing itself back through `done` for reuse as the last of
+   * them is taken (before it is yielded).
+   */
   async *take(length: number, done: () => void, cancel?: Cancellation): AsyncGenerator<Buffer> {
     let remaining = length;
     let complete = false;
     /** `done` was called: the response is the next Read's, and this generator leaves it alone. */
     let handedBack = false;
     let reopened = 0;
-    this.taking = true;
+    // A parked response's socket is not read while its read-ahead is full, so a break (S3 or a
+    // proxy closing a connection idle too long) shows only when a Read reads on: the break of a
+    // response that served an earlier Read may be old, and costs the Read continuing it none of
+    // its reopens (the new response it opens is its own).
     try {
       while (remaining > 0) {
         let chunk = this.ahead.shift();
@@ -145,7 +150,7 @@ export class OpenRead implements SlotHolder {
           }
           if (this.failure) {
             // broken off while it read ahead: opened again from here, as below
-            if (this.closed || reopened++ >= MAX_REOPENS) throw this.failure;
+            if (this.closed || (!this.servedBefore && reopened++ >= MAX_REOPENS)) throw this.failure;
             this.failure = undefined;
             this.letGo();
             this.source.slots.release(this);
@@ -157,7 +162,7 @@ export class OpenRead implements SlotHolder {
             // A response that broke off (a reset, or its socket idle past the timeout while
             // the client took nothing) is opened again from here, twice at most a Read: a
             // new GET that fails says why itself.
-            if (this.closed || reopened++ >= MAX_REOPENS) throw this.source.brokeOff(err);
+            if (this.closed || (!this.servedBefore && reopened++ >= MAX_REOPENS)) throw this.source.brokeOff(err);
             this.letGo();
             this.source.slots.release(this);
             return undefined;
@@ -179,7 +184,7 @@ export class OpenRead implements SlotHolder {
           // soon as they arrive, which can be before this generator is resumed, and that Read
           // must find the response parked rather than open another.
           handedBack = true;
-          this.taking = false;
+          this.servedBefore = true;
           done();
           yield chunk;
           return;
@@ -191,7 +196,6 @@ export class OpenRead implements SlotHolder {
       complete = remaining === 0;
     } finally {
       if (!handedBack) {
-        this.taking = false;
         this.idleSince = 0;
         if (complete) done();
         else this.close();

@@ -140,8 +140,9 @@ export class S3BlobStore implements BlobStore {
       // A read that stops short of the end is likely followed by the next one (containerd's
       // content proxy turns every ReadAt into its own Read): ask for the rest of the object, so
       // the next Read can continue on this response instead of paying another round trip.
-      // The response may outlive this call, parked for the next Read; a cancelled call closes
-      // it by leaving the iteration early.
+      // The response may outlive this call, parked for the next Read; a call cancelled before
+      // its last bytes were taken closes it by leaving the iteration early (one cancelled after
+      // leaves it parked past them, closed by a Read waiting for a socket or by the idle sweep).
       source = new OpenRead(digest, offset, options.size, this.readAhead, {
         what: `GET ${key}`,
         slots: this.slots,
