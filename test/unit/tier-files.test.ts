@@ -216,7 +216,7 @@ describe('fills under way', () => {
     const { fills, admitted, written } = fillsIn(dir);
     const fill = fills.claim(digestOf(data), 0, data.length)!;
     expect([admitted(), written()]).toEqual([data.length, 0]);
-    await drain(fills.follow(fill, once(data.subarray(0, 1))));
+    await drain(fills.follow(fill, once(data.subarray(0, 1)), 1));
     expect(written()).toBe(1);
     fills.drop(fill);
     await until(() => admitted() === 0 && written() === 0, 5_000);
@@ -227,7 +227,7 @@ describe('fills under way', () => {
     const data = randomBlob(2 * MiB);
     const { fills, outcomes, admitted, written } = fillsIn(dir, { idleMs: 200 });
     const fill = fills.claim(digestOf(data), 0, data.length)!;
-    await drain(fills.follow(fill, once(data.subarray(0, MiB))));
+    await drain(fills.follow(fill, once(data.subarray(0, MiB)), MiB));
     expect([admitted(), written()]).toEqual([data.length, MiB]);
     await until(() => outcomes.length > 0, 5_000);
     expect(outcomes).toEqual(['idle']);
@@ -244,16 +244,32 @@ describe('fills under way', () => {
     expect(fills.claim(digestOf('c'), 0, 10)).toBeUndefined();
   });
 
+  it('is free for the next read as a read\'s last bytes pass, before that read\'s generator is resumed', async () => {
+    const dir = tempDir('s3cs-tier-');
+    const data = randomBlob(2 * MiB);
+    const digest = digestOf(data);
+    const { fills, outcomes } = fillsIn(dir);
+    const first = fills.follow(fills.claim(digest, 0, data.length)!, once(data.subarray(0, MiB)), MiB)[Symbol.asyncIterator]();
+    expect(((await first.next()).value as Buffer).length).toBe(MiB);
+    // the proxy's next Read may come now, while the first's generator waits to be resumed
+    const next = fills.claim(digest, MiB, data.length);
+    expect(next).toBeDefined();
+    await drain(fills.follow(next!, once(data.subarray(MiB)), data.length - MiB));
+    expect((await first.next()).done).toBe(true);
+    await until(() => outcomes.length > 0, 5_000);
+    expect(outcomes).toEqual(['kept']);
+  });
+
   it('is carried on only by a read that starts where the last one stopped', async () => {
     const dir = tempDir('s3cs-tier-');
     const data = randomBlob(2 * MiB);
     const digest = digestOf(data);
     const { fills, outcomes } = fillsIn(dir);
-    await drain(fills.follow(fills.claim(digest, 0, data.length)!, once(data.subarray(0, MiB))));
+    await drain(fills.follow(fills.claim(digest, 0, data.length)!, once(data.subarray(0, MiB)), MiB));
     expect(fills.claim(digest, MiB + 1, data.length)).toBeUndefined();
     const next = fills.claim(digest, MiB, data.length)!;
     expect(next).toBeDefined();
-    await drain(fills.follow(next, once(data.subarray(MiB))));
+    await drain(fills.follow(next, once(data.subarray(MiB)), data.length - MiB));
     await until(() => outcomes.length > 0, 5_000);
     expect(outcomes).toEqual(['kept']);
     expect(existsSync(next.tempPath)).toBe(true);

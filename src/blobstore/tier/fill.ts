@@ -55,19 +55,38 @@ export class Fill {
     return this.broken;
   }
 
-  /** Yields the source's bytes unchanged, copying them into the file while it stays usable. */
-  async *follow(source: ReadSource, done: (clean: boolean) => void): AsyncGenerator<Buffer> {
+  /**
+   * Yields the source's bytes unchanged (a read of `length` bytes), copying them into the file
+   * while it stays usable.
+   */
+  async *follow(source: ReadSource, done: (clean: boolean) => void, length: number): AsyncGenerator<Buffer> {
     this.busy = true;
     let clean = false;
+    /** `done` was called: the fill is the next read's to carry on. */
+    let letGo = false;
+    let passed = 0;
     try {
       for await (const piece of source) {
         if (!this.broken) await this.append(piece);
+        passed += piece.length;
+        if (passed >= length) {
+          // Let go before the read's last bytes go out: containerd's proxy sends its next Read
+          // as soon as they arrive, which can be before this generator is resumed, and that
+          // Read must find the fill free to carry on.
+          letGo = true;
+          this.busy = false;
+          done(true);
+          yield piece;
+          return;
+        }
         yield piece;
       }
       clean = true;
     } finally {
-      this.busy = false;
-      done(clean);
+      if (!letGo) {
+        this.busy = false;
+        done(clean);
+      }
     }
   }
 

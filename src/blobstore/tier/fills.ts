@@ -62,9 +62,9 @@ export class Fills {
     return fill;
   }
 
-  /** The read's bytes, unchanged, carrying the fill along. */
-  follow(fill: Fill, source: ReadSource): AsyncIterable<Buffer> {
-    return fill.follow(source, (clean) => this.stopped(fill, clean));
+  /** The read's bytes (`length` of them), unchanged, carrying the fill along. */
+  follow(fill: Fill, source: ReadSource, length: number): AsyncIterable<Buffer> {
+    return fill.follow(source, (clean) => this.stopped(fill, clean), length);
   }
 
   /** Gives up the blob's fill, if any: a reader carrying it goes on reading from S3. */

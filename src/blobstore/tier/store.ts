@@ -147,7 +147,7 @@ export class ReadTier implements BlobStore {
       if (fill) this.fills.drop(fill);
       throw err;
     }
-    return fill ? this.fills.follow(fill, source) : source;
+    return fill ? this.fills.follow(fill, source, length) : source;
   }
 
   /** S3 said recently that the kept file's blob, of `size`, exists: asked first, and without a promise (Reads of 32 KiB come by the thousand). */
