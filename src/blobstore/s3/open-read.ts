@@ -160,8 +160,9 @@ export class OpenRead implements SlotHolder {
           if (!this.iterator) await this.connect(cancel);
           const next = await this.iterator!.next().catch((err: unknown) => {
             // A response that broke off (a reset, or its socket idle past the timeout while
-            // the client took nothing) is opened again from here, twice at most a Read: a
-            // new GET that fails says why itself.
+            // the client took nothing) is opened again from here, twice at most a Read (and
+            // once more where the response served an earlier Read, see above): a new GET that
+            // fails says why itself.
             if (this.closed || (!this.servedBefore && reopened++ >= MAX_REOPENS)) throw this.source.brokeOff(err);
             this.letGo();
             this.source.slots.release(this);
