@@ -132,6 +132,29 @@ describe('a GET response read Read by Read', () => {
     expect(isStoreError(err, 'unavailable')).toBe(true);
   });
 
+  it('counts a break that comes after the parked response answered the Read continuing it: only an old break is free', async () => {
+    const data = Buffer.from(Array.from({ length: 256 * KiB }, (_, i) => i % 251));
+    const read = new OpenRead('sha256:x', 0, data.length, new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB), {
+      what: 'GET blobs/x',
+      slots: new ReadSlots({ max: 100, waitMs: 1_000, idleMs: 1_000 }, () => false),
+      // the first response sends 32 KiB in two pieces, every later one 16 KiB; each then breaks off
+      open: async (position) =>
+        position === 0
+          ? Readable.from((async function* () {
+              yield data.subarray(0, 16 * KiB);
+              yield data.subarray(16 * KiB, 32 * KiB);
+              throw Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
+            })(), { objectMode: false })
+          : resetBody(data.subarray(position, position + 16 * KiB)),
+      brokeOff,
+    });
+    await read.connect(undefined);
+    expect((await drain(read.take(16 * KiB, () => undefined))).equals(data.subarray(0, 16 * KiB))).toBe(true);
+    // the next Read gets fresh bytes from it, so its break is new: with two more, the Read fails
+    const err = await drain(read.take(64 * KiB, () => undefined)).catch((e: unknown) => e);
+    expect(isStoreError(err, 'unavailable')).toBe(true);
+  });
+
   it('hands itself back as a Read\'s last bytes are taken, before that Read\'s generator is resumed, and leaves the response to the next Read', async () => {
     const data = Buffer.from(Array.from({ length: 256 * KiB }, (_, i) => i % 251));
     const read = await openRead([stallingBody(data)], new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB));

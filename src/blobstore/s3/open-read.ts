@@ -161,8 +161,8 @@ export class OpenRead implements SlotHolder {
           const next = await this.iterator!.next().catch((err: unknown) => {
             // A response that broke off (a reset, or its socket idle past the timeout while
             // the client took nothing) is opened again from here, twice at most a Read (and
-            // once more where the response served an earlier Read, see above): a new GET that
-            // fails says why itself.
+            // once more for an old break of a response that served an earlier Read, see above):
+            // a new GET that fails says why itself.
             if (this.closed || (!this.servedBefore && reopened++ >= MAX_REOPENS)) throw this.source.brokeOff(err);
             this.letGo();
             this.source.slots.release(this);
@@ -171,6 +171,8 @@ export class OpenRead implements SlotHolder {
           if (next === undefined) continue;
           if (next.done) break;
           chunk = next.value;
+          // the response answered this Read: a break after this one is new, and counts
+          this.servedBefore = false;
         }
         if (chunk.length > remaining) {
           this.ahead.unshift(chunk.subarray(remaining));
