@@ -279,6 +279,27 @@ describe('S3 round trips on the critical path', () => {
     expect(log.between(second, third)).toEqual([]);
   });
 
+  it('reads only the ingest records whose ref a ListStatuses filter takes, telling them by their keys', async () => {
+    const at = new Date().toISOString();
+    const refs = ['build-1', 'build-2', 'cache/1', 'cache.2'];
+    for (const ref of refs) {
+      const record = { ref, total: 10 * MiB, expected: '', startedAt: at, updatedAt: at, offset: 0 };
+      const segment = encodeURIComponent(ref).replace(/\./g, '%2E');
+      await putObject(d.bucket!, `s3cs/v1/ns/statuses/ingests/${segment}`, Buffer.from(JSON.stringify(record)));
+    }
+    const listed = async (filters: string[]) => {
+      const from = performance.now();
+      const out = await call<object, { statuses: { ref: string }[] }>(client, 'ListStatuses', { filters }, ns('statuses'));
+      const read = log.between(from, performance.now()).filter((r) => r.op === 'GetObject').map((r) => r.key.split('/').at(-1));
+      return { refs: out.statuses.map((st) => st.ref), read: read.sort() };
+    };
+    expect(await listed(['ref~="^cache"'])).toEqual({ refs: ['cache.2', 'cache/1'], read: ['cache%2E2', 'cache%2F1'] });
+    expect(await listed(['ref==build-2', 'ref==nothing'])).toEqual({ refs: ['build-2'], read: ['build-2'] });
+    expect(await listed(['ref==nothing'])).toEqual({ refs: [], read: [] });
+    expect((await listed([])).refs).toEqual(['build-1', 'build-2', 'cache.2', 'cache/1']);
+    for (const ref of refs) await call(client, 'Abort', { ref }, ns('statuses'));
+  });
+
   it('moves an ingest\'s record on at most once a second while its parts land, and to the latest checkpoint once the second is up', async () => {
     const data = randomBlob(42 * MiB);
     const session = new WriteSession(client);

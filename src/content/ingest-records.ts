@@ -48,9 +48,15 @@ export class IngestRecords {
     if (hasLegacyKey(ns, ref)) await this.docs.remove(docKeys.legacyIngest(ns, ref));
   }
 
-  /** Every ingest recorded for `ns`, in key order. */
-  async *all(ns: string): AsyncIterable<IngestRecord> {
-    for await (const { value } of this.docs.readAll<IngestRecord>(docKeys.ingestsPrefix(ns))) yield value;
+  /**
+   * Every ingest recorded for `ns`, in key order; with `wantedRef`, only those whose ref (as its
+   * key names it) it takes are read: a namespace may hold thousands of records, and a filter
+   * on the ref needs none of them read to rule them out.
+   */
+  async *all(ns: string, wantedRef?: (ref: string) => boolean): AsyncIterable<IngestRecord> {
+    const prefix = docKeys.ingestsPrefix(ns);
+    const wanted = wantedRef && ((key: string) => refOfKey(key.slice(prefix.length), wantedRef));
+    for await (const { value } of this.docs.readAll<IngestRecord>(prefix, { wanted })) yield value;
   }
 
   /**
@@ -102,6 +108,18 @@ export class IngestRecords {
     }
     await this.removeKeys(ns, record.ref);
   }
+}
+
+/** Whether the ref a record's key names is wanted; a key that names none is read to see. */
+function refOfKey(segment: string, wantedRef: (ref: string) => boolean): boolean {
+  let ref: string;
+  try {
+    // both key forms, encodeSegment's and the legacy one, decode to the ref
+    ref = decodeURIComponent(segment);
+  } catch {
+    return true;
+  }
+  return wantedRef(ref);
 }
 
 function hasLegacyKey(ns: string, ref: string): boolean {

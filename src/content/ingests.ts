@@ -94,15 +94,16 @@ export class Ingests {
     validateNamespace(ns);
     const filter = parseFilters(filters);
     const byRef = new Map<string, IngestStatus>();
-    const matches = (st: IngestStatus) => filter.matches((path) => (path.length === 1 && path[0] === 'ref' ? st.ref : undefined));
+    // as in containerd, a status has one field to filter on: its ref
+    const refMatches = (ref: string) => filter.matches((path) => (path.length === 1 && path[0] === 'ref' ? ref : undefined));
     const keep = (st: IngestStatus) => {
-      if (!matches(st)) return;
+      if (!refMatches(st.ref)) return;
       byRef.set(st.ref, st);
       if (byRef.size > MAX_LISTED_STATUSES) {
         throw resourceExhausted(`namespace ${ns} has more than ${MAX_LISTED_STATUSES} matching ingests; narrow the list with a filter`);
       }
     };
-    for await (const record of this.records.all(ns)) keep(recordStatus(record));
+    for await (const record of this.records.all(ns, refMatches)) keep(recordStatus(record));
     for (const ingest of this.live.values()) if (ingest.ns === ns) keep(statusOf(ingest));
     return [...byRef.values()].sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
   }

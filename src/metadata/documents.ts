@@ -95,10 +95,14 @@ export class Documents {
     return false;
   }
 
-  /** Reads the documents under `prefix`, a bounded number at a time, in key order. */
-  readAll<T>(prefix: string, concurrency = 16): AsyncIterable<{ key: string; value: T }> {
+  /**
+   * Reads the documents under `prefix`, a bounded number at a time, in key order; with `wanted`,
+   * only those whose key it takes (a key costs nothing to look at, a document a GET).
+   */
+  readAll<T>(prefix: string, options: { concurrency?: number; wanted?: (key: string) => boolean } = {}): AsyncIterable<{ key: string; value: T }> {
+    const { concurrency = 16, wanted } = options;
     return pMapIterable(
-      this.list(prefix),
+      wanted ? only(this.list(prefix), wanted) : this.list(prefix),
       async (key) => {
         const value = await this.read<T>(key);
         return value === undefined ? pMapSkip : { key, value };
@@ -106,4 +110,8 @@ export class Documents {
       { concurrency },
     );
   }
+}
+
+async function* only(keys: AsyncIterable<string>, wanted: (key: string) => boolean): AsyncIterable<string> {
+  for await (const key of keys) if (wanted(key)) yield key;
 }
