@@ -371,3 +371,37 @@ describe('the read tier and the collector', () => {
     }
   });
 });
+
+describe('the read tier\'s memory', () => {
+  it('holds no more of its kept files for Reads whose clients take nothing than its budget of pieces, and each still reads every byte', async () => {
+    const t = await tierDaemon({ confirmMs: 3_600_000 });
+    try {
+      const data = randomBlob(4 * MiB);
+      const { digest } = await writeBlob(t.d.content(), 'stalled-readers', data);
+      await readAll(t.d.content(), digest);
+      await until(() => t.kept(digest));
+      const s3Ahead = t.tier!.usage().readAhead.limit - 32 * MiB;
+      const readers: AsyncIterator<Buffer>[] = [];
+      const first: Buffer[] = [];
+      for (let i = 0; i < 40; i++) {
+        // a Read of the whole kept blob streams from the file (a small one would come back whole)
+        const reader = ((await t.tier!.readBlob(digest, 0, data.length, { size: data.length })) as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+        readers.push(reader);
+        first.push((await reader.next()).value as Buffer);
+      }
+      // each reader holds its first piece and one read ahead: 40 of 1 MiB each were 80 MiB
+      expect(t.tier!.usage().readAhead.inUse).toBeLessThanOrEqual(32 * MiB + 40 * 2 * 32 * 1024);
+      expect(first.reduce((n, p) => n + p.length, 0)).toBeLessThanOrEqual(16 * MiB + 40 * 32 * 1024);
+      for (const [i, reader] of readers.entries()) {
+        const rest: Buffer[] = [first[i]!];
+        for (let r = await reader.next(); !r.done; r = await reader.next()) rest.push(r.value);
+        expect(Buffer.concat(rest).equals(data)).toBe(true);
+      }
+      expect(t.tier!.usage().readAhead.inUse).toBe(0);
+      expect(s3Ahead).toBe(32 * MiB);
+      expect(t.getsOf(digest)).toBe(1);
+    } finally {
+      await t.d.stop();
+    }
+  });
+});

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { isValidDigest } from '../digest.js';
 import { notFound, startOver, unavailable } from '../errors.js';
+import { piecesOfFile, PieceBudget } from './disk-pieces.js';
 import { ProbeError } from './probe-error.js';
 import type {
   BlobEntry,
@@ -36,6 +37,8 @@ export class FsBlobStore implements BlobStore {
   private readonly docsDir: string;
   private readonly uploadsDir: string;
   private readonly recordsDir: string;
+  /** Pieces of blob files Reads hold at once, all together (see PieceBudget). */
+  private readonly pieces = new PieceBudget(32 * 1024 * 1024);
 
   constructor(
     readonly root: string,
@@ -74,13 +77,16 @@ export class FsBlobStore implements BlobStore {
   }
 
   async readBlob(digest: string, offset: number, length: number): Promise<AsyncIterable<Buffer>> {
-    const stream = createReadStream(this.blobPath(digest), { start: offset, end: offset + length - 1, highWaterMark: 1 << 20 });
-    // surface a blob deleted since its stat as not-found rather than an I/O error
-    await new Promise<void>((resolve, reject) => {
-      stream.once('open', () => resolve());
-      stream.once('error', (err) => reject(isNoEntry(err) ? notFound(`content ${digest}: not found`) : err));
-    });
-    return stream;
+    let file: FileHandle;
+    try {
+      file = await open(this.blobPath(digest), 'r');
+    } catch (err) {
+      // a blob deleted since its stat is not-found rather than an I/O error
+      throw isNoEntry(err) ? notFound(`content ${digest}: not found`) : err;
+    }
+    return piecesOfFile(file, offset, length, this.pieces, (at) =>
+      unavailable(`read of ${digest} ended at ${at}, expected ${offset + length}: the stored file changed`),
+    );
   }
 
   async deleteBlob(digest: string, options: { deadline?: number } = {}): Promise<void> {
@@ -242,7 +248,7 @@ export class FsBlobStore implements BlobStore {
 
   /** Uploads go straight to files; nothing is buffered or read ahead in memory. */
   usage(): StoreUsage {
-    return { uploadBuffer: { inUse: 0, limit: 0 }, readAhead: { inUse: 0, limit: 0 } };
+    return { uploadBuffer: { inUse: 0, limit: 0 }, readAhead: { inUse: this.pieces.used, limit: this.pieces.total } };
   }
 
   async check(): Promise<CheckResult> {

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { PieceBudget } from '../../src/blobstore/disk-pieces.js';
 import { readFromDisk } from '../../src/blobstore/tier/disk-read.js';
 import type { ReadSource } from '../../src/blobstore/types.js';
 import type { Fill } from '../../src/blobstore/tier/fill.js';
@@ -44,7 +45,7 @@ describe('reading kept blobs from disk', () => {
     truncateSync(path, MiB + 10);
     const asked: number[] = [];
     const read = await drain(
-      readFromDisk(new OpenFiles(4, 60_000), new ReadWindows(4, MiB), path, 0, data.length, data.length, async (position) => {
+      readFromDisk(new OpenFiles(4, 60_000), new ReadWindows(4, MiB), new PieceBudget(32 * MiB), path, 0, data.length, data.length, async (position) => {
         asked.push(position);
         return once(data.subarray(position));
       }),
@@ -81,7 +82,7 @@ describe('small reads of kept blobs', () => {
     const pieces: Buffer[] = [];
     for (let at = 0; at < data.length; at += 32 * 1024) {
       const length = Math.min(32 * 1024, data.length - at);
-      pieces.push(await drain(readFromDisk(files, windows, path, at, length, data.length, notS3)));
+      pieces.push(await drain(readFromDisk(files, windows, new PieceBudget(32 * MiB), path, at, length, data.length, notS3)));
     }
     expect(Buffer.concat(pieces).equals(data)).toBe(true);
     expect(reads).toEqual([0, MiB, 2 * MiB]);
@@ -96,7 +97,7 @@ describe('small reads of kept blobs', () => {
     truncateSync(path, 1000);
     const asked: number[] = [];
     const read = await drain(
-      readFromDisk(new OpenFiles(4, 60_000), new ReadWindows(4, MiB), path, 500, 32 * 1024, data.length, async (position) => {
+      readFromDisk(new OpenFiles(4, 60_000), new ReadWindows(4, MiB), new PieceBudget(32 * MiB), path, 500, 32 * 1024, data.length, async (position) => {
         asked.push(position);
         return once(data.subarray(position, 500 + 32 * 1024));
       }),
@@ -116,7 +117,7 @@ describe('small reads of kept blobs', () => {
     const got = [[], []] as Buffer[][];
     for (let at = 0; at < 4 * MiB; at += step) {
       for (const [reader, start] of [0, 4 * MiB].entries()) {
-        got[reader]!.push(await drain(readFromDisk(files, windows, path, start + at, step, data.length, notS3)));
+        got[reader]!.push(await drain(readFromDisk(files, windows, new PieceBudget(32 * MiB), path, start + at, step, data.length, notS3)));
       }
     }
     expect(Buffer.concat([...got[0]!, ...got[1]!]).equals(data)).toBe(true);
@@ -135,7 +136,7 @@ describe('small reads of kept blobs', () => {
     for (let i = 0; i < 200; i++) {
       seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
       const at = 1 + (seed % (data.length - 1));
-      const byte = await drain(readFromDisk(files, windows, path, at, 1, data.length, notS3));
+      const byte = await drain(readFromDisk(files, windows, new PieceBudget(32 * MiB), path, at, 1, data.length, notS3));
       expect(byte.equals(data.subarray(at, at + 1))).toBe(true);
     }
     expect(disk.bytes).toBeLessThanOrEqual(2 * 200);
@@ -151,7 +152,7 @@ describe('small reads of kept blobs', () => {
     const windows = new ReadWindows(16, MiB);
     const step = 32 * 1024;
     for (let at = MiB; at < MiB + 4 * step; at += step) {
-      const piece = await drain(readFromDisk(files, windows, path, at, step, data.length, notS3));
+      const piece = await drain(readFromDisk(files, windows, new PieceBudget(32 * MiB), path, at, step, data.length, notS3));
       expect(piece.equals(data.subarray(at, at + step))).toBe(true);
     }
     expect(disk.bytes).toBeLessThanOrEqual(2 * 4 * step);

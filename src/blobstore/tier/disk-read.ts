@@ -1,9 +1,7 @@
+import { PieceFailed, readPieces, type PieceBudget } from '../disk-pieces.js';
 import type { ReadSource } from '../types.js';
 import type { OpenFiles } from './open-files.js';
 import type { ReadWindows } from './read-windows.js';
-
-/** As S3 reads are sent on: a Read message is at most 1 MiB, so each piece is one message. */
-const PIECE = 1 << 20;
 
 /**
  * `length` bytes of the file from `offset`. A Read smaller than a window (of a blob of `size`
@@ -15,21 +13,23 @@ const PIECE = 1 << 20;
 export function readFromDisk(
   files: OpenFiles,
   windows: ReadWindows,
+  pieces: PieceBudget,
   path: string,
   offset: number,
   length: number,
   size: number,
   rest: (position: number, err: unknown) => Promise<ReadSource>,
 ): ReadSource | Promise<ReadSource> {
-  if (length >= windows.size) return streamFromDisk({ files, windows, path, offset, length, size, rest });
+  if (length >= windows.size) return streamFromDisk({ files, windows, pieces, path, offset, length, size, rest });
   const held = windows.readHeld(path, offset, length);
-  return held ? [held] : readSmall({ files, windows, path, offset, length, size, rest });
+  return held ? [held] : readSmall({ files, windows, pieces, path, offset, length, size, rest });
 }
 
 /** One read of a kept file, as readFromDisk was asked for it. */
 interface KeptRead {
   files: OpenFiles;
   windows: ReadWindows;
+  pieces: PieceBudget;
   path: string;
   offset: number;
   length: number;
@@ -45,26 +45,13 @@ async function readSmall({ files, windows, path, offset, length, size, rest }: K
   }
 }
 
-/** A piece at a time, the next read from the file while the last goes out. */
-async function* streamFromDisk({ files, path, offset, length, rest }: KeptRead): AsyncGenerator<Buffer> {
-  const end = offset + length;
-  let position = offset;
-  const readNext = (at: number) => {
-    const reading = files.read(path, at, Math.min(PIECE, end - at));
-    reading.catch(() => undefined);
-    return reading;
-  };
-  let next: Promise<Buffer> | undefined = readNext(position);
-  while (next) {
-    let piece: Buffer;
-    try {
-      piece = await next;
-    } catch (err) {
-      yield* await rest(position, err);
-      return;
-    }
-    position += piece.length;
-    next = position < end ? readNext(position) : undefined;
-    yield piece;
+/** A piece at a time, the next read from the file while the last goes out (see readPieces). */
+async function* streamFromDisk({ files, path, offset, length, pieces, rest }: KeptRead): AsyncGenerator<Buffer> {
+  try {
+    yield* readPieces((at, n) => files.read(path, at, n), offset, length, pieces);
+  } catch (err) {
+    // only a read of the file fails here: the reader's own stop ends the generator without one
+    if (!(err instanceof PieceFailed)) throw err;
+    yield* await rest(err.position, err.cause);
   }
 }

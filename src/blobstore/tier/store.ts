@@ -18,6 +18,7 @@ import type {
   UploadHandle,
   UploadOptions,
 } from '../types.js';
+import { PieceBudget } from '../disk-pieces.js';
 import { readFromDisk } from './disk-read.js';
 import type { Fill } from './fill.js';
 import { Fills, type FillOutcome } from './fills.js';
@@ -56,6 +57,8 @@ const OPEN_FILES = 64;
 const OPEN_IDLE_MS = 10_000;
 /** Windows of 1 MiB (one Read message) kept for small Reads: 16 MiB at most. */
 const READ_WINDOWS = 16;
+/** Pieces of kept files that large Reads hold at once, all together (see PieceBudget); as S3's read-ahead. */
+const READ_PIECES_BYTES = 32 * 1024 * 1024;
 
 /**
  * A local read tier in front of another store (S3): blobs read are kept on disk, verified
@@ -70,6 +73,7 @@ export class ReadTier implements BlobStore {
   private readonly fills: Fills;
   private readonly files = new OpenFiles(OPEN_FILES, OPEN_IDLE_MS);
   private readonly windows = new ReadWindows(READ_WINDOWS, 1 << 20);
+  private readonly pieces = new PieceBudget(READ_PIECES_BYTES);
   private readonly confirmMs: number;
   private lastWarning = 0;
 
@@ -132,7 +136,7 @@ export class ReadTier implements BlobStore {
     if (entry && (this.confirmed(entry, options.size) || (await this.stillStored(entry, options.size)))) {
       countLookup('tier', true);
       this.markUse(entry);
-      return readFromDisk(this.files, this.windows, this.pathOf(entry), offset, length, options.size, (position, err) => {
+      return readFromDisk(this.files, this.windows, this.pieces, this.pathOf(entry), offset, length, options.size, (position, err) => {
         this.logger?.debug({ digest, position, err }, 'read tier: file unreadable, reading the rest from S3');
         this.evict(entry);
         return this.inner.readBlob(digest, position, offset + length - position, options);
@@ -325,7 +329,10 @@ export class ReadTier implements BlobStore {
   }
 
   usage(): StoreUsage {
-    return { ...this.inner.usage(), tier: { inUse: this.index.bytes, limit: this.index.maxBytes } };
+    const inner = this.inner.usage();
+    // kept files' pieces held for Reads are read ahead of their clients as S3's bytes are
+    const readAhead = { inUse: inner.readAhead.inUse + this.pieces.used, limit: inner.readAhead.limit + this.pieces.total };
+    return { ...inner, readAhead, tier: { inUse: this.index.bytes, limit: this.index.maxBytes } };
   }
 
   check(): Promise<CheckResult> {

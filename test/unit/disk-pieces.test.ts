@@ -1,0 +1,116 @@
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PieceBudget, PieceFailed, readPieces, SMALL_PIECE, WHOLE_PIECE, type ReadAt } from '../../src/blobstore/disk-pieces.js';
+import { FsBlobStore } from '../../src/blobstore/fs.js';
+import { digestOf } from '../../src/digest.js';
+import { tempDir } from '../support/harness.js';
+
+const MiB = 1024 * 1024;
+const readFrom = (data: Buffer): ReadAt => async (position, length) => {
+  if (position + length > data.length) throw new Error(`past the end at ${position}`);
+  return Buffer.from(data.subarray(position, position + length));
+};
+
+describe('a read of a file in pieces under a byte budget', () => {
+  it('yields exactly the range asked for, in whole pieces while the budget has room, and gives every byte back at the end', async () => {
+    const data = randomBytes(3 * MiB + 100);
+    const budget = new PieceBudget(32 * MiB);
+    const sizes: number[] = [];
+    const got: Buffer[] = [];
+    for await (const piece of readPieces(readFrom(data), 50, data.length - 60, budget)) {
+      sizes.push(piece.length);
+      got.push(piece);
+    }
+    expect(Buffer.concat(got).equals(data.subarray(50, data.length - 10))).toBe(true);
+    expect(sizes).toEqual([WHOLE_PIECE, WHOLE_PIECE, WHOLE_PIECE, 40]);
+    expect(budget.used).toBe(0);
+  });
+
+  it('counts what a reader that stopped asking holds, the piece it has and the one read ahead, until it lets go', async () => {
+    const budget = new PieceBudget(32 * MiB);
+    const reading = readPieces(readFrom(randomBytes(8 * MiB)), 0, 8 * MiB, budget);
+    await reading.next();
+    expect(budget.used).toBe(2 * WHOLE_PIECE);
+    await reading.return(undefined);
+    expect(budget.used).toBe(0);
+  });
+
+  it('goes on in small pieces once the budget is spent, rather than waiting, and still yields every byte', async () => {
+    const data = randomBytes(2 * MiB);
+    const budget = new PieceBudget(3 * MiB);
+    const stalled = readPieces(readFrom(data), 0, data.length, budget);
+    await stalled.next();
+    const got: Buffer[] = [];
+    for await (const piece of readPieces(readFrom(data), 0, data.length, budget)) {
+      expect(piece.length).toBeLessThanOrEqual(WHOLE_PIECE);
+      got.push(piece);
+    }
+    expect(got[0]!.length).toBe(WHOLE_PIECE);
+    expect(got.some((p) => p.length === SMALL_PIECE)).toBe(true);
+    expect(Buffer.concat(got).equals(data)).toBe(true);
+    expect(budget.used).toBe(2 * WHOLE_PIECE);
+    await stalled.return(undefined);
+    expect(budget.used).toBe(0);
+  });
+
+  it('says where the bytes stopped when a piece cannot be read, and gives its count back', async () => {
+    const data = randomBytes(2 * MiB + 5);
+    const budget = new PieceBudget(32 * MiB);
+    const failing: ReadAt = (position, length) => (position >= WHOLE_PIECE ? Promise.reject(new Error('EIO')) : readFrom(data)(position, length));
+    const got: Buffer[] = [];
+    const err = await (async () => {
+      for await (const piece of readPieces(failing, 0, data.length, budget)) got.push(piece);
+    })().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PieceFailed);
+    expect((err as PieceFailed).position).toBe(WHOLE_PIECE);
+    expect(String((err as PieceFailed).cause)).toContain('EIO');
+    expect(Buffer.concat(got).equals(data.subarray(0, WHOLE_PIECE))).toBe(true);
+    expect(budget.used).toBe(0);
+  });
+});
+
+describe('Reads of a local directory store whose clients take nothing', () => {
+  it('hold no more than the store-wide budget of pieces, the late ones in small pieces, and each still reads every byte', async () => {
+    const root = tempDir('s3cs-pieces-');
+    const store = new FsBlobStore(root);
+    await store.init();
+    const data = randomBytes(4 * MiB);
+    const digest = digestOf(data);
+    writeFileSync(join(root, 'blobs', digest), data);
+    const readers: AsyncIterator<Buffer>[] = [];
+    const first: Buffer[] = [];
+    for (let i = 0; i < 40; i++) {
+      const reader = (await store.readBlob(digest, 0, data.length))[Symbol.asyncIterator]();
+      readers.push(reader);
+      first.push((await reader.next()).value as Buffer);
+    }
+    const { inUse, limit } = store.usage().readAhead;
+    // each reader holds its first piece and one read ahead: 40 of 1 MiB each were 80 MiB
+    expect(limit).toBe(32 * MiB);
+    expect(inUse).toBeLessThanOrEqual(limit + 40 * 2 * SMALL_PIECE);
+    expect(first.reduce((n, p) => n + p.length, 0)).toBeLessThanOrEqual(limit / 2 + 40 * SMALL_PIECE);
+    for (const [i, reader] of readers.entries()) {
+      const rest: Buffer[] = [first[i]!];
+      for (let r = await reader.next(); !r.done; r = await reader.next()) rest.push(r.value);
+      expect(Buffer.concat(rest).equals(data)).toBe(true);
+    }
+    expect(store.usage().readAhead.inUse).toBe(0);
+  });
+
+  it('answers NotFound for a blob gone since its stat, and a clear error for a file cut short', async () => {
+    const root = tempDir('s3cs-pieces-');
+    const store = new FsBlobStore(root);
+    await store.init();
+    const data = randomBytes(3 * MiB);
+    const digest = digestOf(data);
+    await expect(store.readBlob(digest, 0, data.length)).rejects.toMatchObject({ message: expect.stringContaining('not found') });
+    writeFileSync(join(root, 'blobs', digest), data.subarray(0, 2 * MiB));
+    const reading = (async () => {
+      for await (const _ of await store.readBlob(digest, 0, data.length));
+    })();
+    await expect(reading).rejects.toThrow(`ended at ${2 * MiB}, expected ${3 * MiB}`);
+    expect(store.usage().readAhead.inUse).toBe(0);
+  });
+});
