@@ -39,8 +39,10 @@ export type ReadAt = (position: number, length: number) => Promise<Buffer>;
 /**
  * `length` bytes of a file from `offset`, a piece at a time, the next read while the last goes out.
  * Each piece counts against `budget` from its read until the reader asks for the one after it (or
- * stops): until then the reader's stream still holds it. A failed read throws PieceFailed, which
- * says where the bytes stopped.
+ * stops): a stream waiting for its client holds the piece it is cutting into messages, and so it
+ * stays counted. (A message cut from several small pieces holds those already asked past, up to
+ * one message, only while the next piece is read from disk.) A failed read throws PieceFailed,
+ * which says where the bytes stopped.
  */
 export async function* readPieces(readAt: ReadAt, offset: number, length: number, budget: PieceBudget): AsyncGenerator<Buffer> {
   const end = offset + length;
@@ -74,16 +76,18 @@ export async function* readPieces(readAt: ReadAt, offset: number, length: number
 }
 
 /**
- * `length` bytes of an open file from `offset` in pieces (see readPieces), closing it once the
- * reader is done; a read that fails throws its own error, and `short` names a file that ends early.
+ * `length` bytes of a file from `offset` in pieces (see readPieces). The file is opened by the
+ * first read and closed once the reader is done, so a reader that never starts holds nothing; a
+ * read that fails throws its own error, and `short` names a file that ends early.
  */
 export async function* piecesOfFile(
-  file: FileHandle,
+  open: () => Promise<FileHandle>,
   offset: number,
   length: number,
   budget: PieceBudget,
   short: (position: number) => Error,
 ): AsyncGenerator<Buffer> {
+  const file = await open();
   const readAt: ReadAt = async (position, size) => {
     const piece = Buffer.allocUnsafe(size);
     for (let got = 0; got < size; ) {

@@ -77,14 +77,11 @@ export class FsBlobStore implements BlobStore {
   }
 
   async readBlob(digest: string, offset: number, length: number): Promise<AsyncIterable<Buffer>> {
-    let file: FileHandle;
-    try {
-      file = await open(this.blobPath(digest), 'r');
-    } catch (err) {
-      // a blob deleted since its stat is not-found rather than an I/O error
+    // opened as the Read starts: a blob deleted since its stat is NotFound rather than an I/O error
+    const openFile = () => open(this.blobPath(digest), 'r').catch((err: unknown) => {
       throw isNoEntry(err) ? notFound(`content ${digest}: not found`) : err;
-    }
-    return piecesOfFile(file, offset, length, this.pieces, (at) =>
+    });
+    return piecesOfFile(openFile, offset, length, this.pieces, (at) =>
       unavailable(`read of ${digest} ended at ${at}, expected ${offset + length}: the stored file changed`),
     );
   }
@@ -246,7 +243,7 @@ export class FsBlobStore implements BlobStore {
   /** A local directory does not come and go: nothing to report. */
   onReachability(): void {}
 
-  /** Uploads go straight to files; nothing is buffered or read ahead in memory. */
+  /** Uploads go straight to files, buffering nothing; Reads hold the pieces they read (see PieceBudget). */
   usage(): StoreUsage {
     return { uploadBuffer: { inUse: 0, limit: 0 }, readAhead: { inUse: this.pieces.used, limit: this.pieces.total } };
   }

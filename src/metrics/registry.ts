@@ -183,7 +183,7 @@ levelGauge('s3cs_ingests_live', 'Ingests this process holds (with or without a s
 levelGauge('s3cs_upload_buffer_bytes', 'Bytes of upload parts held in memory now.', (l) => l.usage().uploadBuffer.inUse);
 levelGauge('s3cs_upload_buffer_limit_bytes', 'The most bytes of upload parts held in memory (--max-buffer).', (l) => l.usage().uploadBuffer.limit);
 levelGauge('s3cs_read_ahead_bytes', 'Bytes of blob reads fetched ahead of their clients now.', (l) => l.usage().readAhead.inUse);
-levelGauge('s3cs_read_ahead_limit_bytes', 'The most bytes of blob reads fetched ahead of their clients.', (l) => l.usage().readAhead.limit);
+levelGauge('s3cs_read_ahead_limit_bytes', 'The budget of blob bytes fetched ahead of their clients (past it, a Read of a kept file goes on 32 KiB at a time, so the bytes may pass it by 64 KiB a Read).', (l) => l.usage().readAhead.limit);
 levelGauge('s3cs_read_buffer_bytes', 'Bytes of Read messages handed to gRPC and not yet to the connection.', (l) => l.readBuffer().inUse);
 levelGauge('s3cs_read_buffer_limit_bytes', 'The most bytes of Read messages held before they are cut to 32 KiB (--max-read-buffer).', (l) => l.readBuffer().limit);
 levelGauge('s3cs_tier_bytes', 'Bytes of blobs the local read tier keeps on disk (whole 4 KiB blocks).', (l) => l.usage().tier?.inUse ?? 0);

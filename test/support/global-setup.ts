@@ -42,26 +42,35 @@ function dockerAvailable(): boolean {
  * 64 MiB files of the admin transfers), and a machine that ran the suite a few hundred times
  * had its disk filled.
  */
-function ownTempRoot(): () => void {
+function ownTempRoot(): { root: string; remove: () => void } {
   const root = mkdtempSync(join(tmpdir(), 's3cs-run-'));
   process.env.TMPDIR = root;
-  return () => rmSync(root, { recursive: true, force: true });
+  const remove = () => {
+    try {
+      rmSync(root, { recursive: true, force: true });
+    } catch (err) {
+      // files left behind must not turn a green run red
+      process.stderr.write(`could not remove this run's temporary directory ${root}: ${String(err)}\n`);
+    }
+  };
+  return { root, remove };
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const removeTemp = ownTempRoot();
+  const temp = ownTempRoot();
   let tidy: () => Promise<void>;
   try {
     tidy = await setupS3(project);
   } catch (err) {
-    removeTemp();
+    // kept: a server that failed to start left its logs (and pidfiles, to stop it by) there
+    process.stderr.write(`the S3 server did not start: its files are kept in ${temp.root}\n`);
     throw err;
   }
   return async () => {
     try {
       await tidy();
     } finally {
-      removeTemp();
+      temp.remove();
     }
   };
 }

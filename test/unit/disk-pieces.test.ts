@@ -1,13 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PieceBudget, PieceFailed, readPieces, SMALL_PIECE, WHOLE_PIECE, type ReadAt } from '../../src/blobstore/disk-pieces.js';
 import { FsBlobStore } from '../../src/blobstore/fs.js';
 import { digestOf } from '../../src/digest.js';
+import { isStoreError } from '../../src/errors.js';
 import { tempDir } from '../support/harness.js';
 
 const MiB = 1024 * 1024;
+/** Descriptors this process holds open (Linux). */
+const openFiles = () => readdirSync('/proc/self/fd').length;
 const readFrom = (data: Buffer): ReadAt => async (position, length) => {
   if (position + length > data.length) throw new Error(`past the end at ${position}`);
   return Buffer.from(data.subarray(position, position + length));
@@ -71,7 +74,7 @@ describe('a read of a file in pieces under a byte budget', () => {
   });
 });
 
-describe('Reads of a local directory store whose clients take nothing', () => {
+describe('Reads of a local directory store', () => {
   it('hold no more than the store-wide budget of pieces, the late ones in small pieces, and each still reads every byte', async () => {
     const root = tempDir('s3cs-pieces-');
     const store = new FsBlobStore(root);
@@ -99,18 +102,48 @@ describe('Reads of a local directory store whose clients take nothing', () => {
     expect(store.usage().readAhead.inUse).toBe(0);
   });
 
+  it('closes its file however a Read ends: read to the end, left early, never started, or failed', async () => {
+    const root = tempDir('s3cs-pieces-');
+    const store = new FsBlobStore(root);
+    await store.init();
+    const data = randomBytes(3 * MiB);
+    const digest = digestOf(data);
+    writeFileSync(join(root, 'blobs', digest), data);
+    const before = openFiles();
+    for await (const _ of await store.readBlob(digest, 0, data.length));
+    expect(openFiles()).toBe(before);
+    const left = (await store.readBlob(digest, 0, data.length))[Symbol.asyncIterator]();
+    await left.next();
+    expect(openFiles()).toBe(before + 1);
+    await left.return!(undefined);
+    expect(openFiles()).toBe(before);
+    const neverStarted = (await store.readBlob(digest, 0, data.length))[Symbol.asyncIterator]();
+    await neverStarted.return!(undefined);
+    expect(openFiles()).toBe(before);
+    writeFileSync(join(root, 'blobs', digest), data.subarray(0, MiB));
+    await expect((async () => {
+      for await (const _ of await store.readBlob(digest, 0, data.length));
+    })()).rejects.toThrow('ended at');
+    expect(openFiles()).toBe(before);
+    expect(store.usage().readAhead.inUse).toBe(0);
+  });
+
   it('answers NotFound for a blob gone since its stat, and a clear error for a file cut short', async () => {
     const root = tempDir('s3cs-pieces-');
     const store = new FsBlobStore(root);
     await store.init();
     const data = randomBytes(3 * MiB);
     const digest = digestOf(data);
-    await expect(store.readBlob(digest, 0, data.length)).rejects.toMatchObject({ message: expect.stringContaining('not found') });
-    writeFileSync(join(root, 'blobs', digest), data.subarray(0, 2 * MiB));
-    const reading = (async () => {
+    const drain = async () => {
       for await (const _ of await store.readBlob(digest, 0, data.length));
-    })();
-    await expect(reading).rejects.toThrow(`ended at ${2 * MiB}, expected ${3 * MiB}`);
+    };
+    const gone = await drain().catch((err: unknown) => err);
+    expect(isStoreError(gone, 'not-found')).toBe(true);
+    expect(String(gone)).toContain(`content ${digest}: not found`);
+    writeFileSync(join(root, 'blobs', digest), data.subarray(0, 2 * MiB));
+    const cut = await drain().catch((err: unknown) => err);
+    expect(isStoreError(cut, 'unavailable')).toBe(true);
+    expect(String(cut)).toContain(`ended at ${2 * MiB}, expected ${3 * MiB}`);
     expect(store.usage().readAhead.inUse).toBe(0);
   });
 });
