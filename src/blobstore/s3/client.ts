@@ -77,7 +77,30 @@ export function createS3Client(options: S3StoreOptions, use: 'reads' | 'default'
     }),
   });
   countRequests(client);
+  skipPayloadHashOverTls(client);
   return client;
+}
+
+/** The writes whose bodies are blob bytes (and the daemon's documents). */
+const BODY_WRITES = new Set(['PutObjectCommand', 'UploadPartCommand']);
+
+/**
+ * Over HTTPS, PutObject and UploadPart are signed without hashing their bodies (UNSIGNED-PAYLOAD,
+ * as the AWS CLI and boto3 sign them): TLS already keeps the bytes intact on the way, and that hash
+ * of every byte was about a fifth of the daemon's CPU for an ingest. Over plain HTTP the signed
+ * hash is what lets S3 refuse bytes damaged in transit, so it stays.
+ */
+function skipPayloadHashOverTls(client: S3Client): void {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const request = args.request as { protocol?: string; headers?: Record<string, string> };
+      if (BODY_WRITES.has(context.commandName ?? '') && request.protocol === 'https:' && request.headers) {
+        request.headers['x-amz-content-sha256'] ??= 'UNSIGNED-PAYLOAD';
+      }
+      return next(args);
+    },
+    { step: 'build', name: 's3csUnsignedPayloadOverTls' },
+  );
 }
 
 type S3Command<Input extends ServiceInputTypes, Output extends ServiceOutputTypes> = $Command<

@@ -1,0 +1,68 @@
+import { createHash } from 'node:crypto';
+import { GetObjectCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import { createS3Client } from '../../src/blobstore/s3/client.js';
+
+/** A client whose requests stop once signed, answering the payload hash each was signed with. */
+function signingClient(endpoint: string): { client: S3Client; signedWith: (send: () => Promise<unknown>) => Promise<string | undefined> } {
+  const client = createS3Client({
+    bucket: 'b',
+    region: 'us-east-1',
+    endpoint,
+    credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+    prefix: '',
+    blobsPrefix: 'blobs/',
+    manifestsPrefix: 'manifests/',
+    metadataPrefix: 's3cs/',
+    partSize: 8 << 20,
+    uploadParallelism: 1,
+    maxAttempts: 1,
+  });
+  let seen: string | undefined;
+  client.middlewareStack.add(
+    () => async (args) => {
+      const headers = (args.request as { headers: Record<string, string> }).headers;
+      seen = headers['x-amz-content-sha256'];
+      // signed with it: the request goes nowhere
+      expect(headers.authorization).toContain('SignedHeaders=');
+      throw new Error('stopped before sending');
+    },
+    { step: 'finalizeRequest', name: 'stopAfterSigning', priority: 'low' },
+  );
+  return {
+    client,
+    signedWith: async (send) => {
+      seen = undefined;
+      await expect(send()).rejects.toThrow('stopped before sending');
+      return seen;
+    },
+  };
+}
+
+const body = Buffer.from('bytes of a blob');
+const bodyHash = createHash('sha256').update(body).digest('hex');
+
+describe('how writes to S3 are signed', () => {
+  it('signs PutObject and UploadPart over HTTPS without hashing the body, as the AWS CLI does', async () => {
+    const { client, signedWith } = signingClient('https://s3.example.invalid');
+    expect(await signedWith(() => client.send(new PutObjectCommand({ Bucket: 'b', Key: 'k', Body: body })))).toBe('UNSIGNED-PAYLOAD');
+    expect(await signedWith(() => client.send(new UploadPartCommand({ Bucket: 'b', Key: 'k', UploadId: 'u', PartNumber: 1, Body: body })))).toBe(
+      'UNSIGNED-PAYLOAD',
+    );
+    client.destroy();
+  });
+
+  it('signs the hash of the body over plain HTTP, where TLS does not keep it intact', async () => {
+    const { client, signedWith } = signingClient('http://127.0.0.1:9');
+    expect(await signedWith(() => client.send(new PutObjectCommand({ Bucket: 'b', Key: 'k', Body: body })))).toBe(bodyHash);
+    expect(await signedWith(() => client.send(new UploadPartCommand({ Bucket: 'b', Key: 'k', UploadId: 'u', PartNumber: 1, Body: body })))).toBe(bodyHash);
+    client.destroy();
+  });
+
+  it('leaves requests without a body as the SDK signs them', async () => {
+    const { client, signedWith } = signingClient('https://s3.example.invalid');
+    const emptyHash = createHash('sha256').update('').digest('hex');
+    expect(await signedWith(() => client.send(new GetObjectCommand({ Bucket: 'b', Key: 'k' })))).toBe(emptyHash);
+    client.destroy();
+  });
+});
