@@ -74,14 +74,20 @@ describe('a read of a file in pieces under a byte budget', () => {
   });
 });
 
+/** A local directory store holding a blob of `size` random bytes, unless `stored` is false. */
+async function storeWith(size: number, stored = true): Promise<{ store: FsBlobStore; root: string; data: Buffer; digest: string }> {
+  const root = tempDir('s3cs-pieces-');
+  const store = new FsBlobStore(root);
+  await store.init();
+  const data = randomBytes(size);
+  const digest = digestOf(data);
+  if (stored) writeFileSync(join(root, 'blobs', digest), data);
+  return { store, root, data, digest };
+}
+
 describe('Reads of a local directory store', () => {
   it('hold no more than the store-wide budget of pieces, the late ones in small pieces, and each still reads every byte', async () => {
-    const root = tempDir('s3cs-pieces-');
-    const store = new FsBlobStore(root);
-    await store.init();
-    const data = randomBytes(4 * MiB);
-    const digest = digestOf(data);
-    writeFileSync(join(root, 'blobs', digest), data);
+    const { store, data, digest } = await storeWith(4 * MiB);
     const readers: AsyncIterator<Buffer>[] = [];
     const first: Buffer[] = [];
     for (let i = 0; i < 40; i++) {
@@ -103,12 +109,7 @@ describe('Reads of a local directory store', () => {
   });
 
   it('closes its file however a Read ends: read to the end, left early, never started, or failed', async () => {
-    const root = tempDir('s3cs-pieces-');
-    const store = new FsBlobStore(root);
-    await store.init();
-    const data = randomBytes(3 * MiB);
-    const digest = digestOf(data);
-    writeFileSync(join(root, 'blobs', digest), data);
+    const { store, root, data, digest } = await storeWith(3 * MiB);
     const before = openFiles();
     for await (const _ of await store.readBlob(digest, 0, data.length));
     expect(openFiles()).toBe(before);
@@ -129,11 +130,7 @@ describe('Reads of a local directory store', () => {
   });
 
   it('answers NotFound for a blob gone since its stat, and a clear error for a file cut short', async () => {
-    const root = tempDir('s3cs-pieces-');
-    const store = new FsBlobStore(root);
-    await store.init();
-    const data = randomBytes(3 * MiB);
-    const digest = digestOf(data);
+    const { store, root, data, digest } = await storeWith(3 * MiB, false);
     const drain = async () => {
       for await (const _ of await store.readBlob(digest, 0, data.length));
     };
