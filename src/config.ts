@@ -208,6 +208,7 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     partSize,
     maxBuffer,
     maxAttempts: parsePositiveInt(str('s3MaxAttempts'), 's3-max-attempts'),
+    signPayloads: parseBool(str('s3SignPayloads'), 's3-sign-payloads'),
     spillDir: raw('spillDir') || undefined,
   };
   checkPrefixes(s3);

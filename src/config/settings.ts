@@ -69,6 +69,13 @@ export const SETTINGS = {
     default: '3',
     help: 'attempts per S3 request, with the SDK\'s backoff, for transient errors (5xx, SlowDown, resets)',
   },
+  s3SignPayloads: {
+    flag: 's3-sign-payloads',
+    env: ['S3CS_S3_SIGN_PAYLOADS'],
+    default: 'false',
+    help: 'sign the SHA-256 of every upload\'s body over HTTPS too (plain HTTP always does): for a store behind a proxy that ends TLS, or one that refuses UNSIGNED-PAYLOAD',
+    boolean: true,
+  },
   maxBuffer: {
     flag: 'max-buffer',
     env: ['S3CS_MAX_BUFFER'],

@@ -38,6 +38,14 @@ describe('resolveConfig', () => {
     expect(() => resolveConfig({}, { S3CS_NO_CRASH_RESUME: 'sometimes' })).toThrow('--no-crash-resume');
   });
 
+  it('signs uploads over HTTPS without their hash unless --s3-sign-payloads or S3CS_S3_SIGN_PAYLOADS says otherwise', () => {
+    const s3 = { bucket: 'b', region: 'r' };
+    expect(resolveConfig(s3, {}).s3?.signPayloads).toBe(false);
+    expect(resolveConfig({ ...s3, s3SignPayloads: true }, {}).s3?.signPayloads).toBe(true);
+    expect(resolveConfig(s3, { S3CS_S3_SIGN_PAYLOADS: 'true' }).s3?.signPayloads).toBe(true);
+    expect(() => resolveConfig(s3, { S3CS_S3_SIGN_PAYLOADS: 'maybe' })).toThrow('--s3-sign-payloads');
+  });
+
   it('serves calls without a namespace in none unless --default-namespace, S3CS_DEFAULT_NAMESPACE or the config file names one', () => {
     expect(resolveConfig({}, {}).defaultNamespace).toBeUndefined();
     expect(resolveConfig({ defaultNamespace: 'from-flag' }, {}).defaultNamespace).toBe('from-flag');
@@ -141,6 +149,7 @@ describe('resolveConfig hands out parsed values', () => {
       partSize: 16 * 1024 ** 2,
       maxBuffer: 256 * 1024 ** 2,
       maxAttempts: 5,
+      signPayloads: false,
     });
   });
 

@@ -1,14 +1,19 @@
 import { createHash } from 'node:crypto';
-import { GetObjectCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, S3ServiceException, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { createS3Client } from '../../src/blobstore/s3/client.js';
+import { probeBucket } from '../../src/blobstore/s3/probe.js';
 
 /** A client whose requests stop once signed, answering the payload hash each was signed with. */
-function signingClient(endpoint: string): { client: S3Client; signedWith: (send: () => Promise<unknown>) => Promise<string | undefined> } {
+function signingClient(
+  endpoint: string | undefined,
+  signPayloads = false,
+): { client: S3Client; signedWith: (send: () => Promise<unknown>) => Promise<string | undefined> } {
   const client = createS3Client({
     bucket: 'b',
     region: 'us-east-1',
     endpoint,
+    signPayloads,
     credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
     prefix: '',
     blobsPrefix: 'blobs/',
@@ -24,7 +29,7 @@ function signingClient(endpoint: string): { client: S3Client; signedWith: (send:
       const headers = (args.request as { headers: Record<string, string> }).headers;
       seen = headers['x-amz-content-sha256'];
       // signed with it: the request goes nowhere
-      expect(headers.authorization).toContain('SignedHeaders=');
+      expect(/SignedHeaders=([^,]*)/.exec(headers.authorization ?? '')?.[1]?.split(';')).toContain('x-amz-content-sha256');
       throw new Error('stopped before sending');
     },
     { step: 'finalizeRequest', name: 'stopAfterSigning', priority: 'low' },
@@ -52,6 +57,19 @@ describe('how writes to S3 are signed', () => {
     client.destroy();
   });
 
+  it('does so on AWS\'s own endpoints, found from the region alone', async () => {
+    const { client, signedWith } = signingClient(undefined);
+    expect(await signedWith(() => client.send(new PutObjectCommand({ Bucket: 'b', Key: 'k', Body: body })))).toBe('UNSIGNED-PAYLOAD');
+    client.destroy();
+  });
+
+  it('signs the hash of the body over HTTPS too with --s3-sign-payloads', async () => {
+    const { client, signedWith } = signingClient('https://s3.example.invalid', true);
+    expect(await signedWith(() => client.send(new PutObjectCommand({ Bucket: 'b', Key: 'k', Body: body })))).toBe(bodyHash);
+    expect(await signedWith(() => client.send(new UploadPartCommand({ Bucket: 'b', Key: 'k', UploadId: 'u', PartNumber: 1, Body: body })))).toBe(bodyHash);
+    client.destroy();
+  });
+
   it('signs the hash of the body over plain HTTP, where TLS does not keep it intact', async () => {
     const { client, signedWith } = signingClient('http://127.0.0.1:9');
     expect(await signedWith(() => client.send(new PutObjectCommand({ Bucket: 'b', Key: 'k', Body: body })))).toBe(bodyHash);
@@ -64,5 +82,31 @@ describe('how writes to S3 are signed', () => {
     const emptyHash = createHash('sha256').update('').digest('hex');
     expect(await signedWith(() => client.send(new GetObjectCommand({ Bucket: 'b', Key: 'k' })))).toBe(emptyHash);
     client.destroy();
+  });
+});
+
+describe('the start-up probe of a store that refuses uploads signed without their hash', () => {
+  const refusingPut = (unsignedUploads: boolean) => {
+    const client = createS3Client({
+      bucket: 'b', region: 'us-east-1', endpoint: 'https://s3.example.invalid', credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      prefix: '', blobsPrefix: 'blobs/', manifestsPrefix: 'manifests/', metadataPrefix: 's3cs/', partSize: 8 << 20, uploadParallelism: 1, maxAttempts: 1,
+    });
+    client.middlewareStack.add(
+      () => async () => {
+        throw new S3ServiceException({ name: 'InvalidDigest', $fault: 'client', $metadata: { httpStatusCode: 400 }, message: 'UNSIGNED-PAYLOAD PUT is not allowed' });
+      },
+      { step: 'initialize', name: 'refusePut' },
+    );
+    return probeBucket({ client, bucket: 'b', region: 'us-east-1', endpoint: 'https://s3.example.invalid', unsignedUploads, docKey: (name) => `s3cs/${name}` });
+  };
+
+  it('names --s3-sign-payloads when the uploads were unsigned', async () => {
+    await expect(refusingPut(true)).rejects.toThrow(/PUT of s3cs\/check\/.* failed: InvalidDigest \(HTTP 400\); or the store refuses uploads signed UNSIGNED-PAYLOAD: set --s3-sign-payloads/);
+  });
+
+  it('does not when they were signed', async () => {
+    const err = await refusingPut(false).catch((e: unknown) => e);
+    expect(String(err)).toContain('failed: InvalidDigest (HTTP 400)');
+    expect(String(err)).not.toContain('--s3-sign-payloads');
   });
 });

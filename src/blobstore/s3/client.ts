@@ -77,7 +77,7 @@ export function createS3Client(options: S3StoreOptions, use: 'reads' | 'default'
     }),
   });
   countRequests(client);
-  skipPayloadHashOverTls(client);
+  if (!options.signPayloads) skipPayloadHashOverTls(client);
   return client;
 }
 
@@ -85,10 +85,11 @@ export function createS3Client(options: S3StoreOptions, use: 'reads' | 'default'
 const BODY_WRITES = new Set(['PutObjectCommand', 'UploadPartCommand']);
 
 /**
- * Over HTTPS, PutObject and UploadPart are signed without hashing their bodies (UNSIGNED-PAYLOAD,
- * as the AWS CLI and boto3 sign them): TLS already keeps the bytes intact on the way, and that hash
- * of every byte was about a fifth of the daemon's CPU for an ingest. Over plain HTTP the signed
- * hash is what lets S3 refuse bytes damaged in transit, so it stays.
+ * Over HTTPS, PutObject and UploadPart are signed without hashing their bodies (UNSIGNED-PAYLOAD),
+ * as aws-sdk-go-v2, the SDK BuildKit's own s3 cache writes with, signs them: TLS keeps the bytes
+ * intact on the way, and that hash of every byte was about a fifth of the daemon's CPU for an
+ * ingest. Over plain HTTP the signed hash is what lets S3 refuse bytes damaged in transit, so it
+ * stays; --s3-sign-payloads keeps it over HTTPS too (a proxy that ends TLS before the store).
  */
 function skipPayloadHashOverTls(client: S3Client): void {
   client.middlewareStack.add(

@@ -21,6 +21,8 @@ export interface S3StoreOptions {
   /** Bytes all uploads together may buffer (default 256 MiB). */
   maxBuffer?: number | undefined;
   maxAttempts?: number | undefined;
+  /** Sign the hash of upload bodies over HTTPS too (see skipPayloadHashOverTls in client.ts). */
+  signPayloads?: boolean | undefined;
   /** A request whose socket is silent this long fails (default 60 s; tests shorten it). */
   socketIdleTimeoutMs?: number | undefined;
   /** S3 responses Reads may hold at once, how long one waits for one, and when an idle one gives it up (tests shrink them). */

@@ -8,6 +8,8 @@ export interface ProbeTarget {
   readonly bucket: string;
   readonly region: string;
   readonly endpoint?: string | undefined;
+  /** Uploads are signed UNSIGNED-PAYLOAD (over HTTPS, without --s3-sign-payloads). */
+  readonly unsignedUploads?: boolean | undefined;
   /** The key of a document under the daemon's own metadata prefix. */
   docKey(name: string): string;
 }
@@ -67,13 +69,15 @@ export async function probeBucket(target: ProbeTarget, credentialsFrom?: string)
     await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
   } catch (err) {
     if (err instanceof ProbeError) throw err;
-    throw classify(err, { bucket, where, step, key, credentials });
+    throw classify(err, { bucket, where, step, key, credentials, unsignedUploads: target.unsignedUploads === true });
   }
   return { credentials, key, ms: Math.round(performance.now() - started) };
 }
 
-function classify(err: unknown, ctx: { bucket: string; where: string; step: string; key: string; credentials: string }): ProbeError {
+function classify(err: unknown, ctx: { bucket: string; where: string; step: string; key: string; credentials: string; unsignedUploads: boolean }): ProbeError {
   const b = JSON.stringify(ctx.bucket);
+  // a store that does not take uploads signed without their body's hash fails the PUT, and only it
+  const unsigned = ctx.unsignedUploads && ctx.step === 'PUT' ? '; or the store refuses uploads signed UNSIGNED-PAYLOAD: set --s3-sign-payloads' : '';
   if (err instanceof S3ServiceException) {
     const status = err.$metadata?.httpStatusCode;
     const headers = (err.$response as { headers?: Record<string, string> } | undefined)?.headers ?? {};
@@ -82,7 +86,7 @@ function classify(err: unknown, ctx: { bucket: string; where: string; step: stri
       case 'NoSuchBucket':
         return new ProbeError('no-such-bucket', `bucket ${b} does not exist at ${ctx.where}`);
       case 'SignatureDoesNotMatch':
-        return new ProbeError('signature-mismatch', `signature mismatch at ${ctx.where}: the secret access key does not belong to the access key id (credentials from ${ctx.credentials})`);
+        return new ProbeError('signature-mismatch', `signature mismatch at ${ctx.where}: the secret access key does not belong to the access key id (credentials from ${ctx.credentials})${unsigned}`);
       case 'InvalidAccessKeyId':
         return new ProbeError('unknown-access-key', `the access key id is not known at ${ctx.where} (credentials from ${ctx.credentials})`);
       case 'AuthorizationHeaderMalformed':
@@ -95,7 +99,7 @@ function classify(err: unknown, ctx: { bucket: string; where: string; step: stri
     if (status === 301) return new ProbeError('wrong-region', `wrong region for bucket ${b} at ${ctx.where}${regionHint}: set --region`);
     if (status === 403) return new ProbeError('access-denied', `access denied: ${ctx.step} of ${ctx.key} in bucket ${b} (credentials from ${ctx.credentials})`);
     if (status === 404 && ctx.step === 'HEAD') return new ProbeError('no-such-bucket', `bucket ${b} does not exist at ${ctx.where}`);
-    return new ProbeError('failed', `${ctx.step} of ${ctx.key} in bucket ${b} at ${ctx.where} failed: ${err.name} (HTTP ${status})`);
+    return new ProbeError('failed', `${ctx.step} of ${ctx.key} in bucket ${b} at ${ctx.where} failed: ${err.name} (HTTP ${status})${unsigned}`);
   }
   const e = err as { name?: string; code?: string; message?: string };
   const code = e?.code ?? e?.name ?? '';

@@ -94,7 +94,8 @@ export class S3BlobStore implements BlobStore {
       reopening: new Set(),
     };
     const { bucket, region, endpoint } = options;
-    this.probeTarget = { client: this.s3.client, bucket, region, endpoint, docKey: (name) => this.keys.doc(name) };
+    const unsignedUploads = !options.signPayloads && (!endpoint || /^https:/i.test(endpoint));
+    this.probeTarget = { client: this.s3.client, bucket, region, endpoint, unsignedUploads, docKey: (name) => this.keys.doc(name) };
     this.credentialsFrom = options.credentialsFrom;
     const where = endpoint ? ` at ${endpoint}` : ` in ${region}`;
     this.location = `s3://${bucket}/${options.prefix}${where}`;
