@@ -142,6 +142,47 @@ describe('Delete by reference, and the collector', () => {
     expect(await listKeys(d.bucket!, `s3cs/v1/ns/late/deleted/${digest}`)).toEqual([`s3cs/v1/ns/late/deleted/${digest}`]);
   });
 
+  it('reads a batch\'s holds key by key in a namespace with many holds, and keeps a blob held only since the scan', async () => {
+    const kept = randomBlob(700);
+    const late = randomBlob(701);
+    const lateDigest = digestOf(late);
+    await writeBlob(d.content(), 'by-key-kept', kept, { metadata: ns('by-key') });
+    await writeBlob(d.content(), 'by-key-late', late, { metadata: ns('by-key') });
+    await call(d.content(), 'Delete', { digest: lateDigest }, ns('by-key'));
+    await settle();
+    // the first run notes the unreferenced blob; the next may delete it
+    await collectRuns(() => collect0().run({ delete: true }), 1);
+    expect(await stored(lateDigest)).toBe(true);
+    let scanned = false;
+    const listed: string[] = [];
+    const read: string[] = [];
+    // once the run has scanned and listed the blobs, the namespace holds the unreferenced blob again
+    const blobs = new Proxy(store, {
+      get(target, prop) {
+        if (prop === 'listBlobs') {
+          return async function* () {
+            yield* target.listBlobs();
+            if (scanned) return;
+            scanned = true;
+            const at = new Date().toISOString();
+            await target.putDoc(`v1/ns/by-key/content/${lateDigest}`, Buffer.from(JSON.stringify({ size: late.length, createdAt: at, updatedAt: at, labels: {} })));
+          };
+        }
+        if (prop === 'listDocs') return (prefix: string) => (scanned && listed.push(prefix), target.listDocs(prefix));
+        if (prop === 'getDoc') return (key: string) => (scanned && read.push(key), target.getDoc(key));
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const collector = new Collector(collectorSourcesFor(blobs, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300, holdsByKeyAbove: 0 });
+    await collectRuns(() => collector.run({ delete: true }), 1);
+    expect(scanned).toBe(true);
+    expect(await stored(lateDigest)).toBe(true);
+    expect(read).toContain(`v1/ns/by-key/content/${lateDigest}`);
+    expect(listed).not.toContain('v1/ns/by-key/content/');
+    await store.deleteDoc(`v1/ns/by-key/content/${lateDigest}`);
+  });
+
   it('asks the bucket whether a delete cut off at its deadline landed only once it had the time to, and then notes it deleted', async () => {
     const { digest } = await writeBlob(d.content(), 'cut-off', randomBlob(950), { metadata: ns('cut') });
     await call(d.content(), 'Delete', { digest }, ns('cut'));

@@ -23,6 +23,8 @@ export interface Roots {
   readonly digests: Set<string>;
   /** The blobs some namespace holds (a subset of `digests`). */
   readonly held: Set<string>;
+  /** How many blobs each namespace held (the last check reads a large one's holds by key). */
+  readonly holdsIn: ReadonlyMap<string, number>;
   readonly counts: { records: number; holds: number; leases: number; ingests: number };
   /** Blobs cache records name that are not stored (a record BuildKit cannot fully import). */
   readonly recordLayers: Map<string, string[]>;
@@ -46,6 +48,7 @@ export async function scanRoots(sources: RootSources, now = Date.now(), scope: '
   const startedAt = Date.now();
   const digests = new Set<string>();
   const held = new Set<string>();
+  const holdsIn = new Map<string, number>();
   const counts = { records: 0, holds: 0, leases: 0, ingests: 0 };
   const recordLayers = new Map<string, string[]>();
   const add = (digest: string) => digests.add(digest);
@@ -61,6 +64,7 @@ export async function scanRoots(sources: RootSources, now = Date.now(), scope: '
     if (scope === 'all') {
       for await (const { digest, record } of sources.memberships.all(ns)) {
         counts.holds++;
+        holdsIn.set(ns, (holdsIn.get(ns) ?? 0) + 1);
         add(digest);
         held.add(digest);
         for (const [key, value] of Object.entries(record.labels)) if (GC_REF_CONTENT.test(key) && isValidDigest(value)) add(value);
@@ -86,20 +90,32 @@ export async function scanRoots(sources: RootSources, now = Date.now(), scope: '
     }
   }
   for (const digest of sources.liveIngests?.() ?? []) add(digest);
-  return { digests, held, counts, recordLayers, startedAt };
+  return { digests, held, holdsIn, counts, recordLayers, startedAt };
+}
+
+/** The batch whose holds the last look reads key by key, in the namespaces named. */
+export interface HoldsByKey {
+  readonly digests: readonly string[];
+  readonly namespaces: ReadonlySet<string>;
 }
 
 /**
  * The collector's last look, right before it deletes: what may have been written since the
- * scan, read by listing (one request per thousand keys) rather than document by document, so
- * that it fits in the collector's final window: every namespace's holds and lease resources,
- * and the cache records written since `since`.
+ * scan, so that it fits in the collector's final window: every namespace's lease resources and
+ * the cache records written since `since`, by listing (one request per thousand keys); the holds
+ * of most namespaces by listing too, and in those of `byKey` (ones with many holds, whose listing
+ * grew past the window) the batch's own holds, one read each, whatever the namespace holds.
  */
-export async function recentReferences(sources: RootSources, since: number): Promise<Set<string>> {
+export async function recentReferences(sources: RootSources, since: number, byKey?: HoldsByKey): Promise<Set<string>> {
   const found = new Set<string>();
   for await (const ns of sources.memberships.namespaces()) {
-    const holds = docKeys.contentPrefix(ns);
-    for await (const key of sources.docs.list(holds)) found.add(key.slice(holds.length));
+    if (byKey?.namespaces.has(ns)) {
+      const present = await pMap(byKey.digests, (digest) => holdPresent(sources.blobs, docKeys.content(ns, digest)), { concurrency: CONCURRENCY });
+      byKey.digests.forEach((digest, i) => present[i] && found.add(digest));
+    } else {
+      const holds = docKeys.contentPrefix(ns);
+      for await (const key of sources.docs.list(holds)) found.add(key.slice(holds.length));
+    }
     const resources = docKeys.allLeaseResourcesPrefix(ns);
     for await (const key of sources.docs.list(resources)) {
       const [, type, id] = key.slice(resources.length).split('/').map(decodeURIComponent);
@@ -109,6 +125,17 @@ export async function recentReferences(sources: RootSources, since: number): Pro
   // slack for S3's times kept to the second, and for its clock and ours disagreeing
   await forEachRecord(sources.blobs, since - RECORD_CLOCK_SLACK_MS, (_, layers) => layers.forEach((d) => found.add(d)));
   return found;
+}
+
+/** Whether a hold's document is there: any document, as a listing would count it. */
+async function holdPresent(blobs: BlobStore, key: string): Promise<boolean> {
+  try {
+    return (await blobs.getDoc(key)) !== undefined;
+  } catch (err) {
+    // too large to read whole: it is there all the same
+    if (isStoreError(err, 'resource-exhausted')) return true;
+    throw err;
+  }
 }
 
 /**
