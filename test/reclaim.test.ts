@@ -142,17 +142,20 @@ describe('Delete by reference, and the collector', () => {
     expect(await listKeys(d.bucket!, `s3cs/v1/ns/late/deleted/${digest}`)).toEqual([`s3cs/v1/ns/late/deleted/${digest}`]);
   });
 
-  it('reads a batch\'s holds key by key in a namespace with many holds, and keeps a blob held only since the scan', async () => {
+  it('reads a batch\'s holds key by key in a namespace with more holds than the threshold, keeping a blob held only since the scan and deleting one unheld', async () => {
     const kept = randomBlob(700);
     const late = randomBlob(701);
-    const lateDigest = digestOf(late);
+    const gone = randomBlob(702);
+    const [lateDigest, goneDigest] = [digestOf(late), digestOf(gone)];
     await writeBlob(d.content(), 'by-key-kept', kept, { metadata: ns('by-key') });
-    await writeBlob(d.content(), 'by-key-late', late, { metadata: ns('by-key') });
-    await call(d.content(), 'Delete', { digest: lateDigest }, ns('by-key'));
+    for (const [ref, data] of [['by-key-late', late], ['by-key-gone', gone]] as const) {
+      await writeBlob(d.content(), ref, data, { metadata: ns('by-key') });
+      await call(d.content(), 'Delete', { digest: digestOf(data) }, ns('by-key'));
+    }
     await settle();
-    // the first run notes the unreferenced blob; the next may delete it
+    // the first run notes the unreferenced blobs; the next may delete them
     await collectRuns(() => collect0().run({ delete: true }), 1);
-    expect(await stored(lateDigest)).toBe(true);
+    expect([await stored(lateDigest), await stored(goneDigest)]).toEqual([true, true]);
     let scanned = false;
     const listed: string[] = [];
     const read: string[] = [];
@@ -177,8 +180,9 @@ describe('Delete by reference, and the collector', () => {
     const collector = new Collector(collectorSourcesFor(blobs, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300, holdsByKeyAbove: 0 });
     await collectRuns(() => collector.run({ delete: true }), 1);
     expect(scanned).toBe(true);
-    expect(await stored(lateDigest)).toBe(true);
-    expect(read).toContain(`v1/ns/by-key/content/${lateDigest}`);
+    // the one held again stays; the other, read by key and found unheld, goes
+    expect([await stored(lateDigest), await stored(goneDigest)]).toEqual([true, false]);
+    expect(read).toEqual(expect.arrayContaining([`v1/ns/by-key/content/${lateDigest}`, `v1/ns/by-key/content/${goneDigest}`]));
     expect(listed).not.toContain('v1/ns/by-key/content/');
     await store.deleteDoc(`v1/ns/by-key/content/${lateDigest}`);
   });

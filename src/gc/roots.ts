@@ -108,34 +108,31 @@ export interface HoldsByKey {
  */
 export async function recentReferences(sources: RootSources, since: number, byKey?: HoldsByKey): Promise<Set<string>> {
   const found = new Set<string>();
-  for await (const ns of sources.memberships.namespaces()) {
-    if (byKey?.namespaces.has(ns)) {
-      const present = await pMap(byKey.digests, (digest) => holdPresent(sources.blobs, docKeys.content(ns, digest)), { concurrency: CONCURRENCY });
-      byKey.digests.forEach((digest, i) => present[i] && found.add(digest));
-    } else {
-      const holds = docKeys.contentPrefix(ns);
-      for await (const key of sources.docs.list(holds)) found.add(key.slice(holds.length));
+  const namespaces: string[] = [];
+  for await (const ns of sources.memberships.namespaces()) namespaces.push(ns);
+  // every namespace's key reads in one pool: one after another, a few dozen large namespaces
+  // would take the window again
+  const reads = namespaces.filter((ns) => byKey?.namespaces.has(ns)).flatMap((ns) => byKey!.digests.map((digest) => ({ ns, digest })));
+  const listing = (async () => {
+    for (const ns of namespaces) {
+      if (!byKey?.namespaces.has(ns)) {
+        const holds = docKeys.contentPrefix(ns);
+        for await (const key of sources.docs.list(holds)) found.add(key.slice(holds.length));
+      }
+      const resources = docKeys.allLeaseResourcesPrefix(ns);
+      for await (const key of sources.docs.list(resources)) {
+        const [, type, id] = key.slice(resources.length).split('/').map(decodeURIComponent);
+        if (type === 'content' && id !== undefined) found.add(id);
+      }
     }
-    const resources = docKeys.allLeaseResourcesPrefix(ns);
-    for await (const key of sources.docs.list(resources)) {
-      const [, type, id] = key.slice(resources.length).split('/').map(decodeURIComponent);
-      if (type === 'content' && id !== undefined) found.add(id);
-    }
-  }
+  })();
+  listing.catch(() => undefined);
+  const present = await pMap(reads, ({ ns, digest }) => sources.docs.present(docKeys.content(ns, digest)), { concurrency: CONCURRENCY });
+  reads.forEach(({ digest }, i) => present[i] && found.add(digest));
+  await listing;
   // slack for S3's times kept to the second, and for its clock and ours disagreeing
   await forEachRecord(sources.blobs, since - RECORD_CLOCK_SLACK_MS, (_, layers) => layers.forEach((d) => found.add(d)));
   return found;
-}
-
-/** Whether a hold's document is there: any document, as a listing would count it. */
-async function holdPresent(blobs: BlobStore, key: string): Promise<boolean> {
-  try {
-    return (await blobs.getDoc(key)) !== undefined;
-  } catch (err) {
-    // too large to read whole: it is there all the same
-    if (isStoreError(err, 'resource-exhausted')) return true;
-    throw err;
-  }
 }
 
 /**

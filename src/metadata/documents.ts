@@ -1,5 +1,6 @@
 import { pMapIterable, pMapSkip } from 'p-map';
 import type { BlobStore } from '../blobstore/types.js';
+import { isStoreError } from '../errors.js';
 
 /**
  * One key segment from a client's string: URI-encoded, dots included, so that no segment is
@@ -69,6 +70,16 @@ export class Documents {
       // A document we cannot parse was not written by this daemon's format; treat it as absent
       // rather than failing every call that touches it.
       return undefined;
+    }
+  }
+
+  /** Whether a document is there, whatever it holds (one that will not parse, or is too large to read, too). */
+  async present(key: string): Promise<boolean> {
+    try {
+      return (await this.store.getDoc(key)) !== undefined;
+    } catch (err) {
+      if (isStoreError(err, 'resource-exhausted')) return true;
+      throw err;
     }
   }
 
