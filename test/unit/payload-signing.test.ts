@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, S3ServiceException, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { createS3Client } from '../../src/blobstore/s3/client.js';
+import { createS3Client, uploadsUnsigned } from '../../src/blobstore/s3/client.js';
 import { probeBucket } from '../../src/blobstore/s3/probe.js';
 
 /** A client whose requests stop once signed, answering the payload hash each was signed with. */
@@ -75,6 +75,13 @@ describe('how writes to S3 are signed', () => {
     expect(await signedWith(() => client.send(new PutObjectCommand({ Bucket: 'b', Key: 'k', Body: body })))).toBe(bodyHash);
     expect(await signedWith(() => client.send(new UploadPartCommand({ Bucket: 'b', Key: 'k', UploadId: 'u', PartNumber: 1, Body: body })))).toBe(bodyHash);
     client.destroy();
+  });
+
+  it('tells the start-up probe when uploads go unsigned: AWS\'s endpoints and https:// ones, unless --s3-sign-payloads', () => {
+    expect(uploadsUnsigned({})).toBe(true);
+    expect(uploadsUnsigned({ endpoint: 'HTTPS://minio.example:9000' })).toBe(true);
+    expect(uploadsUnsigned({ endpoint: 'http://127.0.0.1:9000' })).toBe(false);
+    expect(uploadsUnsigned({ signPayloads: true })).toBe(false);
   });
 
   it('leaves requests without a body as the SDK signs them', async () => {

@@ -81,6 +81,11 @@ export function createS3Client(options: S3StoreOptions, use: 'reads' | 'default'
   return client;
 }
 
+/** Whether the client's uploads go signed UNSIGNED-PAYLOAD (see skipPayloadHashOverTls): AWS's own endpoints are HTTPS. */
+export function uploadsUnsigned(options: Pick<S3StoreOptions, 'signPayloads' | 'endpoint'>): boolean {
+  return !options.signPayloads && (!options.endpoint || /^https:/i.test(options.endpoint));
+}
+
 /** The writes whose bodies are blob bytes (and the daemon's documents). */
 const BODY_WRITES = new Set(['PutObjectCommand', 'UploadPartCommand']);
 

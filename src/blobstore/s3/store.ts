@@ -30,7 +30,7 @@ import type {
   UploadHandle,
   UploadOptions,
 } from '../types.js';
-import { READ_SOCKETS, S3Bucket, createS3Client } from './client.js';
+import { READ_SOCKETS, S3Bucket, createS3Client, uploadsUnsigned } from './client.js';
 import { copyObject } from './copy.js';
 import { getSmallObject, streamRecordObject } from './whole-objects.js';
 import { KeyLayout } from './keys.js';
@@ -94,8 +94,7 @@ export class S3BlobStore implements BlobStore {
       reopening: new Set(),
     };
     const { bucket, region, endpoint } = options;
-    const unsignedUploads = !options.signPayloads && (!endpoint || /^https:/i.test(endpoint));
-    this.probeTarget = { client: this.s3.client, bucket, region, endpoint, unsignedUploads, docKey: (name) => this.keys.doc(name) };
+    this.probeTarget = { client: this.s3.client, bucket, region, endpoint, unsignedUploads: uploadsUnsigned(options), docKey: (name) => this.keys.doc(name) };
     this.credentialsFrom = options.credentialsFrom;
     const where = endpoint ? ` at ${endpoint}` : ` in ${region}`;
     this.location = `s3://${bucket}/${options.prefix}${where}`;
