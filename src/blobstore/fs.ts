@@ -1,10 +1,11 @@
-import { createReadStream, type Dirent } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
-import { basename, dirname, join, relative, sep } from 'node:path';
+import { basename, join } from 'node:path';
 import { isValidDigest } from '../digest.js';
 import { notFound, startOver, unavailable } from '../errors.js';
 import { piecesOfFile, PieceBudget } from './disk-pieces.js';
+import { DirectoryDocs, isNoEntry } from './fs-docs.js';
 import { ProbeError } from './probe-error.js';
 import type {
   BlobEntry,
@@ -13,10 +14,12 @@ import type {
   BlobStat,
   BlobStore,
   Checkpoint,
+  DocEntry,
   PendingUpload,
   RecordEntry,
   RecordPage,
   ReopenedCheckpoint,
+  StoredDoc,
   Upload,
   UploadHandle,
   UploadOptions,
@@ -35,6 +38,7 @@ export class FsBlobStore implements BlobStore {
   readonly location: string;
   private readonly blobsDir: string;
   private readonly docsDir: string;
+  private readonly docs: DirectoryDocs;
   private readonly uploadsDir: string;
   private readonly recordsDir: string;
   /** Pieces of blob files Reads hold at once, all together (see PieceBudget). */
@@ -49,6 +53,7 @@ export class FsBlobStore implements BlobStore {
     this.docsDir = join(root, ...metadataPrefix.split('/').filter(Boolean));
     this.uploadsDir = join(root, 'uploads');
     this.recordsDir = join(root, 'manifests');
+    this.docs = new DirectoryDocs(this.docsDir, this.uploadsDir);
   }
 
   async init(): Promise<void> {
@@ -57,13 +62,6 @@ export class FsBlobStore implements BlobStore {
 
   private blobPath(digest: string): string {
     return join(this.blobsDir, digest);
-  }
-
-  private docPath(key: string): string {
-    // Document keys are built by the daemon from validated parts, but never trust a path.
-    const path = join(this.docsDir, ...key.split('/'));
-    if (!path.startsWith(this.docsDir + sep)) throw new Error(`document key escapes the store: ${key}`);
-    return path;
   }
 
   async statBlob(digest: string): Promise<BlobStat | undefined> {
@@ -193,47 +191,24 @@ export class FsBlobStore implements BlobStore {
     return { entries, next: names.length > limit ? page.at(-1) : undefined };
   }
 
-  async getDoc(key: string): Promise<Buffer | undefined> {
-    try {
-      return await readFile(this.docPath(key));
-    } catch (err) {
-      if (isNoEntry(err)) return undefined;
-      throw err;
-    }
+  getDoc(key: string): Promise<StoredDoc | undefined> {
+    return this.docs.get(key);
   }
 
-  async putDoc(key: string, body: Buffer): Promise<void> {
-    const path = this.docPath(key);
-    await mkdir(dirname(path), { recursive: true });
-    // written aside (not next to it, where a name like `x.tmp` could be a document's own), then renamed into place
-    const tmp = join(this.uploadsDir, `doc-${randomUUID()}`);
-    await writeFile(tmp, body);
-    await rename(tmp, path);
+  putDoc(key: string, body: Buffer): Promise<void> {
+    return this.docs.put(key, body);
   }
 
-  async deleteDoc(key: string): Promise<void> {
-    await rm(this.docPath(key), { force: true });
+  deleteDoc(key: string): Promise<void> {
+    return this.docs.delete(key);
   }
 
-  async *listDocs(prefix: string): AsyncIterable<string> {
-    const keys: string[] = [];
-    const walk = async (dir: string): Promise<void> => {
-      for (const entry of await entriesOf(dir)) {
-        const path = join(dir, entry.name);
-        if (entry.isDirectory()) await walk(path);
-        else keys.push(relative(this.docsDir, path).split(sep).join('/'));
-      }
-    };
-    await walk(this.docsDir);
-    for (const key of keys.sort()) if (key.startsWith(prefix)) yield key;
+  listDocs(prefix: string): AsyncIterable<DocEntry> {
+    return this.docs.list(prefix);
   }
 
-  async *listDocGroups(prefix: string): AsyncIterable<string> {
-    const dir = this.docPath(prefix);
-    const entries = await entriesOf(dir);
-    // S3's order, where a group sorts with its trailing "/"; directories left empty by deletes are no group
-    const groups = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort((a, b) => compare(`${a}/`, `${b}/`));
-    for (const group of groups) if (await holdsAFile(join(dir, group))) yield group;
+  listDocGroups(prefix: string): AsyncIterable<string> {
+    return this.docs.groups(prefix);
   }
 
   uploadIdentity(handle: UploadHandle): string {
@@ -367,31 +342,4 @@ function uploadName(checkpoint: Checkpoint): string {
     throw startOver('checkpoint of an ingest is not valid; write the content again from offset 0');
   }
   return file;
-}
-
-function isNoEntry(err: unknown): boolean {
-  return (err as NodeJS.ErrnoException)?.code === 'ENOENT';
-}
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** A directory's entries; none when it does not exist (a key space nothing was written to yet). */
-async function entriesOf(dir: string): Promise<Dirent[]> {
-  try {
-    return await readdir(dir, { withFileTypes: true });
-  } catch (err) {
-    if (isNoEntry(err)) return [];
-    throw err;
-  }
-}
-
-/** Whether a file lies anywhere below `dir`, stopping at the first found. */
-async function holdsAFile(dir: string): Promise<boolean> {
-  for (const entry of await entriesOf(dir)) {
-    if (!entry.isDirectory()) return true;
-    if (await holdsAFile(join(dir, entry.name))) return true;
-  }
-  return false;
 }

@@ -20,6 +20,21 @@ export interface RecordEntry {
   readonly lastModified: Date;
 }
 
+/**
+ * A document as stored: its body, and what tells this stored version from any other (S3's ETag
+ * and size; a file's identity, time and size) where the store knows it.
+ */
+export interface StoredDoc {
+  readonly body: Buffer;
+  readonly version?: string | undefined;
+}
+
+/** A document's key in a listing, with the version stored (as StoredDoc's) where the listing tells it. */
+export interface DocEntry {
+  readonly key: string;
+  readonly version?: string | undefined;
+}
+
 export interface RecordPage {
   readonly entries: RecordEntry[];
   /**
@@ -116,11 +131,11 @@ export interface BlobStore {
    */
   listRecords(prefix: string, startAfter: string, limit: number): Promise<RecordPage>;
 
-  getDoc(key: string): Promise<Buffer | undefined>;
+  getDoc(key: string): Promise<StoredDoc | undefined>;
   putDoc(key: string, body: Buffer): Promise<void>;
   deleteDoc(key: string): Promise<void>;
   /** Keys (relative to the metadata prefix) that start with `prefix`, in key order. */
-  listDocs(prefix: string): AsyncIterable<string>;
+  listDocs(prefix: string): AsyncIterable<DocEntry>;
   /**
    * The distinct key segments right below `prefix` (which ends in `/`) that have documents
    * under them, without listing those documents: S3's delimiter listing.

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { BlobStore, Cancellation } from '../blobstore/types.js';
 import type { Labels } from '../labels.js';
-import { Documents } from '../metadata/documents.js';
+import { Documents, LISTED_KEPT_BYTES } from '../metadata/documents.js';
 import { ReclaimMarks } from '../metadata/reclaim-marks.js';
 import { CommittedContent } from './committed.js';
 import type { LiveIngests } from './ingest.js';
@@ -71,7 +71,7 @@ export class ContentStore {
 
   constructor(blobs: BlobStore, options: ContentStoreOptions) {
     const { logger } = options;
-    const docs = new Documents(blobs);
+    const docs = new Documents(blobs, { keepReadBytes: LISTED_KEPT_BYTES });
     const memberships = new Memberships(docs);
     this.memberships = memberships;
     const guard = new ReclaimGuard(new ReclaimMarks(docs), blobs);

@@ -1,6 +1,8 @@
+import { LRUCache } from 'lru-cache';
 import { pMapIterable, pMapSkip } from 'p-map';
-import type { BlobStore } from '../blobstore/types.js';
+import type { BlobStore, DocEntry, StoredDoc } from '../blobstore/types.js';
 import { isStoreError } from '../errors.js';
+import { countLookup } from '../metrics/registry.js';
 
 /**
  * One key segment from a client's string: URI-encoded, dots included, so that no segment is
@@ -58,19 +60,69 @@ export const docKeys = {
   allLeaseResourcesPrefix: (ns: string) => `v1/ns/${ns}/lease-resources/`,
 };
 
+export interface DocumentsOptions {
+  /**
+   * Bytes of documents kept once read, so that readAll answers a document the listing shows
+   * unchanged without a GET (0: none). See `known`.
+   */
+  keepReadBytes?: number;
+}
+
+/** GETs one readAll has in flight. */
+const READ_AT_ONCE = 16;
+/**
+ * What the content store and the collector each keep of the documents they listed: some
+ * 35,000 holds without labels.
+ */
+export const LISTED_KEPT_BYTES = 16 * 1024 * 1024;
+/** A document kept is let go once no readAll has found it for this long. */
+const KEPT_FOR_MS = 3_600_000;
+/** A document larger than this is not kept (a hold may carry up to 1 MiB of labels). */
+const KEPT_AT_MOST = 16 * 1024;
+
 export class Documents {
-  constructor(private readonly store: BlobStore) {}
+  /**
+   * Documents read, with the version the store gave for them. A listing names each document's
+   * stored version, so one it shows with the version kept here is known without reading it again:
+   * a namespace listed twice, or the collector's next scan, costs its listing and the GETs of what
+   * changed. Only what readAll reads is kept, and only trusted on a listing's word (read and
+   * present always ask the store).
+   * Once full, it keeps what it has rather than take more: a listing larger than it then finds
+   * its first documents kept every time, where least-recently-used would find none.
+   */
+  private readonly known: LRUCache<string, { version: string; text: string }> | undefined;
+
+  constructor(
+    private readonly store: BlobStore,
+    options: DocumentsOptions = {},
+  ) {
+    const bytes = options.keepReadBytes ?? 0;
+    this.known = bytes > 0 ? new LRUCache({ maxSize: bytes, ttl: KEPT_FOR_MS, updateAgeOnGet: true, sizeCalculation: keptSize }) : undefined;
+  }
 
   async read<T>(key: string): Promise<T | undefined> {
-    const body = await this.store.getDoc(key);
-    if (body === undefined) return undefined;
-    try {
-      return JSON.parse(body.toString('utf8')) as T;
-    } catch {
-      // A document we cannot parse was not written by this daemon's format; treat it as absent
-      // rather than failing every call that touches it.
+    const got = await this.store.getDoc(key);
+    return got && parsed<T>(got.body.toString('utf8'));
+  }
+
+  /** A read for a listing: what it finds is kept (see `known`). */
+  private async readListed<T>(key: string): Promise<T | undefined> {
+    const got = await this.store.getDoc(key);
+    if (got === undefined) {
+      this.known?.delete(key);
       return undefined;
     }
+    return parsed<T>(this.keep(key, got));
+  }
+
+  /** Keeps what was read where it fits (see `known`); answers its text. */
+  private keep(key: string, got: StoredDoc): string {
+    const text = got.body.toString('utf8');
+    const known = this.known;
+    if (!known || got.version === undefined || got.body.length > KEPT_AT_MOST) return text;
+    const entry = { version: got.version, text };
+    if (known.has(key) || known.calculatedSize + keptSize(entry, key) <= known.maxSize) known.set(key, entry);
+    return text;
   }
 
   /** Whether a document is there, whatever it holds (one that will not parse, or is too large to read, too). */
@@ -84,15 +136,18 @@ export class Documents {
   }
 
   async write(key: string, value: unknown): Promise<void> {
+    // what is kept would not pass a listing's check any longer: let go of it at once
+    this.known?.delete(key);
     await this.store.putDoc(key, Buffer.from(JSON.stringify(value)));
   }
 
   async remove(key: string): Promise<void> {
+    this.known?.delete(key);
     await this.store.deleteDoc(key);
   }
 
-  list(prefix: string): AsyncIterable<string> {
-    return this.store.listDocs(prefix);
+  async *list(prefix: string): AsyncIterable<string> {
+    for await (const entry of this.store.listDocs(prefix)) yield entry.key;
   }
 
   /** The key segments right below `prefix` (ending in `/`) that have documents under them. */
@@ -102,27 +157,49 @@ export class Documents {
 
   /** Whether any document lies under `prefix` (one listing request). */
   async any(prefix: string): Promise<boolean> {
-    for await (const _ of this.list(prefix)) return true;
+    for await (const _ of this.store.listDocs(prefix)) return true;
     return false;
   }
 
   /**
-   * Reads the documents under `prefix`, a bounded number at a time, in key order; with `wanted`,
-   * only those whose key it takes (a key costs nothing to look at, a document a GET).
+   * Reads the documents under `prefix`, READ_AT_ONCE at a time, in key order; with `wanted`,
+   * only those whose key it takes (a key costs nothing to look at, a document a GET). One kept
+   * with the version the listing shows is not read again (see `known`).
    */
-  readAll<T>(prefix: string, options: { concurrency?: number; wanted?: (key: string) => boolean } = {}): AsyncIterable<{ key: string; value: T }> {
-    const { concurrency = 16, wanted } = options;
+  readAll<T>(prefix: string, options: { wanted?: (key: string) => boolean } = {}): AsyncIterable<{ key: string; value: T }> {
+    const { wanted } = options;
+    const known = this.known;
+    // past its bound, what has not been seen for an hour makes room (it keeps what it has otherwise)
+    if (known && known.calculatedSize >= known.maxSize - KEPT_AT_MOST) known.purgeStale();
+    const entries = this.store.listDocs(prefix);
     return pMapIterable(
-      wanted ? only(this.list(prefix), wanted) : this.list(prefix),
-      async (key) => {
-        const value = await this.read<T>(key);
+      wanted ? only(entries, wanted) : entries,
+      async ({ key, version }) => {
+        const kept = version !== undefined ? known?.get(key) : undefined;
+        if (known) countLookup('documents', kept?.version === version);
+        const value = kept?.version === version ? parsed<T>(kept!.text) : await this.readListed<T>(key);
         return value === undefined ? pMapSkip : { key, value };
       },
-      { concurrency },
+      { concurrency: READ_AT_ONCE },
     );
   }
 }
 
-async function* only(keys: AsyncIterable<string>, wanted: (key: string) => boolean): AsyncIterable<string> {
-  for await (const key of keys) if (wanted(key)) yield key;
+/** What a kept document costs: its strings (two bytes a character, at most) and the entry's own. */
+function keptSize(entry: { version: string; text: string }, key: string): number {
+  return 2 * (key.length + entry.text.length + entry.version.length) + 96;
+}
+
+function parsed<T>(text: string): T | undefined {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    // A document we cannot parse was not written by this daemon's format; treat it as absent
+    // rather than failing every call that touches it.
+    return undefined;
+  }
+}
+
+async function* only(entries: AsyncIterable<DocEntry>, wanted: (key: string) => boolean): AsyncIterable<DocEntry> {
+  for await (const entry of entries) if (wanted(entry.key)) yield entry;
 }

@@ -20,11 +20,13 @@ import type {
   Cancellation,
   Checkpoint,
   CheckResult,
+  DocEntry,
   PendingUpload,
   ReadSource,
   RecordEntry,
   RecordPage,
   ReopenedCheckpoint,
+  StoredDoc,
   StoreUsage,
   Upload,
   UploadHandle,
@@ -32,7 +34,7 @@ import type {
 } from '../types.js';
 import { READ_SOCKETS, S3Bucket, createS3Client, uploadsUnsigned } from './client.js';
 import { copyObject } from './copy.js';
-import { getSmallObject, streamRecordObject } from './whole-objects.js';
+import { getSmallObject, objectVersion, streamRecordObject } from './whole-objects.js';
 import { KeyLayout } from './keys.js';
 import { OpenRead, ReadAheadBudget } from './open-read.js';
 import type { S3StoreOptions } from './options.js';
@@ -296,8 +298,9 @@ export class S3BlobStore implements BlobStore {
     return { entries, next: after };
   }
 
-  async getDoc(key: string): Promise<Buffer | undefined> {
-    return (await getSmallObject(this.s3, this.keys.doc(key)))?.body;
+  async getDoc(key: string): Promise<StoredDoc | undefined> {
+    const got = await getSmallObject(this.s3, this.keys.doc(key));
+    return got && { body: got.body, version: objectVersion(got.etag, got.body.length) };
   }
 
   async putDoc(key: string, body: Buffer): Promise<void> {
@@ -308,9 +311,9 @@ export class S3BlobStore implements BlobStore {
     await this.s3.delete(this.keys.doc(key));
   }
 
-  async *listDocs(prefix: string): AsyncIterable<string> {
+  async *listDocs(prefix: string): AsyncIterable<DocEntry> {
     const base = this.keys.doc('');
-    for await (const obj of this.listKeys(base + prefix)) yield obj.key.slice(base.length);
+    for await (const obj of this.listKeys(base + prefix)) yield { key: obj.key.slice(base.length), version: objectVersion(obj.etag, obj.size) };
   }
 
   async *listDocGroups(prefix: string): AsyncIterable<string> {
@@ -326,13 +329,13 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  private async *listKeys(prefix: string, delimiter?: string): AsyncIterable<{ key: string; size: number; lastModified: Date }> {
+  private async *listKeys(prefix: string, delimiter?: string): AsyncIterable<{ key: string; size: number; lastModified: Date; etag?: string | undefined }> {
     try {
       const input = { Bucket: this.s3.name, Prefix: prefix, ...(delimiter ? { Delimiter: delimiter } : {}) };
       for await (const page of paginateListObjectsV2({ client: this.s3.client }, input)) {
         for (const obj of page.Contents ?? []) {
           if (obj.Key === undefined) continue;
-          yield { key: obj.Key, size: obj.Size ?? 0, lastModified: obj.LastModified ?? new Date(0) };
+          yield { key: obj.Key, size: obj.Size ?? 0, lastModified: obj.LastModified ?? new Date(0), etag: obj.ETag };
         }
       }
     } catch (err) {

@@ -14,14 +14,14 @@ const MAX_STREAMED_RECORD = 1024 * 1024 * 1024;
  * memory, so anything larger than a record may be (another tool's object under a shared or
  * empty manifests prefix, say) is refused before its body is read.
  */
-export async function getSmallObject(s3: S3Bucket, key: string): Promise<{ body: Buffer; lastModified: Date } | undefined> {
+export async function getSmallObject(s3: S3Bucket, key: string): Promise<{ body: Buffer; lastModified: Date; etag?: string | undefined } | undefined> {
   try {
     const out = await s3.client.send(new GetObjectCommand({ Bucket: s3.name, Key: key }));
     if ((out.ContentLength ?? 0) > MAX_SMALL_OBJECT) {
       out.Body && 'destroy' in out.Body && (out.Body as { destroy(): void }).destroy();
       throw resourceExhausted(`GET ${key}: ${out.ContentLength} bytes, more than a record or document may have (${MAX_SMALL_OBJECT})`);
     }
-    return { body: Buffer.from(await out.Body!.transformToByteArray()), lastModified: out.LastModified ?? new Date(0) };
+    return { body: Buffer.from(await out.Body!.transformToByteArray()), lastModified: out.LastModified ?? new Date(0), etag: out.ETag };
   } catch (err) {
     // the body counts as part of the GET: a response cut short fails like a refused request
     if (isMissing(err)) return undefined;
@@ -49,4 +49,14 @@ export async function streamRecordObject(s3: S3Bucket, key: string): Promise<Asy
       body.destroy();
     }
   })();
+}
+
+/**
+ * What tells one stored version of an object from another, as a GET and a listing both report
+ * it: the ETag (an MD5 of the body for the single PUTs documents are written with, and new for
+ * every write under SSE-KMS) with the size beside it. Quotes differ between stores and calls.
+ */
+export function objectVersion(etag: string | undefined, size: number | undefined): string | undefined {
+  if (!etag || size === undefined) return undefined;
+  return `${etag.replace(/^W\//, '').replace(/"/g, '')}:${size}`;
 }

@@ -9,10 +9,12 @@ import type {
   BlobStore,
   Checkpoint,
   CheckResult,
+  DocEntry,
   PendingUpload,
   ReadSource,
   RecordPage,
   ReopenedCheckpoint,
+  StoredDoc,
   StoreUsage,
   Upload,
   UploadHandle,
@@ -300,7 +302,7 @@ export class ReadTier implements BlobStore {
     return this.inner.listRecords(prefix, startAfter, limit);
   }
 
-  getDoc(key: string): Promise<Buffer | undefined> {
+  getDoc(key: string): Promise<StoredDoc | undefined> {
     return this.inner.getDoc(key);
   }
 
@@ -312,7 +314,7 @@ export class ReadTier implements BlobStore {
     return this.inner.deleteDoc(key);
   }
 
-  listDocs(prefix: string): AsyncIterable<string> {
+  listDocs(prefix: string): AsyncIterable<DocEntry> {
     return this.inner.listDocs(prefix);
   }
 

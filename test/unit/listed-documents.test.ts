@@ -1,0 +1,97 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FsBlobStore } from '../../src/blobstore/fs.js';
+import type { BlobStore } from '../../src/blobstore/types.js';
+import { Documents } from '../../src/metadata/documents.js';
+
+const roots: string[] = [];
+afterEach(() => {
+  for (const root of roots.splice(0)) rmSync(root, { recursive: true, force: true });
+});
+
+/** A local directory store whose document reads are counted by key. */
+async function countedStore(): Promise<{ store: BlobStore; reads: string[] }> {
+  const root = mkdtempSync(join(tmpdir(), 's3cs-listed-'));
+  roots.push(root);
+  const inner = new FsBlobStore(root);
+  await inner.init();
+  const reads: string[] = [];
+  const store = new Proxy(inner, {
+    get(target, prop) {
+      if (prop === 'getDoc') return (key: string) => (reads.push(key), target.getDoc(key));
+      const value = Reflect.get(target, prop) as unknown;
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { store, reads };
+}
+
+async function readAll(docs: Documents, prefix: string): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  for await (const { key, value } of docs.readAll(prefix)) out[key.slice(prefix.length)] = value;
+  return out;
+}
+
+describe('documents read for a listing', () => {
+  it('are not read again while the listing shows them unchanged', async () => {
+    const { store, reads } = await countedStore();
+    const docs = new Documents(store, { keepReadBytes: 1024 * 1024 });
+    for (const name of ['a', 'b', 'c']) await docs.write(`p/${name}`, { name });
+    expect(await readAll(docs, 'p/')).toEqual({ a: { name: 'a' }, b: { name: 'b' }, c: { name: 'c' } });
+    expect(reads.splice(0).sort()).toEqual(['p/a', 'p/b', 'p/c']);
+    expect(await readAll(docs, 'p/')).toEqual({ a: { name: 'a' }, b: { name: 'b' }, c: { name: 'c' } });
+    expect(reads).toEqual([]);
+  });
+
+  it('are read again once another writer changed them, and are gone once removed', async () => {
+    const { store, reads } = await countedStore();
+    const docs = new Documents(store, { keepReadBytes: 1024 * 1024 });
+    // another daemon sharing the bucket: nothing it does reaches the first one's memory
+    const other = new Documents(store);
+    for (const name of ['a', 'b', 'c']) await docs.write(`p/${name}`, { name, n: 1 });
+    await readAll(docs, 'p/');
+    reads.length = 0;
+    // the same size as before: the version, not the length, tells the change
+    await other.write('p/b', { name: 'b', n: 2 });
+    await other.remove('p/c');
+    expect(await readAll(docs, 'p/')).toEqual({ a: { name: 'a', n: 1 }, b: { name: 'b', n: 2 } });
+    expect(reads).toEqual(['p/b']);
+  });
+
+  it('are never taken for a read by key, which always asks the store', async () => {
+    const { store, reads } = await countedStore();
+    const docs = new Documents(store, { keepReadBytes: 1024 * 1024 });
+    await docs.write('p/a', { v: 1 });
+    await readAll(docs, 'p/');
+    reads.length = 0;
+    expect(await docs.read('p/a')).toEqual({ v: 1 });
+    expect(reads).toEqual(['p/a']);
+  });
+
+  it('are kept up to the bound, the first ones staying once it is reached', async () => {
+    const { store, reads } = await countedStore();
+    // room for about two of these documents
+    const docs = new Documents(store, { keepReadBytes: 600 });
+    for (const name of ['a', 'b', 'c', 'd', 'e']) await docs.write(`p/${name}`, { name });
+    await readAll(docs, 'p/');
+    reads.length = 0;
+    await readAll(docs, 'p/');
+    const again = reads.splice(0).sort();
+    expect(again.length).toBeGreaterThanOrEqual(2);
+    expect(again.length).toBeLessThan(5);
+    // a listing that finds the first ones kept keeps finding them: the same ones are read each time
+    await readAll(docs, 'p/');
+    expect(reads.sort()).toEqual(again);
+  });
+
+  it('are not kept at all without a bound', async () => {
+    const { store, reads } = await countedStore();
+    const docs = new Documents(store);
+    await docs.write('p/a', { v: 1 });
+    await readAll(docs, 'p/');
+    await readAll(docs, 'p/');
+    expect(reads).toEqual(['p/a', 'p/a']);
+  });
+});
