@@ -187,6 +187,36 @@ describe('Delete by reference, and the collector', () => {
     await store.deleteDoc(`v1/ns/by-key/content/${lateDigest}`);
   });
 
+  it('reads a cache record again only once the listing shows it changed, and then goes by what it names now', async () => {
+    const layer = randomBlob(590);
+    await putObject(d.bucket!, `blobs/${digestOf(layer)}`, layer);
+    await putObject(d.bucket!, 'manifests/kept-layers', cacheConfig([layer]));
+    const reads: string[] = [];
+    const counted = new Proxy(store, {
+      get(target, prop) {
+        if (prop === 'getRecord') return (name: string) => (reads.push(name), target.getRecord(name));
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    // one collector for every run, as the daemon's --gc-interval runs it
+    const collector = new Collector(collectorSourcesFor(counted, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
+    const run = async () => {
+      reads.length = 0;
+      const report = await collector.run({ delete: false });
+      return { read: reads.filter((name) => name === 'kept-layers').length, broken: report.brokenRecords.find((r) => r.name === 'kept-layers') };
+    };
+    expect(await run()).toEqual({ read: 1, broken: undefined });
+    expect(await run()).toEqual({ read: 0, broken: undefined });
+    // rewritten as BuildKit rewrites its records, now naming a blob that is not stored
+    const missing = randomBlob(591);
+    const gone = digestOf(missing);
+    await putObject(d.bucket!, 'manifests/kept-layers', cacheConfig([layer, missing]));
+    expect(await run()).toEqual({ read: 1, broken: { name: 'kept-layers', missing: [gone] } });
+    expect(await run()).toEqual({ read: 0, broken: { name: 'kept-layers', missing: [gone] } });
+    await rawS3().send(new DeleteObjectCommand({ Bucket: d.bucket!, Key: 'manifests/kept-layers' }));
+  });
+
   it('asks the bucket whether a delete cut off at its deadline landed only once it had the time to, and then notes it deleted', async () => {
     const { digest } = await writeBlob(d.content(), 'cut-off', randomBlob(950), { metadata: ns('cut') });
     await call(d.content(), 'Delete', { digest }, ns('cut'));

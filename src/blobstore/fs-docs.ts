@@ -24,20 +24,8 @@ export class DirectoryDocs {
   }
 
   async get(key: string): Promise<StoredDoc | undefined> {
-    let file;
-    try {
-      file = await open(this.docPath(key), 'r');
-    } catch (err) {
-      if (isNoEntry(err)) return undefined;
-      throw err;
-    }
-    try {
-      // the version of the file read, even should a write replace it meanwhile
-      const st = await file.stat();
-      return { body: await file.readFile(), version: fileVersion(st) };
-    } finally {
-      await file.close();
-    }
+    const got = await readVersioned(this.docPath(key));
+    return got && { body: got.body, version: fileVersion(got.stats) };
   }
 
   async put(key: string, body: Buffer): Promise<void> {
@@ -85,7 +73,25 @@ export class DirectoryDocs {
   }
 }
 
-function fileVersion(st: Stats): string {
+/** A whole file with the stat of what was read, even should a write replace it meanwhile; undefined when there is none. */
+export async function readVersioned(path: string): Promise<{ body: Buffer; stats: Stats } | undefined> {
+  let file;
+  try {
+    file = await open(path, 'r');
+  } catch (err) {
+    if (isNoEntry(err)) return undefined;
+    throw err;
+  }
+  try {
+    const stats = await file.stat();
+    return { body: await file.readFile(), stats };
+  } finally {
+    await file.close();
+  }
+}
+
+/** What tells one stored version of a file from another: every write is a new file renamed into place. */
+export function fileVersion(st: Stats): string {
   return `${st.ino}:${st.mtimeMs}:${st.size}`;
 }
 

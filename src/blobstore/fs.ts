@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import { isValidDigest } from '../digest.js';
 import { notFound, startOver, unavailable } from '../errors.js';
 import { piecesOfFile, PieceBudget } from './disk-pieces.js';
-import { DirectoryDocs, isNoEntry } from './fs-docs.js';
+import { DirectoryDocs, fileVersion, isNoEntry, readVersioned } from './fs-docs.js';
 import { ProbeError } from './probe-error.js';
 import type {
   BlobEntry,
@@ -20,6 +20,7 @@ import type {
   RecordPage,
   ReopenedCheckpoint,
   StoredDoc,
+  StoredRecord,
   Upload,
   UploadHandle,
   UploadOptions,
@@ -141,15 +142,9 @@ export class FsBlobStore implements BlobStore {
   /** Records have a directory of their own here, whatever the bucket's prefixes: no name is ambiguous. */
   checkRecordName(): void {}
 
-  async getRecord(name: string): Promise<{ body: Buffer; lastModified: Date } | undefined> {
-    try {
-      const path = this.recordPath(name);
-      const [body, st] = await Promise.all([readFile(path), stat(path)]);
-      return { body, lastModified: st.mtime };
-    } catch (err) {
-      if (isNoEntry(err)) return undefined;
-      throw err;
-    }
+  async getRecord(name: string): Promise<StoredRecord | undefined> {
+    const got = await readVersioned(this.recordPath(name));
+    return got && { body: got.body, lastModified: got.stats.mtime, version: fileVersion(got.stats) };
   }
 
   async streamRecord(name: string): Promise<AsyncIterable<Buffer> | undefined> {
@@ -186,7 +181,7 @@ export class FsBlobStore implements BlobStore {
     const entries: RecordEntry[] = [];
     for (const name of page) {
       const st = await stat(this.recordPath(name)).catch(() => undefined);
-      if (st) entries.push({ name, size: st.size, lastModified: st.mtime });
+      if (st) entries.push({ name, size: st.size, lastModified: st.mtime, version: fileVersion(st) });
     }
     return { entries, next: names.length > limit ? page.at(-1) : undefined };
   }

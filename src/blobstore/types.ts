@@ -18,6 +18,15 @@ export interface RecordEntry {
   readonly name: string;
   readonly size: number;
   readonly lastModified: Date;
+  /** As StoredDoc's, where the listing tells it. */
+  readonly version?: string | undefined;
+}
+
+/** A cache record as stored, with its version as StoredDoc's where the store knows it. */
+export interface StoredRecord {
+  readonly body: Buffer;
+  readonly lastModified: Date;
+  readonly version?: string | undefined;
 }
 
 /**
@@ -116,7 +125,7 @@ export interface BlobStore {
    */
   checkRecordName(name: string): void;
   /** BuildKit's cache records: `<prefix><manifests_prefix><name>`, raw bytes. */
-  getRecord(name: string): Promise<{ body: Buffer; lastModified: Date } | undefined>;
+  getRecord(name: string): Promise<StoredRecord | undefined>;
   /**
    * A record's bytes as they stream, for one too large for `getRecord` (another tool's object
    * under a shared manifests prefix, say) that the collector must still read for digests.

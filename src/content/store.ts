@@ -71,7 +71,7 @@ export class ContentStore {
 
   constructor(blobs: BlobStore, options: ContentStoreOptions) {
     const { logger } = options;
-    const docs = new Documents(blobs, { keepReadBytes: LISTED_KEPT_BYTES });
+    const docs = new Documents(blobs, { keepListedBytes: LISTED_KEPT_BYTES });
     const memberships = new Memberships(docs);
     this.memberships = memberships;
     const guard = new ReclaimGuard(new ReclaimMarks(docs), blobs);

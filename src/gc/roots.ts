@@ -7,6 +7,7 @@ import { docKeys, type Documents } from '../metadata/documents.js';
 import { layerBlobs } from '../records/cache-config.js';
 import { digestsIn } from '../records/digest-scan.js';
 import { isStoreError } from '../errors.js';
+import type { VersionedMemory } from '../metadata/versioned-memory.js';
 
 /** What the collector's scans read; the daemon and `gc` build it from their own parts. */
 export interface RootSources {
@@ -16,6 +17,8 @@ export interface RootSources {
   leases: LeaseStore;
   /** Digests ingests of this process expect (the daemon's own; the bucket records the rest). */
   liveIngests?: (() => Set<string>) | undefined;
+  /** The layers of the cache records earlier scans read, for the next scan (see VersionedMemory). */
+  keptRecords?: VersionedMemory<string[]> | undefined;
 }
 
 /** Every blob something needs, and what needs it, for the report and the logs. */
@@ -27,7 +30,7 @@ export interface Roots {
   readonly holdsIn: ReadonlyMap<string, number>;
   readonly counts: { records: number; holds: number; leases: number; ingests: number };
   /** Blobs cache records name that are not stored (a record BuildKit cannot fully import). */
-  readonly recordLayers: Map<string, string[]>;
+  readonly recordLayers: Map<string, readonly string[]>;
   /** When the scan began: records written since are read again by the last check. */
   readonly startedAt: number;
 }
@@ -50,10 +53,10 @@ export async function scanRoots(sources: RootSources, now = Date.now(), scope: '
   const held = new Set<string>();
   const holdsIn = new Map<string, number>();
   const counts = { records: 0, holds: 0, leases: 0, ingests: 0 };
-  const recordLayers = new Map<string, string[]>();
+  const recordLayers = new Map<string, readonly string[]>();
   const add = (digest: string) => digests.add(digest);
 
-  await forEachRecord(sources.blobs, 0, (name, layers, scanned) => {
+  await forEachRecord(sources.blobs, 0, sources.keptRecords, (name, layers, scanned) => {
     counts.records++;
     // a scanned record's digests are more than its layers: no report of missing ones from them
     if (!scanned) recordLayers.set(name, layers);
@@ -131,18 +134,20 @@ export async function recentReferences(sources: RootSources, since: number, byKe
   reads.forEach(({ digest }, i) => present[i] && found.add(digest));
   await listing;
   // slack for S3's times kept to the second, and for its clock and ours disagreeing
-  await forEachRecord(sources.blobs, since - RECORD_CLOCK_SLACK_MS, (_, layers) => layers.forEach((d) => found.add(d)));
+  await forEachRecord(sources.blobs, since - RECORD_CLOCK_SLACK_MS, sources.keptRecords, (_, layers) => layers.forEach((d) => found.add(d)));
   return found;
 }
 
 /**
- * Reads the cache records modified at or after `since` (all of them for 0), a few at a time.
- * One too large to decode is read as it streams for every digest it names (`scanned`).
+ * Reads the cache records modified at or after `since` (all of them for 0), a few at a time;
+ * one whose layers `kept` has at the version listed is not read again. One too large to decode
+ * is read as it streams for every digest it names (`scanned`), each time.
  */
 async function forEachRecord(
   blobs: BlobStore,
   since: number,
-  visit: (name: string, layers: string[], scanned: boolean) => void,
+  kept: VersionedMemory<string[]> | undefined,
+  visit: (name: string, layers: readonly string[], scanned: boolean) => void,
 ): Promise<void> {
   let startAfter = '';
   for (;;) {
@@ -151,6 +156,8 @@ async function forEachRecord(
     await pMap(
       wanted,
       async (entry) => {
+        const known = kept?.get(entry.name, entry.version);
+        if (known) return visit(entry.name, known, false);
         const record = await blobs.getRecord(entry.name).catch((err: unknown) => {
           if (isStoreError(err, 'resource-exhausted')) return 'too large' as const;
           throw err;
@@ -159,7 +166,9 @@ async function forEachRecord(
           const chunks = await blobs.streamRecord(entry.name);
           if (chunks) visit(entry.name, [...(await digestsIn(chunks, entry.name))], true);
         } else if (record) {
-          visit(entry.name, layerBlobs(record.body), false);
+          const layers = layerBlobs(record.body);
+          kept?.keep(entry.name, record.version, layers, layers.reduce((n, d) => n + 2 * d.length + 16, 0));
+          visit(entry.name, layers, false);
         }
       },
       { concurrency: CONCURRENCY },

@@ -1,8 +1,7 @@
-import { LRUCache } from 'lru-cache';
 import { pMapIterable, pMapSkip } from 'p-map';
-import type { BlobStore, DocEntry, StoredDoc } from '../blobstore/types.js';
+import type { BlobStore, DocEntry } from '../blobstore/types.js';
 import { isStoreError } from '../errors.js';
-import { countLookup } from '../metrics/registry.js';
+import { VersionedMemory } from './versioned-memory.js';
 
 /**
  * One key segment from a client's string: URI-encoded, dots included, so that no segment is
@@ -62,10 +61,10 @@ export const docKeys = {
 
 export interface DocumentsOptions {
   /**
-   * Bytes of documents kept once read, so that readAll answers a document the listing shows
-   * unchanged without a GET (0: none). See `known`.
+   * Bytes of what readAll read to keep, so that it answers a document the listing shows unchanged
+   * without a GET (0: none). See VersionedMemory.
    */
-  keepReadBytes?: number;
+  keepListedBytes?: number;
 }
 
 /** GETs one readAll has in flight. */
@@ -75,29 +74,20 @@ const READ_AT_ONCE = 16;
  * 35,000 holds without labels.
  */
 export const LISTED_KEPT_BYTES = 16 * 1024 * 1024;
-/** A document kept is let go once no readAll has found it for this long. */
-const KEPT_FOR_MS = 3_600_000;
-/** A document larger than this is not kept (a hold may carry up to 1 MiB of labels). */
-const KEPT_AT_MOST = 16 * 1024;
 
 export class Documents {
   /**
-   * Documents read, with the version the store gave for them. A listing names each document's
-   * stored version, so one it shows with the version kept here is known without reading it again:
-   * a namespace listed twice, or the collector's next scan, costs its listing and the GETs of what
-   * changed. Only what readAll reads is kept, and only trusted on a listing's word (read and
-   * present always ask the store).
-   * Once full, it keeps what it has rather than take more: a listing larger than it then finds
-   * its first documents kept every time, where least-recently-used would find none.
+   * Documents readAll read, by key, with their versions: a namespace listed twice, or the
+   * collector's next scan, costs its listing and the GETs of what changed.
    */
-  private readonly known: LRUCache<string, { version: string; text: string }> | undefined;
+  private readonly listed: VersionedMemory<string> | undefined;
 
   constructor(
     private readonly store: BlobStore,
     options: DocumentsOptions = {},
   ) {
-    const bytes = options.keepReadBytes ?? 0;
-    this.known = bytes > 0 ? new LRUCache({ maxSize: bytes, ttl: KEPT_FOR_MS, updateAgeOnGet: true, sizeCalculation: keptSize }) : undefined;
+    const bytes = options.keepListedBytes ?? 0;
+    this.listed = bytes > 0 ? new VersionedMemory(bytes, 'documents') : undefined;
   }
 
   async read<T>(key: string): Promise<T | undefined> {
@@ -105,24 +95,16 @@ export class Documents {
     return got && parsed<T>(got.body.toString('utf8'));
   }
 
-  /** A read for a listing: what it finds is kept (see `known`). */
+  /** A read for a listing: what it finds is kept. */
   private async readListed<T>(key: string): Promise<T | undefined> {
     const got = await this.store.getDoc(key);
     if (got === undefined) {
-      this.known?.delete(key);
+      this.listed?.forget(key);
       return undefined;
     }
-    return parsed<T>(this.keep(key, got));
-  }
-
-  /** Keeps what was read where it fits (see `known`); answers its text. */
-  private keep(key: string, got: StoredDoc): string {
     const text = got.body.toString('utf8');
-    const known = this.known;
-    if (!known || got.version === undefined || got.body.length > KEPT_AT_MOST) return text;
-    const entry = { version: got.version, text };
-    if (known.has(key) || known.calculatedSize + keptSize(entry, key) <= known.maxSize) known.set(key, entry);
-    return text;
+    this.listed?.keep(key, got.version, text, 2 * text.length);
+    return parsed<T>(text);
   }
 
   /** Whether a document is there, whatever it holds (one that will not parse, or is too large to read, too). */
@@ -137,12 +119,12 @@ export class Documents {
 
   async write(key: string, value: unknown): Promise<void> {
     // what is kept would not pass a listing's check any longer: let go of it at once
-    this.known?.delete(key);
+    this.listed?.forget(key);
     await this.store.putDoc(key, Buffer.from(JSON.stringify(value)));
   }
 
   async remove(key: string): Promise<void> {
-    this.known?.delete(key);
+    this.listed?.forget(key);
     await this.store.deleteDoc(key);
   }
 
@@ -164,30 +146,21 @@ export class Documents {
   /**
    * Reads the documents under `prefix`, READ_AT_ONCE at a time, in key order; with `wanted`,
    * only those whose key it takes (a key costs nothing to look at, a document a GET). One kept
-   * with the version the listing shows is not read again (see `known`).
+   * with the version the listing shows is not read again (see `listed`).
    */
   readAll<T>(prefix: string, options: { wanted?: (key: string) => boolean } = {}): AsyncIterable<{ key: string; value: T }> {
     const { wanted } = options;
-    const known = this.known;
-    // past its bound, what has not been seen for an hour makes room (it keeps what it has otherwise)
-    if (known && known.calculatedSize >= known.maxSize - KEPT_AT_MOST) known.purgeStale();
     const entries = this.store.listDocs(prefix);
     return pMapIterable(
       wanted ? only(entries, wanted) : entries,
       async ({ key, version }) => {
-        const kept = version !== undefined ? known?.get(key) : undefined;
-        if (known) countLookup('documents', kept?.version === version);
-        const value = kept?.version === version ? parsed<T>(kept!.text) : await this.readListed<T>(key);
+        const kept = this.listed?.get(key, version);
+        const value = kept !== undefined ? parsed<T>(kept) : await this.readListed<T>(key);
         return value === undefined ? pMapSkip : { key, value };
       },
       { concurrency: READ_AT_ONCE },
     );
   }
-}
-
-/** What a kept document costs: its strings (two bytes a character, at most) and the entry's own. */
-function keptSize(entry: { version: string; text: string }, key: string): number {
-  return 2 * (key.length + entry.text.length + entry.version.length) + 96;
 }
 
 function parsed<T>(text: string): T | undefined {

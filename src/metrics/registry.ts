@@ -71,7 +71,7 @@ export const s3RequestSeconds = new Histogram({
   registers: [registry],
 });
 
-type LookupCache = 'existence' | 'holds' | 'tier' | 'documents';
+export type LookupCache = 'existence' | 'holds' | 'tier' | 'documents' | 'records';
 
 /** Lookups counted since the last scrape: see countLookup. */
 const lookups: Record<LookupCache, { hit: number; miss: number }> = {
@@ -79,6 +79,7 @@ const lookups: Record<LookupCache, { hit: number; miss: number }> = {
   holds: { hit: 0, miss: 0 },
   tier: { hit: 0, miss: 0 },
   documents: { hit: 0, miss: 0 },
+  records: { hit: 0, miss: 0 },
 };
 
 /**
@@ -92,7 +93,7 @@ export function countLookup(cache: LookupCache, hit: boolean): void {
 
 export const cacheLookups = new Counter({
   name: 's3cs_cache_lookups_total',
-  help: 'Lookups in the daemon\'s caches, by cache (existence: blob sizes; holds: namespace holds and labels; tier: blobs read from the local read tier; documents: holds and ingest records a listing showed unchanged since they were read) and result (hit, miss).',
+  help: 'Lookups in the daemon\'s caches, by cache (existence: blob sizes; holds: namespace holds and labels; tier: blobs read from the local read tier; documents: holds and ingest records a listing showed unchanged since they were read; records: cache records the collector found listed unchanged) and result (hit, miss).',
   labelNames: ['cache', 'result'] as const,
   registers: [registry],
   collect() {

@@ -27,6 +27,7 @@ import type {
   RecordPage,
   ReopenedCheckpoint,
   StoredDoc,
+  StoredRecord,
   StoreUsage,
   Upload,
   UploadHandle,
@@ -250,8 +251,9 @@ export class S3BlobStore implements BlobStore {
     this.keys.record(name);
   }
 
-  async getRecord(name: string): Promise<{ body: Buffer; lastModified: Date } | undefined> {
-    return getSmallObject(this.s3, this.keys.record(name));
+  async getRecord(name: string): Promise<StoredRecord | undefined> {
+    const got = await getSmallObject(this.s3, this.keys.record(name));
+    return got && { body: got.body, lastModified: got.lastModified, version: objectVersion(got.etag, got.body.length) };
   }
 
   streamRecord(name: string): Promise<AsyncIterable<Buffer> | undefined> {
@@ -290,7 +292,7 @@ export class S3BlobStore implements BlobStore {
         after = o.Key!.slice(base.length);
         const name = this.keys.recordNameOf(o.Key!);
         if (name === undefined) continue;
-        entries.push({ name, size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0) });
+        entries.push({ name, size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0), version: objectVersion(o.ETag, o.Size) });
         if (entries.length === limit) return { entries, next: i < contents.length - 1 || out.IsTruncated ? name : undefined };
       }
       if (!out.IsTruncated || contents.length === 0) return { entries };

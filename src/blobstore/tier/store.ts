@@ -15,6 +15,7 @@ import type {
   RecordPage,
   ReopenedCheckpoint,
   StoredDoc,
+  StoredRecord,
   StoreUsage,
   Upload,
   UploadHandle,
@@ -278,7 +279,7 @@ export class ReadTier implements BlobStore {
     return this.inner.touchBlob(digest, size);
   }
 
-  getRecord(name: string): Promise<{ body: Buffer; lastModified: Date } | undefined> {
+  getRecord(name: string): Promise<StoredRecord | undefined> {
     return this.inner.getRecord(name);
   }
 
