@@ -34,6 +34,8 @@ interface LeaseRecord {
 const LEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,75}$/;
 /** Resources one lease may hold; BuildKit holds one per blob, snapshot and ingest of a build. */
 const MAX_LEASE_RESOURCES = 10_000;
+/** What is kept of the leases listed (see Documents): some 15,000 leases with a label or two. */
+const LEASES_KEPT_BYTES = 4 * 1024 * 1024;
 /**
  * What ListResources answers with at most. Daemons sharing a bucket may each add the last
  * resource under the cap at once, so a lease may hold a few more than the cap: all are listed
@@ -64,7 +66,8 @@ export class LeaseStore {
   constructor(blobs: BlobStore, options: { maxResources?: number } = {}) {
     this.maxResources = options.maxResources ?? MAX_LEASE_RESOURCES;
     this.counts = new ResourceCounts(this.maxResources);
-    this.docs = new Documents(blobs);
+    // List, and the collector's scans (it reads leases through this store), read every lease listed
+    this.docs = new Documents(blobs, { keepListedBytes: LEASES_KEPT_BYTES });
     this.blobs = blobs;
     this.guard = new ReclaimGuard(new ReclaimMarks(this.docs), blobs);
   }

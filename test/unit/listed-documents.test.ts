@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../src/blobstore/fs.js';
 import type { BlobStore } from '../../src/blobstore/types.js';
+import { LeaseStore } from '../../src/leases/store.js';
 import { Documents } from '../../src/metadata/documents.js';
 
 const roots: string[] = [];
@@ -94,5 +95,22 @@ describe('documents read for a listing', () => {
     await readAll(docs, 'p/');
     await readAll(docs, 'p/');
     expect(reads).toEqual(['p/a', 'p/a']);
+  });
+});
+
+describe('leases listed', () => {
+  it('are not read again by the next List (or collector scan) while unchanged', async () => {
+    const { store, reads } = await countedStore();
+    const leases = new LeaseStore(store);
+    await leases.create('builds', 'one', { 'containerd.io/gc.expire': '2099-01-01T00:00:00Z' });
+    await leases.create('builds', 'two', {});
+    reads.length = 0;
+    expect((await leases.list('builds', [])).map((l) => l.id)).toEqual(['one', 'two']);
+    expect(reads.filter((key) => key.includes('/leases/')).length).toBe(2);
+    reads.length = 0;
+    const seen: string[] = [];
+    for await (const lease of leases.all('builds')) seen.push(lease.id);
+    expect(seen).toEqual(['one', 'two']);
+    expect(reads).toEqual([]);
   });
 });
