@@ -93,7 +93,7 @@ export function countLookup(cache: LookupCache, hit: boolean): void {
 
 export const cacheLookups = new Counter({
   name: 's3cs_cache_lookups_total',
-  help: 'Lookups in the daemon\'s caches, by cache (existence: blob sizes; holds: namespace holds and labels; tier: blobs read from the local read tier; documents: holds and ingest records a listing showed unchanged since they were read; records: cache records the collector found listed unchanged) and result (hit, miss).',
+  help: 'Lookups in the daemon\'s caches, by cache (existence: blob sizes; holds: namespace holds and labels; tier: blobs read from the local read tier; documents: holds, leases and ingest records a listing showed unchanged since they were read; records: cache records the collector found listed unchanged) and result (hit, miss).',
   labelNames: ['cache', 'result'] as const,
   registers: [registry],
   collect() {
