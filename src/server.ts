@@ -12,6 +12,7 @@ import { loadNativeSha256, withNativeSha256 } from './content/native-sha256.js';
 import { Collector } from './gc/collector.js';
 import { ScannedReferences } from './gc/references.js';
 import { collectorSourcesFor } from './gc/sources.js';
+import { LISTED_KEPT_FOR_MS } from './metadata/documents.js';
 import { ContentStore } from './content/store.js';
 import { contentHandlers } from './grpc/content.js';
 import { namespaces } from './grpc/context.js';
@@ -115,8 +116,10 @@ export class Daemon {
     if (config.crashResume && !nativeSha256.available) {
       logger.warn({ reason: nativeSha256.reason }, 'native SHA-256 not used: crash-resumable ingests hash with WebAssembly on worker threads (see README, "How a crash is survived")');
     }
-    const leaseStore = new LeaseStore(store);
-    const gcSources = collectorSourcesFor(store, leaseStore, () => contentStore.expectedByLiveIngests());
+    // what the collector's scans read stays until the scan after next (and an hour at least)
+    const keptForMs = Math.max(LISTED_KEPT_FOR_MS, 2 * config.gcIntervalMs);
+    const leaseStore = new LeaseStore(store, { keptForMs });
+    const gcSources = collectorSourcesFor(store, leaseStore, { liveIngests: () => contentStore.expectedByLiveIngests(), keptForMs });
     const contentStore = new ContentStore(store, {
       logger,
       hashes: withNativeSha256(hashes, nativeSha256),

@@ -2,7 +2,10 @@ import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
-import { call, failure, listKeys, newBucket, randomBlob, rawS3, startDaemon, WriteSession } from './support/harness.js';
+import { createS3Client } from '../src/blobstore/s3/client.js';
+import { S3BlobStore } from '../src/blobstore/s3/index.js';
+import type { DocEntry } from '../src/blobstore/types.js';
+import { call, failure, getObject, listKeys, newBucket, putObject, randomBlob, rawS3, startDaemon, WriteSession } from './support/harness.js';
 
 async function uploadsIn(bucket: string): Promise<string[]> {
   const out = await rawS3().send(new ListMultipartUploadsCommand({ Bucket: bucket }));
@@ -53,6 +56,49 @@ describe('abandoned ingests', () => {
       expect(await uploadsIn(d.bucket!)).toEqual([]);
       expect(await listKeys(d.bucket!, 's3cs/v1/ns/test/ingests/')).toEqual([]);
       expect((await failure(call(d.content(), 'Status', { ref: 'abort-me' }))).code).toBe(status.NOT_FOUND);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('are dropped by what their record says now, not by what a lagging listing shows was read before', async () => {
+    const key = 's3cs/v1/ns/test/ingests/continued-elsewhere';
+    let shown: string | undefined;
+    // a listing that lags behind the bucket, as Swift's container listings may: it goes on showing
+    // the version of the record it showed first
+    const d = await startDaemon({
+      flags: { partSize: '5MiB', ingestExpiry: '2s' },
+      store: (config) => {
+        const real = new S3BlobStore(config.s3!, createS3Client(config.s3!));
+        return new Proxy(real, {
+          get(target, prop) {
+            if (prop === 'listDocs') {
+              return async function* (prefix: string): AsyncIterable<DocEntry> {
+                for await (const entry of target.listDocs(prefix)) {
+                  if (`s3cs/${entry.key}` !== key) yield entry;
+                  else yield { key: entry.key, version: (shown ??= entry.version) };
+                }
+              };
+            }
+            const value = Reflect.get(target, prop) as unknown;
+            return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+          },
+        });
+      },
+    });
+    const record = (at: string) => Buffer.from(JSON.stringify({ ref: 'continued-elsewhere', total: 12 * 1024 * 1024, expected: '', startedAt: at, updatedAt: at, offset: 0 }));
+    try {
+      await putObject(d.bucket!, key, record(new Date().toISOString()));
+      // the daemon lists it (and keeps what it read), then another daemon goes on with the ingest,
+      // moving its record on, past the time the first version expires
+      await call(d.content(), 'ListStatuses', { filters: [] });
+      expect(shown).toBeDefined();
+      for (let i = 0; i < 8; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        await putObject(d.bucket!, key, record(new Date().toISOString()));
+      }
+      expect(JSON.parse((await getObject(d.bucket!, key)).toString())).toMatchObject({ ref: 'continued-elsewhere' });
+      expect(d.logs.filter((l) => l.ref === 'continued-elsewhere' && String(l.msg).startsWith('discarded'))).toEqual([]);
     } finally {
       await d.stop();
     }

@@ -283,26 +283,31 @@ describe('S3 round trips on the critical path', () => {
     const space = ns('listed-again');
     const digests: string[] = [];
     for (const n of [0, 1, 2]) digests.push((await writeBlob(client, `again-${n}`, randomBlob(700 + n), { metadata: space })).digest);
+    type Listed = { digest: string; labels: Record<string, string>; updated_at: { seconds: number } };
     const listing = async () => {
       const from = performance.now();
-      const pages = await collect<{ info: { digest: string; labels: Record<string, string> }[] }>(client.List({ filters: [] }, space));
+      const pages = await collect<{ info: Listed[] }>(client.List({ filters: [] }, space));
       const sent = log.between(from, performance.now());
-      const infos = pages.flatMap((p) => p.info);
-      return { labels: Object.fromEntries(infos.map((i) => [i.digest, i.labels])), read: sent.filter((r) => r.op === 'GetObject').map((r) => r.key).sort(), sent };
+      const infos = new Map(pages.flatMap((p) => p.info).map((i) => [i.digest, i]));
+      return { infos, read: sent.filter((r) => r.op === 'GetObject').map((r) => r.key).sort(), sent };
     };
     const first = await listing();
     expect(first.read).toEqual(digests.map((dg) => `s3cs/v1/ns/listed-again/content/${dg}`).sort());
     const second = await listing();
     expect(described(second.sent)).toEqual(['ListObjectsV2']);
-    expect(second.labels).toEqual(first.labels);
-    // another daemon sharing the bucket labels one of them: the listing shows it changed
-    const at = new Date().toISOString();
-    const hold = { size: 701, createdAt: at, updatedAt: at, labels: { by: 'other' } };
-    await putObject(d.bucket!, `s3cs/v1/ns/listed-again/content/${digests[1]}`, Buffer.from(JSON.stringify(hold)));
+    expect([...second.infos.keys()].sort()).toEqual([...digests].sort());
+    // another daemon sharing the bucket rewrites one hold, to the same size: only its ETag tells
+    const key = `s3cs/v1/ns/listed-again/content/${digests[1]}`;
+    const stored = await getObject(d.bucket!, key);
+    const hold = JSON.parse(stored.toString()) as { updatedAt: string };
+    const later = `2031${hold.updatedAt.slice(4)}`;
+    const rewritten = Buffer.from(JSON.stringify({ ...hold, updatedAt: later }));
+    expect(rewritten.length).toBe(stored.length);
+    await putObject(d.bucket!, key, rewritten);
     const third = await listing();
-    expect(third.read).toEqual([`s3cs/v1/ns/listed-again/content/${digests[1]}`]);
-    expect(third.labels[digests[1]!]).toEqual({ by: 'other' });
-    expect(third.labels[digests[0]!]).toEqual({});
+    expect(third.read).toEqual([key]);
+    expect(Number(third.infos.get(digests[1]!)!.updated_at.seconds)).toBe(Date.parse(`${later.slice(0, 19)}Z`) / 1000);
+    expect(third.infos.get(digests[0]!)!.updated_at).toEqual(first.infos.get(digests[0]!)!.updated_at);
   });
 
   it('reads only the ingest records whose ref a ListStatuses filter takes, telling them by their keys', async () => {

@@ -1,13 +1,14 @@
-import type { Dirent, Stats } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { dirname, join, relative, sep } from 'node:path';
 import type { DocEntry, StoredDoc } from './types.js';
 
 /**
  * The daemon's documents in a local directory, a file each under the key's path. A document is
- * written aside and renamed into place, so a reader sees a whole one, and every write is a new
- * file: its inode, time and size tell one stored version from another, as S3's ETag does.
+ * written aside and renamed into place, so a reader sees a whole one. No version is told: a
+ * file's inode is reused and its time is coarse, so neither tells one write from the next as
+ * S3's ETag does, and reading a local file again costs little.
  */
 export class DirectoryDocs {
   constructor(
@@ -24,8 +25,12 @@ export class DirectoryDocs {
   }
 
   async get(key: string): Promise<StoredDoc | undefined> {
-    const got = await readVersioned(this.docPath(key));
-    return got && { body: got.body, version: fileVersion(got.stats) };
+    try {
+      return { body: await readFile(this.docPath(key)) };
+    } catch (err) {
+      if (isNoEntry(err)) return undefined;
+      throw err;
+    }
   }
 
   async put(key: string, body: Buffer): Promise<void> {
@@ -53,15 +58,7 @@ export class DirectoryDocs {
       }
     };
     await walk(top);
-    for (const key of keys.sort()) {
-      if (!key.startsWith(prefix)) continue;
-      const st = await stat(this.docPath(key)).catch((err: unknown) => {
-        if (isNoEntry(err)) return undefined;
-        throw err;
-      });
-      // removed since the walk: listed no more, as S3 would not list it
-      if (st) yield { key, version: fileVersion(st) };
-    }
+    for (const key of keys.sort()) if (key.startsWith(prefix)) yield { key };
   }
 
   async *groups(prefix: string): AsyncIterable<string> {
@@ -71,28 +68,6 @@ export class DirectoryDocs {
     const groups = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort((a, b) => compare(`${a}/`, `${b}/`));
     for (const group of groups) if (await holdsAFile(join(dir, group))) yield group;
   }
-}
-
-/** A whole file with the stat of what was read, even should a write replace it meanwhile; undefined when there is none. */
-export async function readVersioned(path: string): Promise<{ body: Buffer; stats: Stats } | undefined> {
-  let file;
-  try {
-    file = await open(path, 'r');
-  } catch (err) {
-    if (isNoEntry(err)) return undefined;
-    throw err;
-  }
-  try {
-    const stats = await file.stat();
-    return { body: await file.readFile(), stats };
-  } finally {
-    await file.close();
-  }
-}
-
-/** What tells one stored version of a file from another: every write is a new file renamed into place. */
-export function fileVersion(st: Stats): string {
-  return `${st.ino}:${st.mtimeMs}:${st.size}`;
 }
 
 export function isNoEntry(err: unknown): boolean {

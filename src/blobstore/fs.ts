@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import { isValidDigest } from '../digest.js';
 import { notFound, startOver, unavailable } from '../errors.js';
 import { piecesOfFile, PieceBudget } from './disk-pieces.js';
-import { DirectoryDocs, fileVersion, isNoEntry, readVersioned } from './fs-docs.js';
+import { DirectoryDocs, isNoEntry } from './fs-docs.js';
 import { ProbeError } from './probe-error.js';
 import type {
   BlobEntry,
@@ -143,8 +143,14 @@ export class FsBlobStore implements BlobStore {
   checkRecordName(): void {}
 
   async getRecord(name: string): Promise<StoredRecord | undefined> {
-    const got = await readVersioned(this.recordPath(name));
-    return got && { body: got.body, lastModified: got.stats.mtime, version: fileVersion(got.stats) };
+    try {
+      const path = this.recordPath(name);
+      const [body, st] = await Promise.all([readFile(path), stat(path)]);
+      return { body, lastModified: st.mtime };
+    } catch (err) {
+      if (isNoEntry(err)) return undefined;
+      throw err;
+    }
   }
 
   async streamRecord(name: string): Promise<AsyncIterable<Buffer> | undefined> {
@@ -181,7 +187,7 @@ export class FsBlobStore implements BlobStore {
     const entries: RecordEntry[] = [];
     for (const name of page) {
       const st = await stat(this.recordPath(name)).catch(() => undefined);
-      if (st) entries.push({ name, size: st.size, lastModified: st.mtime, version: fileVersion(st) });
+      if (st) entries.push({ name, size: st.size, lastModified: st.mtime });
     }
     return { entries, next: names.length > limit ? page.at(-1) : undefined };
   }

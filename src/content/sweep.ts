@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { BlobStore } from '../blobstore/types.js';
 import { ingestKey, type LiveIngests } from './ingest.js';
-import type { IngestRecords } from './ingest-records.js';
+import type { IngestRecord, IngestRecords } from './ingest-records.js';
 import type { Memberships } from './memberships.js';
 import { sweepRemoved, sweepRuns } from '../metrics/registry.js';
 
@@ -55,8 +55,14 @@ export class IngestSweep {
     }
     const owned = liveUploads(live, blobs);
     for await (const ns of memberships.namespaces()) {
-      for await (const record of records.all(ns)) {
-        if (new Date(record.updatedAt).getTime() >= cutoff || live.has(ingestKey(ns, record.ref))) {
+      const current = (record: IngestRecord) => new Date(record.updatedAt).getTime() >= cutoff || live.has(ingestKey(ns, record.ref));
+      for await (const listed of records.all(ns)) {
+        // A record to drop is read again first: the listing may answer one remembered at the
+        // version it shows, older than the bucket's where listings lag (another daemon may have
+        // continued the ingest since). Records to drop are few.
+        const record = current(listed) ? listed : await records.read(ns, listed.ref);
+        if (!record) continue;
+        if (current(record)) {
           if (record.upload) owned.add(blobs.uploadIdentity(record.upload));
           continue;
         }

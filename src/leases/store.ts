@@ -62,12 +62,15 @@ export class LeaseStore {
   private readonly maxResources: number;
   private readonly counts: ResourceCounts;
 
-  /** `maxResources` is for tests, which cannot afford ten thousand PUTs. */
-  constructor(blobs: BlobStore, options: { maxResources?: number } = {}) {
+  /**
+   * `maxResources` is for tests, which cannot afford ten thousand PUTs. `keptForMs`: how long a
+   * lease listed stays remembered once no listing finds it (see Documents).
+   */
+  constructor(blobs: BlobStore, options: { maxResources?: number; keptForMs?: number } = {}) {
     this.maxResources = options.maxResources ?? MAX_LEASE_RESOURCES;
     this.counts = new ResourceCounts(this.maxResources);
     // List, and the collector's scans (it reads leases through this store), read every lease listed
-    this.docs = new Documents(blobs, { keepListedBytes: LEASES_KEPT_BYTES });
+    this.docs = new Documents(blobs, { keepListedBytes: LEASES_KEPT_BYTES, keptForMs: options.keptForMs });
     this.blobs = blobs;
     this.guard = new ReclaimGuard(new ReclaimMarks(this.docs), blobs);
   }

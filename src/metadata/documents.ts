@@ -65,6 +65,8 @@ export interface DocumentsOptions {
    * without a GET (0: none). See VersionedMemory.
    */
   keepListedBytes?: number;
+  /** How long a document kept stays once no listing finds it (an hour unless given). */
+  keptForMs?: number;
 }
 
 /** GETs one readAll has in flight. */
@@ -74,6 +76,8 @@ const READ_AT_ONCE = 16;
  * 35,000 holds without labels.
  */
 export const LISTED_KEPT_BYTES = 16 * 1024 * 1024;
+/** How long what a listing read stays, where nothing says how far apart listings come. */
+export const LISTED_KEPT_FOR_MS = 3_600_000;
 
 export class Documents {
   /**
@@ -87,7 +91,7 @@ export class Documents {
     options: DocumentsOptions = {},
   ) {
     const bytes = options.keepListedBytes ?? 0;
-    this.listed = bytes > 0 ? new VersionedMemory(bytes, 'documents') : undefined;
+    this.listed = bytes > 0 ? new VersionedMemory(bytes, 'documents', options.keptForMs ?? LISTED_KEPT_FOR_MS) : undefined;
   }
 
   async read<T>(key: string): Promise<T | undefined> {
@@ -146,14 +150,20 @@ export class Documents {
   /**
    * Reads the documents under `prefix`, READ_AT_ONCE at a time, in key order; with `wanted`,
    * only those whose key it takes (a key costs nothing to look at, a document a GET). One kept
-   * with the version the listing shows is not read again (see `listed`).
+   * with the version the listing shows is not read again (see `listed`), unless `fresh`: where
+   * what a document says decides a deletion, and a listing that lags behind the bucket (Swift's
+   * do) would have the memory answer an older document than a GET.
    */
-  readAll<T>(prefix: string, options: { wanted?: (key: string) => boolean } = {}): AsyncIterable<{ key: string; value: T }> {
-    const { wanted } = options;
+  readAll<T>(prefix: string, options: { wanted?: (key: string) => boolean; fresh?: boolean } = {}): AsyncIterable<{ key: string; value: T }> {
+    const { wanted, fresh = false } = options;
     const entries = this.store.listDocs(prefix);
     return pMapIterable(
       wanted ? only(entries, wanted) : entries,
       async ({ key, version }) => {
+        if (fresh) {
+          const value = await this.read<T>(key);
+          return value === undefined ? pMapSkip : { key, value };
+        }
         const kept = this.listed?.get(key, version);
         const value = kept !== undefined ? parsed<T>(kept) : await this.readListed<T>(key);
         return value === undefined ? pMapSkip : { key, value };

@@ -45,7 +45,8 @@ export class ReclaimMarks {
   /** Every mark, with its digest, in digest order. */
   async *all(): AsyncIterable<{ digest: string; mark: ReclaimMark }> {
     const prefix = docKeys.reclaimPrefix();
-    for await (const { key, value } of this.docs.readAll<ReclaimMark>(prefix)) yield { digest: key.slice(prefix.length), mark: value };
+    // read, never remembered: a collector deletes by what its note says
+    for await (const { key, value } of this.docs.readAll<ReclaimMark>(prefix, { fresh: true })) yield { digest: key.slice(prefix.length), mark: value };
   }
 }
 

@@ -12,6 +12,30 @@ afterEach(() => {
   for (const root of roots.splice(0)) rmSync(root, { recursive: true, force: true });
 });
 
+/**
+ * Documents as S3 keeps them, in memory: every write gets a version of its own (an ETag), and a
+ * listing shows each key's. Reads are counted by key. (The S3 side is tested against a real
+ * store in round-trips.test.ts; this is Documents' own logic.)
+ */
+function versionedStore(): { store: BlobStore; reads: string[] } {
+  const docs = new Map<string, { body: Buffer; version: string }>();
+  const reads: string[] = [];
+  let writes = 0;
+  const store = {
+    getDoc: async (key: string) => {
+      reads.push(key);
+      const doc = docs.get(key);
+      return doc && { body: Buffer.from(doc.body), version: doc.version };
+    },
+    putDoc: async (key: string, body: Buffer) => void docs.set(key, { body: Buffer.from(body), version: `etag-${++writes}:${body.length}` }),
+    deleteDoc: async (key: string) => void docs.delete(key),
+    async *listDocs(prefix: string) {
+      for (const key of [...docs.keys()].sort()) if (key.startsWith(prefix)) yield { key, version: docs.get(key)!.version };
+    },
+  };
+  return { store: store as unknown as BlobStore, reads };
+}
+
 /** A local directory store whose document reads are counted by key. */
 async function countedStore(): Promise<{ store: BlobStore; reads: string[] }> {
   const root = mkdtempSync(join(tmpdir(), 's3cs-listed-'));
@@ -37,7 +61,7 @@ async function readAll(docs: Documents, prefix: string): Promise<Record<string, 
 
 describe('documents read for a listing', () => {
   it('are not read again while the listing shows them unchanged', async () => {
-    const { store, reads } = await countedStore();
+    const { store, reads } = versionedStore();
     const docs = new Documents(store, { keepListedBytes: 1024 * 1024 });
     for (const name of ['a', 'b', 'c']) await docs.write(`p/${name}`, { name });
     expect(await readAll(docs, 'p/')).toEqual({ a: { name: 'a' }, b: { name: 'b' }, c: { name: 'c' } });
@@ -47,7 +71,7 @@ describe('documents read for a listing', () => {
   });
 
   it('are read again once another writer changed them, and are gone once removed', async () => {
-    const { store, reads } = await countedStore();
+    const { store, reads } = versionedStore();
     const docs = new Documents(store, { keepListedBytes: 1024 * 1024 });
     // another daemon sharing the bucket: nothing it does reaches the first one's memory
     const other = new Documents(store);
@@ -62,7 +86,7 @@ describe('documents read for a listing', () => {
   });
 
   it('are never taken for a read by key, which always asks the store', async () => {
-    const { store, reads } = await countedStore();
+    const { store, reads } = versionedStore();
     const docs = new Documents(store, { keepListedBytes: 1024 * 1024 });
     await docs.write('p/a', { v: 1 });
     await readAll(docs, 'p/');
@@ -72,7 +96,7 @@ describe('documents read for a listing', () => {
   });
 
   it('are kept up to the bound, the first ones staying once it is reached', async () => {
-    const { store, reads } = await countedStore();
+    const { store, reads } = versionedStore();
     // room for some 90 of these documents
     const docs = new Documents(store, { keepListedBytes: 16 * 1024 });
     const names = Array.from({ length: 120 }, (_, i) => `d${String(i).padStart(3, '0')}`);
@@ -89,7 +113,7 @@ describe('documents read for a listing', () => {
   });
 
   it('are not kept at all without a bound', async () => {
-    const { store, reads } = await countedStore();
+    const { store, reads } = versionedStore();
     const docs = new Documents(store);
     await docs.write('p/a', { v: 1 });
     await readAll(docs, 'p/');
@@ -100,7 +124,7 @@ describe('documents read for a listing', () => {
 
 describe('leases listed', () => {
   it('are not read again by the next List (or collector scan) while unchanged', async () => {
-    const { store, reads } = await countedStore();
+    const { store, reads } = versionedStore();
     const leases = new LeaseStore(store);
     await leases.create('builds', 'one', { 'containerd.io/gc.expire': '2099-01-01T00:00:00Z' });
     await leases.create('builds', 'two', {});
@@ -112,5 +136,31 @@ describe('leases listed', () => {
     for await (const lease of leases.all('builds')) seen.push(lease.id);
     expect(seen).toEqual(['one', 'two']);
     expect(reads).toEqual([]);
+  });
+});
+
+describe('documents in a local directory', () => {
+  it('are read for every listing: a file tells no version (inodes are reused, times are coarse)', async () => {
+    const { store, reads } = await countedStore();
+    const docs = new Documents(store, { keepListedBytes: 1024 * 1024 });
+    await docs.write('p/a', { v: 1 });
+    await readAll(docs, 'p/');
+    await readAll(docs, 'p/');
+    expect(reads).toEqual(['p/a', 'p/a']);
+  });
+
+  it('are listed under a prefix that ends inside a segment, or names a document and goes on', async () => {
+    const { store } = await countedStore();
+    const docs = new Documents(store);
+    for (const key of ['p/a', 'p/ab/x', 'p/b', 'q/a']) await docs.write(key, {});
+    const keys = async (prefix: string) => {
+      const out: string[] = [];
+      for await (const key of docs.list(prefix)) out.push(key);
+      return out;
+    };
+    expect(await keys('p/a')).toEqual(['p/a', 'p/ab/x']);
+    expect(await keys('p/')).toEqual(['p/a', 'p/ab/x', 'p/b']);
+    expect(await keys('p/a/')).toEqual([]);
+    expect(await keys('')).toEqual(['p/a', 'p/ab/x', 'p/b', 'q/a']);
   });
 });

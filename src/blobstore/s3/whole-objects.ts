@@ -57,6 +57,8 @@ export async function streamRecordObject(s3: S3Bucket, key: string): Promise<Asy
  * every write under SSE-KMS) with the size beside it. Quotes differ between stores and calls.
  */
 export function objectVersion(etag: string | undefined, size: number | undefined): string | undefined {
-  if (!etag || size === undefined) return undefined;
-  return `${etag.replace(/^W\//, '').replace(/"/g, '')}:${size}`;
+  const tag = etag?.replace(/^W\//, '').replace(/"/g, '').trim();
+  // no ETag, or an empty one (a gateway's), tells nothing: such an object is always read
+  if (!tag || size === undefined) return undefined;
+  return `${tag}:${size}`;
 }
