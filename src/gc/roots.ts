@@ -134,7 +134,8 @@ export async function recentReferences(sources: RootSources, since: number, byKe
   reads.forEach(({ digest }, i) => present[i] && found.add(digest));
   await listing;
   // slack for S3's times kept to the second, and for its clock and ours disagreeing
-  await forEachRecord(sources.blobs, since - RECORD_CLOCK_SLACK_MS, sources.keptRecords, (_, layers) => layers.forEach((d) => found.add(d)));
+  // read, not taken from what scans kept: what a record names now decides the deletion
+  await forEachRecord(sources.blobs, since - RECORD_CLOCK_SLACK_MS, undefined, (_, layers) => layers.forEach((d) => found.add(d)));
   return found;
 }
 
