@@ -344,9 +344,7 @@ export class Collector {
     let dropped = 0;
     for await (const ns of this.sources.memberships.namespaces()) {
       for await (const lease of this.sources.leases.all(ns)) {
-        if (!LeaseStore.expired(lease, now)) continue;
-        await this.sources.leases.delete(ns, lease.id);
-        dropped++;
+        if (LeaseStore.expired(lease, now) && (await this.sources.leases.deleteIfExpired(ns, lease.id, now))) dropped++;
       }
     }
     return dropped;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { BlobStore } from '../blobstore/types.js';
-import { alreadyExists, invalidArgument, notFound, resourceExhausted, unimplemented } from '../errors.js';
+import { alreadyExists, invalidArgument, isStoreError, notFound, resourceExhausted, unimplemented } from '../errors.js';
 import { labelValue, validateLabels, type Labels } from '../labels.js';
 import { Documents, docKeys, encodeSegment } from '../metadata/documents.js';
 import { ReclaimGuard } from '../metadata/reclaim-guard.js';
@@ -119,6 +119,23 @@ export class LeaseStore {
   async *all(ns: string): AsyncIterable<Lease> {
     validateNamespace(ns);
     for await (const { value } of this.docs.readAll<LeaseRecord>(docKeys.leasesPrefix(ns))) yield toLease(value);
+  }
+
+  /**
+   * Deletes the lease if it has expired by what its record says now: what a listing answered may
+   * be a record read before (see Documents), and a lease deleted and made again under its id
+   * since must not go for the old one's expiry. False when it stays, or is gone already.
+   */
+  async deleteIfExpired(ns: string, id: string, now = Date.now()): Promise<boolean> {
+    const record = await this.docs.read<LeaseRecord>(docKeys.lease(ns, id));
+    if (!record || !LeaseStore.expired(toLease(record), now)) return false;
+    try {
+      await this.delete(ns, id);
+    } catch (err) {
+      if (isStoreError(err, 'not-found')) return false;
+      throw err;
+    }
+    return true;
   }
 
   /** NotFound unless the lease exists. */

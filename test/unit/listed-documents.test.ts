@@ -17,8 +17,10 @@ afterEach(() => {
  * listing shows each key's. Reads are counted by key. (The S3 side is tested against a real
  * store in round-trips.test.ts; this is Documents' own logic.)
  */
-function versionedStore(): { store: BlobStore; reads: string[] } {
+function versionedStore(): { store: BlobStore; reads: string[]; lagging: Map<string, string> } {
   const docs = new Map<string, { body: Buffer; version: string }>();
+  /** Keys whose listing goes on showing the version given here, as a listing that lags (Swift's) may. */
+  const lagging = new Map<string, string>();
   const reads: string[] = [];
   let writes = 0;
   const store = {
@@ -30,10 +32,11 @@ function versionedStore(): { store: BlobStore; reads: string[] } {
     putDoc: async (key: string, body: Buffer) => void docs.set(key, { body: Buffer.from(body), version: `etag-${++writes}:${body.length}` }),
     deleteDoc: async (key: string) => void docs.delete(key),
     async *listDocs(prefix: string) {
-      for (const key of [...docs.keys()].sort()) if (key.startsWith(prefix)) yield { key, version: docs.get(key)!.version };
+      for (const key of [...docs.keys()].sort()) if (key.startsWith(prefix)) yield { key, version: lagging.get(key) ?? docs.get(key)!.version };
     },
+    version: (key: string) => docs.get(key)?.version,
   };
-  return { store: store as unknown as BlobStore, reads };
+  return { store: store as unknown as BlobStore, reads, lagging };
 }
 
 /** A local directory store whose document reads are counted by key. */
@@ -162,5 +165,33 @@ describe('documents in a local directory', () => {
     expect(await keys('p/')).toEqual(['p/a', 'p/ab/x', 'p/b']);
     expect(await keys('p/a/')).toEqual([]);
     expect(await keys('')).toEqual(['p/a', 'p/ab/x', 'p/b', 'q/a']);
+  });
+});
+
+describe('leases the collector finds expired', () => {
+  it('are deleted only by what their record says now, not by one a lagging listing answers from before', async () => {
+    const { store, lagging } = versionedStore();
+    const leases = new LeaseStore(store);
+    await leases.create('builds', 'reused', { 'containerd.io/gc.expire': '2020-01-01T00:00:00Z' });
+    const remembered: string[] = [];
+    for await (const lease of leases.all('builds')) remembered.push(lease.id);
+    const key = 'v1/ns/builds/leases/reused';
+    lagging.set(key, (store as unknown as { version(key: string): string }).version(key));
+    // another daemon deleted it and made it again under the same id, expiring in the future
+    const other = new LeaseStore(store);
+    await other.delete('builds', 'reused');
+    await other.create('builds', 'reused', { 'containerd.io/gc.expire': '2099-01-01T00:00:00Z' });
+    const seen: { id: string; expired: boolean }[] = [];
+    for await (const lease of leases.all('builds')) seen.push({ id: lease.id, expired: LeaseStore.expired(lease) });
+    // the listing still shows the old version, so the memory answers the old, expired record...
+    expect(seen).toEqual([{ id: 'reused', expired: true }]);
+    // ...and the deletion reads it again
+    expect(await leases.deleteIfExpired('builds', 'reused')).toBe(false);
+    expect((await new LeaseStore(store).list('builds', [])).map((l) => l.labels['containerd.io/gc.expire'])).toEqual(['2099-01-01T00:00:00Z']);
+    lagging.clear();
+    await other.create('builds', 'gone', { 'containerd.io/gc.expire': '2020-01-01T00:00:00Z' });
+    expect(await leases.deleteIfExpired('builds', 'gone')).toBe(true);
+    expect(await leases.deleteIfExpired('builds', 'gone')).toBe(false);
+    expect(remembered).toEqual(['reused']);
   });
 });
