@@ -64,6 +64,7 @@ describe('abandoned ingests', () => {
   it('are dropped by what their record says now, not by what a lagging listing shows was read before', async () => {
     const key = 's3cs/v1/ns/test/ingests/continued-elsewhere';
     let shown: string | undefined;
+    const readAt: number[] = [];
     // a listing that lags behind the bucket, as Swift's container listings may: it goes on showing
     // the version of the record it showed first
     const d = await startDaemon({
@@ -80,6 +81,7 @@ describe('abandoned ingests', () => {
                 }
               };
             }
+            if (prop === 'getDoc') return (docKey: string) => (`s3cs/${docKey}` === key && readAt.push(Date.now()), target.getDoc(docKey));
             const value = Reflect.get(target, prop) as unknown;
             return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
           },
@@ -88,7 +90,8 @@ describe('abandoned ingests', () => {
     });
     const record = (at: string) => Buffer.from(JSON.stringify({ ref: 'continued-elsewhere', total: 12 * 1024 * 1024, expected: '', startedAt: at, updatedAt: at, offset: 0 }));
     try {
-      await putObject(d.bucket!, key, record(new Date().toISOString()));
+      const first = Date.now();
+      await putObject(d.bucket!, key, record(new Date(first).toISOString()));
       // the daemon lists it (and keeps what it read), then another daemon goes on with the ingest,
       // moving its record on, past the time the first version expires
       await call(d.content(), 'ListStatuses', { filters: [] });
@@ -97,6 +100,8 @@ describe('abandoned ingests', () => {
         await new Promise((r) => setTimeout(r, 500));
         await putObject(d.bucket!, key, record(new Date().toISOString()));
       }
+      // a sweep looked at it once its first version had expired
+      expect(readAt.some((at) => at > first + 2_000)).toBe(true);
       expect(JSON.parse((await getObject(d.bucket!, key)).toString())).toMatchObject({ ref: 'continued-elsewhere' });
       expect(d.logs.filter((l) => l.ref === 'continued-elsewhere' && String(l.msg).startsWith('discarded'))).toEqual([]);
     } finally {

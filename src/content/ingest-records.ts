@@ -51,12 +51,14 @@ export class IngestRecords {
   /**
    * Every ingest recorded for `ns`, in key order; with `wantedRef`, only those whose ref (as its
    * key names it) it takes are read: a namespace may hold thousands of records, and a filter
-   * on the ref needs none of them read to rule them out.
+   * on the ref needs none of them read to rule them out. `fresh` reads each one from the bucket,
+   * never from what a listing kept (see Documents.readAll): for the sweep, which drops by them.
    */
-  async *all(ns: string, wantedRef?: (ref: string) => boolean): AsyncIterable<IngestRecord> {
+  async *all(ns: string, options: { wantedRef?: (ref: string) => boolean; fresh?: boolean } = {}): AsyncIterable<IngestRecord> {
+    const { wantedRef, fresh } = options;
     const prefix = docKeys.ingestsPrefix(ns);
     const wanted = wantedRef && ((key: string) => refOfKey(key.slice(prefix.length), wantedRef));
-    for await (const { value } of this.docs.readAll<IngestRecord>(prefix, { wanted })) yield value;
+    for await (const { value } of this.docs.readAll<IngestRecord>(prefix, { wanted, fresh })) yield value;
   }
 
   /**

@@ -103,7 +103,7 @@ export class Ingests {
         throw resourceExhausted(`namespace ${ns} has more than ${MAX_LISTED_STATUSES} matching ingests; narrow the list with a filter`);
       }
     };
-    for await (const record of this.records.all(ns, refMatches)) keep(recordStatus(record));
+    for await (const record of this.records.all(ns, { wantedRef: refMatches })) keep(recordStatus(record));
     for (const ingest of this.live.values()) if (ingest.ns === ns) keep(statusOf(ingest));
     return [...byRef.values()].sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
   }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { BlobStore } from '../blobstore/types.js';
 import { ingestKey, type LiveIngests } from './ingest.js';
-import type { IngestRecord, IngestRecords } from './ingest-records.js';
+import type { IngestRecords } from './ingest-records.js';
 import type { Memberships } from './memberships.js';
 import { sweepRemoved, sweepRuns } from '../metrics/registry.js';
 
@@ -55,14 +55,10 @@ export class IngestSweep {
     }
     const owned = liveUploads(live, blobs);
     for await (const ns of memberships.namespaces()) {
-      const current = (record: IngestRecord) => new Date(record.updatedAt).getTime() >= cutoff || live.has(ingestKey(ns, record.ref));
-      for await (const listed of records.all(ns)) {
-        // A record to drop is read again first: the listing may answer one remembered at the
-        // version it shows, older than the bucket's where listings lag (another daemon may have
-        // continued the ingest since). Records to drop are few.
-        const record = current(listed) ? listed : await records.read(ns, listed.ref);
-        if (!record) continue;
-        if (current(record)) {
+      // read, never taken from what listings kept: the sweep drops records, and aborts uploads
+      // no record owns, by what they say now
+      for await (const record of records.all(ns, { fresh: true })) {
+        if (new Date(record.updatedAt).getTime() >= cutoff || live.has(ingestKey(ns, record.ref))) {
           if (record.upload) owned.add(blobs.uploadIdentity(record.upload));
           continue;
         }

@@ -23,7 +23,8 @@ export class VersionedMemory<T> {
     /** How long an object no lookup finds stays: longer than the time between two listings that should find it. */
     keptForMs: number,
   ) {
-    this.kept = new LRUCache({ maxSize: maxBytes, ttl: keptForMs, sizeCalculation: (entry) => entry.size });
+    // lru-cache takes whole milliseconds only (a --gc-interval may have fractions)
+    this.kept = new LRUCache({ maxSize: maxBytes, ttl: Math.max(1, Math.ceil(keptForMs)), sizeCalculation: (entry) => entry.size });
   }
 
   /** What was kept of `key` at `version`, the version a listing shows; undefined when not kept at it. */

@@ -5,7 +5,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../src/blobstore/fs.js';
 import type { BlobStore } from '../../src/blobstore/types.js';
 import { LeaseStore } from '../../src/leases/store.js';
+import { objectVersion } from '../../src/blobstore/s3/whole-objects.js';
 import { Documents } from '../../src/metadata/documents.js';
+import { VersionedMemory } from '../../src/metadata/versioned-memory.js';
 
 const roots: string[] = [];
 afterEach(() => {
@@ -193,5 +195,51 @@ describe('leases the collector finds expired', () => {
     expect(await leases.deleteIfExpired('builds', 'gone')).toBe(true);
     expect(await leases.deleteIfExpired('builds', 'gone')).toBe(false);
     expect(remembered).toEqual(['reused']);
+  });
+});
+
+describe('what tells a version', () => {
+  it('is the ETag, without the quotes stores differ on, and the size', () => {
+    expect(objectVersion('"9b2cf535f27731c974343645a3985328"', 12)).toBe('9b2cf535f27731c974343645a3985328:12');
+    expect(objectVersion('9b2cf535f27731c974343645a3985328', 12)).toBe(objectVersion('"9b2cf535f27731c974343645a3985328"', 12));
+    expect(objectVersion('W/"abc-2"', 5)).toBe('abc-2:5');
+  });
+
+  it('is none without an ETag, or with an empty one (such an object is always read)', () => {
+    expect(objectVersion(undefined, 12)).toBeUndefined();
+    expect(objectVersion('""', 12)).toBeUndefined();
+    expect(objectVersion('', 12)).toBeUndefined();
+    expect(objectVersion('"abc"', undefined)).toBeUndefined();
+  });
+});
+
+describe('the memory of what listings read', () => {
+  it('answers only the version it kept, and forgets a key whose new version it cannot keep', () => {
+    const memory = new VersionedMemory<string>(64 * 1024, 'documents', 60_000);
+    memory.keep('k', 'v1', 'one', 6);
+    expect(memory.get('k', 'v1')).toBe('one');
+    expect(memory.get('k', 'v2')).toBeUndefined();
+    expect(memory.get('k', undefined)).toBeUndefined();
+    // read again at v2, too large to keep: v1 must not stay behind
+    memory.keep('k', 'v2', 'x'.repeat(4096), 8192);
+    expect(memory.get('k', 'v1')).toBeUndefined();
+    memory.keep('k', 'v3', 'three', 10);
+    memory.keep('k', undefined, 'no version', 20);
+    expect(memory.get('k', 'v3')).toBeUndefined();
+  });
+
+  it('lets an entry no listing finds at its version go once its time is up, however often it is asked at another', async () => {
+    const memory = new VersionedMemory<string>(64 * 1024, 'documents', 150);
+    memory.keep('k', 'v1', 'one', 6);
+    for (let i = 0; i < 4; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      expect(memory.get('k', 'v2')).toBeUndefined();
+    }
+    expect(memory.get('k', 'v1')).toBeUndefined();
+  });
+
+  it('takes a time to keep with fractions of a millisecond (a --gc-interval may have them)', () => {
+    expect(() => new VersionedMemory<string>(1024, 'documents', 2 * 4_800_000.5)).not.toThrow();
+    expect(() => new Documents({} as BlobStore, { keepListedBytes: 1024, keptForMs: 0.3 })).not.toThrow();
   });
 });
