@@ -3,7 +3,7 @@ import { status } from '@grpc/grpc-js';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BlobStore } from '../src/blobstore/types.js';
+import type { BlobStore, DocEntry } from '../src/blobstore/types.js';
 import { resolveConfig } from '../src/config.js';
 import { digestOf } from '../src/digest.js';
 import { Collector } from '../src/gc/collector.js';
@@ -17,6 +17,7 @@ import {
   call,
   collect,
   failure,
+  getObject,
   listKeys,
   ns,
   putObject,
@@ -215,6 +216,40 @@ describe('Delete by reference, and the collector', () => {
     expect(await run()).toEqual({ read: 1, broken: { name: 'kept-layers', missing: [gone] } });
     expect(await run()).toEqual({ read: 0, broken: { name: 'kept-layers', missing: [gone] } });
     await rawS3().send(new DeleteObjectCommand({ Bucket: d.bucket!, Key: 'manifests/kept-layers' }));
+  });
+
+  it('drops an expired lease only by what its record says now, not by one a lagging listing answers from an earlier scan', async () => {
+    const key = 'v1/ns/lag/leases/made-again';
+    const lease = (expire: string) => Buffer.from(JSON.stringify({ id: 'made-again', createdAt: new Date().toISOString(), labels: { 'containerd.io/gc.expire': expire } }));
+    await putObject(d.bucket!, 's3cs/v1/namespaces/lag', Buffer.from('{"name":"lag"}'));
+    await putObject(d.bucket!, `s3cs/${key}`, lease('2020-01-01T00:00:00Z'));
+    let frozen: string | undefined;
+    let freeze = false;
+    // a listing that lags behind the bucket, as Swift's may: once frozen, it shows the lease's old version
+    const lagging = new Proxy(store, {
+      get(target, prop) {
+        if (prop === 'listDocs') {
+          return async function* (prefix: string): AsyncIterable<DocEntry> {
+            for await (const entry of target.listDocs(prefix)) {
+              if (entry.key !== key) yield entry;
+              else yield { key, version: freeze ? frozen : (frozen = entry.version) };
+            }
+          };
+        }
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const collector = new Collector(collectorSourcesFor(lagging, new LeaseStore(lagging)), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
+    // a scan reads the expired lease (and keeps it); then it is deleted and made again, unexpired
+    await collector.run({ delete: false });
+    expect(frozen).toBeDefined();
+    freeze = true;
+    await putObject(d.bucket!, `s3cs/${key}`, lease('2099-01-01T00:00:00Z'));
+    const [report] = await collectRuns(() => collector.run({ delete: true }), 1);
+    expect(report!.expiredLeases).toBe(0);
+    expect(JSON.parse((await getObject(d.bucket!, `s3cs/${key}`)).toString())).toMatchObject({ labels: { 'containerd.io/gc.expire': '2099-01-01T00:00:00Z' } });
+    await store.deleteDoc(key);
   });
 
   it('asks the bucket whether a delete cut off at its deadline landed only once it had the time to, and then notes it deleted', async () => {
