@@ -11,10 +11,11 @@ export const SMALL_PIECE = 32 * 1024;
 
 /**
  * Bytes of a store's files read for Reads and not yet taken on by them: the piece a Read's stream
- * is cutting into messages and, once it came back for more, the one read ahead of it. A client that takes nothing keeps its
- * Read's pieces in memory until the stream's idle timeout; without this bound, --max-streams such
- * Reads of kept files held 2 MiB each. Past the bound a read goes on in small pieces rather than
- * waiting, so stalled clients slow the others' disk reads without stopping them.
+ * is cutting into messages and, once it came back for more, the one read ahead of it. A client
+ * that takes nothing keeps its Read's pieces in memory until the stream's idle timeout; without
+ * this bound, --max-streams such Reads of kept files held 2 MiB each. Past the bound a read goes
+ * on in small pieces rather than waiting, so stalled clients slow the others' disk reads without
+ * stopping them.
  */
 export class PieceBudget {
   used = 0;
@@ -40,9 +41,9 @@ export type ReadAt = (position: number, length: number) => Promise<Buffer>;
  * `length` bytes of a file from `offset`, a piece at a time, the next read while the last goes out
  * (from the second piece on). Each piece counts against `budget` from its read until the reader
  * asks for the one after it (or stops): a stream waiting for its client holds the piece it is
- * cutting into messages, and so it stays counted. (A message cut from several small pieces holds those already asked past, up to
- * one message, only while the next piece is read from disk.) A failed read throws PieceFailed,
- * which says where the bytes stopped.
+ * cutting into messages, and so it stays counted. (A message cut from several small pieces holds
+ * those already asked past, up to one message, only while the next piece is read from disk.) A
+ * failed read throws PieceFailed, which says where the bytes stopped.
  */
 export async function* readPieces(readAt: ReadAt, offset: number, length: number, budget: PieceBudget): AsyncGenerator<Buffer> {
   const end = offset + length;

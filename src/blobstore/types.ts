@@ -31,7 +31,7 @@ export interface StoredRecord {
 
 /**
  * A document as stored: its body, and what tells this stored version from any other (S3's ETag
- * and size; a file's identity, time and size) where the store knows it.
+ * and size) where the store knows it. A local directory tells none (see fs-docs.ts).
  */
 export interface StoredDoc {
   readonly body: Buffer;
