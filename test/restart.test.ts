@@ -142,34 +142,6 @@ describe('a daemon killed with SIGKILL and started again', () => {
     expect(await second.exited).toBe(0);
   });
 
-  it('continues a blob whose last part began early (a part cut at 5 MiB short of its end) from its last whole part', async () => {
-    const bucket = await newBucket();
-    const whole = 8 * MiB;
-    // a whole part, then the 6 MiB after it: a part of 5 MiB sent as soon as its bytes are in, and the last
-    const data = randomBlob(whole + 6 * MiB);
-    const digest = digestOf(data);
-    const first = await start(bucket, '--part-size', '8MiB');
-    const s = new WriteSession(first.content);
-    // no digest at open (ctr content ingest): its checkpoints are the stored parts themselves
-    await s.send({ action: 'STAT', ref: 'cut-early', total: data.length, expected: '' });
-    await sendRange(s, 'cut-early', data, 0, whole + 5 * MiB + MiB / 2);
-    await storedUpTo(bucket, 'cut-early', whole);
-    for (let i = 0; i < 200 && (await partsStored(bucket)) < 2; i++) await new Promise((r) => setTimeout(r, 50));
-    expect(await partsStored(bucket)).toBe(2);
-    // past the second in which a record moves on at most once: it stays at the whole part
-    await new Promise((r) => setTimeout(r, 1_500));
-    expect(JSON.parse((await getObject(bucket, 's3cs/v1/ns/test/ingests/cut-early')).toString())).toMatchObject({ offset: whole });
-    await kill(first);
-
-    const second = await start(bucket, '--part-size', '8MiB');
-    const st = await call<object, { status: { offset: number } }>(second.content, 'Status', { ref: 'cut-early' });
-    // the short part is stored, but no checkpoint counts it as a whole one
-    expect(st.status.offset).toBe(whole);
-    expect(await resume(second.content, 'cut-early', data)).toBe(whole);
-    expect((await readAll(second.content, digest)).equals(data)).toBe(true);
-    expect(await uploadsIn(bucket)).toEqual([]);
-  });
-
   it('refuses to continue a recorded ingest with a different total, and the right total still continues it', async () => {
     const bucket = await newBucket();
     const data = randomBlob(3 * PART + MiB);

@@ -253,35 +253,6 @@ describe('S3 round trips on the critical path', () => {
     expect(hold.start).toBeLessThan(complete.end);
   });
 
-  it('sends the last 6 MiB of a blob as a part of 5 MiB as soon as its bytes are in, so that COMMIT waits for 1 MiB only', async () => {
-    const { d: whole, log: sent } = await daemonLoggingRequests({ flags: { partSize: '8MiB' } });
-    try {
-      const data = randomBlob(14 * MiB);
-      const session = new WriteSession(whole.content(), ns());
-      await session.send({ action: 'STAT', ref: 'cut-early', total: data.length, expected: digestOf(data) });
-      const write = (off: number) => session.send({ action: 'WRITE', ref: 'cut-early', offset: off, data: data.subarray(off, off + MiB) });
-      for (let off = 0; off < 13 * MiB; off += MiB) await write(off);
-      // what the first 13 MiB started lands: a whole part, and the 5 MiB cut short of the end
-      await sent.quiet();
-      await write(13 * MiB);
-      const from = performance.now();
-      const done = await session.send({ action: 'COMMIT', ref: 'cut-early', total: data.length, offset: data.length });
-      const to = performance.now();
-      session.close();
-      await session.ended;
-      expect(done.digest).toBe(digestOf(data));
-      const parts = sent.sent.filter((r) => r.op === 'UploadPart').sort((a, b) => a.start - b.start);
-      expect(parts.map((r) => r.bytes)).toEqual([8 * MiB, 5 * MiB, MiB]);
-      // the 5 MiB part was stored before the last byte came; after COMMIT, only the last MiB and the completion
-      expect(parts[1]!.end).toBeLessThan(from);
-      expect(sent.between(from, to).filter((r) => r.op === 'UploadPart').map((r) => r.bytes)).toEqual([MiB]);
-      const read = await collect<{ data: Buffer }>(whole.content().Read({ digest: digestOf(data) }, ns()));
-      expect(Buffer.concat(read.map((c) => c.data)).equals(data)).toBe(true);
-    } finally {
-      await whole.stop();
-    }
-  });
-
   it('costs ctr content ingest of a new small blob the look-up of its ref at open, then two rounds: the lookups, then the bytes beside the hold', async () => {
     const file = join(tempDir('s3cs-trips-'), 'small.bin');
     writeFileSync(file, randomBlob(4096));

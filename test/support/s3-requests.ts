@@ -10,8 +10,6 @@ export interface SentRequest {
   key: string;
   start: number;
   end: number;
-  /** The bytes of its body, where it sent some (PutObject, UploadPart). */
-  bytes?: number;
 }
 
 /** Lets a test hold a request back, or fail it, before it is sent. */
@@ -31,8 +29,7 @@ export class RequestLog {
     client.middlewareStack.add(
       (next, context) => async (args) => {
         const op = (context.commandName ?? 'unknown').replace(/Command$/, '');
-        const { Key: key = '', Body: body } = args.input as { Key?: string; Body?: unknown };
-        const bytes = body instanceof Uint8Array ? body.length : undefined;
+        const key = (args.input as { Key?: string }).Key ?? '';
         const start = performance.now();
         this.open++;
         try {
@@ -41,7 +38,7 @@ export class RequestLog {
         } finally {
           this.open--;
           this.lastChange = performance.now();
-          this.sent.push({ op, key, start, end: this.lastChange, ...(bytes === undefined ? {} : { bytes }) });
+          this.sent.push({ op, key, start, end: this.lastChange });
         }
       },
       { step: 'initialize', name: 'requestLogForTest' },

@@ -8,9 +8,6 @@ import { parseCheckpoint } from './checkpoint.js';
 import { copyObject } from './copy.js';
 import type { OutgoingPart, UploadContext } from './upload-context.js';
 
-/** S3's smallest part, but for the last. */
-const SMALLEST_PART = 5 * 1024 * 1024;
-
 /**
  * Streams a blob into S3. Bytes collect into parts of `partSize`; once the first part is full
  * a multipart upload starts and up to `uploadParallelism` parts travel at once while the client
@@ -50,8 +47,8 @@ export class S3Upload implements Upload {
   private aborted = false;
   /** Bytes of the blob this upload has taken, counting those of a checkpoint it continues. */
   private accepted: number;
-  /** The first part shorter than a whole one (0: none yet); no checkpoint reaches it. */
-  private firstShort = 0;
+  /** The last part, shorter than the others; no checkpoint reaches past it. */
+  private shortPart = 0;
   private readonly sizeHint: number;
   /** What is on disk while no stream writes (see suspend). */
   private readonly spilled: SpilledParts;
@@ -110,28 +107,13 @@ export class S3Upload implements Upload {
     for (let from = 0; from < chunk.length; ) {
       await filling.makeRoom(chunk.length - from, signal);
       const part = filling.buffer!;
-      const cut = this.cutAt(filling.buffered);
-      const n = Math.min(chunk.length - from, part.length - filling.buffered, cut - filling.buffered);
+      const n = Math.min(chunk.length - from, part.length - filling.buffered);
       chunk.copy(part, filling.buffered, from, from + n);
       filling.buffered += n;
       this.accepted += n;
       from += n;
-      if (filling.buffered === cut) await this.sendPart(cut !== this.checkpointBytes);
+      if (filling.buffered === this.checkpointBytes) await this.sendPart();
     }
-  }
-
-  /**
-   * Where the part being filled is cut: at a whole part, or at S3's smallest part where the rest
-   * of the declared size would fill more than that but no more than a part. The last part goes
-   * out only after the client's last byte, and COMMIT waits for it; cut this way it is at most a
-   * part less 5 MiB (3 MiB of 8), and the bytes before it have been travelling since the client
-   * sent them. A blob of one part stays one PUT.
-   */
-  private cutAt(buffered: number): number {
-    const whole = this.checkpointBytes;
-    if (this.sizeHint <= 0 || this.nextPart === 1 || this.firstShort !== 0) return whole;
-    const rest = buffered + this.sizeHint - this.accepted;
-    return rest > SMALLEST_PART && rest <= whole ? SMALLEST_PART : whole;
   }
 
   /**
@@ -212,7 +194,10 @@ export class S3Upload implements Upload {
       await this.abort();
       throw startOver(`ingest was started for ${this.context.keys.digestOfKey(this.key) ?? this.key} but its content is ${digest}`);
     }
-    if (this.filling.buffered > 0) await this.sendPart(this.filling.buffered !== this.checkpointBytes);
+    if (this.filling.buffered > 0) {
+      this.shortPart = this.nextPart;
+      await this.sendPart();
+    }
     await this.settle();
     await this.recover(signal);
     // S3 completes an upload with gaps in its part numbers: only an upload with every part is
@@ -294,13 +279,9 @@ export class S3Upload implements Upload {
     while (this.inflight.size >= this.context.uploadParallelism) await Promise.race(this.inflight);
   }
 
-  /**
-   * The part filled so far goes out, taking its buffer's reservation along until S3 has it.
-   * `short`: it is not a whole part, so no checkpoint may count it as one.
-   */
-  private async sendPart(short = false): Promise<void> {
+  /** The part filled so far goes out, taking its buffer's reservation along until S3 has it. */
+  private async sendPart(): Promise<void> {
     const { body, buffer, reservation } = this.filling.take();
-    if (short && this.firstShort === 0) this.firstShort = this.nextPart;
     await this.room();
     this.launch({ partNumber: this.nextPart++, body, buffer: buffer ?? body, reservation });
   }
@@ -326,7 +307,7 @@ export class S3Upload implements Upload {
   /** Moves the checkpoint over parts stored in order; only full parts make one. */
   private advance(): void {
     const before = this.contiguous;
-    while (this.stored.has(this.contiguous + 1) && (this.firstShort === 0 || this.contiguous + 1 < this.firstShort)) this.contiguous++;
+    while (this.stored.has(this.contiguous + 1) && this.contiguous + 1 !== this.shortPart) this.contiguous++;
     if (this.contiguous === before || this.aborted) return;
     this.onDurable?.({ offset: this.contiguous * this.checkpointBytes, handle: this.handle()! });
   }
