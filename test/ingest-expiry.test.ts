@@ -5,6 +5,7 @@ import { digestOf } from '../src/digest.js';
 import { createS3Client } from '../src/blobstore/s3/client.js';
 import { S3BlobStore } from '../src/blobstore/s3/index.js';
 import type { DocEntry } from '../src/blobstore/types.js';
+import { overriding } from './support/overriding.js';
 import { call, failure, getObject, listKeys, newBucket, putObject, randomBlob, rawS3, startDaemon, WriteSession } from './support/harness.js';
 
 async function uploadsIn(bucket: string): Promise<string[]> {
@@ -71,20 +72,14 @@ describe('abandoned ingests', () => {
       flags: { partSize: '5MiB', ingestExpiry: '2s' },
       store: (config) => {
         const real = new S3BlobStore(config.s3!, createS3Client(config.s3!));
-        return new Proxy(real, {
-          get(target, prop) {
-            if (prop === 'listDocs') {
-              return async function* (prefix: string): AsyncIterable<DocEntry> {
-                for await (const entry of target.listDocs(prefix)) {
-                  if (`s3cs/${entry.key}` !== key) yield entry;
-                  else yield { key: entry.key, version: (shown ??= entry.version) };
-                }
-              };
+        return overriding(real, {
+          async *listDocs(prefix: string): AsyncIterable<DocEntry> {
+            for await (const entry of real.listDocs(prefix)) {
+              if (`s3cs/${entry.key}` !== key) yield entry;
+              else yield { key: entry.key, version: (shown ??= entry.version) };
             }
-            if (prop === 'getDoc') return (docKey: string) => (`s3cs/${docKey}` === key && readAt.push(Date.now()), target.getDoc(docKey));
-            const value = Reflect.get(target, prop) as unknown;
-            return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
           },
+          getDoc: (docKey: string) => (`s3cs/${docKey}` === key && readAt.push(Date.now()), real.getDoc(docKey)),
         });
       },
     });

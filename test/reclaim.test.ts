@@ -13,6 +13,7 @@ import type { ReadContentResponse__Output } from '../src/generated/containerd/se
 import { LeaseStore } from '../src/leases/store.js';
 import { openBlobStore } from '../src/server.js';
 import { cacheConfig } from './support/buildkit.js';
+import { overriding } from './support/overriding.js';
 import {
   call,
   collect,
@@ -193,13 +194,7 @@ describe('Delete by reference, and the collector', () => {
     await putObject(d.bucket!, `blobs/${digestOf(layer)}`, layer);
     await putObject(d.bucket!, 'manifests/kept-layers', cacheConfig([layer]));
     const reads: string[] = [];
-    const counted = new Proxy(store, {
-      get(target, prop) {
-        if (prop === 'getRecord') return (name: string) => (reads.push(name), target.getRecord(name));
-        const value = Reflect.get(target, prop) as unknown;
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+    const counted = overriding(store, { getRecord: (name: string) => (reads.push(name), store.getRecord(name)) });
     // one collector for every run, as the daemon's --gc-interval runs it
     const collector = new Collector(collectorSourcesFor(counted, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
     const run = async () => {
@@ -226,18 +221,12 @@ describe('Delete by reference, and the collector', () => {
     let frozen: string | undefined;
     let freeze = false;
     // a listing that lags behind the bucket, as Swift's may: once frozen, it shows the lease's old version
-    const lagging = new Proxy(store, {
-      get(target, prop) {
-        if (prop === 'listDocs') {
-          return async function* (prefix: string): AsyncIterable<DocEntry> {
-            for await (const entry of target.listDocs(prefix)) {
-              if (entry.key !== key) yield entry;
-              else yield { key, version: freeze ? frozen : (frozen = entry.version) };
-            }
-          };
+    const lagging = overriding(store, {
+      async *listDocs(prefix: string): AsyncIterable<DocEntry> {
+        for await (const entry of store.listDocs(prefix)) {
+          if (entry.key !== key) yield entry;
+          else yield { key, version: freeze ? frozen : (frozen = entry.version) };
         }
-        const value = Reflect.get(target, prop) as unknown;
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
       },
     });
     const collector = new Collector(collectorSourcesFor(lagging, new LeaseStore(lagging)), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });

@@ -8,6 +8,7 @@ import { LeaseStore } from '../../src/leases/store.js';
 import { objectVersion } from '../../src/blobstore/s3/whole-objects.js';
 import { Documents } from '../../src/metadata/documents.js';
 import { VersionedMemory } from '../../src/metadata/versioned-memory.js';
+import { overriding } from '../support/overriding.js';
 
 const roots: string[] = [];
 afterEach(() => {
@@ -48,13 +49,7 @@ async function countedStore(): Promise<{ store: BlobStore; reads: string[] }> {
   const inner = new FsBlobStore(root);
   await inner.init();
   const reads: string[] = [];
-  const store = new Proxy(inner, {
-    get(target, prop) {
-      if (prop === 'getDoc') return (key: string) => (reads.push(key), target.getDoc(key));
-      const value = Reflect.get(target, prop) as unknown;
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-    },
-  });
+  const store = overriding<BlobStore>(inner, { getDoc: (key: string) => (reads.push(key), inner.getDoc(key)) });
   return { store, reads };
 }
 
