@@ -11,11 +11,10 @@ export const SMALL_PIECE = 32 * 1024;
 
 /**
  * Bytes of a store's files read for Reads and not yet taken on by them: the piece a Read's stream
- * is cutting into messages and, once it came back for more, the one read ahead of it. A client
- * that takes nothing keeps its Read's pieces in memory until the stream's idle timeout; without
- * this bound, --max-streams such Reads of kept files held 2 MiB each. Past the bound a read goes
- * on in small pieces rather than waiting, so stalled clients slow the others' disk reads without
- * stopping them.
+ * is cutting into messages and the one read ahead of it. A client that takes nothing keeps its
+ * Read's pieces in memory until the stream's idle timeout; without this bound, --max-streams such
+ * Reads of kept files held 2 MiB each. Past the bound a read goes on in small pieces rather than
+ * waiting, so stalled clients slow the others' disk reads without stopping them.
  */
 export class PieceBudget {
   used = 0;
@@ -38,12 +37,12 @@ export class PieceBudget {
 export type ReadAt = (position: number, length: number) => Promise<Buffer>;
 
 /**
- * `length` bytes of a file from `offset`, a piece at a time, the next read while the last goes out
- * (from the second piece on). Each piece counts against `budget` from its read until the reader
- * asks for the one after it (or stops): a stream waiting for its client holds the piece it is
- * cutting into messages, and so it stays counted. (A message cut from several small pieces holds
- * those already asked past, up to one message, only while the next piece is read from disk.) A
- * failed read throws PieceFailed, which says where the bytes stopped.
+ * `length` bytes of a file from `offset`, a piece at a time, the next read while the last goes out.
+ * Each piece counts against `budget` from its read until the reader asks for the one after it (or
+ * stops): a stream waiting for its client holds the piece it is cutting into messages, and so it
+ * stays counted. (A message cut from several small pieces holds those already asked past, up to
+ * one message, only while the next piece is read from disk.) A failed read throws PieceFailed,
+ * which says where the bytes stopped.
  */
 export async function* readPieces(readAt: ReadAt, offset: number, length: number, budget: PieceBudget): AsyncGenerator<Buffer> {
   const end = offset + length;
@@ -63,20 +62,13 @@ export async function* readPieces(readAt: ReadAt, offset: number, length: number
   };
   try {
     let pending = next < end ? start() : undefined;
-    // The read ahead begins once the reader has come back for a second piece: a client that opens
-    // a Read and takes nothing holds one piece, not two.
-    let ahead = false;
     while (pending) {
       const piece = await pending.reading;
       const { size } = pending;
-      pending = ahead && next < end ? start() : undefined;
+      pending = next < end ? start() : undefined;
       yield piece;
       budget.give(size);
       counted -= size;
-      if (!ahead) {
-        ahead = true;
-        pending = next < end ? start() : undefined;
-      }
     }
   } finally {
     budget.give(counted);
