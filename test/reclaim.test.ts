@@ -241,6 +241,35 @@ describe('Delete by reference, and the collector', () => {
     await store.deleteDoc(key);
   });
 
+  it('lists the namespaces side by side in its last check, a bounded number at a time, and still deletes what none holds', async () => {
+    const gone = await writeBlob(d.content(), 'side-by-side-gone', randomBlob(970), { metadata: ns('side-0') });
+    for (let n = 1; n < 12; n++) await writeBlob(d.content(), `side-by-side-${n}`, randomBlob(970 + n), { metadata: ns(`side-${n}`) });
+    await call(d.content(), 'Delete', { digest: gone.digest }, ns('side-0'));
+    await settle();
+    await collectRuns(() => collect0().run({ delete: true }), 1);
+    let open = 0;
+    let most = 0;
+    // each listing of a namespace's holds or lease resources takes a while, as on a distant store
+    const slow = overriding(store, {
+      async *listDocs(prefix: string): AsyncIterable<DocEntry> {
+        const counted = /^v1\/ns\/side-\d+\/(content|lease-resources)\/$/.test(prefix);
+        if (counted) most = Math.max(most, ++open);
+        try {
+          if (counted) await new Promise((r) => setTimeout(r, 50));
+          yield* store.listDocs(prefix);
+        } finally {
+          if (counted) open--;
+        }
+      },
+    });
+    const collector = new Collector(collectorSourcesFor(slow, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
+    await collectRuns(() => collector.run({ delete: true }), 1);
+    expect(await stored(gone.digest)).toBe(false);
+    // the scan lists one namespace at a time; only the last check lists several at once
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(8);
+  });
+
   it('asks the bucket whether a delete cut off at its deadline landed only once it had the time to, and then notes it deleted', async () => {
     const { digest } = await writeBlob(d.content(), 'cut-off', randomBlob(950), { metadata: ns('cut') });
     await call(d.content(), 'Delete', { digest }, ns('cut'));

@@ -41,6 +41,8 @@ const GC_REF_CONTENT = /^containerd\.io\/gc\.ref\.content(\.|$)/;
 const RECORD_PAGE = 1000;
 const RECORD_CLOCK_SLACK_MS = 60_000;
 const CONCURRENCY = 16;
+/** Listings the last check has running at once (each goes on page by page). */
+const LISTINGS_AT_ONCE = 8;
 
 /**
  * The mark phase: every cache record under the manifests prefix (the layers it names), every
@@ -108,34 +110,46 @@ export interface HoldsByKey {
  * the cache records written since `since`, by listing (one request per thousand keys); the holds
  * of most namespaces by listing too, and in those of `byKey` (ones with many holds, whose listing
  * grew past the window) the batch's own holds, one read each, whatever the namespace holds.
+ * The listings of different namespaces, the key reads and the records go side by side: one after
+ * another, a few dozen namespaces took the window.
  */
 export async function recentReferences(sources: RootSources, since: number, byKey?: HoldsByKey): Promise<Set<string>> {
   const found = new Set<string>();
   const namespaces: string[] = [];
   for await (const ns of sources.memberships.namespaces()) namespaces.push(ns);
-  // every namespace's key reads in one pool: one after another, a few dozen large namespaces
-  // would take the window again
   const reads = namespaces.filter((ns) => byKey?.namespaces.has(ns)).flatMap((ns) => byKey!.digests.map((digest) => ({ ns, digest })));
-  const listing = (async () => {
-    for (const ns of namespaces) {
-      if (!byKey?.namespaces.has(ns)) {
-        const holds = docKeys.contentPrefix(ns);
-        for await (const key of sources.docs.list(holds)) found.add(key.slice(holds.length));
-      }
-      const resources = docKeys.allLeaseResourcesPrefix(ns);
-      for await (const key of sources.docs.list(resources)) {
-        const [, type, id] = key.slice(resources.length).split('/').map(decodeURIComponent);
+  const listings = namespaces.flatMap((ns) => [
+    ...(byKey?.namespaces.has(ns) ? [] : [{ prefix: docKeys.contentPrefix(ns), take: (rest: string) => found.add(rest) }]),
+    {
+      prefix: docKeys.allLeaseResourcesPrefix(ns),
+      take: (rest: string) => {
+        const [, type, id] = rest.split('/').map(decodeURIComponent);
         if (type === 'content' && id !== undefined) found.add(id);
-      }
-    }
-  })();
-  listing.catch(() => undefined);
-  const present = await pMap(reads, ({ ns, digest }) => sources.docs.present(docKeys.content(ns, digest)), { concurrency: CONCURRENCY });
-  reads.forEach(({ digest }, i) => present[i] && found.add(digest));
-  await listing;
-  // slack for S3's times kept to the second, and for its clock and ours disagreeing
-  // read, not taken from what scans kept: what a record names now decides the deletion
-  await forEachRecord(sources.blobs, since - RECORD_CLOCK_SLACK_MS, undefined, (_, layers) => layers.forEach((d) => found.add(d)));
+      },
+    },
+  ]);
+  const outcomes = await Promise.allSettled([
+    pMap(
+      listings,
+      async ({ prefix, take }) => {
+        for await (const key of sources.docs.list(prefix)) take(key.slice(prefix.length));
+      },
+      { concurrency: LISTINGS_AT_ONCE },
+    ),
+    pMap(
+      reads,
+      async ({ ns, digest }) => {
+        if (await sources.docs.present(docKeys.content(ns, digest))) found.add(digest);
+      },
+      { concurrency: CONCURRENCY },
+    ),
+    // slack for S3's times kept to the second, and for its clock and ours disagreeing; read, not
+    // taken from what scans kept: what a record names now decides the deletion
+    forEachRecord(sources.blobs, since - RECORD_CLOCK_SLACK_MS, undefined, (_, layers) => layers.forEach((d) => found.add(d))),
+  ]);
+  // the first failure fails the check once the three have settled (a pool starts nothing more
+  // after its first failure; what it had started may still end on its own)
+  for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
   return found;
 }
 
