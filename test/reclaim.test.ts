@@ -270,6 +270,35 @@ describe('Delete by reference, and the collector', () => {
     expect(most).toBeLessThanOrEqual(8);
   });
 
+  it('deletes nothing of a batch whose last check could not list a namespace, and deletes it once it can', async () => {
+    const gone = await writeBlob(d.content(), 'check-fails-gone', randomBlob(990), { metadata: ns('check-fails-0') });
+    await writeBlob(d.content(), 'check-fails-kept', randomBlob(991), { metadata: ns('check-fails-1') });
+    await call(d.content(), 'Delete', { digest: gone.digest }, ns('check-fails-0'));
+    await settle();
+    await collectRuns(() => collect0().run({ delete: true }), 1);
+    // a namespace's lease resources cannot be listed: only the last check lists them all at once
+    const failing = overriding(store, {
+      listDocs(prefix: string): AsyncIterable<DocEntry> {
+        if (prefix === 'v1/ns/check-fails-1/lease-resources/') throw new Error('LIST refused');
+        return store.listDocs(prefix);
+      },
+    });
+    const collector = new Collector(collectorSourcesFor(failing, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
+    let failed: unknown;
+    for (let tries = 0; tries < 6 && failed === undefined; tries++) {
+      const report = await collector.run({ delete: true }).catch((err: unknown) => ((failed = err), undefined));
+      if (report && report.skipped === undefined) break;
+    }
+    expect(String(failed)).toContain('LIST refused');
+    expect(await stored(gone.digest)).toBe(true);
+    // the batch had come to its last check: its note says final, and not deleted
+    const note = JSON.parse((await getObject(d.bucket!, `s3cs/v1/reclaim/${gone.digest}`)).toString()) as { finalAt?: string; deletedAt?: string };
+    expect(note.finalAt).toBeDefined();
+    expect(note.deletedAt).toBeUndefined();
+    await collectRuns(() => collect0().run({ delete: true }), 1);
+    expect(await stored(gone.digest)).toBe(false);
+  });
+
   it('asks the bucket whether a delete cut off at its deadline landed only once it had the time to, and then notes it deleted', async () => {
     const { digest } = await writeBlob(d.content(), 'cut-off', randomBlob(950), { metadata: ns('cut') });
     await call(d.content(), 'Delete', { digest }, ns('cut'));
