@@ -380,6 +380,8 @@ describe('the read tier\'s memory', () => {
       const { digest } = await writeBlob(t.d.content(), 'stalled-readers', data);
       await readAll(t.d.content(), digest);
       await until(() => t.kept(digest));
+      // the fill's own GETs (a response S3 broke off is opened again) are not the readers'
+      const getsBefore = t.getsOf(digest);
       const readers: AsyncIterator<Buffer>[] = [];
       const first: Buffer[] = [];
       for (let i = 0; i < 40; i++) {
@@ -397,7 +399,8 @@ describe('the read tier\'s memory', () => {
         expect(Buffer.concat(rest).equals(data)).toBe(true);
       }
       expect(t.tier!.usage().readAhead.inUse).toBe(0);
-      expect(t.getsOf(digest)).toBe(1);
+      // every reader read the kept file: none asked S3
+      expect(t.getsOf(digest)).toBe(getsBefore);
     } finally {
       await t.d.stop();
     }
