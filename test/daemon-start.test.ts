@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, resolveConfig } from '../src/config.js';
 import { Daemon, openBlobStore } from '../src/server.js';
-import { newBucket, quietLogger, s3, tempDir, until, useS3Credentials } from './support/harness.js';
+import { collect, newBucket, ns, quietLogger, randomBlob, s3, startDaemon, tempDir, until, useS3Credentials, writeBlob } from './support/harness.js';
 
 /**
  * Connections this process holds open to `port` (Linux: its descriptors' sockets, looked up in
@@ -61,5 +61,18 @@ describe('a daemon whose --metrics-address is taken', () => {
     expect(existsSync(socket)).toBe(false);
     expect(existsSync(join(dir, 'tier', 'owner'))).toBe(false);
     await until(() => connectionsTo(s3Port) <= others, 5_000);
+  });
+});
+
+describe('a daemon whose collector runs every --gc-interval', () => {
+  it('starts and serves with an interval that has fractions of a millisecond (what it keeps of listings lasts twice it)', async () => {
+    const d = await startDaemon({ flags: { gcInterval: '1h0.25ms' } });
+    try {
+      const digest = (await writeBlob(d.content(), 'fractional-interval', randomBlob(64))).digest;
+      const listed = await collect<{ info: { digest: string }[] }>(d.content().List({ filters: [] }, ns()));
+      expect(listed.flatMap((p) => p.info.map((i) => i.digest))).toContain(digest);
+    } finally {
+      await d.stop();
+    }
   });
 });

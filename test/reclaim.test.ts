@@ -125,16 +125,10 @@ describe('Delete by reference, and the collector', () => {
       await call(d.content(), 'Delete', { digest }, ns('late'));
     };
     const sources = collectorSourcesFor(store, leases);
-    const blobs = new Proxy(store, {
-      get(target, prop) {
-        if (prop === 'listBlobs') {
-          return async function* () {
-            yield* target.listBlobs();
-            await afterListing();
-          };
-        }
-        const value = Reflect.get(target, prop) as unknown;
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    const blobs = overriding(store, {
+      async *listBlobs() {
+        yield* store.listBlobs();
+        await afterListing();
       },
     });
     const collector = new Collector({ ...sources, blobs }, { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
@@ -162,22 +156,16 @@ describe('Delete by reference, and the collector', () => {
     const listed: string[] = [];
     const read: string[] = [];
     // once the run has scanned and listed the blobs, the namespace holds the unreferenced blob again
-    const blobs = new Proxy(store, {
-      get(target, prop) {
-        if (prop === 'listBlobs') {
-          return async function* () {
-            yield* target.listBlobs();
-            if (scanned) return;
-            scanned = true;
-            const at = new Date().toISOString();
-            await target.putDoc(`v1/ns/by-key/content/${lateDigest}`, Buffer.from(JSON.stringify({ size: late.length, createdAt: at, updatedAt: at, labels: {} })));
-          };
-        }
-        if (prop === 'listDocs') return (prefix: string) => (scanned && listed.push(prefix), target.listDocs(prefix));
-        if (prop === 'getDoc') return (key: string) => (scanned && read.push(key), target.getDoc(key));
-        const value = Reflect.get(target, prop) as unknown;
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    const blobs = overriding(store, {
+      async *listBlobs() {
+        yield* store.listBlobs();
+        if (scanned) return;
+        scanned = true;
+        const at = new Date().toISOString();
+        await store.putDoc(`v1/ns/by-key/content/${lateDigest}`, Buffer.from(JSON.stringify({ size: late.length, createdAt: at, updatedAt: at, labels: {} })));
       },
+      listDocs: (prefix: string) => (scanned && listed.push(prefix), store.listDocs(prefix)),
+      getDoc: (key: string) => (scanned && read.push(key), store.getDoc(key)),
     });
     const collector = new Collector(collectorSourcesFor(blobs, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300, holdsByKeyAbove: 0 });
     await collectRuns(() => collector.run({ delete: true }), 1);
@@ -304,18 +292,12 @@ describe('Delete by reference, and the collector', () => {
     await call(d.content(), 'Delete', { digest }, ns('cut'));
     let cut = false;
     // S3 carries out a DELETE the client gave up on, half a second after the collector's deadline cut it off
-    const blobs = new Proxy(store, {
-      get(target, prop) {
-        if (prop === 'deleteBlob') {
-          return async (victim: string, options: { deadline?: number } = {}) => {
-            if (victim !== digest || options.deadline === undefined) return target.deleteBlob(victim, options);
-            cut = true;
-            setTimeout(() => void target.deleteBlob(victim).catch(() => undefined), 500);
-            throw new Error('DELETE cut off at its deadline');
-          };
-        }
-        const value = Reflect.get(target, prop) as unknown;
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    const blobs = overriding(store, {
+      deleteBlob: async (victim: string, options: { deadline?: number } = {}) => {
+        if (victim !== digest || options.deadline === undefined) return store.deleteBlob(victim, options);
+        cut = true;
+        setTimeout(() => void store.deleteBlob(victim).catch(() => undefined), 500);
+        throw new Error('DELETE cut off at its deadline');
       },
     });
     const collector = new Collector({ ...collectorSourcesFor(store, leases), blobs }, { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300, deleteSettleMs: 1_500 });
