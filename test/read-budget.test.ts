@@ -1,9 +1,10 @@
 import type { ClientHttp2Session } from 'node:http2';
+import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
 import type { ReadContentResponse__Output } from '../src/generated/containerd/services/content/v1/ReadContentResponse.js';
 import { registry } from '../src/metrics/registry.js';
-import { collect, ns, randomBlob, startDaemon, tempDir, type TestDaemon, until, writeBlob } from './support/harness.js';
+import { collect, failure, ns, randomBlob, startDaemon, tempDir, type TestDaemon, until, writeBlob } from './support/harness.js';
 import { grpcFrame, rawCall, stalledRead } from './support/raw-grpc.js';
 
 const KiB = 1024;
@@ -49,18 +50,27 @@ describe('Read messages held back by clients that take nothing, daemon-wide (--m
   });
 
   it('holds at most the budget and 32 KiB messages beyond it while eight clients take nothing', async () => {
-    for (let i = 0; i < 8; i++) stalled();
-    // until the stalled Reads stop moving: each waits on its own unsent messages
-    let last = -1;
-    await until(async () => {
-      const now = await readBuffer();
-      const settled = now === last && now > 0;
-      last = now;
-      return settled;
-    }, 30_000, 300);
+    /** Until the stalled Reads stop moving: each waits on its own unsent messages. */
+    const settled = async () => {
+      let last = -1;
+      await until(async () => {
+        const now = await readBuffer();
+        const still = now === last && now > 0;
+        last = now;
+        return still;
+      }, 30_000, 300);
+      return last;
+    };
+    // one after another, so that the first cut messages of 1 MiB (Reads open at once share
+    // smaller ones) and fill the budget
+    let held = 0;
+    for (let i = 0; i < 8; i++) {
+      stalled();
+      held = await settled();
+    }
     // the budget, and at most four 32 KiB messages a stream past it
-    expect(last).toBeGreaterThan(4 * MiB);
-    expect(last).toBeLessThanOrEqual(6 * MiB + 8 * 4 * 32 * KiB);
+    expect(held).toBeGreaterThan(4 * MiB);
+    expect(held).toBeLessThanOrEqual(6 * MiB + 8 * 4 * 32 * KiB);
   });
 
   it('serves another client meanwhile, in smaller messages, byte for byte', async () => {
@@ -79,6 +89,45 @@ describe('Read messages held back by clients that take nothing, daemon-wide (--m
     await until(async () => (await readBuffer()) === 0, 10_000);
     const messages = await sizes();
     expect(messages.slice(0, -1).every((m) => m.length === MiB)).toBe(true);
+  });
+});
+
+describe('Reads open at once', () => {
+  let d: TestDaemon;
+  const data = randomBlob(6 * MiB + 7);
+  const digest = digestOf(data);
+  const lengths = async () => (await collect<ReadContentResponse__Output>(d.content().Read({ digest }, ns('test')))).map((m) => m.data.length);
+
+  beforeAll(async () => {
+    d = await startDaemon({ backend: 'fs' });
+    await writeBlob(d.content(), 'shares', data, { expected: digest });
+  });
+  afterAll(async () => d.stop());
+
+  it('send smaller messages, each read still byte for byte', async () => {
+    const reads = await Promise.all(
+      Array.from({ length: 8 }, () => collect<ReadContentResponse__Output>(d.content().Read({ digest }, ns('test')))),
+    );
+    for (const messages of reads) expect(Buffer.concat(messages.map((m) => m.data)).equals(data)).toBe(true);
+    expect(Math.min(...reads.map((messages) => Math.max(...messages.map((m) => m.data.length))))).toBeLessThan(MiB);
+  });
+
+  it('count only until their streams close, whether they ended, failed or were cancelled: one Read alone sends 1 MiB messages again', async () => {
+    const client = d.content();
+    for (let i = 0; i < 6; i++) {
+      expect((await failure(collect(client.Read({ digest: digestOf(randomBlob(10)) }, ns('test'))))).code).toBe(status.NOT_FOUND);
+    }
+    for (let i = 0; i < 6; i++) {
+      const read = client.Read({ digest }, ns('test'));
+      await new Promise<void>((resolve) => {
+        read.once('data', () => read.cancel());
+        read.on('error', () => resolve());
+        read.on('end', () => resolve());
+      });
+    }
+    await Promise.all(Array.from({ length: 4 }, () => lengths()));
+    const alone = await lengths();
+    expect(alone.slice(0, -1).every((n) => n === MiB)).toBe(true);
   });
 });
 

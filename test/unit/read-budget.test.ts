@@ -65,6 +65,50 @@ describe('the Read budget', () => {
   });
 });
 
+describe('Read messages of Reads open at once', () => {
+  it('are of 1 MiB while one or two Reads are open', () => {
+    const budget = new ReadBudget(128 * MiB);
+    const a = budget.open();
+    expect(a.next(MiB)).toBe(MiB);
+    const b = budget.open();
+    expect([a.next(MiB), b.next(MiB)]).toEqual([MiB, MiB]);
+  });
+
+  it('share 1 MiB among the others as more open, in steps of 32 KiB, and never fall below 64 KiB', () => {
+    const budget = new ReadBudget(128 * MiB);
+    const open = (n: number) => Array.from({ length: n }, () => budget.open());
+    const first = budget.open();
+    open(2); // three open: 1 MiB / 2
+    expect(first.next(MiB)).toBe(512 * KiB);
+    open(5); // eight: 1 MiB / 7, cut to 128 KiB
+    expect(first.next(MiB)).toBe(128 * KiB);
+    open(100);
+    expect(first.next(MiB)).toBe(64 * KiB);
+    // a smaller message than the share is what was asked
+    expect(first.next(32 * KiB)).toBe(32 * KiB);
+    expect(budget.openStreams).toBe(108);
+  });
+
+  it('grow again as Reads close, each counted once however often it is closed', () => {
+    const budget = new ReadBudget(128 * MiB);
+    const streams = Array.from({ length: 8 }, () => budget.open());
+    expect(streams[0]!.next(MiB)).toBe(128 * KiB);
+    for (const s of streams.slice(2)) {
+      s.close();
+      s.close();
+    }
+    expect(budget.openStreams).toBe(2);
+    expect(streams[0]!.next(MiB)).toBe(MiB);
+  });
+
+  it('stay within what the budget has left', () => {
+    const budget = new ReadBudget(MiB);
+    const a = budget.open();
+    expect(a.next(MiB)).toBe(MiB);
+    expect(budget.open().next(MiB)).toBe(32 * KiB);
+  });
+});
+
 async function* pieces(...sizes: number[]): AsyncIterable<Buffer> {
   let n = 0;
   for (const size of sizes) yield Buffer.alloc(size, n++);
