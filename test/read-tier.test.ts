@@ -222,7 +222,7 @@ describe('the read tier\'s bounds', () => {
     expect((await readAll(client, a.digest)).equals(a.data)).toBe(true);
     await readAll(client, c.digest);
     await until(() => t.kept(c.digest));
-    expect([t.kept(a.digest), t.kept(b.digest)]).toEqual([true, false]);
+    expect([t.kept(a.digest), t.onDisk(b.digest)]).toEqual([true, false]);
     const gets = t.getsOf(b.digest);
     expect((await readAll(client, b.digest)).equals(b.data)).toBe(true);
     expect(t.getsOf(b.digest)).toBe(gets + 1);
@@ -289,7 +289,7 @@ describe('the read tier\'s eviction, in step with what fills write', () => {
     const { kept, big } = await fullTier('whole');
     expect((await readAll(client, big.digest)).equals(big.data)).toBe(true);
     await until(() => t.kept(big.digest));
-    expect(kept.map((d) => t.kept(d))).toEqual([false, true]);
+    expect([t.onDisk(kept[0]!), t.kept(kept[1]!)]).toEqual([false, true]);
   });
 });
 

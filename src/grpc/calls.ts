@@ -71,6 +71,15 @@ async function stream<Req, Res, M extends StreamMeter>(
   const flow = new Flow(idleMs, method, meter, logger);
   // grpc-js reports every call's HTTP/2 stream closing as 'cancelled', a completed one's too
   call.on('cancelled', flow.closed);
+  if (pastDeadline(call)) {
+    // Its deadline passed before its request ended: grpc-js answered DEADLINE_EXCEEDED then, yet
+    // runs the handler at the request's end, and never reports this call closing. It would count
+    // among the open Reads for good.
+    flow.closed();
+    flow.finish(call, undefined);
+    logger.debug({ method, code: 'DEADLINE_EXCEEDED', ms: elapsed(started) }, 'call');
+    return;
+  }
   let leave: (() => void) | undefined;
   try {
     leave = enter?.(method);
@@ -112,6 +121,11 @@ async function stream<Req, Res, M extends StreamMeter>(
   } finally {
     flow.finish(call, leave);
   }
+}
+
+function pastDeadline(call: { getDeadline(): Date | number }): boolean {
+  const deadline = call.getDeadline();
+  return (deadline instanceof Date ? deadline.getTime() : deadline) <= Date.now();
 }
 
 function isList<T>(items: StreamItems<T>): items is readonly T[] {

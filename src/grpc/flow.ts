@@ -128,6 +128,8 @@ export class Flow {
 
   private release(): void {
     clearTimeout(this.idle);
+    // nothing more goes out: whatever closes the stream later (or never, see calls.ts) counts no more
+    this.meter?.close();
     const leave = this.tail?.leave;
     if (this.tail) this.tail.leave = undefined;
     leave?.();

@@ -5,8 +5,8 @@ export const MIN_READ_MESSAGE = 32 * 1024;
  * What one message of each of the Reads open at once may carry, all together: one Read alone
  * (or two) sends messages of 1 MiB, as containerd does, and is fastest so; more share this
  * evenly, down to MIN_SHARED_MESSAGE. Eight Reads of 1 MiB messages at once (each message a 1 MiB
- * allocation, then garbage) cost the daemon about 45 MiB more peak RSS and 40% more CPU than
- * messages of 128 KiB did, for the same time: the bytes are on their way either way.
+ * allocation, then garbage) cost the daemon about 40 MiB more peak RSS and 40% more CPU than
+ * messages of 128 KiB did, and took no less time: the bytes are on their way either way.
  */
 const SHARED_MESSAGE_BYTES = 1024 * 1024;
 /** Below this, grpc-js's cost per message rather than the bytes would bound a Read. */

@@ -17,7 +17,7 @@ export interface RawCall {
  * (HTTP/2's initial window): with 0 every message the daemon sends waits for the client, until
  * it gives room (`session.settings({ initialWindowSize })`).
  */
-export function rawCall(socket: string, method: string, options: { namespace?: string; streamWindow?: number } = {}): RawCall {
+export function rawCall(socket: string, method: string, options: { namespace?: string; streamWindow?: number; headers?: Record<string, string> } = {}): RawCall {
   const settings = options.streamWindow === undefined ? {} : { initialWindowSize: options.streamWindow };
   const session = connect('http://localhost', { createConnection: () => netConnect(socket), settings });
   session.on('error', () => undefined);
@@ -27,6 +27,7 @@ export function rawCall(socket: string, method: string, options: { namespace?: s
     'content-type': 'application/grpc',
     te: 'trailers',
     'containerd-namespace': options.namespace ?? 'test',
+    ...options.headers,
   });
   stream.on('error', () => undefined);
   const closed = new Promise<number>((resolve) => stream.on('close', () => resolve(stream.rstCode)));
