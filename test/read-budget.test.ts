@@ -73,10 +73,10 @@ describe('Read messages held back by clients that take nothing, daemon-wide (--m
     expect(held).toBeLessThanOrEqual(6 * MiB + 8 * 4 * 32 * KiB);
   });
 
-  it('serves another client meanwhile, byte for byte, in messages of its share among the nine Reads open', async () => {
+  it('serves another client meanwhile, byte for byte, in smaller messages', async () => {
     const messages = await sizes();
     expect(Buffer.concat(messages.map((m) => m.data)).equals(data)).toBe(true);
-    // 1 MiB shared among eight: 128 KiB (or less, where the budget has less left)
+    // what the budget has left, or 1 MiB shared among the eight others (128 KiB), whichever is less
     expect(Math.max(...messages.map((m) => m.length))).toBeLessThanOrEqual(128 * KiB);
     let offset = 0;
     for (const m of messages) {

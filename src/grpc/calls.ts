@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { StoreError } from '../errors.js';
 import { Flow, put, type StreamMeter } from './flow.js';
 import { codeName, toServiceError } from './status.js';
+import { callEnded } from './reset.js';
 
 export type { StreamMeter } from './flow.js';
 
@@ -71,10 +72,10 @@ async function stream<Req, Res, M extends StreamMeter>(
   const flow = new Flow(idleMs, method, meter, logger);
   // grpc-js reports every call's HTTP/2 stream closing as 'cancelled', a completed one's too
   call.on('cancelled', flow.closed);
-  if (pastDeadline(call)) {
-    // Its deadline passed before its request ended: grpc-js answered DEADLINE_EXCEEDED then, yet
-    // runs the handler at the request's end, and never reports this call closing. It would count
-    // among the open Reads for good.
+  if (pastDeadline(call) || callEnded(call)) {
+    // Its deadline passed before its request ended: grpc-js answered DEADLINE_EXCEEDED then (or
+    // is about to), yet, without interceptors, runs the handler at the request's end and never
+    // reports this call closing. It would count among the open Reads for good.
     flow.closed();
     flow.finish(call, undefined);
     logger.debug({ method, code: 'DEADLINE_EXCEEDED', ms: elapsed(started) }, 'call');

@@ -19,8 +19,8 @@ const MIN_SHARED_MESSAGE = 64 * 1024;
  * streams. Here a message is cut to the size the budget has left, down to MIN_READ_MESSAGE; past
  * the budget every message is that small. So no Read waits on another, and all of them hold at
  * most the budget plus 3 × MIN_READ_MESSAGE a stream (96 MiB at 1,024 streams). A stream counts
- * until its HTTP/2 stream closes (flow.ts keeps its place until then, and resets one whose client
- * takes nothing past --stream-idle-timeout).
+ * until its HTTP/2 stream closes or nothing more of it goes out (flow.ts keeps its place until then,
+ * and resets one whose client takes nothing past --stream-idle-timeout).
  */
 export class ReadBudget {
   private used = 0;
