@@ -5,7 +5,7 @@ import { digestOf } from '../src/digest.js';
 import type { ReadContentResponse__Output } from '../src/generated/containerd/services/content/v1/ReadContentResponse.js';
 import { registry } from '../src/metrics/registry.js';
 import { collect, failure, ns, randomBlob, startDaemon, tempDir, type TestDaemon, until, writeBlob } from './support/harness.js';
-import { grpcFrame, rawCall, stalledRead } from './support/raw-grpc.js';
+import { grpcFrame, rawCall, readRequest, stalledRead } from './support/raw-grpc.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -134,7 +134,7 @@ describe('Reads open at once', () => {
   it('count not at all when their deadline passed before the request ended (grpc-js reports no closing for them)', async () => {
     for (let i = 0; i < 4; i++) {
       const late = rawCall(d.socket, '/containerd.services.content.v1.Content/Read', { headers: { 'grpc-timeout': '50m' } });
-      late.stream.write(grpcFrame(Buffer.concat([Buffer.from([0x0a, digest.length]), Buffer.from(digest)])));
+      late.stream.write(readRequest(digest));
       await new Promise((r) => setTimeout(r, 200));
       late.stream.end();
       await late.closed;
@@ -258,7 +258,7 @@ describe('Read streams whose client takes a little at a time', () => {
     const { session, stream, closed } = rawCall(slowDaemon.socket, '/containerd.services.content.v1.Content/Read');
     slowSessions.push(session);
     const digest = digestOf(data);
-    stream.end(grpcFrame(Buffer.concat([Buffer.from([0x0a, digest.length]), Buffer.from(digest)])));
+    stream.end(readRequest(digest));
     // 32 KiB every 87 ms: each 1 MiB message reaches the client in about 2.8 s, under the 4 s limit;
     // the Read waits for room for about 5.6 s and its last two messages take as long again, each
     // past the limit

@@ -35,9 +35,14 @@ export function rawCall(socket: string, method: string, options: { namespace?: s
 }
 
 /** A Read of a whole blob whose client then takes nothing: the daemon's writes stop at a window. */
+/** A ReadContentRequest for the whole of `digest`, framed for the wire. */
+export function readRequest(digest: string): Buffer {
+  return grpcFrame(Buffer.concat([Buffer.from([0x0a, digest.length]), Buffer.from(digest)]));
+}
+
 export function stalledRead(socket: string, digest: string): RawCall {
   const read = rawCall(socket, '/containerd.services.content.v1.Content/Read');
-  read.stream.end(grpcFrame(Buffer.concat([Buffer.from([0x0a, digest.length]), Buffer.from(digest)])));
+  read.stream.end(readRequest(digest));
   read.stream.pause();
   return read;
 }
