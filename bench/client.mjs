@@ -14,7 +14,9 @@ export const unary = (client, method, req) => new Promise((res, rej) => client[m
 /**
  * Writes a blob like containerd's remote writer: STAT, one WRITE per chunk awaiting its answer,
  * COMMIT. `beforeCommit`, when given, runs once the last WRITE is answered and before COMMIT is
- * sent (a case counts what the daemon does from there on). Answers how long COMMIT took.
+ * sent (a case counts what the daemon does from there on). Answers how long it took from the
+ * last WRITE's answer until COMMIT's: `beforeCommit`'s time counts against the daemon, whose
+ * parts go on meanwhile.
  */
 export async function ingest(client, ref, chunks, total, expected, { beforeCommit } = {}) {
   const stream = client.Write(md());
@@ -37,10 +39,10 @@ export async function ingest(client, ref, chunks, total, expected, { beforeCommi
     await send({ action: 'WRITE', ref, offset, data });
     offset += data.length;
   }
+  const lastByte = performance.now();
   await beforeCommit?.();
-  const commitSent = performance.now();
   const done = await send({ action: 'COMMIT', ref, total, offset, expected });
-  const commitMs = performance.now() - commitSent;
+  const commitMs = performance.now() - lastByte;
   stream.end();
   if (done.digest !== expected) throw new Error(`committed ${done.digest}, expected ${expected}`);
   return { commitMs };

@@ -27,18 +27,21 @@ async function countedIngest(d, ref, b) {
 /**
  * One multipart upload by the raw client, timed, with its requests: all, and those that ended
  * after the last part started (the client's last byte leaving it, as the daemon's last WRITE).
+ * `tailMs` is that last part and the completion: from the last part's start until
+ * CompleteMultipartUpload answered, what the issue allows a commit to wait for.
  */
 async function countedUpload(raw, key, b) {
   const { result: run, counts, requests } = await raw.requests.record(() => timed(() => raw.upload(key, b)));
   const lastPart = Math.max(...requests.filter((r) => r.operation === 'UploadPart').map((r) => r.startedAt));
-  return { run, whole: counts, tail: endedAfter(requests, lastPart) };
+  const completed = Math.max(...requests.filter((r) => r.operation === 'CompleteMultipartUpload').map((r) => r.endedAt));
+  return { run, whole: counts, tail: endedAfter(requests, lastPart), tailMs: completed - lastPart };
 }
 
 export async function ingestCases(p) {
   const { size } = p.plan;
   log('ingest, large, expected digest');
   const d = await p.caseDaemon('ingest');
-  const dr = [], rr = [], commits = [], partMs = [], completeMs = [];
+  const dr = [], rr = [], commits = [], rawTails = [], partMs = [], completeMs = [];
   let daemonCounts, rawCounts;
   for (let i = 0; i < RUNS; i++) {
     const b = blob(100 + i, size);
@@ -47,6 +50,7 @@ export async function ingestCases(p) {
     commits.push(daemonCounts.run.extra.commitMs);
     rawCounts = await countedUpload(p.raw, `raw/big-${i}`, blob(200 + i, size));
     rr.push(rawCounts.run);
+    rawTails.push(rawCounts.tailMs);
     const part = randomBytes(PART);
     partMs.push((await timed(() => p.raw.send(new PutObjectCommand({ Bucket: p.raw.bucket, Key: `raw/part-${i}`, Body: part })))).ms);
     completeMs.push(await p.raw.completeMs(`raw/complete-${i}`, part, Math.max(1, Math.round(size / PART))));
@@ -57,10 +61,17 @@ export async function ingestCases(p) {
     target: '>= 0.8x', met: median(dm) >= 0.8 * median(rm), cpu: { daemon: dr, raw: rr },
     trips: { what: 'one whole ingest', daemon: daemonCounts.whole, raw: rawCounts.whole },
   });
+  // A commit may wait for the last part and the completion, no more (the issue's words): the
+  // raw upload's own last part and completion, in the same runs, are that. An S3 round trip more
+  // after the completion would add about 0.1 at 20 ms; less than 0.25 is within the runs' spread.
   p.row({
-    name: 'commit latency after the last byte vs one part upload', unit: 'ms', daemon: median(commits), raw: median(partMs),
-    target: '<= 2x', met: median(commits) <= 2 * median(partMs), note: 'raw = time to upload one part',
+    name: 'commit latency after the last byte vs the raw upload\'s last part and completion', unit: 'ms', daemon: median(commits), raw: median(rawTails),
+    target: '<= 1.25x', met: median(commits) <= 1.25 * median(rawTails), note: 'raw = from its last UploadPart\'s start until CompleteMultipartUpload answered',
     trips: { what: 'from the last byte until COMMIT answered; raw: of the multipart upload, after its last part started', daemon: daemonCounts.tail, raw: rawCounts.tail },
+  });
+  p.row({
+    name: 'commit latency after the last byte vs one part upload alone', unit: 'ms', daemon: median(commits), raw: median(partMs),
+    target: 'reported', note: 'raw = time to upload one part, nothing else in flight',
   });
   p.row({
     name: `raw CompleteMultipartUpload of ${Math.round(size / PART)} parts alone vs one part upload`, unit: 'ms', daemon: median(completeMs), raw: median(partMs),
