@@ -179,7 +179,7 @@ export class Daemon {
     const stopReporting = reportLevels({
       liveIngests: () => contentStore.liveIngests,
       usage: () => store.usage(),
-      readBuffer: () => ({ inUse: reads.inUse, limit: reads.limit }),
+      readBuffer: () => ({ inUse: reads.inUse, limit: reads.limit, streams: reads.openStreams, stalled: reads.stalledStreams }),
       touchQueued: () => touch.queued,
     });
     for (const address of config.addresses) {

@@ -73,11 +73,17 @@ describe('Read messages held back by clients that take nothing, daemon-wide (--m
     expect(held).toBeLessThanOrEqual(6 * MiB + 8 * 4 * 32 * KiB);
   });
 
+  it('counts the eight as stalled once their messages waited a second, and leaves them out of the share', async () => {
+    expect(await gauge('s3cs_read_streams')).toBe(8);
+    await until(async () => (await gauge('s3cs_read_streams_stalled')) === 8, 5_000, 100);
+  });
+
   it('serves another client meanwhile, byte for byte, in smaller messages', async () => {
+    const left = 6 * MiB - (await readBuffer());
     const messages = await sizes();
     expect(Buffer.concat(messages.map((m) => m.data)).equals(data)).toBe(true);
-    // what the budget has left, or 1 MiB shared among the eight others (128 KiB), whichever is less
-    expect(Math.max(...messages.map((m) => m.length))).toBeLessThanOrEqual(128 * KiB);
+    // what the budget has left, at least 32 KiB (the stalled Reads are out of the share)
+    expect(Math.max(...messages.map((m) => m.length))).toBeLessThanOrEqual(Math.max(32 * KiB, left));
     let offset = 0;
     for (const m of messages) {
       expect(m.offset).toBe(offset);
@@ -88,6 +94,8 @@ describe('Read messages held back by clients that take nothing, daemon-wide (--m
   it('counts nothing once the stalled clients go away, and sends whole messages again', async () => {
     for (const s of sessions.splice(0)) s.destroy();
     await until(async () => (await readBuffer()) === 0, 10_000);
+    await until(async () => (await gauge('s3cs_read_streams')) === 0, 10_000);
+    expect(await gauge('s3cs_read_streams_stalled')).toBe(0);
     const messages = await sizes();
     expect(messages.slice(0, -1).every((m) => m.length === MiB)).toBe(true);
   });
@@ -129,6 +137,18 @@ describe('Reads open at once', () => {
     await Promise.all(Array.from({ length: 4 }, () => lengths()));
     const alone = await lengths();
     expect(alone.slice(0, -1).every((n) => n === MiB)).toBe(true);
+  });
+
+  it('leave out those whose clients take nothing: beside four such, one Read sends 1 MiB messages', async () => {
+    const stalled = Array.from({ length: 4 }, () => stalledRead(d.socket, digest));
+    try {
+      await until(async () => (await gauge('s3cs_read_streams_stalled')) === 4, 10_000, 100);
+      const beside = await lengths();
+      expect(beside.slice(0, -1).every((n) => n === MiB)).toBe(true);
+    } finally {
+      for (const s of stalled) s.session.destroy();
+    }
+    await until(async () => (await gauge('s3cs_read_streams')) === 0, 10_000);
   });
 
   it('count not at all when their deadline passed before the request ended (grpc-js reports no closing for them)', async () => {

@@ -4,13 +4,22 @@ export const MIN_READ_MESSAGE = 32 * 1024;
 /**
  * What one message of each of the Reads open at once may carry, all together: one Read alone
  * (or two) sends messages of 1 MiB, as containerd does, and is fastest so; more share this
- * evenly, down to MIN_SHARED_MESSAGE. Eight Reads of 1 MiB messages at once (each message a 1 MiB
+ * evenly, down to MIN_SHARED_MESSAGE (those whose clients take nothing leave the share: see
+ * STALLED_AFTER_MS). Eight Reads of 1 MiB messages at once (each message a 1 MiB
  * allocation, then garbage) cost the daemon about 40 MiB more peak RSS and 40% more CPU than
  * messages of 128 KiB did, and took no less time: the bytes are on their way either way.
  */
 const SHARED_MESSAGE_BYTES = 1024 * 1024;
 /** Below this, grpc-js's cost per message rather than the bytes would bound a Read. */
 const MIN_SHARED_MESSAGE = 64 * 1024;
+/**
+ * A Read none of whose messages reached the connection for this long, with some waiting, has a
+ * client that takes nothing: it cuts no new message, so it has no part in the share. Counted, a
+ * few hundred of them cut every other Read to 64 KiB messages until --stream-idle-timeout.
+ */
+export const STALLED_AFTER_MS = 1_000;
+/** How often the stalled Reads are counted again at most: a count walks the Reads with messages waiting. */
+export const RECOUNT_MS = 250;
 
 /**
  * The bytes of Read messages handed to gRPC and not yet to the connection, daemon-wide. Each Read
@@ -26,10 +35,15 @@ export class ReadBudget {
   private used = 0;
   /** Read streams open (opened and not yet closed). */
   private streams = 0;
+  /** Streams with messages not yet on the connection. */
+  private readonly holding = new Set<ReadAllowance>();
+  private stalled = 0;
+  private countedAt = -Infinity;
 
   constructor(
     readonly limit: number,
     private readonly maxMessage = 1024 * 1024,
+    /** @internal milliseconds, as Date.now (tests move it) */ readonly now: () => number = Date.now,
   ) {}
 
   /** Bytes granted to messages not yet on the connection. */
@@ -48,9 +62,25 @@ export class ReadBudget {
     return new ReadAllowance(this);
   }
 
-  /** The largest message a stream may cut while `streams` Reads are open (see SHARED_MESSAGE_BYTES). */
+  /**
+   * Read streams whose messages have waited for their clients past STALLED_AFTER_MS, as last
+   * counted (at most RECOUNT_MS ago, or since one of them closed).
+   */
+  get stalledStreams(): number {
+    const now = this.now();
+    if (now - this.countedAt >= RECOUNT_MS) {
+      this.countedAt = now;
+      let n = 0;
+      for (const a of this.holding) if (now - a.movedAt >= STALLED_AFTER_MS) n++;
+      this.stalled = n;
+    }
+    return this.stalled;
+  }
+
+  /** The largest message a stream may cut while the Reads open and not stalled share SHARED_MESSAGE_BYTES. */
   messageCap(): number {
-    const share = Math.floor(SHARED_MESSAGE_BYTES / Math.max(1, this.streams - 1) / MIN_READ_MESSAGE) * MIN_READ_MESSAGE;
+    const sharing = this.streams - this.stalledStreams;
+    const share = Math.floor(SHARED_MESSAGE_BYTES / Math.max(1, sharing - 1) / MIN_READ_MESSAGE) * MIN_READ_MESSAGE;
     return Math.min(this.maxMessage, Math.max(MIN_SHARED_MESSAGE, share));
   }
 
@@ -66,8 +96,18 @@ export class ReadBudget {
     this.used -= bytes;
   }
 
-  /** @internal a stream closed */ closed(): void {
+  /** @internal a stream closed */ closed(allowance: ReadAllowance): void {
     this.streams--;
+    this.released(allowance);
+  }
+
+  /** @internal a stream has messages waiting for the connection */ holds(allowance: ReadAllowance): void {
+    this.holding.add(allowance);
+  }
+
+  /** @internal a stream has none waiting any longer, or closed */ released(allowance: ReadAllowance): void {
+    // one counted stalled that leaves makes the count too high until it is taken again
+    if (this.holding.delete(allowance) && this.now() - allowance.movedAt >= STALLED_AFTER_MS) this.countedAt = -Infinity;
   }
 }
 
@@ -79,6 +119,8 @@ export class ReadAllowance {
   private readonly grants: number[] = [];
   private first = 0;
   private closed = false;
+  /** When a message of this stream last reached the connection, or the first of those waiting was cut. */
+  movedAt = 0;
 
   constructor(private readonly budget: ReadBudget) {}
 
@@ -86,6 +128,10 @@ export class ReadAllowance {
   readonly next = (want: number): number => {
     if (this.closed) return Math.max(1, Math.min(want, MIN_READ_MESSAGE));
     const granted = this.budget.take(want);
+    if (this.grants.length === 0) {
+      this.movedAt = this.budget.now();
+      this.budget.holds(this);
+    }
     this.grants.push(granted);
     return granted;
   };
@@ -98,6 +144,9 @@ export class ReadAllowance {
     if (this.first === this.grants.length) {
       this.grants.length = 0;
       this.first = 0;
+      this.budget.released(this);
+    } else {
+      this.movedAt = this.budget.now();
     }
   }
 
@@ -105,7 +154,7 @@ export class ReadAllowance {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.budget.closed();
+    this.budget.closed(this);
     for (let i = this.first; i < this.grants.length; i++) this.budget.give(this.grants[i]!);
     this.grants.length = 0;
     this.first = 0;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MIN_READ_MESSAGE, ReadBudget } from '../../src/grpc/read-budget.js';
+import { MIN_READ_MESSAGE, ReadBudget, RECOUNT_MS, STALLED_AFTER_MS } from '../../src/grpc/read-budget.js';
 import { chunked, chunkedPieces, type ReadChunk } from '../../src/content/read-chunks.js';
 import { isStoreError } from '../../src/errors.js';
 
@@ -99,6 +99,70 @@ describe('Read messages of Reads open at once', () => {
     }
     expect(budget.openStreams).toBe(2);
     expect(streams[0]!.next(MiB)).toBe(MiB);
+  });
+
+  describe('whose clients take nothing', () => {
+    /** A budget on a clock the test moves, with `stalled` Reads that each cut a message no client takes. */
+    const withStalled = (stalled: number) => {
+      let now = 1_000_000;
+      const budget = new ReadBudget(128 * MiB, MiB, () => now);
+      const reader = budget.open();
+      const others = Array.from({ length: stalled }, () => budget.open());
+      for (const o of others) o.next(MiB);
+      return { budget, reader, others, pass: (ms: number) => (now += ms) };
+    };
+
+    it(`leave the share once none of their messages reached the connection for ${STALLED_AFTER_MS} ms (counted every ${RECOUNT_MS} ms at most)`, () => {
+      const { budget, reader, pass } = withStalled(16);
+      /** The reader's next message, which its client takes. */
+      const cut = () => {
+        const n = reader.next(MiB);
+        reader.sent();
+        return n;
+      };
+      expect(cut()).toBe(64 * KiB);
+      pass(STALLED_AFTER_MS - 1);
+      expect(cut()).toBe(64 * KiB);
+      pass(RECOUNT_MS);
+      expect(budget.stalledStreams).toBe(16);
+      expect(cut()).toBe(MiB);
+    });
+
+    it('keep their place while their messages go out, however slowly', () => {
+      const { reader, others, pass } = withStalled(8);
+      // a message more each, so that one always waits: the one sent is never their last
+      for (const o of others) o.next(MiB);
+      for (let i = 0; i < 5; i++) {
+        pass(STALLED_AFTER_MS - 1);
+        for (const o of others) {
+          o.sent();
+          o.next(MiB);
+        }
+      }
+      // 1 MiB shared among the eight others
+      expect(reader.next(MiB)).toBe(128 * KiB);
+    });
+
+    it('take their place again once their clients take a message', () => {
+      const { reader, others, pass } = withStalled(8);
+      pass(STALLED_AFTER_MS);
+      expect(reader.next(MiB)).toBe(MiB);
+      reader.sent();
+      for (const o of others) o.sent();
+      // none stalled now; the count is taken again at the next message cut
+      for (const o of others) o.next(MiB);
+      expect(reader.next(MiB)).toBe(128 * KiB);
+    });
+
+    it('count no more once closed, before the next count is due', () => {
+      const { budget, reader, others, pass } = withStalled(8);
+      pass(STALLED_AFTER_MS);
+      expect(budget.stalledStreams).toBe(8);
+      for (const o of others) o.close();
+      expect(budget.stalledStreams).toBe(0);
+      expect(budget.openStreams).toBe(1);
+      expect(reader.next(MiB)).toBe(MiB);
+    });
   });
 
   it('stay within what the budget has left', () => {
