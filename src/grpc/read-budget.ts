@@ -14,8 +14,11 @@ const SHARED_MESSAGE_BYTES = 1024 * 1024;
 const MIN_SHARED_MESSAGE = 64 * 1024;
 /**
  * A Read none of whose messages reached the connection for this long, with some waiting, has a
- * client that takes nothing: it cuts no new message, so it has no part in the share. Counted, a
- * few hundred of them cut every other Read to 64 KiB messages until --stream-idle-timeout.
+ * client that takes nothing (or very slowly): it cuts no new message meanwhile, so it has no part
+ * in the share. Counted, a few hundred of them cut every other Read to 64 KiB messages until
+ * --stream-idle-timeout. Only a Read that has had a message reach the connection gets the share
+ * without them: one whose client never took anything cuts its first messages as if all open Reads
+ * shared, or stuck clients opened a second apart would each hold three whole 1 MiB messages.
  */
 export const STALLED_AFTER_MS = 1_000;
 /** How often the stalled Reads are counted again at most: a count walks the Reads with messages waiting. */
@@ -37,6 +40,7 @@ export class ReadBudget {
   private streams = 0;
   /** Streams with messages not yet on the connection. */
   private readonly holding = new Set<ReadAllowance>();
+  /** Streams counted stalled at the last count and neither moved nor closed since. */
   private stalled = 0;
   private countedAt = -Infinity;
 
@@ -64,28 +68,35 @@ export class ReadBudget {
 
   /**
    * Read streams whose messages have waited for their clients past STALLED_AFTER_MS, as last
-   * counted (at most RECOUNT_MS ago, or since one of them closed).
+   * counted (at most RECOUNT_MS ago), less those that moved or closed since.
    */
   get stalledStreams(): number {
     const now = this.now();
     if (now - this.countedAt >= RECOUNT_MS) {
       this.countedAt = now;
       let n = 0;
-      for (const a of this.holding) if (now - a.movedAt >= STALLED_AFTER_MS) n++;
+      for (const a of this.holding) {
+        a.countedStalled = now - a.movedAt >= STALLED_AFTER_MS;
+        if (a.countedStalled) n++;
+      }
       this.stalled = n;
     }
     return this.stalled;
   }
 
-  /** The largest message a stream may cut while the Reads open and not stalled share SHARED_MESSAGE_BYTES. */
-  messageCap(): number {
-    const sharing = this.streams - this.stalledStreams;
+  /**
+   * The largest message a stream may cut (see SHARED_MESSAGE_BYTES): shared among the Reads open
+   * and not stalled, for a stream some message of which reached the connection; among all open
+   * for one none of whose messages did yet (see STALLED_AFTER_MS).
+   */
+  messageCap(moved = true): number {
+    const sharing = moved ? this.streams - this.stalledStreams : this.streams;
     const share = Math.floor(SHARED_MESSAGE_BYTES / Math.max(1, sharing - 1) / MIN_READ_MESSAGE) * MIN_READ_MESSAGE;
     return Math.min(this.maxMessage, Math.max(MIN_SHARED_MESSAGE, share));
   }
 
-  /** @internal */ take(want: number): number {
-    const wanted = Math.min(want, this.messageCap());
+  /** @internal */ take(want: number, moved: boolean): number {
+    const wanted = Math.min(want, this.messageCap(moved));
     const free = this.limit - this.used;
     const granted = wanted <= free ? wanted : Math.min(wanted, Math.max(MIN_READ_MESSAGE, free));
     this.used += granted;
@@ -106,8 +117,14 @@ export class ReadBudget {
   }
 
   /** @internal a stream has none waiting any longer, or closed */ released(allowance: ReadAllowance): void {
-    // one counted stalled that leaves makes the count too high until it is taken again
-    if (this.holding.delete(allowance) && this.now() - allowance.movedAt >= STALLED_AFTER_MS) this.countedAt = -Infinity;
+    this.holding.delete(allowance);
+    this.moved(allowance);
+  }
+
+  /** @internal a message of the stream reached the connection: it is stalled no more */ moved(allowance: ReadAllowance): void {
+    if (!allowance.countedStalled) return;
+    allowance.countedStalled = false;
+    this.stalled--;
   }
 }
 
@@ -121,13 +138,17 @@ export class ReadAllowance {
   private closed = false;
   /** When a message of this stream last reached the connection, or the first of those waiting was cut. */
   movedAt = 0;
+  /** A message of this stream has reached the connection. */
+  private everMoved = false;
+  /** @internal counted among the budget's stalled streams */
+  countedStalled = false;
 
   constructor(private readonly budget: ReadBudget) {}
 
   /** How many bytes the next message may carry (at most `want`, at least 1). */
   readonly next = (want: number): number => {
     if (this.closed) return Math.max(1, Math.min(want, MIN_READ_MESSAGE));
-    const granted = this.budget.take(want);
+    const granted = this.budget.take(want, this.everMoved);
     if (this.grants.length === 0) {
       this.movedAt = this.budget.now();
       this.budget.holds(this);
@@ -141,12 +162,14 @@ export class ReadAllowance {
     if (this.first >= this.grants.length) return;
     this.budget.give(this.grants[this.first]!);
     this.first++;
+    this.everMoved = true;
     if (this.first === this.grants.length) {
       this.grants.length = 0;
       this.first = 0;
       this.budget.released(this);
     } else {
       this.movedAt = this.budget.now();
+      this.budget.moved(this);
     }
   }
 

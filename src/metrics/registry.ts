@@ -189,7 +189,7 @@ levelGauge('s3cs_read_ahead_limit_bytes', 'The budget of blob bytes fetched ahea
 levelGauge('s3cs_read_buffer_bytes', 'Bytes of Read messages handed to gRPC and not yet to the connection.', (l) => l.readBuffer().inUse);
 levelGauge('s3cs_read_buffer_limit_bytes', 'The most bytes of Read messages held before they are cut to 32 KiB (--max-read-buffer).', (l) => l.readBuffer().limit);
 levelGauge('s3cs_read_streams', 'Read streams open; more than two share 1 MiB a message among them.', (l) => l.readBuffer().streams);
-levelGauge('s3cs_read_streams_stalled', 'Read streams whose clients took none of their messages for a second, left out of that share.', (l) => l.readBuffer().stalled);
+levelGauge('s3cs_read_streams_stalled', 'Read streams none of whose waiting messages reached the connection for a second (clients taking nothing, or very slowly), left out of that share.', (l) => l.readBuffer().stalled);
 levelGauge('s3cs_tier_bytes', 'Bytes of blobs the local read tier keeps on disk (whole 4 KiB blocks).', (l) => l.usage().tier?.inUse ?? 0);
 levelGauge('s3cs_tier_limit_bytes', 'The most bytes the local read tier keeps (--cache-max-size; 0 without a tier).', (l) => l.usage().tier?.limit ?? 0);
 levelGauge('s3cs_touch_queue_length', 'Blob refreshes waiting in the touch queue.', (l) => l.touchQueued());

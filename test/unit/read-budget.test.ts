@@ -102,11 +102,16 @@ describe('Read messages of Reads open at once', () => {
   });
 
   describe('whose clients take nothing', () => {
-    /** A budget on a clock the test moves, with `stalled` Reads that each cut a message no client takes. */
+    /**
+     * A budget on a clock the test moves: a reader whose client has taken a message, and `stalled`
+     * Reads that each cut a message no client takes.
+     */
     const withStalled = (stalled: number) => {
       let now = 1_000_000;
       const budget = new ReadBudget(128 * MiB, MiB, () => now);
       const reader = budget.open();
+      reader.next(MiB);
+      reader.sent();
       const others = Array.from({ length: stalled }, () => budget.open());
       for (const o of others) o.next(MiB);
       return { budget, reader, others, pass: (ms: number) => (now += ms) };
@@ -121,11 +126,34 @@ describe('Read messages of Reads open at once', () => {
         return n;
       };
       expect(cut()).toBe(64 * KiB);
-      pass(STALLED_AFTER_MS - 1);
+      pass(STALLED_AFTER_MS - 100);
       expect(cut()).toBe(64 * KiB);
-      pass(RECOUNT_MS);
+      // stalled by now, but not counted again yet
+      pass(100);
+      expect(cut()).toBe(64 * KiB);
+      pass(RECOUNT_MS - 100);
       expect(budget.stalledStreams).toBe(16);
       expect(cut()).toBe(MiB);
+    });
+
+    it('still share with a Read none of whose messages reached the connection yet: a new stuck one cuts small messages', () => {
+      const { budget, reader, pass } = withStalled(16);
+      pass(STALLED_AFTER_MS);
+      expect(reader.next(MiB)).toBe(MiB);
+      const stuck = budget.open();
+      expect([stuck.next(MiB), stuck.next(MiB), stuck.next(MiB)]).toEqual([64 * KiB, 64 * KiB, 64 * KiB]);
+    });
+
+    it('are counted stalled no more as soon as one of their messages goes out', () => {
+      const { budget, others, pass } = withStalled(8);
+      others[0]!.next(MiB);
+      pass(STALLED_AFTER_MS);
+      expect(budget.stalledStreams).toBe(8);
+      // its second message still waits, and no count is due
+      others[0]!.sent();
+      expect(budget.stalledStreams).toBe(7);
+      others[1]!.sent();
+      expect(budget.stalledStreams).toBe(6);
     });
 
     it('keep their place while their messages go out, however slowly', () => {
