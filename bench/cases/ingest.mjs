@@ -14,7 +14,8 @@ const mbps = (bytes, ms) => bytes / 1e6 / (ms / 1000);
 /**
  * One ingest through the daemon, timed, with its S3 requests counted from the daemon's metrics:
  * all of them, and those from the last WRITE's answer until COMMIT's (the scrape there happens
- * before COMMIT is sent, so it is outside the commit time).
+ * before COMMIT is sent: its time counts in the commit's, against the daemon; requests that end
+ * while it runs are counted before it, not in the commit's).
  */
 async function countedIngest(d, ref, b) {
   const before = await d.s3Requests();
@@ -27,13 +28,16 @@ async function countedIngest(d, ref, b) {
 /**
  * One multipart upload by the raw client, timed, with its requests: all, and those that ended
  * after the last part started (the client's last byte leaving it, as the daemon's last WRITE).
- * `tailMs` is that last part and the completion: from the last part's start until
- * CompleteMultipartUpload answered, what the issue allows a commit to wait for.
+ * `tailMs`: from the last part's start until CompleteMultipartUpload answered (undefined for a
+ * blob lib-storage sends in one PutObject).
  */
 async function countedUpload(raw, key, b) {
   const { result: run, counts, requests } = await raw.requests.record(() => timed(() => raw.upload(key, b)));
-  const lastPart = Math.max(...requests.filter((r) => r.operation === 'UploadPart').map((r) => r.startedAt));
-  const completed = Math.max(...requests.filter((r) => r.operation === 'CompleteMultipartUpload').map((r) => r.endedAt));
+  const parts = requests.filter((r) => r.operation === 'UploadPart');
+  const completions = requests.filter((r) => r.operation === 'CompleteMultipartUpload');
+  if (parts.length === 0 || completions.length === 0) return { run, whole: counts, tail: counts, tailMs: undefined };
+  const lastPart = Math.max(...parts.map((r) => r.startedAt));
+  const completed = Math.max(...completions.map((r) => r.endedAt));
   return { run, whole: counts, tail: endedAfter(requests, lastPart), tailMs: completed - lastPart };
 }
 
@@ -50,7 +54,7 @@ export async function ingestCases(p) {
     commits.push(daemonCounts.run.extra.commitMs);
     rawCounts = await countedUpload(p.raw, `raw/big-${i}`, blob(200 + i, size));
     rr.push(rawCounts.run);
-    rawTails.push(rawCounts.tailMs);
+    if (rawCounts.tailMs !== undefined) rawTails.push(rawCounts.tailMs);
     const part = randomBytes(PART);
     partMs.push((await timed(() => p.raw.send(new PutObjectCommand({ Bucket: p.raw.bucket, Key: `raw/part-${i}`, Body: part })))).ms);
     completeMs.push(await p.raw.completeMs(`raw/complete-${i}`, part, Math.max(1, Math.round(size / PART))));
@@ -61,18 +65,22 @@ export async function ingestCases(p) {
     target: '>= 0.8x', met: median(dm) >= 0.8 * median(rm), cpu: { daemon: dr, raw: rr },
     trips: { what: 'one whole ingest', daemon: daemonCounts.whole, raw: rawCounts.whole },
   });
-  // A commit may wait for the last part and the completion, no more (the issue's words): the
-  // raw upload's own last part and completion, in the same runs, are that. An S3 round trip more
-  // after the completion would add about 0.1 at 20 ms; less than 0.25 is within the runs' spread.
+  // A commit may wait for the last part and the completion, no more (the issue's words): one part
+  // upload and one completion of as many parts, each alone, in the same runs. The parts still in
+  // flight at the last byte come on top, which the target allows for; a round trip more after the
+  // completion adds about 0.1 at 20 ms, within the runs' spread, so the row tells two, not one.
+  const floor = median(partMs) + median(completeMs);
   p.row({
-    name: 'commit latency after the last byte vs the raw upload\'s last part and completion', unit: 'ms', daemon: median(commits), raw: median(rawTails),
-    target: '<= 1.25x', met: median(commits) <= 1.25 * median(rawTails), note: 'raw = from its last UploadPart\'s start until CompleteMultipartUpload answered',
+    name: 'commit latency after the last byte vs one part upload and the completion, each alone', unit: 'ms', daemon: median(commits), raw: floor,
+    target: '<= 1.25x', met: median(commits) <= 1.25 * floor, note: 'raw = one UploadPart alone + CompleteMultipartUpload of as many parts alone',
     trips: { what: 'from the last byte until COMMIT answered; raw: of the multipart upload, after its last part started', daemon: daemonCounts.tail, raw: rawCounts.tail },
   });
-  p.row({
-    name: 'commit latency after the last byte vs one part upload alone', unit: 'ms', daemon: median(commits), raw: median(partMs),
-    target: 'reported', note: 'raw = time to upload one part, nothing else in flight',
-  });
+  if (rawTails.length > 0) {
+    p.row({
+      name: 'commit latency after the last byte vs the raw upload\'s own, from its last part\'s start', unit: 'ms', daemon: median(commits), raw: median(rawTails),
+      target: 'reported', note: 'raw = from its last UploadPart\'s start (others still in flight) until CompleteMultipartUpload answered',
+    });
+  }
   p.row({
     name: `raw CompleteMultipartUpload of ${Math.round(size / PART)} parts alone vs one part upload`, unit: 'ms', daemon: median(completeMs), raw: median(partMs),
     target: 'reported', note: 'the floor under a commit on this server; ratio is against one part upload',
