@@ -14,8 +14,8 @@ const SHARED_MESSAGE_BYTES = 1024 * 1024;
 const MIN_SHARED_MESSAGE = 64 * 1024;
 /**
  * A Read none of whose messages reached the connection for this long, with some waiting, has a
- * client that takes nothing (or very slowly): it cuts no new message meanwhile, so it has no part
- * in the share. Counted, a few hundred of them cut every other Read to 64 KiB messages until
+ * client that takes nothing (or very slowly): it usually cuts no new message meanwhile (one whose
+ * source is slow may still cut one more), so it has no part in the share. Counted, a few hundred of them cut every other Read to 64 KiB messages until
  * --stream-idle-timeout. Only a Read that has had a message reach the connection gets the share
  * without them: one whose client never took anything cuts its first messages as if all open Reads
  * shared, or stuck clients opened a second apart would each hold three whole 1 MiB messages.
