@@ -15,6 +15,7 @@ import { S3BlobStore } from '../src/blobstore/s3/index.js';
 import { resolveConfig } from '../src/config.js';
 import { digestOf } from '../src/digest.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
+import type { ListStatusesResponse__Output } from '../src/generated/containerd/services/content/v1/ListStatusesResponse.js';
 import { childrenOfEachTest, CLI, contentClient, serve, type ServingChild } from './support/child.js';
 import { daemonLoggingRequests, RequestLog } from './support/s3-requests.js';
 import {
@@ -426,6 +427,61 @@ describe('an ingest another daemon took up meanwhile', () => {
       const st = await call<object, { status: { offset: string | number } }>(a.content(), 'Status', { ref: 'taken' });
       expect(Number(st.status.offset)).toBe(0);
     } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});
+
+describe('an ingest whose stored bytes are found gone', () => {
+  it('answers Status and ListStatuses once the restart that began is done, with offset 0, not the offset whose bytes are gone', async () => {
+    const bucket = await newBucket();
+    const { d: a, log } = await daemonLoggingRequests({ bucket, flags: { partSize: '5MiB' } });
+    const b = await startDaemon({ bucket, flags: { partSize: '5MiB' } });
+    try {
+      const data = randomBlob(3 * PART + MiB);
+      const first = new WriteSession(a.content());
+      await first.send({ action: 'STAT', ref: 'gone', total: data.length });
+      await sendRange(first, 'gone', data, 0, 2 * PART);
+      await storedUpTo(bucket, 'gone', 2 * PART);
+      first.cancel();
+      // b continues it from the bucket: a's upload is completed under it
+      const onB = new WriteSession(b.content());
+      expect((await onB.send({ action: 'STAT', ref: 'gone', total: data.length })).offset).toBe(2 * PART);
+      onB.cancel();
+      // a's restart gives its upload up first: held back until Status has been asked
+      let reached!: () => void;
+      const restarting = new Promise<'restarting'>((resolve) => (reached = () => resolve('restarting')));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      log.intercept = async (op) => {
+        if (op !== 'AbortMultipartUpload') return;
+        reached();
+        await released;
+      };
+      // Swift may close before it has read a refused part (Unavailable, parts kept): tried again
+      let began = false;
+      for (let attempt = 0; attempt < 4 && !began; attempt++) {
+        const again = new WriteSession(a.content());
+        const { offset } = await again.send({ action: 'STAT', ref: 'gone', total: data.length });
+        const outcome = failure(
+          (async () => {
+            await sendRange(again, 'gone', data, Number(offset), data.length);
+            return again.send({ action: 'COMMIT', ref: 'gone', total: data.length, offset: data.length, expected: digestOf(data) });
+          })(),
+        );
+        began = (await Promise.race([restarting, outcome])) === 'restarting';
+        if (!began) again.cancel();
+      }
+      expect(began).toBe(true);
+      const asked = call<object, { status: { offset: string | number } }>(a.content(), 'Status', { ref: 'gone' });
+      const listed = call<object, ListStatusesResponse__Output>(a.content(), 'ListStatuses', { filters: ['ref==gone'] });
+      // long enough for the calls to reach the daemon while the restart is held
+      await new Promise((r) => setTimeout(r, 300));
+      release();
+      expect(Number((await asked).status.offset)).toBe(0);
+      expect((await listed).statuses.map((st) => [st.ref, Number(st.offset)])).toEqual([['gone', 0]]);
+    } finally {
+      log.intercept = undefined;
       await Promise.all([a.stop(), b.stop()]);
     }
   });

@@ -42,6 +42,11 @@ export interface Ingest {
    * wait for it: rejects when that record refuses this ingest (see Ingests.openWriter).
    */
   leftover?: Promise<void> | undefined;
+  /**
+   * A restart under way (its stored bytes were gone): it ends at offset 0, so whatever reports the
+   * offset waits for it, whichever stream began it (see Writer.restart).
+   */
+  restarting?: Promise<void> | undefined;
 }
 
 /** The ingests this process holds, by `ingestKey`. */

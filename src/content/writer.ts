@@ -34,8 +34,6 @@ export class Writer {
   private checkedExpected: string;
   /** When this stream last found `checkedExpected` absent from the store. */
   private checkedAt = 0;
-  /** A restart under way (see restart). */
-  private restarting: Promise<void> | undefined;
 
   /**
    * The digest this stream expects: given at its open or by a later message. As in containerd,
@@ -71,7 +69,7 @@ export class Writer {
   }
 
   async status(): Promise<IngestStatus & { digest: string }> {
-    await this.restarting;
+    await this.ingest.restarting;
     return { ...statusOf(this.ingest), digest: await this.ingest.hasher.digest() };
   }
 
@@ -103,7 +101,7 @@ export class Writer {
    * `signal` aborts when nobody awaits the answer any longer: a wait for buffer space ends then.
    */
   async write(offset: number, data: Buffer, signal?: AbortSignal): Promise<void> {
-    await this.restarting;
+    await this.ingest.restarting;
     const ingest = this.ingest;
     if (offset < 0) throw invalidArgument(`ref ${JSON.stringify(ingest.ref)}: negative offset ${offset}`);
     if (offset > 0 && offset !== ingest.offset) {
@@ -140,7 +138,7 @@ export class Writer {
    */
   /** `signal`: the client went away; a wait for buffer space (a part taken back from disk) ends then. */
   async commit(total: number, expected: string, labels: Labels, signal?: AbortSignal): Promise<{ digest: string; size: number }> {
-    await this.restarting;
+    await this.ingest.restarting;
     const ingest = this.ingest;
     validateLabels(labels, `ref ${JSON.stringify(ingest.ref)}`);
     const size = ingest.offset;
@@ -212,21 +210,23 @@ export class Writer {
   }
 
   /**
-   * One restart at a time, and every message after waits for it: a COMMIT may answer while the
-   * restart its failed upload began is still under way (claims.ts need not wait for it).
+   * One restart at a time, kept on the ingest, and every message after waits for it, of this
+   * stream or a later one, and so do Status and ListStatuses: a COMMIT may answer while the restart
+   * its failed upload began is still under way (claims.ts need not wait for it), and a client that
+   * asks where to resume must be told 0, not the offset whose bytes are gone.
    */
   private restart(): Promise<void> {
-    this.restarting ??= (async () => {
-      const ingest = this.ingest;
+    const ingest = this.ingest;
+    ingest.restarting ??= (async () => {
       try {
         // bytes that are gone may fail to be given up too: the new upload goes ahead regardless
         await ingest.upload.abort().catch(() => undefined);
         await this.host.restartUpload(ingest);
         ingest.updatedAt = now();
       } finally {
-        this.restarting = undefined;
+        ingest.restarting = undefined;
       }
     })();
-    return this.restarting;
+    return ingest.restarting;
   }
 }
