@@ -433,28 +433,28 @@ describe('an ingest another daemon took up meanwhile', () => {
 });
 
 describe('an ingest whose stored bytes are found gone', () => {
-  it('answers Status and ListStatuses once the restart that began is done, with offset 0, not the offset whose bytes are gone', async () => {
+  it('answers Status and ListStatuses with offset 0 while the restart that began is under way, not the offset whose bytes are gone', async () => {
     const bucket = await newBucket();
     const { d: a, log } = await daemonLoggingRequests({ bucket, flags: { partSize: '5MiB' } });
     const b = await startDaemon({ bucket, flags: { partSize: '5MiB' } });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
     try {
       const data = randomBlob(3 * PART + MiB);
       const first = new WriteSession(a.content());
       await first.send({ action: 'STAT', ref: 'gone', total: data.length });
       await sendRange(first, 'gone', data, 0, 2 * PART);
-      await storedUpTo(bucket, 'gone', 2 * PART);
+      const record = await storedUpTo(bucket, 'gone', 2 * PART);
       first.cancel();
       // b continues it from the bucket: a's upload is completed under it
       const onB = new WriteSession(b.content());
       expect((await onB.send({ action: 'STAT', ref: 'gone', total: data.length })).offset).toBe(2 * PART);
       onB.cancel();
-      // a's restart gives its upload up first: held back until Status has been asked
+      // a's restart gives its upload up first: held back until Status has answered
       let reached!: () => void;
       const restarting = new Promise<'restarting'>((resolve) => (reached = () => resolve('restarting')));
-      let release!: () => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      log.intercept = async (op) => {
-        if (op !== 'AbortMultipartUpload') return;
+      log.intercept = async (op, key) => {
+        if (op !== 'AbortMultipartUpload' || key !== record.upload!.key) return;
         reached();
         await released;
       };
@@ -473,14 +473,12 @@ describe('an ingest whose stored bytes are found gone', () => {
         if (!began) again.cancel();
       }
       expect(began).toBe(true);
-      const asked = call<object, { status: { offset: string | number } }>(a.content(), 'Status', { ref: 'gone' });
-      const listed = call<object, ListStatusesResponse__Output>(a.content(), 'ListStatuses', { filters: ['ref==gone'] });
-      // long enough for the calls to reach the daemon while the restart is held
-      await new Promise((r) => setTimeout(r, 300));
-      release();
-      expect(Number((await asked).status.offset)).toBe(0);
-      expect((await listed).statuses.map((st) => [st.ref, Number(st.offset)])).toEqual([['gone', 0]]);
+      const asked = await call<object, { status: { offset: string | number } }>(a.content(), 'Status', { ref: 'gone' });
+      const listed = await call<object, ListStatusesResponse__Output>(a.content(), 'ListStatuses', { filters: ['ref==gone'] });
+      expect(Number(asked.status.offset)).toBe(0);
+      expect(listed.statuses.map((st) => [st.ref, Number(st.offset)])).toEqual([['gone', 0]]);
     } finally {
+      release();
       log.intercept = undefined;
       await Promise.all([a.stop(), b.stop()]);
     }

@@ -43,8 +43,9 @@ export interface Ingest {
    */
   leftover?: Promise<void> | undefined;
   /**
-   * A restart under way (its stored bytes were gone): it ends at offset 0, so whatever reports the
-   * offset waits for it, whichever stream began it (see Writer.restart).
+   * A restart under way (its stored bytes were gone): it ends at offset 0, so every stream's
+   * messages wait for it, whichever stream began it, and Status answers 0 meanwhile (see
+   * Writer.restart, liveStatus).
    */
   restarting?: Promise<void> | undefined;
 }
@@ -66,4 +67,14 @@ export function statusOf(ingest: Ingest): IngestStatus {
     startedAt: ingest.startedAt,
     updatedAt: ingest.updatedAt,
   };
+}
+
+/**
+ * Where a live ingest stands for a client asking where to resume: a restart under way (its stored
+ * bytes were found gone, see Writer.restart) ends at 0, and the offset before it names bytes that
+ * are gone, so 0 is answered at once rather than after the restart's S3 requests.
+ */
+export function liveStatus(ingest: Ingest): IngestStatus {
+  const status = statusOf(ingest);
+  return ingest.restarting ? { ...status, offset: 0 } : status;
 }

@@ -7,7 +7,7 @@ import { validateNamespace } from '../namespaces/names.js';
 import { Checkpoints } from './checkpoints.js';
 import { RecordedIngests, type ReopenCopy } from './recorded-ingests.js';
 import { Claims } from './claims.js';
-import { ingestKey, statusOf, type Ingest, type LiveIngests } from './ingest.js';
+import { ingestKey, liveStatus, type Ingest, type LiveIngests } from './ingest.js';
 import { ingestsToLetGo } from './ingest-shares.js';
 import { recordStatus, type IngestRecord, type IngestRecords } from './ingest-records.js';
 import type { Memberships } from './memberships.js';
@@ -84,11 +84,7 @@ export class Ingests {
     validateNamespace(ns);
     validateRef(ref);
     const live = this.live.get(ingestKey(ns, ref));
-    if (live) {
-      // a restart ends at offset 0: the offset before it is no longer where the ingest stands
-      await live.restarting?.catch(() => undefined);
-      return statusOf(live);
-    }
+    if (live) return liveStatus(live);
     const record = await this.records.read(ns, ref);
     if (!record) throw notFound(`could not get status for ref ${JSON.stringify(ref)}: not found`);
     return recordStatus(record);
@@ -108,10 +104,7 @@ export class Ingests {
       }
     };
     for await (const record of this.records.all(ns, { wantedRef: refMatches })) keep(recordStatus(record));
-    // as Status: a restart under way ends at offset 0
-    const restarts = [...this.live.values()].filter((ingest) => ingest.ns === ns && ingest.restarting);
-    if (restarts.length > 0) await Promise.all(restarts.map((ingest) => ingest.restarting?.catch(() => undefined)));
-    for (const ingest of this.live.values()) if (ingest.ns === ns) keep(statusOf(ingest));
+    for (const ingest of this.live.values()) if (ingest.ns === ns) keep(liveStatus(ingest));
     return [...byRef.values()].sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
   }
 

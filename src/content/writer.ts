@@ -69,7 +69,7 @@ export class Writer {
   }
 
   async status(): Promise<IngestStatus & { digest: string }> {
-    await this.ingest.restarting;
+    await this.ingest.restarting?.catch(() => undefined);
     return { ...statusOf(this.ingest), digest: await this.ingest.hasher.digest() };
   }
 
@@ -101,7 +101,7 @@ export class Writer {
    * `signal` aborts when nobody awaits the answer any longer: a wait for buffer space ends then.
    */
   async write(offset: number, data: Buffer, signal?: AbortSignal): Promise<void> {
-    await this.ingest.restarting;
+    await this.ingest.restarting?.catch(() => undefined);
     const ingest = this.ingest;
     if (offset < 0) throw invalidArgument(`ref ${JSON.stringify(ingest.ref)}: negative offset ${offset}`);
     if (offset > 0 && offset !== ingest.offset) {
@@ -138,7 +138,7 @@ export class Writer {
    */
   /** `signal`: the client went away; a wait for buffer space (a part taken back from disk) ends then. */
   async commit(total: number, expected: string, labels: Labels, signal?: AbortSignal): Promise<{ digest: string; size: number }> {
-    await this.ingest.restarting;
+    await this.ingest.restarting?.catch(() => undefined);
     const ingest = this.ingest;
     validateLabels(labels, `ref ${JSON.stringify(ingest.ref)}`);
     const size = ingest.offset;
@@ -210,10 +210,11 @@ export class Writer {
   }
 
   /**
-   * One restart at a time, kept on the ingest, and every message after waits for it, of this
-   * stream or a later one, and so do Status and ListStatuses: a COMMIT may answer while the restart
-   * its failed upload began is still under way (claims.ts need not wait for it), and a client that
-   * asks where to resume must be told 0, not the offset whose bytes are gone.
+   * One restart at a time, kept on the ingest: every message after waits for it, of this stream or
+   * a later one (its failure is met, if at all, by what they do next, as by the stream that began
+   * it), and Status and ListStatuses answer offset 0 meanwhile. A COMMIT may answer while the
+   * restart its failed upload began is still under way (claims.ts need not wait for it), and a
+   * client that asks where to resume must be told 0, not the offset whose bytes are gone.
    */
   private restart(): Promise<void> {
     const ingest = this.ingest;
