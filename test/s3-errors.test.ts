@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { status } from '@grpc/grpc-js';
-import { CreateBucketCommand, DeleteBucketCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../src/blobstore/s3/index.js';
 import { resolveConfig } from '../src/config.js';
@@ -23,8 +23,12 @@ describe('S3 errors a client sees', () => {
       await d?.stop();
     });
 
-    it('is FailedPrecondition naming the bucket, health says NOT_SERVING, and SERVING once it is back', async () => {
+    it('is FailedPrecondition naming the bucket, health says NOT_SERVING, and SERVING once it is back', { timeout: 90_000 }, async () => {
       await rawS3().send(new DeleteBucketCommand({ Bucket: d.bucket! }));
+      // Swift keeps a container's info cached for a minute: one the daemon's start-up work looked up
+      // while the DELETE went through can stay cached as existing, and PUTs into it succeed. A HEAD
+      // asks the container server itself, and what it finds replaces what is cached.
+      await until(() => rawS3().send(new HeadBucketCommand({ Bucket: d.bucket! })).then(() => false, () => true), 70_000, 500);
       const err = await failure(writeBlob(d.content(), 'no-bucket', randomBlob(100)));
       expect(err.code).toBe(status.FAILED_PRECONDITION);
       expect(err.details).toContain(`bucket ${d.bucket}`);
