@@ -48,6 +48,12 @@ export interface Ingest {
    * Writer.restart, liveStatus).
    */
   restarting?: Promise<void> | undefined;
+  /**
+   * Its stored bytes were found gone and no new upload has taken their place yet (a restart is
+   * under way, or failed and is tried again by the next message): the offset names bytes that
+   * are gone, so a client asking where to resume is told 0.
+   */
+  bytesGone?: boolean;
 }
 
 /** The ingests this process holds, by `ingestKey`. */
@@ -70,11 +76,11 @@ export function statusOf(ingest: Ingest): IngestStatus {
 }
 
 /**
- * Where a live ingest stands for a client asking where to resume: a restart under way (its stored
- * bytes were found gone, see Writer.restart) ends at 0, and the offset before it names bytes that
- * are gone, so 0 is answered at once rather than after the restart's S3 requests.
+ * Where a live ingest stands for a client asking where to resume: one whose stored bytes were
+ * found gone (see Writer.restart) goes on from 0, whether its restart is still under way (0 is
+ * answered at once rather than after the restart's S3 requests) or failed.
  */
 export function liveStatus(ingest: Ingest): IngestStatus {
   const status = statusOf(ingest);
-  return ingest.restarting ? { ...status, offset: 0 } : status;
+  return ingest.bytesGone ? { ...status, offset: 0 } : status;
 }

@@ -315,12 +315,17 @@ export class Ingests {
    * (they go straight under the blob's key) pays for a hash whose state can be saved.
    */
   private async startUpload(ingest: Ingest): Promise<void> {
-    ingest.upload = this.checkpoints.watchedUpload(ingest, { target: ingest.expected || undefined, sizeHint: ingest.total });
+    // Both are made before the ingest takes them: a hash that cannot be opened leaves the ingest
+    // as it was (on a restart, its next message tries again).
+    const upload = this.checkpoints.watchedUpload(ingest, { target: ingest.expected || undefined, sizeHint: ingest.total });
     const algorithm = ingest.expected ? parseDigest(ingest.expected).algorithm : 'sha256';
-    const checkpointed = this.crashResume && (ingest.total === 0 || ingest.total >= ingest.upload.checkpointBytes);
-    ingest.resumeBy = !checkpointed ? 'none' : ingest.upload.rereadable ? 'rereading' : 'state';
+    const checkpointed = this.crashResume && (ingest.total === 0 || ingest.total >= upload.checkpointBytes);
+    const resumeBy = !checkpointed ? 'none' : upload.rereadable ? 'rereading' : 'state';
+    const hasher = resumeBy === 'state' ? await this.hashes.open(algorithm) : newRunningHash(algorithm);
     (ingest.hasher as RunningHash | undefined)?.close();
-    ingest.hasher = ingest.resumeBy === 'state' ? await this.hashes.open(algorithm) : newRunningHash(algorithm);
+    ingest.upload = upload;
+    ingest.resumeBy = resumeBy;
+    ingest.hasher = hasher;
     ingest.offset = 0;
     ingest.durable = undefined;
     ingest.resumable = undefined;

@@ -1,8 +1,8 @@
-import { parseDigest } from '../digest.js';
+import { digestOf, parseDigest } from '../digest.js';
 import { ContentExists, StartOver, failedPrecondition, invalidArgument, isStoreError, outOfRange } from '../errors.js';
 import { validateLabels, type Labels } from '../labels.js';
 import type { ClaimOutcome, ClaimRequest } from './claims.js';
-import { statusOf, type Ingest } from './ingest.js';
+import { liveStatus, statusOf, type Ingest } from './ingest.js';
 import type { IngestStatus } from './types.js';
 import { now } from '../clock.js';
 
@@ -70,7 +70,10 @@ export class Writer {
 
   async status(): Promise<IngestStatus & { digest: string }> {
     await this.ingest.restarting?.catch(() => undefined);
-    return { ...statusOf(this.ingest), digest: await this.ingest.hasher.digest() };
+    const ingest = this.ingest;
+    // a restart that failed left the old hash: what is stored now is nothing
+    if (ingest.bytesGone) return { ...liveStatus(ingest), digest: digestOf('', ingest.hasher.algorithm) };
+    return { ...statusOf(ingest), digest: await ingest.hasher.digest() };
   }
 
   /** Applies the `total` and `expected` a request carries, as containerd does for every message. */
@@ -107,7 +110,7 @@ export class Writer {
     if (offset > 0 && offset !== ingest.offset) {
       throw outOfRange(`ref ${JSON.stringify(ingest.ref)}: write @${offset} must occur at current offset ${ingest.offset}`);
     }
-    if (offset === 0 && ingest.offset > 0) await this.restart();
+    if (offset === 0 && (ingest.offset > 0 || ingest.bytesGone)) await this.restart();
     if (data.length === 0) return;
     // the latest total this stream declared, else the one the ingest was opened with
     const declared = this.total > 0 ? this.total : ingest.total;
@@ -177,6 +180,9 @@ export class Writer {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
+    // A COMMIT that failed may answer before the restart its failed upload began is done: the
+    // ingest is put aside (and recorded) only as the restart left it.
+    await this.ingest.restarting?.catch(() => undefined);
     await this.host.finish(this.ingest, 'released');
   }
 
@@ -194,6 +200,8 @@ export class Writer {
 
   private async discard(): Promise<void> {
     this.released = true;
+    // a restart still under way would otherwise open a hash and an upload after they are given up
+    await this.ingest.restarting?.catch(() => undefined);
     await this.host.finish(this.ingest, 'done');
     await this.ingest.upload.abort();
     await this.host.removeRecord(this.ingest).catch(() => undefined);
@@ -218,11 +226,13 @@ export class Writer {
    */
   private restart(): Promise<void> {
     const ingest = this.ingest;
+    ingest.bytesGone = true;
     ingest.restarting ??= (async () => {
       try {
         // bytes that are gone may fail to be given up too: the new upload goes ahead regardless
         await ingest.upload.abort().catch(() => undefined);
         await this.host.restartUpload(ingest);
+        ingest.bytesGone = false;
         ingest.updatedAt = now();
       } finally {
         ingest.restarting = undefined;
