@@ -141,6 +141,29 @@ async function killedMidIngest(bucket: string, ref: string, data: Buffer, upTo: 
   return record;
 }
 
+/**
+ * `a` ingests two parts of `data` and lets go of the stream; `b` then continues the ingest from
+ * the bucket, which completes a's staging upload to read it back, so the upload a still holds is
+ * gone. Answers the record as a left it.
+ */
+async function takenUpByAnother(
+  bucket: string,
+  a: { content(): ContentClient },
+  b: { content(): ContentClient },
+  ref: string,
+  data: Buffer,
+): Promise<Record> {
+  const first = new WriteSession(a.content());
+  await first.send({ action: 'STAT', ref, total: data.length });
+  await sendRange(first, ref, data, 0, 2 * PART);
+  const record = await storedUpTo(bucket, ref, 2 * PART);
+  first.cancel();
+  const onB = new WriteSession(b.content());
+  expect((await onB.send({ action: 'STAT', ref, total: data.length })).offset).toBe(2 * PART);
+  onB.cancel();
+  return record;
+}
+
 const continuedByRereading = (d: Running, offset: number) =>
   d.lines.some((l) => l.msg === 'continuing an ingest from its checkpoint' && l.offset === offset && l.by === 'stored bytes read back');
 
@@ -396,15 +419,7 @@ describe('an ingest another daemon took up meanwhile', () => {
     const [a, b] = await Promise.all([startDaemon({ bucket, flags: { partSize: '5MiB' } }), startDaemon({ bucket, flags: { partSize: '5MiB' } })]);
     try {
       const data = randomBlob(3 * PART + MiB);
-      const first = new WriteSession(a.content());
-      await first.send({ action: 'STAT', ref: 'taken', total: data.length });
-      await sendRange(first, 'taken', data, 0, 2 * PART);
-      await storedUpTo(bucket, 'taken', 2 * PART);
-      first.cancel();
-      // b continues it from the bucket: it completes a's staging upload to read it back
-      const onB = new WriteSession(b.content());
-      expect((await onB.send({ action: 'STAT', ref: 'taken', total: data.length })).offset).toBe(2 * PART);
-      onB.cancel();
+      await takenUpByAnother(bucket, a, b, 'taken', data);
       // a still holds the ingest, at the offset it had
       const st0 = await call<object, { status: { offset: string | number } }>(a.content(), 'Status', { ref: 'taken' });
       expect(Number(st0.status.offset)).toBe(2 * PART);
@@ -441,15 +456,7 @@ describe('an ingest whose stored bytes are found gone', () => {
     const released = new Promise<void>((resolve) => (release = resolve));
     try {
       const data = randomBlob(3 * PART + MiB);
-      const first = new WriteSession(a.content());
-      await first.send({ action: 'STAT', ref: 'gone', total: data.length });
-      await sendRange(first, 'gone', data, 0, 2 * PART);
-      const record = await storedUpTo(bucket, 'gone', 2 * PART);
-      first.cancel();
-      // b continues it from the bucket: a's upload is completed under it
-      const onB = new WriteSession(b.content());
-      expect((await onB.send({ action: 'STAT', ref: 'gone', total: data.length })).offset).toBe(2 * PART);
-      onB.cancel();
+      const record = await takenUpByAnother(bucket, a, b, 'gone', data);
       // a's restart gives its upload up first: held back until Status has answered
       let reached!: () => void;
       const restarting = new Promise<'restarting'>((resolve) => (reached = () => resolve('restarting')));
