@@ -34,7 +34,7 @@ export class Checkpoints {
     const upload: Upload = this.blobs.createUpload({
       ...options,
       onDurable: (checkpoint) => {
-        if (ingest.upload !== upload || this.live.get(ingestKey(ingest.ns, ingest.ref)) !== ingest) return;
+        if (ingest.upload !== upload || ingest.bytesGone || this.live.get(ingestKey(ingest.ns, ingest.ref)) !== ingest) return;
         ingest.durable = checkpoint;
         if (checkpoint.offset > 0 && ingest.resumeBy === 'rereading') ingest.resumable = { checkpoint };
         // the first one at once: from then on no crash can leave an upload nobody knows about
@@ -64,6 +64,8 @@ export class Checkpoints {
 
   /** Records the latest checkpoint for which both the bytes are stored and the hash is known. */
   private advance(ingest: Ingest): void {
+    // its bytes were found gone: what it saved of them continues nothing (see Writer.restart)
+    if (ingest.bytesGone) return;
     const durable = ingest.durable;
     if (!durable || durable.offset <= (ingest.resumable?.checkpoint.offset ?? 0)) return;
     const state = ingest.states.get(durable.offset);
@@ -82,7 +84,7 @@ export class Checkpoints {
     const wait = (ingest.checkpointRecordedAt ?? -Infinity) + CHECKPOINT_SPACING_MS - performance.now();
     const write = () => {
       ingest.checkpointDue = undefined;
-      if (this.live.get(ingestKey(ingest.ns, ingest.ref)) !== ingest) return;
+      if (ingest.bytesGone || this.live.get(ingestKey(ingest.ns, ingest.ref)) !== ingest) return;
       ingest.checkpointRecordedAt = performance.now();
       void this.records.record(ingest);
     };

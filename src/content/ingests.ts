@@ -185,9 +185,13 @@ export class Ingests {
         void copy.tidy().catch((err: unknown) => this.logger.warn({ err, ns, ref }, 'could not remove the bytes an ingest was continued from'));
       }
     }
-    if (ingest.hasher instanceof SuspendedHash) {
+    const suspended = ingest.hasher;
+    if (suspended instanceof SuspendedHash) {
       try {
-        ingest.hasher = await ingest.hasher.resume(this.hashes);
+        const resumed = await suspended.resume(this.hashes);
+        // a restart meanwhile gave the ingest a new hash: the one resumed is of gone bytes
+        if (ingest.hasher === suspended) ingest.hasher = resumed;
+        else resumed.close();
       } catch (err) {
         ingest.lockedSince = undefined;
         throw err;

@@ -1,6 +1,7 @@
 import { digestOf, parseDigest } from '../digest.js';
-import { ContentExists, StartOver, failedPrecondition, invalidArgument, isStoreError, outOfRange } from '../errors.js';
+import { ContentExists, StartOver, failedPrecondition, invalidArgument, isStoreError, outOfRange, startOver, unavailable } from '../errors.js';
 import { validateLabels, type Labels } from '../labels.js';
+import type { Upload } from '../blobstore/types.js';
 import type { ClaimOutcome, ClaimRequest } from './claims.js';
 import { liveStatus, statusOf, type Ingest } from './ingest.js';
 import type { IngestStatus } from './types.js';
@@ -65,7 +66,7 @@ export class Writer {
 
   /** Where the ingest stands, without the digest (which may wait for the hash to catch up). */
   progress(): IngestStatus {
-    return statusOf(this.ingest);
+    return liveStatus(this.ingest);
   }
 
   async status(): Promise<IngestStatus & { digest: string }> {
@@ -107,8 +108,10 @@ export class Writer {
     await this.ingest.restarting?.catch(() => undefined);
     const ingest = this.ingest;
     if (offset < 0) throw invalidArgument(`ref ${JSON.stringify(ingest.ref)}: negative offset ${offset}`);
-    if (offset > 0 && offset !== ingest.offset) {
-      throw outOfRange(`ref ${JSON.stringify(ingest.ref)}: write @${offset} must occur at current offset ${ingest.offset}`);
+    // bytes found gone (a restart that failed) leave nothing to continue: the ingest is at 0
+    const current = ingest.bytesGone ? 0 : ingest.offset;
+    if (offset > 0 && offset !== current) {
+      throw outOfRange(`ref ${JSON.stringify(ingest.ref)}: write @${offset} must occur at current offset ${current}`);
     }
     if (offset === 0 && (ingest.offset > 0 || ingest.bytesGone)) await this.restart();
     if (data.length === 0) return;
@@ -126,7 +129,8 @@ export class Writer {
     for (let rest = data; rest.length > 0; ) {
       const room = every - (ingest.offset % every);
       const piece = rest.length <= room ? rest : rest.subarray(0, room);
-      await ingest.upload.write(piece, signal).catch((err: unknown) => this.startOverIfGone(err));
+      const upload = ingest.upload;
+      await upload.write(piece, signal).catch((err: unknown) => this.startOverIfGone(err, upload));
       await ingest.hasher.update(piece);
       ingest.offset += piece.length;
       ingest.updatedAt = now();
@@ -144,6 +148,7 @@ export class Writer {
     await this.ingest.restarting?.catch(() => undefined);
     const ingest = this.ingest;
     validateLabels(labels, `ref ${JSON.stringify(ingest.ref)}`);
+    if (ingest.bytesGone) throw goneError(ingest);
     const size = ingest.offset;
     const wanted = total > 0 ? total : this.total > 0 ? this.total : ingest.total;
     if (wanted > 0 && wanted !== size) {
@@ -158,15 +163,24 @@ export class Writer {
     // that appeared meanwhile again is harmless: they are the same bytes.)
     const recentlyChecked = digest === this.checkedExpected && Date.now() - this.checkedAt < RECHECK_AFTER_MS;
     const upload = ingest.upload;
-    const outcome = await this.host.claim(ingest.ns, digest, {
-      size,
-      labels,
-      absent: recentlyChecked,
-      before: this.leftover(),
-      prepare: () => upload.prepare(digest, signal).catch((err: unknown) => this.startOverIfGone(err)),
-      store: () => upload.commit(digest, size).catch((err: unknown) => this.startOverIfGone(err)),
-      alongside: () => this.host.removeRecord(ingest),
-    });
+    let preparing: Promise<void> | undefined;
+    const outcome = await this.host
+      .claim(ingest.ns, digest, {
+        size,
+        labels,
+        absent: recentlyChecked,
+        before: this.leftover(),
+        prepare: () => (preparing = upload.prepare(digest, signal).catch((err: unknown) => this.startOverIfGone(err, upload))),
+        store: () => upload.commit(digest, size).catch((err: unknown) => this.startOverIfGone(err, upload)),
+        alongside: () => this.host.removeRecord(ingest),
+      })
+      .catch(async (err: unknown) => {
+        // A claim may fail (its existence check, say) while the upload's last part is still on
+        // its way: should that find the bytes gone, the restart it begins is done before the
+        // COMMIT answers, so the stream lets go of the ingest only as the restart left it.
+        await preparing?.catch(() => undefined);
+        throw err;
+      });
     if (outcome === 'exists') {
       await this.discard();
       throw new ContentExists(digest);
@@ -212,8 +226,9 @@ export class Writer {
    * daemon continuing it, say): it starts over at offset 0 before the error goes to the client,
    * so that Status says 0, where containerd's clients resume.
    */
-  private async startOverIfGone(err: unknown): Promise<never> {
-    if (err instanceof StartOver) await this.restart().catch(() => undefined);
+  private async startOverIfGone(err: unknown, upload: Upload): Promise<never> {
+    // an upload given up already (a late answer of the one before a restart) names no bytes now
+    if (err instanceof StartOver && upload === this.ingest.upload) await this.restart().catch(() => undefined);
     throw err;
   }
 
@@ -228,16 +243,29 @@ export class Writer {
     const ingest = this.ingest;
     ingest.bytesGone = true;
     ingest.restarting ??= (async () => {
+      // nothing of the gone bytes may be recorded from here: no checkpoint of them is continued
+      clearTimeout(ingest.checkpointDue);
+      ingest.checkpointDue = undefined;
+      ingest.durable = undefined;
+      ingest.resumable = undefined;
+      ingest.states.clear();
       try {
         // bytes that are gone may fail to be given up too: the new upload goes ahead regardless
         await ingest.upload.abort().catch(() => undefined);
         await this.host.restartUpload(ingest);
         ingest.bytesGone = false;
         ingest.updatedAt = now();
+      } catch (err) {
+        throw unavailable(`ref ${JSON.stringify(ingest.ref)}: could not start the ingest over (${(err as Error).message}); write from offset 0 again`, err);
       } finally {
         ingest.restarting = undefined;
       }
     })();
     return ingest.restarting;
   }
+}
+
+/** What a COMMIT of an ingest whose stored bytes are gone answers: the client starts over at 0. */
+function goneError(ingest: Ingest): StartOver {
+  return startOver(`ref ${JSON.stringify(ingest.ref)}: its stored bytes are gone; write the content again from offset 0`);
 }
