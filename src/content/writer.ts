@@ -148,6 +148,8 @@ export class Writer {
     await this.ingest.restarting?.catch(() => undefined);
     const ingest = this.ingest;
     validateLabels(labels, `ref ${JSON.stringify(ingest.ref)}`);
+    // not reached through the Write stream, whose COMMIT goes through write() first (refused
+    // there unless at 0, which restarts): kept for any other caller
     if (ingest.bytesGone) throw goneError(ingest);
     const size = ingest.offset;
     const wanted = total > 0 ? total : this.total > 0 ? this.total : ingest.total;
@@ -194,8 +196,8 @@ export class Writer {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    // A COMMIT that failed may answer before the restart its failed upload began is done: the
-    // ingest is put aside (and recorded) only as the restart left it.
+    // The ingest is put aside (and recorded) only as a restart under way leaves it. A COMMIT
+    // waits for the one its failed upload began (see commit); this holds whatever began one.
     await this.ingest.restarting?.catch(() => undefined);
     await this.host.finish(this.ingest, 'released');
   }
@@ -227,17 +229,17 @@ export class Writer {
    * so that Status says 0, where containerd's clients resume.
    */
   private async startOverIfGone(err: unknown, upload: Upload): Promise<never> {
-    // an upload given up already (a late answer of the one before a restart) names no bytes now
-    if (err instanceof StartOver && upload === this.ingest.upload) await this.restart().catch(() => undefined);
+    // An upload given up already (a late answer of the one before a restart) names no bytes now,
+    // and an ingest this stream let go of is nobody's to restart.
+    if (err instanceof StartOver && upload === this.ingest.upload && !this.released) await this.restart().catch(() => undefined);
     throw err;
   }
 
   /**
    * One restart at a time, kept on the ingest: every message after waits for it, of this stream or
    * a later one (its failure is met, if at all, by what they do next, as by the stream that began
-   * it), and Status and ListStatuses answer offset 0 meanwhile. A COMMIT may answer while the
-   * restart its failed upload began is still under way (claims.ts need not wait for it), and a
-   * client that asks where to resume must be told 0, not the offset whose bytes are gone.
+   * it), and Status and ListStatuses answer offset 0 meanwhile: a client that asks where to
+   * resume must be told 0, not the offset whose bytes are gone.
    */
   private restart(): Promise<void> {
     const ingest = this.ingest;
@@ -256,7 +258,7 @@ export class Writer {
         ingest.bytesGone = false;
         ingest.updatedAt = now();
       } catch (err) {
-        throw unavailable(`ref ${JSON.stringify(ingest.ref)}: could not start the ingest over (${(err as Error).message}); write from offset 0 again`, err);
+        throw unavailable(`ref ${JSON.stringify(ingest.ref)}: could not start the ingest over (${err instanceof Error ? err.message : String(err)}); write from offset 0 again`, err);
       } finally {
         ingest.restarting = undefined;
       }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Upload } from '../../src/blobstore/types.js';
 import { Checkpoints } from '../../src/content/checkpoints.js';
 import { ingestKey, liveStatus, type Ingest } from '../../src/content/ingest.js';
@@ -119,16 +119,21 @@ describe('a Write stream meeting stored bytes that are gone', () => {
 
   it('answers a COMMIT whose claim failed before its last part found the bytes gone only once the restart that finding began is done', async () => {
     const lastPart = deferred();
+    const held = deferred();
     const events: string[] = [];
     const ingest = await ingestOf(memoryUpload(true, lastPart.promise), 2 * PIECE);
-    const writer = new Writer(hostFor([Promise.resolve()], events), ingest, '');
+    const writer = new Writer(hostFor([held.promise], events), ingest, '');
     let answered = false;
     const committing = writer.commit(0, '', {}).finally(() => (answered = true));
     committing.catch(() => undefined);
     await tick();
     expect([answered, events]).toEqual([false, []]);
     lastPart.resolve();
+    await tick();
+    expect([answered, events]).toEqual([false, ['restart begun']]);
+    held.resolve();
     await expect(committing).rejects.toThrow('existence check');
+    expect(events).toEqual(['restart begun', 'restart done']);
     await writer.release();
     expect(events).toEqual(['restart begun', 'restart done', 'finish released at 0']);
   });
@@ -193,5 +198,31 @@ describe('checkpoints of an ingest whose stored bytes are gone', () => {
     expect(recorded).toEqual([]);
     await reached(false);
     expect(recorded).toEqual([2 * PIECE]);
+  });
+
+  it('cancel a record write that was due when the bytes are found gone', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const recorded: number[] = [];
+      const records = { record: async (ingest: Ingest) => (recorded.push(ingest.resumable?.checkpoint.offset ?? -1), true) } as unknown as IngestRecords;
+      const live = new Map<string, Ingest>();
+      const checkpoints = new Checkpoints({} as BlobStore, live, records, {} as Logger);
+      const ingest = await ingestOf(memoryUpload(true), 4 * PIECE);
+      live.set(ingestKey(ingest.ns, ingest.ref), ingest);
+      ingest.hasher = { ...ingest.hasher, save: async () => new Uint8Array([1]) };
+      for (const offset of [2 * PIECE, 4 * PIECE]) {
+        ingest.durable = { offset, handle: { key: 'k', uploadId: 'u' } as never };
+        checkpoints.reachedOffset(ingest, offset);
+        await tick();
+      }
+      // the first went at once, the second is due a second after it
+      expect([recorded, ingest.checkpointDue !== undefined]).toEqual([[2 * PIECE], true]);
+      const writer = new Writer(hostFor([Promise.resolve()], []), ingest, '');
+      await expect(writer.write(4 * PIECE, Buffer.alloc(PIECE))).rejects.toThrow(StartOver);
+      await vi.advanceTimersByTimeAsync(5_000);
+      expect(recorded).toEqual([2 * PIECE]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
