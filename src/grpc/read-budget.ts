@@ -15,8 +15,8 @@ const MIN_SHARED_MESSAGE = 64 * 1024;
 /**
  * A Read none of whose messages reached the connection for this long, with some waiting, has a
  * client that takes nothing (or very slowly): it usually cuts no new message meanwhile (one whose
- * source is slow may still cut one more), so it has no part in the share. Counted, a few hundred of them cut every other Read to 64 KiB messages until
- * --stream-idle-timeout. Only a Read that has had a message reach the connection gets the share
+ * source is slow may still cut one more), so it has no part in the share. Counted in it, a few
+ * hundred of them cut every other Read to 64 KiB messages until --stream-idle-timeout. Only a Read that has had a message reach the connection gets the share
  * without them: one whose client never took anything cuts its first messages as if all open Reads
  * shared, or stuck clients opened a second apart would each hold three whole 1 MiB messages.
  */
@@ -47,7 +47,11 @@ export class ReadBudget {
   constructor(
     readonly limit: number,
     private readonly maxMessage = 1024 * 1024,
-    /** @internal milliseconds, as Date.now (tests move it) */ readonly now: () => number = Date.now,
+    /**
+     * @internal milliseconds on a monotonic clock (tests move it): a wall clock stepped forward
+     * would count every Read with messages waiting as stalled at once
+     */
+    readonly now: () => number = () => performance.now(),
   ) {}
 
   /** Bytes granted to messages not yet on the connection. */
