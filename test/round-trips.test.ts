@@ -9,6 +9,7 @@ import type { ContentClient } from '../src/generated/containerd/services/content
 import type { WriteContentResponse__Output } from '../src/generated/containerd/services/content/v1/WriteContentResponse.js';
 import { call, collect, getObject, listKeys, ns, putObject, randomBlob, tempDir, until, writeBlob, WriteSession, type TestDaemon } from './support/harness.js';
 import { daemonLoggingRequests, described, kindOf, rounds, type RequestLog, type SentRequest } from './support/s3-requests.js';
+import { LISTING_WAIT_MS } from '../src/content/recorded-refs.js';
 
 const MiB = 1024 * 1024;
 const run = promisify(execFile);
@@ -102,41 +103,79 @@ describe('S3 round trips on the critical path', () => {
     expect(rounds(requests)).toBe(2);
   });
 
-  it('answers the open of an ingest declared smaller than a part before the ref\'s ingest record is looked up, and commits only after it', async () => {
+  /** A small ingest without an expected digest in a namespace of its own, whose listing of records is held back `ms`. */
+  async function smallOpenWhileListingHeld(space: string, ms: number) {
     const data = randomBlob(2000);
-    // the look-up of the ref's record is held back in the daemon's client
+    const prefix = `s3cs/v1/ns/${space}/ingests/`;
     log.intercept = async (op, key) => {
-      if (op === 'GetObject' && kindOf(key) === 'ingest') await sleep(1_500);
+      if (op === 'ListObjectsV2' && key === prefix) await sleep(ms);
     };
-    const session = new WriteSession(client, ns());
-    const stat = await session.send({ action: 'STAT', ref: 'no-wait-at-open', total: data.length });
+    const session = new WriteSession(client, ns(space));
+    const stat = await session.send({ action: 'STAT', ref: 'small', total: data.length });
     const statAnswered = performance.now();
-    await session.send({ action: 'WRITE', ref: 'no-wait-at-open', offset: 0, data });
-    const done = await session.send({ action: 'COMMIT', ref: 'no-wait-at-open', total: data.length, offset: data.length });
+    await session.send({ action: 'WRITE', ref: 'small', offset: 0, data });
+    const done = await session.send({ action: 'COMMIT', ref: 'small', total: data.length, offset: data.length });
     const commitAnswered = performance.now();
     session.close();
     await session.ended;
-    const isLookup = (r: SentRequest) => r.op === 'GetObject' && r.key.endsWith('/ingests/no-wait-at-open');
-    await until(() => log.sent.some(isLookup));
-    const lookup = log.sent.find(isLookup)!;
+    await until(() => log.sent.some((r) => r.op === 'ListObjectsV2' && r.key === prefix));
+    const listing = log.sent.find((r) => r.op === 'ListObjectsV2' && r.key === prefix)!;
+    const lookups = log.sent.filter((r) => r.op === 'GetObject' && r.key === `${prefix}small`);
     expect(stat.offset).toBe(0);
     expect(done.digest).toBe(digestOf(data));
-    expect(statAnswered).toBeLessThan(lookup.end);
-    expect(commitAnswered).toBeGreaterThan(lookup.end);
+    return { statAnswered, commitAnswered, listing, lookups };
+  }
+
+  it('answers the open of an ingest declared smaller than a part before the namespace\'s ingest records are listed, and commits only after that', async () => {
+    // held back less than an open waits for a listing
+    const { statAnswered, commitAnswered, listing, lookups } = await smallOpenWhileListingHeld('no-wait-at-open', LISTING_WAIT_MS / 2);
+    expect(statAnswered).toBeLessThan(listing.end);
+    expect(commitAnswered).toBeGreaterThan(listing.end);
+    expect(lookups).toEqual([]);
+  });
+
+  it('commits a small ingest without waiting longer for a listing S3 is slow to answer: its ref is looked up as before', async () => {
+    const { commitAnswered, listing, lookups } = await smallOpenWhileListingHeld('slow-listing', 3 * LISTING_WAIT_MS);
+    expect(commitAnswered).toBeLessThan(listing.end);
+    expect(lookups.length).toBe(1);
+  });
+
+  it('looks up no ingest record for small ingests whose refs the namespace\'s listing of records does not show: one listing for the opens of a few seconds', async () => {
+    const space = ns('listed-once');
+    const from = performance.now();
+    for (const n of [0, 1, 2]) {
+      const data = randomBlob(900 + n);
+      await writeBlob(client, `listed-once-${n}`, data, { metadata: space, expected: digestOf(data) });
+    }
+    const lookups = log.between(from, performance.now()).filter((r) => kindOf(r.key) === 'ingest');
+    expect(described(lookups)).toEqual(['ListObjectsV2 ingest']);
   });
 
   it('refuses at COMMIT a small ingest whose ref left a record of another size, as the open would have, and keeps that record for an Abort', async () => {
     const ref = 'left-a-record';
+    // a namespace this daemon has not listed yet: its listing shows the record
+    const space = ns('left-a-record');
     const record = { ref, total: 10 * MiB, expected: '', startedAt: new Date().toISOString(), updatedAt: new Date().toISOString(), offset: 0 };
-    await putObject(d.bucket!, `s3cs/v1/ns/test/ingests/${ref}`, Buffer.from(JSON.stringify(record)));
+    await putObject(d.bucket!, `s3cs/v1/ns/left-a-record/ingests/${ref}`, Buffer.from(JSON.stringify(record)));
     const data = randomBlob(3000);
-    const { err } = await measuredCommit(ref, data);
+    const { err } = await measuredCommit(ref, data, { metadata: space });
     expect(err?.code).toBe(status.FAILED_PRECONDITION);
     expect(err?.details).toContain(`provided total 3000 differs from the ingest's total ${10 * MiB}`);
     expect(await listKeys(d.bucket!, `blobs/${digestOf(data)}`)).toEqual([]);
-    expect(await listKeys(d.bucket!, 's3cs/v1/ns/test/ingests/')).toEqual([`s3cs/v1/ns/test/ingests/${ref}`]);
-    await call(client, 'Abort', { ref });
-    expect(await listKeys(d.bucket!, 's3cs/v1/ns/test/ingests/')).toEqual([]);
+    expect(await listKeys(d.bucket!, 's3cs/v1/ns/left-a-record/ingests/')).toEqual([`s3cs/v1/ns/left-a-record/ingests/${ref}`]);
+    await call(client, 'Abort', { ref }, space);
+    expect(await listKeys(d.bucket!, 's3cs/v1/ns/left-a-record/ingests/')).toEqual([]);
+  });
+
+  it('finds the record a small ingest\'s ref left under the older key form in the namespace\'s listing, and refuses another size', async () => {
+    // the older form left dots unencoded: the listing shows `old.1`, where this daemon writes `old%2E1`
+    const ref = 'old.1';
+    const space = ns('legacy-record');
+    const record = { ref, total: 10 * MiB, expected: '', startedAt: new Date().toISOString(), updatedAt: new Date().toISOString(), offset: 0 };
+    await putObject(d.bucket!, `s3cs/v1/ns/legacy-record/ingests/${ref}`, Buffer.from(JSON.stringify(record)));
+    const { err } = await measuredCommit(ref, randomBlob(3000), { metadata: space });
+    expect(err?.code).toBe(status.FAILED_PRECONDITION);
+    expect(err?.details).toContain(`provided total 3000 differs from the ingest's total ${10 * MiB}`);
   });
 
   it('answers AlreadyExists at COMMIT for bytes the namespace holds in two rounds, merging the commit\'s labels beside the reclaim note\'s read', async () => {
@@ -294,7 +333,7 @@ describe('S3 round trips on the critical path', () => {
     const first = await listing();
     expect(first.read).toEqual(digests.map((dg) => `s3cs/v1/ns/listed-again/content/${dg}`).sort());
     const second = await listing();
-    expect(described(second.sent)).toEqual(['ListObjectsV2']);
+    expect(described(second.sent)).toEqual(['ListObjectsV2 hold']);
     expect([...second.infos.keys()].sort()).toEqual([...digests].sort());
     // another daemon sharing the bucket rewrites one hold, to the same size: only its ETag tells
     const key = `s3cs/v1/ns/listed-again/content/${digests[1]}`;

@@ -64,6 +64,8 @@ export type ReadSource = AsyncIterable<Buffer> | readonly Buffer[];
 export interface BlobStore {
   /** Where data lives, for logs and error messages; never contains a secret. */
   readonly location: string;
+  /** Each request is a round trip to a server (S3): one listing in place of many reads saves time. */
+  readonly remote?: boolean;
 
   /**
    * The blob's size and age; undefined when it is not stored. A store may answer from what it

@@ -4,6 +4,7 @@ import { docKeys, type Documents } from '../metadata/documents.js';
 import type { Ingest } from './ingest.js';
 import type { Memberships } from './memberships.js';
 import type { IngestStatus } from './types.js';
+import { RecordedRefs } from './recorded-refs.js';
 import { storedInstant } from '../clock.js';
 
 /**
@@ -27,12 +28,28 @@ export interface IngestRecord {
 
 /** The bucket's records of ingests, as metadata documents: how other daemons and later runs find them. */
 export class IngestRecords {
+  /** Only where a record's read is a round trip: a local directory reads one at less cost than it lists. */
+  private readonly listed: RecordedRefs | undefined;
+
   constructor(
     private readonly blobs: BlobStore,
     private readonly docs: Documents,
     private readonly memberships: Memberships,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.listed = blobs.remote
+      ? new RecordedRefs(
+          (ns) => segmentsBelow(docs, docKeys.ingestsPrefix(ns)),
+          (ns, ref) => {
+            const prefix = docKeys.ingestsPrefix(ns);
+            const segments = [docKeys.ingest(ns, ref).slice(prefix.length)];
+            if (hasLegacyKey(ns, ref)) segments.push(docKeys.legacyIngest(ns, ref).slice(prefix.length));
+            return segments;
+          },
+          (ns, err) => logger.warn({ err, ns }, "could not list a namespace's ingest records: small ingests look their refs up one by one"),
+        )
+      : undefined;
+  }
 
   async read(ns: string, ref: string): Promise<IngestRecord | undefined> {
     // both keys at once: an open waits for this look-up
@@ -41,6 +58,16 @@ export class IngestRecords {
       hasLegacyKey(ns, ref) ? this.docs.read<IngestRecord>(docKeys.legacyIngest(ns, ref)) : undefined,
     ]);
     return record ?? legacy;
+  }
+
+  /**
+   * As `read`, for an open that could not continue a recorded ingest anyway (a small one): asks
+   * the bucket only where the namespace's listing, shared for a few seconds, shows the ref's key
+   * (see RecordedRefs for what that trades).
+   */
+  async readIfListed(ns: string, ref: string): Promise<IngestRecord | undefined> {
+    if (this.listed && !(await this.listed.mayHave(ns, ref))) return undefined;
+    return this.read(ns, ref);
   }
 
   private async removeKeys(ns: string, ref: string): Promise<void> {
@@ -67,6 +94,7 @@ export class IngestRecords {
    * logged, and the answer is whether the record as it stood at the call landed.
    */
   async record(ingest: Ingest): Promise<boolean> {
+    this.listed?.noteRecorded(ingest.ns, ingest.ref);
     ingest.recorded = true;
     ingest.rerecord = true;
     ingest.recording ??= (async () => {
@@ -77,6 +105,8 @@ export class IngestRecords {
           try {
             await this.memberships.ensureNamespace(ingest.ns);
             await this.docs.write(docKeys.ingest(ingest.ns, ingest.ref), ingestRecord(ingest));
+            // a listing begun while the write was on its way may not show it
+            this.listed?.noteRecorded(ingest.ns, ingest.ref);
             landed = true;
           } catch (err) {
             landed = false;
@@ -110,6 +140,10 @@ export class IngestRecords {
     }
     await this.removeKeys(ns, record.ref);
   }
+}
+
+async function* segmentsBelow(docs: Documents, prefix: string): AsyncIterable<string> {
+  for await (const key of docs.list(prefix)) yield key.slice(prefix.length);
 }
 
 /** Whether the ref a record's key names is wanted; a key that names none is read to see. */

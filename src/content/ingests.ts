@@ -39,7 +39,8 @@ const MAX_LISTED_STATUSES = 10_000;
 /**
  * An ingest declared smaller than this can continue no ingest recorded in the bucket: a record's
  * checkpoint lies at least one part in (S3's smallest part is 5 MiB), and one without a
- * checkpoint starts over anyway. So its open need not wait for the record's look-up.
+ * checkpoint starts over anyway. So its open need not wait for the record's look-up, and the
+ * look-up goes only where the namespace's listing shows the ref (see RecordedRefs).
  */
 const NO_RESUME_BELOW = 5 * 1024 * 1024;
 
@@ -139,7 +140,10 @@ export class Ingests {
     const wanted = expected !== '' ? parseDigest(expected).value : undefined;
     const key = ingestKey(ns, ref);
     // The existence check and the lookup of a record this ref may have left go to S3 together.
-    const reading = this.live.has(key) ? undefined : this.records.read(ns, ref);
+    // A small ingest continues no recorded one: its ref is looked up only where the namespace's
+    // listing of records (shared for a few seconds) shows it.
+    const small = total > 0 && total < NO_RESUME_BELOW;
+    const reading = this.live.has(key) ? undefined : small ? this.records.readIfListed(ns, ref) : this.records.read(ns, ref);
     reading?.catch(() => undefined);
     if (wanted) await this.failIfPresent(ns, wanted);
     let ingest = this.live.get(key);
@@ -147,7 +151,7 @@ export class Ingests {
     if (ingest?.lockedSince) throw lockedError(ref, ingest.lockedSince);
     if (ingest) refuseOtherTotal(ref, ingest.total, total);
     if (!ingest) {
-      if (reading && !wanted && total > 0 && total < NO_RESUME_BELOW) {
+      if (reading && !wanted && small) {
         // Nothing recorded can continue as this ingest: the client goes on sending while the
         // look-up runs, and its first part or its commit waits for it.
         ingest = await this.newIngest(ns, ref, total, expected, now());

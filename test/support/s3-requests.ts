@@ -4,7 +4,7 @@ import { S3BlobStore } from '../../src/blobstore/s3/index.js';
 import type { Config, Flags } from '../../src/config.js';
 import { startDaemon, type TestDaemon } from './harness.js';
 
-/** One request the daemon sent to S3: its operation, key, and when it was sent and answered. */
+/** One request the daemon sent to S3: its operation, key (a listing's prefix), and when it was sent and answered. */
 export interface SentRequest {
   op: string;
   key: string;
@@ -29,7 +29,9 @@ export class RequestLog {
     client.middlewareStack.add(
       (next, context) => async (args) => {
         const op = (context.commandName ?? 'unknown').replace(/Command$/, '');
-        const key = (args.input as { Key?: string }).Key ?? '';
+        // a listing is named by its prefix
+        const input = args.input as { Key?: string; Prefix?: string };
+        const key = input.Key ?? input.Prefix ?? '';
         const start = performance.now();
         this.open++;
         try {

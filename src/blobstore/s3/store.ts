@@ -64,6 +64,7 @@ const MAX_RECORD_LIST_PAGES = 10;
 
 export class S3BlobStore implements BlobStore {
   readonly location: string;
+  readonly remote = true;
   private readonly s3: S3Bucket;
   private readonly keys: KeyLayout;
   /** Size and age of blobs known to exist (bounded; entries expire so outside deletes show). */

@@ -72,6 +72,7 @@ const READ_PIECES_BYTES = 32 * 1024 * 1024;
  */
 export class ReadTier implements BlobStore {
   readonly location: string;
+  readonly remote: boolean | undefined;
   private readonly index: TierIndex;
   private readonly fills: Fills;
   private readonly files = new OpenFiles(OPEN_FILES, OPEN_IDLE_MS);
@@ -89,6 +90,7 @@ export class ReadTier implements BlobStore {
     confirmMs: number,
   ) {
     this.location = `${inner.location}, read tier ${layout.dir}`;
+    this.remote = inner.remote;
     this.index = new TierIndex(maxBytes, MAX_ENTRIES);
     this.confirmMs = confirmMs;
     this.fills = new Fills({
