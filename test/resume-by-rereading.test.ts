@@ -164,6 +164,28 @@ async function takenUpByAnother(
   return record;
 }
 
+/**
+ * The client of the daemon whose ingest another took up comes back: it continues from where its
+ * daemon says, to the end and COMMIT, until told to start over. Swift may close before it has
+ * read a refused part, which reads as S3 not answering (Unavailable, parts kept): the client
+ * tries again, as containerd's would, until told.
+ */
+async function toldToStartOver(a: { content(): ContentClient }, ref: string, data: Buffer): Promise<{ code?: number; details?: string }> {
+  let err: { code?: number; details?: string } = {};
+  for (let attempt = 0; attempt < 4 && err.code !== status.FAILED_PRECONDITION; attempt++) {
+    const again = new WriteSession(a.content());
+    const { offset } = await again.send({ action: 'STAT', ref, total: data.length });
+    err = await failure(
+      (async () => {
+        await sendRange(again, ref, data, Number(offset), data.length);
+        return again.send({ action: 'COMMIT', ref, total: data.length, offset: data.length, expected: digestOf(data) });
+      })(),
+    );
+    again.cancel();
+  }
+  return err;
+}
+
 const continuedByRereading = (d: Running, offset: number) =>
   d.lines.some((l) => l.msg === 'continuing an ingest from its checkpoint' && l.offset === offset && l.by === 'stored bytes read back');
 
@@ -423,24 +445,40 @@ describe('an ingest another daemon took up meanwhile', () => {
       // a still holds the ingest, at the offset it had
       const st0 = await call<object, { status: { offset: string | number } }>(a.content(), 'Status', { ref: 'taken' });
       expect(Number(st0.status.offset)).toBe(2 * PART);
-      // Swift may close before it has read a refused part, which reads as S3 not answering
-      // (Unavailable, parts kept): the client tries again, as containerd's would, until told
-      let err: { code?: number; details?: string } = {};
-      for (let attempt = 0; attempt < 4 && err.code !== status.FAILED_PRECONDITION; attempt++) {
-        const again = new WriteSession(a.content());
-        const { offset } = await again.send({ action: 'STAT', ref: 'taken', total: data.length });
-        err = await failure(
-          (async () => {
-            await sendRange(again, 'taken', data, Number(offset), data.length);
-            return again.send({ action: 'COMMIT', ref: 'taken', total: data.length, offset: data.length, expected: digestOf(data) });
-          })(),
-        );
-        again.cancel();
-      }
+      const err = await toldToStartOver(a, 'taken', data);
       expect(err.code).toBe(status.FAILED_PRECONDITION);
       expect(err.details).toContain('write the content again from offset 0');
       const st = await call<object, { status: { offset: string | number } }>(a.content(), 'Status', { ref: 'taken' });
       expect(Number(st.status.offset)).toBe(0);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});
+
+describe('an ingest started over after another daemon took it up', () => {
+  it('leaves that daemon\'s record alone: its new upload is not recorded over it, and its COMMIT removes nothing', async () => {
+    const bucket = await newBucket();
+    const [a, b] = await Promise.all([startDaemon({ bucket, flags: { partSize: '5MiB' } }), startDaemon({ bucket, flags: { partSize: '5MiB' } })]);
+    try {
+      const data = randomBlob(3 * PART + MiB);
+      const before = await takenUpByAnother(bucket, a, b, 'shared', data);
+      // b's record names the upload it continues in
+      let theirs!: Record;
+      await until(async () => {
+        theirs = JSON.parse((await getObject(bucket, recordKey('shared'))).toString()) as Record;
+        return theirs.upload!.uploadId !== before.upload!.uploadId;
+      });
+      expect((await toldToStartOver(a, 'shared', data)).code).toBe(status.FAILED_PRECONDITION);
+      // a's client writes it all again, past several parts of a's new upload, and commits
+      const again = new WriteSession(a.content());
+      expect(Number((await again.send({ action: 'STAT', ref: 'shared', total: data.length })).offset)).toBe(0);
+      await sendRange(again, 'shared', data, 0, data.length);
+      const done = await again.send({ action: 'COMMIT', ref: 'shared', total: data.length, offset: data.length, expected: digestOf(data) });
+      again.close();
+      expect(done.digest).toBe(digestOf(data));
+      const left = JSON.parse((await getObject(bucket, recordKey('shared'))).toString()) as Record;
+      expect(left.upload!.uploadId).toBe(theirs.upload!.uploadId);
     } finally {
       await Promise.all([a.stop(), b.stop()]);
     }

@@ -94,6 +94,7 @@ export class IngestRecords {
    * logged, and the answer is whether the record as it stood at the call landed.
    */
   async record(ingest: Ingest): Promise<boolean> {
+    if (ingest.keyTaken) return false;
     this.listed?.noteRecorded(ingest.ns, ingest.ref);
     ingest.recorded = true;
     ingest.rerecord = true;
@@ -103,6 +104,10 @@ export class IngestRecords {
         while (ingest.rerecord) {
           ingest.rerecord = false;
           try {
+            if (ingest.keyInDoubt && !(await this.settleKey(ingest))) {
+              ingest.recorded = false;
+              return false;
+            }
             await this.memberships.ensureNamespace(ingest.ns);
             await this.docs.write(docKeys.ingest(ingest.ns, ingest.ref), ingestRecord(ingest));
             // a listing begun while the write was on its way may not show it
@@ -126,9 +131,32 @@ export class IngestRecords {
     clearTimeout(ingest.checkpointDue);
     ingest.checkpointDue = undefined;
     while (ingest.recording) await ingest.recording;
-    if (!ingest.recorded) return;
+    if (ingest.keyInDoubt && !(await this.settleKey(ingest))) return;
+    if (!ingest.recorded && !ingest.keyInDoubt) return;
     await this.removeKeys(ingest.ns, ingest.ref);
     ingest.recorded = false;
+    ingest.keyInDoubt = undefined;
+  }
+
+  /**
+   * Whether the record's key, in doubt since a restart, is still this ingest's to write or
+   * remove: nothing there, or a record of an upload this ingest had. A record of another upload
+   * is the daemon's that took the ingest up; that daemon's client continues from it, and this
+   * ingest, started over, leaves it alone for good (and, unrecorded, is not continued after a
+   * crash: its client writes it again). A failed read throws, and the doubt stays.
+   */
+  private async settleKey(ingest: Ingest): Promise<boolean> {
+    const stored = await this.read(ingest.ns, ingest.ref);
+    // an upload is the same whichever of its checkpoints a record names
+    const had = [ingest.keyInDoubt?.replaced, ingest.upload.handle()].flatMap((h) => (h ? [this.blobs.uploadIdentity(h)] : []));
+    const ours = !stored || (stored.upload !== undefined && had.includes(this.blobs.uploadIdentity(stored.upload)));
+    if (ours) ingest.keyInDoubt = undefined;
+    else {
+      ingest.keyInDoubt = undefined;
+      ingest.keyTaken = true;
+      this.logger.info({ ns: ingest.ns, ref: ingest.ref }, 'an ingest started over leaves its record to the daemon that took it up, and is not recorded');
+    }
+    return ours;
   }
 
   /** Discards a recorded ingest no process holds: its stored bytes, then its record. */

@@ -1,4 +1,4 @@
-import type { Checkpoint, Upload } from '../blobstore/types.js';
+import type { Checkpoint, Upload, UploadHandle } from '../blobstore/types.js';
 import type { RunningHash } from './running-hash.js';
 import type { IngestStatus } from './types.js';
 import type { Instant } from '../clock.js';
@@ -18,6 +18,14 @@ export interface Ingest {
   lockedSince: Date | undefined;
   /** Whether a record of this ingest may exist in the bucket (so there is one to remove). */
   recorded: boolean;
+  /**
+   * Set when a restart gave up a recorded upload (its bytes were gone, perhaps because another
+   * daemon took the ingest up from its record): the record's key may be that daemon's now, so it
+   * is read before this ingest writes or removes it (see IngestRecords).
+   */
+  keyInDoubt?: { replaced: UploadHandle | undefined } | undefined;
+  /** The record's key was found another's: this ingest records nothing more and removes nothing. */
+  keyTaken?: boolean;
   /** The record writes under way (answering whether the last one landed), so removing it waits for them first. */
   recording?: Promise<boolean> | undefined;
   /** Another record write is wanted once the one under way lands. */

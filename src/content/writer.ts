@@ -251,6 +251,13 @@ export class Writer {
       ingest.durable = undefined;
       ingest.resumable = undefined;
       ingest.states.clear();
+      // The recorded upload is given up. Where its bytes went because another daemon took the
+      // ingest up from its record, the record's key is that daemon's now: it is this ingest's
+      // again only once read to be (see IngestRecords.settleKey).
+      if (ingest.recorded) {
+        ingest.keyInDoubt = { replaced: ingest.upload.handle() };
+        ingest.recorded = false;
+      }
       try {
         // bytes that are gone may fail to be given up too: the new upload goes ahead regardless
         await ingest.upload.abort().catch(() => undefined);
