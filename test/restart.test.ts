@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -26,6 +26,7 @@ import {
   rawS3,
   s3,
   tempDir,
+  until,
   uploadsOlderThan,
   useS3Credentials,
   WriteSession,
@@ -305,6 +306,52 @@ describe('a daemon killed with SIGKILL and started again', () => {
     expect((await getObject(bucket, `blobs/${digest}`)).equals(data)).toBe(true);
   });
 
+  it('records an ingest its client started over at offset 0 again: the new upload\'s checkpoints move the record on, and its COMMIT removes the record', async () => {
+    const bucket = await newBucket();
+    const data = randomBlob(3 * PART);
+    const digest = digestOf(data);
+    const d = await start(bucket);
+    const key = 's3cs/v1/ns/test/ingests/again';
+    const uploadOf = async () => (JSON.parse((await getObject(bucket, key)).toString()) as { upload: { uploadId: string } }).upload.uploadId;
+    try {
+      const s = new WriteSession(d.content);
+      await s.send({ action: 'STAT', ref: 'again', total: data.length, expected: digest });
+      await sendRange(s, 'again', data, 0, 2 * PART);
+      await storedUpTo(bucket, 'again', 2 * PART);
+      const first = await uploadOf();
+      await sendRange(s, 'again', data, 0, 2 * PART);
+      // the record names the new upload once its first part is stored
+      await until(async () => (await uploadOf().catch(() => first)) !== first);
+      await sendRange(s, 'again', data, 2 * PART, data.length);
+      const done = await s.send({ action: 'COMMIT', ref: 'again', total: data.length, offset: data.length, expected: digest });
+      s.close();
+      expect(done.digest).toBe(digest);
+      expect(await present(bucket, key)).toBeUndefined();
+    } finally {
+      await kill(d);
+    }
+  });
+
+  it('removes the record of an ingest its client started over at offset 0 and then aborted, before the new upload stored a part', async () => {
+    const bucket = await newBucket();
+    const data = randomBlob(2 * PART);
+    const d = await start(bucket);
+    try {
+      const s = new WriteSession(d.content);
+      await s.send({ action: 'STAT', ref: 'aborted', total: data.length });
+      await sendRange(s, 'aborted', data, 0, 2 * PART);
+      await storedUpTo(bucket, 'aborted', 2 * PART);
+      await sendRange(s, 'aborted', data, 0, MiB);
+      s.close();
+      await s.ended;
+      await call(d.content, 'Abort', { ref: 'aborted' });
+      expect(await present(bucket, 's3cs/v1/ns/test/ingests/aborted')).toBeUndefined();
+      expect((await failure(call(d.content, 'Status', { ref: 'aborted' }))).code).toBe(status.NOT_FOUND);
+    } finally {
+      await kill(d);
+    }
+  });
+
   it('sweeps at start the staging uploads nobody owns, and keeps recorded ingests and uploads under blob keys', async () => {
     const bucket = await newBucket();
     const s3c = rawS3();
@@ -360,6 +407,38 @@ describe('a daemon killed with SIGKILL and started again', () => {
     expect(await resume(second.content, 'fs-killed', data)).toBe(16 * MiB);
     expect(readFileSync(join(root, 'blobs', digest)).equals(data)).toBe(true);
     expect(readdirSync(join(root, 'uploads'))).toEqual([]);
+  });
+
+  it('in a local directory, an ingest continued after a crash and then started over by its client at 0 leaves no record once aborted', async () => {
+    const root = join(tempDir('s3cs-restart-fs-'), 'data');
+    const startFs = async () => {
+      const socket = join(tempDir('s3cs-restart-'), 'content.sock');
+      const running = await serve(['--address', `unix://${socket}`, '--root', root, '--log-level', 'debug'], children);
+      const content = contentClient(`unix://${socket}`);
+      clients.push(content);
+      return { ...running, socket, content };
+    };
+    const data = randomBlob(20 * MiB);
+    const first = await startFs();
+    const s = new WriteSession(first.content);
+    await s.send({ action: 'STAT', ref: 'fs-again', total: data.length });
+    await sendRange(s, 'fs-again', data, 0, 17 * MiB);
+    await storedUpTo('', 'fs-again', 16 * MiB, (key) => readFile(join(root, key)));
+    await kill(first);
+
+    const second = await startFs();
+    try {
+      const r = new WriteSession(second.content);
+      expect((await r.send({ action: 'STAT', ref: 'fs-again', total: data.length })).offset).toBe(16 * MiB);
+      await sendRange(r, 'fs-again', data, 0, MiB);
+      r.close();
+      await r.ended;
+      await call(second.content, 'Abort', { ref: 'fs-again' });
+      expect((await failure(call(second.content, 'Status', { ref: 'fs-again' }))).code).toBe(status.NOT_FOUND);
+      expect(existsSync(join(root, 's3cs/v1/ns/test/ingests/fs-again'))).toBe(false);
+    } finally {
+      await kill(second);
+    }
   });
 
   it('lets ctr continue its ingest with the same ref after the daemon was killed under it', async () => {

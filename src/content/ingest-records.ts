@@ -96,7 +96,8 @@ export class IngestRecords {
   async record(ingest: Ingest): Promise<boolean> {
     if (ingest.keyTaken) return false;
     this.listed?.noteRecorded(ingest.ns, ingest.ref);
-    ingest.recorded = true;
+    // with the key in doubt, recorded once it is settled this ingest's
+    if (!ingest.keyInDoubt) ingest.recorded = true;
     ingest.rerecord = true;
     ingest.recording ??= (async () => {
       let landed = false;
@@ -104,9 +105,9 @@ export class IngestRecords {
         while (ingest.rerecord) {
           ingest.rerecord = false;
           try {
-            if (ingest.keyInDoubt && !(await this.settleKey(ingest))) {
-              ingest.recorded = false;
-              return false;
+            if (ingest.keyInDoubt) {
+              if (!(await this.settleKey(ingest))) return false;
+              ingest.recorded = true;
             }
             await this.memberships.ensureNamespace(ingest.ns);
             await this.docs.write(docKeys.ingest(ingest.ns, ingest.ref), ingestRecord(ingest));
@@ -131,11 +132,11 @@ export class IngestRecords {
     clearTimeout(ingest.checkpointDue);
     ingest.checkpointDue = undefined;
     while (ingest.recording) await ingest.recording;
-    if (ingest.keyInDoubt && !(await this.settleKey(ingest))) return;
-    if (!ingest.recorded && !ingest.keyInDoubt) return;
+    const doubt = ingest.keyInDoubt;
+    if (doubt && !(await this.settleKey(ingest))) return;
+    if (!ingest.recorded && !doubt) return;
     await this.removeKeys(ingest.ns, ingest.ref);
     ingest.recorded = false;
-    ingest.keyInDoubt = undefined;
   }
 
   /**
@@ -146,17 +147,22 @@ export class IngestRecords {
    * crash: its client writes it again). A failed read throws, and the doubt stays.
    */
   private async settleKey(ingest: Ingest): Promise<boolean> {
+    const doubt = ingest.keyInDoubt;
     const stored = await this.read(ingest.ns, ingest.ref);
     // an upload is the same whichever of its checkpoints a record names
-    const had = [ingest.keyInDoubt?.replaced, ingest.upload.handle()].flatMap((h) => (h ? [this.blobs.uploadIdentity(h)] : []));
+    const current = ingest.upload.handle();
+    const had = [...(doubt?.replaced ?? []), ...(current ? [current] : [])].map((h) => this.blobs.uploadIdentity(h));
     const ours = !stored || (stored.upload !== undefined && had.includes(this.blobs.uploadIdentity(stored.upload)));
-    if (ours) ingest.keyInDoubt = undefined;
-    else {
-      ingest.keyInDoubt = undefined;
-      ingest.keyTaken = true;
-      this.logger.info({ ns: ingest.ns, ref: ingest.ref }, 'an ingest started over leaves its record to the daemon that took it up, and is not recorded');
+    if (ours) {
+      // a restart meanwhile gave up another upload: that doubt stays for the next write or removal
+      if (ingest.keyInDoubt === doubt) ingest.keyInDoubt = undefined;
+      return true;
     }
-    return ours;
+    ingest.keyInDoubt = undefined;
+    ingest.keyTaken = true;
+    ingest.recorded = false;
+    this.logger.info({ ns: ingest.ns, ref: ingest.ref }, 'an ingest started over leaves its record to the daemon that took it up, and is not recorded');
+    return false;
   }
 
   /** Discards a recorded ingest no process holds: its stored bytes, then its record. */

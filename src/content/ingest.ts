@@ -16,14 +16,19 @@ export interface Ingest {
   upload: Upload;
   /** Set while a Write stream holds the ref. */
   lockedSince: Date | undefined;
-  /** Whether a record of this ingest may exist in the bucket (so there is one to remove). */
+  /**
+   * Whether a record of this ingest may exist in the bucket (so there is one to remove); after a
+   * restart, see `keyInDoubt`.
+   */
   recorded: boolean;
   /**
-   * Set when a restart gave up a recorded upload (its bytes were gone, perhaps because another
-   * daemon took the ingest up from its record): the record's key may be that daemon's now, so it
-   * is read before this ingest writes or removes it (see IngestRecords).
+   * Set when a restart (a client's WRITE at 0, or bytes found gone) gave up a recorded upload:
+   * where the bytes went because another daemon took the ingest up, the record's key is that
+   * daemon's now, so it is read before this ingest writes or removes it (IngestRecords.settleKey).
+   * Names every upload given up since the key was last known this ingest's; a new object at each
+   * restart, so a settling read can tell a restart that came meanwhile.
    */
-  keyInDoubt?: { replaced: UploadHandle | undefined } | undefined;
+  keyInDoubt?: { readonly replaced: readonly UploadHandle[] } | undefined;
   /** The record's key was found another's: this ingest records nothing more and removes nothing. */
   keyTaken?: boolean;
   /** The record writes under way (answering whether the last one landed), so removing it waits for them first. */

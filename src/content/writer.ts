@@ -245,19 +245,21 @@ export class Writer {
     const ingest = this.ingest;
     ingest.bytesGone = true;
     ingest.restarting ??= (async () => {
+      // The recorded upload is given up. Where its bytes went because another daemon took the
+      // ingest up from its record, the record's key is that daemon's now: it is this ingest's
+      // again only once read to be (see IngestRecords.settleKey). A local file's handle may be
+      // known only from the checkpoint the ingest was continued from.
+      const given = ingest.resumable?.checkpoint.handle ?? ingest.durable?.handle ?? ingest.upload.handle();
+      if ((ingest.recorded || ingest.keyInDoubt) && given) {
+        ingest.keyInDoubt = { replaced: [...(ingest.keyInDoubt?.replaced ?? []), given] };
+        ingest.recorded = false;
+      }
       // nothing of the gone bytes may be recorded from here: no checkpoint of them is continued
       clearTimeout(ingest.checkpointDue);
       ingest.checkpointDue = undefined;
       ingest.durable = undefined;
       ingest.resumable = undefined;
       ingest.states.clear();
-      // The recorded upload is given up. Where its bytes went because another daemon took the
-      // ingest up from its record, the record's key is that daemon's now: it is this ingest's
-      // again only once read to be (see IngestRecords.settleKey).
-      if (ingest.recorded) {
-        ingest.keyInDoubt = { replaced: ingest.upload.handle() };
-        ingest.recorded = false;
-      }
       try {
         // bytes that are gone may fail to be given up too: the new upload goes ahead regardless
         await ingest.upload.abort().catch(() => undefined);
