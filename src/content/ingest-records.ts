@@ -94,10 +94,10 @@ export class IngestRecords {
    * logged, and the answer is whether the record as it stood at the call landed.
    */
   async record(ingest: Ingest): Promise<boolean> {
-    if (ingest.keyTaken) return false;
+    if (ingest.keyTaken || ingest.removing) return false;
     this.listed?.noteRecorded(ingest.ns, ingest.ref);
     // with the key in doubt, recorded once it is settled this ingest's
-    if (!ingest.keyInDoubt) ingest.recorded = true;
+    if (!ingest.keyInDoubt && !ingest.bytesGone) ingest.recorded = true;
     ingest.rerecord = true;
     ingest.recording ??= (async () => {
       let landed = false;
@@ -105,11 +105,15 @@ export class IngestRecords {
         while (ingest.rerecord) {
           ingest.rerecord = false;
           try {
-            if (ingest.keyInDoubt) {
-              if (!(await this.settleKey(ingest))) return false;
-              ingest.recorded = true;
-            }
             await this.memberships.ensureNamespace(ingest.ns);
+            // settled in the tick the write goes out in: a restart during a settling read brings a new doubt
+            while (ingest.keyInDoubt) if (!(await this.settleKey(ingest))) return false;
+            // bytes found gone are not recorded (a restart failed: the next message tries again)
+            if (ingest.bytesGone || ingest.removing) {
+              landed = false;
+              continue;
+            }
+            ingest.recorded = true;
             await this.docs.write(docKeys.ingest(ingest.ns, ingest.ref), ingestRecord(ingest));
             // a listing begun while the write was on its way may not show it
             this.listed?.noteRecorded(ingest.ns, ingest.ref);
@@ -131,12 +135,18 @@ export class IngestRecords {
   async remove(ingest: Ingest): Promise<void> {
     clearTimeout(ingest.checkpointDue);
     ingest.checkpointDue = undefined;
-    while (ingest.recording) await ingest.recording;
-    const doubt = ingest.keyInDoubt;
-    if (doubt && !(await this.settleKey(ingest))) return;
-    if (!ingest.recorded && !doubt) return;
-    await this.removeKeys(ingest.ns, ingest.ref);
-    ingest.recorded = false;
+    // a checkpoint reached meanwhile (the last part's) must not land after the removal
+    ingest.removing = true;
+    try {
+      while (ingest.recording) await ingest.recording;
+      const doubt = ingest.keyInDoubt;
+      if (doubt && !(await this.settleKey(ingest))) return;
+      if (!ingest.recorded && !doubt) return;
+      await this.removeKeys(ingest.ns, ingest.ref);
+      ingest.recorded = false;
+    } finally {
+      ingest.removing = false;
+    }
   }
 
   /**

@@ -26,11 +26,13 @@ export interface Ingest {
    * where the bytes went because another daemon took the ingest up, the record's key is that
    * daemon's now, so it is read before this ingest writes or removes it (IngestRecords.settleKey).
    * Names every upload given up since the key was last known this ingest's; a new object at each
-   * restart, so a settling read can tell a restart that came meanwhile.
+   * restart that gives one up, so a settling read can tell such a restart came meanwhile.
    */
   keyInDoubt?: { readonly replaced: readonly UploadHandle[] } | undefined;
   /** The record's key was found another's: this ingest records nothing more and removes nothing. */
   keyTaken?: boolean;
+  /** Its record is being removed: no record is written meanwhile (IngestRecords.remove). */
+  removing?: boolean;
   /** The record writes under way (answering whether the last one landed), so removing it waits for them first. */
   recording?: Promise<boolean> | undefined;
   /** Another record write is wanted once the one under way lands. */
