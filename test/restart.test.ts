@@ -57,6 +57,15 @@ async function start(bucket: string, ...extra: string[]): Promise<Running> {
   return { ...running, socket, content };
 }
 
+/** A daemon serving from a local directory (no bucket) at `root`. */
+async function startInDirectory(root: string): Promise<Running> {
+  const socket = join(tempDir('s3cs-restart-'), 'content.sock');
+  const running = await serve(['--address', `unix://${socket}`, '--root', root, '--log-level', 'debug'], children);
+  const content = contentClient(`unix://${socket}`);
+  clients.push(content);
+  return { ...running, socket, content };
+}
+
 async function kill(d: Running): Promise<void> {
   d.child.kill('SIGKILL');
   await d.exited;
@@ -387,13 +396,7 @@ describe('a daemon killed with SIGKILL and started again', () => {
 
   it('in a local directory (no bucket) too: the same ref continues from the last synced checkpoint', async () => {
     const root = join(tempDir('s3cs-restart-fs-'), 'data');
-    const startFs = async () => {
-      const socket = join(tempDir('s3cs-restart-'), 'content.sock');
-      const running = await serve(['--address', `unix://${socket}`, '--root', root, '--log-level', 'debug'], children);
-      const content = contentClient(`unix://${socket}`);
-      clients.push(content);
-      return { ...running, socket, content };
-    };
+    const startFs = () => startInDirectory(root);
     const data = randomBlob(20 * MiB);
     const digest = digestOf(data);
     const first = await startFs();
@@ -411,13 +414,7 @@ describe('a daemon killed with SIGKILL and started again', () => {
 
   it('in a local directory, an ingest continued after a crash and then started over by its client at 0 leaves no record once aborted', async () => {
     const root = join(tempDir('s3cs-restart-fs-'), 'data');
-    const startFs = async () => {
-      const socket = join(tempDir('s3cs-restart-'), 'content.sock');
-      const running = await serve(['--address', `unix://${socket}`, '--root', root, '--log-level', 'debug'], children);
-      const content = contentClient(`unix://${socket}`);
-      clients.push(content);
-      return { ...running, socket, content };
-    };
+    const startFs = () => startInDirectory(root);
     const data = randomBlob(20 * MiB);
     const first = await startFs();
     const s = new WriteSession(first.content);

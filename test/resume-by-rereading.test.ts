@@ -186,6 +186,9 @@ async function toldToStartOver(a: { content(): ContentClient }, ref: string, dat
   return err;
 }
 
+/** Two daemons sharing `bucket`, with parts small enough for a test to store several. */
+const twoDaemonsOn = (bucket: string) => Promise.all([startDaemon({ bucket, flags: { partSize: '5MiB' } }), startDaemon({ bucket, flags: { partSize: '5MiB' } })]);
+
 const continuedByRereading = (d: Running, offset: number) =>
   d.lines.some((l) => l.msg === 'continuing an ingest from its checkpoint' && l.offset === offset && l.by === 'stored bytes read back');
 
@@ -438,7 +441,7 @@ describe('an ingest stored in the staging area, continued after a crash by readi
 describe('an ingest another daemon took up meanwhile', () => {
   it('starts over where it was left: the write that finds its upload gone fails naming offset 0, and Status says 0', async () => {
     const bucket = await newBucket();
-    const [a, b] = await Promise.all([startDaemon({ bucket, flags: { partSize: '5MiB' } }), startDaemon({ bucket, flags: { partSize: '5MiB' } })]);
+    const [a, b] = await twoDaemonsOn(bucket);
     try {
       const data = randomBlob(3 * PART + MiB);
       await takenUpByAnother(bucket, a, b, 'taken', data);
@@ -459,7 +462,7 @@ describe('an ingest another daemon took up meanwhile', () => {
 describe('an ingest started over after another daemon took it up', () => {
   it('leaves that daemon\'s record alone: its new upload is not recorded over it, and its COMMIT removes nothing', async () => {
     const bucket = await newBucket();
-    const [a, b] = await Promise.all([startDaemon({ bucket, flags: { partSize: '5MiB' } }), startDaemon({ bucket, flags: { partSize: '5MiB' } })]);
+    const [a, b] = await twoDaemonsOn(bucket);
     try {
       const data = randomBlob(3 * PART + MiB);
       const before = await takenUpByAnother(bucket, a, b, 'shared', data);
