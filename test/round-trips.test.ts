@@ -9,7 +9,7 @@ import type { ContentClient } from '../src/generated/containerd/services/content
 import type { WriteContentResponse__Output } from '../src/generated/containerd/services/content/v1/WriteContentResponse.js';
 import { call, collect, getObject, listKeys, ns, putObject, randomBlob, tempDir, until, writeBlob, WriteSession, type TestDaemon } from './support/harness.js';
 import { daemonLoggingRequests, described, kindOf, rounds, type RequestLog, type SentRequest } from './support/s3-requests.js';
-import { LISTING_WAIT_MS } from '../src/content/recorded-refs.js';
+import { LIST_AFTER_OPENS } from '../src/content/recorded-refs.js';
 
 const MiB = 1024 * 1024;
 const run = promisify(execFile);
@@ -103,57 +103,73 @@ describe('S3 round trips on the critical path', () => {
     expect(rounds(requests)).toBe(2);
   });
 
-  /** A small ingest without an expected digest in a namespace of its own, whose listing of records is held back `ms`. */
-  async function smallOpenWhileListingHeld(space: string, ms: number) {
-    const data = randomBlob(2000);
-    const prefix = `s3cs/v1/ns/${space}/ingests/`;
-    log.intercept = async (op, key) => {
-      if (op === 'ListObjectsV2' && key === prefix) await sleep(ms);
-    };
-    const session = new WriteSession(client, ns(space));
-    const stat = await session.send({ action: 'STAT', ref: 'small', total: data.length });
-    const statAnswered = performance.now();
-    await session.send({ action: 'WRITE', ref: 'small', offset: 0, data });
-    const done = await session.send({ action: 'COMMIT', ref: 'small', total: data.length, offset: data.length });
-    const commitAnswered = performance.now();
-    session.close();
-    await session.ended;
-    await until(() => log.sent.some((r) => r.op === 'ListObjectsV2' && r.key === prefix));
-    const listing = log.sent.find((r) => r.op === 'ListObjectsV2' && r.key === prefix)!;
-    const lookups = log.sent.filter((r) => r.op === 'GetObject' && r.key === `${prefix}small`);
-    expect(stat.offset).toBe(0);
-    expect(done.digest).toBe(digestOf(data));
-    return { statAnswered, commitAnswered, listing, lookups };
+  /** Small ingests with their digests at open, one after another, in `space`; answers when each COMMIT was answered. */
+  async function smallIngests(space: Metadata, prefix: string, count: number): Promise<number[]> {
+    const answered: number[] = [];
+    for (let n = 0; n < count; n++) {
+      const data = randomBlob(900 + n);
+      await writeBlob(client, `${prefix}-${n}`, data, { metadata: space, expected: digestOf(data) });
+      answered.push(performance.now());
+    }
+    return answered;
   }
 
-  it('answers the open of an ingest declared smaller than a part before the namespace\'s ingest records are listed, and commits only after that', async () => {
-    // held back less than an open waits for a listing
-    const { statAnswered, commitAnswered, listing, lookups } = await smallOpenWhileListingHeld('no-wait-at-open', LISTING_WAIT_MS / 2);
-    expect(statAnswered).toBeLessThan(listing.end);
-    expect(commitAnswered).toBeGreaterThan(listing.end);
-    expect(lookups).toEqual([]);
-  });
-
-  it('commits a small ingest without waiting longer for a listing S3 is slow to answer: its ref is looked up as before', async () => {
-    const { commitAnswered, listing, lookups } = await smallOpenWhileListingHeld('slow-listing', 3 * LISTING_WAIT_MS);
-    expect(commitAnswered).toBeLessThan(listing.end);
-    expect(lookups.length).toBe(1);
-  });
-
-  it('looks up no ingest record for small ingests whose refs the namespace\'s listing of records does not show: one listing for the opens of a few seconds', async () => {
+  it('looks up the ingest record of each small ingest\'s ref beside the open until the namespace is busy, then lists it once for the opens of a few seconds', async () => {
     const space = ns('listed-once');
+    const prefix = 's3cs/v1/ns/listed-once/ingests/';
     const from = performance.now();
-    for (const n of [0, 1, 2]) {
-      const data = randomBlob(900 + n);
-      await writeBlob(client, `listed-once-${n}`, data, { metadata: space, expected: digestOf(data) });
-    }
-    const lookups = log.between(from, performance.now()).filter((r) => kindOf(r.key) === 'ingest');
-    expect(described(lookups)).toEqual(['ListObjectsV2 ingest']);
+    await smallIngests(space, 'before', LIST_AFTER_OPENS);
+    const before = log.between(from, performance.now()).filter((r) => kindOf(r.key) === 'ingest' && r.op === 'GetObject');
+    expect(before.map((r) => r.key)).toEqual(Array.from({ length: LIST_AFTER_OPENS }, (_, n) => `${prefix}before-${n}`));
+    await until(() => log.sent.some((r) => r.op === 'ListObjectsV2' && r.key === prefix));
+    await log.quiet();
+    const after = performance.now();
+    await smallIngests(space, 'after', 3);
+    // a request is logged as it ends: none may still be on its way
+    await log.quiet();
+    expect(described(log.between(after, performance.now()).filter((r) => kindOf(r.key) === 'ingest'))).toEqual([]);
+    expect(log.sent.filter((r) => r.op === 'ListObjectsV2' && r.key === prefix)).toHaveLength(1);
+  });
+
+  it('holds no open or commit of a small ingest up for a listing S3 has not answered: their refs are looked up meanwhile', async () => {
+    const space = ns('slow-listing');
+    const prefix = 's3cs/v1/ns/slow-listing/ingests/';
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    log.intercept = async (op, key) => {
+      if (op === 'ListObjectsV2' && key === prefix) await answered;
+    };
+    const from = performance.now();
+    // all of them done while the listing, asked for at the 8th, is held back
+    const done = await smallIngests(space, 'slow', LIST_AFTER_OPENS + 2);
+    answer();
+    await until(() => log.sent.some((r) => r.op === 'ListObjectsV2' && r.key === prefix));
+    const lookups = log.between(from, done.at(-1)!).filter((r) => r.op === 'GetObject' && kindOf(r.key) === 'ingest');
+    expect(lookups).toHaveLength(LIST_AFTER_OPENS + 2);
+  });
+
+  it('finds a record left under the older key form in a busy namespace\'s listing, and refuses a small ingest of another size', async () => {
+    // the older form left dots unencoded: the listing shows `old.2`, where this daemon writes `old%2E2`
+    const ref = 'old.2';
+    const space = ns('legacy-listed');
+    const prefix = 's3cs/v1/ns/legacy-listed/ingests/';
+    const record = { ref, total: 10 * MiB, expected: '', startedAt: new Date().toISOString(), updatedAt: new Date().toISOString(), offset: 0 };
+    await putObject(d.bucket!, `${prefix}${ref}`, Buffer.from(JSON.stringify(record)));
+    await smallIngests(space, 'busy', LIST_AFTER_OPENS);
+    await until(() => log.sent.some((r) => r.op === 'ListObjectsV2' && r.key === prefix));
+    await log.quiet();
+    const from = performance.now();
+    const { err } = await measuredCommit(ref, randomBlob(3000), { metadata: space });
+    expect(err?.code).toBe(status.FAILED_PRECONDITION);
+    expect(err?.details).toContain(`provided total 3000 differs from the ingest's total ${10 * MiB}`);
+    // found through the listing, then read: the listing is the one asked for at the 8th open
+    expect(log.sent.filter((r) => r.op === 'ListObjectsV2' && r.key === prefix)).toHaveLength(1);
+    expect(log.between(from, performance.now()).some((r) => r.op === 'GetObject' && r.key === `${prefix}${ref}`)).toBe(true);
   });
 
   it('refuses at COMMIT a small ingest whose ref left a record of another size, as the open would have, and keeps that record for an Abort', async () => {
     const ref = 'left-a-record';
-    // a namespace this daemon has not listed yet: its listing shows the record
+    // a namespace this daemon has not listed: the open looks the ref up
     const space = ns('left-a-record');
     const record = { ref, total: 10 * MiB, expected: '', startedAt: new Date().toISOString(), updatedAt: new Date().toISOString(), offset: 0 };
     await putObject(d.bucket!, `s3cs/v1/ns/left-a-record/ingests/${ref}`, Buffer.from(JSON.stringify(record)));
@@ -167,8 +183,8 @@ describe('S3 round trips on the critical path', () => {
     expect(await listKeys(d.bucket!, 's3cs/v1/ns/left-a-record/ingests/')).toEqual([]);
   });
 
-  it('finds the record a small ingest\'s ref left under the older key form in the namespace\'s listing, and refuses another size', async () => {
-    // the older form left dots unencoded: the listing shows `old.1`, where this daemon writes `old%2E1`
+  it('finds the record a small ingest\'s ref left under the older key form, and refuses another size', async () => {
+    // the older form left dots unencoded: the bucket has `old.1`, where this daemon writes `old%2E1`
     const ref = 'old.1';
     const space = ns('legacy-record');
     const record = { ref, total: 10 * MiB, expected: '', startedAt: new Date().toISOString(), updatedAt: new Date().toISOString(), offset: 0 };

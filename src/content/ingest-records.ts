@@ -36,6 +36,8 @@ export class IngestRecords {
     private readonly docs: Documents,
     private readonly memberships: Memberships,
     private readonly logger: Logger,
+    /** @internal the listings' monotonic clock in milliseconds (tests move it) */
+    clock?: () => number,
   ) {
     this.listed = blobs.remote
       ? new RecordedRefs(
@@ -47,6 +49,7 @@ export class IngestRecords {
             return segments;
           },
           (ns, err) => logger.warn({ err, ns }, "could not list a namespace's ingest records: small ingests look their refs up one by one"),
+          clock,
         )
       : undefined;
   }
@@ -62,11 +65,11 @@ export class IngestRecords {
 
   /**
    * As `read`, for an open that could not continue a recorded ingest anyway (a small one): asks
-   * the bucket only where the namespace's listing, shared for a few seconds, shows the ref's key
-   * (see RecordedRefs for what that trades).
+   * the bucket only where the namespace's listing, shared for a few seconds, shows the ref's key,
+   * or where there is no such listing (see RecordedRefs for what that trades).
    */
   async readIfListed(ns: string, ref: string): Promise<IngestRecord | undefined> {
-    if (this.listed && !(await this.listed.mayHave(ns, ref))) return undefined;
+    if (this.listed && !this.listed.mayHave(ns, ref)) return undefined;
     return this.read(ns, ref);
   }
 
@@ -114,9 +117,13 @@ export class IngestRecords {
               continue;
             }
             ingest.recorded = true;
-            await this.docs.write(docKeys.ingest(ingest.ns, ingest.ref), ingestRecord(ingest));
-            // a listing begun while the write was on its way may not show it
-            this.listed?.noteRecorded(ingest.ns, ingest.ref);
+            try {
+              await this.docs.write(docKeys.ingest(ingest.ns, ingest.ref), ingestRecord(ingest));
+            } finally {
+              // a listing begun while the write was on its way may not show it (nor one that
+              // failed: its PUT may have landed all the same)
+              this.listed?.noteRecorded(ingest.ns, ingest.ref);
+            }
             landed = true;
           } catch (err) {
             landed = false;

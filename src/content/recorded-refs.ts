@@ -8,10 +8,15 @@ import { countBound } from '../lru.js';
  */
 export const RECORDED_REFS_FRESH_MS = 5_000;
 /**
- * How long an open waits for a listing before it looks its ref up as before: a listing S3 is
- * slow to answer must not hold up every small open of the namespace.
+ * Small opens within RECORDED_REFS_FRESH_MS that make a namespace busy enough to list. A listing
+ * costs S3 more than the GET of one record (on AWS a LIST is priced as about twelve GETs, and
+ * Swift answers it slower): it pays only where it spares several, so a namespace that opens a
+ * small ingest now and then has its refs looked up one by one, as does one of many namespaces
+ * opening in turn.
  */
-export const LISTING_WAIT_MS = 1_000;
+export const LIST_AFTER_OPENS = 8;
+/** A listing is renewed this old, at the next open while the namespace is busy, so a burst that goes on keeps one. */
+export const RENEW_AFTER_MS = 4_000;
 /** How long a namespace whose records do not fit a listing goes without one: each open looks its ref up meanwhile. */
 export const TOO_MANY_BACKOFF_MS = 60_000;
 /**
@@ -20,22 +25,35 @@ export const TOO_MANY_BACKOFF_MS = 60_000;
  * ref up.
  */
 export const MAX_LISTING_BYTES = 16 * 1024;
-/** Namespaces whose listing is kept at once: 4 MiB in all at most, keys and notes. */
-const MAX_NAMESPACES = 128;
+/** Namespaces whose listing is kept at once. */
+export const MAX_NAMESPACES = 128;
+/**
+ * Listings running at once, daemon-wide. With the kept ones this bounds what listings hold:
+ * 128 × (16 KiB of keys + 16 KiB of notes) + 16 × 16 KiB being read, 4.25 MiB in all (a
+ * namespace let go of keeps nothing, see dispose).
+ */
+export const MAX_RUNNING_LISTINGS = 16;
 
 interface Listing {
-  /** When the listing was asked for (monotonic ms). */
-  at: number;
-  /** Record key segments the listing found; undefined until it answers, or when it found too many or failed. */
-  keys?: Set<string>;
-  /** The namespace had more records than fit: none is asked for until TOO_MANY_BACKOFF_MS is up. */
-  tooMany?: boolean;
-  /** Refs this daemon recorded since the listing was asked for (a listing may miss them). */
-  noted: Set<string>;
+  /** When it was asked for (monotonic ms): it answers until RECORDED_REFS_FRESH_MS after. */
+  askedAt: number;
+  /** Record key segments it found. */
+  keys: Set<string>;
+}
+
+interface Namespace {
+  /** The latest listing that answered, while it is fresh. */
+  listing?: Listing;
+  /** No listing is asked for before this (a namespace with too many records, or one whose listing failed). */
+  pausedUntil: number;
+  /** When the latest LIST_AFTER_OPENS small opens came, oldest first. */
+  recentOpens: number[];
+  /** Let go of (evicted, or past its bound of notes): a listing it ran is dropped as it lands. */
+  disposed: boolean;
+  /** Refs this daemon recorded since the listing in use was asked for (a listing may miss them), and when. */
+  noted: Map<string, number>;
   /** What `noted` holds, counted as keys are. */
   notedBytes: number;
-  /** The listing answered, or the open's wait for it is up. */
-  waited: Promise<void>;
 }
 
 const bytesOf = (key: string) => 64 + 2 * key.length;
@@ -44,22 +62,36 @@ const bytesOf = (key: string) => 64 + 2 * key.length;
  * Whether a namespace's ref may have an ingest record in the bucket, from one listing of the
  * namespace's records shared by its opens for RECORDED_REFS_FRESH_MS. A small ingest's open (see
  * Ingests.openWriter) looks its ref's record up only where this says one may be there: of four
- * S3 requests a small ingest sent, that look-up was one, and almost always found nothing. At most
- * one listing a namespace every 5 s, and only while small ingests are opened there.
+ * S3 requests a small ingest sent, that look-up was one, and almost always found nothing.
+ *
+ * No open waits for a listing: one without a fresh listing looks its ref up (beside the blob's
+ * existence check, so at no cost in time), and a namespace busy enough (LIST_AFTER_OPENS within
+ * RECORDED_REFS_FRESH_MS) has a listing asked for in the background, for the opens after it,
+ * renewed once RENEW_AFTER_MS old while it stays that busy. One listing of a namespace at a time,
+ * and only while it opens small ingests that often.
  *
  * A record another daemon writes after the listing (or one a lagging listing does not show yet)
  * is missed until the listing is renewed. What that costs is bounded: a small ingest continues
  * no recorded ingest anyway (a record's checkpoint lies at least a part in), so all it misses is
  * refusing a ref recorded with another size and discarding a record left behind, which the sweep
  * discards once it expires. The records this daemon writes are noted as the write begins and
- * once it lands, so a listing that began in between does not miss them.
+ * once it lands (or fails: a write that failed may have landed), so a listing that began in
+ * between does not miss them.
  *
- * Own code over lru-cache's fetchMethod: a listing has to take the refs noted while it runs.
- * A listing still running once evicted is held only by the opens waiting for it (at most
- * --max-streams, each for LISTING_WAIT_MS).
+ * Own code over lru-cache's fetchMethod: a listing has to take the refs noted while it runs,
+ * and the stale one answers meanwhile only for as long as it is fresh.
  */
 export class RecordedRefs {
-  private readonly listings = new LRUCache<string, Listing>(countBound(MAX_NAMESPACES));
+  private readonly namespaces = new LRUCache<string, Namespace>({
+    ...countBound(MAX_NAMESPACES),
+    dispose: (space) => {
+      space.disposed = true;
+      space.listing = undefined;
+      space.noted.clear();
+    },
+  });
+  /** Namespaces being listed, kept or let go of: one listing of a namespace at a time. */
+  private readonly running = new Set<string>();
 
   constructor(
     /** The record keys of a namespace, below its prefix: `segmentsOf` names what a ref's key may be. */
@@ -68,43 +100,75 @@ export class RecordedRefs {
     private readonly segmentsOf: (ns: string, ref: string) => readonly string[],
     private readonly failed: (ns: string, err: unknown) => void,
     private readonly clock: () => number = () => performance.now(),
-    private readonly wait: (ms: number) => Promise<void> = unrefDelay,
   ) {}
 
-  /** False only where a listing at most RECORDED_REFS_FRESH_MS old shows no record of `ref`, nor did this daemon write one since. */
-  async mayHave(ns: string, ref: string): Promise<boolean> {
-    const listing = this.current(ns);
-    await listing.waited;
-    const keys = listing.keys;
-    if (!keys || listing.noted.has(ref)) return true;
-    return this.segmentsOf(ns, ref).some((segment) => keys.has(segment));
+  /**
+   * False only where a listing at most RECORDED_REFS_FRESH_MS old shows no record of `ref`, nor
+   * did this daemon write one since. Counts the open towards the namespace's next listing.
+   */
+  mayHave(ns: string, ref: string): boolean {
+    const now = this.clock();
+    let space = this.namespaces.get(ns);
+    if (!space) {
+      space = { pausedUntil: -Infinity, recentOpens: [], disposed: false, noted: new Map(), notedBytes: 0 };
+      this.namespaces.set(ns, space);
+    }
+    space.recentOpens.push(now);
+    if (space.recentOpens.length > LIST_AFTER_OPENS) space.recentOpens.shift();
+    const listing = space.listing && now - space.listing.askedAt < RECORDED_REFS_FRESH_MS ? space.listing : undefined;
+    if (!listing) space.listing = undefined;
+    const busy = space.recentOpens.length === LIST_AFTER_OPENS && now - space.recentOpens[0]! < RECORDED_REFS_FRESH_MS;
+    if (busy && (!listing || now - listing.askedAt >= RENEW_AFTER_MS)) this.renew(ns, space, now);
+    if (!listing || space.noted.has(ref)) return true;
+    return this.segmentsOf(ns, ref).some((segment) => listing.keys.has(segment));
   }
 
   /** This daemon writes (or has written) a record of `ref`: a listing kept or running answers that it may be there. */
   noteRecorded(ns: string, ref: string): void {
-    const listing = this.listings.get(ns);
-    if (!listing || listing.tooMany || listing.noted.has(ref)) return;
-    listing.notedBytes += bytesOf(ref);
-    // bounded as the listing is: past it, the next open lists again
-    if (listing.notedBytes > MAX_LISTING_BYTES) this.listings.delete(ns);
-    else listing.noted.add(ref);
+    const space = this.namespaces.peek(ns);
+    // nothing listed or being listed: the next listing, asked for later, shows what landed by then
+    if (!space || (!space.listing && !this.running.has(ns))) return;
+    const had = space.noted.get(ref);
+    space.noted.set(ref, this.clock());
+    if (had !== undefined) return;
+    space.notedBytes += bytesOf(ref);
+    // bounded as the listing is: past it, the namespace starts afresh (its opens look their refs up)
+    if (space.notedBytes > MAX_LISTING_BYTES) this.namespaces.delete(ns);
   }
 
-  private current(ns: string): Listing {
-    const now = this.clock();
-    const kept = this.listings.get(ns);
-    if (kept && now - kept.at < (kept.tooMany ? TOO_MANY_BACKOFF_MS : RECORDED_REFS_FRESH_MS)) return kept;
-    const listing: Listing = { at: now, noted: new Set(), notedBytes: 0, waited: Promise.resolve() };
-    const done = this.read(ns).then(
-      (keys) => {
-        if (keys) listing.keys = keys;
-        else listing.tooMany = true;
-      },
-      (err: unknown) => this.failed(ns, err),
-    );
-    listing.waited = Promise.race([done, this.wait(LISTING_WAIT_MS)]);
-    this.listings.set(ns, listing);
-    return listing;
+  private renew(ns: string, space: Namespace, now: number): void {
+    if (this.running.has(ns) || now < space.pausedUntil || this.running.size >= MAX_RUNNING_LISTINGS) return;
+    this.running.add(ns);
+    void this.listInto(ns, space, now);
+  }
+
+  private async listInto(ns: string, space: Namespace, askedAt: number): Promise<void> {
+    try {
+      const keys = await this.read(ns);
+      if (space.disposed) return;
+      if (!keys) {
+        space.pausedUntil = askedAt + TOO_MANY_BACKOFF_MS;
+        return;
+      }
+      space.listing = { askedAt, keys };
+      // a record noted before this listing was asked for had landed by then (its write noted it again when it did)
+      for (const [ref, at] of space.noted) {
+        if (at < askedAt) {
+          space.noted.delete(ref);
+          space.notedBytes -= bytesOf(ref);
+        }
+      }
+    } catch (err) {
+      // the opens meanwhile look their refs up; one listing a freshness period at most, failing or not
+      space.pausedUntil = askedAt + RECORDED_REFS_FRESH_MS;
+      try {
+        this.failed(ns, err);
+      } catch {
+        // a report that fails leaves the listing failed, nothing more
+      }
+    } finally {
+      this.running.delete(ns);
+    }
   }
 
   private async read(ns: string): Promise<Set<string> | undefined> {
@@ -117,8 +181,4 @@ export class RecordedRefs {
     }
     return keys;
   }
-}
-
-function unrefDelay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

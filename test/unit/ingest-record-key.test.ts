@@ -3,14 +3,16 @@ import { describe, expect, it } from 'vitest';
 import type { BlobStore, StoredDoc, Upload, UploadHandle } from '../../src/blobstore/types.js';
 import type { Ingest } from '../../src/content/ingest.js';
 import { IngestRecords } from '../../src/content/ingest-records.js';
+import { LIST_AFTER_OPENS, RENEW_AFTER_MS } from '../../src/content/recorded-refs.js';
 import { Memberships } from '../../src/content/memberships.js';
 import { newRunningHash } from '../../src/content/running-hash.js';
 import { Documents } from '../../src/metadata/documents.js';
 import { now } from '../../src/clock.js';
 
-// How the record of an ingest started over is written and removed while its key is in doubt, as
-// ordering logic over documents in memory (the bucket side is in test/restart.test.ts and
-// test/resume-by-rereading.test.ts).
+// How the record of an ingest started over is written and removed while its key is in doubt, and
+// how a record whose write failed is still seen by a small open, as ordering logic over documents
+// in memory (the bucket side is in test/restart.test.ts, test/resume-by-rereading.test.ts and
+// test/round-trips.test.ts).
 
 const KEY = 'v1/ns/test/ingests/ref';
 
@@ -28,6 +30,7 @@ function memoryDocs() {
       await h.release;
     }
   };
+  let putFails = false;
   const store = {
     remote: false,
     async getDoc(key: string): Promise<StoredDoc | undefined> {
@@ -38,18 +41,25 @@ function memoryDocs() {
     async putDoc(key: string, body: Buffer) {
       await pass('put', key);
       docs.set(key, body);
+      // stored, and the answer lost on its way back
+      if (putFails && key === KEY) throw new Error('connection reset');
     },
     async deleteDoc(key: string) {
       await pass('delete', key);
       docs.delete(key);
     },
-    async *listDocs() {},
+    async *listDocs(prefix: string) {
+      await pass('list', prefix);
+      for (const key of [...docs.keys()].sort()) if (key.startsWith(prefix)) yield { key };
+    },
     uploadIdentity: (h: UploadHandle) => (h as { uploadId: string }).uploadId,
   };
   return {
     store: store as unknown as BlobStore,
     docs,
     calls,
+    /** Each PUT of the record from now stores it and then fails. */
+    failPuts: () => (putFails = true),
     /** The next `op` on the record's key waits: answers when it is reached and a release. */
     hold(op: 'get' | 'put' | 'delete') {
       let reached!: () => void;
@@ -156,5 +166,36 @@ describe('the record of an ingest started over', () => {
     ingest.bytesGone = true;
     expect(await recordsOver(m).record(ingest)).toBe(false);
     expect(m.docs.has(KEY)).toBe(false);
+  });
+});
+
+describe('a small open in a namespace whose ingest records are listed', () => {
+  it('reads the record of a ref whose write failed after the record was stored, though the listing was asked for while it was on its way', async () => {
+    const m = memoryDocs();
+    (m.store as { remote: boolean }).remote = true;
+    let clock = 0;
+    const docs = new Documents(m.store);
+    const records = new IngestRecords(m.store, docs, new Memberships(docs), pino({ level: 'silent' }), () => clock);
+    const busy = async (tag: string) => {
+      for (let i = 0; i < LIST_AFTER_OPENS; i++) await records.readIfListed('test', `${tag}-${i}`);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    };
+    await busy('first');
+    expect(await records.readIfListed('test', 'ref')).toBeUndefined();
+    // the record's write begins, and its PUT is held on its way
+    const ingest = ingestIn('upload');
+    m.failPuts();
+    const putting = m.hold('put');
+    const recording = records.record(ingest);
+    await putting.reached;
+    // a renewed listing, asked for and answered while the PUT was on its way, does not show it
+    clock += RENEW_AFTER_MS;
+    await busy('second');
+    expect(m.calls.filter((c) => c.startsWith('list '))).toHaveLength(2);
+    clock += 1;
+    putting.release();
+    expect(await recording).toBe(false);
+    expect(m.docs.has(KEY)).toBe(true);
+    expect((await records.readIfListed('test', 'ref'))?.upload).toEqual({ uploadId: 'upload' });
   });
 });
