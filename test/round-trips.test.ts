@@ -158,6 +158,11 @@ describe('S3 round trips on the critical path', () => {
     await smallIngests(space, 'busy', LIST_AFTER_OPENS);
     await until(() => log.sent.some((r) => r.op === 'ListObjectsV2' && r.key === prefix));
     await log.quiet();
+    // the listing answers now: a ref it does not show is not looked up
+    const fresh = performance.now();
+    await smallIngests(space, 'unlisted', 1);
+    await log.quiet();
+    expect(log.between(fresh, performance.now()).filter((r) => kindOf(r.key) === 'ingest')).toEqual([]);
     const from = performance.now();
     const { err } = await measuredCommit(ref, randomBlob(3000), { metadata: space });
     expect(err?.code).toBe(status.FAILED_PRECONDITION);

@@ -145,8 +145,11 @@ export interface BlobStore {
   getDoc(key: string): Promise<StoredDoc | undefined>;
   putDoc(key: string, body: Buffer): Promise<void>;
   deleteDoc(key: string): Promise<void>;
-  /** Keys (relative to the metadata prefix) that start with `prefix`, in key order. */
-  listDocs(prefix: string): AsyncIterable<DocEntry>;
+  /**
+   * Keys (relative to the metadata prefix) that start with `prefix`, in key order. `pageKeys`
+   * bounds the keys one request answers (S3's MaxKeys), for a caller that reads only a few.
+   */
+  listDocs(prefix: string, options?: { pageKeys?: number }): AsyncIterable<DocEntry>;
   /**
    * The distinct key segments right below `prefix` (which ends in `/`) that have documents
    * under them, without listing those documents: S3's delimiter listing.

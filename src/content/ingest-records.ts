@@ -4,7 +4,7 @@ import { docKeys, type Documents } from '../metadata/documents.js';
 import type { Ingest } from './ingest.js';
 import type { Memberships } from './memberships.js';
 import type { IngestStatus } from './types.js';
-import { RecordedRefs } from './recorded-refs.js';
+import { LISTING_PAGE_KEYS, RecordedRefs } from './recorded-refs.js';
 import { storedInstant } from '../clock.js';
 
 /**
@@ -194,7 +194,7 @@ export class IngestRecords {
 }
 
 async function* segmentsBelow(docs: Documents, prefix: string): AsyncIterable<string> {
-  for await (const key of docs.list(prefix)) yield key.slice(prefix.length);
+  for await (const key of docs.list(prefix, { pageKeys: LISTING_PAGE_KEYS })) yield key.slice(prefix.length);
 }
 
 /** Whether the ref a record's key names is wanted; a key that names none is read to see. */

@@ -25,14 +25,25 @@ export const TOO_MANY_BACKOFF_MS = 60_000;
  * ref up.
  */
 export const MAX_LISTING_BYTES = 16 * 1024;
+/**
+ * Keys one request of a listing asks for: a key counts at least 64 bytes, so a page this long
+ * settles whether the keys fit, and S3's usual 1,000 (up to 1 KiB each) are never read at once.
+ */
+export const LISTING_PAGE_KEYS = Math.floor(MAX_LISTING_BYTES / 64) + 1;
 /** Namespaces whose listing is kept at once. */
 export const MAX_NAMESPACES = 128;
 /**
  * Listings running at once, daemon-wide. With the kept ones this bounds what listings hold:
- * 128 × (16 KiB of keys + 16 KiB of notes) + 16 × 16 KiB being read, 4.25 MiB in all (a
- * namespace let go of keeps nothing, see dispose).
+ * 128 × (16 KiB of keys + 16 KiB of notes) kept, about 4 MiB (a namespace let go of keeps
+ * nothing, see dispose), and 4 × (16 KiB of keys + a page of 257 keys) being read.
  */
-export const MAX_RUNNING_LISTINGS = 16;
+export const MAX_RUNNING_LISTINGS = 4;
+/**
+ * How long a note outlives the ask of a listing that landed: a note made as a write began, with
+ * the write still on its way, and a listing that lags behind a write (as Swift's may) both leave
+ * the listing without the key for a while.
+ */
+export const NOTE_OUTLIVES_MS = RECORDED_REFS_FRESH_MS;
 
 interface Listing {
   /** When it was asked for (monotonic ms): it answers until RECORDED_REFS_FRESH_MS after. */
@@ -151,9 +162,10 @@ export class RecordedRefs {
         return;
       }
       space.listing = { askedAt, keys };
-      // a record noted before this listing was asked for had landed by then (its write noted it again when it did)
+      // a record noted well before this listing was asked for shows in it: its write had landed by
+      // then (one still on its way notes it again as it ends, landed or failed)
       for (const [ref, at] of space.noted) {
-        if (at < askedAt) {
+        if (at < askedAt - NOTE_OUTLIVES_MS) {
           space.noted.delete(ref);
           space.notedBytes -= bytesOf(ref);
         }

@@ -132,8 +132,9 @@ export class Documents {
     await this.store.deleteDoc(key);
   }
 
-  async *list(prefix: string): AsyncIterable<string> {
-    for await (const entry of this.store.listDocs(prefix)) yield entry.key;
+  /** `pageKeys`: see BlobStore.listDocs. */
+  async *list(prefix: string, options?: { pageKeys?: number }): AsyncIterable<string> {
+    for await (const entry of this.store.listDocs(prefix, options)) yield entry.key;
   }
 
   /** The key segments right below `prefix` (ending in `/`) that have documents under them. */

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { BlobStore, StoredDoc, Upload, UploadHandle } from '../../src/blobstore/types.js';
 import type { Ingest } from '../../src/content/ingest.js';
 import { IngestRecords } from '../../src/content/ingest-records.js';
-import { LIST_AFTER_OPENS, RENEW_AFTER_MS } from '../../src/content/recorded-refs.js';
+import { LIST_AFTER_OPENS, NOTE_OUTLIVES_MS } from '../../src/content/recorded-refs.js';
 import { Memberships } from '../../src/content/memberships.js';
 import { newRunningHash } from '../../src/content/running-hash.js';
 import { Documents } from '../../src/metadata/documents.js';
@@ -188,8 +188,9 @@ describe('a small open in a namespace whose ingest records are listed', () => {
     const putting = m.hold('put');
     const recording = records.record(ingest);
     await putting.reached;
-    // a renewed listing, asked for and answered while the PUT was on its way, does not show it
-    clock += RENEW_AFTER_MS;
+    // a renewed listing, asked for and answered while the PUT was on its way (longer than a note
+    // made as the write began outlives a listing's ask), does not show it
+    clock += NOTE_OUTLIVES_MS + 1;
     await busy('second');
     expect(m.calls.filter((c) => c.startsWith('list '))).toHaveLength(2);
     clock += 1;

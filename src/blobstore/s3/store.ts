@@ -314,9 +314,9 @@ export class S3BlobStore implements BlobStore {
     await this.s3.delete(this.keys.doc(key));
   }
 
-  async *listDocs(prefix: string): AsyncIterable<DocEntry> {
+  async *listDocs(prefix: string, options: { pageKeys?: number } = {}): AsyncIterable<DocEntry> {
     const base = this.keys.doc('');
-    for await (const obj of this.listKeys(base + prefix)) yield { key: obj.key.slice(base.length), version: objectVersion(obj.etag, obj.size) };
+    for await (const obj of this.listKeys(base + prefix, undefined, options.pageKeys)) yield { key: obj.key.slice(base.length), version: objectVersion(obj.etag, obj.size) };
   }
 
   async *listDocGroups(prefix: string): AsyncIterable<string> {
@@ -332,9 +332,13 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  private async *listKeys(prefix: string, delimiter?: string): AsyncIterable<{ key: string; size: number; lastModified: Date; etag?: string | undefined }> {
+  private async *listKeys(
+    prefix: string,
+    delimiter?: string,
+    pageKeys?: number,
+  ): AsyncIterable<{ key: string; size: number; lastModified: Date; etag?: string | undefined }> {
     try {
-      const input = { Bucket: this.s3.name, Prefix: prefix, ...(delimiter ? { Delimiter: delimiter } : {}) };
+      const input = { Bucket: this.s3.name, Prefix: prefix, ...(delimiter ? { Delimiter: delimiter } : {}), ...(pageKeys ? { MaxKeys: pageKeys } : {}) };
       for await (const page of paginateListObjectsV2({ client: this.s3.client }, input)) {
         for (const obj of page.Contents ?? []) {
           if (obj.Key === undefined) continue;

@@ -317,8 +317,8 @@ export class ReadTier implements BlobStore {
     return this.inner.deleteDoc(key);
   }
 
-  listDocs(prefix: string): AsyncIterable<DocEntry> {
-    return this.inner.listDocs(prefix);
+  listDocs(prefix: string, options?: { pageKeys?: number }): AsyncIterable<DocEntry> {
+    return this.inner.listDocs(prefix, options);
   }
 
   listDocGroups(prefix: string): AsyncIterable<string> {
