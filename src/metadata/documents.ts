@@ -142,9 +142,9 @@ export class Documents {
     return this.store.listDocGroups(prefix);
   }
 
-  /** Whether any document lies under `prefix` (one listing request). */
+  /** Whether any document lies under `prefix` (one listing request, of one key). */
   async any(prefix: string): Promise<boolean> {
-    for await (const _ of this.store.listDocs(prefix)) return true;
+    for await (const _ of this.store.listDocs(prefix, { pageKeys: 1 })) return true;
     return false;
   }
 
