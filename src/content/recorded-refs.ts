@@ -61,7 +61,7 @@ interface Namespace {
   recentOpens: number[];
   /** Let go of (evicted, or past its bound of notes): a listing it ran is dropped as it lands. */
   disposed: boolean;
-  /** Refs this daemon recorded since the listing in use was asked for (a listing may miss them), and when. */
+  /** Refs this daemon recorded (a listing may miss them), and when: kept until a listing asked for NOTE_OUTLIVES_MS later lands. */
   noted: Map<string, number>;
   /** What `noted` holds, counted as keys are. */
   notedBytes: number;
