@@ -20,7 +20,15 @@ function bucket(initial: Record<string, string[]> = {}) {
     keys,
     listings,
     fail: (on: boolean) => (failing = on),
-    holdListings: (until: Promise<void> | undefined) => (hold = until),
+    /** Holds the listings asked for from now on until the answer is called (later ones are not held). */
+    holdListings() {
+      let release!: () => void;
+      hold = new Promise<void>((resolve) => (release = resolve));
+      return () => {
+        hold = undefined;
+        release();
+      };
+    },
     async *list(ns: string): AsyncIterable<string> {
       listings.push(ns);
       if (hold) await hold;
@@ -114,8 +122,7 @@ describe('RecordedRefs', () => {
     for (let i = 0; i < LIST_AFTER_OPENS; i++) refs.mayHave('ns', `early-${i}`);
     expect(b.listings).toEqual(['ns']);
     advance(1);
-    let finish!: () => void;
-    b.holdListings(new Promise<void>((resolve) => (finish = resolve)));
+    const finish = b.holdListings();
     b.keys.set('ns', ['new']);
     expect(refs.mayHave('ns', 'new')).toBe(false);
     // one listing at a time: the opens while it runs ask for none
@@ -144,14 +151,12 @@ describe('RecordedRefs', () => {
   it('lists a namespace let go of while its listing runs no more than once at a time', async () => {
     const b = bucket({ ns: [] });
     const { refs, busy } = refsOver(b);
-    let finish!: () => void;
-    b.holdListings(new Promise<void>((resolve) => (finish = resolve)));
+    const finish = b.holdListings();
     await busy('ns');
     // more notes than a namespace keeps let it go
     for (const ref of refsOf40(fitting + 1)) refs.noteRecorded('ns', ref);
     await busy('ns');
     expect(b.listings).toEqual(['ns']);
-    b.holdListings(undefined);
     finish();
     await settle();
     expect(refs.mayHave('ns', 'x')).toBe(true);
@@ -181,8 +186,7 @@ describe('RecordedRefs', () => {
   it('keeps a ref recorded while the listing runs, which the listing may not show', async () => {
     const b = bucket({ ns: [] });
     const { refs, busy } = refsOver(b);
-    let finish!: () => void;
-    b.holdListings(new Promise<void>((resolve) => (finish = resolve)));
+    const finish = b.holdListings();
     await busy('ns');
     refs.noteRecorded('ns', 'mine');
     finish();
@@ -291,12 +295,10 @@ describe('RecordedRefs', () => {
   it('runs at most 16 listings at once, daemon-wide: a namespace busy meanwhile looks its refs up and gets its listing at a later open', async () => {
     const b = bucket();
     const { refs, busy } = refsOver(b);
-    let finish!: () => void;
-    b.holdListings(new Promise<void>((resolve) => (finish = resolve)));
+    const finish = b.holdListings();
     for (let i = 0; i < MAX_RUNNING_LISTINGS + 1; i++) await busy(`ns-${i}`);
     expect(b.listings.length).toBe(MAX_RUNNING_LISTINGS);
     finish();
-    b.holdListings(undefined);
     await settle();
     expect(refs.mayHave(`ns-${MAX_RUNNING_LISTINGS}`, 'r')).toBe(true);
     await settle();
