@@ -7,6 +7,15 @@ import { liveStatus, statusOf, type Ingest } from './ingest.js';
 import type { IngestStatus } from './types.js';
 import { now } from '../clock.js';
 
+/**
+ * Uploads given up since the record's key was last known this ingest's, kept to tell its own
+ * record from another daemon's (see Ingest.keyInDoubt). A client restarting faster than records
+ * are written would grow the list without end; past this the oldest goes, and a record that
+ * names it reads as another's: the ingest then records nothing more (it is no longer continued
+ * after a crash), which is safe for everyone else.
+ */
+export const MAX_REPLACED_UPLOADS = 16;
+
 /** How long an "absent" answer for an expected digest stands for the same Write stream. */
 const RECHECK_AFTER_MS = 2_000;
 
@@ -251,7 +260,7 @@ export class Writer {
       // known only from the checkpoint the ingest was continued from.
       const given = ingest.resumable?.checkpoint.handle ?? ingest.durable?.handle ?? ingest.upload.handle();
       if ((ingest.recorded || ingest.keyInDoubt) && given) {
-        ingest.keyInDoubt = { replaced: [...(ingest.keyInDoubt?.replaced ?? []), given] };
+        ingest.keyInDoubt = { replaced: [...(ingest.keyInDoubt?.replaced ?? []), given].slice(-MAX_REPLACED_UPLOADS) };
         ingest.recorded = false;
       }
       // nothing of the gone bytes may be recorded from here: no checkpoint of them is continued

@@ -4,7 +4,7 @@ import { Checkpoints } from '../../src/content/checkpoints.js';
 import { ingestKey, liveStatus, type Ingest } from '../../src/content/ingest.js';
 import type { IngestRecords } from '../../src/content/ingest-records.js';
 import { newRunningHash } from '../../src/content/running-hash.js';
-import { Writer, type WriterHost } from '../../src/content/writer.js';
+import { MAX_REPLACED_UPLOADS, Writer, type WriterHost } from '../../src/content/writer.js';
 import { digestOf } from '../../src/digest.js';
 import { StartOver } from '../../src/errors.js';
 import { now } from '../../src/clock.js';
@@ -224,5 +224,28 @@ describe('checkpoints of an ingest whose stored bytes are gone', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+});
+
+describe('a client that restarts a recorded ingest again and again before a record is written', () => {
+  it('keeps the latest uploads it gave up, a bounded number of them, to tell its record from another daemon\'s', async () => {
+    let n = 0;
+    const uploadNamed = (uploadId: string): Upload => ({ ...memoryUpload(), handle: () => ({ uploadId }) as unknown as ReturnType<Upload['handle']> });
+    const host: WriterHost = {
+      ...hostFor([], []),
+      restartUpload: async (ingest) => {
+        ingest.upload = uploadNamed(`u${++n}`);
+        ingest.hasher.close();
+        ingest.hasher = newRunningHash();
+        ingest.offset = 0;
+      },
+    };
+    const ingest = await ingestOf(uploadNamed('u0'), PIECE);
+    ingest.recorded = true;
+    const writer = new Writer(host, ingest, '');
+    const restarts = MAX_REPLACED_UPLOADS + 4;
+    for (let i = 0; i < restarts; i++) await writer.write(0, Buffer.alloc(1));
+    const kept = (ingest.keyInDoubt?.replaced ?? []).map((h) => (h as unknown as { uploadId: string }).uploadId);
+    expect(kept).toEqual(Array.from({ length: MAX_REPLACED_UPLOADS }, (_, i) => `u${restarts - MAX_REPLACED_UPLOADS + i}`));
   });
 });
