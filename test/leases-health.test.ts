@@ -229,6 +229,13 @@ describe('Health', () => {
     expect(err.code).toBe(status.NOT_FOUND);
   });
 
+  it('answers NotFound for a service name of 100 KiB with a message cut to 1 KiB, saying how much was left out', async () => {
+    const err = await failure(call(d.health(), 'Check', { service: 'x'.repeat(100 * 1024) }));
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(err.details.length).toBeLessThanOrEqual(1024);
+    expect(err.details).toMatch(/^unknown service "x+… \(\d+ characters more\)$/);
+  });
+
   it('keeps 1,024 Watch streams apart from --max-streams; one more gets ResourceExhausted naming the limit, and a place once another ended', async () => {
     const health = d.health();
     /** A Watch stream, once its first status arrived. */

@@ -1,4 +1,5 @@
 import { status, type ServerWritableStream } from '@grpc/grpc-js';
+import { statusMessage } from './status.js';
 import type { HealthHandlers } from '../generated/grpc/health/v1/Health.js';
 import type { HealthCheckRequest__Output } from '../generated/grpc/health/v1/HealthCheckRequest.js';
 import type { HealthCheckResponse, _grpc_health_v1_HealthCheckResponse_ServingStatus__Output as ServingStatus } from '../generated/grpc/health/v1/HealthCheckResponse.js';
@@ -16,9 +17,18 @@ const MAX_WATCHERS = 1024;
  * grpc.health.v1: "" is the daemon as a whole; each served service has its own name. Status
  * changes reach Watch callers at once.
  */
+interface Watcher {
+  /** Undefined for a name this daemon does not serve: it never changes, and is not kept. */
+  service: string | undefined;
+  call: ServerWritableStream<HealthCheckRequest__Output, HealthCheckResponse>;
+  /** The latest status not yet written, while the stream does not drain: one, not a queue. */
+  unsent?: ServingStatus | undefined;
+  blocked: boolean;
+}
+
 export class Health {
   private readonly statuses = new Map<string, ServingStatus>();
-  private readonly watchers = new Set<{ service: string; call: ServerWritableStream<HealthCheckRequest__Output, HealthCheckResponse> }>();
+  private readonly watchers = new Set<Watcher>();
 
   constructor(services: readonly string[]) {
     for (const name of ['', ...services]) this.statuses.set(name, 'SERVING');
@@ -26,7 +36,7 @@ export class Health {
 
   set(service: string, value: ServingStatus): void {
     this.statuses.set(service, value);
-    for (const w of this.watchers) if (w.service === service) w.call.write({ status: value });
+    for (const w of this.watchers) if (w.service === service) send(w, value);
   }
 
   setAll(value: ServingStatus): void {
@@ -44,7 +54,7 @@ export class Health {
       Check: (call, callback) => {
         const value = this.statuses.get(call.request.service);
         if (value === undefined) {
-          callback({ code: status.NOT_FOUND, details: `unknown service ${JSON.stringify(call.request.service)}` });
+          callback({ code: status.NOT_FOUND, details: statusMessage(`unknown service ${JSON.stringify(call.request.service)}`) });
           return;
         }
         callback(null, { status: value });
@@ -57,11 +67,31 @@ export class Health {
           });
           return;
         }
-        const watcher = { service: call.request.service, call };
+        const known = this.statuses.get(call.request.service);
+        const watcher: Watcher = { service: known === undefined ? undefined : call.request.service, call, blocked: false };
         this.watchers.add(watcher);
         call.on('cancelled', () => this.watchers.delete(watcher));
-        call.write({ status: this.statuses.get(call.request.service) ?? 'SERVICE_UNKNOWN' });
+        send(watcher, known ?? 'SERVICE_UNKNOWN');
       },
     };
   }
+}
+
+/**
+ * A watcher that reads nothing while S3 comes and goes is owed only the latest status: what it
+ * did not take is replaced, not queued.
+ */
+function send(w: Watcher, value: ServingStatus): void {
+  if (w.blocked) {
+    w.unsent = value;
+    return;
+  }
+  if (w.call.write({ status: value })) return;
+  w.blocked = true;
+  w.call.once('drain', () => {
+    w.blocked = false;
+    const next = w.unsent;
+    w.unsent = undefined;
+    if (next !== undefined) send(w, next);
+  });
 }

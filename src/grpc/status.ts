@@ -23,11 +23,26 @@ const CODES: Readonly<Record<ErrorKind, status>> = {
 export function toServiceError(err: unknown, logger: Logger): Partial<ServiceError> & { code: status } {
   if (err instanceof StoreError) {
     if (err.kind === 'internal' || err.kind === 'unavailable') logger.warn({ err }, err.message);
-    return { code: CODES[err.kind], details: err.message, metadata: new Metadata() };
+    return { code: CODES[err.kind], details: statusMessage(err.message), metadata: new Metadata() };
   }
   // Anything else is a bug of ours: say so without leaking internals, and keep the evidence.
   logger.error({ err }, 'unexpected error');
-  return { code: status.INTERNAL, details: `internal error: ${(err as Error)?.message ?? String(err)}`, metadata: new Metadata() };
+  return { code: status.INTERNAL, details: statusMessage(`internal error: ${(err as Error)?.message ?? String(err)}`), metadata: new Metadata() };
+}
+
+/**
+ * Characters of a status message sent. The message travels as the grpc-message header,
+ * percent-encoded (up to three bytes a byte): grpc-js clients refuse more than 8 KiB of headers
+ * and nghttp2 an entry over 64 KiB, so a message echoing a huge ref or label would reach its
+ * client as a reset stream naming nothing.
+ */
+export const MAX_STATUS_MESSAGE = 1024;
+
+/** The message as sent: past MAX_STATUS_MESSAGE it is cut, and says how much was left out. */
+export function statusMessage(message: string): string {
+  if (message.length <= MAX_STATUS_MESSAGE) return message;
+  const kept = message.slice(0, MAX_STATUS_MESSAGE - 64);
+  return `${kept}… (${message.length - kept.length} characters more)`;
 }
 
 export function codeName(code: status): string {

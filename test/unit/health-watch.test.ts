@@ -1,0 +1,40 @@
+import { EventEmitter } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { Health } from '../../src/grpc/health.js';
+
+/** A Watch call whose client takes nothing: every write past the first says the stream is full. */
+class StalledWatch extends EventEmitter {
+  readonly written: unknown[] = [];
+  draining = false;
+  constructor(readonly request: { service: string }) {
+    super();
+  }
+  write(message: unknown): boolean {
+    this.written.push(message);
+    return this.draining;
+  }
+  end(): void {}
+}
+
+describe('Health.Watch', () => {
+  it('owes a watcher that takes nothing only the latest status, not every change made meanwhile', () => {
+    const health = new Health(['svc']);
+    const watch = new StalledWatch({ service: 'svc' });
+    health.handlers().Watch(watch as never);
+    for (let i = 0; i < 1000; i++) health.set('svc', i % 2 === 0 ? 'NOT_SERVING' : 'SERVING');
+    health.set('svc', 'NOT_SERVING');
+    expect(watch.written).toEqual([{ status: 'SERVING' }]);
+    watch.draining = true;
+    watch.emit('drain');
+    expect(watch.written).toEqual([{ status: 'SERVING' }, { status: 'NOT_SERVING' }]);
+  });
+
+  it('answers SERVICE_UNKNOWN to a watcher of a name it does not serve, and sends it nothing more', () => {
+    const health = new Health(['svc']);
+    const watch = new StalledWatch({ service: 'nope' });
+    watch.draining = true;
+    health.handlers().Watch(watch as never);
+    health.set('svc', 'NOT_SERVING');
+    expect(watch.written).toEqual([{ status: 'SERVICE_UNKNOWN' }]);
+  });
+});
