@@ -24,6 +24,13 @@ export function validateLabels(labels: Labels, subject: string): Labels {
   return labels;
 }
 
+/** The bytes of a set of labels' keys and values (UTF-16 lengths: what a bound needs, cheaply). */
+export function labelsLength(labels: Labels): number {
+  let n = 0;
+  for (const key of Object.keys(labels)) n += key.length + (labels[key]?.length ?? 0);
+  return n;
+}
+
 /**
  * A label's value, own keys only: a client's key like `constructor` or `__proto__` must never
  * find something on Object.prototype.

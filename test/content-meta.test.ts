@@ -174,6 +174,17 @@ describe('Info, Update, Delete, List, Status, ListStatuses and Abort on S3', () 
       expect(await list([`digest==${a}`, `digest==${c}`], space)).toEqual([a, c].sort());
     });
 
+    it('lists every blob of a namespace whose blobs carry all the labels they may (1 MiB each), in messages a client takes', async () => {
+      const md = ns('labelled-listing');
+      const full = (n: number) => Object.fromEntries(Array.from({ length: 256 }, (_, i) => [`k${String(i).padStart(3, '0')}`, `${n}`.padEnd(4092, 'v')]));
+      const digests: string[] = [];
+      for (let n = 0; n < 20; n++) digests.push((await writeBlob(client, `full-${n}`, randomBlob(40 + n), { metadata: md, labels: full(n) })).digest);
+      // twenty such in one message would be 20 MiB: past what the daemon sends and clients take
+      const responses = await collect<ListContentResponse__Output>(client.List({ filters: [] }, md));
+      expect(responses.flatMap((r) => r.info.map((i) => i.digest)).sort()).toEqual(digests.sort());
+      expect(responses.every((r) => r.info.length <= 2)).toBe(true);
+    });
+
     it('refuses a malformed filter with InvalidArgument', async () => {
       const err = await failure(list(['labels."unterminated'], space));
       expect(err.code).toBe(status.INVALID_ARGUMENT);

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { BlobStat } from '../blobstore/types.js';
-import type { Labels } from '../labels.js';
+import { labelsLength, type Labels } from '../labels.js';
 import { docKeys, type Documents } from '../metadata/documents.js';
 import type { ContentInfo } from './types.js';
 import { Instant, storedInstant } from '../clock.js';
@@ -35,7 +35,7 @@ export class Memberships {
     // Bounded in bytes, an entry's overhead counted: one record may carry 256 labels of 4 KiB,
     // and most carry none (a bound by count would preallocate its index; see countBound).
     maxSize: RECORD_CACHE_BYTES,
-    sizeCalculation: (entry, key) => 2 * key.length + 200 + (entry.value ? labelBytes(entry.value.labels) : 0),
+    sizeCalculation: (entry, key) => 2 * key.length + 200 + (entry.value ? labelsLength(entry.value.labels) : 0),
   });
   /** Recently read deletion marks of a namespace (see markDeleted), present or absent. */
   private readonly deletions = new LRUCache<string, { deleted: boolean }>({ ...countBound(50_000), ttl: RECORD_CACHE_MS });
@@ -133,12 +133,6 @@ export class Memberships {
     }
     return false;
   }
-}
-
-function labelBytes(labels: Labels): number {
-  let n = 0;
-  for (const key of Object.keys(labels)) n += key.length + (labels[key]?.length ?? 0);
-  return n;
 }
 
 /** The cache key of a blob's membership of a namespace. */

@@ -9,6 +9,7 @@ import type { ContentStore } from '../content/store.js';
 import type { ContentInfo, IngestStatus } from '../content/types.js';
 import type { Writer } from '../content/writer.js';
 import { ContentExists, invalidArgument } from '../errors.js';
+import { labelsLength } from '../labels.js';
 import { leaseWrittenContent } from '../leases/lease-content.js';
 import type { LeaseStore } from '../leases/store.js';
 import { Answers, cancelSignal, elapsed, lazyCancel, requests, serverStream, unary, type StreamItems } from './calls.js';
@@ -21,6 +22,12 @@ import type { StreamLimit } from './stream-limit.js';
 
 /** containerd streams List results in batches of this many. */
 const LIST_BATCH = 100;
+/**
+ * A batch ends sooner once its labels come to this many characters: one blob may carry 1 MiB of
+ * them, and a hundred such in one message would pass what clients take (grpc-go's default is 4
+ * MiB) and what this daemon sends, failing every List of the namespace.
+ */
+const LIST_BATCH_LABELS = 1024 * 1024;
 
 /** Translates containerd's Content service to and from the domain's ContentStore. */
 export interface StreamRules {
@@ -56,7 +63,7 @@ export function contentHandlers(
     List: serverStream(
       logger,
       'List',
-      async (req, call) => batches(store.list(namespaceOf(call.metadata), req.filters), LIST_BATCH),
+      async (req, call) => batches(store.list(namespaceOf(call.metadata), req.filters)),
       streams.idleMs,
       (method) => streams.limit.enter(method),
     ),
@@ -189,13 +196,16 @@ async function write(
   }
 }
 
-async function* batches(items: AsyncIterable<ContentInfo>, size: number) {
+async function* batches(items: AsyncIterable<ContentInfo>) {
   let batch: Info[] = [];
+  let labels = 0;
   for await (const item of items) {
     batch.push(toInfo(item));
-    if (batch.length >= size) {
+    labels += labelsLength(item.labels);
+    if (batch.length >= LIST_BATCH || labels >= LIST_BATCH_LABELS) {
       yield { info: batch };
       batch = [];
+      labels = 0;
     }
   }
   if (batch.length > 0) yield { info: batch };

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { BlobStore } from '../blobstore/types.js';
-import { alreadyExists, invalidArgument, isStoreError, notFound, resourceExhausted, unimplemented } from '../errors.js';
-import { labelValue, validateLabels, type Labels } from '../labels.js';
+import { alreadyExists, invalidArgument, notFound, resourceExhausted, unimplemented } from '../errors.js';
+import { labelsLength, labelValue, validateLabels, type Labels } from '../labels.js';
 import { Documents, docKeys, encodeSegment } from '../metadata/documents.js';
 import { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import { ReclaimMarks } from '../metadata/reclaim-marks.js';
@@ -45,6 +45,13 @@ const LEASES_KEPT_BYTES = 4 * 1024 * 1024;
 const MAX_LISTED_RESOURCES = 4 * MAX_LEASE_RESOURCES;
 /** Leases one List may answer with; past it the client is told to filter. */
 const MAX_LISTED_LEASES = 10_000;
+/**
+ * Characters of labels one List may answer with. List answers in one message, which the daemon
+ * sends up to 16 MiB and containerd's clients take up to 16 MiB (grpc-go's own default is 4):
+ * each lease may carry 1 MiB of labels, so the count alone would let one answer, and the memory
+ * it is built in, reach gigabytes.
+ */
+const MAX_LISTED_LABELS = 4 * 1024 * 1024;
 /** Encoded bytes of a resource's type and id, so its key stays far below S3's 1,024 bytes. */
 const MAX_RESOURCE_TYPE_BYTES = 128;
 const MAX_RESOURCE_ID_BYTES = 512;
@@ -90,6 +97,10 @@ export class LeaseStore {
 
   async delete(ns: string, id: string): Promise<void> {
     await this.load(ns, id);
+    await this.remove(ns, id);
+  }
+
+  private async remove(ns: string, id: string): Promise<void> {
     // The lease goes first: from then on nothing counts its resources as held.
     await this.docs.remove(docKeys.lease(ns, id));
     for await (const key of this.docs.list(docKeys.leaseResourcesPrefix(ns, id))) await this.docs.remove(key);
@@ -100,6 +111,7 @@ export class LeaseStore {
     validateNamespace(ns);
     const filter = parseFilters(filters);
     const out: Lease[] = [];
+    let labels = 0;
     for await (const { value } of this.docs.readAll<LeaseRecord>(docKeys.leasesPrefix(ns))) {
       const matches = filter.matches((path) => {
         if (path.length === 1 && path[0] === 'id') return value.id;
@@ -109,6 +121,12 @@ export class LeaseStore {
       if (!matches) continue;
       if (out.length >= MAX_LISTED_LEASES) {
         throw resourceExhausted(`namespace ${ns} has more than ${MAX_LISTED_LEASES} matching leases; narrow the list with a filter`);
+      }
+      labels += labelsLength(value.labels);
+      if (labels > MAX_LISTED_LABELS) {
+        throw resourceExhausted(
+          `namespace ${ns}: the matching leases carry more than ${MAX_LISTED_LABELS} characters of labels, more than one List answers with; narrow the list with a filter`,
+        );
       }
       out.push(toLease(value));
     }
@@ -129,12 +147,9 @@ export class LeaseStore {
   async deleteIfExpired(ns: string, id: string, now = Date.now()): Promise<boolean> {
     const record = await this.docs.read<LeaseRecord>(docKeys.lease(ns, id));
     if (!record || !LeaseStore.expired(toLease(record), now)) return false;
-    try {
-      await this.delete(ns, id);
-    } catch (err) {
-      if (isStoreError(err, 'not-found')) return false;
-      throw err;
-    }
+    // straight on from the record read: a second read before the removal would widen the moment
+    // in which a lease made again under the id goes for the old one's expiry
+    await this.remove(ns, id);
     return true;
   }
 
