@@ -10,7 +10,12 @@ import { Collector } from '../src/gc/collector.js';
 import { collectorSourcesFor } from '../src/gc/sources.js';
 import type { ListContentResponse__Output } from '../src/generated/containerd/services/content/v1/ListContentResponse.js';
 import type { ReadContentResponse__Output } from '../src/generated/containerd/services/content/v1/ReadContentResponse.js';
+import { Claims } from '../src/content/claims.js';
+import { Memberships } from '../src/content/memberships.js';
 import { LeaseStore } from '../src/leases/store.js';
+import { Documents } from '../src/metadata/documents.js';
+import { ReclaimGuard } from '../src/metadata/reclaim-guard.js';
+import { ReclaimMarks } from '../src/metadata/reclaim-marks.js';
 import { openBlobStore } from '../src/server.js';
 import { cacheConfig } from './support/buildkit.js';
 import { overriding } from './support/overriding.js';
@@ -84,6 +89,24 @@ describe('Delete by reference, and the collector', () => {
     }
     expect(await stored(digest)).toBe(true);
     expect((await read(digest, 'default')).equals(layer)).toBe(true);
+  });
+
+  it('deletes a blob nothing references only once it was last modified more than twice the touch refresh ago', async () => {
+    // BuildKit skips the touch of a blob younger than its touch_refresh, and names it in a record
+    // only once the rest of its export is uploaded
+    const layer = randomBlob(3100);
+    const digest = digestOf(layer);
+    const putAt = Date.now();
+    await putObject(d.bucket!, `blobs/${digest}`, layer);
+    const touchRefreshed = () => new Collector(collectorSourcesFor(store, leases), { graceMs: 0, touchRefreshMs: 4_000, logger: quiet, lockSettleMs: 300 });
+    await collectRuns(() => touchRefreshed().run({ delete: true }), 1);
+    // older than the touch refresh by S3's clock (kept to the second), younger than twice it
+    await new Promise((r) => setTimeout(r, putAt + 5_000 - Date.now()));
+    await collectRuns(() => touchRefreshed().run({ delete: true }), 1);
+    expect(await stored(digest)).toBe(true);
+    await new Promise((r) => setTimeout(r, putAt + 9_000 - Date.now()));
+    await collectUntil(() => touchRefreshed().run({ delete: true }), async () => !(await stored(digest)));
+    expect(await stored(digest)).toBe(false);
   });
 
   it('refuses a Delete in the bucket namespace, which lists every blob and holds none', async () => {
@@ -199,6 +222,43 @@ describe('Delete by reference, and the collector', () => {
     expect(await run()).toEqual({ read: 1, broken: { name: 'kept-layers', missing: [gone] } });
     expect(await run()).toEqual({ read: 0, broken: { name: 'kept-layers', missing: [gone] } });
     await rawS3().send(new DeleteObjectCommand({ Bucket: d.bucket!, Key: 'manifests/kept-layers' }));
+  });
+
+  it('keeps the layers of a record its scan did not list that lists as older than the scan, as S3 times a record uploaded in parts by its start', async () => {
+    const layer = randomBlob(592);
+    const digest = digestOf(layer);
+    await putObject(d.bucket!, `blobs/${digest}`, layer);
+    await putObject(d.bucket!, 'manifests/in-parts', cacheConfig([layer]));
+    await settle();
+    // the record's upload completes only after the scan listed the records; once it does, S3
+    // lists it with the time its upload began, an hour before
+    let completed = false;
+    const multipart = overriding(store, {
+      async listRecords(prefix: string, startAfter: string, limit: number) {
+        const page = await store.listRecords(prefix, startAfter, limit);
+        const entries = page.entries
+          .filter((e) => completed || e.name !== 'in-parts')
+          .map((e) => (e.name === 'in-parts' ? { ...e, lastModified: new Date(Date.now() - 3_600_000) } : e));
+        return { ...page, entries };
+      },
+    });
+    const collector = new Collector(collectorSourcesFor(multipart, leases), {
+      graceMs: 0,
+      touchRefreshMs: 0,
+      logger: quiet,
+      lockSettleMs: 300,
+      onProgress: (stage) => {
+        if (stage === 'deleting') completed = true;
+      },
+    });
+    const run = () => {
+      completed = false;
+      return collector.run({ delete: true });
+    };
+    // the first run notes the blob, the second deletes it unless its last check reads the record
+    await collectRuns(run, 2);
+    expect(await stored(digest)).toBe(true);
+    await rawS3().send(new DeleteObjectCommand({ Bucket: d.bucket!, Key: 'manifests/in-parts' }));
   });
 
   it('drops an expired lease only by what its record says now, not by one a lagging listing answers from an earlier scan', async () => {
@@ -344,6 +404,45 @@ describe('Delete by reference, and the collector', () => {
     expect(await stored(digest)).toBe(false);
     // (a daemon may remember for a while that the blob existed; a Read asks the bucket)
     expect((await failure(collect(d.content().Read({ digest }, ns('elsewhere'))))).code).toBe(status.NOT_FOUND);
+  });
+
+  it('holds a blob a Write finds stored through a daemon that saw its hold moments before another daemon deleted it, so the collector keeps it', async () => {
+    const other = await startDaemon({ bucket: d.bucket! });
+    try {
+      const data = randomBlob(1300);
+      const { digest } = await writeBlob(d.content(), 'seen-1', data, { metadata: ns('seen') });
+      await call(other.content(), 'Delete', { digest }, ns('seen'));
+      // the first daemon still has the hold it wrote in memory: AlreadyExists must stand on one in the bucket
+      const session = new WriteSession(d.content(), ns('seen'));
+      const err = await failure(session.send({ action: 'STAT', ref: 'seen-2', total: data.length, expected: digest }));
+      expect(err.code).toBe(status.ALREADY_EXISTS);
+      await settle();
+      await collectRuns(() => collect0().run({ delete: true }), 2);
+      expect(await stored(digest)).toBe(true);
+      expect((await read(digest, 'seen')).equals(data)).toBe(true);
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it('keeps the hold a failed commit wrote where it cannot tell whether the bytes are stored: another writer may have stored them under it', async () => {
+    const digest = digestOf(randomBlob(1400));
+    const docs = new Documents(store);
+    const memberships = new Memberships(docs);
+    // S3 refuses the commit's PUT of the bytes, and then the look-up of whether they landed all the same
+    const failing = overriding(store, { statBlob: () => Promise.reject(new Error('S3 is away')) });
+    const claims = new Claims(failing, memberships, new ReclaimGuard(new ReclaimMarks(docs), failing));
+    const commit = claims.commit('took-back', digest, {
+      size: 1400,
+      labels: {},
+      absent: true,
+      prepare: async () => undefined,
+      store: () => Promise.reject(new Error('PUT failed')),
+      alongside: async () => undefined,
+    });
+    await expect(commit).rejects.toThrow('PUT failed');
+    expect(await memberships.read('took-back', digest, { fresh: true })).toMatchObject({ size: 1400 });
+    await memberships.remove('took-back', digest);
   });
 
   it('lets a later Write of the same digest work as for new content after a reclaim', async () => {

@@ -46,13 +46,14 @@ interface HoldWritten {
  *   back (unless another writer stored them meanwhile). A crash between the two can leave a hold
  *   whose bytes never came: the namespace lists it, and Info and Read answer NotFound for it.
  * - Where the namespace holds nothing yet, the new hold reads the same whether the bytes turn out
- *   stored or not (size, now, the commit's labels), so it goes as soon as that is known, in the
- *   first round when the cache knows it: an AlreadyExists then costs the note's read after it.
+ *   stored or not (size, now, the commit's labels), so it goes as soon as that is known: an
+ *   AlreadyExists then costs the note's read after it.
  * - Where the namespace holds the blob already, that hold stands for the one a writer writes: a
  *   note read after it was seen either shows a collector at work, or the collector's last check
  *   comes later and sees the hold. Merging the commit's labels into it then goes beside the
- *   note's read, not before it. (A hold seen in this daemon's cache, up to 30 s old, is trusted
- *   as the writes before this one trusted it; another daemon's Delete may have dropped it since.)
+ *   note's read, not before it. The hold is read from the bucket, never from this daemon's cache:
+ *   another daemon's Delete may have dropped one cached here, and a hold that is not there
+ *   protects nothing.
  */
 export class Claims {
   constructor(
@@ -66,7 +67,7 @@ export class Claims {
     const before = request.before ?? Promise.resolve();
     const stat = request.absent ? Promise.resolve(undefined) : this.blobs.statBlob(digest);
     // bytes known to be missing get a fresh hold whatever the namespace held before
-    const held = request.absent ? Promise.resolve(undefined) : this.memberships.read(ns, digest);
+    const held = request.absent ? Promise.resolve(undefined) : this.memberships.read(ns, digest, { fresh: true });
     const prepared = request.prepare();
     const hold = this.writeHold(ns, digest, request, before, stat, held);
     // each is awaited below on the paths that need it; the others' failures are not the commit's
@@ -99,7 +100,7 @@ export class Claims {
    * them (a hold this call wrote is taken back, so nothing points at missing bytes meanwhile).
    */
   async holdIfStays(ns: string, digest: string, stat: BlobStat): Promise<boolean> {
-    const held = this.memberships.read(ns, digest);
+    const held = this.memberships.read(ns, digest, { fresh: true });
     const hold = this.writeHold(ns, digest, { size: stat.size, labels: {} }, Promise.resolve(), Promise.resolve(stat), held);
     hold.catch(() => undefined);
     if (await this.staysHeld(digest, held, hold)) return true;
@@ -184,7 +185,13 @@ export class Claims {
       () => false,
     );
     if (!written) return;
-    const stored = await this.blobs.statBlob(digest, { fresh: true }).catch(() => undefined);
+    // Where the look-up fails the hold stays: one naming missing bytes is harmless (Info answers
+    // NotFound, the collector drops it after a day), one taken from bytes another writer stored
+    // meanwhile under the same key loses them.
+    const stored = await this.blobs.statBlob(digest, { fresh: true }).then(
+      (stat) => stat !== undefined,
+      () => true,
+    );
     if (!stored) await this.memberships.remove(ns, digest).catch(() => undefined);
   }
 }

@@ -15,8 +15,10 @@ export interface CollectorOptions {
   /** How long a blob must have been seen unreferenced before it goes. */
   graceMs: number;
   /**
-   * A blob modified more recently than this stays: BuildKit's exporter finds a blob, skips its
-   * touch when it is younger than this, then writes a record naming it.
+   * A blob modified less than twice this long ago stays: BuildKit's exporter finds a blob, skips
+   * its touch when it is younger than this, and writes the record naming it only once the rest of
+   * the export is uploaded, minutes or hours later. The second period stands for that export and
+   * for the clocks of S3, BuildKit and the collector disagreeing.
    */
   touchRefreshMs: number;
   logger: Logger;
@@ -88,7 +90,7 @@ const DELETED_MARK_KEEP_MS = 3_600_000;
 /**
  * The garbage collector: marks what cache records, holds, leases and ingests need, notes each
  * unreferenced blob (the grace counts from that note), and deletes a blob only after the grace,
- * once it is older than the touch refresh, and after a last check of holds, lease resources and
+ * once it is older than twice the touch refresh, and after a last check of holds, lease resources and
  * recently written records that the writers' protocol (reclaim-marks.ts) makes race-free.
  * A dry run writes and deletes nothing.
  */
@@ -180,7 +182,7 @@ export class Collector {
         if (mode.delete) await note(this.marks.write(blob.digest, { since: new Date(now).toISOString() }));
         continue;
       }
-      const old = blob.lastModified.getTime() <= now - this.options.touchRefreshMs;
+      const old = blob.lastModified.getTime() <= now - 2 * this.options.touchRefreshMs;
       const due = new Date(mark.since).getTime() <= now - this.options.graceMs;
       if (!old || !due) add(report.waiting, blob.size);
       else if (!mode.delete) add(report.reclaimable, blob.size);
@@ -228,9 +230,9 @@ export class Collector {
     await pMap(batch, ({ blob, mark }) => this.marks.write(blob.digest, { since: mark.since, finalAt }), { concurrency: 16 });
     const above = this.options.holdsByKeyAbove ?? HOLDS_BY_KEY_ABOVE;
     const byKey = { digests: batch.map(({ blob }) => blob.digest), namespaces: new Set([...roots.holdsIn].filter(([, n]) => n > above).map(([ns]) => ns)) };
-    const recent = await recentReferences(this.sources, roots.startedAt, byKey);
+    const recent = await recentReferences(this.sources, roots, byKey);
     const stats = await pMap(batch, ({ blob }) => this.sources.blobs.statBlob(blob.digest, { fresh: true }), { concurrency: 16 });
-    const youngest = Date.now() - this.options.touchRefreshMs;
+    const youngest = Date.now() - 2 * this.options.touchRefreshMs;
     const doomed: { blob: BlobEntry; mark: ReclaimMark }[] = [];
     batch.forEach((entry, i) => {
       const stat = stats[i];

@@ -1,5 +1,5 @@
 import pMap from 'p-map';
-import type { BlobStore } from '../blobstore/types.js';
+import type { BlobStore, RecordEntry } from '../blobstore/types.js';
 import type { Memberships } from '../content/memberships.js';
 import { isValidDigest } from '../digest.js';
 import { LeaseStore } from '../leases/store.js';
@@ -33,6 +33,12 @@ export interface Roots {
   readonly recordLayers: Map<string, readonly string[]>;
   /** When the scan began: records written since are read again by the last check. */
   readonly startedAt: number;
+  /**
+   * The version of each record the scan read: the last check reads again any it lists at another
+   * version or not at all, whatever its time. S3 times an object uploaded in parts by the start
+   * of its upload, so a record the scan missed may list as older than the scan.
+   */
+  readonly recordVersions: ReadonlyMap<string, string | undefined>;
 }
 
 /** containerd's labels by which a held blob keeps other content alive. */
@@ -56,10 +62,12 @@ export async function scanRoots(sources: RootSources, now = Date.now(), scope: '
   const holdsIn = new Map<string, number>();
   const counts = { records: 0, holds: 0, leases: 0, ingests: 0 };
   const recordLayers = new Map<string, readonly string[]>();
+  const recordVersions = new Map<string, string | undefined>();
   const add = (digest: string) => digests.add(digest);
 
-  await forEachRecord(sources.blobs, 0, sources.keptRecords, (name, layers, scanned) => {
+  await forEachRecord(sources.blobs, () => true, sources.keptRecords, (name, version, layers, scanned) => {
     counts.records++;
+    recordVersions.set(name, version);
     // a scanned record's digests are more than its layers: no report of missing ones from them
     if (!scanned) recordLayers.set(name, layers);
     layers.forEach(add);
@@ -95,7 +103,7 @@ export async function scanRoots(sources: RootSources, now = Date.now(), scope: '
     }
   }
   for (const digest of sources.liveIngests?.() ?? []) add(digest);
-  return { digests, held, holdsIn, counts, recordLayers, startedAt };
+  return { digests, held, holdsIn, counts, recordLayers, startedAt, recordVersions };
 }
 
 /** The batch whose holds the last look reads key by key, in the namespaces named. */
@@ -113,7 +121,7 @@ export interface HoldsByKey {
  * The listings of different namespaces, the key reads and the records go side by side: one after
  * another, a few dozen namespaces took the window.
  */
-export async function recentReferences(sources: RootSources, since: number, byKey?: HoldsByKey): Promise<Set<string>> {
+export async function recentReferences(sources: RootSources, scanned: Pick<Roots, 'startedAt' | 'recordVersions'>, byKey?: HoldsByKey): Promise<Set<string>> {
   const found = new Set<string>();
   const namespaces: string[] = [];
   for await (const ns of sources.memberships.namespaces()) namespaces.push(ns);
@@ -145,7 +153,15 @@ export async function recentReferences(sources: RootSources, since: number, byKe
     ),
     // slack for S3's times kept to the second, and for its clock and ours disagreeing; read, not
     // taken from what scans kept: what a record names now decides the deletion
-    forEachRecord(sources.blobs, since - RECORD_CLOCK_SLACK_MS, undefined, (_, layers) => layers.forEach((d) => found.add(d))),
+    forEachRecord(
+      sources.blobs,
+      (entry) =>
+        entry.lastModified.getTime() >= scanned.startedAt - RECORD_CLOCK_SLACK_MS ||
+        !scanned.recordVersions.has(entry.name) ||
+        scanned.recordVersions.get(entry.name) !== entry.version,
+      undefined,
+      (_name, _version, layers) => layers.forEach((d) => found.add(d)),
+    ),
   ]);
   // the first failure fails the check once the three have settled (a pool starts nothing more
   // after its first failure; what it had started may still end on its own)
@@ -154,36 +170,36 @@ export async function recentReferences(sources: RootSources, since: number, byKe
 }
 
 /**
- * Reads the cache records modified at or after `since` (all of them for 0), a few at a time;
- * one whose layers `kept` has at the version listed is not read again. One too large to decode
- * is read as it streams for every digest it names (`scanned`), each time.
+ * Reads the cache records listed that `wants`, a few at a time; one whose layers `kept` has at
+ * the version listed is not read again. One too large to decode is read as it streams for every
+ * digest it names (`scanned`), each time.
  */
 async function forEachRecord(
   blobs: BlobStore,
-  since: number,
+  wants: (entry: RecordEntry) => boolean,
   kept: VersionedMemory<string[]> | undefined,
-  visit: (name: string, layers: readonly string[], scanned: boolean) => void,
+  visit: (name: string, version: string | undefined, layers: readonly string[], scanned: boolean) => void,
 ): Promise<void> {
   let startAfter = '';
   for (;;) {
     const page = await blobs.listRecords('', startAfter, RECORD_PAGE);
-    const wanted = page.entries.filter((e) => e.lastModified.getTime() >= since);
+    const wanted = page.entries.filter(wants);
     await pMap(
       wanted,
       async (entry) => {
         const known = kept?.get(entry.name, entry.version);
-        if (known) return visit(entry.name, known, false);
+        if (known) return visit(entry.name, entry.version, known, false);
         const record = await blobs.getRecord(entry.name).catch((err: unknown) => {
           if (isStoreError(err, 'resource-exhausted')) return 'too large' as const;
           throw err;
         });
         if (record === 'too large') {
           const chunks = await blobs.streamRecord(entry.name);
-          if (chunks) visit(entry.name, [...(await digestsIn(chunks, entry.name))], true);
+          if (chunks) visit(entry.name, entry.version, [...(await digestsIn(chunks, entry.name))], true);
         } else if (record) {
           const layers = layerBlobs(record.body);
           kept?.keep(entry.name, record.version, layers, layers.reduce((n, d) => n + 2 * d.length + 16, 0));
-          visit(entry.name, layers, false);
+          visit(entry.name, entry.version, layers, false);
         }
       },
       { concurrency: CONCURRENCY },
