@@ -202,6 +202,17 @@ describe('Leases on S3', () => {
     expect(listed.leases).toEqual([]);
   });
 
+  it('answers a List whose leases carry more labels than one answer holds with ResourceExhausted naming the bound, and a filtered one', async () => {
+    const md = ns('labelled-leases');
+    const full = (n: number) => Object.fromEntries(Array.from({ length: 256 }, (_, i) => [`k${String(i).padStart(3, '0')}`, `${n}`.padEnd(4092, 'v')]));
+    for (let n = 0; n < 5; n++) await call(leases, 'Create', { id: `full-${n}`, labels: full(n) }, md);
+    const err = await failure(call(leases, 'List', { filters: [] }, md));
+    expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(err.details).toContain('more than 4194304 characters of labels');
+    const one = await call<object, ListResponse__Output>(leases, 'List', { filters: ['id==full-3'] }, md);
+    expect(one.leases.map((l) => l.id)).toEqual(['full-3']);
+  });
+
   it('deletes a lease, and answers NotFound for an unknown one', async () => {
     await call(leases, 'Create', { id: 'short-lived' });
     await call(leases, 'Delete', { id: 'short-lived', sync: true });
