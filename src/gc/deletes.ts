@@ -7,8 +7,9 @@ import { isStoreError } from '../errors.js';
  * A DELETE cut off at its deadline may already be with S3, which can carry it out after the
  * client gave up. Asked at once, the bucket would still show the blob, the note would say it
  * stays, and writers would go on trusting bytes about to go. It is asked this much later, the
- * note still final meanwhile, so writers keep waiting (FINAL_WINDOW_MS and a slack of 30 s from
- * its start; past that they ask the bucket themselves, see ReclaimGuard). S3 promises no bound:
+ * note still final meanwhile, so writers keep waiting (FINAL_WINDOW_MS and a slack of 60 s from
+ * its start by their clocks, at most 35 s from first seeing it; past that they ask the bucket
+ * themselves, see ReclaimGuard). S3 promises no bound:
  * this makes a late landing unlikely, not impossible.
  */
 const DELETE_SETTLE_MS = 10_000;

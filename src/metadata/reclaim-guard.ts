@@ -1,5 +1,5 @@
 import type { BlobStore } from '../blobstore/types.js';
-import { inFinalWindow, type ReclaimMarks } from './reclaim-marks.js';
+import { FINAL_WAIT_MS, inFinalWindow, type ReclaimMarks } from './reclaim-marks.js';
 
 /** How often a writer looks again at a mark whose collector is deleting right now. */
 const POLL_MS = 200;
@@ -15,19 +15,21 @@ export class ReclaimGuard {
   constructor(
     private readonly marks: ReclaimMarks,
     private readonly blobs: BlobStore,
+    /** FINAL_WAIT_MS (tests shorten it). */
+    private readonly waitMs = FINAL_WAIT_MS,
   ) {}
 
   async stays(digest: string): Promise<boolean> {
     let mark = await this.marks.read(digest);
-    while (mark && inFinalWindow(mark)) {
+    const seen = performance.now();
+    while (mark && inFinalWindow(mark) && performance.now() - seen < this.waitMs) {
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
       mark = await this.marks.read(digest);
     }
     // No mark, or one whose collector has not begun (or gave up) its last check: that check,
     // when it comes, sees the reference written before this read.
     if (!mark?.deletedAt && !mark?.finalAt) return true;
-    // A last check whose outcome never came (a collector stopped mid-batch, or a clock ahead of
-    // the collector's ended the wait early), or bytes deleted once (they may have been stored
+    // A last check whose outcome never came (a collector stopped mid-batch), or bytes deleted once (they may have been stored
     // again since, and caches may not know either way): the bucket says.
     return (await this.blobs.statBlob(digest, { fresh: true })) !== undefined;
   }

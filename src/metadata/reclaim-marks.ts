@@ -25,7 +25,19 @@ export interface ReclaimMark {
 
 /** The longest a collector may take from its last check to the delete; past it, it gives up. */
 export const FINAL_WINDOW_MS = 5_000;
-const CLOCK_SLACK_MS = 30_000;
+/**
+ * What writers add to the window, by their own clocks: the 20 s two machines' clocks may
+ * disagree by (see README), the 10 s a collector waits before it asks whether a delete cut off
+ * at the window's end landed (deletes.ts), and as much again for that question and its note.
+ */
+const CLOCK_SLACK_MS = 60_000;
+/**
+ * The longest a writer waits for one note's outcome, by its own monotonic clock from when it
+ * first saw the note final: the note was written before that, so the outcome is due within the
+ * window and the settling after it, whatever the clocks say (a collector whose clock runs far
+ * ahead, then stops, would otherwise hold writers until their clocks caught up).
+ */
+export const FINAL_WAIT_MS = 35_000;
 
 export class ReclaimMarks {
   constructor(private readonly docs: Documents) {}

@@ -7,7 +7,7 @@ const digest = `sha256:${'a'.repeat(64)}`;
 const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
 
 /** The guard over one note, and a bucket that holds the blob or not (fresh stats counted). */
-function guard(mark: ReclaimMark | undefined, stored: boolean) {
+function guard(mark: ReclaimMark | undefined, stored: boolean, waitMs?: number) {
   const asked = { fresh: 0 };
   const marks = { read: async () => mark } as unknown as ReclaimMarks;
   const blobs = {
@@ -16,7 +16,7 @@ function guard(mark: ReclaimMark | undefined, stored: boolean) {
       return stored ? { size: 1, lastModified: new Date() } : undefined;
     },
   } as unknown as BlobStore;
-  return { guard: new ReclaimGuard(marks, blobs), asked };
+  return { guard: new ReclaimGuard(marks, blobs, waitMs), asked };
 }
 
 describe('the writers\' side of the reclaim note', () => {
@@ -32,6 +32,21 @@ describe('the writers\' side of the reclaim note', () => {
     const there = guard({ since: ago(3_600_000), finalAt: ago(120_000) }, true);
     expect(await there.guard.stays(digest)).toBe(true);
     expect(there.asked.fresh).toBe(1);
+  });
+
+  it('waits for the outcome of a last check begun 20 s ago by a clock 20 s behind this one (a delete cut off may still land)', async () => {
+    const { guard: g, asked } = guard({ since: ago(3_600_000), finalAt: ago(40_000) }, true, 300);
+    const started = performance.now();
+    expect(await g.stays(digest)).toBe(true);
+    // the wait ended at its own bound, not at once, and then the bucket was asked
+    expect(performance.now() - started).toBeGreaterThanOrEqual(300);
+    expect(asked.fresh).toBe(1);
+  });
+
+  it('stops waiting for a note whose last check a clock far ahead of this one began, once it waited its bound, and asks the bucket', async () => {
+    const { guard: g, asked } = guard({ since: ago(3_600_000), finalAt: ago(-3_600_000) }, false, 300);
+    expect(await g.stays(digest)).toBe(false);
+    expect(asked.fresh).toBe(1);
   });
 
   it('asks the bucket when the note says the bytes were deleted: they may have been stored again', async () => {
