@@ -186,6 +186,23 @@ describe('CacheRecords on S3', () => {
     expect(second.next_page_token).toBe('');
   });
 
+  it.each([
+    ['a prefix with a control character', { prefix: 'team/\u0001' }, 'prefix "team/\\u0001" contains a control character'],
+    ['a prefix longer than a name may be', { prefix: 'p'.repeat(2000) }, 'prefix of 2000 bytes is longer than a record name may be'],
+    ['a page token that is not base64url', { prefix: 'team/', page_token: 'not a token' }, 'page_token "not a token" is not one List gave'],
+    ['a page token longer than any List gives', { prefix: '', page_token: 'A'.repeat(5000) }, 'page_token of 5000 characters is longer'],
+  ])('refuses, before S3 is asked, a List with %s, naming the field', async (_what, request, message) => {
+    const err = await failure(call<object, ListRecordsResponse__Output>(records, 'List', request));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toContain(message);
+  });
+
+  it('refuses a Put whose expected_previous_digest is not a digest, naming the field', async () => {
+    const err = await failure(put(['cas-malformed'], cacheConfig(layers.slice(0, 1)), { expected_previous_digest: 'sha256:nope' }));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toContain('expected_previous_digest: invalid digest "sha256:nope"');
+  });
+
   it('deletes a record, and answers NotFound for one that is not there', async () => {
     await put(['to-delete'], cacheConfig(layers.slice(0, 1)));
     await call(records, 'Delete', { name: 'to-delete' });

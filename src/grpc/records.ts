@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { CacheRecordsHandlers } from '../generated/s3cs/records/v1/CacheRecords.js';
 import type { RecordStore } from '../records/store.js';
 import { parseDigest } from '../digest.js';
+import { invalidArgument, isStoreError } from '../errors.js';
 import { cancelSignal, unary } from './calls.js';
 import { toTimestamp } from './proto.js';
 
@@ -13,7 +14,7 @@ export function recordHandlers(store: RecordStore, logger: Logger): CacheRecords
       return { config: record.config, digest: record.digest, size: record.size, last_modified: toTimestamp(record.lastModified) };
     }),
     Put: unary(logger, 'CacheRecords.Put', async (req, call) => {
-      const expectedPrevious = req.expected_previous_digest ? parseDigest(req.expected_previous_digest).value : undefined;
+      const expectedPrevious = expectedDigest(req.expected_previous_digest);
       const conditions = { ...(expectedPrevious ? { expectedPrevious } : {}), ifAbsent: req.if_absent };
       return store.put(req.names, req.config, conditions, cancelSignal(call));
     }),
@@ -29,4 +30,15 @@ export function recordHandlers(store: RecordStore, logger: Logger): CacheRecords
       return {};
     }),
   };
+}
+
+/** parseDigest's message names no field, and a Put carries a config full of digests besides this one. */
+function expectedDigest(given: string): string | undefined {
+  if (given === '') return undefined;
+  try {
+    return parseDigest(given).value;
+  } catch (err) {
+    if (isStoreError(err, 'invalid-argument')) throw invalidArgument(`expected_previous_digest: ${err.message}`);
+    throw err;
+  }
 }

@@ -1,6 +1,7 @@
 import { invalidArgument } from '../errors.js';
 import { goRfc3339Problem } from './go-time.js';
 import { GoJsonReader, type JsonKind } from './go-json.js';
+import { shortened, shortenedNumber } from './shortened.js';
 
 /**
  * BuildKit's CacheConfig (cache/remotecache/v1/types) as Go's encoding/json fills it. Every Go
@@ -166,15 +167,21 @@ function decodeString(r: GoJsonReader, path: string, current: string): string {
   return r.string().value;
 }
 
+/** The longest JSON literal of a 64-bit integer: -9223372036854775808 (JSON has no leading zeros). */
+const LONGEST_INT64 = 20;
+
 /** Go's int (64 bits on every platform BuildKit ships for): an integer literal, no fraction or exponent. */
 function decodeInt(r: GoJsonReader, path: string, current: number): number {
   if (r.null()) return current;
   const kind = r.kind();
   if (kind !== 'number') throw mismatch(kind, path, 'an integer');
   const text = r.number();
-  if (!/^-?[0-9]+$/.test(text)) throw invalidArgument(`${at(path)} ${text} is not an integer`);
-  const n = BigInt(text);
-  if (n < -(2n ** 63n) || n >= 2n ** 63n) throw invalidArgument(`${at(path)} ${text} does not fit a 64-bit integer`);
+  if (!/^-?[0-9]+$/.test(text)) throw invalidArgument(`${at(path)} ${shortenedNumber(text)} is not an integer`);
+  // Refused before BigInt, whose time grows faster than a literal's length.
+  const n = text.length > LONGEST_INT64 ? undefined : BigInt(text);
+  if (n === undefined || n < -(2n ** 63n) || n >= 2n ** 63n) {
+    throw invalidArgument(`${at(path)} ${shortenedNumber(text, LONGEST_INT64)} does not fit a 64-bit integer`);
+  }
   return Number(n);
 }
 
@@ -185,7 +192,7 @@ function decodeTime(r: GoJsonReader, path: string): void {
   const { value, escaped } = r.string();
   // Go parses the bytes between the quotes as they are: a backslash escape never fits the format.
   const problem = escaped ? 'it has an escape sequence' : goRfc3339Problem(value);
-  if (problem) throw invalidArgument(`${at(path)} ${JSON.stringify(value)} is not an RFC 3339 time: ${problem}`);
+  if (problem) throw invalidArgument(`${at(path)} ${shortened(value)} is not an RFC 3339 time: ${problem}`);
 }
 
 const KINDS: Readonly<Record<JsonKind, string>> = {

@@ -2,6 +2,7 @@ import { isValidDigest } from '../digest.js';
 import { invalidArgument } from '../errors.js';
 import { at, decodeCacheConfig } from './cache-config-decode.js';
 import { replayImport } from './importer-replay.js';
+import { shortened } from './shortened.js';
 
 /**
  * Checks a BuildKit cache config (`{"layers":[…],"records":[…]}`, the JSON its s3 backend stores
@@ -18,7 +19,7 @@ export function validateCacheConfig(body: Buffer, maxLayers: number): { blobs: s
   const { layers, records } = decodeCacheConfig(body);
   if (layers.length > maxLayers) throw invalidArgument(`cache config names ${layers.length} layers, at most ${maxLayers} allowed`);
   layers.forEach((layer, i) => {
-    if (!isValidDigest(layer.blob)) throw invalidArgument(`${at(`layers[${i}].blob`)} ${JSON.stringify(layer.blob)} is not a valid digest`);
+    if (!isValidDigest(layer.blob)) throw invalidArgument(`${at(`layers[${i}].blob`)} ${shortened(layer.blob)} is not a valid digest`);
     // BuildKit's importer: "cache layer with missing annotations" / "… missing diffid"
     if (!layer.annotations) throw invalidArgument(`${at(`layers[${i}]`)} has no annotations (BuildKit's importer needs its diffID)`);
     if (layer.annotations.diffID === '') throw invalidArgument(`${at(`layers[${i}].annotations.diffID`)} is missing or empty`);

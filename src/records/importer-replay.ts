@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { invalidArgument, resourceExhausted } from '../errors.js';
 import type { CacheLayer, CacheRecord } from './cache-config-decode.js';
+import { shortened } from './shortened.js';
 
 /**
  * Walks a decoded cache config the way BuildKit's importer does (ParseConfig in
@@ -13,8 +15,8 @@ import type { CacheLayer, CacheRecord } from './cache-config-decode.js';
  *   whatever links to it then fails);
  * - a record whose inputs match more than one earlier record of the same digest.
  */
-export function replayImport(layers: readonly CacheLayer[], records: readonly CacheRecord[]): void {
-  new Replay(layers, records).run();
+export function replayImport(layers: readonly CacheLayer[], records: readonly CacheRecord[], budget = WORK_BUDGET): void {
+  new Replay(layers, records, budget).run();
 }
 
 /** A record as CacheChains holds it: its digest and, per link kind, the records that link to it. */
@@ -23,33 +25,53 @@ class Item {
   constructor(readonly digest: string) {}
 }
 
+interface Link {
+  src: Item | null;
+  selector: string;
+}
+
 interface Frame {
   index: number;
   record: CacheRecord;
-  links: { src: Item | null; selector: string }[][];
+  links: Link[][];
   group: number;
   member: number;
 }
 
 /**
- * Merging a record into an earlier one walks everything that depends on that one, as BuildKit
- * does; a crafted config could make that quadratic, so the walking has a budget far above what a
- * real cache needs.
+ * Matching a record against the earlier ones its links reach, and merging it into one (which
+ * walks everything that depends on that one, as BuildKit does), can each be made quadratic by a
+ * crafted config: one budget covers both, far above what a real cache needs (a record of one
+ * takes a few steps), and runs out in well under a second of the event loop.
  */
-const WALK_BUDGET = 2_000_000;
+const WORK_BUDGET = 2_000_000;
+/**
+ * V8 hashes at most this many characters of a string and otherwise hashes its length alone, so
+ * longer keys of one length (digests, selectors) would all land in one Map bucket and be
+ * compared in full: such keys are replaced by their SHA-256.
+ */
+const LONGEST_HASHED = 16_383;
 /** Marks a record being parsed (or one CacheChains dropped): meeting it again through a link fails the import. */
 const PENDING = null;
 
 class Replay {
   private readonly parsed = new Map<number, Item | typeof PENDING>();
-  private readonly roots = new Map<string, Item>();
+  private readonly roots = new Map<number, Item>();
+  /**
+   * A number per distinct digest, for link keys: a key holding the digest itself would copy and
+   * hash it once per link, and a record may have a long digest and many links.
+   */
+  private readonly digestIds = new Map<string, number>();
+  /** Digests too long for V8 to hash (LONGEST_HASHED), by their SHA-256. */
+  private readonly longDigestIds = new Map<string, number>();
   /** Layers whose parent chain is known to end at -1 without a loop. */
   private readonly soundLayers = new Set<number>();
-  private walked = 0;
+  private work = 0;
 
   constructor(
     private readonly layers: readonly CacheLayer[],
     private readonly records: readonly CacheRecord[],
+    private readonly budget: number,
   ) {}
 
   run(): void {
@@ -146,41 +168,69 @@ class Replay {
   }
 
   /** CacheChains.Add: a record joins an earlier one whose links match it; more than one match fails. */
-  private add(index: number, digest: string, deps: { src: Item | null; selector: string }[][]): Item | null {
+  private add(index: number, digest: string, deps: Link[][]): Item | null {
     if (digest.startsWith('random:')) return null;
+    const id = this.digestId(digest);
     if (deps.length === 0) {
-      const root = this.roots.get(digest) ?? new Item(digest);
-      this.roots.set(digest, root);
+      const root = this.roots.get(id) ?? new Item(digest);
+      this.roots.set(id, root);
       return root;
     }
-    let matches: Set<Item> | undefined;
-    deps.forEach((group, i) => {
-      const candidates = new Set<Item>();
-      for (const dep of group) for (const c of dep.src!.children.get(linkKey(dep.selector, i, digest)) ?? []) candidates.add(c);
-      matches = matches === undefined ? candidates : new Set([...matches].filter((c) => candidates.has(c)));
-    });
+    const keys = deps.map((group, i) => group.map((dep) => linkKey(dep.selector, i, id)));
+    const matches = this.matching(deps, keys);
     let item = new Item(digest);
-    if (matches!.size > 1) {
+    if (matches.size > 1) {
       throw invalidArgument(
-        `cache config records[${index}] matches ${matches!.size} earlier records of digest ${digest} through its inputs; BuildKit's importer cannot merge it`,
+        `cache config records[${index}] matches ${matches.size} earlier records of digest ${shortened(digest)} through its inputs; BuildKit's importer cannot merge it`,
       );
     }
-    if (matches!.size === 1) {
-      item = [...matches!][0]!;
+    if (matches.size === 1) {
+      item = [...matches][0]!;
       // A dependency that already depends on the merged record would close a loop: CacheChains drops that link.
       const below = this.dependents(item);
       for (const group of deps) for (const dep of group) if (below.has(dep.src!)) dep.src = null;
     }
-    deps.forEach((group, i) => {
-      for (const dep of group) {
-        if (!dep.src) continue;
-        const key = linkKey(dep.selector, i, item.digest);
+    deps.forEach((group, i) =>
+      group.forEach((dep, j) => {
+        if (!dep.src) return;
+        const key = keys[i]![j]!;
         const set = dep.src.children.get(key) ?? new Set<Item>();
         set.add(item);
         dep.src.children.set(key, set);
-      }
-    });
+      }),
+    );
     return item;
+  }
+
+  /**
+   * The earlier records of this digest that every input group links to (a group: through any of
+   * its links). Gathered from the group with the fewest and looked up in the others, so that a
+   * link to a record with many dependents costs nothing unless every group has one.
+   */
+  private matching(deps: Link[][], keys: string[][]): Set<Item> {
+    const sets = deps.map((group, i) => {
+      const found: Set<Item>[] = [];
+      group.forEach((dep, j) => {
+        const set = dep.src!.children.get(keys[i]![j]!);
+        if (set) found.push(set);
+      });
+      return found;
+    });
+    const sizes = sets.map((group) => group.reduce((n, set) => n + set.size, 0));
+    let fewest = 0;
+    sizes.forEach((size, i) => {
+      if (size < sizes[fewest]!) fewest = i;
+    });
+    const matches = new Set<Item>();
+    for (const set of sets[fewest]!) {
+      for (const candidate of set) {
+        this.spend();
+        if (matches.has(candidate)) continue;
+        const everywhere = sets.every((group, i) => i === fewest || group.some((other) => (this.spend(), other.has(candidate))));
+        if (everywhere) matches.add(candidate);
+      }
+    }
+    return matches;
   }
 
   /** The item and everything that links to it, directly or not (CacheChains' walkChildren). */
@@ -191,9 +241,7 @@ class Replay {
       const current = todo.pop()!;
       for (const set of current.children.values()) {
         for (const child of set) {
-          if (++this.walked > WALK_BUDGET) {
-            throw resourceExhausted(`cache config: its records merge into one another too often to check (more than ${WALK_BUDGET} steps)`);
-          }
+          this.spend();
           if (seen.has(child)) continue;
           seen.add(child);
           todo.push(child);
@@ -203,11 +251,32 @@ class Replay {
     return seen;
   }
 
+  private spend(): void {
+    if (++this.work > this.budget) {
+      throw resourceExhausted(
+        `cache config: matching its records to one another, as BuildKit's importer does, takes more than ${this.budget} steps, the most this daemon spends on one config`,
+      );
+    }
+  }
+
+  private digestId(digest: string): number {
+    const long = digest.length > LONGEST_HASHED;
+    const ids = long ? this.longDigestIds : this.digestIds;
+    const key = long ? sha256(digest) : digest;
+    let id = ids.get(key);
+    if (id === undefined) ids.set(key, (id = this.digestIds.size + this.longDigestIds.size));
+    return id;
+  }
+
   private layerOutOfRange(path: string, index: number, reached = '') {
     return invalidArgument(`cache config ${path} ${index} is out of range: the config has ${this.layers.length} layers${reached}`);
   }
 }
 
-function linkKey(selector: string, input: number, digest: string): string {
-  return JSON.stringify([selector, input, digest]);
+/** The two numbers first: no selector can make one key read as another. */
+function linkKey(selector: string, input: number, digestId: number): string {
+  const key = `${input} ${digestId} ${selector}`;
+  return key.length > LONGEST_HASHED ? `${input} ${digestId}#${sha256(selector)}` : key;
 }
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');

@@ -7,7 +7,7 @@ import { ReclaimMarks } from '../metadata/reclaim-marks.js';
 import { digestOf } from '../digest.js';
 import { cancelled, failedPrecondition, invalidArgument, notFound, resourceExhausted } from '../errors.js';
 import { layerBlobs, validateCacheConfig } from './cache-config.js';
-import { validateRecordName } from './names.js';
+import { pageTokenStart, validateListPrefix, validateRecordName } from './names.js';
 import { PutTurns } from './put-turns.js';
 import type { TouchRefresher } from './touch.js';
 
@@ -184,13 +184,9 @@ export class RecordStore {
   }
 
   async list(prefix: string, pageSize: number, pageToken: string): Promise<{ entries: RecordEntry[]; nextPageToken: string }> {
-    if (pageSize < 0) throw invalidArgument(`page size ${pageSize} is negative`);
+    if (pageSize < 0) throw invalidArgument(`page_size ${pageSize} is negative`);
     const limit = Math.min(pageSize || DEFAULT_PAGE, MAX_PAGE);
-    let startAfter = '';
-    if (pageToken !== '') {
-      startAfter = Buffer.from(pageToken, 'base64url').toString('utf8');
-      if (!startAfter.startsWith(prefix)) throw invalidArgument('page token does not belong to this prefix');
-    }
+    const startAfter = pageTokenStart(pageToken, validateListPrefix(prefix));
     const { entries, next } = await this.blobs.listRecords(prefix, startAfter, limit);
     return { entries, nextPageToken: next === undefined ? '' : Buffer.from(next).toString('base64url') };
   }

@@ -153,6 +153,26 @@ describe('validateCacheConfig refuses what BuildKit\'s importer refuses, naming 
     expect((caught as Error).message).toContain('more than 2000000 steps');
   });
 
+  it('reads a 64-bit integer of the longest literal there is, 20 characters, as an index like any other', () => {
+    const doc = JSON.stringify(fixture()).replace('"link":0', '"link":-9223372036854775808');
+    expect(refusal(doc).message).toMatch(/records\[2\]\.inputs\[0\]\[0\]\.link -9223372036854\d+ is out of range/);
+  });
+
+  it.each<[string, (d: Doc) => Doc | string, string]>([
+    ['an integer literal of 1.6 million digits', (d) => JSON.stringify(d).replace('"link":0', `"link":${'9'.repeat(1_600_000)}`),
+      'records[2].inputs[0][0].link 99999999999999999999… (1600000 characters) does not fit a 64-bit integer'],
+    ['a number of 100,000 digits that is not an integer', (d) => JSON.stringify(d).replace('"link":0', `"link":0.${'5'.repeat(100_000)}`),
+      'records[2].inputs[0][0].link 0.555'],
+    ['a createdAt of 100,000 characters', (d) => ((d.layers[0]!.annotations!.createdAt = `2026-${'1'.repeat(100_000)}`), d),
+      'layers[0].annotations.createdAt "2026-111'],
+    ['a blob of 100,000 characters', (d) => ((d.layers[0]!.blob = `sha256:${'a'.repeat(100_000)}`), d), 'layers[0].blob "sha256:aaa'],
+    ['a record digest of 100,000 characters', () => ambiguousMerge(`sha256:${'b'.repeat(100_000)}`), 'earlier records of digest "sha256:bbb'],
+  ])('refuses %s, quoting only its start', (_what, change, message) => {
+    const { message: got } = refusal(change(fixture()));
+    expect(got).toContain(message);
+    expect(got.length).toBeLessThan(400);
+  });
+
   it('refuses more layers than the daemon checks', () => {
     expect(() => validateCacheConfig(cacheConfig(LAYERS), 2)).toThrow('cache config names 3 layers, at most 2 allowed');
   });
@@ -162,8 +182,7 @@ describe('validateCacheConfig refuses what BuildKit\'s importer refuses, naming 
  * Records 3 and 4 share a digest and link to record 0 in their first input; record 5, of the
  * same digest, links in its second input to both 1 and 2, so both earlier records match it.
  */
-function ambiguousMerge(): string {
-  const d = digestOf('shared');
+function ambiguousMerge(d = digestOf('shared')): string {
   const roots = ['x', 'y1', 'y2'].map((s) => ({ digest: digestOf(s) }));
   const withInputs = (second: number[]) => ({ digest: d, inputs: [[{ link: 0 }], second.map((link) => ({ link }))] });
   return JSON.stringify({ records: [...roots, withInputs([1]), withInputs([2]), withInputs([1, 2])] });
