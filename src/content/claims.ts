@@ -51,9 +51,9 @@ interface HoldWritten {
  * - Where the namespace holds the blob already, that hold stands for the one a writer writes: a
  *   note read after it was seen either shows a collector at work, or the collector's last check
  *   comes later and sees the hold. Merging the commit's labels into it then goes beside the
- *   note's read, not before it. The hold is read from the bucket, never from this daemon's cache:
- *   another daemon's Delete may have dropped one cached here, and a hold that is not there
- *   protects nothing.
+ *   note's read, not before it. A hold is read from the bucket, never taken from this daemon's
+ *   cache: another daemon's Delete may have dropped one cached here, and a hold that is not there
+ *   protects nothing (an absence cached stands: the hold it leads to is written either way).
  */
 export class Claims {
   constructor(
@@ -67,7 +67,7 @@ export class Claims {
     const before = request.before ?? Promise.resolve();
     const stat = request.absent ? Promise.resolve(undefined) : this.blobs.statBlob(digest);
     // bytes known to be missing get a fresh hold whatever the namespace held before
-    const held = request.absent ? Promise.resolve(undefined) : this.memberships.read(ns, digest, { fresh: true });
+    const held = request.absent ? Promise.resolve(undefined) : this.memberships.readForWriter(ns, digest);
     const prepared = request.prepare();
     const hold = this.writeHold(ns, digest, request, before, stat, held);
     // each is awaited below on the paths that need it; the others' failures are not the commit's
@@ -100,7 +100,7 @@ export class Claims {
    * them (a hold this call wrote is taken back, so nothing points at missing bytes meanwhile).
    */
   async holdIfStays(ns: string, digest: string, stat: BlobStat): Promise<boolean> {
-    const held = this.memberships.read(ns, digest, { fresh: true });
+    const held = this.memberships.readForWriter(ns, digest);
     const hold = this.writeHold(ns, digest, { size: stat.size, labels: {} }, Promise.resolve(), Promise.resolve(stat), held);
     hold.catch(() => undefined);
     if (await this.staysHeld(digest, held, hold)) return true;

@@ -53,6 +53,18 @@ export class Memberships {
     return value;
   }
 
+  /**
+   * The hold as a writer about to rely on it needs it: from the bucket, except that an absence
+   * this daemon saw within the cache's 30 s stands. A writer finding none writes one, which is
+   * safe whatever the bucket holds by then; a hold seen earlier may have been dropped since by
+   * another daemon's Delete, and one that is not there protects nothing.
+   */
+  async readForWriter(ns: string, digest: string): Promise<ContentRecord | undefined> {
+    const cached = this.records.get(memberKey(ns, digest));
+    if (cached && cached.value === undefined) return undefined;
+    return this.read(ns, digest, { fresh: true });
+  }
+
   async write(ns: string, digest: string, record: ContentRecord): Promise<void> {
     // The namespace's record goes beside the hold rather than before it: the collector finds
     // holds through it, and no caller goes on (to read a reclaim note, or to answer) before both

@@ -38,11 +38,15 @@ export function toServiceError(err: unknown, logger: Logger): Partial<ServiceErr
  */
 export const MAX_STATUS_MESSAGE = 1024;
 
-/** The message as sent: past MAX_STATUS_MESSAGE it is cut, and says how much was left out. */
+/**
+ * The message as sent: past MAX_STATUS_MESSAGE its middle is cut, saying how much was left out.
+ * Its end stays: a message echoing a long value tells after it what was wrong with it.
+ */
 export function statusMessage(message: string): string {
   if (message.length <= MAX_STATUS_MESSAGE) return message;
-  const kept = message.slice(0, MAX_STATUS_MESSAGE - 64);
-  return `${kept}… (${message.length - kept.length} characters more)`;
+  const head = message.slice(0, 640);
+  const tail = message.slice(message.length - 320);
+  return `${head}… (${message.length - head.length - tail.length} characters left out) …${tail}`;
 }
 
 export function codeName(code: status): string {
