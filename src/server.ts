@@ -132,7 +132,7 @@ export class Daemon {
     });
     const namespaceStore = new NamespaceStore(store, contentStore, config.bucketNamespace || undefined);
     const touch = new TouchRefresher(store, { refreshMs: config.touchRefreshMs, concurrency: 4, maxQueued: 10_000 }, logger);
-    const recordStore = new RecordStore(store, touch, logger);
+    const recordStore = new RecordStore(store, touch, logger, config.maxReadBuffer);
     const health = new Health([
       'containerd.services.content.v1.Content',
       'containerd.services.leases.v1.Leases',
@@ -145,7 +145,7 @@ export class Daemon {
     server.addService(content.containerd.services.content.v1.Content.service, contentHandlers(contentStore, leaseStore, logger, streams, namespaceOf));
     server.addService(leases.containerd.services.leases.v1.Leases.service, leaseHandlers(leaseStore, logger, namespaceOf));
     server.addService(namespacesProto.containerd.services.namespaces.v1.Namespaces.service, namespaceHandlers(namespaceStore, logger));
-    server.addService(records.s3cs.records.v1.CacheRecords.service, recordHandlers(recordStore, logger));
+    server.addService(records.s3cs.records.v1.CacheRecords.service, recordHandlers(recordStore, logger, config.streamIdleTimeoutMs));
     server.addService(healthProto.grpc.health.v1.Health.service, health.handlers());
     addReflection(server, logger);
 

@@ -7,6 +7,17 @@ import { TimedWaiters } from '../timed-waiters.js';
  * stays bounded however many ingests run. A reservation that cannot be had in `waitMs` fails
  * with resource-exhausted instead of waiting forever behind ingests whose clients went quiet.
  */
+/** What a budget's refusals say: the budget is named, and what its waiters were doing. */
+export interface BudgetMessages {
+  exhausted(limit: number, waitSeconds: number): string;
+  cancelled: string;
+}
+
+const UPLOAD_BUFFERS: BudgetMessages = {
+  exhausted: (limit, seconds) => `the daemon's upload buffers (--max-buffer ${limit} bytes) stayed full for ${seconds}s; retry later`,
+  cancelled: 'the client cancelled the write while it waited for upload buffer space (--max-buffer)',
+};
+
 export class ByteBudget {
   private used = 0;
   private readonly waiting = new TimedWaiters<number>();
@@ -14,6 +25,7 @@ export class ByteBudget {
   constructor(
     readonly limit: number,
     private readonly waitMs = 60_000,
+    private readonly messages: BudgetMessages = UPLOAD_BUFFERS,
   ) {}
 
   get inUse(): number {
@@ -33,17 +45,14 @@ export class ByteBudget {
       () => {
         // one that waited for more than is free may have held up smaller ones behind it that fit
         queueMicrotask(() => this.release(0));
-        return new StoreError(
-          'resource-exhausted',
-          `the daemon's upload buffers (--max-buffer ${this.limit} bytes) stayed full for ${this.waitMs / 1000}s; retry later`,
-        );
+        return new StoreError('resource-exhausted', this.messages.exhausted(this.limit, this.waitMs / 1000));
       },
       {
         signal,
         cancelled: () => {
           // as for a timeout: those behind it may fit now
           queueMicrotask(() => this.release(0));
-          return cancelled('the client cancelled the write while it waited for upload buffer space (--max-buffer)');
+          return cancelled(this.messages.cancelled);
         },
       },
     );

@@ -122,7 +122,7 @@ export const SETTINGS = {
     flag: 'max-read-buffer',
     env: ['S3CS_MAX_READ_BUFFER'],
     default: '128MiB',
-    help: 'bytes of Read messages all streams together may hold before they reach the connection; past it messages are cut to 32 KiB',
+    help: 'bytes of Read messages all streams together may hold before they reach the connection (past it messages are cut to 32 KiB), and apart, of cache-record Get answers not yet taken',
   },
   maxStreams: {
     flag: 'max-streams',
@@ -134,7 +134,7 @@ export const SETTINGS = {
     flag: 'stream-idle-timeout',
     env: ['S3CS_STREAM_IDLE_TIMEOUT'],
     default: '10m',
-    help: 'a Write stream that sends nothing, or a Read stream whose client takes nothing, this long is ended (an ingest is kept); 0 never ends one (Go duration)',
+    help: 'a Write stream that sends nothing, or a Read stream or record Get whose client takes nothing, this long is ended (an ingest is kept); 0 never ends one (Go duration)',
   },
   gcInterval: {
     flag: 'gc-interval',

@@ -4,13 +4,19 @@ import type { RecordStore } from '../records/store.js';
 import { parseDigest } from '../digest.js';
 import { invalidArgument, isStoreError } from '../errors.js';
 import { cancelSignal, unary } from './calls.js';
+import { answerDelivery } from './delivery.js';
 import { toTimestamp } from './proto.js';
 
-/** Translates our CacheRecords service to and from the domain's RecordStore. */
-export function recordHandlers(store: RecordStore, logger: Logger): CacheRecordsHandlers {
+/**
+ * Translates our CacheRecords service to and from the domain's RecordStore. `idleMs`: a Get
+ * whose client takes nothing of its answer this long is reset (--stream-idle-timeout).
+ */
+export function recordHandlers(store: RecordStore, logger: Logger, idleMs = 0): CacheRecordsHandlers {
   return {
     Get: unary(logger, 'CacheRecords.Get', async (req, call) => {
-      const record = await store.get(req.name, cancelSignal(call));
+      const answer = answerDelivery(call, idleMs);
+      const record = await store.get(req.name, cancelSignal(call), answer.delivered);
+      answer.sent();
       return { config: record.config, digest: record.digest, size: record.size, last_modified: toTimestamp(record.lastModified) };
     }),
     Put: unary(logger, 'CacheRecords.Put', async (req, call) => {

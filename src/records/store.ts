@@ -1,5 +1,6 @@
 import pMap from 'p-map';
 import type { Logger } from 'pino';
+import { ByteBudget } from '../blobstore/budget.js';
 import type { BlobStore, RecordEntry } from '../blobstore/types.js';
 import { Documents } from '../metadata/documents.js';
 import { ReclaimGuard } from '../metadata/reclaim-guard.js';
@@ -26,6 +27,8 @@ export interface PutConditions {
 }
 
 const MAX_PAGE = 1000;
+/** The most a record read for a Get may be (the store refuses a larger one before reading it). */
+const MAX_RECORD_READ = 16 * 1024 * 1024;
 /** The record name BuildKit's s3 cache uses when its `name` attribute is not given. */
 const DEFAULT_NAME = 'buildkit';
 /**
@@ -73,6 +76,13 @@ export class RecordStore {
    * hundred ms of the event loop for the largest), so a fleet starting together waits its turn.
    */
   private readonly getTurns = new PutTurns(16, 256, 60_000, 'Get');
+  /**
+   * Bytes of records read for Gets and not yet taken by their clients: reserved as a Get begins
+   * (as much as a record may be: its size is known once it is read), cut to its size once read,
+   * given back once its call has ended. An answer waits for its client in the connection's
+   * buffers, so without this a client that takes nothing would hold each record it asked for.
+   */
+  private readonly answers: ByteBudget;
   /** Puts received and not yet answered, waiting for their names or a turn included. */
   private readonly inProgress = { count: 0, bytes: 0 };
 
@@ -80,20 +90,46 @@ export class RecordStore {
     private readonly blobs: BlobStore,
     private readonly touch: TouchRefresher,
     private readonly logger: Logger,
+    /** Bytes of Get answers held at once (see `answers`). */
+    answerBytes = 128 * 1024 * 1024,
   ) {
     this.guard = new ReclaimGuard(new ReclaimMarks(new Documents(blobs)), blobs);
+    this.answers = new ByteBudget(answerBytes, 60_000, {
+      exhausted: (limit, seconds) =>
+        `cache record Get: the answers of Gets not yet taken by their clients held ${limit} bytes (--max-read-buffer) for ${seconds}s; retry later`,
+      cancelled: 'cache record Get: the client cancelled it while it waited for room for its answer',
+    });
   }
 
-  /** `signal`: the client went away; a Get still waiting for a turn gives up its place. */
-  async get(given: string, signal?: AbortSignal): Promise<CacheRecord> {
+  /**
+   * `signal`: the client went away; a Get still waiting for a turn gives up its place.
+   * `delivered`: settles once the answer has left the daemon (or never will); until then the
+   * record's bytes count against the answers' budget.
+   */
+  async get(given: string, signal?: AbortSignal, delivered?: Promise<void>): Promise<CacheRecord> {
     const name = given || DEFAULT_NAME;
     this.checkName(name);
-    return this.getTurns.run(async () => {
-      const found = await this.blobs.getRecord(name);
-      if (!found) throw notFound(`cache record ${JSON.stringify(name)}: not found`);
-      this.touch.schedule(layerBlobs(found.body));
-      return { config: found.body, digest: digestOf(found.body), size: found.body.length, lastModified: found.lastModified };
-    }, signal);
+    // reserved within the turn: the turns' bound on Gets waiting covers those waiting for room
+    let reserved = 0;
+    let record: CacheRecord;
+    try {
+      record = await this.getTurns.run(async () => {
+        reserved = await this.answers.acquire(MAX_RECORD_READ, signal);
+        const found = await this.blobs.getRecord(name);
+        if (!found) throw notFound(`cache record ${JSON.stringify(name)}: not found`);
+        this.touch.schedule(layerBlobs(found.body));
+        return { config: found.body, digest: digestOf(found.body), size: found.body.length, lastModified: found.lastModified };
+      }, signal);
+    } catch (err) {
+      this.answers.release(reserved);
+      throw err;
+    }
+    const held = Math.min(reserved, record.size);
+    this.answers.release(reserved - held);
+    const release = () => this.answers.release(held);
+    if (delivered) void delivered.then(release, release);
+    else this.answers.release(held);
+    return record;
   }
 
   /** `signal`: the client went away; a Put still waiting for its names or a turn gives up its place. */

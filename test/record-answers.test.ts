@@ -1,0 +1,53 @@
+import { constants } from 'node:http2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GetRecordResponse__Output } from '../src/generated/s3cs/records/v1/GetRecordResponse.js';
+import { cacheConfig } from './support/buildkit.js';
+import { call, randomBlob, startDaemon, writeBlob, type TestDaemon } from './support/harness.js';
+import { grpcFrame, rawCall, type RawCall } from './support/raw-grpc.js';
+
+/**
+ * A record Get's answer waits in the connection until its client takes it: what the daemon holds
+ * of answers not yet taken is bounded (by --max-read-buffer), and a client that takes nothing of
+ * its answer for --stream-idle-timeout is reset, as a Read stream would be.
+ */
+describe('record Get answers not yet taken by their clients', () => {
+  let d: TestDaemon;
+  let recordSize = 0;
+
+  beforeAll(async () => {
+    d = await startDaemon({ backend: 'fs', flags: { maxReadBuffer: '32MiB', streamIdleTimeout: '2s' } });
+    const layer = randomBlob(300);
+    await writeBlob(d.content(), 'answers-layer', layer);
+    const padded = Buffer.concat([cacheConfig([layer]), Buffer.alloc(7 * 1024 * 1024, ' ')]);
+    recordSize = padded.length;
+    await call(d.records(), 'Put', { names: ['large'], config: padded });
+  });
+  afterAll(async () => d?.stop());
+
+  const get = () => call<object, GetRecordResponse__Output>(d.records(), 'Get', { name: 'large' });
+
+  /** A Get on a connection of its own whose client takes nothing of the answer. */
+  const stalledGet = (): RawCall => {
+    const get = rawCall(d.socket, '/s3cs.records.v1.CacheRecords/Get', { streamWindow: 0 });
+    const name = Buffer.from('large');
+    get.stream.end(grpcFrame(Buffer.concat([Buffer.from([0x0a, name.length]), name])));
+    return get;
+  };
+
+  it('gives back what an answer held once its client took it: Gets one after another, more than the bound holds at once, all answer', async () => {
+    // each holds 7 MiB until taken and reserves 16 MiB as it begins: four kept would leave the fifth waiting 60 s
+    for (let i = 0; i < 8; i++) expect((await get()).config.length).toBe(recordSize);
+  });
+
+  it('resets a Get whose client takes nothing of its answer for --stream-idle-timeout, and another client\'s Get waits for room meanwhile, then answers', async () => {
+    const stalled = [stalledGet(), stalledGet(), stalledGet()];
+    // three answers of 7 MiB held: a fourth Get cannot reserve its 16 MiB within the 32 MiB
+    await new Promise((r) => setTimeout(r, 500));
+    const started = performance.now();
+    const answered = await get();
+    expect(answered.config.length).toBe(answered.size);
+    expect(performance.now() - started).toBeGreaterThan(1_000);
+    expect(await Promise.all(stalled.map((s) => s.closed))).toEqual([constants.NGHTTP2_CANCEL, constants.NGHTTP2_CANCEL, constants.NGHTTP2_CANCEL]);
+    for (const s of stalled) s.session.destroy();
+  });
+});
