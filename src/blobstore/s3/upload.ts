@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { StoreError, failedPrecondition, startOver } from '../../errors.js';
 import { MultipartCalls } from './multipart.js';
 import { FillingPart } from './filling-part.js';
@@ -32,6 +33,12 @@ export class S3Upload implements Upload {
    * (completing once more would name no upload).
    */
   private completed = false;
+  /**
+   * The blob key a commit stored this upload's bytes under. None of them is held here after
+   * that, so a commit tried again (its claim failed after the bytes landed: the hold's write,
+   * say) must send nothing: a single PUT would store an empty object as the blob.
+   */
+  private committedTo: string | undefined;
   private readonly key: string;
   private readonly calls: MultipartCalls;
   private nextPart: number;
@@ -213,11 +220,13 @@ export class S3Upload implements Upload {
   }
 
   async commit(digest: string, size: number): Promise<void> {
-    await this.prepare(digest);
     const finalKey = this.context.keys.blob(digest);
+    if (this.committedTo !== undefined) return this.committedAgain(finalKey);
+    await this.prepare(digest);
     if (this.singlePut()) {
       // the buffer is dropped only once S3 has it, so a failed PUT can be committed again
       await this.context.s3.put(finalKey, this.filling.buffer?.subarray(0, this.filling.buffered) ?? Buffer.alloc(0));
+      this.committedTo = finalKey;
       this.filling.discard();
       this.context.remember(digest, { size, lastModified: new Date() });
       return;
@@ -230,9 +239,17 @@ export class S3Upload implements Upload {
     }
     if (this.key !== finalKey) {
       await copyObject(this.context.s3, this.key, finalKey, size);
+      this.committedTo = finalKey;
       await this.context.s3.delete(this.key).catch(() => undefined);
     }
+    this.committedTo = finalKey;
     this.context.remember(digest, { size, lastModified: new Date() });
+  }
+
+  /** The bytes stand where an earlier commit stored them, or the ingest starts over. */
+  private async committedAgain(finalKey: string): Promise<void> {
+    const stored = finalKey === this.committedTo && (await this.context.s3.sendUnlessMissing(new HeadObjectCommand({ Bucket: this.context.s3.name, Key: finalKey }), `HEAD ${finalKey}`));
+    if (!stored) throw startOver(`the bytes of this ingest were stored as ${this.committedTo} by an earlier commit and are not there now; write the content again from offset 0`);
   }
 
   private checkOpen(): void {
