@@ -195,7 +195,7 @@ describe('small reads of kept blobs', () => {
 });
 
 describe('fills under way', () => {
-  const fillsIn = (dir: string, options: { max?: number; idleMs?: number } = {}) => {
+  const fillsIn = (dir: string, options: { max?: number; idleMs?: number; grow?: () => Promise<void> } = {}) => {
     const outcomes: FillOutcome[] = [];
     let [admitted, written] = [0, 0];
     const fills = new Fills({
@@ -203,7 +203,10 @@ describe('fills under way', () => {
       idleMs: options.idleMs ?? 60_000,
       tempPath: () => join(dir, `fill-${Math.random()}`),
       admit: (size) => ((admitted += size), true),
-      grow: async (from, to) => void (written += to - from),
+      grow: async (from, to) => {
+        written += to - from;
+        await options.grow?.();
+      },
       release: (fill) => ((admitted -= fill.size), (written -= fill.written)),
       keep: async (_fill: Fill) => true,
       ended: (_fill, outcome) => outcomes.push(outcome),
@@ -235,6 +238,22 @@ describe('fills under way', () => {
     await until(() => admitted() === 0 && written() === 0, 5_000);
     expect(fills.count).toBe(0);
     await until(() => readdirSync(dir).length === 0, 5_000);
+  });
+
+  it('passes a read\'s bytes on when its fill is abandoned while it makes room for them (the blob deleted meanwhile)', async () => {
+    const dir = tempDir('s3cs-tier-');
+    const data = randomBlob(2 * MiB);
+    let fill: Fill | undefined;
+    const { fills, outcomes } = fillsIn(dir, {
+      grow: async () => {
+        fill!.abandon();
+        await new Promise((r) => setTimeout(r, 50));
+      },
+    });
+    fill = fills.claim(digestOf(data), 0, data.length)!;
+    expect((await drain(fills.follow(fill, once(data.subarray(0, MiB)), MiB))).equals(data.subarray(0, MiB))).toBe(true);
+    await until(() => outcomes.length > 0, 5_000);
+    expect(outcomes).not.toContain('kept');
   });
 
   it('runs at most the given number of fills at once: a read past it just reads', () => {

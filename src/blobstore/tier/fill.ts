@@ -99,16 +99,26 @@ export class Fill {
     this.hash.update(piece);
     await this.room(this.written, this.position);
     this.written = this.position;
+    // Making room takes time (evicted files are removed), and meanwhile a write may have failed
+    // or the fill been abandoned: a closed file takes no write, and would never drain or close
+    // again for the read to go on.
+    if (this.broken || this.file.destroyed) {
+      this.broken ??= new Error('the file closed');
+      return;
+    }
     if (this.file.write(piece)) return;
     await new Promise<void>((resolve) => {
       const settle = () => {
         this.file.off('drain', settle);
         this.file.off('close', settle);
+        this.file.off('error', settle);
         resolve();
       };
       // a failed stream closes instead of draining
       this.file.on('drain', settle);
       this.file.on('close', settle);
+      this.file.on('error', settle);
+      if (this.file.destroyed) settle();
     });
   }
 
