@@ -170,20 +170,18 @@ export class S3Upload implements Upload {
     }
   }
 
-  /** Takes spilled refused parts back into memory (with budget) to be sent again. */
-  private async loadRefused(signal: AbortSignal | undefined): Promise<void> {
-    for (let length = this.spilled.nextRefusedLength(); length !== undefined; length = this.spilled.nextRefusedLength()) {
-      const reservation = await this.context.budget.acquire(length, signal);
-      const buffer = this.context.parts.take(length);
-      const body = buffer.subarray(0, length);
-      try {
-        const partNumber = await this.spilled.takeRefused(body);
-        this.failed.push({ partNumber, body, buffer, reservation });
-      } catch (err) {
-        this.context.budget.release(reservation);
-        this.context.parts.give(buffer);
-        throw err;
-      }
+  /** Takes the next spilled refused part back into memory (with budget) to be sent again. */
+  private async loadRefused(length: number, signal: AbortSignal | undefined): Promise<OutgoingPart> {
+    const reservation = await this.context.budget.acquire(length, signal);
+    const buffer = this.context.parts.take(length);
+    const body = buffer.subarray(0, length);
+    try {
+      const partNumber = await this.spilled.takeRefused(body);
+      return { partNumber, body, buffer, reservation };
+    } catch (err) {
+      this.context.budget.release(reservation);
+      this.context.parts.give(buffer);
+      throw err;
     }
   }
 
@@ -193,8 +191,9 @@ export class S3Upload implements Upload {
    */
   async prepare(digest: string, signal?: AbortSignal): Promise<void> {
     this.checkOpen();
-    await this.filling.unspill(signal);
+    // the refused parts first: taking the unfinished part back holds budget while they wait for theirs
     await this.recover(signal);
+    await this.filling.unspill(signal);
     if (this.singlePut()) return;
     // An upload straight to a blob key (started for an expected digest) can only become that blob.
     if (!this.key.startsWith(this.context.keys.staging('')) && this.key !== this.context.keys.blob(digest)) {
@@ -282,11 +281,25 @@ export class S3Upload implements Upload {
     if (!this.failure) return;
     if (!(this.failure instanceof StoreError && this.failure.kind === 'unavailable')) throw this.failure;
     await this.settle();
-    await this.loadRefused(signal);
+    const refused = this.failure;
     this.failure = undefined;
+    // Those still in memory hold their budget already. Those on disk come back one at a time,
+    // each sent before the next is read: loading them all first held budget while waiting for
+    // more, and ingests resuming together after an outage could hold all of it between them.
     for (const part of this.failed.splice(0)) {
       await this.room();
       this.launch(part);
+    }
+    try {
+      for (let length = this.spilled.nextRefusedLength(); length !== undefined && !this.failure; length = this.spilled.nextRefusedLength()) {
+        await this.room();
+        if (this.failure) break;
+        this.launch(await this.loadRefused(length, signal));
+      }
+    } catch (err) {
+      // not read back (no room in time, or the client left): the next write or commit tries again
+      this.failure ??= refused;
+      throw err;
     }
     await this.settle();
     if (this.failure) throw this.failure;
