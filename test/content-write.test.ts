@@ -319,6 +319,14 @@ describe('Write on S3', () => {
     expect(err.details).toContain('sha256:XYZ');
   });
 
+  it('refuses at open a total more than S3\'s 10,000 parts hold, naming --part-size', async () => {
+    const session = new WriteSession(client);
+    const err = await failure(session.send({ action: 'STAT', ref: 'past-10000-parts', total: 200 * 1024 ** 3 }));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toContain("a blob of 214748364800 bytes is more than S3's 10,000 parts of");
+    expect(err.details).toContain('--part-size');
+  });
+
   it('refuses a negative write offset with InvalidArgument', async () => {
     const session = new WriteSession(client);
     const err = await failure(session.send({ action: 'WRITE', ref: 'negative', offset: -5, data: randomBlob(5) }));

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
-import { StoreError, failedPrecondition, startOver } from '../../errors.js';
+import { StoreError, failedPrecondition, invalidArgument, startOver } from '../../errors.js';
 import { MultipartCalls } from './multipart.js';
 import { FillingPart } from './filling-part.js';
 import { SpilledParts } from './spilled-parts.js';
@@ -8,6 +8,8 @@ import type { Checkpoint, Upload, UploadHandle, UploadOptions } from '../types.j
 import { parseCheckpoint } from './checkpoint.js';
 import { copyObject } from './copy.js';
 import type { OutgoingPart, UploadContext } from './upload-context.js';
+
+const MAX_PARTS = 10_000;
 
 /**
  * Streams a blob into S3. Bytes collect into parts of `partSize`; once the first part is full
@@ -89,6 +91,7 @@ export class S3Upload implements Upload {
     // a staging upload can be completed where it is and read back (see reopen.ts)
     this.rereadable = this.key.startsWith(context.keys.staging(''));
     this.nextPart = this.contiguous + 1;
+    if (this.sizeHint > this.largest()) throw invalidArgument(`a blob of ${this.sizeHint} bytes is ${this.tooLarge()}`);
     this.calls = new MultipartCalls(context.s3, this.key);
     this.filling = new FillingPart(context, this.spilled, {
       whole: this.checkpointBytes,
@@ -105,6 +108,7 @@ export class S3Upload implements Upload {
    */
   async write(chunk: Buffer, signal?: AbortSignal): Promise<void> {
     this.checkOpen();
+    if (this.accepted + chunk.length > this.largest()) throw invalidArgument(`a blob past ${this.largest()} bytes is ${this.tooLarge()}`);
     if (this.completed) throw failedPrecondition(`the upload to ${this.key} is complete and takes no more bytes; commit it, or write the content again from offset 0`);
     await this.recover(signal);
     if (chunk.length === 0) return;
@@ -121,6 +125,15 @@ export class S3Upload implements Upload {
       from += n;
       if (filling.buffered === this.checkpointBytes) await this.sendPart();
     }
+  }
+
+  /** S3 takes at most 10,000 parts an upload: past them it refuses the next part. */
+  private largest(): number {
+    return MAX_PARTS * this.checkpointBytes;
+  }
+
+  private tooLarge(): string {
+    return `more than S3's 10,000 parts of ${this.checkpointBytes} bytes (--part-size) hold; the daemon's --part-size must be larger for it`;
   }
 
   /**
