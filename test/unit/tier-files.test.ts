@@ -256,6 +256,28 @@ describe('fills under way', () => {
     expect(outcomes).not.toContain('kept');
   });
 
+  it('lets a fill go when its read\'s client takes nothing for the idle time, and the read goes on passing its bytes', async () => {
+    const dir = tempDir('s3cs-tier-');
+    const data = randomBlob(2 * MiB);
+    const { fills, outcomes, admitted, written } = fillsIn(dir, { idleMs: 200 });
+    async function* twoPieces() {
+      yield data.subarray(0, MiB);
+      yield data.subarray(MiB);
+    }
+    const fill = fills.claim(digestOf(data), 0, data.length)!;
+    const read = fills.follow(fill, twoPieces(), data.length)[Symbol.asyncIterator]();
+    const first = (await read.next()).value as Buffer;
+    // the client takes nothing more for a while
+    await until(() => outcomes.length > 0, 5_000);
+    expect(outcomes).toEqual(['idle']);
+    expect(fills.count).toBe(0);
+    await until(() => admitted() === 0 && written() === 0, 5_000);
+    const rest = (await read.next()).value as Buffer;
+    expect((await read.next()).done).toBe(true);
+    expect(Buffer.concat([first, rest]).equals(data)).toBe(true);
+    expect(outcomes).toEqual(['idle']);
+  });
+
   it('runs at most the given number of fills at once: a read past it just reads', () => {
     const dir = tempDir('s3cs-tier-');
     const { fills } = fillsIn(dir, { max: 2 });

@@ -64,7 +64,29 @@ export class Fills {
 
   /** The read's bytes (`length` of them), unchanged, carrying the fill along. */
   follow(fill: Fill, source: ReadSource, length: number): AsyncIterable<Buffer> {
-    return fill.follow(source, (clean) => this.stopped(fill, clean), length);
+    return this.unlessStalled(fill, fill.follow(source, (clean) => this.stopped(fill, clean), length));
+  }
+
+  /**
+   * A read whose client takes nothing for `idleMs` lets its fill go: the fill holds one of the
+   * `max` places, a file and the blob's room, which a client that never reads on would keep
+   * until its stream is reset. The read goes on passing its bytes through.
+   */
+  private async *unlessStalled(fill: Fill, pieces: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    for await (const piece of pieces) {
+      const timer = setTimeout(() => {
+        // busy until its last bytes pass: a fill being verified and kept is no longer the read's
+        if (!fill.busy || this.fills.get(fill.digest) !== fill) return;
+        this.options.ended(fill, 'idle');
+        this.drop(fill);
+      }, this.options.idleMs);
+      timer.unref();
+      try {
+        yield piece;
+      } finally {
+        clearTimeout(timer);
+      }
+    }
   }
 
   /** Gives up the blob's fill, if any: a reader carrying it goes on reading from S3. */
@@ -87,6 +109,8 @@ export class Fills {
   }
 
   private stopped(fill: Fill, clean: boolean): void {
+    // let go of already, its reader having stalled: its end was told then
+    if (this.fills.get(fill.digest) !== fill) return;
     if (!clean || fill.failure) {
       this.options.ended(fill, 'failed');
       this.drop(fill);
