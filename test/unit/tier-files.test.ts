@@ -89,6 +89,24 @@ describe('small reads of kept blobs', () => {
     files.closeAll();
   });
 
+  it('hands out a small read of more than 32 KiB as bytes of its own, not a view that keeps its whole window alive', async () => {
+    const dir = tempDir('s3cs-tier-');
+    const data = randomBlob(2 * MiB);
+    const path = join(dir, 'blob');
+    writeFileSync(path, data);
+    const { files } = countingFiles();
+    const windows = new ReadWindows(4, MiB);
+    for (const at of [0, 100 * 1024]) {
+      const pieces: Buffer[] = [];
+      for await (const p of await readFromDisk(files, windows, new PieceBudget(32 * MiB), path, at, 100 * 1024, data.length, notS3)) pieces.push(p);
+      expect(pieces.length).toBe(1);
+      const piece = pieces[0]!;
+      expect(piece.equals(data.subarray(at, at + 100 * 1024))).toBe(true);
+      expect(piece.buffer.byteLength).toBeLessThan(MiB);
+    }
+    files.closeAll();
+  });
+
   it('reads the rest of a small read from S3 when the file comes up short', async () => {
     const dir = tempDir('s3cs-tier-');
     const data = randomBlob(MiB);

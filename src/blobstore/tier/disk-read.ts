@@ -22,8 +22,18 @@ export function readFromDisk(
 ): ReadSource | Promise<ReadSource> {
   if (length >= windows.size) return streamFromDisk({ files, windows, pieces, path, offset, length, size, rest });
   const held = windows.readHeld(path, offset, length);
-  return held ? [held] : readSmall({ files, windows, pieces, path, offset, length, size, rest });
+  return held ? [own(held)] : readSmall({ files, windows, pieces, path, offset, length, size, rest });
 }
+
+/**
+ * Read messages are cut down to 32 KiB while many Reads share the daemon's budget for them, and
+ * the messages of a Read whose client takes nothing wait: each would keep alive the whole window
+ * its bytes are a view of, a MiB outside every budget. Bytes that may go out as more than one
+ * message are copied out of their window; a Read of 32 KiB or less (what `ctr content get`
+ * sends) goes as one message, at once.
+ */
+const ONE_MESSAGE = 32 * 1024;
+const own = (bytes: Buffer): Buffer => (bytes.length > ONE_MESSAGE ? Buffer.from(bytes) : bytes);
 
 /** One read of a kept file, as readFromDisk was asked for it. */
 interface KeptRead {
@@ -39,7 +49,7 @@ interface KeptRead {
 
 async function readSmall({ files, windows, path, offset, length, size, rest }: KeptRead): Promise<ReadSource> {
   try {
-    return [await windows.read(path, offset, length, size, (at, n) => files.read(path, at, n))];
+    return [own(await windows.read(path, offset, length, size, (at, n) => files.read(path, at, n)))];
   } catch (err) {
     return rest(offset, err);
   }
