@@ -1,7 +1,7 @@
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createS3Client } from '../src/blobstore/s3/client.js';
@@ -359,6 +359,24 @@ describe('the read tier and the collector', () => {
       expect(await inS3(t.d.bucket!, digest)).toBe(false);
       expect(t.onDisk(digest)).toBe(false);
       expect((await failure(readAll(t.d.content(), digest, { namespace: 'elsewhere' }))).code).toBe(status.NOT_FOUND);
+    } finally {
+      await t.d.stop();
+    }
+  });
+
+  it('counts its word from S3 for a kept blob from the read that began its fill, not from when the fill ended', async () => {
+    const t = await tierDaemon({ confirmMs: 1_500 });
+    try {
+      const data = randomBlob(2 * MiB);
+      const { digest } = await writeBlob(t.d.content(), 'slow-fill', data);
+      // containerd's proxy reading on after a pause: the fill ends two seconds after it began
+      await readAll(t.d.content(), digest, { size: MiB });
+      await new Promise((r) => setTimeout(r, 2_000));
+      await readAll(t.d.content(), digest, { offset: MiB });
+      await until(() => t.kept(digest), 5_000);
+      // deleted from S3 (a bucket rule, another tool): the fill's word is older than the period
+      await rawS3().send(new DeleteObjectCommand({ Bucket: t.d.bucket!, Key: `blobs/${digest}` }));
+      expect((await failure(readAll(t.d.content(), digest))).code).toBe(status.NOT_FOUND);
     } finally {
       await t.d.stop();
     }

@@ -26,6 +26,11 @@ export class Fill {
   busy = false;
   /** Its bytes are all taken and it is being verified and kept. */
   finishing = false;
+  /**
+   * When its first read began: S3's answer to that read is what says the blob exists, and a
+   * fill carried on by Reads a few seconds apart can take minutes.
+   */
+  readonly startedAt = Date.now();
   private readonly hash: Hash;
   private readonly algorithm: string;
   private readonly file: WriteStream;

@@ -205,9 +205,8 @@ export class ReadTier implements BlobStore {
       await unlink(path).catch(() => undefined);
       return false;
     }
-    const now = Date.now();
-    // the GET that filled it is S3's word that the blob exists
-    void this.removeFiles(this.index.add({ digest: fill.digest, size: fill.size, confirmedAt: now, markedAt: now }, fill));
+    // the GET that began the fill is S3's word that the blob exists, as of then
+    void this.removeFiles(this.index.add({ digest: fill.digest, size: fill.size, confirmedAt: fill.startedAt, markedAt: Date.now() }, fill));
     return true;
   }
 
