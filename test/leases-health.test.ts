@@ -247,6 +247,13 @@ describe('Health', () => {
     expect(err.details).toMatch(/^unknown service "x+… \(\d+ characters left out\) …x+"$/);
   });
 
+  it('answers NotFound for a service name of emoji that the cut goes through, and goes on serving', async () => {
+    const err = await failure(call(d.health(), 'Check', { service: '\u{1F600}'.repeat(1000) }));
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(err.details).toContain('characters left out');
+    expect(await call(d.health(), 'Check', { service: '' })).toEqual({ status: 'SERVING' });
+  });
+
   it('keeps 1,024 Watch streams apart from --max-streams; one more gets ResourceExhausted naming the limit, and a place once another ended', async () => {
     const health = d.health();
     /** A Watch stream, once its first status arrived. */

@@ -31,7 +31,9 @@ export function unary<Req, Res>(
         logger.debug({ method, code: codeName(mapped.code), ms: elapsed(started), details: mapped.details }, 'call');
         callback(mapped as ServiceError);
       },
-    );
+    )
+      // grpc-js throws from the callback on what it cannot send: unhandled, that would end the daemon
+      .catch((err: unknown) => logger.error({ err, method }, 'could not answer a call'));
   };
 }
 

@@ -43,10 +43,18 @@ export const MAX_STATUS_MESSAGE = 1024;
  * Its end stays: a message echoing a long value tells after it what was wrong with it.
  */
 export function statusMessage(message: string): string {
-  if (message.length <= MAX_STATUS_MESSAGE) return message;
+  if (message.length <= MAX_STATUS_MESSAGE) return wellFormed(message);
   const head = message.slice(0, 640);
   const tail = message.slice(message.length - 320);
-  return `${head}… (${message.length - head.length - tail.length} characters left out) …${tail}`;
+  return wellFormed(`${head}… (${message.length - head.length - tail.length} characters left out) …${tail}`);
+}
+
+/**
+ * grpc-js percent-encodes the message with encodeURI, which throws on half of a surrogate pair
+ * (a cut through an emoji leaves one): thrown there, it took the daemon down.
+ */
+function wellFormed(text: string): string {
+  return text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
 }
 
 export function codeName(code: status): string {
