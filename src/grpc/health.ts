@@ -12,6 +12,11 @@ import type { HealthCheckResponse, _grpc_health_v1_HealthCheckResponse_ServingSt
  * health watchers away, and one of Watches would refuse Writes.
  */
 const MAX_WATCHERS = 1024;
+/**
+ * A Watch of a longer name is answered SERVICE_UNKNOWN and ended, not kept open: no service is
+ * ever named so, and grpc-js keeps a call's request (up to 16 MiB) while its stream is open.
+ */
+const LONGEST_WATCHED_NAME = 1024;
 
 /**
  * grpc.health.v1: "" is the daemon as a whole; each served service has its own name. Status
@@ -68,6 +73,11 @@ export class Health {
           return;
         }
         const known = this.statuses.get(call.request.service);
+        if (known === undefined && call.request.service.length > LONGEST_WATCHED_NAME) {
+          call.write({ status: 'SERVICE_UNKNOWN' });
+          call.end();
+          return;
+        }
         const watcher: Watcher = { service: known === undefined ? undefined : call.request.service, call, blocked: false };
         this.watchers.add(watcher);
         call.on('cancelled', () => this.watchers.delete(watcher));

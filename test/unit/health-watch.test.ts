@@ -6,6 +6,7 @@ import { Health } from '../../src/grpc/health.js';
 class StalledWatch extends EventEmitter {
   readonly written: unknown[] = [];
   draining = false;
+  ended = false;
   constructor(readonly request: { service: string }) {
     super();
   }
@@ -13,7 +14,9 @@ class StalledWatch extends EventEmitter {
     this.written.push(message);
     return this.draining;
   }
-  end(): void {}
+  end(): void {
+    this.ended = true;
+  }
 }
 
 describe('Health.Watch', () => {
@@ -36,5 +39,15 @@ describe('Health.Watch', () => {
     health.handlers().Watch(watch as never);
     health.set('svc', 'NOT_SERVING');
     expect(watch.written).toEqual([{ status: 'SERVICE_UNKNOWN' }]);
+    expect(watch.ended).toBe(false);
+  });
+
+  it('answers SERVICE_UNKNOWN to a watcher of a name longer than any served, and ends its stream rather than keep its request', () => {
+    const health = new Health(['svc']);
+    const watch = new StalledWatch({ service: 'x'.repeat(100 * 1024) });
+    watch.draining = true;
+    health.handlers().Watch(watch as never);
+    expect(watch.written).toEqual([{ status: 'SERVICE_UNKNOWN' }]);
+    expect(watch.ended).toBe(true);
   });
 });
