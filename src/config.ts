@@ -125,7 +125,7 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     orphanUploadGraceMs: parseDuration(str('orphanUploadGrace'), 'orphan-upload-grace'),
     maxStreams: parsePositiveInt(str('maxStreams'), 'max-streams'),
     maxReadBuffer: parseSize(str('maxReadBuffer'), 'max-read-buffer'),
-    streamIdleTimeoutMs: parseDuration(str('streamIdleTimeout'), 'stream-idle-timeout'),
+    streamIdleTimeoutMs: timerDuration(parseDuration(str('streamIdleTimeout'), 'stream-idle-timeout'), 'stream-idle-timeout'),
     gcIntervalMs: parseDuration(str('gcInterval'), 'gc-interval'),
     gcGraceMs: parseDuration(str('gcGrace'), 'gc-grace'),
     crashResume: !parseBool(str('noCrashResume'), 'no-crash-resume'),
@@ -279,4 +279,10 @@ function tlsPaths(cert: string | undefined, key: string | undefined, clientCa: s
   }
   if (!cert || !key) throw new ConfigError('--tls-cert and --tls-key go together');
   return { cert, key, clientCa: clientCa || undefined };
+}
+
+/** Node runs a timer of more than 2^31 − 1 ms (about 24.8 days) at once: every stream would end. */
+function timerDuration(ms: number, setting: string): number {
+  if (ms > 2 ** 31 - 1) throw new ConfigError(`--${setting}: ${ms} ms is longer than the 24 days a timer can wait; use 0 for never`);
+  return ms;
 }

@@ -134,7 +134,7 @@ export const SETTINGS = {
     flag: 'stream-idle-timeout',
     env: ['S3CS_STREAM_IDLE_TIMEOUT'],
     default: '10m',
-    help: 'a Write stream that sends nothing, or a Read stream or record Get whose client takes nothing, this long is ended (an ingest is kept); 0 never ends one (Go duration)',
+    help: 'a Write stream that sends nothing, or a Read stream whose client takes nothing, or a record Get whose answer its client has not taken, this long is ended (an ingest is kept); 0 never ends one (Go duration)',
   },
   gcInterval: {
     flag: 'gc-interval',

@@ -27,8 +27,6 @@ export interface PutConditions {
 }
 
 const MAX_PAGE = 1000;
-/** The most a record read for a Get may be (the store refuses a larger one before reading it). */
-const MAX_RECORD_READ = 16 * 1024 * 1024;
 /** The record name BuildKit's s3 cache uses when its `name` attribute is not given. */
 const DEFAULT_NAME = 'buildkit';
 /**
@@ -77,10 +75,10 @@ export class RecordStore {
    */
   private readonly getTurns = new PutTurns(16, 256, 60_000, 'Get');
   /**
-   * Bytes of records read for Gets and not yet taken by their clients: reserved as a Get begins
-   * (as much as a record may be: its size is known once it is read), cut to its size once read,
-   * given back once its call has ended. An answer waits for its client in the connection's
-   * buffers, so without this a client that takes nothing would hold each record it asked for.
+   * Bytes of records read for Gets and not yet taken by their clients: reserved once a record is
+   * read (within its turn, so the turns bound what waits for room), given back once its call has
+   * ended. An answer waits for its client in the connection's buffers, so without this a client
+   * that takes nothing would hold each record it asked for.
    */
   private readonly answers: ByteBudget;
   /** Puts received and not yet answered, waiting for their names or a turn included. */
@@ -109,23 +107,21 @@ export class RecordStore {
   async get(given: string, signal?: AbortSignal, delivered?: Promise<void>): Promise<CacheRecord> {
     const name = given || DEFAULT_NAME;
     this.checkName(name);
-    // reserved within the turn: the turns' bound on Gets waiting covers those waiting for room
-    let reserved = 0;
+    let held = 0;
     let record: CacheRecord;
     try {
       record = await this.getTurns.run(async () => {
-        reserved = await this.answers.acquire(MAX_RECORD_READ, signal);
         const found = await this.blobs.getRecord(name);
         if (!found) throw notFound(`cache record ${JSON.stringify(name)}: not found`);
+        // within the turn: what waits for room is bounded by the turns
+        held = await this.answers.acquire(found.body.length, signal);
         this.touch.schedule(layerBlobs(found.body));
         return { config: found.body, digest: digestOf(found.body), size: found.body.length, lastModified: found.lastModified };
       }, signal);
     } catch (err) {
-      this.answers.release(reserved);
+      this.answers.release(held);
       throw err;
     }
-    const held = Math.min(reserved, record.size);
-    this.answers.release(reserved - held);
     const release = () => this.answers.release(held);
     if (delivered) void delivered.then(release, release);
     else this.answers.release(held);

@@ -78,6 +78,11 @@ describe('resolveConfig', () => {
 });
 
 describe('resolveConfig hands out parsed values', () => {
+  it('refuses a --stream-idle-timeout longer than a timer can wait, and takes one just within it', () => {
+    expect(() => resolveConfig({ streamIdleTimeout: '600h' }, {})).toThrow('--stream-idle-timeout: 2160000000 ms is longer than the 24 days a timer can wait');
+    expect(resolveConfig({ streamIdleTimeout: '590h' }, {}).streamIdleTimeoutMs).toBe(590 * 3_600_000);
+  });
+
   it('serves metrics nowhere unless asked', () => {
     expect(resolveConfig({}, {}).metricsAddress).toBeUndefined();
   });
