@@ -365,13 +365,14 @@ describe('the read tier and the collector', () => {
   });
 
   it('counts its word from S3 for a kept blob from the read that began its fill, not from when the fill ended', async () => {
-    const t = await tierDaemon({ confirmMs: 1_500 });
+    const t = await tierDaemon({ confirmMs: 4_000 });
     try {
       const data = randomBlob(2 * MiB);
       const { digest } = await writeBlob(t.d.content(), 'slow-fill', data);
-      // containerd's proxy reading on after a pause: the fill ends two seconds after it began
+      // containerd's proxy reading on after a pause: the fill ends five seconds after it began,
+      // and the read below comes well within the period of its end
       await readAll(t.d.content(), digest, { size: MiB });
-      await new Promise((r) => setTimeout(r, 2_000));
+      await new Promise((r) => setTimeout(r, 5_000));
       await readAll(t.d.content(), digest, { offset: MiB });
       await until(() => t.kept(digest), 5_000);
       // deleted from S3 (a bucket rule, another tool): the fill's word is older than the period

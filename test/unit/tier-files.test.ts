@@ -296,6 +296,22 @@ describe('fills under way', () => {
     expect(outcomes).toEqual(['idle']);
   });
 
+  it('does not let a fill go for a read that passed it on, when that read\'s client is slow to take its last bytes', async () => {
+    const dir = tempDir('s3cs-tier-');
+    const data = randomBlob(2 * MiB);
+    const digest = digestOf(data);
+    const { fills, outcomes } = fillsIn(dir, { idleMs: 200 });
+    const first = fills.follow(fills.claim(digest, 0, data.length)!, once(data.subarray(0, MiB)), MiB)[Symbol.asyncIterator]();
+    expect(((await first.next()).value as Buffer).length).toBe(MiB);
+    // the next read carries the fill on while the first one's last bytes still wait for its client
+    const next = fills.claim(digest, MiB, data.length)!;
+    await new Promise((r) => setTimeout(r, 400));
+    await drain(fills.follow(next, once(data.subarray(MiB)), data.length - MiB));
+    await until(() => outcomes.length > 0, 5_000);
+    expect(outcomes).toEqual(['kept']);
+    expect((await first.next()).done).toBe(true);
+  });
+
   it('runs at most the given number of fills at once: a read past it just reads', () => {
     const dir = tempDir('s3cs-tier-');
     const { fills } = fillsIn(dir, { max: 2 });

@@ -24,6 +24,8 @@ export class Fill {
   written = 0;
   /** A reader is carrying it on now. */
   busy = false;
+  /** Which claim of it the reader carrying it (or the last one) made: each claim counts one more. */
+  carrier = 0;
   /** Its bytes are all taken and it is being verified and kept. */
   finishing = false;
   /**

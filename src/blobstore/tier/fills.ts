@@ -34,6 +34,7 @@ export class Fills {
   private readonly idle = new Map<Fill, NodeJS.Timeout>();
   /** Fills being verified and kept, for close() to wait on. */
   private readonly finishing = new Set<Promise<void>>();
+  private claims = 0;
 
   constructor(private readonly options: FillsOptions) {}
 
@@ -53,18 +54,20 @@ export class Fills {
       clearTimeout(this.idle.get(waiting));
       this.idle.delete(waiting);
       waiting.busy = true;
+      waiting.carrier = ++this.claims;
       return waiting;
     }
     if (offset !== 0 || this.fills.size >= this.options.max || !this.options.admit(size)) return undefined;
     const fill = new Fill(digest, size, this.options.tempPath(), (from, to) => this.options.grow(from, to));
     fill.busy = true;
+    fill.carrier = ++this.claims;
     this.fills.set(digest, fill);
     return fill;
   }
 
   /** The read's bytes (`length` of them), unchanged, carrying the fill along. */
   follow(fill: Fill, source: ReadSource, length: number): AsyncIterable<Buffer> {
-    return this.unlessStalled(fill, fill.follow(source, (clean) => this.stopped(fill, clean), length));
+    return this.unlessStalled(fill, fill.carrier, fill.follow(source, (clean) => this.stopped(fill, clean), length));
   }
 
   /**
@@ -72,11 +75,12 @@ export class Fills {
    * `max` places, a file and the blob's room, which a client that never reads on would keep
    * until its stream is reset. The read goes on passing its bytes through.
    */
-  private async *unlessStalled(fill: Fill, pieces: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  private async *unlessStalled(fill: Fill, carrier: number, pieces: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     for await (const piece of pieces) {
       const timer = setTimeout(() => {
-        // busy until its last bytes pass: a fill being verified and kept is no longer the read's
-        if (!fill.busy || this.fills.get(fill.digest) !== fill) return;
+        // a fill this read let go of as its last bytes passed is no longer its own: being kept,
+        // or carried on by the next read
+        if (!fill.busy || fill.carrier !== carrier || this.fills.get(fill.digest) !== fill) return;
         this.options.ended(fill, 'idle');
         this.drop(fill);
       }, this.options.idleMs);
