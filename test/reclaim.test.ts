@@ -98,13 +98,14 @@ describe('Delete by reference, and the collector', () => {
     const digest = digestOf(layer);
     const putAt = Date.now();
     await putObject(d.bucket!, `blobs/${digest}`, layer);
-    const touchRefreshed = () => new Collector(collectorSourcesFor(store, leases), { graceMs: 0, touchRefreshMs: 4_000, logger: quiet, lockSettleMs: 300 });
+    const touchRefreshed = () => new Collector(collectorSourcesFor(store, leases), { graceMs: 0, touchRefreshMs: 5_000, logger: quiet, lockSettleMs: 300 });
     await collectRuns(() => touchRefreshed().run({ delete: true }), 1);
-    // older than the touch refresh by S3's clock (kept to the second), younger than twice it
-    await new Promise((r) => setTimeout(r, putAt + 5_000 - Date.now()));
+    // older than the touch refresh by S3's clock (kept to the second), younger than twice it by
+    // some seconds, for a slow run on a busy machine
+    await new Promise((r) => setTimeout(r, putAt + 6_000 - Date.now()));
     await collectRuns(() => touchRefreshed().run({ delete: true }), 1);
     expect(await stored(digest)).toBe(true);
-    await new Promise((r) => setTimeout(r, putAt + 9_000 - Date.now()));
+    await new Promise((r) => setTimeout(r, putAt + 11_000 - Date.now()));
     await collectUntil(() => touchRefreshed().run({ delete: true }), async () => !(await stored(digest)));
     expect(await stored(digest)).toBe(false);
   });

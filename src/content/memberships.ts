@@ -55,9 +55,11 @@ export class Memberships {
 
   /**
    * The hold as a writer about to rely on it needs it: from the bucket, except that an absence
-   * this daemon saw within the cache's 30 s stands. A writer finding none writes one, which is
-   * safe whatever the bucket holds by then; a hold seen earlier may have been dropped since by
-   * another daemon's Delete, and one that is not there protects nothing.
+   * this daemon saw within the cache's 30 s stands. A writer finding none writes one, so the
+   * collector's protocol holds whatever the bucket holds by then (a hold another daemon wrote
+   * within those 30 s has its labels replaced by the commit's, as one of two commits racing
+   * would); a hold seen earlier may have been dropped since by another daemon's Delete, and one
+   * that is not there protects nothing.
    */
   async readForWriter(ns: string, digest: string): Promise<ContentRecord | undefined> {
     const cached = this.records.get(memberKey(ns, digest));
