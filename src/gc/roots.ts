@@ -158,8 +158,9 @@ export async function recentReferences(sources: RootSources, scanned: Pick<Roots
       (entry) =>
         entry.lastModified.getTime() >= scanned.startedAt - RECORD_CLOCK_SLACK_MS ||
         !scanned.recordVersions.has(entry.name) ||
-        // a store that tells no version (a gateway without ETags, a local directory): read again
-        entry.version === undefined ||
+        // an S3 that tells no version (a gateway without ETags): read again; a local directory's
+        // times are those of its writes, which nothing uploads in parts
+        (entry.version === undefined && sources.blobs.remote) ||
         scanned.recordVersions.get(entry.name) !== entry.version,
       undefined,
       (_name, _version, layers) => layers.forEach((d) => found.add(d)),

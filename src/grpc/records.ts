@@ -9,7 +9,8 @@ import { toTimestamp } from './proto.js';
 
 /**
  * Translates our CacheRecords service to and from the domain's RecordStore. `idleMs`: a Get
- * whose client takes nothing of its answer this long is reset (--stream-idle-timeout).
+ * whose client has not taken its answer this long after it was sent is reset
+ * (--stream-idle-timeout).
  */
 export function recordHandlers(store: RecordStore, logger: Logger, idleMs = 0): CacheRecordsHandlers {
   return {
