@@ -213,6 +213,21 @@ describe('an ingest stored in the staging area, continued after a crash by readi
     expect(await listKeys(bucket, 's3cs/v1/ns/test/ingests/')).toEqual([]);
   });
 
+  it('reads the bytes back for one open at a time: a second open of the ref meanwhile is told it is locked', async () => {
+    const bucket = await newBucket();
+    const data = randomBlob(3 * PART + 3 * MiB);
+    await killedMidIngest(bucket, 'opened-twice', data, 3 * PART + 2 * MiB, 3 * PART);
+    const second = await start(bucket);
+    const sessions = [new WriteSession(second.content), new WriteSession(second.content)];
+    const opened = await Promise.allSettled(sessions.map((w) => w.send({ action: 'STAT', ref: 'opened-twice', total: data.length })));
+    for (const w of sessions) w.close();
+    const took = opened.filter((o) => o.status === 'fulfilled');
+    const refused = opened.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+    expect(took.map((o) => Number(o.value.offset))).toEqual([3 * PART]);
+    expect(refused.map((o) => (o.reason as { code: number }).code)).toEqual([status.UNAVAILABLE]);
+    expect(second.lines.filter((l) => l.msg === 'continuing an ingest from its checkpoint')).toHaveLength(1);
+  });
+
   it('continues the digest over the bytes read back: a different tail fails the commit, and no blob appears', async () => {
     const bucket = await newBucket();
     const data = randomBlob(2 * PART + MiB);

@@ -59,6 +59,12 @@ export class Ingests {
   private readonly hashes: SaveableHashes;
   private readonly logger: Logger;
   private readonly crashResume: boolean;
+  /**
+   * Refs an open is under way for, since when. Taking up a recorded ingest reads its checkpoint
+   * back (a whole blob's bytes, minutes for a large one): a client retrying, or a second one,
+   * would start another read of it for every open.
+   */
+  private readonly opening = new Map<string, Date>();
   /** All a Writer sees of this side. */
   private readonly writerHost: WriterHost = {
     failIfPresent: (ns, digest) => this.failIfPresent(ns, digest),
@@ -139,6 +145,19 @@ export class Ingests {
     if (total < 0) throw invalidArgument(`ref ${JSON.stringify(ref)}: negative total ${total}`);
     const wanted = expected !== '' ? parseDigest(expected).value : undefined;
     const key = ingestKey(ns, ref);
+    // one open of a ref at a time: a second one meanwhile would be refused as locked once the
+    // first holds the ref anyway
+    const since = this.opening.get(key);
+    if (since) throw lockedError(ref, since);
+    this.opening.set(key, new Date());
+    try {
+      return await this.open(ns, ref, key, total, expected, wanted);
+    } finally {
+      this.opening.delete(key);
+    }
+  }
+
+  private async open(ns: string, ref: string, key: string, total: number, expected: string, wanted: string | undefined): Promise<Writer> {
     // The existence check and the lookup of a record this ref may have left go to S3 together.
     // A small ingest continues no recorded one: its ref is looked up only where the namespace's
     // listing of records (shared for a few seconds) shows it.
