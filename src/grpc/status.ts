@@ -31,27 +31,70 @@ export function toServiceError(err: unknown, logger: Logger): Partial<ServiceErr
 }
 
 /**
- * Characters of a status message sent. The message travels as the grpc-message header,
- * percent-encoded (up to three bytes a byte): grpc-js clients refuse more than 8 KiB of headers
- * and nghttp2 an entry over 64 KiB, so a message echoing a huge ref or label would reach its
- * client as a reset stream naming nothing.
+ * A status message travels as the grpc-message header, percent-encoded (a character outside
+ * ASCII takes up to 12 bytes there): grpc-js clients refuse more than 8 KiB of headers and
+ * nghttp2 an entry over 64 KiB, so a message echoing a huge ref or label would reach its client
+ * as a reset stream naming nothing. A message is sent whole within both bounds below.
  */
 export const MAX_STATUS_MESSAGE = 1024;
+const MAX_ENCODED_MESSAGE = 4096;
 
 /**
- * The message as sent: past MAX_STATUS_MESSAGE its middle is cut, saying how much was left out.
- * Its end stays: a message echoing a long value tells after it what was wrong with it.
+ * The message as sent: past either bound its middle is cut, saying how much was left out. Its
+ * end stays: a message echoing a long value tells after it what was wrong with it.
  */
 export function statusMessage(message: string): string {
-  if (message.length <= MAX_STATUS_MESSAGE) return wellFormed(message);
-  const head = message.slice(0, 640);
-  const tail = message.slice(message.length - 320);
+  if (message.length <= MAX_STATUS_MESSAGE) {
+    const whole = wellFormed(message);
+    if (encodedLength(whole) <= MAX_ENCODED_MESSAGE) return whole;
+  }
+  const head = headOf(message, 640, 2560);
+  const tail = tailOf(message, 320, 1280);
   return wellFormed(`${head}… (${message.length - head.length - tail.length} characters left out) …${tail}`);
 }
 
+/** The start of `text`, whole characters only, within both bounds. */
+function headOf(text: string, units: number, encoded: number): string {
+  let end = 0;
+  let used = 0;
+  while (end < text.length) {
+    const next = end + ((text.codePointAt(end) ?? 0) > 0xffff ? 2 : 1);
+    const cost = encodedLength(text.slice(end, next));
+    if (next > units || used + cost > encoded) break;
+    used += cost;
+    end = next;
+  }
+  return text.slice(0, end);
+}
+
+/** The end of `text`, whole characters only, within both bounds. */
+function tailOf(text: string, units: number, encoded: number): string {
+  let start = text.length;
+  let used = 0;
+  while (start > 0) {
+    const low = text.charCodeAt(start - 1);
+    const pair = low >= 0xdc00 && low <= 0xdfff && start > 1 && (text.charCodeAt(start - 2) & 0xfc00) === 0xd800;
+    const next = start - (pair ? 2 : 1);
+    const cost = encodedLength(text.slice(next, start));
+    if (text.length - next > units || used + cost > encoded) break;
+    used += cost;
+    start = next;
+  }
+  return text.slice(start);
+}
+
+/** What grpc-js sends for the text (half a surrogate pair counted as the replacement it becomes). */
+function encodedLength(text: string): number {
+  try {
+    return encodeURI(text).length;
+  } catch {
+    return encodeURI(wellFormed(text)).length;
+  }
+}
+
 /**
- * grpc-js percent-encodes the message with encodeURI, which throws on half of a surrogate pair
- * (a cut through an emoji leaves one): thrown there, it took the daemon down.
+ * grpc-js percent-encodes the message with encodeURI, which throws on half of a surrogate pair:
+ * thrown there, it took the daemon down.
  */
 function wellFormed(text: string): string {
   return text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
