@@ -5,6 +5,7 @@ import type {
   ServerWritableStream,
   ServiceError,
 } from '@grpc/grpc-js';
+import { status as Status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { StoreError } from '../errors.js';
 import { Flow, put, type StreamMeter } from './flow.js';
@@ -32,8 +33,16 @@ export function unary<Req, Res>(
         callback(mapped as ServiceError);
       },
     )
-      // grpc-js throws from the callback on what it cannot send: unhandled, that would end the daemon
-      .catch((err: unknown) => logger.error({ err, method }, 'could not answer a call'));
+      // grpc-js throws from the callback on what it cannot send: unhandled, that would end the
+      // daemon, and the client would wait for good
+      .catch((err: unknown) => {
+        logger.error({ err, method }, 'could not answer a call');
+        try {
+          callback({ code: Status.INTERNAL, details: `internal error: the answer to ${method} could not be sent` } as ServiceError);
+        } catch {
+          // the call is beyond answering
+        }
+      });
   };
 }
 
