@@ -126,13 +126,13 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     maxStreams: parsePositiveInt(str('maxStreams'), 'max-streams'),
     maxReadBuffer: parseSize(str('maxReadBuffer'), 'max-read-buffer'),
     streamIdleTimeoutMs: timerDuration(parseDuration(str('streamIdleTimeout'), 'stream-idle-timeout'), 'stream-idle-timeout'),
-    gcIntervalMs: parseDuration(str('gcInterval'), 'gc-interval'),
+    gcIntervalMs: timerDuration(parseDuration(str('gcInterval'), 'gc-interval'), 'gc-interval'),
     gcGraceMs: parseDuration(str('gcGrace'), 'gc-grace'),
     crashResume: !parseBool(str('noCrashResume'), 'no-crash-resume'),
     bucketNamespace: str('bucketNamespace'),
     defaultNamespace: raw('defaultNamespace') || undefined,
     logLevel,
-    shutdownTimeoutMs: parseDuration(str('shutdownTimeout'), 'shutdown-timeout'),
+    shutdownTimeoutMs: timerDuration(parseDuration(str('shutdownTimeout'), 'shutdown-timeout'), 'shutdown-timeout'),
     socketMode: parseInt(socketMode, 8),
     skipCheck: parseBool(str('skipCheck'), 'skip-check'),
     tls: tlsPaths(raw('tlsCert'), raw('tlsKey'), raw('tlsClientCa')),
@@ -281,7 +281,10 @@ function tlsPaths(cert: string | undefined, key: string | undefined, clientCa: s
   return { cert, key, clientCa: clientCa || undefined };
 }
 
-/** Node runs a timer of more than 2^31 − 1 ms (about 24.8 days) at once: every stream would end. */
+/**
+ * Node runs a timer of more than 2^31 − 1 ms (about 24.8 days) at once: every stream would end,
+ * the collector run back to back.
+ */
 function timerDuration(ms: number, setting: string): number {
   if (ms > 2 ** 31 - 1) throw new ConfigError(`--${setting}: ${ms} ms is longer than the 24 days a timer can wait; use 0 for never`);
   return ms;

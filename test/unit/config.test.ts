@@ -78,8 +78,10 @@ describe('resolveConfig', () => {
 });
 
 describe('resolveConfig hands out parsed values', () => {
-  it('refuses a --stream-idle-timeout longer than a timer can wait, and takes one just within it', () => {
+  it('refuses a duration a timer waits for when it is longer than a timer can wait, and takes one just within it', () => {
     expect(() => resolveConfig({ streamIdleTimeout: '600h' }, {})).toThrow('--stream-idle-timeout: 2160000000 ms is longer than the 24 days a timer can wait');
+    expect(() => resolveConfig({ gcInterval: '720h' }, {})).toThrow('--gc-interval: 2592000000 ms is longer than the 24 days a timer can wait');
+    expect(() => resolveConfig({ shutdownTimeout: '600h' }, {})).toThrow('--shutdown-timeout');
     expect(resolveConfig({ streamIdleTimeout: '590h' }, {}).streamIdleTimeoutMs).toBe(590 * 3_600_000);
   });
 
