@@ -119,6 +119,9 @@ export class Ingests {
     validateNamespace(ns);
     validateRef(ref);
     const key = ingestKey(ns, ref);
+    // an open under way may be taking the recorded ingest up: its record and bytes are its own
+    const opening = this.opening.get(key);
+    if (opening) throw lockedError(ref, opening);
     const live = this.live.get(key);
     if (live?.lockedSince) throw lockedError(ref, live.lockedSince);
     if (live) {
@@ -145,8 +148,8 @@ export class Ingests {
     if (total < 0) throw invalidArgument(`ref ${JSON.stringify(ref)}: negative total ${total}`);
     const wanted = expected !== '' ? parseDigest(expected).value : undefined;
     const key = ingestKey(ns, ref);
-    // one open of a ref at a time: a second one meanwhile would be refused as locked once the
-    // first holds the ref anyway
+    // one open of a ref at a time: a second one meanwhile would mostly be refused as locked once
+    // the first holds the ref (containerd's clients retry that)
     const since = this.opening.get(key);
     if (since) throw lockedError(ref, since);
     this.opening.set(key, new Date());
