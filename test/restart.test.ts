@@ -139,6 +139,10 @@ describe('a daemon killed with SIGKILL and started again', () => {
     await sendRange(s, 'killed-mid', data, 0, 3 * PART + 2 * MiB);
     await storedUpTo(bucket, 'killed-mid', 3 * PART);
     await kill(first);
+    // the record still names the killed daemon as its holder: the next one, on this machine, sees
+    // that process gone and continues at once (from another host it would wait for the hold to lapse)
+    const left = JSON.parse((await getObject(bucket, 's3cs/v1/ns/test/ingests/killed-mid')).toString()) as { heldBy?: { pid: number } };
+    expect(left.heldBy?.pid).toBe(first.child.pid);
 
     const second = await start(bucket);
     const st = await call<object, { status: { offset: number; total: number; expected: string } }>(second.content, 'Status', { ref: 'killed-mid' });

@@ -158,9 +158,22 @@ async function takenUpByAnother(
   await sendRange(first, ref, data, 0, 2 * PART);
   const record = await storedUpTo(bucket, ref, 2 * PART);
   first.cancel();
-  const onB = new WriteSession(b.content());
-  expect((await onB.send({ action: 'STAT', ref, total: data.length })).offset).toBe(2 * PART);
-  onB.cancel();
+  // until a's stream has let go and its record says so, b is told the ref is locked, and
+  // tries again as containerd's clients do
+  let offset: number | undefined;
+  await until(async () => {
+    const onB = new WriteSession(b.content());
+    try {
+      offset = Number((await onB.send({ action: 'STAT', ref, total: data.length })).offset);
+      return true;
+    } catch (err) {
+      expect((err as { code?: number }).code).toBe(status.UNAVAILABLE);
+      return false;
+    } finally {
+      onB.cancel();
+    }
+  });
+  expect(offset).toBe(2 * PART);
   return record;
 }
 

@@ -6,6 +6,7 @@ import type { Memberships } from './memberships.js';
 import type { IngestStatus } from './types.js';
 import { LISTING_PAGE_KEYS, RecordedRefs } from './recorded-refs.js';
 import { storedInstant } from '../clock.js';
+import { HOLD_RENEW_MS, Holders, type HeldRecord } from './holders.js';
 
 /**
  * An ingest as recorded in the bucket from the moment some of its bytes are stored there. With
@@ -14,7 +15,7 @@ import { storedInstant } from '../clock.js';
  * state, or (`rehash`) by reading those bytes back through a new hash of that algorithm.
  * Without either it starts over; so does a daemon of a version that knows no `rehash`.
  */
-export interface IngestRecord {
+export interface IngestRecord extends HeldRecord {
   ref: string;
   total: number;
   expected: string;
@@ -30,6 +31,8 @@ export interface IngestRecord {
 export class IngestRecords {
   /** Only where a record's read is a round trip: a local directory reads one at less cost than it lists. */
   private readonly listed: RecordedRefs | undefined;
+  /** This daemon's name in the records of ingests its streams hold, and its reading of others'. */
+  readonly holders: Holders;
 
   constructor(
     private readonly blobs: BlobStore,
@@ -38,7 +41,9 @@ export class IngestRecords {
     private readonly logger: Logger,
     /** @internal the listings' monotonic clock in milliseconds (tests move it) */
     clock?: () => number,
+    holders?: Holders,
   ) {
+    this.holders = holders ?? new Holders();
     this.listed = blobs.remote
       ? new RecordedRefs(
           (ns) => segmentsBelow(docs, docKeys.ingestsPrefix(ns)),
@@ -117,8 +122,9 @@ export class IngestRecords {
               continue;
             }
             ingest.recorded = true;
+            ingest.recordWrittenAt = performance.now();
             try {
-              await this.docs.write(docKeys.ingest(ingest.ns, ingest.ref), ingestRecord(ingest));
+              await this.docs.write(docKeys.ingest(ingest.ns, ingest.ref), ingestRecord(ingest, this.holders));
             } finally {
               // a listing begun while the write was on its way may not show it (nor one that
               // failed: its PUT may have landed all the same)
@@ -136,6 +142,27 @@ export class IngestRecords {
       return landed;
     })();
     return ingest.recording;
+  }
+
+  /**
+   * While a stream holds the ingest, its record is written again whenever HOLD_RENEW_MS has gone
+   * by without a write (a client sending slowly, or not at all, moves no checkpoint), so other
+   * daemons keep seeing the hold (Holders.heldElsewhere). Stops by itself once the stream lets go.
+   */
+  renewWhileHeld(ingest: Ingest): void {
+    clearInterval(ingest.holdRenewal);
+    const timer = setInterval(() => {
+      if (!ingest.lockedSince || ingest.puttingAside || ingest.keyTaken) {
+        clearInterval(timer);
+        if (ingest.holdRenewal === timer) ingest.holdRenewal = undefined;
+        return;
+      }
+      if (!ingest.recorded || ingest.removing || ingest.recording) return;
+      if (performance.now() - (ingest.recordWrittenAt ?? -Infinity) < HOLD_RENEW_MS) return;
+      void this.record(ingest);
+    }, HOLD_RENEW_MS / 2);
+    timer.unref();
+    ingest.holdRenewal = timer;
   }
 
   /** Removes the record of a live ingest, once the writes under way have landed; none due is written after. */
@@ -169,7 +196,8 @@ export class IngestRecords {
     // an upload is the same whichever of its checkpoints a record names
     const current = ingest.upload.handle();
     const had = [...(doubt?.replaced ?? []), ...(current ? [current] : [])].map((h) => this.blobs.uploadIdentity(h));
-    const ours = !stored || (stored.upload !== undefined && had.includes(this.blobs.uploadIdentity(stored.upload)));
+    const ours =
+      !stored || stored.heldBy?.id === this.holders.self.id || (stored.upload !== undefined && had.includes(this.blobs.uploadIdentity(stored.upload)));
     if (ours) {
       // a restart meanwhile gave up another upload: that doubt stays for the next write or removal
       if (ingest.keyInDoubt === doubt) ingest.keyInDoubt = undefined;
@@ -214,9 +242,11 @@ function hasLegacyKey(ns: string, ref: string): boolean {
   return ref !== '.' && ref !== '..' && docKeys.legacyIngest(ns, ref) !== docKeys.ingest(ns, ref);
 }
 
-function ingestRecord(ingest: Ingest): IngestRecord {
+function ingestRecord(ingest: Ingest, holders: Holders): IngestRecord {
   const resumable = ingest.resumable;
   const handle = resumable?.checkpoint.handle ?? ingest.upload.handle();
+  // a stream holds it: no other daemon may continue or drop it meanwhile (see Holders)
+  const held = ingest.lockedSince !== undefined && !ingest.puttingAside;
   return {
     ref: ingest.ref,
     total: ingest.total,
@@ -230,6 +260,7 @@ function ingestRecord(ingest: Ingest): IngestRecord {
       : resumable
         ? { rehash: { algorithm: ingest.hasher.algorithm } }
         : {}),
+    ...(held ? { heldBy: holders.self, heldAt: new Date().toISOString() } : {}),
   };
 }
 

@@ -37,6 +37,14 @@ export interface Ingest {
   recording?: Promise<boolean> | undefined;
   /** Another record write is wanted once the one under way lands. */
   rerecord?: boolean;
+  /** When the record's latest write began (performance.now()), and the timer renewing its hold (IngestRecords.renewWhileHeld). */
+  recordWrittenAt?: number | undefined;
+  holdRenewal?: NodeJS.Timeout | undefined;
+  /**
+   * Its stream let go and it is being put aside: the ref stays locked here meanwhile, but the
+   * record then written names no holder, so another daemon may take the ingest up at once.
+   */
+  puttingAside?: boolean;
   /** When a checkpoint last moved the record on (performance.now()), and the write due to move it next. */
   checkpointRecordedAt?: number | undefined;
   checkpointDue?: NodeJS.Timeout | undefined;

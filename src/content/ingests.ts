@@ -12,7 +12,7 @@ import { ingestsToLetGo } from './ingest-shares.js';
 import { recordStatus, type IngestRecord, type IngestRecords } from './ingest-records.js';
 import type { Memberships } from './memberships.js';
 import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
-import { lockedError, refuseOtherTotal, validateRef } from './refs.js';
+import { lockedElsewhere, lockedError, refuseOtherTotal, validateRef } from './refs.js';
 import { newRunningHash, SuspendedHash, type RunningHash, type SaveableHashes } from './running-hash.js';
 import type { IngestStatus } from './types.js';
 import { Writer, type WriterHost } from './writer.js';
@@ -134,6 +134,7 @@ export class Ingests {
     }
     const record = await this.records.read(ns, ref);
     if (!record) throw notFound(`ingest ${JSON.stringify(ref)}: not found`);
+    if (this.records.holders.heldElsewhere(record)) throw lockedElsewhere(ref, record);
     await this.records.drop(ns, record);
   }
 
@@ -183,6 +184,8 @@ export class Ingests {
         // A record without a live ingest was left by an earlier run or another daemon: continued
         // from its checkpoint when it has one, else started over (the client sees offset 0).
         const stale = await (reading ?? this.records.read(ns, ref));
+        // another daemon's stream writes it right now: as a second stream here would be, refused
+        if (stale && this.records.holders.heldElsewhere(stale)) throw lockedElsewhere(ref, stale);
         if (stale) refuseOtherTotal(ref, stale.total, total);
         const resumed = stale ? await this.recorded.resume(ns, stale) : undefined;
         if (stale && !resumed) await this.recorded.dropUnlessTaken(ns, stale);
@@ -226,6 +229,7 @@ export class Ingests {
     if (total > 0) ingest.total = total;
     // what Status shows: this stream's expectation, as in containerd
     ingest.expected = wanted ?? '';
+    this.records.renewWhileHeld(ingest);
     return new Writer(this.writerHost, ingest, wanted ?? '');
   }
 
@@ -242,7 +246,9 @@ export class Ingests {
    */
   private async settleLeftover(ns: string, ref: string, total: number, reading: Promise<IngestRecord | undefined>): Promise<void> {
     const stale = await reading;
-    if (!stale) return;
+    // another daemon's stream writes it: its record and bytes are its own, and this ingest, one
+    // PUT at its COMMIT, never records one of its own
+    if (!stale || this.records.holders.heldElsewhere(stale)) return;
     refuseOtherTotal(ref, stale.total, total);
     await this.recorded.dropUnlessTaken(ns, stale);
   }
@@ -253,6 +259,8 @@ export class Ingests {
    */
   private async finish(ingest: Ingest, outcome: 'done' | 'released'): Promise<void> {
     const key = ingestKey(ingest.ns, ingest.ref);
+    clearInterval(ingest.holdRenewal);
+    ingest.holdRenewal = undefined;
     if (outcome === 'done') {
       ingest.lockedSince = undefined;
       if (this.live.get(key) === ingest) this.live.delete(key);
@@ -261,9 +269,11 @@ export class Ingests {
     }
     // The ref stays locked until the ingest is put aside: a stream taking it over meanwhile
     // would write into a part that is on its way to disk.
+    ingest.puttingAside = true;
     try {
       await this.putAside(ingest);
     } finally {
+      ingest.puttingAside = false;
       ingest.lockedSince = undefined;
     }
     this.evictSuspended();
@@ -273,8 +283,9 @@ export class Ingests {
     // Kept for a resume with the same ref. Once some of its bytes are stored in the bucket (a
     // multipart upload has begun) it is recorded there too, so other daemons list it and the
     // stored bytes can be found and discarded once abandoned; bytes only buffered here leave
-    // nothing in the bucket.
-    if (ingest.offset > 0 && ingest.upload.handle() !== undefined) await this.records.record(ingest);
+    // nothing in the bucket. A record written while the stream held it is written again, naming
+    // no holder now, so another daemon may take the ingest up at once.
+    if ((ingest.offset > 0 && ingest.upload.handle() !== undefined) || ingest.recorded) await this.records.record(ingest);
     // Without a stream it holds no memory: its unfinished part goes to disk, its hash to a
     // saved state; a resume takes both back. Where the disk cannot take the part (full, or the
     // spill bound reached), the ingest is let go rather than left holding memory others need.

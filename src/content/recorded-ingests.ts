@@ -83,7 +83,7 @@ export class RecordedIngests {
    */
   async dropUnlessTaken(ns: string, stale: IngestRecord): Promise<void> {
     const current = stale.rehash ? await this.records.read(ns, stale.ref) : stale;
-    if (!current) return;
+    if (!current || this.records.holders.heldElsewhere(current)) return;
     if (sameHandle(current.upload, stale.upload)) await this.records.drop(ns, current);
   }
 }

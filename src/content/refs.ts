@@ -1,5 +1,6 @@
 import { failedPrecondition, invalidArgument, unavailable } from '../errors.js';
 import { encodeSegment } from '../metadata/documents.js';
+import type { HeldRecord } from './holders.js';
 
 /**
  * containerd sets no bound; ours is on the ref as its metadata key holds it (encoded, up to
@@ -39,4 +40,10 @@ export function refuseOtherTotal(ref: string, existing: number, provided: number
 export function lockedError(ref: string, since: Date) {
   const held = Date.now() - since.getTime();
   return unavailable(`ref ${JSON.stringify(ref)} locked for ${(held / 1000).toFixed(3)}s (since ${since.toISOString()})`);
+}
+
+/** The ref is held by a stream on another daemon sharing the bucket (see Holders): Unavailable, which containerd's clients retry. */
+export function lockedElsewhere(ref: string, record: HeldRecord) {
+  const host = record.heldBy?.host ? ` on ${JSON.stringify(record.heldBy.host.slice(0, 100))}` : '';
+  return unavailable(`ref ${JSON.stringify(ref)} locked: a Write stream of another daemon${host} holds it (its hold last renewed at ${record.heldAt})`);
 }

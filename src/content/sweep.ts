@@ -58,7 +58,8 @@ export class IngestSweep {
       // read, never taken from what listings kept: the sweep drops records, and aborts uploads
       // no record owns, by what they say now
       for await (const record of records.all(ns, { fresh: true })) {
-        if (new Date(record.updatedAt).getTime() >= cutoff || live.has(ingestKey(ns, record.ref))) {
+        const kept = new Date(record.updatedAt).getTime() >= cutoff || live.has(ingestKey(ns, record.ref)) || records.holders.heldElsewhere(record);
+        if (kept) {
           if (record.upload) owned.add(blobs.uploadIdentity(record.upload));
           continue;
         }

@@ -1,0 +1,158 @@
+import pino from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { BlobStore, StoredDoc, Upload } from '../../src/blobstore/types.js';
+import { HOLD_RENEW_MS, HOLD_STANDS_MS, Holders, type RecordHolder } from '../../src/content/holders.js';
+import type { Ingest } from '../../src/content/ingest.js';
+import { IngestRecords, type IngestRecord } from '../../src/content/ingest-records.js';
+import { Memberships } from '../../src/content/memberships.js';
+import { newRunningHash } from '../../src/content/running-hash.js';
+import { Documents } from '../../src/metadata/documents.js';
+import { now } from '../../src/clock.js';
+
+// Which holds another daemon's record names still stand, and how a held ingest's record is
+// renewed, as logic over a fixed machine and documents in memory (the bucket side, two daemons
+// and a killed one, is in test/held-elsewhere.test.ts and test/restart.test.ts).
+
+const machine = { host: 'builder-1', pid: 100, boot: 'boot-a', pidns: 'pid:[1]' };
+const T = Date.parse('2026-12-01T12:00:00Z');
+
+function holdersWith(alive: (pid: number) => boolean = () => true) {
+  return new Holders(machine, alive);
+}
+
+const heldAt = (ms: number) => new Date(ms).toISOString();
+const other = (over: Partial<RecordHolder> = {}): RecordHolder => ({ id: 'other', ...machine, pid: 200, ...over });
+
+describe("another daemon's hold on a record", () => {
+  it('stands while it was renewed within HOLD_STANDS_MS, by either clock', () => {
+    const holders = holdersWith();
+    expect(holders.heldElsewhere({ heldBy: other({ host: 'builder-2' }), heldAt: heldAt(T - HOLD_STANDS_MS + 1) }, T)).toBe(true);
+    expect(holders.heldElsewhere({ heldBy: other({ host: 'builder-2' }), heldAt: heldAt(T + HOLD_STANDS_MS - 1) }, T)).toBe(true);
+  });
+
+  it('lapses once older (or further ahead) than HOLD_STANDS_MS: its holder died or lost the bucket', () => {
+    const holders = holdersWith();
+    expect(holders.heldElsewhere({ heldBy: other({ host: 'builder-2' }), heldAt: heldAt(T - HOLD_STANDS_MS) }, T)).toBe(false);
+    expect(holders.heldElsewhere({ heldBy: other({ host: 'builder-2' }), heldAt: heldAt(T + HOLD_STANDS_MS) }, T)).toBe(false);
+  });
+
+  it('lapses at once where its holder ran on this machine, in this pid namespace, and its process is gone', () => {
+    const asked: number[] = [];
+    const holders = holdersWith((pid) => (asked.push(pid), false));
+    expect(holders.heldElsewhere({ heldBy: other(), heldAt: heldAt(T) }, T)).toBe(false);
+    expect(asked).toEqual([200]);
+  });
+
+  it('stands where its holder on this machine still runs', () => {
+    expect(holdersWith(() => true).heldElsewhere({ heldBy: other(), heldAt: heldAt(T) }, T)).toBe(true);
+  });
+
+  it('is not asked after by pid across pid namespaces, boots or hosts: those pids name other processes', () => {
+    const holders = holdersWith(() => false);
+    for (const over of [{ pidns: 'pid:[2]' }, { boot: 'boot-b' }, { host: 'builder-2' }, { pidns: undefined }]) {
+      expect(holders.heldElsewhere({ heldBy: other(over), heldAt: heldAt(T) }, T)).toBe(true);
+    }
+  });
+
+  it('of another daemon in this very process stands by its time alone', () => {
+    const holders = holdersWith(() => false);
+    expect(holders.heldElsewhere({ heldBy: other({ pid: machine.pid }), heldAt: heldAt(T) }, T)).toBe(true);
+  });
+
+  it("never counts when it is this daemon's own, or names no holder or no readable time", () => {
+    const holders = holdersWith();
+    expect(holders.heldElsewhere({ heldBy: holders.self, heldAt: heldAt(T) }, T)).toBe(false);
+    expect(holders.heldElsewhere({ heldAt: heldAt(T) }, T)).toBe(false);
+    expect(holders.heldElsewhere({ heldBy: other() }, T)).toBe(false);
+    expect(holders.heldElsewhere({ heldBy: other(), heldAt: 'yesterday' }, T)).toBe(false);
+  });
+});
+
+/** Documents in memory, counting the record's writes. */
+function memoryStore() {
+  const docs = new Map<string, Buffer>();
+  let recordWrites = 0;
+  const store = {
+    remote: false,
+    async getDoc(key: string): Promise<StoredDoc | undefined> {
+      const body = docs.get(key);
+      return body && { body };
+    },
+    async putDoc(key: string, body: Buffer) {
+      if (key.includes('/ingests/')) recordWrites++;
+      docs.set(key, body);
+    },
+    async deleteDoc(key: string) {
+      docs.delete(key);
+    },
+    async *listDocs(prefix: string) {
+      for (const key of [...docs.keys()].sort()) if (key.startsWith(prefix)) yield { key };
+    },
+  };
+  const record = () => {
+    const body = [...docs.entries()].find(([k]) => k.includes('/ingests/'))?.[1];
+    return body && (JSON.parse(body.toString()) as IngestRecord);
+  };
+  return { store: store as unknown as BlobStore, record, writes: () => recordWrites };
+}
+
+function heldIngest(): Ingest {
+  return {
+    ns: 'test',
+    ref: 'ref',
+    startedAt: now(),
+    updatedAt: now(),
+    total: 0,
+    expected: '',
+    offset: 0,
+    hasher: newRunningHash('sha256'),
+    upload: { handle: () => ({ uploadId: 'u1' }) } as unknown as Upload,
+    lockedSince: new Date(),
+    recorded: true,
+    resumeBy: 'none',
+    states: new Map(),
+  };
+}
+
+describe("a held ingest's record", () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('names this daemon while a stream holds the ingest, and no one while the ingest is put aside', async () => {
+    const m = memoryStore();
+    const docs = new Documents(m.store);
+    const holders = holdersWith();
+    const records = new IngestRecords(m.store, docs, new Memberships(docs), pino({ level: 'silent' }), undefined, holders);
+    const ingest = heldIngest();
+    await records.record(ingest);
+    expect(m.record()?.heldBy).toEqual(holders.self);
+    ingest.puttingAside = true;
+    await records.record(ingest);
+    expect(m.record()?.heldBy).toBeUndefined();
+    expect(m.record()?.heldAt).toBeUndefined();
+  });
+
+  it('is written again within HOLD_RENEW_MS while the stream sends nothing, and no more once it lets go', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date', 'performance'] });
+    const m = memoryStore();
+    const docs = new Documents(m.store);
+    const records = new IngestRecords(m.store, docs, new Memberships(docs), pino({ level: 'silent' }), undefined, holdersWith());
+    const ingest = heldIngest();
+    await records.record(ingest);
+    const first = Date.parse(m.record()!.heldAt!);
+    records.renewWhileHeld(ingest);
+    const times = [first];
+    for (let i = 0; i < 6; i++) {
+      await vi.advanceTimersByTimeAsync(HOLD_RENEW_MS);
+      times.push(Date.parse(m.record()!.heldAt!));
+    }
+    // renewed every HOLD_RENEW_MS, no more often and never further apart
+    for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBe(HOLD_RENEW_MS);
+    expect(m.writes()).toBe(times.length);
+    ingest.lockedSince = undefined;
+    await vi.advanceTimersByTimeAsync(HOLD_RENEW_MS);
+    const last = m.record()!.heldAt;
+    await vi.advanceTimersByTimeAsync(5 * HOLD_RENEW_MS);
+    expect(m.record()!.heldAt).toBe(last);
+    expect(ingest.holdRenewal).toBeUndefined();
+  });
+});
