@@ -65,6 +65,11 @@ export class Ingests {
    * would start another read of it for every open.
    */
   private readonly opening = new Map<string, Date>();
+  /**
+   * Refs whose ingest an Abort, or its stream, is giving up, since when: an open meanwhile would
+   * take up the record or the upload being given up, so it is refused as locked until they are gone.
+   */
+  private readonly closing = new Map<string, Date>();
   /** All a Writer sees of this side. */
   private readonly writerHost: WriterHost = {
     failIfPresent: (ns, digest) => this.failIfPresent(ns, digest),
@@ -73,6 +78,12 @@ export class Ingests {
     reachedCheckpoint: (ingest, offset) => this.checkpoints.reachedOffset(ingest, offset),
     finish: (ingest, outcome) => this.finish(ingest, outcome),
     removeRecord: (ingest) => this.records.remove(ingest),
+    discard: (ingest) =>
+      this.givingUp(ingestKey(ingest.ns, ingest.ref), async () => {
+        await this.finish(ingest, 'done');
+        await ingest.upload.abort();
+        await this.records.remove(ingest).catch(() => undefined);
+      }),
   };
 
   constructor(options: IngestsOptions) {
@@ -120,10 +131,15 @@ export class Ingests {
     validateRef(ref);
     const key = ingestKey(ns, ref);
     // an open under way may be taking the recorded ingest up: its record and bytes are its own
-    const opening = this.opening.get(key);
-    if (opening) throw lockedError(ref, opening);
+    const busy = this.opening.get(key) ?? this.closing.get(key);
+    if (busy) throw lockedError(ref, busy);
     const live = this.live.get(key);
     if (live?.lockedSince) throw lockedError(ref, live.lockedSince);
+    await this.givingUp(key, () => this.abortUnlocked(ns, ref, key));
+  }
+
+  private async abortUnlocked(ns: string, ref: string, key: string): Promise<void> {
+    const live = this.live.get(key);
     if (live) {
       // openWriter dropped any older record of this ref, so the live ingest knows its own
       this.live.delete(key);
@@ -151,7 +167,7 @@ export class Ingests {
     const key = ingestKey(ns, ref);
     // one open of a ref at a time: a second one meanwhile would mostly be refused as locked once
     // the first holds the ref (containerd's clients retry that)
-    const since = this.opening.get(key);
+    const since = this.opening.get(key) ?? this.closing.get(key);
     if (since) throw lockedError(ref, since);
     this.opening.set(key, new Date());
     try {
@@ -231,6 +247,15 @@ export class Ingests {
     ingest.expected = wanted ?? '';
     this.records.renewWhileHeld(ingest);
     return new Writer(this.writerHost, ingest, wanted ?? '');
+  }
+
+  private async givingUp(key: string, work: () => Promise<void>): Promise<void> {
+    this.closing.set(key, new Date());
+    try {
+      await work();
+    } finally {
+      this.closing.delete(key);
+    }
   }
 
   private async failIfPresent(ns: string, digest: string): Promise<void> {

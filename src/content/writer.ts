@@ -36,6 +36,8 @@ export interface WriterHost {
   finish(ingest: Ingest, outcome: 'done' | 'released'): Promise<void>;
   /** Removes the bucket's record of the ingest, if it has one. */
   removeRecord(ingest: Ingest): Promise<void>;
+  /** The stream gives the ingest up for good: lets go of it, aborts its upload and removes its record. */
+  discard(ingest: Ingest): Promise<void>;
 }
 
 /** One Write stream's hold on an ingest. */
@@ -227,9 +229,7 @@ export class Writer {
     this.released = true;
     // a restart still under way would otherwise open a hash and an upload after they are given up
     await this.ingest.restarting?.catch(() => undefined);
-    await this.host.finish(this.ingest, 'done');
-    await this.ingest.upload.abort();
-    await this.host.removeRecord(this.ingest).catch(() => undefined);
+    await this.host.discard(this.ingest);
   }
 
   /**

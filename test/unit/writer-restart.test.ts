@@ -93,6 +93,9 @@ function hostFor(restarts: Array<Promise<void>>, events: string[]): WriterHost {
       events.push(`finish ${outcome} at ${ingest.offset}`);
     },
     removeRecord: async () => {},
+    discard: async (ingest) => {
+      events.push(`discard at ${ingest.offset}`);
+    },
   };
 }
 
