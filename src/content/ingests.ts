@@ -100,6 +100,8 @@ export class Ingests {
 
   async status(ns: string, ref: string): Promise<IngestStatus> {
     validateNamespace(ns);
+    // as containerd: no ingest has the empty ref (a Write names it InvalidArgument)
+    if (ref === '') throw notFound('could not get status for ref "": not found');
     validateRef(ref);
     const live = this.live.get(ingestKey(ns, ref));
     if (live) return liveStatus(live);
@@ -128,6 +130,7 @@ export class Ingests {
 
   async abort(ns: string, ref: string): Promise<void> {
     validateNamespace(ns);
+    if (ref === '') throw notFound('ingest "": not found');
     validateRef(ref);
     const key = ingestKey(ns, ref);
     // an open under way may be taking the recorded ingest up: its record and bytes are its own
