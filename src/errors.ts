@@ -60,6 +60,8 @@ export const unavailable = (message: string, cause?: unknown) =>
 export const outOfRange = (message: string) => new StoreError('out-of-range', message);
 export const resourceExhausted = (message: string) => new StoreError('resource-exhausted', message);
 export const cancelled = (message: string) => new StoreError('cancelled', message);
+/** The client whose open was reading an ingest's stored bytes back went away: the checkpoint stays for a later open. */
+export const readBackCancelled = () => cancelled("the client went away while the ingest's stored bytes were read back; its record stays to be continued");
 export const unimplemented = (message: string) => new StoreError('unimplemented', message);
 export const permissionDenied = (message: string, cause?: unknown) =>
   new StoreError('permission-denied', message, { cause });

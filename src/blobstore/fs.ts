@@ -3,7 +3,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile, ty
 import { randomUUID } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { isValidDigest } from '../digest.js';
-import { notFound, startOver, unavailable } from '../errors.js';
+import { notFound, readBackCancelled, startOver, unavailable } from '../errors.js';
 import { piecesOfFile, PieceBudget } from './disk-pieces.js';
 import { DirectoryDocs, isNoEntry } from './fs-docs.js';
 import { ProbeError } from './probe-error.js';
@@ -105,13 +105,18 @@ export class FsBlobStore implements BlobStore {
   }
 
   /** The file holds the checkpoint's bytes as they are: read, and continued in place. */
-  async reopenCheckpoint(checkpoint: Checkpoint, read: (chunk: Buffer) => void): Promise<ReopenedCheckpoint> {
+  async reopenCheckpoint(checkpoint: Checkpoint, read: (chunk: Buffer) => void, signal?: AbortSignal): Promise<ReopenedCheckpoint> {
     const path = join(this.uploadsDir, uploadName(checkpoint));
     const st = await stat(path).catch(() => undefined);
     if (!st || st.size < checkpoint.offset) {
       throw startOver(`upload ${basename(path)} holds less than its checkpoint; write the content again from offset 0`);
     }
-    if (checkpoint.offset > 0) for await (const chunk of createReadStream(path, { end: checkpoint.offset - 1 })) read(chunk as Buffer);
+    if (checkpoint.offset > 0) {
+      for await (const chunk of createReadStream(path, { end: checkpoint.offset - 1 })) {
+        if (signal?.aborted) throw readBackCancelled();
+        read(chunk as Buffer);
+      }
+    }
     return { checkpoint, tidy: async () => undefined };
   }
 

@@ -105,9 +105,10 @@ export interface BlobStore {
    * bytes it stores go to `read`, in order, and the answer is a checkpoint holding the same bytes
    * that `createUpload` can continue, with `tidy`, to call once that checkpoint is recorded, to
    * remove what the old one left. A checkpoint whose bytes are gone is a failed-precondition
-   * StoreError (the ingest starts over).
+   * StoreError (the ingest starts over). `signal` (the open's client went away) stops the reading
+   * with a cancelled StoreError, leaving the checkpoint to be continued by a later open.
    */
-  reopenCheckpoint(checkpoint: Checkpoint, read: (chunk: Buffer) => void): Promise<ReopenedCheckpoint>;
+  reopenCheckpoint(checkpoint: Checkpoint, read: (chunk: Buffer) => void, signal?: AbortSignal): Promise<ReopenedCheckpoint>;
   /** Discards an upload another process (or an earlier run) left behind, by its handle. */
   discardUpload(handle: UploadHandle): Promise<void>;
   /**

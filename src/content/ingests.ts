@@ -162,7 +162,7 @@ export class Ingests {
    * writer is released. An expected digest that is already stored answers AlreadyExists,
    * after making the blob a member of this namespace (containerd's shared content policy).
    */
-  async openWriter(ns: string, ref: string, total: number, expected: string): Promise<Writer> {
+  async openWriter(ns: string, ref: string, total: number, expected: string, signal?: AbortSignal): Promise<Writer> {
     validateNamespace(ns);
     validateRef(ref);
     if (total < 0) throw invalidArgument(`ref ${JSON.stringify(ref)}: negative total ${total}`);
@@ -174,13 +174,21 @@ export class Ingests {
     if (since) throw lockedError(ref, since);
     this.opening.set(key, new Date());
     try {
-      return await this.open(ns, ref, key, total, expected, wanted);
+      return await this.open(ns, ref, key, total, expected, wanted, signal);
     } finally {
       this.opening.delete(key);
     }
   }
 
-  private async open(ns: string, ref: string, key: string, total: number, expected: string, wanted: string | undefined): Promise<Writer> {
+  private async open(
+    ns: string,
+    ref: string,
+    key: string,
+    total: number,
+    expected: string,
+    wanted: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<Writer> {
     // The existence check and the lookup of a record this ref may have left go to S3 together.
     // A small ingest continues no recorded one: its ref is looked up only where the namespace's
     // listing of records (shared for a few seconds) shows it.
@@ -206,7 +214,7 @@ export class Ingests {
         // another daemon's stream writes it right now: as a second stream here would be, refused
         if (stale && this.records.holders.heldElsewhere(stale)) throw lockedElsewhere(ref, stale);
         if (stale) refuseOtherTotal(ref, stale.total, total);
-        const resumed = stale ? await this.recorded.resume(ns, stale) : undefined;
+        const resumed = stale ? await this.recorded.resume(ns, stale, signal) : undefined;
         if (stale && !resumed) await this.recorded.dropUnlessTaken(ns, stale);
         ingest = resumed?.ingest ?? (await this.newIngest(ns, ref, total, expected, stale ? storedInstant(stale.startedAt) : now()));
         copy = resumed?.copy;

@@ -27,7 +27,7 @@ export class RecordedIngests {
    * the upload `copy` names when the store made a new one (recorded, and the old one tidied, once
    * the ingest is taken), else in the recorded one.
    */
-  async resume(ns: string, record: IngestRecord): Promise<{ ingest: Ingest; copy?: ReopenCopy } | undefined> {
+  async resume(ns: string, record: IngestRecord, signal?: AbortSignal): Promise<{ ingest: Ingest; copy?: ReopenCopy } | undefined> {
     if (!(record.hash || record.rehash) || !record.upload || !(record.offset > 0)) return undefined;
     try {
       const recorded: Checkpoint = { offset: record.offset, handle: record.upload };
@@ -40,7 +40,7 @@ export class RecordedIngests {
       } else {
         const rebuilt = newRunningHash(record.rehash!.algorithm);
         hasher = rebuilt;
-        reopened = await this.blobs.reopenCheckpoint(recorded, (chunk) => void rebuilt.update(chunk));
+        reopened = await this.blobs.reopenCheckpoint(recorded, (chunk) => void rebuilt.update(chunk), signal);
       }
       const checkpoint = reopened?.checkpoint ?? recorded;
       const ingest: Ingest = {
@@ -70,8 +70,8 @@ export class RecordedIngests {
       const tidy = reopened.tidy;
       return { ingest, copy: { handle: checkpoint.handle, tidy: () => tidy() } };
     } catch (err) {
-      // S3 away: the open fails, and the record stays to be continued once it answers
-      if (isStoreError(err, 'unavailable')) throw err;
+      // S3 away, or the client: the open fails, and the record stays to be continued
+      if (isStoreError(err, 'unavailable') || isStoreError(err, 'cancelled')) throw err;
       this.logger.warn({ err, ns, ref: record.ref }, 'an ingest record cannot be continued; the ingest starts over');
       return undefined;
     }

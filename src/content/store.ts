@@ -161,7 +161,8 @@ export class ContentStore {
     return this.ingests.abort(ns, ref);
   }
 
-  openWriter(ns: string, ref: string, total: number, expected: string): Promise<Writer> {
-    return this.ingests.openWriter(ns, ref, total, expected);
+  /** `signal`: the client went away; an open reading an ingest's stored bytes back stops. */
+  openWriter(ns: string, ref: string, total: number, expected: string, signal?: AbortSignal): Promise<Writer> {
+    return this.ingests.openWriter(ns, ref, total, expected, signal);
   }
 }

@@ -136,7 +136,7 @@ async function write(
         if (req.ref === '') throw invalidArgument('first message must have a reference');
         // an unknown lease is refused before anything is written, not after the commit
         if (lease) await leases.require(ns, lease);
-        writer = await store.openWriter(ns, req.ref, req.total, req.expected);
+        writer = await store.openWriter(ns, req.ref, req.total, req.expected, signal);
       } else if (req.ref !== '' && req.ref !== writer.ref) {
         throw invalidArgument(`ref ${JSON.stringify(req.ref)} does not match the stream's ref ${JSON.stringify(writer.ref)}`);
       }

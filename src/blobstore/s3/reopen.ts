@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { startOver } from '../../errors.js';
+import { readBackCancelled, startOver } from '../../errors.js';
 import type { Checkpoint, ReopenedCheckpoint } from '../types.js';
 import { parseCheckpoint } from './checkpoint.js';
 import { copySourceOf } from './copy.js';
@@ -22,6 +22,7 @@ export async function reopenStagingCheckpoint(
   context: UploadContext,
   checkpoint: Checkpoint,
   read: (chunk: Buffer) => void,
+  signal?: AbortSignal,
 ): Promise<ReopenedCheckpoint> {
   const { key, uploadId, partSize, etags } = parseCheckpoint(context.keys, checkpoint);
   const { offset } = checkpoint;
@@ -30,13 +31,14 @@ export async function reopenStagingCheckpoint(
     throw startOver(`the stored bytes of this ingest cannot be read back; write the content again from offset 0`);
   }
   if (offset === 0) return { checkpoint, tidy: async () => undefined };
+  if (signal?.aborted) throw readBackCancelled();
   await new MultipartCalls(context.s3, key).completeOnce(uploadId, new Map(etags.map((etag, i) => [i + 1, etag])), offset);
 
   const calls = new MultipartCalls(context.s3, context.keys.staging(`${new Date().toISOString().slice(0, 10)}/${randomUUID()}`));
   const copyId = await calls.create();
   context.reopening.add(copyId);
   try {
-    return await fillCopy(context, calls, copyId, key, etags, partSize, offset, read);
+    return await fillCopy(context, calls, copyId, key, etags, partSize, offset, read, signal);
   } finally {
     context.reopening.delete(copyId);
   }
@@ -52,6 +54,7 @@ async function fillCopy(
   partSize: number,
   offset: number,
   read: (chunk: Buffer) => void,
+  cancel: AbortSignal | undefined,
 ): Promise<ReopenedCheckpoint> {
   // When one half fails the other stops: the read would otherwise go on through the whole
   // checkpoint after the open failed, and the copy upload is aborted only once no part copy is
@@ -64,10 +67,22 @@ async function fillCopy(
       stop.abort();
       throw err;
     });
-  const [, copied] = await Promise.allSettled([
-    half(readBack(context, key, offset, read, stop.signal)),
-    half(copyParts(context, calls, copyId, key, etags.length, partSize, stop.signal)),
-  ]);
+  // and both stop when the open's client goes away: the read may be of gigabytes
+  const cancelled = () => {
+    failure ??= { err: readBackCancelled() };
+    stop.abort();
+  };
+  if (cancel?.aborted) cancelled();
+  cancel?.addEventListener('abort', cancelled, { once: true });
+  let copied: PromiseSettledResult<string[]>;
+  try {
+    [, copied] = await Promise.allSettled([
+      half(readBack(context, key, offset, read, stop.signal)),
+      half(copyParts(context, calls, copyId, key, etags.length, partSize, stop.signal)),
+    ]);
+  } finally {
+    cancel?.removeEventListener('abort', cancelled);
+  }
   if (failure || copied.status === 'rejected') {
     await calls.abort(copyId);
     throw failure!.err;

@@ -199,8 +199,8 @@ export class S3BlobStore implements BlobStore {
     return new S3Upload(this.uploads, options);
   }
 
-  reopenCheckpoint(checkpoint: Checkpoint, read: (chunk: Buffer) => void): Promise<ReopenedCheckpoint> {
-    return reopenStagingCheckpoint(this.uploads, checkpoint, read);
+  reopenCheckpoint(checkpoint: Checkpoint, read: (chunk: Buffer) => void, signal?: AbortSignal): Promise<ReopenedCheckpoint> {
+    return reopenStagingCheckpoint(this.uploads, checkpoint, read, signal);
   }
 
   async *listUploads(): AsyncIterable<PendingUpload> {

@@ -264,8 +264,8 @@ export class ReadTier implements BlobStore {
     return this.inner.createUpload(options);
   }
 
-  reopenCheckpoint(checkpoint: Checkpoint, read: (chunk: Buffer) => void): Promise<ReopenedCheckpoint> {
-    return this.inner.reopenCheckpoint(checkpoint, read);
+  reopenCheckpoint(checkpoint: Checkpoint, read: (chunk: Buffer) => void, signal?: AbortSignal): Promise<ReopenedCheckpoint> {
+    return this.inner.reopenCheckpoint(checkpoint, read, signal);
   }
 
   discardUpload(handle: UploadHandle): Promise<void> {
