@@ -18,6 +18,13 @@ import { invalidArgument } from '../errors.js';
  * while the next arrives, and a commit waits at most about 12 ms for the hash to catch up.
  */
 const RING_BYTES = 4 * 1024 * 1024;
+/**
+ * Rings of that size the daemon keeps at most (64 MiB): each open hash has one, and up to
+ * --max-streams Writes may hash at once. Past it a hash gets a ring of SMALL_RING_BYTES, which
+ * hashes the same bytes with more round trips to its worker (1,024 of them are 64 MiB more).
+ */
+const FULL_RINGS = 16;
+const SMALL_RING_BYTES = 64 * 1024;
 
 // The worker is evaluated from source so it runs the same under the compiled daemon and under
 // the test runner (which loads TypeScript and has no .js file to point a Worker at).
@@ -128,13 +135,21 @@ class WorkerHash {
   private failure: Error | undefined;
   private queue: Promise<void> = Promise.resolve();
 
+  private closed = false;
+
   constructor(
     private readonly worker: HashWorker,
     private readonly id: number,
     readonly algorithm: string,
     ring: SharedArrayBuffer,
+    private readonly onClose: () => void,
   ) {
     this.view = new Uint8Array(ring);
+  }
+
+  /** The size of its ring, shared with the worker. */
+  get ringBytes(): number {
+    return this.view.length;
   }
 
   /**
@@ -188,7 +203,10 @@ class WorkerHash {
   }
 
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.worker.tell({ op: 'close', id: this.id });
+    this.onClose();
   }
 }
 
@@ -198,6 +216,8 @@ export class HashWorkers {
   private readonly workers: HashWorker[] = [];
   private next = 0;
   private ids = 0;
+  /** Hashes open with a ring of RING_BYTES. */
+  private fullRings = 0;
 
   constructor(private readonly size = Math.max(1, Math.min(4, availableParallelism() - 1))) {}
 
@@ -206,13 +226,19 @@ export class HashWorkers {
     if (!ALGORITHMS.has(algorithm)) throw invalidArgument(`unsupported digest algorithm ${JSON.stringify(algorithm)}`);
     const worker = this.pick();
     const id = ++this.ids;
-    const ring = new SharedArrayBuffer(RING_BYTES);
+    const full = this.fullRings < FULL_RINGS;
+    if (full) this.fullRings++;
+    const giveBack = () => {
+      if (full) this.fullRings--;
+    };
+    const ring = new SharedArrayBuffer(full ? RING_BYTES : SMALL_RING_BYTES);
     try {
       await worker.request({ op: 'open', id, algorithm, ring, ...(state ? { state } : {}) });
     } catch (err) {
+      giveBack();
       throw invalidArgument(`saved ${algorithm} state cannot be continued: ${(err as Error).message}`);
     }
-    return new WorkerHash(worker, id, algorithm, ring);
+    return new WorkerHash(worker, id, algorithm, ring, giveBack);
   }
 
   /**

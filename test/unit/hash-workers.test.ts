@@ -76,3 +76,36 @@ describe('hashes on worker threads', () => {
     await expect(workers.open('md5')).rejects.toThrow(/unsupported digest algorithm "md5"/);
   });
 });
+
+describe('the rings hashes are fed through', () => {
+  it('are 4 MiB for the first 16 hashes open at once and 64 KiB past them, one given back as its hash closes', async () => {
+    const pool = new HashWorkers(1);
+    try {
+      const open = await Promise.all(Array.from({ length: 18 }, () => pool.open('sha512')));
+      expect(open.map((h) => h.ringBytes)).toEqual([...Array<number>(16).fill(4 * 1024 * 1024), 64 * 1024, 64 * 1024]);
+      open[0]!.close();
+      // closing twice gives back one ring, not two
+      open[0]!.close();
+      const [next, after] = [await pool.open('sha512'), await pool.open('sha512')];
+      expect([next.ringBytes, after.ringBytes]).toEqual([4 * 1024 * 1024, 64 * 1024]);
+      for (const h of [...open, next, after]) h.close();
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('of 64 KiB give the same digest for pieces many times their size', async () => {
+    const pool = new HashWorkers(1);
+    try {
+      const full = await Promise.all(Array.from({ length: 16 }, () => pool.open('sha512')));
+      const h = await pool.open('sha512');
+      expect(h.ringBytes).toBe(64 * 1024);
+      const data = randomBytes(5 * 1024 * 1024 + 3);
+      for (let off = 0; off < data.length; off += 1024 * 1024) await h.update(data.subarray(off, off + 1024 * 1024));
+      expect(await h.digest()).toBe(native('sha512', data));
+      for (const x of [...full, h]) x.close();
+    } finally {
+      await pool.close();
+    }
+  });
+});
