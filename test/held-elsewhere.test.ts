@@ -126,6 +126,75 @@ describe('a ref held by a Write stream on another daemon', () => {
     expect(await finish(stream, 'shared-ref', data, 2 * PART)).toBe(digestOf(data));
   });
 
+  it('is named in the record as the other daemon takes the ingest up, before its client sends a byte more', async () => {
+    const [a, b, bucket] = await twoDaemons();
+    const data = randomBlob(3 * PART);
+    const digest = digestOf(data);
+    // with its digest given, the ingest goes on in place, in the same upload, from its saved hash state
+    const first = new WriteSession(a.content());
+    await first.send({ action: 'STAT', ref: 'taken', total: data.length, expected: digest });
+    await sendRange(first, 'taken', data, 0, 2 * PART);
+    await until(async () => (await recordOf(bucket, 'taken'))?.offset === 2 * PART);
+    first.cancel();
+    await until(async () => (await recordOf(bucket, 'taken'))?.heldBy === undefined);
+    const onB = new WriteSession(b.content());
+    expect(Number((await onB.send({ action: 'STAT', ref: 'taken', total: data.length, expected: digest })).offset)).toBe(2 * PART);
+    // no part has landed since, and the renewal is 10 s off: the open wrote it
+    const record = await recordOf(bucket, 'taken');
+    expect(record?.heldBy?.id).toBeDefined();
+    // a's client comes back to a, which let go of the ingest: told it is locked, and a keeps nothing of it
+    const back = new WriteSession(a.content());
+    const err = await refusal(back.send({ action: 'STAT', ref: 'taken', total: data.length, expected: digest }));
+    back.close();
+    expect(err.code).toBe(status.UNAVAILABLE);
+    expect(await finish(onB, 'taken', data, 2 * PART)).toBe(digest);
+  });
+
+  it("is not aborted through the daemon that let go of it before the other took it up: that daemon's copy is let go", async () => {
+    const [a, b, bucket] = await twoDaemons();
+    const data = randomBlob(3 * PART);
+    const digest = digestOf(data);
+    const first = new WriteSession(a.content());
+    await first.send({ action: 'STAT', ref: 'abort-stale', total: data.length, expected: digest });
+    await sendRange(first, 'abort-stale', data, 0, 2 * PART);
+    await until(async () => (await recordOf(bucket, 'abort-stale'))?.offset === 2 * PART);
+    first.cancel();
+    await until(async () => (await recordOf(bucket, 'abort-stale'))?.heldBy === undefined);
+    const onB = new WriteSession(b.content());
+    await onB.send({ action: 'STAT', ref: 'abort-stale', total: data.length, expected: digest });
+    const held = await recordOf(bucket, 'abort-stale');
+    const err = await refusal(call(a.content(), 'Abort', { ref: 'abort-stale' }));
+    expect(err.code).toBe(status.UNAVAILABLE);
+    expect(await uploadIds(bucket)).toContain(held!.upload!.uploadId);
+    expect((await recordOf(bucket, 'abort-stale'))?.heldBy).toEqual(held!.heldBy);
+    expect(await finish(onB, 'abort-stale', data, 2 * PART)).toBe(digest);
+  });
+
+  it("is not recorded over by the daemon that let go of it, once another took it up in place and let go: that daemon's record stands", async () => {
+    const [a, b, bucket] = await twoDaemons();
+    const data = randomBlob(4 * PART);
+    const digest = digestOf(data);
+    const first = new WriteSession(a.content());
+    await first.send({ action: 'STAT', ref: 'in-place', total: data.length, expected: digest });
+    await sendRange(first, 'in-place', data, 0, 2 * PART);
+    await until(async () => (await recordOf(bucket, 'in-place'))?.offset === 2 * PART);
+    first.cancel();
+    await until(async () => (await recordOf(bucket, 'in-place'))?.heldBy === undefined);
+    // b takes it up, in the same upload, and lets go
+    const onB = new WriteSession(b.content());
+    expect(Number((await onB.send({ action: 'STAT', ref: 'in-place', total: data.length, expected: digest })).offset)).toBe(2 * PART);
+    onB.cancel();
+    let theirs!: StoredRecord & { writer?: string };
+    await until(async () => ((theirs = (await recordOf(bucket, 'in-place'))!), theirs.heldBy === undefined && theirs.writer !== undefined));
+    // a's client comes back to a, which goes on with the copy it kept, a part past the checkpoint
+    const back = new WriteSession(a.content());
+    expect(Number((await back.send({ action: 'STAT', ref: 'in-place', total: data.length, expected: digest })).offset)).toBe(2 * PART);
+    await sendRange(back, 'in-place', data, 2 * PART, 3 * PART + MiB);
+    await until(async () => a.logs.some((l) => l.msg === 'an ingest started over leaves its record to the daemon that took it up, and is not recorded'));
+    expect(await recordOf(bucket, 'in-place')).toEqual(theirs);
+    expect(await finish(back, 'in-place', data, 3 * PART + MiB)).toBe(digest);
+  });
+
   it('is taken up once its hold is older than the holder renews it by far, and refused while it is recent', async () => {
     const [a, b, bucket] = await twoDaemons();
     const data = randomBlob(3 * PART);

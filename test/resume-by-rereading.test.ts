@@ -174,6 +174,9 @@ async function takenUpByAnother(
     }
   });
   expect(offset).toBe(2 * PART);
+  // b's stream let go: once its record says so, a's client may come back (before, a would be told
+  // the ref is b's, and let go of its own copy)
+  await until(async () => getObject(bucket, recordKey(ref)).then((b) => (JSON.parse(b.toString()) as { heldBy?: unknown }).heldBy === undefined, () => false));
   return record;
 }
 

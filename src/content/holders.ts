@@ -19,6 +19,8 @@ export interface RecordHolder {
    */
   boot?: string | undefined;
   pidns?: string | undefined;
+  /** When the process started (clock ticks since boot): a pid reused later names another process. */
+  start?: string | undefined;
 }
 
 /** What a record says of its holder. Both optional: records of earlier versions name none. */
@@ -43,8 +45,8 @@ export class Holders {
 
   constructor(
     machine: Omit<RecordHolder, 'id'> = thisMachine(),
-    /** @internal whether a process of this machine and pid namespace lives (tests replace it) */
-    private readonly alive: (pid: number) => boolean = processAlive,
+    /** @internal when a process of this machine and pid namespace started, undefined for none (tests replace it) */
+    private readonly startOf: (pid: number) => string | undefined = processStart,
   ) {
     this.self = { id: randomUUID(), ...machine };
   }
@@ -62,15 +64,28 @@ export class Holders {
     if (!Number.isFinite(at) || Math.abs(now - at) >= HOLD_STANDS_MS) return false;
     const self = this.self;
     const askable =
-      holder.host === self.host && self.boot !== undefined && holder.boot === self.boot && self.pidns !== undefined && holder.pidns === self.pidns;
-    // another instance in this very process is alive as long as its hold is renewed
-    if (askable && Number.isSafeInteger(holder.pid) && holder.pid > 0 && holder.pid !== self.pid) return this.alive(holder.pid);
-    return true;
+      holder.host === self.host &&
+      self.boot !== undefined &&
+      holder.boot === self.boot &&
+      self.pidns !== undefined &&
+      holder.pidns === self.pidns &&
+      holder.start !== undefined &&
+      Number.isSafeInteger(holder.pid) &&
+      holder.pid > 0;
+    // the holder's process lives while its pid names a process started when it did (another
+    // instance in this very process included: it lives as long as its hold is renewed)
+    return askable ? this.startOf(holder.pid) === holder.start : true;
   }
 }
 
 function thisMachine(): Omit<RecordHolder, 'id'> {
-  return { host: hostname(), pid: process.pid, boot: readOrUndefined(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()), pidns: readOrUndefined(() => readlinkSync('/proc/self/ns/pid')) };
+  return {
+    host: hostname(),
+    pid: process.pid,
+    boot: readOrUndefined(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()),
+    pidns: readOrUndefined(() => readlinkSync('/proc/self/ns/pid')),
+    start: processStart(process.pid),
+  };
 }
 
 function readOrUndefined(read: () => string): string | undefined {
@@ -81,12 +96,10 @@ function readOrUndefined(read: () => string): string | undefined {
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists, another user's
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
+/** The 22nd field of /proc/<pid>/stat, counted after the command name (which may hold spaces and parentheses). */
+function processStart(pid: number): string | undefined {
+  return readOrUndefined(() => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  });
 }

@@ -25,7 +25,13 @@ export interface IngestRecord extends HeldRecord {
   upload?: UploadHandle;
   hash?: { algorithm: string; state: string };
   rehash?: { algorithm: string };
+  /** The daemon instance that wrote it last (Holders.self.id): absent in records of earlier versions. */
+  writer?: string;
 }
+
+/** How often a held ingest looks whether its record is due again, and how soon a failed renewal is tried again. */
+const RENEW_TICK_MS = 1_000;
+const RENEW_RETRY_MS = 2_000;
 
 /** The bucket's records of ingests, as metadata documents: how other daemons and later runs find them. */
 export class IngestRecords {
@@ -122,9 +128,12 @@ export class IngestRecords {
               continue;
             }
             ingest.recorded = true;
-            ingest.recordWrittenAt = performance.now();
+            const begun = performance.now();
+            ingest.recordTriedAt = begun;
             try {
               await this.docs.write(docKeys.ingest(ingest.ns, ingest.ref), ingestRecord(ingest, this.holders));
+              // the hold it names dates from when it was made
+              ingest.recordWrittenAt = begun;
             } finally {
               // a listing begun while the write was on its way may not show it (nor one that
               // failed: its PUT may have landed all the same)
@@ -145,9 +154,10 @@ export class IngestRecords {
   }
 
   /**
-   * While a stream holds the ingest, its record is written again whenever HOLD_RENEW_MS has gone
-   * by without a write (a client sending slowly, or not at all, moves no checkpoint), so other
-   * daemons keep seeing the hold (Holders.heldElsewhere). Stops by itself once the stream lets go.
+   * While a stream holds the ingest, its record is written again once HOLD_RENEW_MS has gone by
+   * since the last write that landed (a client sending slowly, or not at all, moves no
+   * checkpoint), a failed one tried again RENEW_RETRY_MS later, so other daemons keep seeing the
+   * hold (Holders.heldElsewhere). Stops by itself once the stream lets go.
    */
   renewWhileHeld(ingest: Ingest): void {
     clearInterval(ingest.holdRenewal);
@@ -158,9 +168,10 @@ export class IngestRecords {
         return;
       }
       if (!ingest.recorded || ingest.removing || ingest.recording) return;
-      if (performance.now() - (ingest.recordWrittenAt ?? -Infinity) < HOLD_RENEW_MS) return;
+      const at = performance.now();
+      if (at - (ingest.recordWrittenAt ?? -Infinity) < HOLD_RENEW_MS || at - (ingest.recordTriedAt ?? -Infinity) < RENEW_RETRY_MS) return;
       void this.record(ingest);
-    }, HOLD_RENEW_MS / 2);
+    }, RENEW_TICK_MS);
     timer.unref();
     ingest.holdRenewal = timer;
   }
@@ -196,8 +207,13 @@ export class IngestRecords {
     // an upload is the same whichever of its checkpoints a record names
     const current = ingest.upload.handle();
     const had = [...(doubt?.replaced ?? []), ...(current ? [current] : [])].map((h) => this.blobs.uploadIdentity(h));
+    // a record another daemon wrote since is its, even one continuing the same upload in place;
+    // one of an earlier version, naming no writer, is told by its upload
     const ours =
-      !stored || stored.heldBy?.id === this.holders.self.id || (stored.upload !== undefined && had.includes(this.blobs.uploadIdentity(stored.upload)));
+      !stored ||
+      (stored.writer !== undefined
+        ? stored.writer === this.holders.self.id
+        : stored.upload !== undefined && had.includes(this.blobs.uploadIdentity(stored.upload)));
     if (ours) {
       // a restart meanwhile gave up another upload: that doubt stays for the next write or removal
       if (ingest.keyInDoubt === doubt) ingest.keyInDoubt = undefined;
@@ -260,6 +276,7 @@ function ingestRecord(ingest: Ingest, holders: Holders): IngestRecord {
       : resumable
         ? { rehash: { algorithm: ingest.hasher.algorithm } }
         : {}),
+    writer: holders.self.id,
     ...(held ? { heldBy: holders.self, heldAt: new Date().toISOString() } : {}),
   };
 }

@@ -22,9 +22,10 @@ export interface Ingest {
    */
   recorded: boolean;
   /**
-   * Set when a restart (a client's WRITE at 0, or bytes found gone) gave up a recorded upload:
-   * where the bytes went because another daemon took the ingest up, the record's key is that
-   * daemon's now, so it is read before this ingest writes or removes it (IngestRecords.settleKey).
+   * Set when a restart (a client's WRITE at 0, or bytes found gone) gave up a recorded upload, or
+   * a reopen found the record last written by another daemon: where that daemon took the ingest
+   * up, the record's key is its now, so it is read before this ingest writes or removes it
+   * (IngestRecords.settleKey).
    * Names every upload given up since the key was last known this ingest's; a new object at each
    * restart that gives one up, so a settling read can tell such a restart came meanwhile.
    */
@@ -37,8 +38,12 @@ export interface Ingest {
   recording?: Promise<boolean> | undefined;
   /** Another record write is wanted once the one under way lands. */
   rerecord?: boolean;
-  /** When the record's latest write began (performance.now()), and the timer renewing its hold (IngestRecords.renewWhileHeld). */
+  /**
+   * When the latest record write that landed began, and the latest write at all (performance.now()),
+   * and the timer renewing its hold (IngestRecords.renewWhileHeld).
+   */
   recordWrittenAt?: number | undefined;
+  recordTriedAt?: number | undefined;
   holdRenewal?: NodeJS.Timeout | undefined;
   /**
    * Its stream let go and it is being put aside: the ref stays locked here meanwhile, but the

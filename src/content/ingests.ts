@@ -1,22 +1,23 @@
 import type { Logger } from 'pino';
 import type { BlobStore } from '../blobstore/types.js';
 import { parseDigest } from '../digest.js';
-import { ContentExists, invalidArgument, notFound, resourceExhausted } from '../errors.js';
-import { parseFilters } from '../filters.js';
+import { ContentExists, invalidArgument, notFound } from '../errors.js';
 import { validateNamespace } from '../namespaces/names.js';
 import { Checkpoints } from './checkpoints.js';
 import { RecordedIngests, type ReopenCopy } from './recorded-ingests.js';
 import { Claims } from './claims.js';
-import { ingestKey, liveStatus, type Ingest, type LiveIngests } from './ingest.js';
+import { IngestStarts } from './ingest-starts.js';
+import { IngestStatuses } from './ingest-statuses.js';
+import { ingestKey, type Ingest, type LiveIngests } from './ingest.js';
 import { ingestsToLetGo } from './ingest-shares.js';
-import { recordStatus, type IngestRecord, type IngestRecords } from './ingest-records.js';
+import type { IngestRecord, IngestRecords } from './ingest-records.js';
 import type { Memberships } from './memberships.js';
 import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import { lockedElsewhere, lockedError, refuseOtherTotal, validateRef } from './refs.js';
-import { newRunningHash, SuspendedHash, type RunningHash, type SaveableHashes } from './running-hash.js';
+import { SuspendedHash, type SaveableHashes } from './running-hash.js';
 import type { IngestStatus } from './types.js';
 import { Writer, type WriterHost } from './writer.js';
-import { now, storedInstant, type Instant } from '../clock.js';
+import { now, storedInstant } from '../clock.js';
 
 interface IngestsOptions {
   blobs: BlobStore;
@@ -34,8 +35,6 @@ interface IngestsOptions {
  * shared fairly between namespaces.
  */
 const MAX_LIVE_INGESTS = 4096;
-/** Statuses one ListStatuses may answer with. */
-const MAX_LISTED_STATUSES = 10_000;
 /**
  * An ingest declared smaller than this can continue no ingest recorded in the bucket: a record's
  * checkpoint lies at least one part in (S3's smallest part is 5 MiB), and one without a
@@ -56,9 +55,10 @@ export class Ingests {
   private readonly live: LiveIngests;
   private readonly checkpoints: Checkpoints;
   private readonly recorded: RecordedIngests;
+  private readonly starts: IngestStarts;
+  private readonly statuses: IngestStatuses;
   private readonly hashes: SaveableHashes;
   private readonly logger: Logger;
-  private readonly crashResume: boolean;
   /**
    * Refs an open is under way for, since when. Taking up a recorded ingest reads its checkpoint
    * back (a whole blob's bytes, minutes for a large one): a client retrying, or a second one,
@@ -74,7 +74,7 @@ export class Ingests {
   private readonly writerHost: WriterHost = {
     failIfPresent: (ns, digest) => this.failIfPresent(ns, digest),
     claim: (ns, digest, request) => this.claims.commit(ns, digest, request),
-    restartUpload: (ingest) => this.startUpload(ingest),
+    restartUpload: (ingest) => this.starts.startUpload(ingest),
     reachedCheckpoint: (ingest, offset) => this.checkpoints.reachedOffset(ingest, offset),
     finish: (ingest, outcome) => this.finish(ingest, outcome),
     removeRecord: (ingest) => this.records.remove(ingest),
@@ -93,39 +93,18 @@ export class Ingests {
     this.live = options.live;
     this.hashes = options.hashes;
     this.logger = options.logger;
-    this.crashResume = options.crashResume;
     this.checkpoints = new Checkpoints(options.blobs, options.live, options.records, options.logger);
     this.recorded = new RecordedIngests(options.blobs, options.hashes, this.checkpoints, options.records, options.logger);
+    this.starts = new IngestStarts(this.checkpoints, options.hashes, options.crashResume);
+    this.statuses = new IngestStatuses(options.live, options.records);
   }
 
-  async status(ns: string, ref: string): Promise<IngestStatus> {
-    validateNamespace(ns);
-    // as containerd: no ingest has the empty ref (a Write names it InvalidArgument)
-    if (ref === '') throw notFound('could not get status for ref "": not found');
-    validateRef(ref);
-    const live = this.live.get(ingestKey(ns, ref));
-    if (live) return liveStatus(live);
-    const record = await this.records.read(ns, ref);
-    if (!record) throw notFound(`could not get status for ref ${JSON.stringify(ref)}: not found`);
-    return recordStatus(record);
+  status(ns: string, ref: string): Promise<IngestStatus> {
+    return this.statuses.status(ns, ref);
   }
 
-  async listStatuses(ns: string, filters: readonly string[]): Promise<IngestStatus[]> {
-    validateNamespace(ns);
-    const filter = parseFilters(filters);
-    const byRef = new Map<string, IngestStatus>();
-    // as in containerd, a status has one field to filter on: its ref
-    const refMatches = (ref: string) => filter.matches((path) => (path.length === 1 && path[0] === 'ref' ? ref : undefined));
-    const keep = (st: IngestStatus) => {
-      if (!refMatches(st.ref)) return;
-      byRef.set(st.ref, st);
-      if (byRef.size > MAX_LISTED_STATUSES) {
-        throw resourceExhausted(`namespace ${ns} has more than ${MAX_LISTED_STATUSES} matching ingests; narrow the list with a filter`);
-      }
-    };
-    for await (const record of this.records.all(ns, { wantedRef: refMatches })) keep(recordStatus(record));
-    for (const ingest of this.live.values()) if (ingest.ns === ns) keep(liveStatus(ingest));
-    return [...byRef.values()].sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
+  listStatuses(ns: string, filters: readonly string[]): Promise<IngestStatus[]> {
+    return this.statuses.list(ns, filters);
   }
 
   async abort(ns: string, ref: string): Promise<void> {
@@ -144,6 +123,8 @@ export class Ingests {
   private async abortUnlocked(ns: string, ref: string, key: string): Promise<void> {
     const live = this.live.get(key);
     if (live) {
+      // another daemon may have taken it up from its record since this one let go of it
+      await this.checkCopy(key, live, live.recorded ? this.records.read(ns, ref) : undefined);
       // openWriter dropped any older record of this ref, so the live ingest knows its own
       this.live.delete(key);
       live.hasher.close();
@@ -193,18 +174,29 @@ export class Ingests {
     // A small ingest continues no recorded one: its ref is looked up only where the namespace's
     // listing of records (shared for a few seconds) shows it.
     const small = total > 0 && total < NO_RESUME_BELOW;
-    const reading = this.live.has(key) ? undefined : small ? this.records.readIfListed(ns, ref) : this.records.read(ns, ref);
+    const present = this.live.get(key);
+    // a recorded ingest this daemon let go of may have been taken up by another daemon since
+    const reading = present
+      ? present.recorded && !present.lockedSince
+        ? this.records.read(ns, ref)
+        : undefined
+      : small
+        ? this.records.readIfListed(ns, ref)
+        : this.records.read(ns, ref);
     reading?.catch(() => undefined);
     if (wanted) await this.failIfPresent(ns, wanted);
     let ingest = this.live.get(key);
     let copy: ReopenCopy | undefined;
+    /** Taken up from the record just read: the record is this open's to write now. */
+    let takenUp = false;
     if (ingest?.lockedSince) throw lockedError(ref, ingest.lockedSince);
+    if (ingest && ingest === present && reading) await this.checkCopy(key, ingest, reading);
     if (ingest) refuseOtherTotal(ref, ingest.total, total);
     if (!ingest) {
       if (reading && !wanted && small) {
         // Nothing recorded can continue as this ingest: the client goes on sending while the
         // look-up runs, and its first part or its commit waits for it.
-        ingest = await this.newIngest(ns, ref, total, expected, now());
+        ingest = await this.starts.newIngest(ns, ref, total, expected, now());
         ingest.leftover = this.settleLeftover(ns, ref, total, reading);
         ingest.leftover.catch(() => undefined);
       } else {
@@ -216,8 +208,9 @@ export class Ingests {
         if (stale) refuseOtherTotal(ref, stale.total, total);
         const resumed = stale ? await this.recorded.resume(ns, stale, signal) : undefined;
         if (stale && !resumed) await this.recorded.dropUnlessTaken(ns, stale);
-        ingest = resumed?.ingest ?? (await this.newIngest(ns, ref, total, expected, stale ? storedInstant(stale.startedAt) : now()));
+        ingest = resumed?.ingest ?? (await this.starts.newIngest(ns, ref, total, expected, stale ? storedInstant(stale.startedAt) : now()));
         copy = resumed?.copy;
+        takenUp = resumed !== undefined;
       }
       const meanwhile = this.live.get(key);
       if (meanwhile) {
@@ -229,6 +222,7 @@ export class Ingests {
         refuseOtherTotal(ref, meanwhile.total, total);
         ingest = meanwhile;
         copy = undefined;
+        takenUp = false;
       } else {
         this.live.set(key, ingest);
       }
@@ -240,6 +234,11 @@ export class Ingests {
       if (await this.records.record(ingest)) {
         void copy.tidy().catch((err: unknown) => this.logger.warn({ err, ns, ref }, 'could not remove the bytes an ingest was continued from'));
       }
+    } else if (takenUp) {
+      // its record names this daemon's stream before the client sends on: another daemon reading
+      // it meanwhile would take the same upload up. (A copy this daemon held on to is not written
+      // at a reopen: another daemon may have taken the ingest up since, and the record is its.)
+      await this.records.record(ingest);
     }
     const suspended = ingest.hasher;
     if (suspended instanceof SuspendedHash) {
@@ -258,6 +257,24 @@ export class Ingests {
     ingest.expected = wanted ?? '';
     this.records.renewWhileHeld(ingest);
     return new Writer(this.writerHost, ingest, wanted ?? '');
+  }
+
+  /**
+   * Whether a copy of a recorded ingest this daemon held on to is still its to go on with, by its
+   * record (being read). Where another daemon's stream holds the ingest, that daemon took it up
+   * from the record and the upload is its: the copy is let go of, and the answer is locked. Where
+   * another daemon only wrote the record since (it took the ingest up, and let go), the record's
+   * key is read again before the copy writes or removes it (IngestRecords.settleKey), so the copy
+   * never records its stale state over that daemon's.
+   */
+  private async checkCopy(key: string, ingest: Ingest, reading: Promise<IngestRecord | undefined> | undefined): Promise<void> {
+    const current = await reading;
+    if (!current) return;
+    if (this.records.holders.heldElsewhere(current)) {
+      this.letGoOf(key, ingest);
+      throw lockedElsewhere(ingest.ref, current);
+    }
+    if (current.writer !== this.records.holders.self.id) ingest.keyInDoubt ??= { replaced: [] };
   }
 
   private async givingUp(key: string, work: () => Promise<void>): Promise<void> {
@@ -364,48 +381,5 @@ export class Ingests {
     if (this.live.get(key) === ingest) this.live.delete(key);
     ingest.hasher.close();
     void (ingest.recorded ? ingest.upload.forget() : ingest.upload.abort()).catch(() => undefined);
-  }
-
-  private async newIngest(ns: string, ref: string, total: number, expected: string, startedAt: Instant): Promise<Ingest> {
-    const ingest: Ingest = {
-      ns,
-      ref,
-      startedAt,
-      updatedAt: now(),
-      total,
-      expected,
-      offset: 0,
-      hasher: undefined as never,
-      upload: undefined as never,
-      lockedSince: undefined,
-      recorded: false,
-      resumeBy: 'none',
-      states: new Map(),
-    };
-    await this.startUpload(ingest);
-    return ingest;
-  }
-
-  /**
-   * A new, empty upload and hash for the ingest. Only an ingest that may span several
-   * checkpoints, when crashes are to be survived, and whose stored bytes cannot be read back
-   * (they go straight under the blob's key) pays for a hash whose state can be saved.
-   */
-  private async startUpload(ingest: Ingest): Promise<void> {
-    // Both are made before the ingest takes them: a hash that cannot be opened leaves the ingest
-    // as it was (on a restart, its next message tries again).
-    const upload = this.checkpoints.watchedUpload(ingest, { target: ingest.expected || undefined, sizeHint: ingest.total });
-    const algorithm = ingest.expected ? parseDigest(ingest.expected).algorithm : 'sha256';
-    const checkpointed = this.crashResume && (ingest.total === 0 || ingest.total >= upload.checkpointBytes);
-    const resumeBy = !checkpointed ? 'none' : upload.rereadable ? 'rereading' : 'state';
-    const hasher = resumeBy === 'state' ? await this.hashes.open(algorithm) : newRunningHash(algorithm);
-    (ingest.hasher as RunningHash | undefined)?.close();
-    ingest.upload = upload;
-    ingest.resumeBy = resumeBy;
-    ingest.hasher = hasher;
-    ingest.offset = 0;
-    ingest.durable = undefined;
-    ingest.resumable = undefined;
-    ingest.states.clear();
   }
 }

@@ -44,7 +44,7 @@ export class IngestSweep {
             throw err;
           })
         : undefined;
-      if (record && new Date(record.updatedAt).getTime() > ingest.updatedAt.getTime()) {
+      if (record && (new Date(record.updatedAt).getTime() > ingest.updatedAt.getTime() || records.holders.heldElsewhere(record))) {
         await ingest.upload.forget();
         continue;
       }
