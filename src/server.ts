@@ -17,6 +17,7 @@ import { ContentStore } from './content/store.js';
 import { contentHandlers } from './grpc/content.js';
 import { namespaces } from './grpc/context.js';
 import { StreamLimit } from './grpc/stream-limit.js';
+import { cutSessions } from './grpc/cut-sessions.js';
 import { Health } from './grpc/health.js';
 import { leaseHandlers } from './grpc/leases.js';
 import { namespaceHandlers } from './grpc/namespaces.js';
@@ -83,6 +84,7 @@ export class Daemon {
     /** The Prometheus endpoint, when one is served. */
     readonly metrics: MetricsEndpoint | undefined,
     private readonly stopReporting: () => void,
+    private readonly content: ContentStore,
   ) {}
 
   /**
@@ -199,7 +201,7 @@ export class Daemon {
     const collector = new Collector(gcSources, { graceMs: config.gcGraceMs, touchRefreshMs: config.touchRefreshMs, logger });
     const collecting = config.gcIntervalMs > 0 ? scheduleCollections(collector, config.gcIntervalMs, logger) : undefined;
     logger.info({ addresses: bound, store: store.location, ...(metrics ? { metrics: metrics.url } : {}) }, 'serving');
-    return new Daemon(server, store, health, touch, logger, sockets, bound, sweeper, hashes, collecting, metrics, stopReporting);
+    return new Daemon(server, store, health, touch, logger, sockets, bound, sweeper, hashes, collecting, metrics, stopReporting, contentStore);
   }
 
   /** Stops accepting, lets in-flight calls finish within `timeoutMs`, then cuts the rest. */
@@ -216,7 +218,10 @@ export class Daemon {
     clearTimeout(timer);
     if (!clean) {
       this.logger.warn({ timeoutMs }, 'in-flight calls did not finish in time; cutting them');
+      cutSessions(this.server);
       this.server.forceShutdown();
+      // the Writes cut put their ingests aside (a record write each) before S3 is let go of
+      await this.content.streamsLetGo(5_000);
     }
     await Promise.all(this.sockets.map((s) => rm(s, { force: true })));
     // Refreshes in progress get a moment to finish; none of them is needed for correctness.

@@ -3,6 +3,9 @@ import { status } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
 import { HOLD_STANDS_MS } from '../src/content/holders.js';
+import { createS3Client } from '../src/blobstore/s3/client.js';
+import { S3BlobStore } from '../src/blobstore/s3/index.js';
+import { overriding } from './support/overriding.js';
 import { call, getObject, newBucket, putObject, randomBlob, rawS3, startDaemon, until, WriteSession, type TestDaemon } from './support/harness.js';
 
 /**
@@ -193,6 +196,37 @@ describe('a ref held by a Write stream on another daemon', () => {
     await until(async () => a.logs.some((l) => l.msg === 'an ingest started over leaves its record to the daemon that took it up, and is not recorded'));
     expect(await recordOf(bucket, 'in-place')).toEqual(theirs);
     expect(await finish(back, 'in-place', data, 3 * PART + MiB)).toBe(digest);
+  });
+
+  it('names no holder once its daemon stopped, though the stream was cut, so another daemon takes it up at once', async () => {
+    const bucket = await newBucket();
+    // the record writes of the daemon being stopped take a while, as on a distant S3
+    let slow = false;
+    const a = await startDaemon({
+      bucket,
+      flags: { partSize: '5MiB' },
+      store: (config) => {
+        const real = new S3BlobStore(config.s3!, createS3Client(config.s3!));
+        return overriding(real, {
+          putDoc: async (key: string, body: Buffer) => {
+            if (slow && key.includes('/ingests/')) await new Promise((r) => setTimeout(r, 500));
+            return real.putDoc(key, body);
+          },
+        });
+      },
+    });
+    const b = await startDaemon({ bucket, flags: { partSize: '5MiB' } });
+    daemons.push(a, b);
+    const data = randomBlob(3 * PART);
+    await holding(a, bucket, 'stopped', data);
+    await until(async () => (await recordOf(bucket, 'stopped'))?.offset === 2 * PART);
+    slow = true;
+    // the stream is still open: the stop waits briefly for it, then cuts it
+    await a.daemon.stop(200);
+    expect((await recordOf(bucket, 'stopped'))?.heldBy).toBeUndefined();
+    const onB = new WriteSession(b.content());
+    expect(Number((await onB.send({ action: 'STAT', ref: 'stopped', total: data.length })).offset)).toBeGreaterThan(0);
+    onB.close();
   });
 
   it('is taken up once its hold is older than the holder renews it by far, and refused while it is recent', async () => {

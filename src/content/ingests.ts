@@ -99,6 +99,12 @@ export class Ingests {
     this.statuses = new IngestStatuses(options.live, options.records);
   }
 
+  /** Whether any Write stream holds an ingest, or is putting one aside. */
+  get anyHeld(): boolean {
+    for (const ingest of this.live.values()) if (ingest.lockedSince) return true;
+    return false;
+  }
+
   status(ns: string, ref: string): Promise<IngestStatus> {
     return this.statuses.status(ns, ref);
   }

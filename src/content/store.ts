@@ -104,6 +104,16 @@ export class ContentStore {
     });
   }
 
+  /**
+   * Waits, at most `timeoutMs`, until no Write stream holds an ingest: streams cut at a stop put
+   * their ingests aside, recording them as held by no one, so that another daemon can take them
+   * up at once rather than once the holds lapse.
+   */
+  async streamsLetGo(timeoutMs: number): Promise<void> {
+    const end = performance.now() + timeoutMs;
+    while (this.ingests.anyHeld && performance.now() < end) await new Promise((r) => setTimeout(r, 20));
+  }
+
   /** Digests the ingests of this process expect: the collector keeps those blobs. */
   expectedByLiveIngests(): Set<string> {
     const out = new Set<string>();
