@@ -51,6 +51,17 @@ export class StartOver extends StoreError {
 }
 
 export const startOver = (message: string) => new StartOver(message);
+
+/**
+ * The ref is held by another Write stream (here or on another daemon): Unavailable, which
+ * containerd's clients retry every second or two for as long as the holder writes. Contention,
+ * not an outage, so not logged as one.
+ */
+export class RefLocked extends StoreError {
+  constructor(message: string) {
+    super('unavailable', message);
+  }
+}
 export const invalidArgument = (message: string) => new StoreError('invalid-argument', message);
 export const notFound = (message: string) => new StoreError('not-found', message);
 export const alreadyExists = (message: string) => new StoreError('already-exists', message);

@@ -1,4 +1,4 @@
-import { failedPrecondition, invalidArgument, unavailable } from '../errors.js';
+import { failedPrecondition, invalidArgument, RefLocked } from '../errors.js';
 import { encodeSegment } from '../metadata/documents.js';
 import type { HeldRecord } from './holders.js';
 
@@ -39,11 +39,11 @@ export function refuseOtherTotal(ref: string, existing: number, provided: number
 
 export function lockedError(ref: string, since: Date) {
   const held = Date.now() - since.getTime();
-  return unavailable(`ref ${JSON.stringify(ref)} locked for ${(held / 1000).toFixed(3)}s (since ${since.toISOString()})`);
+  return new RefLocked(`ref ${JSON.stringify(ref)} locked for ${(held / 1000).toFixed(3)}s (since ${since.toISOString()})`);
 }
 
 /** The ref is held by a stream on another daemon sharing the bucket (see Holders): Unavailable, which containerd's clients retry. */
 export function lockedElsewhere(ref: string, record: HeldRecord) {
   const host = record.heldBy?.host ? ` on ${JSON.stringify(record.heldBy.host.slice(0, 100))}` : '';
-  return unavailable(`ref ${JSON.stringify(ref)} locked: a Write stream of another daemon${host} holds it (its hold last renewed at ${record.heldAt})`);
+  return new RefLocked(`ref ${JSON.stringify(ref)} locked: a Write stream of another daemon${host} holds it (its hold last renewed at ${record.heldAt})`);
 }

@@ -1,7 +1,7 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { Metadata } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { StoreError, type ErrorKind } from '../errors.js';
+import { RefLocked, StoreError, type ErrorKind } from '../errors.js';
 
 /** The one place where domain error kinds become gRPC status codes. */
 const CODES: Readonly<Record<ErrorKind, status>> = {
@@ -22,7 +22,8 @@ const CODES: Readonly<Record<ErrorKind, status>> = {
 
 export function toServiceError(err: unknown, logger: Logger): Partial<ServiceError> & { code: status } {
   if (err instanceof StoreError) {
-    if (err.kind === 'internal' || err.kind === 'unavailable') logger.warn({ err }, err.message);
+    // an outage, or a bug of ours, is worth a line; a client told a ref is locked retries it
+    if (err.kind === 'internal' || (err.kind === 'unavailable' && !(err instanceof RefLocked))) logger.warn({ err }, err.message);
     return { code: CODES[err.kind], details: statusMessage(err.message), metadata: new Metadata() };
   }
   // Anything else is a bug of ours: say so without leaking internals, and keep the evidence.

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { statusMessage } from '../../src/grpc/status.js';
+import { status } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { lockedError } from '../../src/content/refs.js';
+import { unavailable } from '../../src/errors.js';
+import { statusMessage, toServiceError } from '../../src/grpc/status.js';
 
 /** What grpc-js puts in the grpc-message header for a message. */
 const header = (message: string) => encodeURI(message);
@@ -25,5 +29,24 @@ describe('status messages as sent', () => {
     for (const message of [`service ${'\u{1F600}'.repeat(1000)}`, `x${'\u{1F600}'.repeat(1000)}`, `lone \uD800 high and \uDC00 low`]) {
       expect(() => header(statusMessage(message))).not.toThrow();
     }
+  });
+});
+
+describe('errors as logged on their way to the client', () => {
+  const logged = (err: unknown) => {
+    const lines: string[] = [];
+    const logger = { warn: (_o: object, msg: string) => lines.push(`warn ${msg}`), error: (_o: object, msg: string) => lines.push(`error ${msg}`) };
+    const { code } = toServiceError(err, logger as unknown as Logger);
+    return { code, lines };
+  };
+
+  it('answers a ref locked Unavailable without a warning: its client retries it every second or two', () => {
+    expect(logged(lockedError('layer', new Date()))).toEqual({ code: status.UNAVAILABLE, lines: [] });
+  });
+
+  it('warns of an Unavailable that is an outage', () => {
+    const { code, lines } = logged(unavailable('S3 did not answer'));
+    expect(code).toBe(status.UNAVAILABLE);
+    expect(lines).toEqual(['warn S3 did not answer']);
   });
 });
