@@ -220,9 +220,10 @@ export class Daemon {
       this.logger.warn({ timeoutMs }, 'in-flight calls did not finish in time; cutting them');
       cutSessions(this.server);
       this.server.forceShutdown();
-      // the Writes cut put their ingests aside (a record write each) before S3 is let go of
-      await this.content.streamsLetGo(5_000);
     }
+    // Writes cut, or whose clients went away, put their ingests aside (a record write each)
+    // after their calls ended: before S3 is let go of
+    await this.content.streamsLetGo(5_000);
     await Promise.all(this.sockets.map((s) => rm(s, { force: true })));
     // Refreshes in progress get a moment to finish; none of them is needed for correctness.
     await Promise.race([this.touch.idle(), new Promise((r) => setTimeout(r, 5_000).unref())]);

@@ -45,8 +45,11 @@ export class Holders {
 
   constructor(
     machine: Omit<RecordHolder, 'id'> = thisMachine(),
-    /** @internal when a process of this machine and pid namespace started, undefined for none (tests replace it) */
-    private readonly startOf: (pid: number) => string | undefined = processStart,
+    /**
+     * @internal when a process of this machine and pid namespace started: undefined where there is
+     * none, null where that cannot be read (tests replace it)
+     */
+    private readonly startOf: (pid: number) => string | undefined | null = processStart,
   ) {
     this.self = { id: randomUUID(), ...machine };
   }
@@ -72,9 +75,12 @@ export class Holders {
       holder.start !== undefined &&
       Number.isSafeInteger(holder.pid) &&
       holder.pid > 0;
+    if (!askable) return true;
     // the holder's process lives while its pid names a process started when it did (another
-    // instance in this very process included: it lives as long as its hold is renewed)
-    return askable ? this.startOf(holder.pid) === holder.start : true;
+    // instance in this very process included: it lives as long as its hold is renewed); one
+    // that cannot be looked at (another user's, under hidepid) is taken to live
+    const started = this.startOf(holder.pid);
+    return started === null || started === holder.start;
   }
 }
 
@@ -84,7 +90,7 @@ function thisMachine(): Omit<RecordHolder, 'id'> {
     pid: process.pid,
     boot: readOrUndefined(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()),
     pidns: readOrUndefined(() => readlinkSync('/proc/self/ns/pid')),
-    start: processStart(process.pid),
+    start: processStart(process.pid) ?? undefined,
   };
 }
 
@@ -96,10 +102,16 @@ function readOrUndefined(read: () => string): string | undefined {
   }
 }
 
-/** The 22nd field of /proc/<pid>/stat, counted after the command name (which may hold spaces and parentheses). */
-function processStart(pid: number): string | undefined {
-  return readOrUndefined(() => {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
-  });
+/**
+ * The 22nd field of /proc/<pid>/stat (counted after the command name, which may hold spaces and
+ * parentheses): undefined where no process has the pid, null where its file cannot be read.
+ */
+function processStart(pid: number): string | undefined | null {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : null;
+  }
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] || null;
 }

@@ -208,12 +208,13 @@ export class IngestRecords {
     const current = ingest.upload.handle();
     const had = [...(doubt?.replaced ?? []), ...(current ? [current] : [])].map((h) => this.blobs.uploadIdentity(h));
     // a record another daemon wrote since is its, even one continuing the same upload in place;
-    // one of an earlier version, naming no writer, is told by its upload
+    // one of an earlier version (naming no writer), or the one this ingest was taken up from (its
+    // first write may not have landed), is told by its upload
+    const by = stored?.writer;
     const ours =
       !stored ||
-      (stored.writer !== undefined
-        ? stored.writer === this.holders.self.id
-        : stored.upload !== undefined && had.includes(this.blobs.uploadIdentity(stored.upload)));
+      by === this.holders.self.id ||
+      ((by === undefined || by === ingest.tookUpFrom) && stored.upload !== undefined && had.includes(this.blobs.uploadIdentity(stored.upload)));
     if (ours) {
       // a restart meanwhile gave up another upload: that doubt stays for the next write or removal
       if (ingest.keyInDoubt === doubt) ingest.keyInDoubt = undefined;

@@ -30,6 +30,8 @@ export interface Ingest {
    * restart that gives one up, so a settling read can tell such a restart came meanwhile.
    */
   keyInDoubt?: { readonly replaced: readonly UploadHandle[] } | undefined;
+  /** The writer of the record it was taken up from (see IngestRecords.settleKey). */
+  tookUpFrom?: string | undefined;
   /** The record's key was found another's: this ingest records nothing more and removes nothing. */
   keyTaken?: boolean;
   /** Its record is being removed: no record is written meanwhile (IngestRecords.remove). */

@@ -127,10 +127,11 @@ export class Ingests {
   }
 
   private async abortUnlocked(ns: string, ref: string, key: string): Promise<void> {
+    const kept = this.live.get(key);
+    // a copy another daemon took the ingest up from since goes, and the Abort is of the record
+    if (kept?.recorded && this.staleCopy(kept, await this.records.read(ns, ref)) && this.live.get(key) === kept) this.letGoOf(key, kept);
     const live = this.live.get(key);
     if (live) {
-      // another daemon may have taken it up from its record since this one let go of it
-      await this.checkCopy(key, live, live.recorded ? this.records.read(ns, ref) : undefined);
       // openWriter dropped any older record of this ref, so the live ingest knows its own
       this.live.delete(key);
       live.hasher.close();
@@ -191,12 +192,16 @@ export class Ingests {
         : this.records.read(ns, ref);
     reading?.catch(() => undefined);
     if (wanted) await this.failIfPresent(ns, wanted);
+    // a copy another daemon took the ingest up from since goes: that daemon holds it (the open is
+    // refused as locked below) or let go, and the record is where the ingest stands
+    const current = present && reading ? await reading : undefined;
+    if (present && this.staleCopy(present, current) && this.live.get(key) === present) this.letGoOf(key, present);
+    // nothing awaited from here to the lock: the ingest cannot be let go of meanwhile
     let ingest = this.live.get(key);
     let copy: ReopenCopy | undefined;
     /** Taken up from the record just read: the record is this open's to write now. */
     let takenUp = false;
     if (ingest?.lockedSince) throw lockedError(ref, ingest.lockedSince);
-    if (ingest && ingest === present && reading) await this.checkCopy(key, ingest, reading);
     if (ingest) refuseOtherTotal(ref, ingest.total, total);
     if (!ingest) {
       if (reading && !wanted && small) {
@@ -217,6 +222,7 @@ export class Ingests {
         ingest = resumed?.ingest ?? (await this.starts.newIngest(ns, ref, total, expected, stale ? storedInstant(stale.startedAt) : now()));
         copy = resumed?.copy;
         takenUp = resumed !== undefined;
+        if (resumed) ingest.tookUpFrom = stale?.writer;
       }
       const meanwhile = this.live.get(key);
       if (meanwhile) {
@@ -240,10 +246,9 @@ export class Ingests {
       if (await this.records.record(ingest)) {
         void copy.tidy().catch((err: unknown) => this.logger.warn({ err, ns, ref }, 'could not remove the bytes an ingest was continued from'));
       }
-    } else if (takenUp) {
+    } else if (takenUp || (ingest === present && current !== undefined)) {
       // its record names this daemon's stream before the client sends on: another daemon reading
-      // it meanwhile would take the same upload up. (A copy this daemon held on to is not written
-      // at a reopen: another daemon may have taken the ingest up since, and the record is its.)
+      // it meanwhile would take the same upload up (a kept copy's record was just read as its own)
       await this.records.record(ingest);
     }
     const suspended = ingest.hasher;
@@ -266,21 +271,12 @@ export class Ingests {
   }
 
   /**
-   * Whether a copy of a recorded ingest this daemon held on to is still its to go on with, by its
-   * record (being read). Where another daemon's stream holds the ingest, that daemon took it up
-   * from the record and the upload is its: the copy is let go of, and the answer is locked. Where
-   * another daemon only wrote the record since (it took the ingest up, and let go), the record's
-   * key is read again before the copy writes or removes it (IngestRecords.settleKey), so the copy
-   * never records its stale state over that daemon's.
+   * Whether a copy of a recorded ingest this daemon kept is stale, by its record as just read:
+   * another daemon wrote the record since (records of earlier versions name no writer), so it
+   * took the ingest up from there, and holds it or let go.
    */
-  private async checkCopy(key: string, ingest: Ingest, reading: Promise<IngestRecord | undefined> | undefined): Promise<void> {
-    const current = await reading;
-    if (!current) return;
-    if (this.records.holders.heldElsewhere(current)) {
-      this.letGoOf(key, ingest);
-      throw lockedElsewhere(ingest.ref, current);
-    }
-    if (current.writer !== this.records.holders.self.id) ingest.keyInDoubt ??= { replaced: [] };
+  private staleCopy(copy: Ingest, current: IngestRecord | undefined): boolean {
+    return copy.recorded && current !== undefined && current.writer !== this.records.holders.self.id;
   }
 
   private async givingUp(key: string, work: () => Promise<void>): Promise<void> {

@@ -17,7 +17,7 @@ const machine = { host: 'builder-1', pid: 100, boot: 'boot-a', pidns: 'pid:[1]',
 const T = Date.parse('2026-12-01T12:00:00Z');
 
 /** `started`: when the process each pid of this machine names started (undefined: none). */
-function holdersWith(started: (pid: number) => string | undefined = () => '7000') {
+function holdersWith(started: (pid: number) => string | undefined | null = () => '7000') {
   return new Holders(machine, started);
 }
 
@@ -52,6 +52,10 @@ describe("another daemon's hold on a record", () => {
 
   it('stands where its holder on this machine still runs', () => {
     expect(holdersWith(() => '7000').heldElsewhere({ heldBy: other(), heldAt: heldAt(T) }, T)).toBe(true);
+  });
+
+  it('stands where the process its pid names cannot be looked at (another user\'s, /proc mounted with hidepid)', () => {
+    expect(holdersWith(() => null).heldElsewhere({ heldBy: other(), heldAt: heldAt(T) }, T)).toBe(true);
   });
 
   it('is not asked after by pid across pid namespaces, boots or hosts, or without its start: those pids name other processes', () => {
