@@ -61,6 +61,21 @@ async function holding(a: TestDaemon, bucket: string, ref: string, data: Buffer)
   return { stream, record: record! };
 }
 
+/**
+ * `a`'s stream, opened with the digest (so the ingest goes on in place from its saved hash state),
+ * stores two parts of `data` and lets go; answers the record once it says so (no holder).
+ */
+async function storedAndLetGo(a: TestDaemon, bucket: string, ref: string, data: Buffer): Promise<StoredRecord> {
+  const first = new WriteSession(a.content());
+  await first.send({ action: 'STAT', ref, total: data.length, expected: digestOf(data) });
+  await sendRange(first, ref, data, 0, 2 * PART);
+  let held!: StoredRecord;
+  await until(async () => ((held = (await recordOf(bucket, ref))!), held?.offset === 2 * PART));
+  first.cancel();
+  await until(async () => (await recordOf(bucket, ref))?.heldBy === undefined);
+  return held;
+}
+
 async function finish(stream: WriteSession, ref: string, data: Buffer, from: number): Promise<string> {
   await sendRange(stream, ref, data, from, data.length);
   const done = await stream.send({ action: 'COMMIT', ref, total: data.length, offset: data.length, expected: digestOf(data) });
@@ -133,14 +148,7 @@ describe('a ref held by a Write stream on another daemon', () => {
     const [a, b, bucket] = await twoDaemons();
     const data = randomBlob(3 * PART);
     const digest = digestOf(data);
-    // with its digest given, the ingest goes on in place, in the same upload, from its saved hash state
-    const first = new WriteSession(a.content());
-    await first.send({ action: 'STAT', ref: 'taken', total: data.length, expected: digest });
-    await sendRange(first, 'taken', data, 0, 2 * PART);
-    let held!: StoredRecord;
-    await until(async () => ((held = (await recordOf(bucket, 'taken'))!), held?.offset === 2 * PART));
-    first.cancel();
-    await until(async () => (await recordOf(bucket, 'taken'))?.heldBy === undefined);
+    const held = await storedAndLetGo(a, bucket, 'taken', data);
     const onB = new WriteSession(b.content());
     expect(Number((await onB.send({ action: 'STAT', ref: 'taken', total: data.length, expected: digest })).offset)).toBe(2 * PART);
     // no part has landed since, and the renewal is 10 s off: the open wrote it
@@ -159,12 +167,7 @@ describe('a ref held by a Write stream on another daemon', () => {
     const [a, b, bucket] = await twoDaemons();
     const data = randomBlob(3 * PART);
     const digest = digestOf(data);
-    const first = new WriteSession(a.content());
-    await first.send({ action: 'STAT', ref: 'abort-stale', total: data.length, expected: digest });
-    await sendRange(first, 'abort-stale', data, 0, 2 * PART);
-    await until(async () => (await recordOf(bucket, 'abort-stale'))?.offset === 2 * PART);
-    first.cancel();
-    await until(async () => (await recordOf(bucket, 'abort-stale'))?.heldBy === undefined);
+    await storedAndLetGo(a, bucket, 'abort-stale', data);
     const onB = new WriteSession(b.content());
     await onB.send({ action: 'STAT', ref: 'abort-stale', total: data.length, expected: digest });
     const held = await recordOf(bucket, 'abort-stale');
@@ -179,12 +182,7 @@ describe('a ref held by a Write stream on another daemon', () => {
     const [a, b, bucket] = await twoDaemons();
     const data = randomBlob(4 * PART);
     const digest = digestOf(data);
-    const first = new WriteSession(a.content());
-    await first.send({ action: 'STAT', ref: 'in-place', total: data.length, expected: digest });
-    await sendRange(first, 'in-place', data, 0, 2 * PART);
-    await until(async () => (await recordOf(bucket, 'in-place'))?.offset === 2 * PART);
-    first.cancel();
-    await until(async () => (await recordOf(bucket, 'in-place'))?.heldBy === undefined);
+    await storedAndLetGo(a, bucket, 'in-place', data);
     // b takes it up, in the same upload, stores a part more, and lets go
     const onB = new WriteSession(b.content());
     expect(Number((await onB.send({ action: 'STAT', ref: 'in-place', total: data.length, expected: digest })).offset)).toBe(2 * PART);

@@ -1,13 +1,12 @@
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { BlobStore, StoredDoc, Upload } from '../../src/blobstore/types.js';
+import type { BlobStore, StoredDoc } from '../../src/blobstore/types.js';
 import { HOLD_RENEW_MS, HOLD_STANDS_MS, Holders, type RecordHolder } from '../../src/content/holders.js';
 import type { Ingest } from '../../src/content/ingest.js';
 import { IngestRecords, type IngestRecord } from '../../src/content/ingest-records.js';
 import { Memberships } from '../../src/content/memberships.js';
-import { newRunningHash } from '../../src/content/running-hash.js';
 import { Documents } from '../../src/metadata/documents.js';
-import { now } from '../../src/clock.js';
+import { ingestFixture } from '../support/ingest-fixture.js';
 
 // Which holds another daemon's record names still stand, and how a held ingest's record is
 // renewed, as logic over a fixed machine and documents in memory (the bucket side, two daemons
@@ -114,34 +113,24 @@ function memoryStore() {
   return { store: store as unknown as BlobStore, record, writes: () => recordWrites, failNext: (n: number) => (failures = n) };
 }
 
-function heldIngest(): Ingest {
-  return {
-    ns: 'test',
-    ref: 'ref',
-    startedAt: now(),
-    updatedAt: now(),
-    total: 0,
-    expected: '',
-    offset: 0,
-    hasher: newRunningHash('sha256'),
-    upload: { handle: () => ({ uploadId: 'u1' }) } as unknown as Upload,
-    lockedSince: new Date(),
-    recorded: true,
-    resumeBy: 'none',
-    states: new Map(),
-  };
+/** The records over `m`, and an ingest a stream holds, recorded once. */
+async function recordedOnce(m: ReturnType<typeof memoryStore>, holders = holdersWith()) {
+  const docs = new Documents(m.store);
+  const records = new IngestRecords(m.store, docs, new Memberships(docs), pino({ level: 'silent' }), undefined, holders);
+  const ingest = heldIngest();
+  await records.record(ingest);
+  return { records, ingest };
 }
+
+const heldIngest = (): Ingest => ingestFixture('u1', { lockedSince: new Date(), recorded: true });
 
 describe("a held ingest's record", () => {
   afterEach(() => vi.useRealTimers());
 
   it('names this daemon while a stream holds the ingest, and no one while the ingest is put aside', async () => {
     const m = memoryStore();
-    const docs = new Documents(m.store);
     const holders = holdersWith();
-    const records = new IngestRecords(m.store, docs, new Memberships(docs), pino({ level: 'silent' }), undefined, holders);
-    const ingest = heldIngest();
-    await records.record(ingest);
+    const { records, ingest } = await recordedOnce(m, holders);
     expect(m.record()?.heldBy).toEqual(holders.self);
     ingest.puttingAside = true;
     await records.record(ingest);
@@ -152,10 +141,7 @@ describe("a held ingest's record", () => {
   it('is written again HOLD_RENEW_MS after its last write while the stream sends nothing, and no more once it lets go', async () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date', 'performance'] });
     const m = memoryStore();
-    const docs = new Documents(m.store);
-    const records = new IngestRecords(m.store, docs, new Memberships(docs), pino({ level: 'silent' }), undefined, holdersWith());
-    const ingest = heldIngest();
-    await records.record(ingest);
+    const { records, ingest } = await recordedOnce(m);
     const times = [Date.parse(m.record()!.heldAt!)];
     // the renewal's timer starts out of step with the write
     await vi.advanceTimersByTimeAsync(3_500);
@@ -181,10 +167,7 @@ describe("a held ingest's record", () => {
   it('tries a renewal that failed again within seconds, well inside HOLD_STANDS_MS', async () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date', 'performance'] });
     const m = memoryStore();
-    const docs = new Documents(m.store);
-    const records = new IngestRecords(m.store, docs, new Memberships(docs), pino({ level: 'silent' }), undefined, holdersWith());
-    const ingest = heldIngest();
-    await records.record(ingest);
+    const { records, ingest } = await recordedOnce(m);
     const first = Date.parse(m.record()!.heldAt!);
     records.renewWhileHeld(ingest);
     m.failNext(2);

@@ -1,13 +1,12 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { BlobStore, StoredDoc, Upload, UploadHandle } from '../../src/blobstore/types.js';
+import type { BlobStore, StoredDoc, UploadHandle } from '../../src/blobstore/types.js';
 import type { Ingest } from '../../src/content/ingest.js';
 import { IngestRecords } from '../../src/content/ingest-records.js';
 import { LIST_AFTER_OPENS, NOTE_OUTLIVES_MS } from '../../src/content/recorded-refs.js';
 import { Memberships } from '../../src/content/memberships.js';
-import { newRunningHash } from '../../src/content/running-hash.js';
 import { Documents } from '../../src/metadata/documents.js';
-import { now } from '../../src/clock.js';
+import { ingestFixture } from '../support/ingest-fixture.js';
 
 // How the record of an ingest started over is written and removed while its key is in doubt, and
 // how a record whose write failed is still seen by a small open, as ordering logic over documents
@@ -72,24 +71,7 @@ function memoryDocs() {
   };
 }
 
-function ingestIn(uploadId: string): Ingest {
-  const upload = { handle: () => ({ uploadId }) } as unknown as Upload;
-  return {
-    ns: 'test',
-    ref: 'ref',
-    startedAt: now(),
-    updatedAt: now(),
-    total: 0,
-    expected: '',
-    offset: 0,
-    hasher: newRunningHash('sha256'),
-    upload,
-    lockedSince: undefined,
-    recorded: false,
-    resumeBy: 'none',
-    states: new Map(),
-  };
-}
+const ingestIn = (uploadId: string): Ingest => ingestFixture(uploadId);
 
 function recordsOver(m: ReturnType<typeof memoryDocs>) {
   const docs = new Documents(m.store);
