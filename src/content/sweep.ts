@@ -44,7 +44,9 @@ export class IngestSweep {
             throw err;
           })
         : undefined;
-      if (record && (new Date(record.updatedAt).getTime() > ingest.updatedAt.getTime() || records.holders.heldElsewhere(record))) {
+      // one naming another writer was written there since (one of an earlier version is told by its time)
+      const elsewhere = record?.writer !== undefined && record.writer !== records.holders.self.id;
+      if (record && (elsewhere || new Date(record.updatedAt).getTime() > ingest.updatedAt.getTime())) {
         await ingest.upload.forget();
         continue;
       }
