@@ -75,17 +75,38 @@ export class Writer {
     return this.ingest.ref;
   }
 
-  /** Where the ingest stands, without the digest (which may wait for the hash to catch up). */
-  progress(): IngestStatus {
-    return liveStatus(this.ingest);
+  /**
+   * Where the ingest stands after a WRITE, with the digest of its bytes so far where this stream
+   * expects none: containerd's client takes its writer's Digest() from these answers alone, and
+   * its walking differ (`ctr snapshots diff`, BuildKit's containerd worker) writes a diff whose
+   * digest it does not know, then commits and looks it up by that. A stream that declared its
+   * digest commits against it and gets an empty one: a hash in a worker thread (SHA-256 without
+   * the CPU's SHA instructions, SHA-512) would otherwise hold each answer until it caught up,
+   * and a client that awaits every answer would lose the hashing's overlap with its sending.
+   */
+  async progress(): Promise<IngestStatus & { digest: string }> {
+    const status = this.withTotal(liveStatus(this.ingest));
+    return { ...status, digest: this.expected ? '' : await this.digestSoFar() };
   }
 
   async status(): Promise<IngestStatus & { digest: string }> {
     await this.ingest.restarting?.catch(() => undefined);
     const ingest = this.ingest;
     // a restart that failed left the old hash: what is stored now is nothing
-    if (ingest.bytesGone) return { ...liveStatus(ingest), digest: digestOf('', ingest.hasher.algorithm) };
-    return { ...statusOf(ingest), digest: await ingest.hasher.digest() };
+    if (ingest.bytesGone) return { ...this.withTotal(liveStatus(ingest)), digest: digestOf('', ingest.hasher.algorithm) };
+    return { ...this.withTotal(statusOf(ingest)), digest: await ingest.hasher.digest() };
+  }
+
+  private async digestSoFar(): Promise<string> {
+    await this.ingest.restarting?.catch(() => undefined);
+    const ingest = this.ingest;
+    if (ingest.bytesGone) return digestOf('', ingest.hasher.algorithm);
+    return ingest.hasher.digest();
+  }
+
+  /** This stream's answers carry the latest total it declared, as containerd's do. */
+  private withTotal(status: IngestStatus): IngestStatus {
+    return this.total > 0 ? { ...status, total: this.total } : status;
   }
 
   /** Applies the `total` and `expected` a request carries, as containerd does for every message. */

@@ -159,8 +159,8 @@ async function write(
       await writer.write(req.offset, req.data, signal);
       received += req.data.length;
       if (req.action === 'WRITE') {
-        const st = writer.progress();
-        await answers.send({ action: 'WRITE', offset: st.offset, total: st.total, updated_at: toTimestamp(st.updatedAt) });
+        const st = await writer.progress();
+        await answers.send({ action: 'WRITE', offset: st.offset, total: st.total, updated_at: toTimestamp(st.updatedAt), digest: st.digest });
         continue;
       }
       const commitStarted = performance.now();

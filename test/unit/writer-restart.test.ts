@@ -154,7 +154,7 @@ describe('a Write stream meeting stored bytes that are gone', () => {
     // the failed restart left the old offset in place: it still names bytes that are gone
     expect(ingest.offset).toBe(2 * PIECE);
     expect(liveStatus(ingest).offset).toBe(0);
-    expect(writer.progress().offset).toBe(0);
+    expect((await writer.progress()).offset).toBe(0);
     const st = await writer.status();
     expect([st.offset, st.digest]).toEqual([0, digestOf('')]);
     await expect(writer.write(2 * PIECE, Buffer.alloc(PIECE))).rejects.toThrow('must occur at current offset 0');
