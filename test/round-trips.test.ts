@@ -199,14 +199,14 @@ describe('S3 round trips on the critical path', () => {
     expect(err?.details).toContain(`provided total 3000 differs from the ingest's total ${10 * MiB}`);
   });
 
-  it('answers AlreadyExists at COMMIT for bytes the namespace holds in two rounds, merging the commit\'s labels beside the reclaim note\'s read', async () => {
+  it('answers AlreadyExists at COMMIT for bytes the namespace holds in two rounds, its hold and labels left as they were', async () => {
     const data = randomBlob(1500);
     const digest = await storedElsewhere(data, { test: { a: '1' } });
     const { requests, err } = await measuredCommit('held-already', data, { labels: { b: '2' } });
     expect(err?.code).toBe(status.ALREADY_EXISTS);
-    expect(described(requests)).toEqual(['GetObject hold', 'GetObject reclaim', 'HeadObject blob', 'PutObject hold']);
+    expect(described(requests)).toEqual(['GetObject hold', 'GetObject reclaim', 'HeadObject blob']);
     expect(rounds(requests)).toBe(2);
-    expect((await holdOf('test', digest)).labels).toEqual({ a: '1', b: '2' });
+    expect((await holdOf('test', digest)).labels).toEqual({ a: '1' });
   });
 
   it('answers AlreadyExists at COMMIT after an Info (containerd\'s content proxy) in two rounds: the new hold, then the reclaim note', async () => {

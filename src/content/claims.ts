@@ -1,5 +1,5 @@
 import type { BlobStat, BlobStore } from '../blobstore/types.js';
-import { validateLabels, type Labels } from '../labels.js';
+import type { Labels } from '../labels.js';
 import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import { now } from '../clock.js';
 import type { ContentRecord, Memberships } from './memberships.js';
@@ -7,7 +7,10 @@ import type { ContentRecord, Memberships } from './memberships.js';
 /** What a COMMIT hands over once size and digest are verified. */
 export interface ClaimRequest {
   size: number;
-  /** Labels given at commit: a new hold gets them, an existing one has them merged in. */
+  /**
+   * Labels given at commit: a new hold gets them; a hold already there keeps its own, as
+   * containerd's commit of content its namespace has answers AlreadyExists and labels nothing.
+   */
   labels: Labels;
   /** This stream found the blob absent moments ago, so it is not asked again. */
   absent: boolean;
@@ -25,7 +28,7 @@ export interface ClaimRequest {
 export type ClaimOutcome = 'stored' | 'exists';
 
 interface HoldWritten {
-  /** This call wrote the hold (a new one, or labels merged in). */
+  /** This call wrote the hold (one the namespace did not have, or one for bytes gone). */
   wrote: boolean;
 }
 
@@ -50,10 +53,10 @@ interface HoldWritten {
  *   AlreadyExists then costs the note's read after it.
  * - Where the namespace holds the blob already, that hold stands for the one a writer writes: a
  *   note read after it was seen either shows a collector at work, or the collector's last check
- *   comes later and sees the hold. Merging the commit's labels into it then goes beside the
- *   note's read, not before it. A hold is read from the bucket, never taken from this daemon's
- *   cache: another daemon's Delete may have dropped one cached here, and a hold that is not there
- *   protects nothing (an absence cached stands: the hold it leads to is written either way).
+ *   comes later and sees the hold, which is left as it is. A hold is read from the bucket, never
+ *   taken from this daemon's cache: another daemon's Delete may have dropped one cached here, and
+ *   a hold that is not there protects nothing (an absence cached stands: the hold it leads to is
+ *   written either way).
  */
 export class Claims {
   constructor(
@@ -65,9 +68,13 @@ export class Claims {
   /** A verified COMMIT: the bytes stored with the namespace's hold, or found stored and held. */
   async commit(ns: string, digest: string, request: ClaimRequest): Promise<ClaimOutcome> {
     const before = request.before ?? Promise.resolve();
-    const stat = request.absent ? Promise.resolve(undefined) : this.blobs.statBlob(digest);
+    // The stream's "absent" stands only while this daemon has not stored the blob since (another
+    // stream's COMMIT): answering it would replace the hold that commit wrote, labels and all,
+    // where containerd answers AlreadyExists. A store that keeps no such cache is asked.
+    const absent = request.absent && this.blobs.knownBlob !== undefined && this.blobs.knownBlob(digest) === undefined;
+    const stat = absent ? Promise.resolve(undefined) : this.blobs.statBlob(digest);
     // bytes known to be missing get a fresh hold whatever the namespace held before
-    const held = request.absent ? Promise.resolve(undefined) : this.memberships.readForWriter(ns, digest);
+    const held = absent ? Promise.resolve(undefined) : this.memberships.readForWriter(ns, digest);
     const prepared = request.prepare();
     const hold = this.writeHold(ns, digest, request, before, stat, held);
     // each is awaited below on the paths that need it; the others' failures are not the commit's
@@ -111,7 +118,7 @@ export class Claims {
   /**
    * Writes what the namespace's hold must say once the bytes are stored, as soon as that is
    * known: a new hold needs only to know there is none; an existing one, whether its bytes are
-   * still stored (else it is stale and replaced) and the labels to merge in.
+   * still stored (else it is stale and replaced).
    */
   private async writeHold(
     ns: string,
@@ -127,12 +134,7 @@ export class Claims {
       await this.writeFresh(ns, digest, request);
       return { wrote: true };
     }
-    if (Object.keys(request.labels).length === 0) return { wrote: false };
-    const record: ContentRecord = { ...existing, labels: { ...existing.labels, ...request.labels }, updatedAt: now().toISOString() };
-    // labels given at commit add to those the blob has: the sum keeps the limits Update keeps
-    validateLabels(record.labels, `content ${digest}`);
-    await this.memberships.write(ns, digest, record);
-    return { wrote: true };
+    return { wrote: false };
   }
 
   private async writeFresh(ns: string, digest: string, request: Pick<ClaimRequest, 'size' | 'labels'>): Promise<void> {
