@@ -96,6 +96,36 @@ describe('Write on S3', () => {
     expect(session.responses.map((r) => r.offset)).toEqual([0, 0, 1000, 3000, 3000]);
   });
 
+  it('answers each WRITE with the digest of the bytes so far where the stream expects none (containerd\'s client takes its Digest() from them)', async () => {
+    const data = randomBlob(3000);
+    const session = new WriteSession(client);
+    await session.send({ action: 'STAT', ref: 'digest-so-far', total: data.length });
+    const first = await session.send({ action: 'WRITE', ref: 'digest-so-far', offset: 0, data: data.subarray(0, 1000) });
+    const second = await session.send({ action: 'WRITE', ref: 'digest-so-far', offset: 1000, data: data.subarray(1000) });
+    session.close();
+    expect(first.digest).toBe(digestOf(data.subarray(0, 1000)));
+    expect(second.digest).toBe(digestOf(data));
+  });
+
+  it('answers a WRITE with no digest where the stream declared the one it expects', async () => {
+    const data = randomBlob(2000);
+    const session = new WriteSession(client);
+    await session.send({ action: 'STAT', ref: 'digest-expected', total: data.length, expected: digestOf(data) });
+    const answer = await session.send({ action: 'WRITE', ref: 'digest-expected', offset: 0, data });
+    session.close();
+    expect(answer.digest).toBe('');
+    expect(answer.offset).toBe(data.length);
+  });
+
+  it('answers STAT and WRITE with the latest total the stream declared, as containerd does', async () => {
+    const data = randomBlob(3000);
+    const session = new WriteSession(client);
+    expect((await session.send({ action: 'STAT', ref: 'latest-total', total: 1000 })).total).toBe(1000);
+    expect((await session.send({ action: 'STAT', ref: 'latest-total', total: data.length })).total).toBe(data.length);
+    expect((await session.send({ action: 'WRITE', ref: 'latest-total', offset: 0, data })).total).toBe(data.length);
+    session.close();
+  });
+
   it('applies the labels sent with COMMIT', async () => {
     const data = randomBlob(100);
     const { digest } = await writeBlob(client, 'labelled', data, { labels: { 'containerd.io/gc.root': 'x', team: 'a' } });
@@ -130,6 +160,20 @@ describe('Write on S3', () => {
     expect(err.details).toContain(digestOf(data));
   });
 
+  it('answers AlreadyExists at COMMIT, labels left as they were, where another stream stored the digest after this one found it absent', async () => {
+    const data = randomBlob(900);
+    const digest = digestOf(data);
+    const late = new WriteSession(client);
+    // the open finds the digest absent, which this stream would otherwise trust for a while
+    await late.send({ action: 'STAT', ref: 'absent-late', total: data.length, expected: digest });
+    await writeBlob(client, 'absent-early', data, { expected: digest, labels: { first: '1' } });
+    await late.send({ action: 'WRITE', ref: 'absent-late', offset: 0, data });
+    const err = await failure(late.send({ action: 'COMMIT', ref: 'absent-late', total: data.length, offset: data.length, expected: digest, labels: { second: '2' } }));
+    expect(err.code).toBe(status.ALREADY_EXISTS);
+    const info = await call<object, { info: { labels: Record<string, string> } }>(client, 'Info', { digest });
+    expect(info.info.labels).toEqual({ first: '1' });
+  });
+
   it('answers Unavailable, naming the ref, while another stream holds it', async () => {
     const first = new WriteSession(client);
     await first.send({ action: 'STAT', ref: 'held-ref', total: 10 });
@@ -140,6 +184,21 @@ describe('Write on S3', () => {
     expect(err.details).toContain('locked');
     first.close();
     await first.ended;
+  });
+
+  it('aborts the ingest of a stream whose client has just closed it, as containerd does on finding the digest stored', async () => {
+    const data = randomBlob(6 * 1024 * 1024);
+    const session = new WriteSession(client);
+    await session.send({ action: 'STAT', ref: 'closed-then-aborted', total: data.length });
+    for (let off = 0; off < data.length; off += 1 << 20) {
+      await session.send({ action: 'WRITE', ref: 'closed-then-aborted', offset: off, data: data.subarray(off, off + (1 << 20)) });
+    }
+    // containerd's writer Close only ends the sending: its Abort follows without waiting for the stream
+    session.close();
+    await call(client, 'Abort', { ref: 'closed-then-aborted' });
+    await session.ended;
+    expect((await failure(call(client, 'Status', { ref: 'closed-then-aborted' }))).code).toBe(status.NOT_FOUND);
+    expect(await listKeys(d.bucket!, 's3cs/v1/ns/test/ingests/closed-then-aborted')).toEqual([]);
   });
 
   it('resumes a disconnected ingest from its current offset with the same ref', async () => {

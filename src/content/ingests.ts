@@ -13,7 +13,7 @@ import { ingestsToLetGo } from './ingest-shares.js';
 import type { IngestRecord, IngestRecords } from './ingest-records.js';
 import type { Memberships } from './memberships.js';
 import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
-import { lockedElsewhere, lockedError, refuseOtherTotal, validateRef } from './refs.js';
+import { lockedElsewhere, lockedError, refuseOtherTotal, untilUnlocked, validateRef } from './refs.js';
 import { SuspendedHash, type SaveableHashes } from './running-hash.js';
 import type { IngestStatus } from './types.js';
 import { Writer, type WriterHost } from './writer.js';
@@ -119,10 +119,11 @@ export class Ingests {
     validateRef(ref);
     const key = ingestKey(ns, ref);
     // an open under way may be taking the recorded ingest up: its record and bytes are its own
-    const busy = this.opening.get(key) ?? this.closing.get(key);
-    if (busy) throw lockedError(ref, busy);
-    const live = this.live.get(key);
-    if (live?.lockedSince) throw lockedError(ref, live.lockedSince);
+    const lockedSince = () => this.opening.get(key) ?? this.closing.get(key) ?? this.live.get(key)?.lockedSince;
+    await untilUnlocked(ref, lockedSince);
+    // checked again in the same turn as the lock is taken: another open may have come meanwhile
+    const since = lockedSince();
+    if (since) throw lockedError(ref, since);
     await this.givingUp(key, () => this.abortUnlocked(ns, ref, key));
   }
 

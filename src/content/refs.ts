@@ -47,3 +47,22 @@ export function lockedElsewhere(ref: string, record: HeldRecord) {
   const host = record.heldBy?.host ? ` on ${JSON.stringify(record.heldBy.host.slice(0, 100))}` : '';
   return new RefLocked(`ref ${JSON.stringify(ref)} locked: a Write stream of another daemon${host} holds it (its hold last renewed at ${record.heldAt})`);
 }
+
+/**
+ * How long an Abort waits for a ref's stream to let go before it answers as locked. containerd,
+ * as a content proxy's client, closes its writer and aborts the ref at once when it finds the
+ * expected digest stored; its close only ends the stream's sending, so the Abort comes while
+ * this daemon is still putting the ingest aside, and a refusal would leave the ingest (and its
+ * upload) until --ingest-expiry.
+ */
+export const ABORT_WAITS_MS = 2_000;
+const LOCK_POLL_MS = 25;
+
+/** Resolves once `lockedSince` says the ref is free; past `waitMs`, throws it locked. */
+export async function untilUnlocked(ref: string, lockedSince: () => Date | undefined, waitMs = ABORT_WAITS_MS): Promise<void> {
+  const deadline = performance.now() + waitMs;
+  for (let since = lockedSince(); since; since = lockedSince()) {
+    if (performance.now() >= deadline) throw lockedError(ref, since);
+    await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+  }
+}
