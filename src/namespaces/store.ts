@@ -28,6 +28,11 @@ interface LabelsDocument {
 
 /** The most namespaces one List gathers (containerd lists them all, unbounded). */
 const MAX_LISTED_NAMESPACES = 10_000;
+/**
+ * The most label bytes (keys and values) one List gathers: each namespace may carry up to 1 MiB
+ * of them, and an answer larger than gRPC's 16 MiB message could not be sent anyway.
+ */
+export const MAX_LISTED_LABEL_BYTES = 8 * 1024 * 1024;
 const LABEL_READS = 16;
 
 /**
@@ -59,7 +64,7 @@ export class NamespaceStore {
   }
 
   /** In name order, filtered by containerd's filter syntax on `name` and `labels.<key>`. */
-  async list(filter: string): Promise<Namespace[]> {
+  async list(filter: string, maxLabelBytes = MAX_LISTED_LABEL_BYTES): Promise<Namespace[]> {
     const matcher = parseFilters(filter === '' ? [] : [filter]);
     const names = new Set<string>();
     const add = (name: string) => {
@@ -81,9 +86,17 @@ export class NamespaceStore {
     for await (const key of this.docs.list(docKeys.namespacesPrefix())) add(key.slice(docKeys.namespacesPrefix().length));
     for await (const name of this.docs.groups(docKeys.allNamespaces())) add(name);
     const sorted = [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    let labelBytes = 0;
     const all = await pMap(
       sorted,
-      async (name): Promise<Namespace> => ({ name, labels: labelled.has(name) ? await this.readLabels(name) : {} }),
+      async (name): Promise<Namespace> => {
+        const labels = labelled.has(name) ? await this.readLabels(name) : {};
+        for (const [key, value] of Object.entries(labels)) labelBytes += key.length + value.length;
+        if (labelBytes > maxLabelBytes) {
+          throw resourceExhausted(`the namespaces' labels come to more than ${maxLabelBytes} bytes, the most one List answers with`);
+        }
+        return { name, labels };
+      },
       { concurrency: LABEL_READS },
     );
     return all.filter((ns) =>

@@ -1,6 +1,11 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { FsBlobStore } from '../../src/blobstore/fs.js';
 import { isStoreError } from '../../src/errors.js';
 import { updatedLabels } from '../../src/namespaces/label-update.js';
+import { NamespaceStore } from '../../src/namespaces/store.js';
 
 const subject = 'namespace "n"';
 
@@ -50,5 +55,30 @@ describe('updatedLabels (a namespace Update)', () => {
     expect(() => updatedLabels({}, { k: 'v'.repeat(4096) }, ['labels.k'], subject)).toThrow(/4097 bytes, more than 4096/);
     const many = Object.fromEntries(Array.from({ length: 257 }, (_, i) => [`k${i}`, 'v']));
     expect(() => updatedLabels({}, many, [], subject)).toThrow(/257 labels, at most 256/);
+  });
+});
+
+describe('NamespaceStore.list over a local directory', () => {
+  const local = { namespacesWithLiveIngests: () => new Set<string>(), forgetNamespace: () => undefined };
+  const labelled = async (store: NamespaceStore, name: string, bytes: number) =>
+    store.create(name, Object.fromEntries(Array.from({ length: bytes / 1000 }, (_, i) => [`k${String(i).padStart(3, '0')}`, 'v'.repeat(996)])));
+
+  it('answers ResourceExhausted, naming the bound, once the labels it gathers pass it', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ns-labels-'));
+    try {
+      const blobs = new FsBlobStore(root);
+      await blobs.init();
+      const store = new NamespaceStore(blobs, local, undefined);
+      for (const name of ['a', 'b', 'c']) await labelled(store, name, 20_000);
+      expect((await store.list('', 60_000)).map((n) => n.name)).toEqual(['a', 'b', 'c']);
+      const err = await store.list('', 50_000).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isStoreError(err, 'resource-exhausted')).toBe(true);
+      expect((err as Error).message).toContain('more than 50000 bytes');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
