@@ -1,5 +1,19 @@
 import { LRUCache } from 'lru-cache';
+import { KeyedTurns } from '../keyed-turns.js';
 import { countBound } from '../lru.js';
+
+/**
+ * Adds waiting for one lease's turn at most, and how long each waits: a pull or an export adds
+ * its layers under one lease a few at a time, and a turn is short unless it recounts.
+ */
+const MAX_QUEUED_ADDS = 256;
+const ADD_WAITS_MS = 60_000;
+/**
+ * A recount that found the lease full stands this long: at the cap every add would otherwise
+ * list the lease's resources again, one add after another, and a burst of them would queue
+ * for minutes (and hold up COMMITs under the lease meanwhile).
+ */
+const FULL_STANDS_MS = 5_000;
 
 /** A place taken for one resource; say how its write ended. */
 export interface Reservation {
@@ -16,23 +30,29 @@ export interface Reservation {
  * adds it misses, and a recount at the cap finds them.
  */
 export class ResourceCounts {
-  private readonly counts = new LRUCache<string, { n: number }>(countBound(10_000));
+  private readonly counts = new LRUCache<string, { n: number; countedAt: number }>(countBound(10_000));
   /** Writes under way per lease; an entry lives as long as one of its adds. */
   private readonly writing = new Map<string, number>();
-  /** The tail of each lease's turns; an entry lives as long as an add waits or runs. */
-  private readonly turns = new Map<string, Promise<unknown>>();
+  /** Each lease's turns; a lease with no add waiting or running takes no memory. */
+  private readonly turns: KeyedTurns;
 
-  constructor(private readonly limit: number) {}
+  constructor(
+    private readonly limit: number,
+    maxQueued = MAX_QUEUED_ADDS,
+  ) {
+    this.turns = new KeyedTurns(maxQueued, ADD_WAITS_MS);
+  }
 
   /**
    * A place for one more resource of the lease `key`, or undefined when it holds `limit` already.
    * `list` counts what the bucket holds (it may stop past the limit).
    */
-  reserve(key: string, list: () => Promise<number>): Promise<Reservation | undefined> {
-    return this.inTurn(key, async () => {
+  reserve(key: string, list: () => Promise<number>, signal?: AbortSignal): Promise<Reservation | undefined> {
+    return this.turns.run(key, `lease ${JSON.stringify(key.slice(key.indexOf('\0') + 1))}`, async () => {
       let count = this.counts.get(key) ?? (await this.recount(key, list));
-      // the count here includes re-adds and misses other daemons' adds: count for real
-      if (count.n >= this.limit) count = await this.recount(key, list);
+      // the count here includes re-adds and misses other daemons' adds: count for real, unless
+      // a recount found it full moments ago
+      if (count.n >= this.limit && performance.now() - count.countedAt >= FULL_STANDS_MS) count = await this.recount(key, list);
       if (count.n >= this.limit) return undefined;
       count.n++;
       this.writing.set(key, (this.writing.get(key) ?? 0) + 1);
@@ -48,7 +68,7 @@ export class ResourceCounts {
         if (!stored && current) current.n = Math.max(0, current.n - 1);
       };
       return { written: () => settle(true), failed: () => settle(false) };
-    });
+    }, signal);
   }
 
   /** Forgets the lease's count, after resources went. */
@@ -56,23 +76,11 @@ export class ResourceCounts {
     this.counts.delete(key);
   }
 
-  private async recount(key: string, list: () => Promise<number>): Promise<{ n: number }> {
+  private async recount(key: string, list: () => Promise<number>): Promise<{ n: number; countedAt: number }> {
     // writes under way now may land before or after the listing passes them: count them anyway
     const underWay = this.writing.get(key) ?? 0;
-    const count = { n: (await list()) + underWay };
+    const count = { n: (await list()) + underWay, countedAt: performance.now() };
     this.counts.set(key, count);
     return count;
-  }
-
-  private async inTurn<T>(key: string, run: () => Promise<T>): Promise<T> {
-    const previous = this.turns.get(key) ?? Promise.resolve();
-    const mine = previous.then(run, run);
-    const tail = mine.catch(() => undefined);
-    this.turns.set(key, tail);
-    try {
-      return await mine;
-    } finally {
-      if (this.turns.get(key) === tail) this.turns.delete(key);
-    }
   }
 }
