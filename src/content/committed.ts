@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { BlobStat, BlobStore, Cancellation, ReadSource } from '../blobstore/types.js';
 import { parseDigest } from '../digest.js';
 import { failedPrecondition, invalidArgument, notFound, outOfRange } from '../errors.js';
@@ -10,6 +11,11 @@ import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import type { ContentInfo, References } from './types.js';
 import { Instant, now } from '../clock.js';
 import { KeyedTurns } from '../keyed-turns.js';
+import { countBound } from '../lru.js';
+
+/** How long a yes of References.neededOutside stands: as long as other cached answers here. */
+const NEEDED_OUTSIDE_MS = 30_000;
+const NEEDED_OUTSIDE_DIGESTS = 10_000;
 
 /** Namespaces that see the store otherwise than by their holds (see ContentStoreOptions). */
 export interface NamespaceViews {
@@ -35,6 +41,20 @@ export class CommittedContent {
   private readonly updates = new KeyedTurns(64);
   private readonly bucketNamespace: string | undefined;
   private readonly heldOnlyNamespace: string | undefined;
+  /**
+   * Blobs something outside a namespace that deleted its hold was found to need, by digest, with
+   * the namespaces that asked: `ctr content get` makes a Read call per 32 KiB, and each asked
+   * the bucket again (a listing of the namespaces, and their holds of it). A no is not kept: a
+   * client told NotFound stops reading, and a hold this daemon writes next must show at once.
+   * A Delete here drops the digest's entry, so only a change made through another daemon (or a
+   * lease or cache record's end) can take up to the 30 s to show, as for labels and holds.
+   */
+  private readonly neededOutsideKnown = new LRUCache<string, ReadonlySet<string>>({
+    ...countBound(NEEDED_OUTSIDE_DIGESTS),
+    ttl: NEEDED_OUTSIDE_MS,
+    // a namespace asking later does not prolong the others' yes
+    noUpdateTTL: true,
+  });
 
   constructor(
     private readonly blobs: BlobStore,
@@ -79,20 +99,30 @@ export class CommittedContent {
       ns === this.bucketNamespace ? false : this.memberships.wasDeleted(ns, digest),
     ]);
     const record = held ?? (deleted && !needRecord ? await this.memberships.read(ns, digest) : undefined);
-    if (!stat || (deleted && !record && !(await this.references.neededOutside(ns, digest)))) {
+    if (!stat || (deleted && !record && !(await this.neededOutside(ns, digest)))) {
       throw notFound(`content ${digest}: not found`);
     }
     return { stat, record };
   }
 
+  private async neededOutside(ns: string, digest: string): Promise<boolean> {
+    if (this.neededOutsideKnown.get(digest)?.has(ns)) return true;
+    const needed = await this.references.neededOutside(ns, digest);
+    if (needed) this.neededOutsideKnown.set(digest, new Set([...(this.neededOutsideKnown.get(digest) ?? []), ns]));
+    return needed;
+  }
+
   /**
    * What lookup would find for a Read, when the caches know all of it: the blob stored, and the
-   * namespace known not to have deleted it. `ctr content get` makes a Read call per 32 KiB, and
-   * the promises of a lookup answered from caches were a good part of each call's garbage.
+   * namespace known not to have deleted it, or the bytes known to be needed outside it.
+   * `ctr content get` makes a Read call per 32 KiB, and the promises of a lookup answered from
+   * caches were a good part of each call's garbage.
    */
   private knownReadable(ns: string, digest: string): BlobStat | undefined {
     if (ns === this.heldOnlyNamespace) return undefined;
-    if (ns !== this.bucketNamespace && this.memberships.knownDeleted(ns, digest) !== false) return undefined;
+    if (ns !== this.bucketNamespace && this.memberships.knownDeleted(ns, digest) !== false && !this.neededOutsideKnown.get(digest)?.has(ns)) {
+      return undefined;
+    }
     return this.blobs.knownBlob?.(digest);
   }
 
@@ -176,6 +206,8 @@ export class CommittedContent {
       // outdated. No deletion mark: without a hold, this namespace sees nothing anyway.
       if (!(await this.memberships.read(ns, d, { fresh: true }))) throw notFound(`content ${d}: not found`);
       await this.memberships.remove(ns, d);
+      // the hold gone may be what other namespaces that deleted theirs were reading by
+      this.neededOutsideKnown.delete(d);
       return;
     }
     const record = await this.memberships.read(ns, d);
@@ -183,6 +215,7 @@ export class CommittedContent {
     // The deletion mark first: once the hold is gone, Info here must not find the bytes.
     await this.memberships.markDeleted(ns, d);
     await this.memberships.remove(ns, d);
+    this.neededOutsideKnown.delete(d);
   }
 
   /**

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import pMap from 'p-map';
 import type { BlobStat } from '../blobstore/types.js';
 import { labelsLength, type Labels } from '../labels.js';
 import { docKeys, type Documents } from '../metadata/documents.js';
@@ -18,6 +19,8 @@ export interface ContentRecord {
 const RECORD_CACHE_MS = 30_000;
 const RECORD_CACHE_BYTES = 32 * 1024 * 1024;
 const MAX_KNOWN_NAMESPACES = 10_000;
+/** Other namespaces' holds heldElsewhere reads at once. */
+const HOLD_READS_AT_ONCE = 8;
 
 /**
  * Which namespaces hold which blobs, with their labels: the membership records in the bucket's
@@ -140,12 +143,27 @@ export class Memberships {
     for (const key of [...this.deletions.keys()]) if (key.startsWith(scope)) this.deletions.delete(key);
   }
 
+  /**
+   * Whether a namespace other than `ns` holds the blob, read from the bucket (the holds this
+   * process has cached are its own daemon's view only). The reads go side by side, a few at a
+   * time: one after another, a bucket of many namespaces made each such answer take one round
+   * trip a namespace. The first hold found answers; reads already sent are left to finish.
+   */
   async heldElsewhere(ns: string, digest: string): Promise<boolean> {
-    for await (const other of this.namespaces()) {
-      if (other === ns) continue;
-      if ((await this.docs.read(docKeys.content(other, digest))) !== undefined) return true;
+    const found = new AbortController();
+    try {
+      await pMap(
+        this.namespaces(),
+        async (other) => {
+          if (other !== ns && (await this.docs.read(docKeys.content(other, digest))) !== undefined) found.abort();
+        },
+        { concurrency: HOLD_READS_AT_ONCE, signal: found.signal },
+      );
+    } catch (err) {
+      // a read failing beside the one that found a hold does not change the answer
+      if (!found.signal.aborted) throw err;
     }
-    return false;
+    return found.signal.aborted;
   }
 }
 
