@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { spaceFor, TierIndex, type TierEntry } from '../../src/blobstore/tier/lru.js';
 
 const KiB = 1024;
+const MiB = 1024 * KiB;
 const entry = (digest: string, size: number): TierEntry => ({ digest, size, confirmedAt: 0, markedAt: 0 });
 const digests = (index: TierIndex) => [...index.all()].map((e) => e.digest);
 
@@ -90,6 +91,15 @@ describe('the read tier index', () => {
     index.add(entry('b', 10));
     expect(index.add(entry('c', 10)).map((e) => e.digest)).toEqual(['a']);
     expect(digests(index)).toEqual(['b', 'c']);
+  });
+
+  it('refuses a blob found at start larger than the whole tier, keeping the blobs that fit', () => {
+    const index = new TierIndex(4 * MiB, 100);
+    expect(index.add(entry('a', MiB))).toEqual([]);
+    expect(index.add(entry('b', 5 * MiB)).map((e) => e.digest)).toEqual(['b']);
+    expect(index.add(entry('c', MiB))).toEqual([]);
+    expect(digests(index)).toEqual(['a', 'c']);
+    expect(index.bytes).toBe(2 * MiB);
   });
 
   it('evicts down to the size when blobs found at start exceed it (the size was lowered)', () => {

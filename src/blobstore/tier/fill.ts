@@ -28,11 +28,6 @@ export class Fill {
   carrier = 0;
   /** Its bytes are all taken and it is being verified and kept. */
   finishing = false;
-  /**
-   * When its first read began: S3's answer to that read is what says the blob exists, and a
-   * fill carried on by Reads a few seconds apart can take minutes.
-   */
-  readonly startedAt = Date.now();
   private readonly hash: Hash;
   private readonly algorithm: string;
   private readonly file: WriteStream;
@@ -47,6 +42,11 @@ export class Fill {
      * are written: kept blobs are evicted in step with what the fill writes.
      */
     private readonly room: (from: number, to: number) => Promise<void>,
+    /**
+     * When its first read began, on the tier's monotonic clock: S3's answer to that read is what
+     * says the blob exists, and a fill carried on by Reads a few seconds apart can take minutes.
+     */
+    readonly startedAt: number,
   ) {
     this.algorithm = parseDigest(digest).algorithm;
     this.hash = newHasher(this.algorithm);

@@ -20,6 +20,8 @@ export interface FillsOptions {
   keep(fill: Fill): Promise<boolean>;
   /** How each fill ended, for the log. */
   ended(fill: Fill, outcome: FillOutcome): void;
+  /** The tier's monotonic clock, which times S3's word that a blob exists. */
+  now?(): number;
 }
 
 /**
@@ -58,7 +60,8 @@ export class Fills {
       return waiting;
     }
     if (offset !== 0 || this.fills.size >= this.options.max || !this.options.admit(size)) return undefined;
-    const fill = new Fill(digest, size, this.options.tempPath(), (from, to) => this.options.grow(from, to));
+    const startedAt = this.options.now?.() ?? performance.now();
+    const fill = new Fill(digest, size, this.options.tempPath(), (from, to) => this.options.grow(from, to), startedAt);
     fill.busy = true;
     fill.carrier = ++this.claims;
     this.fills.set(digest, fill);

@@ -8,7 +8,7 @@ import { parseDigest } from '../../digest.js';
  *
  *   blobs/<algorithm>/<hex>   complete blobs, each verified against its digest when written
  *   tmp/<uuid>                fills under way; none survives a restart
- *   owner                     the process id of the daemon using the directory
+ *   owner                     the daemon using the directory, renewed while it does (owner.ts)
  */
 export class TierLayout {
   readonly blobs: string;

@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import pMap from 'p-map';
 import { isValidDigest } from '../../digest.js';
@@ -48,36 +48,4 @@ export async function loadTier(layout: TierLayout): Promise<FoundBlob[]> {
   return found.filter((b): b is FoundBlob => b !== undefined).sort((a, b) => a.usedAt - b.usedAt);
 }
 
-/** Directories claimed by a tier of this process (tests run several daemons in one). */
-const claimedHere = new Set<string>();
-
-/**
- * One daemon per directory: two would each count only their own fills against the limit and
- * remove each other's under tmp/. A process id is a weak lock (it may be reused, and another
- * container's process is invisible), but it catches the common mistake of two daemons on one
- * host given the same --cache-dir, and a crash leaves nothing that needs clearing by hand.
- */
-export async function claimTier(layout: TierLayout): Promise<() => Promise<void>> {
-  await mkdir(layout.dir, { recursive: true });
-  if (claimedHere.has(layout.dir)) throw new Error('in use by another daemon in this process');
-  const owner = Number.parseInt(await readFile(layout.owner, 'utf8').catch(() => ''), 10);
-  if (Number.isSafeInteger(owner) && owner !== process.pid && alive(owner)) {
-    throw new Error(`in use by process ${owner} (see ${layout.owner}); give each daemon its own directory`);
-  }
-  await writeFile(layout.owner, `${process.pid}\n`);
-  claimedHere.add(layout.dir);
-  return async () => {
-    claimedHere.delete(layout.dir);
-    await unlink(layout.owner).catch(() => undefined);
-  };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists, owned by someone else
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export { claimTier } from './owner.js';

@@ -16,7 +16,10 @@ export function spaceFor(size: number): number {
 export interface TierEntry {
   readonly digest: string;
   readonly size: number;
-  /** When S3 last said the blob exists (epoch ms); 0 when not since this process started. */
+  /**
+   * When S3 last said the blob exists, on the tier's monotonic clock; -Infinity when not since
+   * this process started (a blob found at start), which no clock reading can make recent.
+   */
   confirmedAt: number;
   /** When the file's mtime was last set to mark a use, so the order survives a restart. */
   markedAt: number;
@@ -115,12 +118,15 @@ export class TierIndex {
 
   /**
    * Records a blob on disk as the most recently used; a complete fill's (`fill`) space turns
-   * into the blob's. Returns the entries evicted to stay within both limits, which may include
-   * the new one when it alone does not fit (only possible for one found at start).
+   * into the blob's. Returns the entries evicted to stay within both limits, or the new one alone,
+   * refused, when it could not fit even with every other kept blob gone (only possible for one
+   * found at start, the limit lowered since): evicting others for it would only lose them too.
    */
   add(entry: TierEntry, fill?: { written: number }): TierEntry[] {
     if (fill) this.release(entry.size, fill.written);
+    // a refused blob's file goes, and with it whatever this index kept under its path
     this.remove(entry.digest);
+    if (spaceFor(entry.size) > this.maxBytes - this.filling) return [entry];
     this.entries.set(entry.digest, entry);
     this.used += spaceFor(entry.size);
     const evicted: TierEntry[] = [];

@@ -40,7 +40,7 @@ export class OpenFiles {
       let got = 0;
       while (got < length) {
         const n = await readAt(fd, piece, got, length - got, position + got);
-        if (n === 0) throw new Error(`${path}: ends before ${position + length}`);
+        if (n === 0) throw new FileEndsShort(`${path}: ends before ${position + length}`);
         got += n;
       }
       return piece;
@@ -98,6 +98,21 @@ export class OpenFiles {
       if (handle.users === 0 && handle.lastUsed < before) this.forget(path);
     }
   }
+}
+
+/** The file has fewer bytes than its blob: cut short, by hand or by a crash of the disk. */
+class FileEndsShort extends Error {}
+
+/** Failures that say the file itself is gone or damaged, rather than that it cannot be read just now. */
+const LOST_CODES = new Set(['ENOENT', 'EIO']);
+
+/**
+ * Whether a failed read says the kept file is of no more use. Others pass (EMFILE while every
+ * descriptor is taken, EAGAIN, ENOMEM): evicting a verified blob for them would cost a refill
+ * from S3 for nothing.
+ */
+export function fileLost(err: unknown): boolean {
+  return err instanceof FileEndsShort || LOST_CODES.has((err as NodeJS.ErrnoException | null | undefined)?.code ?? '');
 }
 
 function shut(handle: Handle): void {

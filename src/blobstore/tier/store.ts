@@ -28,7 +28,7 @@ import { Fills, type FillOutcome } from './fills.js';
 import { TierLayout } from './layout.js';
 import { claimTier, loadTier } from './load.js';
 import { TierIndex, type TierEntry } from './lru.js';
-import { OpenFiles } from './open-files.js';
+import { fileLost, OpenFiles } from './open-files.js';
 import { ReadWindows } from './read-windows.js';
 
 export interface ReadTierOptions {
@@ -44,6 +44,11 @@ export interface ReadTierOptions {
    */
   readonly confirmMs?: number;
   readonly logger?: Logger;
+  /**
+   * @internal milliseconds on a monotonic clock (tests move it): a wall clock stepped back would
+   * trust S3's word for the period plus the step
+   */
+  readonly now?: () => number;
 }
 
 const CONFIRM_MS = 30_000;
@@ -79,6 +84,13 @@ export class ReadTier implements BlobStore {
   private readonly windows = new ReadWindows(READ_WINDOWS, 1 << 20);
   private readonly pieces = new PieceBudget(READ_PIECES_BYTES);
   private readonly confirmMs: number;
+  private readonly now: () => number;
+  /**
+   * The HEAD under way for each entry whose word from S3 ran out: the Reads that find it so
+   * meanwhile wait on that one rather than each sending its own (a hot blob read by every stream
+   * at once would send up to --max-streams of them).
+   */
+  private readonly confirming = new Map<TierEntry, Promise<BlobStat | undefined>>();
   private lastWarning = 0;
 
   private constructor(
@@ -88,12 +100,15 @@ export class ReadTier implements BlobStore {
     private readonly unclaim: () => Promise<void>,
     private readonly logger: Logger | undefined,
     confirmMs: number,
+    now: () => number,
   ) {
     this.location = `${inner.location}, read tier ${layout.dir}`;
     this.remote = inner.remote;
     this.index = new TierIndex(maxBytes, MAX_ENTRIES);
     this.confirmMs = confirmMs;
+    this.now = now;
     this.fills = new Fills({
+      now,
       max: MAX_FILLS,
       idleMs: FILL_IDLE_MS,
       tempPath: () => layout.tempPath(),
@@ -111,13 +126,18 @@ export class ReadTier implements BlobStore {
   /** Claims the directory, removes unfinished fills and indexes the blobs a previous run kept. */
   static async open(inner: BlobStore, options: ReadTierOptions): Promise<ReadTier> {
     const layout = new TierLayout(options.dir);
-    const unclaim = await claimTier(layout);
+    const unclaim = await claimTier(layout, {
+      waiting: (owner) => options.logger?.warn({ dir: layout.dir, owner }, 'read tier directory held by another daemon: waiting for its hold to lapse (50 s at most)'),
+    });
     try {
-      const tier = new ReadTier(inner, layout, options.maxBytes, unclaim, options.logger, options.confirmMs ?? CONFIRM_MS);
+      const now = options.now ?? (() => performance.now());
+      const tier = new ReadTier(inner, layout, options.maxBytes, unclaim, options.logger, options.confirmMs ?? CONFIRM_MS, now);
       const found = await loadTier(layout);
       for (const blob of found) {
-        const entry = { digest: blob.digest, size: blob.size, confirmedAt: 0, markedAt: blob.usedAt };
-        // past the limit (it may have been lowered since), the least recently used go
+        // S3 may have lost the blob while the daemon was down: asked before it is first served
+        const entry = { digest: blob.digest, size: blob.size, confirmedAt: -Infinity, markedAt: blob.usedAt };
+        // past the limit (it may have been lowered since), the least recently used go, and one
+        // larger than the limit alone
         await tier.removeFiles(tier.index.add(entry));
       }
       options.logger?.info({ dir: layout.dir, blobs: tier.index.count, bytes: tier.index.bytes }, 'read tier loaded');
@@ -142,8 +162,11 @@ export class ReadTier implements BlobStore {
       countLookup('tier', true);
       this.markUse(entry);
       return readFromDisk(this.files, this.windows, this.pieces, this.pathOf(entry), offset, length, options.size, (position, err) => {
-        this.logger?.debug({ digest, position, err }, 'read tier: file unreadable, reading the rest from S3');
-        this.evict(entry);
+        const lost = fileLost(err);
+        this.logger?.debug({ digest, position, err, evicted: lost }, 'read tier: file unreadable, reading the rest from S3');
+        // a verified blob is kept through what passes (out of descriptors, EAGAIN): this Read
+        // alone goes to S3, and the next one tries the file again
+        if (lost) this.evict(entry);
         return this.inner.readBlob(digest, position, offset + length - position, options);
       });
     }
@@ -161,7 +184,7 @@ export class ReadTier implements BlobStore {
 
   /** S3 said recently that the kept file's blob, of `size`, exists: asked first, and without a promise (Reads of 32 KiB come by the thousand). */
   private confirmed(entry: TierEntry, size: number): boolean {
-    return entry.size === size && Date.now() - entry.confirmedAt <= this.confirmMs;
+    return entry.size === size && this.now() - entry.confirmedAt <= this.confirmMs;
   }
 
   /** The kept file's path, worked out once an entry: every Read from the tier needs it. */
@@ -175,15 +198,30 @@ export class ReadTier implements BlobStore {
    */
   private async stillStored(entry: TierEntry, size: number): Promise<boolean> {
     if (this.confirmed(entry, size)) return true;
-    const stat = entry.size === size ? await this.inner.statBlob(entry.digest, { fresh: true }) : undefined;
-    if (stat?.size === size) {
-      entry.confirmedAt = Date.now();
-      return true;
-    }
+    const stat = entry.size === size ? await this.confirm(entry) : undefined;
+    if (stat?.size === size) return true;
     this.evict(entry);
     // gone from S3: NotFound, as its GET would have been; another size: not this file's blob
     if (entry.size === size && !stat) throw notFound(`content ${entry.digest}: not found`);
     return false;
+  }
+
+  /** S3's answer to a HEAD of the entry's blob: the one under way, or a new one. */
+  private confirm(entry: TierEntry): Promise<BlobStat | undefined> {
+    const pending = this.confirming.get(entry);
+    if (pending) return pending;
+    // S3's yes holds as of some moment between the HEAD's sending and its answer: counted from
+    // the sending, the earlier, as a fill's word is counted from the read that began it
+    const askedAt = this.now();
+    const asking = this.inner.statBlob(entry.digest, { fresh: true }).then((stat) => {
+      if (stat?.size === entry.size) entry.confirmedAt = Math.max(entry.confirmedAt, askedAt);
+      return stat;
+    });
+    this.confirming.set(entry, asking);
+    // forgotten however it ends: after a failure the next Read asks again
+    const forget = () => void this.confirming.delete(entry);
+    asking.then(forget, forget);
+    return asking;
   }
 
   private markUse(entry: TierEntry): void {

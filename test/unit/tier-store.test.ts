@@ -1,0 +1,183 @@
+import { existsSync, mkdirSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { TierLayout } from '../../src/blobstore/tier/layout.js';
+import { ReadTier } from '../../src/blobstore/tier/store.js';
+import type { BlobStat, BlobStore, ReadSource } from '../../src/blobstore/types.js';
+import { digestOf } from '../../src/digest.js';
+import { randomBlob, tempDir } from '../support/harness.js';
+
+/** Error codes the next opens of a file for reading fail with, one each, as a busy system would. */
+const failOpens = vi.hoisted(() => ({ codes: [] as string[] }));
+
+vi.mock('node:fs', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs')>();
+  const open = (...args: unknown[]): void => {
+    const code = failOpens.codes.shift();
+    if (!code) return (fs.open as (...a: unknown[]) => void)(...args);
+    const callback = args[args.length - 1] as (err: NodeJS.ErrnoException) => void;
+    process.nextTick(() => callback(Object.assign(new Error(`${code}: injected`), { code })));
+  };
+  return { ...fs, open };
+});
+
+const MiB = 1024 * 1024;
+
+async function drain(source: ReadSource | Promise<ReadSource>): Promise<Buffer> {
+  const pieces: Buffer[] = [];
+  for await (const piece of await source) pieces.push(piece);
+  return Buffer.concat(pieces);
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A tier whose directory a previous run left holding one blob, in front of a stand-in for S3
+ * that counts its HEADs (`stat`, each taking `statMs`) and GETs, on a clock the test moves.
+ */
+async function tierWithKeptBlob(options: { statMs?: number; stat?: () => Promise<BlobStat | undefined> } = {}) {
+  const data = randomBlob(64 * 1024);
+  const digest = digestOf(data);
+  const layout = new TierLayout(tempDir('s3cs-tier-'));
+  const path = layout.blobPath(digest);
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, data);
+  const counts = { stats: 0, gets: 0 };
+  const clock = { now: 1_000 };
+  const inner = {
+    location: 'stand-in',
+    remote: true,
+    async statBlob(): Promise<BlobStat | undefined> {
+      counts.stats++;
+      await pause(options.statMs ?? 0);
+      return options.stat ? options.stat() : { size: data.length, lastModified: new Date() };
+    },
+    async readBlob(_digest: string, offset: number, length: number): Promise<ReadSource> {
+      counts.gets++;
+      return [data.subarray(offset, offset + length)];
+    },
+    usage: () => ({ uploadBuffer: { inUse: 0, limit: 0 }, readAhead: { inUse: 0, limit: 0 } }),
+    async close() {},
+  };
+  const tier = await ReadTier.open(inner as unknown as BlobStore, { dir: layout.dir, maxBytes: 64 * MiB, confirmMs: 30_000, now: () => clock.now });
+  const read = () => drain(tier.readBlob(digest, 0, data.length, { size: data.length }));
+  return { tier, data, path, counts, clock, read };
+}
+
+describe('the read tier asking S3 whether a kept blob still exists', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+    failOpens.codes = [];
+  });
+
+  it('sends one HEAD for all the Reads that find S3\'s word too old while it is out', async () => {
+    const { tier, data, counts, clock, read } = await tierWithKeptBlob({ statMs: 100 });
+    try {
+      // found at start: never confirmed by this process
+      const first = await Promise.all(Array.from({ length: 50 }, read));
+      expect(first.every((b) => b.equals(data))).toBe(true);
+      expect(counts.stats).toBe(1);
+      clock.now += 30_001;
+      const again = await Promise.all(Array.from({ length: 50 }, read));
+      expect(again.every((b) => b.equals(data))).toBe(true);
+      expect(counts.stats).toBe(2);
+      expect(counts.gets).toBe(0);
+    } finally {
+      await tier.close();
+    }
+  });
+
+  it('asks again at the next Read when the shared HEAD fails', async () => {
+    let fail = true;
+    const { tier, data, counts, read } = await tierWithKeptBlob({
+      statMs: 50,
+      stat: async () => {
+        if (fail) throw new Error('S3 unreachable');
+        return { size: data.length, lastModified: new Date() };
+      },
+    });
+    try {
+      const failed = await Promise.allSettled(Array.from({ length: 10 }, read));
+      expect(failed.map((r) => r.status)).toEqual(Array(10).fill('rejected'));
+      expect(counts.stats).toBe(1);
+      fail = false;
+      expect((await read()).equals(data)).toBe(true);
+      expect(counts.stats).toBe(2);
+    } finally {
+      await tier.close();
+    }
+  });
+
+  it('times S3\'s word on the monotonic clock: a wall clock stepped back does not stretch it', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const { tier, counts, clock, read } = await tierWithKeptBlob();
+    try {
+      await read();
+      expect(counts.stats).toBe(1);
+      clock.now += 10_000;
+      await read();
+      expect(counts.stats).toBe(1);
+      clock.now += 20_001;
+      vi.setSystemTime(Date.now() - 3_600_000);
+      await read();
+      expect(counts.stats).toBe(2);
+    } finally {
+      await tier.close();
+    }
+  });
+
+  it('asks S3 before first serving a blob found at start, however early the monotonic clock reads', async () => {
+    const { tier, path, counts, clock, read } = await tierWithKeptBlob({ stat: async () => undefined });
+    clock.now = 0;
+    try {
+      await expect(read()).rejects.toThrow('not found');
+      expect(counts.stats).toBe(1);
+      await vi.waitFor(() => expect(existsSync(path)).toBe(false));
+    } finally {
+      await tier.close();
+    }
+  });
+});
+
+describe('the read tier when a kept file cannot be read', () => {
+  afterEach(() => {
+    failOpens.codes = [];
+  });
+
+  it('keeps the blob when its open fails for want of descriptors, serving that Read from S3', async () => {
+    const { tier, data, path, counts, read } = await tierWithKeptBlob();
+    try {
+      failOpens.codes = ['EMFILE'];
+      expect((await read()).equals(data)).toBe(true);
+      expect(counts.gets).toBe(1);
+      await pause(50);
+      expect(existsSync(path)).toBe(true);
+      expect(tier.usage().tier!.inUse).toBeGreaterThan(0);
+      // the next Read finds the file again
+      expect((await read()).equals(data)).toBe(true);
+      expect(counts.gets).toBe(1);
+    } finally {
+      await tier.close();
+    }
+  });
+
+  const damage: Record<string, (path: string) => void> = {
+    'removed by hand': (path) => unlinkSync(path),
+    'cut short': (path) => truncateSync(path, 100),
+    'unreadable (EIO)': () => void (failOpens.codes = ['EIO']),
+  };
+  for (const [how, damageFile] of Object.entries(damage)) {
+    it(`drops the blob when its file is ${how}, serving that Read from S3`, async () => {
+      const { tier, data, path, counts, read } = await tierWithKeptBlob();
+      try {
+        damageFile(path);
+        expect((await read()).equals(data)).toBe(true);
+        expect(counts.gets).toBe(1);
+        expect(tier.usage().tier!.inUse).toBe(0);
+        await vi.waitFor(() => expect(existsSync(path)).toBe(false));
+      } finally {
+        await tier.close();
+      }
+    });
+  }
+});
