@@ -38,19 +38,28 @@ export async function smallCases(p) {
     trips: { what: 'one ingest of a new blob', daemon: daemonOne.counts, later: daemonOne.later, raw: rawOne.counts, aloneMs: { daemon: daemonOne.ms, raw: rawOne.ms } },
   });
 
-  log('Info, second pass');
+  log('Info, first and second pass');
   const known = held.slice(0, n);
   const info = (k) => unary(d.client, 'Info', { digest: known[k] });
   const head = (k) => p.raw.send(new HeadObjectCommand({ Bucket: p.raw.bucket, Key: `blobs/${known[k]}` }));
-  await pool(known.length, 16, info);
-  const dir = [], rir = [];
+  // Each timed second pass follows its own first pass: the daemon keeps what it read of a hold
+  // for 30 s, so after a raw run (or a first pass that took longer) the blobs read first would
+  // have to be read from the bucket again, and the row would time a first pass.
+  const first = [], dir = [], rir = [];
   for (let i = 0; i < RUNS; i++) {
+    first.push(await timed(() => pool(known.length, 16, info)));
+    if (first[i].ms > 25_000) log(`    the first pass took ${(first[i].ms / 1000).toFixed(1)} s: blobs read at its start may be read again in the second`);
     dir.push(await timed(() => pool(known.length, 16, info)));
     rir.push(await timed(() => pool(known.length, 16, head)));
   }
+  const fi = first.map((r) => known.length / (r.ms / 1000));
   const daemonInfo = await daemonAlone(d, () => info(0));
   const rawHead = await rawAlone(p.raw, () => head(0));
   const di = dir.map((r) => known.length / (r.ms / 1000)), ri = rir.map((r) => known.length / (r.ms / 1000));
+  p.row({
+    name: `${known.length} Info on held blobs, first pass (read from the bucket), at concurrency 16 vs HeadObject`, unit: 'ops/s', daemon: median(fi), raw: median(ri),
+    target: 'reported', cpu: { daemon: first, raw: rir },
+  });
   p.row({
     name: `${known.length} Info on held blobs (second pass) at concurrency 16 vs HeadObject`, unit: 'ops/s', daemon: median(di), raw: median(ri),
     target: '>= 5x', met: median(di) >= 5 * median(ri), cpu: { daemon: dir, raw: rir },
