@@ -13,10 +13,13 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { StoreError } from '../../errors.js';
 import { isMissing, meansUnreachable, translate, type BucketPlace } from './errors.js';
 import { countRequests } from './metrics.js';
+import { requestsTakeSlots, SocketSlots } from './socket-slots.js';
 import type { S3StoreOptions } from './options.js';
 
 /** Sockets of one client; blob reads get a client (and sockets) of their own. */
 const MAX_SOCKETS = 128;
+/** How long a request of the default client waits for one of its sockets (see SocketSlots). */
+const SOCKET_WAIT_MS = 120_000;
 /** Sockets of the client for blob reads (see READ_SLOTS in store.ts, which keeps below it). */
 export const READ_SOCKETS = MAX_SOCKETS;
 /**
@@ -78,6 +81,9 @@ export function createS3Client(options: S3StoreOptions, use: 'reads' | 'default'
   });
   countRequests(client);
   if (!options.signPayloads) skipPayloadHashOverTls(client);
+  // Reads hold their socket while a body streams out long after its headers; ReadSlots keeps
+  // them below their client's sockets (store.ts).
+  if (use === 'default') requestsTakeSlots(client, new SocketSlots(MAX_SOCKETS, SOCKET_WAIT_MS));
   return client;
 }
 

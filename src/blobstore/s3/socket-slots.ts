@@ -1,0 +1,69 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import { unavailable } from '../../errors.js';
+import { TimedWaiters } from '../../timed-waiters.js';
+
+/**
+ * Requests one S3 client has on the wire at once, at most as many as its agent has sockets;
+ * the others wait here, first come first served. Waiting in the agent's own queue instead, a
+ * request counts against the SDK's connection timeout (10 s) from the moment it is sent: a
+ * burst of calls, or parts of many large ingests on a slow link, left requests queued past it,
+ * and their TimeoutError read as S3 not answering (health NOT_SERVING, commits refused).
+ * Waiting here is bounded too, and its failure names the cause.
+ */
+export class SocketSlots {
+  private busy = 0;
+  private readonly waiting = new TimedWaiters<undefined>();
+
+  constructor(
+    readonly max: number,
+    private readonly waitMs: number,
+  ) {}
+
+  get inUse(): number {
+    return this.busy;
+  }
+
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  /** A slot for one request; call the function returned once it has its answer (once only). */
+  async take(): Promise<() => void> {
+    if (this.busy < this.max && this.waiting.length === 0) {
+      this.busy++;
+    } else {
+      await this.waiting.wait(
+        undefined,
+        this.waitMs,
+        () => unavailable(`S3: ${this.max} requests on their way and ${this.waiting.length} more waiting for over ${this.waitMs / 1000}s; retry later`),
+        { unref: true },
+      );
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      // a slot given up is handed on as it is, or goes
+      if (!this.waiting.grantFirst()) this.busy--;
+    };
+  }
+}
+
+/**
+ * Makes every attempt of every request of `client` take a slot (inside the SDK's retries, so a
+ * retry waits its turn again). The slot goes once the response's headers are in: bodies read
+ * later (the daemon's small documents) hold their socket a moment longer.
+ */
+export function requestsTakeSlots(client: S3Client, slots: SocketSlots): void {
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const release = await slots.take();
+      try {
+        return await next(args);
+      } finally {
+        release();
+      }
+    },
+    { step: 'finalizeRequest', priority: 'low', name: 's3csSocketSlots' },
+  );
+}
