@@ -1,6 +1,7 @@
 import { createServer, Agent, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { Readable } from 'node:stream';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestsTakeSlots, SocketSlots } from '../../src/blobstore/s3/socket-slots.js';
@@ -48,7 +49,7 @@ describe('an S3 client whose requests outnumber its sockets', () => {
   beforeAll(async () => {
     server = createServer((req, res) => {
       req.resume();
-      req.on('end', () => setTimeout(() => res.writeHead(200, { ETag: '"e"' }).end(), 400));
+      req.on('end', () => setTimeout(() => res.writeHead(200, { ETag: '"e"', 'Content-Length': req.method === 'GET' ? '1048576' : '0' }).end(req.method === 'GET' ? Buffer.alloc(1 << 20) : undefined), req.method === 'GET' ? 0 : 400));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -74,6 +75,20 @@ describe('an S3 client whose requests outnumber its sockets', () => {
     const failed = outcomes.filter((o) => o.status === 'rejected');
     expect(failed.length).toBeGreaterThan(0);
     expect((failed[0] as PromiseRejectedResult).reason.name).toBe('TimeoutError');
+  });
+
+  it('keeps a slot for a response whose body is still being read, so requests behind it wait for a socket in the queue, not the agent', async () => {
+    const s3 = client();
+    requestsTakeSlots(s3, new SocketSlots(2, 10_000));
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'b', Key: 'slow-body' }));
+    const body = got.Body as Readable;
+    const puts = sixPuts(s3);
+    // the body is read only later, as a checkpoint read back is read while its parts go on
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    for await (const chunk of body) void chunk;
+    const outcomes = await puts;
+    s3.destroy();
+    expect(outcomes.map((o) => (o.status === 'rejected' ? (o.reason as Error).name : o.status))).toEqual(Array(6).fill('fulfilled'));
   });
 
   it('sends them all once each waits for a slot before it reaches the agent', async () => {

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { unavailable } from '../../errors.js';
 import { TimedWaiters } from '../../timed-waiters.js';
@@ -51,17 +52,23 @@ export class SocketSlots {
 
 /**
  * Makes every attempt of every request of `client` take a slot (inside the SDK's retries, so a
- * retry waits its turn again). The slot goes once the response's headers are in: bodies read
- * later (the daemon's small documents) hold their socket a moment longer.
+ * retry waits its turn again). A response whose body is still to be read (a GetObject: a
+ * checkpoint read back, a large cache record) holds its socket until the body is done, so it
+ * keeps its slot until then: its stream closes however it ends, read, destroyed or failed.
  */
 export function requestsTakeSlots(client: S3Client, slots: SocketSlots): void {
   client.middlewareStack.add(
     (next) => async (args) => {
       const release = await slots.take();
       try {
-        return await next(args);
-      } finally {
+        const result = await next(args);
+        const body = (result.response as { body?: unknown } | undefined)?.body;
+        if (body instanceof Readable && !body.closed) body.once('close', release);
+        else release();
+        return result;
+      } catch (err) {
         release();
+        throw err;
       }
     },
     { step: 'finalizeRequest', priority: 'low', name: 's3csSocketSlots' },
