@@ -49,6 +49,8 @@ export class CommittedContent {
    * A Delete here drops the digest's entry, so only a change made through another daemon (or a
    * lease or cache record's end) can take up to the 30 s to show, as for labels and holds.
    */
+  /** Deletes of holds through this daemon so far: a yes asked for before one is not kept. */
+  private deletes = 0;
   private readonly neededOutsideKnown = new LRUCache<string, ReadonlySet<string>>({
     ...countBound(NEEDED_OUTSIDE_DIGESTS),
     ttl: NEEDED_OUTSIDE_MS,
@@ -107,8 +109,10 @@ export class CommittedContent {
 
   private async neededOutside(ns: string, digest: string): Promise<boolean> {
     if (this.neededOutsideKnown.get(digest)?.has(ns)) return true;
+    // a Delete here while the bucket was asked may have dropped the hold that answered yes
+    const deletesBefore = this.deletes;
     const needed = await this.references.neededOutside(ns, digest);
-    if (needed) this.neededOutsideKnown.set(digest, new Set([...(this.neededOutsideKnown.get(digest) ?? []), ns]));
+    if (needed && this.deletes === deletesBefore) this.neededOutsideKnown.set(digest, new Set([...(this.neededOutsideKnown.get(digest) ?? []), ns]));
     return needed;
   }
 
@@ -207,6 +211,7 @@ export class CommittedContent {
       if (!(await this.memberships.read(ns, d, { fresh: true }))) throw notFound(`content ${d}: not found`);
       await this.memberships.remove(ns, d);
       // the hold gone may be what other namespaces that deleted theirs were reading by
+      this.deletes++;
       this.neededOutsideKnown.delete(d);
       return;
     }
@@ -215,6 +220,7 @@ export class CommittedContent {
     // The deletion mark first: once the hold is gone, Info here must not find the bytes.
     await this.memberships.markDeleted(ns, d);
     await this.memberships.remove(ns, d);
+    this.deletes++;
     this.neededOutsideKnown.delete(d);
   }
 
