@@ -29,8 +29,14 @@ export interface Reservation {
  * their way, and errs high (re-adds, writes a listing saw as well), never low; other daemons'
  * adds it misses, and a recount at the cap finds them.
  */
+interface Count {
+  n: number;
+  /** When a recount found the lease full (see FULL_STANDS_MS). */
+  fullAt?: number;
+}
+
 export class ResourceCounts {
-  private readonly counts = new LRUCache<string, { n: number; countedAt: number }>(countBound(10_000));
+  private readonly counts = new LRUCache<string, Count>(countBound(10_000));
   /** Writes under way per lease; an entry lives as long as one of its adds. */
   private readonly writing = new Map<string, number>();
   /** Each lease's turns; a lease with no add waiting or running takes no memory. */
@@ -52,7 +58,7 @@ export class ResourceCounts {
       let count = this.counts.get(key) ?? (await this.recount(key, list));
       // the count here includes re-adds and misses other daemons' adds: count for real, unless
       // a recount found it full moments ago
-      if (count.n >= this.limit && performance.now() - count.countedAt >= FULL_STANDS_MS) count = await this.recount(key, list);
+      if (count.n >= this.limit && !(count.fullAt !== undefined && performance.now() - count.fullAt < FULL_STANDS_MS)) count = await this.recount(key, list);
       if (count.n >= this.limit) return undefined;
       count.n++;
       this.writing.set(key, (this.writing.get(key) ?? 0) + 1);
@@ -76,10 +82,12 @@ export class ResourceCounts {
     this.counts.delete(key);
   }
 
-  private async recount(key: string, list: () => Promise<number>): Promise<{ n: number; countedAt: number }> {
+  private async recount(key: string, list: () => Promise<number>): Promise<Count> {
     // writes under way now may land before or after the listing passes them: count them anyway
     const underWay = this.writing.get(key) ?? 0;
-    const count = { n: (await list()) + underWay, countedAt: performance.now() };
+    const n = (await list()) + underWay;
+    // only a count that found the lease full stands: one that reaches the cap by re-adds is asked again
+    const count: Count = n >= this.limit ? { n, fullAt: performance.now() } : { n };
     this.counts.set(key, count);
     return count;
   }

@@ -27,20 +27,34 @@ describe('ResourceCounts (a lease\'s cap on resources)', () => {
     const counts = new ResourceCounts(100, 4);
     let finish!: (n: number) => void;
     const hanging = new Promise<number>((resolve) => (finish = resolve));
+    const settled: unknown[] = [];
     const adds = Array.from({ length: 10 }, () =>
       counts.reserve(key, () => hanging).then(
-        (p) => (p ? 'reserved' : 'full'),
-        (e: unknown) => e,
+        (p) => settled.push(p ? 'reserved' : 'full'),
+        (e: unknown) => settled.push(e),
       ),
     );
-    finish(0);
-    const outcomes = await Promise.all(adds);
-    expect(outcomes.filter((o) => o === 'reserved')).toHaveLength(4);
-    const refused = outcomes.filter((o) => o !== 'reserved');
-    expect(refused).toHaveLength(6);
-    for (const err of refused) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // the first is still listing: the three behind it wait, the other six were refused at once
+    expect(settled).toHaveLength(6);
+    for (const err of settled) {
       expect(isStoreError(err, 'resource-exhausted')).toBe(true);
       expect((err as Error).message).toContain('lease "lease-1"');
     }
+    finish(0);
+    await Promise.all(adds);
+    expect(settled.slice(6)).toEqual(['reserved', 'reserved', 'reserved', 'reserved']);
+  });
+
+  it('counts again for a new resource where only re-adds took the lease to its cap', async () => {
+    const counts = new ResourceCounts(3);
+    let listings = 0;
+    // the bucket holds two; the first add below is a re-add, which the count takes for a third
+    const list = async () => (listings++, 2);
+    const readd = await counts.reserve(key, list);
+    expect(readd).toBeDefined();
+    readd!.written();
+    expect(await counts.reserve(key, list)).toBeDefined();
+    expect(listings).toBe(2);
   });
 });
