@@ -34,13 +34,13 @@ export class ScannedReferences implements References {
    */
   private recordsAndLeases(): Promise<Set<string>> {
     const current = this.scan;
-    if (current && (current.finishedAt === undefined || Date.now() - current.finishedAt <= SCAN_MAX_AGE_MS)) return current.digests;
+    if (current && (current.finishedAt === undefined || performance.now() - current.finishedAt <= SCAN_MAX_AGE_MS)) return current.digests;
     const scan: Scan = {
       finishedAt: undefined,
       digests: scanRoots(this.sources, Date.now(), 'records-and-leases').then((r) => r.digests),
     };
     scan.digests.then(
-      () => (scan.finishedAt = Date.now()),
+      () => (scan.finishedAt = performance.now()),
       // a failed scan is not kept: the next call tries again
       () => {
         if (this.scan === scan) this.scan = undefined;

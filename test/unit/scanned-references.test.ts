@@ -19,7 +19,7 @@ const settled = () => new Promise((r) => setImmediate(r));
 describe('ScannedReferences: the scan of records and leases', () => {
   beforeEach(() => {
     scans.started.length = 0;
-    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.useFakeTimers({ toFake: ['Date', 'performance'] });
   });
   afterEach(() => vi.useRealTimers());
 

@@ -165,6 +165,7 @@ describe('the read tier when a kept file cannot be read', () => {
     'removed by hand': (path) => unlinkSync(path),
     'cut short': (path) => truncateSync(path, 100),
     'unreadable (EIO)': () => void (failOpens.codes = ['EIO']),
+    'no longer readable by this process (EACCES)': () => void (failOpens.codes = ['EACCES']),
   };
   for (const [how, damageFile] of Object.entries(damage)) {
     it(`drops the blob when its file is ${how}, serving that Read from S3`, async () => {

@@ -103,16 +103,17 @@ export class OpenFiles {
 /** The file has fewer bytes than its blob: cut short, by hand or by a crash of the disk. */
 class FileEndsShort extends Error {}
 
-/** Failures that say the file itself is gone or damaged, rather than that it cannot be read just now. */
-const LOST_CODES = new Set(['ENOENT', 'EIO']);
+/** Failures that pass: the process or system short of descriptors or memory, a call interrupted. */
+const PASSING_CODES = new Set(['EMFILE', 'ENFILE', 'EAGAIN', 'ENOMEM', 'EINTR', 'EBUSY']);
 
 /**
- * Whether a failed read says the kept file is of no more use. Others pass (EMFILE while every
- * descriptor is taken, EAGAIN, ENOMEM): evicting a verified blob for them would cost a refill
- * from S3 for nothing.
+ * Whether a failed read says the kept file is of no more use. Those that pass keep it: evicting
+ * a verified blob for them would cost a refill from S3 for nothing. Any other (gone, damaged,
+ * cut short, no longer readable by this process, a stale NFS handle) evicts it, or every Read of
+ * the blob would fail on it first, and its space stay taken.
  */
 export function fileLost(err: unknown): boolean {
-  return err instanceof FileEndsShort || LOST_CODES.has((err as NodeJS.ErrnoException | null | undefined)?.code ?? '');
+  return err instanceof FileEndsShort || !PASSING_CODES.has((err as NodeJS.ErrnoException | null | undefined)?.code ?? '');
 }
 
 function shut(handle: Handle): void {

@@ -1,4 +1,4 @@
-import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { HOLD_RENEW_MS, HOLD_STANDS_MS, Holders, type HeldRecord } from '../../content/holders.js';
 import type { TierLayout } from './layout.js';
 
@@ -15,6 +15,8 @@ export interface ClaimOptions {
   waitMs?: number;
   /** Told once when the claim has to wait for another daemon's hold to lapse. */
   waiting?: (holder: HeldRecord) => void;
+  /** Told when another daemon has taken the directory over since (this one's hold had lapsed). */
+  lost?: () => void;
 }
 
 /**
@@ -34,13 +36,28 @@ export async function claimTier(layout: TierLayout, options: ClaimOptions = {}):
   let renewal: NodeJS.Timeout | undefined;
   try {
     await untilFree(layout, holders, options);
-    const write = () => writeFile(layout.owner, `${JSON.stringify({ heldBy: holders.self, heldAt: new Date().toISOString() })}\n`);
+    // whole or not at all: a file cut short (a full disk) would read as nobody's
+    const write = async () => {
+      const temp = `${layout.owner}.${holders.self.id}`;
+      await writeFile(temp, `${JSON.stringify({ heldBy: holders.self, heldAt: new Date().toISOString() })}\n`);
+      await rename(temp, layout.owner);
+    };
+    // A hold that lapsed (renewals failing, the process stopped for a while) may have been taken
+    // over: the renewal then stops rather than take it back from under the other daemon.
+    const renew = async () => {
+      if ((await readOwner(layout))?.heldBy?.id !== holders.self.id) {
+        clearInterval(renewal);
+        options.lost?.();
+        return;
+      }
+      await write();
+    };
     await write();
     // two daemons that found the directory free at once both wrote: the one read back is its owner
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     const written = await readOwner(layout);
     if (written?.heldBy?.id !== holders.self.id) throw new Error(`claimed at the same moment by ${describe(written)}; give each daemon its own directory`);
-    renewal = setInterval(() => void write().catch(() => undefined), HOLD_RENEW_MS);
+    renewal = setInterval(() => void renew().catch(() => undefined), HOLD_RENEW_MS);
     renewal.unref();
   } catch (err) {
     claimedHere.delete(layout.dir);

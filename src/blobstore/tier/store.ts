@@ -128,6 +128,7 @@ export class ReadTier implements BlobStore {
     const layout = new TierLayout(options.dir);
     const unclaim = await claimTier(layout, {
       waiting: (owner) => options.logger?.warn({ dir: layout.dir, owner }, 'read tier directory held by another daemon: waiting for its hold to lapse (50 s at most)'),
+      lost: () => options.logger?.error({ dir: layout.dir }, 'read tier directory taken over by another daemon (this one stopped renewing its hold): restart one of them with another --cache-dir'),
     });
     try {
       const now = options.now ?? (() => performance.now());
