@@ -1,4 +1,4 @@
-import pMap from 'p-map';
+import pMap, { pMapSkip } from 'p-map';
 import type { BlobStore } from '../blobstore/types.js';
 import { alreadyExists, failedPrecondition, notFound, resourceExhausted } from '../errors.js';
 import { parseFilters } from '../filters.js';
@@ -86,25 +86,26 @@ export class NamespaceStore {
     for await (const key of this.docs.list(docKeys.namespacesPrefix())) add(key.slice(docKeys.namespacesPrefix().length));
     for await (const name of this.docs.groups(docKeys.allNamespaces())) add(name);
     const sorted = [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    let labelBytes = 0;
-    const all = await pMap(
-      sorted,
-      async (name): Promise<Namespace> => {
-        const labels = labelled.has(name) ? await this.readLabels(name) : {};
-        for (const [key, value] of Object.entries(labels)) labelBytes += key.length + value.length;
-        if (labelBytes > maxLabelBytes) {
-          throw resourceExhausted(`the namespaces' labels come to more than ${maxLabelBytes} bytes, the most one List answers with`);
-        }
-        return { name, labels };
-      },
-      { concurrency: LABEL_READS },
-    );
-    return all.filter((ns) =>
+    const matches = (ns: Namespace) =>
       matcher.matches((path) => {
         if (path.length === 1 && path[0] === 'name') return ns.name;
         if (path.length >= 2 && path[0] === 'labels') return labelValue(ns.labels, path.slice(1).join('.'));
         return undefined;
-      }),
+      });
+    // only the labels of namespaces answered count: others' are read, matched and let go
+    let labelBytes = 0;
+    return pMap(
+      sorted,
+      async (name): Promise<Namespace | typeof pMapSkip> => {
+        const ns = { name, labels: labelled.has(name) ? await this.readLabels(name) : {} };
+        if (!matches(ns)) return pMapSkip;
+        for (const [key, value] of Object.entries(ns.labels)) labelBytes += Buffer.byteLength(key) + Buffer.byteLength(value);
+        if (labelBytes > maxLabelBytes) {
+          throw resourceExhausted(`the labels of the namespaces listed come to more than ${maxLabelBytes} bytes, the most one List answers with; narrow it with a filter`);
+        }
+        return ns;
+      },
+      { concurrency: LABEL_READS },
     );
   }
 

@@ -77,6 +77,11 @@ describe('NamespaceStore.list over a local directory', () => {
       );
       expect(isStoreError(err, 'resource-exhausted')).toBe(true);
       expect((err as Error).message).toContain('more than 50000 bytes');
+      // a filter narrows what counts: labels of namespaces it leaves out are not answered
+      expect((await store.list('name==b', 25_000)).map((n) => n.name)).toEqual(['b']);
+      // bytes, not characters: 20 labels of 996 three-byte characters pass 50,000
+      await store.create('wide', Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`w${i}`, '\u4e2d'.repeat(996)])));
+      expect(await store.list('name==wide', 50_000).then(() => 'answered', (e: Error) => e.message)).toContain('more than 50000 bytes');
     } finally {
       await rm(root, { recursive: true, force: true });
     }
