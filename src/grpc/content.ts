@@ -165,7 +165,7 @@ async function write(
       }
       const commitStarted = performance.now();
       const { digest, size } = await writer.commit(req.total, req.expected, req.labels, signal);
-      if (lease) await leaseWrittenContent(leases, ns, lease, digest);
+      if (lease) await leaseWrittenContent(leases, ns, lease, digest, signal);
       logger.info(
         { ns, ref: writer.ref, digest, size, received, ms: elapsed(started), commitMs: elapsed(commitStarted) },
         'committed blob',
@@ -186,7 +186,7 @@ async function write(
     await release().catch((e: unknown) => logger.warn({ err: e }, 'could not release an ingest'));
     // containerd adds content it finds stored to the write's lease before it answers AlreadyExists
     if (lease && err instanceof ContentExists && !call.cancelled) {
-      err = await leaseWrittenContent(leases, ns, lease, err.digest).then(() => err, (e: unknown) => e);
+      err = await leaseWrittenContent(leases, ns, lease, err.digest, signal).then(() => err, (e: unknown) => e);
     }
     const mapped = toServiceError(err, logger);
     logger.debug({ method: 'Write', code: codeName(mapped.code), ms: elapsed(started), details: mapped.details }, 'call');

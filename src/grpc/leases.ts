@@ -3,7 +3,7 @@ import type { LeasesHandlers } from '../generated/containerd/services/leases/v1/
 import type { Lease as LeaseMessage } from '../generated/containerd/services/leases/v1/Lease.js';
 import { invalidArgument } from '../errors.js';
 import type { Lease, LeaseStore } from '../leases/store.js';
-import { unary } from './calls.js';
+import { cancelSignal, unary } from './calls.js';
 import { namespaces, type NamespaceOf } from './context.js';
 import { toTimestamp } from './proto.js';
 
@@ -23,7 +23,7 @@ export function leaseHandlers(store: LeaseStore, logger: Logger, namespaceOf: Na
     })),
     AddResource: unary(logger, 'Leases.AddResource', async (req, call) => {
       if (!req.resource) throw invalidArgument('AddResource needs a resource');
-      await store.addResource(namespaceOf(call.metadata), req.id, req.resource);
+      await store.addResource(namespaceOf(call.metadata), req.id, req.resource, cancelSignal(call));
       return {};
     }),
     DeleteResource: unary(logger, 'Leases.DeleteResource', async (req, call) => {

@@ -7,9 +7,9 @@ import type { LeaseStore } from './store.js';
  * the content is stored: the client must not take it for a failed write, and writing it again
  * (answered AlreadyExists) adds it.
  */
-export async function leaseWrittenContent(leases: LeaseStore, ns: string, lease: string, digest: string): Promise<void> {
+export async function leaseWrittenContent(leases: LeaseStore, ns: string, lease: string, digest: string, signal?: AbortSignal): Promise<void> {
   try {
-    await leases.addResource(ns, lease, { id: digest, type: 'content' });
+    await leases.addResource(ns, lease, { id: digest, type: 'content' }, signal);
   } catch (err) {
     const kind = err instanceof StoreError ? err.kind : 'internal';
     throw new StoreError(

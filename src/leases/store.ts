@@ -158,11 +158,12 @@ export class LeaseStore {
     await this.load(ns, id);
   }
 
-  async addResource(ns: string, id: string, resource: LeaseResource): Promise<void> {
+  /** `signal`: the caller went away; one still waiting for the lease's turn gives its place up. */
+  async addResource(ns: string, id: string, resource: LeaseResource, signal?: AbortSignal): Promise<void> {
     const key = resourceKey(ns, id, resource);
     checkResourceKind(resource);
     const record = await this.load(ns, id);
-    const place = await this.counts.reserve(scoped(ns, id), () => this.count(ns, id, record));
+    const place = await this.counts.reserve(scoped(ns, id), () => this.count(ns, id, record), signal);
     if (!place) {
       // as containerd's add is idempotent, one the lease holds already is no new resource
       if (!(await this.docs.read(key))) {

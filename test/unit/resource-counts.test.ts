@@ -46,6 +46,31 @@ describe('ResourceCounts (a lease\'s cap on resources)', () => {
     expect(settled.slice(6)).toEqual(['reserved', 'reserved', 'reserved', 'reserved']);
   });
 
+  it('lets an add whose caller went away give its place in the queue up, cancelled', async () => {
+    const counts = new ResourceCounts(100, 2);
+    let finish!: (n: number) => void;
+    const hanging = new Promise<number>((resolve) => (finish = resolve));
+    const first = counts.reserve(key, () => hanging);
+    const caller = new AbortController();
+    const second = counts.reserve(key, () => hanging, caller.signal).then(
+      () => 'reserved',
+      (e: unknown) => e,
+    );
+    const refused = await counts.reserve(key, () => hanging).then(
+      () => 'reserved',
+      (e: unknown) => e,
+    );
+    expect(isStoreError(refused, 'resource-exhausted')).toBe(true);
+    caller.abort();
+    const gaveUp = await second;
+    expect(isStoreError(gaveUp, 'cancelled')).toBe(true);
+    // its place is free again
+    const fourth = counts.reserve(key, () => hanging);
+    finish(0);
+    expect(await first).toBeDefined();
+    expect(await fourth).toBeDefined();
+  });
+
   it('counts again for a new resource where only re-adds took the lease to its cap', async () => {
     const counts = new ResourceCounts(3);
     let listings = 0;
