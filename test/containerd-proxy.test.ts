@@ -126,14 +126,16 @@ describe.skipIf(unavailable !== undefined)('containerd with the daemon as its co
     // the daemon's own collector, its grace and touch refresh shortened: one run notes, the next deletes
     await new Promise((r) => setTimeout(r, 1_100)); // S3 keeps times to the second
     const store: BlobStore = await openBlobStore(resolveConfig({ bucket: d.bucket!, endpointUrl: s3().endpoint, region: s3().region }, {}), quiet);
+    let reports: unknown[] = [];
     try {
       const collector = new Collector(collectorSourcesFor(store, new LeaseStore(store)), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
       const gone = async () => (await listKeys(d.bucket!, `blobs/${digestOf(onlyContainerd)}`)).length === 0;
-      await collectUntil(() => collector.run({ delete: true }), gone);
+      reports = await collectUntil(() => collector.run({ delete: true }), gone);
     } finally {
       await store.close();
     }
-    expect(await listKeys(d.bucket!, `blobs/${digestOf(onlyContainerd)}`)).toEqual([]);
+    // failed once under the full suite's load (the blob still listed after six runs): the runs' reports say why
+    expect(await listKeys(d.bucket!, `blobs/${digestOf(onlyContainerd)}`), `collector runs: ${JSON.stringify(reports)}`).toEqual([]);
     expect((await getObject(d.bucket!, `blobs/${kept}`)).equals(otherHolds)).toBe(true);
     expect((await getObject(d.bucket!, `blobs/${named}`)).equals(recordNames)).toBe(true);
   });
