@@ -10,6 +10,11 @@ export class TimedWaiters<T> {
     return this.queue.length;
   }
 
+  /** What each waiting asks for, first come first. */
+  values(): T[] {
+    return this.queue.map((entry) => entry.value);
+  }
+
   /** What the first waiting asks for. */
   get first(): T | undefined {
     return this.queue[0]?.value;

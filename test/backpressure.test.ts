@@ -378,6 +378,34 @@ describe('upload buffer budget, when spent', () => {
     expect(store.usage().uploadBuffer.inUse).toBe(0);
   });
 
+  it('puts the part of an upload whose stream went quiet on disk for a writer that waits, and takes it back with its next byte', async () => {
+    const quiet = store.createUpload({});
+    const blob = randomBlob(5 * MiB);
+    await quiet.write(blob.subarray(0, 5 * MiB - 1));
+    expect(store.usage().uploadBuffer.inUse).toBe(5 * MiB);
+    const started = performance.now();
+    const other = store.createUpload({});
+    await other.write(randomBlob(MiB));
+    // not before the quiet one had been quiet for its 5 s, and long before the budget's 60 s wait
+    expect(performance.now() - started).toBeGreaterThan(4_000);
+    expect(performance.now() - started).toBeLessThan(20_000);
+    await other.abort();
+    await quiet.write(blob.subarray(5 * MiB - 1));
+    await quiet.commit(digestOf(blob), blob.length);
+    expect((await getObject(bucket, `blobs/${digestOf(blob)}`)).equals(blob)).toBe(true);
+    expect(store.usage().uploadBuffer.inUse).toBe(0);
+  }, 30_000);
+
+  it('leaves the part of a quiet upload in memory while nobody waits for the budget', async () => {
+    const quiet = store.createUpload({});
+    await quiet.write(randomBlob(3 * MiB));
+    const held = store.usage().uploadBuffer.inUse;
+    expect(held).toBeGreaterThanOrEqual(3 * MiB);
+    await new Promise((r) => setTimeout(r, 6_000));
+    expect(store.usage().uploadBuffer.inUse).toBe(held);
+    await quiet.abort();
+  }, 15_000);
+
   it('lets writers that each hold part of a part all finish their parts', async () => {
     // each buffers more than half the budget's part: neither can grow while the other holds its bytes
     const uploads = [store.createUpload({}), store.createUpload({})];

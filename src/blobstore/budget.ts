@@ -26,7 +26,16 @@ export class ByteBudget {
     readonly limit: number,
     private readonly waitMs = 60_000,
     private readonly messages: BudgetMessages = UPLOAD_BUFFERS,
+    /** Told each time a reservation has to wait (idle holders may give way: idle-holders.ts). */
+    private readonly whenShort?: () => void,
   ) {}
+
+  /** Bytes reservations are waiting for. */
+  get waitedFor(): number {
+    let sum = 0;
+    for (const want of this.waiting.values()) sum += want;
+    return sum;
+  }
 
   get inUse(): number {
     return this.used;
@@ -39,7 +48,7 @@ export class ByteBudget {
   async acquire(bytes: number, signal?: AbortSignal): Promise<number> {
     const want = Math.min(bytes, this.limit);
     if (this.tryAcquire(want)) return want;
-    await this.waiting.wait(
+    const turn = this.waiting.wait(
       want,
       this.waitMs,
       () => {
@@ -56,6 +65,8 @@ export class ByteBudget {
         },
       },
     );
+    this.whenShort?.();
+    await turn;
     return want;
   }
 

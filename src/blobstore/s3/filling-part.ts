@@ -21,14 +21,26 @@ export class FillingPart {
   /** The buffer: its first `buffered` bytes are the part's. */
   buffer: Buffer | undefined;
   buffered = 0;
-  /** Budget reserved for `buffer`. */
-  held = 0;
+  private reserved = 0;
 
   constructor(
     private readonly context: UploadContext,
     private readonly spilled: SpilledParts,
     private readonly sizing: PartSizing,
+    /** Told when the part starts and stops holding budget (idle holders give way: idle-holders.ts). */
+    private readonly holds: (yes: boolean) => void = () => undefined,
   ) {}
+
+  /** Budget reserved for `buffer`. */
+  get held(): number {
+    return this.reserved;
+  }
+
+  private set held(bytes: number) {
+    const was = this.reserved > 0;
+    this.reserved = bytes;
+    if (was !== bytes > 0) this.holds(bytes > 0);
+  }
 
   /** Room for `incoming` more bytes (up to a whole part), and budget for the whole buffer. */
   async makeRoom(incoming: number, signal: AbortSignal | undefined): Promise<void> {

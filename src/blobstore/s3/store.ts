@@ -11,6 +11,7 @@ import {
 import { LRUCache } from 'lru-cache';
 import { notFound, unavailable } from '../../errors.js';
 import { ByteBudget } from '../budget.js';
+import { IdleHolders } from '../idle-holders.js';
 import { PartBuffers } from '../part-buffers.js';
 import { SpillDir } from '../spill.js';
 import type {
@@ -58,6 +59,11 @@ const SPILL_BUFFERS = 8;
  * closing, so no GET queues for a socket (one that did would fail as S3 unreachable). A Read
  * waits at most 30 s for one; one whose client has taken nothing for 2 s gives its response up.
  */
+/**
+ * How long an upload's stream must have sent nothing before its unfinished part goes to disk for
+ * a WRITE waiting for --max-buffer: well past the pauses of a client that is still sending.
+ */
+const IDLE_UPLOAD_MS = 5_000;
 const READ_SLOTS: ReadSlotLimits = { max: READ_SOCKETS - 16, waitMs: 30_000, idleMs: 2_000 };
 /** LIST requests one page of records may take to read past keys that are not records. */
 const MAX_RECORD_LIST_PAGES = 10;
@@ -84,10 +90,13 @@ export class S3BlobStore implements BlobStore {
     this.keys = new KeyLayout(options);
     this.slots = new ReadSlots({ ...READ_SLOTS, ...options.readSlots }, () => this.readers.closeOldest());
     this.reachability = new Reachability(this.s3);
+    const budget: ByteBudget = new ByteBudget(options.maxBuffer ?? 256 * 1024 ** 2, undefined, undefined, () => holders.short());
+    const holders = new IdleHolders(IDLE_UPLOAD_MS, () => budget.waitedFor);
     this.uploads = {
       s3: this.s3,
       keys: this.keys,
-      budget: new ByteBudget(options.maxBuffer ?? 256 * 1024 ** 2),
+      budget,
+      holders,
       // enough for one upload's parts to go round
       parts: new PartBuffers(options.partSize, Math.max(2, options.uploadParallelism)),
       // interrupted uploads may keep up to eight times what all uploads may hold in memory
@@ -380,6 +389,7 @@ export class S3BlobStore implements BlobStore {
     this.reachability.close();
     this.readers.closeAll();
     this.slots.close();
+    this.uploads.holders.close();
     this.s3.destroy();
     await this.uploads.spill.close();
   }

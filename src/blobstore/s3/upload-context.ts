@@ -1,4 +1,5 @@
 import type { ByteBudget } from '../budget.js';
+import type { IdleHolders } from '../idle-holders.js';
 import type { PartBuffers } from '../part-buffers.js';
 import type { SpillDir } from '../spill.js';
 import type { BlobStat } from '../types.js';
@@ -11,6 +12,8 @@ export interface UploadContext {
   readonly keys: KeyLayout;
   /** Bytes all uploads together may buffer. */
   readonly budget: ByteBudget;
+  /** Uploads holding some of `budget`: those whose stream went quiet give way to those waiting. */
+  readonly holders: IdleHolders;
   readonly parts: PartBuffers;
   /** Where the unfinished part of a suspended upload waits. */
   readonly spill: SpillDir;

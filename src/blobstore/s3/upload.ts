@@ -5,6 +5,7 @@ import { MultipartCalls } from './multipart.js';
 import { FillingPart } from './filling-part.js';
 import { SpilledParts } from './spilled-parts.js';
 import type { Checkpoint, Upload, UploadHandle, UploadOptions } from '../types.js';
+import { QuietUpload } from './quiet-upload.js';
 import { parseCheckpoint } from './checkpoint.js';
 import { copyObject } from './copy.js';
 import type { OutgoingPart, UploadContext } from './upload-context.js';
@@ -62,6 +63,8 @@ export class S3Upload implements Upload {
   /** What is on disk while no stream writes (see suspend). */
   private readonly spilled: SpilledParts;
   private readonly onDurable: ((checkpoint: Checkpoint) => void) | undefined;
+  /** Whether the stream is quiet, for the budget's idle holders. */
+  private readonly quiet: QuietUpload;
 
   constructor(
     private readonly context: UploadContext,
@@ -93,11 +96,17 @@ export class S3Upload implements Upload {
     this.nextPart = this.contiguous + 1;
     if (this.sizeHint > this.largest()) throw invalidArgument(`a blob of ${this.sizeHint} bytes is ${this.tooLarge()}`);
     this.calls = new MultipartCalls(context.s3, this.key);
-    this.filling = new FillingPart(context, this.spilled, {
-      whole: this.checkpointBytes,
-      end: (buffered) => this.partEnd(buffered),
-      proven: () => this.nextPart > 1,
-    });
+    this.filling = new FillingPart(
+      context,
+      this.spilled,
+      {
+        whole: this.checkpointBytes,
+        end: (buffered) => this.partEnd(buffered),
+        proven: () => this.nextPart > 1,
+      },
+      (yes) => (yes ? context.holders.add(this.quiet) : context.holders.delete(this.quiet)),
+    );
+    this.quiet = new QuietUpload(this.filling, () => this.aborted);
   }
 
   /**
@@ -106,7 +115,11 @@ export class S3Upload implements Upload {
    * and the same ingest can go on once S3 is back. A wait for buffer space ends when `signal`
    * aborts.
    */
-  async write(chunk: Buffer, signal?: AbortSignal): Promise<void> {
+  write(chunk: Buffer, signal?: AbortSignal): Promise<void> {
+    return this.quiet.using(() => this.take(chunk, signal));
+  }
+
+  private async take(chunk: Buffer, signal?: AbortSignal): Promise<void> {
     this.checkOpen();
     if (this.accepted + chunk.length > this.largest()) throw invalidArgument(`a blob past ${this.largest()} bytes is ${this.tooLarge()}`);
     if (this.completed) throw failedPrecondition(`the upload to ${this.key} is complete and takes no more bytes; commit it, or write the content again from offset 0`);
@@ -151,7 +164,11 @@ export class S3Upload implements Upload {
    * The unfinished part goes to a file and its buffer and budget are given back: an ingest
    * without a stream holds no memory. Parts already travelling finish on their own.
    */
-  async suspend(): Promise<void> {
+  suspend(): Promise<void> {
+    return this.quiet.using(() => this.putAside());
+  }
+
+  private async putAside(): Promise<void> {
     if (this.aborted) return;
     await this.filling.spill();
     // Parts S3 refused (it was away) would hold their memory until a resume: to disk as well.
@@ -167,8 +184,8 @@ export class S3Upload implements Upload {
     }
   }
 
-  async forget(): Promise<void> {
-    await this.letGo();
+  forget(): Promise<void> {
+    return this.quiet.using(() => this.letGo());
   }
 
   /** Nothing more goes through this upload: its memory, budget and spilled bytes are given back. */
@@ -202,7 +219,11 @@ export class S3Upload implements Upload {
    * Everything but the completion: the last part joins those still travelling (they are not
    * waited for first), and every part is stored. A blob of one PUT has nothing to send before it.
    */
-  async prepare(digest: string, signal?: AbortSignal): Promise<void> {
+  prepare(digest: string, signal?: AbortSignal): Promise<void> {
+    return this.quiet.using(() => this.prepareUnder(digest, signal));
+  }
+
+  private async prepareUnder(digest: string, signal?: AbortSignal): Promise<void> {
     this.checkOpen();
     // the refused parts first: taking the unfinished part back holds budget while they wait for theirs
     await this.recover(signal);
@@ -231,10 +252,14 @@ export class S3Upload implements Upload {
     return !this.completed && this.uploadId === undefined && this.creating === undefined && this.inflight.size === 0;
   }
 
-  async commit(digest: string, size: number): Promise<void> {
+  commit(digest: string, size: number): Promise<void> {
+    return this.quiet.using(() => this.commitUnder(digest, size));
+  }
+
+  private async commitUnder(digest: string, size: number): Promise<void> {
     const finalKey = this.context.keys.blob(digest);
     if (this.committedTo !== undefined) return this.committedAgain(finalKey);
-    await this.prepare(digest);
+    await this.prepareUnder(digest);
     if (this.singlePut()) {
       // the buffer is dropped only once S3 has it, so a failed PUT can be committed again
       await this.context.s3.put(finalKey, this.filling.buffer?.subarray(0, this.filling.buffered) ?? Buffer.alloc(0));
@@ -269,7 +294,11 @@ export class S3Upload implements Upload {
     if (this.aborted) throw startOver(`the upload to ${this.key} was abandoned; write the content again from offset 0`);
   }
 
-  async abort(): Promise<void> {
+  abort(): Promise<void> {
+    return this.quiet.using(() => this.abortUnder());
+  }
+
+  private async abortUnder(): Promise<void> {
     await this.letGo();
     const uploadId = this.uploadId ?? (await this.creating?.catch(() => undefined));
     this.uploadId = undefined;

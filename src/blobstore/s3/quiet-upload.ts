@@ -1,0 +1,47 @@
+import type { BudgetHolder } from '../idle-holders.js';
+import type { FillingPart } from './filling-part.js';
+
+/**
+ * When an upload's stream is quiet, and what its part being filled may give back meanwhile.
+ * Others waiting for --max-buffer while the stream sends nothing: the part goes to disk as a
+ * suspended ingest's does, and comes back (waiting its turn) with the stream's next byte.
+ */
+export class QuietUpload implements BudgetHolder {
+  /** Calls under way that use the part being filled; none while its stream sends nothing. */
+  private working = 0;
+  private quietSince = performance.now();
+  private givingBack: Promise<void> | undefined;
+
+  constructor(
+    private readonly filling: FillingPart,
+    private readonly ended: () => boolean,
+  ) {}
+
+  get idleSince(): number {
+    return this.working > 0 ? 0 : this.quietSince;
+  }
+
+  get holding(): number {
+    return this.filling.held;
+  }
+
+  giveBack(): void {
+    if (this.working > 0 || this.givingBack || this.ended()) return;
+    this.givingBack = this.filling
+      .spill()
+      // no room on disk: it keeps its part, and is asked again while others wait
+      .catch(() => undefined)
+      .finally(() => (this.givingBack = undefined));
+  }
+
+  /** Runs `work`, which uses the part being filled, once any giving back is done; nothing is given back under it. */
+  async using<T>(work: () => Promise<T>): Promise<T> {
+    this.working++;
+    try {
+      await this.givingBack;
+      return await work();
+    } finally {
+      if (--this.working === 0) this.quietSince = performance.now();
+    }
+  }
+}
