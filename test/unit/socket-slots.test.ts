@@ -8,6 +8,23 @@ import { requestsTakeSlots, SocketSlots } from '../../src/blobstore/s3/socket-sl
 import { isStoreError } from '../../src/errors.js';
 
 describe('SocketSlots', () => {
+  it('refuses a request at once with Unavailable naming the queue when its bound of waiting requests is reached', async () => {
+    const slots = new SocketSlots(1, 5_000, 2);
+    const held = await slots.take();
+    const waiting = [slots.take(), slots.take()];
+    const err = await slots.take().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isStoreError(err, 'unavailable')).toBe(true);
+    expect((err as Error).message).toContain('2 more waiting, the most this daemon queues');
+    // those already waiting keep their places
+    held();
+    (await waiting[0]!)();
+    (await waiting[1]!)();
+    expect([slots.inUse, slots.queued]).toEqual([0, 0]);
+  });
+
   it('lets as many requests through as it has slots, and the next ones in order as slots come back', async () => {
     const slots = new SocketSlots(2, 5_000);
     const first = await slots.take();

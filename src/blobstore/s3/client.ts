@@ -20,6 +20,11 @@ import type { S3StoreOptions } from './options.js';
 const MAX_SOCKETS = 128;
 /** How long a request of the default client waits for one of its sockets (see SocketSlots). */
 const SOCKET_WAIT_MS = 120_000;
+/**
+ * Requests that may wait for those sockets at once: at 128 on the wire and tens of milliseconds
+ * a request, a burst of BuildKit's Infos of this size drains in seconds, so only a flood fails.
+ */
+const SOCKET_QUEUE = 16_384;
 /** Sockets of the client for blob reads (see READ_SLOTS in store.ts, which keeps below it). */
 export const READ_SOCKETS = MAX_SOCKETS;
 /**
@@ -83,7 +88,7 @@ export function createS3Client(options: S3StoreOptions, use: 'reads' | 'default'
   if (!options.signPayloads) skipPayloadHashOverTls(client);
   // Reads hold their socket while a body streams out long after its headers; ReadSlots keeps
   // them below their client's sockets (store.ts).
-  if (use === 'default') requestsTakeSlots(client, new SocketSlots(MAX_SOCKETS, SOCKET_WAIT_MS));
+  if (use === 'default') requestsTakeSlots(client, new SocketSlots(MAX_SOCKETS, SOCKET_WAIT_MS, SOCKET_QUEUE));
   return client;
 }
 

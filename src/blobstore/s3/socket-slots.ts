@@ -9,7 +9,8 @@ import { TimedWaiters } from '../../timed-waiters.js';
  * request counts against the SDK's connection timeout (10 s) from the moment it is sent: a
  * burst of calls, or parts of many large ingests on a slow link, left requests queued past it,
  * and their TimeoutError read as S3 not answering (health NOT_SERVING, commits refused).
- * Waiting here is bounded too, and its failure names the cause.
+ * Waiting here is bounded too, in time and in number (a flood of unary calls, which no stream
+ * limit counts, would otherwise queue without end), and its failure names the cause.
  */
 export class SocketSlots {
   private busy = 0;
@@ -18,6 +19,8 @@ export class SocketSlots {
   constructor(
     readonly max: number,
     private readonly waitMs: number,
+    /** Requests that may wait at once; the next fails at once. */
+    readonly maxWaiting = Number.POSITIVE_INFINITY,
   ) {}
 
   get inUse(): number {
@@ -33,6 +36,9 @@ export class SocketSlots {
     if (this.busy < this.max && this.waiting.length === 0) {
       this.busy++;
     } else {
+      if (this.waiting.length >= this.maxWaiting) {
+        throw unavailable(`S3: ${this.max} requests on their way and ${this.waiting.length} more waiting, the most this daemon queues; retry later`);
+      }
       await this.waiting.wait(
         undefined,
         this.waitMs,
