@@ -30,6 +30,7 @@ export interface Config {
   ingestExpiryMs: number;
   orphanUploadGraceMs: number;
   maxStreams: number;
+  maxCallsPerConnection: number;
   /** Read message bytes handed to gRPC and not yet to the connection, daemon-wide (see ReadBudget). */
   maxReadBuffer: number;
   /** 0: Write streams are never ended for idleness. */
@@ -124,6 +125,7 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     ingestExpiryMs: parseDuration(str('ingestExpiry'), 'ingest-expiry'),
     orphanUploadGraceMs: parseDuration(str('orphanUploadGrace'), 'orphan-upload-grace'),
     maxStreams: parsePositiveInt(str('maxStreams'), 'max-streams'),
+    maxCallsPerConnection: parsePositiveInt(str('maxCallsPerConnection'), 'max-calls-per-connection'),
     maxReadBuffer: parseSize(str('maxReadBuffer'), 'max-read-buffer'),
     streamIdleTimeoutMs: timerDuration(parseDuration(str('streamIdleTimeout'), 'stream-idle-timeout'), 'stream-idle-timeout'),
     gcIntervalMs: timerDuration(parseDuration(str('gcInterval'), 'gc-interval'), 'gc-interval'),

@@ -107,6 +107,9 @@ export class Daemon {
       // No channelz service is served, and its tracking made objects and closures at every call,
       // thousands a blob on the Read path.
       'grpc.enable_channelz': 0,
+      // Unary calls count against no other limit: one connection flooding the daemon with them is
+      // held back by its own HTTP/2 flow (containerd's proxy and grpc-js clients wait for a slot).
+      'grpc.max_concurrent_streams': config.maxCallsPerConnection,
       // Counting and timing every call is work on the Read path (one call per 32 KiB through
       // containerd's proxy) that nothing reads unless metrics are served or calls are logged.
       interceptors:

@@ -130,6 +130,12 @@ export const SETTINGS = {
     default: '1024',
     help: 'Write, Read and List streams open at once, daemon-wide; past it a new one gets ResourceExhausted',
   },
+  maxCallsPerConnection: {
+    flag: 'max-calls-per-connection',
+    env: ['S3CS_MAX_CALLS_PER_CONNECTION'],
+    default: '2048',
+    help: 'calls (unary or streams) one client connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); past it the client holds its next call back until one ends',
+  },
   streamIdleTimeout: {
     flag: 'stream-idle-timeout',
     env: ['S3CS_STREAM_IDLE_TIMEOUT'],
