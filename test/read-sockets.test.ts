@@ -89,6 +89,27 @@ describe('S3 responses held by Reads', () => {
     expect(gets.length).toBe(3);
   });
 
+  it('makes a Read whose client takes a piece now and then give its response up after its turn to a Read that waits, each byte for byte', async () => {
+    open({ max: 1, waitMs: 3_000, idleMs: 60_000, turnMs: 300 });
+    const slow = ((await read(0, data.length)) as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    const pieces: Buffer[] = [];
+    let waitedFor: Buffer | undefined;
+    const other = readAll(MiB, MiB).then((b) => (waitedFor = b));
+    // taking a piece every 100 ms, never idle for idleMs, for longer than the other may wait
+    const started = performance.now();
+    while (performance.now() - started < 5_000) {
+      const next = await slow.next();
+      if (next.done) break;
+      pieces.push(next.value);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(pieces.length).toBeGreaterThan(20);
+    await other;
+    expect(waitedFor!.equals(data.subarray(MiB, 2 * MiB))).toBe(true);
+    for (let next = await slow.next(); !next.done; next = await slow.next()) pieces.push(next.value);
+    expect(Buffer.concat(pieces).equals(data)).toBe(true);
+  }, 30_000);
+
   it('closes the oldest parked response for a Read that waits, at once', async () => {
     open({ max: 2, idleMs: 60_000 });
     // two Reads of the first MiB from two offsets, each parked for the next Read

@@ -75,6 +75,26 @@ describe('the S3 responses Reads may hold', () => {
     expect(busy.letGoes).toBe(0);
   });
 
+  it('are taken from a Read that has held its response past its turn, at a moment it waits for its client, for a Read that waits', async () => {
+    const slots = new ReadSlots({ max: 1, waitMs: 5_000, idleMs: 60_000, turnMs: 50 }, () => false);
+    const slow = holder();
+    await slots.take(slow, 'GET a', undefined);
+    await new Promise((r) => setTimeout(r, 80));
+    // its client took a message a moment ago: not idle, but its turn is over
+    (slow as { idleSince: number }).idleSince = performance.now();
+    await slots.take(holder(), 'GET b', undefined);
+    expect(slow.letGoes).toBe(1);
+  });
+
+  it('are not taken from a Read past its turn while it is sending', async () => {
+    const slots = new ReadSlots({ max: 1, waitMs: 300, idleMs: 60_000, turnMs: 50 }, () => false);
+    const busy = holder();
+    await slots.take(busy, 'GET a', undefined);
+    await new Promise((r) => setTimeout(r, 80));
+    await expect(slots.take(holder(), 'GET b', undefined)).rejects.toThrow();
+    expect(busy.letGoes).toBe(0);
+  });
+
   it('fail a Read that waited too long with ResourceExhausted naming the limit', async () => {
     const slots = new ReadSlots({ max: 1, waitMs: 100, idleMs: 60_000 }, () => false);
     await slots.take(holder(), 'GET a', undefined);

@@ -9,6 +9,11 @@ export interface ReadSlotLimits {
   readonly waitMs: number;
   /** A Read whose client has taken nothing this long gives its response up to a Read that waits. */
   readonly idleMs: number;
+  /**
+   * A Read that has held its response this long gives it up to a Read that waits at its next
+   * message its client has not yet taken, however briefly; 0 or none: never.
+   */
+  readonly turnMs?: number;
 }
 
 /** A Read holding an S3 response. */
@@ -27,11 +32,14 @@ export interface SlotHolder {
  * a parked response (an optimisation) is closed for it, at once; a Read whose client has taken
  * nothing for `idleMs` gives its response up (it opens a new one, waiting its turn like any
  * other, once its client takes again), so that a client leaving many Reads idle holds no
- * socket while others wait; or a Read ends. Past `waitMs` it fails with ResourceExhausted.
+ * socket while others wait; a Read that has held its response for `turnMs` gives it up at a
+ * moment it waits for its client (so slow clients take turns); or a Read ends. Past `waitMs` it
+ * fails with ResourceExhausted.
  */
 export class ReadSlots {
   private inUse = 0;
-  private readonly holders = new Set<SlotHolder>();
+  /** Each holder, and when it took its slot. */
+  private readonly holders = new Map<SlotHolder, number>();
   private readonly waiting = new TimedWaiters<undefined>();
   private sweeper: NodeJS.Timeout | undefined;
 
@@ -54,7 +62,7 @@ export class ReadSlots {
   async take(holder: SlotHolder, what: string, cancel: Cancellation | undefined): Promise<void> {
     if (this.inUse < this.limits.max && this.waiting.length === 0) {
       this.inUse++;
-      this.holders.add(holder);
+      this.holders.set(holder, performance.now());
       return;
     }
     const { max, waitMs } = this.limits;
@@ -70,7 +78,7 @@ export class ReadSlots {
     this.makeRoom();
     // a slot granted is handed over with its count
     await turn;
-    this.holders.add(holder);
+    this.holders.set(holder, performance.now());
   }
 
   /** The holder's response is closed: its slot goes to the first waiting, if any. */
@@ -90,17 +98,33 @@ export class ReadSlots {
     }
     this.letIdleGo();
     if (this.waiting.length > 0 && !this.sweeper) {
-      this.sweeper = setInterval(() => this.letIdleGo(), Math.max(50, this.limits.idleMs / 4));
+      this.sweeper = setInterval(() => this.letIdleGo(), Math.max(50, Math.min(this.limits.idleMs, this.limits.turnMs || Number.POSITIVE_INFINITY) / 4));
       this.sweeper.unref();
     }
   }
 
-  /** Reads whose clients have taken nothing for `idleMs` give their responses up, the longest idle first, one a waiting Read. */
+  /**
+   * Reads give their responses up, one a waiting Read: first those whose clients have taken
+   * nothing for `idleMs`, the longest idle first; then those that have held theirs for `turnMs`
+   * and wait for their client this moment, the longest held first. Without turns, Reads whose
+   * clients each took a message every second or so (never idle for `idleMs`) held every response
+   * for as long as they read, and a Read waiting behind them failed after `waitMs`.
+   */
   private letIdleGo(): void {
     if (this.waiting.length === 0) return this.stopSweeping();
-    const before = performance.now() - this.limits.idleMs;
-    const idle = [...this.holders].filter((h) => h.idleSince > 0 && h.idleSince <= before).sort((a, b) => a.idleSince - b.idleSince);
-    for (const holder of idle.slice(0, this.waiting.length)) {
+    const now = performance.now();
+    const idleBefore = now - this.limits.idleMs;
+    const turnBefore = this.limits.turnMs ? now - this.limits.turnMs : Number.NEGATIVE_INFINITY;
+    const idle: SlotHolder[] = [];
+    const turnDone: [SlotHolder, number][] = [];
+    for (const [holder, takenAt] of this.holders) {
+      if (holder.idleSince <= 0) continue;
+      if (holder.idleSince <= idleBefore) idle.push(holder);
+      else if (takenAt <= turnBefore) turnDone.push([holder, takenAt]);
+    }
+    idle.sort((a, b) => a.idleSince - b.idleSince);
+    turnDone.sort((a, b) => a[1] - b[1]);
+    for (const holder of [...idle, ...turnDone.map(([h]) => h)].slice(0, this.waiting.length)) {
       holder.letGo();
       this.release(holder);
     }

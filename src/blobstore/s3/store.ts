@@ -64,7 +64,7 @@ const SPILL_BUFFERS = 8;
  * a WRITE waiting for --max-buffer: well past the pauses of a client that is still sending.
  */
 const IDLE_UPLOAD_MS = 5_000;
-const READ_SLOTS: ReadSlotLimits = { max: READ_SOCKETS - 16, waitMs: 30_000, idleMs: 2_000 };
+const READ_SLOTS: ReadSlotLimits = { max: READ_SOCKETS - 16, waitMs: 30_000, idleMs: 2_000, turnMs: 10_000 };
 /** LIST requests one page of records may take to read past keys that are not records. */
 const MAX_RECORD_LIST_PAGES = 10;
 
