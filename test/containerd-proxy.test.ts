@@ -128,7 +128,7 @@ describe.skipIf(unavailable !== undefined)('containerd with the daemon as its co
     const store: BlobStore = await openBlobStore(resolveConfig({ bucket: d.bucket!, endpointUrl: s3().endpoint, region: s3().region }, {}), quiet);
     let reports: unknown[] = [];
     try {
-      const collector = new Collector(collectorSourcesFor(store, new LeaseStore(store)), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
+      const collector = new Collector(collectorSourcesFor(store, new LeaseStore(store)), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
       const gone = async () => (await listKeys(d.bucket!, `blobs/${digestOf(onlyContainerd)}`)).length === 0;
       reports = await collectUntil(() => collector.run({ delete: true }), gone);
     } finally {

@@ -228,7 +228,7 @@ describe.each(layouts)('bucket layout with $label', ({ prefix, blobs, manifests,
       // S3 keeps times to the second: a blob written just now may look younger than a touch refresh of 0
       await new Promise((r) => setTimeout(r, 1_100));
 
-      const collector = new Collector(collectorSourcesFor(store, new LeaseStore(store)), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
+      const collector = new Collector(collectorSourcesFor(store, new LeaseStore(store)), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
       const listNotes = async () => (await listKeys(bucket, `${metadata}v1/reclaim/`)).map((k) => k.slice(`${metadata}v1/reclaim/`.length));
       // a run whose lock was slow to read back under load gives way and writes nothing: run again
       await collectUntil(() => collector.run({ delete: true }), async () => (await listNotes()).length > 0);

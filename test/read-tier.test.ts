@@ -334,7 +334,7 @@ describe('the read tier and the collector', () => {
   /** S3 keeps times to the second: a blob written just now may look younger than a touch refresh of 0. */
   const settle = () => new Promise((r) => setTimeout(r, 1_100));
   const collectNow = (store: BlobStore) =>
-    new Collector(collectorSourcesFor(store, new LeaseStore(store)), { graceMs: 0, touchRefreshMs: 0, logger: quietLogger(), lockSettleMs: 300 });
+    new Collector(collectorSourcesFor(store, new LeaseStore(store)), { graceMs: 0, touchRefreshMs: 0, logger: quietLogger(), lockSettleMs: 1_000 });
   const inS3 = async (bucket: string, digest: string) =>
     rawS3()
       .send(new HeadObjectCommand({ Bucket: bucket, Key: `blobs/${digest}` }))
@@ -355,8 +355,8 @@ describe('the read tier and the collector', () => {
     const t = await tierDaemon({ confirmMs: 3_600_000 });
     try {
       const digest = await unreferencedButKept(t);
-      await collectUntil(() => collectNow(t.tier!).run({ delete: true }), async () => !(await inS3(t.d.bucket!, digest)));
-      expect(await inS3(t.d.bucket!, digest)).toBe(false);
+      const reports = await collectUntil(() => collectNow(t.tier!).run({ delete: true }), async () => !(await inS3(t.d.bucket!, digest)));
+      expect(await inS3(t.d.bucket!, digest), `collector runs: ${JSON.stringify(reports)}`).toBe(false);
       expect(t.onDisk(digest)).toBe(false);
       expect((await failure(readAll(t.d.content(), digest, { namespace: 'elsewhere' }))).code).toBe(status.NOT_FOUND);
     } finally {
@@ -389,8 +389,8 @@ describe('the read tier and the collector', () => {
     const other = await openBlobStore(resolveConfig({ bucket: t.d.bucket!, endpointUrl: s3().endpoint, region: s3().region }, {}), quietLogger());
     try {
       const digest = await unreferencedButKept(t);
-      await collectUntil(() => collectNow(other).run({ delete: true }), async () => !(await inS3(t.d.bucket!, digest)));
-      expect(await inS3(t.d.bucket!, digest)).toBe(false);
+      const reports = await collectUntil(() => collectNow(other).run({ delete: true }), async () => !(await inS3(t.d.bucket!, digest)));
+      expect(await inS3(t.d.bucket!, digest), `collector runs: ${JSON.stringify(reports)}`).toBe(false);
       await new Promise((r) => setTimeout(r, 1_100));
       expect((await failure(readAll(t.d.content(), digest, { namespace: 'elsewhere' }))).code).toBe(status.NOT_FOUND);
       await until(() => !t.onDisk(digest), 5_000);

@@ -50,7 +50,7 @@ describe('Delete by reference, and the collector', () => {
   let leases: LeaseStore;
   const quiet = pino({ level: 'silent' });
   /** A collector with the grace and the touch refresh shortened for the test. */
-  const collect0 = () => new Collector(collectorSourcesFor(store, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
+  const collect0 = () => new Collector(collectorSourcesFor(store, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
   /** S3 keeps times to the second: a blob written just now may look younger than a touch refresh of 0. */
   const settle = () => new Promise((r) => setTimeout(r, 1_100));
   const stored = async (digest: string) => {
@@ -98,7 +98,7 @@ describe('Delete by reference, and the collector', () => {
     const digest = digestOf(layer);
     const putAt = Date.now();
     await putObject(d.bucket!, `blobs/${digest}`, layer);
-    const touchRefreshed = () => new Collector(collectorSourcesFor(store, leases), { graceMs: 0, touchRefreshMs: 5_000, logger: quiet, lockSettleMs: 300 });
+    const touchRefreshed = () => new Collector(collectorSourcesFor(store, leases), { graceMs: 0, touchRefreshMs: 5_000, logger: quiet, lockSettleMs: 1_000 });
     await collectRuns(() => touchRefreshed().run({ delete: true }), 1);
     // older than the touch refresh by S3's clock (kept to the second), younger than twice it by
     // some seconds, for a slow run on a busy machine
@@ -155,7 +155,7 @@ describe('Delete by reference, and the collector', () => {
         await afterListing();
       },
     });
-    const collector = new Collector({ ...sources, blobs }, { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
+    const collector = new Collector({ ...sources, blobs }, { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
     await collectRuns(() => collector.run({ delete: true }), 1);
     expect(fired).toBe(true);
     // the namespace still sees its Delete: Info and Read there answer NotFound
@@ -191,7 +191,7 @@ describe('Delete by reference, and the collector', () => {
       listDocs: (prefix: string) => (scanned && listed.push(prefix), store.listDocs(prefix)),
       getDoc: (key: string) => (scanned && read.push(key), store.getDoc(key)),
     });
-    const collector = new Collector(collectorSourcesFor(blobs, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300, holdsByKeyAbove: 0 });
+    const collector = new Collector(collectorSourcesFor(blobs, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000, holdsByKeyAbove: 0 });
     await collectRuns(() => collector.run({ delete: true }), 1);
     expect(scanned).toBe(true);
     // the one held again stays; the other, read by key and found unheld, goes
@@ -208,7 +208,7 @@ describe('Delete by reference, and the collector', () => {
     const reads: string[] = [];
     const counted = overriding(store, { getRecord: (name: string) => (reads.push(name), store.getRecord(name)) });
     // one collector for every run, as the daemon's --gc-interval runs it
-    const collector = new Collector(collectorSourcesFor(counted, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
+    const collector = new Collector(collectorSourcesFor(counted, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
     const run = async () => {
       reads.length = 0;
       const report = await collector.run({ delete: false });
@@ -247,7 +247,7 @@ describe('Delete by reference, and the collector', () => {
       graceMs: 0,
       touchRefreshMs: 0,
       logger: quiet,
-      lockSettleMs: 300,
+      lockSettleMs: 1_000,
       onProgress: (stage) => {
         if (stage === 'deleting') completed = true;
       },
@@ -278,7 +278,7 @@ describe('Delete by reference, and the collector', () => {
         }
       },
     });
-    const collector = new Collector(collectorSourcesFor(lagging, new LeaseStore(lagging)), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
+    const collector = new Collector(collectorSourcesFor(lagging, new LeaseStore(lagging)), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
     // a scan reads the expired lease (and keeps it); then it is deleted and made again, unexpired
     await collector.run({ delete: false });
     expect(frozen).toBeDefined();
@@ -311,7 +311,7 @@ describe('Delete by reference, and the collector', () => {
         }
       },
     });
-    const collector = new Collector(collectorSourcesFor(slow, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
+    const collector = new Collector(collectorSourcesFor(slow, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
     await collectRuns(() => collector.run({ delete: true }), 1);
     expect(await stored(gone.digest)).toBe(false);
     // the scan lists one namespace at a time; only the last check lists several at once
@@ -332,7 +332,7 @@ describe('Delete by reference, and the collector', () => {
         return store.listDocs(prefix);
       },
     });
-    const collector = new Collector(collectorSourcesFor(failing, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
+    const collector = new Collector(collectorSourcesFor(failing, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
     let failed: unknown;
     for (let tries = 0; tries < 6 && failed === undefined; tries++) {
       const report = await collector.run({ delete: true }).catch((err: unknown) => ((failed = err), undefined));
@@ -361,7 +361,7 @@ describe('Delete by reference, and the collector', () => {
         throw new Error('DELETE cut off at its deadline');
       },
     });
-    const collector = new Collector({ ...collectorSourcesFor(store, leases), blobs }, { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300, deleteSettleMs: 1_500 });
+    const collector = new Collector({ ...collectorSourcesFor(store, leases), blobs }, { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000, deleteSettleMs: 1_500 });
     await settle();
     await collectUntil(() => collector.run({ delete: true }), async () => cut);
     expect(cut).toBe(true);
@@ -395,7 +395,7 @@ describe('Delete by reference, and the collector', () => {
     expect((await failure(collect(d.content().Read({ digest }, ns('solo'))))).code).toBe(status.NOT_FOUND);
 
     // the first run notes it (the grace starts), a run within the grace keeps it
-    const graceful = new Collector(collectorSourcesFor(store, leases), { graceMs: 3_600_000, touchRefreshMs: 0, logger: quiet, lockSettleMs: 300 });
+    const graceful = new Collector(collectorSourcesFor(store, leases), { graceMs: 3_600_000, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
     await collectRuns(() => graceful.run({ delete: true }), 2);
     expect(await stored(digest)).toBe(true);
     // past the grace it goes, and no daemon finds it any more
@@ -677,7 +677,7 @@ describe('Delete by reference, and the collector', () => {
     const told = pino({ level: 'info' }, { write: (line: string) => void events.push(`${Date.now() - started} ms ${line.trim()}`) });
     const collector = async () => {
       while (going()) {
-        const report = await new Collector(collectorSourcesFor(store, leases), { graceMs: 0, touchRefreshMs: 0, logger: told, lockSettleMs: 300 }).run({ delete: true });
+        const report = await new Collector(collectorSourcesFor(store, leases), { graceMs: 0, touchRefreshMs: 0, logger: told, lockSettleMs: 1_000 }).run({ delete: true });
         reclaimed += report.reclaimed.count;
         runs++;
       }

@@ -36,17 +36,21 @@ export class CollectorLock {
 
   /** Takes the lock, or says who holds it until when. */
   async acquire(): Promise<{ held: true } | { held: false; by: string; until: string }> {
+    // From before the check is read: S3 may have answered it as of any moment of that read.
+    const checking = performance.now();
     const current = await this.docs.read<LockRecord>(docKeys.gcLock());
     if (current && current.owner !== this.owner && Date.parse(current.until) > Date.now()) {
       return { held: false, by: current.owner, until: current.until };
     }
-    const checkedAt = Date.now();
     await this.write();
     await new Promise((resolve) => setTimeout(resolve, this.settleMs));
-    const back = await this.docs.read<LockRecord>(docKeys.gcLock());
     // Written long after the check, another may have taken the lock in between and our write
     // have landed over it: this run gives way (the next one tries again) rather than share.
-    const slow = Date.now() - checkedAt > this.settleMs + this.settleMs / 2;
+    // Two collectors that both go ahead need one whose check and read back lie more than twice
+    // the settle apart (the other wrote, waited the settle and read back between them), so any
+    // bound under that is safe; the read back's own time does not count toward it.
+    const slow = performance.now() - checking > this.settleMs + this.settleMs / 2;
+    const back = await this.docs.read<LockRecord>(docKeys.gcLock());
     if (back?.owner === this.owner && !slow) return { held: true };
     if (back?.owner === this.owner) await this.docs.remove(docKeys.gcLock()).catch(() => undefined);
     return { held: false, by: back?.owner === this.owner ? 'a collector that took it meanwhile' : (back?.owner ?? 'another collector'), until: back?.until ?? '' };
