@@ -1,4 +1,5 @@
 import { HeadBucketCommand, S3ServiceException } from '@aws-sdk/client-s3';
+import { StoreError } from '../../errors.js';
 import type { S3Bucket } from './client.js';
 
 /** How often a HEAD that found nothing may have the bucket looked at. */
@@ -41,6 +42,8 @@ export class Reachability {
     this.bucket.client.send(new HeadBucketCommand({ Bucket: this.bucket.name })).then(
       () => undefined,
       (err: unknown) => {
+        // refused by the daemon itself (its queue for S3's sockets is full): says nothing of S3
+        if (err instanceof StoreError) return;
         if (!answered(err) || (err instanceof S3ServiceException && err.$metadata?.httpStatusCode === 404)) this.lost();
       },
     );
