@@ -4,8 +4,11 @@ export interface BudgetHolder {
   readonly idleSince: number;
   /** Bytes of the budget it holds. */
   readonly holding: number;
-  /** Puts what it holds aside (to disk) and releases that budget; may keep it when it cannot. */
-  giveBack(): void;
+  /**
+   * Puts what it holds aside (to disk) and releases that budget. False when it does not (it cannot
+   * now, or could not lately), so that others are asked in its place.
+   */
+  giveBack(): boolean;
 }
 
 /**
@@ -41,6 +44,11 @@ export class IdleHolders {
     return this.holders.size;
   }
 
+  /** Whether it asks again every so often (only while someone waits). */
+  get sweeping(): boolean {
+    return this.sweeper !== undefined;
+  }
+
   /** Someone had to wait for the budget. */
   short(): void {
     this.askIdle();
@@ -63,9 +71,8 @@ export class IdleHolders {
     let given = 0;
     for (const holder of idle) {
       if (given >= wanted) break;
-      given += holder.holding;
       // it leaves the set as it releases; one that cannot stays, and is asked again next time
-      holder.giveBack();
+      if (holder.giveBack()) given += holder.holding;
     }
   }
 }

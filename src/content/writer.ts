@@ -90,13 +90,12 @@ export class Writer {
   }
 
   async status(): Promise<IngestStatus & { digest: string }> {
-    await this.ingest.restarting?.catch(() => undefined);
+    const digest = await this.digestSoFar();
     const ingest = this.ingest;
-    // a restart that failed left the old hash: what is stored now is nothing
-    if (ingest.bytesGone) return { ...this.withTotal(liveStatus(ingest)), digest: digestOf('', ingest.hasher.algorithm) };
-    return { ...this.withTotal(statusOf(ingest)), digest: await ingest.hasher.digest() };
+    return { ...this.withTotal(ingest.bytesGone ? liveStatus(ingest) : statusOf(ingest)), digest };
   }
 
+  /** The digest of the bytes stored, once any restart is done: of none where a restart that failed left them gone. */
   private async digestSoFar(): Promise<string> {
     await this.ingest.restarting?.catch(() => undefined);
     const ingest = this.ingest;

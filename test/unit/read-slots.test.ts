@@ -95,6 +95,19 @@ describe('the S3 responses Reads may hold', () => {
     expect(busy.letGoes).toBe(0);
   });
 
+  it('let a Read that gave its response up wait longer than a new one for its next', async () => {
+    const slots = new ReadSlots({ max: 1, waitMs: 100, idleMs: 60_000, continueWaitMs: 5_000 }, () => false);
+    const first = holder();
+    await slots.take(first, 'GET a', undefined);
+    let granted = false;
+    const continuing = slots.take(holder(), 'GET b', undefined, true).then(() => (granted = true));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(granted).toBe(false);
+    slots.release(first);
+    await continuing;
+    expect(granted).toBe(true);
+  });
+
   it('fail a Read that waited too long with ResourceExhausted naming the limit', async () => {
     const slots = new ReadSlots({ max: 1, waitMs: 100, idleMs: 60_000 }, () => false);
     await slots.take(holder(), 'GET a', undefined);

@@ -108,7 +108,11 @@ export class FillingPart {
       this.releaseHeld();
       throw err;
     });
-    if (!bytes) return;
+    if (!bytes) {
+      // dropped while it waited for budget (the upload let go): nothing to hold it for
+      this.releaseHeld();
+      return;
+    }
     this.resize(size);
     bytes.copy(this.buffer!, 0);
     this.buffered = bytes.length;

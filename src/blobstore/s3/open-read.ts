@@ -61,6 +61,8 @@ export class OpenRead implements SlotHolder {
   private failure: unknown;
   private closed = false;
   idleSince = 0;
+  /** It gave a response up before (see ReadSlots): part-way through, it may wait longer for the next. */
+  private gaveUp = false;
 
   constructor(
     readonly digest: string,
@@ -76,7 +78,7 @@ export class OpenRead implements SlotHolder {
 
   /** Takes a slot (waiting its turn, see ReadSlots) and opens a response from where the read stands. */
   async connect(cancel: Cancellation | undefined): Promise<void> {
-    await this.source.slots.take(this, this.source.what, cancel);
+    await this.source.slots.take(this, this.source.what, cancel, this.gaveUp);
     try {
       if (this.closed) throw new Error(`${this.source.what}: closed`);
       const body = await this.source.open(this.position + this.aheadBytes);
@@ -238,6 +240,7 @@ export class OpenRead implements SlotHolder {
 
   /** Gives the response (and its socket) up; the next bytes come from a new one (see ReadSlots). */
   letGo(): void {
+    this.gaveUp = true;
     this.idleSince = 0;
     this.iterator = undefined;
     this.body?.destroy();

@@ -1,6 +1,9 @@
 import type { BudgetHolder } from '../idle-holders.js';
 import type { FillingPart } from './filling-part.js';
 
+/** How long an upload whose part could not go to disk is not asked again. */
+const RETRY_AFTER_FAILURE_MS = 30_000;
+
 /**
  * When an upload's stream is quiet, and what its part being filled may give back meanwhile.
  * Others waiting for --max-buffer while the stream sends nothing: the part goes to disk as a
@@ -11,6 +14,7 @@ export class QuietUpload implements BudgetHolder {
   private working = 0;
   private quietSince = performance.now();
   private givingBack: Promise<void> | undefined;
+  private failedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly filling: FillingPart,
@@ -25,13 +29,18 @@ export class QuietUpload implements BudgetHolder {
     return this.filling.held;
   }
 
-  giveBack(): void {
-    if (this.working > 0 || this.givingBack || this.ended()) return;
+  giveBack(): boolean {
+    if (this.givingBack) return true;
+    if (this.working > 0 || this.ended() || performance.now() - this.failedAt < RETRY_AFTER_FAILURE_MS) return false;
     this.givingBack = this.filling
       .spill()
-      // no room on disk: it keeps its part, and is asked again while others wait
-      .catch(() => undefined)
+      .catch(() => {
+        // no room on disk (or none that takes a whole part): it keeps its part, and others are
+        // asked in its place until a while has passed
+        this.failedAt = performance.now();
+      })
       .finally(() => (this.givingBack = undefined));
+    return true;
   }
 
   /** Runs `work`, which uses the part being filled, once any giving back is done; nothing is given back under it. */

@@ -14,6 +14,12 @@ export interface ReadSlotLimits {
    * message its client has not yet taken, however briefly; 0 or none: never.
    */
   readonly turnMs?: number;
+  /**
+   * How long a Read that gave its response up (idle, or its turn over) waits for a new one when
+   * its client takes again: 10 times `waitMs` unless given. It is part-way through its blob, and
+   * with many Reads taking turns its wait can pass `waitMs` though every slot keeps moving.
+   */
+  readonly continueWaitMs?: number;
 }
 
 /** A Read holding an S3 response. */
@@ -59,13 +65,14 @@ export class ReadSlots {
   }
 
   /** Takes a slot for `holder`, waiting its turn when none is free. */
-  async take(holder: SlotHolder, what: string, cancel: Cancellation | undefined): Promise<void> {
+  async take(holder: SlotHolder, what: string, cancel: Cancellation | undefined, continuing = false): Promise<void> {
     if (this.inUse < this.limits.max && this.waiting.length === 0) {
       this.inUse++;
       this.holders.set(holder, performance.now());
       return;
     }
-    const { max, waitMs } = this.limits;
+    const { max } = this.limits;
+    const waitMs = continuing ? (this.limits.continueWaitMs ?? 10 * this.limits.waitMs) : this.limits.waitMs;
     const turn = this.waiting.wait(
       undefined,
       waitMs,
