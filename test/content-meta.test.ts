@@ -185,6 +185,19 @@ describe('Info, Update, Delete, List, Status, ListStatuses and Abort on S3', () 
       expect(responses.every((r) => r.info.length <= 2)).toBe(true);
     });
 
+    it('lists in the bucket namespace every stored blob, each with the labels Update gave it there, walking both listings in digest order', async () => {
+      const stored = [a, b, c, ...(await Promise.all([50, 51, 52].map(async (n) => (await writeBlob(client, `bucket-view-${n}`, randomBlob(n), { metadata: ns('another') })).digest)))];
+      // labels given in the bucket namespace to every other of these blobs, in digest order
+      const labelled = [...stored].sort().filter((_, i) => i % 2 === 0);
+      for (const digest of labelled) await update(digest, { view: digest.slice(7, 15) }, ['labels.view'], 'bucket');
+      const responses = await collect<ListContentResponse__Output>(client.List({ filters: [] }, ns('bucket')));
+      const listed = new Map(responses.flatMap((r) => r.info).map((i) => [i.digest, i.labels]));
+      // the other tests' blobs share the bucket
+      expect(stored.every((digest) => listed.has(digest))).toBe(true);
+      for (const digest of stored) expect(listed.get(digest)).toEqual(labelled.includes(digest) ? { view: digest.slice(7, 15) } : {});
+      expect(await list(['labels.view'], 'bucket')).toEqual(labelled);
+    });
+
     it('refuses a malformed filter with InvalidArgument', async () => {
       const err = await failure(list(['labels."unterminated'], space));
       expect(err.code).toBe(status.INVALID_ARGUMENT);

@@ -176,12 +176,20 @@ export class CommittedContent {
     validateNamespace(ns);
     const filter = parseFilters(filters);
     if (ns === this.bucketNamespace) {
-      // This namespace's own records give labels; the bucket listing gives the blobs.
-      const own = new Map<string, ContentRecord>();
-      for await (const { digest, record } of this.memberships.all(ns)) own.set(digest, record);
-      for await (const blob of this.blobs.listBlobs()) {
-        const info = toInfo(blob.digest, blob, own.get(blob.digest));
-        if (filter.matches(contentFields(info))) yield info;
+      // This namespace's own records give labels; the bucket listing gives the blobs. Both come
+      // in key order, which is digest order, so they are walked side by side: read into a map
+      // first, records a client gave labels of up to 1 MiB each by Update were all in memory.
+      const own = this.memberships.all(ns)[Symbol.asyncIterator]();
+      try {
+        let next = await own.next();
+        for await (const blob of this.blobs.listBlobs()) {
+          while (!next.done && next.value.digest < blob.digest) next = await own.next();
+          const record = !next.done && next.value.digest === blob.digest ? next.value.record : undefined;
+          const info = toInfo(blob.digest, blob, record);
+          if (filter.matches(contentFields(info))) yield info;
+        }
+      } finally {
+        await own.return?.();
       }
       return;
     }
