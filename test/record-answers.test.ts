@@ -51,3 +51,37 @@ describe('record Get answers not yet taken by their clients', () => {
     for (const s of stalled) s.session.destroy();
   });
 });
+
+describe('record Get answers untaken while another Get waits for room', () => {
+  let d: TestDaemon;
+
+  beforeAll(async () => {
+    // --stream-idle-timeout at its 10 minutes: only the wait of another Get cuts an answer sooner
+    d = await startDaemon({ backend: 'fs', flags: { maxReadBuffer: '16MiB' } });
+    const layer = randomBlob(300);
+    await writeBlob(d.content(), 'waiting-layer', layer);
+    await call(d.records(), 'Put', { names: ['large'], config: Buffer.concat([cacheConfig([layer]), Buffer.alloc(7 * 1024 * 1024, ' ')]) });
+  });
+  afterAll(async () => d?.stop());
+
+  it('are cut once 30 s untaken, the oldest first, so the waiting Get answers before its 60 s wait ends', async () => {
+    const name = Buffer.from('large');
+    const stalled = [0, 1].map(() => {
+      const get = rawCall(d.socket, '/s3cs.records.v1.CacheRecords/Get', { streamWindow: 0 });
+      get.stream.end(grpcFrame(Buffer.concat([Buffer.from([0x0a, name.length]), name])));
+      return get;
+    });
+    await Promise.all(stalled.map((s) => new Promise((resolve) => s.stream.once('response', resolve))));
+    const started = performance.now();
+    const answered = await call<object, GetRecordResponse__Output>(d.records(), 'Get', { name: 'large' });
+    expect(answered.config.length).toBe(answered.size);
+    const waited = performance.now() - started;
+    expect(waited).toBeGreaterThan(25_000);
+    expect(waited).toBeLessThan(55_000);
+    // one cut made room (7 MiB of 16): the other still waits for its client
+    const closed = await Promise.race([Promise.all(stalled.map((s) => s.closed)), new Promise((r) => setTimeout(() => r('open'), 200))]);
+    expect(closed).toBe('open');
+    expect(await Promise.race([stalled[0]!.closed, stalled[1]!.closed])).toBe(constants.NGHTTP2_CANCEL);
+    for (const s of stalled) s.session.destroy();
+  }, 90_000);
+});

@@ -6,6 +6,8 @@ export interface AnswerDelivery {
   readonly delivered: Promise<void>;
   /** The answer is handed to grpc-js: from now on its client has `idleMs` to take it. */
   sent(): void;
+  /** Gives the answer up: the stream is reset, and its bytes go. */
+  cut(): void;
 }
 
 /**
@@ -31,6 +33,11 @@ export function answerDelivery(call: ServerUnaryCall<unknown, unknown>, idleMs: 
   if (callEnded(call)) end();
   return {
     delivered,
+    cut() {
+      if (ended) return;
+      resetStream(call);
+      end();
+    },
     sent() {
       if (ended || idleMs <= 0) return;
       timer = setTimeout(() => {

@@ -16,7 +16,7 @@ export function recordHandlers(store: RecordStore, logger: Logger, idleMs = 0): 
   return {
     Get: unary(logger, 'CacheRecords.Get', async (req, call) => {
       const answer = answerDelivery(call, idleMs);
-      const record = await store.get(req.name, cancelSignal(call), answer.delivered);
+      const record = await store.get(req.name, cancelSignal(call), answer);
       answer.sent();
       return { config: record.config, digest: record.digest, size: record.size, last_modified: toTimestamp(record.lastModified) };
     }),

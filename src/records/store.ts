@@ -1,6 +1,6 @@
 import pMap from 'p-map';
 import type { Logger } from 'pino';
-import { ByteBudget } from '../blobstore/budget.js';
+import { AnswerBudget, type AnswerOnItsWay } from './answer-budget.js';
 import type { BlobStore, RecordEntry } from '../blobstore/types.js';
 import { Documents } from '../metadata/documents.js';
 import { ReclaimGuard } from '../metadata/reclaim-guard.js';
@@ -78,9 +78,9 @@ export class RecordStore {
    * Bytes of records read for Gets and not yet taken by their clients: reserved once a record is
    * read (within its turn, so the turns bound what waits for room), given back once its call has
    * ended. An answer waits for its client in the connection's buffers, so without this a client
-   * that takes nothing would hold each record it asked for.
+   * that takes nothing would hold each record it asked for (see AnswerBudget).
    */
-  private readonly answers: ByteBudget;
+  private readonly answers: AnswerBudget;
   /** Puts received and not yet answered, waiting for their names or a turn included. */
   private readonly inProgress = { count: 0, bytes: 0 };
 
@@ -92,19 +92,15 @@ export class RecordStore {
     answerBytes = 128 * 1024 * 1024,
   ) {
     this.guard = new ReclaimGuard(new ReclaimMarks(new Documents(blobs)), blobs);
-    this.answers = new ByteBudget(answerBytes, 60_000, {
-      exhausted: (limit, seconds) =>
-        `cache record Get: the answers of Gets not yet taken by their clients held ${limit} bytes (--max-read-buffer) for ${seconds}s; retry later`,
-      cancelled: 'cache record Get: the client cancelled it while it waited for room for its answer',
-    });
+    this.answers = new AnswerBudget(answerBytes);
   }
 
   /**
    * `signal`: the client went away; a Get still waiting for a turn gives up its place.
-   * `delivered`: settles once the answer has left the daemon (or never will); until then the
-   * record's bytes count against the answers' budget.
+   * `answer`: the answer's way to its client; until it is delivered the record's bytes count
+   * against the answers' budget.
    */
-  async get(given: string, signal?: AbortSignal, delivered?: Promise<void>): Promise<CacheRecord> {
+  async get(given: string, signal?: AbortSignal, answer?: AnswerOnItsWay): Promise<CacheRecord> {
     const name = given || DEFAULT_NAME;
     this.checkName(name);
     let held = 0;
@@ -122,9 +118,7 @@ export class RecordStore {
       this.answers.release(held);
       throw err;
     }
-    const release = () => this.answers.release(held);
-    if (delivered) void delivered.then(release, release);
-    else this.answers.release(held);
+    this.answers.handOver(held, answer);
     return record;
   }
 
