@@ -75,9 +75,10 @@ export interface BlobStore {
   /**
    * What statBlob would answer from what the store learned recently, without asking storage or
    * making a promise; undefined when it would have to ask. For the Read path, where `ctr content
-   * get` makes thousands of calls a blob.
+   * get` makes thousands of calls a blob. `counted` false: a look that answers no lookup of its
+   * own (the lookup that follows counts), kept out of the existence cache's hit metrics.
    */
-  knownBlob?(digest: string): BlobStat | undefined;
+  knownBlob?(digest: string, counted?: boolean): BlobStat | undefined;
   /**
    * Streams `length` bytes (> 0) from `offset`; the caller has checked the bounds against the
    * blob's `size`. A blob gone missing meanwhile is a not-found StoreError. Leaving the

@@ -71,7 +71,7 @@ export class Claims {
     // The stream's "absent" stands only while this daemon has not stored the blob since (another
     // stream's COMMIT): answering it would replace the hold that commit wrote, labels and all,
     // where containerd answers AlreadyExists. A store that keeps no such cache is asked.
-    const absent = request.absent && this.blobs.knownBlob !== undefined && this.blobs.knownBlob(digest) === undefined;
+    const absent = request.absent && this.blobs.knownBlob !== undefined && this.blobs.knownBlob(digest, false) === undefined;
     const stat = absent ? Promise.resolve(undefined) : this.blobs.statBlob(digest);
     // bytes known to be missing get a fresh hold whatever the namespace held before
     const held = absent ? Promise.resolve(undefined) : this.memberships.readForWriter(ns, digest);

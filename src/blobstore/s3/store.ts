@@ -113,10 +113,10 @@ export class S3BlobStore implements BlobStore {
     this.location = `s3://${bucket}/${options.prefix}${where}`;
   }
 
-  knownBlob(digest: string): BlobStat | undefined {
+  knownBlob(digest: string, counted = true): BlobStat | undefined {
     const known = this.stats.get(digest);
     // a miss is counted by the statBlob that follows it
-    if (known) countLookup('existence', true);
+    if (known && counted) countLookup('existence', true);
     return known;
   }
 

@@ -153,8 +153,8 @@ export class ReadTier implements BlobStore {
     return this.inner.statBlob(digest, options);
   }
 
-  knownBlob(digest: string): BlobStat | undefined {
-    return this.inner.knownBlob?.(digest);
+  knownBlob(digest: string, counted?: boolean): BlobStat | undefined {
+    return this.inner.knownBlob?.(digest, counted);
   }
 
   async readBlob(digest: string, offset: number, length: number, options: { size: number }): Promise<ReadSource> {
