@@ -275,7 +275,12 @@ export class ReadTier implements BlobStore {
       // the space comes back once the last descriptor of the file is closed too
       this.files.forget(path);
       this.windows.forget(path);
-      unlinking.push(unlink(path).catch(() => undefined));
+      unlinking.push(
+        unlink(path).catch((err: NodeJS.ErrnoException) => {
+          // no longer counted, yet still on disk: said, as nothing else would (a start finds it)
+          if (err.code !== 'ENOENT') this.logger?.warn({ path, err }, 'read tier: could not remove a file it let go of; its space is not counted until the next start');
+        }),
+      );
     }
     await Promise.all(unlinking);
   }
