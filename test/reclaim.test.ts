@@ -98,7 +98,8 @@ describe('Delete by reference, and the collector', () => {
     const digest = digestOf(layer);
     const putAt = Date.now();
     await putObject(d.bucket!, `blobs/${digest}`, layer);
-    const touchRefreshed = () => new Collector(collectorSourcesFor(store, leases), { graceMs: 0, touchRefreshMs: 5_000, logger: quiet, lockSettleMs: 1_000 });
+    // a short settle: the second run must be done within the window below, give-ways included
+    const touchRefreshed = () => new Collector(collectorSourcesFor(store, leases), { graceMs: 0, touchRefreshMs: 5_000, logger: quiet, lockSettleMs: 300 });
     await collectRuns(() => touchRefreshed().run({ delete: true }), 1);
     // older than the touch refresh by S3's clock (kept to the second), younger than twice it by
     // some seconds, for a slow run on a busy machine

@@ -72,7 +72,9 @@ export class IdleHolders {
     for (const holder of idle) {
       if (given >= wanted) break;
       // it leaves the set as it releases; one that cannot stays, and is asked again next time
-      if (holder.giveBack()) given += holder.holding;
+      // what it holds as it is asked: a part it had on disk already is let go of at once
+      const holding = holder.holding;
+      if (holder.giveBack()) given += holding;
     }
   }
 }

@@ -48,7 +48,8 @@ export class CollectorLock {
     // have landed over it: this run gives way (the next one tries again) rather than share.
     // Two collectors that both go ahead need one whose check and read back lie more than twice
     // the settle apart (the other wrote, waited the settle and read back between them), so any
-    // bound under that is safe; the read back's own time does not count toward it.
+    // bound under that is safe; the read back's own time does not count toward it. This rests
+    // on a read after a write of the key seeing that write, as AWS S3 and MinIO promise.
     const slow = performance.now() - checking > this.settleMs + this.settleMs / 2;
     const back = await this.docs.read<LockRecord>(docKeys.gcLock());
     if (back?.owner === this.owner && !slow) return { held: true };
@@ -100,7 +101,10 @@ export class CollectorLock {
 
   private async write(): Promise<void> {
     if (this.released) return;
-    this.renewedAt = Date.now();
-    await this.docs.write(docKeys.gcLock(), { owner: this.owner, until: new Date(Date.now() + LOCK_TTL_MS).toISOString() });
+    const at = Date.now();
+    await this.docs.write(docKeys.gcLock(), { owner: this.owner, until: new Date(at + LOCK_TTL_MS).toISOString() });
+    // counted from when the lock it wrote was dated, once it is written: a write that hangs
+    // leaves the lock as old as the last one that landed, which is what the bucket holds
+    this.renewedAt = at;
   }
 }

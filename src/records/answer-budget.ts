@@ -10,15 +10,17 @@ export interface AnswerOnItsWay {
 }
 
 /**
- * An answer its client has not taken this long is cut while a Get waits for room: under the
- * 60 s a Get waits before it fails, so the waiting Get gets its room first.
+ * An answer its client has not taken whole this long after it was handed over is cut while a Get
+ * waits for room: under the 60 s a Get waits before it fails, so the waiting Get gets its room
+ * first. It counts from the hand-over, not from the client's last progress, which the connection
+ * does not tell: a client taking an 8 MiB answer at under 280 KB/s is cut too, while others wait.
  */
 const UNTAKEN_MS = 30_000;
 
 /**
  * Bytes of records read for Gets and not yet taken by their clients (--max-read-buffer). Each
- * answer holds its bytes until delivered; while another Get waits for room, answers still
- * untaken 30 s after they were handed over are cut, the oldest first. Before, a client that took
+ * answer holds its bytes until delivered; while another Get waits for room, answers not yet
+ * taken whole 30 s after they were handed over are cut, the oldest first. Before, a client that took
  * none of its answers held them until --stream-idle-timeout (10 minutes), and sixteen such Gets
  * of 8 MiB records (the most a Put takes) held the whole budget, failing every other client's Get.
  */

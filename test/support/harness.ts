@@ -294,7 +294,7 @@ export async function collectRuns<R extends { skipped?: string }>(run: () => Pro
  * lock (its write and read back took too long to be sure no other collector took it) or whose last
  * check took longer than writers wait deletes nothing, by design: on a machine the whole suite
  * loads, that happened run after run, so such runs are not counted, up to three times `maxRuns`
- * in all. Every report is returned, for a test to show when it fails.
+ * in all and 40 s of runs. Every report is returned, for a test to show when it fails.
  */
 export async function collectUntil<R extends { skipped?: string; deleted?: boolean; reclaimable?: { count: number } }>(
   run: () => Promise<R>,
@@ -303,7 +303,9 @@ export async function collectUntil<R extends { skipped?: string; deleted?: boole
 ): Promise<R[]> {
   const reports: R[] = [];
   let counted = 0;
-  while (counted < maxRuns && reports.length < 3 * maxRuns) {
+  // within a test's 60 s, so that a failure shows the reports rather than a timeout
+  const until = performance.now() + 40_000;
+  while (counted < maxRuns && reports.length < 3 * maxRuns && performance.now() < until) {
     const report = await run();
     reports.push(report);
     if (await done()) break;
