@@ -103,6 +103,31 @@ describe('Write streams, when the daemon holds back', () => {
     await holder.ended;
   });
 
+  it('puts the part of a stream gone quiet on disk for a stream that waits for buffer space, and commits both blobs whole', async () => {
+    const client = d.content();
+    const quietData = randomBlob(5 * MiB + 100);
+    const quiet = new WriteSession(client);
+    const ref = 'goes-quiet';
+    await quiet.send({ action: 'STAT', ref, total: quietData.length, expected: digestOf(quietData) });
+    // a part but a byte: the whole budget, held while the stream sends nothing (a STAT now and then would not count)
+    await quiet.send({ action: 'WRITE', ref, offset: 0, data: quietData.subarray(0, 5 * MiB - 1) });
+    const otherData = randomBlob(2 * MiB);
+    const started = performance.now();
+    const other = await writeBlob(client, 'waits-for-room', otherData, { expected: digestOf(otherData) });
+    const waited = performance.now() - started;
+    expect(other.digest).toBe(digestOf(otherData));
+    // once the quiet stream had sent nothing for 5 s, not after the budget's 60 s wait
+    expect(waited).toBeGreaterThan(4_000);
+    expect(waited).toBeLessThan(30_000);
+    await quiet.send({ action: 'WRITE', ref, offset: 5 * MiB - 1, data: quietData.subarray(5 * MiB - 1) });
+    const committed = await quiet.send({ action: 'COMMIT', ref, total: quietData.length, offset: quietData.length, expected: digestOf(quietData) });
+    expect(committed.digest).toBe(digestOf(quietData));
+    quiet.close();
+    await quiet.ended;
+    expect((await getObject(d.bucket!, `blobs/${digestOf(quietData)}`)).equals(quietData)).toBe(true);
+    expect((await getObject(d.bucket!, `blobs/${digestOf(otherData)}`)).equals(otherData)).toBe(true);
+  }, 60_000);
+
   it('stops reading the WRITEs of a client that does not read its answers', async () => {
     const count = 20_000;
     // A client that pipelines tiny WRITEs and reads nothing from its connection (grpc-js's own
