@@ -259,6 +259,12 @@ export interface Upload {
    */
   suspend(): Promise<void>;
   /**
+   * Runs `work` (a COMMIT's checks around prepare and commit) with the upload counted in use, so
+   * that its buffered bytes are not put on disk for others meanwhile; stores that never do that
+   * need not have it.
+   */
+  inUse?<T>(work: () => Promise<T>): Promise<T>;
+  /**
    * This process lets go of the upload without discarding what is stored of it: memory and
    * spilled bytes are given back, the stored parts stay for whoever continues from a checkpoint.
    */

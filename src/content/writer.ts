@@ -197,23 +197,26 @@ export class Writer {
     const recentlyChecked = digest === this.checkedExpected && Date.now() - this.checkedAt < RECHECK_AFTER_MS;
     const upload = ingest.upload;
     let preparing: Promise<void> | undefined;
-    const outcome = await this.host
-      .claim(ingest.ns, digest, {
-        size,
-        labels,
-        absent: recentlyChecked,
-        before: this.leftover(),
-        prepare: () => (preparing = upload.prepare(digest, signal).catch((err: unknown) => this.startOverIfGone(err, upload))),
-        store: () => upload.commit(digest, size).catch((err: unknown) => this.startOverIfGone(err, upload)),
-        alongside: () => this.host.removeRecord(ingest),
-      })
-      .catch(async (err: unknown) => {
-        // A claim may fail (its existence check, say) while the upload's last part is still on
-        // its way: should that find the bytes gone, the restart it begins is done before the
-        // COMMIT answers, so the stream lets go of the ingest only as the restart left it.
-        await preparing?.catch(() => undefined);
-        throw err;
-      });
+    const claiming = () =>
+      this.host
+        .claim(ingest.ns, digest, {
+          size,
+          labels,
+          absent: recentlyChecked,
+          before: this.leftover(),
+          prepare: () => (preparing = upload.prepare(digest, signal).catch((err: unknown) => this.startOverIfGone(err, upload))),
+          store: () => upload.commit(digest, size).catch((err: unknown) => this.startOverIfGone(err, upload)),
+          alongside: () => this.host.removeRecord(ingest),
+        })
+        .catch(async (err: unknown) => {
+          // A claim may fail (its existence check, say) while the upload's last part is still on
+          // its way: should that find the bytes gone, the restart it begins is done before the
+          // COMMIT answers, so the stream lets go of the ingest only as the restart left it.
+          await preparing?.catch(() => undefined);
+          throw err;
+        });
+    // the bytes buffered for a single PUT stay in memory through the checks around it
+    const outcome = await (upload.inUse ? upload.inUse(claiming) : claiming());
     if (outcome === 'exists') {
       await this.discard();
       throw new ContentExists(digest);

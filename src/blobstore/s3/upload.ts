@@ -184,6 +184,10 @@ export class S3Upload implements Upload {
     }
   }
 
+  inUse<T>(work: () => Promise<T>): Promise<T> {
+    return this.quiet.using(work);
+  }
+
   forget(): Promise<void> {
     return this.quiet.using(() => this.letGo());
   }
