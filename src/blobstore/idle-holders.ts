@@ -40,10 +40,6 @@ export class IdleHolders {
     this.holders.delete(holder);
   }
 
-  get size(): number {
-    return this.holders.size;
-  }
-
   /** Whether it asks again every so often (only while someone waits). */
   get sweeping(): boolean {
     return this.sweeper !== undefined;
@@ -71,8 +67,8 @@ export class IdleHolders {
     let given = 0;
     for (const holder of idle) {
       if (given >= wanted) break;
-      // it leaves the set as it releases; one that cannot stays, and is asked again next time
-      // what it holds as it is asked: a part it had on disk already is let go of at once
+      // Counted as it is asked (a part it had on disk already is let go of at once). It leaves
+      // the set as it releases; one that cannot stays, and is asked again next time.
       const holding = holder.holding;
       if (holder.giveBack()) given += holding;
     }
