@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
-import { StoreError, failedPrecondition, invalidArgument, startOver } from '../../errors.js';
+import { StoreError, failedPrecondition, startOver } from '../../errors.js';
+import { BlobSize } from './blob-size.js';
 import { MultipartCalls } from './multipart.js';
 import { FillingPart } from './filling-part.js';
 import { SpilledParts } from './spilled-parts.js';
@@ -9,8 +10,6 @@ import { QuietUpload } from './quiet-upload.js';
 import { parseCheckpoint } from './checkpoint.js';
 import { copyObject } from './copy.js';
 import type { OutgoingPart, UploadContext } from './upload-context.js';
-
-const MAX_PARTS = 10_000;
 
 /**
  * Streams a blob into S3. Bytes collect into parts of `partSize`; once the first part is full
@@ -59,7 +58,7 @@ export class S3Upload implements Upload {
   private accepted: number;
   /** The last part, shorter than the others; no checkpoint reaches past it. */
   private shortPart = 0;
-  private readonly sizeHint: number;
+  private readonly size: BlobSize;
   /** What is on disk while no stream writes (see suspend). */
   private readonly spilled: SpilledParts;
   private readonly onDurable: ((checkpoint: Checkpoint) => void) | undefined;
@@ -70,7 +69,6 @@ export class S3Upload implements Upload {
     private readonly context: UploadContext,
     options: UploadOptions,
   ) {
-    this.sizeHint = options.sizeHint ?? 0;
     this.onDurable = options.onDurable;
     this.spilled = new SpilledParts(context.spill);
     const resume = options.resume ? parseCheckpoint(context.keys, options.resume) : undefined;
@@ -94,14 +92,14 @@ export class S3Upload implements Upload {
     // a staging upload can be completed where it is and read back (see reopen.ts)
     this.rereadable = this.key.startsWith(context.keys.staging(''));
     this.nextPart = this.contiguous + 1;
-    if (this.sizeHint > this.largest()) throw invalidArgument(`a blob of ${this.sizeHint} bytes is ${this.tooLarge()}`);
+    this.size = new BlobSize(this.checkpointBytes, options.sizeHint ?? 0);
     this.calls = new MultipartCalls(context.s3, this.key);
     this.filling = new FillingPart(
       context,
       this.spilled,
       {
         whole: this.checkpointBytes,
-        end: (buffered) => this.partEnd(buffered),
+        end: (buffered) => this.size.partEnd(buffered, this.accepted),
         proven: () => this.nextPart > 1,
       },
       (yes) => (yes ? context.holders.add(this.quiet) : context.holders.delete(this.quiet)),
@@ -121,7 +119,7 @@ export class S3Upload implements Upload {
 
   private async take(chunk: Buffer, signal?: AbortSignal): Promise<void> {
     this.checkOpen();
-    if (this.accepted + chunk.length > this.largest()) throw invalidArgument(`a blob past ${this.largest()} bytes is ${this.tooLarge()}`);
+    this.size.check(this.accepted, chunk.length);
     if (this.completed) throw failedPrecondition(`the upload to ${this.key} is complete and takes no more bytes; commit it, or write the content again from offset 0`);
     await this.recover(signal);
     if (chunk.length === 0) return;
@@ -138,26 +136,6 @@ export class S3Upload implements Upload {
       from += n;
       if (filling.buffered === this.checkpointBytes) await this.sendPart();
     }
-  }
-
-  /** S3 takes at most 10,000 parts an upload: past them it refuses the next part. */
-  private largest(): number {
-    return MAX_PARTS * this.checkpointBytes;
-  }
-
-  private tooLarge(): string {
-    return `more than S3's 10,000 parts of ${this.checkpointBytes} bytes (--part-size) hold; the daemon's --part-size must be larger for it`;
-  }
-
-  /**
-   * Where the part being filled ends by the declared size. Past that size (a client may raise
-   * it on any message) nothing says, so a whole part: growing only to what each WRITE needs
-   * copied the part on every WRITE.
-   */
-  private partEnd(buffered: number): number {
-    const whole = this.checkpointBytes;
-    if (this.sizeHint <= 0 || this.accepted >= this.sizeHint) return whole;
-    return Math.min(whole, buffered + this.sizeHint - this.accepted);
   }
 
   /**
