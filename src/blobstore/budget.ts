@@ -1,5 +1,6 @@
 import { StoreError, cancelled } from '../errors.js';
 import { TimedWaiters } from '../timed-waiters.js';
+import { IdleHolders } from './idle-holders.js';
 
 /**
  * Bytes of upload buffers the whole daemon may hold at once. Uploads reserve before they
@@ -26,9 +27,14 @@ export class ByteBudget {
     readonly limit: number,
     private readonly waitMs = 60_000,
     private readonly messages: BudgetMessages = UPLOAD_BUFFERS,
-    /** Told each time a reservation has to wait (idle holders may give way: idle-holders.ts). */
-    private readonly whenShort?: () => void,
-  ) {}
+    /** With it, holders idle this long give way while reservations wait (see `holders`). */
+    idleHolderMs?: number,
+  ) {
+    this.holders = idleHolderMs === undefined ? undefined : new IdleHolders(idleHolderMs, () => this.waitedFor);
+  }
+
+  /** Those holding some of the budget, of which the idle give way to reservations that wait (idle-holders.ts). */
+  readonly holders: IdleHolders | undefined;
 
   /** Bytes reservations are waiting for. */
   get waitedFor(): number {
@@ -65,7 +71,7 @@ export class ByteBudget {
         },
       },
     );
-    this.whenShort?.();
+    this.holders?.short();
     await turn;
     return want;
   }

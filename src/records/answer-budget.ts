@@ -1,5 +1,5 @@
 import { ByteBudget } from '../blobstore/budget.js';
-import { IdleHolders, type BudgetHolder } from '../blobstore/idle-holders.js';
+import type { BudgetHolder } from '../blobstore/idle-holders.js';
 
 /** A record's answer handed to the connection, on its way to its client. */
 export interface AnswerOnItsWay {
@@ -26,7 +26,6 @@ const UNTAKEN_MS = 30_000;
  */
 export class AnswerBudget {
   private readonly budget: ByteBudget;
-  private readonly untaken: IdleHolders;
 
   constructor(bytes: number) {
     this.budget = new ByteBudget(
@@ -37,9 +36,8 @@ export class AnswerBudget {
           `cache record Get: the answers of Gets not yet taken by their clients held ${limit} bytes (--max-read-buffer) for ${seconds}s; retry later`,
         cancelled: 'cache record Get: the client cancelled it while it waited for room for its answer',
       },
-      () => this.untaken.short(),
+      UNTAKEN_MS,
     );
-    this.untaken = new IdleHolders(UNTAKEN_MS, () => this.budget.waitedFor);
   }
 
   acquire(bytes: number, signal?: AbortSignal): Promise<number> {
@@ -61,9 +59,9 @@ export class AnswerBudget {
         return true;
       },
     };
-    this.untaken.add(holder);
+    this.budget.holders?.add(holder);
     const done = () => {
-      this.untaken.delete(holder);
+      this.budget.holders?.delete(holder);
       this.budget.release(held);
     };
     void answer.delivered.then(done, done);

@@ -11,7 +11,6 @@ import {
 import { LRUCache } from 'lru-cache';
 import { notFound, unavailable } from '../../errors.js';
 import { ByteBudget } from '../budget.js';
-import { IdleHolders } from '../idle-holders.js';
 import { PartBuffers } from '../part-buffers.js';
 import { SpillDir } from '../spill.js';
 import type {
@@ -90,13 +89,11 @@ export class S3BlobStore implements BlobStore {
     this.keys = new KeyLayout(options);
     this.slots = new ReadSlots({ ...READ_SLOTS, ...options.readSlots }, () => this.readers.closeOldest());
     this.reachability = new Reachability(this.s3);
-    const budget: ByteBudget = new ByteBudget(options.maxBuffer ?? 256 * 1024 ** 2, undefined, undefined, () => holders.short());
-    const holders = new IdleHolders(IDLE_UPLOAD_MS, () => budget.waitedFor);
+    const budget = new ByteBudget(options.maxBuffer ?? 256 * 1024 ** 2, undefined, undefined, IDLE_UPLOAD_MS);
     this.uploads = {
       s3: this.s3,
       keys: this.keys,
       budget,
-      holders,
       // enough for one upload's parts to go round
       parts: new PartBuffers(options.partSize, Math.max(2, options.uploadParallelism)),
       // interrupted uploads may keep up to eight times what all uploads may hold in memory
@@ -389,7 +386,7 @@ export class S3BlobStore implements BlobStore {
     this.reachability.close();
     this.readers.closeAll();
     this.slots.close();
-    this.uploads.holders.close();
+    this.uploads.budget.holders?.close();
     this.s3.destroy();
     await this.uploads.spill.close();
   }

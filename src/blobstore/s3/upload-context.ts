@@ -1,5 +1,4 @@
 import type { ByteBudget } from '../budget.js';
-import type { IdleHolders } from '../idle-holders.js';
 import type { PartBuffers } from '../part-buffers.js';
 import type { SpillDir } from '../spill.js';
 import type { BlobStat } from '../types.js';
@@ -10,10 +9,8 @@ import type { KeyLayout } from './keys.js';
 export interface UploadContext {
   readonly s3: S3Bucket;
   readonly keys: KeyLayout;
-  /** Bytes all uploads together may buffer. */
+  /** Bytes all uploads together may buffer; of its holders, uploads whose stream went quiet give way to those waiting. */
   readonly budget: ByteBudget;
-  /** Uploads holding some of `budget`: those whose stream went quiet give way to those waiting. */
-  readonly holders: IdleHolders;
   readonly parts: PartBuffers;
   /** Where the unfinished part of a suspended upload waits. */
   readonly spill: SpillDir;

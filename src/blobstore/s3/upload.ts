@@ -102,7 +102,7 @@ export class S3Upload implements Upload {
         end: (buffered) => this.size.partEnd(buffered, this.accepted),
         proven: () => this.nextPart > 1,
       },
-      (yes) => (yes ? context.holders.add(this.quiet) : context.holders.delete(this.quiet)),
+      (yes) => (yes ? context.budget.holders?.add(this.quiet) : context.budget.holders?.delete(this.quiet)),
     );
     this.quiet = new QuietUpload(this.filling, () => this.aborted);
   }
