@@ -2,12 +2,6 @@ import { StoreError, cancelled } from '../errors.js';
 import { TimedWaiters } from '../timed-waiters.js';
 import { IdleHolders } from './idle-holders.js';
 
-/**
- * Bytes of upload buffers the whole daemon may hold at once. Uploads reserve before they
- * buffer and wait when the budget is spent, which stops reading from their clients: memory
- * stays bounded however many ingests run. A reservation that cannot be had in `waitMs` fails
- * with resource-exhausted instead of waiting forever behind ingests whose clients went quiet.
- */
 /** What a budget's refusals say: the budget is named, and what its waiters were doing. */
 export interface BudgetMessages {
   exhausted(limit: number, waitSeconds: number): string;
@@ -19,6 +13,13 @@ const UPLOAD_BUFFERS: BudgetMessages = {
   cancelled: 'the client cancelled the write while it waited for upload buffer space (--max-buffer)',
 };
 
+/**
+ * Bytes buffers may hold at once, daemon-wide (upload parts; record answers not yet taken).
+ * Holders reserve before they buffer and wait when the budget is spent, which stops reading
+ * from their clients: memory stays bounded however many run. A reservation that cannot be had
+ * in `waitMs` fails with resource-exhausted instead of waiting forever behind holders whose
+ * clients went quiet; with `idleHolderMs`, idle holders give way meanwhile.
+ */
 export class ByteBudget {
   private used = 0;
   private readonly waiting = new TimedWaiters<number>();

@@ -21,6 +21,12 @@ export interface Reservation {
   failed(): void;
 }
 
+interface Count {
+  n: number;
+  /** When a recount found the lease full (see FULL_STANDS_MS). */
+  fullAt?: number;
+}
+
 /**
  * Resources per lease as counted by this daemon, so that adding one does not list them all, and
  * so that parallel adds cannot overrun the cap between them: the check and the reservation of a
@@ -29,12 +35,6 @@ export interface Reservation {
  * their way, and errs high (re-adds, writes a listing saw as well), never low; other daemons'
  * adds it misses, and a recount at the cap finds them.
  */
-interface Count {
-  n: number;
-  /** When a recount found the lease full (see FULL_STANDS_MS). */
-  fullAt?: number;
-}
-
 export class ResourceCounts {
   private readonly counts = new LRUCache<string, Count>(countBound(10_000));
   /** Writes under way per lease; an entry lives as long as one of its adds. */
