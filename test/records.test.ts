@@ -203,6 +203,29 @@ describe('CacheRecords on S3', () => {
     expect(err.details).toContain('expected_previous_digest: invalid digest "sha256:nope"');
   });
 
+  describe('what the names of a Put held before, kept to be put back should a layer be reclaimed', () => {
+    // 7 MiB each, told apart by their padding: ten different ones pass the 64 MiB a daemon keeps
+    const padded = (i: number) => Buffer.concat([cacheConfig(layers.slice(0, 1)), Buffer.alloc(7 * 1024 * 1024 + i, ' ')]);
+    const tenNames = (prefix: string) => Array.from({ length: 10 }, (_, i) => `${prefix}-${i}`);
+
+    it('is kept once when every name holds the same record: a Put over ten names holding one 7 MiB record is stored', async () => {
+      const names = tenNames('held-same');
+      await put(names, padded(0));
+      const next = cacheConfig(layers.slice(0, 2));
+      await put(names, next);
+      for (const name of names) expect((await get(name)).digest).toBe(digestOf(next));
+    });
+
+    it('is bounded in bytes: a Put whose names hold more different records than the daemon keeps is ResourceExhausted naming the bound, and writes nothing', async () => {
+      const names = tenNames('held-apart');
+      for (const [i, name] of names.entries()) await put([name], padded(i));
+      const err = await failure(put(names, cacheConfig(layers.slice(0, 2))));
+      expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(err.details).toMatch(/would pass the 67108864 bytes of old records this daemon keeps/);
+      for (const [i, name] of names.entries()) expect((await get(name)).digest).toBe(digestOf(padded(i)));
+    });
+  });
+
   it('deletes a record, and answers NotFound for one that is not there', async () => {
     await put(['to-delete'], cacheConfig(layers.slice(0, 1)));
     await call(records, 'Delete', { name: 'to-delete' });

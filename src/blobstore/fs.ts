@@ -147,11 +147,13 @@ export class FsBlobStore implements BlobStore {
   /** Records have a directory of their own here, whatever the bucket's prefixes: no name is ambiguous. */
   checkRecordName(): void {}
 
-  async getRecord(name: string): Promise<StoredRecord | undefined> {
+  async getRecord(name: string, admit?: (bytes: number) => void): Promise<StoredRecord | undefined> {
     try {
       const path = this.recordPath(name);
-      const [body, st] = await Promise.all([readFile(path), stat(path)]);
-      return { body, lastModified: st.mtime };
+      const st = await stat(path);
+      admit?.(st.size);
+      // a Put replaces the file by renaming another over it: what is read is one whole record
+      return { body: await readFile(path), lastModified: st.mtime };
     } catch (err) {
       if (isNoEntry(err)) return undefined;
       throw err;

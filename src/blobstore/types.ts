@@ -128,8 +128,12 @@ export interface BlobStore {
    * record methods refuse such a name too.
    */
   checkRecordName(name: string): void;
-  /** BuildKit's cache records: `<prefix><manifests_prefix><name>`, raw bytes. */
-  getRecord(name: string): Promise<StoredRecord | undefined>;
+  /**
+   * BuildKit's cache records: `<prefix><manifests_prefix><name>`, raw bytes. `admit`, when given,
+   * is told the record's size before its bytes are read, and refuses it by throwing (the caller's
+   * memory bound; nothing is read then).
+   */
+  getRecord(name: string, admit?: (bytes: number) => void): Promise<StoredRecord | undefined>;
   /**
    * A record's bytes as they stream, for one too large for `getRecord` (another tool's object
    * under a shared manifests prefix, say) that the collector must still read for digests.

@@ -4,8 +4,8 @@ import { TimedWaiters } from '../timed-waiters.js';
 /**
  * Record Puts a daemon runs at once, and those waiting for a turn (record Gets, which hold a
  * record each, take turns of their own from a second instance). A running Put holds its config,
- * what checking it builds and what each of its names held before (up to 16 names of up to 16 MiB),
- * a waiting one its config. How many Puts a daemon holds at all, waiting for their names included,
+ * what checking it builds and what each of its names held before (bounded in bytes daemon-wide,
+ * records/store.ts), a waiting one its config. How many Puts a daemon holds at all, waiting for their names included,
  * is bounded beside it (records/store.ts), so memory stays bounded however many Puts clients send.
  *
  * Waiting rather than refusing at once: BuildKit fails a build whose cache export cannot write its

@@ -48,11 +48,24 @@ const MAX_QUEUED_PER_NAME = 8;
  */
 const MAX_LINGERING = 1024;
 const NAME_WAIT_MS = 60_000;
+/**
+ * Bytes of what the names of running Puts held before, kept to be put back, daemon-wide. Four
+ * turns each keeping one record of the largest size read (16 MiB) fit: BuildKit writes the same
+ * bytes to every name, kept once. Only a Put whose names hold many different records passes it.
+ */
+const MAX_PREVIOUS_BYTES = 64 * 1024 * 1024;
 /** Layers one config may name; each one is checked for presence in the store. */
 const MAX_CONFIG_LAYERS = 10_000;
 const DEFAULT_PAGE = 100;
 /** Blobs checked for presence at once when a record is stored. */
 const PRESENCE_CONCURRENCY = 16;
+
+/** What the names of one Put held before it, and the bytes of them it keeps (MAX_PREVIOUS_BYTES). */
+interface HeldBefore {
+  digests: (string | undefined)[];
+  bodies: Map<string, Buffer>;
+  bytes: number;
+}
 
 /**
  * BuildKit's named cache records. A record is stored only when every layer it names is in the
@@ -67,7 +80,7 @@ export class RecordStore {
   private lingering = 0;
 
   private readonly guard: ReclaimGuard;
-  /** Puts at once: each holds what its names held before, so their number bounds memory. */
+  /** Puts at once: each parses its config and checks its layers, work their number bounds. */
   private readonly turns = new PutTurns();
   /**
    * Gets at once: each holds a record of up to 16 MiB and parses it for its layers (a few
@@ -83,6 +96,8 @@ export class RecordStore {
   private readonly answers: AnswerBudget;
   /** Puts received and not yet answered, waiting for their names or a turn included. */
   private readonly inProgress = { count: 0, bytes: 0 };
+  /** Bytes of old records the Puts in turn keep (MAX_PREVIOUS_BYTES). */
+  private previousBytes = 0;
 
   constructor(
     private readonly blobs: BlobStore,
@@ -161,32 +176,59 @@ export class RecordStore {
   private async putInTurn(unique: string[], config: Buffer, conditions: PutConditions): Promise<{ digest: string; size: number }> {
     const { blobs } = validateCacheConfig(config, MAX_CONFIG_LAYERS);
     await this.requirePresent(blobs, unique);
-    const digest = digestOf(config);
-    // What each name holds now: checked against the conditions, and put back should a layer turn
-    // out reclaimed; each body kept once, as BuildKit gives every name of a cache the same bytes.
-    const bodies = new Map<string, Buffer>();
-    const previous = await pMap(
-      unique,
-      async (name) => {
-        const record = await this.blobs.getRecord(name);
-        if (!record) return undefined;
-        const held = digestOf(record.body);
-        if (!bodies.has(held)) bodies.set(held, record.body);
-        return held;
-      },
-      { concurrency: PRESENCE_CONCURRENCY },
-    );
-    for (const [i, name] of unique.entries()) {
-      const currentDigest = previous[i];
-      if (conditions.ifAbsent && currentDigest) {
-        throw failedPrecondition(`cache record ${JSON.stringify(name)} already exists (digest ${currentDigest})`);
+    const held: HeldBefore = { digests: [], bodies: new Map(), bytes: 0 };
+    try {
+      await this.readHeld(unique, held);
+      for (const [i, name] of unique.entries()) {
+        const currentDigest = held.digests[i];
+        if (conditions.ifAbsent && currentDigest) {
+          throw failedPrecondition(`cache record ${JSON.stringify(name)} already exists (digest ${currentDigest})`);
+        }
+        if (conditions.expectedPrevious && currentDigest !== conditions.expectedPrevious) {
+          throw failedPrecondition(
+            `cache record ${JSON.stringify(name)} is ${currentDigest ?? 'absent'}, not the expected ${conditions.expectedPrevious}`,
+          );
+        }
       }
-      if (conditions.expectedPrevious && currentDigest !== conditions.expectedPrevious) {
-        throw failedPrecondition(
-          `cache record ${JSON.stringify(name)} is ${currentDigest ?? 'absent'}, not the expected ${conditions.expectedPrevious}`,
-        );
+      return await this.writeInTurn(unique, config, blobs, held);
+    } finally {
+      this.previousBytes -= held.bytes;
+    }
+  }
+
+  /**
+   * What each name holds now: checked against the conditions, and put back should a layer turn
+   * out reclaimed; each body kept once, as BuildKit gives every name of a cache the same bytes.
+   * One name at a time, each counted against MAX_PREVIOUS_BYTES before its bytes are read: a
+   * duplicate is known only once read, and names read side by side would all count first.
+   */
+  private async readHeld(unique: readonly string[], held: HeldBefore): Promise<void> {
+    for (const name of unique) {
+      let admitted = 0;
+      const record = await this.blobs.getRecord(name, (bytes) => {
+        if (this.previousBytes + bytes > MAX_PREVIOUS_BYTES) {
+          throw resourceExhausted(
+            `cache record Put: keeping what ${JSON.stringify(name)} holds now (${bytes} bytes) to put back should a layer be reclaimed would pass the ${MAX_PREVIOUS_BYTES} bytes of old records this daemon keeps (${this.previousBytes} kept, by this Put and others); retry later, or put fewer names at once`,
+          );
+        }
+        this.previousBytes += bytes;
+        held.bytes += bytes;
+        admitted = bytes;
+      });
+      const digest = record && digestOf(record.body);
+      held.digests.push(digest);
+      if (!record || !digest) continue;
+      if (held.bodies.has(digest)) {
+        this.previousBytes -= admitted;
+        held.bytes -= admitted;
+      } else {
+        held.bodies.set(digest, record.body);
       }
     }
+  }
+
+  private async writeInTurn(unique: readonly string[], config: Buffer, blobs: readonly string[], held: HeldBefore): Promise<{ digest: string; size: number }> {
+    const digest = digestOf(config);
     // BuildKit writes the same bytes to every name, one after another.
     for (const name of unique) await this.blobs.putRecord(name, config);
     // Written first, then the collector asked (reclaim-marks.ts): a layer it took meanwhile
@@ -195,8 +237,8 @@ export class RecordStore {
     const gone = blobs.filter((_, i) => !stays[i]);
     if (gone.length > 0) {
       for (const [i, name] of unique.entries()) {
-        const before = previous[i];
-        if (before) await this.blobs.putRecord(name, bodies.get(before)!);
+        const before = held.digests[i];
+        if (before) await this.blobs.putRecord(name, held.bodies.get(before)!);
         else await this.blobs.deleteRecord(name);
       }
       throw failedPrecondition(

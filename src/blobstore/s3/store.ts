@@ -258,8 +258,8 @@ export class S3BlobStore implements BlobStore {
     this.keys.record(name);
   }
 
-  async getRecord(name: string): Promise<StoredRecord | undefined> {
-    const got = await getSmallObject(this.s3, this.keys.record(name));
+  async getRecord(name: string, admit?: (bytes: number) => void): Promise<StoredRecord | undefined> {
+    const got = await getSmallObject(this.s3, this.keys.record(name), admit);
     return got && { body: got.body, lastModified: got.lastModified, version: objectVersion(got.etag, got.body.length) };
   }
 

@@ -14,12 +14,24 @@ const MAX_STREAMED_RECORD = 1024 * 1024 * 1024;
  * memory, so anything larger than a record may be (another tool's object under a shared or
  * empty manifests prefix, say) is refused before its body is read.
  */
-export async function getSmallObject(s3: S3Bucket, key: string): Promise<{ body: Buffer; lastModified: Date; etag?: string | undefined } | undefined> {
+export async function getSmallObject(
+  s3: S3Bucket,
+  key: string,
+  /** Told the size before the body is read; throws to refuse it (see BlobStore.getRecord). */
+  admit?: (bytes: number) => void,
+): Promise<{ body: Buffer; lastModified: Date; etag?: string | undefined } | undefined> {
   try {
     const out = await s3.client.send(new GetObjectCommand({ Bucket: s3.name, Key: key }));
+    const destroy = () => out.Body && 'destroy' in out.Body && (out.Body as { destroy(): void }).destroy();
     if ((out.ContentLength ?? 0) > MAX_SMALL_OBJECT) {
-      out.Body && 'destroy' in out.Body && (out.Body as { destroy(): void }).destroy();
+      destroy();
       throw resourceExhausted(`GET ${key}: ${out.ContentLength} bytes, more than a record or document may have (${MAX_SMALL_OBJECT})`);
+    }
+    try {
+      admit?.(out.ContentLength ?? MAX_SMALL_OBJECT);
+    } catch (err) {
+      destroy();
+      throw err;
     }
     return { body: Buffer.from(await out.Body!.transformToByteArray()), lastModified: out.LastModified ?? new Date(0), etag: out.ETag };
   } catch (err) {

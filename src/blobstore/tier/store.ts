@@ -324,8 +324,8 @@ export class ReadTier implements BlobStore {
     return this.inner.touchBlob(digest, size);
   }
 
-  getRecord(name: string): Promise<StoredRecord | undefined> {
-    return this.inner.getRecord(name);
+  getRecord(name: string, admit?: (bytes: number) => void): Promise<StoredRecord | undefined> {
+    return this.inner.getRecord(name, admit);
   }
 
   streamRecord(name: string): Promise<AsyncIterable<Buffer> | undefined> {
