@@ -73,7 +73,7 @@ export const SETTINGS = {
     flag: 's3-sign-payloads',
     env: ['S3CS_S3_SIGN_PAYLOADS'],
     default: 'false',
-    help: 'sign the SHA-256 of every upload\'s body over HTTPS too (plain HTTP always does): for a store behind a proxy that ends TLS, or one that refuses UNSIGNED-PAYLOAD',
+    help: 'sign the SHA-256 of every upload\'s body over HTTPS and to loopback addresses too (plain HTTP to another host always does): for a store behind a proxy that ends TLS or forwards over plain HTTP, or one that refuses UNSIGNED-PAYLOAD',
     boolean: true,
   },
   maxBuffer: {

@@ -70,17 +70,36 @@ describe('how writes to S3 are signed', () => {
     client.destroy();
   });
 
-  it('signs the hash of the body over plain HTTP, where TLS does not keep it intact', async () => {
-    const { client, signedWith } = signingClient('http://127.0.0.1:9');
+  it('signs PutObject and UploadPart without hashing the body over plain HTTP to a loopback address, where the bytes cross no network', async () => {
+    for (const endpoint of ['http://127.0.0.1:9', 'http://localhost:9', 'http://[::1]:9']) {
+      const { client, signedWith } = signingClient(endpoint);
+      expect(await signedWith(() => client.send(new PutObjectCommand({ Bucket: 'b', Key: 'k', Body: body })))).toBe('UNSIGNED-PAYLOAD');
+      expect(await signedWith(() => client.send(new UploadPartCommand({ Bucket: 'b', Key: 'k', UploadId: 'u', PartNumber: 1, Body: body })))).toBe(
+        'UNSIGNED-PAYLOAD',
+      );
+      client.destroy();
+    }
+  });
+
+  it('signs the hash of the body to a loopback address too with --s3-sign-payloads', async () => {
+    const { client, signedWith } = signingClient('http://127.0.0.1:9', true);
+    expect(await signedWith(() => client.send(new UploadPartCommand({ Bucket: 'b', Key: 'k', UploadId: 'u', PartNumber: 1, Body: body })))).toBe(bodyHash);
+    client.destroy();
+  });
+
+  it('signs the hash of the body over plain HTTP to another host, where TLS does not keep it intact', async () => {
+    const { client, signedWith } = signingClient('http://s3.example.invalid:9000');
     expect(await signedWith(() => client.send(new PutObjectCommand({ Bucket: 'b', Key: 'k', Body: body })))).toBe(bodyHash);
     expect(await signedWith(() => client.send(new UploadPartCommand({ Bucket: 'b', Key: 'k', UploadId: 'u', PartNumber: 1, Body: body })))).toBe(bodyHash);
     client.destroy();
   });
 
-  it('tells the start-up probe when uploads go unsigned: AWS\'s endpoints and https:// ones, unless --s3-sign-payloads', () => {
+  it('tells the start-up probe when uploads go unsigned: AWS\'s endpoints, https:// ones and loopback ones, unless --s3-sign-payloads', () => {
     expect(uploadsUnsigned({})).toBe(true);
     expect(uploadsUnsigned({ endpoint: 'HTTPS://minio.example:9000' })).toBe(true);
-    expect(uploadsUnsigned({ endpoint: 'http://127.0.0.1:9000' })).toBe(false);
+    expect(uploadsUnsigned({ endpoint: 'http://127.0.0.1:9000' })).toBe(true);
+    expect(uploadsUnsigned({ endpoint: 'http://minio.example:9000' })).toBe(false);
+    expect(uploadsUnsigned({ endpoint: 'http://127.0.0.1:9000', signPayloads: true })).toBe(false);
     expect(uploadsUnsigned({ signPayloads: true })).toBe(false);
   });
 

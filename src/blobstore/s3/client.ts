@@ -11,6 +11,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { StoreError } from '../../errors.js';
+import { isLoopback } from '../../config/values.js';
 import { isMissing, meansUnreachable, translate, type BucketPlace } from './errors.js';
 import { countRequests } from './metrics.js';
 import { requestsTakeSlots, SocketSlots } from './socket-slots.js';
@@ -85,16 +86,27 @@ export function createS3Client(options: S3StoreOptions, use: 'reads' | 'default'
     }),
   });
   countRequests(client);
-  if (!options.signPayloads) skipPayloadHashOverTls(client);
+  if (!options.signPayloads) skipPayloadHash(client);
   // Reads hold their socket while a body streams out long after its headers; ReadSlots keeps
   // them below their client's sockets (store.ts).
   if (use === 'default') requestsTakeSlots(client, new SocketSlots(MAX_SOCKETS, SOCKET_WAIT_MS, SOCKET_QUEUE));
   return client;
 }
 
-/** Whether the client's uploads go signed UNSIGNED-PAYLOAD (see skipPayloadHashOverTls): AWS's own endpoints are HTTPS. */
+/**
+ * Whether the client's uploads go signed UNSIGNED-PAYLOAD (see skipPayloadHash): AWS's own
+ * endpoints are HTTPS.
+ */
 export function uploadsUnsigned(options: Pick<S3StoreOptions, 'signPayloads' | 'endpoint'>): boolean {
-  return !options.signPayloads && (!options.endpoint || /^https:/i.test(options.endpoint));
+  if (options.signPayloads) return false;
+  if (!options.endpoint) return true;
+  const url = URL.parse(options.endpoint);
+  return url !== null && intactOnTheWay(url.protocol, url.hostname);
+}
+
+/** TLS, or no network at all: a loopback address (a store or proxy on the same host). */
+function intactOnTheWay(protocol: string | undefined, hostname: string | undefined): boolean {
+  return protocol?.toLowerCase() === 'https:' || (hostname !== undefined && isLoopback(hostname));
 }
 
 /** The writes whose bodies are blob bytes (and the daemon's documents). */
@@ -104,19 +116,21 @@ const BODY_WRITES = new Set(['PutObjectCommand', 'UploadPartCommand']);
  * Over HTTPS, PutObject and UploadPart are signed without hashing their bodies (UNSIGNED-PAYLOAD),
  * as aws-sdk-go-v2, the SDK BuildKit's own s3 cache writes with, signs them: TLS keeps the bytes
  * intact on the way, and that hash of every byte was about a fifth of the daemon's CPU for an
- * ingest. Over plain HTTP the signed hash is what lets S3 refuse bytes damaged in transit, so it
- * stays; --s3-sign-payloads keeps it over HTTPS too (a proxy that ends TLS before the store).
+ * ingest. So to a loopback address, where the bytes cross no network (a MinIO or an S3 gateway
+ * beside the daemon). Over plain HTTP to another host the signed hash is what lets S3 refuse
+ * bytes damaged in transit, so it stays; --s3-sign-payloads keeps it everywhere (a proxy that ends
+ * TLS before the store, or one on loopback that forwards the bytes over plain HTTP unchanged).
  */
-function skipPayloadHashOverTls(client: S3Client): void {
+function skipPayloadHash(client: S3Client): void {
   client.middlewareStack.add(
     (next, context) => async (args) => {
-      const request = args.request as { protocol?: string; headers?: Record<string, string> };
-      if (BODY_WRITES.has(context.commandName ?? '') && request.protocol === 'https:' && request.headers) {
+      const request = args.request as { protocol?: string; hostname?: string; headers?: Record<string, string> };
+      if (BODY_WRITES.has(context.commandName ?? '') && request.headers && intactOnTheWay(request.protocol, request.hostname)) {
         request.headers['x-amz-content-sha256'] ??= 'UNSIGNED-PAYLOAD';
       }
       return next(args);
     },
-    { step: 'build', name: 's3csUnsignedPayloadOverTls' },
+    { step: 'build', name: 's3csUnsignedPayload' },
   );
 }
 

@@ -8,7 +8,7 @@ export interface ProbeTarget {
   readonly bucket: string;
   readonly region: string;
   readonly endpoint?: string | undefined;
-  /** Uploads are signed UNSIGNED-PAYLOAD (over HTTPS, without --s3-sign-payloads). */
+  /** Uploads are signed UNSIGNED-PAYLOAD (over HTTPS or to loopback, without --s3-sign-payloads). */
   readonly unsignedUploads?: boolean | undefined;
   /** The key of a document under the daemon's own metadata prefix. */
   docKey(name: string): string;
