@@ -7,6 +7,7 @@ import { ConfigError, describeConfig, resolveConfig, SETTINGS, type Config, type
 import type { SettingName, SettingSpec } from './config/settings.js';
 import { ProbeError } from './blobstore/probe-error.js';
 import { readListenerFiles } from './listeners.js';
+import { trimWhenQuiet } from './memory-trim.js';
 import { Daemon, openBlobStore } from './server.js';
 
 const NAME = 's3-content-store';
@@ -192,6 +193,7 @@ async function serve(args: string[]): Promise<number> {
     }
   }
   const daemon = await Daemon.start(config, logger, store, listenerFiles);
+  const stopTrimming = trimWhenQuiet(logger);
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       logger.info({ signal }, 'shutting down');
@@ -202,6 +204,7 @@ async function serve(args: string[]): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+  stopTrimming();
   await daemon.stop(config.shutdownTimeoutMs);
   return 0;
 }

@@ -27,7 +27,9 @@ describe('the packed package', () => {
     const help = spawnSync(bin, ['serve', '--help'], { encoding: 'utf8' });
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('s3cs.records.v1.CacheRecords');
-    // its install script built the native SHA-256 from the sources the tarball carries
-    expect(existsSync(join(prefix, 'lib', 'node_modules', 's3-content-store', 'native', 'sha256', 'build', 'Release', 'sha256_ctx.node'))).toBe(true);
+    // its install script built the native modules from the sources the tarball carries
+    const installed = join(prefix, 'lib', 'node_modules', 's3-content-store', 'native');
+    expect(existsSync(join(installed, 'sha256', 'build', 'Release', 'sha256_ctx.node'))).toBe(true);
+    expect(existsSync(join(installed, 'malloc-trim', 'build', 'Release', 'malloc_trim.node'))).toBe(true);
   }, 240_000);
 });

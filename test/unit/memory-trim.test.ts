@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { loadMallocTrim, QuietTrimPolicy } from '../../src/memory-trim.js';
+
+/** Feeds the policy windows of 500 ms, `busy` ms of each busy, from `at`; answers when it trimmed. */
+function feed(policy: QuietTrimPolicy, busyMs: number[], at = 0): number[] {
+  const trims: number[] = [];
+  busyMs.forEach((busy, i) => {
+    const now = at + (i + 1) * 500;
+    if (policy.observe(busy, 500, now)) trims.push(now);
+  });
+  return trims;
+}
+
+describe('when the daemon hands freed memory back (QuietTrimPolicy)', () => {
+  it('trims once start-up is over and two windows in a row were quiet', () => {
+    expect(feed(new QuietTrimPolicy(), [0, 0, 0, 0])).toEqual([1_000]);
+  });
+
+  it('does not trim while the event loop is busy, and does once it has been quiet for two windows', () => {
+    expect(feed(new QuietTrimPolicy(), [400, 0, 300, 0, 0, 0])).toEqual([2_500]);
+  });
+
+  it('counts a window busy for 5% of its time or more as busy', () => {
+    expect(feed(new QuietTrimPolicy(), [25, 25, 25, 24, 24])).toEqual([2_500]);
+  });
+
+  it('does not trim again when the loop did little since the last trim', () => {
+    const policy = new QuietTrimPolicy();
+    expect(feed(policy, [0, 0])).toEqual([1_000]);
+    // 10 ms of work in 20 s: nothing much was freed
+    expect(feed(policy, Array.from({ length: 40 }, (_, i) => (i === 5 ? 10 : 0)), 1_000)).toEqual([]);
+  });
+
+  it('trims again after work, once quiet, but not within 5 s of the last trim', () => {
+    const policy = new QuietTrimPolicy();
+    expect(feed(policy, [0, 0])).toEqual([1_000]);
+    // 200 ms of work right after, then quiet: due at 2,500, held until 6,000
+    expect(feed(policy, [200, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 1_000)).toEqual([6_000]);
+  });
+});
+
+describe('the malloc_trim module (native/malloc-trim)', () => {
+  it('is built by the install on glibc, so a quiet daemon hands freed memory back', () => {
+    // npm ci builds it (scripts/build-native.mjs); the reason says why when it is missing
+    const malloc = loadMallocTrim();
+    expect(malloc.available ? 'built' : malloc.reason).toBe('built');
+    if (malloc.available) expect(typeof malloc.trim()).toBe('boolean');
+  });
+
+  it('says it was not built when its file is missing', () => {
+    expect(loadMallocTrim('/nonexistent/malloc_trim.node')).toEqual({ available: false, reason: 'not built: native/malloc-trim was not compiled at install' });
+  });
+});
