@@ -21,6 +21,9 @@ import {
   type TestDaemon,
 } from './support/harness.js';
 import { grpcFrame, rawCall, type RawCall } from './support/raw-grpc.js';
+import { createS3Client } from '../src/blobstore/s3/client.js';
+import { S3BlobStore } from '../src/blobstore/s3/index.js';
+import { RequestLog } from './support/s3-requests.js';
 
 describe('upload buffer budget', () => {
   let d: TestDaemon;
@@ -336,6 +339,47 @@ describe('upload part buffers, as bytes arrive', () => {
     for (let i = 0; i < 160; i++) await upload.write(randomBlob(32 * 1024));
     expect(counted.takes).toBe(1);
     await upload.abort();
+  });
+});
+
+describe('upload part buffers, while parts are on their way to S3', () => {
+  it('are at most --upload-parallelism an upload: the next part starts filling only once one in flight is stored', async () => {
+    useS3Credentials();
+    const MiB = 1024 * 1024;
+    const bucket = await newBucket();
+    const config = resolveConfig({ bucket, endpointUrl: s3().endpoint, region: s3().region, partSize: '5MiB', uploadParallelism: '2' }, {});
+    const client = createS3Client(config.s3!);
+    const log = new RequestLog(client);
+    const store = new S3BlobStore(config.s3!, client);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let partsHeld = 0;
+    log.intercept = (op) => {
+      if (op !== 'UploadPart') return undefined;
+      partsHeld++;
+      return held;
+    };
+    try {
+      const upload = store.createUpload({});
+      const blob = randomBlob(15 * MiB + 100);
+      // two parts, both sent and held on their way
+      await upload.write(blob.subarray(0, 10 * MiB));
+      await until(() => partsHeld === 2);
+      let thirdTaken = false;
+      const third = upload.write(blob.subarray(10 * MiB)).then(() => (thirdTaken = true));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(thirdTaken).toBe(false);
+      // the two in flight, and no third buffer filling beside them
+      expect(store.usage().uploadBuffer.inUse).toBe(10 * MiB);
+      release();
+      await third;
+      const digest = digestOf(blob);
+      await upload.commit(digest, blob.length);
+      expect((await getObject(bucket, `blobs/${digest}`)).equals(blob)).toBe(true);
+    } finally {
+      release();
+      await store.close();
+    }
   });
 });
 

@@ -61,7 +61,7 @@ export const SETTINGS = {
     default: 's3cs/',
     help: 'the daemon\'s own records (labels, leases, ingests): <prefix><metadata-prefix>…',
   },
-  uploadParallelism: { flag: 'upload-parallelism', env: ['S3CS_UPLOAD_PARALLELISM'], default: '4', help: 'multipart parts in flight per ingest' },
+  uploadParallelism: { flag: 'upload-parallelism', env: ['S3CS_UPLOAD_PARALLELISM'], default: '4', help: 'multipart parts in flight per ingest, and the part buffers one holds (the next fills once fewer are in flight)' },
   partSize: { flag: 'part-size', env: ['S3CS_PART_SIZE'], default: '8MiB', help: 'multipart part size (5MiB to 5GiB); smaller blobs are one PUT' },
   s3MaxAttempts: {
     flag: 's3-max-attempts',
