@@ -40,9 +40,10 @@ const TICK_MS = 500;
 
 /**
  * When a trim is due, from the event loop's use window by window: after a window and the one
- * before it were quiet, once the loop worked enough since the last trim to have freed much, and
- * not within a few seconds of it (a daemon called now and then trims after each call at most
- * that often). Start-up owes one: loading the modules and probing the bucket leave the most.
+ * before it were quiet, once the loop worked enough since the last trim to have freed much (in
+ * windows that were not quiet: an idle daemon's timers never add up to a trim), and not within a
+ * few seconds of the last (a daemon called now and then trims after each call at most that
+ * often). Start-up owes one: loading the modules and probing the bucket leave the most.
  */
 export class QuietTrimPolicy {
   private quietWindows = 0;
@@ -64,8 +65,12 @@ export class QuietTrimPolicy {
 
   /** One window: `activeMs` of the loop's `windowMs` were busy, the window ending at `now`. True when a trim is due now. */
   observe(activeMs: number, windowMs: number, now: number): boolean {
-    this.workedMs += activeMs;
-    this.quietWindows = windowMs > 0 && activeMs / windowMs < this.quietShare ? this.quietWindows + 1 : 0;
+    const quiet = windowMs > 0 && activeMs / windowMs < this.quietShare;
+    if (quiet) this.quietWindows++;
+    else {
+      this.quietWindows = 0;
+      this.workedMs += activeMs;
+    }
     if (this.quietWindows < this.quietWindowsNeeded || this.workedMs < this.worthMs || now - this.lastTrimAt < this.gapMs) return false;
     this.workedMs = 0;
     this.lastTrimAt = now;
@@ -86,8 +91,8 @@ export function trimWhenQuiet(logger: Logger, malloc: MallocTrim = loadMallocTri
     last = now;
     if (!policy.observe(window.active, window.active + window.idle, performance.now())) return;
     const started = performance.now();
-    malloc.trim();
-    logger.debug({ ms: Math.round(performance.now() - started) }, 'handed freed memory back');
+    const released = malloc.trim();
+    logger.debug({ released, ms: Math.round(performance.now() - started) }, 'handed freed memory back');
   }, TICK_MS);
   timer.unref();
   return () => clearInterval(timer);

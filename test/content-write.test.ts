@@ -1,5 +1,8 @@
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createS3Client } from '../src/blobstore/s3/client.js';
+import { S3BlobStore } from '../src/blobstore/s3/index.js';
+import type { Config } from '../src/config.js';
 import { digestOf } from '../src/digest.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
 import {
@@ -419,22 +422,46 @@ describe('Write on S3', () => {
   });
 });
 
-describe('Write on S3 with --s3-sign-payloads', () => {
+describe.each([
+  { flags: {}, signed: false },
+  { flags: { s3SignPayloads: true }, signed: true },
+])('Write on S3 (loopback) with $flags', ({ flags, signed }) => {
   let d: TestDaemon;
+  /** The payload hash each upload of a blob's bytes was signed with. */
+  const signedWith: string[] = [];
 
-  // The tests' S3 is on loopback, where uploads go UNSIGNED-PAYLOAD by default: this daemon signs
-  // each body's hash, which the store checks against the bytes it received.
+  // The tests' S3 is on loopback: uploads go UNSIGNED-PAYLOAD there unless --s3-sign-payloads,
+  // when the store checks each body's signed hash against the bytes it received.
   beforeAll(async () => {
-    d = await startDaemon({ flags: { partSize: '5MiB', s3SignPayloads: true } });
+    d = await startDaemon({
+      flags: { partSize: '5MiB', ...flags },
+      store: (config: Config) => {
+        const client = createS3Client(config.s3!);
+        client.middlewareStack.add(
+          (next, context) => async (args) => {
+            const { headers } = args.request as { headers: Record<string, string> };
+            if (['PutObjectCommand', 'UploadPartCommand'].includes(context.commandName ?? '') && (args.input as { Key?: string }).Key?.startsWith('blobs/')) {
+              signedWith.push(headers['x-amz-content-sha256'] ?? '(none)');
+            }
+            return next(args);
+          },
+          { step: 'finalizeRequest', name: 'payloadHashForTest', priority: 'low' },
+        );
+        return new S3BlobStore(config.s3!, client);
+      },
+    });
   });
   afterAll(async () => d.stop());
 
-  it('commits a blob in one PUT and one in parts, each signed with the hash of its bytes, byte for byte', async () => {
+  it(`commits a blob in one PUT and one in parts, their bodies signed ${signed ? 'with the hash of their bytes' : 'UNSIGNED-PAYLOAD'}, byte for byte`, async () => {
     for (const data of [randomBlob(300_000), randomBlob(11 * 1024 * 1024 + 7)]) {
       const digest = digestOf(data);
       expect((await writeBlob(d.content(), `signed-${data.length}`, data, { expected: digest })).digest).toBe(digest);
       expect((await getObject(d.bucket!, `blobs/${digest}`)).equals(data)).toBe(true);
     }
+    // one PUT, three parts
+    expect(signedWith).toHaveLength(4);
+    for (const hash of signedWith) expect(hash).toMatch(signed ? /^[0-9a-f]{64}$/ : /^UNSIGNED-PAYLOAD$/);
   });
 });
 

@@ -207,7 +207,7 @@ describe('Delete by reference, and the collector', () => {
     await putObject(d.bucket!, `blobs/${digestOf(layer)}`, layer);
     await putObject(d.bucket!, 'manifests/kept-layers', cacheConfig([layer]));
     const reads: string[] = [];
-    const counted = overriding(store, { getRecord: (name: string) => (reads.push(name), store.getRecord(name)) });
+    const counted = overriding(store, { getRecord: (name: string, admit?: (bytes: number) => void) => (reads.push(name), store.getRecord(name, admit)) });
     // one collector for every run, as the daemon's --gc-interval runs it
     const collector = new Collector(collectorSourcesFor(counted, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
     const run = async () => {

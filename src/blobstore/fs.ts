@@ -148,15 +148,19 @@ export class FsBlobStore implements BlobStore {
   checkRecordName(): void {}
 
   async getRecord(name: string, admit?: (bytes: number) => void): Promise<StoredRecord | undefined> {
+    let file: FileHandle | undefined;
     try {
-      const path = this.recordPath(name);
-      const st = await stat(path);
+      // one handle for the size and the bytes: a Put renames another file over the name
+      file = await open(this.recordPath(name), 'r');
+      const st = await file.stat();
       admit?.(st.size);
-      // a Put replaces the file by renaming another over it: what is read is one whole record
-      return { body: await readFile(path), lastModified: st.mtime };
+      return { body: await file.readFile(), lastModified: st.mtime };
     } catch (err) {
       if (isNoEntry(err)) return undefined;
       throw err;
+    } finally {
+      // read-only: nothing a failed close could lose
+      await file?.close().catch(() => undefined);
     }
   }
 

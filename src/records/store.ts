@@ -50,10 +50,11 @@ const MAX_LINGERING = 1024;
 const NAME_WAIT_MS = 60_000;
 /**
  * Bytes of what the names of running Puts held before, kept to be put back, daemon-wide. Four
- * turns each keeping one record of the largest size read (16 MiB) fit: BuildKit writes the same
- * bytes to every name, kept once. Only a Put whose names hold many different records passes it.
+ * turns each keeping one record of the largest size read (16 MiB), and one of them counting its
+ * next name before finding it the same, fit: BuildKit writes the same bytes to every name, kept
+ * once. Only Puts whose names hold many different records pass it.
  */
-const MAX_PREVIOUS_BYTES = 64 * 1024 * 1024;
+const MAX_PREVIOUS_BYTES = 80 * 1024 * 1024;
 /** Layers one config may name; each one is checked for presence in the store. */
 const MAX_CONFIG_LAYERS = 10_000;
 const DEFAULT_PAGE = 100;
@@ -178,18 +179,7 @@ export class RecordStore {
     await this.requirePresent(blobs, unique);
     const held: HeldBefore = { digests: [], bodies: new Map(), bytes: 0 };
     try {
-      await this.readHeld(unique, held);
-      for (const [i, name] of unique.entries()) {
-        const currentDigest = held.digests[i];
-        if (conditions.ifAbsent && currentDigest) {
-          throw failedPrecondition(`cache record ${JSON.stringify(name)} already exists (digest ${currentDigest})`);
-        }
-        if (conditions.expectedPrevious && currentDigest !== conditions.expectedPrevious) {
-          throw failedPrecondition(
-            `cache record ${JSON.stringify(name)} is ${currentDigest ?? 'absent'}, not the expected ${conditions.expectedPrevious}`,
-          );
-        }
-      }
+      await this.readHeld(unique, held, conditions);
       return await this.writeInTurn(unique, config, blobs, held);
     } finally {
       this.previousBytes -= held.bytes;
@@ -200,15 +190,18 @@ export class RecordStore {
    * What each name holds now: checked against the conditions, and put back should a layer turn
    * out reclaimed; each body kept once, as BuildKit gives every name of a cache the same bytes.
    * One name at a time, each counted against MAX_PREVIOUS_BYTES before its bytes are read: a
-   * duplicate is known only once read, and names read side by side would all count first.
+   * duplicate is known only once read, and names read side by side would all count first. Each
+   * name is checked against the conditions as it is read, so a Put they refuse says so rather
+   * than that the bound was reached by a name after it.
    */
-  private async readHeld(unique: readonly string[], held: HeldBefore): Promise<void> {
+  private async readHeld(unique: readonly string[], held: HeldBefore, conditions: PutConditions): Promise<void> {
     for (const name of unique) {
       let admitted = 0;
       const record = await this.blobs.getRecord(name, (bytes) => {
         if (this.previousBytes + bytes > MAX_PREVIOUS_BYTES) {
+          const whose = held.bytes + bytes > MAX_PREVIOUS_BYTES ? 'this Put\'s names alone would pass' : `with ${this.previousBytes - held.bytes} bytes kept by other Puts, this would pass`;
           throw resourceExhausted(
-            `cache record Put: keeping what ${JSON.stringify(name)} holds now (${bytes} bytes) to put back should a layer be reclaimed would pass the ${MAX_PREVIOUS_BYTES} bytes of old records this daemon keeps (${this.previousBytes} kept, by this Put and others); retry later, or put fewer names at once`,
+            `cache record Put: keeping what ${JSON.stringify(name)} holds now (${bytes} bytes) to put back should a layer be reclaimed: ${whose} the ${MAX_PREVIOUS_BYTES} bytes of old records this daemon keeps; put fewer names at once${whose.startsWith('with') ? ', or retry later' : ''}`,
           );
         }
         this.previousBytes += bytes;
@@ -216,14 +209,17 @@ export class RecordStore {
         admitted = bytes;
       });
       const digest = record && digestOf(record.body);
+      if (conditions.ifAbsent && digest) throw failedPrecondition(`cache record ${JSON.stringify(name)} already exists (digest ${digest})`);
+      if (conditions.expectedPrevious && digest !== conditions.expectedPrevious) {
+        throw failedPrecondition(`cache record ${JSON.stringify(name)} is ${digest ?? 'absent'}, not the expected ${conditions.expectedPrevious}`);
+      }
       held.digests.push(digest);
       if (!record || !digest) continue;
-      if (held.bodies.has(digest)) {
-        this.previousBytes -= admitted;
-        held.bytes -= admitted;
-      } else {
-        held.bodies.set(digest, record.body);
-      }
+      // counted as what was read: a size the store did not tell was counted at the most a record may be
+      const kept = held.bodies.has(digest) ? 0 : record.body.length;
+      this.previousBytes += kept - admitted;
+      held.bytes += kept - admitted;
+      if (kept > 0) held.bodies.set(digest, record.body);
     }
   }
 

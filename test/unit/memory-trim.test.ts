@@ -31,6 +31,13 @@ describe('when the daemon hands freed memory back (QuietTrimPolicy)', () => {
     expect(feed(policy, Array.from({ length: 40 }, (_, i) => (i === 5 ? 10 : 0)), 1_000)).toEqual([]);
   });
 
+  it('never trims again for an idle daemon\'s timers, however long it runs', () => {
+    const policy = new QuietTrimPolicy();
+    expect(feed(policy, [0, 0])).toEqual([1_000]);
+    // 4% busy in every window for ten minutes: quiet windows add nothing up
+    expect(feed(policy, Array.from({ length: 1_200 }, () => 20), 1_000)).toEqual([]);
+  });
+
   it('trims again after work, once quiet, but not within 5 s of the last trim', () => {
     const policy = new QuietTrimPolicy();
     expect(feed(policy, [0, 0])).toEqual([1_000]);

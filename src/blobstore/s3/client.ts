@@ -86,7 +86,7 @@ export function createS3Client(options: S3StoreOptions, use: 'reads' | 'default'
     }),
   });
   countRequests(client);
-  if (!options.signPayloads) skipPayloadHash(client);
+  if (!options.signPayloads) skipPayloadHash(client, endpointOnLoopback(options.endpoint));
   // Reads hold their socket while a body streams out long after its headers; ReadSlots keeps
   // them below their client's sockets (store.ts).
   if (use === 'default') requestsTakeSlots(client, new SocketSlots(MAX_SOCKETS, SOCKET_WAIT_MS, SOCKET_QUEUE));
@@ -100,13 +100,16 @@ export function createS3Client(options: S3StoreOptions, use: 'reads' | 'default'
 export function uploadsUnsigned(options: Pick<S3StoreOptions, 'signPayloads' | 'endpoint'>): boolean {
   if (options.signPayloads) return false;
   if (!options.endpoint) return true;
-  const url = URL.parse(options.endpoint);
-  return url !== null && intactOnTheWay(url.protocol, url.hostname);
+  return URL.parse(options.endpoint)?.protocol === 'https:' || endpointOnLoopback(options.endpoint);
 }
 
-/** TLS, or no network at all: a loopback address (a store or proxy on the same host). */
-function intactOnTheWay(protocol: string | undefined, hostname: string | undefined): boolean {
-  return protocol?.toLowerCase() === 'https:' || (hostname !== undefined && isLoopback(hostname));
+/**
+ * The endpoint is a loopback address (a store or proxy on the same host), judged as configured:
+ * virtual-hosted requests to `localhost` go to `<bucket>.localhost`, the same host.
+ */
+function endpointOnLoopback(endpoint: string | undefined): boolean {
+  const url = endpoint === undefined ? null : URL.parse(endpoint);
+  return url !== null && isLoopback(url.hostname);
 }
 
 /** The writes whose bodies are blob bytes (and the daemon's documents). */
@@ -121,11 +124,11 @@ const BODY_WRITES = new Set(['PutObjectCommand', 'UploadPartCommand']);
  * bytes damaged in transit, so it stays; --s3-sign-payloads keeps it everywhere (a proxy that ends
  * TLS before the store, or one on loopback that forwards the bytes over plain HTTP unchanged).
  */
-function skipPayloadHash(client: S3Client): void {
+function skipPayloadHash(client: S3Client, onLoopback: boolean): void {
   client.middlewareStack.add(
     (next, context) => async (args) => {
-      const request = args.request as { protocol?: string; hostname?: string; headers?: Record<string, string> };
-      if (BODY_WRITES.has(context.commandName ?? '') && request.headers && intactOnTheWay(request.protocol, request.hostname)) {
+      const request = args.request as { protocol?: string; headers?: Record<string, string> };
+      if (BODY_WRITES.has(context.commandName ?? '') && request.headers && (request.protocol === 'https:' || onLoopback)) {
         request.headers['x-amz-content-sha256'] ??= 'UNSIGNED-PAYLOAD';
       }
       return next(args);

@@ -129,8 +129,9 @@ export class S3Upload implements Upload {
     for (let from = 0; from < chunk.length; ) {
       // A part starts filling only once fewer than --upload-parallelism are in flight, so an
       // upload holds that many part buffers at most, as lib-storage's queue does: one filling
-      // beside them all was a buffer more (8 MiB of the bench's peak) for no throughput.
-      if (filling.buffered === 0) await this.room();
+      // beside them all was a buffer more (8 MiB of the bench's peak) for no throughput. With 1,
+      // one still fills while one is in flight, or the client would wait out every part's upload.
+      if (filling.buffered === 0) await this.room(Math.max(2, this.context.uploadParallelism));
       await filling.makeRoom(chunk.length - from, signal);
       const part = filling.buffer!;
       const n = Math.min(chunk.length - from, part.length - filling.buffered);
@@ -333,8 +334,8 @@ export class S3Upload implements Upload {
     if (this.failure) throw this.failure;
   }
 
-  private async room(): Promise<void> {
-    while (this.inflight.size >= this.context.uploadParallelism) await Promise.race(this.inflight);
+  private async room(slots = this.context.uploadParallelism): Promise<void> {
+    while (this.inflight.size >= slots) await Promise.race(this.inflight);
   }
 
   /** The part filled so far goes out, taking its buffer's reservation along until S3 has it. */
