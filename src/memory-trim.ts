@@ -1,6 +1,6 @@
-import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+import { requireNative } from './native-module.js';
 
 /**
  * Hands back to the system, once the daemon goes quiet, the heap pages glibc keeps of buffers
@@ -24,13 +24,9 @@ export type MallocTrim = { available: true; trim: () => boolean } | { available:
 
 /** The native module, or why it is not used (not built, or not glibc). */
 export function loadMallocTrim(path = BINDING_PATH): MallocTrim {
-  let binding: Binding;
-  try {
-    binding = createRequire(import.meta.url)(path) as Binding;
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    return { available: false, reason: e.code === 'MODULE_NOT_FOUND' ? 'not built: native/malloc-trim was not compiled at install' : `cannot be loaded: ${e.message}` };
-  }
+  const native = requireNative<Binding>(new URL(path, import.meta.url), 'malloc-trim');
+  if (!native.loaded) return { available: false, reason: native.reason };
+  const { binding } = native;
   if (!binding.supported) return { available: false, reason: 'the C library is not glibc' };
   return { available: true, trim: () => binding.trim() };
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { arch, endianness } from 'node:os';
 import { invalidArgument } from '../errors.js';
+import { requireNative } from '../native-module.js';
 import type { RunningHash, SaveableHashes } from './running-hash.js';
 
 /**
@@ -44,14 +44,9 @@ export function loadNativeSha256(path = BINDING_PATH, cpu: string | undefined = 
   if (cpu !== undefined && !/\b(sha_ni|sha2)\b/.test(cpu)) {
     return { available: false, reason: `this ${arch()} CPU has no SHA instructions (sha_ni, sha2), without which OpenSSL is no faster` };
   }
-  let binding: Binding;
-  try {
-    binding = createRequire(import.meta.url)(path) as Binding;
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const missing = e.code === 'MODULE_NOT_FOUND';
-    return { available: false, reason: missing ? 'not built: native/sha256 was not compiled at install' : `cannot be loaded: ${e.message}` };
-  }
+  const native = requireNative<Binding>(new URL(path, import.meta.url), 'sha256');
+  if (!native.loaded) return { available: false, reason: native.reason };
+  const { binding } = native;
   if (binding.contextSize !== CTX.size) return { available: false, reason: `unexpected SHA256_CTX of ${binding.contextSize} bytes` };
   return { available: true, binding };
 }
