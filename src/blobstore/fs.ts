@@ -211,8 +211,9 @@ export class FsBlobStore implements BlobStore {
     return this.docs.put(key, body);
   }
 
-  deleteDoc(key: string): Promise<void> {
-    return this.docs.delete(key);
+  async deleteDoc(key: string, options: { deadline?: number } = {}): Promise<void> {
+    if (options.deadline !== undefined && Date.now() > options.deadline) throw unavailable(`delete of document ${key}: not done, its deadline passed`);
+    await this.docs.delete(key);
   }
 
   listDocs(prefix: string): AsyncIterable<DocEntry> {

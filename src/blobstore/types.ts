@@ -150,7 +150,8 @@ export interface BlobStore {
 
   getDoc(key: string): Promise<StoredDoc | undefined>;
   putDoc(key: string, body: Buffer): Promise<void>;
-  deleteDoc(key: string): Promise<void>;
+  /** With a `deadline`, no attempt (first or retry) is sent after it, and the call fails there. */
+  deleteDoc(key: string, options?: { deadline?: number }): Promise<void>;
   /**
    * Keys (relative to the metadata prefix) that start with `prefix`, in key order. `pageKeys`
    * bounds the keys one request answers (S3's MaxKeys), for a caller that reads only a few.

@@ -53,7 +53,7 @@ export class CollectorLock {
     const slow = performance.now() - checking > this.settleMs + this.settleMs / 2;
     const back = await this.docs.read<LockRecord>(docKeys.gcLock());
     if (back?.owner === this.owner && !slow) return { held: true };
-    if (back?.owner === this.owner) await this.docs.remove(docKeys.gcLock()).catch(() => undefined);
+    if (back?.owner === this.owner) await this.remove().catch(() => undefined);
     return { held: false, by: back?.owner === this.owner ? 'a collector that took it meanwhile' : (back?.owner ?? 'another collector'), until: back?.until ?? '' };
   }
 
@@ -95,8 +95,27 @@ export class CollectorLock {
     this.renewing = undefined;
     this.released = true;
     await this.renewal;
-    const current = await this.docs.read<LockRecord>(docKeys.gcLock());
-    if (current?.owner === this.owner) await this.docs.remove(docKeys.gcLock());
+    // read again before each try: a DELETE is sent only while the lock is this collector's
+    for (let tries = 1; ; tries++) {
+      const current = await this.docs.read<LockRecord>(docKeys.gcLock());
+      if (current?.owner !== this.owner) return;
+      try {
+        return await this.remove();
+      } catch (err) {
+        if (tries >= 3) throw err;
+      }
+    }
+  }
+
+  /**
+   * Removes the lock within the settle of starting to. The lock is free to another collector once
+   * any attempt of the DELETE lands; that collector reads its own write back a settle after
+   * writing, so an attempt landing before then makes it give way, and one landing after would
+   * leave it collecting with no lock, for a third to take too. The S3 client retries an attempt
+   * whose answer was lost, seconds later: no attempt is sent past the settle.
+   */
+  private remove(): Promise<void> {
+    return this.docs.remove(docKeys.gcLock(), { deadline: Date.now() + this.settleMs });
   }
 
   private async write(): Promise<void> {

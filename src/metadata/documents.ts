@@ -127,9 +127,10 @@ export class Documents {
     await this.store.putDoc(key, Buffer.from(JSON.stringify(value)));
   }
 
-  async remove(key: string): Promise<void> {
+  /** `deadline`: see BlobStore.deleteDoc. */
+  async remove(key: string, options?: { deadline?: number }): Promise<void> {
     this.listed?.forget(key);
-    await this.store.deleteDoc(key);
+    await this.store.deleteDoc(key, options);
   }
 
   /** `pageKeys`: see BlobStore.listDocs. */

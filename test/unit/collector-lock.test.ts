@@ -18,6 +18,22 @@ function memoryDocs(delays: { read?: number; write?: number } = {}, docs = new M
   } as unknown as Documents;
 }
 
+/** As memoryDocs, and each remove's options and time are noted; `cutOff` removes fail as a DELETE cut off at its deadline. */
+function notedRemoves(docs: Map<string, unknown>, cutOff = 0) {
+  const removes: { at: number; deadline: number | undefined }[] = [];
+  const base = memoryDocs({}, docs);
+  const noted = Object.assign(Object.create(base) as Documents, {
+    read: base.read.bind(base),
+    write: base.write.bind(base),
+    remove: async (key: string, options?: { deadline?: number }) => {
+      removes.push({ at: Date.now(), deadline: options?.deadline });
+      if (removes.length <= cutOff) throw new Error('DELETE: cut off at its deadline');
+      docs.delete(key);
+    },
+  });
+  return { docs: noted, removes };
+}
+
 describe('the collector lock', () => {
   afterEach(() => {
     vi.useRealTimers();
@@ -44,6 +60,53 @@ describe('the collector lock', () => {
     expect(await taken).toEqual({ held: true });
     await vi.advanceTimersByTimeAsync(11 * 60_000);
     await expect(lock.keep()).rejects.toThrow(/lost the bucket's lock/);
+  });
+
+  it('sends no DELETE of the lock past its settle at release: an attempt landing after another collector read its own lock back would leave that one collecting with no lock', async () => {
+    vi.useFakeTimers();
+    const held = new Map<string, unknown>();
+    const { docs, removes } = notedRemoves(held);
+    const lock = new CollectorLock(docs, 2_000);
+    const taken = lock.acquire();
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(await taken).toEqual({ held: true });
+    await lock.release();
+    expect(removes).toHaveLength(1);
+    expect(removes[0]!.deadline).toBeDefined();
+    expect(removes[0]!.deadline! - removes[0]!.at).toBeLessThanOrEqual(2_000);
+    expect([...held.keys()]).toEqual([]);
+  });
+
+  it('tries the release again while the lock is still its own when a DELETE was cut off at its deadline', async () => {
+    vi.useFakeTimers();
+    const held = new Map<string, unknown>();
+    const { docs, removes } = notedRemoves(held, 2);
+    const lock = new CollectorLock(docs, 1_000);
+    const taken = lock.acquire();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(await taken).toEqual({ held: true });
+    await lock.release();
+    expect(removes).toHaveLength(3);
+    expect([...held.keys()]).toEqual([]);
+  });
+
+  it('leaves the lock to another collector that took it while its DELETE was cut off', async () => {
+    vi.useFakeTimers();
+    const held = new Map<string, unknown>();
+    const { docs, removes } = notedRemoves(held, 1);
+    const lock = new CollectorLock(docs, 1_000);
+    const taken = lock.acquire();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(await taken).toEqual({ held: true });
+    const remove = docs.remove.bind(docs);
+    // the cut-off DELETE landed after all, and another collector wrote the lock before the next try
+    docs.remove = async (key: string, options?: { deadline?: number }) => {
+      if (removes.length === 0) held.set(key, { owner: 'another', until: new Date(Date.now() + 600_000).toISOString() });
+      return remove(key, options);
+    };
+    await lock.release();
+    expect(removes).toHaveLength(1);
+    expect([...held.values()]).toEqual([expect.objectContaining({ owner: 'another' })]);
   });
 
   it('is gone after release, even when a background renewal was under way as the run ended', async () => {

@@ -183,9 +183,12 @@ export class S3BlobStore implements BlobStore {
   async deleteBlob(digest: string, options: { deadline?: number } = {}): Promise<void> {
     this.stats.delete(digest);
     this.readers.drop(digest);
-    const key = this.keys.blob(digest);
-    if (options.deadline === undefined) return this.s3.delete(key);
-    const left = options.deadline - Date.now();
+    await this.deleteBy(this.keys.blob(digest), options.deadline);
+  }
+
+  private async deleteBy(key: string, deadline: number | undefined): Promise<void> {
+    if (deadline === undefined) return this.s3.delete(key);
+    const left = deadline - Date.now();
     if (left <= 0) throw unavailable(`DELETE ${key}: not sent, its deadline passed`);
     // no retry may land after the deadline: the whole call is cut off there
     await this.s3.delete(key, AbortSignal.timeout(left));
@@ -316,8 +319,8 @@ export class S3BlobStore implements BlobStore {
     await this.s3.put(this.keys.doc(key), body);
   }
 
-  async deleteDoc(key: string): Promise<void> {
-    await this.s3.delete(this.keys.doc(key));
+  async deleteDoc(key: string, options: { deadline?: number } = {}): Promise<void> {
+    await this.deleteBy(this.keys.doc(key), options.deadline);
   }
 
   async *listDocs(prefix: string, options: { pageKeys?: number } = {}): AsyncIterable<DocEntry> {

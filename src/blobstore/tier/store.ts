@@ -356,8 +356,8 @@ export class ReadTier implements BlobStore {
     return this.inner.putDoc(key, body);
   }
 
-  deleteDoc(key: string): Promise<void> {
-    return this.inner.deleteDoc(key);
+  deleteDoc(key: string, options?: { deadline?: number }): Promise<void> {
+    return this.inner.deleteDoc(key, options);
   }
 
   listDocs(prefix: string, options?: { pageKeys?: number }): AsyncIterable<DocEntry> {
