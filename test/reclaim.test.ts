@@ -10,6 +10,7 @@ import { Collector } from '../src/gc/collector.js';
 import { collectorSourcesFor } from '../src/gc/sources.js';
 import type { ListContentResponse__Output } from '../src/generated/containerd/services/content/v1/ListContentResponse.js';
 import type { ReadContentResponse__Output } from '../src/generated/containerd/services/content/v1/ReadContentResponse.js';
+import { ByteBudget } from '../src/blobstore/budget.js';
 import { Claims } from '../src/content/claims.js';
 import { Memberships } from '../src/content/memberships.js';
 import { LeaseStore } from '../src/leases/store.js';
@@ -135,6 +136,46 @@ describe('Delete by reference, and the collector', () => {
       expect(await call(d.content(), 'Info', { digest }, ns('huge'))).toMatchObject({ info: { digest } });
     } finally {
       await rawS3().send(new DeleteObjectCommand({ Bucket: d.bucket!, Key: 'manifests/huge-record' }));
+    }
+  });
+
+  it('holds no more bytes of cache records read at once than its bound, and keeps the blobs every record names', async () => {
+    const digests: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const { digest } = await writeBlob(d.content(), `bounded-${i}`, randomBlob(1200 + i), { metadata: ns('bounded') });
+      await call(d.content(), 'Delete', { digest }, ns('bounded'));
+      digests.push(digest);
+      // 3 MiB each: six read side by side would hold 18 MiB
+      const record = Buffer.concat([Buffer.from('{"padding":"'), Buffer.alloc(3 * 1024 * 1024, 0x20), Buffer.from(`","layers":[{"blob":"${digest}"}]}`)]);
+      await putObject(d.bucket!, `manifests/bounded-${i}`, record);
+    }
+    let reading = 0;
+    let most = 0;
+    const counted = overriding(store, {
+      getRecord: async (name: string, admit?: (bytes: number) => void) => {
+        let admitted = 0;
+        try {
+          return await store.getRecord(name, (bytes) => {
+            admit?.(bytes);
+            admitted = bytes;
+            reading += bytes;
+            most = Math.max(most, reading);
+          });
+        } finally {
+          reading -= admitted;
+        }
+      },
+    });
+    const limit = 8 * 1024 * 1024;
+    const sources = { ...collectorSourcesFor(counted, leases), recordBytes: new ByteBudget(limit) };
+    try {
+      await settle();
+      await collectRuns(() => new Collector(sources, { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 }).run({ delete: true }), 2);
+      for (const digest of digests) expect(await stored(digest)).toBe(true);
+      expect(most).toBeGreaterThanOrEqual(3 * 1024 * 1024);
+      expect(most).toBeLessThanOrEqual(limit);
+    } finally {
+      for (let i = 0; i < 6; i++) await rawS3().send(new DeleteObjectCommand({ Bucket: d.bucket!, Key: `manifests/bounded-${i}` }));
     }
   });
 

@@ -6,7 +6,8 @@ import { LeaseStore } from '../leases/store.js';
 import { docKeys, type Documents } from '../metadata/documents.js';
 import { layerBlobs } from '../records/cache-config.js';
 import { digestsIn } from '../records/digest-scan.js';
-import { isStoreError } from '../errors.js';
+import { isStoreError, resourceExhausted } from '../errors.js';
+import { ByteBudget, type BudgetMessages } from '../blobstore/budget.js';
 import type { VersionedMemory } from '../metadata/versioned-memory.js';
 
 /** What the collector's scans read; the daemon and `gc` build it from their own parts. */
@@ -19,6 +20,8 @@ export interface RootSources {
   liveIngests?: (() => Set<string>) | undefined;
   /** The layers of the cache records earlier scans read, for the next scan (see VersionedMemory). */
   keptRecords?: VersionedMemory<string[]> | undefined;
+  /** Bytes of cache records read at once: the process's own (RECORD_BYTES_AT_ONCE) unless given. */
+  recordBytes?: ByteBudget | undefined;
 }
 
 /** Every blob something needs, and what needs it, for the report and the logs. */
@@ -45,6 +48,19 @@ export interface Roots {
 const GC_REF_CONTENT = /^containerd\.io\/gc\.ref\.content(\.|$)/;
 
 const RECORD_PAGE = 1000;
+/**
+ * Bytes of cache records the scan holds read at once (each up to 16 MiB, BuildKit's own as large
+ * as it wrote them): sixteen read side by side could hold 256 MiB beside the daemon's own work.
+ */
+export const RECORD_BYTES_AT_ONCE = 32 * 1024 * 1024;
+/** The scan waits its turn for them as long as it takes: the other reads it waits for end on their own. */
+const RECORD_TURN_MS = 3_600_000;
+const RECORD_BYTES: BudgetMessages = {
+  exhausted: (limit, seconds) => `the collector's scan waited ${seconds}s for room among the ${limit} bytes of cache records it reads at once`,
+  cancelled: 'the collector stopped while its scan waited to read a cache record',
+};
+/** One for the process: a daemon's collector and a `gc` may not overlap, but nothing need assume it. */
+const processRecordBytes = new ByteBudget(RECORD_BYTES_AT_ONCE, RECORD_TURN_MS, RECORD_BYTES);
 const RECORD_CLOCK_SLACK_MS = 60_000;
 const CONCURRENCY = 16;
 /** Listings the last check has running at once (each goes on page by page). */
@@ -65,7 +81,7 @@ export async function scanRoots(sources: RootSources, now = Date.now(), scope: '
   const recordVersions = new Map<string, string | undefined>();
   const add = (digest: string) => digests.add(digest);
 
-  await forEachRecord(sources.blobs, () => true, sources.keptRecords, (name, version, layers, scanned) => {
+  await forEachRecord(sources, () => true, (name, version, layers, scanned) => {
     counts.records++;
     recordVersions.set(name, version);
     // a scanned record's digests are more than its layers: no report of missing ones from them
@@ -154,7 +170,7 @@ export async function recentReferences(sources: RootSources, scanned: Pick<Roots
     // slack for S3's times kept to the second, and for its clock and ours disagreeing; read, not
     // taken from what scans kept: what a record names now decides the deletion
     forEachRecord(
-      sources.blobs,
+      { blobs: sources.blobs, recordBytes: sources.recordBytes },
       (entry) =>
         entry.lastModified.getTime() >= scanned.startedAt - RECORD_CLOCK_SLACK_MS ||
         !scanned.recordVersions.has(entry.name) ||
@@ -162,7 +178,6 @@ export async function recentReferences(sources: RootSources, scanned: Pick<Roots
         // times are those of its writes, which nothing uploads in parts
         (entry.version === undefined && sources.blobs.remote) ||
         scanned.recordVersions.get(entry.name) !== entry.version,
-      undefined,
       (_name, _version, layers) => layers.forEach((d) => found.add(d)),
     ),
   ]);
@@ -178,11 +193,13 @@ export async function recentReferences(sources: RootSources, scanned: Pick<Roots
  * digest it names (`scanned`), each time.
  */
 async function forEachRecord(
-  blobs: BlobStore,
+  sources: Pick<RootSources, 'blobs' | 'keptRecords' | 'recordBytes'>,
   wants: (entry: RecordEntry) => boolean,
-  kept: VersionedMemory<string[]> | undefined,
   visit: (name: string, version: string | undefined, layers: readonly string[], scanned: boolean) => void,
 ): Promise<void> {
+  const blobs = sources.blobs;
+  const kept = sources.keptRecords;
+  const inMemory = sources.recordBytes ?? processRecordBytes;
   let startAfter = '';
   for (;;) {
     const page = await blobs.listRecords('', startAfter, RECORD_PAGE);
@@ -192,16 +209,28 @@ async function forEachRecord(
       async (entry) => {
         const known = kept?.get(entry.name, entry.version);
         if (known) return visit(entry.name, entry.version, known, false);
-        const record = await blobs.getRecord(entry.name).catch((err: unknown) => {
-          if (isStoreError(err, 'resource-exhausted')) return 'too large' as const;
-          throw err;
-        });
-        if (record === 'too large') {
+        // room for the size listed, before the GET; one grown since takes more if there is room
+        let reserved = await inMemory.acquire(Math.max(1, entry.size));
+        let layers: string[] | 'too large' | undefined;
+        let version: string | undefined;
+        try {
+          const record = await blobs.getRecord(entry.name, (bytes) => {
+            if (bytes <= reserved) return;
+            if (!inMemory.tryAcquire(bytes - reserved)) throw resourceExhausted(`cache record ${entry.name}: ${bytes} bytes, grown past the room its scan had`);
+            reserved = bytes;
+          });
+          if (record) [layers, version] = [layerBlobs(record.body), record.version];
+        } catch (err) {
+          if (!isStoreError(err, 'resource-exhausted')) throw err;
+          layers = 'too large';
+        } finally {
+          inMemory.release(reserved);
+        }
+        if (layers === 'too large') {
           const chunks = await blobs.streamRecord(entry.name);
           if (chunks) visit(entry.name, entry.version, [...(await digestsIn(chunks, entry.name))], true);
-        } else if (record) {
-          const layers = layerBlobs(record.body);
-          kept?.keep(entry.name, record.version, layers, layers.reduce((n, d) => n + 2 * d.length + 16, 0));
+        } else if (layers) {
+          kept?.keep(entry.name, version, layers, layers.reduce((n, d) => n + 2 * d.length + 16, 0));
           visit(entry.name, entry.version, layers, false);
         }
       },
