@@ -33,7 +33,10 @@ export async function getSmallObject(
       destroy();
       throw err;
     }
-    return { body: Buffer.from(await out.Body!.transformToByteArray()), lastModified: out.LastModified ?? new Date(0), etag: out.ETag };
+    const bytes = await out.Body!.transformToByteArray();
+    // a view, not a copy: a record read whole is held twice over otherwise, while it is decoded
+    const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return { body, lastModified: out.LastModified ?? new Date(0), etag: out.ETag };
   } catch (err) {
     // the body counts as part of the GET: a response cut short fails like a refused request
     if (isMissing(err)) return undefined;
