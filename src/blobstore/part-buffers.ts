@@ -1,3 +1,5 @@
+import { memoryLetGo } from '../memory-trim.js';
+
 /** How recently a smaller size must have been taken to stay kept when a whole part is taken. */
 const SMALLER_KEPT_MS = 1_000;
 
@@ -63,7 +65,10 @@ export class PartBuffers {
     kept.push(buffer);
     this.free.set(buffer.length, kept);
     clearTimeout(this.idle);
-    this.idle = setTimeout(() => (this.free = new Map()), this.idleMs);
+    this.idle = setTimeout(() => {
+      this.free = new Map();
+      memoryLetGo();
+    }, this.idleMs);
     this.idle.unref();
   }
 

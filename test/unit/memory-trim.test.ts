@@ -1,5 +1,7 @@
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { loadMallocTrim, QuietTrimPolicy } from '../../src/memory-trim.js';
+import { PartBuffers } from '../../src/blobstore/part-buffers.js';
+import { fullCollection, loadMallocTrim, QuietTrimPolicy, trimWhenQuiet } from '../../src/memory-trim.js';
 
 /** Feeds the policy windows of 500 ms, `busy` ms of each busy, from `at`; answers when it trimmed. */
 function feed(policy: QuietTrimPolicy, busyMs: number[], at = 0): number[] {
@@ -38,6 +40,14 @@ describe('when the daemon hands freed memory back (QuietTrimPolicy)', () => {
     expect(feed(policy, Array.from({ length: 1_200 }, () => 20), 1_000)).toEqual([]);
   });
 
+  it('trims when owed, with no work since the last trim, once quiet and not within 5 s of the last', () => {
+    const policy = new QuietTrimPolicy();
+    expect(feed(policy, [0, 0])).toEqual([1_000]);
+    expect(feed(policy, [0, 0, 0, 0], 1_000)).toEqual([]);
+    policy.owe();
+    expect(feed(policy, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 3_000)).toEqual([6_000]);
+  });
+
   it('trims again after work, once quiet, but not within 5 s of the last trim', () => {
     const policy = new QuietTrimPolicy();
     expect(feed(policy, [0, 0])).toEqual([1_000]);
@@ -45,6 +55,64 @@ describe('when the daemon hands freed memory back (QuietTrimPolicy)', () => {
     expect(feed(policy, [200, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 1_000)).toEqual([6_000]);
   });
 });
+
+describe('a trim of a quiet daemon (trimWhenQuiet)', () => {
+  const quiet = pino({ level: 'silent' });
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  /** The trimmer (windows of 500 ms, on this quiet test's event loop) with a malloc and a collection that note when they ran. */
+  function noted() {
+    const events: string[] = [];
+    const malloc = { available: true as const, trim: () => (events.push('trim'), true) };
+    return { events, malloc, collect: () => void events.push('collect') };
+  }
+
+  it('collects V8\'s garbage first and trims a window later, so that the buffers it freed are handed back too', async () => {
+    const { events, malloc, collect } = noted();
+    const stop = trimWhenQuiet(quiet, malloc, new QuietTrimPolicy(), collect);
+    try {
+      // start-up owes a trim: two quiet windows, then the collection, then the trim
+      await until(() => events.length > 0);
+      expect(events).toEqual(['collect']);
+      await until(() => events.length > 1);
+      expect(events).toEqual(['collect', 'trim']);
+    } finally {
+      stop();
+    }
+  });
+
+  it('trims again once the part buffers kept for the next parts are let go, with no work since', async () => {
+    const { events, malloc, collect } = noted();
+    // no gap between trims: the test waits for the pool, not for the gap
+    const stop = trimWhenQuiet(quiet, malloc, new QuietTrimPolicy(0.05, 2, 50, 0), collect);
+    try {
+      await until(() => events.length === 2);
+      const parts = new PartBuffers(8 * 1024 * 1024, 2, 1_500);
+      parts.give(parts.take(8 * 1024 * 1024));
+      // quiet, nothing let go yet: no trim
+      await sleep(1_200);
+      expect(events).toEqual(['collect', 'trim']);
+      // once the pool lets go, the next quiet windows trim
+      await until(() => events.length === 4);
+      expect(parts.kept).toBe(0);
+      expect(events).toEqual(['collect', 'trim', 'collect', 'trim']);
+    } finally {
+      stop();
+    }
+  });
+
+  it('reaches V8\'s full collection though the process was started without --expose-gc', () => {
+    expect(typeof fullCollection()).toBe('function');
+  });
+});
+
+/** Waits for `check` to hold, 10 s at most. */
+async function until(check: () => boolean): Promise<void> {
+  for (const deadline = Date.now() + 10_000; !check(); ) {
+    if (Date.now() > deadline) throw new Error('not within 10 s');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 describe('the malloc_trim module (native/malloc-trim)', () => {
   it('is built by the install on glibc, so a quiet daemon hands freed memory back', () => {
