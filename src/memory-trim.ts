@@ -112,10 +112,10 @@ export function fullCollection(): (() => void) | undefined {
 
 /** Trims whenever the policy says so until the returned function is called; once a process. */
 export function trimWhenQuiet(logger: Logger, malloc: MallocTrim = loadMallocTrim(), policy = new QuietTrimPolicy(), collect = fullCollection()): () => void {
-  if (!malloc.available) {
-    logger.info({ reason: malloc.reason }, 'memory freed is not handed back when the daemon is quiet');
-    return () => undefined;
-  }
+  // without the trim (not built, or not glibc) the collection still frees what buffers held
+  if (!malloc.available) logger.info({ reason: malloc.reason, collected: collect !== undefined }, 'memory freed is not handed back when the daemon is quiet');
+  const trim = malloc.available ? malloc.trim : undefined;
+  if (!trim && !collect) return () => undefined;
   running = policy;
   let last = performance.eventLoopUtilization();
   /** A trim waits a tick after its collection: V8 frees dead buffers' memory on other threads as it sweeps. */
@@ -126,8 +126,9 @@ export function trimWhenQuiet(logger: Logger, malloc: MallocTrim = loadMallocTri
     last = now;
     if (collected) {
       collected = false;
+      if (!trim) return;
       const started = performance.now();
-      const released = malloc.trim();
+      const released = trim();
       logger.debug({ released, ms: Math.round(performance.now() - started) }, 'handed freed memory back');
       return;
     }
@@ -135,8 +136,8 @@ export function trimWhenQuiet(logger: Logger, malloc: MallocTrim = loadMallocTri
     if (collect) {
       collect();
       collected = true;
-    } else {
-      logger.debug({ released: malloc.trim() }, 'handed freed memory back');
+    } else if (trim) {
+      logger.debug({ released: trim() }, 'handed freed memory back');
     }
   }, TICK_MS);
   timer.unref();

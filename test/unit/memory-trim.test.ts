@@ -101,6 +101,17 @@ describe('a trim of a quiet daemon (trimWhenQuiet)', () => {
     }
   });
 
+  it('still collects when quiet where malloc_trim is not there (not built, or not glibc)', async () => {
+    const { events, collect } = noted();
+    const stop = trimWhenQuiet(quiet, { available: false, reason: 'the C library is not glibc' }, new QuietTrimPolicy(), collect);
+    try {
+      await until(() => events.length > 0);
+      expect(events).toEqual(['collect']);
+    } finally {
+      stop();
+    }
+  });
+
   it('reaches V8\'s full collection though the process was started without --expose-gc', () => {
     expect(typeof fullCollection()).toBe('function');
   });
