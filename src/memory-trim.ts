@@ -110,20 +110,40 @@ export function fullCollection(): (() => void) | undefined {
   }
 }
 
+/** The event loop's use since the last call, in ms busy and idle. */
+export type LoopWindow = () => { active: number; idle: number };
+
+function eventLoopWindows(): LoopWindow {
+  let last = performance.eventLoopUtilization();
+  return () => {
+    const now = performance.eventLoopUtilization();
+    const window = performance.eventLoopUtilization(now, last);
+    last = now;
+    return window;
+  };
+}
+
+export interface TrimOptions {
+  malloc?: MallocTrim;
+  policy?: QuietTrimPolicy;
+  collect?: (() => void) | undefined;
+  /** @internal tests give the windows they mean */
+  window?: LoopWindow;
+}
+
 /** Trims whenever the policy says so until the returned function is called; once a process. */
-export function trimWhenQuiet(logger: Logger, malloc: MallocTrim = loadMallocTrim(), policy = new QuietTrimPolicy(), collect = fullCollection()): () => void {
+export function trimWhenQuiet(logger: Logger, options: TrimOptions = {}): () => void {
+  const { malloc = loadMallocTrim(), policy = new QuietTrimPolicy(), window: nextWindow = eventLoopWindows() } = options;
+  const collect = 'collect' in options ? options.collect : fullCollection();
   // without the trim (not built, or not glibc) the collection still frees what buffers held
   if (!malloc.available) logger.info({ reason: malloc.reason, collected: collect !== undefined }, 'memory freed is not handed back when the daemon is quiet');
   const trim = malloc.available ? malloc.trim : undefined;
   if (!trim && !collect) return () => undefined;
   running = policy;
-  let last = performance.eventLoopUtilization();
   /** A trim waits a tick after its collection: V8 frees dead buffers' memory on other threads as it sweeps. */
   let collected = false;
   const timer = setInterval(() => {
-    const now = performance.eventLoopUtilization();
-    const window = performance.eventLoopUtilization(now, last);
-    last = now;
+    const window = nextWindow();
     if (collected) {
       collected = false;
       if (!trim) return;

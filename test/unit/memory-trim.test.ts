@@ -60,7 +60,10 @@ describe('a trim of a quiet daemon (trimWhenQuiet)', () => {
   const quiet = pino({ level: 'silent' });
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-  /** The trimmer (windows of 500 ms, on this quiet test's event loop) with a malloc and a collection that note when they ran. */
+  /** Every window quiet, whatever else runs in the test process. */
+  const idle = () => ({ active: 0, idle: 500 });
+
+  /** The trimmer's malloc and collection, noting when they ran. */
   function noted() {
     const events: string[] = [];
     const malloc = { available: true as const, trim: () => (events.push('trim'), true) };
@@ -69,7 +72,7 @@ describe('a trim of a quiet daemon (trimWhenQuiet)', () => {
 
   it('collects V8\'s garbage first and trims a window later, so that the buffers it freed are handed back too', async () => {
     const { events, malloc, collect } = noted();
-    const stop = trimWhenQuiet(quiet, malloc, new QuietTrimPolicy(), collect);
+    const stop = trimWhenQuiet(quiet, { malloc, policy: new QuietTrimPolicy(), collect, window: idle });
     try {
       // start-up owes a trim: two quiet windows, then the collection, then the trim
       await until(() => events.length > 0);
@@ -84,7 +87,7 @@ describe('a trim of a quiet daemon (trimWhenQuiet)', () => {
   it('trims again once the part buffers kept for the next parts are let go, with no work since', async () => {
     const { events, malloc, collect } = noted();
     // no gap between trims: the test waits for the pool, not for the gap
-    const stop = trimWhenQuiet(quiet, malloc, new QuietTrimPolicy(0.05, 2, 50, 0), collect);
+    const stop = trimWhenQuiet(quiet, { malloc, policy: new QuietTrimPolicy(0.05, 2, 50, 0), collect, window: idle });
     try {
       await until(() => events.length === 2);
       const parts = new PartBuffers(8 * 1024 * 1024, 2, 1_500);
@@ -103,7 +106,7 @@ describe('a trim of a quiet daemon (trimWhenQuiet)', () => {
 
   it('still collects when quiet where malloc_trim is not there (not built, or not glibc)', async () => {
     const { events, collect } = noted();
-    const stop = trimWhenQuiet(quiet, { available: false, reason: 'the C library is not glibc' }, new QuietTrimPolicy(), collect);
+    const stop = trimWhenQuiet(quiet, { malloc: { available: false, reason: 'the C library is not glibc' }, policy: new QuietTrimPolicy(), collect, window: idle });
     try {
       await until(() => events.length > 0);
       expect(events).toEqual(['collect']);
