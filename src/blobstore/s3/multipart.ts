@@ -8,7 +8,7 @@ import {
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { StartOver, startOver, type StoreError } from '../../errors.js';
-import type { S3Bucket } from './client.js';
+import { sendingBody, type S3Bucket } from './client.js';
 
 /**
  * S3's multipart calls for one upload's key, failures already domain errors: the upload
@@ -32,9 +32,8 @@ export class MultipartCalls {
   /** Stores one part; answers its ETag. */
   async uploadPart(uploadId: string, partNumber: number, body: Buffer): Promise<string> {
     try {
-      const out = await this.s3.client.send(
-        new UploadPartCommand({ Bucket: this.s3.name, Key: this.key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }),
-      );
+      const command = new UploadPartCommand({ Bucket: this.s3.name, Key: this.key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length });
+      const out = await sendingBody(command, (c) => this.s3.client.send(c));
       return out.ETag ?? '';
     } catch (err) {
       throw this.failure(err, `upload part ${partNumber}`);
