@@ -130,7 +130,7 @@ export class Collector {
       gcRuns.inc({ mode: runMode, outcome: 'error' });
       throw err;
     } finally {
-      if (mode.delete) await lock.release().catch(() => undefined);
+      if (mode.delete) await lock.release().catch((err: unknown) => this.options.logger.warn({ err }, 'collector: lock not removed'));
     }
   }
 

@@ -97,25 +97,28 @@ export class CollectorLock {
     await this.renewal;
     // read again before each try: a DELETE is sent only while the lock is this collector's
     for (let tries = 1; ; tries++) {
+      const from = Date.now();
       const current = await this.docs.read<LockRecord>(docKeys.gcLock());
       if (current?.owner !== this.owner) return;
       try {
-        return await this.remove();
+        return await this.remove(from);
       } catch (err) {
-        if (tries >= 3) throw err;
+        if (tries >= 3) throw new Error(`the collector could not remove its lock (it lapses by ${current.until}; collectors until then find it taken): ${(err as Error).message}`);
       }
     }
   }
 
   /**
-   * Removes the lock within the settle of starting to. The lock is free to another collector once
-   * any attempt of the DELETE lands; that collector reads its own write back a settle after
-   * writing, so an attempt landing before then makes it give way, and one landing after would
-   * leave it collecting with no lock, for a third to take too. The S3 client retries an attempt
-   * whose answer was lost, seconds later: no attempt is sent past the settle.
+   * Removes the lock, sending no attempt later than the settle after `from`. The lock is free to
+   * another collector once any attempt of an earlier DELETE or this one lands, which is after
+   * `from` (the read before it found the lock still this collector's); that collector reads its
+   * own write back a settle after writing, so an attempt landing before then makes it give way,
+   * and one landing after would leave it collecting with no lock, for a third to take too. The S3
+   * client retries an attempt whose answer was lost seconds later. An attempt cut off on its way
+   * may still be carried out by S3 later: unlikely, not impossible, as for the collector's deletes.
    */
-  private remove(): Promise<void> {
-    return this.docs.remove(docKeys.gcLock(), { deadline: Date.now() + this.settleMs });
+  private remove(from = Date.now()): Promise<void> {
+    return this.docs.remove(docKeys.gcLock(), { deadline: from + this.settleMs });
   }
 
   private async write(): Promise<void> {
