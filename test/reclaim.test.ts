@@ -179,6 +179,45 @@ describe('Delete by reference, and the collector', () => {
     }
   });
 
+  it('reads a record grown since its listing whole once there is room, so that a digest only JSON decoding finds keeps its blob', async () => {
+    const { digest } = await writeBlob(d.content(), 'grown-record', randomBlob(1300), { metadata: ns('grown') });
+    await call(d.content(), 'Delete', { digest }, ns('grown'));
+    // the digest's letters as JSON escapes: read as it streams, the record names nothing
+    const escaped = digest.replace(/[a-f]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+    await putObject(d.bucket!, 'manifests/grown', Buffer.from(`{"layers":[{"blob":"${escaped}"}],"padding":"${' '.repeat(2 * 1024 * 1024)}"}`));
+    // listed at a byte, as before it grew
+    const listedSmall = overriding(store, {
+      listRecords: async (prefix: string, startAfter: string, limit: number) => {
+        const page = await store.listRecords(prefix, startAfter, limit);
+        return { ...page, entries: page.entries.map((e) => (e.name === 'grown' ? { ...e, size: 1 } : e)) };
+      },
+    });
+    const MiB = 1024 * 1024;
+    const recordBytes = new ByteBudget(4 * MiB);
+    try {
+      await settle();
+      const sources = { ...collectorSourcesFor(listedSmall, leases), recordBytes };
+      // in every run, another read holds most of the room as the record is found larger than listed
+      const contended = async () => {
+        await recordBytes.acquire(3 * MiB);
+        let held = true;
+        const letGo = () => void (held && ((held = false), recordBytes.release(3 * MiB)));
+        const timer = setTimeout(letGo, 1_500);
+        try {
+          return await new Collector(sources, { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 }).run({ delete: true });
+        } finally {
+          clearTimeout(timer);
+          letGo();
+        }
+      };
+      await collectRuns(contended, 2);
+      expect(await stored(digest)).toBe(true);
+      expect(recordBytes.inUse).toBe(0);
+    } finally {
+      await rawS3().send(new DeleteObjectCommand({ Bucket: d.bucket!, Key: 'manifests/grown' }));
+    }
+  });
+
   it('keeps the deletion mark of a blob written and Deleted in a namespace after the run listed the blobs', async () => {
     const data = randomBlob(900);
     const digest = digestOf(data);

@@ -209,29 +209,14 @@ async function forEachRecord(
       async (entry) => {
         const known = kept?.get(entry.name, entry.version);
         if (known) return visit(entry.name, entry.version, known, false);
-        // room for the size listed, before the GET; one grown since takes more if there is room
-        let reserved = await inMemory.acquire(Math.max(1, entry.size));
-        let layers: string[] | 'too large' | undefined;
-        let version: string | undefined;
-        try {
-          const record = await blobs.getRecord(entry.name, (bytes) => {
-            if (bytes <= reserved) return;
-            if (!inMemory.tryAcquire(bytes - reserved)) throw resourceExhausted(`cache record ${entry.name}: ${bytes} bytes, grown past the room its scan had`);
-            reserved = bytes;
-          });
-          if (record) [layers, version] = [layerBlobs(record.body), record.version];
-        } catch (err) {
-          if (!isStoreError(err, 'resource-exhausted')) throw err;
-          layers = 'too large';
-        } finally {
-          inMemory.release(reserved);
-        }
-        if (layers === 'too large') {
+        // one listed larger than the room would be refused whole: no room is taken for it
+        const read = entry.size > inMemory.limit ? 'too large' : await readWhole(blobs, inMemory, entry);
+        if (read === 'too large') {
           const chunks = await blobs.streamRecord(entry.name);
           if (chunks) visit(entry.name, entry.version, [...(await digestsIn(chunks, entry.name))], true);
-        } else if (layers) {
-          kept?.keep(entry.name, version, layers, layers.reduce((n, d) => n + 2 * d.length + 16, 0));
-          visit(entry.name, entry.version, layers, false);
+        } else if (read) {
+          kept?.keep(entry.name, read.version, read.layers, read.layers.reduce((n, d) => n + 2 * d.length + 16, 0));
+          visit(entry.name, entry.version, read.layers, false);
         }
       },
       { concurrency: CONCURRENCY },
@@ -239,5 +224,34 @@ async function forEachRecord(
     // a page may be short, even empty, where records share their prefix with blobs
     if (page.next === undefined) return;
     startAfter = page.next;
+  }
+}
+
+/**
+ * A record read whole and its layers, with room for its bytes first (by the size listed). One
+ * grown since is read again once there is room for what it is now: read as it streams instead,
+ * only literal digests would count, not those a JSON decoder finds (escaped), and a blob a record
+ * names could go. 'too large' where the store reads it only as it streams (over 16 MiB), or it
+ * grew at every one of a few reads.
+ */
+async function readWhole(blobs: BlobStore, inMemory: ByteBudget, entry: RecordEntry): Promise<{ layers: string[]; version: string | undefined } | 'too large' | undefined> {
+  let want = Math.max(1, entry.size);
+  for (let tries = 1; ; tries++) {
+    const reserved = await inMemory.acquire(want);
+    let grown = 0;
+    try {
+      const record = await blobs.getRecord(entry.name, (bytes) => {
+        if (bytes <= reserved) return;
+        grown = bytes;
+        throw resourceExhausted(`cache record ${entry.name}: ${bytes} bytes, more than the ${reserved} its read had room for`);
+      });
+      return record && { layers: layerBlobs(record.body), version: record.version };
+    } catch (err) {
+      if (!isStoreError(err, 'resource-exhausted')) throw err;
+      if (grown === 0 || grown > inMemory.limit || tries >= 5) return 'too large';
+      want = grown;
+    } finally {
+      inMemory.release(reserved);
+    }
   }
 }
