@@ -94,16 +94,16 @@ export function createS3Client(options: S3StoreOptions, use: 'reads' | 'default'
 }
 
 /**
- * Sends a command whose input carries a body and lets go of the body once the send settled. The
- * handler cacheMiddleware keeps for each kind of command holds the context it was built in, and
- * with it the first such command and its input: the first part an upload sent (8 MiB) stayed as
- * long as the client, found in a heap snapshot of an idle daemon.
+ * Sends a command and lets go of its input's `field` (a body, a list of parts) once the send
+ * settled. The handler cacheMiddleware keeps for each kind of command holds the context it was
+ * built in, and with it the first such command and its input: the first part an upload sent
+ * (8 MiB) stayed as long as the client, found in a heap snapshot of an idle daemon.
  */
-export async function sendingBody<C extends { input: { Body?: unknown } }, T>(command: C, send: (command: C) => Promise<T>): Promise<T> {
+export async function sendLettingGo<C extends { input: object }, T>(command: C, field: keyof C['input'], send: (command: C) => Promise<T>): Promise<T> {
   try {
     return await send(command);
   } finally {
-    delete command.input.Body;
+    Reflect.deleteProperty(command.input, field);
   }
 }
 
@@ -234,7 +234,7 @@ export class S3Bucket {
   }
 
   async put(key: string, body: Buffer): Promise<void> {
-    await sendingBody(new PutObjectCommand({ Bucket: this.name, Key: key, Body: body, ContentLength: body.length }), (command) => this.send(command, `PUT ${key}`));
+    await sendLettingGo(new PutObjectCommand({ Bucket: this.name, Key: key, Body: body, ContentLength: body.length }), 'Body', (command) => this.send(command, `PUT ${key}`));
   }
 
   /** Deleting what is not there is no failure. */

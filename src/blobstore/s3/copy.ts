@@ -6,7 +6,7 @@ import {
   UploadPartCopyCommand,
   type CompletedPart,
 } from '@aws-sdk/client-s3';
-import type { S3Bucket } from './client.js';
+import { sendLettingGo, type S3Bucket } from './client.js';
 
 /** S3 refuses single copies of 5 GiB and more; larger objects are copied part by part. */
 const MAX_SINGLE_COPY = 5 * 1024 ** 3;
@@ -54,14 +54,8 @@ export async function copyObject(
         );
         parts.push({ PartNumber: n, ETag: out.CopyPartResult?.ETag });
       }
-      await client.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: bucket,
-          Key: destination,
-          UploadId: uploadId,
-          MultipartUpload: { Parts: parts },
-        }),
-      );
+      const complete = new CompleteMultipartUploadCommand({ Bucket: bucket, Key: destination, UploadId: uploadId, MultipartUpload: { Parts: parts } });
+      await sendLettingGo(complete, 'MultipartUpload', (c) => client.send(c));
     } catch (err) {
       await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: destination, UploadId: uploadId })).catch(() => undefined);
       throw err;

@@ -8,7 +8,7 @@ import {
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { StartOver, startOver, type StoreError } from '../../errors.js';
-import { sendingBody, type S3Bucket } from './client.js';
+import { sendLettingGo, type S3Bucket } from './client.js';
 
 /**
  * S3's multipart calls for one upload's key, failures already domain errors: the upload
@@ -33,7 +33,7 @@ export class MultipartCalls {
   async uploadPart(uploadId: string, partNumber: number, body: Buffer): Promise<string> {
     try {
       const command = new UploadPartCommand({ Bucket: this.s3.name, Key: this.key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length });
-      const out = await sendingBody(command, (c) => this.s3.client.send(c));
+      const out = await sendLettingGo(command, 'Body', (c) => this.s3.client.send(c));
       return out.ETag ?? '';
     } catch (err) {
       throw this.failure(err, `upload part ${partNumber}`);
@@ -63,9 +63,8 @@ export class MultipartCalls {
   async complete(uploadId: string, etags: ReadonlyMap<number, string>): Promise<void> {
     const parts = [...etags].sort(([a], [b]) => a - b).map(([PartNumber, ETag]) => ({ PartNumber, ETag }));
     try {
-      await this.s3.client.send(
-        new CompleteMultipartUploadCommand({ Bucket: this.s3.name, Key: this.key, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
-      );
+      const command = new CompleteMultipartUploadCommand({ Bucket: this.s3.name, Key: this.key, UploadId: uploadId, MultipartUpload: { Parts: parts } });
+      await sendLettingGo(command, 'MultipartUpload', (c) => this.s3.client.send(c));
     } catch (err) {
       throw this.failure(err, 'complete multipart upload');
     }
