@@ -66,9 +66,14 @@ export class QuietTrimPolicy {
     this.workedMs = worthMs;
   }
 
+  /** Whether a window `activeMs` of whose `windowMs` were busy is quiet. */
+  isQuiet(activeMs: number, windowMs: number): boolean {
+    return windowMs > 0 && activeMs / windowMs < this.quietShare;
+  }
+
   /** One window: `activeMs` of the loop's `windowMs` were busy, the window ending at `now`. True when a trim is due now. */
   observe(activeMs: number, windowMs: number, now: number): boolean {
-    const quiet = windowMs > 0 && activeMs / windowMs < this.quietShare;
+    const quiet = this.isQuiet(activeMs, windowMs);
     if (quiet) this.quietWindows++;
     else {
       this.quietWindows = 0;
@@ -146,6 +151,12 @@ export function trimWhenQuiet(logger: Logger, options: TrimOptions = {}): () => 
     const window = nextWindow();
     if (collected) {
       collected = false;
+      // work that came meanwhile would take the pages handed back again at once: owed to the next quiet windows
+      if (!policy.isQuiet(window.active, window.active + window.idle)) {
+        policy.observe(window.active, window.active + window.idle, performance.now());
+        policy.owe();
+        return;
+      }
       if (!trim) return;
       const started = performance.now();
       const released = trim();

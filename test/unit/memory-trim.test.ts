@@ -104,6 +104,20 @@ describe('a trim of a quiet daemon (trimWhenQuiet)', () => {
     }
   });
 
+  it('leaves the trim to the next quiet windows when work came between the collection and it', async () => {
+    const { events, malloc, collect } = noted();
+    // quiet, quiet (collect), busy (no trim), then quiet on
+    const busy = [0, 0, 400];
+    const windows = () => ({ active: busy.shift() ?? 0, idle: 500 });
+    const stop = trimWhenQuiet(quiet, { malloc, policy: new QuietTrimPolicy(0.05, 2, 50, 0), collect, window: windows });
+    try {
+      await until(() => events.length >= 3);
+      expect(events.slice(0, 3)).toEqual(['collect', 'collect', 'trim']);
+    } finally {
+      stop();
+    }
+  });
+
   it('still collects when quiet where malloc_trim is not there (not built, or not glibc)', async () => {
     const { events, collect } = noted();
     const stop = trimWhenQuiet(quiet, { malloc: { available: false, reason: 'the C library is not glibc' }, policy: new QuietTrimPolicy(), collect, window: idle });
