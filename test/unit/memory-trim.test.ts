@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { PartBuffers } from '../../src/blobstore/part-buffers.js';
-import { fullCollection, loadMallocTrim, QuietTrimPolicy, trimWhenQuiet } from '../../src/memory-trim.js';
+import { fullCollection, loadMallocTrim, memoryLetGo, QuietTrimPolicy, trimWhenQuiet } from '../../src/memory-trim.js';
 
 /** Feeds the policy windows of 500 ms, `busy` ms of each busy, from `at`; answers when it trimmed. */
 function feed(policy: QuietTrimPolicy, busyMs: number[], at = 0): number[] {
@@ -66,62 +66,77 @@ describe('a trim of a quiet daemon (trimWhenQuiet)', () => {
   /** The trimmer's malloc and collection, noting when they ran. */
   function noted() {
     const events: string[] = [];
-    const malloc = { available: true as const, trim: () => (events.push('trim'), true) };
-    return { events, malloc, collect: () => void events.push('collect') };
+    const at: number[] = [];
+    const note = (what: string) => (events.push(what), at.push(performance.now()));
+    const malloc = { available: true as const, trim: () => (note('trim'), true) };
+    return { events, at, malloc, collect: () => void note('collect') };
   }
 
-  it('collects V8\'s garbage first and trims a window later, so that the buffers it freed are handed back too', async () => {
+  it('trims at start-up without a collection, and collects first, a window before the trim, once a cache let go of its buffers', async () => {
     const { events, malloc, collect } = noted();
-    const stop = trimWhenQuiet(quiet, { malloc, policy: new QuietTrimPolicy(), collect, window: idle });
+    const stop = trimWhenQuiet(quiet, { malloc, policy: new QuietTrimPolicy(0.05, 2, 50, 0), collect, window: idle });
     try {
-      // start-up owes a trim: two quiet windows, then the collection, then the trim
       await until(() => events.length > 0);
-      expect(events).toEqual(['collect']);
+      expect(events).toEqual(['trim']);
+      memoryLetGo();
       await until(() => events.length > 1);
-      expect(events).toEqual(['collect', 'trim']);
+      expect(events).toEqual(['trim', 'collect']);
+      await until(() => events.length > 2);
+      expect(events).toEqual(['trim', 'collect', 'trim']);
     } finally {
       stop();
     }
   });
 
-  it('trims again once the part buffers kept for the next parts are let go, with no work since', async () => {
+  it('collects and trims again once the part buffers kept for the next parts are let go, with no work since', async () => {
     const { events, malloc, collect } = noted();
     // no gap between trims: the test waits for the pool, not for the gap
     const stop = trimWhenQuiet(quiet, { malloc, policy: new QuietTrimPolicy(0.05, 2, 50, 0), collect, window: idle });
     try {
-      await until(() => events.length === 2);
+      await until(() => events.length === 1);
       const parts = new PartBuffers(8 * 1024 * 1024, 2, 1_500);
       parts.give(parts.take(8 * 1024 * 1024));
       // quiet, nothing let go yet: no trim
       await sleep(1_200);
-      expect(events).toEqual(['collect', 'trim']);
-      // once the pool lets go, the next quiet windows trim
-      await until(() => events.length === 4);
+      expect(events).toEqual(['trim']);
+      // once the pool lets go, the next quiet windows collect and trim
+      await until(() => events.length === 3);
       expect(parts.kept).toBe(0);
-      expect(events).toEqual(['collect', 'trim', 'collect', 'trim']);
+      expect(events).toEqual(['trim', 'collect', 'trim']);
     } finally {
       stop();
     }
   });
 
   it('leaves the trim to the next quiet windows when work came between the collection and it', async () => {
-    const { events, malloc, collect } = noted();
-    // quiet, quiet (collect), busy (no trim), then quiet on
-    const busy = [0, 0, 400];
-    const windows = () => ({ active: busy.shift() ?? 0, idle: 500 });
-    const stop = trimWhenQuiet(quiet, { malloc, policy: new QuietTrimPolicy(0.05, 2, 50, 0), collect, window: windows });
+    const { events, at, malloc, collect } = noted();
+    // quiet until told otherwise; one busy window right after the collection
+    let busyNext = false;
+    const windows = () => {
+      const active = busyNext ? 400 : 0;
+      busyNext = false;
+      return { active, idle: 500 };
+    };
+    const stop = trimWhenQuiet(quiet, { malloc, policy: new QuietTrimPolicy(0.05, 2, 50, 0), collect: () => ((busyNext = true), collect()), window: windows });
     try {
-      await until(() => events.length >= 3);
-      expect(events.slice(0, 3)).toEqual(['collect', 'collect', 'trim']);
+      await until(() => events.length === 1);
+      memoryLetGo();
+      await until(() => events.length === 3);
+      expect(events).toEqual(['trim', 'collect', 'trim']);
+      // not in the busy window after the collection (500 ms on) but after two quiet ones
+      expect(at[2]! - at[1]!).toBeGreaterThan(1_200);
     } finally {
       stop();
     }
   });
 
-  it('still collects when quiet where malloc_trim is not there (not built, or not glibc)', async () => {
+  it('collects when a cache let go of its buffers where malloc_trim is not there (not built, or not glibc)', async () => {
     const { events, collect } = noted();
     const stop = trimWhenQuiet(quiet, { malloc: { available: false, reason: 'the C library is not glibc' }, policy: new QuietTrimPolicy(), collect, window: idle });
     try {
+      await sleep(1_200);
+      expect(events).toEqual([]);
+      memoryLetGo();
       await until(() => events.length > 0);
       expect(events).toEqual(['collect']);
     } finally {
