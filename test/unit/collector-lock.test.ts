@@ -34,6 +34,16 @@ function notedRemoves(docs: Map<string, unknown>, cutOff = 0) {
   return { docs: noted, removes };
 }
 
+/** A lock on `docs` with the settle given, taken (on fake timers). */
+async function takenLock(docs: Documents, settleMs: number): Promise<CollectorLock> {
+  vi.useFakeTimers();
+  const lock = new CollectorLock(docs, settleMs);
+  const taken = lock.acquire();
+  await vi.advanceTimersByTimeAsync(settleMs);
+  expect(await taken).toEqual({ held: true });
+  return lock;
+}
+
 describe('the collector lock', () => {
   afterEach(() => {
     vi.useRealTimers();
@@ -63,13 +73,9 @@ describe('the collector lock', () => {
   });
 
   it('sends no DELETE of the lock past its settle at release: an attempt landing after another collector read its own lock back would leave that one collecting with no lock', async () => {
-    vi.useFakeTimers();
     const held = new Map<string, unknown>();
     const { docs, removes } = notedRemoves(held);
-    const lock = new CollectorLock(docs, 2_000);
-    const taken = lock.acquire();
-    await vi.advanceTimersByTimeAsync(2_000);
-    expect(await taken).toEqual({ held: true });
+    const lock = await takenLock(docs, 2_000);
     await lock.release();
     expect(removes).toHaveLength(1);
     expect(removes[0]!.deadline).toBeDefined();
@@ -78,26 +84,18 @@ describe('the collector lock', () => {
   });
 
   it('tries the release again while the lock is still its own when a DELETE was cut off at its deadline', async () => {
-    vi.useFakeTimers();
     const held = new Map<string, unknown>();
     const { docs, removes } = notedRemoves(held, 2);
-    const lock = new CollectorLock(docs, 1_000);
-    const taken = lock.acquire();
-    await vi.advanceTimersByTimeAsync(1_000);
-    expect(await taken).toEqual({ held: true });
+    const lock = await takenLock(docs, 1_000);
     await lock.release();
     expect(removes).toHaveLength(3);
     expect([...held.keys()]).toEqual([]);
   });
 
   it('leaves the lock to another collector that took it while its DELETE was cut off', async () => {
-    vi.useFakeTimers();
     const held = new Map<string, unknown>();
     const { docs, removes } = notedRemoves(held, 1);
-    const lock = new CollectorLock(docs, 1_000);
-    const taken = lock.acquire();
-    await vi.advanceTimersByTimeAsync(1_000);
-    expect(await taken).toEqual({ held: true });
+    const lock = await takenLock(docs, 1_000);
     const remove = docs.remove.bind(docs);
     // the cut-off DELETE landed after all, and another collector wrote the lock before the next try
     docs.remove = async (key: string, options?: { deadline?: number }) => {
