@@ -2,6 +2,7 @@ import type { BlobStat, BlobStore } from '../blobstore/types.js';
 import type { Labels } from '../labels.js';
 import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import { now } from '../clock.js';
+import { ClaimsInFlight } from './claims-in-flight.js';
 import type { ContentRecord, Memberships } from './memberships.js';
 
 /** What a COMMIT hands over once size and digest are verified. */
@@ -59,6 +60,8 @@ interface HoldWritten {
  *   written either way).
  */
 export class Claims {
+  private readonly inFlight = new ClaimsInFlight();
+
   constructor(
     private readonly blobs: BlobStore,
     private readonly memberships: Memberships,
@@ -67,6 +70,10 @@ export class Claims {
 
   /** A verified COMMIT: the bytes stored with the namespace's hold, or found stored and held. */
   async commit(ns: string, digest: string, request: ClaimRequest): Promise<ClaimOutcome> {
+    return this.underWay(ns, digest, () => this.claim(ns, digest, request));
+  }
+
+  private async claim(ns: string, digest: string, request: ClaimRequest): Promise<ClaimOutcome> {
     const before = request.before ?? Promise.resolve();
     // The stream's "absent" stands only while this daemon has not stored the blob since (another
     // stream's COMMIT): answering it would replace the hold that commit wrote, labels and all,
@@ -106,13 +113,27 @@ export class Claims {
    * tells AlreadyExists; false when a collector is taking the bytes, and then the client writes
    * them (a hold this call wrote is taken back, so nothing points at missing bytes meanwhile).
    */
-  async holdIfStays(ns: string, digest: string, stat: BlobStat): Promise<boolean> {
-    const held = this.memberships.readForWriter(ns, digest);
-    const hold = this.writeHold(ns, digest, { size: stat.size, labels: {} }, Promise.resolve(), Promise.resolve(stat), held);
-    hold.catch(() => undefined);
-    if (await this.staysHeld(digest, held, hold)) return true;
-    if (!(await held)) await this.memberships.remove(ns, digest);
-    return false;
+  holdIfStays(ns: string, digest: string, stat: BlobStat): Promise<boolean> {
+    return this.underWay(ns, digest, async () => {
+      const held = this.memberships.readForWriter(ns, digest);
+      const hold = this.writeHold(ns, digest, { size: stat.size, labels: {} }, Promise.resolve(), Promise.resolve(stat), held);
+      hold.catch(() => undefined);
+      if (await this.staysHeld(digest, held, hold)) return true;
+      if (!(await held)) await this.inFlight.takeBack(claimKey(ns, digest), () => this.memberships.remove(ns, digest));
+      return false;
+    });
+  }
+
+  /** `work` counted as a claim of the blob in the namespace, once any take-back of its hold is done. */
+  private async underWay<T>(ns: string, digest: string, work: () => Promise<T>): Promise<T> {
+    const key = claimKey(ns, digest);
+    const end = this.inFlight.begin(key);
+    try {
+      await this.inFlight.settled(key);
+      return await work();
+    } finally {
+      end();
+    }
   }
 
   /**
@@ -189,11 +210,21 @@ export class Claims {
     if (!written) return;
     // Where the look-up fails the hold stays: one naming missing bytes is harmless (Info answers
     // NotFound, the collector drops it after a day), one taken from bytes another writer stored
-    // meanwhile under the same key loses them.
-    const stored = await this.blobs.statBlob(digest, { fresh: true }).then(
-      (stat) => stat !== undefined,
-      () => true,
-    );
-    if (!stored) await this.memberships.remove(ns, digest).catch(() => undefined);
+    // meanwhile under the same key loses them. A writer whose store is still on its way is not
+    // seen by the look-up: one in this process keeps the hold (ClaimsInFlight); one in another
+    // daemon can lose it, a window as wide as the look-up and the removal.
+    await this.inFlight
+      .takeBack(claimKey(ns, digest), async () => {
+        const stored = await this.blobs.statBlob(digest, { fresh: true }).then(
+          (stat) => stat !== undefined,
+          () => true,
+        );
+        if (!stored) await this.memberships.remove(ns, digest);
+      })
+      .catch(() => undefined);
   }
+}
+
+function claimKey(ns: string, digest: string): string {
+  return `${ns}\n${digest}`;
 }
