@@ -26,6 +26,7 @@ import { readFromDisk } from './disk-read.js';
 import type { Fill } from './fill.js';
 import { Fills, type FillOutcome } from './fills.js';
 import { TierLayout } from './layout.js';
+import { adoptTierDir } from './adopt.js';
 import { claimTier, loadTier } from './load.js';
 import { TierIndex, type TierEntry } from './lru.js';
 import { fileLost, OpenFiles } from './open-files.js';
@@ -126,6 +127,7 @@ export class ReadTier implements BlobStore {
   /** Claims the directory, removes unfinished fills and indexes the blobs a previous run kept. */
   static async open(inner: BlobStore, options: ReadTierOptions): Promise<ReadTier> {
     const layout = new TierLayout(options.dir);
+    await adoptTierDir(layout);
     const unclaim = await claimTier(layout, {
       waiting: (owner) => options.logger?.warn({ dir: layout.dir, owner }, 'read tier directory held by another daemon: waiting for its hold to lapse (50 s at most)'),
       lost: () => options.logger?.error({ dir: layout.dir }, 'read tier directory taken over by another daemon (this one stopped renewing its hold): restart one of them with another --cache-dir'),
