@@ -139,6 +139,41 @@ describe('the read tier asking S3 whether a kept blob still exists', () => {
   });
 });
 
+describe('the read tier hearing S3 through a fresh look-up', () => {
+  it('drops a kept blob a fresh look-up finds gone (the collector\'s, a commit\'s), within S3\'s word', async () => {
+    let gone = false;
+    const { tier, data, path, counts, read } = await tierWithKeptBlob({
+      stat: async () => (gone ? undefined : { size: data.length, lastModified: new Date() }),
+    });
+    try {
+      expect((await read()).equals(data)).toBe(true);
+      gone = true;
+      expect(await tier.statBlob(digestOf(data), { fresh: true })).toBeUndefined();
+      await vi.waitFor(() => expect(existsSync(path)).toBe(false));
+      expect(tier.usage().tier!.inUse).toBe(0);
+      expect(counts.stats).toBe(2);
+    } finally {
+      await tier.close();
+    }
+  });
+
+  it('keeps a kept blob a look-up that is not fresh (a cache\'s answer) finds gone', async () => {
+    let gone = false;
+    const { tier, data, path, read } = await tierWithKeptBlob({
+      stat: async () => (gone ? undefined : { size: data.length, lastModified: new Date() }),
+    });
+    try {
+      await read();
+      gone = true;
+      await tier.statBlob(digestOf(data));
+      await pause(50);
+      expect(existsSync(path)).toBe(true);
+    } finally {
+      await tier.close();
+    }
+  });
+});
+
 describe('the read tier when a kept file cannot be read', () => {
   afterEach(() => {
     failOpens.codes = [];

@@ -3,26 +3,10 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { notFound } from '../../errors.js';
 import { countLookup } from '../../metrics/registry.js';
-import type {
-  BlobEntry,
-  BlobStat,
-  BlobStore,
-  Checkpoint,
-  CheckResult,
-  DocEntry,
-  PendingUpload,
-  ReadSource,
-  RecordPage,
-  ReopenedCheckpoint,
-  StoredDoc,
-  StoredRecord,
-  StoreUsage,
-  Upload,
-  UploadHandle,
-  UploadOptions,
-} from '../types.js';
+import type { BlobStat, BlobStore, ReadSource, StoreUsage } from '../types.js';
 import { PieceBudget } from '../disk-pieces.js';
 import { readFromDisk } from './disk-read.js';
+import { PassingThrough } from './pass-through.js';
 import type { Fill } from './fill.js';
 import { Fills, type FillOutcome } from './fills.js';
 import { TierLayout } from './layout.js';
@@ -76,7 +60,7 @@ const READ_PIECES_BYTES = 32 * 1024 * 1024;
  * before COMMIT answers, and whether a blob exists is always the store's word (the domain
  * looks that up before any Read reaches here, so a namespace's deleted blob stays NotFound).
  */
-export class ReadTier implements BlobStore {
+export class ReadTier extends PassingThrough implements BlobStore {
   readonly location: string;
   readonly remote: boolean | undefined;
   private readonly index: TierIndex;
@@ -95,7 +79,7 @@ export class ReadTier implements BlobStore {
   private lastWarning = 0;
 
   private constructor(
-    private readonly inner: BlobStore,
+    inner: BlobStore,
     private readonly layout: TierLayout,
     maxBytes: number,
     private readonly unclaim: () => Promise<void>,
@@ -103,6 +87,7 @@ export class ReadTier implements BlobStore {
     confirmMs: number,
     now: () => number,
   ) {
+    super(inner);
     this.location = `${inner.location}, read tier ${layout.dir}`;
     this.remote = inner.remote;
     this.index = new TierIndex(maxBytes, MAX_ENTRIES);
@@ -151,8 +136,24 @@ export class ReadTier implements BlobStore {
     }
   }
 
-  statBlob(digest: string, options?: { fresh?: boolean }): Promise<BlobStat | undefined> {
-    return this.inner.statBlob(digest, options);
+  /**
+   * S3's fresh word is the tier's too: the collector and commits ask it, and a blob it no longer
+   * has (another process deleted it) leaves the tier at once rather than when its 30 s lapse.
+   */
+  async statBlob(digest: string, options?: { fresh?: boolean }): Promise<BlobStat | undefined> {
+    const askedAt = this.now();
+    const stat = await this.inner.statBlob(digest, options);
+    if (options?.fresh) this.heard(digest, stat, askedAt);
+    return stat;
+  }
+
+  /** What S3 said of a blob, asked at `askedAt`: a kept file it no longer matches goes. */
+  private heard(digest: string, stat: BlobStat | undefined, askedAt: number): void {
+    if (!stat) this.fills.abandon(digest);
+    const entry = this.index.get(digest);
+    if (!entry) return;
+    if (stat?.size === entry.size) entry.confirmedAt = Math.max(entry.confirmedAt, askedAt);
+    else this.evict(entry);
   }
 
   knownBlob(digest: string, counted?: boolean): BlobStat | undefined {
@@ -217,7 +218,7 @@ export class ReadTier implements BlobStore {
     // the sending, the earlier, as a fill's word is counted from the read that began it
     const askedAt = this.now();
     const asking = this.inner.statBlob(entry.digest, { fresh: true }).then((stat) => {
-      if (stat?.size === entry.size) entry.confirmedAt = Math.max(entry.confirmedAt, askedAt);
+      this.heard(entry.digest, stat, askedAt);
       return stat;
     });
     this.confirming.set(entry, asking);
@@ -302,91 +303,11 @@ export class ReadTier implements BlobStore {
     }
   }
 
-  listBlobs(): AsyncIterable<BlobEntry> {
-    return this.inner.listBlobs();
-  }
-
-  createUpload(options: UploadOptions): Upload {
-    return this.inner.createUpload(options);
-  }
-
-  reopenCheckpoint(checkpoint: Checkpoint, read: (chunk: Buffer) => void, signal?: AbortSignal): Promise<ReopenedCheckpoint> {
-    return this.inner.reopenCheckpoint(checkpoint, read, signal);
-  }
-
-  discardUpload(handle: UploadHandle): Promise<void> {
-    return this.inner.discardUpload(handle);
-  }
-
-  listUploads(): AsyncIterable<PendingUpload> {
-    return this.inner.listUploads();
-  }
-
-  touchBlob(digest: string, size: number): Promise<void> {
-    return this.inner.touchBlob(digest, size);
-  }
-
-  getRecord(name: string, admit?: (bytes: number) => void): Promise<StoredRecord | undefined> {
-    return this.inner.getRecord(name, admit);
-  }
-
-  streamRecord(name: string): Promise<AsyncIterable<Buffer> | undefined> {
-    return this.inner.streamRecord(name);
-  }
-
-  putRecord(name: string, body: Buffer): Promise<void> {
-    return this.inner.putRecord(name, body);
-  }
-
-  deleteRecord(name: string): Promise<boolean> {
-    return this.inner.deleteRecord(name);
-  }
-
-  checkRecordName(name: string): void {
-    this.inner.checkRecordName(name);
-  }
-
-  listRecords(prefix: string, startAfter: string, limit: number): Promise<RecordPage> {
-    return this.inner.listRecords(prefix, startAfter, limit);
-  }
-
-  getDoc(key: string): Promise<StoredDoc | undefined> {
-    return this.inner.getDoc(key);
-  }
-
-  putDoc(key: string, body: Buffer): Promise<void> {
-    return this.inner.putDoc(key, body);
-  }
-
-  deleteDoc(key: string, options?: { deadline?: number }): Promise<void> {
-    return this.inner.deleteDoc(key, options);
-  }
-
-  listDocs(prefix: string, options?: { pageKeys?: number }): AsyncIterable<DocEntry> {
-    return this.inner.listDocs(prefix, options);
-  }
-
-  listDocGroups(prefix: string): AsyncIterable<string> {
-    return this.inner.listDocGroups(prefix);
-  }
-
-  uploadIdentity(handle: UploadHandle): string {
-    return this.inner.uploadIdentity(handle);
-  }
-
-  onReachability(listener: (up: boolean) => void): void {
-    this.inner.onReachability(listener);
-  }
-
   usage(): StoreUsage {
     const inner = this.inner.usage();
     // kept files' pieces held for Reads are read ahead of their clients as S3's bytes are
     const readAhead = { inUse: inner.readAhead.inUse + this.pieces.used, limit: inner.readAhead.limit + this.pieces.total };
     return { ...inner, readAhead, tier: { inUse: this.index.bytes, limit: this.index.maxBytes } };
-  }
-
-  check(): Promise<CheckResult> {
-    return this.inner.check();
   }
 
   async close(): Promise<void> {
