@@ -381,6 +381,46 @@ describe('upload part buffers, while parts are on their way to S3', () => {
       await store.close();
     }
   });
+  it('end a write that waits for a part in flight at once when its client goes away, taking none of its bytes', async () => {
+    useS3Credentials();
+    const MiB = 1024 * 1024;
+    const bucket = await newBucket();
+    const config = resolveConfig({ bucket, endpointUrl: s3().endpoint, region: s3().region, partSize: '5MiB', uploadParallelism: '2' }, {});
+    const client = createS3Client(config.s3!);
+    const log = new RequestLog(client);
+    const store = new S3BlobStore(config.s3!, client);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let partsHeld = 0;
+    log.intercept = (op) => {
+      if (op !== 'UploadPart') return undefined;
+      partsHeld++;
+      return held;
+    };
+    try {
+      const upload = store.createUpload({});
+      const blob = randomBlob(15 * MiB + 100);
+      await upload.write(blob.subarray(0, 10 * MiB));
+      await until(() => partsHeld === 2);
+      const leaving = new AbortController();
+      const third = upload.write(blob.subarray(10 * MiB), leaving.signal);
+      third.catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      leaving.abort();
+      // before either part in flight lands (they are held until release)
+      await expect(third).rejects.toMatchObject({ kind: 'cancelled' });
+      expect(store.usage().uploadBuffer.inUse).toBe(10 * MiB);
+      // nothing of it was taken: the same bytes are written again, and the blob commits whole
+      release();
+      await upload.write(blob.subarray(10 * MiB));
+      const digest = digestOf(blob);
+      await upload.commit(digest, blob.length);
+      expect((await getObject(bucket, `blobs/${digest}`)).equals(blob)).toBe(true);
+    } finally {
+      release();
+      await store.close();
+    }
+  });
 });
 
 describe('upload buffer budget, when spent', () => {

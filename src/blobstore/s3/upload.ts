@@ -4,6 +4,7 @@ import { StoreError, failedPrecondition, startOver } from '../../errors.js';
 import { BlobSize } from './blob-size.js';
 import { MultipartCalls } from './multipart.js';
 import { FillingPart } from './filling-part.js';
+import { fewerInFlight } from './in-flight.js';
 import { SpilledParts } from './spilled-parts.js';
 import type { Checkpoint, Upload, UploadHandle, UploadOptions } from '../types.js';
 import { QuietUpload } from './quiet-upload.js';
@@ -131,8 +132,10 @@ export class S3Upload implements Upload {
       // upload holds that many part buffers at most, as lib-storage's queue does: one filling
       // beside them all was a buffer more (8 MiB of the bench's peak) for no throughput. With 1,
       // one still fills while one is in flight, or the client would wait out every part's upload.
-      if (filling.buffered === 0) await this.room(Math.max(2, this.context.uploadParallelism));
-      await filling.makeRoom(chunk.length - from, signal);
+      // a wait ends with the client only before any of the chunk is taken (see write)
+      const until = from === 0 ? signal : undefined;
+      if (filling.buffered === 0) await this.room(Math.max(2, this.context.uploadParallelism), until);
+      await filling.makeRoom(chunk.length - from, until);
       const part = filling.buffer!;
       const n = Math.min(chunk.length - from, part.length - filling.buffered);
       chunk.copy(part, filling.buffered, from, from + n);
@@ -334,8 +337,9 @@ export class S3Upload implements Upload {
     if (this.failure) throw this.failure;
   }
 
-  private async room(slots = this.context.uploadParallelism): Promise<void> {
-    while (this.inflight.size >= slots) await Promise.race(this.inflight);
+  /** Waits until fewer than `slots` parts are in flight; see fewerInFlight. */
+  private room(slots = this.context.uploadParallelism, signal?: AbortSignal): Promise<void> {
+    return fewerInFlight(this.inflight, slots, signal);
   }
 
   /** The part filled so far goes out, taking its buffer's reservation along until S3 has it. */
