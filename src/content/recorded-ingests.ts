@@ -29,9 +29,9 @@ export class RecordedIngests {
    */
   async resume(ns: string, record: IngestRecord, signal?: AbortSignal): Promise<{ ingest: Ingest; copy?: ReopenCopy } | undefined> {
     if (!(record.hash || record.rehash) || !record.upload || !(record.offset > 0)) return undefined;
+    let hasher: RunningHash | undefined;
     try {
       const recorded: Checkpoint = { offset: record.offset, handle: record.upload };
-      let hasher: RunningHash;
       let state: Uint8Array | undefined;
       let reopened: ReopenedCheckpoint | undefined;
       if (record.hash) {
@@ -70,6 +70,8 @@ export class RecordedIngests {
       const tidy = reopened.tidy;
       return { ingest, copy: { handle: checkpoint.handle, tidy: () => tidy() } };
     } catch (err) {
+      // a saveable hash holds a worker's ring until closed
+      hasher?.close();
       // S3 away, or the client: the open fails, and the record stays to be continued
       if (isStoreError(err, 'unavailable') || isStoreError(err, 'cancelled')) throw err;
       this.logger.warn({ err, ns, ref: record.ref }, 'an ingest record cannot be continued; the ingest starts over');

@@ -181,8 +181,9 @@ export class S3Upload implements Upload {
   /** Nothing more goes through this upload: its memory, budget and spilled bytes are given back. */
   private async letGo(): Promise<void> {
     this.aborted = true;
-    await this.spilled.drop();
+    // memory first: a spilled file that cannot be removed (EACCES, EIO) must not keep the budget
     this.filling.discard();
+    await this.spilled.drop();
     await this.settle();
     for (const part of this.failed.splice(0)) {
       this.context.budget.release(part.reservation);
