@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config.js';
 import { digestOf } from '../src/digest.js';
 import { openBlobStore } from '../src/server.js';
-import type { BlobStore, Upload } from '../src/blobstore/types.js';
+import type { BlobStore, Checkpoint, Upload } from '../src/blobstore/types.js';
 import {
   call,
   getObject,
@@ -419,6 +419,30 @@ describe('upload part buffers, while parts are on their way to S3', () => {
     } finally {
       release();
       await store.close();
+    }
+  });
+});
+
+describe('upload buffer budget, for an ingest continued from another daemon\'s parts', () => {
+  it('starts over an ingest whose stored parts are larger than the whole budget, rather than buffer one past it', async () => {
+    useS3Credentials();
+    const MiB = 1024 * 1024;
+    const bucket = await newBucket();
+    const open = (flags: Record<string, string>) =>
+      openBlobStore(resolveConfig({ bucket, endpointUrl: s3().endpoint, region: s3().region, ...flags }, {}), pino({ level: 'silent' }));
+    const large = await open({ partSize: '8MiB', maxBuffer: '64MiB' });
+    const small = await open({ partSize: '5MiB', maxBuffer: '5MiB' });
+    try {
+      let checkpoint: Checkpoint | undefined;
+      const upload = large.createUpload({ onDurable: (c) => (checkpoint = c) });
+      await upload.write(randomBlob(8 * MiB + 10));
+      await until(() => checkpoint !== undefined);
+      expect(() => small.createUpload({ resume: checkpoint })).toThrow(/8388608 bytes, more than this daemon's --max-buffer \(5242880\)/);
+      expect(small.usage().uploadBuffer.inUse).toBe(0);
+      await upload.abort();
+    } finally {
+      await large.close();
+      await small.close();
     }
   });
 });
