@@ -162,7 +162,11 @@ export class Writer {
       const piece = rest.length <= room ? rest : rest.subarray(0, room);
       const upload = ingest.upload;
       await upload.write(piece, signal).catch((err: unknown) => this.startOverIfGone(err, upload));
-      await ingest.hasher.update(piece);
+      try {
+        await ingest.hasher.update(piece);
+      } catch (err) {
+        await this.startOverUnhashed(err, upload);
+      }
       ingest.offset += piece.length;
       ingest.updatedAt = now();
       rest = rest.subarray(piece.length);
@@ -264,6 +268,16 @@ export class Writer {
     // An upload given up already (a late answer of the one before a restart) names no bytes now,
     // and an ingest this stream let go of is nobody's to restart.
     if (err instanceof StartOver && upload === this.ingest.upload && !this.released) await this.restart().catch(() => undefined);
+    throw err;
+  }
+
+  /**
+   * The upload took a piece its hash did not (a hash worker that failed): the two no longer name
+   * the same bytes, and a next WRITE at the old offset would store the piece twice. The ingest
+   * starts over, as one whose bytes are gone.
+   */
+  private async startOverUnhashed(err: unknown, upload: Upload): Promise<never> {
+    if (upload === this.ingest.upload && !this.released) await this.restart().catch(() => undefined);
     throw err;
   }
 

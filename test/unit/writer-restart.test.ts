@@ -181,6 +181,25 @@ describe('a Write stream meeting stored bytes that are gone', () => {
   });
 });
 
+describe('a Write stream whose hash fails after its upload took the bytes', () => {
+  it('starts the ingest over, so the next WRITE at the old offset is refused and one from 0 stores each byte once', async () => {
+    const events: string[] = [];
+    const upload = memoryUpload();
+    const ingest = await ingestOf(upload, PIECE);
+    const hasher = ingest.hasher;
+    ingest.hasher = { ...hasher, update: async () => Promise.reject(new Error('the hash worker failed')), close: () => hasher.close() };
+    const writer = new Writer(hostFor([Promise.resolve()], events), ingest, '');
+    await expect(writer.write(PIECE, Buffer.alloc(PIECE))).rejects.toThrow('the hash worker failed');
+    expect(upload.taken).toBe(PIECE);
+    expect(events).toEqual(['restart begun', 'restart done']);
+    await expect(writer.write(PIECE, Buffer.alloc(PIECE))).rejects.toThrow('must occur at current offset 0');
+    const data = Buffer.from('written again');
+    await writer.write(0, data);
+    expect((ingest.upload as Upload & { taken: number }).taken).toBe(data.length);
+    expect((await writer.status()).digest).toBe(digestOf(data));
+  });
+});
+
 describe('checkpoints of an ingest whose stored bytes are gone', () => {
   it('record nothing once the bytes are found gone, where the same checkpoint is recorded otherwise', async () => {
     const recorded: number[] = [];
