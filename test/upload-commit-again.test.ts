@@ -43,4 +43,16 @@ describe('an upload committed again', () => {
     await expect(upload.commit(digestOf(data), data.length)).rejects.toMatchObject({ kind: 'failed-precondition' });
     expect(await store.statBlob(digestOf(data), { fresh: true })).toBeUndefined();
   });
+
+  it('takes no more bytes once a COMMIT sent its short last part, telling the writer to start over', async () => {
+    const MiB = 1024 * 1024;
+    // a part (8 MiB) on its way, and 2 MiB left for the last
+    const data = randomBlob(10 * MiB);
+    const upload = store.createUpload({});
+    await upload.write(data);
+    // the COMMIT's first step sends the last, short part; its claim then failed (S3 away, say)
+    await upload.prepare(digestOf(data));
+    await expect(upload.write(randomBlob(MiB))).rejects.toMatchObject({ kind: 'failed-precondition', message: expect.stringContaining('takes no more bytes') });
+    await upload.abort();
+  });
 });

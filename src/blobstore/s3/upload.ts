@@ -13,15 +13,12 @@ import { copyObject } from './copy.js';
 import type { OutgoingPart, UploadContext } from './upload-context.js';
 
 /**
- * Streams a blob into S3. Bytes collect into parts of `partSize`; once the first part is full
- * a multipart upload starts and up to `uploadParallelism` parts travel at once while the client
- * keeps sending. A blob smaller than one part is a single PUT at commit. The multipart upload
- * targets the final blob key when the digest is known up front (no copy at commit; an
- * uncompleted multipart upload is invisible), otherwise a staging key that commit copies.
- * Every run of parts stored from the first on is a checkpoint the upload can be continued from,
- * by this process or another one, with nothing but the handle.
- * Hand-written because lib-storage's Upload can neither continue from a checkpoint taken in
- * another process nor report which parts are stored for good.
+ * Streams a blob into S3: parts of `partSize`, up to `uploadParallelism` of them travelling while
+ * the client sends; a blob smaller than a part is one PUT at commit. The multipart upload targets
+ * the blob key when the digest is known up front (an uncompleted upload is invisible), else a
+ * staging key that commit copies. Every run of parts stored from the first is a checkpoint any
+ * process can continue from with the handle alone. Hand-written: lib-storage's Upload can neither
+ * continue from another process's checkpoint nor report which parts are stored for good.
  */
 export class S3Upload implements Upload {
   readonly checkpointBytes: number;
@@ -128,6 +125,8 @@ export class S3Upload implements Upload {
     if (this.completed) throw failedPrecondition(`the upload to ${this.key} is complete and takes no more bytes; commit it, or write the content again from offset 0`);
     await this.recover(signal);
     if (chunk.length === 0) return;
+    // parts after a failed COMMIT's short last one: S3 would refuse every completion (EntityTooSmall)
+    if (this.shortPart > 0) throw startOver(`the upload to ${this.key} sent its last part for a COMMIT and takes no more bytes; write the content again from offset 0`);
     const filling = this.filling;
     await filling.unspill(signal);
     // Copied into the part at once: the message it came in is let go now, not a part later.
