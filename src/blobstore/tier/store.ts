@@ -162,7 +162,9 @@ export class ReadTier extends PassingThrough implements BlobStore {
 
   async readBlob(digest: string, offset: number, length: number, options: { size: number }): Promise<ReadSource> {
     const entry = this.index.get(digest);
-    if (entry && (this.confirmed(entry, options.size) || (await this.stillStored(entry, options.size)))) {
+    const stored = entry && (this.confirmed(entry, options.size) || (await this.stillStored(entry, options.size)));
+    if (stored === 'unasked') return this.inner.readBlob(digest, offset, length, options);
+    if (entry && stored) {
       countLookup('tier', true);
       this.markUse(entry);
       return readFromDisk(this.files, this.windows, this.pieces, this.pathOf(entry), offset, length, options.size, (position, err) => {
@@ -200,9 +202,11 @@ export class ReadTier extends PassingThrough implements BlobStore {
    * Whether the kept file may serve a read of a blob of `size`: S3 said recently that the blob
    * exists, or says so now. A blob S3 no longer has is NotFound, as its GET would have been.
    */
-  private async stillStored(entry: TierEntry, size: number): Promise<boolean> {
+  private async stillStored(entry: TierEntry, size: number): Promise<boolean | 'unasked'> {
     if (this.confirmed(entry, size)) return true;
-    const stat = entry.size === size ? await this.confirm(entry) : undefined;
+    // a HEAD that failed (throttled, timed out) tells nothing: the Read asks S3's GET instead
+    const stat = entry.size === size ? await this.confirm(entry).catch(() => 'unasked' as const) : undefined;
+    if (stat === 'unasked') return stat;
     if (stat?.size === size) return true;
     this.evict(entry);
     // gone from S3: NotFound, as its GET would have been; another size: not this file's blob
