@@ -1,5 +1,5 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { mkdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { describe, expect, it, vi } from 'vitest';
 import { HOLD_STANDS_MS, Holders } from '../../src/content/holders.js';
 import { TierLayout } from '../../src/blobstore/tier/layout.js';
 import { claimTier } from '../../src/blobstore/tier/owner.js';
@@ -55,5 +55,28 @@ describe('one daemon per read tier directory', () => {
     writeFileSync(layout.owner, holdOf(new Date()));
     await release();
     expect(ownerOf(layout).heldBy.id).toBe(elsewhere.id);
+  });
+
+  it('renews its hold where the owner file is gone or cannot be read for a while, and is told it lost the directory only when another daemon names itself there', async () => {
+    const layout = new TierLayout(tempDir('s3cs-owner-'));
+    const holders = new Holders();
+    let lost = 0;
+    const release = await claimTier(layout, { holders, renewMs: 50, lost: () => lost++ });
+    try {
+      unlinkSync(layout.owner);
+      await vi.waitFor(() => expect(ownerOf(layout).heldBy.id).toBe(holders.self.id));
+      // a read that fails (EISDIR here; EMFILE or EIO on a busy system) is asked again later
+      unlinkSync(layout.owner);
+      mkdirSync(layout.owner);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      rmdirSync(layout.owner);
+      await vi.waitFor(() => expect(ownerOf(layout).heldBy.id).toBe(holders.self.id));
+      expect(lost).toBe(0);
+      writeFileSync(layout.owner, holdOf(new Date()));
+      await vi.waitFor(() => expect(lost).toBe(1));
+      expect(ownerOf(layout).heldBy.id).toBe(elsewhere.id);
+    } finally {
+      await release();
+    }
   });
 });

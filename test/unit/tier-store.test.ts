@@ -35,7 +35,7 @@ const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * A tier whose directory a previous run left holding one blob, in front of a stand-in for S3
  * that counts its HEADs (`stat`, each taking `statMs`) and GETs, on a clock the test moves.
  */
-async function tierWithKeptBlob(options: { statMs?: number; stat?: () => Promise<BlobStat | undefined> } = {}) {
+async function tierWithKeptBlob(options: { statMs?: number; stat?: () => Promise<BlobStat | undefined>; renewMs?: number } = {}) {
   const data = randomBlob(64 * 1024);
   const digest = digestOf(data);
   const layout = new TierLayout(tempDir('s3cs-tier-'));
@@ -59,9 +59,10 @@ async function tierWithKeptBlob(options: { statMs?: number; stat?: () => Promise
     usage: () => ({ uploadBuffer: { inUse: 0, limit: 0 }, readAhead: { inUse: 0, limit: 0 } }),
     async close() {},
   };
-  const tier = await ReadTier.open(inner as unknown as BlobStore, { dir: layout.dir, maxBytes: 64 * MiB, confirmMs: 30_000, now: () => clock.now });
+  const claim = options.renewMs === undefined ? undefined : { renewMs: options.renewMs };
+  const tier = await ReadTier.open(inner as unknown as BlobStore, { dir: layout.dir, maxBytes: 64 * MiB, confirmMs: 30_000, now: () => clock.now, claim });
   const read = () => drain(tier.readBlob(digest, 0, data.length, { size: data.length }));
-  return { tier, data, path, counts, clock, read };
+  return { tier, data, path, counts, clock, read, layout };
 }
 
 describe('the read tier asking S3 whether a kept blob still exists', () => {
@@ -166,6 +167,32 @@ describe('the read tier hearing S3 through a fresh look-up', () => {
       await read();
       gone = true;
       await tier.statBlob(digestOf(data));
+      await pause(50);
+      expect(existsSync(path)).toBe(true);
+    } finally {
+      await tier.close();
+    }
+  });
+});
+
+describe('the read tier once another daemon took its directory over', () => {
+  it('reads from S3 alone, and leaves the files it kept to that daemon', async () => {
+    let gone = false;
+    const { tier, data, path, counts, read, layout } = await tierWithKeptBlob({
+      renewMs: 50,
+      stat: async () => (gone ? undefined : { size: data.length, lastModified: new Date() }),
+    });
+    try {
+      expect((await read()).equals(data)).toBe(true);
+      expect(counts.gets).toBe(0);
+      // its hold lapsed (the process stopped a while, say) and another daemon claimed the directory
+      writeFileSync(layout.owner, `${JSON.stringify({ heldBy: { id: 'daemon-elsewhere', host: 'other-host', pid: 1 }, heldAt: new Date().toISOString() })}\n`);
+      await vi.waitFor(async () => {
+        expect((await read()).equals(data)).toBe(true);
+        expect(counts.gets).toBeGreaterThan(0);
+      });
+      gone = true;
+      await tier.statBlob(digestOf(data), { fresh: true });
       await pause(50);
       expect(existsSync(path)).toBe(true);
     } finally {

@@ -17,6 +17,8 @@ export interface ClaimOptions {
   waiting?: (holder: HeldRecord) => void;
   /** Told when another daemon has taken the directory over since (this one's hold had lapsed). */
   lost?: () => void;
+  /** @internal how often the hold is renewed (tests shorten it) */
+  renewMs?: number;
 }
 
 /**
@@ -43,9 +45,12 @@ export async function claimTier(layout: TierLayout, options: ClaimOptions = {}):
       await rename(temp, layout.owner);
     };
     // A hold that lapsed (renewals failing, the process stopped for a while) may have been taken
-    // over: the renewal then stops rather than take it back from under the other daemon.
+    // over: the renewal then stops rather than take it back from under the other daemon. Only
+    // another daemon's name says so: a file that cannot be read now (EMFILE, EIO) is asked again
+    // at the next renewal, and one that is gone or unreadable as a hold names nobody.
     const renew = async () => {
-      if ((await readOwner(layout))?.heldBy?.id !== holders.self.id) {
+      const holder = (await readOwner(layout, { strict: true }))?.heldBy?.id;
+      if (holder !== undefined && holder !== holders.self.id) {
         clearInterval(renewal);
         options.lost?.();
         return;
@@ -57,7 +62,7 @@ export async function claimTier(layout: TierLayout, options: ClaimOptions = {}):
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     const written = await readOwner(layout);
     if (written?.heldBy?.id !== holders.self.id) throw new Error(`claimed at the same moment by ${describe(written)}; give each daemon its own directory`);
-    renewal = setInterval(() => void renew().catch(() => undefined), HOLD_RENEW_MS);
+    renewal = setInterval(() => void renew().catch(() => undefined), options.renewMs ?? HOLD_RENEW_MS);
     renewal.unref();
   } catch (err) {
     claimedHere.delete(layout.dir);
@@ -91,9 +96,15 @@ async function untilFree(layout: TierLayout, holders: Holders, options: ClaimOpt
   }
 }
 
-/** The owner file as a hold (one that cannot be read as such names no holder, and lapses). */
-async function readOwner(layout: TierLayout): Promise<HeldRecord | undefined> {
-  const text = await readFile(layout.owner, 'utf8').catch(() => undefined);
+/**
+ * The owner file as a hold (one that cannot be read as such names no holder, and lapses). With
+ * `strict`, a failure to read it other than its absence is thrown, not taken for no owner.
+ */
+async function readOwner(layout: TierLayout, options: { strict?: boolean } = {}): Promise<HeldRecord | undefined> {
+  const text = await readFile(layout.owner, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (options.strict && err.code !== 'ENOENT') throw err;
+    return undefined;
+  });
   if (text === undefined) return undefined;
   try {
     const parsed = JSON.parse(text) as unknown;

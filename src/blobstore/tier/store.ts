@@ -12,6 +12,7 @@ import { Fills, type FillOutcome } from './fills.js';
 import { TierLayout } from './layout.js';
 import { adoptTierDir } from './adopt.js';
 import { claimTier, loadTier } from './load.js';
+import type { ClaimOptions } from './owner.js';
 import { TierIndex, type TierEntry } from './lru.js';
 import { fileLost, OpenFiles } from './open-files.js';
 import { ReadWindows } from './read-windows.js';
@@ -34,6 +35,8 @@ export interface ReadTierOptions {
    * trust S3's word for the period plus the step
    */
   readonly now?: () => number;
+  /** @internal who claims the directory and how often it renews its hold (tests) */
+  readonly claim?: Pick<ClaimOptions, 'holders' | 'renewMs'>;
 }
 
 const CONFIRM_MS = 30_000;
@@ -77,6 +80,11 @@ export class ReadTier extends PassingThrough implements BlobStore {
    */
   private readonly confirming = new Map<TierEntry, Promise<BlobStat | undefined>>();
   private lastWarning = 0;
+  /**
+   * Another daemon took the directory over (this one's hold had lapsed): from then on every Read
+   * goes to S3 and nothing in the directory is touched, as its files and room are that daemon's.
+   */
+  private givenUp = false;
 
   private constructor(
     inner: BlobStore,
@@ -113,13 +121,18 @@ export class ReadTier extends PassingThrough implements BlobStore {
   static async open(inner: BlobStore, options: ReadTierOptions): Promise<ReadTier> {
     const layout = new TierLayout(options.dir);
     await adoptTierDir(layout);
+    let opened: ReadTier | undefined;
     const unclaim = await claimTier(layout, {
+      ...options.claim,
       waiting: (owner) => options.logger?.warn({ dir: layout.dir, owner }, 'read tier directory held by another daemon: waiting for its hold to lapse (50 s at most)'),
-      lost: () => options.logger?.error({ dir: layout.dir }, 'read tier directory taken over by another daemon (this one stopped renewing its hold): restart one of them with another --cache-dir'),
+      lost: () => {
+        options.logger?.error({ dir: layout.dir }, 'read tier directory taken over by another daemon (this one stopped renewing its hold): reads go to S3 alone from now on; restart one of them with another --cache-dir');
+        opened?.giveUp();
+      },
     });
     try {
       const now = options.now ?? (() => performance.now());
-      const tier = new ReadTier(inner, layout, options.maxBytes, unclaim, options.logger, options.confirmMs ?? CONFIRM_MS, now);
+      const tier = (opened = new ReadTier(inner, layout, options.maxBytes, unclaim, options.logger, options.confirmMs ?? CONFIRM_MS, now));
       const found = await loadTier(layout);
       for (const blob of found) {
         // S3 may have lost the blob while the daemon was down: asked before it is first served
@@ -160,7 +173,16 @@ export class ReadTier extends PassingThrough implements BlobStore {
     return this.inner.knownBlob?.(digest, counted);
   }
 
+  /** See givenUp: fills under way are given up, and no file of the directory is used again. */
+  private giveUp(): void {
+    this.givenUp = true;
+    void this.fills.close();
+    this.files.closeAll();
+    this.windows.clear();
+  }
+
   async readBlob(digest: string, offset: number, length: number, options: { size: number }): Promise<ReadSource> {
+    if (this.givenUp) return this.inner.readBlob(digest, offset, length, options);
     const entry = this.index.get(digest);
     const stored = entry && (this.confirmed(entry, options.size) || (await this.stillStored(entry, options.size)));
     if (stored === 'unasked') return this.inner.readBlob(digest, offset, length, options);
@@ -243,6 +265,7 @@ export class ReadTier extends PassingThrough implements BlobStore {
 
   /** Moves a verified fill into place; false when it may not be kept after all. */
   private async keep(fill: Fill): Promise<boolean> {
+    if (this.givenUp) return false;
     const path = this.layout.blobPath(fill.digest);
     await mkdir(dirname(path), { recursive: true });
     await rename(fill.tempPath, path);
@@ -269,7 +292,7 @@ export class ReadTier extends PassingThrough implements BlobStore {
   }
 
   private evict(entry: TierEntry): void {
-    if (this.index.get(entry.digest) !== entry) return;
+    if (this.givenUp || this.index.get(entry.digest) !== entry) return;
     this.index.remove(entry.digest);
     void this.removeFiles([entry]);
   }
