@@ -28,6 +28,13 @@ export class PieceBudget {
     return size;
   }
 
+  /** Takes `bytes` only if they fit: for reads that can do without them (a window read ahead). */
+  tryTake(bytes: number): boolean {
+    if (this.used + bytes > this.total) return false;
+    this.used += bytes;
+    return true;
+  }
+
   give(bytes: number): void {
     this.used -= bytes;
   }

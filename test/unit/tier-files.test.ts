@@ -89,6 +89,27 @@ describe('small reads of kept blobs', () => {
     files.closeAll();
   });
 
+  it('reads a window ahead of a small Read only within the pieces\' budget, which counts it until it is read', async () => {
+    const dir = tempDir('s3cs-tier-');
+    const data = randomBlob(2 * MiB);
+    const path = join(dir, 'blob');
+    writeFileSync(path, data);
+    const { files, disk } = countingFiles();
+    const budget = new PieceBudget(MiB + 64 * 1024);
+    // large Reads of other clients hold all but 64 KiB of it
+    budget.used = MiB;
+    const first = await drain(readFromDisk(files, new ReadWindows(4, MiB), budget, path, 0, 32 * 1024, data.length, notS3));
+    expect(first.equals(data.subarray(0, 32 * 1024))).toBe(true);
+    expect(disk.bytes).toBe(32 * 1024);
+    budget.used = 0;
+    let during = 0;
+    const read = files.read.bind(files);
+    files.read = (p, position, length) => ((during = budget.used), read(p, position, length));
+    await drain(readFromDisk(files, new ReadWindows(4, MiB), budget, path, 0, 32 * 1024, data.length, notS3));
+    expect([during, budget.used]).toEqual([MiB, 0]);
+    files.closeAll();
+  });
+
   it('hands out a small read of more than 32 KiB as bytes of its own, not a view that keeps its whole window alive', async () => {
     const dir = tempDir('s3cs-tier-');
     const data = randomBlob(2 * MiB);

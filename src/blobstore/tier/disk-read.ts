@@ -47,9 +47,9 @@ interface KeptRead {
   rest: (position: number, err: unknown) => Promise<ReadSource>;
 }
 
-async function readSmall({ files, windows, path, offset, length, size, rest }: KeptRead): Promise<ReadSource> {
+async function readSmall({ files, windows, pieces, path, offset, length, size, rest }: KeptRead): Promise<ReadSource> {
   try {
-    return [own(await windows.read(path, offset, length, size, (at, n) => files.read(path, at, n)))];
+    return [own(await windows.read(path, offset, length, size, (at, n) => files.read(path, at, n), pieces))];
   } catch (err) {
     return rest(offset, err);
   }

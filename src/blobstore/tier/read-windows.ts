@@ -1,6 +1,12 @@
 /** Reads `length` bytes of the file from `position`; fails when the file has fewer. */
 export type ReadFile = (position: number, length: number) => Promise<Buffer>;
 
+/** What windows being read count against while they are read (the store's PieceBudget). */
+export interface WindowBudget {
+  tryTake(bytes: number): boolean;
+  give(bytes: number): void;
+}
+
 interface Window {
   readonly key: string;
   readonly path: string;
@@ -42,13 +48,21 @@ export class ReadWindows {
    * `length` bytes of `path` (a file of `fileSize` bytes) from `position`: from a window when one
    * holds them, else read by `readFile`, with a window ahead when the Read goes on a run.
    */
-  async read(path: string, position: number, length: number, fileSize: number, readFile: ReadFile): Promise<Buffer> {
+  async read(path: string, position: number, length: number, fileSize: number, readFile: ReadFile, budget?: WindowBudget): Promise<Buffer> {
     const held = this.readHeld(path, position, length);
     if (held) return held;
     const returned = this.takeRun(path, position);
     const ahead = position === 0 ? this.size : Math.min(this.size, returned);
-    const span = Math.max(length, Math.min(ahead, fileSize - position));
-    const read = await readFile(position, span);
+    const wanted = Math.max(length, Math.min(ahead, fileSize - position));
+    // a window on its way is a MiB no other bound holds (a thousand Reads of a hot blob's first
+    // bytes at once): only within the budget, else the Read reads just its own bytes
+    const span = wanted > length && budget && !budget.tryTake(wanted) ? length : wanted;
+    let read: Buffer;
+    try {
+      read = await readFile(position, span);
+    } finally {
+      if (span > length && budget) budget.give(span);
+    }
     if (span > length) this.keep({ key: `${position}:${path}`, path, start: position, bytes: read });
     this.followRun(path, position + length, returned + length);
     return read.subarray(0, length);
