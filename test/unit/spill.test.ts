@@ -1,3 +1,5 @@
+import { readdirSync, truncateSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SpillDir } from '../../src/blobstore/spill.js';
 import { SpilledParts } from '../../src/blobstore/s3/spilled-parts.js';
@@ -6,8 +8,10 @@ import { tempDir } from '../support/harness.js';
 
 describe('the spill directory', () => {
   const dirs: SpillDir[] = [];
+  let root = '';
   const spill = (maxBytes: number) => {
-    const dir = new SpillDir(tempDir('s3cs-spill-'), maxBytes);
+    root = tempDir('s3cs-spill-');
+    const dir = new SpillDir(root, maxBytes);
     dirs.push(dir);
     return dir;
   };
@@ -37,5 +41,20 @@ describe('the spill directory', () => {
     expect(dir.bytesUsed).toBe(0);
     await new SpilledParts(dir).keepUnfinished(Buffer.alloc(100));
     expect(dir.bytesUsed).toBe(100);
+  });
+
+  it('refuses a part that comes back from disk cut short, rather than hand out a buffer whose rest is another part\'s', async () => {
+    const dir = spill(1000);
+    const parts = new SpilledParts(dir);
+    await parts.keepRefused(2, Buffer.alloc(100, 7));
+    const files = readdirSync(root, { recursive: true, withFileTypes: true }).filter((f) => f.isFile());
+    expect(files).toHaveLength(1);
+    truncateSync(join(files[0]!.parentPath, files[0]!.name), 60);
+    const body = Buffer.alloc(100, 9);
+    const err = await parts.takeRefused(body).catch((e: unknown) => e);
+    expect(isStoreError(err, 'failed-precondition')).toBe(true);
+    expect((err as Error).message).toContain('came back as 60 bytes of 100');
+    // still on the list, and on disk: nothing of the upload is lost track of
+    expect(parts.nextRefusedLength()).toBe(100);
   });
 });

@@ -1,4 +1,5 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
+import { startOver } from '../../errors.js';
 import type { SpillDir } from '../spill.js';
 
 /**
@@ -45,6 +46,7 @@ export class SpilledParts {
     const spilled = this.unfinished;
     if (!spilled) return undefined;
     const bytes = await readFile(spilled.path);
+    cameBack(bytes.length, spilled.length);
     this.unfinished = undefined;
     await rm(spilled.path, { force: true }).catch(() => undefined);
     this.dir.release(spilled.length);
@@ -67,7 +69,9 @@ export class SpilledParts {
    */
   async takeRefused(body: Buffer): Promise<number> {
     const spilled = this.refused[0]!;
-    (await readFile(spilled.path)).copy(body, 0);
+    const bytes = await readFile(spilled.path);
+    cameBack(bytes.length, spilled.length);
+    bytes.copy(body, 0);
     this.refused.shift();
     await rm(spilled.path, { force: true }).catch(() => undefined);
     this.dir.release(spilled.length);
@@ -81,4 +85,13 @@ export class SpilledParts {
     for (const f of files) this.dir.release(f.length);
     await Promise.all(files.map((f) => rm(f.path, { force: true })));
   }
+}
+
+/**
+ * A part set aside must come back whole: a file cut short (by hand, by a disk that failed)
+ * would leave the rest of its buffer holding another part's bytes, which S3 would then store
+ * under a digest they do not match. The ingest starts over instead.
+ */
+function cameBack(read: number, written: number): void {
+  if (read !== written) throw startOver(`a part set aside on disk came back as ${read} bytes of ${written}; write the content again from offset 0`);
 }
