@@ -7,7 +7,7 @@ import type { BlobStore } from '../src/blobstore/types.js';
 import { resolveConfig } from '../src/config.js';
 import { digestOf } from '../src/digest.js';
 import { openBlobStore } from '../src/server.js';
-import { newBucket, randomBlob, rawS3, s3, useS3Credentials } from './support/harness.js';
+import { newBucket, randomBlob, rawS3, s3, until, useS3Credentials } from './support/harness.js';
 
 const MiB = 1024 * 1024;
 
@@ -19,6 +19,8 @@ const MiB = 1024 * 1024;
 describe('parts S3 refused, sent again once it is back', () => {
   let proxy: Server;
   let refusing = false;
+  /** Part uploads answered 503 so far. */
+  let refused = 0;
   let bucket: string;
   let store: BlobStore;
 
@@ -28,6 +30,7 @@ describe('parts S3 refused, sent again once it is back', () => {
     proxy = createServer((req, res) => {
       if (refusing && req.method === 'PUT' && req.url?.includes('partNumber=')) {
         req.resume();
+        refused++;
         res.writeHead(503, { 'content-type': 'application/xml' });
         res.end('<?xml version="1.0"?><Error><Code>ServiceUnavailable</Code><Message>away for the test</Message></Error>');
         return;
@@ -65,6 +68,30 @@ describe('parts S3 refused, sent again once it is back', () => {
     await Promise.all(uploads.map((upload, i) => upload.write(blobs[i]!.subarray(10 * MiB))));
     for (const [i, upload] of uploads.entries()) await upload.commit(digestOf(blobs[i]!), blobs[i]!.length);
     for (const data of blobs) {
+      const got = await rawS3().send(new GetObjectCommand({ Bucket: bucket, Key: `blobs/${digestOf(data)}` }));
+      expect(Buffer.from(await got.Body!.transformToByteArray()).equals(data)).toBe(true);
+    }
+  });
+
+  it('sets the refused parts of a stream gone quiet aside on disk for an ingest waiting for room, and sends them once its stream goes on', { timeout: 60_000 }, async () => {
+    const quietData = randomBlob(11 * MiB);
+    const quiet = store.createUpload({ sizeHint: quietData.length });
+    refusing = true;
+    // two parts refused and held in memory with their budget (all of it); the stream then sends nothing
+    const before = refused;
+    await quiet.write(quietData.subarray(0, 10 * MiB));
+    await until(() => refused === before + 2);
+    refusing = false;
+    const otherData = randomBlob(6 * MiB);
+    const other = store.createUpload({ sizeHint: otherData.length });
+    const started = performance.now();
+    await other.write(otherData);
+    // once the quiet stream had sent nothing for a few seconds, not after the budget's 60 s wait
+    expect(performance.now() - started).toBeLessThan(30_000);
+    await other.commit(digestOf(otherData), otherData.length);
+    await quiet.write(quietData.subarray(10 * MiB));
+    await quiet.commit(digestOf(quietData), quietData.length);
+    for (const data of [quietData, otherData]) {
       const got = await rawS3().send(new GetObjectCommand({ Bucket: bucket, Key: `blobs/${digestOf(data)}` }));
       expect(Buffer.from(await got.Body!.transformToByteArray()).equals(data)).toBe(true);
     }

@@ -18,6 +18,8 @@ export class QuietUpload implements BudgetHolder {
 
   constructor(
     private readonly filling: FillingPart,
+    /** Parts S3 refused, held in memory until sent again: they go to disk as well. */
+    private readonly refused: { held(): number; spill(): Promise<void> },
     private readonly ended: () => boolean,
   ) {}
 
@@ -26,7 +28,7 @@ export class QuietUpload implements BudgetHolder {
   }
 
   get holding(): number {
-    return this.filling.held;
+    return this.filling.held + this.refused.held();
   }
 
   giveBack(): boolean {
@@ -34,6 +36,7 @@ export class QuietUpload implements BudgetHolder {
     if (this.working > 0 || this.ended() || performance.now() - this.failedAt < RETRY_AFTER_FAILURE_MS) return false;
     this.givingBack = this.filling
       .spill()
+      .then(() => this.refused.spill())
       .catch(() => {
         // no room on disk (or none that takes a whole part): it keeps its part, and others are
         // asked in its place until a while has passed

@@ -8,6 +8,7 @@ import { fewerInFlight } from './in-flight.js';
 import { SpilledParts } from './spilled-parts.js';
 import type { Checkpoint, Upload, UploadHandle, UploadOptions } from '../types.js';
 import { QuietUpload } from './quiet-upload.js';
+import { RefusedParts } from './refused-parts.js';
 import { parseCheckpoint } from './checkpoint.js';
 import { copyObject } from './copy.js';
 import type { OutgoingPart, UploadContext } from './upload-context.js';
@@ -48,7 +49,7 @@ export class S3Upload implements Upload {
   private contiguous: number;
   private readonly inflight = new Set<Promise<void>>();
   /** Parts S3 did not take, kept (with their budget) to be sent again once it answers. */
-  private failed: OutgoingPart[] = [];
+  private readonly failed: RefusedParts;
   private failure: unknown;
   /** Set by abort: nothing more may be written or committed through this upload. */
   private aborted = false;
@@ -104,9 +105,10 @@ export class S3Upload implements Upload {
         end: (buffered) => this.size.partEnd(buffered, this.accepted),
         proven: () => this.nextPart > 1,
       },
-      (yes) => (yes ? context.budget.holders?.add(this.quiet) : context.budget.holders?.delete(this.quiet)),
+      () => this.holdsChanged(),
     );
-    this.quiet = new QuietUpload(this.filling, () => this.aborted);
+    this.failed = new RefusedParts(context, this.spilled, () => this.holdsChanged());
+    this.quiet = new QuietUpload(this.filling, this.failed, () => this.aborted);
   }
 
   /**
@@ -162,15 +164,17 @@ export class S3Upload implements Upload {
     await this.filling.spill();
     // Parts S3 refused (it was away) would hold their memory until a resume: to disk as well.
     await this.settle();
-    // one at a time, each leaving memory only once its file is written: a full disk keeps the
-    // rest in memory rather than losing them
-    while (this.failed.length > 0) {
-      const part = this.failed[0]!;
-      await this.spilled.keepRefused(part.partNumber, part.body);
-      this.failed.shift();
-      this.context.budget.release(part.reservation);
-      this.context.parts.give(part.buffer);
-    }
+    await this.failed.spill();
+  }
+
+  /**
+   * The budget's idle holders know the upload while it holds budget: for its part being filled,
+   * or for parts S3 refused, which a quiet stream would otherwise keep until its next message.
+   */
+  private holdsChanged(): void {
+    const holders = this.context.budget.holders;
+    if (this.filling.held > 0 || this.failed.count > 0) holders?.add(this.quiet);
+    else holders?.delete(this.quiet);
   }
 
   inUse<T>(work: () => Promise<T>): Promise<T> {
@@ -188,25 +192,7 @@ export class S3Upload implements Upload {
     this.filling.discard();
     await this.spilled.drop();
     await this.settle();
-    for (const part of this.failed.splice(0)) {
-      this.context.budget.release(part.reservation);
-      this.context.parts.give(part.buffer);
-    }
-  }
-
-  /** Takes the next spilled refused part back into memory (with budget) to be sent again. */
-  private async loadRefused(length: number, signal: AbortSignal | undefined): Promise<OutgoingPart> {
-    const reservation = await this.context.budget.acquire(length, signal);
-    const buffer = this.context.parts.take(length);
-    const body = buffer.subarray(0, length);
-    try {
-      const partNumber = await this.spilled.takeRefused(body);
-      return { partNumber, body, buffer, reservation };
-    } catch (err) {
-      this.context.budget.release(reservation);
-      this.context.parts.give(buffer);
-      throw err;
-    }
+    this.failed.drop();
   }
 
   /**
@@ -322,7 +308,7 @@ export class S3Upload implements Upload {
     // Those still in memory hold their budget already. Those on disk come back one at a time,
     // each sent before the next is read: loading them all first held budget while waiting for
     // more, and ingests resuming together after an outage could hold all of it between them.
-    for (const part of this.failed.splice(0)) {
+    for (const part of this.failed.takeAll()) {
       await this.room();
       this.launch(part);
     }
@@ -330,7 +316,7 @@ export class S3Upload implements Upload {
       for (let length = this.spilled.nextRefusedLength(); length !== undefined && !this.failure; length = this.spilled.nextRefusedLength()) {
         await this.room();
         if (this.failure) break;
-        this.launch(await this.loadRefused(length, signal));
+        this.launch(await this.failed.load(length, signal));
       }
     } catch (err) {
       // not read back (no room in time, or the client left): the next write or commit tries again
@@ -365,7 +351,7 @@ export class S3Upload implements Upload {
         this.advance();
       } catch (err) {
         this.failure ??= err;
-        this.failed.push(part);
+        this.failed.add(part);
       }
     })().finally(() => this.inflight.delete(sending));
     this.inflight.add(sending);
