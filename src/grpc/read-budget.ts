@@ -132,6 +132,9 @@ export class ReadBudget {
   }
 }
 
+/** Grants sent that a stream's list keeps before they are cleared out. */
+const COMPACT_AFTER = 64;
+
 /**
  * A stream's grants, oldest first: messages reach the connection in the order they were cut, so
  * each one sent gives back the oldest grant.
@@ -172,6 +175,12 @@ export class ReadAllowance {
       this.first = 0;
       this.budget.released(this);
     } else {
+      // a long Read whose client is the slower end always has a message or two waiting: the
+      // grants sent go, or the list would grow by one a message for the Read's whole life
+      if (this.first >= COMPACT_AFTER) {
+        this.grants.splice(0, this.first);
+        this.first = 0;
+      }
       this.movedAt = this.budget.now();
       this.budget.moved(this);
     }

@@ -63,6 +63,23 @@ describe('the Read budget', () => {
     a.sent();
     expect(budget.inUse).toBe(MiB);
   });
+
+  it('keeps a bounded list of grants for a long Read that always has messages waiting, counting them right', () => {
+    const budget = new ReadBudget(8 * MiB);
+    const a = budget.open();
+    a.next(MiB);
+    a.next(MiB);
+    // a client slower than the daemon: each message sent, the next is cut at once
+    for (let i = 0; i < 100_000; i++) {
+      a.sent();
+      a.next(MiB);
+    }
+    expect(budget.inUse).toBe(2 * MiB);
+    expect((a as unknown as { grants: number[] }).grants.length).toBeLessThanOrEqual(66);
+    a.sent();
+    a.sent();
+    expect(budget.inUse).toBe(0);
+  });
 });
 
 describe('Read messages of Reads open at once', () => {
