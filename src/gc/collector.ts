@@ -231,24 +231,27 @@ export class Collector {
     const above = this.options.holdsByKeyAbove ?? HOLDS_BY_KEY_ABOVE;
     const byKey = { digests: batch.map(({ blob }) => blob.digest), namespaces: new Set([...roots.holdsIn].filter(([, n]) => n > above).map(([ns]) => ns)) };
     const recent = await recentReferences(this.sources, roots, byKey);
-    const stats = await pMap(batch, ({ blob }) => this.sources.blobs.statBlob(blob.digest, { fresh: true }), { concurrency: 16 });
-    const youngest = Date.now() - 2 * this.options.touchRefreshMs;
     const doomed: { blob: BlobEntry; mark: ReclaimMark }[] = [];
-    batch.forEach((entry, i) => {
-      const stat = stats[i];
-      if (recent.has(entry.blob.digest) || !stat || stat.lastModified.getTime() > youngest) add(report.waiting, entry.blob.size);
+    for (const entry of batch) {
+      if (recent.has(entry.blob.digest)) add(report.waiting, entry.blob.size);
       else doomed.push(entry);
-    });
+    }
+    // still stored, and not touched since it was listed: a blob modified since is someone's again
+    const stillDoomed = async (blob: BlobEntry): Promise<boolean> => {
+      const stat = await this.sources.blobs.statBlob(blob.digest, { fresh: true });
+      return stat !== undefined && stat.lastModified.getTime() <= Date.now() - 2 * this.options.touchRefreshMs;
+    };
     const gone: BlobEntry[] = [];
     if (performance.now() - started > FINAL_WINDOW_MS) {
       // Writers stop waiting for this batch about now: deleting later could race them.
       for (const { blob } of doomed) add(report.reclaimable, blob.size);
       this.options.logger.warn({ ms: Math.round(performance.now() - started), blobs: doomed.length }, 'collector: last check too slow, deleting nothing of this batch');
     } else {
-      const outcome = await deleteWithin(this.sources.blobs, doomed.map((d) => d.blob), deadline, this.options.logger, this.options.deleteSettleMs);
+      const outcome = await deleteWithin(this.sources.blobs, doomed.map((d) => d.blob), deadline, this.options.logger, stillDoomed, this.options.deleteSettleMs);
       gone.push(...outcome.gone);
       for (const blob of outcome.deleted) add(report.reclaimed, blob.size);
       for (const blob of outcome.kept) add(report.reclaimable, blob.size);
+      for (const blob of outcome.spared) add(report.waiting, blob.size);
     }
     const deletedAt = new Date().toISOString();
     // Deleted (or not found after a delete cut off): the note says so, which makes writers ask

@@ -21,14 +21,32 @@ export interface DeleteOutcome {
   kept: BlobEntry[];
   /** Not stored any more, whether this call's delete said so or the bucket after it failed. */
   gone: BlobEntry[];
+  /** Not deleted: the bucket, asked right before, showed it modified since (or could not tell). */
+  spared: BlobEntry[];
 }
 
-/** A final batch's deletes, none landing after `deadline` unless S3 carries out one cut off. */
-export async function deleteWithin(blobs: BlobStore, doomed: BlobEntry[], deadline: number, logger: Logger, settleMs = DELETE_SETTLE_MS): Promise<DeleteOutcome> {
-  const outcome: DeleteOutcome = { deleted: [], kept: [], gone: [] };
+/**
+ * A final batch's deletes, none landing after `deadline` unless S3 carries out one cut off. Each
+ * blob is asked about (`stillDoomed`, a fresh HEAD) right before its own DELETE, not with the
+ * whole batch first: BuildKit's exporter touches (self-copies) an old blob it is about to name,
+ * and a touch landing between the two is then a round trip wide, not a batch's.
+ */
+export async function deleteWithin(
+  blobs: BlobStore,
+  doomed: BlobEntry[],
+  deadline: number,
+  logger: Logger,
+  stillDoomed: (blob: BlobEntry) => Promise<boolean>,
+  settleMs = DELETE_SETTLE_MS,
+): Promise<DeleteOutcome> {
+  const outcome: DeleteOutcome = { deleted: [], kept: [], gone: [], spared: [] };
   await pMap(
     doomed,
     async (blob) => {
+      if (!(await stillDoomed(blob).catch(() => false))) {
+        outcome.spared.push(blob);
+        return;
+      }
       try {
         await blobs.deleteBlob(blob.digest, { deadline });
         outcome.deleted.push(blob);
