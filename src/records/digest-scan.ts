@@ -1,11 +1,12 @@
 import { StoreError } from '../errors.js';
 
-const DIGEST = /sha256:[0-9a-f]{64}/g;
+/** The digests the daemon stores blobs under (digest.ts): sha256 as BuildKit writes, sha384 and sha512. */
+const DIGEST = /sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128}/g;
 /** A digest cut by a chunk's end is found whole in the next: this much is carried over. */
-const CARRY = 'sha256:'.length + 64 - 1;
+const CARRY = 'sha512:'.length + 128 - 1;
 
 /**
- * Every sha256 digest written anywhere in a record too large to decode (over 16 MiB, or another
+ * Every digest written anywhere in a record too large to decode (over 16 MiB, or another
  * tool's object under a shared manifests prefix), read as it streams. It finds a superset of the
  * layers BuildKit would import (diffIDs and other digests too), which is what the collector
  * needs: marking a digest that is no blob costs nothing, missing a layer would cost the layer.

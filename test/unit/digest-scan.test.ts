@@ -16,6 +16,15 @@ describe('digestsIn', () => {
     }
   });
 
+  it('finds sha384 and sha512 digests too, the other blobs the daemon stores, wherever the chunks cut them', async () => {
+    const d384 = `sha384:${'d'.repeat(96)}`;
+    const d512 = `sha512:${'e'.repeat(128)}`;
+    const text = `{"layers":[{"blob":"${d512}"},{"blob":"${d384}"},{"blob":"${d('a')}"}]}`;
+    for (const size of [1, 7, 134, 135, 1000]) {
+      expect([...(await digestsIn(pieces(text, size), 'r'))].sort()).toEqual([d('a'), d384, d512]);
+    }
+  });
+
   it('finds nothing in bytes that name no digest, and no digest of the wrong length', async () => {
     expect((await digestsIn(pieces(`not json at all sha256:${'a'.repeat(63)}"`, 10), 'r')).size).toBe(0);
   });
