@@ -2,6 +2,7 @@ import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../src/blobstore/s3/index.js';
+import { StoreError } from '../src/errors.js';
 import { digestOf } from '../src/digest.js';
 import { protos } from '../src/grpc/proto.js';
 import type { CacheRecordsClient } from '../src/generated/s3cs/records/v1/CacheRecords.js';
@@ -511,5 +512,39 @@ describe('CacheRecords Puts and Gets at once', () => {
     store.held.shift()!();
     await until(() => store.reads.includes('get-after'));
     await letAllGo([...running, seventeenth]);
+  });
+});
+
+/** The daemon's S3 store, whose reads of the collector's reclaim notes fail while `failNotes` is set. */
+class NotesFailingStore extends S3BlobStore {
+  failNotes = false;
+
+  override async getDoc(key: string) {
+    if (this.failNotes && key.includes('reclaim/')) throw new StoreError('unavailable', 'S3 did not answer (for the test)');
+    return super.getDoc(key);
+  }
+}
+
+/** A record is written first, then its layers' reclaim notes read: a check that fails undoes it. */
+describe('CacheRecords Put whose check of its layers fails', () => {
+  let d: TestDaemon;
+  let store: NotesFailingStore;
+  beforeAll(async () => {
+    d = await startDaemon({ store: (config) => (store = new NotesFailingStore(config.s3!)) });
+  });
+  afterAll(async () => d?.stop());
+
+  it('puts back what the name held, rather than leave a record whose layers are not known to stay', async () => {
+    const oldLayer = randomBlob(1600);
+    await writeBlob(d.content(), 'old-layer', oldLayer);
+    const old = cacheConfig([oldLayer]);
+    await call(d.records(), 'Put', { names: ['checked'], config: old });
+    const newLayer = randomBlob(1601);
+    await writeBlob(d.content(), 'new-layer', newLayer);
+    store.failNotes = true;
+    const err = await failure(call(d.records(), 'Put', { names: ['checked'], config: cacheConfig([newLayer]) }));
+    store.failNotes = false;
+    expect(err.code).toBe(status.UNAVAILABLE);
+    expect((await getObject(d.bucket!, 'manifests/checked')).equals(old)).toBe(true);
   });
 });

@@ -229,14 +229,26 @@ export class RecordStore {
     for (const name of unique) await this.blobs.putRecord(name, config);
     // Written first, then the collector asked (reclaim-marks.ts): a layer it took meanwhile
     // would leave the record pointing at nothing, so the names get back what they held.
-    const stays = await pMap(blobs, (b) => this.guard.stays(b), { concurrency: PRESENCE_CONCURRENCY });
-    const gone = blobs.filter((_, i) => !stays[i]);
-    if (gone.length > 0) {
+    const putBack = async () => {
       for (const [i, name] of unique.entries()) {
         const before = held.digests[i];
         if (before) await this.blobs.putRecord(name, held.bodies.get(before)!);
         else await this.blobs.deleteRecord(name);
       }
+    };
+    let stays: boolean[];
+    try {
+      stays = await pMap(blobs, (b) => this.guard.stays(b), { concurrency: PRESENCE_CONCURRENCY });
+    } catch (err) {
+      // not known to stay (a note that could not be read): the record must not name them either
+      await putBack().catch((undone: unknown) =>
+        this.logger.warn({ err: undone, names: unique }, 'cache record Put: could not put back what the names held after its check failed; the record stays as written'),
+      );
+      throw err;
+    }
+    const gone = blobs.filter((_, i) => !stays[i]);
+    if (gone.length > 0) {
+      await putBack();
       throw failedPrecondition(
         `cache record ${unique.map((n) => JSON.stringify(n)).join(', ')}: layer ${gone[0]} was reclaimed by the garbage collector while the record was written; the names keep what they held before (write the layers again)`,
       );
