@@ -42,6 +42,14 @@ export class Memberships {
   });
   /** Recently read deletion marks of a namespace (see markDeleted), present or absent. */
   private readonly deletions = new LRUCache<string, { deleted: boolean }>({ ...countBound(50_000), ttl: RECORD_CACHE_MS });
+  /**
+   * This daemon's own changes of a blob's hold or deletion mark in a namespace, numbered: a read
+   * sent before one (a Read's look-up beside a Delete) answers its caller but is not cached over
+   * what the change left, or the Delete would be undone here for the cache's 30 s. Kept as long
+   * as an answer that old could still come back.
+   */
+  private readonly changes = new LRUCache<string, number>({ ...countBound(50_000), ttl: 2 * RECORD_CACHE_MS });
+  private changed = 0;
 
   constructor(private readonly docs: Documents) {}
 
@@ -51,9 +59,18 @@ export class Memberships {
     const cached = options.fresh ? undefined : this.records.get(key);
     if (!options.fresh) countLookup('holds', cached !== undefined);
     if (cached) return cached.value;
+    const asked = this.changed;
     const value = await this.docs.read<ContentRecord>(docKeys.content(ns, digest));
-    this.records.set(key, { value });
+    if (this.unchangedSince(key, asked)) this.records.set(key, { value });
     return value;
+  }
+
+  private change(key: string): void {
+    this.changes.set(key, ++this.changed);
+  }
+
+  private unchangedSince(key: string, asked: number): boolean {
+    return (this.changes.get(key) ?? 0) <= asked;
   }
 
   /**
@@ -78,11 +95,13 @@ export class Memberships {
     const [named, held] = await Promise.allSettled([this.ensureNamespace(ns), this.docs.write(docKeys.content(ns, digest), record)]);
     if (held.status === 'rejected') throw held.reason;
     if (named.status === 'rejected') throw named.reason;
+    this.change(memberKey(ns, digest));
     this.records.set(memberKey(ns, digest), { value: record });
   }
 
   async remove(ns: string, digest: string): Promise<void> {
     await this.docs.remove(docKeys.content(ns, digest));
+    this.change(memberKey(ns, digest));
     this.records.set(memberKey(ns, digest), { value: undefined });
   }
 
@@ -92,6 +111,7 @@ export class Memberships {
    */
   async markDeleted(ns: string, digest: string): Promise<void> {
     await this.docs.write(docKeys.deleted(ns, digest), { at: new Date().toISOString() });
+    this.change(memberKey(ns, digest));
     this.deletions.set(memberKey(ns, digest), { deleted: true });
   }
 
@@ -105,8 +125,9 @@ export class Memberships {
     const key = memberKey(ns, digest);
     const cached = this.deletions.get(key);
     if (cached) return cached.deleted;
+    const asked = this.changed;
     const deleted = (await this.docs.read(docKeys.deleted(ns, digest))) !== undefined;
-    this.deletions.set(key, { deleted });
+    if (this.unchangedSince(key, asked)) this.deletions.set(key, { deleted });
     return deleted;
   }
 
