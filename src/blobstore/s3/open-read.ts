@@ -64,6 +64,9 @@ export class OpenRead implements SlotHolder {
   /** It gave a response up before (see ReadSlots): part-way through, it may wait longer for the next. */
   private gaveUp = false;
 
+  /** When the Read that began this response asked S3 for it: the bytes are S3's word as of then. */
+  readonly openedAt = performance.now();
+
   constructor(
     readonly digest: string,
     public position: number,

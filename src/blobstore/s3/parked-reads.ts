@@ -1,19 +1,30 @@
 import type { OpenRead } from './open-read.js';
 
+/** Deleted blobs remembered at once (about 100 bytes each). */
+const MAX_DROPPED = 65_536;
+
 /**
  * GET responses left open after a Read that stopped short of the end, so that the next Read at
  * that offset continues on them. Bounded in number; an unclaimed one is closed after a while.
  * `ctr content get` parks a response after every 32 KiB Read: one sweep a tenth of the idle time
  * closes the unclaimed ones, where a timer for each parking cost more than the Read's own work.
+ *
+ * A response continued Read after Read serves the blob as it was when it was opened: one opened
+ * more than `wordMs` ago is not continued (the next Read asks S3 again, and a blob deleted since,
+ * by another daemon or a lifecycle rule, answers NotFound), and none opened before this
+ * daemon's own delete of its blob is parked again.
  */
 export class ParkedReads {
   /** In the order they were parked: the first is the oldest. */
   private readonly parked = new Map<string, { read: OpenRead; at: number }>();
+  /** When this daemon deleted each blob, kept while a response opened before could be parked. */
+  private readonly dropped = new Map<string, number>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
     private readonly max: number,
     private readonly idleMs: number,
+    private readonly wordMs = 30_000,
   ) {
     this.sweeper = setInterval(() => this.closeIdle(), Math.max(100, idleMs / 10));
     this.sweeper.unref();
@@ -24,8 +35,9 @@ export class ParkedReads {
     const entry = this.parked.get(key);
     if (!entry) return undefined;
     this.parked.delete(key);
-    // a response that broke while parked is no use: the Read opens a new one
-    if (entry.read.failed) {
+    // a response that broke while parked is no use, nor one whose word is too old: the Read
+    // opens a new one
+    if (entry.read.failed || performance.now() - entry.read.openedAt > this.wordMs) {
       entry.read.close();
       return undefined;
     }
@@ -33,6 +45,11 @@ export class ParkedReads {
   }
 
   park(read: OpenRead): void {
+    const droppedAt = this.dropped.get(read.digest);
+    if (droppedAt !== undefined && droppedAt >= read.openedAt) {
+      read.close();
+      return;
+    }
     const key = `${read.digest}@${read.position}`;
     const replaced = this.parked.get(key);
     if (replaced) {
@@ -51,6 +68,14 @@ export class ParkedReads {
   }
 
   drop(digest: string): void {
+    // a Read under way on a response opened before parks it no more
+    this.dropped.delete(digest);
+    this.dropped.set(digest, performance.now());
+    // a collector deleting thousands at once: the oldest are forgotten first (past wordMs anyway)
+    for (const oldest of this.dropped.keys()) {
+      if (this.dropped.size <= MAX_DROPPED) break;
+      this.dropped.delete(oldest);
+    }
     for (const [key, entry] of [...this.parked]) {
       if (entry.read.digest !== digest) continue;
       this.parked.delete(key);
@@ -75,6 +100,12 @@ export class ParkedReads {
   }
 
   private closeIdle(): void {
+    // a response opened before a delete this old is not continued anyway (wordMs)
+    const forgotten = performance.now() - this.wordMs;
+    for (const [digest, at] of this.dropped) {
+      if (at > forgotten) break;
+      this.dropped.delete(digest);
+    }
     const before = performance.now() - this.idleMs;
     for (const [key, entry] of this.parked) {
       if (entry.at > before) break;
