@@ -147,12 +147,11 @@ export class S3BlobStore implements BlobStore {
     let source = this.readers.take(digest, offset);
     if (!source) {
       const key = this.keys.blob(digest);
-      // A read that stops short of the end is likely followed by the next one (containerd's
-      // content proxy turns every ReadAt into its own Read): ask for the rest of the object, so
-      // the next Read can continue on this response instead of paying another round trip.
-      // The response may outlive this call, parked for the next Read; a call cancelled before
-      // its last bytes were taken closes it by leaving the iteration early (one cancelled after
-      // leaves it parked past them, closed by a Read waiting for a socket or by the idle sweep).
+      // A read that stops short of the end is likely followed by the next one (containerd's proxy
+      // turns every ReadAt into a Read): the rest of the object is asked for, so the next Read can
+      // continue on this response, parked for it, rather than pay another round trip. A call
+      // cancelled before its last bytes were taken closes it by leaving the iteration early (one
+      // cancelled after leaves it parked, closed by a Read waiting for a socket or the sweep).
       source = new OpenRead(digest, offset, options.size, this.readAhead, {
         what: `GET ${key}`,
         slots: this.slots,
@@ -183,7 +182,12 @@ export class S3BlobStore implements BlobStore {
   async deleteBlob(digest: string, options: { deadline?: number } = {}): Promise<void> {
     this.stats.delete(digest);
     this.readers.drop(digest);
-    await this.deleteBy(this.keys.blob(digest), options.deadline);
+    try {
+      await this.deleteBy(this.keys.blob(digest), options.deadline);
+    } finally {
+      // a HEAD answered while the DELETE was on its way would have put the blob back
+      this.stats.delete(digest);
+    }
   }
 
   private async deleteBy(key: string, deadline: number | undefined): Promise<void> {
