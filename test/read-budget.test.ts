@@ -207,6 +207,46 @@ describe('Read streams whose client takes nothing, past --stream-idle-timeout', 
   });
 });
 
+describe('Read streams whose client takes nothing, when every stream the daemon allows is taken', { timeout: 40_000 }, () => {
+  let d: TestDaemon;
+  const small = randomBlob(MiB + 7);
+  const large = randomBlob(12 * MiB);
+  const sessions: ClientHttp2Session[] = [];
+
+  beforeAll(async () => {
+    // an idle timeout far past the test: only the limit's need ends the stalled Reads
+    d = await startDaemon({ backend: 'fs', flags: { maxStreams: '2', streamIdleTimeout: '120s', maxReadBuffer: '64MiB' } });
+    await writeBlob(d.content(), 'small', small, { expected: digestOf(small) });
+    await writeBlob(d.content(), 'large', large, { expected: digestOf(large) });
+  });
+  afterAll(async () => {
+    for (const s of sessions) s.destroy();
+    await d.stop();
+  });
+
+  const readSmall = () => collect<ReadContentResponse__Output>(d.content().Read({ digest: digestOf(small) }, ns('test')));
+
+  it('give their place to a new stream once stalled 10 s, the one stalled longest first', async () => {
+    const first = stalledRead(d.socket, digestOf(large));
+    sessions.push(first.session);
+    await until(async () => (await readBuffer()) > 0, 10_000, 50);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const second = stalledRead(d.socket, digestOf(large));
+    sessions.push(second.session);
+    let secondClosed = false;
+    void second.closed.then(() => (secondClosed = true));
+    // stalled for moments only: the limit refuses
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await readSmall().catch((err: { code: number }) => err.code)).toBe(8);
+    await new Promise((r) => setTimeout(r, 9_000));
+    const messages = await readSmall();
+    expect(Buffer.concat(messages.map((m) => m.data)).equals(small)).toBe(true);
+    // the first was reset for it (RST_STREAM CANCEL); the second keeps its place
+    expect(await first.closed).toBe(8);
+    expect(secondClosed).toBe(false);
+  });
+});
+
 /**
  * A Read of `size` bytes from `offset` whose client grants no room for the daemon's messages (an
  * HTTP/2 stream window of 0): even a message smaller than the default window waits.

@@ -11,6 +11,7 @@ import { StoreError } from '../errors.js';
 import { Flow, put, type StreamMeter } from './flow.js';
 import { codeName, toServiceError } from './status.js';
 import { callEnded } from './reset.js';
+import type { Preemptible } from './stream-limit.js';
 
 export type { StreamMeter } from './flow.js';
 
@@ -57,7 +58,7 @@ export function serverStream<Req, Res, M extends StreamMeter = StreamMeter>(
   /** A client that takes none of the stream's messages for this long is cut off (0: never). */
   idleMs = 0,
   /** Takes the stream's place among those open at once (throws when there is none). */
-  enter?: (method: string) => () => void,
+  enter?: (method: string, stream: Preemptible) => () => void,
   /** A meter for each call, handed to the handler. */
   meter?: () => M,
 ) {
@@ -75,7 +76,7 @@ async function stream<Req, Res, M extends StreamMeter>(
   method: string,
   handler: (request: Req, call: ServerWritableStream<Req, Res>, meter: M | undefined) => Promise<StreamItems<Res>>,
   idleMs: number,
-  enter: ((method: string) => () => void) | undefined,
+  enter: ((method: string, stream: Preemptible) => () => void) | undefined,
   call: ServerWritableStream<Req, Res>,
   meter: M | undefined,
 ): Promise<void> {
@@ -94,7 +95,7 @@ async function stream<Req, Res, M extends StreamMeter>(
   }
   let leave: (() => void) | undefined;
   try {
-    leave = enter?.(method);
+    leave = enter?.(method, flow);
     // A cancelled call stops at the next item; its source is closed as the iteration ends.
     const items = await handler(call.request, call, meter);
     // grpc-js queues up to 16 messages per call before write() says to wait; with 1 MiB

@@ -65,7 +65,7 @@ export function contentHandlers(
       'List',
       async (req, call) => batches(store.list(namespaceOf(call.metadata), req.filters)),
       streams.idleMs,
-      (method) => streams.limit.enter(method),
+      (method, stream) => streams.limit.enter(method, stream),
     ),
 
     Delete: unary(logger, 'Delete', async (req, call) => {
@@ -80,7 +80,7 @@ export function contentHandlers(
       async (req, call, allowance): Promise<StreamItems<PiecewiseReadResponse>> =>
         store.read(namespaceOf(call.metadata), req.digest, req.offset, req.size, lazyCancel(call), allowance?.next),
       streams.idleMs,
-      (method) => streams.limit.enter(method),
+      (method, stream) => streams.limit.enter(method, stream),
       () => streams.reads.open(),
     ),
 

@@ -34,6 +34,8 @@ export class Flow {
   private isClosed = false;
   /** Set once the stream's own work is over while messages wait for the client (see finish). */
   private tail: { call: object; leave: (() => void) | undefined } | undefined;
+  /** When the stream began waiting for its client (for room, or with its work over): 0 while it is not. */
+  private stalledAt = 0;
 
   constructor(
     private readonly idleMs: number,
@@ -44,6 +46,7 @@ export class Flow {
 
   readonly flushed = (): void => {
     this.unflushed--;
+    this.stalledAt = 0;
     this.meter?.sent();
     this.wake();
     if (!this.tail) return;
@@ -70,6 +73,7 @@ export class Flow {
     if (call.cancelled || this.unflushed < MAX_UNFLUSHED) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.waiting = { resolve, reject };
+      this.stalledAt ||= performance.now();
       if (this.idleMs <= 0) return;
       if (this.idle) this.idle.refresh();
       else this.idle = setTimeout(idleFor, this.idleMs, this);
@@ -78,12 +82,31 @@ export class Flow {
 
   /** @internal the client took nothing for idleMs (see idleFor) */
   timedOut(): void {
-    if (this.tail) return this.reset();
+    this.end(new StoreError('deadline-exceeded', `${this.method}: the client took nothing for ${Math.round(this.idleMs / 1000)}s (--stream-idle-timeout); stream ended`), 'its client took nothing for --stream-idle-timeout');
+  }
+
+  /** How long the stream has waited for its client to take a message (0 while it does not wait). */
+  stalledFor(now: number): number {
+    return this.stalledAt > 0 && !this.isClosed ? now - this.stalledAt : 0;
+  }
+
+  /** Another stream needs the place this one holds while its client takes nothing (stream-limit.ts). */
+  preempt(): void {
+    const seconds = Math.round(this.stalledFor(performance.now()) / 1000);
+    this.end(
+      new StoreError('resource-exhausted', `${this.method}: the client took nothing for ${seconds}s while every stream this daemon allows (--max-streams) was in use; stream ended`),
+      'its client took nothing while every stream this daemon allows was in use',
+    );
+  }
+
+  /** Ends a stream whose client takes nothing: its wait fails with `err`, or, its work over, it is reset. */
+  private end(err: StoreError, why: string): void {
+    if (this.tail) return this.reset(why);
     const w = this.waiting;
     if (!w) return;
     this.waiting = undefined;
     this.expired = true;
-    w.reject(new StoreError('deadline-exceeded', `${this.method}: the client took nothing for ${Math.round(this.idleMs / 1000)}s (--stream-idle-timeout); stream ended`));
+    w.reject(err);
   }
 
   /**
@@ -96,7 +119,8 @@ export class Flow {
   finish(call: object, leave: (() => void) | undefined): void {
     this.tail = { call, leave };
     if (this.isClosed || this.unflushed <= 0) return this.release();
-    if (this.expired) return this.reset();
+    this.stalledAt ||= performance.now();
+    if (this.expired) return this.reset('its client took nothing while it waited');
     if (this.idleMs <= 0) return;
     // a timer left from a wait for room must not fire on the tail before its own is armed
     clearTimeout(this.idle);
@@ -115,10 +139,10 @@ export class Flow {
     this.idle = setTimeout(idleFor, this.idleMs, this);
   }
 
-  private reset(): void {
+  private reset(why: string): void {
     if (!this.tail) return;
     // a reset carries no status: the log says why the client saw its stream cancelled
-    this.logger?.info({ method: this.method, idleS: Math.round(this.idleMs / 1000) }, 'stream reset: its client took nothing for --stream-idle-timeout');
+    this.logger?.info({ method: this.method, idleS: Math.round(this.idleMs / 1000) }, `stream reset: ${why}`);
     if (resetStream(this.tail.call)) return this.release();
     // The place stays taken until the client's connection closes the stream: what the stream
     // holds is not freed without the reset, and a place held keeps that bounded.
