@@ -128,7 +128,7 @@ export const SETTINGS = {
     flag: 'max-streams',
     env: ['S3CS_MAX_STREAMS'],
     default: '1024',
-    help: 'Write, Read and List streams open at once, daemon-wide; past it a new one gets ResourceExhausted',
+    help: 'Write, Read and List streams open at once, daemon-wide; past it a new one gets ResourceExhausted, or the place of a Read or List whose client has taken nothing for 10 s',
   },
   maxCallsPerConnection: {
     flag: 'max-calls-per-connection',
