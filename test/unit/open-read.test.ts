@@ -100,6 +100,23 @@ describe('a GET response read Read by Read', () => {
     expect((await drain(read.take(48 * KiB, () => undefined))).equals(data.subarray(0, 48 * KiB))).toBe(true);
   });
 
+  it('opens no new response for a Read whose client has gone when its response breaks off', async () => {
+    const data = Buffer.from(Array.from({ length: 64 * KiB }, (_, i) => i % 251));
+    let opens = 0;
+    const read = new OpenRead('sha256:x', 0, data.length, new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB), {
+      what: 'GET blobs/x',
+      slots: new ReadSlots({ max: 100, waitMs: 1_000, idleMs: 1_000 }, () => false),
+      open: async (position) => (opens++, resetBody(data.subarray(position, position + 16 * KiB))),
+      brokeOff,
+    });
+    await read.connect(undefined);
+    const gone = new AbortController();
+    gone.abort();
+    const err = await drain(read.take(48 * KiB, () => undefined, { signal: gone.signal })).catch((e: unknown) => e);
+    expect(isStoreError(err, 'cancelled')).toBe(true);
+    expect(opens).toBe(1);
+  });
+
   it('fails a Read whose responses keep breaking off with the store\'s error for it, not the socket\'s', async () => {
     const read = await breakingRead(Buffer.alloc(128 * KiB, 1));
     const err = await drain(read.take(64 * KiB, () => undefined)).catch((e: unknown) => e);

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Cancellation } from '../types.js';
+import { cancelled } from '../../errors.js';
 import type { ReadSlots, SlotHolder } from './read-slots.js';
 
 /**
@@ -161,8 +162,12 @@ export class OpenRead implements SlotHolder {
             this.source.slots.release(this);
           }
           if (this.ended) break;
-          // given up while its client took nothing: a new response from here
-          if (!this.iterator) await this.connect(cancel);
+          // given up while its client took nothing, or broken off: a new response from here,
+          // unless the client has gone (asked only here: making a Read's signal costs every Read)
+          if (!this.iterator) {
+            if (cancel?.signal.aborted) throw cancelled(`${this.source.what}: the client cancelled the Read`);
+            await this.connect(cancel);
+          }
           const next = await this.iterator!.next().catch((err: unknown) => {
             // A response that broke off (a reset, or its socket idle past the timeout while
             // the client took nothing) is opened again from here, twice at most a Read (and
