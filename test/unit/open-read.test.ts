@@ -216,6 +216,28 @@ describe('a GET response read Read by Read', () => {
     expect(opened).toEqual([0, 100 * KiB]);
   });
 
+  it('gives what it read ahead back to the daemon\'s read-ahead as it gives its response up, and reads those bytes again after', async () => {
+    const data = Buffer.from(Array.from({ length: 512 * KiB }, (_, i) => i % 251));
+    const budget = new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB);
+    const opened: number[] = [];
+    const read = new OpenRead('sha256:x', 0, data.length, budget, {
+      what: 'GET blobs/x',
+      slots: new ReadSlots({ max: 100, waitMs: 1_000, idleMs: 1_000 }, () => false),
+      open: async (position) => (opened.push(position), stallingBody(data.subarray(position))),
+      brokeOff,
+    });
+    await read.connect(undefined);
+    read.readAhead();
+    await settle();
+    expect(budget.used).toBe(512 * KiB);
+    // its client took nothing, and a Read waiting for a socket took its slot
+    read.letGo();
+    expect(budget.used).toBe(0);
+    expect((await drain(read.take(32 * KiB, () => undefined))).equals(data.subarray(0, 32 * KiB))).toBe(true);
+    expect(opened).toEqual([0, 0]);
+    read.close();
+  });
+
   it('hands a Read the read-ahead holds whole back at once, and itself through done', async () => {
     const data = Buffer.from(Array.from({ length: 256 * KiB }, (_, i) => i % 251));
     const budget = new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB);

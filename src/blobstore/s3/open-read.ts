@@ -246,14 +246,22 @@ export class OpenRead implements SlotHolder {
       });
   }
 
-  /** Gives the response (and its socket) up; the next bytes come from a new one (see ReadSlots). */
+  /**
+   * Gives the response (and its socket) up; the next bytes come from a new one (see ReadSlots).
+   * What it read ahead goes too: kept, a client that takes nothing held it against the daemon's
+   * read-ahead until --stream-idle-timeout, and a few dozen such stopped every parked response
+   * from reading ahead. The new response starts where the Read stands.
+   */
   letGo(): void {
     this.gaveUp = true;
     this.idleSince = 0;
     this.iterator = undefined;
     this.body?.destroy();
     this.body = undefined;
-    if (this.position + this.aheadBytes >= this.size) this.ended = true;
+    this.budget.used -= this.aheadBytes;
+    this.ahead = [];
+    this.aheadBytes = 0;
+    this.ended = this.position >= this.size;
   }
 
   close(): void {
