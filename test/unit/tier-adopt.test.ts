@@ -27,7 +27,7 @@ describe('the read tier directory it takes', () => {
 
   it('refuses the local directory store\'s root, and its blobs stay', async () => {
     const { root, store, data, digest } = await localStoreWithBlob();
-    await expect(ReadTier.open(store, { dir: root, maxBytes: 1024 * 1024 })).rejects.toThrow(/holds blobs\/sha256:.*directory of its own/);
+    await expect(ReadTier.open(store, { dir: root, maxBytes: 1024 * 1024 })).rejects.toThrow(/which a read tier never writes.*directory of its own/);
     const stat = await store.statBlob(digest);
     expect(stat?.size).toBe(data.length);
     expect(existsSync(new TierLayout(root).marker)).toBe(false);
@@ -43,6 +43,28 @@ describe('the read tier directory it takes', () => {
     writeFileSync(layout.blobPath(digest), 'a layer containerd keeps');
     await expect(ReadTier.open(store, { dir, maxBytes: 1024 * 1024 })).rejects.toThrow(/ingest\/.*containerd/);
     expect(readFileSync(layout.blobPath(digest), 'utf8')).toBe('a layer containerd keeps');
+  });
+
+  it('refuses a directory holding anything a tier never writes (a home directory, say), and removes nothing of it', async () => {
+    const { store } = await localStoreWithBlob();
+    const dir = tempDir('s3cs-tier-adopt-home-');
+    mkdirSync(join(dir, 'tmp'), { recursive: true });
+    writeFileSync(join(dir, 'tmp', 'notes.txt'), 'kept');
+    writeFileSync(join(dir, '.profile'), 'kept');
+    await expect(ReadTier.open(store, { dir, maxBytes: 1024 * 1024 })).rejects.toThrow(/holds \.profile, which a read tier never writes/);
+    expect(readFileSync(join(dir, 'tmp', 'notes.txt'), 'utf8')).toBe('kept');
+  });
+
+  it('leaves alone a file another store wrote under its blobs/ since it was marked', async () => {
+    const { store } = await localStoreWithBlob();
+    const dir = tempDir('s3cs-tier-adopt-shared-');
+    const layout = new TierLayout(dir);
+    await (await ReadTier.open(store, { dir, maxBytes: 1024 * 1024 })).close();
+    const theirs = join(layout.blobs, `sha256:${'a'.repeat(64)}`);
+    writeFileSync(theirs, 'a blob of the local directory store');
+    const tier = await ReadTier.open(store, { dir, maxBytes: 1024 * 1024 });
+    await tier.close();
+    expect(readFileSync(theirs, 'utf8')).toBe('a blob of the local directory store');
   });
 
   it('takes an empty directory and marks it as a read tier\'s', async () => {

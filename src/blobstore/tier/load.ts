@@ -14,7 +14,7 @@ export interface FoundBlob {
 /**
  * What a previous run left: the blobs it kept (each was verified, synced and only then renamed
  * into place, so a file under blobs/ is complete), least recently used first. Fills it had
- * under way are unfinished by definition and removed, as are strays under blobs/.
+ * under way are unfinished by definition and removed, as are strays in its blobs/<algorithm>/.
  */
 export async function loadTier(layout: TierLayout): Promise<FoundBlob[]> {
   await rm(layout.temp, { recursive: true, force: true });
@@ -23,11 +23,10 @@ export async function loadTier(layout: TierLayout): Promise<FoundBlob[]> {
   const files: { digest: string | undefined; path: string }[] = [];
   for (const algorithm of await readdir(layout.blobs)) {
     const dir = join(layout.blobs, algorithm);
+    // not a directory the tier made: another store's file (a local directory store's
+    // blobs/sha256:<hex>, written here since), left alone and never counted
     const names = await readdir(dir).catch(() => undefined);
-    if (!names) {
-      files.push({ digest: undefined, path: dir });
-      continue;
-    }
+    if (!names) continue;
     for (const name of names) {
       const digest = `${algorithm}:${name}`;
       files.push({ digest: isValidDigest(digest) ? digest : undefined, path: join(dir, name) });
