@@ -343,11 +343,16 @@ describe('upload part buffers, as bytes arrive', () => {
 });
 
 describe('upload part buffers, while parts are on their way to S3', () => {
-  it('are at most --upload-parallelism an upload: the next part starts filling only once one in flight is stored', async () => {
+  const MiB = 1024 * 1024;
+
+  /**
+   * An upload (parts of 5 MiB, `parallelism` in flight at most) that has sent that many parts, all
+   * held on their way until `release`; `blob` is 15 MiB and a little.
+   */
+  async function partsOnTheirWay(parallelism = 2) {
     useS3Credentials();
-    const MiB = 1024 * 1024;
     const bucket = await newBucket();
-    const config = resolveConfig({ bucket, endpointUrl: s3().endpoint, region: s3().region, partSize: '5MiB', uploadParallelism: '2' }, {});
+    const config = resolveConfig({ bucket, endpointUrl: s3().endpoint, region: s3().region, partSize: '5MiB', uploadParallelism: String(parallelism) }, {});
     const client = createS3Client(config.s3!);
     const log = new RequestLog(client);
     const store = new S3BlobStore(config.s3!, client);
@@ -359,12 +364,26 @@ describe('upload part buffers, while parts are on their way to S3', () => {
       partsHeld++;
       return held;
     };
+    const upload = store.createUpload({});
+    const blob = randomBlob(15 * MiB + 100);
+    await upload.write(blob.subarray(0, parallelism * 5 * MiB));
+    await until(() => partsHeld === parallelism);
+    /** Lets the parts go, commits the whole blob and reads it back. */
+    const commitsWhole = async () => {
+      const digest = digestOf(blob);
+      await upload.commit(digest, blob.length);
+      expect((await getObject(bucket, `blobs/${digest}`)).equals(blob)).toBe(true);
+    };
+    const close = async () => {
+      release();
+      await store.close();
+    };
+    return { store, upload, blob, release, commitsWhole, close };
+  }
+
+  it('are at most --upload-parallelism an upload: the next part starts filling only once one in flight is stored', async () => {
+    const { store, upload, blob, release, commitsWhole, close } = await partsOnTheirWay();
     try {
-      const upload = store.createUpload({});
-      const blob = randomBlob(15 * MiB + 100);
-      // two parts, both sent and held on their way
-      await upload.write(blob.subarray(0, 10 * MiB));
-      await until(() => partsHeld === 2);
       let thirdTaken = false;
       const third = upload.write(blob.subarray(10 * MiB)).then(() => (thirdTaken = true));
       await new Promise((resolve) => setTimeout(resolve, 300));
@@ -373,35 +392,15 @@ describe('upload part buffers, while parts are on their way to S3', () => {
       expect(store.usage().uploadBuffer.inUse).toBe(10 * MiB);
       release();
       await third;
-      const digest = digestOf(blob);
-      await upload.commit(digest, blob.length);
-      expect((await getObject(bucket, `blobs/${digest}`)).equals(blob)).toBe(true);
+      await commitsWhole();
     } finally {
-      release();
-      await store.close();
+      await close();
     }
   });
+
   it('end a write that waits for a part in flight at once when its client goes away, taking none of its bytes', async () => {
-    useS3Credentials();
-    const MiB = 1024 * 1024;
-    const bucket = await newBucket();
-    const config = resolveConfig({ bucket, endpointUrl: s3().endpoint, region: s3().region, partSize: '5MiB', uploadParallelism: '2' }, {});
-    const client = createS3Client(config.s3!);
-    const log = new RequestLog(client);
-    const store = new S3BlobStore(config.s3!, client);
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let partsHeld = 0;
-    log.intercept = (op) => {
-      if (op !== 'UploadPart') return undefined;
-      partsHeld++;
-      return held;
-    };
+    const { store, upload, blob, release, commitsWhole, close } = await partsOnTheirWay();
     try {
-      const upload = store.createUpload({});
-      const blob = randomBlob(15 * MiB + 100);
-      await upload.write(blob.subarray(0, 10 * MiB));
-      await until(() => partsHeld === 2);
       const leaving = new AbortController();
       const third = upload.write(blob.subarray(10 * MiB), leaving.signal);
       third.catch(() => undefined);
@@ -413,12 +412,27 @@ describe('upload part buffers, while parts are on their way to S3', () => {
       // nothing of it was taken: the same bytes are written again, and the blob commits whole
       release();
       await upload.write(blob.subarray(10 * MiB));
-      const digest = digestOf(blob);
-      await upload.commit(digest, blob.length);
-      expect((await getObject(bucket, `blobs/${digest}`)).equals(blob)).toBe(true);
+      await commitsWhole();
     } finally {
+      await close();
+    }
+  });
+
+  it('end a write that would complete a part at once when its client goes away, with one part in flight at most too', async () => {
+    const { store, upload, blob, release, commitsWhole, close } = await partsOnTheirWay(1);
+    try {
+      const leaving = new AbortController();
+      const second = upload.write(blob.subarray(5 * MiB, 10 * MiB), leaving.signal);
+      second.catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      leaving.abort();
+      await expect(second).rejects.toMatchObject({ kind: 'cancelled' });
+      expect(store.usage().uploadBuffer.inUse).toBe(5 * MiB);
       release();
-      await store.close();
+      await upload.write(blob.subarray(5 * MiB));
+      await commitsWhole();
+    } finally {
+      await close();
     }
   });
 });

@@ -140,6 +140,9 @@ export class S3Upload implements Upload {
       // a wait ends with the client only before any of the chunk is taken (see write)
       const until = from === 0 ? signal : undefined;
       if (filling.buffered === 0) await this.room(Math.max(2, this.context.uploadParallelism), until);
+      // a chunk that completes its part waits for the part's slot before any of it is taken, so
+      // that sendPart does not wait for one without the signal (with --upload-parallelism 1)
+      if (until && filling.buffered + chunk.length >= this.checkpointBytes) await this.room(this.context.uploadParallelism, until);
       await filling.makeRoom(chunk.length - from, until);
       const part = filling.buffer!;
       const n = Math.min(chunk.length - from, part.length - filling.buffered);
@@ -190,9 +193,9 @@ export class S3Upload implements Upload {
     this.aborted = true;
     // memory first: a spilled file that cannot be removed (EACCES, EIO) must not keep the budget
     this.filling.discard();
-    await this.spilled.drop();
     await this.settle();
     this.failed.drop();
+    await this.spilled.drop();
   }
 
   /**
