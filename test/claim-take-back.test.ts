@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FsBlobStore } from '../src/blobstore/fs.js';
 import { Claims, type ClaimRequest } from '../src/content/claims.js';
 import { Memberships } from '../src/content/memberships.js';
@@ -71,6 +71,20 @@ describe('a failed commit taking back its hold', () => {
     const digest = digestOf(data);
     await expect(commitOf('alone', data, () => Promise.reject(new Error('PUT failed')))).rejects.toThrow('PUT failed');
     expect(await memberships.read('alone', digest, { fresh: true })).toBeUndefined();
+  });
+
+  it('takes back the hold once both of two commits whose bytes failed together have ended', async () => {
+    const data = randomBlob(2051);
+    const digest = digestOf(data);
+    let fail!: (err: Error) => void;
+    const failing = new Promise<void>((_, reject) => (fail = reject));
+    failing.catch(() => undefined);
+    const both = [commitOf('both', data, () => failing), commitOf('both', data, () => failing)];
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // S3 away for both at once: each sees the other under way when it would take the hold back
+    fail(new Error('S3 is away'));
+    for (const commit of both) await expect(commit).rejects.toThrow('S3 is away');
+    await vi.waitFor(async () => expect(await memberships.read('both', digest, { fresh: true })).toBeUndefined(), { timeout: 10_000 });
   });
 
   it('lets a commit that starts while a hold is taken back write its own after the removal', async () => {

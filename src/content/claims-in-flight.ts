@@ -8,6 +8,8 @@
 export class ClaimsInFlight {
   private readonly running = new Map<string, number>();
   private readonly takingBack = new Map<string, Promise<unknown>>();
+  /** Take-backs declined while other claims of the key ran: the last of them to end does it. */
+  private readonly owed = new Map<string, () => Promise<void>>();
 
   /** Counts a claim of `key` as under way until the returned function is called. */
   begin(key: string): () => void {
@@ -17,8 +19,13 @@ export class ClaimsInFlight {
       if (ended) return;
       ended = true;
       const left = (this.running.get(key) ?? 1) - 1;
-      if (left > 0) this.running.set(key, left);
-      else this.running.delete(key);
+      if (left > 0) return void this.running.set(key, left);
+      this.running.delete(key);
+      // every claim that declined to take the hold back failed or went on: the hold goes unless
+      // the bytes are stored by now (`remove` asks the bucket first)
+      const remove = this.owed.get(key);
+      this.owed.delete(key);
+      if (remove) void this.takeBack(key, remove).catch(() => undefined);
     };
   }
 
@@ -32,11 +39,16 @@ export class ClaimsInFlight {
 
   /**
    * Runs `remove` (the take-back of a hold the calling claim wrote) unless another claim of `key`
-   * is under way, which may have written the same hold and be storing its bytes; such a claim
-   * takes the hold back itself should its own bytes fail. Resolves whether `remove` ran.
+   * is under way, which may have written the same hold and be storing its bytes. With `owed`
+   * (for a `remove` that asks the bucket whether the bytes are stored before it removes anything)
+   * it runs once the last claim of `key` has ended instead. Resolves whether `remove` ran now.
    */
-  async takeBack(key: string, remove: () => Promise<void>): Promise<boolean> {
-    if ((this.running.get(key) ?? 0) > 1 || this.takingBack.has(key)) return false;
+  async takeBack(key: string, remove: () => Promise<void>, options: { owed?: boolean } = {}): Promise<boolean> {
+    if (this.takingBack.has(key)) return false;
+    if ((this.running.get(key) ?? 0) > 1) {
+      if (options.owed) this.owed.set(key, remove);
+      return false;
+    }
     const removing = remove();
     this.takingBack.set(key, removing.catch(() => undefined));
     try {

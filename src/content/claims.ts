@@ -220,7 +220,7 @@ export class Claims {
           () => true,
         );
         if (!stored) await this.memberships.remove(ns, digest);
-      })
+      }, { owed: true })
       .catch(() => undefined);
   }
 }
