@@ -46,7 +46,8 @@ export class Flow {
 
   readonly flushed = (): void => {
     this.unflushed--;
-    this.stalledAt = 0;
+    // the client took a message: a stream whose work is over waits for it again from now
+    this.stalledAt = this.tail && this.unflushed > 0 ? performance.now() : 0;
     this.meter?.sent();
     this.wake();
     if (!this.tail) return;

@@ -185,8 +185,8 @@ export class S3BlobStore implements BlobStore {
     try {
       await this.deleteBy(this.keys.blob(digest), options.deadline);
     } finally {
-      // a HEAD answered while the DELETE was on its way would have put the blob back
-      this.stats.delete(digest);
+      this.stats.delete(digest); // a HEAD answered, or a GET opened, meanwhile would serve it on
+      this.readers.drop(digest);
     }
   }
 
