@@ -238,9 +238,10 @@ describe('Read streams whose client takes nothing, when every stream the daemon 
     // stalled for moments only: the limit refuses
     await new Promise((r) => setTimeout(r, 500));
     expect(await readSmall().catch((err: { code: number }) => err.code)).toBe(8);
-    await new Promise((r) => setTimeout(r, 9_000));
-    const messages = await readSmall();
-    expect(Buffer.concat(messages.map((m) => m.data)).equals(small)).toBe(true);
+    // refused until the first has been stalled 10 s (its clock starts once its messages wait)
+    let messages: ReadContentResponse__Output[] | undefined;
+    await until(async () => (messages = await readSmall().catch(() => undefined)) !== undefined, 20_000, 500);
+    expect(Buffer.concat(messages!.map((m) => m.data)).equals(small)).toBe(true);
     // the first was reset for it (RST_STREAM CANCEL); the second keeps its place
     expect(await first.closed).toBe(8);
     expect(secondClosed).toBe(false);

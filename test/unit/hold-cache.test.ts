@@ -24,31 +24,37 @@ describe('the holds a daemon caches', () => {
   });
   afterAll(async () => rm(root, { recursive: true, force: true }));
 
-  /** Memberships whose next document read is answered with what it read, but only once let go. */
+  /**
+   * Memberships whose next document read is answered with what it read, but only once let go;
+   * `read` resolves once that read has been made.
+   */
   const withHeldRead = () => {
     let letGo!: () => void;
     const gate = new Promise<void>((resolve) => (letGo = resolve));
+    let made!: () => void;
+    const read = new Promise<void>((resolve) => (made = resolve));
     let holding = true;
     const slow = overriding(docs, {
       read: async <T>(key: string): Promise<T | undefined> => {
         const value = await docs.read<T>(key);
         if (holding) {
           holding = false;
+          made();
           await gate;
         }
         return value;
       },
     } as Partial<Documents>);
-    return { memberships: new Memberships(slow), letGo };
+    return { memberships: new Memberships(slow), letGo, read };
   };
 
   it('keeps a hold this daemon removed as removed, when a read sent before the removal answers after it', async () => {
     const digest = digestOf('held, then deleted');
-    const { memberships, letGo } = withHeldRead();
+    const { memberships, letGo, read } = withHeldRead();
     const at = new Date().toISOString();
     await new Memberships(docs).write('ns', digest, { size: 18, createdAt: at, updatedAt: at, labels: {} });
     const reading = memberships.read('ns', digest);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await read;
     await memberships.remove('ns', digest);
     letGo();
     // the read sent before the removal saw the hold
@@ -58,9 +64,9 @@ describe('the holds a daemon caches', () => {
 
   it('keeps a deletion this daemon marked as marked, when a look-up sent before the mark answers after it', async () => {
     const digest = digestOf('deleted meanwhile');
-    const { memberships, letGo } = withHeldRead();
+    const { memberships, letGo, read } = withHeldRead();
     const asking = memberships.wasDeleted('ns', digest);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await read;
     await memberships.markDeleted('ns', digest);
     letGo();
     expect(await asking).toBe(false);

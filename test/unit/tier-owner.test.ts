@@ -64,19 +64,19 @@ describe('one daemon per read tier directory', () => {
     const release = await claimTier(layout, { holders, renewMs: 50, lost: () => lost++ });
     try {
       unlinkSync(layout.owner);
-      await vi.waitFor(() => expect(ownerOf(layout).heldBy.id).toBe(holders.self.id));
+      await vi.waitFor(() => expect(ownerOf(layout).heldBy.id).toBe(holders.self.id), { timeout: 10_000 });
       // a read that fails (EISDIR here; EMFILE or EIO on a busy system) is asked again later
       unlinkSync(layout.owner);
       mkdirSync(layout.owner);
       await new Promise((resolve) => setTimeout(resolve, 200));
       rmdirSync(layout.owner);
-      await vi.waitFor(() => expect(ownerOf(layout).heldBy.id).toBe(holders.self.id));
+      await vi.waitFor(() => expect(ownerOf(layout).heldBy.id).toBe(holders.self.id), { timeout: 10_000 });
       expect(lost).toBe(0);
       // written again until seen: a renewal under way when it lands writes its own over it
       await vi.waitFor(() => {
         if (lost === 0) writeFileSync(layout.owner, holdOf(new Date()));
         expect(lost).toBe(1);
-      });
+      }, { timeout: 10_000 });
       expect(ownerOf(layout).heldBy.id).toBe(elsewhere.id);
     } finally {
       await release();

@@ -191,7 +191,7 @@ describe('the read tier once another daemon took its directory over', () => {
         if (counts.gets === 0) writeFileSync(layout.owner, `${JSON.stringify({ heldBy: { id: 'daemon-elsewhere', host: 'other-host', pid: 1 }, heldAt: new Date().toISOString() })}\n`);
         expect((await read()).equals(data)).toBe(true);
         expect(counts.gets).toBeGreaterThan(0);
-      });
+      }, { timeout: 10_000 });
       gone = true;
       await tier.statBlob(digestOf(data), { fresh: true });
       await pause(50);
