@@ -41,19 +41,18 @@ export class ClaimsInFlight {
    * Runs `remove` (the take-back of a hold the calling claim wrote) unless another claim of `key`
    * is under way, which may have written the same hold and be storing its bytes. With `owed`
    * (for a `remove` that asks the bucket whether the bytes are stored before it removes anything)
-   * it runs once the last claim of `key` has ended instead. Resolves whether `remove` ran now.
+   * it runs once the last claim of `key` has ended instead.
    */
-  async takeBack(key: string, remove: () => Promise<void>, options: { owed?: boolean } = {}): Promise<boolean> {
-    if (this.takingBack.has(key)) return false;
+  async takeBack(key: string, remove: () => Promise<void>, options: { owed?: boolean } = {}): Promise<void> {
+    if (this.takingBack.has(key)) return;
     if ((this.running.get(key) ?? 0) > 1) {
       if (options.owed) this.owed.set(key, remove);
-      return false;
+      return;
     }
     const removing = remove();
     this.takingBack.set(key, removing.catch(() => undefined));
     try {
       await removing;
-      return true;
     } finally {
       this.takingBack.delete(key);
     }

@@ -26,10 +26,7 @@ export class StreamLimit {
   /** Open streams that can give their place up, with what gives it back. */
   private readonly preemptible = new Map<Preemptible, () => void>();
 
-  constructor(
-    readonly max: number,
-    private readonly now: () => number = () => performance.now(),
-  ) {}
+  constructor(readonly max: number) {}
 
   /** Takes a place, or fails with ResourceExhausted naming the limit; call the result once done. */
   enter(method: string, stream?: Preemptible): () => void {
@@ -51,7 +48,7 @@ export class StreamLimit {
   }
 
   private preemptOne(): boolean {
-    const now = this.now();
+    const now = performance.now();
     let longest = PREEMPT_AFTER_MS;
     let chosen: Preemptible | undefined;
     for (const stream of this.preemptible.keys()) {

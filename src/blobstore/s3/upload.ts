@@ -142,7 +142,7 @@ export class S3Upload implements Upload {
       if (filling.buffered === 0) await this.room(Math.max(2, this.context.uploadParallelism), until);
       // a chunk that completes its part waits for the part's slot before any of it is taken, so
       // that sendPart does not wait for one without the signal (with --upload-parallelism 1)
-      if (until && filling.buffered + chunk.length >= this.checkpointBytes) await this.room(this.context.uploadParallelism, until);
+      if (until && filling.buffered + chunk.length - from >= this.checkpointBytes) await this.room(this.context.uploadParallelism, until);
       await filling.makeRoom(chunk.length - from, until);
       const part = filling.buffer!;
       const n = Math.min(chunk.length - from, part.length - filling.buffered);

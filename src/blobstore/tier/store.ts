@@ -292,13 +292,15 @@ export class ReadTier extends PassingThrough implements BlobStore {
   }
 
   private evict(entry: TierEntry): void {
-    if (this.givenUp || this.index.get(entry.digest) !== entry) return;
+    if (this.index.get(entry.digest) !== entry) return;
     this.index.remove(entry.digest);
     void this.removeFiles([entry]);
   }
 
   /** Unlinks the entries' files; resolves once they are gone (a fill writes in the room they leave). */
   private async removeFiles(entries: readonly TierEntry[]): Promise<void> {
+    // the directory's files are another daemon's now (see givenUp), a start still loading included
+    if (this.givenUp) return;
     const unlinking: Promise<void>[] = [];
     for (const entry of entries) {
       const path = this.pathOf(entry);
