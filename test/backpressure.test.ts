@@ -1,4 +1,5 @@
 import { status } from '@grpc/grpc-js';
+import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { constants, type ClientHttp2Session } from 'node:http2';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
 import { pino } from 'pino';
@@ -12,6 +13,7 @@ import {
   getObject,
   newBucket,
   randomBlob,
+  rawS3,
   s3,
   startDaemon,
   until,
@@ -453,6 +455,35 @@ describe('upload buffer budget, for an ingest continued from another daemon\'s p
       await until(() => checkpoint !== undefined);
       expect(() => small.createUpload({ resume: checkpoint })).toThrow(/8388608 bytes, more than this daemon's --max-buffer \(5242880\)/);
       expect(small.usage().uploadBuffer.inUse).toBe(0);
+      await upload.abort();
+    } finally {
+      await large.close();
+      await small.close();
+    }
+  });
+
+  it('refuses such an ingest kept in the staging area before reading it back: nothing is completed, copied or read', async () => {
+    useS3Credentials();
+    const MiB = 1024 * 1024;
+    const bucket = await newBucket();
+    const open = (flags: Record<string, string>) =>
+      openBlobStore(resolveConfig({ bucket, endpointUrl: s3().endpoint, region: s3().region, ...flags }, {}), pino({ level: 'silent' }));
+    const large = await open({ partSize: '8MiB', maxBuffer: '64MiB' });
+    const small = await open({ partSize: '5MiB', maxBuffer: '5MiB' });
+    try {
+      let checkpoint: Checkpoint | undefined;
+      // no target: the upload goes to the staging area, and a checkpoint there can be read back
+      const upload = large.createUpload({ onDurable: (c) => (checkpoint = c) });
+      await upload.write(randomBlob(8 * MiB + 10));
+      await until(() => checkpoint !== undefined);
+      let read = 0;
+      await expect(small.reopenCheckpoint(checkpoint!, (chunk) => (read += chunk.length))).rejects.toThrow(
+        /8388608 bytes, more than this daemon's --max-buffer \(5242880\)/,
+      );
+      expect(read).toBe(0);
+      // the upload is where it was, not completed, and no copy of it was begun
+      const uploads = (await rawS3().send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? [];
+      expect(uploads.map((u) => u.UploadId)).toEqual([checkpoint!.handle.uploadId]);
       await upload.abort();
     } finally {
       await large.close();

@@ -24,7 +24,7 @@ export async function reopenStagingCheckpoint(
   read: (chunk: Buffer) => void,
   signal?: AbortSignal,
 ): Promise<ReopenedCheckpoint> {
-  const { key, uploadId, partSize, etags } = parseCheckpoint(context.keys, checkpoint);
+  const { key, uploadId, partSize, etags } = parseCheckpoint(context.keys, checkpoint, context.budget.limit);
   const { offset } = checkpoint;
   if (!key.startsWith(context.keys.staging(''))) {
     // bytes under a blob's key could be read only by making them that blob

@@ -70,12 +70,8 @@ export class S3Upload implements Upload {
   ) {
     this.onDurable = options.onDurable;
     this.spilled = new SpilledParts(context.spill);
-    const resume = options.resume ? parseCheckpoint(context.keys, options.resume) : undefined;
+    const resume = options.resume ? parseCheckpoint(context.keys, options.resume, context.budget.limit) : undefined;
     if (resume) {
-      // its parts are buffered whole: larger than the whole budget, one would be allocated past it
-      if (resume.partSize > context.budget.limit) {
-        throw startOver(`the ingest's stored parts are ${resume.partSize} bytes, more than this daemon's --max-buffer (${context.budget.limit}); write the content again from offset 0`);
-      }
       this.key = resume.key;
       this.uploadId = resume.uploadId;
       this.checkpointBytes = resume.partSize;
