@@ -63,4 +63,11 @@ export class TimedWaiters<T> {
     next?.grant();
     return next !== undefined;
   }
+
+  /** Grants the waiting at `index` (of values()); false when there is none there. */
+  grantAt(index: number): boolean {
+    const [next] = index >= 0 ? this.queue.splice(index, 1) : [];
+    next?.grant();
+    return next !== undefined;
+  }
 }

@@ -3,12 +3,14 @@ import { createS3Client } from '../src/blobstore/s3/client.js';
 import { S3BlobStore } from '../src/blobstore/s3/index.js';
 import type { ReadSlotLimits } from '../src/blobstore/s3/read-slots.js';
 import { status } from '@grpc/grpc-js';
+import { constants } from 'node:http2';
 import type { S3StoreOptions } from '../src/blobstore/s3/options.js';
 import { resolveConfig, type Config } from '../src/config.js';
 import { digestOf } from '../src/digest.js';
 import { isStoreError } from '../src/errors.js';
-import { collect, failure, newBucket, ns, putObject, randomBlob, s3, startDaemon, useS3Credentials } from './support/harness.js';
+import { collect, failure, newBucket, ns, putObject, randomBlob, s3, startDaemon, until, useS3Credentials } from './support/harness.js';
 import { countGets } from './support/s3-requests.js';
+import { moreStalledReads, stalledRead } from './support/raw-grpc.js';
 
 const MiB = 1024 * 1024;
 
@@ -157,6 +159,43 @@ describe('S3 responses held by Reads', () => {
       expect(performance.now() - started).toBeLessThan(10_000);
     } finally {
       await Promise.all(idle.map(({ reading }) => reading.return?.()));
+    }
+  });
+
+  it("gives a response that comes free to another client's Read before the many Reads one client asked for first", async () => {
+    const large = randomBlob(24 * MiB);
+    await putObject(bucket, `blobs/${digestOf(large)}`, large);
+    const d = await startDaemon({
+      bucket,
+      store: (config: Config) => open({ ...config.s3!, readSlots: { max: 2, waitMs: 10_000, idleMs: 60_000, turnMs: 0 } }),
+    });
+    // one client: two Reads holding both responses (their blob is more than what is sent ahead), two waiting
+    const first = stalledRead(d.socket, digestOf(large));
+    const streams = [first.stream, ...moreStalledReads(first, digestOf(large), 3)];
+    try {
+      // the daemon takes the four up in an order of its own: those holding a response are sending
+      const sending = () => streams.filter((stream) => stream.readableLength > 0);
+      await until(() => sending().length === 2, 10_000, 50);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(sending().length).toBe(2);
+      let served = false;
+      const other = collect<{ data: Buffer }>(d.content().Read({ digest, offset: 0, size: 10 }, ns())).then((pieces) => {
+        served = true;
+        return Buffer.concat(pieces.map((piece) => piece.data));
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(served).toBe(false);
+      const [freed] = sending();
+      freed!.close(constants.NGHTTP2_CANCEL);
+      expect(await other).toEqual(data.subarray(0, 10));
+      // the first client's waiting Reads are still waiting: their turn comes as the next frees
+      const waiting = streams.filter((stream) => stream !== freed && stream.readableLength === 0);
+      expect(waiting.length).toBe(2);
+      expect(waiting.every((stream) => !stream.closed)).toBe(true);
+    } finally {
+      first.session.destroy();
+      await d.stop();
+      store = undefined;
     }
   });
 

@@ -56,6 +56,12 @@ export interface RecordPage {
 /** How a caller that may go away is told to stop waiting: `signal` is read only when a wait begins. */
 export interface Cancellation {
   readonly signal: AbortSignal;
+  /**
+   * Who asks (a client's connection), opaque: where callers wait for a limited resource, a party
+   * holding less of it is served first, so one client's many calls do not queue ahead of
+   * everyone's. Undefined: one party with every other caller that names none.
+   */
+  readonly party?: object | undefined;
 }
 
 /** A read's bytes: a stream, or pieces the store had at hand. Either iterates with for-await. */

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { StoreError } from '../errors.js';
 import { Flow, put, type StreamMeter } from './flow.js';
 import { codeName, toServiceError } from './status.js';
-import { callEnded } from './reset.js';
+import { callEnded, connectionOf } from './reset.js';
 import type { Preemptible } from './stream-limit.js';
 
 export type { StreamMeter } from './flow.js';
@@ -282,9 +282,14 @@ class LazyCancel {
   get signal(): AbortSignal {
     return (this.made ??= cancelSignal(this.call));
   }
+
+  /** Looked up, as the signal is made, only when the domain has to wait. */
+  get party(): object | undefined {
+    return connectionOf(this.call);
+  }
 }
 
-export function lazyCancel(call: { cancelled: boolean; once(event: 'cancelled', listener: () => void): unknown }): { readonly signal: AbortSignal } {
+export function lazyCancel(call: { cancelled: boolean; once(event: 'cancelled', listener: () => void): unknown }): { readonly signal: AbortSignal; readonly party: object | undefined } {
   return new LazyCancel(call);
 }
 

@@ -44,3 +44,11 @@ export function callEnded(call: object): boolean {
   if (!base) return false;
   return base.cancelled === true || Boolean(base.stream.closed) || Boolean(base.stream.destroyed);
 }
+
+/**
+ * The client connection (HTTP/2 session) a call came on, as an opaque party for the domain's
+ * fair waits; undefined when grpc-js's chain is not as expected (every caller then one party).
+ */
+export function connectionOf(call: object): object | undefined {
+  return baseCall(call)?.stream.session ?? undefined;
+}

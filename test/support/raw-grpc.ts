@@ -34,17 +34,34 @@ export function rawCall(socket: string, method: string, options: { namespace?: s
   return { session, stream, closed };
 }
 
-/** A Read of a whole blob whose client then takes nothing: the daemon's writes stop at a window. */
 /** A ReadContentRequest for the whole of `digest`, framed for the wire. */
 export function readRequest(digest: string): Buffer {
   return grpcFrame(Buffer.concat([Buffer.from([0x0a, digest.length]), Buffer.from(digest)]));
 }
 
+/** A Read of a whole blob whose client then takes nothing: the daemon's writes stop at a window. */
 export function stalledRead(socket: string, digest: string): RawCall {
   const read = rawCall(socket, '/containerd.services.content.v1.Content/Read');
   read.stream.end(readRequest(digest));
   read.stream.pause();
   return read;
+}
+
+/** More such Reads on the connection of `first`, one client's many calls. */
+export function moreStalledReads(first: RawCall, digest: string, count: number): ClientHttp2Stream[] {
+  return Array.from({ length: count }, () => {
+    const stream = first.session.request({
+      ':method': 'POST',
+      ':path': '/containerd.services.content.v1.Content/Read',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      'containerd-namespace': 'test',
+    });
+    stream.on('error', () => undefined);
+    stream.end(readRequest(digest));
+    stream.pause();
+    return stream;
+  });
 }
 
 /** A message in gRPC's length-prefixed framing, uncompressed. */

@@ -15,6 +15,13 @@ function holder(idleSince = 0): SlotHolder & { letGoes: number } {
 
 const tick = () => new Promise((r) => setTimeout(r, 20));
 
+async function until(condition: () => boolean): Promise<void> {
+  for (let waited = 0; !condition(); waited += 10) {
+    if (waited > 2_000) throw new Error('the condition did not hold within 2 s');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 describe('the S3 responses Reads may hold', () => {
   it('are given at once up to the limit, and past it in the order asked, as Reads end', async () => {
     const slots = new ReadSlots({ max: 1, waitMs: 5_000, idleMs: 60_000 }, () => false);
@@ -143,5 +150,62 @@ describe('the S3 responses Reads may hold', () => {
       },
     });
     expect(read).toBe(false);
+  });
+  it("go to the waiting Read whose client holds fewest, though another client's Reads asked first", async () => {
+    const slots = new ReadSlots({ max: 2, waitMs: 5_000, idleMs: 60_000 }, () => false);
+    const [busy, quiet] = [{ signal: new AbortController().signal, party: {} }, { signal: new AbortController().signal, party: {} }];
+    const [a, b] = [holder(), holder()];
+    await slots.take(a, 'GET a', busy);
+    await slots.take(b, 'GET b', busy);
+    const order: string[] = [];
+    const waits = [
+      slots.take(holder(), 'GET busy 1', busy).then(() => order.push('busy 1')),
+      slots.take(holder(), 'GET busy 2', busy).then(() => order.push('busy 2')),
+      slots.take(holder(), 'GET quiet', quiet).then(() => order.push('quiet')),
+    ];
+    await tick();
+    slots.release(a);
+    await tick();
+    expect(order).toEqual(['quiet']);
+    expect([slots.heldBy(busy.party), slots.heldBy(quiet.party)]).toEqual([1, 1]);
+    slots.release(b);
+    await tick();
+    expect(order).toEqual(['quiet', 'busy 1']);
+    slots.release(holder());
+    expect(waits.length).toBe(3);
+  });
+
+  it('spread the slots idle Reads give up at once between the clients that wait', async () => {
+    const slots = new ReadSlots({ max: 2, waitMs: 5_000, idleMs: 50 }, () => false);
+    while (performance.now() < 100) await new Promise((r) => setTimeout(r, 10));
+    const parties = [{}, {}, {}].map((party) => ({ signal: new AbortController().signal, party }));
+    // taking while the others queue up, then both idle at once
+    const [first, second] = [holder(), holder()];
+    await slots.take(first, 'GET first', parties[0]);
+    await slots.take(second, 'GET second', parties[0]);
+    const granted: number[] = [];
+    const waits = [1, 1, 2].map((p) => slots.take(holder(), `GET ${p}`, parties[p]).then(() => granted.push(p)));
+    await tick();
+    expect(granted).toEqual([]);
+    for (const idle of [first, second]) (idle as { idleSince: number }).idleSince = performance.now();
+    await until(() => granted.length === 2);
+    expect(first.letGoes + second.letGoes).toBe(2);
+    expect(granted.sort()).toEqual([1, 2]);
+    expect(slots.count).toBe(2);
+    expect(waits.length).toBe(3);
+  });
+
+  it('are served in the order asked among Reads that name no client', async () => {
+    const slots = new ReadSlots({ max: 1, waitMs: 5_000, idleMs: 60_000 }, () => false);
+    const first = holder();
+    await slots.take(first, 'GET a', undefined);
+    const order: string[] = [];
+    const waits = ['b', 'c'].map((name) => slots.take(holder(), `GET ${name}`, { signal: new AbortController().signal }).then(() => order.push(name)));
+    await tick();
+    slots.release(first);
+    await tick();
+    expect(order).toEqual(['b']);
+    expect(slots.heldBy(undefined)).toBe(1);
+    expect(waits.length).toBe(2);
   });
 });

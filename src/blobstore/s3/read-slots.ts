@@ -40,13 +40,17 @@ export interface SlotHolder {
  * other, once its client takes again), so that a client leaving many Reads idle holds no
  * socket while others wait; a Read that has held its response for `turnMs` gives it up at a
  * moment it waits for its client (so slow clients take turns); or a Read ends. Past `waitMs` it
- * fails with ResourceExhausted.
+ * fails with ResourceExhausted. A slot freed goes to the waiting Read whose party (its client's
+ * connection) holds fewest slots, the first come among those: one client's thousand Reads
+ * waiting do not stand ahead of another client's one.
  */
 export class ReadSlots {
   private inUse = 0;
-  /** Each holder, and when it took its slot. */
-  private readonly holders = new Map<SlotHolder, number>();
-  private readonly waiting = new TimedWaiters<undefined>();
+  /** Each holder, when it took its slot, and for whom. */
+  private readonly holders = new Map<SlotHolder, { takenAt: number; party: object | undefined }>();
+  /** Slots held or granted, by party; a party holding none is not kept. */
+  private readonly byParty = new Map<object | undefined, number>();
+  private readonly waiting = new TimedWaiters<object | undefined>();
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
@@ -66,15 +70,17 @@ export class ReadSlots {
 
   /** Takes a slot for `holder`, waiting its turn when none is free. */
   async take(holder: SlotHolder, what: string, cancel: Cancellation | undefined, continuing = false): Promise<void> {
+    const party = cancel?.party;
     if (this.inUse < this.limits.max && this.waiting.length === 0) {
       this.inUse++;
-      this.holders.set(holder, performance.now());
+      this.countFor(party, 1);
+      this.holders.set(holder, { takenAt: performance.now(), party });
       return;
     }
     const { max } = this.limits;
     const waitMs = continuing ? (this.limits.continueWaitMs ?? 10 * this.limits.waitMs) : this.limits.waitMs;
     const turn = this.waiting.wait(
-      undefined,
+      party,
       waitMs,
       () =>
         resourceExhausted(
@@ -83,20 +89,54 @@ export class ReadSlots {
       { unref: true, signal: cancel?.signal, cancelled: () => cancelled(`${what}: the client cancelled the Read while it waited for an S3 response`) },
     );
     this.makeRoom();
-    // a slot granted is handed over with its count
+    // a slot granted is handed over with its count, its party's counted at the grant
     await turn;
-    this.holders.set(holder, performance.now());
+    this.holders.set(holder, { takenAt: performance.now(), party });
   }
 
-  /** The holder's response is closed: its slot goes to the first waiting, if any. */
+  /** The holder's response is closed: its slot goes to a waiting Read (see the class), if any. */
   release(holder: SlotHolder): void {
-    if (!this.holders.delete(holder)) return;
-    if (!this.waiting.grantFirst()) this.inUse--;
+    const held = this.holders.get(holder);
+    if (!held) return;
+    this.holders.delete(holder);
+    this.countFor(held.party, -1);
+    if (!this.grantNext()) this.inUse--;
     if (this.waiting.length === 0) this.stopSweeping();
   }
 
   close(): void {
     this.stopSweeping();
+  }
+
+  /** Slots `party` holds or was granted. */
+  heldBy(party: object | undefined): number {
+    return this.byParty.get(party) ?? 0;
+  }
+
+  /**
+   * Grants a slot to the waiting Read whose party holds fewest, counted now: a release that lets
+   * several go at once (letIdleGo) spreads them before any granted Read runs on.
+   */
+  private grantNext(): boolean {
+    const parties = this.waiting.values();
+    if (parties.length === 0) return false;
+    let best = 0;
+    let fewest = Number.POSITIVE_INFINITY;
+    const seen = new Set<object | undefined>();
+    for (let i = 0; i < parties.length && fewest > 0; i++) {
+      if (seen.has(parties[i])) continue;
+      seen.add(parties[i]);
+      const held = this.heldBy(parties[i]);
+      if (held < fewest) [best, fewest] = [i, held];
+    }
+    this.countFor(parties[best], 1);
+    return this.waiting.grantAt(best);
+  }
+
+  private countFor(party: object | undefined, change: number): void {
+    const held = (this.byParty.get(party) ?? 0) + change;
+    if (held > 0) this.byParty.set(party, held);
+    else this.byParty.delete(party);
   }
 
   private makeRoom(): void {
@@ -124,7 +164,7 @@ export class ReadSlots {
     const turnBefore = this.limits.turnMs ? now - this.limits.turnMs : Number.NEGATIVE_INFINITY;
     const idle: SlotHolder[] = [];
     const turnDone: [SlotHolder, number][] = [];
-    for (const [holder, takenAt] of this.holders) {
+    for (const [holder, { takenAt }] of this.holders) {
       if (holder.idleSince <= 0) continue;
       if (holder.idleSince <= idleBefore) idle.push(holder);
       else if (takenAt <= turnBefore) turnDone.push([holder, takenAt]);
