@@ -37,6 +37,11 @@ interface Selector {
  */
 export const FILTER_LIMITS = {
   filters: 64,
+  // A filter's text is parsed in one go on the event loop, a character at a time: 16 MiB of it
+  // (the largest message) took seconds. A label's value is at most 4 KiB, 16 KiB even written
+  // all in escapes, so no useful filter is longer.
+  filterLength: 16 * 1024,
+  filtersLength: 64 * 1024,
   selectors: 256,
   patternLength: 1024,
   patternsLength: 4096,
@@ -254,11 +259,20 @@ function matchSelector(selector: Selector, lookup: FieldLookup): boolean {
   }
 }
 
+/** A wild filter is named in the answer, but not echoed whole. */
+function shownFilter(input: string): string {
+  return JSON.stringify(input.length > 200 ? `${input.slice(0, 200)}…` : input);
+}
+
+function filterTooLong(input: string): Error {
+  return resourceExhausted(`filter ${shownFilter(input)} is ${input.length} characters long; a filter may be at most ${FILTER_LIMITS.filterLength}`);
+}
+
 /** Parses one filter string (AND of its selectors). */
 export function parseFilter(input: string, budget = new Budget()): Filter {
+  const shown = shownFilter(input);
+  if (input.length > FILTER_LIMITS.filterLength) throw filterTooLong(input);
   if (input.trim() === '') return MATCH_ALL;
-  // a wild filter is named in the answer, but not echoed whole
-  const shown = JSON.stringify(input.length > 200 ? `${input.slice(0, 200)}…` : input);
   if (input.includes('\0')) throw invalidArgument(`invalid filter ${shown}: contains NUL`);
   let selectors: Selector[];
   try {
@@ -275,6 +289,12 @@ export function parseFilters(inputs: readonly string[]): Filter {
   if (inputs.length === 0) return MATCH_ALL;
   if (inputs.length > FILTER_LIMITS.filters) {
     throw resourceExhausted(`a request may carry at most ${FILTER_LIMITS.filters} filters, not ${inputs.length}`);
+  }
+  const long = inputs.find((input) => input.length > FILTER_LIMITS.filterLength);
+  if (long !== undefined) throw filterTooLong(long);
+  const length = inputs.reduce((sum, input) => sum + input.length, 0);
+  if (length > FILTER_LIMITS.filtersLength) {
+    throw resourceExhausted(`a request's filters may total at most ${FILTER_LIMITS.filtersLength} characters, not ${length}`);
   }
   const budget = new Budget();
   const filters = inputs.map((input) => parseFilter(input, budget));

@@ -38,7 +38,7 @@ describe('filters', () => {
   it('does not echo a huge filter whole in its refusal', () => {
     let caught: unknown;
     try {
-      parseFilter(`labels.${'x'.repeat(100_000)}=bad`);
+      parseFilter(`labels.${'x'.repeat(10_000)}=bad`);
     } catch (err) {
       caught = err;
     }
@@ -137,6 +137,24 @@ describe('filters', () => {
       const err = refusal(() => parseFilters([one, one, one, one, one]));
       expect(isStoreError(err, 'invalid-argument')).toBe(true);
       expect(err.message).toContain('may total at most 4096 characters');
+    });
+
+    it('to 16 KiB of text a filter, with ResourceExhausted, before parsing it', () => {
+      const value = (n: number) => `ref==${JSON.stringify('a'.repeat(n))}`;
+      expect(parseFilters([value(16 * 1024 - 7)]).matches(item)).toBe(false);
+      // 15 MiB of a quoted value took the parser seconds, every other call waiting
+      const err = refusal(() => parseFilters([value(15 * 1024 * 1024)]));
+      expect(isStoreError(err, 'resource-exhausted')).toBe(true);
+      expect(err.message).toContain('characters long; a filter may be at most 16384');
+      expect(err.message.length).toBeLessThan(400);
+    });
+
+    it('to 64 KiB of text over all its filters', () => {
+      const one = `ref==${JSON.stringify('a'.repeat(16 * 1024 - 7))}`;
+      expect(parseFilters([one, one, one, one]).matches(item)).toBe(false);
+      const err = refusal(() => parseFilters([one, one, one, one, 'ref==x']));
+      expect(isStoreError(err, 'resource-exhausted')).toBe(true);
+      expect(err.message).toBe("a request's filters may total at most 65536 characters, not 65542");
     });
 
     it('before compiling what the measured stall sent: 400 copies of a pattern that expands', () => {
