@@ -246,6 +246,19 @@ describe('Read streams whose client takes nothing, when every stream the daemon 
     expect(await first.closed).toBe(8);
     expect(secondClosed).toBe(false);
   });
+
+  it('are not joined by Write streams that have sent nothing: those take no place until their first message', async () => {
+    const client = d.content();
+    const silent = [client.Write(ns('test')), client.Write(ns('test'))];
+    for (const write of silent) write.on('error', () => undefined);
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      const messages = await readSmall();
+      expect(Buffer.concat(messages.map((m) => m.data)).equals(small)).toBe(true);
+    } finally {
+      for (const write of silent) write.cancel();
+    }
+  });
 });
 
 /**

@@ -130,9 +130,12 @@ async function write(
   try {
     ns = namespaceOf(call.metadata);
     lease = leaseOf(call.metadata);
-    leave = streams.limit.enter('Write');
     for await (const req of requests(call, { idleMs: streams.idleMs })) {
       if (!writer) {
+        // A stream takes its place at its first message: one that sends nothing holds no lock,
+        // bytes or S3 response, yet in place (and not preemptible) it kept others out for the
+        // whole --stream-idle-timeout.
+        leave ??= streams.limit.enter('Write');
         if (req.ref === '') throw invalidArgument('first message must have a reference');
         // an unknown lease is refused before anything is written, not after the commit
         if (lease) await leases.require(ns, lease);
