@@ -92,22 +92,26 @@ export class Flow {
   }
 
   /** Another stream needs the place this one holds while its client takes nothing (stream-limit.ts). */
-  preempt(): void {
+  preempt(): boolean {
     const seconds = Math.round(this.stalledFor(performance.now()) / 1000);
-    this.end(
+    return this.end(
       new StoreError('resource-exhausted', `${this.method}: the client took nothing for ${seconds}s while every stream this daemon allows (--max-streams) was in use; stream ended`),
       'its client took nothing while every stream this daemon allows was in use',
     );
   }
 
-  /** Ends a stream whose client takes nothing: its wait fails with `err`, or, its work over, it is reset. */
-  private end(err: StoreError, why: string): void {
+  /**
+   * Ends a stream whose client takes nothing: its wait fails with `err`, or, its work over, it is
+   * reset. False when it could not be reset (see reset).
+   */
+  private end(err: StoreError, why: string): boolean {
     if (this.tail) return this.reset(why);
     const w = this.waiting;
-    if (!w) return;
+    if (!w) return true;
     this.waiting = undefined;
     this.expired = true;
     w.reject(err);
+    return true;
   }
 
   /**
@@ -121,7 +125,10 @@ export class Flow {
     this.tail = { call, leave };
     if (this.isClosed || this.unflushed <= 0) return this.release();
     this.stalledAt ||= performance.now();
-    if (this.expired) return this.reset('its client took nothing while it waited');
+    if (this.expired) {
+      this.reset('its client took nothing while it waited');
+      return;
+    }
     if (this.idleMs <= 0) return;
     // a timer left from a wait for room must not fire on the tail before its own is armed
     clearTimeout(this.idle);
@@ -140,15 +147,19 @@ export class Flow {
     this.idle = setTimeout(idleFor, this.idleMs, this);
   }
 
-  private reset(why: string): void {
-    if (!this.tail) return;
+  private reset(why: string): boolean {
+    if (!this.tail) return true;
     // a reset carries no status: the log says why the client saw its stream cancelled
     this.logger?.info({ method: this.method, idleS: Math.round(this.idleMs / 1000) }, `stream reset: ${why}`);
-    if (resetStream(this.tail.call)) return this.release();
+    if (resetStream(this.tail.call)) {
+      this.release();
+      return true;
+    }
     // The place stays taken until the client's connection closes the stream: what the stream
     // holds is not freed without the reset, and a place held keeps that bounded.
     clearTimeout(this.idle);
     warnResetUnavailable(this.logger);
+    return false;
   }
 
   private release(): void {

@@ -4,8 +4,11 @@ import { resourceExhausted } from '../errors.js';
 export interface Preemptible {
   /** How long it has waited for its client to take a message (0 while it does not wait). */
   stalledFor(now: number): number;
-  /** Ends it (its client sees it reset or ended with ResourceExhausted). */
-  preempt(): void;
+  /**
+   * Ends it (its client sees it reset or ended with ResourceExhausted); false when it cannot be
+   * ended (a grpc-js whose streams cannot be reset), and then it keeps its place.
+   */
+  preempt(): boolean;
 }
 
 /**
@@ -49,20 +52,23 @@ export class StreamLimit {
 
   private preemptOne(): boolean {
     const now = performance.now();
-    let longest = PREEMPT_AFTER_MS;
-    let chosen: Preemptible | undefined;
+    const stalled: [Preemptible, number][] = [];
     for (const stream of this.preemptible.keys()) {
-      const stalled = stream.stalledFor(now);
-      if (stalled >= longest) {
-        longest = stalled;
-        chosen = stream;
-      }
+      const waited = stream.stalledFor(now);
+      if (waited >= PREEMPT_AFTER_MS) stalled.push([stream, waited]);
     }
-    if (!chosen) return false;
-    // its place is given back now, not once its handler has unwound: the new stream takes it
-    const leave = this.preemptible.get(chosen)!;
-    leave();
-    chosen.preempt();
-    return true;
+    stalled.sort((a, b) => b[1] - a[1]);
+    for (const [stream] of stalled) {
+      const leave = this.preemptible.get(stream)!;
+      if (!stream.preempt()) {
+        // it still holds what it held: its place stays counted, and it is not asked again
+        this.preemptible.delete(stream);
+        continue;
+      }
+      // its place is given back now, not once its handler has unwound: the new stream takes it
+      leave();
+      return true;
+    }
+    return false;
   }
 }
