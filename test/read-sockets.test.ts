@@ -199,6 +199,21 @@ describe('S3 responses held by Reads', () => {
     }
   });
 
+  it('reads 128 KiB ahead of a Read at an offset of its own, and further as Reads continue where the last stopped', async () => {
+    open();
+    const KiB = 1024;
+    const readAhead = () => store!.usage().readAhead.inUse;
+    const readAt = async (offset: number) => expect((await readAll(offset, 32 * KiB)).equals(data.subarray(offset, offset + 32 * KiB))).toBe(true);
+    await readAt(MiB);
+    // it stops past the bound by at most the last piece the socket gave (up to 64 KiB)
+    await until(() => readAhead() >= 128 * KiB, 5_000, 20);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(readAhead()).toBeLessThanOrEqual(192 * KiB);
+    for (let i = 1; i <= 3; i++) await readAt(MiB + i * 32 * KiB);
+    await until(() => readAhead() >= 1024 * KiB - 128 * KiB, 5_000, 20);
+    expect(gets.filter((key) => key.startsWith('blobs/')).length).toBe(1);
+  });
+
   it('answers a Read over gRPC that waited past its bound with RESOURCE_EXHAUSTED', async () => {
     const d = await startDaemon({
       bucket,

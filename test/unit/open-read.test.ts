@@ -67,11 +67,20 @@ async function breakingRead(data: Buffer, budget = new ReadAheadBudget(1024 * Ki
 /** 50 ms: long enough for a stalling body's pieces to be read ahead, all it has. */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
 
-/** An OpenRead of `size` bytes (16 KiB pieces, then a stall), parked and done reading ahead up to `perRead`. */
+/** Reads continued it often enough that it reads ahead as far as its bound lets it. */
+function sequential(read: OpenRead): OpenRead {
+  for (let i = 0; i < 4; i++) read.continued();
+  return read;
+}
+
+/**
+ * An OpenRead of `size` bytes (16 KiB pieces, then a stall), continued as a sequential reader's,
+ * parked and done reading ahead up to `perRead`.
+ */
 async function readingAhead(size: number, perRead = 1024 * KiB): Promise<{ data: Buffer; budget: ReadAheadBudget; read: OpenRead }> {
   const data = Buffer.from(Array.from({ length: size }, (_, i) => i % 251));
   const budget = new ReadAheadBudget(perRead, 32 * 1024 * KiB);
-  const read = await openRead([stallingBody(data)], budget);
+  const read = sequential(await openRead([stallingBody(data)], budget));
   read.readAhead();
   await settle();
   return { data, budget, read };
@@ -227,7 +236,7 @@ describe('a GET response read Read by Read', () => {
       brokeOff,
     });
     await read.connect(undefined);
-    read.readAhead();
+    sequential(read).readAhead();
     await settle();
     expect(budget.used).toBe(512 * KiB);
     // its client took nothing, and a Read waiting for a socket took its slot
@@ -295,6 +304,21 @@ describe('a GET response read Read by Read', () => {
     await settle();
     expect(budget.used).toBe(1024 * KiB);
     expect(Buffer.concat(read.takeHeld(32 * KiB, () => undefined)!).equals(data.subarray(128 * KiB, 160 * KiB))).toBe(true);
+    read.close();
+  });
+
+  it('reads ahead 128 KiB while no Read has continued it, twice as far at each Read that does, up to its bound', async () => {
+    const data = Buffer.from(Array.from({ length: 4096 * KiB }, (_, i) => i % 251));
+    const budget = new ReadAheadBudget(1024 * KiB, 32 * 1024 * KiB);
+    const read = await openRead([stallingBody(data)], budget);
+    const reached: number[] = [];
+    for (let continued = 0; continued < 5; continued++) {
+      if (continued > 0) read.continued();
+      read.readAhead();
+      await settle();
+      reached.push(budget.used / KiB);
+    }
+    expect(reached).toEqual([128, 256, 512, 1024, 1024]);
     read.close();
   });
 

@@ -26,6 +26,14 @@ export const HELD_READ_MAX = 32 * 1024;
 /** How far below its bound a parked response's read-ahead falls before it reads on. */
 const REFILL_STEP = 128 * 1024;
 
+/**
+ * What a parked response reads ahead before any Read continued it; doubled at each Read that
+ * does, up to the per-read bound. A Read at an offset of its own (random access, a client
+ * probing a header) is seldom continued, and a whole MiB ahead of each was read for nothing;
+ * a sequential reader (`ctr content get`, 32 KiB a call) reaches the full MiB by its fourth Read.
+ */
+const FIRST_AHEAD = 128 * 1024;
+
 /** Responses that broke off one Read opens again before it fails. */
 const MAX_REOPENS = 2;
 
@@ -64,6 +72,8 @@ export class OpenRead implements SlotHolder {
   idleSince = 0;
   /** It gave a response up before (see ReadSlots): part-way through, it may wait longer for the next. */
   private gaveUp = false;
+  /** How much it reads ahead while parked (see FIRST_AHEAD). */
+  private aheadLimit: number;
 
   /** When the Read that began this response asked S3 for it: the bytes are S3's word as of then. */
   readonly openedAt = performance.now();
@@ -74,7 +84,14 @@ export class OpenRead implements SlotHolder {
     private readonly size: number,
     private readonly budget: ReadAheadBudget,
     private readonly source: ResponseSource,
-  ) {}
+  ) {
+    this.aheadLimit = Math.min(budget.perRead, FIRST_AHEAD);
+  }
+
+  /** A Read continues it where the last one stopped: a sequential reader, worth reading further ahead for. */
+  continued(): void {
+    this.aheadLimit = Math.min(this.budget.perRead, this.aheadLimit * 2);
+  }
 
   get failed(): boolean {
     return this.failure !== undefined;
@@ -222,10 +239,12 @@ export class OpenRead implements SlotHolder {
     if (this.pulling || this.ended || this.closed || !iterator) return;
     // Topped up once a step's worth was taken, not after every Read: `ctr content get` takes
     // 32 KiB a call, and a pull started for each was promises and closures at every call.
-    if (this.aheadBytes > this.budget.perRead - Math.min(REFILL_STEP, this.budget.perRead / 2)) return;
+    if (this.aheadBytes > this.aheadLimit - Math.min(REFILL_STEP, this.aheadLimit / 2)) return;
     const current = () => !this.closed && this.iterator === iterator;
     this.pulling = (async () => {
-      while (current() && this.aheadBytes < this.budget.perRead && this.budget.used < this.budget.total) {
+      // the limit read at each step: a Read continuing it meanwhile (a pull under way is not
+      // started again) lets it read on further
+      while (current() && this.aheadBytes < this.aheadLimit && this.budget.used < this.budget.total) {
         const next = await iterator.next();
         // a response given up meanwhile: its last bytes are read again by the next one
         if (!current()) return;

@@ -41,6 +41,7 @@ export class ParkedReads {
       entry.read.close();
       return undefined;
     }
+    entry.read.continued();
     return entry.read;
   }
 
