@@ -13,6 +13,7 @@ import { ingestsToLetGo } from './ingest-shares.js';
 import type { IngestRecord, IngestRecords } from './ingest-records.js';
 import type { Memberships } from './memberships.js';
 import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
+import type { RefWork } from './ref-work.js';
 import { lockedElsewhere, lockedError, refuseOtherTotal, untilUnlocked, validateRef } from './refs.js';
 import { SuspendedHash, type SaveableHashes } from './running-hash.js';
 import type { IngestStatus } from './types.js';
@@ -25,6 +26,8 @@ interface IngestsOptions {
   guard: ReclaimGuard;
   records: IngestRecords;
   live: LiveIngests;
+  /** Shared with the expiry sweep, which gives ingests up too. */
+  refWork: RefWork;
   hashes: SaveableHashes;
   logger: Logger;
   crashResume: boolean;
@@ -59,17 +62,8 @@ export class Ingests {
   private readonly statuses: IngestStatuses;
   private readonly hashes: SaveableHashes;
   private readonly logger: Logger;
-  /**
-   * Refs an open is under way for, since when. Taking up a recorded ingest reads its checkpoint
-   * back (a whole blob's bytes, minutes for a large one): a client retrying, or a second one,
-   * would start another read of it for every open.
-   */
-  private readonly opening = new Map<string, Date>();
-  /**
-   * Refs whose ingest an Abort, or its stream, is giving up, since when: an open meanwhile would
-   * take up the record or the upload being given up, so it is refused as locked until they are gone.
-   */
-  private readonly closing = new Map<string, Date>();
+  /** Opens and givings up of a ref under way, one at a time. */
+  private readonly refWork: RefWork;
   /** All a Writer sees of this side. */
   private readonly writerHost: WriterHost = {
     failIfPresent: (ns, digest) => this.failIfPresent(ns, digest),
@@ -79,7 +73,7 @@ export class Ingests {
     finish: (ingest, outcome) => this.finish(ingest, outcome),
     removeRecord: (ingest) => this.records.remove(ingest),
     discard: (ingest) =>
-      this.givingUp(ingestKey(ingest.ns, ingest.ref), async () => {
+      this.refWork.givingUp(ingestKey(ingest.ns, ingest.ref), async () => {
         await this.finish(ingest, 'done');
         await ingest.upload.abort();
         await this.records.remove(ingest).catch(() => undefined);
@@ -93,6 +87,7 @@ export class Ingests {
     this.live = options.live;
     this.hashes = options.hashes;
     this.logger = options.logger;
+    this.refWork = options.refWork;
     this.checkpoints = new Checkpoints(options.blobs, options.live, options.records, options.logger);
     this.recorded = new RecordedIngests(options.blobs, options.hashes, this.checkpoints, options.records, options.logger);
     this.starts = new IngestStarts(this.checkpoints, options.hashes, options.crashResume);
@@ -119,12 +114,12 @@ export class Ingests {
     validateRef(ref);
     const key = ingestKey(ns, ref);
     // an open under way may be taking the recorded ingest up: its record and bytes are its own
-    const lockedSince = () => this.opening.get(key) ?? this.closing.get(key) ?? this.live.get(key)?.lockedSince;
+    const lockedSince = () => this.refWork.since(key) ?? this.live.get(key)?.lockedSince;
     await untilUnlocked(ref, lockedSince);
     // checked again in the same turn as the lock is taken: another open may have come meanwhile
     const since = lockedSince();
     if (since) throw lockedError(ref, since);
-    await this.givingUp(key, () => this.abortUnlocked(ns, ref, key));
+    await this.refWork.givingUp(key, () => this.abortUnlocked(ns, ref, key));
   }
 
   private async abortUnlocked(ns: string, ref: string, key: string): Promise<void> {
@@ -158,15 +153,11 @@ export class Ingests {
     const wanted = expected !== '' ? parseDigest(expected).value : undefined;
     const key = ingestKey(ns, ref);
     // one open of a ref at a time: a second one meanwhile would mostly be refused as locked once
-    // the first holds the ref (containerd's clients retry that)
-    const since = this.opening.get(key) ?? this.closing.get(key);
+    // the first holds the ref (containerd's clients retry that); one while the ref's ingest is
+    // given up (an Abort, the expiry sweep) would take up what is on its way out
+    const since = this.refWork.since(key);
     if (since) throw lockedError(ref, since);
-    this.opening.set(key, new Date());
-    try {
-      return await this.open(ns, ref, key, total, expected, wanted, signal);
-    } finally {
-      this.opening.delete(key);
-    }
+    return this.refWork.open(key, () => this.open(ns, ref, key, total, expected, wanted, signal));
   }
 
   private async open(
@@ -278,15 +269,6 @@ export class Ingests {
    */
   private staleCopy(copy: Ingest, current: IngestRecord | undefined): boolean {
     return copy.recorded && current !== undefined && current.writer !== this.records.holders.self.id;
-  }
-
-  private async givingUp(key: string, work: () => Promise<void>): Promise<void> {
-    this.closing.set(key, new Date());
-    try {
-      await work();
-    } finally {
-      this.closing.delete(key);
-    }
   }
 
   private async failIfPresent(ns: string, digest: string): Promise<void> {

@@ -12,6 +12,7 @@ import type { MessageSize, ReadChunks } from './read-chunks.js';
 import { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import type { SaveableHashes } from './running-hash.js';
 import { IngestSweep } from './sweep.js';
+import { RefWork } from './ref-work.js';
 import type { ContentInfo, IngestStatus, References } from './types.js';
 import type { Writer } from './writer.js';
 
@@ -79,6 +80,7 @@ export class ContentStore {
     const records = new IngestRecords(blobs, docs, memberships, logger);
     const live: LiveIngests = new Map();
     this.live = live;
+    const refWork = new RefWork();
     this.committed = new CommittedContent(blobs, memberships, guard, references, {
       bucketNamespace: options.bucketNamespace,
       heldOnlyNamespace: options.heldOnlyNamespace,
@@ -89,6 +91,7 @@ export class ContentStore {
       guard,
       records,
       live,
+      refWork,
       hashes: options.hashes,
       logger,
       crashResume: options.crashResume ?? true,
