@@ -1,12 +1,31 @@
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
-import { status } from '@grpc/grpc-js';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
 import { createS3Client } from '../src/blobstore/s3/client.js';
 import { S3BlobStore } from '../src/blobstore/s3/index.js';
-import type { DocEntry } from '../src/blobstore/types.js';
+import type { BlobStore, DocEntry } from '../src/blobstore/types.js';
+import type { Config } from '../src/config.js';
+import { docKeys } from '../src/metadata/documents.js';
+import { openBlobStore } from '../src/server.js';
+import type { ReadContentResponse__Output } from '../src/generated/containerd/services/content/v1/ReadContentResponse.js';
 import { overriding } from './support/overriding.js';
-import { call, failure, getObject, listKeys, newBucket, putObject, randomBlob, rawS3, startDaemon, WriteSession } from './support/harness.js';
+import {
+  call,
+  collect,
+  failure,
+  getObject,
+  listKeys,
+  newBucket,
+  ns,
+  putObject,
+  quietLogger,
+  randomBlob,
+  rawS3,
+  startDaemon,
+  until,
+  WriteSession,
+} from './support/harness.js';
 
 async function uploadsIn(bucket: string): Promise<string[]> {
   const out = await rawS3().send(new ListMultipartUploadsCommand({ Bucket: bucket }));
@@ -21,6 +40,64 @@ async function abandon(client: ReturnType<Awaited<ReturnType<typeof startDaemon>
   await s.send({ action: 'WRITE', ref, offset: 0, data });
   s.close();
   await s.ended;
+}
+
+/**
+ * The daemon's store, with the next look-up of one ref's record held once `hold` is called. A
+ * look-up (IngestRecords.read: an open's, or the sweep's of an ingest this daemon holds) asks for
+ * the record's key of the old form too, where the ref has a dot; a sweep reading the records a
+ * listing shows never does. The record's own key is read at once, so the look-up answers the
+ * record as it was then, once released; and with `hide`, listings leave the record out until `show`.
+ */
+function holdingLookUp(ref: string) {
+  const legacy = docKeys.legacyIngest('test', ref);
+  const key = docKeys.ingest('test', ref);
+  let armed = false;
+  let hidden = false;
+  let release = () => {};
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let reached = false;
+  let real: BlobStore | undefined;
+  return {
+    store: async (config: Config) =>
+      overriding((real = await openBlobStore(config, quietLogger())), {
+        getDoc: async (docKey: string) => {
+          if (docKey === legacy && armed) {
+            armed = false;
+            reached = true;
+            await released;
+          }
+          return real!.getDoc(docKey);
+        },
+        async *listDocs(prefix: string, options?: { pageKeys?: number }): AsyncIterable<DocEntry> {
+          for await (const entry of real!.listDocs(prefix, options)) if (!hidden || entry.key !== key) yield entry;
+        },
+      }),
+    /** The record as stored now (not through the hold). */
+    record: async () => {
+      const doc = await real!.getDoc(key);
+      return doc && (JSON.parse(doc.body.toString('utf8')) as { updatedAt: string; offset: number });
+    },
+    hold: () => (armed = true),
+    reached: () => reached,
+    release: () => release(),
+    hide: () => (hidden = true),
+    show: () => (hidden = false),
+  };
+}
+
+/** Goes on with an ingest from where the open answered, as a client does, and commits it. */
+async function writeOn(session: WriteSession, ref: string, blob: Buffer, offset: number): Promise<void> {
+  const chunk = 1 << 20;
+  for (let at = offset; at < blob.length; at += chunk) await session.send({ action: 'WRITE', ref, offset: at, data: blob.subarray(at, at + chunk) });
+  await session.send({ action: 'COMMIT', ref, total: blob.length, offset: blob.length, expected: digestOf(blob), labels: {} });
+  session.close();
+  await session.ended;
+}
+
+async function readBack(client: ReturnType<Awaited<ReturnType<typeof startDaemon>>['content']>, digest: string): Promise<Buffer> {
+  const chunks = await collect<ReadContentResponse__Output>(client.Read({ digest }, ns()));
+  return Buffer.concat(chunks.map((c) => c.data));
 }
 
 async function eventually(probe: () => Promise<boolean>): Promise<void> {
@@ -121,6 +198,76 @@ describe('abandoned ingests', () => {
       expect((await failure(call(second.content(), 'Status', { ref: 'orphaned' }))).code).toBe(status.NOT_FOUND);
     } finally {
       await second.stop();
+    }
+  });
+
+  it.each(['s3', 'fs'] as const)('opened again while the sweep expires them are not lost: the open is refused as locked until the sweep is done (%s)', async (backend) => {
+    const ref = 'expiring.reopened';
+    const blob = randomBlob(12 * 1024 * 1024);
+    const held = holdingLookUp(ref);
+    const d = await startDaemon({ backend, flags: { partSize: '5MiB', ingestExpiry: '2s' }, store: held.store });
+    try {
+      const client = d.content();
+      const first = new WriteSession(client);
+      await first.send({ action: 'STAT', ref, total: blob.length, expected: digestOf(blob) });
+      // from here the daemon looks the record up only when its sweep expires the ingest
+      held.hold();
+      // past a checkpoint of either store (a directory's comes every 8 MiB), so the ingest can be continued from its record
+      await first.send({ action: 'WRITE', ref, offset: 0, data: blob.subarray(0, 9 * 1024 * 1024) });
+      first.close();
+      await first.ended;
+      await until(() => held.reached());
+      // the client comes back while the sweep reads the record
+      const second = new WriteSession(client);
+      const opened = await second.send({ action: 'STAT', ref, total: blob.length, expected: digestOf(blob) }).catch((err: ServiceError) => err);
+      held.release();
+      await until(() => d.logs.some((l) => l.ref === ref && l.msg === 'discarded expired ingest'));
+      // refused as locked, the client opens the ref again (as containerd's clients retry)
+      const retried = 'code' in opened ? new WriteSession(client) : second;
+      const at = 'code' in opened ? await retried.send({ action: 'STAT', ref, total: blob.length, expected: digestOf(blob) }) : opened;
+      await writeOn(retried, ref, blob, Number(at.offset));
+      expect((await readBack(client, digestOf(blob))).equals(blob)).toBe(true);
+      expect(opened).toMatchObject({ code: status.UNAVAILABLE, details: expect.stringContaining('locked') });
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('recorded are not dropped while an open takes them up', async () => {
+    const ref = 'recorded.reopened';
+    const blob = randomBlob(12 * 1024 * 1024);
+    const bucket = await newBucket();
+    const first = await startDaemon({ bucket, flags: { partSize: '5MiB' } });
+    const s = new WriteSession(first.content());
+    await s.send({ action: 'STAT', ref, total: blob.length, expected: digestOf(blob) });
+    await s.send({ action: 'WRITE', ref, offset: 0, data: blob.subarray(0, 6 * 1024 * 1024) });
+    s.close();
+    await s.ended;
+    // the record names the part stored, from where the ingest can be continued
+    const key = `s3cs/${docKeys.ingest('test', ref)}`;
+    await until(async () => (await listKeys(bucket, key)).length > 0 && JSON.parse((await getObject(bucket, key)).toString()).offset > 0);
+    await first.stop();
+    const held = holdingLookUp(ref);
+    // the next daemon's sweeps see the record only once an open of it is under way
+    held.hide();
+    const d = await startDaemon({ bucket, flags: { partSize: '5MiB', ingestExpiry: '2s' }, store: held.store });
+    try {
+      const record = await held.record();
+      expect(record?.offset).toBe(5 * 1024 * 1024);
+      await until(() => Date.now() > new Date(record!.updatedAt).getTime() + 2_500);
+      held.hold();
+      const client = d.content();
+      const session = new WriteSession(client);
+      const opened = session.send({ action: 'STAT', ref, total: blob.length, expected: digestOf(blob) });
+      await until(() => held.reached());
+      held.show();
+      // a sweep has found the record expired: kept while the open takes the ingest up, or dropped
+      await until(() => d.logs.some((l) => l.ref === ref && typeof l.msg === 'string' && /expired ingest record/.test(l.msg)));
+      held.release();
+      await writeOn(session, ref, blob, Number((await opened).offset));
+      expect((await readBack(client, digestOf(blob))).equals(blob)).toBe(true);
+    } finally {
+      await d.stop();
     }
   });
 });

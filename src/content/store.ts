@@ -101,6 +101,7 @@ export class ContentStore {
       memberships,
       records,
       live,
+      refWork,
       logger,
       ingestExpiryMs: options.ingestExpiryMs ?? 24 * 3_600_000,
       orphanUploadGraceMs: options.orphanUploadGraceMs ?? 15 * 60_000,

@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import type { BlobStore } from '../blobstore/types.js';
-import { ingestKey, type LiveIngests } from './ingest.js';
+import { ingestKey, type Ingest, type LiveIngests } from './ingest.js';
 import type { IngestRecords } from './ingest-records.js';
 import type { Memberships } from './memberships.js';
+import type { RefWork } from './ref-work.js';
 import { sweepRemoved, sweepRuns } from '../metrics/registry.js';
 
 interface IngestSweepOptions {
@@ -10,6 +11,8 @@ interface IngestSweepOptions {
   memberships: Memberships;
   records: IngestRecords;
   live: LiveIngests;
+  /** Shared with Ingests: an ingest being opened or given up is not swept meanwhile, nor opened while swept. */
+  refWork: RefWork;
   logger: Logger;
   /** An ingest nobody has written to for this long is discarded, with its stored bytes. */
   ingestExpiryMs: number;
@@ -28,44 +31,33 @@ export class IngestSweep {
    * before the ingest was recorded). Returns how many were discarded.
    */
   async run(now = Date.now()): Promise<number> {
-    const { blobs, memberships, records, live, logger, ingestExpiryMs, orphanUploadGraceMs } = this.options;
+    const { blobs, memberships, records, live, refWork, logger, ingestExpiryMs, orphanUploadGraceMs } = this.options;
     const cutoff = now - ingestExpiryMs;
     let discarded = 0;
     sweepRuns.inc();
     for (const [key, ingest] of live) {
-      if (ingest.lockedSince || ingest.updatedAt.getTime() >= cutoff) continue;
-      live.delete(key);
-      ingest.hasher.close();
-      // Another daemon may have continued it from its record since: then the bytes are its.
-      const record = ingest.recorded
-        ? await records.read(ingest.ns, ingest.ref).catch(async (err: unknown) => {
-            // let go here at least: the record, and what it stores, stays for a later sweep
-            await ingest.upload.forget();
-            throw err;
-          })
-        : undefined;
-      // one naming another writer was written there since (one of an earlier version is told by its time)
-      const elsewhere = record?.writer !== undefined && record.writer !== records.holders.self.id;
-      if (record && (elsewhere || new Date(record.updatedAt).getTime() > ingest.updatedAt.getTime())) {
-        await ingest.upload.forget();
-        continue;
-      }
-      await ingest.upload.abort();
-      await records.remove(ingest).catch(() => undefined);
-      discarded++;
-      logger.info({ ns: ingest.ns, ref: ingest.ref, offset: ingest.offset }, 'discarded expired ingest');
+      // one an open is taking up, or an Abort giving up, meanwhile is theirs: a later sweep sees it again
+      if (ingest.lockedSince || ingest.updatedAt.getTime() >= cutoff || refWork.since(key)) continue;
+      // From here to its end an open of the ref is refused as locked: one meanwhile would find
+      // nothing here, take the ingest up from its record (the same upload) and write the record
+      // anew, and this would then discard both.
+      if (await refWork.givingUp(key, () => this.expire(key, ingest))) discarded++;
     }
     const owned = liveUploads(live, blobs);
     for await (const ns of memberships.namespaces()) {
       // read, never taken from what listings kept: the sweep drops records, and aborts uploads
       // no record owns, by what they say now
       for await (const record of records.all(ns, { fresh: true })) {
-        const kept = new Date(record.updatedAt).getTime() >= cutoff || live.has(ingestKey(ns, record.ref)) || records.holders.heldElsewhere(record);
-        if (kept) {
+        const key = ingestKey(ns, record.ref);
+        const kept = new Date(record.updatedAt).getTime() >= cutoff || live.has(key) || records.holders.heldElsewhere(record);
+        // an open may have read the record and be taking the ingest up (its upload is then its)
+        const busy = !kept && refWork.since(key) !== undefined;
+        if (kept || busy) {
+          if (busy) logger.debug({ ns, ref: record.ref }, 'kept an expired ingest record for a later sweep: its ref is being opened or given up');
           if (record.upload) owned.add(blobs.uploadIdentity(record.upload));
           continue;
         }
-        await records.drop(ns, record);
+        await refWork.givingUp(key, () => records.drop(ns, record));
         discarded++;
         logger.info({ ns, ref: record.ref }, 'discarded expired ingest record and its stored bytes');
       }
@@ -84,6 +76,31 @@ export class IngestSweep {
     }
     sweepRemoved.inc(discarded);
     return discarded;
+  }
+
+  /** Discards an expired ingest this process holds, unless another daemon continued it; whether it did. */
+  private async expire(key: string, ingest: Ingest): Promise<boolean> {
+    const { records, live, logger } = this.options;
+    live.delete(key);
+    ingest.hasher.close();
+    // Another daemon may have continued it from its record since: then the bytes are its.
+    const record = ingest.recorded
+      ? await records.read(ingest.ns, ingest.ref).catch(async (err: unknown) => {
+          // let go here at least: the record, and what it stores, stays for a later sweep
+          await ingest.upload.forget();
+          throw err;
+        })
+      : undefined;
+    // one naming another writer was written there since (one of an earlier version is told by its time)
+    const elsewhere = record?.writer !== undefined && record.writer !== records.holders.self.id;
+    if (record && (elsewhere || new Date(record.updatedAt).getTime() > ingest.updatedAt.getTime())) {
+      await ingest.upload.forget();
+      return false;
+    }
+    await ingest.upload.abort();
+    await records.remove(ingest).catch(() => undefined);
+    logger.info({ ns: ingest.ns, ref: ingest.ref, offset: ingest.offset }, 'discarded expired ingest');
+    return true;
   }
 }
 
