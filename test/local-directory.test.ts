@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, renameSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,9 @@ import type { ContentClient } from '../src/generated/containerd/services/content
 import type { ReadContentResponse__Output } from '../src/generated/containerd/services/content/v1/ReadContentResponse.js';
 import type { ListContentResponse__Output } from '../src/generated/containerd/services/content/v1/ListContentResponse.js';
 import { call, collect, failure, ns, randomBlob, startDaemon, WriteSession, writeBlob, type TestDaemon } from './support/harness.js';
+
+const MiB = 1024 * 1024;
+const UPLOAD_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The embedded default behaves as the S3 store does; these pin the directory specifics. */
 describe('local directory store (no bucket)', () => {
@@ -73,5 +76,87 @@ describe('local directory store (no bucket)', () => {
     expect((await failure(call(client, 'Info', { digest }))).code).toBe(status.NOT_FOUND);
     // the bytes stay until the collector finds nothing needs them
     expect(readdirSync(join(root, 'blobs'))).toContain(digest);
+  });
+
+  /** Runs `work` with the store's directory `name` moved away, putting it back after. */
+  const without = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
+    const dir = join(root, name);
+    const aside = join(root, `${name}-aside`);
+    renameSync(dir, aside);
+    try {
+      return await work();
+    } finally {
+      renameSync(aside, dir);
+    }
+  };
+  const statusOf = (ref: string) => call<object, { status: { offset: string | number } }>(client, 'Status', { ref });
+
+  it('stores the whole upload under its digest when a COMMIT is tried again after its rename failed', async () => {
+    const ref = 'fs-commit-again';
+    const data = randomBlob(3 * MiB);
+    const digest = digestOf(data);
+    const first = new WriteSession(client);
+    await first.send({ action: 'STAT', ref, total: data.length, expected: digest });
+    await first.send({ action: 'WRITE', ref, offset: 0, data });
+    await without('blobs', async () => {
+      await failure(first.send({ action: 'COMMIT', ref, total: data.length, offset: data.length, expected: digest }));
+    });
+    expect(Number((await statusOf(ref)).status.offset)).toBe(data.length);
+    const second = new WriteSession(client);
+    await second.send({ action: 'COMMIT', ref, total: data.length, offset: data.length, expected: digest });
+    expect(readFileSync(join(root, 'blobs', digest)).equals(data)).toBe(true);
+    const chunks = await collect<ReadContentResponse__Output>(client.Read({ digest }, ns()));
+    expect(Buffer.concat(chunks.map((c) => c.data)).equals(data)).toBe(true);
+  });
+
+  it('refuses a COMMIT tried again over an upload file cut short meanwhile, storing nothing under the digest', async () => {
+    const ref = 'fs-commit-cut';
+    const data = randomBlob(3 * MiB);
+    const digest = digestOf(data);
+    const first = new WriteSession(client);
+    await first.send({ action: 'STAT', ref, total: data.length, expected: digest });
+    await first.send({ action: 'WRITE', ref, offset: 0, data });
+    await without('blobs', async () => {
+      await failure(first.send({ action: 'COMMIT', ref, total: data.length, offset: data.length, expected: digest }));
+    });
+    const files = readdirSync(join(root, 'uploads')).filter((name) => UPLOAD_NAME.test(name));
+    expect(files).toHaveLength(1);
+    truncateSync(join(root, 'uploads', files[0]!), MiB);
+    const second = new WriteSession(client);
+    const err = await failure(second.send({ action: 'COMMIT', ref, total: data.length, offset: data.length, expected: digest }));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.details).toMatch(/offset 0/);
+    expect(existsSync(join(root, 'blobs', digest))).toBe(false);
+    await call(client, 'Abort', { ref });
+  });
+
+  it('writes and commits an ingest once its upload directory is back, after a WRITE that could not create its file', async () => {
+    const ref = 'fs-open-failed';
+    const data = randomBlob(1000);
+    await without('uploads', async () => {
+      await failure(new WriteSession(client).send({ action: 'WRITE', ref, offset: 0, data }));
+    });
+    const again = new WriteSession(client);
+    await again.send({ action: 'WRITE', ref, offset: 0, data });
+    const done = await again.send({ action: 'COMMIT', ref, total: data.length, offset: data.length, expected: digestOf(data) });
+    expect(done.digest).toBe(digestOf(data));
+    expect(readFileSync(join(root, 'blobs', digestOf(data))).equals(data)).toBe(true);
+  });
+
+  it('aborts an ingest whose upload file could not be created', async () => {
+    const ref = 'fs-open-failed-abort';
+    await without('uploads', async () => {
+      await failure(new WriteSession(client).send({ action: 'WRITE', ref, offset: 0, data: randomBlob(1000) }));
+    });
+    await call(client, 'Abort', { ref });
+    expect((await failure(statusOf(ref))).code).toBe(status.NOT_FOUND);
+  });
+
+  it('leaves no ingest status behind after a COMMIT of the empty blob on a fresh ref', async () => {
+    const ref = 'fs-empty';
+    const digest = digestOf('');
+    const done = await new WriteSession(client).send({ action: 'COMMIT', ref, total: 0, offset: 0, expected: digest });
+    expect(done.digest).toBe(digest);
+    expect((await failure(statusOf(ref))).code).toBe(status.NOT_FOUND);
   });
 });

@@ -6,6 +6,7 @@ import { isValidDigest } from '../digest.js';
 import { notFound, readBackCancelled, startOver, unavailable } from '../errors.js';
 import { piecesOfFile, PieceBudget } from './disk-pieces.js';
 import { DirectoryDocs, isNoEntry } from './fs-docs.js';
+import { FsUpload } from './fs-upload.js';
 import { ProbeError } from './probe-error.js';
 import type {
   BlobEntry,
@@ -26,8 +27,6 @@ import type {
   UploadOptions,
 } from './types.js';
 
-/** How often an upload's file is synced and offered as a checkpoint. */
-const CHECKPOINT_BYTES = 8 * 1024 * 1024;
 const UPLOAD_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
@@ -254,98 +253,6 @@ export class FsBlobStore implements BlobStore {
   }
 
   async close(): Promise<void> {}
-}
-
-class FsUpload implements Upload {
-  readonly checkpointBytes = CHECKPOINT_BYTES;
-  /** The file can be read back whenever. */
-  readonly rereadable = true;
-  private fh: Promise<FileHandle> | undefined;
-  /** Bytes in the file. */
-  private size: number;
-  private checkpointed: number;
-  private readonly onDurable: ((checkpoint: Checkpoint) => void) | undefined;
-  private readonly resumeAt: number | undefined;
-
-  constructor(
-    private readonly path: string,
-    private readonly finalPath: (digest: string) => string,
-    options: UploadOptions,
-  ) {
-    this.onDurable = options.onDurable;
-    this.resumeAt = options.resume?.offset;
-    this.size = this.resumeAt ?? 0;
-    this.checkpointed = this.size;
-  }
-
-  private file(): Promise<FileHandle> {
-    this.fh ??= this.resumeAt === undefined ? this.create() : this.reopen(this.resumeAt);
-    return this.fh;
-  }
-
-  private async create(): Promise<FileHandle> {
-    const fh = await open(this.path, 'w');
-    this.onDurable?.({ offset: 0, handle: this.handle()! });
-    return fh;
-  }
-
-  /** Continues a checkpoint: anything written after it (before a crash) is cut off. */
-  private async reopen(offset: number): Promise<FileHandle> {
-    const fh = await open(this.path, 'r+').catch((err: unknown) => {
-      if (isNoEntry(err)) throw startOver(`upload ${basename(this.path)} is gone; write the content again from offset 0`);
-      throw err;
-    });
-    if ((await fh.stat()).size < offset) {
-      await fh.close();
-      throw startOver(`upload ${basename(this.path)} holds less than its checkpoint; write the content again from offset 0`);
-    }
-    await fh.truncate(offset);
-    return fh;
-  }
-
-  async write(chunk: Buffer): Promise<void> {
-    const fh = await this.file();
-    let done = 0;
-    while (done < chunk.length) done += (await fh.write(chunk, done, chunk.length - done, this.size + done)).bytesWritten;
-    this.size += chunk.length;
-    const reached = this.size - (this.size % this.checkpointBytes);
-    if (reached > this.checkpointed) {
-      await fh.datasync();
-      this.checkpointed = reached;
-      this.onDurable?.({ offset: reached, handle: this.handle()! });
-    }
-  }
-
-  /** Every byte is in the file already: the sync and rename of commit are all there is left. */
-  async prepare(): Promise<void> {}
-
-  async commit(digest: string): Promise<void> {
-    const fh = await this.file();
-    await fh.sync();
-    await fh.close();
-    this.fh = undefined;
-    await rename(this.path, this.finalPath(digest));
-  }
-
-  handle(): UploadHandle | undefined {
-    return this.fh === undefined ? undefined : { file: basename(this.path) };
-  }
-
-  /** Every byte is in the file already; nothing is held in memory. */
-  async suspend(): Promise<void> {}
-
-  async forget(): Promise<void> {
-    const handle = this.fh;
-    this.fh = undefined;
-    if (handle) await (await handle).close().catch(() => undefined);
-  }
-
-  async abort(): Promise<void> {
-    const handle = this.fh;
-    this.fh = undefined;
-    if (handle) await (await handle).close().catch(() => undefined);
-    await rm(this.path, { force: true });
-  }
 }
 
 /** The upload file a checkpoint names: only a bare upload id, so a forged record cannot name another path. */
