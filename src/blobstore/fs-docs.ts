@@ -1,12 +1,13 @@
 import type { Dirent } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { dirname, join, relative, sep } from 'node:path';
+import { writeAside, type FsSync } from './fs-files.js';
 import type { DocEntry, StoredDoc } from './types.js';
 
 /**
  * The daemon's documents in a local directory, a file each under the key's path. A document is
- * written aside and renamed into place, so a reader sees a whole one. No version is told: a
+ * written aside, synced, and renamed into place, so a reader sees a whole one (see writeAside). No version is told: a
  * file's inode is reused and its time is coarse, so neither tells one write from the next as
  * S3's ETag does, and reading a local file again costs little.
  */
@@ -15,6 +16,7 @@ export class DirectoryDocs {
     private readonly docsDir: string,
     /** Where a document is written before it is renamed into place (not beside it, where a name like `x.tmp` could be a document's own). */
     private readonly asideDir: string,
+    private readonly sync: FsSync,
   ) {}
 
   private docPath(key: string): string {
@@ -35,10 +37,15 @@ export class DirectoryDocs {
 
   async put(key: string, body: Buffer): Promise<void> {
     const path = this.docPath(key);
-    await mkdir(dirname(path), { recursive: true });
-    const tmp = join(this.asideDir, `doc-${randomUUID()}`);
-    await writeFile(tmp, body);
-    await rename(tmp, path);
+    const made = await mkdir(dirname(path), { recursive: true });
+    // each directory made is an entry in the one above it, synced as the document's own will be
+    if (made !== undefined) {
+      for (let dir = dirname(dirname(path)); ; dir = dirname(dir)) {
+        await this.sync.dir(dir);
+        if (dir === dirname(made) || dir === dirname(dir)) break;
+      }
+    }
+    await writeAside(join(this.asideDir, `doc-${randomUUID()}`), path, body, this.sync);
   }
 
   async delete(key: string): Promise<void> {

@@ -1,7 +1,8 @@
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { startOver } from '../errors.js';
 import { isNoEntry } from './fs-docs.js';
+import type { FsSync } from './fs-files.js';
 import type { Checkpoint, Upload, UploadHandle, UploadOptions } from './types.js';
 
 /** How often an upload's file is synced and offered as a checkpoint. */
@@ -31,6 +32,7 @@ export class FsUpload implements Upload {
     private readonly path: string,
     private readonly finalPath: (digest: string) => string,
     options: UploadOptions,
+    private readonly sync: FsSync,
   ) {
     this.onDurable = options.onDurable;
     this.resumeAt = options.resume?.offset;
@@ -53,6 +55,13 @@ export class FsUpload implements Upload {
   private async create(announce: boolean): Promise<FileHandle> {
     const fh = await open(this.path, 'w');
     this.made = true;
+    try {
+      // a checkpoint's record names the file: its entry must outlive a power loss as the record does
+      await this.sync.dir(dirname(this.path));
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw err;
+    }
     if (announce) this.onDurable?.({ offset: 0, handle: this.handle()! });
     return fh;
   }
@@ -104,12 +113,14 @@ export class FsUpload implements Upload {
     if (held !== size) {
       throw startOver(`upload ${basename(this.path)} holds ${held} bytes, not the ${size} committed; write the content again from offset 0`);
     }
-    await fh.sync();
-    await rename(this.path, this.finalPath(digest));
+    await this.sync.file(fh);
+    const path = this.finalPath(digest);
+    await rename(this.path, path);
     this.ended = true;
     this.fh = undefined;
     // synced and renamed: a failed close loses nothing
     await fh.close().catch(() => undefined);
+    await this.sync.dir(dirname(path));
   }
 
   handle(): UploadHandle | undefined {

@@ -1,11 +1,12 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { isValidDigest } from '../digest.js';
 import { notFound, readBackCancelled, startOver, unavailable } from '../errors.js';
 import { piecesOfFile, PieceBudget } from './disk-pieces.js';
 import { DirectoryDocs, isNoEntry } from './fs-docs.js';
+import { diskSync, writeAside, type FsSync } from './fs-files.js';
 import { FsUpload } from './fs-upload.js';
 import { ProbeError } from './probe-error.js';
 import type {
@@ -32,7 +33,7 @@ const UPLOAD_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 /**
  * The embedded default: a local directory laid out like the bucket (`blobs/<digest>`, and the
  * daemon's documents under `s3cs/`), so moving to S3 later is a plain copy. A blob appears by
- * an atomic rename of a fully written, fsync'ed file.
+ * an atomic rename of a fully written, fsync'ed file, and its directory is synced after.
  */
 export class FsBlobStore implements BlobStore {
   readonly location: string;
@@ -47,13 +48,14 @@ export class FsBlobStore implements BlobStore {
   constructor(
     readonly root: string,
     metadataPrefix = 's3cs/',
+    private readonly sync: FsSync = diskSync,
   ) {
     this.location = `directory ${root}`;
     this.blobsDir = join(root, 'blobs');
     this.docsDir = join(root, ...metadataPrefix.split('/').filter(Boolean));
     this.uploadsDir = join(root, 'uploads');
     this.recordsDir = join(root, 'manifests');
-    this.docs = new DirectoryDocs(this.docsDir, this.uploadsDir);
+    this.docs = new DirectoryDocs(this.docsDir, this.uploadsDir, sync);
   }
 
   async init(): Promise<void> {
@@ -100,7 +102,7 @@ export class FsBlobStore implements BlobStore {
 
   createUpload(options: UploadOptions): Upload {
     const name = options.resume ? uploadName(options.resume) : randomUUID();
-    return new FsUpload(join(this.uploadsDir, name), (digest) => this.blobPath(digest), options);
+    return new FsUpload(join(this.uploadsDir, name), (digest) => this.blobPath(digest), options, this.sync);
   }
 
   /** The file holds the checkpoint's bytes as they are: read, and continued in place. */
@@ -174,8 +176,7 @@ export class FsBlobStore implements BlobStore {
   async putRecord(name: string, body: Buffer): Promise<void> {
     const path = this.recordPath(name);
     const tmp = join(this.uploadsDir, `record-${randomUUID()}`);
-    await writeFile(tmp, body);
-    await rename(tmp, path);
+    await writeAside(tmp, path, body, this.sync);
   }
 
   async deleteRecord(name: string): Promise<boolean> {
