@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, readdirSync, renameSync, truncateSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +7,7 @@ import { digestOf } from '../src/digest.js';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
 import type { ReadContentResponse__Output } from '../src/generated/containerd/services/content/v1/ReadContentResponse.js';
 import type { ListContentResponse__Output } from '../src/generated/containerd/services/content/v1/ListContentResponse.js';
-import { call, collect, failure, ns, randomBlob, startDaemon, WriteSession, writeBlob, type TestDaemon } from './support/harness.js';
+import { call, collect, failure, ns, randomBlob, startDaemon, tempDir, until, WriteSession, writeBlob, type TestDaemon } from './support/harness.js';
 
 const MiB = 1024 * 1024;
 const UPLOAD_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -158,5 +159,27 @@ describe('local directory store (no bucket)', () => {
     const done = await new WriteSession(client).send({ action: 'COMMIT', ref, total: 0, offset: 0, expected: digest });
     expect(done.digest).toBe(digest);
     expect((await failure(statusOf(ref))).code).toBe(status.NOT_FOUND);
+  });
+});
+
+describe('local directory store, temporary files left by a crash', () => {
+  it('removes at start the temporary documents and records older than the orphan grace, and keeps younger ones', async () => {
+    const root = join(tempDir(), 'root');
+    mkdirSync(join(root, 'uploads'), { recursive: true });
+    const old = [`doc-${randomUUID()}`, `record-${randomUUID()}`];
+    const young = `doc-${randomUUID()}`;
+    const anHourAgo = new Date(Date.now() - 3600_000);
+    for (const name of old) {
+      writeFileSync(join(root, 'uploads', name), 'left by a crash');
+      utimesSync(join(root, 'uploads', name), anHourAgo, anHourAgo);
+    }
+    writeFileSync(join(root, 'uploads', young), 'being written');
+    const d = await startDaemon({ backend: 'fs', flags: { root } });
+    try {
+      await until(() => old.every((name) => !existsSync(join(root, 'uploads', name))));
+      expect(statSync(join(root, 'uploads', young)).isFile()).toBe(true);
+    } finally {
+      await d.stop();
+    }
   });
 });

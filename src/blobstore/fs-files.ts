@@ -23,10 +23,13 @@ export const diskSync: FsSync = {
   },
 };
 
+/** A temporary file a document or record is written to before its rename into place. */
+export const TEMP_NAME = /^(doc|record)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 /**
  * Writes `body` to `tmp`, synced, renames it to `path` and syncs `path`'s directory: a reader
  * sees a whole file or none, and a power loss does not undo it nor leave it empty. A failure
- * removes `tmp`, which nobody else would.
+ * removes `tmp`, which nobody else would (a crash's are swept: see FsBlobStore.listUploads).
  */
 export async function writeAside(tmp: string, path: string, body: Buffer, sync: FsSync): Promise<void> {
   try {

@@ -6,7 +6,7 @@ import { isValidDigest } from '../digest.js';
 import { notFound, readBackCancelled, startOver, unavailable } from '../errors.js';
 import { piecesOfFile, PieceBudget } from './disk-pieces.js';
 import { DirectoryDocs, isNoEntry } from './fs-docs.js';
-import { diskSync, writeAside, type FsSync } from './fs-files.js';
+import { diskSync, TEMP_NAME, writeAside, type FsSync } from './fs-files.js';
 import { FsUpload } from './fs-upload.js';
 import { ProbeError } from './probe-error.js';
 import type {
@@ -123,13 +123,18 @@ export class FsBlobStore implements BlobStore {
 
   async discardUpload(handle: UploadHandle): Promise<void> {
     const { file } = handle;
-    // only a bare upload id is accepted, so a forged record cannot name another path
-    if (typeof file === 'string' && UPLOAD_NAME.test(file)) await rm(join(this.uploadsDir, file), { force: true });
+    // only a bare upload id (or a temporary file's name) is accepted, so a forged record cannot name another path
+    if (typeof file === 'string' && (UPLOAD_NAME.test(file) || TEMP_NAME.test(file))) await rm(join(this.uploadsDir, file), { force: true });
   }
 
+  /**
+   * Upload files, and the temporary files of documents and records: a crash between their write
+   * and their rename leaves them behind, and the sweep discards them as it does an upload nobody
+   * owns (once as old as its grace, so one being written now stays).
+   */
   async *listUploads(): AsyncIterable<PendingUpload> {
     for (const name of (await readdir(this.uploadsDir)).sort()) {
-      if (!UPLOAD_NAME.test(name)) continue;
+      if (!UPLOAD_NAME.test(name) && !TEMP_NAME.test(name)) continue;
       const st = await stat(join(this.uploadsDir, name)).catch(() => undefined);
       if (st) yield { handle: { file: name }, startedAt: st.mtime, staging: true };
     }
