@@ -153,6 +153,14 @@ describe('local directory store (no bucket)', () => {
     expect((await failure(statusOf(ref))).code).toBe(status.NOT_FOUND);
   });
 
+  it('answers a WRITE whose upload directory is unusable with UNAVAILABLE, naming the operation and no path of the server', async () => {
+    const err = await without('uploads', () => failure(new WriteSession(client).send({ action: 'WRITE', ref: 'fs-unusable', offset: 0, data: randomBlob(10) })));
+    expect(err.code).toBe(status.UNAVAILABLE);
+    expect(err.details).toMatch(/upload/);
+    expect(err.details).not.toContain(root);
+    await call(client, 'Abort', { ref: 'fs-unusable' });
+  });
+
   it('leaves no ingest status behind after a COMMIT of the empty blob on a fresh ref', async () => {
     const ref = 'fs-empty';
     const digest = digestOf('');

@@ -1,5 +1,6 @@
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, isAbsolute, relative } from 'node:path';
+import { StoreError, resourceExhausted, unavailable } from '../errors.js';
 
 /**
  * The two syncs that make a local file durable: its bytes, and the entry in its directory (a
@@ -46,4 +47,24 @@ export async function writeAside(tmp: string, path: string, body: Buffer, sync: 
     throw err;
   }
   await sync.dir(dirname(path));
+}
+
+const FULL = new Set(['ENOSPC', 'EDQUOT']);
+/** The directory cannot be used as it stands (gone, read-only, failing, out of descriptors): none is the client's doing. */
+const UNUSABLE = new Set(['EMFILE', 'ENFILE', 'EIO', 'EROFS', 'ENOENT', 'ENOTDIR', 'EACCES', 'EPERM']);
+
+/**
+ * A failure of the local directory as a client is told it: what could not be done and why,
+ * with a path relative to the store's root at most (the server's own layout is not a client's
+ * business, and an INTERNAL "bug" it is not). Anything else is passed on as it is.
+ */
+export function localError(err: unknown, what: string, root: string): unknown {
+  if (err instanceof StoreError) return err;
+  const { code, path } = (err ?? {}) as NodeJS.ErrnoException;
+  if (typeof code !== 'string') return err;
+  const rel = typeof path === 'string' ? relative(root, path) : '';
+  const at = rel && !rel.startsWith('..') && !isAbsolute(rel) ? ` at ${rel}` : '';
+  if (FULL.has(code)) return resourceExhausted(`${what}: the store's local directory is full (${code}${at})`);
+  if (UNUSABLE.has(code)) return unavailable(`${what}: the store's local directory cannot be used (${code}${at})`, err);
+  return err;
 }

@@ -2,7 +2,7 @@ import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { startOver } from '../errors.js';
 import { isNoEntry } from './fs-docs.js';
-import type { FsSync } from './fs-files.js';
+import { localError, type FsSync } from './fs-files.js';
 import type { Checkpoint, Upload, UploadHandle, UploadOptions } from './types.js';
 
 /** How often an upload's file is synced and offered as a checkpoint. */
@@ -32,6 +32,8 @@ export class FsUpload implements Upload {
     private readonly path: string,
     private readonly finalPath: (digest: string) => string,
     options: UploadOptions,
+    /** The store's root, which error messages name paths relative to. */
+    private readonly root: string,
     private readonly sync: FsSync,
   ) {
     this.onDurable = options.onDurable;
@@ -86,15 +88,19 @@ export class FsUpload implements Upload {
   }
 
   async write(chunk: Buffer): Promise<void> {
-    const fh = await this.file();
-    let done = 0;
-    while (done < chunk.length) done += (await fh.write(chunk, done, chunk.length - done, this.size + done)).bytesWritten;
-    this.size += chunk.length;
-    const reached = this.size - (this.size % this.checkpointBytes);
-    if (reached > this.checkpointed) {
-      await fh.datasync();
-      this.checkpointed = reached;
-      this.onDurable?.({ offset: reached, handle: this.handle()! });
+    try {
+      const fh = await this.file();
+      let done = 0;
+      while (done < chunk.length) done += (await fh.write(chunk, done, chunk.length - done, this.size + done)).bytesWritten;
+      this.size += chunk.length;
+      const reached = this.size - (this.size % this.checkpointBytes);
+      if (reached > this.checkpointed) {
+        await fh.datasync();
+        this.checkpointed = reached;
+        this.onDurable?.({ offset: reached, handle: this.handle()! });
+      }
+    } catch (err) {
+      throw localError(err, 'write to an upload file', this.root);
     }
   }
 
@@ -106,21 +112,25 @@ export class FsUpload implements Upload {
    * after a failed one renames the same bytes.
    */
   async commit(digest: string, size: number): Promise<void> {
-    // A file made here (an empty blob) is not announced: the COMMIT removes the ingest's record
-    // beside this, and a record written after that removal would outlive the ingest.
-    const fh = await this.file(false);
-    const held = (await fh.stat()).size;
-    if (held !== size) {
-      throw startOver(`upload ${basename(this.path)} holds ${held} bytes, not the ${size} committed; write the content again from offset 0`);
-    }
-    await this.sync.file(fh);
     const path = this.finalPath(digest);
-    await rename(this.path, path);
-    this.ended = true;
-    this.fh = undefined;
-    // synced and renamed: a failed close loses nothing
-    await fh.close().catch(() => undefined);
-    await this.sync.dir(dirname(path));
+    try {
+      // A file made here (an empty blob) is not announced: the COMMIT removes the ingest's record
+      // beside this, and a record written after that removal would outlive the ingest.
+      const fh = await this.file(false);
+      const held = (await fh.stat()).size;
+      if (held !== size) {
+        throw startOver(`upload ${basename(this.path)} holds ${held} bytes, not the ${size} committed; write the content again from offset 0`);
+      }
+      await this.sync.file(fh);
+      await rename(this.path, path);
+      this.ended = true;
+      this.fh = undefined;
+      // synced and renamed: a failed close loses nothing
+      await fh.close().catch(() => undefined);
+      await this.sync.dir(dirname(path));
+    } catch (err) {
+      throw localError(err, `commit of ${digest}`, this.root);
+    }
   }
 
   handle(): UploadHandle | undefined {
@@ -142,6 +152,8 @@ export class FsUpload implements Upload {
     this.fh = undefined;
     this.ended = true;
     if (handle) await (await handle.catch(() => undefined))?.close().catch(() => undefined);
-    await rm(this.path, { force: true });
+    await rm(this.path, { force: true }).catch((err: unknown) => {
+      throw localError(err, 'discard of an upload file', this.root);
+    });
   }
 }

@@ -6,7 +6,7 @@ import { isValidDigest } from '../digest.js';
 import { notFound, readBackCancelled, startOver, unavailable } from '../errors.js';
 import { piecesOfFile, PieceBudget } from './disk-pieces.js';
 import { DirectoryDocs, isNoEntry } from './fs-docs.js';
-import { diskSync, TEMP_NAME, writeAside, type FsSync } from './fs-files.js';
+import { diskSync, localError, TEMP_NAME, writeAside, type FsSync } from './fs-files.js';
 import { FsUpload } from './fs-upload.js';
 import { ProbeError } from './probe-error.js';
 import type {
@@ -33,7 +33,8 @@ const UPLOAD_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 /**
  * The embedded default: a local directory laid out like the bucket (`blobs/<digest>`, and the
  * daemon's documents under `s3cs/`), so moving to S3 later is a plain copy. A blob appears by
- * an atomic rename of a fully written, fsync'ed file, and its directory is synced after.
+ * an atomic rename of a fully written, fsync'ed file, and its directory is synced after. Failures
+ * of the directory reach clients as what could not be done (see localError), without its path.
  */
 export class FsBlobStore implements BlobStore {
   readonly location: string;
@@ -66,13 +67,31 @@ export class FsBlobStore implements BlobStore {
     return join(this.blobsDir, digest);
   }
 
+  /** `work`, its failure told as what could not be done (see localError). */
+  private async local<T>(what: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      throw localError(err, what, this.root);
+    }
+  }
+
+  /** `items`, a failure met on the way told as in `local`. */
+  private async *localEach<T>(what: string, items: () => AsyncIterable<T> | Promise<AsyncIterable<T>>): AsyncIterable<T> {
+    try {
+      yield* await items();
+    } catch (err) {
+      throw localError(err, what, this.root);
+    }
+  }
+
   async statBlob(digest: string): Promise<BlobStat | undefined> {
     try {
       const st = await stat(this.blobPath(digest));
       return { size: st.size, lastModified: st.mtime };
     } catch (err) {
       if (isNoEntry(err)) return undefined;
-      throw err;
+      throw localError(err, `look-up of ${digest}`, this.root);
     }
   }
 
@@ -81,18 +100,20 @@ export class FsBlobStore implements BlobStore {
     const openFile = () => open(this.blobPath(digest), 'r').catch((err: unknown) => {
       throw isNoEntry(err) ? notFound(`content ${digest}: not found`) : err;
     });
-    return piecesOfFile(openFile, offset, length, this.pieces, (at) =>
-      unavailable(`read of ${digest} ended at ${at}, expected ${offset + length}: the stored file changed`),
+    return this.localEach(`read of ${digest}`, () =>
+      piecesOfFile(openFile, offset, length, this.pieces, (at) =>
+        unavailable(`read of ${digest} ended at ${at}, expected ${offset + length}: the stored file changed`),
+      ),
     );
   }
 
   async deleteBlob(digest: string, options: { deadline?: number } = {}): Promise<void> {
     if (options.deadline !== undefined && Date.now() > options.deadline) throw unavailable(`delete of ${digest}: not done, its deadline passed`);
-    await rm(this.blobPath(digest), { force: true });
+    await this.local(`delete of ${digest}`, () => rm(this.blobPath(digest), { force: true }));
   }
 
   async *listBlobs(): AsyncIterable<BlobEntry> {
-    const names = (await readdir(this.blobsDir)).sort();
+    const names = (await this.local('listing of blobs', () => readdir(this.blobsDir))).sort();
     for (const name of names) {
       if (!isValidDigest(name)) continue;
       const st = await this.statBlob(name);
@@ -102,13 +123,20 @@ export class FsBlobStore implements BlobStore {
 
   createUpload(options: UploadOptions): Upload {
     const name = options.resume ? uploadName(options.resume) : randomUUID();
-    return new FsUpload(join(this.uploadsDir, name), (digest) => this.blobPath(digest), options, this.sync);
+    return new FsUpload(join(this.uploadsDir, name), (digest) => this.blobPath(digest), options, this.root, this.sync);
   }
 
   /** The file holds the checkpoint's bytes as they are: read, and continued in place. */
-  async reopenCheckpoint(checkpoint: Checkpoint, read: (chunk: Buffer) => void, signal?: AbortSignal): Promise<ReopenedCheckpoint> {
+  reopenCheckpoint(checkpoint: Checkpoint, read: (chunk: Buffer) => void, signal?: AbortSignal): Promise<ReopenedCheckpoint> {
+    return this.local('read back of an upload file', () => this.readBack(checkpoint, read, signal));
+  }
+
+  private async readBack(checkpoint: Checkpoint, read: (chunk: Buffer) => void, signal?: AbortSignal): Promise<ReopenedCheckpoint> {
     const path = join(this.uploadsDir, uploadName(checkpoint));
-    const st = await stat(path).catch(() => undefined);
+    const st = await stat(path).catch((err: unknown) => {
+      if (isNoEntry(err)) return undefined;
+      throw err;
+    });
     if (!st || st.size < checkpoint.offset) {
       throw startOver(`upload ${basename(path)} holds less than its checkpoint; write the content again from offset 0`);
     }
@@ -124,7 +152,9 @@ export class FsBlobStore implements BlobStore {
   async discardUpload(handle: UploadHandle): Promise<void> {
     const { file } = handle;
     // only a bare upload id (or a temporary file's name) is accepted, so a forged record cannot name another path
-    if (typeof file === 'string' && (UPLOAD_NAME.test(file) || TEMP_NAME.test(file))) await rm(join(this.uploadsDir, file), { force: true });
+    if (typeof file === 'string' && (UPLOAD_NAME.test(file) || TEMP_NAME.test(file))) {
+      await this.local('discard of an upload file', () => rm(join(this.uploadsDir, file), { force: true }));
+    }
   }
 
   /**
@@ -133,7 +163,7 @@ export class FsBlobStore implements BlobStore {
    * owns (once as old as its grace, so one being written now stays).
    */
   async *listUploads(): AsyncIterable<PendingUpload> {
-    for (const name of (await readdir(this.uploadsDir)).sort()) {
+    for (const name of (await this.local('listing of upload files', () => readdir(this.uploadsDir))).sort()) {
       if (!UPLOAD_NAME.test(name) && !TEMP_NAME.test(name)) continue;
       const st = await stat(join(this.uploadsDir, name)).catch(() => undefined);
       if (st) yield { handle: { file: name }, startedAt: st.mtime, staging: true };
@@ -142,7 +172,7 @@ export class FsBlobStore implements BlobStore {
 
   async touchBlob(digest: string): Promise<void> {
     const now = new Date();
-    await utimes(this.blobPath(digest), now, now);
+    await this.local(`touch of ${digest}`, () => utimes(this.blobPath(digest), now, now));
   }
 
   // Record names may hold "/" and other characters a file name cannot: one encoded file each.
@@ -163,7 +193,7 @@ export class FsBlobStore implements BlobStore {
       return { body: await file.readFile(), lastModified: st.mtime };
     } catch (err) {
       if (isNoEntry(err)) return undefined;
-      throw err;
+      throw localError(err, `read of record ${JSON.stringify(name)}`, this.root);
     } finally {
       // read-only: nothing a failed close could lose
       await file?.close().catch(() => undefined);
@@ -181,7 +211,7 @@ export class FsBlobStore implements BlobStore {
   async putRecord(name: string, body: Buffer): Promise<void> {
     const path = this.recordPath(name);
     const tmp = join(this.uploadsDir, `record-${randomUUID()}`);
-    await writeAside(tmp, path, body, this.sync);
+    await this.local(`write of record ${JSON.stringify(name)}`, () => writeAside(tmp, path, body, this.sync));
   }
 
   async deleteRecord(name: string): Promise<boolean> {
@@ -190,12 +220,12 @@ export class FsBlobStore implements BlobStore {
       return true;
     } catch (err) {
       if (isNoEntry(err)) return false;
-      throw err;
+      throw localError(err, `delete of record ${JSON.stringify(name)}`, this.root);
     }
   }
 
   async listRecords(prefix: string, startAfter: string, limit: number): Promise<RecordPage> {
-    const names = (await readdir(this.recordsDir))
+    const names = (await this.local('listing of records', () => readdir(this.recordsDir)))
       .map((file) => decodeURIComponent(file))
       .filter((name) => name.startsWith(prefix) && name > startAfter)
       .sort();
@@ -209,24 +239,24 @@ export class FsBlobStore implements BlobStore {
   }
 
   getDoc(key: string): Promise<StoredDoc | undefined> {
-    return this.docs.get(key);
+    return this.local(`read of document ${key}`, () => this.docs.get(key));
   }
 
   putDoc(key: string, body: Buffer): Promise<void> {
-    return this.docs.put(key, body);
+    return this.local(`write of document ${key}`, () => this.docs.put(key, body));
   }
 
   async deleteDoc(key: string, options: { deadline?: number } = {}): Promise<void> {
     if (options.deadline !== undefined && Date.now() > options.deadline) throw unavailable(`delete of document ${key}: not done, its deadline passed`);
-    await this.docs.delete(key);
+    await this.local(`delete of document ${key}`, () => this.docs.delete(key));
   }
 
   listDocs(prefix: string): AsyncIterable<DocEntry> {
-    return this.docs.list(prefix);
+    return this.localEach(`listing of documents under ${prefix}`, () => this.docs.list(prefix));
   }
 
   listDocGroups(prefix: string): AsyncIterable<string> {
-    return this.docs.groups(prefix);
+    return this.localEach(`listing of documents under ${prefix}`, () => this.docs.groups(prefix));
   }
 
   uploadIdentity(handle: UploadHandle): string {

@@ -1,9 +1,10 @@
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { FsSync } from '../../src/blobstore/fs-files.js';
+import { localError, type FsSync } from '../../src/blobstore/fs-files.js';
 import { FsBlobStore } from '../../src/blobstore/fs.js';
 import { digestOf } from '../../src/digest.js';
+import { isStoreError, notFound } from '../../src/errors.js';
 import { tempDir } from '../support/harness.js';
 
 async function storeIn(sync?: FsSync): Promise<{ store: FsBlobStore; root: string }> {
@@ -77,5 +78,29 @@ describe('local directory files', () => {
     await upload.write(data);
     await upload.commit(digestOf(data), data.length);
     expect(seen).toEqual(['dir uploads (before the rename)', 'file (before the rename)', 'dir blobs (after the rename)']);
+  });
+});
+
+describe("the local directory's failures as clients are told them", () => {
+  const root = '/srv/store';
+  const failed = (code: string, path?: string) => Object.assign(new Error(`${code}: failed, '${path}'`), { code, path, syscall: 'open' });
+
+  it.each(['ENOSPC', 'EDQUOT'])('a full disk (%s) is RESOURCE_EXHAUSTED, saying the directory is full', (code) => {
+    const err = localError(failed(code, `${root}/uploads/x`), 'write to an upload file', root);
+    expect(isStoreError(err, 'resource-exhausted')).toBe(true);
+    expect((err as Error).message).toBe(`write to an upload file: the store's local directory is full (${code} at uploads/x)`);
+  });
+
+  it.each(['EMFILE', 'ENFILE', 'EIO', 'EROFS', 'ENOENT'])('%s is UNAVAILABLE, naming the operation and no path outside the root', (code) => {
+    const err = localError(failed(code, '/elsewhere/file'), 'commit of sha256:abc', root);
+    expect(isStoreError(err, 'unavailable')).toBe(true);
+    expect((err as Error).message).toBe(`commit of sha256:abc: the store's local directory cannot be used (${code})`);
+  });
+
+  it('passes a domain error, and any other failure, on as it is', () => {
+    const domain = notFound('content sha256:abc: not found');
+    expect(localError(domain, 'read', root)).toBe(domain);
+    const other = failed('EBADF', `${root}/blobs/x`);
+    expect(localError(other, 'read', root)).toBe(other);
   });
 });
