@@ -1,4 +1,4 @@
-import { status, type ClientReadableStream } from '@grpc/grpc-js';
+import { status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LeasesClient } from '../src/generated/containerd/services/leases/v1/Leases.js';
 import type { CreateResponse__Output } from '../src/generated/containerd/services/leases/v1/CreateResponse.js';
@@ -41,6 +41,17 @@ describe('Leases on S3', () => {
     const err = await failure(call(leases, 'Create', { id: 'twice' }));
     expect(err.code).toBe(status.ALREADY_EXISTS);
     expect(err.details).toContain('twice');
+  });
+
+  it('answers AlreadyExists to one of two Creates of one id sent at once, and keeps the other\'s labels', async () => {
+    const creates = await Promise.allSettled(
+      ['first', 'second'].map((by) => call<object, CreateResponse__Output>(leases, 'Create', { id: 'raced', labels: { by, 'containerd.io/gc.expire': '2030-01-01T00:00:00Z' } })),
+    );
+    const refused = creates.flatMap((c) => (c.status === 'rejected' ? [c.reason as ServiceError] : []));
+    const created = creates.flatMap((c) => (c.status === 'fulfilled' ? [c.value] : []));
+    expect(refused.map((e) => [e.code, e.details])).toEqual([[status.ALREADY_EXISTS, 'lease "raced": already exists']]);
+    const listed = await call<object, ListResponse__Output>(leases, 'List', { filters: ['id==raced'] });
+    expect(listed.leases.map((l) => l.labels)).toEqual([created[0]!.lease!.labels]);
   });
 
   it('adds, lists and deletes resources', async () => {

@@ -11,11 +11,11 @@ import { toTimestamp } from './proto.js';
 export function leaseHandlers(store: LeaseStore, logger: Logger, namespaceOf: NamespaceOf = namespaces(undefined)): LeasesHandlers {
   return {
     Create: unary(logger, 'Leases.Create', async (req, call) => ({
-      lease: toLease(await store.create(namespaceOf(call.metadata), req.id, req.labels ?? {})),
+      lease: toLease(await store.create(namespaceOf(call.metadata), req.id, req.labels ?? {}, cancelSignal(call))),
     })),
     // Nothing is collected yet, so a synchronous delete has no extra work to wait for.
     Delete: unary(logger, 'Leases.Delete', async (req, call) => {
-      await store.delete(namespaceOf(call.metadata), req.id);
+      await store.delete(namespaceOf(call.metadata), req.id, cancelSignal(call));
       return {};
     }),
     List: unary(logger, 'Leases.List', async (req, call) => ({
@@ -28,7 +28,7 @@ export function leaseHandlers(store: LeaseStore, logger: Logger, namespaceOf: Na
     }),
     DeleteResource: unary(logger, 'Leases.DeleteResource', async (req, call) => {
       if (!req.resource) throw invalidArgument('DeleteResource needs a resource');
-      await store.deleteResource(namespaceOf(call.metadata), req.id, req.resource);
+      await store.deleteResource(namespaceOf(call.metadata), req.id, req.resource, cancelSignal(call));
       return {};
     }),
     ListResources: unary(logger, 'Leases.ListResources', async (req, call) => ({

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { BlobStore } from '../blobstore/types.js';
-import { alreadyExists, invalidArgument, notFound, resourceExhausted, unimplemented } from '../errors.js';
+import { alreadyExists, invalidArgument, isStoreError, notFound, resourceExhausted, unimplemented } from '../errors.js';
 import { labelsLength, labelValue, validateLabels, type Labels } from '../labels.js';
 import { Documents, docKeys, encodeSegment } from '../metadata/documents.js';
 import { ReclaimGuard } from '../metadata/reclaim-guard.js';
@@ -82,25 +82,48 @@ export class LeaseStore {
     this.guard = new ReclaimGuard(new ReclaimMarks(this.docs), blobs);
   }
 
-  async create(ns: string, id: string, labels: Labels): Promise<Lease> {
+  /** `signal`: the caller went away; one still waiting for the lease's turn gives its place up. */
+  async create(ns: string, id: string, labels: Labels, signal?: AbortSignal): Promise<Lease> {
     validateNamespace(ns);
     const leaseId = id === '' ? randomBytes(12).toString('base64url').replace(/^[-_]/, 'l') : checkId(id);
     validateLabels(labels, `lease ${leaseId}`);
     const key = docKeys.lease(ns, leaseId);
-    if (await this.docs.read(key)) throw alreadyExists(`lease ${JSON.stringify(leaseId)}: already exists`);
-    const record: LeaseRecord = { id: leaseId, createdAt: now().toISOString(), labels: { ...labels } };
-    // The namespace's marker (what containerd's namespace list shows) goes beside the lease: the
-    // collector finds leases by listing the namespaces' documents, so neither waits for the other.
-    await Promise.all([this.docs.write(docKeys.namespace(ns), { name: ns }), this.docs.write(key, record)]);
-    return toLease(record);
+    // in the lease's turn: two Creates of one id would otherwise both find it free, and both answer
+    return this.counts.turn(
+      scoped(ns, leaseId),
+      async () => {
+        if (await this.docs.read(key)) throw alreadyExists(`lease ${JSON.stringify(leaseId)}: already exists`);
+        const record: LeaseRecord = { id: leaseId, createdAt: now().toISOString(), labels: { ...labels } };
+        // The namespace's marker (what containerd's namespace list shows) goes beside the lease: the
+        // collector finds leases by listing the namespaces' documents, so neither waits for the other.
+        await Promise.all([this.docs.write(docKeys.namespace(ns), { name: ns }), this.docs.write(key, record)]);
+        return toLease(record);
+      },
+      signal,
+    );
   }
 
-  async delete(ns: string, id: string): Promise<void> {
-    await this.load(ns, id);
-    await this.remove(ns, id);
+  /** `signal`: as for create. */
+  async delete(ns: string, id: string, signal?: AbortSignal): Promise<void> {
+    validateNamespace(ns);
+    checkId(id);
+    await this.counts.turn(
+      scoped(ns, id),
+      async () => {
+        await this.load(ns, id);
+        await this.remove(ns, id);
+      },
+      signal,
+    );
   }
 
+  /**
+   * In the lease's turn, whole: a Create and an add of the id made again meanwhile would have the
+   * new lease's resources removed by this listing of the old one's.
+   */
   private async remove(ns: string, id: string): Promise<void> {
+    // adds given a place before this turn: their documents are listed, and go, with the others
+    await this.counts.writesEnded(scoped(ns, id));
     // The lease goes first: from then on nothing counts its resources as held.
     await this.docs.remove(docKeys.lease(ns, id));
     for await (const key of this.docs.list(docKeys.leaseResourcesPrefix(ns, id))) await this.docs.remove(key);
@@ -145,12 +168,22 @@ export class LeaseStore {
    * since must not go for the old one's expiry. False when it stays, or is gone already.
    */
   async deleteIfExpired(ns: string, id: string, now = Date.now()): Promise<boolean> {
-    const record = await this.docs.read<LeaseRecord>(docKeys.lease(ns, id));
-    if (!record || !LeaseStore.expired(toLease(record), now)) return false;
-    // straight on from the record read: a second read before the removal would widen the moment
-    // in which a lease made again under the id goes for the old one's expiry
-    await this.remove(ns, id);
-    return true;
+    let ran = false;
+    try {
+      return await this.counts.turn(scoped(ns, id), async () => {
+        ran = true;
+        const record = await this.docs.read<LeaseRecord>(docKeys.lease(ns, id));
+        if (!record || !LeaseStore.expired(toLease(record), now)) return false;
+        // straight on from the record read: a second read before the removal would widen the moment
+        // in which a lease made again under the id goes for the old one's expiry
+        await this.remove(ns, id);
+        return true;
+      });
+    } catch (err) {
+      // clients keep the lease busy past the turn's bounds: a later collection takes it
+      if (!ran && isStoreError(err, 'resource-exhausted')) return false;
+      throw err;
+    }
   }
 
   /** NotFound unless the lease exists. */
@@ -162,8 +195,18 @@ export class LeaseStore {
   async addResource(ns: string, id: string, resource: LeaseResource, signal?: AbortSignal): Promise<void> {
     const key = resourceKey(ns, id, resource);
     checkResourceKind(resource);
-    const record = await this.load(ns, id);
-    const place = await this.counts.reserve(scoped(ns, id), () => this.count(ns, id, record), signal);
+    const lease = scoped(ns, id);
+    // whether the lease exists is read in its turn: a Delete before it is over, and a Create after
+    // it is not yet begun. The write goes on outside the turn, beside the other adds' (a Delete
+    // waits for it).
+    const place = await this.counts.turn(
+      lease,
+      async () => {
+        const record = await this.load(ns, id);
+        return this.counts.take(lease, () => this.count(ns, id, record));
+      },
+      signal,
+    );
     if (!place) {
       // as containerd's add is idempotent, one the lease holds already is no new resource
       if (!(await this.docs.read(key))) {
@@ -186,15 +229,22 @@ export class LeaseStore {
     if (resource.type === 'content') await this.guard.stays(resource.id);
   }
 
-  /** Takes any type and id, unlike add: what an older version let a lease hold can still go. */
-  async deleteResource(ns: string, id: string, resource: LeaseResource): Promise<void> {
+  /** Takes any type and id, unlike add: what an older version let a lease hold can still go. `signal`: as for addResource. */
+  async deleteResource(ns: string, id: string, resource: LeaseResource, signal?: AbortSignal): Promise<void> {
     const key = resourceKey(ns, id, resource);
-    const record = await this.load(ns, id);
-    await this.docs.remove(key);
-    const legacy = record.resources ?? [];
-    const kept = legacy.filter((r) => !(r.id === resource.id && r.type === resource.type));
-    if (kept.length !== legacy.length) await this.docs.write(docKeys.lease(ns, id), { ...record, resources: kept });
-    this.counts.forget(scoped(ns, id));
+    // in the lease's turn, as the lease's document may be read and written back whole
+    await this.counts.turn(
+      scoped(ns, id),
+      async () => {
+        const record = await this.load(ns, id);
+        await this.docs.remove(key);
+        const legacy = record.resources ?? [];
+        const kept = legacy.filter((r) => !(r.id === resource.id && r.type === resource.type));
+        if (kept.length !== legacy.length) await this.docs.write(docKeys.lease(ns, id), { ...record, resources: kept });
+        this.counts.forget(scoped(ns, id));
+      },
+      signal,
+    );
   }
 
   /**

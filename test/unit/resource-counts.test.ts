@@ -4,6 +4,9 @@ import { ResourceCounts } from '../../src/leases/resource-counts.js';
 
 const key = 'ns\0lease-1';
 
+/** An add's reservation, in the lease's turn as LeaseStore makes it. */
+const reserve = (counts: ResourceCounts, list: () => Promise<number>, signal?: AbortSignal) => counts.turn(key, () => counts.take(key, list), signal);
+
 describe('ResourceCounts (a lease\'s cap on resources)', () => {
   it('lists a full lease once for a burst of adds, not once an add', async () => {
     const counts = new ResourceCounts(3);
@@ -12,14 +15,14 @@ describe('ResourceCounts (a lease\'s cap on resources)', () => {
       listings++;
       return 3;
     };
-    const places = await Promise.all(Array.from({ length: 20 }, () => counts.reserve(key, list)));
+    const places = await Promise.all(Array.from({ length: 20 }, () => reserve(counts, list)));
     expect(places.every((p) => p === undefined)).toBe(true);
     expect(listings).toBe(1);
   });
 
   it('takes the lease to its cap and no further, however many adds come at once', async () => {
     const counts = new ResourceCounts(5);
-    const places = await Promise.all(Array.from({ length: 12 }, () => counts.reserve(key, async () => 0)));
+    const places = await Promise.all(Array.from({ length: 12 }, () => reserve(counts, async () => 0)));
     expect(places.filter((p) => p !== undefined)).toHaveLength(5);
   });
 
@@ -29,7 +32,7 @@ describe('ResourceCounts (a lease\'s cap on resources)', () => {
     const hanging = new Promise<number>((resolve) => (finish = resolve));
     const settled: unknown[] = [];
     const adds = Array.from({ length: 10 }, () =>
-      counts.reserve(key, () => hanging).then(
+      reserve(counts, () => hanging).then(
         (p) => settled.push(p ? 'reserved' : 'full'),
         (e: unknown) => settled.push(e),
       ),
@@ -50,13 +53,13 @@ describe('ResourceCounts (a lease\'s cap on resources)', () => {
     const counts = new ResourceCounts(100, 2);
     let finish!: (n: number) => void;
     const hanging = new Promise<number>((resolve) => (finish = resolve));
-    const first = counts.reserve(key, () => hanging);
+    const first = reserve(counts, () => hanging);
     const caller = new AbortController();
-    const second = counts.reserve(key, () => hanging, caller.signal).then(
+    const second = reserve(counts, () => hanging, caller.signal).then(
       () => 'reserved',
       (e: unknown) => e,
     );
-    const refused = await counts.reserve(key, () => hanging).then(
+    const refused = await reserve(counts, () => hanging).then(
       () => 'reserved',
       (e: unknown) => e,
     );
@@ -65,7 +68,7 @@ describe('ResourceCounts (a lease\'s cap on resources)', () => {
     const gaveUp = await second;
     expect(isStoreError(gaveUp, 'cancelled')).toBe(true);
     // its place is free again
-    const fourth = counts.reserve(key, () => hanging);
+    const fourth = reserve(counts, () => hanging);
     finish(0);
     expect(await first).toBeDefined();
     expect(await fourth).toBeDefined();
@@ -76,10 +79,25 @@ describe('ResourceCounts (a lease\'s cap on resources)', () => {
     let listings = 0;
     // the bucket holds two; the first add below is a re-add, which the count takes for a third
     const list = async () => (listings++, 2);
-    const readd = await counts.reserve(key, list);
+    const readd = await reserve(counts, list);
     expect(readd).toBeDefined();
     readd!.written();
-    expect(await counts.reserve(key, list)).toBeDefined();
+    expect(await reserve(counts, list)).toBeDefined();
     expect(listings).toBe(2);
+  });
+
+  it('lets a call in the lease\'s turn wait for the writes of places given before it, until they end', async () => {
+    const counts = new ResourceCounts(10);
+    const place = await reserve(counts, async () => 0);
+    let waited = false;
+    const deleting = counts.turn(key, async () => {
+      await counts.writesEnded(key);
+      waited = true;
+    });
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(waited).toBe(false);
+    place!.failed();
+    await deleting;
+    expect(waited).toBe(true);
   });
 });
