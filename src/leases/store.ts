@@ -1,21 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import type { BlobStore } from '../blobstore/types.js';
-import { alreadyExists, invalidArgument, isStoreError, notFound, resourceExhausted, unimplemented } from '../errors.js';
+import { alreadyExists, isStoreError, notFound, resourceExhausted } from '../errors.js';
 import { labelsLength, labelValue, validateLabels, type Labels } from '../labels.js';
-import { Documents, docKeys, encodeSegment } from '../metadata/documents.js';
+import { Documents, docKeys } from '../metadata/documents.js';
 import { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import { ReclaimMarks } from '../metadata/reclaim-marks.js';
-import { parseDigest } from '../digest.js';
 import { validateNamespace } from '../namespaces/names.js';
 import { parseFilters } from '../filters.js';
 import { now, storedInstant, type Instant } from '../clock.js';
 import { goRfc3339Millis } from '../records/go-time.js';
 import { ResourceCounts } from './resource-counts.js';
+import { checkId, checkResourceKind, isLeaseId, resourceKey, type LeaseResource } from './validation.js';
 
-export interface LeaseResource {
-  id: string;
-  type: string;
-}
+export type { LeaseResource } from './validation.js';
 
 export interface Lease {
   id: string;
@@ -31,7 +28,6 @@ interface LeaseRecord {
   resources?: LeaseResource[];
 }
 
-const LEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,75}$/;
 /** Resources one lease may hold; BuildKit holds one per blob, snapshot and ingest of a build. */
 const MAX_LEASE_RESOURCES = 10_000;
 /** What is kept of the leases listed (see Documents): some 15,000 leases with a label or two. */
@@ -52,9 +48,6 @@ const MAX_LISTED_LEASES = 10_000;
  * it is built in, reach gigabytes.
  */
 const MAX_LISTED_LABELS = 4 * 1024 * 1024;
-/** Encoded bytes of a resource's type and id, so its key stays far below S3's 1,024 bytes. */
-const MAX_RESOURCE_TYPE_BYTES = 128;
-const MAX_RESOURCE_ID_BYTES = 512;
 
 /**
  * containerd's leases, kept per namespace in the bucket so every daemon sharing it sees them.
@@ -302,7 +295,7 @@ export class LeaseStore {
       } catch {
         continue; // not a key this store writes
       }
-      if (!LEASE_ID.test(id) || (await this.leaseStored(ns, id))) continue;
+      if (!isLeaseId(id) || (await this.leaseStored(ns, id))) continue;
       await keepLock();
       const removed: string[] = [];
       for await (const key of this.docs.list(`${prefix}${segment}/`)) {
@@ -342,54 +335,6 @@ export class LeaseStore {
 
 function scoped(ns: string, id: string): string {
   return `${ns}\0${id}`;
-}
-
-function checkId(id: string): string {
-  if (!LEASE_ID.test(id)) throw invalidArgument(`lease id ${JSON.stringify(id.slice(0, 100))}: invalid`);
-  return id;
-}
-
-/** The resource's document key, after its limits are checked on the encoded form the key holds. */
-function resourceKey(ns: string, id: string, resource: LeaseResource): string {
-  validateNamespace(ns);
-  checkId(id);
-  if (resource.id === '' || resource.type === '') throw invalidArgument('lease resource needs an id and a type');
-  const type = Buffer.byteLength(encodeSegment(resource.type));
-  const rid = Buffer.byteLength(encodeSegment(resource.id));
-  if (type > MAX_RESOURCE_TYPE_BYTES) {
-    throw invalidArgument(`lease resource type is ${type} bytes encoded, more than ${MAX_RESOURCE_TYPE_BYTES}`);
-  }
-  if (rid > MAX_RESOURCE_ID_BYTES) throw invalidArgument(`lease resource id is ${rid} bytes encoded, more than ${MAX_RESOURCE_ID_BYTES}`);
-  return docKeys.leaseResource(ns, id, resource.type, resource.id);
-}
-
-/**
- * The resources containerd's metadata store lets a lease hold (parseLeaseResource in its
- * metadata/leases.go): content by digest, ingests by ref, and snapshots of one snapshotter.
- */
-function checkResourceKind(resource: LeaseResource): void {
-  const [kind, ...rest] = resource.type.split('/');
-  const shown = JSON.stringify(resource.type.slice(0, 100));
-  switch (kind) {
-    case 'content':
-    case 'ingests':
-      if (rest.length > 0) throw invalidArgument(`invalid lease resource type ${shown}: ${kind} takes no path`);
-      if (kind === 'content') {
-        try {
-          parseDigest(resource.id);
-        } catch (err) {
-          throw invalidArgument(`invalid content resource id: ${(err as Error).message}`);
-        }
-      }
-      return;
-    case 'snapshots':
-      if (rest.length !== 1 || rest[0] === '') {
-        throw invalidArgument(`invalid snapshot resource type ${shown}: expected snapshots/<snapshotter>`);
-      }
-      return;
-    default:
-      throw unimplemented(`lease resource type ${shown} not supported (content, ingests or snapshots/<snapshotter>)`);
-  }
 }
 
 function toLease(record: LeaseRecord): Lease {

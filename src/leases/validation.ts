@@ -1,0 +1,68 @@
+/** What a lease id and a lease resource may be, checked before anything is read or written. */
+import { parseDigest } from '../digest.js';
+import { invalidArgument, unimplemented } from '../errors.js';
+import { docKeys, encodeSegment } from '../metadata/documents.js';
+import { validateNamespace } from '../namespaces/names.js';
+
+export interface LeaseResource {
+  id: string;
+  type: string;
+}
+
+const LEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,75}$/;
+/** Encoded bytes of a resource's type and id, so its key stays far below S3's 1,024 bytes. */
+const MAX_RESOURCE_TYPE_BYTES = 128;
+const MAX_RESOURCE_ID_BYTES = 512;
+
+/** Whether `id` is a lease id this store could have written. */
+export function isLeaseId(id: string): boolean {
+  return LEASE_ID.test(id);
+}
+
+export function checkId(id: string): string {
+  if (!LEASE_ID.test(id)) throw invalidArgument(`lease id ${JSON.stringify(id.slice(0, 100))}: invalid`);
+  return id;
+}
+
+/** The resource's document key, after its limits are checked on the encoded form the key holds. */
+export function resourceKey(ns: string, id: string, resource: LeaseResource): string {
+  validateNamespace(ns);
+  checkId(id);
+  if (resource.id === '' || resource.type === '') throw invalidArgument('lease resource needs an id and a type');
+  const type = Buffer.byteLength(encodeSegment(resource.type));
+  const rid = Buffer.byteLength(encodeSegment(resource.id));
+  if (type > MAX_RESOURCE_TYPE_BYTES) {
+    throw invalidArgument(`lease resource type is ${type} bytes encoded, more than ${MAX_RESOURCE_TYPE_BYTES}`);
+  }
+  if (rid > MAX_RESOURCE_ID_BYTES) throw invalidArgument(`lease resource id is ${rid} bytes encoded, more than ${MAX_RESOURCE_ID_BYTES}`);
+  return docKeys.leaseResource(ns, id, resource.type, resource.id);
+}
+
+/**
+ * The resources containerd's metadata store lets a lease hold (parseLeaseResource in its
+ * metadata/leases.go): content by digest, ingests by ref, and snapshots of one snapshotter.
+ */
+export function checkResourceKind(resource: LeaseResource): void {
+  const [kind, ...rest] = resource.type.split('/');
+  const shown = JSON.stringify(resource.type.slice(0, 100));
+  switch (kind) {
+    case 'content':
+    case 'ingests':
+      if (rest.length > 0) throw invalidArgument(`invalid lease resource type ${shown}: ${kind} takes no path`);
+      if (kind === 'content') {
+        try {
+          parseDigest(resource.id);
+        } catch (err) {
+          throw invalidArgument(`invalid content resource id: ${(err as Error).message}`);
+        }
+      }
+      return;
+    case 'snapshots':
+      if (rest.length !== 1 || rest[0] === '') {
+        throw invalidArgument(`invalid snapshot resource type ${shown}: expected snapshots/<snapshotter>`);
+      }
+      return;
+    default:
+      throw unimplemented(`lease resource type ${shown} not supported (content, ingests or snapshots/<snapshotter>)`);
+  }
+}
