@@ -70,7 +70,7 @@ const cases: Case[] = [
   { name: 'List with an invalid regular expression', code: status.INVALID_ARGUMENT, message: 'invalid regular expression', run: ({ client }) => collect(client.List({ filters: ['labels.a~=[z'] }, ns())) },
   { name: 'List with a backreference (RE2 has none)', code: status.INVALID_ARGUMENT, message: 'invalid escape sequence', run: ({ client }) => collect(client.List({ filters: ['labels.a~=(x)\\1'] }, ns())) },
   { name: 'List with a pattern over 1,024 characters', code: status.INVALID_ARGUMENT, message: 'longer than the 1024 allowed', run: ({ client }) => collect(client.List({ filters: [`digest~=${'a'.repeat(2000)}`] }, ns())) },
-  { name: 'a lease resource id over 512 bytes encoded', code: status.INVALID_ARGUMENT, message: 'more than 512', run: ({ d }) => call(d.leases(), 'AddResource', { id: 'hostile-lease', resource: { id: '/'.repeat(200), type: 'ingests' } }) },
+  { name: 'a lease resource id over 512 bytes encoded', code: status.INVALID_ARGUMENT, message: 'more than 512', run: ({ d }) => call(d.leases(), 'AddResource', { id: 'hostile-lease', resource: { id: '/'.repeat(200), type: 'snapshots/overlayfs' } }) },
   { name: 'List with a missing value', code: status.INVALID_ARGUMENT, message: 'expected a value', run: ({ client }) => collect(client.List({ filters: ['digest=='] }, ns())) },
   { name: 'ListStatuses with a bad filter', code: status.INVALID_ARGUMENT, message: 'invalid filter', run: ({ client }) => call(client, 'ListStatuses', { filters: ['ref~=('] }) },
   // containerd answers NotFound: no ingest has the empty ref
@@ -139,7 +139,17 @@ const cases: Case[] = [
   { name: 'a namespace with a slash', code: status.INVALID_ARGUMENT, message: 'namespace "a/b": invalid', run: ({ client, stored }) => call(client, 'Info', { digest: stored }, withNs('a/b')) },
   { name: 'a namespace over 76 characters', code: status.INVALID_ARGUMENT, message: 'invalid', run: ({ client, stored }) => call(client, 'Info', { digest: stored }, withNs('n'.repeat(80))) },
   { name: 'a Write in an invalid namespace', code: status.INVALID_ARGUMENT, message: 'namespace "..": invalid', run: writeFirst({ action: 'STAT', ref: 'h-ns' }, withNs('..')) },
-  { name: 'a lease with an invalid id', code: status.INVALID_ARGUMENT, message: 'lease id', run: ({ d }) => call(d.leases(), 'Create', { id: '../lease' }) },
+  { name: 'a lease with an invalid id', code: status.INVALID_ARGUMENT, message: 'lease id "../lease": invalid', run: ({ d }) => call(d.leases(), 'Create', { id: '../lease' }) },
+  ...[
+    ['Create of a lease id with a space', 'Create', 'my lease', '"my lease"'],
+    ['Delete of a lease id of 77 characters', 'Delete', 'l'.repeat(77), `"${'l'.repeat(77)}"`],
+    ['AddResource to a lease id beginning with "."', 'AddResource', '.hidden', '".hidden"'],
+  ].map(([name, method, id, shown]): Case => ({
+    name: `${name!}, told the rule`,
+    code: status.INVALID_ARGUMENT,
+    message: `lease id ${shown!}: invalid (at most 76 characters, each an ASCII letter, a digit, ".", "_" or "-", the first a letter or digit)`,
+    run: ({ d }) => call(d.leases(), method!, { id, resource: { id: 'layer-1', type: 'snapshots/overlayfs' } }),
+  })),
   { name: 'Delete of an unknown lease', code: status.NOT_FOUND, message: 'hostile-lease', run: ({ d }) => call(d.leases(), 'Delete', { id: 'hostile-lease' }) },
   { name: 'a cache record name with ".."', code: status.INVALID_ARGUMENT, message: 'path segment', run: ({ d }) => call(d.records(), 'Get', { name: '../../blobs/x' }) },
   { name: 'a cache record Put under 17 names', code: status.INVALID_ARGUMENT, message: 'at most 16 allowed', run: ({ d }) => call(d.records(), 'Put', { names: Array.from({ length: 17 }, (_, i) => `n${i}`), config: Buffer.from('{"layers":[],"records":[]}') }) },

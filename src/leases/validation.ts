@@ -10,6 +10,8 @@ export interface LeaseResource {
 }
 
 const LEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,75}$/;
+/** LEASE_ID in words, for the refusal: a client must be able to fix the id from the message alone. */
+const LEASE_ID_RULE = 'at most 76 characters, each an ASCII letter, a digit, ".", "_" or "-", the first a letter or digit';
 /** Encoded bytes of a resource's type and id, so its key stays far below S3's 1,024 bytes. */
 const MAX_RESOURCE_TYPE_BYTES = 128;
 const MAX_RESOURCE_ID_BYTES = 512;
@@ -20,7 +22,10 @@ export function isLeaseId(id: string): boolean {
 }
 
 export function checkId(id: string): string {
-  if (!LEASE_ID.test(id)) throw invalidArgument(`lease id ${JSON.stringify(id.slice(0, 100))}: invalid`);
+  if (!LEASE_ID.test(id)) {
+    const shown = JSON.stringify(id.length > 100 ? `${id.slice(0, 100)}…` : id);
+    throw invalidArgument(`lease id ${shown}: invalid (${LEASE_ID_RULE})`);
+  }
   return id;
 }
 
