@@ -25,7 +25,7 @@ describe('the cap on a lease\'s resources', () => {
     const leases = new LeaseStore(store, { maxResources: 5 });
     await leases.create('capped', 'parallel', {});
     const adds = await Promise.allSettled(
-      Array.from({ length: 20 }, (_, i) => leases.addResource('capped', 'parallel', { id: `ingest-${i}`, type: 'ingests' })),
+      Array.from({ length: 20 }, (_, i) => leases.addResource('capped', 'parallel', { id: `layer-${i}`, type: 'snapshots/overlayfs' })),
     );
 
     expect(adds.filter((a) => a.status === 'fulfilled')).toHaveLength(5);
@@ -42,13 +42,13 @@ describe('the cap on a lease\'s resources', () => {
   it('takes again, at the cap, a resource the lease holds already, as containerd\'s add is idempotent', async () => {
     const leases = new LeaseStore(store, { maxResources: 2 });
     await leases.create('capped', 'full', {});
-    await leases.addResource('capped', 'full', { id: 'a', type: 'ingests' });
-    await leases.addResource('capped', 'full', { id: 'b', type: 'ingests' });
-    await leases.addResource('capped', 'full', { id: 'a', type: 'ingests' });
-    await expect(leases.addResource('capped', 'full', { id: 'c', type: 'ingests' })).rejects.toThrow('the most one lease may hold');
+    await leases.addResource('capped', 'full', { id: 'a', type: 'snapshots/overlayfs' });
+    await leases.addResource('capped', 'full', { id: 'b', type: 'snapshots/overlayfs' });
+    await leases.addResource('capped', 'full', { id: 'a', type: 'snapshots/overlayfs' });
+    await expect(leases.addResource('capped', 'full', { id: 'c', type: 'snapshots/overlayfs' })).rejects.toThrow('the most one lease may hold');
     expect(await leases.listResources('capped', 'full')).toEqual([
-      { id: 'a', type: 'ingests' },
-      { id: 'b', type: 'ingests' },
+      { id: 'a', type: 'snapshots/overlayfs' },
+      { id: 'b', type: 'snapshots/overlayfs' },
     ]);
   });
 

@@ -58,15 +58,15 @@ describe('Leases on S3', () => {
     await call(leases, 'Create', { id: 'with-resources' });
     const digest = `sha256:${'ab'.repeat(32)}`;
     await call(leases, 'AddResource', { id: 'with-resources', resource: { id: digest, type: 'content' } });
-    await call(leases, 'AddResource', { id: 'with-resources', resource: { id: 'ingest-1', type: 'ingests' } });
+    await call(leases, 'AddResource', { id: 'with-resources', resource: { id: 'layer-1', type: 'snapshots/native' } });
     await call(leases, 'AddResource', { id: 'with-resources', resource: { id: 'layer-7', type: 'snapshots/overlayfs' } });
     let res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'with-resources' });
     expect(res.resources).toEqual([
       { id: digest, type: 'content' },
-      { id: 'ingest-1', type: 'ingests' },
+      { id: 'layer-1', type: 'snapshots/native' },
       { id: 'layer-7', type: 'snapshots/overlayfs' },
     ]);
-    await call(leases, 'DeleteResource', { id: 'with-resources', resource: { id: 'ingest-1', type: 'ingests' } });
+    await call(leases, 'DeleteResource', { id: 'with-resources', resource: { id: 'layer-1', type: 'snapshots/native' } });
     res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'with-resources' });
     expect(res.resources).toEqual([
       { id: digest, type: 'content' },
@@ -78,7 +78,6 @@ describe('Leases on S3', () => {
     ['content', 'sha256:abc', status.INVALID_ARGUMENT, 'invalid content resource id'],
     ['content', 'ingest-1', status.INVALID_ARGUMENT, 'invalid content resource id'],
     ['content/extra', `sha256:${'a'.repeat(64)}`, status.INVALID_ARGUMENT, 'content takes no path'],
-    ['ingests/extra', 'ingest-1', status.INVALID_ARGUMENT, 'ingests takes no path'],
     ['snapshots', 'layer-1', status.INVALID_ARGUMENT, 'expected snapshots/<snapshotter>'],
     ['snapshots/overlayfs/extra', 'layer-1', status.INVALID_ARGUMENT, 'expected snapshots/<snapshotter>'],
     ['images', 'docker.io/library/alpine:3', status.UNIMPLEMENTED, 'lease resource type "images" not supported'],
@@ -88,6 +87,17 @@ describe('Leases on S3', () => {
     const err = await failure(call(leases, 'AddResource', { id: 'picky', resource: { id, type } }));
     expect([err.code, err.details]).toEqual([code, expect.stringContaining(message)]);
     const res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'picky' });
+    expect(res.resources).toEqual([]);
+  });
+
+  it.each([
+    ['ingests', 'lease resource type "ingests" not supported: this daemon keeps no ingest for a lease (each is discarded once untouched for --ingest-expiry, leased or not); add the content once committed, as type "content"'],
+    ['ingests/extra', 'lease resource type "ingests/extra" not supported: this daemon keeps no ingest for a lease'],
+  ])('refuses a %j resource with Unimplemented saying ingests are not kept for a lease (containerd keeps them), and keeps nothing of it', async (type, message) => {
+    await call(leases, 'Create', { id: 'no-ingests' }).catch(() => undefined);
+    const err = await failure(call(leases, 'AddResource', { id: 'no-ingests', resource: { id: 'ingest-1', type } }));
+    expect([err.code, err.details]).toEqual([status.UNIMPLEMENTED, expect.stringContaining(message)]);
+    const res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'no-ingests' });
     expect(res.resources).toEqual([]);
   });
 
@@ -170,8 +180,8 @@ describe('Leases on S3', () => {
 
   it('keeps every resource that parallel AddResource calls add', async () => {
     await call(leases, 'Create', { id: 'parallel-adds' });
-    const ids = Array.from({ length: 40 }, (_, i) => `ingest-${i}`);
-    await Promise.all(ids.map((id) => call(leases, 'AddResource', { id: 'parallel-adds', resource: { id, type: 'ingests' } })));
+    const ids = Array.from({ length: 40 }, (_, i) => `layer-${i}`);
+    await Promise.all(ids.map((id) => call(leases, 'AddResource', { id: 'parallel-adds', resource: { id, type: 'snapshots/overlayfs' } })));
     const res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'parallel-adds' });
     expect(res.resources.map((r) => r.id).sort()).toEqual([...ids].sort());
   });
@@ -188,20 +198,21 @@ describe('Leases on S3', () => {
   it('still lists the resources of a lease recorded in the older one-document form', async () => {
     const legacy = { id: 'legacy-lease', createdAt: new Date().toISOString(), labels: {}, resources: [{ id: 'old-ingest', type: 'ingests' }] };
     await putObject(d.bucket!, 's3cs/v1/ns/test/leases/legacy-lease', Buffer.from(JSON.stringify(legacy)));
-    await call(leases, 'AddResource', { id: 'legacy-lease', resource: { id: 'new-ingest', type: 'ingests' } });
+    await call(leases, 'AddResource', { id: 'legacy-lease', resource: { id: 'new-layer', type: 'snapshots/overlayfs' } });
     let res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'legacy-lease' });
     expect(res.resources).toEqual([
-      { id: 'new-ingest', type: 'ingests' },
       { id: 'old-ingest', type: 'ingests' },
+      { id: 'new-layer', type: 'snapshots/overlayfs' },
     ]);
+    // an ingest an older version let a lease hold can still go
     await call(leases, 'DeleteResource', { id: 'legacy-lease', resource: { id: 'old-ingest', type: 'ingests' } });
     res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'legacy-lease' });
-    expect(res.resources).toEqual([{ id: 'new-ingest', type: 'ingests' }]);
+    expect(res.resources).toEqual([{ id: 'new-layer', type: 'snapshots/overlayfs' }]);
   });
 
   it('removes a deleted lease\'s resources from the bucket', async () => {
     await call(leases, 'Create', { id: 'with-leftovers' });
-    await call(leases, 'AddResource', { id: 'with-leftovers', resource: { id: 'ingest-x', type: 'ingests' } });
+    await call(leases, 'AddResource', { id: 'with-leftovers', resource: { id: 'layer-x', type: 'snapshots/overlayfs' } });
     expect(await listKeys(d.bucket!, 's3cs/v1/ns/test/lease-resources/with-leftovers/')).toHaveLength(1);
     await call(leases, 'Delete', { id: 'with-leftovers' });
     expect(await listKeys(d.bucket!, 's3cs/v1/ns/test/lease-resources/with-leftovers/')).toEqual([]);

@@ -28,7 +28,7 @@ interface LeaseRecord {
   resources?: LeaseResource[];
 }
 
-/** Resources one lease may hold; BuildKit holds one per blob, snapshot and ingest of a build. */
+/** Resources one lease may hold; BuildKit holds one per blob and snapshot of a build. */
 const MAX_LEASE_RESOURCES = 10_000;
 /** What is kept of the leases listed (see Documents): some 15,000 leases with a label or two. */
 const LEASES_KEPT_BYTES = 4 * 1024 * 1024;

@@ -45,21 +45,22 @@ export function resourceKey(ns: string, id: string, resource: LeaseResource): st
 
 /**
  * The resources containerd's metadata store lets a lease hold (parseLeaseResource in its
- * metadata/leases.go): content by digest, ingests by ref, and snapshots of one snapshotter.
+ * metadata/leases.go) and this daemon keeps for it: content by digest, and snapshots of one
+ * snapshotter (kept by the client's snapshotter; listed here for it and the collector). containerd
+ * also takes ingests by ref and keeps a leased ingest as long as its lease; here an ingest is
+ * discarded once untouched for --ingest-expiry, lease or none, so taking one would answer OK for
+ * a protection never given.
  */
 export function checkResourceKind(resource: LeaseResource): void {
   const [kind, ...rest] = resource.type.split('/');
   const shown = JSON.stringify(resource.type.slice(0, 100));
   switch (kind) {
     case 'content':
-    case 'ingests':
-      if (rest.length > 0) throw invalidArgument(`invalid lease resource type ${shown}: ${kind} takes no path`);
-      if (kind === 'content') {
-        try {
-          parseDigest(resource.id);
-        } catch (err) {
-          throw invalidArgument(`invalid content resource id: ${(err as Error).message}`);
-        }
+      if (rest.length > 0) throw invalidArgument(`invalid lease resource type ${shown}: content takes no path`);
+      try {
+        parseDigest(resource.id);
+      } catch (err) {
+        throw invalidArgument(`invalid content resource id: ${(err as Error).message}`);
       }
       return;
     case 'snapshots':
@@ -67,7 +68,11 @@ export function checkResourceKind(resource: LeaseResource): void {
         throw invalidArgument(`invalid snapshot resource type ${shown}: expected snapshots/<snapshotter>`);
       }
       return;
+    case 'ingests':
+      throw unimplemented(
+        `lease resource type ${shown} not supported: this daemon keeps no ingest for a lease (each is discarded once untouched for --ingest-expiry, leased or not); add the content once committed, as type "content"`,
+      );
     default:
-      throw unimplemented(`lease resource type ${shown} not supported (content, ingests or snapshots/<snapshotter>)`);
+      throw unimplemented(`lease resource type ${shown} not supported (content or snapshots/<snapshotter>)`);
   }
 }
