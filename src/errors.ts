@@ -74,6 +74,14 @@ export const cancelled = (message: string) => new StoreError('cancelled', messag
 /** The client whose open was reading an ingest's stored bytes back went away: the checkpoint stays for a later open. */
 export const readBackCancelled = () => cancelled("the client went away while the ingest's stored bytes were read back; its record stays to be continued");
 export const unimplemented = (message: string) => new StoreError('unimplemented', message);
+
+/**
+ * CANCELLED once `signal` fired: work for a caller that went away (cancelled, or out of time)
+ * stops at its next step instead of reading on for nobody. `what`: that work, for the log.
+ */
+export function stopIfCancelled(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw cancelled(`the client went away: ${what} stopped`);
+}
 export const permissionDenied = (message: string, cause?: unknown) =>
   new StoreError('permission-denied', message, { cause });
 

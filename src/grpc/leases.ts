@@ -19,7 +19,7 @@ export function leaseHandlers(store: LeaseStore, logger: Logger, namespaceOf: Na
       return {};
     }),
     List: unary(logger, 'Leases.List', async (req, call) => ({
-      leases: (await store.list(namespaceOf(call.metadata), req.filters)).map(toLease),
+      leases: (await store.list(namespaceOf(call.metadata), req.filters, cancelSignal(call))).map(toLease),
     })),
     AddResource: unary(logger, 'Leases.AddResource', async (req, call) => {
       if (!req.resource) throw invalidArgument('AddResource needs a resource');

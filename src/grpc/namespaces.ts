@@ -12,7 +12,9 @@ import { cancelSignal, unary } from './calls.js';
 export function namespaceHandlers(store: NamespaceStore, logger: Logger): NamespacesHandlers {
   return {
     Get: unary(logger, 'Namespaces.Get', async (req) => ({ namespace: toMessage(await store.get(req.name)) })),
-    List: unary(logger, 'Namespaces.List', async (req) => ({ namespaces: (await store.list(req.filter)).map(toMessage) })),
+    List: unary(logger, 'Namespaces.List', async (req, call) => ({
+      namespaces: (await store.list(req.filter, { signal: cancelSignal(call) })).map(toMessage),
+    })),
     Create: unary(logger, 'Namespaces.Create', async (req, call) => {
       if (!req.namespace) throw invalidArgument('Create needs a namespace');
       return { namespace: toMessage(await store.create(req.namespace.name, req.namespace.labels ?? {}, cancelSignal(call))) };

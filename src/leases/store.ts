@@ -123,12 +123,13 @@ export class LeaseStore {
     this.counts.forget(scoped(ns, id));
   }
 
-  async list(ns: string, filters: readonly string[]): Promise<Lease[]> {
+  /** `signal`: the caller went away; the listing stops before its next read (CANCELLED). */
+  async list(ns: string, filters: readonly string[], signal?: AbortSignal): Promise<Lease[]> {
     validateNamespace(ns);
     const filter = parseFilters(filters);
     const out: Lease[] = [];
     let labels = 0;
-    for await (const { value } of this.docs.readAll<LeaseRecord>(docKeys.leasesPrefix(ns))) {
+    for await (const { value } of this.docs.readAll<LeaseRecord>(docKeys.leasesPrefix(ns), { signal })) {
       const matches = filter.matches((path) => {
         if (path.length === 1 && path[0] === 'id') return value.id;
         if (path.length >= 2 && path[0] === 'labels') return labelValue(value.labels, path.slice(1).join('.'));

@@ -1,6 +1,6 @@
 import { pMapIterable, pMapSkip } from 'p-map';
 import type { BlobStore, DocEntry } from '../blobstore/types.js';
-import { isStoreError } from '../errors.js';
+import { isStoreError, stopIfCancelled } from '../errors.js';
 import { VersionedMemory } from './versioned-memory.js';
 
 /**
@@ -154,14 +154,22 @@ export class Documents {
    * only those whose key it takes (a key costs nothing to look at, a document a GET). One kept
    * with the version the listing shows is not read again (see `listed`), unless `fresh`: where
    * what a document says decides a deletion, and a listing that lags behind the bucket (Swift's
-   * do) would have the memory answer an older document than a GET.
+   * do) would have the memory answer an older document than a GET. `signal`: the caller went
+   * away; no further page is listed and no further document read (CANCELLED).
    */
-  readAll<T>(prefix: string, options: { wanted?: (key: string) => boolean; fresh?: boolean } = {}): AsyncIterable<{ key: string; value: T }> {
-    const { wanted, fresh = false } = options;
-    const entries = this.store.listDocs(prefix);
+  readAll<T>(
+    prefix: string,
+    options: { wanted?: (key: string) => boolean; fresh?: boolean; signal?: AbortSignal } = {},
+  ): AsyncIterable<{ key: string; value: T }> {
+    const { wanted, fresh = false, signal } = options;
+    const what = `the reading of the documents under ${prefix}`;
+    const listed = this.store.listDocs(prefix);
+    const entries = signal ? untilCancelled(listed, signal, what) : listed;
     return pMapIterable(
       wanted ? only(entries, wanted) : entries,
       async ({ key, version }) => {
+        // the reads run ahead of what the caller has taken: each asks before its GET
+        stopIfCancelled(signal, what);
         if (fresh) {
           const value = await this.read<T>(key);
           return value === undefined ? pMapSkip : { key, value };
@@ -182,6 +190,13 @@ function parsed<T>(text: string): T | undefined {
     // A document we cannot parse was not written by this daemon's format; treat it as absent
     // rather than failing every call that touches it.
     return undefined;
+  }
+}
+
+async function* untilCancelled(entries: AsyncIterable<DocEntry>, signal: AbortSignal, what: string): AsyncIterable<DocEntry> {
+  for await (const entry of entries) {
+    stopIfCancelled(signal, what);
+    yield entry;
   }
 }
 

@@ -1,6 +1,6 @@
 import pMap, { pMapSkip } from 'p-map';
 import type { BlobStore } from '../blobstore/types.js';
-import { alreadyExists, failedPrecondition, notFound, resourceExhausted } from '../errors.js';
+import { alreadyExists, failedPrecondition, notFound, resourceExhausted, stopIfCancelled } from '../errors.js';
 import { parseFilters } from '../filters.js';
 import { labelValue, type Labels } from '../labels.js';
 import { Documents, docKeys } from '../metadata/documents.js';
@@ -63,8 +63,14 @@ export class NamespaceStore {
     return { name, labels: found.labels };
   }
 
-  /** In name order, filtered by containerd's filter syntax on `name` and `labels.<key>`. */
-  async list(filter: string, maxLabelBytes = MAX_LISTED_LABEL_BYTES): Promise<Namespace[]> {
+  /**
+   * In name order, filtered by containerd's filter syntax on `name` and `labels.<key>`. `signal`:
+   * the caller went away; the listing stops before its next request (CANCELLED). `maxLabelBytes`
+   * is for tests.
+   */
+  async list(filter: string, options: { signal?: AbortSignal; maxLabelBytes?: number } = {}): Promise<Namespace[]> {
+    const { signal, maxLabelBytes = MAX_LISTED_LABEL_BYTES } = options;
+    const stop = () => stopIfCancelled(signal, 'the listing of namespaces');
     const matcher = parseFilters(filter === '' ? [] : [filter]);
     const names = new Set<string>();
     const add = (name: string) => {
@@ -79,12 +85,19 @@ export class NamespaceStore {
     for (const name of this.local.namespacesWithLiveIngests()) add(name);
     const labelled = new Set<string>();
     for await (const key of this.docs.list(docKeys.namespaceLabelsPrefix())) {
+      stop();
       const name = key.slice(docKeys.namespaceLabelsPrefix().length);
       add(name);
       labelled.add(name);
     }
-    for await (const key of this.docs.list(docKeys.namespacesPrefix())) add(key.slice(docKeys.namespacesPrefix().length));
-    for await (const name of this.docs.groups(docKeys.allNamespaces())) add(name);
+    for await (const key of this.docs.list(docKeys.namespacesPrefix())) {
+      stop();
+      add(key.slice(docKeys.namespacesPrefix().length));
+    }
+    for await (const name of this.docs.groups(docKeys.allNamespaces())) {
+      stop();
+      add(name);
+    }
     const sorted = [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const matches = (ns: Namespace) =>
       matcher.matches((path) => {
@@ -97,6 +110,7 @@ export class NamespaceStore {
     return pMap(
       sorted,
       async (name): Promise<Namespace | typeof pMapSkip> => {
+        stop();
         const ns = { name, labels: labelled.has(name) ? await this.readLabels(name) : {} };
         if (!matches(ns)) return pMapSkip;
         for (const [key, value] of Object.entries(ns.labels)) labelBytes += Buffer.byteLength(key) + Buffer.byteLength(value);
