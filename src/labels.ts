@@ -31,6 +31,30 @@ export function labelsLength(labels: Labels): number {
   return n;
 }
 
+/** Bytes protobuf's base-128 varint takes for `n`. */
+function varintBytes(n: number): number {
+  let bytes = 1;
+  for (let rest = n; rest >= 128; rest = Math.floor(rest / 128)) bytes++;
+  return bytes;
+}
+
+/** Bytes of a length-delimited protobuf field of `length` bytes: its tag (field numbers under 16), its length, itself. */
+export function fieldBytes(length: number): number {
+  return 1 + varintBytes(length) + length;
+}
+
+/**
+ * What a set of labels comes to in a protobuf message (a map<string, string>, as containerd's
+ * messages carry them): each label an entry of its own, with a key and a value field. Framing is
+ * 6 to 9 bytes a label, so a bound on the characters alone lets many tiny labels encode to four
+ * times what it allows.
+ */
+export function labelsEncodedBytes(labels: Labels): number {
+  let n = 0;
+  for (const key of Object.keys(labels)) n += fieldBytes(fieldBytes(Buffer.byteLength(key)) + fieldBytes(Buffer.byteLength(labels[key] ?? '')));
+  return n;
+}
+
 /**
  * A label's value, own keys only: a client's key like `constructor` or `__proto__` must never
  * find something on Object.prototype.

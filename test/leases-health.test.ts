@@ -230,7 +230,7 @@ describe('Leases on S3', () => {
     for (let n = 0; n < 5; n++) await call(leases, 'Create', { id: `full-${n}`, labels: full(n) }, md);
     const err = await failure(call(leases, 'List', { filters: [] }, md));
     expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
-    expect(err.details).toContain('more than 4194304 characters of labels');
+    expect(err.details).toContain('the matching leases come to more than 4194304 bytes encoded (ids and labels), more than one List answers with; narrow the list with a filter');
     const one = await call<object, ListResponse__Output>(leases, 'List', { filters: ['id==full-3'] }, md);
     expect(one.leases.map((l) => l.id)).toEqual(['full-3']);
   });

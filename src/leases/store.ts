@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { BlobStore } from '../blobstore/types.js';
 import { alreadyExists, isStoreError, notFound, resourceExhausted } from '../errors.js';
-import { labelsLength, labelValue, validateLabels, type Labels } from '../labels.js';
+import { fieldBytes, labelsEncodedBytes, labelValue, validateLabels, type Labels } from '../labels.js';
 import { Documents, docKeys } from '../metadata/documents.js';
 import { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import { ReclaimMarks } from '../metadata/reclaim-marks.js';
@@ -42,12 +42,15 @@ const MAX_LISTED_RESOURCES = 4 * MAX_LEASE_RESOURCES;
 /** Leases one List may answer with; past it the client is told to filter. */
 const MAX_LISTED_LEASES = 10_000;
 /**
- * Characters of labels one List may answer with. List answers in one message, which the daemon
- * sends up to 16 MiB and containerd's clients take up to 16 MiB (grpc-go's own default is 4):
- * each lease may carry 1 MiB of labels, so the count alone would let one answer, and the memory
- * it is built in, reach gigabytes.
+ * Bytes one List may answer with, encoded (listedLeaseBytes). List answers in one message, which
+ * the daemon sends up to 16 MiB and containerd's clients take up to 16 MiB (grpc-go's own default
+ * is 4): each lease may carry 1 MiB of labels, so the count alone would let one answer, and the
+ * memory it is built in, reach gigabytes; past the bound the refusal is the daemon's own, naming
+ * it, not grpc-js's on a message too large to send.
  */
-const MAX_LISTED_LABELS = 4 * 1024 * 1024;
+const MAX_LISTED_BYTES = 4 * 1024 * 1024;
+/** A Timestamp field at its largest: seconds and nanos varints of 10 and 5 bytes, their tags, its tag and length. */
+const TIMESTAMP_FIELD_BYTES = 19;
 
 /**
  * containerd's leases, kept per namespace in the bucket so every daemon sharing it sees them.
@@ -60,14 +63,17 @@ export class LeaseStore {
   private readonly blobs: BlobStore;
   private readonly guard: ReclaimGuard;
   private readonly maxResources: number;
+  private readonly maxListedBytes: number;
   private readonly counts: ResourceCounts;
 
   /**
-   * `maxResources` is for tests, which cannot afford ten thousand PUTs. `keptForMs`: how long a
-   * lease listed stays remembered once no listing finds it (see Documents).
+   * `maxResources` and `maxListedBytes` are for tests, which cannot afford ten thousand PUTs, or
+   * megabytes of labels. `keptForMs`: how long a lease listed stays remembered once no listing
+   * finds it (see Documents).
    */
-  constructor(blobs: BlobStore, options: { maxResources?: number; keptForMs?: number } = {}) {
+  constructor(blobs: BlobStore, options: { maxResources?: number; maxListedBytes?: number; keptForMs?: number } = {}) {
     this.maxResources = options.maxResources ?? MAX_LEASE_RESOURCES;
+    this.maxListedBytes = options.maxListedBytes ?? MAX_LISTED_BYTES;
     this.counts = new ResourceCounts(this.maxResources);
     // List, and the collector's scans (it reads leases through this store), read every lease listed
     this.docs = new Documents(blobs, { keepListedBytes: LEASES_KEPT_BYTES, keptForMs: options.keptForMs });
@@ -128,7 +134,7 @@ export class LeaseStore {
     validateNamespace(ns);
     const filter = parseFilters(filters);
     const out: Lease[] = [];
-    let labels = 0;
+    let bytes = 0;
     for await (const { value } of this.docs.readAll<LeaseRecord>(docKeys.leasesPrefix(ns), { signal })) {
       const matches = filter.matches((path) => {
         if (path.length === 1 && path[0] === 'id') return value.id;
@@ -139,13 +145,14 @@ export class LeaseStore {
       if (out.length >= MAX_LISTED_LEASES) {
         throw resourceExhausted(`namespace ${ns} has more than ${MAX_LISTED_LEASES} matching leases; narrow the list with a filter`);
       }
-      labels += labelsLength(value.labels);
-      if (labels > MAX_LISTED_LABELS) {
+      const lease = toLease(value);
+      bytes += listedLeaseBytes(lease);
+      if (bytes > this.maxListedBytes) {
         throw resourceExhausted(
-          `namespace ${ns}: the matching leases carry more than ${MAX_LISTED_LABELS} characters of labels, more than one List answers with; narrow the list with a filter`,
+          `namespace ${ns}: the matching leases come to more than ${this.maxListedBytes} bytes encoded (ids and labels), more than one List answers with; narrow the list with a filter`,
         );
       }
-      out.push(toLease(value));
+      out.push(lease);
     }
     return out;
   }
@@ -336,6 +343,11 @@ export class LeaseStore {
 
 function scoped(ns: string, id: string): string {
   return `${ns}\0${id}`;
+}
+
+/** What a lease comes to in List's answer, at most: a Lease message (id, created_at, labels) in its repeated field. */
+export function listedLeaseBytes(lease: Lease): number {
+  return fieldBytes(fieldBytes(Buffer.byteLength(lease.id)) + TIMESTAMP_FIELD_BYTES + labelsEncodedBytes(lease.labels));
 }
 
 function toLease(record: LeaseRecord): Lease {

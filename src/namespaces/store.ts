@@ -2,7 +2,7 @@ import pMap, { pMapSkip } from 'p-map';
 import type { BlobStore } from '../blobstore/types.js';
 import { alreadyExists, failedPrecondition, notFound, resourceExhausted, stopIfCancelled } from '../errors.js';
 import { parseFilters } from '../filters.js';
-import { labelValue, type Labels } from '../labels.js';
+import { fieldBytes, labelsEncodedBytes, labelValue, type Labels } from '../labels.js';
 import { Documents, docKeys } from '../metadata/documents.js';
 import { updatedLabels, withoutEmpty } from './label-update.js';
 import { isNamespace, validateNamespace } from './names.js';
@@ -29,10 +29,11 @@ interface LabelsDocument {
 /** The most namespaces one List gathers (containerd lists them all, unbounded). */
 const MAX_LISTED_NAMESPACES = 10_000;
 /**
- * The most label bytes (keys and values) one List gathers: each namespace may carry up to 1 MiB
- * of them, and an answer larger than gRPC's 16 MiB message could not be sent anyway.
+ * The most bytes one List answers with, encoded (listedNamespaceBytes): each namespace may carry
+ * up to 1 MiB of labels, and an answer larger than gRPC's 16 MiB message could not be sent (the
+ * client would get grpc-js's bare "larger than max" instead of this bound).
  */
-export const MAX_LISTED_LABEL_BYTES = 8 * 1024 * 1024;
+const MAX_LISTED_BYTES = 8 * 1024 * 1024;
 const LABEL_READS = 16;
 
 /**
@@ -65,11 +66,11 @@ export class NamespaceStore {
 
   /**
    * In name order, filtered by containerd's filter syntax on `name` and `labels.<key>`. `signal`:
-   * the caller went away; the listing stops before its next request (CANCELLED). `maxLabelBytes`
-   * is for tests.
+   * the caller went away; the listing stops before its next request (CANCELLED). `maxBytes` is
+   * for tests.
    */
-  async list(filter: string, options: { signal?: AbortSignal; maxLabelBytes?: number } = {}): Promise<Namespace[]> {
-    const { signal, maxLabelBytes = MAX_LISTED_LABEL_BYTES } = options;
+  async list(filter: string, options: { signal?: AbortSignal; maxBytes?: number } = {}): Promise<Namespace[]> {
+    const { signal, maxBytes = MAX_LISTED_BYTES } = options;
     const stop = () => stopIfCancelled(signal, 'the listing of namespaces');
     const matcher = parseFilters(filter === '' ? [] : [filter]);
     const names = new Set<string>();
@@ -105,17 +106,19 @@ export class NamespaceStore {
         if (path.length >= 2 && path[0] === 'labels') return labelValue(ns.labels, path.slice(1).join('.'));
         return undefined;
       });
-    // only the labels of namespaces answered count: others' are read, matched and let go
-    let labelBytes = 0;
+    // only the namespaces answered count: others' labels are read, matched and let go
+    let bytes = 0;
     return pMap(
       sorted,
       async (name): Promise<Namespace | typeof pMapSkip> => {
         stop();
         const ns = { name, labels: labelled.has(name) ? await this.readLabels(name) : {} };
         if (!matches(ns)) return pMapSkip;
-        for (const [key, value] of Object.entries(ns.labels)) labelBytes += Buffer.byteLength(key) + Buffer.byteLength(value);
-        if (labelBytes > maxLabelBytes) {
-          throw resourceExhausted(`the labels of the namespaces listed come to more than ${maxLabelBytes} bytes, the most one List answers with; narrow it with a filter`);
+        bytes += listedNamespaceBytes(ns);
+        if (bytes > maxBytes) {
+          throw resourceExhausted(
+            `the namespaces listed come to more than ${maxBytes} bytes encoded (names and labels), the most one List answers with; narrow it with a filter`,
+          );
         }
         return ns;
       },
@@ -200,6 +203,11 @@ export class NamespaceStore {
   private serialized<T>(name: string, signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T> {
     return this.turns.run(name, subject(name), work, signal);
   }
+}
+
+/** What a namespace comes to in List's answer: a Namespace message (name, labels) in its repeated field. */
+export function listedNamespaceBytes(ns: Namespace): number {
+  return fieldBytes(fieldBytes(Buffer.byteLength(ns.name)) + labelsEncodedBytes(ns.labels));
 }
 
 function subject(name: string): string {

@@ -70,18 +70,19 @@ describe('NamespaceStore.list over a local directory', () => {
       await blobs.init();
       const store = new NamespaceStore(blobs, local, undefined);
       for (const name of ['a', 'b', 'c']) await labelled(store, name, 20_000);
-      expect((await store.list('', { maxLabelBytes: 60_000 })).map((n) => n.name)).toEqual(['a', 'b', 'c']);
-      const err = await store.list('', { maxLabelBytes: 50_000 }).then(
+      // 20,000 bytes of labels each, and 166 of framing
+      expect((await store.list('', { maxBytes: 61_000 })).map((n) => n.name)).toEqual(['a', 'b', 'c']);
+      const err = await store.list('', { maxBytes: 50_000 }).then(
         () => undefined,
         (e: unknown) => e,
       );
       expect(isStoreError(err, 'resource-exhausted')).toBe(true);
       expect((err as Error).message).toContain('more than 50000 bytes');
       // a filter narrows what counts: labels of namespaces it leaves out are not answered
-      expect((await store.list('name==b', { maxLabelBytes: 25_000 })).map((n) => n.name)).toEqual(['b']);
+      expect((await store.list('name==b', { maxBytes: 25_000 })).map((n) => n.name)).toEqual(['b']);
       // bytes, not characters: 20 labels of 996 three-byte characters pass 50,000
       await store.create('wide', Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`w${i}`, '\u4e2d'.repeat(996)])));
-      expect(await store.list('name==wide', { maxLabelBytes: 50_000 }).then(() => 'answered', (e: Error) => e.message)).toContain('more than 50000 bytes');
+      expect(await store.list('name==wide', { maxBytes: 50_000 }).then(() => 'answered', (e: Error) => e.message)).toContain('more than 50000 bytes');
     } finally {
       await rm(root, { recursive: true, force: true });
     }
