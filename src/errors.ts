@@ -74,6 +74,8 @@ export const cancelled = (message: string) => new StoreError('cancelled', messag
 /** The client whose open was reading an ingest's stored bytes back went away: the checkpoint stays for a later open. */
 export const readBackCancelled = () => cancelled("the client went away while the ingest's stored bytes were read back; its record stays to be continued");
 export const unimplemented = (message: string) => new StoreError('unimplemented', message);
+export const permissionDenied = (message: string, cause?: unknown) =>
+  new StoreError('permission-denied', message, { cause });
 
 /**
  * CANCELLED once `signal` fired: work for a caller that went away (cancelled, or out of time)
@@ -82,8 +84,6 @@ export const unimplemented = (message: string) => new StoreError('unimplemented'
 export function stopIfCancelled(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted) throw cancelled(`the client went away: ${what} stopped`);
 }
-export const permissionDenied = (message: string, cause?: unknown) =>
-  new StoreError('permission-denied', message, { cause });
 
 export function isStoreError(err: unknown, kind?: ErrorKind): err is StoreError {
   return err instanceof StoreError && (kind === undefined || err.kind === kind);
