@@ -4,7 +4,21 @@ import { ParkedReads } from '../../src/blobstore/s3/parked-reads.js';
 
 /** A response as ParkedReads sees it, opened `ago` ms before now. */
 function response(digest: string, position: number, ago = 0) {
-  return { digest, position, openedAt: performance.now() - ago, failed: false, closed: false, close() { this.closed = true; }, readAhead() {} };
+  return {
+    digest,
+    position,
+    openedAt: performance.now() - ago,
+    failed: false,
+    closed: false,
+    continuedBy: 0,
+    close() {
+      this.closed = true;
+    },
+    readAhead() {},
+    continued() {
+      this.continuedBy++;
+    },
+  };
 }
 
 /**
@@ -25,6 +39,8 @@ describe('parked GET responses', () => {
     const young = response('sha256:a', 100, 1_000);
     reads.park(young as unknown as OpenRead);
     expect(reads.take('sha256:a', 100)).toBe(young);
+    // the Read that takes it continues a sequential reader: it reads further ahead from now
+    expect(young.continuedBy).toBe(1);
     const old = response('sha256:a', 200, 31_000);
     reads.park(old as unknown as OpenRead);
     expect(reads.take('sha256:a', 200)).toBeUndefined();
