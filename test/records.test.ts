@@ -10,7 +10,7 @@ import type { GetRecordResponse__Output } from '../src/generated/s3cs/records/v1
 import type { ListRecordsResponse__Output } from '../src/generated/s3cs/records/v1/ListRecordsResponse.js';
 import type { PutRecordResponse__Output } from '../src/generated/s3cs/records/v1/PutRecordResponse.js';
 import { cacheConfig } from './support/buildkit.js';
-import { call, failure, getObject, listKeys, ns, randomBlob, rawS3, startDaemon, until, writeBlob, type TestDaemon } from './support/harness.js';
+import { call, failure, getObject, listKeys, ns, putObject, randomBlob, rawS3, startDaemon, until, writeBlob, type TestDaemon } from './support/harness.js';
 
 type FixtureDoc = {
   layers: { blob: string; parent?: number; annotations?: Record<string, unknown> }[];
@@ -518,9 +518,16 @@ describe('CacheRecords Puts and Gets at once', () => {
 /** The daemon's S3 store, whose reads of the collector's reclaim notes fail while `failNotes` is set. */
 class NotesFailingStore extends S3BlobStore {
   failNotes = false;
+  /** Run before a failing read: another writer's record landing while the Put checks its layers. */
+  meanwhile: (() => Promise<void>) | undefined;
 
   override async getDoc(key: string) {
-    if (this.failNotes && key.includes('reclaim/')) throw new StoreError('unavailable', 'S3 did not answer (for the test)');
+    if (this.failNotes && key.includes('reclaim/')) {
+      const other = this.meanwhile;
+      this.meanwhile = undefined;
+      await other?.();
+      throw new StoreError('unavailable', 'S3 did not answer (for the test)');
+    }
     return super.getDoc(key);
   }
 }
@@ -546,5 +553,28 @@ describe('CacheRecords Put whose check of its layers fails', () => {
     store.failNotes = false;
     expect(err.code).toBe(status.UNAVAILABLE);
     expect((await getObject(d.bucket!, 'manifests/checked')).equals(old)).toBe(true);
+  });
+
+  it.each([
+    ['of the size of its own', 1],
+    ['of another size', 2],
+  ])('leaves a record %s another writer put under the name meanwhile, rather than put back the older one over it', async (_, theirLayers) => {
+    const name = `raced-${theirLayers}`;
+    const oldLayer = randomBlob(1602);
+    await writeBlob(d.content(), `old-layer-${name}`, oldLayer);
+    await call(d.records(), 'Put', { names: [name], config: cacheConfig([oldLayer]) });
+    const ourLayer = randomBlob(1603);
+    const theirs = Array.from({ length: theirLayers }, (_, i) => randomBlob(1604 + i));
+    for (const [i, layer] of [ourLayer, ...theirs].entries()) await writeBlob(d.content(), `layer-${name}-${i}`, layer);
+    // BuildKit (or another daemon) exporting the same cache name while this Put checks its layers
+    const theirRecord = cacheConfig(theirs);
+    const ours = cacheConfig([ourLayer]);
+    expect(theirRecord.length === ours.length).toBe(theirLayers === 1);
+    store.meanwhile = () => putObject(d.bucket!, `manifests/${name}`, theirRecord);
+    store.failNotes = true;
+    const err = await failure(call(d.records(), 'Put', { names: [name], config: ours }));
+    store.failNotes = false;
+    expect(err.code).toBe(status.UNAVAILABLE);
+    expect((await getObject(d.bucket!, `manifests/${name}`)).equals(theirRecord)).toBe(true);
   });
 });

@@ -231,6 +231,11 @@ export class RecordStore {
     // would leave the record pointing at nothing, so the names get back what they held.
     const putBack = async () => {
       for (const [i, name] of unique.entries()) {
+        // a record another writer (BuildKit, another daemon) put there since is newer than both
+        if (!(await this.stillHolds(name, config))) {
+          this.logger.info({ name }, 'cache record Put: another writer stored the name meanwhile; its record is left as it is');
+          continue;
+        }
         const before = held.digests[i];
         if (before) await this.blobs.putRecord(name, held.bodies.get(before)!);
         else await this.blobs.deleteRecord(name);
@@ -257,6 +262,25 @@ export class RecordStore {
     this.touch.schedule(blobs);
     this.logger.info({ names: unique, digest, size: config.length, layers: blobs.length }, 'stored cache record');
     return { digest, size: config.length };
+  }
+
+  /**
+   * Whether `name` still holds `config`, read back before a put-back. No conditional PUT makes
+   * the read and the put-back one step, but the window shrinks from the whole layer check to one
+   * round trip. A record of another size is not read whole.
+   */
+  private async stillHolds(name: string, config: Buffer): Promise<boolean> {
+    // a domain error: the stores pass those through as they are
+    const otherSize = failedPrecondition(`cache record ${JSON.stringify(name)} is of another size now`);
+    try {
+      const now = await this.blobs.getRecord(name, (bytes) => {
+        if (bytes !== config.length) throw otherSize;
+      });
+      return now !== undefined && now.body.equals(config);
+    } catch (err) {
+      if (err === otherSize) return false;
+      throw err;
+    }
   }
 
   async list(prefix: string, pageSize: number, pageToken: string): Promise<{ entries: RecordEntry[]; nextPageToken: string }> {
