@@ -81,10 +81,28 @@ export function describeConfig(config: Config): Record<string, unknown> {
     s3: {
       ...settings,
       credentials: credentials
-        ? { accessKeyId: credentials.accessKeyId, secretAccessKey: '(redacted)', ...(credentials.sessionToken ? { sessionToken: '(redacted)' } : {}) }
+        ? { accessKeyId: shortKeyId(credentials.accessKeyId), secretAccessKey: '(redacted)', ...(credentials.sessionToken ? { sessionToken: '(redacted)' } : {}) }
         : 'AWS SDK default chain of this process',
     },
   };
+}
+
+/** An access key id is an identifier, not a secret; shortened as the start-up check shows it. */
+function shortKeyId(id: string): string {
+  return id.length > 8 ? `${id.slice(0, 4)}…${id.slice(-4)}` : id;
+}
+
+/**
+ * Refuses 0 for an age past which things are discarded or copied: elsewhere 0 means "never"
+ * (--stream-idle-timeout, --gc-interval), and here it would mean "at once".
+ */
+function notZero(ms: number, flag: string, because: string): number {
+  if (ms === 0) throw new ConfigError(`--${flag}: 0 does not mean "never" here: ${because}; give an age (the default is ${SETTINGS[settingOf(flag)].default})`);
+  return ms;
+}
+
+function settingOf(flag: string): SettingName {
+  return (Object.keys(SETTINGS) as SettingName[]).find((name) => SETTINGS[name].flag === flag)!;
 }
 
 export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
@@ -121,9 +139,9 @@ export function resolveConfig(flags: Flags, env: NodeJS.ProcessEnv): Config {
     s3: undefined,
     cacheDir: raw('cacheDir') || undefined,
     cacheMaxBytes: parseSize(str('cacheMaxSize'), 'cache-max-size'),
-    touchRefreshMs: parseDuration(str('touchRefresh'), 'touch-refresh'),
-    ingestExpiryMs: parseDuration(str('ingestExpiry'), 'ingest-expiry'),
-    orphanUploadGraceMs: parseDuration(str('orphanUploadGrace'), 'orphan-upload-grace'),
+    touchRefreshMs: notZero(parseDuration(str('touchRefresh'), 'touch-refresh'), 'touch-refresh', 'every blob a record names would be copied at every read'),
+    ingestExpiryMs: notZero(parseDuration(str('ingestExpiry'), 'ingest-expiry'), 'ingest-expiry', 'every ingest without a stream, other daemons\' included, would be discarded'),
+    orphanUploadGraceMs: notZero(parseDuration(str('orphanUploadGrace'), 'orphan-upload-grace'), 'orphan-upload-grace', 'other daemons\' uploads would be aborted before their first record lands'),
     maxStreams: parsePositiveInt(str('maxStreams'), 'max-streams'),
     maxCallsPerConnection: parsePositiveInt(str('maxCallsPerConnection'), 'max-calls-per-connection'),
     maxReadBuffer: parseSize(str('maxReadBuffer'), 'max-read-buffer'),

@@ -169,6 +169,41 @@ describe('resolveConfig hands out parsed values', () => {
     expect(JSON.stringify(describeConfig(resolveConfig({ config: file }, {})))).not.toContain('SECRET');
   });
 
+  it('describes static keys with the access key id shortened, as the start-up check names it, and no secret', () => {
+    const file = join(tempDir('s3cs-config-'), 'config.json');
+    writeFileSync(file, JSON.stringify({ bucket: 'b', region: 'r', 'access-key-id': 'AKIAIOSFODNN7EXAMPLE', 'secret-access-key': 'wJalrXUtnFEMIK7MDENG' }));
+    const described = JSON.stringify(describeConfig(resolveConfig({ config: file }, {})));
+    expect(described).toContain('AKIA…MPLE');
+    expect(described).not.toContain('AKIAIOSFODNN7EXAMPLE');
+    expect(described).not.toContain('wJalrXUtnF');
+  });
+
+  it.each([
+    ['a secret whose quotes were forgotten', '{\n  "bucket": "b",\n  "secret-access-key": wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY\n}', ' (its text is not shown: the file may hold keys)'],
+    ['a comma too many', '{\n  "bucket": "b",\n  "secret-access-key": "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY",\n}', ' at line 4, column 1'],
+  ])('refuses a config file that is not JSON (%s) naming where, never quoting its text', (_, text, where) => {
+    const file = join(tempDir('s3cs-config-'), 'config.json');
+    writeFileSync(file, text);
+    let message = '';
+    try {
+      resolveConfig({ config: file }, {});
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      message = (err as Error).message;
+    }
+    expect(message).toBe(`--config ${file}: not valid JSON${where}`);
+    expect(message).not.toContain('wJalrX');
+  });
+
+  it.each([
+    ['ingestExpiry', '--ingest-expiry', '24h'],
+    ['orphanUploadGrace', '--orphan-upload-grace', '15m'],
+    ['touchRefresh', '--touch-refresh', '24h'],
+  ])('refuses %s of 0, which would discard or copy at once rather than never', (setting, flag, byDefault) => {
+    expect(() => resolveConfig({ root: '/data', [setting]: '0' }, {})).toThrow(new RegExp(`^${flag}: 0 does not mean "never" here: .*the default is ${byDefault}\\)$`));
+    expect(() => resolveConfig({ root: '/data', [setting]: '1s' }, {})).not.toThrow();
+  });
+
   it('keeps the TLS paths without reading them', () => {
     const config = resolveConfig({ address: ['tcp://127.0.0.1:7000'], tlsCert: 'missing/cert.pem', tlsKey: 'missing/key.pem' }, {});
     expect(config.tls).toEqual({ cert: 'missing/cert.pem', key: 'missing/key.pem', clientCa: undefined });
