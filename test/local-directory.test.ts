@@ -161,6 +161,14 @@ describe('local directory store (no bucket)', () => {
     await call(client, 'Abort', { ref: 'fs-unusable' });
   });
 
+  it('answers a ref within the daemon\'s bound but too long for a file name with INVALID_ARGUMENT, no path of the server', async () => {
+    const ref = 'r'.repeat(300);
+    const err = await failure(new WriteSession(client).send({ action: 'WRITE', ref, offset: 0, data: randomBlob(10) }));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toContain('255 bytes');
+    expect(err.details).not.toContain(root);
+  });
+
   it('leaves no ingest status behind after a COMMIT of the empty blob on a fresh ref', async () => {
     const ref = 'fs-empty';
     const digest = digestOf('');

@@ -1,6 +1,6 @@
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, relative } from 'node:path';
-import { StoreError, resourceExhausted, unavailable } from '../errors.js';
+import { StoreError, invalidArgument, resourceExhausted, unavailable } from '../errors.js';
 
 /**
  * The two syncs that make a local file durable: its bytes, and the entry in its directory (a
@@ -56,15 +56,20 @@ const UNUSABLE = new Set(['EMFILE', 'ENFILE', 'EIO', 'EROFS', 'ENOENT', 'ENOTDIR
 /**
  * A failure of the local directory as a client is told it: what could not be done and why,
  * with a path relative to the store's root at most (the server's own layout is not a client's
- * business, and an INTERNAL "bug" it is not). Anything else is passed on as it is.
+ * business, and an INTERNAL "bug" it is not). A system error of another kind is still ours
+ * (INTERNAL), named by its code alone: its message carries the server's absolute path. Anything
+ * that is not a system error is passed on as it is.
  */
 export function localError(err: unknown, what: string, root: string): unknown {
   if (err instanceof StoreError) return err;
   const { code, path } = (err ?? {}) as NodeJS.ErrnoException;
-  if (typeof code !== 'string') return err;
+  if (typeof code !== 'string' || !/^E[A-Z0-9]+$/.test(code)) return err;
   const rel = typeof path === 'string' ? relative(root, path) : '';
   const at = rel && !rel.startsWith('..') && !isAbsolute(rel) ? ` at ${rel}` : '';
   if (FULL.has(code)) return resourceExhausted(`${what}: the store's local directory is full (${code}${at})`);
   if (UNUSABLE.has(code)) return unavailable(`${what}: the store's local directory cannot be used (${code}${at})`, err);
-  return err;
+  // A ref, record name or resource id is a file name here: within the daemon's own bounds
+  // (768, 1,024, 512 bytes) yet past the file system's 255 a name.
+  if (code === 'ENAMETOOLONG') return invalidArgument(`${what}: a name is longer than the local directory's file system takes in one path segment (255 bytes); use a shorter one`);
+  return new StoreError('internal', `${what}: ${code}${at}`, { cause: err });
 }

@@ -92,10 +92,13 @@ export class FsUpload implements Upload {
       const fh = await this.file();
       let done = 0;
       while (done < chunk.length) done += (await fh.write(chunk, done, chunk.length - done, this.size + done)).bytesWritten;
-      this.size += chunk.length;
-      const reached = this.size - (this.size % this.checkpointBytes);
+      // Counted once synced: a WRITE whose sync failed is not taken, and the client's retry at
+      // the same offset writes over these bytes rather than after them.
+      const size = this.size + chunk.length;
+      const reached = size - (size % this.checkpointBytes);
+      if (reached > this.checkpointed) await this.sync.file(fh);
+      this.size = size;
       if (reached > this.checkpointed) {
-        await fh.datasync();
         this.checkpointed = reached;
         this.onDurable?.({ offset: reached, handle: this.handle()! });
       }

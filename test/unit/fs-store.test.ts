@@ -29,6 +29,34 @@ function watchedSync(final: () => string) {
   return { seen, sync };
 }
 
+describe('local directory uploads', () => {
+  it('take a WRITE whose checkpoint sync failed again at the same offset, storing each byte once', async () => {
+    let failNext = true;
+    const sync: FsSync = {
+      async file(fh) {
+        if (failNext) {
+          failNext = false;
+          throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+        }
+        await fh.sync();
+      },
+      async dir() {},
+    };
+    const { store } = await storeIn(sync);
+    const MiB = 1024 * 1024;
+    const blob = Buffer.from(Array.from({ length: 9 * MiB }, (_, i) => (i * 7) % 251));
+    const upload = store.createUpload({});
+    // the piece that reaches the first checkpoint (8 MiB) is synced, and that sync fails
+    await expect(upload.write(blob.subarray(0, 8 * MiB))).rejects.toThrow(/cannot be used \(EIO/);
+    await upload.write(blob.subarray(0, 8 * MiB));
+    await upload.write(blob.subarray(8 * MiB));
+    await upload.commit(digestOf(blob), blob.length);
+    const read: Buffer[] = [];
+    for await (const piece of await store.readBlob(digestOf(blob), 0, blob.length)) read.push(piece);
+    expect(Buffer.concat(read).equals(blob)).toBe(true);
+  });
+});
+
 describe('local directory files', () => {
   it('removes the temporary file of a document whose rename failed', async () => {
     const { store, root } = await storeIn();
@@ -97,10 +125,23 @@ describe("the local directory's failures as clients are told them", () => {
     expect((err as Error).message).toBe(`commit of sha256:abc: the store's local directory cannot be used (${code})`);
   });
 
-  it('passes a domain error, and any other failure, on as it is', () => {
+  it('passes a domain error, and a failure that is not a system error, on as it is', () => {
     const domain = notFound('content sha256:abc: not found');
     expect(localError(domain, 'read', root)).toBe(domain);
-    const other = failed('EBADF', `${root}/blobs/x`);
-    expect(localError(other, 'read', root)).toBe(other);
+    const bug = new TypeError('x is undefined');
+    expect(localError(bug, 'read', root)).toBe(bug);
+  });
+
+  it('names a name too long for the file system as the client\'s to shorten (InvalidArgument), without the path', () => {
+    const err = localError(failed('ENAMETOOLONG', `${root}/s3cs/v1/ns/default/ingests/${'r'.repeat(300)}`), 'read of a document', root) as Error;
+    expect(isStoreError(err, 'invalid-argument')).toBe(true);
+    expect(err.message).toContain('255 bytes');
+    expect(err.message).not.toContain(root);
+  });
+
+  it('names any other system error by its code and a path relative to the root only', () => {
+    const err = localError(failed('EBADF', `${root}/blobs/x`), 'read', root) as Error;
+    expect(isStoreError(err, 'internal')).toBe(true);
+    expect(err.message).toBe('read: EBADF at blobs/x');
   });
 });
