@@ -81,7 +81,7 @@ async function stream<Req, Res, M extends StreamMeter>(
   meter: M | undefined,
 ): Promise<void> {
   const started = performance.now();
-  const flow = new Flow(idleMs, method, meter, logger);
+  const flow = new Flow(idleMs, method, meter, logger, call);
   // grpc-js reports every call's HTTP/2 stream closing as 'cancelled', a completed one's too
   call.on('cancelled', flow.closed);
   if (pastDeadline(call) || callEnded(call)) {

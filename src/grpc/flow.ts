@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { StoreError } from '../errors.js';
-import { resetStream } from './reset.js';
+import { canReset, resetStream } from './reset.js';
 
 /**
  * Follows what a stream's messages hold until they reach the connection: told of each one sent
@@ -42,6 +42,8 @@ export class Flow {
     private readonly method: string,
     private readonly meter?: StreamMeter,
     private readonly logger?: Logger,
+    /** The call, to tell whether it can be reset when another stream needs its place. */
+    private readonly call?: object,
   ) {}
 
   readonly flushed = (): void => {
@@ -93,6 +95,9 @@ export class Flow {
 
   /** Another stream needs the place this one holds while its client takes nothing (stream-limit.ts). */
   preempt(): boolean {
+    // Ended while it waits for room, its handler unwinds and its messages still queued need a
+    // reset: one that cannot be reset keeps its place, whatever state it is in now.
+    if (this.call && !canReset(this.call)) return false;
     const seconds = Math.round(this.stalledFor(performance.now()) / 1000);
     return this.end(
       new StoreError('resource-exhausted', `${this.method}: the client took nothing for ${seconds}s while every stream this daemon allows (--max-streams) was in use; stream ended`),

@@ -34,6 +34,11 @@ export function resetStream(call: object): boolean {
   return true;
 }
 
+/** Whether resetStream can reset the call's stream (see baseCall). */
+export function canReset(call: object): boolean {
+  return baseCall(call) !== undefined;
+}
+
 /**
  * Whether grpc-js has ended the call already (cancelled it, or its HTTP/2 stream is closed). It
  * runs a server stream's handler at the request's end even when it cancelled the call before (its

@@ -158,10 +158,11 @@ describe('the S3 responses Reads may hold', () => {
     await slots.take(a, 'GET a', busy);
     await slots.take(b, 'GET b', busy);
     const order: string[] = [];
+    const [busy1, busy2, quiet1] = [holder(), holder(), holder()];
     const waits = [
-      slots.take(holder(), 'GET busy 1', busy).then(() => order.push('busy 1')),
-      slots.take(holder(), 'GET busy 2', busy).then(() => order.push('busy 2')),
-      slots.take(holder(), 'GET quiet', quiet).then(() => order.push('quiet')),
+      slots.take(busy1, 'GET busy 1', busy).then(() => order.push('busy 1')),
+      slots.take(busy2, 'GET busy 2', busy).then(() => order.push('busy 2')),
+      slots.take(quiet1, 'GET quiet', quiet).then(() => order.push('quiet')),
     ];
     await tick();
     slots.release(a);
@@ -171,8 +172,10 @@ describe('the S3 responses Reads may hold', () => {
     slots.release(b);
     await tick();
     expect(order).toEqual(['quiet', 'busy 1']);
-    slots.release(holder());
-    expect(waits.length).toBe(3);
+    slots.release(quiet1);
+    await Promise.all(waits);
+    expect(order).toEqual(['quiet', 'busy 1', 'busy 2']);
+    expect(slots.heldBy(busy.party)).toBe(2);
   });
 
   it('spread the slots idle Reads give up at once between the clients that wait', async () => {
@@ -184,7 +187,8 @@ describe('the S3 responses Reads may hold', () => {
     await slots.take(first, 'GET first', parties[0]);
     await slots.take(second, 'GET second', parties[0]);
     const granted: number[] = [];
-    const waits = [1, 1, 2].map((p) => slots.take(holder(), `GET ${p}`, parties[p]).then(() => granted.push(p)));
+    const waiting = [holder(), holder(), holder()];
+    const waits = [1, 1, 2].map((p, i) => slots.take(waiting[i]!, `GET ${p}`, parties[p]).then(() => granted.push(p)));
     await tick();
     expect(granted).toEqual([]);
     for (const idle of [first, second]) (idle as { idleSince: number }).idleSince = performance.now();
@@ -192,7 +196,10 @@ describe('the S3 responses Reads may hold', () => {
     expect(first.letGoes + second.letGoes).toBe(2);
     expect(granted.sort()).toEqual([1, 2]);
     expect(slots.count).toBe(2);
-    expect(waits.length).toBe(3);
+    // the first of client 1 and the one of client 2 hold them; client 1's second comes next
+    slots.release(waiting[2]!);
+    await Promise.all(waits);
+    expect(slots.heldBy(parties[1]!.party)).toBe(2);
   });
 
   it('are served in the order asked among Reads that name no client', async () => {
@@ -200,12 +207,15 @@ describe('the S3 responses Reads may hold', () => {
     const first = holder();
     await slots.take(first, 'GET a', undefined);
     const order: string[] = [];
-    const waits = ['b', 'c'].map((name) => slots.take(holder(), `GET ${name}`, { signal: new AbortController().signal }).then(() => order.push(name)));
+    const waiting = [holder(), holder()];
+    const waits = ['b', 'c'].map((name, i) => slots.take(waiting[i]!, `GET ${name}`, { signal: new AbortController().signal }).then(() => order.push(name)));
     await tick();
     slots.release(first);
     await tick();
     expect(order).toEqual(['b']);
     expect(slots.heldBy(undefined)).toBe(1);
-    expect(waits.length).toBe(2);
+    slots.release(waiting[0]!);
+    await Promise.all(waits);
+    expect(order).toEqual(['b', 'c']);
   });
 });
