@@ -1,14 +1,16 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { lchown, lstat, mkdir, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { ServerCredentials, type Server } from '@grpc/grpc-js';
 import { ConfigError, type Config } from './config.js';
 
 /**
  * The daemon's listeners: the files they need (TLS material, the socket group) and binding every
  * configured address. The files are read here, where the server starts, not while settings are
- * parsed; a missing one is still a ConfigError raised before anything is bound.
+ * parsed; a missing or unusable one is still a ConfigError raised before anything is bound.
  */
 
 export interface ListenerFiles {
@@ -25,10 +27,31 @@ export function readListenerFiles(config: Pick<Config, 'tls' | 'socketGroup'>): 
       throw new ConfigError(`--${name} ${path}: ${(err as Error).message}`);
     }
   };
-  return {
-    tls: tls && { cert: read(tls.cert, 'tls-cert'), key: read(tls.key, 'tls-key'), clientCa: tls.clientCa ? read(tls.clientCa, 'tls-client-ca') : undefined },
-    socketGroup: socketGroup === undefined ? undefined : groupId(socketGroup),
+  const files = tls && { cert: read(tls.cert, 'tls-cert'), key: read(tls.key, 'tls-key'), clientCa: tls.clientCa ? read(tls.clientCa, 'tls-client-ca') : undefined };
+  if (tls && files) checkTlsFiles(tls, files);
+  return { tls: files, socketGroup: socketGroup === undefined ? undefined : groupId(socketGroup) };
+}
+
+/**
+ * Parses the TLS files as the listeners will, so that `check` refuses what `serve` would and a
+ * bad file names its setting. grpc-js takes a client CA that holds no certificate without a word
+ * (every client is then refused), hence the certificates in it are parsed one by one.
+ */
+function checkTlsFiles(paths: NonNullable<Config['tls']>, files: NonNullable<ListenerFiles['tls']>): void {
+  const parses = (flag: string, path: string, what: string, parse: () => unknown) => {
+    try {
+      parse();
+    } catch (err) {
+      throw new ConfigError(`--${flag} ${path}: not ${what} (${(err as Error).message})`);
+    }
   };
+  parses('tls-cert', paths.cert, 'a PEM certificate', () => createSecureContext({ cert: files.cert }));
+  parses('tls-key', paths.key, 'a PEM private key', () => createSecureContext({ key: files.key }));
+  parses('tls-key', paths.key, `the private key of --tls-cert ${paths.cert}`, () => createSecureContext({ cert: files.cert, key: files.key }));
+  if (paths.clientCa === undefined || files.clientCa === undefined) return;
+  const pems = files.clientCa.toString('latin1').match(/-----BEGIN CERTIFICATE-----[^]*?-----END CERTIFICATE-----/g) ?? [];
+  if (pems.length === 0) throw new ConfigError(`--tls-client-ca ${paths.clientCa}: no PEM certificate in it`);
+  for (const pem of pems) parses('tls-client-ca', paths.clientCa, 'a bundle of PEM certificates', () => new X509Certificate(pem));
 }
 
 function groupId(group: string): number {

@@ -1,4 +1,5 @@
-import { readFileSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
 import { pino } from 'pino';
@@ -8,6 +9,7 @@ import { protos } from '../src/grpc/proto.js';
 import { readListenerFiles } from '../src/listeners.js';
 import { Daemon } from '../src/server.js';
 import type { HealthClient } from '../src/generated/grpc/health/v1/Health.js';
+import { CLI, cleanEnv } from './support/child.js';
 import { call, failure, quietLogger, tempDir } from './support/harness.js';
 import { makePki } from './support/pki.js';
 
@@ -58,6 +60,27 @@ describe('TCP listeners', () => {
     const warnings = lines.filter((l) => l.includes('TLS WITHOUT CLIENT CERTIFICATES'));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain('tcp://0.0.0.0:0');
+  });
+
+  // `check` validates what `serve` would read, so both refuse the same files, before anything is bound
+  it.each(['check', 'serve'])('%s refuses a TLS file that is not PEM of its kind, or a key not the certificate\'s, naming the setting', (command) => {
+    const junk = join(dir, 'junk.pem');
+    writeFileSync(junk, 'not PEM at all\n');
+    const cases: [flags: Record<string, string>, named: string][] = [
+      [{ 'tls-cert': junk }, `--tls-cert ${junk}: `],
+      [{ 'tls-key': junk }, `--tls-key ${junk}: `],
+      [{ 'tls-client-ca': junk }, `--tls-client-ca ${junk}: `],
+      [{ 'tls-key': pki.clientKey }, `--tls-key ${pki.clientKey}: not the private key of --tls-cert ${pki.cert}`],
+    ];
+    for (const [flags, named] of cases) {
+      const all = { 'tls-cert': pki.cert, 'tls-key': pki.key, 'tls-client-ca': pki.ca, ...flags };
+      const args = [command, '--address', 'tcp://127.0.0.1:0', '--root', join(dir, 'refused'), ...Object.entries(all).flatMap(([f, v]) => [`--${f}`, v])];
+      const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: cleanEnv(), timeout: 15_000 });
+      expect({ flags, status: r.status }).toEqual({ flags, status: 2 });
+      expect(r.stderr).toContain(named);
+      expect(r.stderr).not.toContain('\n    at ');
+      expect(r.stdout).not.toContain('settings: ok');
+    }
   });
 
   it('allow --insecure only on a loopback address', () => {
