@@ -6,11 +6,13 @@ import { dirname } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { ServerCredentials, type Server } from '@grpc/grpc-js';
 import { ConfigError, type Config } from './config.js';
+import { formatAddress } from './config/values.js';
 
 /**
  * The daemon's listeners: the files they need (TLS material, the socket group) and binding every
  * configured address. The files are read here, where the server starts, not while settings are
- * parsed; a missing or unusable one is still a ConfigError raised before anything is bound.
+ * parsed; a missing or unusable one is still a ConfigError raised before anything is bound, and so
+ * is an address that cannot be listened on: each is a setting the operator must change.
  */
 
 export interface ListenerFiles {
@@ -70,7 +72,7 @@ function groupId(group: string): number {
 /**
  * Binds every configured address. Returns the addresses actually bound (a tcp port 0 replaced by
  * the port chosen) and the socket files made; on a failure, shuts the server down and removes the
- * sockets already made.
+ * sockets already made. An address that cannot be listened on is a ConfigError naming it.
  */
 export async function listen(
   server: Server,
@@ -81,29 +83,11 @@ export async function listen(
   const sockets: string[] = [];
   try {
     for (const address of config.addresses) {
-      if (address.kind === 'unix') {
-        await prepareSocketPath(address.path);
-        // The socket is made with its mode (through the umask) and its group set without
-        // following a link: a chmod or chown of the path afterwards would follow a symlink
-        // someone swapped in for the socket meanwhile, to a file of their choosing.
-        const umask = process.umask(0o777 & ~config.socketMode);
-        try {
-          await bind(server, `unix://${address.path}`, ServerCredentials.createInsecure());
-        } finally {
-          process.umask(umask);
-        }
-        sockets.push(address.path);
-        if (files.socketGroup !== undefined) await lchown(address.path, -1, files.socketGroup);
-        const made = await lstat(address.path);
-        if (!made.isSocket()) throw new Error(`${address.path} was replaced by something other than the daemon's socket; refusing to serve on it`);
-        bound.push(`unix://${address.path}`);
-      } else {
-        const { tls } = files;
-        const creds = tls
-          ? ServerCredentials.createSsl(tls.clientCa ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.clientCa !== undefined)
-          : ServerCredentials.createInsecure();
-        const port = await bind(server, `${address.host}:${address.port}`, creds);
-        bound.push(`tcp://${address.host}:${port}`);
+      try {
+        bound.push(address.kind === 'unix' ? await listenUnix(server, address.path, config.socketMode, files, sockets) : await listenTcp(server, address, files));
+      } catch (err) {
+        if (err instanceof ConfigError) throw err;
+        throw new ConfigError(`--address ${formatAddress(address)}: ${bindReason(err as Error)}`);
       }
     }
   } catch (err) {
@@ -114,10 +98,48 @@ export async function listen(
   return { bound, sockets };
 }
 
+async function listenUnix(server: Server, path: string, socketMode: number, files: ListenerFiles, sockets: string[]): Promise<string> {
+  await prepareSocketPath(path);
+  // The socket is made with its mode (through the umask) and its group set without following a
+  // link: a chmod or chown of the path afterwards would follow a symlink someone swapped in for
+  // the socket meanwhile, to a file of their choosing.
+  const umask = process.umask(0o777 & ~socketMode);
+  try {
+    await bind(server, `unix://${path}`, ServerCredentials.createInsecure());
+  } finally {
+    process.umask(umask);
+  }
+  sockets.push(path);
+  if (files.socketGroup !== undefined) {
+    try {
+      await lchown(path, -1, files.socketGroup);
+    } catch (err) {
+      throw new ConfigError(`--socket-group: giving ${path} group ${files.socketGroup}: ${(err as Error).message}`);
+    }
+  }
+  const made = await lstat(path);
+  if (!made.isSocket()) throw new Error(`${path} was replaced by something other than the daemon's socket; refusing to serve on it`);
+  return `unix://${path}`;
+}
+
+async function listenTcp(server: Server, address: Extract<Config['addresses'][number], { kind: 'tcp' }>, files: ListenerFiles): Promise<string> {
+  const { tls } = files;
+  const creds = tls
+    ? ServerCredentials.createSsl(tls.clientCa ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.clientCa !== undefined)
+    : ServerCredentials.createInsecure();
+  const port = await bind(server, `${address.host}:${address.port}`, creds);
+  return `tcp://${address.host}:${port}`;
+}
+
 function bind(server: Server, target: string, creds: ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => {
     server.bindAsync(target, creds, (err, port) => (err ? reject(err) : resolve(port)));
   });
+}
+
+/** grpc-js wraps the system's reason ("listen EADDRINUSE: ...") in a count of addresses resolved. */
+function bindReason(err: Error): string {
+  return /^No address added out of total \d+ resolved errors: \[(.+)\]$/s.exec(err.message)?.[1] ?? err.message;
 }
 
 /**
@@ -125,7 +147,11 @@ function bind(server: Server, target: string, creds: ServerCredentials): Promise
  * still answers belongs to a live daemon: starting a second one on it is an error, not a takeover.
  */
 async function prepareSocketPath(path: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  try {
+    await mkdir(dirname(path), { recursive: true });
+  } catch (err) {
+    throw new Error(`cannot make its directory ${dirname(path)}: ${(err as Error).message}`);
+  }
   let st;
   try {
     st = await lstat(path);

@@ -45,7 +45,11 @@ export async function openBlobStore(config: Config, logger: Logger): Promise<Blo
     return store;
   }
   const store = new FsBlobStore(config.root);
-  await store.init();
+  try {
+    await store.init();
+  } catch (err) {
+    throw new ConfigError(`--root ${config.root}: ${(err as Error).message}`);
+  }
   logger.warn(
     { store: store.location },
     `NO BUCKET CONFIGURED: storing content in the local directory ${config.root}; give --bucket (or $AWS_BUCKET) to use S3`,

@@ -1,5 +1,6 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
@@ -18,6 +19,14 @@ function cli(...args: string[]) {
 }
 
 const serve = (args: string[]) => serveChild(args, children);
+
+/** `serve` run to its end, as a user would: for starts that must fail. */
+function serveOnce(args: string[]) {
+  return spawnSync(process.execPath, [CLI, 'serve', ...args], { encoding: 'utf8', env: cleanEnv(), timeout: 20_000 });
+}
+
+/** A refusal to start is one plain message: a stack trace's frames are no part of it. */
+const STACK_FRAME = '\n    at ';
 
 describe('s3-content-store CLI', () => {
   it('prints its version with --version', () => {
@@ -72,27 +81,72 @@ describe('s3-content-store CLI', () => {
     health.close();
   });
 
-  it('refuses to start on a socket a live process is serving', async () => {
+  it('refuses to start on a socket a live process is serving, naming the address, with exit status 2', async () => {
     const dir = tempDir();
     const socket = join(dir, 'content.sock');
     await serve(['--address', `unix://${socket}`, '--root', join(dir, 'a')]);
-    const r = spawnSync(process.execPath, [CLI, 'serve', '--address', `unix://${socket}`, '--root', join(dir, 'b')], {
-      encoding: 'utf8',
-      env: cleanEnv(),
-      timeout: 20_000,
-    });
-    expect(r.status).toBe(1);
+    const r = serveOnce(['--address', `unix://${socket}`, '--root', join(dir, 'b')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`--address unix://${socket}`);
     expect(r.stderr).toContain('in use by a running process');
+    expect(r.stderr).not.toContain(STACK_FRAME);
   });
 
-  it('refuses to replace a file that is not a socket', () => {
+  it('refuses to replace a file that is not a socket, naming the address, with exit status 2', () => {
     const dir = tempDir();
     const path = join(dir, 'precious.txt');
     writeFileSync(path, 'keep me');
-    const r = cli('serve', '--address', `unix://${path}`, '--root', join(dir, 'data'));
-    expect(r.status).toBe(1);
+    const r = serveOnce(['--address', `unix://${path}`, '--root', join(dir, 'data')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`--address unix://${path}`);
     expect(r.stderr).toContain('is not a socket');
+    expect(r.stderr).not.toContain(STACK_FRAME);
     expect(readFileSync(path, 'utf8')).toBe('keep me');
+  });
+
+  it('refuses a socket whose directory cannot be made, naming the address, with exit status 2', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'file'), '');
+    const socket = join(dir, 'file', 'content.sock');
+    const r = serveOnce(['--address', `unix://${socket}`, '--root', join(dir, 'data')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`--address unix://${socket}`);
+    expect(r.stderr).not.toContain(STACK_FRAME);
+  });
+
+  it('refuses a tcp:// address another process listens on, naming it, with exit status 2', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      const r = serveOnce(['--address', `tcp://127.0.0.1:${port}`, '--insecure', '--root', join(tempDir(), 'data')]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(`--address tcp://127.0.0.1:${port}: listen EADDRINUSE`);
+      expect(r.stderr).not.toContain(STACK_FRAME);
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('refuses a --root it cannot make, naming it, with exit status 2', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'file'), '');
+    const root = join(dir, 'file', 'data');
+    const r = serveOnce(['--address', `unix://${join(dir, 'content.sock')}`, '--root', root]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`--root ${root}: `);
+    expect(r.stderr).toContain('ENOTDIR');
+    expect(r.stderr).not.toContain(STACK_FRAME);
+  });
+
+  it('check refuses a --root it cannot make, naming it, with exit status 2', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'file'), '');
+    const root = join(dir, 'file', 'data');
+    const r = cli('check', '--address', `unix://${join(dir, 'content.sock')}`, '--root', root);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`--root ${root}: `);
+    expect(r.stderr).not.toContain(STACK_FRAME);
   });
 
   it('listens on tcp:// and on several addresses at once', async () => {
