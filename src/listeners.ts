@@ -1,8 +1,8 @@
-import { X509Certificate } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { lchown, lstat, mkdir, rm } from 'node:fs/promises';
+import { lchown, link, lstat, mkdir, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { ServerCredentials, type Server } from '@grpc/grpc-js';
 import { ConfigError, type Config } from './config.js';
@@ -69,6 +69,13 @@ function groupId(group: string): number {
   return Number(entry[2]);
 }
 
+/** A socket file the daemon made, known by its inode: whatever is at its path later may be another's. */
+export interface OwnSocket {
+  path: string;
+  dev: number;
+  ino: number;
+}
+
 /**
  * Binds every configured address. Returns the addresses actually bound (a tcp port 0 replaced by
  * the port chosen) and the socket files made; on a failure, shuts the server down and removes the
@@ -78,9 +85,9 @@ export async function listen(
   server: Server,
   config: Pick<Config, 'addresses' | 'socketMode'>,
   files: ListenerFiles,
-): Promise<{ bound: string[]; sockets: string[] }> {
+): Promise<{ bound: string[]; sockets: OwnSocket[] }> {
   const bound: string[] = [];
-  const sockets: string[] = [];
+  const sockets: OwnSocket[] = [];
   try {
     for (const address of config.addresses) {
       try {
@@ -92,33 +99,48 @@ export async function listen(
     }
   } catch (err) {
     server.forceShutdown();
-    await Promise.all(sockets.map((s) => rm(s, { force: true })));
+    await Promise.allSettled(sockets.map(removeOwnSocket));
     throw err;
   }
   return { bound, sockets };
 }
 
-async function listenUnix(server: Server, path: string, socketMode: number, files: ListenerFiles, sockets: string[]): Promise<string> {
+async function listenUnix(server: Server, path: string, socketMode: number, files: ListenerFiles, sockets: OwnSocket[]): Promise<string> {
   await prepareSocketPath(path);
+  // Bound under a name of its own, then linked into place: libuv unlinks the path a socket was
+  // bound at when the server closes, whatever is there by then, which would take a socket another
+  // daemon made at the path since. Linked, the socket also shows at its path with its group set,
+  // and never over something made there meanwhile (a link does not replace).
+  const binding = join(dirname(path), `.${randomBytes(4).toString('hex')}`);
   // The socket is made with its mode (through the umask) and its group set without following a
   // link: a chmod or chown of the path afterwards would follow a symlink someone swapped in for
   // the socket meanwhile, to a file of their choosing.
   const umask = process.umask(0o777 & ~socketMode);
   try {
-    await bind(server, `unix://${path}`, ServerCredentials.createInsecure());
+    await bind(server, `unix://${binding}`, ServerCredentials.createInsecure());
   } finally {
     process.umask(umask);
   }
-  sockets.push(path);
-  if (files.socketGroup !== undefined) {
-    try {
-      await lchown(path, -1, files.socketGroup);
-    } catch (err) {
-      throw new ConfigError(`--socket-group: giving ${path} group ${files.socketGroup}: ${(err as Error).message}`);
+  try {
+    const made = await lstat(binding);
+    if (!made.isSocket()) throw new Error(`${binding} was replaced by something other than the daemon's socket; refusing to serve on it`);
+    if (files.socketGroup !== undefined) {
+      try {
+        await lchown(binding, -1, files.socketGroup);
+      } catch (err) {
+        throw new ConfigError(`--socket-group: giving ${path} group ${files.socketGroup}: ${(err as Error).message}`);
+      }
     }
+    try {
+      await link(binding, path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      throw new Error(`${path} was made by another process while this one started; refusing to replace it`);
+    }
+    sockets.push({ path, dev: made.dev, ino: made.ino });
+  } finally {
+    await rm(binding, { force: true });
   }
-  const made = await lstat(path);
-  if (!made.isSocket()) throw new Error(`${path} was replaced by something other than the daemon's socket; refusing to serve on it`);
   return `unix://${path}`;
 }
 
@@ -143,8 +165,29 @@ function bindReason(err: Error): string {
 }
 
 /**
+ * Removes a socket the daemon made, if its path still holds it: after this daemon's socket was
+ * removed, the path may be another daemon's, or a file, which are not this daemon's to remove.
+ * False when something else was there and was left. (A swap between the look and the removal
+ * is not guarded against: no system call unlinks a path only if it is a given inode.)
+ */
+export async function removeOwnSocket(socket: OwnSocket): Promise<boolean> {
+  let st;
+  try {
+    st = await lstat(socket.path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    throw err;
+  }
+  if (!st.isSocket() || st.dev !== socket.dev || st.ino !== socket.ino) return false;
+  await rm(socket.path, { force: true });
+  return true;
+}
+
+/**
  * Makes the socket's directory, and clears a socket file left by a dead process. A socket that
  * still answers belongs to a live daemon: starting a second one on it is an error, not a takeover.
+ * Only ECONNREFUSED tells that nobody listens; any other refusal (EAGAIN from a live listener
+ * whose backlog is full, EACCES where this process may not connect) may hide a live daemon.
  */
 async function prepareSocketPath(path: string): Promise<void> {
   try {
@@ -160,14 +203,18 @@ async function prepareSocketPath(path: string): Promise<void> {
     throw err;
   }
   if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
-  const alive = await new Promise<boolean>((resolve) => {
+  const answer = await new Promise<'alive' | 'dead' | NodeJS.ErrnoException>((resolve) => {
     const probe = connect(path);
     probe.once('connect', () => {
       probe.destroy();
-      resolve(true);
+      resolve('alive');
     });
-    probe.once('error', () => resolve(false));
+    // ENOENT: the file went away since it was looked at, which leaves nothing to replace
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED' || err.code === 'ENOENT' ? 'dead' : err));
   });
-  if (alive) throw new Error(`${path} is in use by a running process`);
+  if (answer === 'alive') throw new Error(`${path} is in use by a running process`);
+  if (answer !== 'dead') {
+    throw new Error(`${path} did not take a connection (${answer.code ?? answer.message}) but is not known dead (ECONNREFUSED): it may be a live process's; refusing to replace it`);
+  }
   await rm(path, { force: true });
 }

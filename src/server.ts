@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import { Server } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { FsBlobStore } from './blobstore/fs.js';
@@ -24,7 +23,7 @@ import { namespaceHandlers } from './grpc/namespaces.js';
 import { protos } from './grpc/proto.js';
 import { LeaseStore } from './leases/store.js';
 import { NamespaceStore } from './namespaces/store.js';
-import { listen, readListenerFiles, type ListenerFiles } from './listeners.js';
+import { listen, readListenerFiles, removeOwnSocket, type ListenerFiles, type OwnSocket } from './listeners.js';
 import { recordHandlers } from './grpc/records.js';
 import { RecordStore } from './records/store.js';
 import { ConfigError } from './config/error.js';
@@ -78,7 +77,7 @@ export class Daemon {
     private readonly health: Health,
     private readonly touch: TouchRefresher,
     private readonly logger: Logger,
-    private readonly sockets: string[],
+    private readonly sockets: OwnSocket[],
     /** The addresses actually bound (a tcp port 0 replaced by the port chosen). */
     readonly addresses: string[],
     private readonly sweeper: NodeJS.Timeout,
@@ -167,9 +166,9 @@ export class Daemon {
 
     // Nothing runs yet but what was opened above: a start that fails here lets go of all of it
     // (no socket, worker thread, S3 connection or claim on --cache-dir left behind).
-    const abandon = async (sockets: readonly string[]) => {
+    const abandon = async (sockets: readonly OwnSocket[]) => {
       server.forceShutdown();
-      const closing = await Promise.allSettled([...sockets.map((s) => rm(s, { force: true })), hashes.close(), store.close()]);
+      const closing = await Promise.allSettled([...sockets.map(removeOwnSocket), hashes.close(), store.close()]);
       // the reason the start failed is what the caller needs to hear; these only go to the log
       for (const c of closing) if (c.status === 'rejected') logger.warn({ err: c.reason }, 'a failed start could not let go of something it opened');
     };
@@ -211,6 +210,16 @@ export class Daemon {
     return new Daemon(server, store, health, touch, logger, sockets, bound, sweeper, hashes, collecting, metrics, stopReporting, contentStore);
   }
 
+  private async removeSockets(): Promise<void> {
+    for (const socket of this.sockets) {
+      const removed = await removeOwnSocket(socket).catch((err: unknown) => {
+        this.logger.warn({ err, socket: socket.path }, 'could not remove the socket');
+        return true;
+      });
+      if (!removed) this.logger.warn({ socket: socket.path }, "the socket's path holds something else now (another daemon's socket?): left as it is");
+    }
+  }
+
   /** Stops accepting, lets in-flight calls finish within `timeoutMs`, then cuts the rest. */
   async stop(timeoutMs: number): Promise<void> {
     clearInterval(this.sweeper);
@@ -219,6 +228,9 @@ export class Daemon {
     this.health.setAll('NOT_SERVING');
     this.health.close();
     const graceful = new Promise<boolean>((resolve) => this.server.tryShutdown(() => resolve(true)));
+    // The sockets take no connection from here: gone at once, a new daemon may start on their paths
+    // while calls finish (libuv does not remove them: they were bound under other names).
+    await this.removeSockets();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
     const clean = await Promise.race([graceful, deadline]);
@@ -231,7 +243,6 @@ export class Daemon {
     // Writes cut, or whose clients went away, put their ingests aside (a record write each)
     // after their calls ended: before S3 is let go of
     await this.content.streamsLetGo(5_000);
-    await Promise.all(this.sockets.map((s) => rm(s, { force: true })));
     // Refreshes in progress get a moment to finish; none of them is needed for correctness.
     await Promise.race([this.touch.idle(), new Promise((r) => setTimeout(r, 5_000).unref())]);
     await this.hashes.close();

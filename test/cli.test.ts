@@ -1,4 +1,4 @@
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -90,6 +90,33 @@ describe('s3-content-store CLI', () => {
     expect(r.stderr).toContain(`--address unix://${socket}`);
     expect(r.stderr).toContain('in use by a running process');
     expect(r.stderr).not.toContain(STACK_FRAME);
+  });
+
+  it('refuses to replace a socket whose listener answers no connection (its backlog full), and leaves it', async () => {
+    const dir = tempDir();
+    const socket = join(dir, 'content.sock');
+    // A live process that takes no connection: its backlog of 0 is full with one waiting, so a
+    // connect is refused with EAGAIN rather than ECONNREFUSED, the answer of a socket nobody holds.
+    const holder = spawn('python3', [
+      '-c',
+      'import socket, sys, time\n' +
+        's = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(0)\n' +
+        'c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1])\n' +
+        'print("ready", flush=True); time.sleep(120)',
+      socket,
+    ]);
+    children.push(holder);
+    await new Promise<void>((resolve, reject) => {
+      holder.stdout.once('data', () => resolve());
+      holder.once('exit', (code) => reject(new Error(`the holder exited ${code}`)));
+    });
+    const before = statSync(socket).ino;
+    const r = serveOnce(['--address', `unix://${socket}`, '--root', join(dir, 'data')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`--address unix://${socket}`);
+    expect(r.stderr).toContain('EAGAIN');
+    expect(r.stderr).not.toContain(STACK_FRAME);
+    expect(statSync(socket).ino).toBe(before);
   });
 
   it('refuses to replace a file that is not a socket, naming the address, with exit status 2', () => {

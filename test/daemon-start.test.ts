@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -74,5 +74,30 @@ describe('a daemon whose collector runs every --gc-interval', () => {
     } finally {
       await d.stop();
     }
+  });
+});
+
+describe('a daemon that stops', () => {
+  const start = async () => {
+    const dir = tempDir();
+    const socket = join(dir, 'content.sock');
+    const daemon = await Daemon.start(resolveConfig({ address: [`unix://${socket}`], root: join(dir, 'data') }, {}), quietLogger());
+    return { daemon, socket };
+  };
+
+  it('removes its socket', async () => {
+    const { daemon, socket } = await start();
+    expect(existsSync(socket)).toBe(true);
+    await daemon.stop(5_000);
+    expect(existsSync(socket)).toBe(false);
+  });
+
+  it('leaves alone a file that replaced its socket meanwhile', async () => {
+    const { daemon, socket } = await start();
+    // another daemon started on the path after this one's socket was removed, say
+    rmSync(socket);
+    writeFileSync(socket, 'not the daemon\'s');
+    await daemon.stop(5_000);
+    expect(readFileSync(socket, 'utf8')).toBe("not the daemon's");
   });
 });
