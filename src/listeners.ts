@@ -1,6 +1,6 @@
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { lchown, link, lstat, mkdir, rm } from 'node:fs/promises';
+import { lchown, link, lstat, mkdir, rename, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { createSecureContext } from 'node:tls';
@@ -134,8 +134,12 @@ async function listenUnix(server: Server, path: string, socketMode: number, file
     try {
       await link(binding, path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      throw new Error(`${path} was made by another process while this one started; refusing to replace it`);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') throw new Error(`${path} was made by another process while this one started; refusing to replace it`);
+      // A file system without hard links to sockets: renamed into place instead, which would
+      // replace a socket made at the path in the moments since it was found free.
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV' && code !== 'EMLINK') throw err;
+      await rename(binding, path);
     }
     sockets.push({ path, dev: made.dev, ino: made.ino });
   } finally {

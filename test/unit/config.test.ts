@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { S3StoreOptions } from '../../src/blobstore/s3/options.js';
@@ -7,6 +7,7 @@ import { parseAddress, parseDuration, parseSize } from '../../src/config/values.
 import { readListenerFiles } from '../../src/listeners.js';
 import { Daemon } from '../../src/server.js';
 import { quietLogger, tempDir } from '../support/harness.js';
+import { makePki } from '../support/pki.js';
 
 describe('resolveConfig', () => {
   it('uses the local directory when no bucket is configured', () => {
@@ -224,14 +225,10 @@ describe('resolveConfig hands out parsed values', () => {
 
 describe('listener files, read where the server starts', () => {
   it('reads the TLS files and resolves the group', () => {
-    const dir = tempDir('s3cs-listen-');
-    for (const name of ['cert.pem', 'key.pem', 'ca.pem']) writeFileSync(join(dir, name), name);
-    const config = resolveConfig(
-      { address: ['tcp://127.0.0.1:7000'], tlsCert: join(dir, 'cert.pem'), tlsKey: join(dir, 'key.pem'), tlsClientCa: join(dir, 'ca.pem'), socketGroup: '1234' },
-      {},
-    );
+    const pki = makePki(tempDir('s3cs-listen-'));
+    const config = resolveConfig({ address: ['tcp://127.0.0.1:7000'], tlsCert: pki.cert, tlsKey: pki.key, tlsClientCa: pki.ca, socketGroup: '1234' }, {});
     const files = readListenerFiles(config);
-    expect(files.tls).toEqual({ cert: Buffer.from('cert.pem'), key: Buffer.from('key.pem'), clientCa: Buffer.from('ca.pem') });
+    expect(files.tls).toEqual({ cert: readFileSync(pki.cert), key: readFileSync(pki.key), clientCa: readFileSync(pki.ca) });
     expect(files.socketGroup).toBe(1234);
     expect(readListenerFiles({ tls: undefined, socketGroup: 'root' }).socketGroup).toBe(0);
   });
