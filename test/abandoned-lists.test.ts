@@ -56,21 +56,17 @@ describe('Lists nobody waits for any more', () => {
     await d?.stop();
   });
 
-  it('Leases.List whose client cancels reads no lease it had not asked for yet', async () => {
-    const leases = d.leases();
-    const md = ns('many-leases');
-    await Promise.all(Array.from({ length: 40 }, (_, i) => call(leases, 'Create', { id: `lease-${String(i).padStart(2, '0')}` }, md)));
-    const gets = holdGets('/ns/many-leases/leases/');
+  /**
+   * Holds the GETs of keys with `part`, ends the List with `abandon` once the first is on its way
+   * (expecting `code`), lets the held ones go: no GET is sent after those begun before it ended.
+   */
+  async function readsNoMoreOnceAbandoned(part: string, abandon: (firstGet: Promise<void>) => Promise<ServiceError | null>, code: status): Promise<void> {
+    const gets = holdGets(part);
     let sentBefore: number;
     try {
-      let ended!: (err: ServiceError | null) => void;
-      const answer = new Promise<ServiceError | null>((resolve) => (ended = resolve));
-      const listing = (leases as unknown as { List(r: object, m: Metadata, cb: (e: ServiceError | null) => void): { cancel(): void } }).List({ filters: [] }, md, (err) =>
-        ended(err),
-      );
+      const ended = abandon(gets.reached);
       await gets.reached;
-      listing.cancel();
-      expect((await answer)?.code).toBe(status.CANCELLED);
+      expect((await ended)?.code).toBe(code);
       await settle();
       sentBefore = gets.sent();
       // those on their way when the client went were all the List had begun
@@ -81,6 +77,27 @@ describe('Lists nobody waits for any more', () => {
     await log.quiet();
     log.intercept = undefined;
     expect(gets.sent()).toBe(sentBefore);
+  }
+
+  it('Leases.List whose client cancels reads no lease it had not asked for yet', async () => {
+    const leases = d.leases();
+    const md = ns('many-leases');
+    await Promise.all(Array.from({ length: 40 }, (_, i) => call(leases, 'Create', { id: `lease-${String(i).padStart(2, '0')}` }, md)));
+    await readsNoMoreOnceAbandoned(
+      '/ns/many-leases/leases/',
+      async (firstGet) => {
+        let ended!: (err: ServiceError | null) => void;
+        const answer = new Promise<ServiceError | null>((resolve) => (ended = resolve));
+        const listing = (leases as unknown as { List(r: object, m: Metadata, cb: (e: ServiceError | null) => void): { cancel(): void } }).List({ filters: [] }, md, (err) =>
+          ended(err),
+        );
+        // cancelled once its first GET is held
+        await firstGet;
+        listing.cancel();
+        return answer;
+      },
+      status.CANCELLED,
+    );
     // and the daemon lists them all for a client that waits
     const listed = await call<object, { leases: unknown[] }>(leases, 'List', { filters: [] }, md);
     expect(listed.leases).toHaveLength(40);
@@ -91,21 +108,7 @@ describe('Lists nobody waits for any more', () => {
     await Promise.all(
       Array.from({ length: 40 }, (_, i) => call(namespaces, 'Create', { namespace: { name: `listed-${String(i).padStart(2, '0')}`, labels: { team: 'a' } } })),
     );
-    const gets = holdGets('namespace-labels/listed-');
-    let sentBefore: number;
-    try {
-      const ended = callWithDeadline(namespaces, 'List', { filter: '' }, new Metadata(), 2_000);
-      await gets.reached;
-      expect((await ended)?.code).toBe(status.DEADLINE_EXCEEDED);
-      await settle();
-      sentBefore = gets.sent();
-      expect(sentBefore).toBeLessThan(40);
-    } finally {
-      gets.release();
-    }
-    await log.quiet();
-    log.intercept = undefined;
-    expect(gets.sent()).toBe(sentBefore);
+    await readsNoMoreOnceAbandoned('namespace-labels/listed-', () => callWithDeadline(namespaces, 'List', { filter: '' }, new Metadata(), 2_000), status.DEADLINE_EXCEEDED);
     const listed = await call<object, { namespaces: unknown[] }>(namespaces, 'List', { filter: 'labels.team==a' });
     expect(listed.namespaces).toHaveLength(40);
   });

@@ -440,31 +440,14 @@ describe('upload part buffers, while parts are on their way to S3', () => {
 });
 
 describe('upload buffer budget, for an ingest continued from another daemon\'s parts', () => {
-  it('starts over an ingest whose stored parts are larger than the whole budget, rather than buffer one past it', async () => {
-    useS3Credentials();
-    const MiB = 1024 * 1024;
-    const bucket = await newBucket();
-    const open = (flags: Record<string, string>) =>
-      openBlobStore(resolveConfig({ bucket, endpointUrl: s3().endpoint, region: s3().region, ...flags }, {}), pino({ level: 'silent' }));
-    const large = await open({ partSize: '8MiB', maxBuffer: '64MiB' });
-    const small = await open({ partSize: '5MiB', maxBuffer: '5MiB' });
-    try {
-      let checkpoint: Checkpoint | undefined;
-      const upload = large.createUpload({ onDurable: (c) => (checkpoint = c) });
-      await upload.write(randomBlob(8 * MiB + 10));
-      await until(() => checkpoint !== undefined);
-      expect(() => small.createUpload({ resume: checkpoint })).toThrow(/8388608 bytes, more than this daemon's --max-buffer \(5242880\)/);
-      expect(small.usage().uploadBuffer.inUse).toBe(0);
-      await upload.abort();
-    } finally {
-      await large.close();
-      await small.close();
-    }
-  });
+  const MiB = 1024 * 1024;
 
-  it('refuses such an ingest kept in the staging area before reading it back: nothing is completed, copied or read', async () => {
+  /**
+   * A daemon with 8 MiB parts that stored one part of an ingest to the staging area, and one whose
+   * whole --max-buffer (5 MiB) is less than that part, both on a new bucket.
+   */
+  async function partsLargerThanTheBudget(run: (small: BlobStore, checkpoint: Checkpoint, bucket: string) => Promise<void>): Promise<void> {
     useS3Credentials();
-    const MiB = 1024 * 1024;
     const bucket = await newBucket();
     const open = (flags: Record<string, string>) =>
       openBlobStore(resolveConfig({ bucket, endpointUrl: s3().endpoint, region: s3().region, ...flags }, {}), pino({ level: 'silent' }));
@@ -476,19 +459,32 @@ describe('upload buffer budget, for an ingest continued from another daemon\'s p
       const upload = large.createUpload({ onDurable: (c) => (checkpoint = c) });
       await upload.write(randomBlob(8 * MiB + 10));
       await until(() => checkpoint !== undefined);
-      let read = 0;
-      await expect(small.reopenCheckpoint(checkpoint!, (chunk) => (read += chunk.length))).rejects.toThrow(
-        /8388608 bytes, more than this daemon's --max-buffer \(5242880\)/,
-      );
-      expect(read).toBe(0);
-      // the upload is where it was, not completed, and no copy of it was begun
-      const uploads = (await rawS3().send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? [];
-      expect(uploads.map((u) => u.UploadId)).toEqual([checkpoint!.handle.uploadId]);
+      await run(small, checkpoint!, bucket);
       await upload.abort();
     } finally {
       await large.close();
       await small.close();
     }
+  }
+
+  it('starts over an ingest whose stored parts are larger than the whole budget, rather than buffer one past it', async () => {
+    await partsLargerThanTheBudget(async (small, checkpoint) => {
+      expect(() => small.createUpload({ resume: checkpoint })).toThrow(/8388608 bytes, more than this daemon's --max-buffer \(5242880\)/);
+      expect(small.usage().uploadBuffer.inUse).toBe(0);
+    });
+  });
+
+  it('refuses such an ingest kept in the staging area before reading it back: nothing is completed, copied or read', async () => {
+    await partsLargerThanTheBudget(async (small, checkpoint, bucket) => {
+      let read = 0;
+      await expect(small.reopenCheckpoint(checkpoint, (chunk) => (read += chunk.length))).rejects.toThrow(
+        /8388608 bytes, more than this daemon's --max-buffer \(5242880\)/,
+      );
+      expect(read).toBe(0);
+      // the upload is where it was, not completed, and no copy of it was begun
+      const uploads = (await rawS3().send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? [];
+      expect(uploads.map((u) => u.UploadId)).toEqual([checkpoint.handle.uploadId]);
+    });
   });
 });
 

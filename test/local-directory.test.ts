@@ -92,8 +92,8 @@ describe('local directory store (no bucket)', () => {
   };
   const statusOf = (ref: string) => call<object, { status: { offset: string | number } }>(client, 'Status', { ref });
 
-  it('stores the whole upload under its digest when a COMMIT is tried again after its rename failed', async () => {
-    const ref = 'fs-commit-again';
+  /** 3 MiB written to `ref` and its COMMIT failed (no blobs/ to rename into), the ingest left at its end. */
+  async function commitFailedOnce(ref: string): Promise<{ data: Buffer; digest: string }> {
     const data = randomBlob(3 * MiB);
     const digest = digestOf(data);
     const first = new WriteSession(client);
@@ -102,6 +102,12 @@ describe('local directory store (no bucket)', () => {
     await without('blobs', async () => {
       await failure(first.send({ action: 'COMMIT', ref, total: data.length, offset: data.length, expected: digest }));
     });
+    return { data, digest };
+  }
+
+  it('stores the whole upload under its digest when a COMMIT is tried again after its rename failed', async () => {
+    const ref = 'fs-commit-again';
+    const { data, digest } = await commitFailedOnce(ref);
     expect(Number((await statusOf(ref)).status.offset)).toBe(data.length);
     const second = new WriteSession(client);
     await second.send({ action: 'COMMIT', ref, total: data.length, offset: data.length, expected: digest });
@@ -112,14 +118,7 @@ describe('local directory store (no bucket)', () => {
 
   it('refuses a COMMIT tried again over an upload file cut short meanwhile, storing nothing under the digest', async () => {
     const ref = 'fs-commit-cut';
-    const data = randomBlob(3 * MiB);
-    const digest = digestOf(data);
-    const first = new WriteSession(client);
-    await first.send({ action: 'STAT', ref, total: data.length, expected: digest });
-    await first.send({ action: 'WRITE', ref, offset: 0, data });
-    await without('blobs', async () => {
-      await failure(first.send({ action: 'COMMIT', ref, total: data.length, offset: data.length, expected: digest }));
-    });
+    const { data, digest } = await commitFailedOnce(ref);
     const files = readdirSync(join(root, 'uploads')).filter((name) => UPLOAD_NAME.test(name));
     expect(files).toHaveLength(1);
     truncateSync(join(root, 'uploads', files[0]!), MiB);
