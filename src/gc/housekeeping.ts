@@ -1,0 +1,123 @@
+import pMap from 'p-map';
+import type { Logger } from 'pino';
+import { STAGING_DOCS as STAGING_PREFIX } from '../blobstore/s3/keys.js';
+import { storedInstant } from '../clock.js';
+import { LeaseStore } from '../leases/store.js';
+import { docKeys } from '../metadata/documents.js';
+import type { ReclaimMark, ReclaimMarks } from '../metadata/reclaim-marks.js';
+import type { CollectorLock } from './lock.js';
+import type { RootSources } from './roots.js';
+
+/**
+ * A deleting collection's steps after its deletions: what is left of blobs that are gone (marks,
+ * deletion notes, holds), leftover staging objects, expired leases and resources of leases that
+ * are gone.
+ */
+
+/** How long after the day its upload began a leftover staging object goes. */
+const STAGING_KEEP_MS = 7 * 24 * 3_600_000;
+/**
+ * How old a hold of a blob that is not stored must be before it goes: new bytes and their hold
+ * are written side by side (a staging blob's hold beside its copy into place, which for a blob
+ * of terabytes on a slow store takes hours), so only a crash between the two leaves such a hold.
+ */
+const DANGLING_HOLD_MS = 24 * 3_600_000;
+/** A deleted blob's mark stays this long, so that other daemons' caches learn of the deletion. */
+const DELETED_MARK_KEEP_MS = 3_600_000;
+
+/** Marks of blobs no longer stored, once old enough, and deletion notes of namespaces for them. */
+export async function tidy(sources: RootSources, reclaimMarks: ReclaimMarks, marks: Map<string, ReclaimMark>, stored: Set<string>, now: number): Promise<number> {
+  for (const [digest, mark] of marks) {
+    if (stored.has(digest)) continue;
+    const deletedAt = mark.deletedAt ? new Date(mark.deletedAt).getTime() : 0;
+    if (now - deletedAt > DELETED_MARK_KEEP_MS) await reclaimMarks.remove(digest);
+  }
+  for await (const ns of sources.memberships.namespaces()) {
+    const prefix = docKeys.deletedPrefix(ns);
+    for await (const key of sources.docs.list(prefix)) {
+      const digest = key.slice(prefix.length);
+      if (stored.has(digest)) continue;
+      // asked again: a blob written and then Deleted in this namespace after the listing
+      // passed it has a fresh mark, and without it the namespace would see the blob again
+      if (await sources.blobs.statBlob(digest, { fresh: true })) continue;
+      await sources.docs.remove(key);
+    }
+  }
+  // A staging object lives only between its upload's completion and its copy into place (its
+  // key names the day the upload began); one a failed copy or a crash left is garbage once that
+  // day is well past. Uploads still in progress are no objects, and the sweep sees to them.
+  let staging = 0;
+  const before = new Date(now - STAGING_KEEP_MS).toISOString().slice(0, 10);
+  for await (const key of sources.docs.list(STAGING_PREFIX)) {
+    const day = key.slice(STAGING_PREFIX.length, STAGING_PREFIX.length + 10);
+    if (!/^\d{4}-\d\d-\d\d$/.test(day) || day >= before) continue;
+    await sources.docs.remove(key);
+    staging++;
+  }
+  return staging;
+}
+
+/**
+ * Holds naming blobs that are not stored: listed by their namespace, yet Info and Read there
+ * answer NotFound. The bucket is asked again for each (the listing may have missed a blob
+ * stored while it ran), and only holds older than DANGLING_HOLD_MS go.
+ */
+export async function dropDanglingHolds(
+  sources: RootSources,
+  held: Set<string>,
+  stored: Set<string>,
+  now: number,
+  lock: CollectorLock,
+  logger: Logger,
+): Promise<number> {
+  const missing = [...held].filter((d) => !stored.has(d));
+  if (missing.length === 0) return 0;
+  const namespaces: string[] = [];
+  for await (const ns of sources.memberships.namespaces()) namespaces.push(ns);
+  let dropped = 0;
+  await pMap(
+    missing,
+    async (digest) => {
+      await lock.keep();
+      if (await sources.blobs.statBlob(digest, { fresh: true })) return;
+      for (const ns of namespaces) {
+        const hold = await sources.memberships.read(ns, digest, { fresh: true });
+        if (!hold || storedInstant(hold.createdAt).getTime() > now - DANGLING_HOLD_MS) continue;
+        await sources.memberships.remove(ns, digest);
+        // A commit of the same bytes may have landed, with its hold, between the look and the
+        // removal: then the hold is put back (as read; a label written in that moment is lost).
+        // One whose bytes are still on their way at this moment loses its hold: a window of a
+        // round trip, open only where a day-old dangling hold of the same digest waits.
+        if (await sources.blobs.statBlob(digest, { fresh: true })) {
+          await sources.memberships.write(ns, digest, hold);
+          continue;
+        }
+        dropped++;
+        logger.info({ ns, digest, createdAt: hold.createdAt }, 'collector: removed a hold of a blob that is not stored');
+      }
+    },
+    { concurrency: 16 },
+  );
+  return dropped;
+}
+
+/** Under the lock: while a resource is away and put back, no collector may be deciding. */
+export async function dropOrphanedResources(sources: RootSources, lock: CollectorLock): Promise<number> {
+  let dropped = 0;
+  for await (const ns of sources.memberships.namespaces()) {
+    await lock.keep();
+    dropped += await sources.leases.dropOrphanedResources(ns, () => lock.keep());
+  }
+  return dropped;
+}
+
+/** containerd collects a lease once its `containerd.io/gc.expire` time has passed. */
+export async function dropExpiredLeases(sources: RootSources, now: number): Promise<number> {
+  let dropped = 0;
+  for await (const ns of sources.memberships.namespaces()) {
+    for await (const lease of sources.leases.all(ns)) {
+      if (LeaseStore.expired(lease, now) && (await sources.leases.deleteIfExpired(ns, lease.id, now))) dropped++;
+    }
+  }
+  return dropped;
+}
