@@ -220,25 +220,34 @@ export class Daemon {
     }
   }
 
-  /** Stops accepting, lets in-flight calls finish within `timeoutMs`, then cuts the rest. */
+  /**
+   * Stops accepting, lets in-flight calls finish within `timeoutMs`, then cuts the rest. A
+   * collection under way is told to stop beside them and waited for within the same time: one
+   * held up by a silent S3 is left behind (it deletes nothing more, and its lock lapses), so a
+   * SIGKILL after the orchestrator's grace does not skip what follows.
+   */
   async stop(timeoutMs: number): Promise<void> {
     clearInterval(this.sweeper);
-    await this.collecting?.stop();
-    // scrapes go on answering until the very end, so a stop shows in them
+    // health first, so that whoever watches it stops sending work before anything else happens
     this.health.setAll('NOT_SERVING');
     this.health.close();
     const graceful = new Promise<boolean>((resolve) => this.server.tryShutdown(() => resolve(true)));
+    const collected = (this.collecting?.stop() ?? Promise.resolve()).then(() => true);
     // The sockets take no connection from here: gone at once, a new daemon may start on their paths
     // while calls finish (libuv does not remove them: they were bound under other names).
     await this.removeSockets();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
     const clean = await Promise.race([graceful, deadline]);
-    clearTimeout(timer);
     if (!clean) {
       this.logger.warn({ timeoutMs }, 'in-flight calls did not finish in time; cutting them');
       cutSessions(this.server);
       this.server.forceShutdown();
+    }
+    const collectorStopped = await Promise.race([collected, deadline]);
+    clearTimeout(timer);
+    if (!collectorStopped) {
+      this.logger.warn({ timeoutMs }, 'the collection under way did not stop in time (is S3 answering?); going on without it: it deletes nothing more, and its lock lapses within 10 minutes');
     }
     // Writes cut, or whose clients went away, put their ingests aside (a record write each)
     // after their calls ended: before S3 is let go of
@@ -253,7 +262,7 @@ export class Daemon {
   }
 }
 
-/** Collections one after another, `intervalMs` apart; stopping waits for one under way. */
+/** Collections one after another, `intervalMs` apart; stopping tells one under way to stop, and resolves once it has. */
 function scheduleCollections(collector: Collector, intervalMs: number, logger: Logger): { stop(): Promise<void> } {
   let running: Promise<unknown> | undefined;
   const stopping = new AbortController();

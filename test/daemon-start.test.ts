@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, resolveConfig } from '../src/config.js';
 import { Daemon, openBlobStore } from '../src/server.js';
+import type { HealthCheckResponse__Output } from '../src/generated/grpc/health/v1/HealthCheckResponse.js';
+import { overriding } from './support/overriding.js';
 import { collect, newBucket, ns, quietLogger, randomBlob, s3, startDaemon, tempDir, until, useS3Credentials, writeBlob } from './support/harness.js';
 
 /**
@@ -99,5 +101,54 @@ describe('a daemon that stops', () => {
     writeFileSync(socket, 'not the daemon\'s');
     await daemon.stop(5_000);
     expect(readFileSync(socket, 'utf8')).toBe("not the daemon's");
+  });
+});
+
+/** Whether `promise` settles within `ms` (a bound for a stop that would otherwise hang the test, not a timing). */
+function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+  ]).finally(() => clearTimeout(timer));
+}
+
+describe('a daemon stopped while its collector waits for S3', () => {
+  it('says NOT_SERVING at once and stops within --shutdown-timeout, without waiting for the collection', { timeout: 60_000 }, async () => {
+    let listing = false;
+    let answer!: () => void;
+    // S3 that does not answer the collector's listing of the blobs until the test ends
+    const silent = new Promise<void>((resolve) => (answer = resolve));
+    const d = await startDaemon({
+      flags: { gcInterval: '200ms' },
+      store: async (config) => {
+        const store = await openBlobStore(config, quietLogger());
+        return overriding(store, {
+          // eslint-disable-next-line require-yield
+          async *listBlobs() {
+            listing = true;
+            await silent;
+          },
+        });
+      },
+    });
+    const health = d.health();
+    const seen: string[] = [];
+    const watch = health.Watch({ service: '' });
+    watch.on('data', (r: HealthCheckResponse__Output) => seen.push(r.status));
+    watch.on('error', () => {});
+    try {
+      await until(() => listing && seen.includes('SERVING'));
+      const stopping = d.daemon.stop(1_000);
+      await until(() => seen.includes('NOT_SERVING'), 5_000);
+      expect(await settlesWithin(stopping, 20_000)).toBe(true);
+      await stopping;
+    } finally {
+      answer();
+      health.close();
+    }
   });
 });

@@ -797,3 +797,92 @@ describe('Delete by reference, and the collector', () => {
     expect(reclaimed).toBeGreaterThan(0);
   }, 90_000);
 });
+
+/**
+ * A collection told to stop (the daemon stopping, `gc` interrupted) stops between its S3 calls at
+ * any step, deletes nothing from then on, and removes its lock on the bucket.
+ */
+describe('a collection told to stop', () => {
+  let d: TestDaemon;
+  let store: BlobStore;
+  const quiet = pino({ level: 'silent' });
+  const lockKey = 's3cs/v1/gc-lock';
+
+  beforeAll(async () => {
+    d = await startDaemon();
+    useS3Credentials();
+    store = await openBlobStore(resolveConfig({ bucket: d.bucket!, endpointUrl: s3().endpoint, region: s3().region }, {}), quiet);
+  });
+  afterAll(async () => {
+    await store?.close();
+    await d?.stop();
+  });
+
+  /** Runs until a run got past taking the lock (one may give way under load) and `reached` the step it is stopped at. */
+  const runStopped = async (run: () => Promise<{ skipped?: string }>, reached: () => boolean) => {
+    for (let tries = 0; tries < 6; tries++) {
+      const report = await run();
+      if (reached()) return report;
+    }
+    throw new Error('no run reached the step to stop at');
+  };
+
+  it('stopped once it has listed the blobs, removes no expired lease, and leaves no lock behind', async () => {
+    await call(d.leases(), 'Create', { id: 'expired', labels: { 'containerd.io/gc.expire': '2020-01-01T00:00:00Z' } }, ns('stop-after-listing'));
+    let stopping: AbortController | undefined;
+    let listed = false;
+    const blobs = overriding(store, {
+      async *listBlobs() {
+        yield* store.listBlobs();
+        listed = true;
+        stopping?.abort();
+      },
+    });
+    const collector = new Collector(collectorSourcesFor(blobs, new LeaseStore(blobs)), { graceMs: 3_600_000, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
+    const report = await runStopped(() => {
+      stopping = new AbortController();
+      return collector.run({ delete: true, signal: stopping.signal });
+    }, () => listed);
+    expect(await listKeys(d.bucket!, 's3cs/v1/ns/stop-after-listing/leases/')).toEqual(['s3cs/v1/ns/stop-after-listing/leases/expired']);
+    expect(report.skipped).toBe('stopped');
+    expect(await listKeys(d.bucket!, lockKey)).toEqual([]);
+  });
+
+  it('stopped during the last check before a batch\'s deletions, deletes none of it, and its notes say waiting again', async () => {
+    const data = randomBlob(1234);
+    const { digest } = await writeBlob(d.content(), 'stop-in-last-check', data, { metadata: ns('stop-in-last-check') });
+    await call(d.content(), 'Delete', { digest }, ns('stop-in-last-check'));
+    await new Promise((r) => setTimeout(r, 1_100));
+    const collector = (blobs: BlobStore) =>
+      new Collector(collectorSourcesFor(blobs, new LeaseStore(blobs)), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
+    // the first run notes the blob unreferenced; the next would delete it
+    await collectRuns(() => collector(store).run({ delete: true }), 1);
+    let stopping: AbortController | undefined;
+    let listed = false;
+    let checking = false;
+    const blobs = overriding(store, {
+      async *listBlobs() {
+        yield* store.listBlobs();
+        listed = true;
+      },
+      // the last check lists what namespaces hold: the stop comes then
+      listDocs: (prefix: string, options?: { pageKeys?: number }) => {
+        if (listed && !checking) {
+          checking = true;
+          stopping?.abort();
+        }
+        return store.listDocs(prefix, options);
+      },
+    });
+    const report = await runStopped(() => {
+      stopping = new AbortController();
+      return collector(blobs).run({ delete: true, signal: stopping.signal });
+    }, () => checking);
+    expect((await listKeys(d.bucket!, `blobs/${digest}`)).length).toBe(1);
+    expect(report.skipped).toBe('stopped');
+    const mark = JSON.parse((await getObject(d.bucket!, `s3cs/v1/reclaim/${digest}`)).toString()) as Record<string, unknown>;
+    expect(mark.finalAt).toBeUndefined();
+    expect(mark.deletedAt).toBeUndefined();
+    expect(await listKeys(d.bucket!, lockKey)).toEqual([]);
+  });
+});

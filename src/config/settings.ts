@@ -178,7 +178,7 @@ export const SETTINGS = {
     flag: 'shutdown-timeout',
     env: ['S3CS_SHUTDOWN_TIMEOUT'],
     default: '30s',
-    help: 'on SIGTERM/SIGINT, how long in-flight calls may run before they are cut',
+    help: 'on SIGTERM/SIGINT, how long in-flight calls (and a collection under way) may run before they are cut',
   },
   tlsCert: { flag: 'tls-cert', env: ['S3CS_TLS_CERT'], default: undefined, help: 'PEM certificate (chain) for tcp:// listeners' },
   tlsKey: { flag: 'tls-key', env: ['S3CS_TLS_KEY'], default: undefined, help: 'PEM private key for --tls-cert' },

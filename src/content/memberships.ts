@@ -131,10 +131,10 @@ export class Memberships {
     return deleted;
   }
 
-  /** Every membership record of `ns`, in digest order. */
-  async *all(ns: string): AsyncIterable<{ digest: string; record: ContentRecord }> {
+  /** Every membership record of `ns`, in digest order; `signal` stops the reading (CANCELLED). */
+  async *all(ns: string, signal?: AbortSignal): AsyncIterable<{ digest: string; record: ContentRecord }> {
     const prefix = docKeys.contentPrefix(ns);
-    for await (const { key, value } of this.docs.readAll<ContentRecord>(prefix)) yield { digest: key.slice(prefix.length), record: value };
+    for await (const { key, value } of this.docs.readAll<ContentRecord>(prefix, { signal })) yield { digest: key.slice(prefix.length), record: value };
   }
 
   /** Namespaces are listed so that sweeps and shared-blob checks can find their records. */

@@ -5,7 +5,8 @@ import { FINAL_WINDOW_MS, ReclaimMarks, type ReclaimMark } from '../metadata/rec
 import { deleteWithin } from './deletes.js';
 import { dropDanglingHolds, dropExpiredLeases, dropOrphanedResources, tidy } from './housekeeping.js';
 import { CollectorLock } from './lock.js';
-import { recentReferences, scanRoots, type RootSources, type Roots } from './roots.js';
+import { recentReferences, scanRoots, stopIfStopped, type RootSources, type Roots } from './roots.js';
+import { isStoreError } from '../errors.js';
 import { gcExpiredLeases, gcReclaimedBlobs, gcReclaimedBytes, gcRuns } from '../metrics/registry.js';
 
 export interface CollectorOptions {
@@ -92,7 +93,9 @@ export class Collector {
 
   /**
    * One collection. A deleting one holds the bucket's collector lock throughout (or does nothing
-   * when another holds it); `signal` stops it between steps (the daemon stopping).
+   * when another holds it). `signal` (the daemon stopping, `gc` interrupted) stops it between its
+   * requests to S3, at any step: from then on it deletes nothing, only lets go of its lock, and
+   * reports what it did so far as `skipped: 'stopped'`.
    */
   async run(mode: { delete: boolean; signal?: AbortSignal }, now = Date.now()): Promise<CollectionReport> {
     const lock = new CollectorLock(this.sources.docs, this.options.lockSettleMs);
@@ -105,8 +108,15 @@ export class Collector {
       lock.renewWhileHeld();
     }
     const runMode = mode.delete ? 'delete' : 'dry-run';
+    let report = emptyReport(mode.delete);
     try {
-      const report = await this.collect(mode, now, lock);
+      try {
+        await this.collect(mode, now, lock, report);
+      } catch (err) {
+        if (!(mode.signal?.aborted && isStoreError(err, 'cancelled'))) throw err;
+        this.options.logger.info({ reclaimed: report.reclaimed }, 'collection stopped');
+        report = { ...report, skipped: 'stopped' };
+      }
       gcRuns.inc({ mode: runMode, outcome: 'ok' });
       gcReclaimedBlobs.inc(report.reclaimed.count);
       gcReclaimedBytes.inc(report.reclaimed.bytes);
@@ -120,17 +130,21 @@ export class Collector {
     }
   }
 
-  private async collect(mode: { delete: boolean; signal?: AbortSignal }, now: number, lock: CollectorLock): Promise<CollectionReport> {
+  /** Fills `report` as it goes; throws a cancelled StoreError where `mode.signal` stops it. */
+  private async collect(mode: { delete: boolean; signal?: AbortSignal }, now: number, lock: CollectorLock, report: CollectionReport): Promise<void> {
     const { logger } = this.options;
     const progress = this.options.onProgress ?? (() => undefined);
-    const stopped = () => mode.signal?.aborted === true;
-    const report = emptyReport(mode.delete);
+    const { signal } = mode;
+    const halt = () => stopIfStopped(signal);
+    halt();
     progress('marking', 0);
-    const roots = await scanRoots(this.sources, now);
+    const roots = await scanRoots(this.sources, now, 'all', signal);
     report.roots = roots.counts;
+    halt();
     if (mode.delete) await lock.keep();
     const marks = new Map<string, ReclaimMark>();
-    for await (const { digest, mark } of this.marks.all()) marks.set(digest, mark);
+    for await (const { digest, mark } of this.marks.all(signal)) marks.set(digest, mark);
+    halt();
     if (mode.delete) await lock.keep();
 
     const stored = new Set<string>();
@@ -149,32 +163,36 @@ export class Collector {
       if (noting.size >= NOTES_AT_ONCE) await Promise.race(noting);
       if (noteFailed) throw noteFailed;
     };
-    for await (const blob of this.sources.blobs.listBlobs()) {
-      if (stopped()) return { ...report, skipped: 'stopped' };
-      if (mode.delete) await lock.keep();
-      stored.add(blob.digest);
-      add(report.blobs, blob.size);
-      if (report.blobs.count % 1000 === 0) progress('sweeping', report.blobs.count);
-      const mark = marks.get(blob.digest);
-      if (roots.digests.has(blob.digest)) {
-        add(report.kept, blob.size);
-        // needed again: the grace starts over should it ever be unreferenced
-        if (mark && mode.delete) await note(this.marks.remove(blob.digest));
-        continue;
+    try {
+      for await (const blob of this.sources.blobs.listBlobs()) {
+        halt();
+        if (mode.delete) await lock.keep();
+        stored.add(blob.digest);
+        add(report.blobs, blob.size);
+        if (report.blobs.count % 1000 === 0) progress('sweeping', report.blobs.count);
+        const mark = marks.get(blob.digest);
+        if (roots.digests.has(blob.digest)) {
+          add(report.kept, blob.size);
+          // needed again: the grace starts over should it ever be unreferenced
+          if (mark && mode.delete) await note(this.marks.remove(blob.digest));
+          continue;
+        }
+        if (!mark || mark.deletedAt) {
+          // newly unreferenced (or stored again since a deletion): the grace starts now
+          add(report.waiting, blob.size);
+          if (mode.delete) await note(this.marks.write(blob.digest, { since: new Date(now).toISOString() }));
+          continue;
+        }
+        const old = blob.lastModified.getTime() <= now - 2 * this.options.touchRefreshMs;
+        const due = new Date(mark.since).getTime() <= now - this.options.graceMs;
+        if (!old || !due) add(report.waiting, blob.size);
+        else if (!mode.delete) add(report.reclaimable, blob.size);
+        else candidates.push({ blob, mark });
       }
-      if (!mark || mark.deletedAt) {
-        // newly unreferenced (or stored again since a deletion): the grace starts now
-        add(report.waiting, blob.size);
-        if (mode.delete) await note(this.marks.write(blob.digest, { since: new Date(now).toISOString() }));
-        continue;
-      }
-      const old = blob.lastModified.getTime() <= now - 2 * this.options.touchRefreshMs;
-      const due = new Date(mark.since).getTime() <= now - this.options.graceMs;
-      if (!old || !due) add(report.waiting, blob.size);
-      else if (!mode.delete) add(report.reclaimable, blob.size);
-      else candidates.push({ blob, mark });
+    } finally {
+      // stopped or failed too: no note of this run lands after its lock is let go of
+      await Promise.all(noting);
     }
-    await Promise.all(noting);
     if (noteFailed) throw noteFailed;
 
     for (const [name, layers] of roots.recordLayers) {
@@ -183,32 +201,36 @@ export class Collector {
     }
     if (mode.delete) {
       for (let i = 0; i < candidates.length; i += FINAL_BATCH) {
-        if (stopped()) return { ...report, skipped: 'stopped' };
+        halt();
         await lock.keep();
         progress('deleting', i);
-        await this.finalBatch(candidates.slice(i, i + FINAL_BATCH), roots, report);
+        await this.finalBatch(candidates.slice(i, i + FINAL_BATCH), roots, report, signal);
       }
+      halt();
       await lock.keep();
-      report.danglingHoldsRemoved = await dropDanglingHolds(this.sources, roots.held, stored, now, lock, logger);
+      report.danglingHoldsRemoved = await dropDanglingHolds(this.sources, roots.held, stored, now, lock, logger, signal);
+      halt();
       await lock.keep();
-      report.stagingRemoved = await tidy(this.sources, this.marks, marks, stored, now);
+      report.stagingRemoved = await tidy(this.sources, this.marks, marks, stored, now, signal);
+      halt();
       await lock.keep();
-      report.expiredLeases = await dropExpiredLeases(this.sources, now);
-      report.orphanedResourcesRemoved = await dropOrphanedResources(this.sources, lock);
+      report.expiredLeases = await dropExpiredLeases(this.sources, now, signal);
+      halt();
+      report.orphanedResourcesRemoved = await dropOrphanedResources(this.sources, lock, signal);
     }
     logger.info(
       { kept: report.kept, waiting: report.waiting, reclaimed: report.reclaimed, reclaimable: report.reclaimable, roots: report.roots },
       mode.delete ? 'collection done' : 'collection (dry run) done',
     );
-    return report;
   }
 
   /**
    * Marks the batch final, looks once more at everything a writer may have written before that
    * (the writers' order makes anything later see the mark and wait), and deletes what is still
-   * unneeded and old, unless the look took longer than the window writers wait for.
+   * unneeded and old, unless the look took longer than the window writers wait for, or `signal`
+   * stopped the run meanwhile: then the batch is left as the look found it, its notes waiting.
    */
-  private async finalBatch(batch: { blob: BlobEntry; mark: ReclaimMark }[], roots: Roots, report: CollectionReport): Promise<void> {
+  private async finalBatch(batch: { blob: BlobEntry; mark: ReclaimMark }[], roots: Roots, report: CollectionReport, signal?: AbortSignal): Promise<void> {
     const started = performance.now();
     const finalAt = new Date().toISOString();
     // the moment writers stop waiting for this batch, less a margin for the delete to land
@@ -228,12 +250,14 @@ export class Collector {
       return stat !== undefined && stat.lastModified.getTime() <= Date.now() - 2 * this.options.touchRefreshMs;
     };
     const gone: BlobEntry[] = [];
-    if (performance.now() - started > FINAL_WINDOW_MS) {
+    if (signal?.aborted) {
+      for (const { blob } of doomed) add(report.reclaimable, blob.size);
+    } else if (performance.now() - started > FINAL_WINDOW_MS) {
       // Writers stop waiting for this batch about now: deleting later could race them.
       for (const { blob } of doomed) add(report.reclaimable, blob.size);
       this.options.logger.warn({ ms: Math.round(performance.now() - started), blobs: doomed.length }, 'collector: last check too slow, deleting nothing of this batch');
     } else {
-      const outcome = await deleteWithin(this.sources.blobs, doomed.map((d) => d.blob), deadline, this.options.logger, stillDoomed, this.options.deleteSettleMs);
+      const outcome = await deleteWithin(this.sources.blobs, doomed.map((d) => d.blob), deadline, this.options.logger, stillDoomed, { settleMs: this.options.deleteSettleMs, signal });
       gone.push(...outcome.gone);
       for (const blob of outcome.deleted) add(report.reclaimed, blob.size);
       for (const blob of outcome.kept) add(report.reclaimable, blob.size);

@@ -29,7 +29,8 @@ export interface DeleteOutcome {
  * A final batch's deletes, none landing after `deadline` unless S3 carries out one cut off. Each
  * blob is asked about (`stillDoomed`, a fresh HEAD) right before its own DELETE, not with the
  * whole batch first: BuildKit's exporter touches (self-copies) an old blob it is about to name,
- * and a touch landing between the two is then a round trip wide, not a batch's.
+ * and a touch landing between the two is then a round trip wide, not a batch's. Once `signal`
+ * aborts (the run told to stop), no further blob is asked about or deleted: those are kept.
  */
 export async function deleteWithin(
   blobs: BlobStore,
@@ -37,14 +38,23 @@ export async function deleteWithin(
   deadline: number,
   logger: Logger,
   stillDoomed: (blob: BlobEntry) => Promise<boolean>,
-  settleMs = DELETE_SETTLE_MS,
+  options: { settleMs?: number | undefined; signal?: AbortSignal | undefined } = {},
 ): Promise<DeleteOutcome> {
+  const { settleMs = DELETE_SETTLE_MS, signal } = options;
   const outcome: DeleteOutcome = { deleted: [], kept: [], gone: [], spared: [] };
   await pMap(
     doomed,
     async (blob) => {
+      if (signal?.aborted) {
+        outcome.kept.push(blob);
+        return;
+      }
       if (!(await stillDoomed(blob).catch(() => false))) {
         outcome.spared.push(blob);
+        return;
+      }
+      if (signal?.aborted) {
+        outcome.kept.push(blob);
         return;
       }
       try {

@@ -6,12 +6,12 @@ import { LeaseStore } from '../leases/store.js';
 import { docKeys } from '../metadata/documents.js';
 import type { ReclaimMark, ReclaimMarks } from '../metadata/reclaim-marks.js';
 import type { CollectorLock } from './lock.js';
-import type { RootSources } from './roots.js';
+import { stopIfStopped, type RootSources } from './roots.js';
 
 /**
  * A deleting collection's steps after its deletions: what is left of blobs that are gone (marks,
  * deletion notes, holds), leftover staging objects, expired leases and resources of leases that
- * are gone.
+ * are gone. Each stops between its requests once `signal` aborts (see stopIfStopped).
  */
 
 /** How long after the day its upload began a leftover staging object goes. */
@@ -26,17 +26,28 @@ const DANGLING_HOLD_MS = 24 * 3_600_000;
 const DELETED_MARK_KEEP_MS = 3_600_000;
 
 /** Marks of blobs no longer stored, once old enough, and deletion notes of namespaces for them. */
-export async function tidy(sources: RootSources, reclaimMarks: ReclaimMarks, marks: Map<string, ReclaimMark>, stored: Set<string>, now: number): Promise<number> {
+export async function tidy(
+  sources: RootSources,
+  reclaimMarks: ReclaimMarks,
+  marks: Map<string, ReclaimMark>,
+  stored: Set<string>,
+  now: number,
+  signal?: AbortSignal,
+): Promise<number> {
   for (const [digest, mark] of marks) {
     if (stored.has(digest)) continue;
     const deletedAt = mark.deletedAt ? new Date(mark.deletedAt).getTime() : 0;
-    if (now - deletedAt > DELETED_MARK_KEEP_MS) await reclaimMarks.remove(digest);
+    if (now - deletedAt <= DELETED_MARK_KEEP_MS) continue;
+    stopIfStopped(signal);
+    await reclaimMarks.remove(digest);
   }
   for await (const ns of sources.memberships.namespaces()) {
+    stopIfStopped(signal);
     const prefix = docKeys.deletedPrefix(ns);
     for await (const key of sources.docs.list(prefix)) {
       const digest = key.slice(prefix.length);
       if (stored.has(digest)) continue;
+      stopIfStopped(signal);
       // asked again: a blob written and then Deleted in this namespace after the listing
       // passed it has a fresh mark, and without it the namespace would see the blob again
       if (await sources.blobs.statBlob(digest, { fresh: true })) continue;
@@ -51,6 +62,7 @@ export async function tidy(sources: RootSources, reclaimMarks: ReclaimMarks, mar
   for await (const key of sources.docs.list(STAGING_PREFIX)) {
     const day = key.slice(STAGING_PREFIX.length, STAGING_PREFIX.length + 10);
     if (!/^\d{4}-\d\d-\d\d$/.test(day) || day >= before) continue;
+    stopIfStopped(signal);
     await sources.docs.remove(key);
     staging++;
   }
@@ -69,6 +81,7 @@ export async function dropDanglingHolds(
   now: number,
   lock: CollectorLock,
   logger: Logger,
+  signal?: AbortSignal,
 ): Promise<number> {
   const missing = [...held].filter((d) => !stored.has(d));
   if (missing.length === 0) return 0;
@@ -78,6 +91,8 @@ export async function dropDanglingHolds(
   await pMap(
     missing,
     async (digest) => {
+      // not thrown here: the others under way finish (a hold away is put back) before the lock goes
+      if (signal?.aborted) return;
       await lock.keep();
       if (await sources.blobs.statBlob(digest, { fresh: true })) return;
       for (const ns of namespaces) {
@@ -98,25 +113,34 @@ export async function dropDanglingHolds(
     },
     { concurrency: 16 },
   );
+  stopIfStopped(signal);
   return dropped;
 }
 
 /** Under the lock: while a resource is away and put back, no collector may be deciding. */
-export async function dropOrphanedResources(sources: RootSources, lock: CollectorLock): Promise<number> {
+export async function dropOrphanedResources(sources: RootSources, lock: CollectorLock, signal?: AbortSignal): Promise<number> {
   let dropped = 0;
   for await (const ns of sources.memberships.namespaces()) {
+    stopIfStopped(signal);
     await lock.keep();
-    dropped += await sources.leases.dropOrphanedResources(ns, () => lock.keep());
+    // asked before each lease's resources are taken away, never between that and putting them back
+    dropped += await sources.leases.dropOrphanedResources(ns, async () => {
+      stopIfStopped(signal);
+      await lock.keep();
+    });
   }
   return dropped;
 }
 
 /** containerd collects a lease once its `containerd.io/gc.expire` time has passed. */
-export async function dropExpiredLeases(sources: RootSources, now: number): Promise<number> {
+export async function dropExpiredLeases(sources: RootSources, now: number, signal?: AbortSignal): Promise<number> {
   let dropped = 0;
   for await (const ns of sources.memberships.namespaces()) {
-    for await (const lease of sources.leases.all(ns)) {
-      if (LeaseStore.expired(lease, now) && (await sources.leases.deleteIfExpired(ns, lease.id, now))) dropped++;
+    stopIfStopped(signal);
+    for await (const lease of sources.leases.all(ns, signal)) {
+      if (!LeaseStore.expired(lease, now)) continue;
+      stopIfStopped(signal);
+      if (await sources.leases.deleteIfExpired(ns, lease.id, now)) dropped++;
     }
   }
   return dropped;

@@ -6,7 +6,7 @@ import { LeaseStore } from '../leases/store.js';
 import { docKeys, type Documents } from '../metadata/documents.js';
 import { layerBlobs } from '../records/cache-config.js';
 import { digestsIn } from '../records/digest-scan.js';
-import { isStoreError, resourceExhausted } from '../errors.js';
+import { cancelled, isStoreError, resourceExhausted } from '../errors.js';
 import { ByteBudget, type BudgetMessages } from '../blobstore/budget.js';
 import type { VersionedMemory } from '../metadata/versioned-memory.js';
 
@@ -67,11 +67,21 @@ const CONCURRENCY = 16;
 const LISTINGS_AT_ONCE = 8;
 
 /**
+ * A collection told to stop (the daemon stopping, `gc` interrupted) ends with a cancelled
+ * StoreError, thrown between its requests to S3: never between taking a document away and
+ * putting it back.
+ */
+export function stopIfStopped(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw cancelled('the collection was told to stop');
+}
+
+/**
  * The mark phase: every cache record under the manifests prefix (the layers it names), every
  * namespace's holds and the blobs their `containerd.io/gc.ref.content*` labels name, the
- * resources of leases that have not expired, and what ingests expect.
+ * resources of leases that have not expired, and what ingests expect. `signal` stops it between
+ * its requests (see stopIfStopped).
  */
-export async function scanRoots(sources: RootSources, now = Date.now(), scope: 'all' | 'records-and-leases' = 'all'): Promise<Roots> {
+export async function scanRoots(sources: RootSources, now = Date.now(), scope: 'all' | 'records-and-leases' = 'all', signal?: AbortSignal): Promise<Roots> {
   const startedAt = Date.now();
   const digests = new Set<string>();
   const held = new Set<string>();
@@ -87,11 +97,12 @@ export async function scanRoots(sources: RootSources, now = Date.now(), scope: '
     // a scanned record's digests are more than its layers: no report of missing ones from them
     if (!scanned) recordLayers.set(name, layers);
     layers.forEach(add);
-  });
+  }, signal);
 
   for await (const ns of sources.memberships.namespaces()) {
+    stopIfStopped(signal);
     if (scope === 'all') {
-      for await (const { digest, record } of sources.memberships.all(ns)) {
+      for await (const { digest, record } of sources.memberships.all(ns, signal)) {
         counts.holds++;
         holdsIn.set(ns, (holdsIn.get(ns) ?? 0) + 1);
         add(digest);
@@ -99,8 +110,9 @@ export async function scanRoots(sources: RootSources, now = Date.now(), scope: '
         for (const [key, value] of Object.entries(record.labels)) if (GC_REF_CONTENT.test(key) && isValidDigest(value)) add(value);
       }
     }
-    for await (const lease of sources.leases.all(ns)) {
+    for await (const lease of sources.leases.all(ns, signal)) {
       if (LeaseStore.expired(lease, now)) continue;
+      stopIfStopped(signal);
       counts.leases++;
       // a stream, not ListResources: however many a lease holds, each one is seen
       try {
@@ -111,7 +123,7 @@ export async function scanRoots(sources: RootSources, now = Date.now(), scope: '
       }
     }
     if (scope !== 'all') continue;
-    for await (const { value } of sources.docs.readAll<{ expected?: string }>(docKeys.ingestsPrefix(ns))) {
+    for await (const { value } of sources.docs.readAll<{ expected?: string }>(docKeys.ingestsPrefix(ns), { signal })) {
       if (value.expected && isValidDigest(value.expected)) {
         counts.ingests++;
         add(value.expected);
@@ -190,18 +202,20 @@ export async function recentReferences(sources: RootSources, scanned: Pick<Roots
 /**
  * Reads the cache records listed that `wants`, a few at a time; one whose layers `kept` has at
  * the version listed is not read again. One too large to decode is read as it streams for every
- * digest it names (`scanned`), each time.
+ * digest it names (`scanned`), each time. `signal` stops it before its next request.
  */
 async function forEachRecord(
   sources: Pick<RootSources, 'blobs' | 'keptRecords' | 'recordBytes'>,
   wants: (entry: RecordEntry) => boolean,
   visit: (name: string, version: string | undefined, layers: readonly string[], scanned: boolean) => void,
+  signal?: AbortSignal,
 ): Promise<void> {
   const blobs = sources.blobs;
   const kept = sources.keptRecords;
   const inMemory = sources.recordBytes ?? processRecordBytes;
   let startAfter = '';
   for (;;) {
+    stopIfStopped(signal);
     const page = await blobs.listRecords('', startAfter, RECORD_PAGE);
     const wanted = page.entries.filter(wants);
     await pMap(
@@ -209,6 +223,7 @@ async function forEachRecord(
       async (entry) => {
         const known = kept?.get(entry.name, entry.version);
         if (known) return visit(entry.name, entry.version, known, false);
+        stopIfStopped(signal);
         // one listed larger than the room would be refused whole: no room is taken for it
         const read = entry.size > inMemory.limit ? 'too large' : await readWhole(blobs, inMemory, entry);
         if (read === 'too large') {

@@ -157,10 +157,10 @@ export class LeaseStore {
     return out;
   }
 
-  /** Every lease of `ns`, without List's bound: the collector must see them all. */
-  async *all(ns: string): AsyncIterable<Lease> {
+  /** Every lease of `ns`, without List's bound: the collector must see them all. `signal` stops the reading (CANCELLED). */
+  async *all(ns: string, signal?: AbortSignal): AsyncIterable<Lease> {
     validateNamespace(ns);
-    for await (const { value } of this.docs.readAll<LeaseRecord>(docKeys.leasesPrefix(ns))) yield toLease(value);
+    for await (const { value } of this.docs.readAll<LeaseRecord>(docKeys.leasesPrefix(ns), { signal })) yield toLease(value);
   }
 
   /**

@@ -54,11 +54,11 @@ export class ReclaimMarks {
     return this.docs.remove(docKeys.reclaim(digest));
   }
 
-  /** Every mark, with its digest, in digest order. */
-  async *all(): AsyncIterable<{ digest: string; mark: ReclaimMark }> {
+  /** Every mark, with its digest, in digest order; `signal` stops the reading (CANCELLED). */
+  async *all(signal?: AbortSignal): AsyncIterable<{ digest: string; mark: ReclaimMark }> {
     const prefix = docKeys.reclaimPrefix();
     // read, never remembered: a collector deletes by what its note says
-    for await (const { key, value } of this.docs.readAll<ReclaimMark>(prefix, { fresh: true })) yield { digest: key.slice(prefix.length), mark: value };
+    for await (const { key, value } of this.docs.readAll<ReclaimMark>(prefix, { fresh: true, signal })) yield { digest: key.slice(prefix.length), mark: value };
   }
 }
 
