@@ -205,8 +205,11 @@ async function serve(args: string[]): Promise<number> {
     process.on('SIGINT', onSignal);
   });
   stopTrimming();
-  await daemon.stop(config.shutdownTimeoutMs);
-  return 0;
+  // every step of the stop runs, and each that failed was logged: the exit status tells of them
+  return daemon.stop(config.shutdownTimeoutMs).then(
+    () => 0,
+    () => 1,
+  );
 }
 
 async function main(argv: string[]): Promise<number> {

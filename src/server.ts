@@ -249,15 +249,31 @@ export class Daemon {
     if (!collectorStopped) {
       this.logger.warn({ timeoutMs }, 'the collection under way did not stop in time (is S3 answering?); going on without it: it deletes nothing more, and its lock lapses within 10 minutes');
     }
+    // Each step runs whatever became of the ones before: a store whose close fails (its spill
+    // directory's removal, say) must not leave the metrics server holding the process open.
+    const failures: unknown[] = [];
+    const step = async (what: string, work: () => unknown) => {
+      try {
+        await work();
+      } catch (err) {
+        failures.push(err);
+        this.logger.error({ err }, `stopping: ${what} failed`);
+      }
+    };
     // Writes cut, or whose clients went away, put their ingests aside (a record write each)
     // after their calls ended: before S3 is let go of
-    await this.content.streamsLetGo(5_000);
+    await step('putting cut ingests aside', () => this.content.streamsLetGo(5_000));
     // Refreshes in progress get a moment to finish; none of them is needed for correctness.
-    await Promise.race([this.touch.idle(), new Promise((r) => setTimeout(r, 5_000).unref())]);
-    await this.hashes.close();
-    await this.blobs.close();
-    this.stopReporting();
-    await this.metrics?.close();
+    await step('waiting for touches', () => Promise.race([this.touch.idle(), new Promise((r) => setTimeout(r, 5_000).unref())]));
+    await step('ending the hash workers', () => this.hashes.close());
+    await step('closing the store', () => this.blobs.close());
+    // scrapes go on answering until the very end, so a stop shows in them
+    await step('stopping the metrics reports', () => this.stopReporting());
+    await step('closing the metrics endpoint', () => this.metrics?.close());
+    if (failures.length > 0) {
+      this.logger.warn({ failed: failures.length }, 'stopped, with failures');
+      throw failures.length === 1 ? failures[0] : new AggregateError(failures, `${failures.length} steps of the daemon's stop failed (logged)`);
+    }
     this.logger.info('stopped');
   }
 }

@@ -152,3 +152,31 @@ describe('a daemon stopped while its collector waits for S3', () => {
     }
   });
 });
+
+describe('a daemon whose store fails to close', () => {
+  it('still closes its metrics endpoint, and its stop fails naming what went wrong', async () => {
+    const d = await startDaemon({
+      flags: { metricsAddress: '127.0.0.1:0' },
+      store: async (config) => {
+        const store = await openBlobStore(config, quietLogger());
+        return overriding(store, {
+          async close() {
+            await store.close();
+            throw new Error('cannot remove the spill directory: EACCES');
+          },
+        });
+      },
+    });
+    const url = d.daemon.metrics!.url;
+    const scraped = await fetch(url);
+    await scraped.text();
+    expect(scraped.status).toBe(200);
+    try {
+      await expect(d.daemon.stop(1_000)).rejects.toThrow('cannot remove the spill directory: EACCES');
+      await expect(fetch(url)).rejects.toThrow();
+      expect(d.logs.some((l) => l.level === 50 && String((l.err as { message?: string } | undefined)?.message).includes('EACCES'))).toBe(true);
+    } finally {
+      await d.daemon.metrics!.close().catch(() => {});
+    }
+  });
+});
