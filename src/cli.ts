@@ -9,6 +9,7 @@ import { ProbeError } from './blobstore/probe-error.js';
 import { readListenerFiles } from './listeners.js';
 import { trimWhenQuiet } from './memory-trim.js';
 import { Daemon, openBlobStore } from './server.js';
+import { exitStatusFor, interruptible } from './interrupts.js';
 
 const NAME = 's3-content-store';
 
@@ -82,7 +83,9 @@ containerd.io/gc.ref.content labels, unexpired leases and ingests need; notes ea
 needs, and deletes one only once it has been noted for --gc-grace, is older than
 --touch-refresh, and a last check finds nothing new that needs it. Safe beside running daemons
 and other collectors. Without --delete nothing is written or deleted: it reports what a
-collection would reclaim.
+collection would reclaim. Ctrl-C (SIGINT) or SIGTERM stops the run between its requests to S3,
+deleting nothing more and removing the bucket's collector lock, and exits 130 (143); a second one
+exits at once, leaving the lock to lapse (10 minutes).
 
   --delete                     delete (and note unreferenced blobs, starting their grace)
   --json                       print the report as JSON
@@ -144,18 +147,24 @@ async function gc(args: string[]): Promise<number> {
   const config = parseConfig(args, GC_HELP(), switches);
   if (!config) return 0;
   const logger = pino({ level: config.logLevel, base: { service: NAME } }, pino.destination(2));
-  const { collectOnce } = await import('./gc/command.js');
+  const { collectOnce, stoppedLine } = await import('./gc/command.js');
+  // cut short, a deleting run would leave the bucket's lock to lapse in 10 minutes
+  const interrupts = interruptible();
   const store = await openBlobStore(config, logger);
   try {
-    await collectOnce(
+    const report = await collectOnce(
       store,
-      { ...switches, graceMs: config.gcGraceMs, touchRefreshMs: config.touchRefreshMs, logger },
+      { ...switches, graceMs: config.gcGraceMs, touchRefreshMs: config.touchRefreshMs, logger, signal: interrupts.signal },
       process.stdout,
       process.stderr,
     );
-    return 0;
+    const signal = interrupts.received();
+    if (signal === undefined) return 0;
+    process.stderr.write(`${NAME} gc: ${stoppedLine(report, signal)}\n`);
+    return exitStatusFor(signal);
   } finally {
     await store.close();
+    interrupts.release();
   }
 }
 

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { status } from '@grpc/grpc-js';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { pino } from 'pino';
@@ -883,6 +883,27 @@ describe('a collection told to stop', () => {
     const mark = JSON.parse((await getObject(d.bucket!, `s3cs/v1/reclaim/${digest}`)).toString()) as Record<string, unknown>;
     expect(mark.finalAt).toBeUndefined();
     expect(mark.deletedAt).toBeUndefined();
+    expect(await listKeys(d.bucket!, lockKey)).toEqual([]);
+  });
+
+  // last of these: a run killed outright would leave the lock, and the bucket's other runs give way to it
+  it('as `s3-content-store gc --delete`, stops on SIGTERM, says so in one line, exits 143, and leaves no lock behind', async () => {
+    const cli = new URL('../dist/cli.js', import.meta.url).pathname;
+    const env = { ...process.env, AWS_ACCESS_KEY_ID: s3().accessKey, AWS_SECRET_ACCESS_KEY: s3().secretKey, AWS_EC2_METADATA_DISABLED: 'true' };
+    const args = ['gc', '--delete', '--bucket', d.bucket!, '--endpoint-url', s3().endpoint, '--region', s3().region, '--log-level', 'error'];
+    const child = spawn(process.execPath, [cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    try {
+      // the run holds the bucket's lock from its first write of it (and waits 2 s before reading it back)
+      await until(async () => (await listKeys(d.bucket!, lockKey)).length > 0, 30_000, 50);
+      child.kill('SIGTERM');
+      expect(await exited).toEqual({ code: 143, signal: null });
+    } finally {
+      child.kill('SIGKILL');
+    }
+    expect(stderr.trim().split('\n')).toEqual([expect.stringContaining('gc: stopped by SIGTERM before the collection was done')]);
     expect(await listKeys(d.bucket!, lockKey)).toEqual([]);
   });
 });

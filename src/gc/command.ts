@@ -7,11 +7,13 @@ import { humanSize } from '../admin/output.js';
 
 /**
  * `s3-content-store gc`: one collection over the configured store, a dry run unless `delete`.
- * Safe beside running daemons and other collectors: it keeps to the same protocol.
+ * Safe beside running daemons and other collectors: it keeps to the same protocol. Once `signal`
+ * aborts (the command interrupted), the run stops as the daemon's does and nothing is printed:
+ * the caller says it was stopped.
  */
 export async function collectOnce(
   store: BlobStore,
-  options: { delete: boolean; json: boolean; graceMs: number; touchRefreshMs: number; logger: Logger },
+  options: { delete: boolean; json: boolean; graceMs: number; touchRefreshMs: number; logger: Logger; signal?: AbortSignal },
   out: NodeJS.WritableStream,
   /** Where a terminal gets a line of progress (nothing is drawn unless it is a TTY). */
   terminal?: NodeJS.WriteStream,
@@ -25,12 +27,18 @@ export async function collectOnce(
   });
   let report: CollectionReport;
   try {
-    report = await collector.run({ delete: options.delete });
+    report = await collector.run({ delete: options.delete, ...(options.signal ? { signal: options.signal } : {}) });
   } finally {
     shown?.clear();
   }
+  if (options.signal?.aborted) return report;
   out.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : describe(report));
   return report;
+}
+
+/** What an interrupted `gc` says instead of its report. */
+export function stoppedLine(r: CollectionReport, signal: NodeJS.Signals): string {
+  return `stopped by ${signal} before the collection was done${r.deleted ? `; reclaimed before it stopped: ${size(r.reclaimed)}` : ''}`;
 }
 
 /**
