@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
-import { runCli, runCliInPty, screenLines } from './support/admin.js';
-import { randomBlob, startDaemon, tempDir, type TestDaemon } from './support/harness.js';
+import type { BlobStore, ReadSource } from '../src/blobstore/types.js';
+import { openBlobStore } from '../src/server.js';
+import { runCli, runCliInPty, screenLines, startCli } from './support/admin.js';
+import { call, ns, quietLogger, randomBlob, startDaemon, tempDir, until, writeBlob, type TestDaemon } from './support/harness.js';
+import { overriding } from './support/overriding.js';
 
 
 async function fileDigest(path: string): Promise<string> {
@@ -22,9 +25,26 @@ describe('admin CLI transfers', () => {
   const dir = tempDir('s3cs-admin-transfer-');
   const big = join(dir, 'big');
   let bigDigest: string;
+  /** Blobs whose Reads stop halfway (past a Read message or two) until the promise resolves: a transfer caught midway. */
+  const held = new Map<string, Promise<void>>();
+  const holding = (store: BlobStore) =>
+    overriding(store, {
+      async readBlob(digest, offset, length, options): Promise<ReadSource> {
+        const source = await store.readBlob(digest, offset, length, options);
+        const gate = held.get(digest);
+        if (!gate) return source;
+        return (async function* () {
+          let sent = 0;
+          for await (const bytes of source) {
+            yield bytes;
+            if (sent < length / 2 && (sent += bytes.length) >= length / 2) await gate;
+          }
+        })();
+      },
+    });
 
   beforeAll(async () => {
-    d = await startDaemon();
+    d = await startDaemon({ store: async (config) => holding(await openBlobStore(config, quietLogger())) });
     address = `unix://${d.socket}`;
     writeFileSync(big, randomBlob(64 << 20));
     bigDigest = await fileDigest(big);
@@ -76,5 +96,47 @@ describe('admin CLI transfers', () => {
     expect(r.status).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toContain('9999');
+  });
+
+  it('put stopped by SIGINT midway aborts its ingest, says so in one line and exits 130', async () => {
+    const { child, result } = startCli(['content', 'put', '-', '--address', address, '-n', 'interrupted', '--ref', 'interrupted-put'], { holdStdin: true });
+    // more to come, as far as put knows: stdin stays open
+    child.stdin.write(randomBlob(3 << 20));
+    const refs = async () =>
+      ((await call(d.content(), 'ListStatuses', { filters: [] }, ns('interrupted'))) as { statuses: { ref: string; offset: number | string }[] }).statuses;
+    await until(async () => (await refs()).some((s) => s.ref === 'interrupted-put' && Number(s.offset) > 0));
+    child.kill('SIGINT');
+    const r = await result;
+    expect(r.status).toBe(130);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringContaining('stopped by SIGINT')]);
+    expect((await refs()).map((s) => s.ref)).not.toContain('interrupted-put');
+  });
+
+  it('get stopped by SIGINT midway leaves no partial file, says so in one line and exits 130', async () => {
+    const { digest } = await writeBlob(d.content(), 'interrupted-get', randomBlob(4 << 20), { metadata: ns('interrupted') });
+    let release!: () => void;
+    held.set(digest, new Promise<void>((resolve) => (release = resolve)));
+    const out = join(dir, 'interrupted.out');
+    const partials = () => readdirSync(dir).filter((f) => f.startsWith('.interrupted.out.partial-'));
+    const written = () => partials().some((f) => {
+      try {
+        return statSync(join(dir, f)).size > 0;
+      } catch {
+        return false; // removed meanwhile
+      }
+    });
+    try {
+      const { child, result } = startCli(['content', 'get', digest, '--address', address, '-n', 'interrupted', '-o', out]);
+      await until(written);
+      child.kill('SIGINT');
+      const r = await result;
+      expect(r.status).toBe(130);
+      expect(r.stderr.trim().split('\n')).toEqual([expect.stringContaining('stopped by SIGINT')]);
+      expect(partials()).toEqual([]);
+      expect(existsSync(out)).toBe(false);
+    } finally {
+      release();
+      held.delete(digest);
+    }
   });
 });

@@ -1,7 +1,8 @@
 import { Metadata } from '@grpc/grpc-js';
 import { Connection, inNamespace } from './connection.js';
 import { ACTIVE_COMMANDS, CONTENT_COMMANDS } from './content.js';
-import { reasonOf, UsageError } from './failure.js';
+import { exitStatusFor } from '../interrupts.js';
+import { Interrupted, reasonOf, UsageError } from './failure.js';
 import { LEASE_COMMANDS } from './leases.js';
 import { NAMESPACE_COMMANDS } from './namespaces.js';
 import { ADMIN_OPTIONS, CONNECTION_OPTIONS, optionsHelp, parseCommand, type OptionName } from './options.js';
@@ -101,6 +102,7 @@ export async function runAdmin(prefix: string, argv: string[], io: AdminIO, env:
     return 0;
   } catch (err) {
     io.stderr.write(`${prefix} ${spec.name}: ${reasonOf(err, address)}\n`);
+    if (err instanceof Interrupted) return exitStatusFor(err.signal);
     return err instanceof UsageError ? 2 : 1;
   } finally {
     connection?.close();

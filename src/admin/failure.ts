@@ -10,6 +10,20 @@ export class AdminFailure extends Error {
   override name = 'AdminFailure';
 }
 
+/**
+ * SIGINT or SIGTERM stopped the command, once it had removed what it left (an ingest, a partial
+ * file): exit status 130 or 143, as a shell reports a command the signal ended.
+ */
+export class Interrupted extends Error {
+  override name = 'Interrupted';
+  constructor(
+    readonly signal: NodeJS.Signals,
+    what: string,
+  ) {
+    super(`stopped by ${signal}; ${what}`);
+  }
+}
+
 export function isServiceError(err: unknown): err is ServiceError {
   return err instanceof Error && typeof (err as Partial<ServiceError>).code === 'number' && 'details' in err;
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { status } from '@grpc/grpc-js';
 import { isValidDigest, newHasher, parseDigest } from '../digest.js';
@@ -11,8 +11,9 @@ import type { InfoResponse__Output } from '../generated/containerd/services/cont
 import type { ReadContentResponse__Output } from '../generated/containerd/services/content/v1/ReadContentResponse.js';
 import { unary } from './connection.js';
 import { parseLabels } from './content.js';
-import { AdminFailure, isServiceError, UsageError } from './failure.js';
-import { openOutput, rechunk } from './files.js';
+import { interruptible } from '../interrupts.js';
+import { AdminFailure, Interrupted, isServiceError, UsageError } from './failure.js';
+import { openOutput, rechunk, type Output } from './files.js';
 import { printRecord } from './output.js';
 import { progressFor } from './progress.js';
 import { stringValue, type AdminContext, type CommandSpec } from './spec.js';
@@ -25,6 +26,30 @@ const CHUNK = 1 << 20;
 /** WRITE messages sent ahead of their answers. */
 const WINDOW = 4;
 
+/**
+ * Runs `work` with SIGINT and SIGTERM caught (see interruptible): the first stops waiting for it
+ * and has `tidy` remove what it left, then Interrupted is thrown with what `tidy` says of that; a
+ * second ends the process at once. Ended by the signal instead, a put left its ingest (and its
+ * multipart upload) until --ingest-expiry, and a get its partial file.
+ */
+async function interruptibly<T>(work: (signal: AbortSignal) => Promise<T>, tidy: () => Promise<string>): Promise<T> {
+  const interrupts = interruptible();
+  const stopped = new Promise<never>((_, reject) => interrupts.signal.addEventListener('abort', () => reject(interrupts.signal.reason), { once: true }));
+  const running = work(interrupts.signal);
+  // once stopped, what the work then fails with is not what is reported
+  running.catch(() => {});
+  stopped.catch(() => {});
+  try {
+    return await Promise.race([running, stopped]);
+  } catch (err) {
+    const signal = interrupts.received();
+    if (signal === undefined) throw err;
+    throw new Interrupted(signal, await tidy());
+  } finally {
+    interrupts.release();
+  }
+}
+
 async function get(ctx: AdminContext): Promise<void> {
   const digest = ctx.args[0]!;
   const content = ctx.connection.content();
@@ -32,7 +57,26 @@ async function get(ctx: AdminContext): Promise<void> {
   const { info } = await unary<InfoResponse__Output>((cb) => content.Info({ digest }, ctx.metadata, cb));
   const size = info!.size;
   const target = stringValue(ctx, 'output');
-  const sink = target === undefined ? { stream: ctx.io.stdout, commit: async () => {}, discard: async () => {} } : await openOutput(target);
+  let sink: Output | undefined;
+  let reading: ReturnType<typeof content.Read> | undefined;
+  await interruptibly(
+    async (signal) => {
+      sink = target === undefined ? { stream: ctx.io.stdout, commit: async () => {}, discard: async () => {} } : await openOutput(target);
+      // interrupted while the file was being made: the tidying did not see it
+      if (signal.aborted) return sink.discard();
+      reading = content.Read({ digest, offset: 0, size: 0 }, ctx.metadata);
+      await receive(ctx, digest, size, reading, sink, target !== undefined);
+    },
+    async () => {
+      reading?.cancel();
+      await sink?.discard();
+      return target === undefined ? 'what reached stdout is incomplete' : `${target} was not written`;
+    },
+  );
+}
+
+/** The Read's bytes into `sink`, checked against the size and digest before it is committed. */
+async function receive(ctx: AdminContext, digest: string, size: number, reading: NodeJS.ReadableStream, sink: Output, end: boolean): Promise<void> {
   const { algorithm } = parseDigest(digest);
   const hash = newHasher(algorithm);
   const progress = progressFor(ctx.io.stderr, 'get', size);
@@ -51,7 +95,7 @@ async function get(ctx: AdminContext): Promise<void> {
     },
   });
   try {
-    await pipeline(content.Read({ digest, offset: 0, size: 0 }, ctx.metadata), take, sink.stream, { end: target !== undefined });
+    await pipeline(reading, take, sink.stream, { end });
     if (offset !== size) throw new AdminFailure(`received ${offset} bytes of ${digest}, which has ${size}`);
     const got = `${algorithm}:${hash.digest('hex')}`;
     if (got !== digest) throw new AdminFailure(`the bytes received have the digest ${got}, not ${digest}`);
@@ -108,25 +152,36 @@ async function put(ctx: AdminContext): Promise<void> {
   const p = await plan(ctx);
   const content = ctx.connection.content();
   const call = new WriteCall(content.Write(ctx.metadata));
-  const report = (digest: string, size: number | undefined, stored: 'written' | 'already stored') =>
-    printRecord(ctx.io.stdout, ctx.json, [['digest', digest], ['size', size === undefined ? '-' : String(size)], ['ref', p.ref], ['result', stored]], {
-      digest,
-      size: size ?? null,
-      ref: p.ref,
-      alreadyStored: stored === 'already stored',
-    });
+  const put = await interruptibly(
+    (signal) => send(ctx, p, call, signal),
+    async () =>
+      (await giveUp(ctx, call, p.ref))
+        ? `its ingest ${p.ref} was aborted`
+        : `its ingest ${p.ref} could not be aborted: the daemon discards it after its --ingest-expiry`,
+  );
+  await printRecord(ctx.io.stdout, ctx.json, [['digest', put.digest], ['size', put.size === undefined ? '-' : String(put.size)], ['ref', p.ref], ['result', put.stored]], {
+    digest: put.digest,
+    size: put.size ?? null,
+    ref: p.ref,
+    alreadyStored: put.stored === 'already stored',
+  });
+}
+
+/** The input through the Write, committed; `signal` (the command interrupted) leaves giving up to its caller. */
+async function send(ctx: AdminContext, p: PutPlan, call: WriteCall, signal: AbortSignal): Promise<{ digest: string; size: number | undefined; stored: 'written' | 'already stored' }> {
   try {
     await call.send({ action: 'STAT', ref: p.ref, total: p.size ?? 0, expected: p.expected });
   } catch (err) {
     // containerd answers a Write of content it has with AlreadyExists: nothing to send.
-    if (p.expected !== '' && isServiceError(err) && err.code === status.ALREADY_EXISTS) return report(p.expected, p.size, 'already stored');
+    if (p.expected !== '' && isServiceError(err) && err.code === status.ALREADY_EXISTS) return { digest: p.expected, size: p.size, stored: 'already stored' };
     throw err;
   }
   const progress = progressFor(ctx.io.stderr, 'put', p.size);
   let sent = 0;
-  let committed;
+  const input = p.path === undefined ? ctx.io.stdin : createReadStream(p.path, { highWaterMark: CHUNK });
+  // a pipe that sends nothing more must not hold the command once it is interrupted
+  signal.addEventListener('abort', () => (input as Partial<Readable>).destroy?.(), { once: true });
   try {
-    const input = p.path === undefined ? ctx.io.stdin : createReadStream(p.path, { highWaterMark: CHUNK });
     const hash = newHasher('sha256');
     try {
       for await (const chunk of rechunk(input as AsyncIterable<Buffer>, CHUNK)) {
@@ -142,14 +197,14 @@ async function put(ctx: AdminContext): Promise<void> {
     const digest = `sha256:${hash.digest('hex')}`;
     if (p.size !== undefined && sent !== p.size) throw new AdminFailure(`the input had ${sent} bytes, not the ${p.size} declared`);
     if (p.expected !== '' && digest !== p.expected) throw new AdminFailure(`the input's digest is ${digest}, not the expected ${p.expected}`);
-    committed = await commit(call, { ref: p.ref, total: sent, digest, labels: p.labels });
+    const committed = await commit(call, { ref: p.ref, total: sent, digest, labels: p.labels });
+    return { digest: committed.digest, size: sent, stored: committed.stored };
   } catch (err) {
-    await giveUp(ctx, call, p.ref);
+    if (!signal.aborted) await giveUp(ctx, call, p.ref);
     throw err;
   } finally {
     progress.done();
   }
-  await report(committed.digest, sent, committed.stored);
 }
 
 async function commit(call: WriteCall, c: { ref: string; total: number; digest: string; labels: Record<string, string> }) {
@@ -164,15 +219,18 @@ async function commit(call: WriteCall, c: { ref: string; total: number; digest: 
 }
 
 /**
- * A put that fails once it holds its ref (its STAT answered) aborts the ingest, as best it can:
- * this command cannot resume one, and the daemon would otherwise keep its bytes (and the ref)
- * until --ingest-expiry.
+ * A put that fails once it holds its ref (its STAT answered), or is interrupted, aborts the
+ * ingest, as best it can: this command cannot resume one, and the daemon would otherwise keep its
+ * bytes (and the ref) until --ingest-expiry. False when the Abort failed (NotFound: there was none).
  */
-async function giveUp(ctx: AdminContext, call: WriteCall, ref: string): Promise<void> {
+async function giveUp(ctx: AdminContext, call: WriteCall, ref: string): Promise<boolean> {
   // Ended rather than cancelled, so the daemon has let go of the ref by the time Abort comes.
   await call.closeAndWait(10_000);
   const content = ctx.connection.content();
-  await unary((cb) => content.Abort({ ref }, ctx.metadata, { deadline: Date.now() + 10_000 }, cb)).catch(() => {});
+  return unary((cb) => content.Abort({ ref }, ctx.metadata, { deadline: Date.now() + 10_000 }, cb)).then(
+    () => true,
+    (err: unknown) => isServiceError(err) && err.code === status.NOT_FOUND,
+  );
 }
 
 export const TRANSFER_COMMANDS: CommandSpec[] = [

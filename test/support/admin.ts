@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { CLI, cleanEnv } from './child.js';
 
 export interface CliResult {
@@ -24,6 +24,14 @@ export function runCli(
   args: string[],
   options: { input?: Buffer | string; holdStdin?: boolean; timeoutMs?: number; env?: Record<string, string> } = {},
 ): Promise<CliResult> {
+  return startCli(args, options).result;
+}
+
+/** As runCli, with the process itself, for a test that feeds its stdin or signals it while it runs. */
+export function startCli(
+  args: string[],
+  options: { input?: Buffer | string; holdStdin?: boolean; timeoutMs?: number; env?: Record<string, string> } = {},
+): { child: ChildProcessWithoutNullStreams; result: Promise<CliResult> } {
   const child = spawn(process.execPath, [CLI, ...args], { env: { ...adminEnv(), ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
@@ -33,7 +41,7 @@ export function runCli(
   if (options.input !== undefined) child.stdin.write(options.input);
   if (!options.holdStdin) child.stdin.end();
   const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
-  return new Promise((resolve, reject) => {
+  const result = new Promise<CliResult>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (status) => {
       clearTimeout(timer);
@@ -42,6 +50,7 @@ export function runCli(
       resolve({ status, stdout: stdoutBytes.toString('utf8'), stdoutBytes, stderr: Buffer.concat(err).toString('utf8') });
     });
   });
+  return { child, result };
 }
 
 function shellQuote(s: string): string {
