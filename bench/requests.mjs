@@ -1,15 +1,36 @@
+import { get as httpGet } from 'node:http';
+
 // Counting S3 requests on each side: the daemon's from its own Prometheus counter
 // (s3cs_s3_requests_total, every attempt), the raw client's from a middleware on the bench's
 // SDK client. Counts are plain objects, operation name -> requests.
 
+/**
+ * The metrics page, over a connection of its own: a kept-alive one the daemon closed (its
+ * keep-alive timeout passing while this process sat in a spawnSync, the ctr rows) failed the
+ * fetch on it, and a retry through fetch's pool could meet another such.
+ */
+function scrape(metricsUrl) {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(metricsUrl, { agent: false }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        reject(new Error(`daemon metrics at ${metricsUrl}: HTTP ${res.statusCode}`));
+        return;
+      }
+      res.setEncoding('utf8');
+      let text = '';
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () => resolve(text));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+}
+
 /** Requests the daemon has sent to S3 so far, by operation, summed over outcomes. */
 export async function scrapeS3Requests(metricsUrl) {
-  // A kept-alive connection the daemon closed while this process sat in a spawnSync (the ctr
-  // rows) fails the first fetch on it: one more on a new connection.
-  const res = await fetch(metricsUrl).catch(() => fetch(metricsUrl));
-  if (!res.ok) throw new Error(`daemon metrics at ${metricsUrl}: HTTP ${res.status}`);
   const counts = {};
-  for (const line of (await res.text()).split('\n')) {
+  for (const line of (await scrape(metricsUrl)).split('\n')) {
     const m = /^s3cs_s3_requests_total\{([^}]*)\} (\S+)$/.exec(line);
     if (!m) continue;
     const operation = /operation="([^"]*)"/.exec(m[1])?.[1] ?? 'unknown';
