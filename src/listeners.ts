@@ -2,7 +2,7 @@ import { randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { lchown, link, lstat, mkdir, rename, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { ServerCredentials, type Server } from '@grpc/grpc-js';
 import { ConfigError, type Config } from './config.js';
@@ -105,13 +105,22 @@ export async function listen(
   return { bound, sockets };
 }
 
+/** The bytes of a socket's path Linux takes (sun_path, less its terminating NUL). */
+const MAX_SOCKET_PATH = 107;
+
 async function listenUnix(server: Server, path: string, socketMode: number, files: ListenerFiles, sockets: OwnSocket[]): Promise<string> {
   await prepareSocketPath(path);
   // Bound under a name of its own, then linked into place: libuv unlinks the path a socket was
   // bound at when the server closes, whatever is there by then, which would take a socket another
   // daemon made at the path since. Linked, the socket also shows at its path with its group set,
   // and never over something made there meanwhile (a link does not replace).
-  const binding = join(dirname(path), `.${randomBytes(4).toString('hex')}`);
+  // Its name no longer than the path's own where it can be (a socket's path has at most 107
+  // bytes, and one past it is cut short without a word, leaving a file of another name).
+  const base = Buffer.byteLength(basename(path));
+  const binding = join(dirname(path), `.${randomBytes(8).toString('hex').slice(0, Math.max(4, base - 1))}`);
+  if (Buffer.byteLength(binding) > MAX_SOCKET_PATH) {
+    throw new ConfigError(`--address unix://${path}: a socket's path may be at most ${MAX_SOCKET_PATH} bytes, and the daemon binds it first at ${binding}; use a shorter path`);
+  }
   // The socket is made with its mode (through the umask) and its group set without following a
   // link: a chmod or chown of the path afterwards would follow a symlink someone swapped in for
   // the socket meanwhile, to a file of their choosing.
@@ -139,6 +148,8 @@ async function listenUnix(server: Server, path: string, socketMode: number, file
       // A file system without hard links to sockets: renamed into place instead, which would
       // replace a socket made at the path in the moments since it was found free.
       if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV' && code !== 'EMLINK') throw err;
+      // looked at once more, right before: the window is the rename's own
+      if (await lstat(path).then(() => true, () => false)) throw new Error(`${path} was made by another process while this one started; refusing to replace it`);
       await rename(binding, path);
     }
     sockets.push({ path, dev: made.dev, ino: made.ino });
@@ -213,12 +224,17 @@ async function prepareSocketPath(path: string): Promise<void> {
       probe.destroy();
       resolve('alive');
     });
-    // ENOENT: the file went away since it was looked at, which leaves nothing to replace
-    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED' || err.code === 'ENOENT' ? 'dead' : err));
+    // ENOENT: the file went away since it was looked at (another daemon starting took it over)
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED' ? 'dead' : err));
   });
   if (answer === 'alive') throw new Error(`${path} is in use by a running process`);
+  // gone: nothing to remove, and a daemon that made it again meanwhile keeps it (the link fails)
+  if (answer !== 'dead' && answer.code === 'ENOENT') return;
   if (answer !== 'dead') {
     throw new Error(`${path} did not take a connection (${answer.code ?? answer.message}) but is not known dead (ECONNREFUSED): it may be a live process's; refusing to replace it`);
   }
-  await rm(path, { force: true });
+  // Removed only while it is still the socket found dead: another daemon starting at once may
+  // have replaced it with its own live one since.
+  const now = await lstat(path).catch(() => undefined);
+  if (now && now.dev === st.dev && now.ino === st.ino) await rm(path, { force: true });
 }

@@ -79,6 +79,35 @@ describe('a daemon whose collector runs every --gc-interval', () => {
   });
 });
 
+describe('a daemon on a socket path near the 107 bytes a socket path may have', () => {
+  /** A directory whose path with `name` in it is exactly 107 bytes. */
+  const pathOf107 = (name: string) => {
+    const dir = tempDir();
+    const pad = 107 - Buffer.byteLength(join(dir, 'p', name));
+    return join(dir, 'p'.repeat(pad + 1), name);
+  };
+
+  it('serves on one of exactly 107 bytes, binding first at a name no longer than its own', async () => {
+    const socket = pathOf107('content.sock');
+    expect(Buffer.byteLength(socket)).toBe(107);
+    const daemon = await Daemon.start(resolveConfig({ address: [`unix://${socket}`], root: join(tempDir(), 'data') }, {}), quietLogger());
+    try {
+      expect(existsSync(socket)).toBe(true);
+      expect(readdirSync(join(socket, '..'))).toEqual(['content.sock']);
+    } finally {
+      await daemon.stop(5_000);
+    }
+  });
+
+  it('refuses one whose first binding would not fit, naming --address, and leaves no file behind', async () => {
+    const socket = pathOf107('s');
+    const started = Daemon.start(resolveConfig({ address: [`unix://${socket}`], root: join(tempDir(), 'data') }, {}), quietLogger());
+    await expect(started).rejects.toThrow(ConfigError);
+    await expect(started).rejects.toThrow(/^--address unix:\/\/.*: a socket's path may be at most 107 bytes/);
+    expect(readdirSync(join(socket, '..'))).toEqual([]);
+  });
+});
+
 describe('a daemon that stops', () => {
   const start = async () => {
     const dir = tempDir();
