@@ -27,8 +27,22 @@ describe('admin CLI transfers', () => {
   let bigDigest: string;
   /** Blobs whose Reads stop halfway (past a Read message or two) until the promise resolves: a transfer caught midway. */
   const held = new Map<string, Promise<void>>();
+  /** While set, an upload's commit waits for it (telling `reached` first). */
+  let commitGate: { gate: Promise<void>; reached: () => void } | undefined;
   const holding = (store: BlobStore) =>
     overriding(store, {
+      createUpload(options) {
+        const upload = store.createUpload(options);
+        const held = commitGate;
+        if (!held) return upload;
+        return overriding(upload, {
+          async commit(digest, size) {
+            held.reached();
+            await held.gate;
+            return upload.commit(digest, size);
+          },
+        });
+      },
       async readBlob(digest, offset, length, options): Promise<ReadSource> {
         const source = await store.readBlob(digest, offset, length, options);
         const gate = held.get(digest);
@@ -110,6 +124,28 @@ describe('admin CLI transfers', () => {
     expect(r.status).toBe(130);
     expect(r.stderr.trim().split('\n')).toEqual([expect.stringContaining('stopped by SIGINT')]);
     expect((await refs()).map((s) => s.ref)).not.toContain('interrupted-put');
+  });
+
+  it('put stopped by SIGINT while its COMMIT is on its way says the content was committed, if it was, rather than aborted', async () => {
+    const data = randomBlob(2 << 20);
+    let release!: () => void;
+    let reached!: () => void;
+    const committing = new Promise<void>((resolve) => (reached = resolve));
+    commitGate = { gate: new Promise<void>((resolve) => (release = resolve)), reached };
+    try {
+      const { child, result } = startCli(['content', 'put', '-', '--address', address, '-n', 'interrupted', '--ref', 'interrupted-commit'], { holdStdin: true });
+      child.stdin.end(data);
+      await committing;
+      child.kill('SIGINT');
+      // the daemon finishes the COMMIT the client no longer waits for
+      setTimeout(release, 500);
+      const r = await result;
+      expect(r.status).toBe(130);
+      expect(r.stderr.trim().split('\n')).toEqual([expect.stringContaining(`its content was committed as ${digestOf(data)} before it stopped`)]);
+    } finally {
+      commitGate = undefined;
+      release();
+    }
   });
 
   it('get stopped by SIGINT midway leaves no partial file, says so in one line and exits 130', async () => {

@@ -152,12 +152,18 @@ async function put(ctx: AdminContext): Promise<void> {
   const p = await plan(ctx);
   const content = ctx.connection.content();
   const call = new WriteCall(content.Write(ctx.metadata));
+  const state: PutState = {};
   const put = await interruptibly(
-    (signal) => send(ctx, p, call, signal),
-    async () =>
-      (await giveUp(ctx, call, p.ref))
+    (signal) => send(ctx, p, call, signal, state),
+    async () => {
+      await call.closeAndWait(10_000);
+      // A COMMIT on its way may have been done by now (the Abort would then find no ingest): the
+      // blob is asked for rather than a NotFound from the Abort taken for an abort.
+      if (state.committing !== undefined && (await isStored(ctx, state.committing))) return `its content was committed as ${state.committing} before it stopped`;
+      return (await abortRef(ctx, p.ref))
         ? `its ingest ${p.ref} was aborted`
-        : `its ingest ${p.ref} could not be aborted: the daemon discards it after its --ingest-expiry`,
+        : `its ingest ${p.ref} could not be aborted: the daemon discards it after its --ingest-expiry`;
+    },
   );
   await printRecord(ctx.io.stdout, ctx.json, [['digest', put.digest], ['size', put.size === undefined ? '-' : String(put.size)], ['ref', p.ref], ['result', put.stored]], {
     digest: put.digest,
@@ -167,8 +173,13 @@ async function put(ctx: AdminContext): Promise<void> {
   });
 }
 
+/** How far a put got, for its interruption: the digest its COMMIT was sent for. */
+interface PutState {
+  committing?: string;
+}
+
 /** The input through the Write, committed; `signal` (the command interrupted) leaves giving up to its caller. */
-async function send(ctx: AdminContext, p: PutPlan, call: WriteCall, signal: AbortSignal): Promise<{ digest: string; size: number | undefined; stored: 'written' | 'already stored' }> {
+async function send(ctx: AdminContext, p: PutPlan, call: WriteCall, signal: AbortSignal, state: PutState): Promise<{ digest: string; size: number | undefined; stored: 'written' | 'already stored' }> {
   try {
     await call.send({ action: 'STAT', ref: p.ref, total: p.size ?? 0, expected: p.expected });
   } catch (err) {
@@ -197,6 +208,7 @@ async function send(ctx: AdminContext, p: PutPlan, call: WriteCall, signal: Abor
     const digest = `sha256:${hash.digest('hex')}`;
     if (p.size !== undefined && sent !== p.size) throw new AdminFailure(`the input had ${sent} bytes, not the ${p.size} declared`);
     if (p.expected !== '' && digest !== p.expected) throw new AdminFailure(`the input's digest is ${digest}, not the expected ${p.expected}`);
+    state.committing = digest;
     const committed = await commit(call, { ref: p.ref, total: sent, digest, labels: p.labels });
     return { digest: committed.digest, size: sent, stored: committed.stored };
   } catch (err) {
@@ -226,10 +238,24 @@ async function commit(call: WriteCall, c: { ref: string; total: number; digest: 
 async function giveUp(ctx: AdminContext, call: WriteCall, ref: string): Promise<boolean> {
   // Ended rather than cancelled, so the daemon has let go of the ref by the time Abort comes.
   await call.closeAndWait(10_000);
+  return abortRef(ctx, ref);
+}
+
+/** Aborts the ingest of `ref`; false when the Abort failed (NotFound: there was none). */
+function abortRef(ctx: AdminContext, ref: string): Promise<boolean> {
   const content = ctx.connection.content();
   return unary((cb) => content.Abort({ ref }, ctx.metadata, { deadline: Date.now() + 10_000 }, cb)).then(
     () => true,
     (err: unknown) => isServiceError(err) && err.code === status.NOT_FOUND,
+  );
+}
+
+/** Whether the daemon has `digest` in this namespace now. */
+function isStored(ctx: AdminContext, digest: string): Promise<boolean> {
+  const content = ctx.connection.content();
+  return unary((cb) => content.Info({ digest }, ctx.metadata, { deadline: Date.now() + 10_000 }, cb)).then(
+    () => true,
+    () => false,
   );
 }
 
