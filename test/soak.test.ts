@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { credentials } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { protos } from '../src/grpc/proto.js';
@@ -47,14 +48,10 @@ describe(`soak: ${CLIENTS} clients for ${SECONDS}s`, () => {
     });
     await new Promise<void>((resolve, reject) => {
       const started = Date.now();
-      const poll = () => {
-        try {
-          if (readFileSync(`/proc/${daemon.pid}/status`) && socketListening(socket)) return resolve();
-        } catch {
-          // not up yet
-        }
+      const poll = async () => {
+        if (daemon.exitCode === null && (await socketListening(socket))) return resolve();
         if (Date.now() - started > 30_000) return reject(new Error('daemon did not start'));
-        setTimeout(poll, 100);
+        setTimeout(() => void poll(), 100);
       };
       poll();
     });
@@ -129,6 +126,14 @@ describe(`soak: ${CLIENTS} clients for ${SECONDS}s`, () => {
   }, (SECONDS + 120) * 1000);
 });
 
-function socketListening(path: string): boolean {
-  return readFileSync('/proc/net/unix', 'utf8').includes(path);
+/** Whether a connection to the socket at `path` is taken (the daemon binds it under a name of its own, then links it there). */
+function socketListening(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
 }
