@@ -283,7 +283,7 @@ class LazyCancel {
     return (this.made ??= cancelSignal(this.call));
   }
 
-  /** Looked up, as the signal is made, only when the domain has to wait. */
+  /** Looked up when asked (a Read opening a GET asks, one continuing a parked response does not), not at every call. */
   get party(): object | undefined {
     return connectionOf(this.call);
   }
