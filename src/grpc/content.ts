@@ -9,7 +9,7 @@ import type { ContentStore } from '../content/store.js';
 import type { ContentInfo, IngestStatus } from '../content/types.js';
 import type { Writer } from '../content/writer.js';
 import { ContentExists, invalidArgument } from '../errors.js';
-import { labelsLength } from '../labels.js';
+import { fieldBytes, labelsEncodedBytes } from '../labels.js';
 import { leaseWrittenContent } from '../leases/lease-content.js';
 import type { LeaseStore } from '../leases/store.js';
 import { Answers, cancelSignal, elapsed, lazyCancel, requests, serverStream, unary, type StreamItems } from './calls.js';
@@ -23,11 +23,15 @@ import type { StreamLimit } from './stream-limit.js';
 /** containerd streams List results in batches of this many. */
 const LIST_BATCH = 100;
 /**
- * A batch ends sooner once its labels come to this many characters: one blob may carry 1 MiB of
- * them, and a hundred such in one message would pass what clients take (grpc-go's default is 4
- * MiB) and what this daemon sends, failing every List of the namespace.
+ * A batch is sent before it would pass this many bytes encoded: one blob may carry 1 MiB of labels,
+ * and a hundred such in one message would pass what clients take (grpc-go's default is 4 MiB),
+ * failing every List of the namespace. Counted encoded, not in characters: a label of 3-byte
+ * characters encodes to three times its length, and tiny labels to several times it in framing.
+ * A blob alone in its batch may pass it (by its labels' framing, a few KiB at most).
  */
-const LIST_BATCH_LABELS = 1024 * 1024;
+const LIST_BATCH_BYTES = 1024 * 1024;
+/** An Info's fields but its labels, encoded: the digest, the size and two timestamps, with framing. */
+const INFO_FIXED_BYTES = 128;
 
 /** Translates containerd's Content service to and from the domain's ContentStore. */
 export interface StreamRules {
@@ -201,14 +205,20 @@ async function write(
 
 async function* batches(items: AsyncIterable<ContentInfo>) {
   let batch: Info[] = [];
-  let labels = 0;
+  let bytes = 0;
   for await (const item of items) {
-    batch.push(toInfo(item));
-    labels += labelsLength(item.labels);
-    if (batch.length >= LIST_BATCH || labels >= LIST_BATCH_LABELS) {
+    const size = fieldBytes(INFO_FIXED_BYTES + labelsEncodedBytes(item.labels));
+    if (batch.length > 0 && bytes + size > LIST_BATCH_BYTES) {
       yield { info: batch };
       batch = [];
-      labels = 0;
+      bytes = 0;
+    }
+    batch.push(toInfo(item));
+    bytes += size;
+    if (batch.length >= LIST_BATCH) {
+      yield { info: batch };
+      batch = [];
+      bytes = 0;
     }
   }
   if (batch.length > 0) yield { info: batch };
