@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LeasesClient } from '../src/generated/containerd/services/leases/v1/Leases.js';
 import type { ListResourcesResponse__Output } from '../src/generated/containerd/services/leases/v1/ListResourcesResponse.js';
-import { call, type TestDaemon } from './support/harness.js';
+import { call, listKeys, type TestDaemon } from './support/harness.js';
 import { daemonLoggingRequests, type RequestLog } from './support/s3-requests.js';
 
 /**
@@ -61,5 +61,28 @@ describe('Changes of one lease', () => {
     }
     const res = await call<object, ListResourcesResponse__Output>(leases, 'ListResources', { id: 'reused' });
     expect(res.resources).toEqual([kept]);
+  });
+
+  it('a Delete removes its lease\'s resources several at once, not one after another', async () => {
+    await call(leases, 'Create', { id: 'many' });
+    const resources = Array.from({ length: 24 }, (_, i) => ({ id: `s-${i}`, type: 'snapshots/overlayfs' }));
+    await Promise.all(resources.map((resource) => call(leases, 'AddResource', { id: 'many', resource })));
+    let inFlight = 0;
+    let most = 0;
+    log.intercept = async (op, key) => {
+      if (op !== 'DeleteObject' || !key.includes('lease-resources/many/')) return;
+      inFlight++;
+      most = Math.max(most, inFlight);
+      // each removal held a while, so removals sent one after another never overlap
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      inFlight--;
+    };
+    try {
+      await call(leases, 'Delete', { id: 'many' });
+    } finally {
+      log.intercept = undefined;
+    }
+    expect(most).toBeGreaterThan(1);
+    expect((await listKeys(d.bucket!)).filter((key) => key.includes('lease-resources/many/'))).toEqual([]);
   });
 });

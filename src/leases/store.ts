@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import pMap from 'p-map';
 import type { BlobStore } from '../blobstore/types.js';
 import { alreadyExists, isStoreError, notFound, resourceExhausted } from '../errors.js';
 import { fieldBytes, labelsEncodedBytes, labelValue, validateLabels, type Labels } from '../labels.js';
@@ -30,6 +31,8 @@ interface LeaseRecord {
 
 /** Resources one lease may hold; BuildKit holds one per blob and snapshot of a build. */
 const MAX_LEASE_RESOURCES = 10_000;
+/** Resource documents a Delete of a lease removes at once. */
+const REMOVALS_AT_ONCE = 16;
 /** What is kept of the leases listed (see Documents): some 15,000 leases with a label or two. */
 const LEASES_KEPT_BYTES = 4 * 1024 * 1024;
 /**
@@ -125,7 +128,9 @@ export class LeaseStore {
     await this.counts.writesEnded(scoped(ns, id));
     // The lease goes first: from then on nothing counts its resources as held.
     await this.docs.remove(docKeys.lease(ns, id));
-    for await (const key of this.docs.list(docKeys.leaseResourcesPrefix(ns, id))) await this.docs.remove(key);
+    // several at once: one at a time, a lease of 10,000 resources held its turn (and every other
+    // call on its id) for minutes against an S3 tens of milliseconds away
+    await pMap(this.docs.list(docKeys.leaseResourcesPrefix(ns, id)), (key) => this.docs.remove(key), { concurrency: REMOVALS_AT_ONCE });
     this.counts.forget(scoped(ns, id));
   }
 
