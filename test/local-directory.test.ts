@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -166,6 +166,37 @@ describe('local directory store (no bucket)', () => {
     expect(err.code).toBe(status.INVALID_ARGUMENT);
     expect(err.details).toContain('255 bytes');
     expect(err.details).not.toContain(root);
+  });
+
+  it('holds no descriptor of an upload file while its ingest waits for its client, and continues the ingest after', async () => {
+    const ref = 'fs-put-aside';
+    const data = randomBlob(3000);
+    const uploads = join(root, 'uploads');
+    // the files this process (the daemon runs in it) has open in the upload directory
+    const openUploads = () =>
+      readdirSync('/proc/self/fd').flatMap((fd) => {
+        try {
+          const target = readlinkSync(join('/proc/self/fd', fd));
+          return target.startsWith(uploads) ? [target] : [];
+        } catch {
+          return [];
+        }
+      });
+    const before = new Set(openUploads());
+    const first = new WriteSession(client);
+    await first.send({ action: 'STAT', ref, total: data.length });
+    await first.send({ action: 'WRITE', ref, offset: 0, data: data.subarray(0, 1000) });
+    const mine = openUploads().filter((file) => !before.has(file));
+    expect(mine).toHaveLength(1);
+    first.close();
+    await first.ended;
+    await until(() => !openUploads().includes(mine[0]!), 5_000);
+    const second = new WriteSession(client);
+    expect(Number((await second.send({ action: 'STAT', ref, total: data.length })).offset)).toBe(1000);
+    await second.send({ action: 'WRITE', ref, offset: 1000, data: data.subarray(1000) });
+    await second.send({ action: 'COMMIT', ref, total: data.length, offset: data.length, expected: digestOf(data) });
+    second.close();
+    expect(readFileSync(join(root, 'blobs', digestOf(data))).equals(data)).toBe(true);
   });
 
   it('leaves no ingest status behind after a COMMIT of the empty blob on a fresh ref', async () => {

@@ -140,14 +140,19 @@ export class FsUpload implements Upload {
     return !this.ended && (this.made || this.fh !== undefined) ? { file: basename(this.path) } : undefined;
   }
 
-  /** Every byte is in the file already; nothing is held in memory. */
-  async suspend(): Promise<void> {}
-
-  async forget(): Promise<void> {
+  /**
+   * Every byte is in the file already; its descriptor is let go, as thousands of ingests put
+   * aside would otherwise hold thousands of them, and the next write or commit opens the file
+   * again where its counted bytes end.
+   */
+  async suspend(): Promise<void> {
     const handle = this.fh;
     this.fh = undefined;
-    // a file that could not be opened holds nothing to let go of
     if (handle) await (await handle.catch(() => undefined))?.close().catch(() => undefined);
+  }
+
+  async forget(): Promise<void> {
+    await this.suspend();
   }
 
   async abort(): Promise<void> {
