@@ -1,9 +1,11 @@
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Metadata, status } from '@grpc/grpc-js';
+import { Metadata, Server, ServerCredentials, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest.js';
 import { Connection } from '../src/admin/connection.js';
+import { Health } from '../src/grpc/health.js';
+import { protos } from '../src/grpc/proto.js';
 import type { InfoResponse__Output } from '../src/generated/containerd/services/content/v1/InfoResponse.js';
 import type { ListStatusesResponse__Output } from '../src/generated/containerd/services/content/v1/ListStatusesResponse.js';
 import type { ListNamespacesResponse__Output } from '../src/generated/containerd/services/namespaces/v1/ListNamespacesResponse.js';
@@ -258,6 +260,42 @@ describe('the admin CLI against a running daemon', () => {
       expect(r.status).toBe(0);
       expect((JSON.parse(r.stdout) as { name: string }[]).map((n) => n.name)).toEqual(served.namespaces.map((n) => n.name));
     }
+  });
+
+  describe('health', () => {
+    it('prints SERVING and exits 0 for a daemon that serves', async () => {
+      const r = await admin(['health']);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toBe('SERVING\n');
+      expect(JSON.parse((await admin(['health', 'containerd.services.content.v1.Content', '--json'])).stdout)).toEqual({
+        service: 'containerd.services.content.v1.Content',
+        status: 'SERVING',
+      });
+    });
+
+    it('exits 1 in one line naming the status when the health service says NOT_SERVING', async () => {
+      // the daemon's own health service, set as the daemon sets it while the bucket does not answer
+      const health = new Health([]);
+      health.setAll('NOT_SERVING');
+      const server = new Server();
+      server.addService(protos().health.grpc.health.v1.Health.service, health.handlers());
+      const socket = join(dir, 'not-serving.sock');
+      await new Promise<void>((resolve, reject) => server.bindAsync(`unix://${socket}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+      try {
+        const r = await runCli(['health', '--address', `unix://${socket}`]);
+        expect(r.stdout).toBe('NOT_SERVING\n');
+        expect(expectFailure(r, 1)).toContain('the daemon is NOT_SERVING');
+      } finally {
+        server.forceShutdown();
+      }
+    });
+
+    it('exits 1 naming the address when no daemon answers', async () => {
+      const socket = join(dir, 'no-daemon.sock');
+      const r = await runCli(['health', '--address', `unix://${socket}`]);
+      expect(expectFailure(r, 1)).toContain(`cannot reach the daemon at unix://${socket}`);
+      expect(r.stdout).toBe('');
+    });
   });
 
   describe('failures: a non-zero exit with one line on stderr', () => {

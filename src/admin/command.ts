@@ -3,6 +3,7 @@ import { Connection, inNamespace } from './connection.js';
 import { ACTIVE_COMMANDS, CONTENT_COMMANDS } from './content.js';
 import { exitStatusFor } from '../interrupts.js';
 import { Interrupted, reasonOf, UsageError } from './failure.js';
+import { HEALTH_COMMANDS } from './health.js';
 import { LEASE_COMMANDS } from './leases.js';
 import { NAMESPACE_COMMANDS } from './namespaces.js';
 import { ADMIN_OPTIONS, CONNECTION_OPTIONS, optionsHelp, parseCommand, type OptionName } from './options.js';
@@ -23,6 +24,7 @@ const ADMIN_COMMANDS: CommandSpec[] = [
   ...RECORD_COMMANDS,
   ...NAMESPACE_COMMANDS,
   ...LEASE_COMMANDS,
+  ...HEALTH_COMMANDS,
 ];
 
 const GROUPS = new Set(ADMIN_COMMANDS.map((c) => c.name.split(' ')[0]!));

@@ -5,6 +5,7 @@ import { parseAddress } from '../config/values.js';
 import { protos } from '../grpc/proto.js';
 import type { ContentClient } from '../generated/containerd/services/content/v1/Content.js';
 import type { LeasesClient } from '../generated/containerd/services/leases/v1/Leases.js';
+import type { HealthClient } from '../generated/grpc/health/v1/Health.js';
 import type { NamespacesClient } from '../generated/containerd/services/namespaces/v1/Namespaces.js';
 import type { CacheRecordsClient } from '../generated/s3cs/records/v1/CacheRecords.js';
 import { AdminFailure, UsageError } from './failure.js';
@@ -81,6 +82,10 @@ export class Connection {
 
   namespaces(): NamespacesClient {
     return this.make(protos().namespaces.containerd.services.namespaces.v1.Namespaces as never);
+  }
+
+  health(): HealthClient {
+    return this.make(protos().health.grpc.health.v1.Health as never);
   }
 
   close(): void {
