@@ -5,6 +5,7 @@ import { TierLayout } from '../../src/blobstore/tier/layout.js';
 import { ReadTier } from '../../src/blobstore/tier/store.js';
 import type { BlobStat, BlobStore, ReadSource } from '../../src/blobstore/types.js';
 import { digestOf } from '../../src/digest.js';
+import { cacheLookups } from '../../src/metrics/registry.js';
 import { randomBlob, tempDir } from '../support/harness.js';
 
 /** Error codes the next opens of a file for reading fail with, one each, as a busy system would. */
@@ -30,6 +31,12 @@ async function drain(source: ReadSource | Promise<ReadSource>): Promise<Buffer> 
 }
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The tier's lookups counted so far with this result. */
+async function tierLookups(result: 'hit' | 'miss'): Promise<number> {
+  const { values } = await cacheLookups.get();
+  return values.find((v) => v.labels.cache === 'tier' && v.labels.result === result)?.value ?? 0;
+}
 
 /**
  * A tier whose directory a previous run left holding one blob, in front of a stand-in for S3
@@ -61,8 +68,15 @@ async function tierWithKeptBlob(options: { statMs?: number; stat?: () => Promise
   };
   const claim = options.renewMs === undefined ? undefined : { renewMs: options.renewMs };
   const tier = await ReadTier.open(inner as unknown as BlobStore, { dir: layout.dir, maxBytes: 64 * MiB, confirmMs: 30_000, now: () => clock.now, claim });
-  const read = () => drain(tier.readBlob(digest, 0, data.length, { size: data.length }));
+  const read = (cancel?: AbortSignal) => drain(tier.readBlob(digest, 0, data.length, { size: data.length, cancel: cancel && { signal: cancel } }));
   return { tier, data, path, counts, clock, read, layout };
+}
+
+/** A HEAD S3 leaves unanswered until the test answers it (silent, its socket not yet timed out). */
+function silentHead(): { stat: () => Promise<BlobStat | undefined>; answer: (stat: BlobStat | undefined) => void } {
+  let answer: (stat: BlobStat | undefined) => void = () => undefined;
+  const pending = new Promise<BlobStat | undefined>((resolve) => (answer = resolve));
+  return { stat: () => pending, answer: (stat) => answer(stat) };
 }
 
 describe('the read tier asking S3 whether a kept blob still exists', () => {
@@ -104,6 +118,53 @@ describe('the read tier asking S3 whether a kept blob still exists', () => {
       fail = false;
       expect((await read()).equals(data)).toBe(true);
       expect([counts.stats, counts.gets]).toEqual([2, 10]);
+    } finally {
+      await tier.close();
+    }
+  });
+
+  it('stops a Read waiting for the shared HEAD as soon as its client cancels, with Cancelled', { timeout: 15_000 }, async () => {
+    const { tier, counts, read } = await tierWithKeptBlob(silentHead());
+    try {
+      const gone = new AbortController();
+      const leaving = read(gone.signal);
+      await vi.waitFor(() => expect(counts.stats).toBe(1));
+      gone.abort();
+      await expect(leaving).rejects.toMatchObject({ kind: 'cancelled' });
+      expect(counts.gets).toBe(0);
+    } finally {
+      await tier.close();
+    }
+  });
+
+  it('reads from S3 the Reads a shared HEAD leaves unanswered past its wait, sending no other HEAD', { timeout: 15_000 }, async () => {
+    const { tier, data, counts, read } = await tierWithKeptBlob(silentHead());
+    try {
+      const served = await Promise.all([read(new AbortController().signal), read()]);
+      expect(served.every((b) => b.equals(data))).toBe(true);
+      expect([counts.stats, counts.gets]).toEqual([1, 2]);
+      // one coming once the wait is over goes to S3 as well, while the HEAD is still out
+      expect((await read()).equals(data)).toBe(true);
+      expect([counts.stats, counts.gets]).toEqual([1, 3]);
+    } finally {
+      await tier.close();
+    }
+  });
+
+  it('takes the answer of a HEAD that lands after its Reads went to S3 for the Reads after', { timeout: 15_000 }, async () => {
+    const head = silentHead();
+    const { tier, data, counts, read } = await tierWithKeptBlob(head);
+    try {
+      expect((await read()).equals(data)).toBe(true);
+      expect(counts.gets).toBe(1);
+      head.answer({ size: data.length, lastModified: new Date() });
+      // the answer is heard as the HEAD's promise settles, a few ticks later
+      await vi.waitFor(async () => {
+        const hits = await tierLookups('hit');
+        expect((await read()).equals(data)).toBe(true);
+        expect(await tierLookups('hit')).toBe(hits + 1);
+      });
+      expect(counts.stats).toBe(1);
     } finally {
       await tier.close();
     }

@@ -1,9 +1,9 @@
 import { mkdir, rename, unlink, utimes } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { notFound } from '../../errors.js';
+import { cancelled, notFound } from '../../errors.js';
 import { countLookup } from '../../metrics/registry.js';
-import type { BlobStat, BlobStore, ReadSource, StoreUsage } from '../types.js';
+import type { BlobStat, BlobStore, Cancellation, ReadSource, StoreUsage } from '../types.js';
 import { PieceBudget } from '../disk-pieces.js';
 import { readFromDisk } from './disk-read.js';
 import { PassingThrough } from './pass-through.js';
@@ -40,6 +40,14 @@ export interface ReadTierOptions {
 }
 
 const CONFIRM_MS = 30_000;
+/**
+ * How long after its sending the Reads of a kept blob wait for the HEAD that asks S3 whether it
+ * still exists; past it they read the blob from S3 (the GET answers for it, as without the tier)
+ * and the HEAD's answer, when it comes, counts for later Reads. S3 answers a HEAD in
+ * milliseconds; one it leaves unanswered takes the client's socket timeouts and retries, minutes,
+ * and every Read of a hot blob waiting for it would hold its --max-streams place meanwhile.
+ */
+const CONFIRM_WAIT_MS = 2_000;
 /** Fills at once; past it a read from the start just reads S3. */
 const MAX_FILLS = 32;
 /** As long as S3's own parked GET responses wait for the next Read. */
@@ -74,11 +82,12 @@ export class ReadTier extends PassingThrough implements BlobStore {
   private readonly confirmMs: number;
   private readonly now: () => number;
   /**
-   * The HEAD under way for each entry whose word from S3 ran out: the Reads that find it so
-   * meanwhile wait on that one rather than each sending its own (a hot blob read by every stream
-   * at once would send up to --max-streams of them).
+   * The HEAD under way for each entry whose word from S3 ran out, and when it was sent (on the
+   * clock timers run on): the Reads that find it so meanwhile wait on that one (see
+   * CONFIRM_WAIT_MS) rather than each sending its own (a hot blob read by every stream at once
+   * would send up to --max-streams of them).
    */
-  private readonly confirming = new Map<TierEntry, Promise<BlobStat | undefined>>();
+  private readonly confirming = new Map<TierEntry, { answer: Promise<BlobStat | undefined>; sentAt: number }>();
   private lastWarning = 0;
   /**
    * Another daemon took the directory over (this one's hold had lapsed): from then on every Read
@@ -181,10 +190,10 @@ export class ReadTier extends PassingThrough implements BlobStore {
     this.windows.clear();
   }
 
-  async readBlob(digest: string, offset: number, length: number, options: { size: number }): Promise<ReadSource> {
+  async readBlob(digest: string, offset: number, length: number, options: { size: number; cancel?: Cancellation | undefined }): Promise<ReadSource> {
     if (this.givenUp) return this.inner.readBlob(digest, offset, length, options);
     const entry = this.index.get(digest);
-    const stored = entry && (this.confirmed(entry, options.size) || (await this.stillStored(entry, options.size)));
+    const stored = entry && (this.confirmed(entry, options.size) || (await this.stillStored(entry, options.size, options.cancel)));
     if (stored === 'unasked') return this.inner.readBlob(digest, offset, length, options);
     if (entry && stored) {
       countLookup('tier', true);
@@ -224,10 +233,9 @@ export class ReadTier extends PassingThrough implements BlobStore {
    * Whether the kept file may serve a read of a blob of `size`: S3 said recently that the blob
    * exists, or says so now. A blob S3 no longer has is NotFound, as its GET would have been.
    */
-  private async stillStored(entry: TierEntry, size: number): Promise<boolean | 'unasked'> {
+  private async stillStored(entry: TierEntry, size: number, cancel: Cancellation | undefined): Promise<boolean | 'unasked'> {
     if (this.confirmed(entry, size)) return true;
-    // a HEAD that failed (throttled, timed out) tells nothing: the Read asks S3's GET instead
-    const stat = entry.size === size ? await this.confirm(entry).catch(() => 'unasked' as const) : undefined;
+    const stat = entry.size === size ? await this.confirmInTime(entry, cancel) : undefined;
     if (stat === 'unasked') return stat;
     if (stat?.size === size) return true;
     this.evict(entry);
@@ -236,21 +244,55 @@ export class ReadTier extends PassingThrough implements BlobStore {
     return false;
   }
 
-  /** S3's answer to a HEAD of the entry's blob: the one under way, or a new one. */
-  private confirm(entry: TierEntry): Promise<BlobStat | undefined> {
+  /**
+   * S3's answer to a HEAD of the entry's blob, as one Read waits for it: 'unasked' when the HEAD
+   * failed (throttled, timed out) or was sent more than CONFIRM_WAIT_MS ago, as it tells nothing
+   * then (the Read asks S3's GET instead). A Read whose client goes away stops waiting at once.
+   */
+  private async confirmInTime(entry: TierEntry, cancel: Cancellation | undefined): Promise<BlobStat | undefined | 'unasked'> {
+    const { answer, sentAt } = this.confirm(entry);
+    const waitMs = sentAt + CONFIRM_WAIT_MS - performance.now();
+    if (waitMs <= 0) return 'unasked';
+    // read only where a Read waits: a signal made on first use costs the others nothing
+    const signal = cancel?.signal;
+    const left = () => cancelled(`content ${entry.digest}: the client cancelled the Read while the read tier asked S3 whether the blob still exists`);
+    if (signal?.aborted) throw left();
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    try {
+      return await Promise.race([
+        answer.catch(() => 'unasked' as const),
+        new Promise<'unasked'>((resolve) => {
+          timer = setTimeout(() => resolve('unasked'), waitMs);
+          timer.unref();
+        }),
+        new Promise<never>((_, reject) => {
+          onAbort = () => reject(left());
+          signal?.addEventListener('abort', onAbort, { once: true });
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** The HEAD of the entry's blob under way, or a new one; its answer is heard whoever waits for it. */
+  private confirm(entry: TierEntry): { answer: Promise<BlobStat | undefined>; sentAt: number } {
     const pending = this.confirming.get(entry);
     if (pending) return pending;
     // S3's yes holds as of some moment between the HEAD's sending and its answer: counted from
     // the sending, the earlier, as a fill's word is counted from the read that began it
     const askedAt = this.now();
-    const asking = this.inner.statBlob(entry.digest, { fresh: true }).then((stat) => {
+    const answer = this.inner.statBlob(entry.digest, { fresh: true }).then((stat) => {
       this.heard(entry.digest, stat, askedAt);
       return stat;
     });
+    const asking = { answer, sentAt: performance.now() };
     this.confirming.set(entry, asking);
     // forgotten however it ends: after a failure the next Read asks again
     const forget = () => void this.confirming.delete(entry);
-    asking.then(forget, forget);
+    answer.then(forget, forget);
     return asking;
   }
 
