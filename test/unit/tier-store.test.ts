@@ -170,6 +170,22 @@ describe('the read tier asking S3 whether a kept blob still exists', () => {
     }
   });
 
+  it('counts a Read a failed HEAD sends to S3 as a miss of the tier', async () => {
+    const { tier, data, counts, read } = await tierWithKeptBlob({
+      stat: async () => {
+        throw new Error('S3 throttled the HEAD');
+      },
+    });
+    try {
+      const [hits, misses] = [await tierLookups('hit'), await tierLookups('miss')];
+      expect((await read()).equals(data)).toBe(true);
+      expect(counts.gets).toBe(1);
+      expect([(await tierLookups('hit')) - hits, (await tierLookups('miss')) - misses]).toEqual([0, 1]);
+    } finally {
+      await tier.close();
+    }
+  });
+
   it('times S3\'s word on the monotonic clock: a wall clock stepped back does not stretch it', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     const { tier, counts, clock, read } = await tierWithKeptBlob();
@@ -257,6 +273,22 @@ describe('the read tier once another daemon took its directory over', () => {
       await tier.statBlob(digestOf(data), { fresh: true });
       await pause(50);
       expect(existsSync(path)).toBe(true);
+    } finally {
+      await tier.close();
+    }
+  });
+
+  it('counts each Read it sends to S3 then as a miss of the tier', async () => {
+    const { tier, data, counts, read, layout } = await tierWithKeptBlob({ renewMs: 50 });
+    try {
+      await vi.waitFor(async () => {
+        if (counts.gets === 0) writeFileSync(layout.owner, `${JSON.stringify({ heldBy: { id: 'daemon-elsewhere', host: 'other-host', pid: 1 }, heldAt: new Date().toISOString() })}\n`);
+        expect((await read()).equals(data)).toBe(true);
+        expect(counts.gets).toBeGreaterThan(0);
+      }, { timeout: 10_000 });
+      const [hits, misses] = [await tierLookups('hit'), await tierLookups('miss')];
+      expect((await read()).equals(data)).toBe(true);
+      expect([(await tierLookups('hit')) - hits, (await tierLookups('miss')) - misses]).toEqual([0, 1]);
     } finally {
       await tier.close();
     }

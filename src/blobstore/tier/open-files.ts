@@ -11,9 +11,10 @@ interface Handle {
 /**
  * Descriptors of kept blobs, shared by the reads of a blob and left open a while between them.
  * `ctr content get` reads a blob as one Read call per 32 KiB, and opening and closing the file
- * for each cost more than the read itself. At most `max` stay open (least recently used closed
- * first), each closed after `idleMs` unused; a descriptor is never held while a client takes its
- * time, only while a piece is read.
+ * for each cost more than the read itself. At most `max` stay open between reads (least recently
+ * used closed first), each closed after `idleMs` unused; one pushed out while a read uses it is
+ * closed once that read is done, so reads of many files at once hold more. A descriptor is never
+ * held while a client takes its time, only while a piece is read.
  */
 export class OpenFiles {
   private readonly handles = new Map<string, Handle>();

@@ -191,10 +191,14 @@ export class ReadTier extends PassingThrough implements BlobStore {
   }
 
   async readBlob(digest: string, offset: number, length: number, options: { size: number; cancel?: Cancellation | undefined }): Promise<ReadSource> {
-    if (this.givenUp) return this.inner.readBlob(digest, offset, length, options);
-    const entry = this.index.get(digest);
+    const entry = this.givenUp ? undefined : this.index.get(digest);
     const stored = entry && (this.confirmed(entry, options.size) || (await this.stillStored(entry, options.size, options.cancel)));
-    if (stored === 'unasked') return this.inner.readBlob(digest, offset, length, options);
+    // to S3 without a fill: the directory is another daemon's, or S3's word was not had in time;
+    // a miss all the same, not served from disk
+    if (this.givenUp || stored === 'unasked') {
+      countLookup('tier', false);
+      return this.inner.readBlob(digest, offset, length, options);
+    }
     if (entry && stored) {
       countLookup('tier', true);
       this.markUse(entry);
