@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { TierLayout } from '../../src/blobstore/tier/layout.js';
@@ -39,16 +39,19 @@ async function tierLookups(result: 'hit' | 'miss'): Promise<number> {
 }
 
 /**
- * A tier whose directory a previous run left holding one blob, in front of a stand-in for S3
- * that counts its HEADs (`stat`, each taking `statMs`) and GETs, on a clock the test moves.
+ * A tier whose directory a previous run left holding one blob (or, with `kept` false, not yet),
+ * in front of a stand-in for S3 that counts its HEADs (`stat`, each taking `statMs`) and GETs,
+ * on a clock the test moves.
  */
-async function tierWithKeptBlob(options: { statMs?: number; stat?: () => Promise<BlobStat | undefined>; renewMs?: number } = {}) {
+async function tierWithKeptBlob(options: { statMs?: number; stat?: () => Promise<BlobStat | undefined>; renewMs?: number; kept?: boolean } = {}) {
   const data = randomBlob(64 * 1024);
   const digest = digestOf(data);
   const layout = new TierLayout(tempDir('s3cs-tier-'));
   const path = layout.blobPath(digest);
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, data);
+  if (options.kept !== false) {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, data);
+  }
   const counts = { stats: 0, gets: 0 };
   const clock = { now: 1_000 };
   const inner = {
@@ -289,6 +292,25 @@ describe('the read tier once another daemon took its directory over', () => {
       const [hits, misses] = [await tierLookups('hit'), await tierLookups('miss')];
       expect((await read()).equals(data)).toBe(true);
       expect([(await tierLookups('hit')) - hits, (await tierLookups('miss')) - misses]).toEqual([0, 1]);
+    } finally {
+      await tier.close();
+    }
+  });
+});
+
+describe('the read tier when its directory is emptied while it runs', () => {
+  it('makes tmp/ again for the next fill, whose blob the Read after is served from disk', { timeout: 15_000 }, async () => {
+    const { tier, data, counts, read, layout } = await tierWithKeptBlob({ kept: false });
+    try {
+      rmSync(layout.temp, { recursive: true, force: true });
+      expect((await read()).equals(data)).toBe(true);
+      expect(counts.gets).toBe(1);
+      const hits = await tierLookups('hit');
+      // kept once the fill is verified and moved into place, a moment after its Read ended
+      await vi.waitFor(async () => {
+        expect((await read()).equals(data)).toBe(true);
+        expect(await tierLookups('hit')).toBeGreaterThan(hits);
+      }, { timeout: 5_000 });
     } finally {
       await tier.close();
     }

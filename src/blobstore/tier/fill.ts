@@ -1,6 +1,7 @@
 import type { Hash } from 'node:crypto';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { close, createWriteStream, fsync, mkdir, open, write, writev, type WriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { newHasher, parseDigest } from '../../digest.js';
 import type { ReadSource } from '../types.js';
 
@@ -11,6 +12,21 @@ import type { ReadSource } from '../types.js';
 const WRITE_AHEAD = 1 << 20;
 
 export type FillResult = 'verified' | 'corrupt' | 'failed';
+
+/**
+ * Opens a fill's file, making its directory again when it is gone, once: the tier makes tmp/
+ * at start, and an operator who empties the cache directory while the daemon runs would
+ * otherwise fail every fill from then on. A directory that cannot be made fails the fill.
+ */
+function openMakingDir(path: string, flags: string, mode: number, done: (err: NodeJS.ErrnoException | null, fd?: number) => void): void {
+  open(path, flags, mode, (err, fd) => {
+    if (err?.code !== 'ENOENT') return done(err, fd);
+    mkdir(dirname(path), { recursive: true }, (failed) => (failed ? done(err) : open(path, flags, mode, done)));
+  });
+}
+
+/** Node's own file calls, but for the open: a WriteStream given `fs` takes every call from it. */
+const FILL_FS = { open: openMakingDir, write, writev, close, fsync };
 
 /**
  * One blob copied into a temporary file as readers read it from S3, from its first byte on,
@@ -51,7 +67,7 @@ export class Fill {
     this.algorithm = parseDigest(digest).algorithm;
     this.hash = newHasher(this.algorithm);
     // flush: synced before it is closed, so a file renamed into place is complete after a crash
-    this.file = createWriteStream(tempPath, { flags: 'wx', flush: true, highWaterMark: WRITE_AHEAD });
+    this.file = createWriteStream(tempPath, { flags: 'wx', flush: true, highWaterMark: WRITE_AHEAD, fs: FILL_FS });
     this.file.on('error', (err) => {
       this.broken ??= err;
     });
