@@ -452,6 +452,47 @@ describe('Delete by reference, and the collector', () => {
     expect(JSON.parse(await note.Body!.transformToString())).toHaveProperty('deletedAt');
   });
 
+  it('keeps the note of a blob it deleted whose note saying so failed, past the next run, so a daemon still remembering the blob does not answer AlreadyExists for it', async () => {
+    const data = randomBlob(960);
+    const { digest } = await writeBlob(d.content(), 'outcome-lost', data, { metadata: ns('outcome-lost') });
+    await call(d.content(), 'Delete', { digest }, ns('outcome-lost'));
+    // another daemon on the bucket, which learned that the blob exists before the collector deleted it
+    const elsewhere = await openBlobStore(resolveConfig({ bucket: d.bucket!, endpointUrl: s3().endpoint, region: s3().region }, {}), quiet);
+    try {
+      expect(await elsewhere.statBlob(digest)).toBeDefined();
+      // S3 refuses the note that the blob was deleted, once (a transient error ends the run)
+      let refused = false;
+      const blobs = overriding(store, {
+        putDoc: (key: string, body: Buffer) => {
+          if (refused || key !== `v1/reclaim/${digest}` || !body.toString().includes('deletedAt')) return store.putDoc(key, body);
+          refused = true;
+          return Promise.reject(new Error('PUT of the note refused'));
+        },
+      });
+      const collector = new Collector(collectorSourcesFor(blobs, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
+      await settle();
+      for (let runs = 0; runs < 8 && !refused; runs++) await collector.run({ delete: true }).catch(() => undefined);
+      expect(refused).toBe(true);
+      expect(await stored(digest)).toBe(false);
+      const note = JSON.parse((await getObject(d.bucket!, `s3cs/v1/reclaim/${digest}`)).toString()) as { finalAt?: string; deletedAt?: string };
+      expect(note.finalAt).toBeDefined();
+      expect(note.deletedAt).toBeUndefined();
+      // the next run, minutes later at most (a cron's `gc --delete`)
+      await collectRuns(() => collect0().run({ delete: true }), 1);
+      expect(await listKeys(d.bucket!, `s3cs/v1/reclaim/${digest}`)).toEqual([`s3cs/v1/reclaim/${digest}`]);
+      // a Write opened there with the digest: its cache says the bytes are stored, the note says ask the bucket
+      const remembered = await elsewhere.statBlob(digest);
+      expect(remembered).toBeDefined();
+      const docs = new Documents(elsewhere);
+      const memberships = new Memberships(docs);
+      const claims = new Claims(elsewhere, memberships, new ReclaimGuard(new ReclaimMarks(docs), elsewhere, 300));
+      expect(await claims.holdIfStays('outcome-lost-2', digest, remembered!)).toBe(false);
+      expect(await memberships.read('outcome-lost-2', digest, { fresh: true })).toBeUndefined();
+    } finally {
+      await elsewhere.close();
+    }
+  });
+
   it('drops only the deleting namespace\'s hold: another namespace keeps the blob, and it still reads like any shared blob', async () => {
     const data = randomBlob(700);
     const { digest } = await writeBlob(d.content(), 'shared-a', data, { metadata: ns('team-a') });

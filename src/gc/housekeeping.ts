@@ -22,7 +22,14 @@ const STAGING_KEEP_MS = 7 * 24 * 3_600_000;
  * of terabytes on a slow store takes hours), so only a crash between the two leaves such a hold.
  */
 const DANGLING_HOLD_MS = 24 * 3_600_000;
-/** A deleted blob's mark stays this long, so that other daemons' caches learn of the deletion. */
+/**
+ * A deleted blob's mark stays this long, so that other daemons' caches learn of the deletion. A
+ * daemon remembers for 10 minutes that a blob exists (S3BlobStore's cache of HEADs), learned at
+ * the latest as the DELETE lands, within 5 s of `finalAt` (one cut off, as a rule in the 10 s
+ * after); one that still remembers finds the bytes present and, with no mark to read, answers
+ * AlreadyExists for them (see ReclaimGuard). An hour is well past that, and past the 20 s two
+ * collectors' clocks may disagree by.
+ */
 const DELETED_MARK_KEEP_MS = 3_600_000;
 
 /** Marks of blobs no longer stored, once old enough, and deletion notes of namespaces for them. */
@@ -36,8 +43,11 @@ export async function tidy(
 ): Promise<number> {
   for (const [digest, mark] of marks) {
     if (stored.has(digest)) continue;
-    const deletedAt = mark.deletedAt ? new Date(mark.deletedAt).getTime() : 0;
-    if (now - deletedAt <= DELETED_MARK_KEEP_MS) continue;
+    // A mark final with no `deletedAt` may be of bytes deleted all the same (the note of the
+    // outcome failed, or its collector died after the DELETE): it stays as long, from `finalAt`.
+    // One with neither says no more to a writer than no mark at all, and goes at once.
+    const gone = mark.deletedAt ?? mark.finalAt;
+    if (gone !== undefined && now - new Date(gone).getTime() <= DELETED_MARK_KEEP_MS) continue;
     stopIfStopped(signal);
     await reclaimMarks.remove(digest);
   }
