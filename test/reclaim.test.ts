@@ -62,6 +62,22 @@ describe('Delete by reference, and the collector', () => {
       return false;
     }
   };
+  /** Has the collector delete the blob while S3 refuses, once, the note saying so (a transient error ends the run). */
+  const deleteLosingOutcome = async (digest: string) => {
+    let refused = false;
+    const blobs = overriding(store, {
+      putDoc: (key: string, body: Buffer) => {
+        if (refused || key !== `v1/reclaim/${digest}` || !body.toString().includes('deletedAt')) return store.putDoc(key, body);
+        refused = true;
+        return Promise.reject(new Error('PUT of the note refused'));
+      },
+    });
+    const collector = new Collector(collectorSourcesFor(blobs, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
+    await settle();
+    for (let runs = 0; runs < 8 && !refused; runs++) await collector.run({ delete: true }).catch(() => undefined);
+    expect(refused).toBe(true);
+    expect(await stored(digest)).toBe(false);
+  };
   const listed = async (namespace: string) =>
     (await collect<ListContentResponse__Output>(d.content().List({ filters: [] }, ns(namespace)))).flatMap((r) => r.info.map((i) => i.digest));
   const read = async (digest: string, namespace: string) =>
@@ -460,20 +476,7 @@ describe('Delete by reference, and the collector', () => {
     const elsewhere = await openBlobStore(resolveConfig({ bucket: d.bucket!, endpointUrl: s3().endpoint, region: s3().region }, {}), quiet);
     try {
       expect(await elsewhere.statBlob(digest)).toBeDefined();
-      // S3 refuses the note that the blob was deleted, once (a transient error ends the run)
-      let refused = false;
-      const blobs = overriding(store, {
-        putDoc: (key: string, body: Buffer) => {
-          if (refused || key !== `v1/reclaim/${digest}` || !body.toString().includes('deletedAt')) return store.putDoc(key, body);
-          refused = true;
-          return Promise.reject(new Error('PUT of the note refused'));
-        },
-      });
-      const collector = new Collector(collectorSourcesFor(blobs, leases), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
-      await settle();
-      for (let runs = 0; runs < 8 && !refused; runs++) await collector.run({ delete: true }).catch(() => undefined);
-      expect(refused).toBe(true);
-      expect(await stored(digest)).toBe(false);
+      await deleteLosingOutcome(digest);
       const note = JSON.parse((await getObject(d.bucket!, `s3cs/v1/reclaim/${digest}`)).toString()) as { finalAt?: string; deletedAt?: string };
       expect(note.finalAt).toBeDefined();
       expect(note.deletedAt).toBeUndefined();
@@ -491,6 +494,24 @@ describe('Delete by reference, and the collector', () => {
     } finally {
       await elsewhere.close();
     }
+  });
+
+  it('starts the grace over for bytes stored again while the note of their deletion stays, though the note saying they were deleted failed', async () => {
+    const data = randomBlob(970);
+    const { digest } = await writeBlob(d.content(), 'outcome-lost-again', data, { metadata: ns('outcome-lost-again') });
+    await call(d.content(), 'Delete', { digest }, ns('outcome-lost-again'));
+    await deleteLosingOutcome(digest);
+    // a run that finds the bytes gone and keeps their note, for the daemons still remembering them
+    await collectRuns(() => collect0().run({ delete: true }), 1);
+    // the bytes come back without a reference yet, as BuildKit uploads a blob before the record naming it
+    const again = Date.now();
+    await putObject(d.bucket!, `blobs/${digest}`, data);
+    await settle();
+    await collectRuns(() => collect0().run({ delete: true }), 1);
+    expect(await stored(digest)).toBe(true);
+    const note = JSON.parse((await getObject(d.bucket!, `s3cs/v1/reclaim/${digest}`)).toString()) as { since: string; finalAt?: string };
+    expect(note.finalAt).toBeUndefined();
+    expect(Date.parse(note.since)).toBeGreaterThanOrEqual(again);
   });
 
   it('drops only the deleting namespace\'s hold: another namespace keeps the blob, and it still reads like any shared blob', async () => {

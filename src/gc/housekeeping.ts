@@ -32,7 +32,10 @@ const DANGLING_HOLD_MS = 24 * 3_600_000;
  */
 const DELETED_MARK_KEEP_MS = 3_600_000;
 
-/** Marks of blobs no longer stored, once old enough, and deletion notes of namespaces for them. */
+/**
+ * Marks of blobs no longer stored, once old enough (meanwhile one lacking its outcome gets it),
+ * and deletion notes of namespaces for them.
+ */
 export async function tidy(
   sources: RootSources,
   reclaimMarks: ReclaimMarks,
@@ -47,7 +50,16 @@ export async function tidy(
     // outcome failed, or its collector died after the DELETE): it stays as long, from `finalAt`.
     // One with neither says no more to a writer than no mark at all, and goes at once.
     const gone = mark.deletedAt ?? mark.finalAt;
-    if (gone !== undefined && now - new Date(gone).getTime() <= DELETED_MARK_KEEP_MS) continue;
+    if (gone !== undefined && now - new Date(gone).getTime() <= DELETED_MARK_KEEP_MS) {
+      // The outcome it lacks is written now, as of the last check (the DELETE came within seconds
+      // of it): the sweep starts the grace over only for a mark saying deleted, and bytes stored
+      // again meanwhile would otherwise inherit this one's `since`, up for deletion at once.
+      if (mark.deletedAt === undefined) {
+        stopIfStopped(signal);
+        await reclaimMarks.write(digest, { since: mark.since, finalAt: gone, deletedAt: gone });
+      }
+      continue;
+    }
     stopIfStopped(signal);
     await reclaimMarks.remove(digest);
   }
