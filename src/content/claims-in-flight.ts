@@ -1,31 +1,38 @@
 /**
  * The claims of each (namespace, blob) this process has under way, so that one claim giving
- * back the hold it wrote never removes the hold of another that is still storing the same
- * bytes: both write the one hold document, and a look-up of the bytes cannot see a store still
- * on its way. Across daemons that window stays (see claims.ts); within one, where a fleet's
- * builders meet on the same base layers, it is closed.
+ * back the hold it wrote never removes the hold of another that is storing the same bytes, or
+ * has held them: both write the one hold document, and a look-up of the bytes cannot see a
+ * store still on its way. Across daemons that window stays (see claims.ts); within one, where a
+ * fleet's builders meet on the same base layers, it is closed.
  */
 export class ClaimsInFlight {
-  private readonly running = new Map<string, number>();
+  /**
+   * Per key: how many claims are under way, and whether two were at once since the last time
+   * none was. A claim under way while that is so ran beside another: one that began while
+   * others ran did, and any other began while it ran.
+   */
+  private readonly running = new Map<string, { count: number; together: boolean }>();
   private readonly takingBack = new Map<string, Promise<unknown>>();
   /** Take-backs declined while other claims of the key ran: the last of them to end does it. */
   private readonly owed = new Map<string, () => Promise<void>>();
 
   /** Counts a claim of `key` as under way until the returned function is called. */
   begin(key: string): () => void {
-    this.running.set(key, (this.running.get(key) ?? 0) + 1);
+    const claims = this.running.get(key) ?? { count: 0, together: false };
+    if (claims.count > 0) claims.together = true;
+    claims.count++;
+    this.running.set(key, claims);
     let ended = false;
     return () => {
       if (ended) return;
       ended = true;
-      const left = (this.running.get(key) ?? 1) - 1;
-      if (left > 0) return void this.running.set(key, left);
+      if (--claims.count > 0) return;
       this.running.delete(key);
       // every claim that declined to take the hold back failed or went on: the hold goes unless
-      // the bytes are stored by now (`remove` asks the bucket first)
+      // the bytes are stored by now (an owed take-back asks the bucket first)
       const remove = this.owed.get(key);
       this.owed.delete(key);
-      if (remove) void this.takeBack(key, remove).catch(() => undefined);
+      if (remove) void this.takeBack(key, remove, remove).catch(() => undefined);
     };
   }
 
@@ -39,14 +46,15 @@ export class ClaimsInFlight {
 
   /**
    * Runs `remove` (the take-back of a hold the calling claim wrote) unless another claim of `key`
-   * is under way, which may have written the same hold and be storing its bytes. With `owed`
-   * (for a `remove` that asks the bucket whether the bytes are stored before it removes anything)
-   * it runs once the last claim of `key` has ended instead.
+   * was under way beside it, which may have written the same hold and stored or held its bytes,
+   * even one that has ended since (it answered on that hold). Then `owed`, which asks the bucket
+   * whether the bytes are stored before it removes anything, runs once the last claim of `key`
+   * has ended instead.
    */
-  async takeBack(key: string, remove: () => Promise<void>, options: { owed?: boolean } = {}): Promise<void> {
+  async takeBack(key: string, remove: () => Promise<void>, owed: () => Promise<void>): Promise<void> {
     if (this.takingBack.has(key)) return;
-    if ((this.running.get(key) ?? 0) > 1) {
-      if (options.owed) this.owed.set(key, remove);
+    if (this.running.get(key)?.together) {
+      this.owed.set(key, owed);
       return;
     }
     const removing = remove();

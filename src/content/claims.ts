@@ -58,6 +58,9 @@ interface HoldWritten {
  *   taken from this daemon's cache: another daemon's Delete may have dropped one cached here, and
  *   a hold that is not there protects nothing (an absence cached stands: the hold it leads to is
  *   written either way).
+ * - A note that cannot be read leaves the bytes not known to stay: a hold the claim wrote is
+ *   taken back before the note's error answers, as where a collector took them, or a hold would
+ *   be left naming bytes a collector deleting them right then removes.
  */
 export class Claims {
   private readonly inFlight = new ClaimsInFlight();
@@ -94,7 +97,7 @@ export class Claims {
       throw err;
     }
     if (!present) return this.storeHeld(ns, digest, request, before, prepared, hold);
-    if (await this.staysHeld(digest, held, hold)) {
+    if (await this.staysOrGiveBack(ns, digest, this.staysHeld(digest, held, hold), hold)) {
       // the upload is discarded next: its last part must not be sent after that
       await prepared.catch(() => undefined);
       return 'exists';
@@ -112,20 +115,38 @@ export class Claims {
    * A blob found stored when a Write opened with its digest: the namespace holds it, and true
    * tells AlreadyExists; false when a collector is taking the bytes, and then the client writes
    * them (a hold this call wrote is taken back, so nothing points at missing bytes meanwhile).
+   * A note that cannot be read throws its error, the hold this call wrote taken back as well.
    */
   holdIfStays(ns: string, digest: string, stat: BlobStat): Promise<boolean> {
     return this.underWay(ns, digest, async () => {
       const held = this.memberships.readForWriter(ns, digest);
       const hold = this.writeHold(ns, digest, { size: stat.size, labels: {} }, Promise.resolve(), Promise.resolve(stat), held);
       hold.catch(() => undefined);
-      if (await this.staysHeld(digest, held, hold)) return true;
-      if (!(await held)) await this.inFlight.takeBack(claimKey(ns, digest), () => this.memberships.remove(ns, digest));
+      if (await this.staysOrGiveBack(ns, digest, this.staysHeld(digest, held, hold), hold)) return true;
+      await this.giveBack(ns, digest, hold);
       return false;
     });
   }
 
-  /** `work` counted as a claim of the blob in the namespace, once any take-back of its hold is done. */
-  private async underWay<T>(ns: string, digest: string, work: () => Promise<T>): Promise<T> {
+  /**
+   * For an Update's labelling, a claim under way (see underWay) that wrote the namespace's hold
+   * (`created` where the namespace had none): whether the bytes stay, by the collector's note read
+   * after the write. Where they do not, or the note cannot be read (its error is thrown), a hold
+   * the Update created is taken back as holdIfStays does; one there before it is left, as the
+   * collector's last check saw it, or the writer that wrote it checks the note itself.
+   */
+  async heldStays(ns: string, digest: string, created: boolean): Promise<boolean> {
+    const hold = Promise.resolve({ wrote: created });
+    if (await this.staysOrGiveBack(ns, digest, this.guard.stays(digest), hold)) return true;
+    await this.giveBack(ns, digest, hold);
+    return false;
+  }
+
+  /**
+   * `work` counted as a claim of the blob in the namespace, once any take-back of its hold is
+   * done: a COMMIT, an open with the blob's digest, an Update of its labels.
+   */
+  async underWay<T>(ns: string, digest: string, work: () => Promise<T>): Promise<T> {
     const key = claimKey(ns, digest);
     const end = this.inFlight.begin(key);
     try {
@@ -203,26 +224,63 @@ export class Claims {
 
   /** Takes back a hold written for bytes that did not land, unless another writer stored them. */
   private async takeBack(ns: string, digest: string, hold: Promise<HoldWritten>): Promise<void> {
-    const written = await hold.then(
-      (h) => h.wrote,
-      () => false,
-    );
-    if (!written) return;
-    // Where the look-up fails the hold stays: one naming missing bytes is harmless (Info answers
-    // NotFound, the collector drops it after a day), one taken from bytes another writer stored
-    // meanwhile under the same key loses them. A writer whose store is still on its way is not
-    // seen by the look-up: one in this process keeps the hold (ClaimsInFlight); one in another
-    // daemon can lose it, a window as wide as the look-up and the removal.
-    await this.inFlight
-      .takeBack(claimKey(ns, digest), async () => {
-        const stored = await this.blobs.statBlob(digest, { fresh: true }).then(
-          (stat) => stat !== undefined,
-          () => true,
-        );
-        if (!stored) await this.memberships.remove(ns, digest);
-      }, { owed: true })
-      .catch(() => undefined);
+    if (!(await wrote(hold))) return;
+    const removeUnlessStored = () => this.removeUnlessStored(ns, digest);
+    await this.inFlight.takeBack(claimKey(ns, digest), removeUnlessStored, removeUnlessStored).catch(() => undefined);
   }
+
+  /**
+   * Removes the hold unless the bytes are stored (another writer stored them meanwhile).
+   * Where the look-up fails the hold stays: one naming missing bytes is harmless (Info answers
+   * NotFound, the collector drops it after a day), one taken from bytes another writer stored
+   * meanwhile under the same key loses them. A writer whose store is still on its way is not
+   * seen by the look-up: one in this process keeps the hold (ClaimsInFlight); one in another
+   * daemon can lose it, a window as wide as the look-up and the removal.
+   */
+  private async removeUnlessStored(ns: string, digest: string): Promise<void> {
+    const stored = await this.blobs.statBlob(digest, { fresh: true }).then(
+      (stat) => stat !== undefined,
+      () => true,
+    );
+    if (!stored) await this.memberships.remove(ns, digest);
+  }
+
+  /**
+   * `stays` (the read of the collector's note), with the hold this claim wrote taken back should
+   * it fail: bytes not known to stay must not be left held, as a collector may be deleting them.
+   */
+  private async staysOrGiveBack(ns: string, digest: string, stays: Promise<boolean>, hold: Promise<HoldWritten>): Promise<boolean> {
+    try {
+      return await stays;
+    } catch (err) {
+      // the note's error is the answer (Unavailable); a hold left by a failed removal is as one
+      // left by a crash
+      await this.giveBack(ns, digest, hold).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Takes back a hold this claim wrote for bytes a collector took (or may be taking): the hold
+   * goes now, or, where another claim of the blob in the namespace was under way beside this
+   * one, once the last has ended and unless the bytes are stored by then (see ClaimsInFlight).
+   */
+  private async giveBack(ns: string, digest: string, hold: Promise<HoldWritten>): Promise<void> {
+    if (!(await wrote(hold))) return;
+    await this.inFlight.takeBack(
+      claimKey(ns, digest),
+      () => this.memberships.remove(ns, digest),
+      () => this.removeUnlessStored(ns, digest),
+    );
+  }
+}
+
+/** Whether the hold was written by this call (a write that failed wrote nothing to take back). */
+function wrote(hold: Promise<HoldWritten>): Promise<boolean> {
+  return hold.then(
+    (h) => h.wrote,
+    () => false,
+  );
 }
 
 function claimKey(ns: string, digest: string): string {
