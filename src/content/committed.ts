@@ -7,7 +7,7 @@ import { labelValue, validateLabels, type Labels } from '../labels.js';
 import { validateNamespace } from '../namespaces/names.js';
 import { toInfo, type ContentRecord, type Memberships } from './memberships.js';
 import { chunked, chunkedPieces, type MessageSize, type ReadChunks } from './read-chunks.js';
-import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
+import type { Claims } from './claims.js';
 import type { ContentInfo, References } from './types.js';
 import { Instant, now } from '../clock.js';
 import { KeyedTurns } from '../keyed-turns.js';
@@ -61,7 +61,8 @@ export class CommittedContent {
   constructor(
     private readonly blobs: BlobStore,
     private readonly memberships: Memberships,
-    private readonly guard: ReclaimGuard,
+    /** Shared with the Writes' COMMITs: an Update's hold is a claim of the blob like theirs. */
+    private readonly claims: Claims,
     private readonly references: References,
     views: NamespaceViews,
   ) {
@@ -133,7 +134,12 @@ export class CommittedContent {
   async update(ns: string, digest: string, labels: Labels, paths: readonly string[], signal?: AbortSignal): Promise<ContentInfo> {
     validateNamespace(ns);
     const d = parseDigest(digest).value;
-    return this.updates.run(`${ns}\0${d}`, `content ${d} in namespace ${ns}`, () => this.updateNow(ns, d, labels, paths), signal);
+    return this.updates.run(
+      `${ns}\0${d}`,
+      `content ${d} in namespace ${ns}`,
+      () => this.claims.underWay(ns, d, () => this.updateNow(ns, d, labels, paths)),
+      signal,
+    );
   }
 
   private async updateNow(ns: string, d: string, labels: Labels, paths: readonly string[]): Promise<ContentInfo> {
@@ -164,11 +170,10 @@ export class CommittedContent {
     const updated: ContentRecord = { ...current, labels: nextLabels, updatedAt: changed.toISOString() };
     // Labelling makes the namespace hold the blob: written first, then the collector is asked.
     await this.memberships.write(ns, d, updated);
-    // asked even when a hold was cached: another daemon may have dropped it meanwhile
-    if (!(await this.guard.stays(d))) {
-      await this.memberships.remove(ns, d);
-      throw notFound(`content ${d}: not found`);
-    }
+    // Asked even when a hold was cached: another daemon may have dropped it meanwhile. Where the
+    // bytes go (or the note cannot be read) only a hold this Update created is taken back, and
+    // not from under a COMMIT of the blob here that wrote it too and stores the bytes again.
+    if (!(await this.claims.heldStays(ns, d, record === undefined))) throw notFound(`content ${d}: not found`);
     return toInfo(d, stat, updated);
   }
 

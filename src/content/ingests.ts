@@ -5,14 +5,12 @@ import { ContentExists, invalidArgument, notFound } from '../errors.js';
 import { validateNamespace } from '../namespaces/names.js';
 import { Checkpoints } from './checkpoints.js';
 import { RecordedIngests, type ReopenCopy } from './recorded-ingests.js';
-import { Claims } from './claims.js';
+import type { Claims } from './claims.js';
 import { IngestStarts } from './ingest-starts.js';
 import { IngestStatuses } from './ingest-statuses.js';
 import { ingestKey, type Ingest, type LiveIngests } from './ingest.js';
 import { ingestsToLetGo } from './ingest-shares.js';
 import type { IngestRecord, IngestRecords } from './ingest-records.js';
-import type { Memberships } from './memberships.js';
-import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import type { RefWork } from './ref-work.js';
 import { lockedElsewhere, lockedError, refuseOtherTotal, untilUnlocked, validateRef } from './refs.js';
 import { SuspendedHash, type SaveableHashes } from './running-hash.js';
@@ -22,8 +20,8 @@ import { now, storedInstant } from '../clock.js';
 
 interface IngestsOptions {
   blobs: BlobStore;
-  memberships: Memberships;
-  guard: ReclaimGuard;
+  /** Shared with Updates, which claim the blobs they label too. */
+  claims: Claims;
   records: IngestRecords;
   live: LiveIngests;
   /** Shared with the expiry sweep, which gives ingests up too. */
@@ -82,7 +80,7 @@ export class Ingests {
 
   constructor(options: IngestsOptions) {
     this.blobs = options.blobs;
-    this.claims = new Claims(options.blobs, options.memberships, options.guard);
+    this.claims = options.claims;
     this.records = options.records;
     this.live = options.live;
     this.hashes = options.hashes;

@@ -3,6 +3,7 @@ import type { BlobStore, Cancellation } from '../blobstore/types.js';
 import type { Labels } from '../labels.js';
 import { Documents, LISTED_KEPT_BYTES } from '../metadata/documents.js';
 import { ReclaimMarks } from '../metadata/reclaim-marks.js';
+import { Claims } from './claims.js';
 import { CommittedContent } from './committed.js';
 import type { LiveIngests } from './ingest.js';
 import { IngestRecords } from './ingest-records.js';
@@ -81,14 +82,15 @@ export class ContentStore {
     const live: LiveIngests = new Map();
     this.live = live;
     const refWork = new RefWork();
-    this.committed = new CommittedContent(blobs, memberships, guard, references, {
+    // one for the Writes and the Updates: each must see the other's claims of a blob under way
+    const claims = new Claims(blobs, memberships, guard);
+    this.committed = new CommittedContent(blobs, memberships, claims, references, {
       bucketNamespace: options.bucketNamespace,
       heldOnlyNamespace: options.heldOnlyNamespace,
     });
     this.ingests = new Ingests({
       blobs,
-      memberships,
-      guard,
+      claims,
       records,
       live,
       refWork,

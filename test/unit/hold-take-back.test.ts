@@ -1,0 +1,215 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { FsBlobStore } from '../../src/blobstore/fs.js';
+import { Claims, type ClaimRequest } from '../../src/content/claims.js';
+import { CommittedContent } from '../../src/content/committed.js';
+import { Memberships, type ContentRecord } from '../../src/content/memberships.js';
+import { digestOf } from '../../src/digest.js';
+import type { Labels } from '../../src/labels.js';
+import { Documents } from '../../src/metadata/documents.js';
+import type { ReclaimGuard } from '../../src/metadata/reclaim-guard.js';
+import { randomBlob } from '../support/harness.js';
+
+/**
+ * A namespace's hold keeps the collector from the blob; a writer writes its hold, then reads the
+ * blob's reclaim note. Where the note says a collector took the bytes, or cannot be read, the
+ * hold the writer wrote is taken back, so that none is left naming missing bytes; never a hold
+ * that was there before, nor one another claim of the blob in the namespace in this process
+ * wrote too and answered on (a COMMIT storing the bytes again).
+ */
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+  reject(err: Error): void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (err: Error) => void;
+  const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+let root: string;
+let store: FsBlobStore;
+let memberships: Memberships;
+/** The reclaim note as the writers read it: each read answered as the test says. */
+let note: () => Promise<boolean>;
+let noteReads: number;
+const guard = {
+  stays: () => {
+    noteReads++;
+    return note();
+  },
+} as unknown as ReclaimGuard;
+let claims: Claims;
+let content: CommittedContent;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 's3cs-hold-take-back-'));
+  store = new FsBlobStore(root);
+  await store.init();
+  memberships = new Memberships(new Documents(store));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+beforeEach(() => {
+  noteReads = 0;
+  note = async () => true;
+  // one Claims for the COMMITs and the Updates, as the content store has
+  claims = new Claims(store, memberships, guard);
+  content = new CommittedContent(store, memberships, claims, { neededOutside: async () => false }, {
+    bucketNamespace: undefined,
+    heldOnlyNamespace: undefined,
+  });
+});
+
+async function storeBytes(data: Buffer): Promise<void> {
+  const digest = digestOf(data);
+  const upload = store.createUpload({ target: digest, sizeHint: data.length });
+  await upload.write(data);
+  await upload.commit(digest, data.length);
+}
+
+/** A verified COMMIT of `data` whose bytes, where it stores them, land once `landing` resolves. */
+function commitOf(ns: string, data: Buffer, labels: Labels, landing: () => Promise<void> = async () => undefined): Promise<unknown> {
+  const request: ClaimRequest = {
+    size: data.length,
+    labels,
+    absent: false,
+    prepare: async () => undefined,
+    store: async () => {
+      await landing();
+      await storeBytes(data);
+    },
+    alongside: async () => undefined,
+  };
+  const commit = claims.commit(ns, digestOf(data), request);
+  commit.catch(() => undefined);
+  return commit;
+}
+
+function updateOf(ns: string, data: Buffer, labels: Labels): Promise<unknown> {
+  const update = content.update(ns, digestOf(data), labels, Object.keys(labels).map((k) => `labels.${k}`));
+  update.catch(() => undefined);
+  return update;
+}
+
+const hold = (ns: string, data: Buffer) => memberships.read(ns, digestOf(data), { fresh: true });
+
+/** The hold once every take-back of it, owed ones included, is done: a claim waits for those. */
+const holdAfterTakeBacks = (ns: string, data: Buffer) => claims.underWay(ns, digestOf(data), () => hold(ns, data));
+
+const heldWith = (ns: string, data: Buffer, labels: Labels) =>
+  vi.waitFor(async () => expect((await hold(ns, data))?.labels).toEqual(labels), { timeout: 10_000 });
+
+function record(size: number, labels: Labels): ContentRecord {
+  const at = new Date().toISOString();
+  return { size, createdAt: at, updatedAt: at, labels };
+}
+
+describe('an Update finding the bytes taken by a collector', () => {
+  it('leaves the hold of a COMMIT of the blob under way that stores the bytes again', async () => {
+    const data = randomBlob(3001);
+    await storeBytes(data);
+    const outcome = deferred<boolean>();
+    note = () => outcome.promise;
+    const update = updateOf('a-under-way', data, { by: 'update' });
+    await heldWith('a-under-way', data, { by: 'update' });
+    // the collector deletes the bytes while the Update waits for its note's outcome
+    await store.deleteBlob(digestOf(data));
+    const landing = deferred<void>();
+    const commit = commitOf('a-under-way', data, { by: 'commit' }, () => landing.promise);
+    await heldWith('a-under-way', data, { by: 'commit' });
+    outcome.resolve(false);
+    await expect(update).rejects.toMatchObject({ kind: 'not-found' });
+    landing.resolve();
+    await expect(commit).resolves.toBe('stored');
+    expect(await holdAfterTakeBacks('a-under-way', data)).toMatchObject({ labels: { by: 'commit' } });
+  });
+
+  it('leaves the hold of a COMMIT that ran beside it and has answered OK meanwhile', async () => {
+    const data = randomBlob(3002);
+    await storeBytes(data);
+    const outcome = deferred<boolean>();
+    note = () => outcome.promise;
+    const update = updateOf('a-answered', data, { by: 'update' });
+    await heldWith('a-answered', data, { by: 'update' });
+    await store.deleteBlob(digestOf(data));
+    // its look-up of the bytes came before this COMMIT stored them again
+    await expect(commitOf('a-answered', data, { by: 'commit' })).resolves.toBe('stored');
+    outcome.resolve(false);
+    await expect(update).rejects.toMatchObject({ kind: 'not-found' });
+    expect(await holdAfterTakeBacks('a-answered', data)).toMatchObject({ labels: { by: 'commit' } });
+  });
+
+  it('leaves a hold the namespace had before the Update', async () => {
+    const data = randomBlob(3003);
+    await storeBytes(data);
+    await memberships.write('a-before', digestOf(data), record(data.length, { kept: 'yes' }));
+    note = async () => false;
+    await expect(updateOf('a-before', data, { by: 'update' })).rejects.toMatchObject({ kind: 'not-found' });
+    expect(await holdAfterTakeBacks('a-before', data)).toBeDefined();
+  });
+
+  it('takes back the hold it created', async () => {
+    const data = randomBlob(3004);
+    await storeBytes(data);
+    note = async () => false;
+    await expect(updateOf('a-created', data, { by: 'update' })).rejects.toMatchObject({ kind: 'not-found' });
+    expect(await holdAfterTakeBacks('a-created', data)).toBeUndefined();
+  });
+});
+
+describe('a claim whose reclaim note cannot be read', () => {
+  beforeEach(() => {
+    note = () => Promise.reject(new Error('S3 is away'));
+  });
+
+  it('takes back the hold an open with the digest wrote', async () => {
+    const data = randomBlob(3101);
+    await storeBytes(data);
+    const stat = await store.statBlob(digestOf(data));
+    await expect(claims.holdIfStays('b-open', digestOf(data), stat!)).rejects.toThrow('S3 is away');
+    expect(await holdAfterTakeBacks('b-open', data)).toBeUndefined();
+  });
+
+  it('takes back the hold a COMMIT finding the bytes stored wrote', async () => {
+    const data = randomBlob(3102);
+    await storeBytes(data);
+    await expect(commitOf('b-commit', data, { by: 'commit' })).rejects.toThrow('S3 is away');
+    expect(await holdAfterTakeBacks('b-commit', data)).toBeUndefined();
+  });
+
+  it('takes back the hold an Update created', async () => {
+    const data = randomBlob(3103);
+    await storeBytes(data);
+    await expect(updateOf('b-update', data, { by: 'update' })).rejects.toThrow('S3 is away');
+    expect(await holdAfterTakeBacks('b-update', data)).toBeUndefined();
+  });
+
+  it('leaves the hold of a COMMIT that ran beside it and answered AlreadyExists on its own read of the note', async () => {
+    const data = randomBlob(3104);
+    await storeBytes(data);
+    const first = deferred<boolean>();
+    const second = deferred<boolean>();
+    const answers = [first.promise, second.promise];
+    note = () => answers.shift()!;
+    const stat = await store.statBlob(digestOf(data));
+    const open = claims.holdIfStays('b-beside', digestOf(data), stat!);
+    open.catch(() => undefined);
+    await vi.waitFor(() => expect(noteReads).toBe(1));
+    const commit = commitOf('b-beside', data, {});
+    await vi.waitFor(() => expect(noteReads).toBe(2));
+    second.resolve(true);
+    await expect(commit).resolves.toBe('exists');
+    first.reject(new Error('S3 is away'));
+    await expect(open).rejects.toThrow('S3 is away');
+    expect(await holdAfterTakeBacks('b-beside', data)).toBeDefined();
+  });
+});
