@@ -6,33 +6,32 @@
  * fleet's builders meet on the same base layers, it is closed.
  */
 export class ClaimsInFlight {
-  /**
-   * Per key: how many claims are under way, and whether two were at once since the last time
-   * none was. A claim under way while that is so ran beside another: one that began while
-   * others ran did, and any other began while it ran.
-   */
-  private readonly running = new Map<string, { count: number; together: boolean }>();
+  /** Per key, the claims since the last time none was under way. */
+  private readonly running = new Map<string, Run>();
   private readonly takingBack = new Map<string, Promise<unknown>>();
-  /** Take-backs declined while other claims of the key ran: the last of them to end does it. */
-  private readonly owed = new Map<string, () => Promise<void>>();
 
-  /** Counts a claim of `key` as under way until the returned function is called. */
-  begin(key: string): () => void {
-    const claims = this.running.get(key) ?? { count: 0, together: false };
-    if (claims.count > 0) claims.together = true;
-    claims.count++;
-    this.running.set(key, claims);
+  /**
+   * Counts a claim of `key` as under way until the returned function is called, told whether
+   * the claim answered on the hold (a COMMIT's OK or AlreadyExists, an Update's labels): one
+   * that did keeps the hold from any take-back but one that finds the bytes missing.
+   */
+  begin(key: string): (answered: boolean) => void {
+    const run = this.running.get(key) ?? { count: 0, together: false, answered: false };
+    if (run.count > 0) run.together = true;
+    run.count++;
+    this.running.set(key, run);
     let ended = false;
-    return () => {
+    return (answered) => {
       if (ended) return;
       ended = true;
-      if (--claims.count > 0) return;
+      run.answered ||= answered;
+      if (--run.count > 0) return;
       this.running.delete(key);
-      // every claim that declined to take the hold back failed or went on: the hold goes unless
-      // the bytes are stored by now (an owed take-back asks the bucket first)
-      const remove = this.owed.get(key);
-      this.owed.delete(key);
-      if (remove) void this.takeBack(key, remove, remove).catch(() => undefined);
+      // every claim that declined to take the hold back failed or went on: where one of the run
+      // answered on the hold it goes only if the bytes are not stored by now; where none did, as
+      // the claims alone would have had it go (an error answered leaves no hold behind)
+      const owed = run.owed;
+      if (owed) void this.takeBack(key, owed.remove, owed.checked || run.answered).catch(() => undefined);
     };
   }
 
@@ -45,19 +44,22 @@ export class ClaimsInFlight {
   }
 
   /**
-   * Runs `remove` (the take-back of a hold the calling claim wrote) unless another claim of `key`
-   * was under way beside it, which may have written the same hold and stored or held its bytes,
-   * even one that has ended since (it answered on that hold). Then `owed`, which asks the bucket
-   * whether the bytes are stored before it removes anything, runs once the last claim of `key`
-   * has ended instead.
+   * Runs `remove` (the take-back of a hold the calling claim wrote; `checked`, asking the bucket
+   * whether the bytes are stored before it removes anything) unless another claim of `key` was
+   * under way beside it, which may have written the same hold and stored or held its bytes, even
+   * one that has ended since (it answered on that hold). Then it runs once the last claim of
+   * `key` has ended instead, checked where any of them answered on the hold.
    */
-  async takeBack(key: string, remove: () => Promise<void>, owed: () => Promise<void>): Promise<void> {
+  async takeBack(key: string, remove: RemoveHold, checked: boolean): Promise<void> {
     if (this.takingBack.has(key)) return;
-    if (this.running.get(key)?.together) {
-      this.owed.set(key, owed);
+    const run = this.running.get(key);
+    if (run?.together) {
+      // unchecked if any claim would have it so: a claim that found the bytes not to stay (or
+      // could not tell) takes its hold back whatever the bucket holds
+      run.owed = { remove, checked: checked && (run.owed?.checked ?? true) };
       return;
     }
-    const removing = remove();
+    const removing = remove(checked);
     this.takingBack.set(key, removing.catch(() => undefined));
     try {
       await removing;
@@ -65,4 +67,20 @@ export class ClaimsInFlight {
       this.takingBack.delete(key);
     }
   }
+}
+
+/** Removes a claim's hold; `checked`: only if the bucket says the bytes are not stored. */
+export type RemoveHold = (checked: boolean) => Promise<void>;
+
+interface Run {
+  count: number;
+  /**
+   * Two were under way at once since the last time none was. A claim under way while that is so
+   * ran beside another: one that began while others ran did, and any other began while it ran.
+   */
+  together: boolean;
+  /** A claim of the run answered on the hold. */
+  answered: boolean;
+  /** A take-back declined while others ran: the last of them to end does it. */
+  owed?: { remove: RemoveHold; checked: boolean };
 }

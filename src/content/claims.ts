@@ -2,7 +2,7 @@ import type { BlobStat, BlobStore } from '../blobstore/types.js';
 import type { Labels } from '../labels.js';
 import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
 import { now } from '../clock.js';
-import { ClaimsInFlight } from './claims-in-flight.js';
+import { ClaimsInFlight, type RemoveHold } from './claims-in-flight.js';
 import type { ContentRecord, Memberships } from './memberships.js';
 
 /** What a COMMIT hands over once size and digest are verified. */
@@ -118,6 +118,8 @@ export class Claims {
    * A note that cannot be read throws its error, the hold this call wrote taken back as well.
    */
   holdIfStays(ns: string, digest: string, stat: BlobStat): Promise<boolean> {
+    // an open that finds the bytes going has the client send them: it answered nothing on the hold
+    const answered = (stays: boolean) => stays;
     return this.underWay(ns, digest, async () => {
       const held = this.memberships.readForWriter(ns, digest);
       const hold = this.writeHold(ns, digest, { size: stat.size, labels: {} }, Promise.resolve(), Promise.resolve(stat), held);
@@ -125,7 +127,7 @@ export class Claims {
       if (await this.staysOrGiveBack(ns, digest, this.staysHeld(digest, held, hold), hold)) return true;
       await this.giveBack(ns, digest, hold);
       return false;
-    });
+    }, answered);
   }
 
   /**
@@ -144,16 +146,20 @@ export class Claims {
 
   /**
    * `work` counted as a claim of the blob in the namespace, once any take-back of its hold is
-   * done: a COMMIT, an open with the blob's digest, an Update of its labels.
+   * done: a COMMIT, an open with the blob's digest, an Update of its labels. `answered`: whether
+   * its result answered the client on the hold (one thrown never did).
    */
-  async underWay<T>(ns: string, digest: string, work: () => Promise<T>): Promise<T> {
+  async underWay<T>(ns: string, digest: string, work: () => Promise<T>, answered: (result: T) => boolean = () => true): Promise<T> {
     const key = claimKey(ns, digest);
     const end = this.inFlight.begin(key);
+    let onHold = false;
     try {
       await this.inFlight.settled(key);
-      return await work();
+      const result = await work();
+      onHold = answered(result);
+      return result;
     } finally {
-      end();
+      end(onHold);
     }
   }
 
@@ -225,8 +231,11 @@ export class Claims {
   /** Takes back a hold written for bytes that did not land, unless another writer stored them. */
   private async takeBack(ns: string, digest: string, hold: Promise<HoldWritten>): Promise<void> {
     if (!(await wrote(hold))) return;
-    const removeUnlessStored = () => this.removeUnlessStored(ns, digest);
-    await this.inFlight.takeBack(claimKey(ns, digest), removeUnlessStored, removeUnlessStored).catch(() => undefined);
+    await this.inFlight.takeBack(claimKey(ns, digest), this.removeHold(ns, digest), true).catch(() => undefined);
+  }
+
+  private removeHold(ns: string, digest: string): RemoveHold {
+    return (checked) => (checked ? this.removeUnlessStored(ns, digest) : this.memberships.remove(ns, digest));
   }
 
   /**
@@ -263,15 +272,12 @@ export class Claims {
   /**
    * Takes back a hold this claim wrote for bytes a collector took (or may be taking): the hold
    * goes now, or, where another claim of the blob in the namespace was under way beside this
-   * one, once the last has ended and unless the bytes are stored by then (see ClaimsInFlight).
+   * one, once the last has ended; then, where one of them answered on the hold, only unless the
+   * bytes are stored by then (see ClaimsInFlight).
    */
   private async giveBack(ns: string, digest: string, hold: Promise<HoldWritten>): Promise<void> {
     if (!(await wrote(hold))) return;
-    await this.inFlight.takeBack(
-      claimKey(ns, digest),
-      () => this.memberships.remove(ns, digest),
-      () => this.removeUnlessStored(ns, digest),
-    );
+    await this.inFlight.takeBack(claimKey(ns, digest), this.removeHold(ns, digest), false);
   }
 }
 

@@ -193,6 +193,16 @@ describe('a claim whose reclaim note cannot be read', () => {
     expect(await holdAfterTakeBacks('b-update', data)).toBeUndefined();
   });
 
+  it('takes back the hold two opens beside each other wrote, where neither could read the note', async () => {
+    const data = randomBlob(3105);
+    await storeBytes(data);
+    const stat = await store.statBlob(digestOf(data));
+    const opens = [claims.holdIfStays('b-both', digestOf(data), stat!), claims.holdIfStays('b-both', digestOf(data), stat!)];
+    for (const open of opens) open.catch(() => undefined);
+    for (const open of opens) await expect(open).rejects.toThrow('S3 is away');
+    expect(await holdAfterTakeBacks('b-both', data)).toBeUndefined();
+  });
+
   it('leaves the hold of a COMMIT that ran beside it and answered AlreadyExists on its own read of the note', async () => {
     const data = randomBlob(3104);
     await storeBytes(data);
