@@ -5,7 +5,7 @@ import { PieceBudget } from '../../src/blobstore/disk-pieces.js';
 import { readFromDisk } from '../../src/blobstore/tier/disk-read.js';
 import type { ReadSource } from '../../src/blobstore/types.js';
 import type { Fill } from '../../src/blobstore/tier/fill.js';
-import { Fills, type FillOutcome } from '../../src/blobstore/tier/fills.js';
+import { FILL_GRACE_MS, FILL_PACE, Fills, type FillOutcome } from '../../src/blobstore/tier/fills.js';
 import { OpenFiles } from '../../src/blobstore/tier/open-files.js';
 import { ReadWindows } from '../../src/blobstore/tier/read-windows.js';
 import { digestOf } from '../../src/digest.js';
@@ -234,7 +234,7 @@ describe('small reads of kept blobs', () => {
 });
 
 describe('fills under way', () => {
-  const fillsIn = (dir: string, options: { max?: number; idleMs?: number; grow?: () => Promise<void> } = {}) => {
+  const fillsIn = (dir: string, options: { max?: number; idleMs?: number; grow?: () => Promise<void>; now?: () => number } = {}) => {
     const outcomes: FillOutcome[] = [];
     let [admitted, written] = [0, 0];
     const fills = new Fills({
@@ -249,6 +249,7 @@ describe('fills under way', () => {
       release: (fill) => ((admitted -= fill.size), (written -= fill.written)),
       keep: async (_fill: Fill) => true,
       ended: (_fill, outcome) => outcomes.push(outcome),
+      ...(options.now && { now: options.now }),
     });
     return { fills, outcomes, admitted: () => admitted, written: () => written };
   };
@@ -331,6 +332,59 @@ describe('fills under way', () => {
     await until(() => outcomes.length > 0, 5_000);
     expect(outcomes).toEqual(['kept']);
     expect((await first.next()).done).toBe(true);
+  });
+
+  /** How long the pace lets a fill run with `bytes` taken (see FILL_PACE). */
+  const paceMs = (bytes: number) => FILL_GRACE_MS + (bytes / FILL_PACE) * 1000;
+
+  it('gives up a fill whose reads, each within the idle time, fall behind the pace; the next read just reads', async () => {
+    const dir = tempDir('s3cs-tier-');
+    const data = randomBlob(2 * MiB);
+    const digest = digestOf(data);
+    const clock = { now: 1_000 };
+    const { fills, outcomes, admitted, written } = fillsIn(dir, { now: () => clock.now });
+    await drain(fills.follow(fills.claim(digest, 0, data.length)!, once(data.subarray(0, MiB)), MiB));
+    clock.now += paceMs(MiB) + 1;
+    expect(fills.claim(digest, MiB, data.length)).toBeUndefined();
+    expect(outcomes).toEqual(['slow']);
+    expect(fills.count).toBe(0);
+    await until(() => admitted() === 0 && written() === 0, 5_000);
+    await until(() => readdirSync(dir).length === 0, 5_000);
+  });
+
+  it('keeps a fill whose reads keep the pace, however long past the grace it runs', async () => {
+    const dir = tempDir('s3cs-tier-');
+    const data = randomBlob(2 * MiB);
+    const digest = digestOf(data);
+    const clock = { now: 1_000 };
+    const { fills, outcomes } = fillsIn(dir, { now: () => clock.now });
+    await drain(fills.follow(fills.claim(digest, 0, data.length)!, once(data.subarray(0, MiB)), MiB));
+    clock.now += paceMs(MiB);
+    const next = fills.claim(digest, MiB, data.length);
+    expect(next).toBeDefined();
+    await drain(fills.follow(next!, once(data.subarray(MiB)), data.length - MiB));
+    await until(() => outcomes.length > 0, 5_000);
+    expect(outcomes).toEqual(['kept']);
+  });
+
+  it('lets a fill go when one long read falls behind the pace, and the read goes on passing its bytes', async () => {
+    const dir = tempDir('s3cs-tier-');
+    const data = randomBlob(3 * MiB);
+    const clock = { now: 1_000 };
+    const { fills, outcomes, admitted, written } = fillsIn(dir, { now: () => clock.now });
+    async function* slowPieces() {
+      yield data.subarray(0, MiB);
+      // the client took its first MiB and more than the pace allows two
+      clock.now += paceMs(2 * MiB) + 1;
+      yield data.subarray(MiB, 2 * MiB);
+      yield data.subarray(2 * MiB);
+    }
+    const fill = fills.claim(digestOf(data), 0, data.length)!;
+    expect((await drain(fills.follow(fill, slowPieces(), data.length))).equals(data)).toBe(true);
+    expect(outcomes).toEqual(['slow']);
+    expect(fills.count).toBe(0);
+    await until(() => admitted() === 0 && written() === 0, 5_000);
+    await until(() => readdirSync(dir).length === 0, 5_000);
   });
 
   it('runs at most the given number of fills at once: a read past it just reads', () => {

@@ -1,8 +1,29 @@
 import { Fill, type FillResult } from './fill.js';
 import type { ReadSource } from '../types.js';
 
-/** How a fill ended: kept in the tier, its bytes not the blob's, the file unusable, or left unfinished. */
-export type FillOutcome = 'kept' | 'corrupt' | 'failed' | 'idle';
+/**
+ * How a fill ended: kept in the tier, its bytes not the blob's, the file unusable, or left
+ * unfinished: no reader carried it on (`idle`), or its readers fell behind FILL_PACE (`slow`).
+ */
+export type FillOutcome = 'kept' | 'corrupt' | 'failed' | 'idle' | 'slow';
+
+/**
+ * The pace a fill must keep: from its first Read's start, FILL_GRACE_MS, then a second for each
+ * FILL_PACE bytes taken. Until it ends a fill holds one of the `max` places and its blob's whole
+ * size against --cache-max-size (evicting kept blobs as it writes), and idleness alone does not
+ * end it: a reader taking a piece just inside idleMs each time (a client draining 10 GiB at a few
+ * KiB/s) would hold both for hours or days, and a few such readers stop every other blob from
+ * being filled. 1 MiB/s is far below what a pull from S3 or containerd's proxy reads at (tens to
+ * hundreds of MiB/s), so it cuts only such readers: the slow one above loses its fill after about
+ * a minute, and no fill outlives 60 s plus a second a MiB (a 10 GiB blob's under 3 h), and idleMs
+ * more (the pace is asked as each piece or Read comes; the idle timers end a fill none comes for).
+ * The grace lets a small blob's reader, or a large one's start (a GET's first bytes, TCP's slow
+ * start, a client that pauses a few seconds), run without a rate being asked of it over seconds,
+ * where a rate means little. Given up, the fill goes as an idle one does: its reader goes on from
+ * S3.
+ */
+export const FILL_GRACE_MS = 60_000;
+export const FILL_PACE = 1 << 20;
 
 export interface FillsOptions {
   /** Fills under way at once (each holds a file and up to 1 MiB queued for it). */
@@ -53,6 +74,7 @@ export class Fills {
     const waiting = this.fills.get(digest);
     if (waiting) {
       if (waiting.busy || waiting.finishing || waiting.failure || waiting.position !== offset) return undefined;
+      if (this.fellBehind(waiting)) return undefined;
       clearTimeout(this.idle.get(waiting));
       this.idle.delete(waiting);
       waiting.busy = true;
@@ -76,14 +98,17 @@ export class Fills {
   /**
    * A read whose client takes nothing for `idleMs` lets its fill go: the fill holds one of the
    * `max` places, a file and the blob's room, which a client that never reads on would keep
-   * until its stream is reset. The read goes on passing its bytes through.
+   * until its stream is reset. So does one that takes its pieces too slowly (see FILL_PACE).
+   * The read goes on passing its bytes through.
    */
   private async *unlessStalled(fill: Fill, carrier: number, pieces: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    // a fill this read let go of as its last bytes passed is no longer its own: being kept,
+    // or carried on by the next read
+    const own = () => fill.busy && fill.carrier === carrier && this.fills.get(fill.digest) === fill;
     for await (const piece of pieces) {
+      if (own()) this.fellBehind(fill);
       const timer = setTimeout(() => {
-        // a fill this read let go of as its last bytes passed is no longer its own: being kept,
-        // or carried on by the next read
-        if (!fill.busy || fill.carrier !== carrier || this.fills.get(fill.digest) !== fill) return;
+        if (!own()) return;
         this.options.ended(fill, 'idle');
         this.drop(fill);
       }, this.options.idleMs);
@@ -94,6 +119,15 @@ export class Fills {
         clearTimeout(timer);
       }
     }
+  }
+
+  /** Gives the fill up when it has fallen behind FILL_PACE, saying so. */
+  private fellBehind(fill: Fill): boolean {
+    const elapsed = (this.options.now?.() ?? performance.now()) - fill.startedAt;
+    if (elapsed <= FILL_GRACE_MS + (fill.position / FILL_PACE) * 1000) return false;
+    this.options.ended(fill, 'slow');
+    this.drop(fill);
+    return true;
   }
 
   /** Gives up the blob's fill, if any: a reader carrying it goes on reading from S3. */

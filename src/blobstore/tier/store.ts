@@ -326,7 +326,7 @@ export class ReadTier extends PassingThrough implements BlobStore {
   }
 
   private report(fill: Fill, outcome: FillOutcome): void {
-    if (outcome === 'kept' || outcome === 'idle') {
+    if (outcome === 'kept' || outcome === 'idle' || outcome === 'slow') {
       this.logger?.debug({ digest: fill.digest, size: fill.size, outcome }, 'read tier fill');
     } else if (outcome === 'corrupt') {
       this.logger?.warn({ digest: fill.digest, size: fill.size }, 'read tier: the bytes S3 holds for this blob do not match its digest; not kept');
