@@ -43,8 +43,8 @@ async function tierLookups(result: 'hit' | 'miss'): Promise<number> {
  * in front of a stand-in for S3 that counts its HEADs (`stat`, each taking `statMs`) and GETs,
  * on a clock the test moves.
  */
-async function tierWithKeptBlob(options: { statMs?: number; stat?: () => Promise<BlobStat | undefined>; renewMs?: number; kept?: boolean } = {}) {
-  const data = randomBlob(64 * 1024);
+async function tierWithKeptBlob(options: { statMs?: number; stat?: () => Promise<BlobStat | undefined>; renewMs?: number; kept?: boolean; size?: number } = {}) {
+  const data = randomBlob(options.size ?? 64 * 1024);
   const digest = digestOf(data);
   const layout = new TierLayout(tempDir('s3cs-tier-'));
   const path = layout.blobPath(digest);
@@ -334,6 +334,34 @@ describe('the read tier when a kept file cannot be read', () => {
       // the next Read finds the file again
       expect((await read()).equals(data)).toBe(true);
       expect(counts.gets).toBe(1);
+    } finally {
+      await tier.close();
+    }
+  });
+
+  // a small Read goes through the windows, a large one streams the file: each counts itself
+  for (const [what, size] of [['small Read', 64 * 1024], ['Read of 1 MiB or more', 2 * MiB]] as const) {
+    it(`counts a ${what} of a kept blob whose file cannot be read, served from S3, as a miss of the tier, not a hit`, async () => {
+      const { tier, data, counts, read } = await tierWithKeptBlob({ size });
+      try {
+        const [hits, misses] = [await tierLookups('hit'), await tierLookups('miss')];
+        failOpens.codes = ['EIO'];
+        expect((await read()).equals(data)).toBe(true);
+        expect(counts.gets).toBe(1);
+        expect([(await tierLookups('hit')) - hits, (await tierLookups('miss')) - misses]).toEqual([0, 1]);
+      } finally {
+        await tier.close();
+      }
+    });
+  }
+
+  it('counts a Read of a kept blob served from its file as a hit of the tier', async () => {
+    const { tier, data, counts, read } = await tierWithKeptBlob({ size: 2 * MiB });
+    try {
+      const [hits, misses] = [await tierLookups('hit'), await tierLookups('miss')];
+      expect((await read()).equals(data)).toBe(true);
+      expect(counts.gets).toBe(0);
+      expect([(await tierLookups('hit')) - hits, (await tierLookups('miss')) - misses]).toEqual([1, 0]);
     } finally {
       await tier.close();
     }

@@ -1,3 +1,4 @@
+import { countLookup } from '../../metrics/registry.js';
 import { PieceFailed, readPieces, type PieceBudget } from '../disk-pieces.js';
 import type { ReadSource } from '../types.js';
 import type { OpenFiles } from './open-files.js';
@@ -9,6 +10,11 @@ import type { ReadWindows } from './read-windows.js';
  * file, and comes back as the one piece it is. A file that cannot be read (removed by hand, cut
  * short) hands the rest of the read to `rest`, which reads S3: the tier never fails a read that
  * S3 can answer.
+ *
+ * Counts the read in the tier's lookups once it is known where its bytes came from: a hit when
+ * the file gave them all, a miss when any had to come from S3 (as the metric says, hits are Reads
+ * served from disk, and a miss costs a GET). A large read whose client stops early counts as a
+ * hit, what it took having come from disk; one whose client goes before it starts, as nothing.
  */
 export function readFromDisk(
   files: OpenFiles,
@@ -22,6 +28,7 @@ export function readFromDisk(
 ): ReadSource | Promise<ReadSource> {
   if (length >= windows.size) return streamFromDisk({ files, windows, pieces, path, offset, length, size, rest });
   const held = windows.readHeld(path, offset, length);
+  if (held) countLookup('tier', true);
   return held ? [own(held)] : readSmall({ files, windows, pieces, path, offset, length, size, rest });
 }
 
@@ -48,20 +55,29 @@ interface KeptRead {
 }
 
 async function readSmall({ files, windows, pieces, path, offset, length, size, rest }: KeptRead): Promise<ReadSource> {
+  let bytes: Buffer;
   try {
-    return [own(await windows.read(path, offset, length, size, (at, n) => files.read(path, at, n), pieces))];
+    bytes = await windows.read(path, offset, length, size, (at, n) => files.read(path, at, n), pieces);
   } catch (err) {
+    countLookup('tier', false);
     return rest(offset, err);
   }
+  countLookup('tier', true);
+  return [own(bytes)];
 }
 
 /** A piece at a time, the next read from the file while the last goes out (see readPieces). */
 async function* streamFromDisk({ files, path, offset, length, pieces, rest }: KeptRead): AsyncGenerator<Buffer> {
+  let fromS3 = false;
   try {
     yield* readPieces((at, n) => files.read(path, at, n), offset, length, pieces);
   } catch (err) {
     // only a read of the file fails here: the reader's own stop ends the generator without one
     if (!(err instanceof PieceFailed)) throw err;
+    fromS3 = true;
+    countLookup('tier', false);
     yield* await rest(err.position, err.cause);
+  } finally {
+    if (!fromS3) countLookup('tier', true);
   }
 }

@@ -200,7 +200,7 @@ export class ReadTier extends PassingThrough implements BlobStore {
       return this.inner.readBlob(digest, offset, length, options);
     }
     if (entry && stored) {
-      countLookup('tier', true);
+      // counted by readFromDisk, which alone knows whether the file gave the bytes
       this.markUse(entry);
       return readFromDisk(this.files, this.windows, this.pieces, this.pathOf(entry), offset, length, options.size, (position, err) => {
         const lost = fileLost(err);
