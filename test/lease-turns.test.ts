@@ -85,4 +85,38 @@ describe('Changes of one lease', () => {
     expect(most).toBeGreaterThan(1);
     expect((await listKeys(d.bucket!)).filter((key) => key.includes('lease-resources/many/'))).toEqual([]);
   });
+
+  it('a Delete whose removal of one resource fails answers only once none of its other removals is still on its way', async () => {
+    await call(leases, 'Create', { id: 'failing' });
+    const resources = Array.from({ length: 24 }, (_, i) => ({ id: `f-${i}`, type: 'snapshots/overlayfs' }));
+    await Promise.all(resources.map((resource) => call(leases, 'AddResource', { id: 'failing', resource })));
+    let inFlight = 0;
+    let first = true;
+    log.intercept = async (op, key) => {
+      if (op !== 'DeleteObject' || !key.includes('lease-resources/failing/')) return;
+      if (first) {
+        first = false;
+        throw new Error('refused by the test');
+      }
+      inFlight++;
+      try {
+        // held a while, so removals sent beside the failed one are still on their way when it fails
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      } finally {
+        inFlight--;
+      }
+    };
+    let onTheirWay = -1;
+    try {
+      await expect(
+        call(leases, 'Delete', { id: 'failing' }).finally(() => {
+          onTheirWay = inFlight;
+        }),
+      ).rejects.toThrow();
+    } finally {
+      log.intercept = undefined;
+    }
+    // a removal landing after the answer could take the resource of a lease made again under the id
+    expect(onTheirWay).toBe(0);
+  });
 });

@@ -130,7 +130,15 @@ export class LeaseStore {
     await this.docs.remove(docKeys.lease(ns, id));
     // several at once: one at a time, a lease of 10,000 resources held its turn (and every other
     // call on its id) for minutes against an S3 tens of milliseconds away
-    await pMap(this.docs.list(docKeys.leaseResourcesPrefix(ns, id)), (key) => this.docs.remove(key), { concurrency: REMOVALS_AT_ONCE });
+    // every removal under way ends before the turn is let go, a failed one included: one landing
+    // after would remove the document of a resource added to a lease made again under the id
+    const removals = await pMap(
+      this.docs.list(docKeys.leaseResourcesPrefix(ns, id)),
+      (key) => this.docs.remove(key).then(() => undefined, (err: unknown) => ({ err })),
+      { concurrency: REMOVALS_AT_ONCE },
+    );
+    const failed = removals.find((r) => r !== undefined);
+    if (failed) throw failed.err;
     this.counts.forget(scoped(ns, id));
   }
 
