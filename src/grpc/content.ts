@@ -30,8 +30,8 @@ const LIST_BATCH = 100;
  * A blob alone in its batch may pass it (by its labels' framing, a few KiB at most).
  */
 const LIST_BATCH_BYTES = 1024 * 1024;
-/** An Info's fields but its labels, encoded: the digest, the size and two timestamps, with framing. */
-const INFO_FIXED_BYTES = 128;
+/** An Info's fields but its labels and digest, encoded: the size and two timestamps, with framing. */
+const INFO_FIXED_BYTES = 64;
 
 /** Translates containerd's Content service to and from the domain's ContentStore. */
 export interface StreamRules {
@@ -207,7 +207,7 @@ async function* batches(items: AsyncIterable<ContentInfo>) {
   let batch: Info[] = [];
   let bytes = 0;
   for await (const item of items) {
-    const size = fieldBytes(INFO_FIXED_BYTES + labelsEncodedBytes(item.labels));
+    const size = fieldBytes(INFO_FIXED_BYTES + Buffer.byteLength(item.digest) + labelsEncodedBytes(item.labels));
     if (batch.length > 0 && bytes + size > LIST_BATCH_BYTES) {
       yield { info: batch };
       batch = [];
