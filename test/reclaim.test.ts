@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BlobStore, DocEntry } from '../src/blobstore/types.js';
 import { resolveConfig } from '../src/config.js';
 import { digestOf } from '../src/digest.js';
+import { unavailable } from '../src/errors.js';
 import { Collector } from '../src/gc/collector.js';
 import { collectorSourcesFor } from '../src/gc/sources.js';
 import type { ListContentResponse__Output } from '../src/generated/containerd/services/content/v1/ListContentResponse.js';
@@ -14,7 +15,7 @@ import { ByteBudget } from '../src/blobstore/budget.js';
 import { Claims } from '../src/content/claims.js';
 import { Memberships } from '../src/content/memberships.js';
 import { LeaseStore } from '../src/leases/store.js';
-import { Documents } from '../src/metadata/documents.js';
+import { docKeys, Documents } from '../src/metadata/documents.js';
 import { ReclaimGuard } from '../src/metadata/reclaim-guard.js';
 import { ReclaimMarks } from '../src/metadata/reclaim-marks.js';
 import { openBlobStore } from '../src/server.js';
@@ -967,5 +968,48 @@ describe('a collection told to stop', () => {
     }
     expect(stderr.trim().split('\n')).toEqual([expect.stringContaining('gc: stopped by SIGTERM before the collection was done')]);
     expect(await listKeys(d.bucket!, lockKey)).toEqual([]);
+  });
+});
+
+/** A deleting collection whose taking of the bucket's lock failed half way leaves no lock behind. */
+describe('a collection that fails taking the lock', () => {
+  let d: TestDaemon;
+  let store: BlobStore;
+  const quiet = pino({ level: 'silent' });
+  const lockKey = 's3cs/v1/gc-lock';
+  const collector = (blobs: BlobStore) =>
+    new Collector(collectorSourcesFor(blobs, new LeaseStore(blobs)), { graceMs: 3_600_000, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
+
+  beforeAll(async () => {
+    d = await startDaemon();
+    useS3Credentials();
+    store = await openBlobStore(resolveConfig({ bucket: d.bucket!, endpointUrl: s3().endpoint, region: s3().region }, {}), quiet);
+  });
+  afterAll(async () => {
+    await store?.close();
+    await d?.stop();
+  });
+
+  it('as S3 fails reading back the lock it wrote, fails with that error and removes its lock: the next run goes ahead', async () => {
+    let wrote = false;
+    let failed = false;
+    const blobs = overriding(store, {
+      putDoc: async (key: string, body: Buffer) => {
+        await store.putDoc(key, body);
+        if (key === docKeys.gcLock()) wrote = true;
+      },
+      getDoc: async (key: string) => {
+        if (key === docKeys.gcLock() && wrote && !failed) {
+          failed = true;
+          throw unavailable('GET of the collector lock: 503 Service Unavailable (injected)');
+        }
+        return store.getDoc(key);
+      },
+    });
+    await expect(collector(blobs).run({ delete: true })).rejects.toThrow('(injected)');
+    expect(failed).toBe(true);
+    expect(await listKeys(d.bucket!, lockKey)).toEqual([]);
+    // a lock left behind would turn every run away for its 10 minutes
+    await collectRuns(() => collector(store).run({ delete: true }), 1);
   });
 });

@@ -42,16 +42,27 @@ export class CollectorLock {
     if (current && current.owner !== this.owner && Date.parse(current.until) > Date.now()) {
       return { held: false, by: current.owner, until: current.until };
     }
-    await this.write();
-    await new Promise((resolve) => setTimeout(resolve, this.settleMs));
-    // Written long after the check, another may have taken the lock in between and our write
-    // have landed over it: this run gives way (the next one tries again) rather than share.
-    // Two collectors that both go ahead need one whose check and read back lie more than twice
-    // the settle apart (the other wrote, waited the settle and read back between them), so any
-    // bound under that is safe; the read back's own time does not count toward it. This rests
-    // on a read after a write of the key seeing that write, as AWS S3 and MinIO promise.
-    const slow = performance.now() - checking > this.settleMs + this.settleMs / 2;
-    const back = await this.docs.read<LockRecord>(docKeys.gcLock());
+    let slow: boolean;
+    let back: LockRecord | undefined;
+    try {
+      await this.write();
+      await new Promise((resolve) => setTimeout(resolve, this.settleMs));
+      // Written long after the check, another may have taken the lock in between and our write
+      // have landed over it: this run gives way (the next one tries again) rather than share.
+      // Two collectors that both go ahead need one whose check and read back lie more than twice
+      // the settle apart (the other wrote, waited the settle and read back between them), so any
+      // bound under that is safe; the read back's own time does not count toward it. This rests
+      // on a read after a write of the key seeing that write, as AWS S3 and MinIO promise.
+      slow = performance.now() - checking > this.settleMs + this.settleMs / 2;
+      back = await this.docs.read<LockRecord>(docKeys.gcLock());
+    } catch (err) {
+      // The caller releases only a lock it was told it holds, so a failure here (a write whose
+      // answer was lost may have landed too) would leave ours in the bucket for the whole TTL,
+      // every collector giving way to it. Let it go as release does, only while still ours; if
+      // that fails too it lapses, and the caller hears of what went wrong first.
+      await this.release().catch(() => undefined);
+      throw err;
+    }
     if (back?.owner === this.owner && !slow) return { held: true };
     if (back?.owner === this.owner) await this.remove().catch(() => undefined);
     return { held: false, by: back?.owner === this.owner ? 'a collector that took it meanwhile' : (back?.owner ?? 'another collector'), until: back?.until ?? '' };

@@ -34,6 +34,29 @@ function notedRemoves(docs: Map<string, unknown>, cutOff = 0) {
   return { docs: noted, removes };
 }
 
+/**
+ * As memoryDocs over `docs`, but a read or write fails as S3 answering 503 does whenever `fails`
+ * says so; the error names which read or write it was (`GET #2`).
+ */
+function flakyDocs(docs: Map<string, unknown>, fails: (op: 'read' | 'write', key: string) => boolean): Documents {
+  const base = memoryDocs({}, docs);
+  const sent = { GET: 0, PUT: 0 };
+  const unavailable = (op: 'GET' | 'PUT') => new Error(`${op} #${sent[op]}: 503 Service Unavailable`);
+  return {
+    read: async (key: string) => {
+      sent.GET++;
+      if (fails('read', key)) throw unavailable('GET');
+      return base.read(key);
+    },
+    write: async (key: string, value: unknown) => {
+      sent.PUT++;
+      if (fails('write', key)) throw unavailable('PUT');
+      return base.write(key, value);
+    },
+    remove: base.remove.bind(base),
+  } as unknown as Documents;
+}
+
 /** A lock on `docs` with the settle given, taken (on fake timers). */
 async function takenLock(docs: Documents, settleMs: number): Promise<CollectorLock> {
   vi.useFakeTimers();
@@ -105,6 +128,38 @@ describe('the collector lock', () => {
     await lock.release();
     expect(removes).toHaveLength(1);
     expect([...held.values()]).toEqual([expect.objectContaining({ owner: 'another' })]);
+  });
+
+  it('leaves a lock another collector wrote meanwhile when reading its own back failed', async () => {
+    vi.useFakeTimers();
+    const held = new Map<string, unknown>();
+    let reads = 0;
+    const docs = flakyDocs(held, (op, key) => {
+      if (op !== 'read' || ++reads !== 2) return false;
+      // the read back: another collector's write landed over ours, and the GET failed
+      held.set(key, { owner: 'another', until: new Date(Date.now() + 600_000).toISOString() });
+      return true;
+    });
+    const lock = new CollectorLock(docs, 1_000);
+    const taken = expect(lock.acquire()).rejects.toThrow('GET #2: 503');
+    await vi.advanceTimersByTimeAsync(1_000);
+    await taken;
+    expect([...held.values()]).toEqual([expect.objectContaining({ owner: 'another' })]);
+  });
+
+  it('fails with its read back\'s error, not its cleanup\'s, when the lock it wrote cannot be removed either (it lapses)', async () => {
+    vi.useFakeTimers();
+    let reads = 0;
+    const held = new Map<string, unknown>();
+    const lock = new CollectorLock(
+      flakyDocs(held, (op) => op === 'read' && ++reads >= 2),
+      1_000,
+    );
+    const taken = expect(lock.acquire()).rejects.toThrow(/^GET #2: 503 Service Unavailable$/);
+    await vi.advanceTimersByTimeAsync(1_000);
+    await taken;
+    expect(reads).toBeGreaterThan(2);
+    expect([...held.keys()]).toHaveLength(1);
   });
 
   it('is gone after release, even when a background renewal was under way as the run ended', async () => {
