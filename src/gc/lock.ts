@@ -19,6 +19,9 @@ const RENEW_EVERY_MS = 60_000;
  * found it free, only the last to write sees its own name, and one that checked it long
  * before writing starts over.
  */
+/** The lock is no longer this collector's: unlike a failed request, trying again cannot help. */
+class LockLost extends Error {}
+
 export class CollectorLock {
   private readonly owner = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   private renewedAt = 0;
@@ -70,14 +73,16 @@ export class CollectorLock {
 
   /**
    * Keeps the lock through a long run; throws when it was lost (its time ran out unrenewed, or
-   * another collector holds it now), so that the run stops before deleting anything more.
+   * another collector holds it now), so that the run stops before deleting anything more. A
+   * failed read or write of the lock throws too: the run's steps call this before deleting, and
+   * returning without the lock seen ours and dated afresh could let a step run on past its lapse.
    */
   async keep(): Promise<void> {
     if (this.lost) throw this.lost;
     if (Date.now() - this.renewedAt < RENEW_EVERY_MS) return;
     const current = await this.docs.read<LockRecord>(docKeys.gcLock());
     if (Date.now() - this.renewedAt >= LOCK_TTL_MS || current?.owner !== this.owner) {
-      throw new Error(`the collector lost the bucket's lock (now held by ${current?.owner ?? 'nobody'}); stopping this run`);
+      throw new LockLost(`the collector lost the bucket's lock (now held by ${current?.owner ?? 'nobody'}); stopping this run`);
     }
     await this.write();
   }
@@ -92,7 +97,13 @@ export class CollectorLock {
       if (this.renewal) return;
       this.renewal = this.keep()
         .catch((err: unknown) => {
-          this.lost ??= err;
+          // Only a lock found lost stops the run. A renewal whose read or write failed (an S3 503)
+          // leaves the lock as its last landed write dated it, still ours for the rest of its
+          // TTL: each tick after tries again, 30 s apart, many before the TTL runs out. The run
+          // deletes nothing on a stale lock meanwhile: its own keep() lets it on unasked only
+          // while the lock was written within the last minute, else renews it or throws (and
+          // throws once the TTL has passed unrenewed, whether its read fails or not).
+          if (err instanceof LockLost) this.lost ??= err;
         })
         .finally(() => {
           this.renewal = undefined;

@@ -162,6 +162,38 @@ describe('the collector lock', () => {
     expect([...held.keys()]).toHaveLength(1);
   });
 
+  it.each(['read', 'write'] as const)(
+    'is kept through a background renewal whose %s failed (an S3 503): the next renewal renews it and the run goes on',
+    async (failing) => {
+      const held = new Map<string, unknown>();
+      let renewing = false;
+      let failed = 0;
+      const docs = flakyDocs(held, (op) => renewing && op === failing && ++failed === 1);
+      const lock = await takenLock(docs, 1_000);
+      const first = held.get('v1/gc-lock') as { until: string };
+      lock.renewWhileHeld();
+      renewing = true;
+      // the renewal due 60 s after the lock was written fails; the tick 30 s later renews it
+      await vi.advanceTimersByTimeAsync(61_000);
+      expect(failed).toBe(1);
+      await vi.advanceTimersByTimeAsync(30_000);
+      await expect(lock.keep()).resolves.toBeUndefined();
+      expect(Date.parse((held.get('v1/gc-lock') as { until: string }).until)).toBeGreaterThan(Date.parse(first.until));
+      await lock.release();
+    },
+  );
+
+  it('is lost once background renewals failed for 10 minutes: keep throws, though S3 answers again', async () => {
+    const held = new Map<string, unknown>();
+    let down = false;
+    const lock = await takenLock(flakyDocs(held, () => down), 1_000);
+    lock.renewWhileHeld();
+    down = true;
+    await vi.advanceTimersByTimeAsync(10 * 60_000);
+    down = false;
+    await expect(lock.keep()).rejects.toThrow(/lost the bucket's lock/);
+  });
+
   it('is gone after release, even when a background renewal was under way as the run ended', async () => {
     vi.useFakeTimers();
     const docs = new Map<string, unknown>();
