@@ -11,6 +11,9 @@ interface LockRecord {
 const LOCK_TTL_MS = 10 * 60_000;
 const RENEW_EVERY_MS = 60_000;
 
+/** The lock is no longer this collector's: unlike a failed request, trying again cannot help. */
+class LockLost extends Error {}
+
 /**
  * One deleting collector at a time per bucket: two could undo each other's reclaim notes (one
  * clearing the "about to delete" another wrote), and a writer told to go ahead by the first
@@ -19,9 +22,6 @@ const RENEW_EVERY_MS = 60_000;
  * found it free, only the last to write sees its own name, and one that checked it long
  * before writing starts over.
  */
-/** The lock is no longer this collector's: unlike a failed request, trying again cannot help. */
-class LockLost extends Error {}
-
 export class CollectorLock {
   private readonly owner = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   private renewedAt = 0;
