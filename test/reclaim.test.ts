@@ -16,6 +16,7 @@ import { Claims } from '../src/content/claims.js';
 import { Memberships } from '../src/content/memberships.js';
 import { LeaseStore } from '../src/leases/store.js';
 import { docKeys, Documents } from '../src/metadata/documents.js';
+import { registry } from '../src/metrics/registry.js';
 import { ReclaimGuard } from '../src/metadata/reclaim-guard.js';
 import { ReclaimMarks } from '../src/metadata/reclaim-marks.js';
 import { openBlobStore } from '../src/server.js';
@@ -990,7 +991,10 @@ describe('a collection that fails taking the lock', () => {
     await d?.stop();
   });
 
-  it('as S3 fails reading back the lock it wrote, fails with that error and removes its lock: the next run goes ahead', async () => {
+  const deleteRunErrors = async () =>
+    (await registry.getSingleMetric('s3cs_gc_runs_total')!.get()).values.find((v) => v.labels.mode === 'delete' && v.labels.outcome === 'error')?.value ?? 0;
+
+  it('as S3 fails reading back the lock it wrote, fails with that error (a failed run in s3cs_gc_runs_total) and removes its lock: the next run goes ahead', async () => {
     let wrote = false;
     let failed = false;
     const blobs = overriding(store, {
@@ -1006,8 +1010,10 @@ describe('a collection that fails taking the lock', () => {
         return store.getDoc(key);
       },
     });
+    const errorsBefore = await deleteRunErrors();
     await expect(collector(blobs).run({ delete: true })).rejects.toThrow('(injected)');
     expect(failed).toBe(true);
+    expect(await deleteRunErrors()).toBe(errorsBefore + 1);
     expect(await listKeys(d.bucket!, lockKey)).toEqual([]);
     // a lock left behind would turn every run away for its 10 minutes
     await collectRuns(() => collector(store).run({ delete: true }), 1);

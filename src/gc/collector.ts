@@ -100,7 +100,11 @@ export class Collector {
   async run(mode: { delete: boolean; signal?: AbortSignal }, now = Date.now()): Promise<CollectionReport> {
     const lock = new CollectorLock(this.sources.docs, this.options.lockSettleMs);
     if (mode.delete) {
-      const taken = await lock.acquire();
+      const taken = await lock.acquire().catch((err: unknown) => {
+        // a run that could not take the lock failed as much as one failing later: alerts count it
+        gcRuns.inc({ mode: 'delete', outcome: 'error' });
+        throw err;
+      });
       if (!taken.held) {
         this.options.logger.info({ by: taken.by, until: taken.until }, 'another collector holds the bucket; this one deletes nothing now');
         return { ...emptyReport(true), skipped: `another collector (${taken.by}) holds the bucket's lock until ${taken.until}` };
