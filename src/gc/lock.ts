@@ -47,6 +47,7 @@ export class CollectorLock {
     }
     let slow: boolean;
     let back: LockRecord | undefined;
+    let readBackAt = 0;
     try {
       await this.write();
       await new Promise((resolve) => setTimeout(resolve, this.settleMs));
@@ -57,6 +58,7 @@ export class CollectorLock {
       // bound under that is safe; the read back's own time does not count toward it. This rests
       // on a read after a write of the key seeing that write, as AWS S3 and MinIO promise.
       slow = performance.now() - checking > this.settleMs + this.settleMs / 2;
+      readBackAt = Date.now();
       back = await this.docs.read<LockRecord>(docKeys.gcLock());
     } catch (err) {
       // The caller releases only a lock it was told it holds, so a failure here (a write whose
@@ -67,7 +69,8 @@ export class CollectorLock {
       throw err;
     }
     if (back?.owner === this.owner && !slow) return { held: true };
-    if (back?.owner === this.owner) await this.remove().catch(() => undefined);
+    // no DELETE attempt past a settle from the read that found it ours (see remove)
+    if (back?.owner === this.owner) await this.remove(readBackAt).catch(() => undefined);
     return { held: false, by: back?.owner === this.owner ? 'a collector that took it meanwhile' : (back?.owner ?? 'another collector'), until: back?.until ?? '' };
   }
 
