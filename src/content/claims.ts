@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { BlobStat, BlobStore } from '../blobstore/types.js';
 import type { Labels } from '../labels.js';
 import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
@@ -64,6 +65,8 @@ interface HoldWritten {
  */
 export class Claims {
   private readonly inFlight = new ClaimsInFlight();
+  /** When the claim whose work is running began (ClaimsInFlight's `since`), for its take-backs. */
+  private readonly claimSince = new AsyncLocalStorage<number>();
 
   constructor(
     private readonly blobs: BlobStore,
@@ -151,11 +154,11 @@ export class Claims {
    */
   async underWay<T>(ns: string, digest: string, work: () => Promise<T>, answered: (result: T) => boolean = () => true): Promise<T> {
     const key = claimKey(ns, digest);
-    const end = this.inFlight.begin(key);
+    const { since, end } = this.inFlight.begin(key);
     let onHold = false;
     try {
       await this.inFlight.settled(key);
-      const result = await work();
+      const result = await this.claimSince.run(since, work);
       onHold = answered(result);
       return result;
     } finally {
@@ -231,7 +234,7 @@ export class Claims {
   /** Takes back a hold written for bytes that did not land, unless another writer stored them. */
   private async takeBack(ns: string, digest: string, hold: Promise<HoldWritten>): Promise<void> {
     if (!(await wrote(hold))) return;
-    await this.inFlight.takeBack(claimKey(ns, digest), this.removeHold(ns, digest), true).catch(() => undefined);
+    await this.inFlight.takeBack(claimKey(ns, digest), this.removeHold(ns, digest), true, this.claimSince.getStore()).catch(() => undefined);
   }
 
   private removeHold(ns: string, digest: string): RemoveHold {
@@ -277,7 +280,7 @@ export class Claims {
    */
   private async giveBack(ns: string, digest: string, hold: Promise<HoldWritten>): Promise<void> {
     if (!(await wrote(hold))) return;
-    await this.inFlight.takeBack(claimKey(ns, digest), this.removeHold(ns, digest), false);
+    await this.inFlight.takeBack(claimKey(ns, digest), this.removeHold(ns, digest), false, this.claimSince.getStore());
   }
 }
 

@@ -166,6 +166,31 @@ describe('an Update finding the bytes taken by a collector', () => {
   });
 });
 
+describe('an open finding the bytes taken by a collector', () => {
+  it('takes back the hold it wrote where the only claim that answered on a hold ended before it began', async () => {
+    const data = randomBlob(3201);
+    await storeBytes(data);
+    const [first, second] = [deferred<boolean>(), deferred<boolean>()];
+    const answers = [first.promise, second.promise, Promise.resolve(false)];
+    note = () => answers.shift()!;
+    const stat = await store.statBlob(digestOf(data));
+    const commit = commitOf('c-stale', data, {});
+    await vi.waitFor(() => expect(noteReads).toBe(1));
+    // beside the COMMIT, and still under way after it: the run of claims goes on
+    const open = claims.holdIfStays('c-stale', digestOf(data), stat!);
+    open.catch(() => undefined);
+    await vi.waitFor(() => expect(noteReads).toBe(2));
+    first.resolve(true);
+    await expect(commit).resolves.toBe('exists');
+    // the namespace deletes its hold; a collector then finds the blob unheld and deletes it
+    await memberships.remove('c-stale', digestOf(data));
+    await expect(claims.holdIfStays('c-stale', digestOf(data), stat!)).resolves.toBe(false);
+    second.reject(new Error('S3 is away'));
+    await expect(open).rejects.toThrow('S3 is away');
+    expect(await holdAfterTakeBacks('c-stale', data)).toBeUndefined();
+  });
+});
+
 describe('a claim whose reclaim note cannot be read', () => {
   beforeEach(() => {
     note = () => Promise.reject(new Error('S3 is away'));
