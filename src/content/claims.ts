@@ -2,8 +2,10 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { BlobStat, BlobStore } from '../blobstore/types.js';
 import type { Labels } from '../labels.js';
 import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
+import { FINAL_WAIT_MS } from '../metadata/reclaim-marks.js';
 import { now } from '../clock.js';
 import { ClaimsInFlight, type RemoveHold } from './claims-in-flight.js';
+import { LateTakeBacks } from './late-take-backs.js';
 import type { ContentRecord, Memberships } from './memberships.js';
 
 /** What a COMMIT hands over once size and digest are verified. */
@@ -28,6 +30,13 @@ export interface ClaimRequest {
 
 /** The bytes were stored by this commit, or were stored already (AlreadyExists). */
 export type ClaimOutcome = 'stored' | 'exists';
+
+export interface ClaimsOptions {
+  /** How long a hold whose note could not be read waits for its checked take-back: FINAL_WAIT_MS (tests shorten it). */
+  lateWaitMs?: number;
+  /** The most take-backs that wait so at once (past it, one is checked at once): 1,024. */
+  lateLimit?: number;
+}
 
 interface HoldWritten {
   /** This call wrote the hold (one the namespace did not have, or one for bytes gone). */
@@ -59,20 +68,28 @@ interface HoldWritten {
  *   taken from this daemon's cache: another daemon's Delete may have dropped one cached here, and
  *   a hold that is not there protects nothing (an absence cached stands: the hold it leads to is
  *   written either way).
- * - A note that cannot be read leaves the bytes not known to stay: a hold the claim wrote is
- *   taken back before the note's error answers, as where a collector took them, or a hold would
- *   be left naming bytes a collector deleting them right then removes.
+ * - A note that cannot be read leaves the bytes not known to stay, and the note's error answers
+ *   at once. A hold the claim wrote is not taken back then: another daemon's claim may have
+ *   written the same hold and answered AlreadyExists on it (ClaimsInFlight sees only this
+ *   daemon's). Once a collector that marked the blob final before the hold landed must have
+ *   deleted the bytes (FINAL_WAIT_MS, a writer's longest wait for a note's outcome), the hold goes
+ *   only if the bucket no longer stores them: bytes still there were not deleted under it.
  */
 export class Claims {
   private readonly inFlight = new ClaimsInFlight();
   /** When the claim whose work is running began (ClaimsInFlight's `since`), for its take-backs. */
   private readonly claimSince = new AsyncLocalStorage<number>();
 
+  private readonly late: LateTakeBacks;
+
   constructor(
     private readonly blobs: BlobStore,
     private readonly memberships: Memberships,
     private readonly guard: ReclaimGuard,
-  ) {}
+    options: ClaimsOptions = {},
+  ) {
+    this.late = new LateTakeBacks(options.lateWaitMs ?? FINAL_WAIT_MS, options.lateLimit ?? 1_024);
+  }
 
   /** A verified COMMIT: the bytes stored with the namespace's hold, or found stored and held. */
   async commit(ns: string, digest: string, request: ClaimRequest): Promise<ClaimOutcome> {
@@ -118,7 +135,8 @@ export class Claims {
    * A blob found stored when a Write opened with its digest: the namespace holds it, and true
    * tells AlreadyExists; false when a collector is taking the bytes, and then the client writes
    * them (a hold this call wrote is taken back, so nothing points at missing bytes meanwhile).
-   * A note that cannot be read throws its error, the hold this call wrote taken back as well.
+   * A note that cannot be read throws its error, a hold this call wrote taken back later, unless
+   * the bytes are stored then (see staysOrGiveBack).
    */
   holdIfStays(ns: string, digest: string, stat: BlobStat): Promise<boolean> {
     // an open that finds the bytes going has the client send them: it answered nothing on the hold
@@ -137,7 +155,8 @@ export class Claims {
    * For an Update's labelling, a claim under way (see underWay) that wrote the namespace's hold
    * (`created` where the namespace had none): whether the bytes stay, by the collector's note read
    * after the write. Where they do not, or the note cannot be read (its error is thrown), a hold
-   * the Update created is taken back as holdIfStays does; one there before it is left, as the
+   * the Update created is taken back as holdIfStays does (later, and checked, for the note's
+   * error); one there before it is left, as the
    * collector's last check saw it, or the writer that wrote it checks the note itself.
    */
   async heldStays(ns: string, digest: string, created: boolean): Promise<boolean> {
@@ -162,6 +181,8 @@ export class Claims {
       onHold = answered(result);
       return result;
     } finally {
+      // a claim that answered on the hold read the note after it was there: it stands for it
+      if (onHold) this.late.cancel(key);
       end(onHold);
     }
   }
@@ -258,16 +279,22 @@ export class Claims {
   }
 
   /**
-   * `stays` (the read of the collector's note), with the hold this claim wrote taken back should
-   * it fail: bytes not known to stay must not be left held, as a collector may be deleting them.
+   * `stays` (the read of the collector's note); should it fail, the hold this claim wrote is
+   * taken back once a collector deleting the bytes right now must be done, unless they are
+   * stored then: removed at once, it might be the hold another daemon's claim wrote too and
+   * answered AlreadyExists on, and its blob would be reclaimed with nothing holding it.
    */
   private async staysOrGiveBack(ns: string, digest: string, stays: Promise<boolean>, hold: Promise<HoldWritten>): Promise<boolean> {
     try {
       return await stays;
     } catch (err) {
-      // the note's error is the answer (Unavailable); a hold left by a failed removal is as one
-      // left by a crash
-      await this.giveBack(ns, digest, hold).catch(() => undefined);
+      // the note's error is the answer (Unavailable); the window counts from the hold's write
+      if (await wrote(hold)) {
+        const key = claimKey(ns, digest);
+        // as a claim of its own, so that one under way then defers it to its end (ClaimsInFlight)
+        const takeBack = () => this.underWay(ns, digest, () => this.inFlight.takeBack(key, this.removeHold(ns, digest), true), () => false);
+        this.late.put(key, takeBack);
+      }
       throw err;
     }
   }

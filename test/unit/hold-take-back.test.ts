@@ -1,8 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest';
 import { FsBlobStore } from '../../src/blobstore/fs.js';
+import type { BlobStore } from '../../src/blobstore/types.js';
 import { Claims, type ClaimRequest } from '../../src/content/claims.js';
 import { CommittedContent } from '../../src/content/committed.js';
 import { Memberships, type ContentRecord } from '../../src/content/memberships.js';
@@ -14,10 +15,11 @@ import { randomBlob } from '../support/harness.js';
 
 /**
  * A namespace's hold keeps the collector from the blob; a writer writes its hold, then reads the
- * blob's reclaim note. Where the note says a collector took the bytes, or cannot be read, the
- * hold the writer wrote is taken back, so that none is left naming missing bytes; never a hold
- * that was there before, nor one another claim of the blob in the namespace in this process
- * wrote too and answered on (a COMMIT storing the bytes again).
+ * blob's reclaim note. Where the note says a collector took the bytes, the hold the writer wrote
+ * is taken back, so that none is left naming missing bytes; where it cannot be read, once a
+ * collector deleting the bytes must be done, and only if they are gone then; never a hold that
+ * was there before, nor one another claim of the blob in the namespace wrote too and answered on
+ * (a COMMIT storing the bytes again, or one in another daemon answering AlreadyExists).
  */
 
 interface Deferred<T> {
@@ -61,8 +63,9 @@ afterAll(async () => {
 beforeEach(() => {
   noteReads = 0;
   note = async () => true;
-  // one Claims for the COMMITs and the Updates, as the content store has
-  claims = new Claims(store, memberships, guard);
+  // one Claims for the COMMITs and the Updates, as the content store has; a note's outcome is
+  // waited for 50 ms rather than 35 s
+  claims = new Claims(store, memberships, guard, { lateWaitMs: 50 });
   content = new CommittedContent(store, memberships, claims, { neededOutside: async () => false }, {
     bucketNamespace: undefined,
     heldOnlyNamespace: undefined,
@@ -76,12 +79,22 @@ async function storeBytes(data: Buffer): Promise<void> {
   await upload.commit(digest, data.length);
 }
 
-/** A verified COMMIT of `data` whose bytes, where it stores them, land once `landing` resolves. */
-function commitOf(ns: string, data: Buffer, labels: Labels, landing: () => Promise<void> = async () => undefined): Promise<unknown> {
+/**
+ * A verified COMMIT of `data` whose bytes, where it stores them, land once `landing` resolves;
+ * `by`: the Claims (the daemon) it goes to; `before`: what it waits for before writing.
+ */
+function commitOf(
+  ns: string,
+  data: Buffer,
+  labels: Labels,
+  landing: () => Promise<void> = async () => undefined,
+  { by = claims, before }: { by?: Claims; before?: Promise<void> } = {},
+): Promise<unknown> {
   const request: ClaimRequest = {
     size: data.length,
     labels,
     absent: false,
+    before,
     prepare: async () => undefined,
     store: async () => {
       await landing();
@@ -89,7 +102,7 @@ function commitOf(ns: string, data: Buffer, labels: Labels, landing: () => Promi
     },
     alongside: async () => undefined,
   };
-  const commit = claims.commit(ns, digestOf(data), request);
+  const commit = by.commit(ns, digestOf(data), request);
   commit.catch(() => undefined);
   return commit;
 }
@@ -192,44 +205,120 @@ describe('an open finding the bytes taken by a collector', () => {
 });
 
 describe('a claim whose reclaim note cannot be read', () => {
+  let stats: MockInstance<BlobStore['statBlob']>;
   beforeEach(() => {
     note = () => Promise.reject(new Error('S3 is away'));
+    stats = vi.spyOn(store as BlobStore, 'statBlob');
+  });
+  afterEach(() => {
+    stats.mockRestore();
   });
 
-  it('takes back the hold an open with the digest wrote', async () => {
+  /** Once the take-back put off for `data` has asked the bucket whether the bytes are stored. */
+  const lateCheckAsked = (data: Buffer) =>
+    vi.waitFor(() => expect(stats.mock.calls.some(([d, o]) => d === digestOf(data) && o?.fresh === true)).toBe(true), { timeout: 10_000 });
+  const holdGone = (ns: string, data: Buffer) => vi.waitFor(async () => expect(await hold(ns, data)).toBeUndefined(), { timeout: 10_000 });
+
+  it('answers the note’s error at once and leaves the hold it wrote while a collector may be deleting the bytes', async () => {
     const data = randomBlob(3101);
     await storeBytes(data);
     const stat = await store.statBlob(digestOf(data));
-    await expect(claims.holdIfStays('b-open', digestOf(data), stat!)).rejects.toThrow('S3 is away');
-    expect(await holdAfterTakeBacks('b-open', data)).toBeUndefined();
+    const waiting = new Claims(store, memberships, guard, { lateWaitMs: 60_000 });
+    await expect(waiting.holdIfStays('b-open', digestOf(data), stat!)).rejects.toThrow('S3 is away');
+    expect(await hold('b-open', data)).toBeDefined();
   });
 
-  it('takes back the hold a COMMIT finding the bytes stored wrote', async () => {
+  it('takes back the hold an open wrote once the wait is over, where the bytes are gone by then', async () => {
     const data = randomBlob(3102);
     await storeBytes(data);
-    await expect(commitOf('b-commit', data, { by: 'commit' })).rejects.toThrow('S3 is away');
-    expect(await holdAfterTakeBacks('b-commit', data)).toBeUndefined();
+    const stat = await store.statBlob(digestOf(data));
+    await expect(claims.holdIfStays('b-gone', digestOf(data), stat!)).rejects.toThrow('S3 is away');
+    // a collector that marked the blob final before the hold landed deletes it
+    await store.deleteBlob(digestOf(data));
+    await holdGone('b-gone', data);
   });
 
-  it('takes back the hold an Update created', async () => {
+  it('leaves the hold a COMMIT finding the bytes stored wrote, where they are still stored once the wait is over', async () => {
     const data = randomBlob(3103);
     await storeBytes(data);
-    await expect(updateOf('b-update', data, { by: 'update' })).rejects.toThrow('S3 is away');
-    expect(await holdAfterTakeBacks('b-update', data)).toBeUndefined();
+    await expect(commitOf('b-commit', data, { by: 'commit' })).rejects.toThrow('S3 is away');
+    await lateCheckAsked(data);
+    expect(await holdAfterTakeBacks('b-commit', data)).toMatchObject({ labels: { by: 'commit' } });
   });
 
-  it('takes back the hold two opens beside each other wrote, where neither could read the note', async () => {
+  it('takes back the hold an Update created once the wait is over, where the bytes are gone by then', async () => {
+    const data = randomBlob(3104);
+    await storeBytes(data);
+    await expect(updateOf('b-update', data, { by: 'update' })).rejects.toThrow('S3 is away');
+    await store.deleteBlob(digestOf(data));
+    await holdGone('b-update', data);
+  });
+
+  it('leaves the hold another daemon’s COMMIT wrote too and answered AlreadyExists on', async () => {
     const data = randomBlob(3105);
+    await storeBytes(data);
+    // daemon B: its own claims under way and its own memberships cache; its note cannot be read
+    const membershipsB = new Memberships(new Documents(store));
+    const failing = { stays: () => Promise.reject(new Error('S3 is away')) } as unknown as ReclaimGuard;
+    const daemonB = new Claims(store, membershipsB, failing, { lateWaitMs: 50 });
+    const readB = vi.spyOn(membershipsB, 'readForWriter');
+    const gate = deferred<void>();
+    const commitB = commitOf('b-daemons', data, { by: 'b' }, undefined, { by: daemonB, before: gate.promise });
+    // B found no hold; it writes one once the gate opens, after A wrote the same one
+    await vi.waitFor(() => expect(readB).toHaveBeenCalled());
+    await readB.mock.results[0]!.value;
+    note = async () => true;
+    await expect(commitOf('b-daemons', data, { by: 'a' })).resolves.toBe('exists');
+    gate.resolve();
+    await expect(commitB).rejects.toThrow('S3 is away');
+    expect(await hold('b-daemons', data)).toBeDefined();
+    await lateCheckAsked(data);
+    expect(await daemonB.underWay('b-daemons', digestOf(data), () => hold('b-daemons', data))).toBeDefined();
+  });
+
+  it('takes back at once, checked, a hold past the most whose take-backs wait', async () => {
+    const [kept, gone] = [randomBlob(3106), randomBlob(3107)];
+    await storeBytes(kept);
+    await storeBytes(gone);
+    const one = new Claims(store, memberships, guard, { lateWaitMs: 60_000, lateLimit: 1 });
+    const [keptStat, goneStat] = [await store.statBlob(digestOf(kept)), await store.statBlob(digestOf(gone))];
+    await expect(one.holdIfStays('b-bound', digestOf(kept), keptStat!)).rejects.toThrow('S3 is away');
+    note = async () => {
+      await store.deleteBlob(digestOf(gone));
+      throw new Error('S3 is away');
+    };
+    await expect(one.holdIfStays('b-bound', digestOf(gone), goneStat!)).rejects.toThrow('S3 is away');
+    await holdGone('b-bound', gone);
+    expect(await hold('b-bound', kept)).toBeDefined();
+  });
+
+  it('leaves the hold once a later claim of the blob answered AlreadyExists on it', async () => {
+    const data = randomBlob(3108);
+    await storeBytes(data);
+    const stat = await store.statBlob(digestOf(data));
+    await expect(claims.holdIfStays('b-later', digestOf(data), stat!)).rejects.toThrow('S3 is away');
+    note = async () => true;
+    await expect(commitOf('b-later', data, {})).resolves.toBe('exists');
+    // were the take-back still due, finding the bytes gone it would remove the hold
+    await store.deleteBlob(digestOf(data));
+    // no event marks a take-back that never comes: ten times the wait
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await holdAfterTakeBacks('b-later', data)).toBeDefined();
+  });
+
+  it('takes back, once the wait is over, the hold two opens beside each other wrote, where the bytes are gone by then', async () => {
+    const data = randomBlob(3109);
     await storeBytes(data);
     const stat = await store.statBlob(digestOf(data));
     const opens = [claims.holdIfStays('b-both', digestOf(data), stat!), claims.holdIfStays('b-both', digestOf(data), stat!)];
     for (const open of opens) open.catch(() => undefined);
     for (const open of opens) await expect(open).rejects.toThrow('S3 is away');
-    expect(await holdAfterTakeBacks('b-both', data)).toBeUndefined();
+    await store.deleteBlob(digestOf(data));
+    await holdGone('b-both', data);
   });
 
   it('leaves the hold of a COMMIT that ran beside it and answered AlreadyExists on its own read of the note', async () => {
-    const data = randomBlob(3104);
+    const data = randomBlob(3110);
     await storeBytes(data);
     const first = deferred<boolean>();
     const second = deferred<boolean>();
@@ -245,6 +334,7 @@ describe('a claim whose reclaim note cannot be read', () => {
     await expect(commit).resolves.toBe('exists');
     first.reject(new Error('S3 is away'));
     await expect(open).rejects.toThrow('S3 is away');
+    await lateCheckAsked(data);
     expect(await holdAfterTakeBacks('b-beside', data)).toBeDefined();
   });
 });
