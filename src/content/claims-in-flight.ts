@@ -11,34 +11,24 @@ export class ClaimsInFlight {
   private readonly takingBack = new Map<string, Promise<unknown>>();
 
   /**
-   * Counts a claim of `key` as under way until its `end` is called, told whether the claim
-   * answered on the hold (a COMMIT's OK or AlreadyExists, an Update's labels): one that did keeps
-   * the hold from any take-back but one that finds the bytes missing. `since` marks when it
-   * began, for a take-back it asks for (see takeBack).
+   * Counts a claim of `key` as under way until the returned function is called. A take-back
+   * owed at the run's end is always checked: a claim of the run may have answered on the hold,
+   * and another daemon may have stored the bytes again and written the same hold meanwhile, which
+   * no count here sees; bytes that are gone still take the hold with them.
    */
-  begin(key: string): { since: number; end(answered: boolean): void } {
-    const run = this.running.get(key) ?? { count: 0, together: false, ticks: 0, answeredAt: 0 };
+  begin(key: string): () => void {
+    const run = this.running.get(key) ?? { count: 0, together: false };
     if (run.count > 0) run.together = true;
     run.count++;
     this.running.set(key, run);
-    const since = ++run.ticks;
     let ended = false;
-    const end = (answered: boolean) => {
+    return () => {
       if (ended) return;
       ended = true;
-      const at = ++run.ticks;
-      if (answered) run.answeredAt = at;
       if (--run.count > 0) return;
       this.running.delete(key);
-      // every claim that declined to take the hold back failed or went on: where a claim that
-      // answered on the hold ran beside one of them (it ended after that one began) it goes only
-      // if the bytes are not stored by now; where none did, as the claims alone would have had it
-      // go (an error answered leaves no hold behind). An answer that ended before they began was
-      // given on a hold that may have been deleted since, and stands for nothing now.
-      const owed = run.owed;
-      if (owed) void this.takeBack(key, owed.remove, owed.checked || run.answeredAt > owed.since).catch(() => undefined);
+      if (run.owed) void this.takeBack(key, run.owed, true).catch(() => undefined);
     };
-    return { since, end };
   }
 
   /**
@@ -54,16 +44,13 @@ export class ClaimsInFlight {
    * whether the bytes are stored before it removes anything) unless another claim of `key` was
    * under way beside it, which may have written the same hold and stored or held its bytes, even
    * one that has ended since (it answered on that hold). Then it runs once the last claim of
-   * `key` has ended instead, checked where one that answered on the hold ended after the asking
-   * claim began (`since`, from its begin).
+   * `key` has ended instead, checked (see begin).
    */
-  async takeBack(key: string, remove: RemoveHold, checked: boolean, since = 0): Promise<void> {
+  async takeBack(key: string, remove: RemoveHold, checked: boolean): Promise<void> {
     if (this.takingBack.has(key)) return;
     const run = this.running.get(key);
     if (run?.together) {
-      // unchecked if any claim would have it so: a claim that found the bytes not to stay (or
-      // could not tell) takes its hold back whatever the bucket holds
-      run.owed = { remove, checked: checked && (run.owed?.checked ?? true), since: Math.min(since, run.owed?.since ?? since) };
+      run.owed = remove;
       return;
     }
     const removing = remove(checked);
@@ -86,13 +73,6 @@ interface Run {
    * ran beside another: one that began while others ran did, and any other began while it ran.
    */
   together: boolean;
-  /** Counts each begin and end of a claim of the run, in order. */
-  ticks: number;
-  /** When the last claim of the run that answered on the hold ended (0: none has). */
-  answeredAt: number;
-  /**
-   * A take-back declined while others ran: the last of them to end does it. `since`: when the
-   * earliest claim asking for it began.
-   */
-  owed?: { remove: RemoveHold; checked: boolean; since: number };
+  /** A take-back declined while others ran: the last of them to end does it. */
+  owed?: RemoveHold;
 }

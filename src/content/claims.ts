@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { BlobStat, BlobStore } from '../blobstore/types.js';
 import type { Labels } from '../labels.js';
 import type { ReclaimGuard } from '../metadata/reclaim-guard.js';
@@ -77,8 +76,6 @@ interface HoldWritten {
  */
 export class Claims {
   private readonly inFlight = new ClaimsInFlight();
-  /** When the claim whose work is running began (ClaimsInFlight's `since`), for its take-backs. */
-  private readonly claimSince = new AsyncLocalStorage<number>();
 
   private readonly late: LateTakeBacks;
 
@@ -173,17 +170,17 @@ export class Claims {
    */
   async underWay<T>(ns: string, digest: string, work: () => Promise<T>, answered: (result: T) => boolean = () => true): Promise<T> {
     const key = claimKey(ns, digest);
-    const { since, end } = this.inFlight.begin(key);
+    const end = this.inFlight.begin(key);
     let onHold = false;
     try {
       await this.inFlight.settled(key);
-      const result = await this.claimSince.run(since, work);
+      const result = await work();
       onHold = answered(result);
       return result;
     } finally {
       // a claim that answered on the hold read the note after it was there: it stands for it
       if (onHold) this.late.cancel(key);
-      end(onHold);
+      end();
     }
   }
 
@@ -255,7 +252,7 @@ export class Claims {
   /** Takes back a hold written for bytes that did not land, unless another writer stored them. */
   private async takeBack(ns: string, digest: string, hold: Promise<HoldWritten>): Promise<void> {
     if (!(await wrote(hold))) return;
-    await this.inFlight.takeBack(claimKey(ns, digest), this.removeHold(ns, digest), true, this.claimSince.getStore()).catch(() => undefined);
+    await this.inFlight.takeBack(claimKey(ns, digest), this.removeHold(ns, digest), true).catch(() => undefined);
   }
 
   private removeHold(ns: string, digest: string): RemoveHold {
@@ -302,12 +299,12 @@ export class Claims {
   /**
    * Takes back a hold this claim wrote for bytes a collector took (or may be taking): the hold
    * goes now, or, where another claim of the blob in the namespace was under way beside this
-   * one, once the last has ended; then, where one of them answered on the hold, only unless the
-   * bytes are stored by then (see ClaimsInFlight).
+   * one, once the last has ended, and then only unless the bytes are stored by then (see
+   * ClaimsInFlight).
    */
   private async giveBack(ns: string, digest: string, hold: Promise<HoldWritten>): Promise<void> {
     if (!(await wrote(hold))) return;
-    await this.inFlight.takeBack(claimKey(ns, digest), this.removeHold(ns, digest), false, this.claimSince.getStore());
+    await this.inFlight.takeBack(claimKey(ns, digest), this.removeHold(ns, digest), false);
   }
 }
 

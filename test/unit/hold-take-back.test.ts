@@ -180,27 +180,50 @@ describe('an Update finding the bytes taken by a collector', () => {
 });
 
 describe('an open finding the bytes taken by a collector', () => {
-  it('takes back the hold it wrote where the only claim that answered on a hold ended before it began', async () => {
+  it('leaves the hold another daemon wrote storing the bytes again, where a claim ran beside the open', async () => {
     const data = randomBlob(3201);
     await storeBytes(data);
-    const [first, second] = [deferred<boolean>(), deferred<boolean>()];
-    const answers = [first.promise, second.promise, Promise.resolve(false)];
+    const [opens, commits] = [deferred<boolean>(), deferred<boolean>()];
+    const answers = [opens.promise, commits.promise];
     note = () => answers.shift()!;
     const stat = await store.statBlob(digestOf(data));
-    const commit = commitOf('c-stale', data, {});
-    await vi.waitFor(() => expect(noteReads).toBe(1));
-    // beside the COMMIT, and still under way after it: the run of claims goes on
-    const open = claims.holdIfStays('c-stale', digestOf(data), stat!);
+    // the open writes the namespace's hold, then waits for the note
+    const open = claims.holdIfStays('c-again', digestOf(data), stat!);
     open.catch(() => undefined);
+    await vi.waitFor(() => expect(noteReads).toBe(1));
+    // a COMMIT of the blob beside it finds that hold, and waits for the note too
+    const commit = commitOf('c-again', data, {});
     await vi.waitFor(() => expect(noteReads).toBe(2));
-    first.resolve(true);
-    await expect(commit).resolves.toBe('exists');
-    // the namespace deletes its hold; a collector then finds the blob unheld and deletes it
-    await memberships.remove('c-stale', digestOf(data));
-    await expect(claims.holdIfStays('c-stale', digestOf(data), stat!)).resolves.toBe(false);
-    second.reject(new Error('S3 is away'));
-    await expect(open).rejects.toThrow('S3 is away');
-    expect(await holdAfterTakeBacks('c-stale', data)).toBeUndefined();
+    // a collector deleted the bytes: the open's hold is to go, once the COMMIT has ended
+    await store.deleteBlob(digestOf(data));
+    opens.resolve(false);
+    await expect(open).resolves.toBe(false);
+    // meanwhile another daemon stores the bytes again, writing the one hold, and answers OK
+    const otherDaemon = new Claims(store, memberships, guard, { lateWaitMs: 50 });
+    await expect(commitOf('c-again', data, { by: 'other daemon' }, async () => undefined, { by: otherDaemon })).resolves.toBe('stored');
+    commits.reject(new Error('S3 is away'));
+    await expect(commit).rejects.toThrow('S3 is away');
+    expect(await holdAfterTakeBacks('c-again', data)).toMatchObject({ labels: { by: 'other daemon' } });
+  });
+
+  it('takes back the hold it wrote, where a claim ran beside it, once the bytes are still gone when the last ends', async () => {
+    const data = randomBlob(3202);
+    await storeBytes(data);
+    const [opens, commits] = [deferred<boolean>(), deferred<boolean>()];
+    const answers = [opens.promise, commits.promise];
+    note = () => answers.shift()!;
+    const stat = await store.statBlob(digestOf(data));
+    const open = claims.holdIfStays('c-gone', digestOf(data), stat!);
+    open.catch(() => undefined);
+    await vi.waitFor(() => expect(noteReads).toBe(1));
+    const commit = commitOf('c-gone', data, {});
+    await vi.waitFor(() => expect(noteReads).toBe(2));
+    await store.deleteBlob(digestOf(data));
+    opens.resolve(false);
+    await expect(open).resolves.toBe(false);
+    commits.reject(new Error('S3 is away'));
+    await expect(commit).rejects.toThrow('S3 is away');
+    expect(await holdAfterTakeBacks('c-gone', data)).toBeUndefined();
   });
 });
 
