@@ -10,6 +10,13 @@ interface LockRecord {
 /** How long a lock holds without renewal (a crashed collector's lock lapses after it). */
 const LOCK_TTL_MS = 10 * 60_000;
 const RENEW_EVERY_MS = 60_000;
+/**
+ * A lock unrenewed for its TTL less this is given up, though renewals may land again: another
+ * collector judges its lapse by its own clock, which may run 20 s ahead (see reclaim-marks.ts),
+ * and takes it by a write and a read back a settle later; a renewal landing just before the TTL
+ * would leave both collecting until the next renewal's read saw the other's name.
+ */
+const LOST_MARGIN_MS = 2 * 60_000;
 
 /** The lock is no longer this collector's: unlike a failed request, trying again cannot help. */
 class LockLost extends Error {}
@@ -82,9 +89,13 @@ export class CollectorLock {
    */
   async keep(): Promise<void> {
     if (this.lost) throw this.lost;
-    if (Date.now() - this.renewedAt < RENEW_EVERY_MS) return;
+    const unrenewed = () => Date.now() - this.renewedAt;
+    if (unrenewed() < RENEW_EVERY_MS) return;
+    if (unrenewed() >= LOCK_TTL_MS - LOST_MARGIN_MS) {
+      throw new LockLost("the collector lost the bucket's lock (unrenewed too close to its lapse); stopping this run");
+    }
     const current = await this.docs.read<LockRecord>(docKeys.gcLock());
-    if (Date.now() - this.renewedAt >= LOCK_TTL_MS || current?.owner !== this.owner) {
+    if (unrenewed() >= LOCK_TTL_MS - LOST_MARGIN_MS || current?.owner !== this.owner) {
       throw new LockLost(`the collector lost the bucket's lock (now held by ${current?.owner ?? 'nobody'}); stopping this run`);
     }
     await this.write();

@@ -194,6 +194,18 @@ describe('the collector lock', () => {
     await expect(lock.keep()).rejects.toThrow(/lost the bucket's lock/);
   });
 
+  it('is lost once background renewals failed until shortly before its lapse, though the next one would land', async () => {
+    const held = new Map<string, unknown>();
+    let down = false;
+    const lock = await takenLock(flakyDocs(held, () => down), 1_000);
+    lock.renewWhileHeld();
+    down = true;
+    // another collector whose clock runs ahead may take the lock about now
+    await vi.advanceTimersByTimeAsync(9 * 60_000);
+    down = false;
+    await expect(lock.keep()).rejects.toThrow(/lost the bucket's lock/);
+  });
+
   it('is gone after release, even when a background renewal was under way as the run ended', async () => {
     vi.useFakeTimers();
     const docs = new Map<string, unknown>();
