@@ -172,12 +172,14 @@ describe('local directory store (no bucket)', () => {
     const ref = 'fs-put-aside';
     const data = randomBlob(3000);
     const uploads = join(root, 'uploads');
-    // the files this process (the daemon runs in it) has open in the upload directory
+    // the upload files this process (the daemon runs in it) has open: not the documents and
+    // records written aside there (doc-…, record-…), which other calls open for a moment
     const openUploads = () =>
       readdirSync('/proc/self/fd').flatMap((fd) => {
         try {
           const target = readlinkSync(join('/proc/self/fd', fd));
-          return target.startsWith(uploads) ? [target] : [];
+          const name = target.slice(uploads.length + 1);
+          return target.startsWith(uploads + '/') && !/^(doc|record)-/.test(name) ? [target] : [];
         } catch {
           return [];
         }
