@@ -82,8 +82,8 @@ export class CollectorLock {
   }
 
   /**
-   * Keeps the lock through a long run; throws when it was lost (its time ran out unrenewed, or
-   * another collector holds it now), so that the run stops before deleting anything more. A
+   * Keeps the lock through a long run; throws when it was lost (unrenewed for 8 of its 10
+   * minutes, or another collector holds it now), so that the run stops before deleting anything more. A
    * failed read or write of the lock throws too: the run's steps call this before deleting, and
    * returning without the lock seen ours and dated afresh could let a step run on past its lapse.
    */
@@ -95,10 +95,16 @@ export class CollectorLock {
       throw new LockLost("the collector lost the bucket's lock (unrenewed too close to its lapse); stopping this run");
     }
     const current = await this.docs.read<LockRecord>(docKeys.gcLock());
-    if (unrenewed() >= LOCK_TTL_MS - LOST_MARGIN_MS || current?.owner !== this.owner) {
+    if (current?.owner !== this.owner) {
       throw new LockLost(`the collector lost the bucket's lock (now held by ${current?.owner ?? 'nobody'}); stopping this run`);
     }
+    const last = this.renewedAt;
     await this.write();
+    // a read or write that took until near the lapse: the write may have landed over a lock
+    // another collector took meanwhile (its clock ahead), which then collects beside this one
+    if (Date.now() - last >= LOCK_TTL_MS - LOST_MARGIN_MS) {
+      throw new LockLost("the collector lost the bucket's lock (unrenewed too close to its lapse); stopping this run");
+    }
   }
 
   /**
@@ -116,7 +122,7 @@ export class CollectorLock {
           // TTL: each tick after tries again, 30 s apart, many before the TTL runs out. The run
           // deletes nothing on a stale lock meanwhile: its own keep() lets it on unasked only
           // while the lock was written within the last minute, else renews it or throws (and
-          // throws once the TTL has passed unrenewed, whether its read fails or not).
+          // throws once 8 of its 10 minutes have passed unrenewed, whatever S3 answers).
           if (err instanceof LockLost) this.lost ??= err;
         })
         .finally(() => {

@@ -206,6 +206,29 @@ describe('the collector lock', () => {
     await expect(lock.keep()).rejects.toThrow(/lost the bucket's lock/);
   });
 
+  it('is lost when a renewal\'s write answers only near the lapse: keep throws, though the write landed', async () => {
+    const held = new Map<string, unknown>();
+    let writeDelay = 0;
+    const base = memoryDocs({}, held);
+    const docs = Object.assign(Object.create(base) as Documents, {
+      read: base.read.bind(base),
+      remove: base.remove.bind(base),
+      write: async (key: string, value: unknown) => {
+        if (writeDelay > 0) await new Promise((r) => setTimeout(r, writeDelay));
+        return base.write(key, value);
+      },
+    });
+    const lock = await takenLock(docs, 1_000);
+    await vi.advanceTimersByTimeAsync(61_000);
+    // the renewal's PUT hangs until 8 minutes after the lock was last written
+    writeDelay = 7 * 60_000;
+    const kept = lock.keep();
+    const outcome = expect(kept).rejects.toThrow(/unrenewed too close to its lapse/);
+    await vi.advanceTimersByTimeAsync(writeDelay);
+    await outcome;
+    expect(held.has('v1/gc-lock')).toBe(true);
+  });
+
   it('is gone after release, even when a background renewal was under way as the run ended', async () => {
     vi.useFakeTimers();
     const docs = new Map<string, unknown>();
