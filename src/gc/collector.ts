@@ -4,7 +4,7 @@ import type { BlobEntry } from '../blobstore/types.js';
 import { FINAL_WINDOW_MS, ReclaimMarks, type ReclaimMark } from '../metadata/reclaim-marks.js';
 import { deleteWithin } from './deletes.js';
 import { dropDanglingHolds, dropExpiredLeases, dropOrphanedResources, tidy } from './housekeeping.js';
-import { CollectorLock } from './lock.js';
+import { CollectorLock, LockLost } from './lock.js';
 import { recentReferences, scanRoots, stopIfStopped, type RootSources, type Roots } from './roots.js';
 import { isStoreError } from '../errors.js';
 import { gcExpiredLeases, gcReclaimedBlobs, gcReclaimedBytes, gcRuns } from '../metrics/registry.js';
@@ -98,7 +98,9 @@ export class Collector {
    * reports what it did so far as `skipped: 'stopped'`.
    */
   async run(mode: { delete: boolean; signal?: AbortSignal }, now = Date.now()): Promise<CollectionReport> {
-    const lock = new CollectorLock(this.sources.docs, this.options.lockSettleMs);
+    const lock = new CollectorLock(this.sources.docs, this.options.lockSettleMs, (err) =>
+      this.options.logger.warn({ err }, err instanceof LockLost ? 'collector: lock lost; the run stops before its next deletion' : 'collector: lock renewal failed; trying again in 30 s'),
+    );
     if (mode.delete) {
       const taken = await lock.acquire().catch((err: unknown) => {
         // a run that could not take the lock failed as much as one failing later: alerts count it

@@ -19,7 +19,7 @@ const RENEW_EVERY_MS = 60_000;
 const LOST_MARGIN_MS = 2 * 60_000;
 
 /** The lock is no longer this collector's: unlike a failed request, trying again cannot help. */
-class LockLost extends Error {}
+export class LockLost extends Error {}
 
 /**
  * One deleting collector at a time per bucket: two could undo each other's reclaim notes (one
@@ -42,6 +42,8 @@ export class CollectorLock {
     private readonly docs: Documents,
     /** How long to wait before reading the lock back; longer than a PUT takes. */
     private readonly settleMs = 2_000,
+    /** Told of each background renewal that failed (lost or not), for the operator's log. */
+    private readonly onRenewalFailed: (err: unknown) => void = () => undefined,
   ) {}
 
   /** Takes the lock, or says who holds it until when. */
@@ -124,6 +126,7 @@ export class CollectorLock {
           // while the lock was written within the last minute, else renews it or throws (and
           // throws once 8 of its 10 minutes have passed unrenewed, whatever S3 answers).
           if (err instanceof LockLost) this.lost ??= err;
+          this.onRenewalFailed(err);
         })
         .finally(() => {
           this.renewal = undefined;

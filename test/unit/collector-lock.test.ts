@@ -183,6 +183,24 @@ describe('the collector lock', () => {
     },
   );
 
+  it('tells its owner of each background renewal that failed, so that the operator\'s log shows it', async () => {
+    const held = new Map<string, unknown>();
+    let down = false;
+    const told: string[] = [];
+    vi.useFakeTimers();
+    const lock = new CollectorLock(flakyDocs(held, () => down), 1_000, (err) => told.push(String(err)));
+    const taken = lock.acquire();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(await taken).toEqual({ held: true });
+    lock.renewWhileHeld();
+    down = true;
+    // renewals are due from 60 s after the write; ticks come every 30 s: those at 60 and 90 s fail
+    await vi.advanceTimersByTimeAsync(91_000);
+    expect(told).toEqual([expect.stringMatching(/GET #\d+: 503/), expect.stringMatching(/GET #\d+: 503/)]);
+    down = false;
+    await lock.release();
+  });
+
   it('is lost once background renewals failed for 10 minutes: keep throws, though S3 answers again', async () => {
     const held = new Map<string, unknown>();
     let down = false;
