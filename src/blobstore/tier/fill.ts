@@ -16,12 +16,13 @@ export type FillResult = 'verified' | 'corrupt' | 'failed';
 /**
  * Opens a fill's file, making its directory again when it is gone, once: the tier makes tmp/
  * at start, and an operator who empties the cache directory while the daemon runs would
- * otherwise fail every fill from then on. A directory that cannot be made fails the fill.
+ * otherwise fail every fill from then on. A directory that cannot be made fails the fill, with
+ * the error that says why (the mkdir's, not the open's ENOENT).
  */
 function openMakingDir(path: string, flags: string, mode: number, done: (err: NodeJS.ErrnoException | null, fd?: number) => void): void {
   open(path, flags, mode, (err, fd) => {
     if (err?.code !== 'ENOENT') return done(err, fd);
-    mkdir(dirname(path), { recursive: true }, (failed) => (failed ? done(err) : open(path, flags, mode, done)));
+    mkdir(dirname(path), { recursive: true }, (failed) => (failed ? done(failed) : open(path, flags, mode, done)));
   });
 }
 
