@@ -31,6 +31,7 @@ export class LockLost extends Error {}
  */
 export class CollectorLock {
   private readonly owner = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  /** When the lock last written was dated, on the monotonic clock: a wall clock set back must not make it look fresh. */
   private renewedAt = 0;
   private renewing: NodeJS.Timeout | undefined;
   /** The background renewal under way, which a release waits for (its write would bring the lock back). */
@@ -91,7 +92,7 @@ export class CollectorLock {
    */
   async keep(): Promise<void> {
     if (this.lost) throw this.lost;
-    const unrenewed = () => Date.now() - this.renewedAt;
+    const unrenewed = () => performance.now() - this.renewedAt;
     if (unrenewed() < RENEW_EVERY_MS) return;
     if (unrenewed() >= LOCK_TTL_MS - LOST_MARGIN_MS) {
       throw new LockLost("the collector lost the bucket's lock (unrenewed too close to its lapse); stopping this run");
@@ -104,7 +105,7 @@ export class CollectorLock {
     await this.write();
     // a read or write that took until near the lapse: the write may have landed over a lock
     // another collector took meanwhile (its clock ahead), which then collects beside this one
-    if (Date.now() - last >= LOCK_TTL_MS - LOST_MARGIN_MS) {
+    if (performance.now() - last >= LOCK_TTL_MS - LOST_MARGIN_MS) {
       throw new LockLost("the collector lost the bucket's lock (unrenewed too close to its lapse); stopping this run");
     }
   }
@@ -168,8 +169,8 @@ export class CollectorLock {
 
   private async write(): Promise<void> {
     if (this.released) return;
-    const at = Date.now();
-    await this.docs.write(docKeys.gcLock(), { owner: this.owner, until: new Date(at + LOCK_TTL_MS).toISOString() });
+    const at = performance.now();
+    await this.docs.write(docKeys.gcLock(), { owner: this.owner, until: new Date(Date.now() + LOCK_TTL_MS).toISOString() });
     // counted from when the lock it wrote was dated, once it is written: a write that hangs
     // leaves the lock as old as the last one that landed, which is what the bucket holds
     this.renewedAt = at;

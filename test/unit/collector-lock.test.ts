@@ -105,6 +105,19 @@ describe('the collector lock', () => {
     }
   });
 
+  it('counts its time unrenewed on a clock the wall clock being set back does not change: lost at 8 minutes still', async () => {
+    vi.useFakeTimers();
+    const lock = new CollectorLock(memoryDocs(), 0);
+    const taken = lock.acquire();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await taken).toEqual({ held: true });
+    await vi.advanceTimersByTimeAsync(7 * 60_000);
+    // the host's clock is stepped back 5 minutes (an NTP correction)
+    vi.setSystemTime(Date.now() - 5 * 60_000);
+    await vi.advanceTimersByTimeAsync(60_000);
+    await expect(lock.keep()).rejects.toThrow(/lost the bucket's lock/);
+  });
+
   it('sends no DELETE of the lock past its settle at release: an attempt landing after another collector read its own lock back would leave that one collecting with no lock', async () => {
     const held = new Map<string, unknown>();
     const { docs, removes } = notedRemoves(held);
