@@ -862,11 +862,8 @@ describe('Delete by reference, and the collector', () => {
   }, 90_000);
 });
 
-/**
- * A collection told to stop (the daemon stopping, `gc` interrupted) stops between its S3 calls at
- * any step, deletes nothing from then on, and removes its lock on the bucket.
- */
-describe('a collection told to stop', () => {
+/** Collections run in the test process, against the bucket of a daemon of their own. */
+describe('collector runs beside a daemon of their own', () => {
   let d: TestDaemon;
   let store: BlobStore;
   const quiet = pino({ level: 'silent' });
@@ -882,140 +879,132 @@ describe('a collection told to stop', () => {
     await d?.stop();
   });
 
-  /** Runs until a run got past taking the lock (one may give way under load) and `reached` the step it is stopped at. */
-  const runStopped = async (run: () => Promise<{ skipped?: string }>, reached: () => boolean) => {
-    for (let tries = 0; tries < 6; tries++) {
-      const report = await run();
-      if (reached()) return report;
-    }
-    throw new Error('no run reached the step to stop at');
-  };
+  /**
+   * A collection told to stop (the daemon stopping, `gc` interrupted) stops between its S3 calls at
+   * any step, deletes nothing from then on, and removes its lock on the bucket.
+   */
+  describe('a collection told to stop', () => {
+    /** Runs until a run got past taking the lock (one may give way under load) and `reached` the step it is stopped at. */
+    const runStopped = async (run: () => Promise<{ skipped?: string }>, reached: () => boolean) => {
+      for (let tries = 0; tries < 6; tries++) {
+        const report = await run();
+        if (reached()) return report;
+      }
+      throw new Error('no run reached the step to stop at');
+    };
 
-  it('stopped once it has listed the blobs, removes no expired lease, and leaves no lock behind', async () => {
-    await call(d.leases(), 'Create', { id: 'expired', labels: { 'containerd.io/gc.expire': '2020-01-01T00:00:00Z' } }, ns('stop-after-listing'));
-    let stopping: AbortController | undefined;
-    let listed = false;
-    const blobs = overriding(store, {
-      async *listBlobs() {
-        yield* store.listBlobs();
-        listed = true;
-        stopping?.abort();
-      },
-    });
-    const collector = new Collector(collectorSourcesFor(blobs, new LeaseStore(blobs)), { graceMs: 3_600_000, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
-    const report = await runStopped(() => {
-      stopping = new AbortController();
-      return collector.run({ delete: true, signal: stopping.signal });
-    }, () => listed);
-    expect(await listKeys(d.bucket!, 's3cs/v1/ns/stop-after-listing/leases/')).toEqual(['s3cs/v1/ns/stop-after-listing/leases/expired']);
-    expect(report.skipped).toBe('stopped');
-    expect(await listKeys(d.bucket!, lockKey)).toEqual([]);
-  });
-
-  it('stopped during the last check before a batch\'s deletions, deletes none of it, and its notes say waiting again', async () => {
-    const data = randomBlob(1234);
-    const { digest } = await writeBlob(d.content(), 'stop-in-last-check', data, { metadata: ns('stop-in-last-check') });
-    await call(d.content(), 'Delete', { digest }, ns('stop-in-last-check'));
-    await new Promise((r) => setTimeout(r, 1_100));
-    const collector = (blobs: BlobStore) =>
-      new Collector(collectorSourcesFor(blobs, new LeaseStore(blobs)), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
-    // the first run notes the blob unreferenced; the next would delete it
-    await collectRuns(() => collector(store).run({ delete: true }), 1);
-    let stopping: AbortController | undefined;
-    let listed = false;
-    let checking = false;
-    const blobs = overriding(store, {
-      async *listBlobs() {
-        yield* store.listBlobs();
-        listed = true;
-      },
-      // the last check lists what namespaces hold: the stop comes then
-      listDocs: (prefix: string, options?: { pageKeys?: number }) => {
-        if (listed && !checking) {
-          checking = true;
+    it('stopped once it has listed the blobs, removes no expired lease, and leaves no lock behind', async () => {
+      await call(d.leases(), 'Create', { id: 'expired', labels: { 'containerd.io/gc.expire': '2020-01-01T00:00:00Z' } }, ns('stop-after-listing'));
+      let stopping: AbortController | undefined;
+      let listed = false;
+      const blobs = overriding(store, {
+        async *listBlobs() {
+          yield* store.listBlobs();
+          listed = true;
           stopping?.abort();
-        }
-        return store.listDocs(prefix, options);
-      },
+        },
+      });
+      const collector = new Collector(collectorSourcesFor(blobs, new LeaseStore(blobs)), { graceMs: 3_600_000, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
+      const report = await runStopped(() => {
+        stopping = new AbortController();
+        return collector.run({ delete: true, signal: stopping.signal });
+      }, () => listed);
+      expect(await listKeys(d.bucket!, 's3cs/v1/ns/stop-after-listing/leases/')).toEqual(['s3cs/v1/ns/stop-after-listing/leases/expired']);
+      expect(report.skipped).toBe('stopped');
+      expect(await listKeys(d.bucket!, lockKey)).toEqual([]);
     });
-    const report = await runStopped(() => {
-      stopping = new AbortController();
-      return collector(blobs).run({ delete: true, signal: stopping.signal });
-    }, () => checking);
-    expect((await listKeys(d.bucket!, `blobs/${digest}`)).length).toBe(1);
-    expect(report.skipped).toBe('stopped');
-    const mark = JSON.parse((await getObject(d.bucket!, `s3cs/v1/reclaim/${digest}`)).toString()) as Record<string, unknown>;
-    expect(mark.finalAt).toBeUndefined();
-    expect(mark.deletedAt).toBeUndefined();
-    expect(await listKeys(d.bucket!, lockKey)).toEqual([]);
-  });
 
-  // last of these: a run killed outright would leave the lock, and the bucket's other runs give way to it
-  it('as `s3-content-store gc --delete`, stops on SIGTERM, says so in one line, exits 143, and leaves no lock behind', async () => {
-    const cli = new URL('../dist/cli.js', import.meta.url).pathname;
-    const env = { ...process.env, AWS_ACCESS_KEY_ID: s3().accessKey, AWS_SECRET_ACCESS_KEY: s3().secretKey, AWS_EC2_METADATA_DISABLED: 'true' };
-    const args = ['gc', '--delete', '--bucket', d.bucket!, '--endpoint-url', s3().endpoint, '--region', s3().region, '--log-level', 'error'];
-    const child = spawn(process.execPath, [cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-    try {
-      // the run holds the bucket's lock from its first write of it (and waits 2 s before reading it back)
-      await until(async () => (await listKeys(d.bucket!, lockKey)).length > 0, 30_000, 50);
-      child.kill('SIGTERM');
-      expect(await exited).toEqual({ code: 143, signal: null });
-    } finally {
-      child.kill('SIGKILL');
-    }
-    expect(stderr.trim().split('\n')).toEqual([expect.stringContaining('gc: stopped by SIGTERM before the collection was done')]);
-    expect(await listKeys(d.bucket!, lockKey)).toEqual([]);
-  });
-});
-
-/** A deleting collection whose taking of the bucket's lock failed half way leaves no lock behind. */
-describe('a collection that fails taking the lock', () => {
-  let d: TestDaemon;
-  let store: BlobStore;
-  const quiet = pino({ level: 'silent' });
-  const lockKey = 's3cs/v1/gc-lock';
-  const collector = (blobs: BlobStore) =>
-    new Collector(collectorSourcesFor(blobs, new LeaseStore(blobs)), { graceMs: 3_600_000, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
-
-  beforeAll(async () => {
-    d = await startDaemon();
-    useS3Credentials();
-    store = await openBlobStore(resolveConfig({ bucket: d.bucket!, endpointUrl: s3().endpoint, region: s3().region }, {}), quiet);
-  });
-  afterAll(async () => {
-    await store?.close();
-    await d?.stop();
-  });
-
-  const deleteRunErrors = async () =>
-    (await registry.getSingleMetric('s3cs_gc_runs_total')!.get()).values.find((v) => v.labels.mode === 'delete' && v.labels.outcome === 'error')?.value ?? 0;
-
-  it('as S3 fails reading back the lock it wrote, fails with that error (a failed run in s3cs_gc_runs_total) and removes its lock: the next run goes ahead', async () => {
-    let wrote = false;
-    let failed = false;
-    const blobs = overriding(store, {
-      putDoc: async (key: string, body: Buffer) => {
-        await store.putDoc(key, body);
-        if (key === docKeys.gcLock()) wrote = true;
-      },
-      getDoc: async (key: string) => {
-        if (key === docKeys.gcLock() && wrote && !failed) {
-          failed = true;
-          throw unavailable('GET of the collector lock: 503 Service Unavailable (injected)');
-        }
-        return store.getDoc(key);
-      },
+    it('stopped during the last check before a batch\'s deletions, deletes none of it, and its notes say waiting again', async () => {
+      const data = randomBlob(1234);
+      const { digest } = await writeBlob(d.content(), 'stop-in-last-check', data, { metadata: ns('stop-in-last-check') });
+      await call(d.content(), 'Delete', { digest }, ns('stop-in-last-check'));
+      await new Promise((r) => setTimeout(r, 1_100));
+      const collector = (blobs: BlobStore) =>
+        new Collector(collectorSourcesFor(blobs, new LeaseStore(blobs)), { graceMs: 0, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
+      // the first run notes the blob unreferenced; the next would delete it
+      await collectRuns(() => collector(store).run({ delete: true }), 1);
+      let stopping: AbortController | undefined;
+      let listed = false;
+      let checking = false;
+      const blobs = overriding(store, {
+        async *listBlobs() {
+          yield* store.listBlobs();
+          listed = true;
+        },
+        // the last check lists what namespaces hold: the stop comes then
+        listDocs: (prefix: string, options?: { pageKeys?: number }) => {
+          if (listed && !checking) {
+            checking = true;
+            stopping?.abort();
+          }
+          return store.listDocs(prefix, options);
+        },
+      });
+      const report = await runStopped(() => {
+        stopping = new AbortController();
+        return collector(blobs).run({ delete: true, signal: stopping.signal });
+      }, () => checking);
+      expect((await listKeys(d.bucket!, `blobs/${digest}`)).length).toBe(1);
+      expect(report.skipped).toBe('stopped');
+      const mark = JSON.parse((await getObject(d.bucket!, `s3cs/v1/reclaim/${digest}`)).toString()) as Record<string, unknown>;
+      expect(mark.finalAt).toBeUndefined();
+      expect(mark.deletedAt).toBeUndefined();
+      expect(await listKeys(d.bucket!, lockKey)).toEqual([]);
     });
-    const errorsBefore = await deleteRunErrors();
-    await expect(collector(blobs).run({ delete: true })).rejects.toThrow('(injected)');
-    expect(failed).toBe(true);
-    expect(await deleteRunErrors()).toBe(errorsBefore + 1);
-    expect(await listKeys(d.bucket!, lockKey)).toEqual([]);
-    // a lock left behind would turn every run away for its 10 minutes
-    await collectRuns(() => collector(store).run({ delete: true }), 1);
+
+    // last of these: a run killed outright would leave the lock, and the bucket's other runs give way to it
+    it('as `s3-content-store gc --delete`, stops on SIGTERM, says so in one line, exits 143, and leaves no lock behind', async () => {
+      const cli = new URL('../dist/cli.js', import.meta.url).pathname;
+      const env = { ...process.env, AWS_ACCESS_KEY_ID: s3().accessKey, AWS_SECRET_ACCESS_KEY: s3().secretKey, AWS_EC2_METADATA_DISABLED: 'true' };
+      const args = ['gc', '--delete', '--bucket', d.bucket!, '--endpoint-url', s3().endpoint, '--region', s3().region, '--log-level', 'error'];
+      const child = spawn(process.execPath, [cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+      try {
+        // the run holds the bucket's lock from its first write of it (and waits 2 s before reading it back)
+        await until(async () => (await listKeys(d.bucket!, lockKey)).length > 0, 30_000, 50);
+        child.kill('SIGTERM');
+        expect(await exited).toEqual({ code: 143, signal: null });
+      } finally {
+        child.kill('SIGKILL');
+      }
+      expect(stderr.trim().split('\n')).toEqual([expect.stringContaining('gc: stopped by SIGTERM before the collection was done')]);
+      expect(await listKeys(d.bucket!, lockKey)).toEqual([]);
+    });
+  });
+
+  /** A deleting collection whose taking of the bucket's lock failed half way leaves no lock behind. */
+  describe('a collection that fails taking the lock', () => {
+    const collector = (blobs: BlobStore) =>
+      new Collector(collectorSourcesFor(blobs, new LeaseStore(blobs)), { graceMs: 3_600_000, touchRefreshMs: 0, logger: quiet, lockSettleMs: 1_000 });
+
+    const deleteRunErrors = async () =>
+      (await registry.getSingleMetric('s3cs_gc_runs_total')!.get()).values.find((v) => v.labels.mode === 'delete' && v.labels.outcome === 'error')?.value ?? 0;
+
+    it('as S3 fails reading back the lock it wrote, fails with that error (a failed run in s3cs_gc_runs_total) and removes its lock: the next run goes ahead', async () => {
+      let wrote = false;
+      let failed = false;
+      const blobs = overriding(store, {
+        putDoc: async (key: string, body: Buffer) => {
+          await store.putDoc(key, body);
+          if (key === docKeys.gcLock()) wrote = true;
+        },
+        getDoc: async (key: string) => {
+          if (key === docKeys.gcLock() && wrote && !failed) {
+            failed = true;
+            throw unavailable('GET of the collector lock: 503 Service Unavailable (injected)');
+          }
+          return store.getDoc(key);
+        },
+      });
+      const errorsBefore = await deleteRunErrors();
+      await expect(collector(blobs).run({ delete: true })).rejects.toThrow('(injected)');
+      expect(failed).toBe(true);
+      expect(await deleteRunErrors()).toBe(errorsBefore + 1);
+      expect(await listKeys(d.bucket!, lockKey)).toEqual([]);
+      // a lock left behind would turn every run away for its 10 minutes
+      await collectRuns(() => collector(store).run({ delete: true }), 1);
+    });
   });
 });
