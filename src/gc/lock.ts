@@ -31,8 +31,19 @@ export class LockLost extends Error {}
  */
 export class CollectorLock {
   private readonly owner = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
-  /** When the lock last written was dated, on the monotonic clock: a wall clock set back must not make it look fresh. */
-  private renewedAt = 0;
+  /**
+   * When the lock last written was dated, on both clocks: its age is the larger gap, so that
+   * neither a wall clock set back (an NTP step) nor a suspended machine (whose monotonic clock
+   * stops) makes a stale lock look fresh. Never written: infinitely old.
+   */
+  private renewedAt = { mono: -Infinity, wall: -Infinity };
+  /** The renewal under way, which every keep() waiting on one shares. */
+  private keeping: Promise<void> | undefined;
+  /**
+   * A write of the lock landed too close to its lapse, maybe over another collector's lock:
+   * removing it at release would leave that collector without one, for a third to take too.
+   */
+  private leaveToLapse = false;
   private renewing: NodeJS.Timeout | undefined;
   /** The background renewal under way, which a release waits for (its write would bring the lock back). */
   private renewal: Promise<void> | undefined;
@@ -89,25 +100,43 @@ export class CollectorLock {
    * minutes, or another collector holds it now), so that the run stops before deleting anything more. A
    * failed read or write of the lock throws too: the run's steps call this before deleting, and
    * returning without the lock seen ours and dated afresh could let a step run on past its lapse.
+   * Lost once, it throws at every call after.
    */
   async keep(): Promise<void> {
     if (this.lost) throw this.lost;
-    const unrenewed = () => performance.now() - this.renewedAt;
-    if (unrenewed() < RENEW_EVERY_MS) return;
-    if (unrenewed() >= LOCK_TTL_MS - LOST_MARGIN_MS) {
-      throw new LockLost("the collector lost the bucket's lock (unrenewed too close to its lapse); stopping this run");
-    }
-    const current = await this.docs.read<LockRecord>(docKeys.gcLock());
-    if (current?.owner !== this.owner) {
-      throw new LockLost(`the collector lost the bucket's lock (now held by ${current?.owner ?? 'nobody'}); stopping this run`);
-    }
+    if (this.unrenewedSince(this.renewedAt) < RENEW_EVERY_MS) return;
+    this.keeping ??= this.renew().finally(() => {
+      this.keeping = undefined;
+    });
+    return this.keeping;
+  }
+
+  private async renew(): Promise<void> {
     const last = this.renewedAt;
+    const stale = () => this.unrenewedSince(last) >= LOCK_TTL_MS - LOST_MARGIN_MS;
+    if (stale()) throw this.lose('unrenewed too close to its lapse');
+    const current = await this.docs.read<LockRecord>(docKeys.gcLock());
+    if (current?.owner !== this.owner) throw this.lose(`now held by ${current?.owner ?? 'nobody'}`);
+    // a read that answered near the lapse: another collector (its clock ahead) may have taken
+    // the lock since, and a write now could land over it
+    if (stale()) throw this.lose('unrenewed too close to its lapse');
     await this.write();
-    // a read or write that took until near the lapse: the write may have landed over a lock
-    // another collector took meanwhile (its clock ahead), which then collects beside this one
-    if (performance.now() - last >= LOCK_TTL_MS - LOST_MARGIN_MS) {
-      throw new LockLost("the collector lost the bucket's lock (unrenewed too close to its lapse); stopping this run");
+    if (stale()) {
+      // the write did land late, maybe over that other collector's lock: left to lapse
+      this.leaveToLapse = true;
+      throw this.lose('unrenewed too close to its lapse');
     }
+  }
+
+  private unrenewedSince(at: { mono: number; wall: number }): number {
+    return Math.max(performance.now() - at.mono, Date.now() - at.wall);
+  }
+
+  /** The lock is lost for good: every keep() after throws this too. */
+  private lose(why: string): LockLost {
+    const lost = new LockLost(`the collector lost the bucket's lock (${why}); stopping this run`);
+    this.lost ??= lost;
+    return lost;
   }
 
   /**
@@ -126,7 +155,6 @@ export class CollectorLock {
           // deletes nothing on a stale lock meanwhile: its own keep() lets it on unasked only
           // while the lock was written within the last minute, else renews it or throws (and
           // throws once 8 of its 10 minutes have passed unrenewed, whatever S3 answers).
-          if (err instanceof LockLost) this.lost ??= err;
           this.onRenewalFailed(err);
         })
         .finally(() => {
@@ -141,6 +169,8 @@ export class CollectorLock {
     this.renewing = undefined;
     this.released = true;
     await this.renewal;
+    await this.keeping?.catch(() => undefined);
+    if (this.leaveToLapse) return;
     // read again before each try: a DELETE is sent only while the lock is this collector's
     for (let tries = 1; ; tries++) {
       const from = Date.now();
@@ -169,8 +199,8 @@ export class CollectorLock {
 
   private async write(): Promise<void> {
     if (this.released) return;
-    const at = performance.now();
-    await this.docs.write(docKeys.gcLock(), { owner: this.owner, until: new Date(Date.now() + LOCK_TTL_MS).toISOString() });
+    const at = { mono: performance.now(), wall: Date.now() };
+    await this.docs.write(docKeys.gcLock(), { owner: this.owner, until: new Date(at.wall + LOCK_TTL_MS).toISOString() });
     // counted from when the lock it wrote was dated, once it is written: a write that hangs
     // leaves the lock as old as the last one that landed, which is what the bucket holds
     this.renewedAt = at;

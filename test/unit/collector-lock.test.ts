@@ -57,6 +57,35 @@ function flakyDocs(docs: Map<string, unknown>, fails: (op: 'read' | 'write', key
   } as unknown as Documents;
 }
 
+/**
+ * As memoryDocs over `held`, with each read and write held back `delay.read`/`delay.write` ms as
+ * set at the time it is sent, and the requests counted.
+ */
+function slowDocs(held: Map<string, unknown>) {
+  const delay = { read: 0, write: 0 };
+  const sent = { read: 0, write: 0, remove: 0 };
+  const after = (ms: number) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve());
+  const docs = {
+    read: async (key: string) => {
+      sent.read++;
+      await after(delay.read);
+      return held.get(key);
+    },
+    write: async (key: string, value: unknown) => {
+      sent.write++;
+      await after(delay.write);
+      held.set(key, value);
+    },
+    remove: async (key: string) => {
+      sent.remove++;
+      held.delete(key);
+    },
+  } as unknown as Documents;
+  return { docs, delay, sent };
+}
+
+const untilOf = (held: Map<string, unknown>) => (held.get('v1/gc-lock') as { until: string }).until;
+
 /** A lock on `docs` with the settle given, taken (on fake timers). */
 async function takenLock(docs: Documents, settleMs: number): Promise<CollectorLock> {
   vi.useFakeTimers();
@@ -102,6 +131,8 @@ describe('the collector lock', () => {
       expect(Date.parse((docs.get('v1/gc-lock') as { until: string }).until)).toBeGreaterThan(Date.parse(written));
     } else {
       await expect(lock.keep()).rejects.toThrow(/lost the bucket's lock/);
+      // and sent no write that could land over a lock another collector took by now
+      expect((docs.get('v1/gc-lock') as { until: string }).until).toBe(written);
     }
   });
 
@@ -236,27 +267,72 @@ describe('the collector lock', () => {
     await expect(lock.keep()).rejects.toThrow(/lost the bucket's lock/);
   });
 
-  it('is lost when a renewal\'s write answers only near the lapse: keep throws, though the write landed', async () => {
+  it('is lost when a renewal\'s read answers only near the lapse, and sends no write then', async () => {
     const held = new Map<string, unknown>();
-    let writeDelay = 0;
-    const base = memoryDocs({}, held);
-    const docs = Object.assign(Object.create(base) as Documents, {
-      read: base.read.bind(base),
-      remove: base.remove.bind(base),
-      write: async (key: string, value: unknown) => {
-        if (writeDelay > 0) await new Promise((r) => setTimeout(r, writeDelay));
-        return base.write(key, value);
-      },
-    });
+    const { docs, delay, sent } = slowDocs(held);
+    const lock = await takenLock(docs, 1_000);
+    const written = untilOf(held);
+    await vi.advanceTimersByTimeAsync(61_000);
+    // the renewal's GET answers 9 minutes after the lock was written
+    delay.read = 8 * 60_000;
+    const writes = sent.write;
+    const outcome = expect(lock.keep()).rejects.toThrow(/unrenewed too close to its lapse/);
+    await vi.advanceTimersByTimeAsync(delay.read);
+    await outcome;
+    expect(sent.write).toBe(writes);
+    expect(untilOf(held)).toBe(written);
+  });
+
+  it('is lost when a renewal\'s write answers only near the lapse, stays lost, and its lock is left to lapse at release', async () => {
+    const held = new Map<string, unknown>();
+    const { docs, delay, sent } = slowDocs(held);
     const lock = await takenLock(docs, 1_000);
     await vi.advanceTimersByTimeAsync(61_000);
     // the renewal's PUT hangs until 8 minutes after the lock was last written
-    writeDelay = 7 * 60_000;
-    const kept = lock.keep();
-    const outcome = expect(kept).rejects.toThrow(/unrenewed too close to its lapse/);
-    await vi.advanceTimersByTimeAsync(writeDelay);
+    delay.write = 7 * 60_000;
+    const outcome = expect(lock.keep()).rejects.toThrow(/unrenewed too close to its lapse/);
+    await vi.advanceTimersByTimeAsync(delay.write);
     await outcome;
+    // the write that landed dated the lock afresh; the lock is lost all the same
+    await expect(lock.keep()).rejects.toThrow(/lost the bucket's lock/);
+    // that write may have landed over another collector's lock: removing it would leave that one without
+    await lock.release();
+    expect(sent.remove).toBe(0);
     expect(held.has('v1/gc-lock')).toBe(true);
+  });
+
+  it('dates a renewal from when its write was sent: one that took 5 minutes to land is due again, and lost, 8 minutes after it was sent', async () => {
+    const held = new Map<string, unknown>();
+    const { docs, delay } = slowDocs(held);
+    const lock = await takenLock(docs, 1_000);
+    await vi.advanceTimersByTimeAsync(61_000);
+    delay.write = 5 * 60_000;
+    const kept = lock.keep();
+    await vi.advanceTimersByTimeAsync(delay.write);
+    await expect(kept).resolves.toBeUndefined();
+    delay.write = 0;
+    await vi.advanceTimersByTimeAsync(3 * 60_000);
+    await expect(lock.keep()).rejects.toThrow(/unrenewed too close to its lapse/);
+  });
+
+  it('is lost after the machine slept past its lapse, though its monotonic clock stood still', async () => {
+    const { docs } = slowDocs(new Map());
+    const lock = await takenLock(docs, 1_000);
+    await vi.advanceTimersByTimeAsync(30_000);
+    // a suspend: the wall clock moves on 15 minutes, the monotonic clock does not
+    vi.setSystemTime(Date.now() + 15 * 60_000);
+    await expect(lock.keep()).rejects.toThrow(/unrenewed too close to its lapse/);
+  });
+
+  it('shares one renewal among the keeps that ask at once', async () => {
+    const held = new Map<string, unknown>();
+    const { docs, sent } = slowDocs(held);
+    const lock = await takenLock(docs, 1_000);
+    await vi.advanceTimersByTimeAsync(61_000);
+    const reads = sent.read;
+    const writes = sent.write;
+    await Promise.all(Array.from({ length: 16 }, () => lock.keep()));
+    expect([sent.read - reads, sent.write - writes]).toEqual([1, 1]);
   });
 
   it('is gone after release, even when a background renewal was under way as the run ended', async () => {
