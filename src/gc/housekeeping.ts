@@ -110,33 +110,42 @@ export async function dropDanglingHolds(
   const namespaces: string[] = [];
   for await (const ns of sources.memberships.namespaces()) namespaces.push(ns);
   let dropped = 0;
+  // A failure is thrown only once every digest under way is done: a hold away is put back
+  // before the run lets go of the lock (p-map rejects at the first, with the others running).
+  let failed: { err: unknown } | undefined;
   await pMap(
     missing,
-    async (digest) => {
-      // not thrown here: the others under way finish (a hold away is put back) before the lock goes
-      if (signal?.aborted) return;
-      await lock.keep();
-      if (await sources.blobs.statBlob(digest, { fresh: true })) return;
-      for (const ns of namespaces) {
-        const hold = await sources.memberships.read(ns, digest, { fresh: true });
-        if (!hold || storedInstant(hold.createdAt).getTime() > now - DANGLING_HOLD_MS) continue;
-        await sources.memberships.remove(ns, digest);
-        // A commit of the same bytes may have landed, with its hold, between the look and the
-        // removal: then the hold is put back (as read; a label written in that moment is lost).
-        // One whose bytes are still on their way at this moment loses its hold: a window of a
-        // round trip, open only where a day-old dangling hold of the same digest waits.
-        if (await sources.blobs.statBlob(digest, { fresh: true })) {
-          await sources.memberships.write(ns, digest, hold);
-          continue;
-        }
-        dropped++;
-        logger.info({ ns, digest, createdAt: hold.createdAt }, 'collector: removed a hold of a blob that is not stored');
-      }
-    },
+    (digest) =>
+      dropIfDangling(digest).catch((err: unknown) => {
+        failed ??= { err };
+      }),
     { concurrency: 16 },
   );
+  if (failed) throw failed.err;
   stopIfStopped(signal);
   return dropped;
+
+  async function dropIfDangling(digest: string): Promise<void> {
+    // a stop or a failure elsewhere starts no more (a stop is thrown once all are done)
+    if (signal?.aborted || failed) return;
+    await lock.keep();
+    if (await sources.blobs.statBlob(digest, { fresh: true })) return;
+    for (const ns of namespaces) {
+      const hold = await sources.memberships.read(ns, digest, { fresh: true });
+      if (!hold || storedInstant(hold.createdAt).getTime() > now - DANGLING_HOLD_MS) continue;
+      await sources.memberships.remove(ns, digest);
+      // A commit of the same bytes may have landed, with its hold, between the look and the
+      // removal: then the hold is put back (as read; a label written in that moment is lost).
+      // One whose bytes are still on their way at this moment loses its hold: a window of a
+      // round trip, open only where a day-old dangling hold of the same digest waits.
+      if (await sources.blobs.statBlob(digest, { fresh: true })) {
+        await sources.memberships.write(ns, digest, hold);
+        continue;
+      }
+      dropped++;
+      logger.info({ ns, digest, createdAt: hold.createdAt }, 'collector: removed a hold of a blob that is not stored');
+    }
+  }
 }
 
 /** Under the lock: while a resource is away and put back, no collector may be deciding. */

@@ -104,6 +104,7 @@ export class CollectorLock {
    */
   async keep(): Promise<void> {
     if (this.lost) throw this.lost;
+    if (this.released) throw new LockLost("the collector let go of the bucket's lock");
     if (this.unrenewedSince(this.renewedAt) < RENEW_EVERY_MS) return;
     this.keeping ??= this.renew().finally(() => {
       this.keeping = undefined;
@@ -120,7 +121,14 @@ export class CollectorLock {
     // a read that answered near the lapse: another collector (its clock ahead) may have taken
     // the lock since, and a write now could land over it
     if (stale()) throw this.lose('unrenewed too close to its lapse');
-    await this.write();
+    try {
+      await this.write();
+    } catch (err) {
+      // its answer lost, the PUT may have landed: past the margin, maybe over another's lock
+      if (stale()) this.leaveToLapse = true;
+      throw err;
+    }
+    if (this.released) throw new LockLost("the collector let go of the bucket's lock");
     if (stale()) {
       // the write did land late, maybe over that other collector's lock: left to lapse
       this.leaveToLapse = true;
@@ -155,7 +163,12 @@ export class CollectorLock {
           // deletes nothing on a stale lock meanwhile: its own keep() lets it on unasked only
           // while the lock was written within the last minute, else renews it or throws (and
           // throws once 8 of its 10 minutes have passed unrenewed, whatever S3 answers).
-          this.onRenewalFailed(err);
+          // one that ends after the run let go of the lock is no news to the operator
+          if (!this.released) this.onRenewalFailed(err);
+          if (err instanceof LockLost) {
+            clearInterval(this.renewing);
+            this.renewing = undefined;
+          }
         })
         .finally(() => {
           this.renewal = undefined;

@@ -64,6 +64,8 @@ function flakyDocs(docs: Map<string, unknown>, fails: (op: 'read' | 'write', key
 function slowDocs(held: Map<string, unknown>) {
   const delay = { read: 0, write: 0 };
   const sent = { read: 0, write: 0, remove: 0 };
+  /** Writes land, and then fail as a PUT whose answer was lost does. */
+  const answerLost = { write: false };
   const after = (ms: number) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve());
   const docs = {
     read: async (key: string) => {
@@ -75,13 +77,14 @@ function slowDocs(held: Map<string, unknown>) {
       sent.write++;
       await after(delay.write);
       held.set(key, value);
+      if (answerLost.write) throw new Error('PUT: socket hang up');
     },
     remove: async (key: string) => {
       sent.remove++;
       held.delete(key);
     },
   } as unknown as Documents;
-  return { docs, delay, sent };
+  return { docs, delay, sent, answerLost };
 }
 
 const untilOf = (held: Map<string, unknown>) => (held.get('v1/gc-lock') as { until: string }).until;
@@ -324,6 +327,49 @@ describe('the collector lock', () => {
     await expect(lock.keep()).rejects.toThrow(/unrenewed too close to its lapse/);
   });
 
+  it('leaves its lock to lapse when a renewal\'s PUT failed past the margin: its answer lost, it may have landed over another\'s', async () => {
+    const held = new Map<string, unknown>();
+    const { docs, delay, sent, answerLost } = slowDocs(held);
+    const lock = await takenLock(docs, 1_000);
+    await vi.advanceTimersByTimeAsync(61_000);
+    delay.write = 8 * 60_000;
+    answerLost.write = true;
+    const outcome = expect(lock.keep()).rejects.toThrow(/socket hang up/);
+    await vi.advanceTimersByTimeAsync(delay.write);
+    await outcome;
+    answerLost.write = false;
+    await lock.release();
+    expect(sent.remove).toBe(0);
+  });
+
+  it('refuses to keep a lock it is letting go of', async () => {
+    const { docs, delay } = slowDocs(new Map());
+    const lock = await takenLock(docs, 1_000);
+    await vi.advanceTimersByTimeAsync(61_000);
+    delay.read = 100;
+    const released = lock.release();
+    const outcome = expect(lock.keep()).rejects.toThrow(/let go of the bucket's lock/);
+    await vi.advanceTimersByTimeAsync(1_000);
+    await released;
+    await outcome;
+  });
+
+  it('stops renewing in the background once the lock is lost: the loss is told once', async () => {
+    const held = new Map<string, unknown>();
+    const told: unknown[] = [];
+    const { docs } = slowDocs(held);
+    vi.useFakeTimers();
+    const lock = new CollectorLock(docs, 1_000, (err) => told.push(err));
+    const taken = lock.acquire();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(await taken).toEqual({ held: true });
+    lock.renewWhileHeld();
+    held.set('v1/gc-lock', { owner: 'another collector', until: new Date(Date.now() + 600_000).toISOString() });
+    await vi.advanceTimersByTimeAsync(10 * 60_000);
+    expect(told).toHaveLength(1);
+    expect(String(told[0])).toMatch(/now held by another collector/);
+  });
+
   it('shares one renewal among the keeps that ask at once', async () => {
     const held = new Map<string, unknown>();
     const { docs, sent } = slowDocs(held);
@@ -343,8 +389,8 @@ describe('the collector lock', () => {
     await vi.advanceTimersByTimeAsync(2_000);
     expect(await taken).toEqual({ held: true });
     lock.renewWhileHeld();
-    // past the renewal interval: a renewal reads the lock, then writes it back
-    await vi.advanceTimersByTimeAsync(60_000 + 50);
+    // past the renewal interval: a renewal has read the lock and is writing it back
+    await vi.advanceTimersByTimeAsync(60_000 + 150);
     const released = lock.release();
     await vi.advanceTimersByTimeAsync(1_000);
     await released;

@@ -1,0 +1,45 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { dropDanglingHolds } from '../../src/gc/housekeeping.js';
+import type { CollectorLock } from '../../src/gc/lock.js';
+import type { RootSources } from '../../src/gc/roots.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const dayOld = new Date(Date.now() - 2 * 24 * 3_600_000).toISOString();
+
+describe('dropping day-old holds of blobs that are not stored', () => {
+  it('fails only once a hold taken away meanwhile is put back: the run must not let go of its lock before', async () => {
+    const events: string[] = [];
+    const looks = new Map<string, number>();
+    const sources = {
+      memberships: {
+        namespaces: async function* () {
+          yield 'ns';
+        },
+        read: async () => ({ size: 1, createdAt: dayOld, updatedAt: dayOld, labels: {} }),
+        remove: async (_ns: string, digest: string) => void events.push(`removed ${digest}`),
+        write: async (_ns: string, digest: string) => {
+          await sleep(200);
+          events.push(`put back ${digest}`);
+        },
+      },
+      blobs: {
+        statBlob: async (digest: string) => {
+          const n = (looks.get(digest) ?? 0) + 1;
+          looks.set(digest, n);
+          if (digest === 'sha256:b') {
+            // the second digest's look fails while the first one's hold is away
+            await sleep(50);
+            throw new Error('HEAD: 503 Service Unavailable');
+          }
+          // the first digest's bytes land between the collector's two looks: its hold goes back
+          return n === 1 ? undefined : { size: 1, lastModified: new Date() };
+        },
+      },
+    } as unknown as RootSources;
+    const lock = { keep: async () => undefined } as unknown as CollectorLock;
+    const run = dropDanglingHolds(sources, new Set(['sha256:a', 'sha256:b']), new Set(), Date.now(), lock, pino({ level: 'silent' }));
+    await expect(run.finally(() => events.push('failed'))).rejects.toThrow('503');
+    expect(events).toEqual(['removed sha256:a', 'put back sha256:a', 'failed']);
+  });
+});
