@@ -1,10 +1,10 @@
-import pMap from 'p-map';
 import type { Logger } from 'pino';
 import type { BlobEntry } from '../blobstore/types.js';
 import { FINAL_WINDOW_MS, ReclaimMarks, type ReclaimMark } from '../metadata/reclaim-marks.js';
 import { deleteWithin } from './deletes.js';
 import { dropDanglingHolds, dropExpiredLeases, dropOrphanedResources, tidy } from './housekeeping.js';
 import { CollectorLock, LockLost } from './lock.js';
+import { mapAllEnded } from './settled-map.js';
 import { recentReferences, scanRoots, stopIfStopped, type RootSources, type Roots } from './roots.js';
 import { isStoreError } from '../errors.js';
 import { gcExpiredLeases, gcReclaimedBlobs, gcReclaimedBytes, gcRuns } from '../metrics/registry.js';
@@ -241,7 +241,7 @@ export class Collector {
     const finalAt = new Date().toISOString();
     // the moment writers stop waiting for this batch, less a margin for the delete to land
     const deadline = Date.parse(finalAt) + FINAL_WINDOW_MS;
-    await pMap(batch, ({ blob, mark }) => this.marks.write(blob.digest, { since: mark.since, finalAt }), { concurrency: 16 });
+    await mapAllEnded(batch, ({ blob, mark }) => this.marks.write(blob.digest, { since: mark.since, finalAt }), 16);
     const above = this.options.holdsByKeyAbove ?? HOLDS_BY_KEY_ABOVE;
     const byKey = { digests: batch.map(({ blob }) => blob.digest), namespaces: new Set([...roots.holdsIn].filter(([, n]) => n > above).map(([ns]) => ns)) };
     const recent = await recentReferences(this.sources, roots, byKey);
@@ -273,11 +273,11 @@ export class Collector {
     // Deleted (or not found after a delete cut off): the note says so, which makes writers ask
     // the bucket itself; for the others the grace goes on from the same `since`.
     const goneDigests = new Set(gone.map((b) => b.digest));
-    await pMap(
+    await mapAllEnded(
       batch,
       ({ blob, mark }) =>
         this.marks.write(blob.digest, goneDigests.has(blob.digest) ? { since: mark.since, finalAt, deletedAt } : { since: mark.since }),
-      { concurrency: 16 },
+      16,
     );
   }
 }

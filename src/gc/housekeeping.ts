@@ -1,4 +1,3 @@
-import pMap from 'p-map';
 import type { Logger } from 'pino';
 import { STAGING_DOCS as STAGING_PREFIX } from '../blobstore/s3/keys.js';
 import { storedInstant } from '../clock.js';
@@ -7,6 +6,7 @@ import { docKeys } from '../metadata/documents.js';
 import type { ReclaimMark, ReclaimMarks } from '../metadata/reclaim-marks.js';
 import type { CollectorLock } from './lock.js';
 import { stopIfStopped, type RootSources } from './roots.js';
+import { mapAllEnded } from './settled-map.js';
 
 /**
  * A deleting collection's steps after its deletions: what is left of blobs that are gone (marks,
@@ -110,24 +110,14 @@ export async function dropDanglingHolds(
   const namespaces: string[] = [];
   for await (const ns of sources.memberships.namespaces()) namespaces.push(ns);
   let dropped = 0;
-  // A failure is thrown only once every digest under way is done: a hold away is put back
-  // before the run lets go of the lock (p-map rejects at the first, with the others running).
-  let failed: { err: unknown } | undefined;
-  await pMap(
-    missing,
-    (digest) =>
-      dropIfDangling(digest).catch((err: unknown) => {
-        failed ??= { err };
-      }),
-    { concurrency: 16 },
-  );
-  if (failed) throw failed.err;
+  // a hold taken away is put back before a failure elsewhere ends the run and the lock goes
+  await mapAllEnded(missing, dropIfDangling, 16);
   stopIfStopped(signal);
   return dropped;
 
   async function dropIfDangling(digest: string): Promise<void> {
-    // a stop or a failure elsewhere starts no more (a stop is thrown once all are done)
-    if (signal?.aborted || failed) return;
+    // a stop starts no more (it is thrown once all under way are done)
+    if (signal?.aborted) return;
     await lock.keep();
     if (await sources.blobs.statBlob(digest, { fresh: true })) return;
     for (const ns of namespaces) {
