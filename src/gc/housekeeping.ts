@@ -118,17 +118,24 @@ export async function dropDanglingHolds(
   async function dropIfDangling(digest: string): Promise<void> {
     // a stop starts no more (it is thrown once all under way are done)
     if (signal?.aborted) return;
-    await lock.keep();
     if (await sources.blobs.statBlob(digest, { fresh: true })) return;
     for (const ns of namespaces) {
+      // before each removal, never between one and its putting back: a lock lost stops it here
+      if (signal?.aborted) return;
+      await lock.keep();
       const hold = await sources.memberships.read(ns, digest, { fresh: true });
       if (!hold || storedInstant(hold.createdAt).getTime() > now - DANGLING_HOLD_MS) continue;
       await sources.memberships.remove(ns, digest);
       // A commit of the same bytes may have landed, with its hold, between the look and the
       // removal: then the hold is put back (as read; a label written in that moment is lost).
       // One whose bytes are still on their way at this moment loses its hold: a window of a
-      // round trip, open only where a day-old dangling hold of the same digest waits.
-      if (await sources.blobs.statBlob(digest, { fresh: true })) {
+      // round trip, open only where a day-old dangling hold of the same digest waits. A look
+      // that fails puts it back too: the bytes may be there.
+      const stored = await sources.blobs.statBlob(digest, { fresh: true }).catch(async (err: unknown) => {
+        await sources.memberships.write(ns, digest, hold);
+        throw err;
+      });
+      if (stored) {
         await sources.memberships.write(ns, digest, hold);
         continue;
       }

@@ -128,12 +128,13 @@ export class CollectorLock {
       if (stale()) this.leaveToLapse = true;
       throw err;
     }
-    if (this.released) throw new LockLost("the collector let go of the bucket's lock");
     if (stale()) {
-      // the write did land late, maybe over that other collector's lock: left to lapse
+      // the write did land late, maybe over that other collector's lock: left to lapse (also
+      // when the run let go meanwhile: its release waits for this and then leaves it)
       this.leaveToLapse = true;
       throw this.lose('unrenewed too close to its lapse');
     }
+    if (this.released) throw new LockLost("the collector let go of the bucket's lock");
   }
 
   private unrenewedSince(at: { mono: number; wall: number }): number {

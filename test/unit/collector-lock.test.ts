@@ -342,6 +342,55 @@ describe('the collector lock', () => {
     expect(sent.remove).toBe(0);
   });
 
+  it('leaves its lock to lapse when a renewal\'s write lands past the margin while the run lets go of it', async () => {
+    const held = new Map<string, unknown>();
+    const { docs, delay, sent } = slowDocs(held);
+    const lock = await takenLock(docs, 1_000);
+    await vi.advanceTimersByTimeAsync(61_000);
+    delay.write = 8 * 60_000;
+    const outcome = expect(lock.keep()).rejects.toThrow(/unrenewed too close to its lapse/);
+    await vi.advanceTimersByTimeAsync(60_000);
+    // the run ends (a step failed) while that write is on its way
+    const released = lock.release();
+    await vi.advanceTimersByTimeAsync(delay.write);
+    await outcome;
+    await released;
+    expect(sent.remove).toBe(0);
+  });
+
+  it('tells nothing of a background renewal that ends after the run let go of the lock', async () => {
+    const held = new Map<string, unknown>();
+    const told: unknown[] = [];
+    const { docs, delay } = slowDocs(held);
+    vi.useFakeTimers();
+    const lock = new CollectorLock(docs, 1_000, (err) => told.push(err));
+    const taken = lock.acquire();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(await taken).toEqual({ held: true });
+    lock.renewWhileHeld();
+    delay.read = 5_000;
+    // the renewal due at 60 s is reading the lock as the run ends
+    await vi.advanceTimersByTimeAsync(61_000);
+    const released = lock.release();
+    await vi.advanceTimersByTimeAsync(10_000);
+    await released;
+    expect(told).toEqual([]);
+    expect(held.has('v1/gc-lock')).toBe(false);
+  });
+
+  it('fails a keep under way when the run lets go of the lock meanwhile, rather than return as if renewed', async () => {
+    const { docs, delay } = slowDocs(new Map());
+    const lock = await takenLock(docs, 1_000);
+    await vi.advanceTimersByTimeAsync(61_000);
+    delay.read = 5_000;
+    const outcome = expect(lock.keep()).rejects.toThrow(/let go of the bucket's lock/);
+    await vi.advanceTimersByTimeAsync(1_000);
+    const released = lock.release();
+    await vi.advanceTimersByTimeAsync(10_000);
+    await outcome;
+    await released;
+  });
+
   it('refuses to keep a lock it is letting go of', async () => {
     const { docs, delay } = slowDocs(new Map());
     const lock = await takenLock(docs, 1_000);

@@ -42,4 +42,52 @@ describe('dropping day-old holds of blobs that are not stored', () => {
     await expect(run.finally(() => events.push('failed'))).rejects.toThrow('503');
     expect(events).toEqual(['removed sha256:a', 'put back sha256:a', 'failed']);
   });
+
+  it('puts a hold back when the look after its removal fails: the bytes may be there', async () => {
+    const events: string[] = [];
+    let looks = 0;
+    const sources = {
+      memberships: {
+        namespaces: async function* () {
+          yield 'ns';
+        },
+        read: async () => ({ size: 1, createdAt: dayOld, updatedAt: dayOld, labels: {} }),
+        remove: async (_ns: string, digest: string) => void events.push(`removed ${digest}`),
+        write: async (_ns: string, digest: string) => void events.push(`put back ${digest}`),
+      },
+      blobs: {
+        statBlob: async () => {
+          if (++looks === 2) throw new Error('HEAD: 503 Service Unavailable');
+          return undefined;
+        },
+      },
+    } as unknown as RootSources;
+    const lock = { keep: async () => undefined } as unknown as CollectorLock;
+    await expect(dropDanglingHolds(sources, new Set(['sha256:a']), new Set(), Date.now(), lock, pino({ level: 'silent' }))).rejects.toThrow('503');
+    expect(events).toEqual(['removed sha256:a', 'put back sha256:a']);
+  });
+
+  it('asks for the lock before each namespace\'s removal: a lock lost stops it before the next', async () => {
+    const removed: string[] = [];
+    let keeps = 0;
+    const sources = {
+      memberships: {
+        namespaces: async function* () {
+          yield 'one';
+          yield 'two';
+        },
+        read: async () => ({ size: 1, createdAt: dayOld, updatedAt: dayOld, labels: {} }),
+        remove: async (ns: string) => void removed.push(ns),
+        write: async () => undefined,
+      },
+      blobs: { statBlob: async () => undefined },
+    } as unknown as RootSources;
+    const lock = {
+      keep: async () => {
+        if (++keeps > 1) throw new Error("the collector lost the bucket's lock");
+      },
+    } as unknown as CollectorLock;
+    await expect(dropDanglingHolds(sources, new Set(['sha256:a']), new Set(), Date.now(), lock, pino({ level: 'silent' }))).rejects.toThrow('lost');
+    expect(removed).toEqual(['one']);
+  });
 });
