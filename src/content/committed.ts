@@ -58,6 +58,14 @@ export class CommittedContent {
     noUpdateTTL: true,
   });
 
+  /**
+   * Questions to the bucket under way, by the Delete count, namespace and digest they were asked
+   * at: a client asking for a deleted blob many times at once (Info after Info, a Read per 32 KiB)
+   * costs one namespace listing and one read per namespace, not that many times over. An entry
+   * lives only while its question is under way, so their number is bounded by the calls in flight.
+   */
+  private readonly neededOutsideAsking = new Map<string, Promise<boolean>>();
+
   constructor(
     private readonly blobs: BlobStore,
     private readonly memberships: Memberships,
@@ -110,6 +118,17 @@ export class CommittedContent {
 
   private async neededOutside(ns: string, digest: string): Promise<boolean> {
     if (this.neededOutsideKnown.get(digest)?.has(ns)) return true;
+    // asked after a Delete here: a question from before it may count the hold it dropped
+    const key = `${this.deletes}\0${ns}\0${digest}`;
+    let asking = this.neededOutsideAsking.get(key);
+    if (!asking) {
+      asking = this.askNeededOutside(ns, digest).finally(() => this.neededOutsideAsking.delete(key));
+      this.neededOutsideAsking.set(key, asking);
+    }
+    return asking;
+  }
+
+  private async askNeededOutside(ns: string, digest: string): Promise<boolean> {
     // a Delete here while the bucket was asked may have dropped the hold that answered yes
     const deletesBefore = this.deletes;
     const needed = await this.references.neededOutside(ns, digest);
