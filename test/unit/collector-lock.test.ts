@@ -90,13 +90,22 @@ function slowDocs(held: Map<string, unknown>) {
 const untilOf = (held: Map<string, unknown>) => (held.get('v1/gc-lock') as { until: string }).until;
 
 /** A lock on `docs` with the settle given, taken (on fake timers). */
-async function takenLock(docs: Documents, settleMs: number): Promise<CollectorLock> {
+async function takenLock(docs: Documents, settleMs: number, onRenewalFailed?: (err: unknown) => void): Promise<CollectorLock> {
   vi.useFakeTimers();
-  const lock = new CollectorLock(docs, settleMs);
+  const lock = new CollectorLock(docs, settleMs, onRenewalFailed);
   const taken = lock.acquire();
   await vi.advanceTimersByTimeAsync(settleMs);
   expect(await taken).toEqual({ held: true });
   return lock;
+}
+
+/** A lock taken on slowDocs, `afterMs` later (by default past the minute after which a keep renews it). */
+async function slowLock(afterMs = 61_000, onRenewalFailed?: (err: unknown) => void) {
+  const held = new Map<string, unknown>();
+  const slow = slowDocs(held);
+  const lock = await takenLock(slow.docs, 1_000, onRenewalFailed);
+  await vi.advanceTimersByTimeAsync(afterMs);
+  return { held, lock, ...slow };
 }
 
 describe('the collector lock', () => {
@@ -287,10 +296,7 @@ describe('the collector lock', () => {
   });
 
   it('is lost when a renewal\'s write answers only near the lapse, stays lost, and its lock is left to lapse at release', async () => {
-    const held = new Map<string, unknown>();
-    const { docs, delay, sent } = slowDocs(held);
-    const lock = await takenLock(docs, 1_000);
-    await vi.advanceTimersByTimeAsync(61_000);
+    const { held, lock, delay, sent } = await slowLock();
     // the renewal's PUT hangs until 8 minutes after the lock was last written
     delay.write = 7 * 60_000;
     const outcome = expect(lock.keep()).rejects.toThrow(/unrenewed too close to its lapse/);
@@ -305,10 +311,7 @@ describe('the collector lock', () => {
   });
 
   it('dates a renewal from when its write was sent: one that took 5 minutes to land is due again, and lost, 8 minutes after it was sent', async () => {
-    const held = new Map<string, unknown>();
-    const { docs, delay } = slowDocs(held);
-    const lock = await takenLock(docs, 1_000);
-    await vi.advanceTimersByTimeAsync(61_000);
+    const { lock, delay } = await slowLock();
     delay.write = 5 * 60_000;
     const kept = lock.keep();
     await vi.advanceTimersByTimeAsync(delay.write);
@@ -328,10 +331,7 @@ describe('the collector lock', () => {
   });
 
   it('leaves its lock to lapse when a renewal\'s PUT failed past the margin: its answer lost, it may have landed over another\'s', async () => {
-    const held = new Map<string, unknown>();
-    const { docs, delay, sent, answerLost } = slowDocs(held);
-    const lock = await takenLock(docs, 1_000);
-    await vi.advanceTimersByTimeAsync(61_000);
+    const { lock, delay, sent, answerLost } = await slowLock();
     delay.write = 8 * 60_000;
     answerLost.write = true;
     const outcome = expect(lock.keep()).rejects.toThrow(/socket hang up/);
@@ -343,10 +343,7 @@ describe('the collector lock', () => {
   });
 
   it('leaves its lock to lapse when a renewal\'s write lands past the margin while the run lets go of it', async () => {
-    const held = new Map<string, unknown>();
-    const { docs, delay, sent } = slowDocs(held);
-    const lock = await takenLock(docs, 1_000);
-    await vi.advanceTimersByTimeAsync(61_000);
+    const { lock, delay, sent } = await slowLock();
     delay.write = 8 * 60_000;
     const outcome = expect(lock.keep()).rejects.toThrow(/unrenewed too close to its lapse/);
     await vi.advanceTimersByTimeAsync(60_000);
@@ -359,14 +356,8 @@ describe('the collector lock', () => {
   });
 
   it('tells nothing of a background renewal that ends after the run let go of the lock', async () => {
-    const held = new Map<string, unknown>();
     const told: unknown[] = [];
-    const { docs, delay } = slowDocs(held);
-    vi.useFakeTimers();
-    const lock = new CollectorLock(docs, 1_000, (err) => told.push(err));
-    const taken = lock.acquire();
-    await vi.advanceTimersByTimeAsync(1_000);
-    expect(await taken).toEqual({ held: true });
+    const { held, lock, delay } = await slowLock(0, (err) => told.push(err));
     lock.renewWhileHeld();
     delay.read = 5_000;
     // the renewal due at 60 s is reading the lock as the run ends
@@ -379,9 +370,7 @@ describe('the collector lock', () => {
   });
 
   it('fails a keep under way when the run lets go of the lock meanwhile, rather than return as if renewed', async () => {
-    const { docs, delay } = slowDocs(new Map());
-    const lock = await takenLock(docs, 1_000);
-    await vi.advanceTimersByTimeAsync(61_000);
+    const { lock, delay } = await slowLock();
     delay.read = 5_000;
     const outcome = expect(lock.keep()).rejects.toThrow(/let go of the bucket's lock/);
     await vi.advanceTimersByTimeAsync(1_000);
@@ -392,9 +381,7 @@ describe('the collector lock', () => {
   });
 
   it('refuses to keep a lock it is letting go of', async () => {
-    const { docs, delay } = slowDocs(new Map());
-    const lock = await takenLock(docs, 1_000);
-    await vi.advanceTimersByTimeAsync(61_000);
+    const { lock, delay } = await slowLock();
     delay.read = 100;
     const released = lock.release();
     const outcome = expect(lock.keep()).rejects.toThrow(/let go of the bucket's lock/);
@@ -404,14 +391,8 @@ describe('the collector lock', () => {
   });
 
   it('stops renewing in the background once the lock is lost: the loss is told once', async () => {
-    const held = new Map<string, unknown>();
     const told: unknown[] = [];
-    const { docs } = slowDocs(held);
-    vi.useFakeTimers();
-    const lock = new CollectorLock(docs, 1_000, (err) => told.push(err));
-    const taken = lock.acquire();
-    await vi.advanceTimersByTimeAsync(1_000);
-    expect(await taken).toEqual({ held: true });
+    const { held, lock } = await slowLock(0, (err) => told.push(err));
     lock.renewWhileHeld();
     held.set('v1/gc-lock', { owner: 'another collector', until: new Date(Date.now() + 600_000).toISOString() });
     await vi.advanceTimersByTimeAsync(10 * 60_000);
@@ -420,10 +401,7 @@ describe('the collector lock', () => {
   });
 
   it('shares one renewal among the keeps that ask at once', async () => {
-    const held = new Map<string, unknown>();
-    const { docs, sent } = slowDocs(held);
-    const lock = await takenLock(docs, 1_000);
-    await vi.advanceTimersByTimeAsync(61_000);
+    const { lock, sent } = await slowLock();
     const reads = sent.read;
     const writes = sent.write;
     await Promise.all(Array.from({ length: 16 }, () => lock.keep()));
