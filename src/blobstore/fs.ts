@@ -224,10 +224,11 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async listRecords(prefix: string, startAfter: string, limit: number): Promise<RecordPage> {
+  async listRecords(prefix: string, startAfter: string, limit: number, options: { outside?: readonly string[] } = {}): Promise<RecordPage> {
+    const outside = options.outside ?? [];
     const names = (await this.local('listing of records', () => readdir(this.recordsDir)))
       .map((file) => decodeURIComponent(file))
-      .filter((name) => name.startsWith(prefix) && name > startAfter)
+      .filter((name) => name.startsWith(prefix) && name > startAfter && !outside.some((p) => name.startsWith(p)))
       .sort();
     const page = names.slice(0, limit);
     const entries: RecordEntry[] = [];
@@ -236,6 +237,11 @@ export class FsBlobStore implements BlobStore {
       if (st) entries.push({ name, size: st.size, lastModified: st.mtime });
     }
     return { entries, next: names.length > limit ? page.at(-1) : undefined };
+  }
+
+  /** Records have a directory of their own here: one listing reads only them. */
+  recordShards(): readonly string[] {
+    return [];
   }
 
   getDoc(key: string): Promise<StoredDoc | undefined> {

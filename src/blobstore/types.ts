@@ -150,9 +150,16 @@ export interface BlobStore {
   deleteRecord(name: string): Promise<boolean>;
   /**
    * Records whose name starts with `prefix`, after `startAfter`, at most `limit`, in name order;
-   * never a blob or a document of the daemon's, whatever the prefixes share.
+   * never a blob or a document of the daemon's, whatever the prefixes share, nor a record whose
+   * name starts with one of `outside` (a listing of their own covers those: recordShards).
    */
-  listRecords(prefix: string, startAfter: string, limit: number): Promise<RecordPage>;
+  listRecords(prefix: string, startAfter: string, limit: number, options?: { outside?: readonly string[] }): Promise<RecordPage>;
+  /**
+   * Name prefixes that split a listing of all records into listings that can go side by side:
+   * where blobs share the records' key space, one each for blobs' first hex digits, which a
+   * single listing would walk key by key. Empty where one listing reads only records.
+   */
+  recordShards(): readonly string[];
 
   getDoc(key: string): Promise<StoredDoc | undefined>;
   putDoc(key: string, body: Buffer): Promise<void>;

@@ -200,7 +200,8 @@ export async function recentReferences(sources: RootSources, scanned: Pick<Roots
 }
 
 /**
- * Reads the cache records listed that `wants`, a few at a time; one whose layers `kept` has at
+ * Reads the cache records listed that `wants`, a few at a time from each of the listings that go
+ * side by side (BlobStore.recordShards); one whose layers `kept` has at
  * the version listed is not read again. One too large to decode is read as it streams for every
  * digest it names (`scanned`), each time. `signal` stops it before its next request.
  */
@@ -213,33 +214,40 @@ async function forEachRecord(
   const blobs = sources.blobs;
   const kept = sources.keptRecords;
   const inMemory = sources.recordBytes ?? processRecordBytes;
-  let startAfter = '';
-  for (;;) {
+  const read = async (entry: RecordEntry) => {
+    const known = kept?.get(entry.name, entry.version);
+    if (known) return visit(entry.name, entry.version, known, false);
     stopIfStopped(signal);
-    const page = await blobs.listRecords('', startAfter, RECORD_PAGE);
-    const wanted = page.entries.filter(wants);
-    await pMap(
-      wanted,
-      async (entry) => {
-        const known = kept?.get(entry.name, entry.version);
-        if (known) return visit(entry.name, entry.version, known, false);
+    // one listed larger than the room would be refused whole: no room is taken for it
+    const whole = entry.size > inMemory.limit ? 'too large' : await readWhole(blobs, inMemory, entry);
+    if (whole === 'too large') {
+      const chunks = await blobs.streamRecord(entry.name);
+      if (chunks) visit(entry.name, entry.version, [...(await digestsIn(chunks, entry.name))], true);
+    } else if (whole) {
+      kept?.keep(entry.name, whole.version, whole.layers, whole.layers.reduce((n, d) => n + 2 * d.length + 16, 0));
+      visit(entry.name, entry.version, whole.layers, false);
+    }
+  };
+  // Where blobs share the records' key space, one listing would walk every blob key in turn, a
+  // request per thousand: with equal prefixes and 150,000 blobs, longer than the last check's
+  // window, so that nothing was ever deleted. Its shards go side by side.
+  const shards = blobs.recordShards();
+  const listings = [{ prefix: '', outside: shards }, ...shards.map((prefix) => ({ prefix, outside: [] }))];
+  await pMap(
+    listings,
+    async ({ prefix, outside }) => {
+      let startAfter = '';
+      for (;;) {
         stopIfStopped(signal);
-        // one listed larger than the room would be refused whole: no room is taken for it
-        const read = entry.size > inMemory.limit ? 'too large' : await readWhole(blobs, inMemory, entry);
-        if (read === 'too large') {
-          const chunks = await blobs.streamRecord(entry.name);
-          if (chunks) visit(entry.name, entry.version, [...(await digestsIn(chunks, entry.name))], true);
-        } else if (read) {
-          kept?.keep(entry.name, read.version, read.layers, read.layers.reduce((n, d) => n + 2 * d.length + 16, 0));
-          visit(entry.name, entry.version, read.layers, false);
-        }
-      },
-      { concurrency: CONCURRENCY },
-    );
-    // a page may be short, even empty, where records share their prefix with blobs
-    if (page.next === undefined) return;
-    startAfter = page.next;
-  }
+        const page = await blobs.listRecords(prefix, startAfter, RECORD_PAGE, { outside });
+        await pMap(page.entries.filter(wants), read, { concurrency: CONCURRENCY });
+        // a page may be short, even empty, where records share their prefix with blobs
+        if (page.next === undefined) return;
+        startAfter = page.next;
+      }
+    },
+    { concurrency: listings.length },
+  );
 }
 
 /**

@@ -96,6 +96,27 @@ describe('KeyLayout under empty prefixes', () => {
   });
 });
 
+describe('KeyLayout: where a listing of all records splits', () => {
+  const hex = [...'0123456789abcdef'];
+
+  it('has no shards where records have a key space of their own, blobs inside them or not', () => {
+    expect(layout('blobs/', 'manifests/').recordShards()).toEqual([]);
+    expect(layout('cache/', 'cache/manifests/').recordShards()).toEqual([]);
+  });
+
+  it('splits at each first hex digit of blobs\' digests where blobs lie among the records', () => {
+    expect(layout('cache/app/', 'cache/app/').recordShards()).toEqual(hex.map((h) => `sha256:${h}`));
+    expect(layout('cache/blobs/', 'cache/').recordShards()).toEqual(hex.map((h) => `blobs/sha256:${h}`));
+    expect(layout('blobs/', '').recordShards()).toEqual(hex.map((h) => `blobs/sha256:${h}`));
+  });
+
+  it('names the daemon\'s documents among the records only where the manifests prefix holds the metadata prefix', () => {
+    expect(layout('blobs/', '').documentsAmongRecords()).toBe('s3cs/');
+    expect(layout('cache/', 'cache/', 'cache/s3cs/').documentsAmongRecords()).toBe('s3cs/');
+    expect(layout('blobs/', 'manifests/').documentsAmongRecords()).toBeUndefined();
+  });
+});
+
 describe('couldBeginDigest', () => {
   it('holds for every beginning of a digest, and nothing else', () => {
     for (const text of ['', 's', 'sha', 'sha256:', 'sha512:ab', digest]) expect(couldBeginDigest(text)).toBe(true);

@@ -3,25 +3,36 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../../src/blobstore/s3/store.js';
 import { digestOf } from '../../src/digest.js';
 import { collectorSourcesFor } from '../../src/gc/sources.js';
-import { scanRoots } from '../../src/gc/roots.js';
+import { recentReferences, scanRoots } from '../../src/gc/roots.js';
 import { LeaseStore } from '../../src/leases/store.js';
 import { cacheConfig } from '../support/buildkit.js';
+
+/** S3's order of keys: by their UTF-8 bytes (JavaScript's own compares UTF-16 units). */
+const byBytes = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
 /**
  * A bucket in memory that answers the store's LIST and GET requests as S3 does (keys in order,
  * StartAfter, MaxKeys up to 1,000). Tens of thousands of keys, which these pages must step over,
- * would take minutes to write to a real server on this machine.
+ * would take minutes to write to a real server on this machine. It counts LIST requests by
+ * prefix, and how many were under way at once (each answers on a later turn of the event loop).
  */
-function memoryBucket(objects: Map<string, Buffer>): { client: S3Client; lists: () => number } {
-  const sorted = [...objects.keys()].sort();
+function memoryBucket(objects: Map<string, Buffer>): { client: S3Client; lists: () => number; listsOf: (prefix: string) => number; peakLists: () => number } {
+  const sorted = [...objects.keys()].sort(byBytes);
   let lists = 0;
+  const byPrefix = new Map<string, number>();
+  let underWay = 0;
+  let peak = 0;
   const client = new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
   client.send = (async (command: unknown) => {
     if (command instanceof ListObjectsV2Command) {
       lists++;
       const { Prefix = '', StartAfter = '', ContinuationToken, MaxKeys = 1000 } = command.input;
+      byPrefix.set(Prefix, (byPrefix.get(Prefix) ?? 0) + 1);
+      peak = Math.max(peak, ++underWay);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      underWay--;
       const after = ContinuationToken ?? StartAfter;
-      const matching = sorted.filter((key) => key.startsWith(Prefix) && key > after);
+      const matching = sorted.filter((key) => key.startsWith(Prefix) && byBytes(key, after) > 0);
       const page = matching.slice(0, Math.min(MaxKeys, 1000));
       const truncated = matching.length > page.length;
       return {
@@ -37,8 +48,14 @@ function memoryBucket(objects: Map<string, Buffer>): { client: S3Client; lists: 
     }
     throw new Error(`the memory bucket does not answer ${(command as object).constructor.name}`);
   }) as S3Client['send'];
-  return { client, lists: () => lists };
+  return { client, lists: () => lists, listsOf: (prefix) => byPrefix.get(prefix) ?? 0, peakLists: () => peak };
 }
+
+const storeOn = (bucket: { client: S3Client }, blobsPrefix: string, manifestsPrefix: string) =>
+  new S3BlobStore(
+    { bucket: 'b', region: 'us-east-1', prefix: '', blobsPrefix, manifestsPrefix, metadataPrefix: 's3cs/', partSize: 5 * 1024 ** 2, uploadParallelism: 1 },
+    bucket.client,
+  );
 
 describe('record pages under blobs and manifests prefixes that are equal', () => {
   const layer = Buffer.from('a layer');
@@ -52,10 +69,7 @@ describe('record pages under blobs and manifests prefixes that are equal', () =>
   let store: S3BlobStore;
 
   beforeAll(() => {
-    store = new S3BlobStore(
-      { bucket: 'b', region: 'us-east-1', prefix: '', blobsPrefix: 'cache/', manifestsPrefix: 'cache/', metadataPrefix: 's3cs/', partSize: 5 * 1024 ** 2, uploadParallelism: 1 },
-      bucket.client,
-    );
+    store = storeOn(bucket, 'cache/', 'cache/');
   });
   afterAll(async () => store.close());
 
@@ -81,5 +95,66 @@ describe('record pages under blobs and manifests prefixes that are equal', () =>
     const roots = await scanRoots(collectorSourcesFor(store, new LeaseStore(store)));
     expect([...roots.recordLayers.keys()].sort()).toEqual(['a-first', 'zz-last']);
     expect(roots.digests.has(digestOf(layer))).toBe(true);
+  });
+});
+
+describe('the collector\'s listings of records among 25,000 blobs under equal prefixes', () => {
+  const objects = new Map<string, Buffer>();
+  for (let i = 0; i < 25_000; i++) objects.set(`cache/${digestOf(`blob ${i}`)}`, Buffer.from('x'));
+  // records before the blobs, among them (names that begin like a digest) and after them
+  const names = ['a-first', 'sha256:0-not-a-digest', 'sha256:f\u{1F600}', 'zz-last'];
+  const layers = new Map(names.map((name) => [name, Buffer.from(`the layer of ${name}`)]));
+  for (const [name, layer] of layers) {
+    objects.set(`cache/${digestOf(layer)}`, layer);
+    objects.set(`cache/${name}`, cacheConfig([layer]));
+  }
+  const bucket = memoryBucket(objects);
+  let store: S3BlobStore;
+
+  beforeAll(() => {
+    store = storeOn(bucket, 'cache/', 'cache/');
+  });
+  afterAll(async () => store.close());
+
+  it('reads every record once, wherever it sorts among the blobs', async () => {
+    const roots = await scanRoots(collectorSourcesFor(store, new LeaseStore(store)));
+    expect([...roots.recordLayers.keys()].sort()).toEqual([...names].sort());
+    expect(roots.counts.records).toBe(names.length);
+  });
+
+  it('in the last check, lists them in shards side by side, none walking more than its share of the blobs', async () => {
+    const before = (prefix: string) => bucket.listsOf(prefix);
+    const counts = ['cache/', ...[...'0123456789abcdef'].map((h) => `cache/sha256:${h}`)].map((prefix) => [prefix, before(prefix)] as const);
+    const found = await recentReferences(collectorSourcesFor(store, new LeaseStore(store)), { startedAt: Date.now(), recordVersions: new Map() });
+    for (const layer of layers.values()) expect(found.has(digestOf(layer))).toBe(true);
+    // one listing of all would take 26 requests one after another; a shard holds about 1,600 blobs
+    for (const [prefix, was] of counts) expect(bucket.listsOf(prefix) - was, prefix).toBeLessThanOrEqual(3);
+    expect(bucket.peakLists()).toBeGreaterThanOrEqual(17);
+  });
+});
+
+describe('record listings where the daemon\'s documents lie among the records (an empty manifests prefix)', () => {
+  const objects = new Map<string, Buffer>();
+  for (let i = 0; i < 25_000; i++) objects.set(`s3cs/v1/ns/default/content/${digestOf(`blob ${i}`)}`, Buffer.from('{}'));
+  for (const name of ['buildkit', 's3cs-old', 'zz']) objects.set(name, cacheConfig([]));
+  const bucket = memoryBucket(objects);
+  let store: S3BlobStore;
+
+  beforeAll(() => {
+    store = storeOn(bucket, 'blobs/', '');
+  });
+  afterAll(async () => store.close());
+
+  it('steps over the documents in one request rather than walking them', async () => {
+    const before = bucket.lists();
+    const page = await store.listRecords('', '', 100);
+    expect(page.entries.map((e) => e.name)).toEqual(['buildkit', 's3cs-old', 'zz']);
+    expect(page.next).toBeUndefined();
+    expect(bucket.lists() - before).toBeLessThanOrEqual(2);
+  });
+
+  it('ends a listing whose prefix lies among the documents without a page token outside that prefix', async () => {
+    const page = await store.listRecords('s3cs/v1/', '', 100);
+    expect(page).toEqual({ entries: [] });
   });
 });

@@ -69,6 +69,21 @@ export class KeyLayout {
     return this.recordBase;
   }
 
+  /**
+   * Record names at which blobs' keys lie among the records (equal, nested or empty prefixes):
+   * `<…>sha256:0` to `<…>sha256:f`, one a first hex digit. Each is listed on its own, side by
+   * side with the rest, so that no one listing walks every blob in the bucket. Empty where
+   * records have a key space of their own.
+   */
+  recordShards(): string[] {
+    return [...'0123456789abcdef'].map((h) => `${this.blobBase}sha256:${h}`).filter((key) => key.startsWith(this.recordBase)).map((key) => key.slice(this.recordBase.length));
+  }
+
+  /** Record names where the daemon's documents lie among the records (no record is there): a listing jumps past them. */
+  documentsAmongRecords(): string | undefined {
+    return this.docBase.startsWith(this.recordBase) ? this.docBase.slice(this.recordBase.length) : undefined;
+  }
+
   /** The name of the record a key holds; undefined for a blob's key, a document's, or one outside. */
   recordNameOf(key: string): string | undefined {
     if (!key.startsWith(this.recordBase) || this.isDocKey(key) || this.digestOfKey(key) !== undefined) return undefined;

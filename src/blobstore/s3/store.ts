@@ -4,7 +4,6 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
-  ListObjectsV2Command,
   paginateListObjectsV2,
   type S3Client,
 } from '@aws-sdk/client-s3';
@@ -23,7 +22,6 @@ import type {
   DocEntry,
   PendingUpload,
   ReadSource,
-  RecordEntry,
   RecordPage,
   ReopenedCheckpoint,
   StoredDoc,
@@ -37,6 +35,7 @@ import { READ_SOCKETS, S3Bucket, createS3Client, uploadsUnsigned } from './clien
 import { copyObject } from './copy.js';
 import { getSmallObject, objectVersion, streamRecordObject } from './whole-objects.js';
 import { KeyLayout } from './keys.js';
+import { listRecordPage } from './record-listing.js';
 import { OpenRead, ReadAheadBudget } from './open-read.js';
 import type { S3StoreOptions } from './options.js';
 import { ParkedReads } from './parked-reads.js';
@@ -49,8 +48,6 @@ import type { UploadContext } from './upload-context.js';
 import { countLookup } from '../../metrics/registry.js';
 import { countBound } from '../../lru.js';
 
-/** Keys one LIST request answers with, at most (S3's own limit). */
-const LIST_PAGE = 1000;
 /** The spill directory's bound, in multiples of --max-buffer. */
 const SPILL_BUFFERS = 8;
 /**
@@ -64,8 +61,6 @@ const SPILL_BUFFERS = 8;
  */
 const IDLE_UPLOAD_MS = 5_000;
 const READ_SLOTS: ReadSlotLimits = { max: READ_SOCKETS - 16, waitMs: 30_000, idleMs: 2_000, turnMs: 10_000 };
-/** LIST requests one page of records may take to read past keys that are not records. */
-const MAX_RECORD_LIST_PAGES = 10;
 
 export class S3BlobStore implements BlobStore {
   readonly location: string;
@@ -285,33 +280,12 @@ export class S3BlobStore implements BlobStore {
     return true;
   }
 
-  async listRecords(prefix: string, startAfter: string, limit: number): Promise<RecordPage> {
-    const base = this.keys.recordListPrefix();
-    const entries: RecordEntry[] = [];
-    let after = startAfter;
-    // Under shared prefixes blobs and documents lie among the records: reading past them is
-    // bounded per call, and a page may then come back short, with where to go on.
-    for (let pages = 0; pages < MAX_RECORD_LIST_PAGES; pages++) {
-      const out = await this.s3.send(
-        new ListObjectsV2Command({
-          Bucket: this.s3.name,
-          Prefix: base + prefix,
-          ...(after ? { StartAfter: base + after } : {}),
-          MaxKeys: LIST_PAGE,
-        }),
-        `LIST ${base + prefix}`,
-      );
-      const contents = (out.Contents ?? []).filter((o) => o.Key !== undefined);
-      for (const [i, o] of contents.entries()) {
-        after = o.Key!.slice(base.length);
-        const name = this.keys.recordNameOf(o.Key!);
-        if (name === undefined) continue;
-        entries.push({ name, size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0), version: objectVersion(o.ETag, o.Size) });
-        if (entries.length === limit) return { entries, next: i < contents.length - 1 || out.IsTruncated ? name : undefined };
-      }
-      if (!out.IsTruncated || contents.length === 0) return { entries };
-    }
-    return { entries, next: after };
+  listRecords(prefix: string, startAfter: string, limit: number, options: { outside?: readonly string[] } = {}): Promise<RecordPage> {
+    return listRecordPage(this.s3, this.keys, { prefix, startAfter, limit, outside: options.outside });
+  }
+
+  recordShards(): string[] {
+    return this.keys.recordShards();
   }
 
   async getDoc(key: string): Promise<StoredDoc | undefined> {

@@ -65,8 +65,12 @@ export abstract class PassingThrough {
     this.inner.checkRecordName(name);
   }
 
-  listRecords(prefix: string, startAfter: string, limit: number): Promise<RecordPage> {
-    return this.inner.listRecords(prefix, startAfter, limit);
+  listRecords(prefix: string, startAfter: string, limit: number, options?: { outside?: readonly string[] }): Promise<RecordPage> {
+    return this.inner.listRecords(prefix, startAfter, limit, options);
+  }
+
+  recordShards(): readonly string[] {
+    return this.inner.recordShards();
   }
 
   getDoc(key: string): Promise<StoredDoc | undefined> {
