@@ -205,8 +205,8 @@ describe('Delete by reference, and the collector', () => {
     await putObject(d.bucket!, 'manifests/grown', Buffer.from(`{"layers":[{"blob":"${escaped}"}],"padding":"${' '.repeat(2 * 1024 * 1024)}"}`));
     // listed at a byte, as before it grew
     const listedSmall = overriding(store, {
-      listRecords: async (prefix: string, startAfter: string, limit: number) => {
-        const page = await store.listRecords(prefix, startAfter, limit);
+      listRecords: async (prefix: string, startAfter: string, limit: number, options?: { outside?: readonly string[] }) => {
+        const page = await store.listRecords(prefix, startAfter, limit, options);
         return { ...page, entries: page.entries.map((e) => (e.name === 'grown' ? { ...e, size: 1 } : e)) };
       },
     });
@@ -334,8 +334,8 @@ describe('Delete by reference, and the collector', () => {
     // lists it with the time its upload began, an hour before
     let completed = false;
     const multipart = overriding(store, {
-      async listRecords(prefix: string, startAfter: string, limit: number) {
-        const page = await store.listRecords(prefix, startAfter, limit);
+      async listRecords(prefix: string, startAfter: string, limit: number, options?: { outside?: readonly string[] }) {
+        const page = await store.listRecords(prefix, startAfter, limit, options);
         const entries = page.entries
           .filter((e) => completed || e.name !== 'in-parts')
           .map((e) => (e.name === 'in-parts' ? { ...e, lastModified: new Date(Date.now() - 3_600_000) } : e));

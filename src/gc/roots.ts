@@ -233,21 +233,28 @@ async function forEachRecord(
   // window, so that nothing was ever deleted. Its shards go side by side.
   const shards = blobs.recordShards();
   const listings = [{ prefix: '', outside: shards }, ...shards.map((prefix) => ({ prefix, outside: [] }))];
-  await pMap(
-    listings,
-    async ({ prefix, outside }) => {
-      let startAfter = '';
-      for (;;) {
-        stopIfStopped(signal);
-        const page = await blobs.listRecords(prefix, startAfter, RECORD_PAGE, { outside });
-        await pMap(page.entries.filter(wants), read, { concurrency: CONCURRENCY });
-        // a page may be short, even empty, where records share their prefix with blobs
-        if (page.next === undefined) return;
-        startAfter = page.next;
+  // The first failure stops the other listings before their next page, and is thrown once they
+  // have: one left going page after page would read on beside the next run.
+  let failed: { err: unknown } | undefined;
+  await Promise.all(
+    listings.map(async ({ prefix, outside }) => {
+      try {
+        let startAfter = '';
+        while (!failed) {
+          stopIfStopped(signal);
+          const page = await blobs.listRecords(prefix, startAfter, RECORD_PAGE, { outside });
+          if (failed) return;
+          await pMap(page.entries.filter(wants), read, { concurrency: CONCURRENCY });
+          // a page may be short, even empty, where records share their prefix with blobs
+          if (page.next === undefined) return;
+          startAfter = page.next;
+        }
+      } catch (err) {
+        failed ??= { err };
       }
-    },
-    { concurrency: listings.length },
+    }),
   );
+  if (failed) throw failed.err;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { GetObjectCommand, ListObjectsV2Command, NoSuchKey, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, NoSuchKey, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../../src/blobstore/s3/store.js';
 import { digestOf } from '../../src/digest.js';
@@ -16,7 +16,11 @@ const byBytes = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.
  * would take minutes to write to a real server on this machine. It counts LIST requests by
  * prefix, and how many were under way at once (each answers on a later turn of the event loop).
  */
-function memoryBucket(objects: Map<string, Buffer>): { client: S3Client; lists: () => number; listsOf: (prefix: string) => number; peakLists: () => number } {
+function memoryBucket(
+  objects: Map<string, Buffer>,
+  /** LISTs of this prefix answer 503. */
+  failing?: string,
+): { client: S3Client; lists: () => number; listsOf: (prefix: string) => number; peakLists: () => number } {
   const sorted = [...objects.keys()].sort(byBytes);
   let lists = 0;
   const byPrefix = new Map<string, number>();
@@ -31,6 +35,7 @@ function memoryBucket(objects: Map<string, Buffer>): { client: S3Client; lists: 
       peak = Math.max(peak, ++underWay);
       await new Promise((resolve) => setTimeout(resolve, 1));
       underWay--;
+      if (Prefix === failing) throw new S3ServiceException({ name: 'ServiceUnavailable', $fault: 'server', message: 'unavailable', $metadata: { httpStatusCode: 503 } });
       const after = ContinuationToken ?? StartAfter;
       const matching = sorted.filter((key) => key.startsWith(Prefix) && byBytes(key, after) > 0);
       const page = matching.slice(0, Math.min(MaxKeys, 1000));
@@ -130,6 +135,26 @@ describe('the collector\'s listings of records among 25,000 blobs under equal pr
     // one listing of all would take 26 requests one after another; a shard holds about 1,600 blobs
     for (const [prefix, was] of counts) expect(bucket.listsOf(prefix) - was, prefix).toBeLessThanOrEqual(3);
     expect(bucket.peakLists()).toBeGreaterThanOrEqual(17);
+  });
+});
+
+describe('the collector\'s listings of records among blobs when one shard fails', () => {
+  const objects = new Map<string, Buffer>();
+  for (let i = 0; i < 25_000; i++) objects.set(`cache/${digestOf(`blob ${i}`)}`, Buffer.from('x'));
+  const bucket = memoryBucket(objects, 'cache/sha256:0');
+  let store: S3BlobStore;
+
+  beforeAll(() => {
+    store = storeOn(bucket, 'cache/', 'cache/');
+  });
+  afterAll(async () => store.close());
+
+  it('fails once every listing has stopped, leaving none to read on after it', async () => {
+    await expect(scanRoots(collectorSourcesFor(store, new LeaseStore(store)))).rejects.toThrow();
+    const atFailure = bucket.lists();
+    // each LIST answers within a few milliseconds: a listing left going would have sent dozens
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(bucket.lists()).toBe(atFailure);
   });
 });
 
