@@ -164,7 +164,8 @@ export class CollectorLock {
           // deletes nothing on a stale lock meanwhile: its own keep() lets it on unasked only
           // while the lock was written within the last minute, else renews it or throws (and
           // throws once 8 of its 10 minutes have passed unrenewed, whatever S3 answers).
-          // one that ends after the run let go of the lock is no news to the operator
+          //
+          // A renewal that ends after the run let go of the lock is no news to the operator.
           if (!this.released) this.onRenewalFailed(err);
           if (err instanceof LockLost) {
             clearInterval(this.renewing);
