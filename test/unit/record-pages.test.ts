@@ -56,11 +56,18 @@ function memoryBucket(
   return { client, lists: () => lists, listsOf: (prefix) => byPrefix.get(prefix) ?? 0, peakLists: () => peak };
 }
 
-const storeOn = (bucket: { client: S3Client }, blobsPrefix: string, manifestsPrefix: string) =>
-  new S3BlobStore(
-    { bucket: 'b', region: 'us-east-1', prefix: '', blobsPrefix, manifestsPrefix, metadataPrefix: 's3cs/', partSize: 5 * 1024 ** 2, uploadParallelism: 1 },
-    bucket.client,
-  );
+/** A store on `bucket` for the tests of the enclosing describe, closed after them. */
+function storeIn(bucket: { client: S3Client }, blobsPrefix: string, manifestsPrefix: string): () => S3BlobStore {
+  let store: S3BlobStore | undefined;
+  beforeAll(() => {
+    store = new S3BlobStore(
+      { bucket: 'b', region: 'us-east-1', prefix: '', blobsPrefix, manifestsPrefix, metadataPrefix: 's3cs/', partSize: 5 * 1024 ** 2, uploadParallelism: 1 },
+      bucket.client,
+    );
+  });
+  afterAll(async () => store?.close());
+  return () => store!;
+}
 
 describe('record pages under blobs and manifests prefixes that are equal', () => {
   const layer = Buffer.from('a layer');
@@ -71,12 +78,7 @@ describe('record pages under blobs and manifests prefixes that are equal', () =>
   objects.set('cache/a-first', cacheConfig([layer]));
   objects.set('cache/zz-last', cacheConfig([layer]));
   const bucket = memoryBucket(objects);
-  let store: S3BlobStore;
-
-  beforeAll(() => {
-    store = storeOn(bucket, 'cache/', 'cache/');
-  });
-  afterAll(async () => store.close());
+  const store = storeIn(bucket, 'cache/', 'cache/');
 
   it('reads past at most 10,000 keys a call, so a page may come back empty, and still reaches every record', async () => {
     const names: string[] = [];
@@ -85,7 +87,7 @@ describe('record pages under blobs and manifests prefixes that are equal', () =>
     for (let calls = 0; ; calls++) {
       expect(calls).toBeLessThan(10);
       const before = bucket.lists();
-      const page = await store.listRecords('', after, 100);
+      const page = await store().listRecords('', after, 100);
       expect(bucket.lists() - before).toBeLessThanOrEqual(10);
       names.push(...page.entries.map((e) => e.name));
       if (page.entries.length === 0) empty++;
@@ -97,7 +99,7 @@ describe('record pages under blobs and manifests prefixes that are equal', () =>
   });
 
   it('lets the collector\'s mark phase read every record, past pages that held none', async () => {
-    const roots = await scanRoots(collectorSourcesFor(store, new LeaseStore(store)));
+    const roots = await scanRoots(collectorSourcesFor(store(), new LeaseStore(store())));
     expect([...roots.recordLayers.keys()].sort()).toEqual(['a-first', 'zz-last']);
     expect(roots.digests.has(digestOf(layer))).toBe(true);
   });
@@ -114,15 +116,10 @@ describe('the collector\'s listings of records among 25,000 blobs under equal pr
     objects.set(`cache/${name}`, cacheConfig([layer]));
   }
   const bucket = memoryBucket(objects);
-  let store: S3BlobStore;
-
-  beforeAll(() => {
-    store = storeOn(bucket, 'cache/', 'cache/');
-  });
-  afterAll(async () => store.close());
+  const store = storeIn(bucket, 'cache/', 'cache/');
 
   it('reads every record once, wherever it sorts among the blobs', async () => {
-    const roots = await scanRoots(collectorSourcesFor(store, new LeaseStore(store)));
+    const roots = await scanRoots(collectorSourcesFor(store(), new LeaseStore(store())));
     expect([...roots.recordLayers.keys()].sort()).toEqual([...names].sort());
     expect(roots.counts.records).toBe(names.length);
   });
@@ -130,7 +127,7 @@ describe('the collector\'s listings of records among 25,000 blobs under equal pr
   it('in the last check, lists them in shards side by side, none walking more than its share of the blobs', async () => {
     const before = (prefix: string) => bucket.listsOf(prefix);
     const counts = ['cache/', ...[...'0123456789abcdef'].map((h) => `cache/sha256:${h}`)].map((prefix) => [prefix, before(prefix)] as const);
-    const found = await recentReferences(collectorSourcesFor(store, new LeaseStore(store)), { startedAt: Date.now(), recordVersions: new Map() });
+    const found = await recentReferences(collectorSourcesFor(store(), new LeaseStore(store())), { startedAt: Date.now(), recordVersions: new Map() });
     for (const layer of layers.values()) expect(found.has(digestOf(layer))).toBe(true);
     // one listing of all would take 26 requests one after another; a shard holds about 1,600 blobs
     for (const [prefix, was] of counts) expect(bucket.listsOf(prefix) - was, prefix).toBeLessThanOrEqual(3);
@@ -142,15 +139,10 @@ describe('the collector\'s listings of records among blobs when one shard fails'
   const objects = new Map<string, Buffer>();
   for (let i = 0; i < 25_000; i++) objects.set(`cache/${digestOf(`blob ${i}`)}`, Buffer.from('x'));
   const bucket = memoryBucket(objects, 'cache/sha256:0');
-  let store: S3BlobStore;
-
-  beforeAll(() => {
-    store = storeOn(bucket, 'cache/', 'cache/');
-  });
-  afterAll(async () => store.close());
+  const store = storeIn(bucket, 'cache/', 'cache/');
 
   it('fails once every listing has stopped, leaving none to read on after it', async () => {
-    await expect(scanRoots(collectorSourcesFor(store, new LeaseStore(store)))).rejects.toThrow();
+    await expect(scanRoots(collectorSourcesFor(store(), new LeaseStore(store())))).rejects.toThrow();
     const atFailure = bucket.lists();
     // each LIST answers within a few milliseconds: a listing left going would have sent dozens
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -163,23 +155,18 @@ describe('record listings where the daemon\'s documents lie among the records (a
   for (let i = 0; i < 25_000; i++) objects.set(`s3cs/v1/ns/default/content/${digestOf(`blob ${i}`)}`, Buffer.from('{}'));
   for (const name of ['buildkit', 's3cs-old', 'zz']) objects.set(name, cacheConfig([]));
   const bucket = memoryBucket(objects);
-  let store: S3BlobStore;
-
-  beforeAll(() => {
-    store = storeOn(bucket, 'blobs/', '');
-  });
-  afterAll(async () => store.close());
+  const store = storeIn(bucket, 'blobs/', '');
 
   it('steps over the documents in one request rather than walking them', async () => {
     const before = bucket.lists();
-    const page = await store.listRecords('', '', 100);
+    const page = await store().listRecords('', '', 100);
     expect(page.entries.map((e) => e.name)).toEqual(['buildkit', 's3cs-old', 'zz']);
     expect(page.next).toBeUndefined();
     expect(bucket.lists() - before).toBeLessThanOrEqual(2);
   });
 
   it('ends a listing whose prefix lies among the documents without a page token outside that prefix', async () => {
-    const page = await store.listRecords('s3cs/v1/', '', 100);
+    const page = await store().listRecords('s3cs/v1/', '', 100);
     expect(page).toEqual({ entries: [] });
   });
 });
