@@ -130,29 +130,6 @@ describe('Delete by reference, and the collector', () => {
     expect(await stored(digest)).toBe(false);
   });
 
-  it('deletes every unneeded blob of a collection larger than its first batch, its batches following one another wherever their sizes go', async () => {
-    const layers = Array.from({ length: 130 }, () => randomBlob(200));
-    await Promise.all(layers.map((layer) => putObject(d.bucket!, `blobs/${digestOf(layer)}`, layer)));
-    const starts: number[][] = [];
-    const collector = new Collector(collectorSourcesFor(store, leases), {
-      graceMs: 0,
-      touchRefreshMs: 0,
-      logger: quiet,
-      lockSettleMs: 1_000,
-      onProgress: (stage, done) => {
-        if (stage === 'deleting') starts.at(-1)!.push(done);
-      },
-    });
-    await settle();
-    const gone = async () => (await Promise.all(layers.map((layer) => stored(digestOf(layer))))).every((there) => !there);
-    await collectUntil(() => (starts.push([]), collector.run({ delete: true })), gone);
-    expect(await gone()).toBe(true);
-    // the run that deleted them went through more than one batch, each starting where the last ended
-    const batches = starts.find((s) => s.length > 1)!
-    expect(batches[0]).toBe(0);
-    for (let i = 1; i < batches.length; i++) expect(batches[i]! - batches[i - 1]!).toBeGreaterThanOrEqual(50);
-  });
-
   it('refuses a Delete in the bucket namespace, which lists every blob and holds none', async () => {
     const { digest } = await writeBlob(d.content(), 'in-bucket-ns', randomBlob(100));
     const err = await failure(call(d.content(), 'Delete', { digest }, ns('bucket')));

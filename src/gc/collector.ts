@@ -6,7 +6,6 @@ import { dropDanglingHolds, dropExpiredLeases, dropOrphanedResources, tidy } fro
 import { CollectorLock, LockLost } from './lock.js';
 import { mapAllEnded } from './settled-map.js';
 import { recentReferences, scanRoots, stopIfStopped, type RootSources, type Roots } from './roots.js';
-import { FIRST_BATCH, nextBatchSize } from './batch-size.js';
 import { isStoreError } from '../errors.js';
 import { gcExpiredLeases, gcReclaimedBlobs, gcReclaimedBytes, gcRuns } from '../metrics/registry.js';
 
@@ -65,12 +64,13 @@ export interface CollectionReport {
   roots: { records: number; holds: number; leases: number; ingests: number };
 }
 
+/** Candidates whose last check and deletion go together, so that they fit in the final window. */
+const FINAL_BATCH = 50;
 /**
- * Past this many holds a blob of the batch, reading a batch's holds of a namespace (a request
- * each, 16 at a time) costs the last check less than listing all of them (a request per
- * thousand, one after another): 4,000 for a batch of 50.
+ * Past this many holds, reading a batch's 50 holds of a namespace (a request each, 16 at a time)
+ * costs the last check less than listing all of them (a request per thousand, one after another).
  */
-const HOLDS_BY_KEY_PER_BLOB = 80;
+const HOLDS_BY_KEY_ABOVE = 4000;
 /** Reclaim notes written at once while the blobs are listed. */
 const NOTES_AT_ONCE = 16;
 
@@ -206,16 +206,11 @@ export class Collector {
       if (missing.length > 0) report.brokenRecords.push({ name, missing });
     }
     if (mode.delete) {
-      // Candidates whose last check and deletion go together, so that they fit in the final window.
-      let size = FIRST_BATCH;
-      for (let i = 0; i < candidates.length; ) {
+      for (let i = 0; i < candidates.length; i += FINAL_BATCH) {
         halt();
         await lock.keep();
         progress('deleting', i);
-        const batch = candidates.slice(i, i + size);
-        const { elapsedMs, gaveWay } = await this.finalBatch(batch, roots, report, signal);
-        i += batch.length;
-        size = nextBatchSize(size, elapsedMs, gaveWay);
+        await this.finalBatch(candidates.slice(i, i + FINAL_BATCH), roots, report, signal);
       }
       halt();
       await lock.keep();
@@ -241,18 +236,13 @@ export class Collector {
    * unneeded and old, unless the look took longer than the window writers wait for, or `signal`
    * stopped the run meanwhile: then the batch is left as the look found it, its notes waiting.
    */
-  private async finalBatch(
-    batch: { blob: BlobEntry; mark: ReclaimMark }[],
-    roots: Roots,
-    report: CollectionReport,
-    signal?: AbortSignal,
-  ): Promise<{ elapsedMs: number; gaveWay: boolean }> {
+  private async finalBatch(batch: { blob: BlobEntry; mark: ReclaimMark }[], roots: Roots, report: CollectionReport, signal?: AbortSignal): Promise<void> {
     const started = performance.now();
     const finalAt = new Date().toISOString();
     // the moment writers stop waiting for this batch, less a margin for the delete to land
     const deadline = Date.parse(finalAt) + FINAL_WINDOW_MS;
     await mapAllEnded(batch, ({ blob, mark }) => this.marks.write(blob.digest, { since: mark.since, finalAt }), 16);
-    const above = this.options.holdsByKeyAbove ?? HOLDS_BY_KEY_PER_BLOB * batch.length;
+    const above = this.options.holdsByKeyAbove ?? HOLDS_BY_KEY_ABOVE;
     const byKey = { digests: batch.map(({ blob }) => blob.digest), namespaces: new Set([...roots.holdsIn].filter(([, n]) => n > above).map(([ns]) => ns)) };
     const recent = await recentReferences(this.sources, roots, byKey);
     const doomed: { blob: BlobEntry; mark: ReclaimMark }[] = [];
@@ -266,13 +256,11 @@ export class Collector {
       return stat !== undefined && stat.lastModified.getTime() <= Date.now() - 2 * this.options.touchRefreshMs;
     };
     const gone: BlobEntry[] = [];
-    let gaveWay = false;
     if (signal?.aborted) {
       for (const { blob } of doomed) add(report.reclaimable, blob.size);
     } else if (performance.now() - started > FINAL_WINDOW_MS) {
       // Writers stop waiting for this batch about now: deleting later could race them.
       for (const { blob } of doomed) add(report.reclaimable, blob.size);
-      gaveWay = true;
       this.options.logger.warn({ ms: Math.round(performance.now() - started), blobs: doomed.length }, 'collector: last check too slow, deleting nothing of this batch');
     } else {
       const outcome = await deleteWithin(this.sources.blobs, doomed.map((d) => d.blob), deadline, this.options.logger, stillDoomed, { settleMs: this.options.deleteSettleMs, signal });
@@ -280,9 +268,7 @@ export class Collector {
       for (const blob of outcome.deleted) add(report.reclaimed, blob.size);
       for (const blob of outcome.kept) add(report.reclaimable, blob.size);
       for (const blob of outcome.spared) add(report.waiting, blob.size);
-      gaveWay = outcome.kept.length > 0;
     }
-    const elapsedMs = performance.now() - started;
     const deletedAt = new Date().toISOString();
     // Deleted (or not found after a delete cut off): the note says so, which makes writers ask
     // the bucket itself; for the others the grace goes on from the same `since`.
@@ -293,7 +279,6 @@ export class Collector {
         this.marks.write(blob.digest, goneDigests.has(blob.digest) ? { since: mark.since, finalAt, deletedAt } : { since: mark.since }),
       16,
     );
-    return { elapsedMs, gaveWay };
   }
 }
 

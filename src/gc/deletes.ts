@@ -30,7 +30,8 @@ export interface DeleteOutcome {
  * blob is asked about (`stillDoomed`, a fresh HEAD) right before its own DELETE, not with the
  * whole batch first: BuildKit's exporter touches (self-copies) an old blob it is about to name,
  * and a touch landing between the two is then a round trip wide, not a batch's. Once `signal`
- * aborts (the run told to stop), no further blob is asked about or deleted: those are kept.
+ * aborts (the run told to stop), or the deadline has passed, no further blob is asked about or
+ * deleted: those are kept.
  */
 export async function deleteWithin(
   blobs: BlobStore,
@@ -45,7 +46,9 @@ export async function deleteWithin(
   await pMap(
     doomed,
     async (blob) => {
-      if (signal?.aborted) {
+      // past the deadline (a batch too large for a slow S3) the rest is kept unasked: a DELETE
+      // could not be sent anyway, and each would cost a HEAD, a stat and a warning
+      if (signal?.aborted || Date.now() >= deadline) {
         outcome.kept.push(blob);
         return;
       }

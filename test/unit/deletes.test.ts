@@ -31,6 +31,18 @@ describe('a final batch\'s deletes', () => {
     expect(events).not.toContain('delete b');
   });
 
+  it('keeps the blobs it has not started on by the deadline, without asking the bucket about them', async () => {
+    const events: string[] = [];
+    const store = { deleteBlob: async (digest: string) => void events.push(`delete ${digest}`) } as unknown as BlobStore;
+    const outcome = await deleteWithin(store, ['a', 'b'].map(entry), Date.now() - 1, quiet, async (blob) => {
+      events.push(`check ${blob.digest}`);
+      return true;
+    });
+    expect(outcome.kept.map((b) => b.digest)).toEqual(['a', 'b']);
+    expect(outcome.deleted).toEqual([]);
+    expect(events).toEqual([]);
+  });
+
   it('deletes the first blobs of a large batch before it has asked about the last ones', async () => {
     const events: string[] = [];
     const store = { deleteBlob: async (digest: string) => void events.push(`delete ${digest}`) } as unknown as BlobStore;
