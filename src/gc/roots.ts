@@ -9,6 +9,7 @@ import { digestsIn } from '../records/digest-scan.js';
 import { cancelled, isStoreError, resourceExhausted } from '../errors.js';
 import { ByteBudget, type BudgetMessages } from '../blobstore/budget.js';
 import type { VersionedMemory } from '../metadata/versioned-memory.js';
+import { mapAllEnded } from './settled-map.js';
 
 /** What the collector's scans read; the daemon and `gc` build it from their own parts. */
 export interface RootSources {
@@ -235,26 +236,22 @@ async function forEachRecord(
   const listings = [{ prefix: '', outside: shards }, ...shards.map((prefix) => ({ prefix, outside: [] }))];
   // The first failure stops the other listings before their next page, and is thrown once they
   // have: one left going page after page would read on beside the next run.
-  let failed: { err: unknown } | undefined;
-  await Promise.all(
-    listings.map(async ({ prefix, outside }) => {
-      try {
-        let startAfter = '';
-        while (!failed) {
-          stopIfStopped(signal);
-          const page = await blobs.listRecords(prefix, startAfter, RECORD_PAGE, { outside });
-          if (failed) return;
-          await pMap(page.entries.filter(wants), read, { concurrency: CONCURRENCY });
-          // a page may be short, even empty, where records share their prefix with blobs
-          if (page.next === undefined) return;
-          startAfter = page.next;
-        }
-      } catch (err) {
-        failed ??= { err };
+  await mapAllEnded(
+    listings,
+    async ({ prefix, outside }, failed) => {
+      let startAfter = '';
+      while (!failed()) {
+        stopIfStopped(signal);
+        const page = await blobs.listRecords(prefix, startAfter, RECORD_PAGE, { outside });
+        if (failed()) return;
+        await pMap(page.entries.filter(wants), read, { concurrency: CONCURRENCY });
+        // a page may be short, even empty, where records share their prefix with blobs
+        if (page.next === undefined) return;
+        startAfter = page.next;
       }
-    }),
+    },
+    listings.length,
   );
-  if (failed) throw failed.err;
 }
 
 /**
