@@ -1,5 +1,6 @@
 // Builds the native modules when the package is installed: native/sha256 (the saveable SHA-256 on
-// Node's own OpenSSL) and native/malloc-trim (glibc's malloc_trim, see src/memory-trim.ts).
+// Node's own OpenSSL), native/malloc-trim (glibc's malloc_trim, see src/memory-trim.ts) and
+// native/clock (the wall clock to the nanosecond, see src/clock.ts).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -24,6 +25,7 @@ function nodeGyp() {
 const MODULES = [
   { dir: 'native/sha256/', what: 'the native SHA-256', without: 'crash-resumable ingests will hash with WebAssembly instead' },
   { dir: 'native/malloc-trim/', what: 'malloc_trim', without: 'a quiet daemon will keep the memory glibc holds of freed buffers' },
+  { dir: 'native/clock/', what: 'the nanosecond wall clock', without: "timestamps' sub-millisecond part will be interpolated from Node's monotonic clock" },
 ];
 
 const gyp = nodeGyp();

@@ -4,6 +4,7 @@ import { FsBlobStore } from './blobstore/fs.js';
 import { S3BlobStore } from './blobstore/s3/index.js';
 import { ReadTier } from './blobstore/tier/store.js';
 import type { BlobStore } from './blobstore/types.js';
+import { clockSource } from './clock.js';
 import type { Config } from './config.js';
 import { formatAddress, isLoopback } from './config/values.js';
 import { HashWorkers } from './content/hash-workers.js';
@@ -123,6 +124,9 @@ export class Daemon {
     // only crash-resumable ingests use a saveable hash
     if (config.crashResume && !nativeSha256.available) {
       logger.warn({ reason: nativeSha256.reason }, 'native SHA-256 not used: crash-resumable ingests hash with WebAssembly on worker threads (see README, "How a crash is survived")');
+    }
+    if (!clockSource.native) {
+      logger.info({ reason: clockSource.reason }, "native wall clock not used: times below the millisecond are interpolated from Node's monotonic clock");
     }
     // what the collector's scans read stays until the scan after next (and an hour at least)
     const keptForMs = Math.max(LISTED_KEPT_FOR_MS, 2 * config.gcIntervalMs);

@@ -31,5 +31,6 @@ describe('the packed package', () => {
     const installed = join(prefix, 'lib', 'node_modules', 's3-content-store', 'native');
     expect(existsSync(join(installed, 'sha256', 'build', 'Release', 'sha256_ctx.node'))).toBe(true);
     expect(existsSync(join(installed, 'malloc-trim', 'build', 'Release', 'malloc_trim.node'))).toBe(true);
+    expect(existsSync(join(installed, 'clock', 'build', 'Release', 'realtime.node'))).toBe(true);
   }, 240_000);
 });

@@ -1,5 +1,5 @@
-import { describe, expect, it, vi } from 'vitest';
-import { Instant, now, storedInstant } from '../../src/clock.js';
+import { describe, expect, it } from 'vitest';
+import { clockSource, Instant, interpolatedWallClock, nativeWallClock, now, steadyNow, storedInstant, type WallClock } from '../../src/clock.js';
 
 describe('Instant', () => {
   it('writes nine fractional digits and reads them back exactly', () => {
@@ -41,17 +41,50 @@ describe('Instant', () => {
   });
 });
 
-describe('now', () => {
-  it('stays within the millisecond the wall clock reports', () => {
+const native = nativeWallClock();
+
+// The interpolation is what `now()` reads where the native module was not built; the native
+// clock is what it reads otherwise (each also checked through `now()` itself, whichever it is).
+const clocks: [string, WallClock | undefined][] = [
+  ['now()', now],
+  ['the interpolated wall clock', interpolatedWallClock()],
+  ['the native wall clock', native.available ? native.read : undefined],
+];
+
+describe.each(clocks)('%s', (_name, read) => {
+  it.skipIf(read === undefined)('stays within the millisecond the wall clock reports', () => {
     for (let i = 0; i < 10_000; i++) {
       const before = Date.now();
-      const t = now().getTime();
+      const t = read!().getTime();
       const after = Date.now();
       expect(t).toBeGreaterThanOrEqual(before);
       expect(t).toBeLessThanOrEqual(after);
     }
   });
 
+  it.skipIf(read === undefined)('resolves below a millisecond', () => {
+    const seen = new Set<number>();
+    for (let i = 0; i < 1_000; i++) seen.add(read!().toTimestamp().nanos % 1_000_000);
+    expect(seen.size).toBeGreaterThan(10);
+  });
+});
+
+if (!native.available) console.warn(`native/clock not used here (now() interpolates): ${native.reason}`);
+
+describe('the native wall clock', () => {
+  it.skipIf(!native.available)('is what now() reads: each time falls between native readings just around it', () => {
+    for (let i = 0; i < 10_000; i++) {
+      const before = native.available ? native.read() : undefined;
+      const t = now();
+      const after = native.available ? native.read() : undefined;
+      expect(t.compare(before!), `${t.toISOString()} before ${before!.toISOString()}`).toBeGreaterThanOrEqual(0);
+      expect(t.compare(after!), `${t.toISOString()} after ${after!.toISOString()}`).toBeLessThanOrEqual(0);
+    }
+    expect(clockSource.native).toBe(true);
+  });
+});
+
+describe('steadyNow', () => {
   it('never goes back', () => {
     let last = now();
     for (let i = 0; i < 10_000; i++) {
@@ -61,22 +94,21 @@ describe('now', () => {
     }
   });
 
-  it('resolves below a millisecond', () => {
-    const seen = new Set<number>();
-    for (let i = 0; i < 1_000; i++) seen.add(now().toTimestamp().nanos % 1_000_000);
-    expect(seen.size).toBeGreaterThan(10);
+  it('holds the last time against a wall clock stepped back by up to a millisecond', () => {
+    let reading = Instant.fromParts(1_000_000, 500);
+    const read = steadyNow(() => reading);
+    expect(read()).toEqual(Instant.fromParts(1_000_000, 500));
+    reading = Instant.fromParts(999_999, 900_000);
+    expect(read()).toEqual(Instant.fromParts(1_000_000, 500));
   });
 
-  it('follows the wall clock when it is stepped back, instead of holding the last time', () => {
-    now();
-    const real = Date.now;
-    const back = real() - 10_000;
-    const spy = vi.spyOn(Date, 'now').mockImplementation(() => back);
-    try {
-      expect(now().getTime()).toBe(back);
-    } finally {
-      spy.mockRestore();
-    }
-    expect(now().getTime()).toBeGreaterThanOrEqual(real() - 1);
+  it('follows the wall clock when it is stepped back further, instead of holding the last time', () => {
+    let reading = Instant.fromParts(1_000_000, 500);
+    const read = steadyNow(() => reading);
+    read();
+    reading = Instant.fromParts(990_000, 0);
+    expect(read()).toEqual(Instant.fromParts(990_000, 0));
+    reading = Instant.fromParts(990_000, 7);
+    expect(read()).toEqual(Instant.fromParts(990_000, 7));
   });
 });
