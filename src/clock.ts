@@ -140,10 +140,17 @@ export function steadyNow(read: WallClock): () => Instant {
   let last: Instant | undefined;
   return () => {
     let t = read();
-    if (last && t.compare(last) < 0 && last.getTime() - t.getTime() <= 1) t = last;
+    if (last && t.compare(last) < 0 && nanosBetween(t, last) <= 1_000_000) t = last;
     last = t;
     return t;
   };
+}
+
+/** How far `later` lies after `earlier`, in nanoseconds. */
+function nanosBetween(earlier: Instant, later: Instant): number {
+  const a = earlier.toTimestamp();
+  const b = later.toTimestamp();
+  return (b.seconds - a.seconds) * 1e9 + (b.nanos - a.nanos);
 }
 
 const native = nativeWallClock();

@@ -37,8 +37,10 @@ static napi_value Read(napi_env env, napi_callback_info info) {
 
 static napi_value Init(napi_env env, napi_value exports) {
   napi_value fn;
-  napi_create_function(env, "read", NAPI_AUTO_LENGTH, Read, NULL, &fn);
-  napi_set_named_property(env, exports, "read", fn);
+  if (napi_create_function(env, "read", NAPI_AUTO_LENGTH, Read, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "read", fn) != napi_ok) {
+    return NULL;
+  }
   return exports;
 }
 

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { clockSource, Instant, interpolatedWallClock, nativeWallClock, now, steadyNow, storedInstant, type WallClock } from '../../src/clock.js';
 
 describe('Instant', () => {
@@ -84,6 +84,25 @@ describe('the native wall clock', () => {
   });
 });
 
+describe('the interpolated wall clock', () => {
+  it('stays inside the millisecond Date.now() reports when the wall clock is stepped back under it', () => {
+    const read = interpolatedWallClock();
+    read();
+    const real = Date.now;
+    const back = real() - 10_000;
+    const spy = vi.spyOn(Date, 'now').mockImplementation(() => back);
+    try {
+      expect(read().getTime()).toBe(back);
+    } finally {
+      spy.mockRestore();
+    }
+    const before = real();
+    const t = read().getTime();
+    expect(t).toBeGreaterThanOrEqual(before);
+    expect(t).toBeLessThanOrEqual(real());
+  });
+});
+
 describe('steadyNow', () => {
   it('never goes back', () => {
     let last = now();
@@ -100,6 +119,19 @@ describe('steadyNow', () => {
     expect(read()).toEqual(Instant.fromParts(1_000_000, 500));
     reading = Instant.fromParts(999_999, 900_000);
     expect(read()).toEqual(Instant.fromParts(1_000_000, 500));
+  });
+
+  it('holds against a step back of exactly a millisecond, across a millisecond boundary, and follows one a nanosecond longer', () => {
+    let reading = Instant.fromParts(1_000_001, 500);
+    const held = steadyNow(() => reading);
+    held();
+    reading = Instant.fromParts(1_000_000, 500);
+    expect(held()).toEqual(Instant.fromParts(1_000_001, 500));
+    reading = Instant.fromParts(1_000_001, 500);
+    const followed = steadyNow(() => reading);
+    followed();
+    reading = Instant.fromParts(1_000_000, 499);
+    expect(followed()).toEqual(Instant.fromParts(1_000_000, 499));
   });
 
   it('follows the wall clock when it is stepped back further, instead of holding the last time', () => {
