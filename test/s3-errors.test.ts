@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { status } from '@grpc/grpc-js';
 import { CreateBucketCommand, DeleteBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -89,6 +89,50 @@ describe('S3 errors a client sees', () => {
         expect(isStoreError(err, 'unavailable')).toBe(true);
         expect((err as Error).message).toContain(`GET blobs/${digest}: the response broke off`);
       } finally {
+        await store.close();
+      }
+    });
+  });
+
+  describe('an S3 that takes requests and never answers', () => {
+    let silent: NetServer;
+    const sockets = new Set<Socket>();
+    beforeAll(async () => {
+      // reads every request and sends nothing back, as behind a partition that drops the answers
+      silent = createNetServer((socket) => {
+        sockets.add(socket);
+        socket.on('data', () => undefined);
+        socket.on('error', () => undefined);
+        socket.on('close', () => sockets.delete(socket));
+      });
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    });
+    afterAll(async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    });
+
+    it("fails a lookup Unavailable after its attempts' idle timeouts, while a server-side copy, which a store may answer only once done, waits longer", async () => {
+      const { port } = silent.address() as AddressInfo;
+      const config = resolveConfig({ bucket: 'silent', endpointUrl: `http://127.0.0.1:${port}`, region: 'us-east-1' }, {});
+      // the defaults (30 s and 5 minutes) shortened in proportion
+      const store = new S3BlobStore({ ...config.s3!, credentials: { accessKeyId: 'k', secretAccessKey: 's' }, socketIdleTimeoutMs: { default: 300, slow: 20_000 } });
+      const digest = `sha256:${'c'.repeat(64)}`;
+      try {
+        const copy = store.touchBlob(digest, 10).then(
+          () => 'answered',
+          (err: unknown) => err,
+        );
+        const started = performance.now();
+        const err = await store.statBlob(digest).catch((e: unknown) => e);
+        expect(isStoreError(err, 'unavailable'), String(err)).toBe(true);
+        expect((err as Error).message).toContain(`blobs/${digest}`);
+        // three attempts of 300 ms and the SDK's back-off between them
+        expect(performance.now() - started).toBeLessThan(10_000);
+        const still = await Promise.race([copy, new Promise((resolve) => setTimeout(() => resolve('waiting'), 1_000))]);
+        expect(still).toBe('waiting');
+      } finally {
+        for (const socket of sockets) socket.destroy();
         await store.close();
       }
     });

@@ -28,15 +28,22 @@ const SOCKET_WAIT_MS = 120_000;
 const SOCKET_QUEUE = 16_384;
 /** Sockets of the client for blob reads (see READ_SLOTS in store.ts, which keeps below it). */
 export const READ_SOCKETS = MAX_SOCKETS;
+/** What a client sends: blob GETs, requests S3 may answer only once done, or the rest. */
+export type ClientUse = 'reads' | 'default' | 'slow';
+
 /**
  * A request whose socket stays silent this long fails (Unavailable) instead of holding its
  * caller, and a socket, for ever. It is the handler's socketTimeout: its requestTimeout only logs
  * a warning, and only until the response's headers arrive, so a response stalled mid-body would
  * hold its Read for ever. Blob reads move far more often than a minute (a Read whose response
- * goes quiet because its own client took nothing opens a new one when it reads on); the other
- * requests include server-side copies, which some stores answer only once done, in silence.
+ * goes quiet because its own client took nothing opens a new one when it reads on). Lookups,
+ * documents, part uploads and listings are answered within a second or two once sent, so a
+ * silent S3 (a partition that drops packets) fails such a call, and marks the store unreachable,
+ * within 30 s an attempt: with 5 minutes, as before, that took a quarter of an hour, every call
+ * waiting. Server-side copies and multipart completions keep 5 minutes: some stores answer them
+ * only once done, in silence.
  */
-const SOCKET_IDLE_TIMEOUT_MS = { reads: 60_000, default: 5 * 60_000 };
+const SOCKET_IDLE_TIMEOUT_MS: Record<ClientUse, number> = { reads: 60_000, default: 30_000, slow: 5 * 60_000 };
 
 /**
  * An agent whose sockets always have an error listener. S3 may answer a request (an UploadPart to
@@ -55,8 +62,30 @@ function guarded<A extends HttpAgent>(agent: A): A {
   return agent;
 }
 
-export function createS3Client(options: S3StoreOptions, use: 'reads' | 'default' = 'default'): S3Client {
+/** The sockets a client sends on, and the turns its requests take for them (none for reads). */
+export interface ClientSockets {
+  http: HttpAgent;
+  https: HttpsAgent;
+  slots: SocketSlots | undefined;
+}
+
+/** Sockets of their own: blob reads', or those the default and slow clients share. */
+export function clientSockets(use: ClientUse): ClientSockets {
   const agentOptions = { keepAlive: true, maxSockets: MAX_SOCKETS };
+  return {
+    http: guarded(new HttpAgent(agentOptions)),
+    https: guarded(new HttpsAgent(agentOptions)),
+    slots: use === 'reads' ? undefined : new SocketSlots(MAX_SOCKETS, SOCKET_WAIT_MS, SOCKET_QUEUE),
+  };
+}
+
+/** The idle timeout of `use`'s sockets: the default, or the options' (tests shorten them). */
+function idleTimeoutOf(options: S3StoreOptions, use: ClientUse): number {
+  const given = options.socketIdleTimeoutMs;
+  return (typeof given === 'number' ? given : given?.[use]) ?? SOCKET_IDLE_TIMEOUT_MS[use];
+}
+
+export function createS3Client(options: S3StoreOptions, use: ClientUse = 'default', sockets: ClientSockets = clientSockets(use)): S3Client {
   const client = new S3Client({
     region: options.region,
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
@@ -79,17 +108,17 @@ export function createS3Client(options: S3StoreOptions, use: 'reads' | 'default'
     // process (env, profiles, web identity, container and instance roles) is the only source;
     // the SDK refreshes temporary credentials before they expire.
     requestHandler: new NodeHttpHandler({
-      httpAgent: guarded(new HttpAgent(agentOptions)),
-      httpsAgent: guarded(new HttpsAgent(agentOptions)),
+      httpAgent: sockets.http,
+      httpsAgent: sockets.https,
       connectionTimeout: 10_000,
-      socketTimeout: options.socketIdleTimeoutMs ?? SOCKET_IDLE_TIMEOUT_MS[use],
+      socketTimeout: idleTimeoutOf(options, use),
     }),
   });
   countRequests(client);
   if (!options.signPayloads) skipPayloadHash(client, endpointOnLoopback(options.endpoint));
   // Reads hold their socket while a body streams out long after its headers; ReadSlots keeps
   // them below their client's sockets (store.ts).
-  if (use === 'default') requestsTakeSlots(client, new SocketSlots(MAX_SOCKETS, SOCKET_WAIT_MS, SOCKET_QUEUE));
+  if (sockets.slots) requestsTakeSlots(client, sockets.slots);
   return client;
 }
 
@@ -182,6 +211,11 @@ export class S3Bucket {
      * would clear its cache of resolved middleware (see cacheMiddleware) for every request after.
      */
     private readonly makeOptionsClient: () => S3Client = () => client,
+    /**
+     * For server-side copies and multipart completions, which may take minutes in silence (see
+     * SOCKET_IDLE_TIMEOUT_MS), on the sockets of `client`.
+     */
+    readonly slowClient: S3Client = client,
   ) {
     this.name = place.bucket;
   }

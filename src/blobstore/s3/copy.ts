@@ -27,11 +27,13 @@ export async function copyObject(
 ): Promise<void> {
   const bucket = s3.name;
   const client = s3.client;
+  // the copies and the completion may be answered only once done (see S3Bucket.slowClient)
+  const slow = s3.slowClient;
   const copySource = copySourceOf(s3, source);
   const replace = metadata ? { MetadataDirective: 'REPLACE' as const, Metadata: metadata } : {};
   try {
     if (size < MAX_SINGLE_COPY) {
-      await client.send(new CopyObjectCommand({ Bucket: bucket, Key: destination, CopySource: copySource, ...replace }));
+      await slow.send(new CopyObjectCommand({ Bucket: bucket, Key: destination, CopySource: copySource, ...replace }));
       return;
     }
     const created = await client.send(
@@ -42,7 +44,7 @@ export async function copyObject(
       const parts: CompletedPart[] = [];
       for (let start = 0, n = 1; start < size; start += COPY_PART_SIZE, n++) {
         const end = Math.min(start + COPY_PART_SIZE, size) - 1;
-        const out = await client.send(
+        const out = await slow.send(
           new UploadPartCopyCommand({
             Bucket: bucket,
             Key: destination,
@@ -55,7 +57,7 @@ export async function copyObject(
         parts.push({ PartNumber: n, ETag: out.CopyPartResult?.ETag });
       }
       const complete = new CompleteMultipartUploadCommand({ Bucket: bucket, Key: destination, UploadId: uploadId, MultipartUpload: { Parts: parts } });
-      await sendLettingGo(complete, 'MultipartUpload', (c) => client.send(c));
+      await sendLettingGo(complete, 'MultipartUpload', (c) => slow.send(c));
     } catch (err) {
       await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: destination, UploadId: uploadId })).catch(() => undefined);
       throw err;

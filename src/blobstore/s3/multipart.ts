@@ -43,7 +43,7 @@ export class MultipartCalls {
   /** Stores one part copied from bytes `start`..`end` (inclusive) of the object `copySource`; answers its ETag. */
   async uploadPartCopy(uploadId: string, partNumber: number, copySource: string, start: number, end: number): Promise<string> {
     try {
-      const out = await this.s3.client.send(
+      const out = await this.s3.slowClient.send(
         new UploadPartCopyCommand({
           Bucket: this.s3.name,
           Key: this.key,
@@ -64,7 +64,7 @@ export class MultipartCalls {
     const parts = [...etags].sort(([a], [b]) => a - b).map(([PartNumber, ETag]) => ({ PartNumber, ETag }));
     try {
       const command = new CompleteMultipartUploadCommand({ Bucket: this.s3.name, Key: this.key, UploadId: uploadId, MultipartUpload: { Parts: parts } });
-      await sendLettingGo(command, 'MultipartUpload', (c) => this.s3.client.send(c));
+      await sendLettingGo(command, 'MultipartUpload', (c) => this.s3.slowClient.send(c));
     } catch (err) {
       throw this.failure(err, 'complete multipart upload');
     }

@@ -23,8 +23,11 @@ export interface S3StoreOptions {
   maxAttempts?: number | undefined;
   /** Sign the hash of upload bodies over HTTPS too (see skipPayloadHashOverTls in client.ts). */
   signPayloads?: boolean | undefined;
-  /** A request whose socket is silent this long fails (default 60 s; tests shorten it). */
-  socketIdleTimeoutMs?: number | undefined;
+  /**
+   * A request whose socket is silent this long fails: by default 60 s for blob GETs, 5 minutes
+   * for copies and completions, 30 s for the rest (see client.ts); tests shorten them, all or each.
+   */
+  socketIdleTimeoutMs?: number | Partial<Record<'reads' | 'default' | 'slow', number>> | undefined;
   /** S3 responses Reads may hold at once, how long one waits for one, and when an idle one gives it up (tests shrink them). */
   readSlots?: Partial<ReadSlotLimits> | undefined;
   /** Parent directory of the spill directory for suspended uploads (default: the system's temporary one). */

@@ -31,7 +31,7 @@ import type {
   UploadHandle,
   UploadOptions,
 } from '../types.js';
-import { READ_SOCKETS, S3Bucket, createS3Client, uploadsUnsigned } from './client.js';
+import { READ_SOCKETS, S3Bucket, clientSockets, createS3Client, uploadsUnsigned } from './client.js';
 import { copyObject } from './copy.js';
 import { getSmallObject, objectVersion, streamRecordObject } from './whole-objects.js';
 import { KeyLayout } from './keys.js';
@@ -80,7 +80,10 @@ export class S3BlobStore implements BlobStore {
 
   constructor(options: S3StoreOptions, client?: S3Client) {
     // a client given (tests count its requests) serves reads too
-    this.s3 = client ? new S3Bucket(client, options) : new S3Bucket(createS3Client(options), options, createS3Client(options, 'reads'), () => createS3Client(options));
+    const shared = clientSockets('default');
+    this.s3 = client
+      ? new S3Bucket(client, options)
+      : new S3Bucket(createS3Client(options, 'default', shared), options, createS3Client(options, 'reads'), () => createS3Client(options), createS3Client(options, 'slow', shared));
     this.keys = new KeyLayout(options);
     this.slots = new ReadSlots({ ...READ_SLOTS, ...options.readSlots }, () => this.readers.closeOldest());
     this.reachability = new Reachability(this.s3);
