@@ -115,7 +115,7 @@ describe('S3 errors a client sees', () => {
     it("fails a lookup Unavailable after its attempts' idle timeouts, while a server-side copy, which a store may answer only once done, waits longer", async () => {
       const { port } = silent.address() as AddressInfo;
       const config = resolveConfig({ bucket: 'silent', endpointUrl: `http://127.0.0.1:${port}`, region: 'us-east-1' }, {});
-      // the defaults (30 s and 5 minutes) shortened in proportion
+      // the defaults (a minute and 5 minutes) shortened
       const store = new S3BlobStore({ ...config.s3!, credentials: { accessKeyId: 'k', secretAccessKey: 's' }, socketIdleTimeoutMs: { default: 300, slow: 20_000 } });
       const digest = `sha256:${'c'.repeat(64)}`;
       try {

@@ -37,13 +37,13 @@ export type ClientUse = 'reads' | 'default' | 'slow';
  * a warning, and only until the response's headers arrive, so a response stalled mid-body would
  * hold its Read for ever. Blob reads move far more often than a minute (a Read whose response
  * goes quiet because its own client took nothing opens a new one when it reads on). Lookups,
- * documents, part uploads and listings are answered within a second or two once sent, so a
- * silent S3 (a partition that drops packets) fails such a call, and marks the store unreachable,
- * within 30 s an attempt: with 5 minutes, as before, that took a quarter of an hour, every call
- * waiting. Server-side copies and multipart completions keep 5 minutes: some stores answer them
- * only once done, in silence.
+ * documents, part uploads and listings are answered within seconds once sent (a listing page of
+ * a busy store's large bucket taking longest), so a silent S3 (a partition that drops packets)
+ * fails such a call, and marks the store unreachable, within a minute an attempt: with 5 minutes,
+ * as before, that took a quarter of an hour, every call waiting. Server-side copies and multipart
+ * completions keep 5 minutes: some stores answer them only once done, in silence.
  */
-const SOCKET_IDLE_TIMEOUT_MS: Record<ClientUse, number> = { reads: 60_000, default: 30_000, slow: 5 * 60_000 };
+const SOCKET_IDLE_TIMEOUT_MS: Record<ClientUse, number> = { reads: 60_000, default: 60_000, slow: 5 * 60_000 };
 
 /**
  * An agent whose sockets always have an error listener. S3 may answer a request (an UploadPart to

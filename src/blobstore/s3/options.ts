@@ -25,7 +25,7 @@ export interface S3StoreOptions {
   signPayloads?: boolean | undefined;
   /**
    * A request whose socket is silent this long fails: by default 60 s for blob GETs, 5 minutes
-   * for copies and completions, 30 s for the rest (see client.ts); tests shorten them, all or each.
+   * for copies and completions, 60 s for the rest (see client.ts); tests shorten them, all or each.
    */
   socketIdleTimeoutMs?: number | Partial<Record<'reads' | 'default' | 'slow', number>> | undefined;
   /** S3 responses Reads may hold at once, how long one waits for one, and when an idle one gives it up (tests shrink them). */
