@@ -19,7 +19,7 @@ import type { S3StoreOptions } from './options.js';
 
 /** Sockets of one client; blob reads get a client (and sockets) of their own. */
 const MAX_SOCKETS = 128;
-/** How long a request of the default client waits for one of its sockets (see SocketSlots). */
+/** How long a request of the default or slow client waits for one of their sockets (see SocketSlots). */
 const SOCKET_WAIT_MS = 120_000;
 /**
  * Requests that may wait for those sockets at once: at 128 on the wire and tens of milliseconds
@@ -40,8 +40,10 @@ export type ClientUse = 'reads' | 'default' | 'slow';
  * documents, part uploads and listings are answered within seconds once sent (a listing page of
  * a busy store's large bucket taking longest), so a silent S3 (a partition that drops packets)
  * fails such a call, and marks the store unreachable, within a minute an attempt: with 5 minutes,
- * as before, that took a quarter of an hour, every call waiting. Server-side copies and multipart
- * completions keep 5 minutes: some stores answer them only once done, in silence.
+ * as before, that took a quarter of an hour, every call waiting. What some stores answer only once
+ * done, in silence, keeps 5 minutes an attempt: server-side copies, multipart completions, aborts
+ * of multipart uploads (Swift deletes the parts one by one first), and the collector's deletes of
+ * blobs (Swift may delete a large object's segments first; each is cut at its own deadline too).
  */
 const SOCKET_IDLE_TIMEOUT_MS: Record<ClientUse, number> = { reads: 60_000, default: 60_000, slow: 5 * 60_000 };
 
@@ -209,6 +211,7 @@ export class S3Bucket {
     /**
      * Makes the client for sends with options (a deadline's abort signal): on `client` they
      * would clear its cache of resolved middleware (see cacheMiddleware) for every request after.
+     * Only deletes with a deadline go there, the collector's of blobs among them: a slow one.
      */
     private readonly makeOptionsClient: () => S3Client = () => client,
     /**
@@ -242,10 +245,10 @@ export class S3Bucket {
   async sendUnlessMissing<Input extends ServiceInputTypes, Output extends ServiceOutputTypes>(
     command: S3Command<Input, Output>,
     operation: string,
-    via: 'reads' | 'default' = 'default',
+    via: ClientUse = 'default',
   ): Promise<Output | undefined> {
     try {
-      return await (via === 'reads' ? this.readClient : this.client).send(command);
+      return await (via === 'reads' ? this.readClient : via === 'slow' ? this.slowClient : this.client).send(command);
     } catch (err) {
       if (isMissing(err)) return undefined;
       throw this.failure(err, operation);
@@ -287,6 +290,7 @@ export class S3Bucket {
   destroy(): void {
     this.client.destroy();
     if (this.readClient !== this.client) this.readClient.destroy();
+    if (this.slowClient !== this.client) this.slowClient.destroy();
     if (this.optionsClient && this.optionsClient !== this.client) this.optionsClient.destroy();
   }
 }

@@ -27,7 +27,7 @@ export async function copyObject(
 ): Promise<void> {
   const bucket = s3.name;
   const client = s3.client;
-  // the copies and the completion may be answered only once done (see S3Bucket.slowClient)
+  // the copies, the completion and an abort may be answered only once done (see S3Bucket.slowClient)
   const slow = s3.slowClient;
   const copySource = copySourceOf(s3, source);
   const replace = metadata ? { MetadataDirective: 'REPLACE' as const, Metadata: metadata } : {};
@@ -59,7 +59,7 @@ export async function copyObject(
       const complete = new CompleteMultipartUploadCommand({ Bucket: bucket, Key: destination, UploadId: uploadId, MultipartUpload: { Parts: parts } });
       await sendLettingGo(complete, 'MultipartUpload', (c) => slow.send(c));
     } catch (err) {
-      await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: destination, UploadId: uploadId })).catch(() => undefined);
+      await slow.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: destination, UploadId: uploadId })).catch(() => undefined);
       throw err;
     }
   } catch (err) {

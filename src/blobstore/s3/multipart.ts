@@ -87,7 +87,7 @@ export class MultipartCalls {
 
   /** Best effort: an upload left behind is what the sweep and a lifecycle rule are for. */
   async abort(uploadId: string): Promise<void> {
-    await this.s3.client.send(new AbortMultipartUploadCommand({ Bucket: this.s3.name, Key: this.key, UploadId: uploadId })).catch(() => undefined);
+    await this.s3.slowClient.send(new AbortMultipartUploadCommand({ Bucket: this.s3.name, Key: this.key, UploadId: uploadId })).catch(() => undefined);
   }
 
   /** An upload completed or aborted elsewhere cannot take more parts: the client must start over. */

@@ -1,3 +1,4 @@
+import type { ClientUse } from './client.js';
 import type { ReadSlotLimits } from './read-slots.js';
 
 /** What the S3 store takes: the bucket, its key layout, and the limits of its uploads. */
@@ -25,9 +26,9 @@ export interface S3StoreOptions {
   signPayloads?: boolean | undefined;
   /**
    * A request whose socket is silent this long fails: by default 60 s for blob GETs, 5 minutes
-   * for copies and completions, 60 s for the rest (see client.ts); tests shorten them, all or each.
+   * for copies, completions, aborts and the collector's deletes, 60 s for the rest (see client.ts); tests shorten them, all or each.
    */
-  socketIdleTimeoutMs?: number | Partial<Record<'reads' | 'default' | 'slow', number>> | undefined;
+  socketIdleTimeoutMs?: number | Partial<Record<ClientUse, number>> | undefined;
   /** S3 responses Reads may hold at once, how long one waits for one, and when an idle one gives it up (tests shrink them). */
   readSlots?: Partial<ReadSlotLimits> | undefined;
   /** Parent directory of the spill directory for suspended uploads (default: the system's temporary one). */

@@ -4,7 +4,8 @@ import { unavailable } from '../../errors.js';
 import { TimedWaiters } from '../../timed-waiters.js';
 
 /**
- * Requests one S3 client has on the wire at once, at most as many as its agent has sockets;
+ * Requests one S3 client has on the wire at once (the default one and the slow one, which share
+ * their sockets), at most as many as its agent has sockets;
  * the others wait here, first come first served. Waiting in the agent's own queue instead, a
  * request counts against the SDK's connection timeout (10 s) from the moment it is sent: a
  * burst of calls, or parts of many large ingests on a slow link, left requests queued past it,

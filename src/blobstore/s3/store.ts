@@ -83,7 +83,7 @@ export class S3BlobStore implements BlobStore {
     const shared = clientSockets('default');
     this.s3 = client
       ? new S3Bucket(client, options)
-      : new S3Bucket(createS3Client(options, 'default', shared), options, createS3Client(options, 'reads'), () => createS3Client(options), createS3Client(options, 'slow', shared));
+      : new S3Bucket(createS3Client(options, 'default', shared), options, createS3Client(options, 'reads'), () => createS3Client(options, 'slow'), createS3Client(options, 'slow', shared));
     this.keys = new KeyLayout(options);
     this.slots = new ReadSlots({ ...READ_SLOTS, ...options.readSlots }, () => this.readers.closeOldest());
     this.reachability = new Reachability(this.s3);
@@ -250,6 +250,7 @@ export class S3BlobStore implements BlobStore {
     await this.s3.sendUnlessMissing(
       new AbortMultipartUploadCommand({ Bucket: this.s3.name, Key: key, UploadId: uploadId }),
       `abort multipart upload of ${key}`,
+      'slow',
     );
   }
 
