@@ -215,8 +215,8 @@ export class S3Bucket {
      */
     private readonly makeOptionsClient: () => S3Client = () => client,
     /**
-     * For server-side copies and multipart completions, which may take minutes in silence (see
-     * SOCKET_IDLE_TIMEOUT_MS), on the sockets of `client`.
+     * For server-side copies and multipart completions and aborts, which may take minutes in
+     * silence (see SOCKET_IDLE_TIMEOUT_MS), on the sockets of `client`.
      */
     readonly slowClient: S3Client = client,
   ) {

@@ -25,8 +25,9 @@ export interface S3StoreOptions {
   /** Sign the hash of upload bodies over HTTPS too (see skipPayloadHashOverTls in client.ts). */
   signPayloads?: boolean | undefined;
   /**
-   * A request whose socket is silent this long fails: by default 60 s for blob GETs, 5 minutes
-   * for copies, completions, aborts and the collector's deletes, 60 s for the rest (see client.ts); tests shorten them, all or each.
+   * A request whose socket is silent this long fails: by default 5 minutes for copies, multipart
+   * completions and aborts, and the collector's deletes, a minute for the rest (see client.ts);
+   * tests shorten them, all or each.
    */
   socketIdleTimeoutMs?: number | Partial<Record<ClientUse, number>> | undefined;
   /** S3 responses Reads may hold at once, how long one waits for one, and when an idle one gives it up (tests shrink them). */
