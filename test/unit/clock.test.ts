@@ -103,6 +103,15 @@ describe('the interpolated wall clock', () => {
   });
 });
 
+/** What steadyNow answers when the wall clock reads `to` right after `from`. */
+function afterStep(from: Instant, to: Instant): Instant {
+  let reading = from;
+  const read = steadyNow(() => reading);
+  read();
+  reading = to;
+  return read();
+}
+
 describe('steadyNow', () => {
   it('never goes back', () => {
     let last = now();
@@ -114,24 +123,12 @@ describe('steadyNow', () => {
   });
 
   it('holds the last time against a wall clock stepped back by up to a millisecond', () => {
-    let reading = Instant.fromParts(1_000_000, 500);
-    const read = steadyNow(() => reading);
-    expect(read()).toEqual(Instant.fromParts(1_000_000, 500));
-    reading = Instant.fromParts(999_999, 900_000);
-    expect(read()).toEqual(Instant.fromParts(1_000_000, 500));
+    expect(afterStep(Instant.fromParts(1_000_000, 500), Instant.fromParts(999_999, 900_000))).toEqual(Instant.fromParts(1_000_000, 500));
   });
 
   it('holds against a step back of exactly a millisecond, across a millisecond boundary, and follows one a nanosecond longer', () => {
-    let reading = Instant.fromParts(1_000_001, 500);
-    const held = steadyNow(() => reading);
-    held();
-    reading = Instant.fromParts(1_000_000, 500);
-    expect(held()).toEqual(Instant.fromParts(1_000_001, 500));
-    reading = Instant.fromParts(1_000_001, 500);
-    const followed = steadyNow(() => reading);
-    followed();
-    reading = Instant.fromParts(1_000_000, 499);
-    expect(followed()).toEqual(Instant.fromParts(1_000_000, 499));
+    expect(afterStep(Instant.fromParts(1_000_001, 500), Instant.fromParts(1_000_000, 500))).toEqual(Instant.fromParts(1_000_001, 500));
+    expect(afterStep(Instant.fromParts(1_000_001, 500), Instant.fromParts(1_000_000, 499))).toEqual(Instant.fromParts(1_000_000, 499));
   });
 
   it('follows the wall clock when it is stepped back further, instead of holding the last time', () => {
@@ -140,6 +137,7 @@ describe('steadyNow', () => {
     read();
     reading = Instant.fromParts(990_000, 0);
     expect(read()).toEqual(Instant.fromParts(990_000, 0));
+    // and goes on from there
     reading = Instant.fromParts(990_000, 7);
     expect(read()).toEqual(Instant.fromParts(990_000, 7));
   });
