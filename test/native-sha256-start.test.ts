@@ -1,9 +1,7 @@
-import { copyFileSync, cpSync, rmSync, symlinkSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadNativeSha256 } from '../src/content/native-sha256.js';
-import { childrenOfEachTest, CLI, serve } from './support/child.js';
-import { tempDir } from './support/harness.js';
+import { childrenOfEachTest, CLI } from './support/child.js';
+import { linesAtStart, withoutNativeModules } from './support/installed.js';
 
 /*
  * Crash-resumable ingests hash with the native SHA-256 where it is built and the CPU has SHA
@@ -12,48 +10,26 @@ import { tempDir } from './support/harness.js';
  * own process on a local directory, as a user starts them, and their log is read.
  */
 
-const ROOT = new URL('..', import.meta.url).pathname;
 const { children } = childrenOfEachTest();
 
-/**
- * The package as installed where its native module could not be built (no C compiler at
- * install): the built CLI and what it reads beside it, without native/sha256/build.
- */
-function installedWithoutNativeModule(): string {
-  const dir = tempDir('s3cs-no-native-');
-  cpSync(join(ROOT, 'dist'), join(dir, 'dist'), { recursive: true });
-  copyFileSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
-  symlinkSync(join(ROOT, 'proto'), join(dir, 'proto'));
-  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
-  return join(dir, 'dist', 'cli.js');
-}
-
 /** The warnings a daemon started with `flags` logged before it served. */
-async function nativeWarnings(cli: string, flags: string[] = []): Promise<Record<string, unknown>[]> {
-  const dir = tempDir('s3cs-native-warn-');
-  const { lines } = await serve(['--address', `unix://${join(dir, 'content.sock')}`, '--root', join(dir, 'root'), ...flags], children, [], cli);
-  return lines.filter((l) => String(l.msg).startsWith('native SHA-256 not used'));
+function nativeWarnings(cli: string, flags: string[] = []): Promise<Record<string, unknown>[]> {
+  return linesAtStart(cli, 'native SHA-256 not used', children, flags);
 }
 
 describe('the warning at start that crash-resumable ingests hash without the native SHA-256', () => {
-  let withoutModule: string;
-  beforeAll(() => {
-    withoutModule = installedWithoutNativeModule();
-  });
-  afterAll(() => {
-    if (withoutModule) rmSync(dirname(dirname(withoutModule)), { recursive: true, force: true });
-  });
+  const withoutModule = withoutNativeModules();
 
   it('is logged once, naming why, by a daemon whose native module was not built', async () => {
     // a CPU without SHA instructions is the reason given first, where this machine's lacks them
     const here = loadNativeSha256('/nonexistent/sha256_ctx.node');
     const reason = here.available ? undefined : here.reason;
     expect(reason).toMatch(/^not built: native\/sha256 was not compiled at install$|has no SHA instructions/);
-    expect(await nativeWarnings(withoutModule)).toEqual([expect.objectContaining({ level: 40, reason })]);
+    expect(await nativeWarnings(withoutModule())).toEqual([expect.objectContaining({ level: 40, reason })]);
   });
 
   it('is not logged under --no-crash-resume, whose ingests need no hash that can be saved', async () => {
-    expect(await nativeWarnings(withoutModule, ['--no-crash-resume'])).toEqual([]);
+    expect(await nativeWarnings(withoutModule(), ['--no-crash-resume'])).toEqual([]);
   });
 
   // Skipped only where this machine cannot use the module (a CPU without SHA instructions, or no
