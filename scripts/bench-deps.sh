@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what `npm run bench` needs beyond the tests' own (scripts/test-deps.sh), from Debian's
 # archive:
-#   golang-go                                 to build bench/proxy-reader
-#   golang-github-containerd-containerd-dev   containerd's Go sources, whose content proxy that client is
-# Without them the proxy rows run with the bench's Node client only. Idempotent; uses sudo when not
-# run as root.
+#   golang-go                                 to build bench/containerd-client
+#   golang-github-containerd-containerd-dev   containerd's Go sources: the client and content proxy it uses
+# Without them the rows of many Read calls run with the bench's Node client only. Idempotent; uses
+# sudo when not run as root.
 set -euo pipefail
 here=$(dirname "$0")
 bash "$here/test-deps.sh"
