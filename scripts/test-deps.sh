@@ -5,7 +5,7 @@
 #   memcached       which Swift's proxy uses
 #   openssl         to make the throw-away certificates of the TLS tests
 #   bsdutils        for `script`, the pseudo-terminal the progress-bar tests run the CLI on
-# Idempotent; uses sudo when not run as root.
+# Idempotent; installs through scripts/apt-install.sh (sudo when not run as root).
 set -euo pipefail
 missing=()
 command -v ctr >/dev/null || missing+=(containerd)
@@ -13,9 +13,4 @@ command -v memcached >/dev/null || missing+=(memcached)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v script >/dev/null || missing+=(bsdutils)
 /usr/bin/python3 -c 'import swift' 2>/dev/null || missing+=(python3-swift)
-[ ${#missing[@]} -eq 0 ] && exit 0
-sudo=; [ "$(id -u)" -eq 0 ] || sudo=sudo
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "installed: ${missing[*]}"
+bash "$(dirname "$0")/apt-install.sh" ${missing[@]+"${missing[@]}"}
