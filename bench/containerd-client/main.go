@@ -83,6 +83,7 @@ func inCalls(ctx context.Context, client contentapi.ContentClient, dgst digest.D
 		if err != nil {
 			fail("read at %d: %v", offset, err)
 		}
+		start := offset
 		for {
 			resp, err := stream.Recv()
 			if errors.Is(err, io.EOF) {
@@ -92,6 +93,10 @@ func inCalls(ctx context.Context, client contentapi.ContentClient, dgst digest.D
 				fail("read at %d: %v", offset, err)
 			}
 			offset += int64(len(resp.Data))
+		}
+		// a call that ends with nothing short of the size would be asked again for ever
+		if offset == start {
+			fail("read at %d of %d: the call ended with no bytes", offset, info.Info.Size_)
 		}
 	}
 	return offset
