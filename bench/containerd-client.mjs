@@ -1,7 +1,7 @@
 // containerd's own Go client as a bench client: `containerd-client/main.go`, built here from the
 // containerd sources Debian packages (golang-github-containerd-containerd-dev, GOPATH mode: the
 // npm registry and Debian's archive are all the bench machine reaches, so no Go module download).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './config.mjs';
@@ -38,11 +38,24 @@ export function buildContainerdClient(work) {
 /**
  * One read of `digest` by containerd's Go client, `callBytes` a call: `mode` 'proxy' (the proxy
  * ReaderAt) or 'calls' (Read calls each to its end). Its time from the first call to the last
- * byte and its CPU seconds, as the client's own clock and rusage tell them.
+ * byte and its CPU seconds, as the client's own clock and rusage tell them. Spawned, not run
+ * synchronously: the bench's event loop keeps reading the daemon's output meanwhile, which a
+ * daemon writing more than a pipe holds would otherwise wait on.
  */
 export function readWithContainerdClient(binary, mode, socket, namespace, digest, callBytes) {
-  const r = spawnSync(binary, [mode, socket, namespace, digest, String(callBytes)], { encoding: 'utf8', timeout: READ_TIMEOUT_MS });
-  if (r.status !== 0) throw new Error(`containerd-client ${mode} ${digest}: ${why(r)}`);
-  const { bytes, seconds, cpu } = JSON.parse(r.stdout);
-  return { bytes, ms: seconds * 1000, cpu };
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, [mode, socket, namespace, digest, String(callBytes)], { stdio: ['ignore', 'pipe', 'pipe'], timeout: READ_TIMEOUT_MS });
+    let stdout = '', stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
+    child.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+    child.on('error', (err) => reject(new Error(`containerd-client ${mode} ${digest}: ${err.message}`)));
+    child.on('close', (code, signal) => {
+      if (code !== 0) {
+        reject(new Error(`containerd-client ${mode} ${digest}: ${signal ? `killed by ${signal}` : stderr.trim()}`));
+        return;
+      }
+      const { bytes, seconds, cpu } = JSON.parse(stdout);
+      resolve({ bytes, ms: seconds * 1000, cpu });
+    });
+  });
 }
