@@ -80,6 +80,8 @@ describe('a failed commit taking back its hold', () => {
     const failing = new Promise<void>((_, reject) => (fail = reject));
     failing.catch(() => undefined);
     const both = [commitOf('both', data, () => failing), commitOf('both', data, () => failing)];
+    // both fail together: the second may reject while the first is still awaited below
+    for (const commit of both) commit.catch(() => undefined);
     await new Promise((resolve) => setTimeout(resolve, 20));
     // S3 away for both at once: each sees the other under way when it would take the hold back
     fail(new Error('S3 is away'));
