@@ -54,8 +54,13 @@ export function readWithContainerdClient(binary, mode, socket, namespace, digest
         reject(new Error(`containerd-client ${mode} ${digest}: ${signal ? `killed by ${signal}` : stderr.trim()}`));
         return;
       }
-      const { bytes, seconds, cpu } = JSON.parse(stdout);
-      resolve({ bytes, ms: seconds * 1000, cpu });
+      try {
+        const { bytes, seconds, cpu } = JSON.parse(stdout);
+        resolve({ bytes, ms: seconds * 1000, cpu });
+      } catch (err) {
+        // thrown here it would escape the promise and end the bench without its cleanups
+        reject(new Error(`containerd-client ${mode} ${digest}: unreadable output ${JSON.stringify(stdout.slice(0, 200))}: ${err.message}`));
+      }
     });
   });
 }
