@@ -420,4 +420,31 @@ describe('S3 round trips on the critical path', () => {
     await session.ended;
     await call(client, 'Abort', { ref: 'spaced' });
   });
+
+  it('writes no record of an ingest once its stream let go, though a checkpoint was due to move it on: another daemon may have taken it up since', async () => {
+    const key = 's3cs/v1/ns/test/ingests/let-go';
+    // The record of part 1 is on its way (slow) when part 2 lands, less than a second after the
+    // write before: part 2's is due a second after that one, and the write on its way already
+    // carries it, so the record shows both parts while it is still due.
+    let slow = true;
+    let parts = 0;
+    log.intercept = async (op, k) => {
+      if (!slow) return;
+      if (op === 'UploadPart' && ++parts === 2) await sleep(250);
+      if (op === 'PutObject' && k === key) await sleep(400);
+    };
+    const data = randomBlob(10 * MiB);
+    const session = new WriteSession(client);
+    await session.send({ action: 'STAT', ref: 'let-go', total: 15 * MiB });
+    for (let off = 0; off < data.length; off += MiB) await session.send({ action: 'WRITE', ref: 'let-go', offset: off, data: data.subarray(off, off + MiB) });
+    const record = async () => JSON.parse((await getObject(d.bucket!, key)).toString()) as { offset: number; heldBy?: unknown };
+    await until(async () => (await record().catch(() => undefined))?.offset === 10 * MiB, 10_000);
+    slow = false;
+    session.cancel();
+    await until(async () => (await record()).heldBy === undefined, 10_000);
+    const released = performance.now();
+    await sleep(1_500);
+    expect(log.between(released, performance.now()).filter((r) => r.op === 'PutObject' && r.key === key && r.start > released)).toEqual([]);
+    await call(client, 'Abort', { ref: 'let-go' });
+  });
 });

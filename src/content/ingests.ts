@@ -303,6 +303,10 @@ export class Ingests {
       ingest.hasher.close();
       return;
     }
+    // The record putAside writes is the latest checkpoint: one still due would be written after
+    // it, when another daemon may have taken the ingest up, and name the upload it left.
+    clearTimeout(ingest.checkpointDue);
+    ingest.checkpointDue = undefined;
     // The ref stays locked until the ingest is put aside: a stream taking it over meanwhile
     // would write into a part that is on its way to disk.
     ingest.puttingAside = true;
