@@ -78,15 +78,15 @@ export class Checkpoints {
   /**
    * Moves the record on now, or once CHECKPOINT_SPACING_MS has passed since it last moved (with
    * whatever is latest by then). Removing the record (records.remove) cancels what is due, and so
-   * does the stream letting go (its release record is the latest).
+   * does the stream letting go (the record it then writes is the latest).
    */
   private recordSpaced(ingest: Ingest): void {
     if (ingest.checkpointDue) return;
     const wait = (ingest.checkpointRecordedAt ?? -Infinity) + CHECKPOINT_SPACING_MS - performance.now();
     const write = () => {
       ingest.checkpointDue = undefined;
-      // Once its stream lets go (the release record is written first), another daemon may take the
-      // ingest up and write the record: a write of this one's after that would name the upload it left.
+      // Once the record names no holder (Ingests.putAside), another daemon may take the ingest up
+      // and write it: a write of this one's landing after that would name the upload it left.
       if (ingest.bytesGone || !ingest.lockedSince || ingest.puttingAside || this.live.get(ingestKey(ingest.ns, ingest.ref)) !== ingest) return;
       ingest.checkpointRecordedAt = performance.now();
       void this.records.record(ingest);

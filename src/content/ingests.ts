@@ -295,21 +295,16 @@ export class Ingests {
    */
   private async finish(ingest: Ingest, outcome: 'done' | 'released'): Promise<void> {
     const key = ingestKey(ingest.ns, ingest.ref);
-    clearInterval(ingest.holdRenewal);
-    ingest.holdRenewal = undefined;
     if (outcome === 'done') {
+      clearInterval(ingest.holdRenewal);
+      ingest.holdRenewal = undefined;
       ingest.lockedSince = undefined;
       if (this.live.get(key) === ingest) this.live.delete(key);
       ingest.hasher.close();
       return;
     }
-    // The record putAside writes is the latest checkpoint: one still due would be written after
-    // it, when another daemon may have taken the ingest up, and name the upload it left.
-    clearTimeout(ingest.checkpointDue);
-    ingest.checkpointDue = undefined;
     // The ref stays locked until the ingest is put aside: a stream taking it over meanwhile
     // would write into a part that is on its way to disk.
-    ingest.puttingAside = true;
     try {
       await this.putAside(ingest);
     } finally {
@@ -320,20 +315,31 @@ export class Ingests {
   }
 
   private async putAside(ingest: Ingest): Promise<void> {
-    // Kept for a resume with the same ref. Once some of its bytes are stored in the bucket (a
-    // multipart upload has begun) it is recorded there too, so other daemons list it and the
-    // stored bytes can be found and discarded once abandoned; bytes only buffered here leave
-    // nothing in the bucket. A record written while the stream held it is written again, naming
-    // no holder now, so another daemon may take the ingest up at once.
-    if ((ingest.offset > 0 && ingest.upload.handle() !== undefined) || ingest.recorded) await this.records.record(ingest);
     // Without a stream it holds no memory: its unfinished part goes to disk, its hash to a
     // saved state; a resume takes both back. Where the disk cannot take the part (full, or the
     // spill bound reached), the ingest is let go rather than left holding memory others need.
-    try {
-      await ingest.upload.suspend();
-    } catch (err) {
+    // Parts on their way land first, while the record still names this daemon's hold (renewed):
+    // another daemon taking the ingest up meanwhile would continue the upload they land in.
+    const suspended = await ingest.upload.suspend().then(
+      () => undefined,
+      (err: unknown) => ({ err }),
+    );
+    // From here the record names no holder, and this daemon writes it only this once more (a
+    // checkpoint still due included): another daemon may take the ingest up at once, and a write
+    // of this one's landing after that one's would name the upload it left.
+    ingest.puttingAside = true;
+    clearInterval(ingest.holdRenewal);
+    ingest.holdRenewal = undefined;
+    clearTimeout(ingest.checkpointDue);
+    ingest.checkpointDue = undefined;
+    // Kept for a resume with the same ref. Once some of its bytes are stored in the bucket (a
+    // multipart upload has begun) it is recorded there too, so other daemons list it and the
+    // stored bytes can be found and discarded once abandoned; bytes only buffered here leave
+    // nothing in the bucket.
+    if ((ingest.offset > 0 && ingest.upload.handle() !== undefined) || ingest.recorded) await this.records.record(ingest);
+    if (suspended) {
       this.letGoOf(ingestKey(ingest.ns, ingest.ref), ingest);
-      this.logger.warn({ err, ns: ingest.ns, ref: ingest.ref, offset: ingest.offset }, 'could not put an interrupted ingest aside on disk: let go of it');
+      this.logger.warn({ err: suspended.err, ns: ingest.ns, ref: ingest.ref, offset: ingest.offset }, 'could not put an interrupted ingest aside on disk: let go of it');
       return;
     }
     const hasher = ingest.hasher;
