@@ -264,8 +264,8 @@ export class Daemon {
         this.logger.error({ err }, `stopping: ${what} failed`);
       }
     };
-    // Writes cut, or whose clients went away, put their ingests aside (a record write each)
-    // after their calls ended: before S3 is let go of
+    // Writes cut, or whose clients went away, put their ingests aside after their calls ended
+    // (their parts on the way land, then a record write each): before S3 is let go of
     await step('putting cut ingests aside', () => this.content.streamsLetGo(5_000));
     // Refreshes in progress get a moment to finish; none of them is needed for correctness.
     await step('waiting for touches', () => Promise.race([this.touch.idle(), new Promise((r) => setTimeout(r, 5_000).unref())]));

@@ -273,7 +273,7 @@ export interface Upload {
   /**
    * The stream writing went away: give back the memory held for this upload (bytes not yet in
    * a stored part go to disk) while keeping every byte taken; the next write or commit takes
-   * them back in.
+   * them back in. Settles, resolved or rejected, only once no part is on its way to the store.
    */
   suspend(): Promise<void>;
   /**

@@ -8,7 +8,8 @@ import type { IngestRecords } from './ingest-records.js';
  * of milliseconds on a fast link: a record write per part was a PUT per 8 MiB, under one prefix
  * for every ingest of a namespace (S3 throttles a prefix past a few thousand writes a second),
  * and about a tenth of the S3 server's work in an ingest. A crash then costs at most this much
- * more of the upload to send again; a stream that goes away records its latest state at once.
+ * more of the upload to send again; a stream that goes away records its latest state once its
+ * parts on the way have landed.
  */
 export const CHECKPOINT_SPACING_MS = 1_000;
 
@@ -37,9 +38,11 @@ export class Checkpoints {
         if (ingest.upload !== upload || ingest.bytesGone || this.live.get(ingestKey(ingest.ns, ingest.ref)) !== ingest) return;
         ingest.durable = checkpoint;
         if (checkpoint.offset > 0 && ingest.resumeBy === 'rereading') ingest.resumable = { checkpoint };
-        // the first one at once: from then on no crash can leave an upload nobody knows about
-        if (checkpoint.offset === 0) void this.records.record(ingest);
-        else if (ingest.resumeBy === 'rereading') this.recordSpaced(ingest);
+        if (checkpoint.offset === 0) {
+          // the first one at once: from then on no crash can leave an upload nobody knows about
+          // (not once the record names no holder: see recordSpaced)
+          if (ingest.lockedSince && !ingest.puttingAside) void this.records.record(ingest);
+        } else if (ingest.resumeBy === 'rereading') this.recordSpaced(ingest);
         else this.advance(ingest);
       },
     });

@@ -157,7 +157,8 @@ export class IngestRecords {
    * While a stream holds the ingest, its record is written again once HOLD_RENEW_MS has gone by
    * since the last write that landed (a client sending slowly, or not at all, moves no
    * checkpoint), a failed one tried again RENEW_RETRY_MS later, so other daemons keep seeing the
-   * hold (Holders.heldElsewhere). Stops by itself once the stream lets go.
+   * hold (Holders.heldElsewhere). Goes on while a stream that let go waits for its parts on the
+   * way, and stops by itself once the ingest is put aside (or the stream committed).
    */
   renewWhileHeld(ingest: Ingest): void {
     clearInterval(ingest.holdRenewal);

@@ -48,8 +48,9 @@ export interface Ingest {
   recordTriedAt?: number | undefined;
   holdRenewal?: NodeJS.Timeout | undefined;
   /**
-   * Its stream let go and it is being put aside: the ref stays locked here meanwhile, but the
-   * record then written names no holder, so another daemon may take the ingest up at once.
+   * Its stream let go, its parts on the way have landed, and it is being put aside: the ref stays
+   * locked here meanwhile, but the record then written names no holder, so another daemon may
+   * take the ingest up at once, and this daemon writes it no more.
    */
   puttingAside?: boolean;
   /** When a checkpoint last moved the record on (performance.now()), and the write due to move it next. */

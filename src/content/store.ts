@@ -112,8 +112,8 @@ export class ContentStore {
 
   /**
    * Waits, at most `timeoutMs`, until no Write stream holds an ingest: streams cut at a stop put
-   * their ingests aside, recording them as held by no one, so that another daemon can take them
-   * up at once rather than once the holds lapse.
+   * their ingests aside, recording them as held by no one once their parts on the way have
+   * landed, so that another daemon can take them up at once rather than once the holds lapse.
    */
   async streamsLetGo(timeoutMs: number): Promise<void> {
     const end = performance.now() + timeoutMs;

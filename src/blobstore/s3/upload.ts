@@ -152,7 +152,8 @@ export class S3Upload implements Upload {
 
   /**
    * The unfinished part goes to a file and its buffer and budget are given back: an ingest
-   * without a stream holds no memory. Parts already travelling finish on their own.
+   * without a stream holds no memory. Settles only once the parts already travelling have
+   * landed or failed, whether or not the part could go to disk.
    */
   suspend(): Promise<void> {
     return this.quiet.using(() => this.putAside());
@@ -160,9 +161,14 @@ export class S3Upload implements Upload {
 
   private async putAside(): Promise<void> {
     if (this.aborted) return;
-    await this.filling.spill();
+    try {
+      await this.filling.spill();
+    } finally {
+      // the caller records the ingest as held by no one once this settles: a part landing after
+      // that would be in no record, and in an upload another daemon may have taken up
+      await this.settle();
+    }
     // Parts S3 refused (it was away) would hold their memory until a resume: to disk as well.
-    await this.settle();
     await this.failed.spill();
   }
 
