@@ -10,6 +10,8 @@ export interface SentRequest {
   key: string;
   start: number;
   end: number;
+  /** A PutObject's body, where it is a Buffer of at most 64 KiB (a document's, say). */
+  body?: Buffer;
 }
 
 /** Lets a test hold a request back, or fail it, before it is sent. */
@@ -30,8 +32,9 @@ export class RequestLog {
       (next, context) => async (args) => {
         const op = (context.commandName ?? 'unknown').replace(/Command$/, '');
         // a listing is named by its prefix
-        const input = args.input as { Key?: string; Prefix?: string };
+        const input = args.input as { Key?: string; Prefix?: string; Body?: unknown };
         const key = input.Key ?? input.Prefix ?? '';
+        const body = op === 'PutObject' && Buffer.isBuffer(input.Body) && input.Body.length <= 64 * 1024 ? input.Body : undefined;
         const start = performance.now();
         this.open++;
         try {
@@ -40,7 +43,7 @@ export class RequestLog {
         } finally {
           this.open--;
           this.lastChange = performance.now();
-          this.sent.push({ op, key, start, end: this.lastChange });
+          this.sent.push({ op, key, start, end: this.lastChange, ...(body ? { body } : {}) });
         }
       },
       { step: 'initialize', name: 'requestLogForTest' },
