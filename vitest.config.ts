@@ -11,7 +11,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     pool: 'forks',
     // Three on CI's two cores: the tests mostly wait on S3 and timers. Measured on one machine,
-    // the whole suite: two workers 610 s with the cores 60% busy, three 469 s at 80%.
+    // the whole suite: two workers 610 s with the cores 64% busy, three 469 s at 86%.
     maxWorkers: 3,
     minWorkers: 1,
     // The SDK's notice that its 2027 releases will need Node 22 is not news in every test file.
