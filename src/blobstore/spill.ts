@@ -41,12 +41,21 @@ export class SpillDir {
 
   /** A path for a new spill file. */
   async file(): Promise<string> {
-    this.made ??= mkdir(this.path, { recursive: true, mode: 0o700 }).then(() => undefined);
+    // a failed make is tried again by the next spill (the disk may have room by then)
+    this.made ??= mkdir(this.path, { recursive: true, mode: 0o700 }).then(
+      () => undefined,
+      (err: unknown) => {
+        this.made = undefined;
+        throw err;
+      },
+    );
     await this.made;
     return join(this.path, randomUUID());
   }
 
   async close(): Promise<void> {
-    if (this.made) await rm(this.path, { recursive: true, force: true });
+    // only a directory this store made: removing one it could not make fails the store's close
+    const made = this.made && (await this.made.then(() => true, () => false));
+    if (made) await rm(this.path, { recursive: true, force: true });
   }
 }

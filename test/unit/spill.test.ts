@@ -1,4 +1,4 @@
-import { readdirSync, truncateSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SpillDir } from '../../src/blobstore/spill.js';
@@ -27,6 +27,21 @@ describe('the spill directory', () => {
     expect(isStoreError(err, 'resource-exhausted')).toBe(true);
     expect(second.hasUnfinished).toBe(false);
     expect(dir.bytesUsed).toBe(60);
+  });
+
+  it('closes without failing where it could not be made, and is made by a later spill once it can be', async () => {
+    const parent = join(tempDir('s3cs-spill-'), 'parent');
+    writeFileSync(parent, '');
+    const dir = new SpillDir(parent, 100);
+    await expect(dir.file()).rejects.toMatchObject({ code: 'ENOTDIR' });
+    await dir.close();
+    rmSync(parent);
+    mkdirSync(parent);
+    const file = await dir.file();
+    expect(file.startsWith(dir.path)).toBe(true);
+    expect(readdirSync(parent)).toHaveLength(1);
+    await dir.close();
+    expect(readdirSync(parent)).toEqual([]);
   });
 
   it('gives the bytes back as parts are taken back or dropped', async () => {
