@@ -1,6 +1,8 @@
 import { status } from '@grpc/grpc-js';
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { writeFileSync } from 'node:fs';
 import { constants, type ClientHttp2Session } from 'node:http2';
+import { join } from 'node:path';
 import type { ContentClient } from '../src/generated/containerd/services/content/v1/Content.js';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +18,7 @@ import {
   rawS3,
   s3,
   startDaemon,
+  tempDir,
   until,
   useS3Credentials,
   WriteSession,
@@ -436,6 +439,52 @@ describe('upload part buffers, while parts are on their way to S3', () => {
       await commitsWhole();
     } finally {
       await close();
+    }
+  });
+});
+
+describe('an upload put aside whose unfinished part cannot go to disk', () => {
+  const MiB = 1024 * 1024;
+
+  it('settles its failure only once the part on its way has landed: the ingest is recorded as let go only after that', async () => {
+    useS3Credentials();
+    const bucket = await newBucket();
+    // a spill directory under a regular file: making it fails, as on a full or read-only disk
+    const notADir = join(tempDir('s3cs-no-spill-'), 'file');
+    writeFileSync(notADir, '');
+    const config = resolveConfig({ bucket, endpointUrl: s3().endpoint, region: s3().region, partSize: '5MiB', spillDir: notADir }, {});
+    const client = createS3Client(config.s3!);
+    const log = new RequestLog(client);
+    const store = new S3BlobStore(config.s3!, client);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let partsHeld = 0;
+    log.intercept = (op) => {
+      if (op !== 'UploadPart') return undefined;
+      partsHeld++;
+      return held;
+    };
+    let durable = 0;
+    const upload = store.createUpload({ onDurable: (c) => (durable = c.offset) });
+    try {
+      // part 1 on its way (held), and 100 bytes of part 2 that would go to disk
+      await upload.write(randomBlob(5 * MiB + 100));
+      await until(() => partsHeld === 1);
+      let settled = false;
+      const suspended = upload.suspend().then(
+        () => 'put aside',
+        () => 'failed',
+      );
+      void suspended.finally(() => (settled = true));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(settled).toBe(false);
+      release();
+      expect(await suspended).toBe('failed');
+      expect(durable).toBe(5 * MiB);
+    } finally {
+      release();
+      await upload.abort().catch(() => undefined);
+      await store.close();
     }
   });
 });
