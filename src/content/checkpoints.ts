@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { BlobStore, Upload, UploadOptions } from '../blobstore/types.js';
-import { ingestKey, type Ingest, type LiveIngests } from './ingest.js';
+import { heldByStream, ingestKey, type Ingest, type LiveIngests } from './ingest.js';
 import type { IngestRecords } from './ingest-records.js';
 
 /**
@@ -41,7 +41,7 @@ export class Checkpoints {
         if (checkpoint.offset === 0) {
           // the first one at once: from then on no crash can leave an upload nobody knows about
           // (not once the record names no holder: see recordSpaced)
-          if (ingest.lockedSince && !ingest.puttingAside) void this.records.record(ingest);
+          if (heldByStream(ingest)) void this.records.record(ingest);
         } else if (ingest.resumeBy === 'rereading') this.recordSpaced(ingest);
         else this.advance(ingest);
       },
@@ -90,7 +90,7 @@ export class Checkpoints {
       ingest.checkpointDue = undefined;
       // Once the record names no holder (Ingests.putAside), another daemon may take the ingest up
       // and write it: a write of this one's landing after that would name the upload it left.
-      if (ingest.bytesGone || !ingest.lockedSince || ingest.puttingAside || this.live.get(ingestKey(ingest.ns, ingest.ref)) !== ingest) return;
+      if (ingest.bytesGone || !heldByStream(ingest) || this.live.get(ingestKey(ingest.ns, ingest.ref)) !== ingest) return;
       ingest.checkpointRecordedAt = performance.now();
       void this.records.record(ingest);
     };

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { BlobStore, UploadHandle } from '../blobstore/types.js';
 import { docKeys, type Documents } from '../metadata/documents.js';
-import type { Ingest } from './ingest.js';
+import { heldByStream, type Ingest } from './ingest.js';
 import type { Memberships } from './memberships.js';
 import type { IngestStatus } from './types.js';
 import { LISTING_PAGE_KEYS, RecordedRefs } from './recorded-refs.js';
@@ -163,7 +163,7 @@ export class IngestRecords {
   renewWhileHeld(ingest: Ingest): void {
     clearInterval(ingest.holdRenewal);
     const timer = setInterval(() => {
-      if (!ingest.lockedSince || ingest.puttingAside || ingest.keyTaken) {
+      if (!heldByStream(ingest) || ingest.keyTaken) {
         clearInterval(timer);
         if (ingest.holdRenewal === timer) ingest.holdRenewal = undefined;
         return;
@@ -264,7 +264,7 @@ function ingestRecord(ingest: Ingest, holders: Holders): IngestRecord {
   const resumable = ingest.resumable;
   const handle = resumable?.checkpoint.handle ?? ingest.upload.handle();
   // a stream holds it: no other daemon may continue or drop it meanwhile (see Holders)
-  const held = ingest.lockedSince !== undefined && !ingest.puttingAside;
+  const held = heldByStream(ingest);
   return {
     ref: ingest.ref,
     total: ingest.total,

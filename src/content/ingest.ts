@@ -91,6 +91,15 @@ export interface Ingest {
 export type LiveIngests = Map<string, Ingest>;
 
 /** The key of an ingest in this process's map: refs belong to one namespace. */
+/**
+ * Whether a stream of this daemon holds the ingest and its record names that hold: while so, and
+ * only then, this daemon moves the record on by itself (checkpoints, renewals). Once the record
+ * names no holder (see puttingAside), another daemon may take the ingest up and write it.
+ */
+export function heldByStream(ingest: Ingest): boolean {
+  return ingest.lockedSince !== undefined && !ingest.puttingAside;
+}
+
 export function ingestKey(ns: string, ref: string): string {
   return `${ns}\0${ref}`;
 }
