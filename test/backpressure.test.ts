@@ -348,6 +348,28 @@ describe('upload part buffers, as bytes arrive', () => {
   });
 });
 
+/**
+ * An S3 store on a new bucket (parts of 5 MiB, and `flags`) whose part uploads are all held on
+ * their way until `release`; `partsHeld` counts those sent.
+ */
+async function storeHoldingParts(flags: Record<string, string> = {}) {
+  useS3Credentials();
+  const bucket = await newBucket();
+  const config = resolveConfig({ bucket, endpointUrl: s3().endpoint, region: s3().region, partSize: '5MiB', ...flags }, {});
+  const client = createS3Client(config.s3!);
+  const log = new RequestLog(client);
+  const store = new S3BlobStore(config.s3!, client);
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let sent = 0;
+  log.intercept = (op) => {
+    if (op !== 'UploadPart') return undefined;
+    sent++;
+    return held;
+  };
+  return { bucket, store, release, partsHeld: () => sent };
+}
+
 describe('upload part buffers, while parts are on their way to S3', () => {
   const MiB = 1024 * 1024;
 
@@ -356,24 +378,11 @@ describe('upload part buffers, while parts are on their way to S3', () => {
    * held on their way until `release`; `blob` is 15 MiB and a little.
    */
   async function partsOnTheirWay(parallelism = 2) {
-    useS3Credentials();
-    const bucket = await newBucket();
-    const config = resolveConfig({ bucket, endpointUrl: s3().endpoint, region: s3().region, partSize: '5MiB', uploadParallelism: String(parallelism) }, {});
-    const client = createS3Client(config.s3!);
-    const log = new RequestLog(client);
-    const store = new S3BlobStore(config.s3!, client);
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let partsHeld = 0;
-    log.intercept = (op) => {
-      if (op !== 'UploadPart') return undefined;
-      partsHeld++;
-      return held;
-    };
+    const { bucket, store, release, partsHeld } = await storeHoldingParts({ uploadParallelism: String(parallelism) });
     const upload = store.createUpload({});
     const blob = randomBlob(15 * MiB + 100);
     await upload.write(blob.subarray(0, parallelism * 5 * MiB));
-    await until(() => partsHeld === parallelism);
+    await until(() => partsHeld() === parallelism);
     /** Lets the parts go, commits the whole blob and reads it back. */
     const commitsWhole = async () => {
       const digest = digestOf(blob);
@@ -447,29 +456,16 @@ describe('an upload put aside whose unfinished part cannot go to disk', () => {
   const MiB = 1024 * 1024;
 
   it('settles its failure only once the part on its way has landed: the ingest is recorded as let go only after that', async () => {
-    useS3Credentials();
-    const bucket = await newBucket();
     // a spill directory under a regular file: making it fails, as on a full or read-only disk
     const notADir = join(tempDir('s3cs-no-spill-'), 'file');
     writeFileSync(notADir, '');
-    const config = resolveConfig({ bucket, endpointUrl: s3().endpoint, region: s3().region, partSize: '5MiB', spillDir: notADir }, {});
-    const client = createS3Client(config.s3!);
-    const log = new RequestLog(client);
-    const store = new S3BlobStore(config.s3!, client);
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let partsHeld = 0;
-    log.intercept = (op) => {
-      if (op !== 'UploadPart') return undefined;
-      partsHeld++;
-      return held;
-    };
+    const { store, release, partsHeld } = await storeHoldingParts({ spillDir: notADir });
     let durable = 0;
     const upload = store.createUpload({ onDurable: (c) => (durable = c.offset) });
     try {
       // part 1 on its way (held), and 100 bytes of part 2 that would go to disk
       await upload.write(randomBlob(5 * MiB + 100));
-      await until(() => partsHeld === 1);
+      await until(() => partsHeld() === 1);
       let settled = false;
       const suspended = upload.suspend().then(
         () => 'put aside',
