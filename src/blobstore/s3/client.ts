@@ -14,6 +14,7 @@ import type { StoreError } from '../../errors.js';
 import { isLoopback } from '../../config/values.js';
 import { isMissing, meansUnreachable, translate, type BucketPlace } from './errors.js';
 import { countRequests } from './metrics.js';
+import { silenceEndsTheCall } from './silent-attempts.js';
 import { requestsTakeSlots, SocketSlots } from './socket-slots.js';
 import type { S3StoreOptions } from './options.js';
 
@@ -39,9 +40,10 @@ export type ClientUse = 'reads' | 'default' | 'slow';
  * goes quiet because its own client took nothing opens a new one when it reads on). Lookups,
  * documents, part uploads and listings are answered within seconds once sent (a listing page of
  * a busy store's large bucket taking longest), so a silent S3 (a partition that drops packets)
- * fails such a call, and marks the store unreachable, within a minute an attempt: with 5 minutes,
- * as before, that took a quarter of an hour, every call waiting. What some stores answer only once
- * done, in silence, keeps 5 minutes an attempt: server-side copies, multipart completions, aborts
+ * fails such a call, and marks the store unreachable, within a minute (its first silent attempt
+ * ends it: silenceEndsTheCall): with 5 minutes an attempt, as before, that took a quarter of an
+ * hour, every call waiting. What some stores answer only once
+ * done, in silence, keeps 5 minutes: server-side copies, multipart completions, aborts
  * of multipart uploads (Swift deletes the parts one by one first), and the collector's deletes of
  * blobs (Swift may delete a large object's segments first; each is cut at its own deadline too).
  */
@@ -88,6 +90,7 @@ function idleTimeoutOf(options: S3StoreOptions, use: ClientUse): number {
 }
 
 export function createS3Client(options: S3StoreOptions, use: ClientUse = 'default', sockets: ClientSockets = clientSockets(use)): S3Client {
+  const idleMs = idleTimeoutOf(options, use);
   const client = new S3Client({
     region: options.region,
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
@@ -113,10 +116,11 @@ export function createS3Client(options: S3StoreOptions, use: ClientUse = 'defaul
       httpAgent: sockets.http,
       httpsAgent: sockets.https,
       connectionTimeout: 10_000,
-      socketTimeout: idleTimeoutOf(options, use),
+      socketTimeout: idleMs,
     }),
   });
   countRequests(client);
+  silenceEndsTheCall(client, idleMs);
   if (!options.signPayloads) skipPayloadHash(client, endpointOnLoopback(options.endpoint));
   // Reads hold their socket while a body streams out long after its headers; ReadSlots keeps
   // them below their client's sockets (store.ts).
