@@ -6,8 +6,8 @@ import { get as httpGet } from 'node:http';
 
 /**
  * The metrics page, over a connection of its own: a kept-alive one the daemon closed (its
- * keep-alive timeout passing while this process sat in a spawnSync, the ctr rows) failed the
- * fetch on it, and a retry through fetch's pool could meet another such.
+ * keep-alive timeout passing between two scrapes a `ctr` command apart) failed the fetch on it,
+ * and a retry through fetch's pool could meet another such.
  */
 function scrape(metricsUrl) {
   return new Promise((resolve, reject) => {

@@ -17,13 +17,25 @@ const env = { ...process.env, CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS: '1' };
 /**
  * One `ctr content` command against `server` ({ socket, pid }): its time, and the CPU seconds the
  * server spent meanwhile (the server's own work for it, since nothing else drives it then).
+ * Waited for, not run with spawnSync: the bench's event loop reads the daemon's stdout meanwhile,
+ * and a daemon that logged more than its pipe holds during a get would stall on it.
  */
-function ctr(server, args, stdin) {
+async function ctr(server, args, stdin) {
   const cpuBefore = processCpuSeconds(server.pid);
   const t = performance.now();
-  const r = spawnSync('sh', ['-c', `ctr --address "$0" -n ${NAMESPACE} content "$@" ${stdin ? `< "${stdin}"` : '> /dev/null'}`, server.socket, ...args], { env });
-  if (r.status !== 0) throw new Error(`ctr ${args.join(' ')}: ${r.stderr}`);
-  return { ms: performance.now() - t, cpu: processCpuSeconds(server.pid) - cpuBefore };
+  const child = spawn('sh', ['-c', `ctr --address "$0" -n ${NAMESPACE} content "$@" ${stdin ? `< "${stdin}"` : '> /dev/null'}`, server.socket, ...args], {
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (text) => (stderr += text));
+  const code = await new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', resolve);
+  });
+  const ms = performance.now() - t;
+  if (code !== 0) throw new Error(`ctr ${args.join(' ')}: exit ${code}: ${stderr}`);
+  return { ms, cpu: processCpuSeconds(server.pid) - cpuBefore };
 }
 
 /** Prints what the two servers' CPU cost a run, as the other rows print theirs. */
@@ -74,13 +86,13 @@ async function ingestAndGet(p, containerd, size) {
     const b = blob(500 + i, size);
     writeFileSync(file, Buffer.concat([...b.chunks()]));
     const before = await d.s3Requests();
-    di.push(ctr(daemon, ['ingest', '--expected-digest', b.digest, `ctr-${i}`], file));
+    di.push(await ctr(daemon, ['ingest', '--expected-digest', b.digest, `ctr-${i}`], file));
     const ingested = await d.s3Requests();
-    ci.push(ctr(containerd, ['ingest', '--expected-digest', b.digest, `ctr-${i}`], file));
+    ci.push(await ctr(containerd, ['ingest', '--expected-digest', b.digest, `ctr-${i}`], file));
     const beforeGet = await d.s3Requests();
-    dg.push(ctr(daemon, ['get', b.digest]));
+    dg.push(await ctr(daemon, ['get', b.digest]));
     const got = await d.s3Requests();
-    cg.push(ctr(containerd, ['get', b.digest]));
+    cg.push(await ctr(containerd, ['get', b.digest]));
     ingestCounts = countsSince(before, ingested);
     getCounts = countsSince(beforeGet, got);
   }
@@ -111,9 +123,9 @@ async function tierGet(p, containerd, size) {
   const b = blob(600, size);
   const file = join(p.work, 'tier.bin');
   writeFileSync(file, Buffer.concat([...b.chunks()]));
-  ctr(daemon, ['ingest', '--expected-digest', b.digest, 'tier'], file);
-  ctr(containerd, ['ingest', '--expected-digest', b.digest, 'tier'], file);
-  const cold = ctr(daemon, ['get', b.digest]);
+  await ctr(daemon, ['ingest', '--expected-digest', b.digest, 'tier'], file);
+  await ctr(containerd, ['ingest', '--expected-digest', b.digest, 'tier'], file);
+  const cold = await ctr(daemon, ['get', b.digest]);
   const kept = join(cacheDir, 'blobs', 'sha256', b.digest.slice('sha256:'.length));
   for (let i = 0; i < 600 && !existsSync(kept); i++) await sleep(100);
   if (!existsSync(kept)) throw new Error('tier: the daemon did not keep the blob after a whole read');
@@ -121,8 +133,8 @@ async function tierGet(p, containerd, size) {
   const before = await d.s3Requests();
   const hot = [], local = [];
   for (let i = 0; i < RUNS; i++) {
-    hot.push(ctr(daemon, ['get', b.digest]));
-    local.push(ctr(containerd, ['get', b.digest]));
+    hot.push(await ctr(daemon, ['get', b.digest]));
+    local.push(await ctr(containerd, ['get', b.digest]));
   }
   const ms = (runs) => median(runs.map((r) => r.ms));
   p.row({
