@@ -99,12 +99,20 @@ describe('S3 errors a client sees', () => {
     const sockets = new Set<Socket>();
     /** The request lines it was sent, in order. */
     const requests: string[] = [];
+    /** HEADs it was sent for the blob of `digest` (its key's colon goes URL-encoded). */
+    const headsOf = (digest: string) => requests.filter((line) => line.startsWith('HEAD ') && line.includes(digest.slice('sha256:'.length))).length;
+    /** Set, it answers every request 404 from then on: S3 is back. */
+    let answering = false;
     beforeAll(async () => {
       // reads every request and sends nothing back, as behind a partition that drops the answers
       silent = createNetServer((socket) => {
         sockets.add(socket);
         socket.on('data', (data: Buffer) => {
-          for (const line of data.toString('latin1').split('\r\n')) if (/^[A-Z]+ \S+ HTTP\/1\.1$/.test(line)) requests.push(line);
+          for (const line of data.toString('latin1').split('\r\n')) {
+            if (!/^[A-Z]+ \S+ HTTP\/1\.1$/.test(line)) continue;
+            requests.push(line);
+            if (answering) socket.write('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+          }
         });
         socket.on('error', () => undefined);
         socket.on('close', () => sockets.delete(socket));
@@ -133,11 +141,43 @@ describe('S3 errors a client sees', () => {
         expect((err as Error).message).toContain(`blobs/${digest}`);
         expect((err as Error).message).toContain('silent for 300 ms');
         // one attempt: the SDK takes a timeout for transient and tried three times, 3 minutes in all by default
-        expect(requests.filter((line) => line.startsWith('HEAD ')).length).toBe(1);
+        expect(headsOf(digest)).toBe(1);
         expect(performance.now() - started).toBeLessThan(10_000);
         const still = await Promise.race([copy, new Promise((resolve) => setTimeout(() => resolve('waiting'), 1_000))]);
         expect(still).toBe('waiting');
       } finally {
+        for (const socket of sockets) socket.destroy();
+        await store.close();
+      }
+    });
+
+    it('once an attempt got no answer, calls fail at once Unavailable without being sent, until S3 answers the probe again', async () => {
+      const { port } = silent.address() as AddressInfo;
+      const config = resolveConfig({ bucket: 'silent', endpointUrl: `http://127.0.0.1:${port}`, region: 'us-east-1' }, {});
+      const store = new S3BlobStore({ ...config.s3!, credentials: { accessKeyId: 'k', secretAccessKey: 's' }, socketIdleTimeoutMs: 300 });
+      const [first, second, third] = ['d', 'e', 'f'].map((c) => `sha256:${c.repeat(64)}`);
+      try {
+        const err = await store.statBlob(first!).catch((e: unknown) => e);
+        expect(isStoreError(err, 'unavailable'), String(err)).toBe(true);
+        const refused = await store.statBlob(second!).catch((e: unknown) => e);
+        expect(isStoreError(refused, 'unavailable'), String(refused)).toBe(true);
+        expect((refused as Error).message).toContain(`blobs/${second}: S3Silent: not sent: S3 has not answered since`);
+        expect(headsOf(second!)).toBe(0);
+        answering = true;
+        // the probe asks every second; meanwhile calls are still refused unsent
+        let found: unknown = 'refused';
+        await until(async () => {
+          found = await store.statBlob(third!).catch((e: unknown) => {
+            expect((e as Error).message).toContain('not sent');
+            return 'refused';
+          });
+          return found !== 'refused';
+        }, 10_000);
+        // S3's 404 for it: sent, and answered as a blob not there
+        expect(found).toBeUndefined();
+        expect(headsOf(third!)).toBe(1);
+      } finally {
+        answering = false;
         for (const socket of sockets) socket.destroy();
         await store.close();
       }

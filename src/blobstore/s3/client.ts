@@ -14,6 +14,7 @@ import type { StoreError } from '../../errors.js';
 import { isLoopback } from '../../config/values.js';
 import { isMissing, meansUnreachable, translate, type BucketPlace } from './errors.js';
 import { countRequests } from './metrics.js';
+import { gateOnSilence, type S3Silence } from './silence.js';
 import { silenceEndsTheCall } from './silent-attempts.js';
 import { requestsTakeSlots, SocketSlots } from './socket-slots.js';
 import type { S3StoreOptions } from './options.js';
@@ -29,8 +30,11 @@ const SOCKET_WAIT_MS = 120_000;
 const SOCKET_QUEUE = 16_384;
 /** Sockets of the client for blob reads (see READ_SLOTS in store.ts, which keeps below it). */
 export const READ_SOCKETS = MAX_SOCKETS;
-/** What a client sends: blob GETs, requests S3 may answer only once done, or the rest. */
-export type ClientUse = 'reads' | 'default' | 'slow';
+/**
+ * What a client sends: blob GETs, requests S3 may answer only once done, the rest, or the HEAD
+ * of the bucket that asks a silent S3 whether it answers again (see S3Silence).
+ */
+export type ClientUse = 'reads' | 'default' | 'slow' | 'probe';
 
 /**
  * A request whose socket stays silent this long fails (Unavailable) instead of holding its
@@ -47,7 +51,7 @@ export type ClientUse = 'reads' | 'default' | 'slow';
  * of multipart uploads (Swift deletes the parts one by one first), and the collector's deletes of
  * blobs (Swift may delete a large object's segments first; each is cut at its own deadline too).
  */
-const SOCKET_IDLE_TIMEOUT_MS: Record<ClientUse, number> = { reads: 60_000, default: 60_000, slow: 5 * 60_000 };
+const SOCKET_IDLE_TIMEOUT_MS: Record<ClientUse, number> = { reads: 60_000, default: 60_000, slow: 5 * 60_000, probe: 5_000 };
 
 /**
  * An agent whose sockets always have an error listener. S3 may answer a request (an UploadPart to
@@ -79,7 +83,7 @@ export function clientSockets(use: ClientUse): ClientSockets {
   return {
     http: guarded(new HttpAgent(agentOptions)),
     https: guarded(new HttpsAgent(agentOptions)),
-    slots: use === 'reads' ? undefined : new SocketSlots(MAX_SOCKETS, SOCKET_WAIT_MS, SOCKET_QUEUE),
+    slots: use === 'reads' || use === 'probe' ? undefined : new SocketSlots(MAX_SOCKETS, SOCKET_WAIT_MS, SOCKET_QUEUE),
   };
 }
 
@@ -89,7 +93,11 @@ function idleTimeoutOf(options: S3StoreOptions, use: ClientUse): number {
   return (typeof given === 'number' ? given : given?.[use]) ?? SOCKET_IDLE_TIMEOUT_MS[use];
 }
 
-export function createS3Client(options: S3StoreOptions, use: ClientUse = 'default', sockets: ClientSockets = clientSockets(use)): S3Client {
+/**
+ * A client of the store: with `silence`, its requests fail at once while S3 is silent, and an
+ * attempt of its own that S3 leaves silent starts that (see S3Silence).
+ */
+export function createS3Client(options: S3StoreOptions, use: ClientUse = 'default', sockets: ClientSockets = clientSockets(use), silence?: S3Silence): S3Client {
   const idleMs = idleTimeoutOf(options, use);
   const client = new S3Client({
     region: options.region,
@@ -101,7 +109,8 @@ export function createS3Client(options: S3StoreOptions, use: ClientUse = 'defaul
     // stores refuse (Swift answers 501); we verify digests ourselves anyway.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
-    maxAttempts: options.maxAttempts ?? 3,
+    // a probe that gets no answer is simply asked again a second later
+    maxAttempts: use === 'probe' ? 1 : (options.maxAttempts ?? 3),
     // Resolving a command's middleware stack on every send cost the daemon an eighth or more of
     // its CPU per small ingest (and garbage); the stack is resolved once per command class. So every
     // middleware goes on before the first send (countRequests below; tests add theirs before the
@@ -120,7 +129,8 @@ export function createS3Client(options: S3StoreOptions, use: ClientUse = 'defaul
     }),
   });
   countRequests(client);
-  silenceEndsTheCall(client, idleMs);
+  silenceEndsTheCall(client, idleMs, silence);
+  if (silence) gateOnSilence(client, silence);
   if (!options.signPayloads) skipPayloadHash(client, endpointOnLoopback(options.endpoint));
   // Reads hold their socket while a body streams out long after its headers; ReadSlots keeps
   // them below their client's sockets (store.ts).

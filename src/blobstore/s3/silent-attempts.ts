@@ -1,4 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { S3Silence } from './silence.js';
 
 /**
  * An attempt that got no answer while its socket was silent for the whole idle timeout. Its name
@@ -22,9 +23,10 @@ export class SilentS3Error extends Error {
  * failed Unavailable and health said NOT_SERVING, and a store that said nothing for a minute
  * seldom answers the same request on the next. Timeouts that end sooner (a connection not
  * made within its 10 s) are retried as before: a SYN lost once is common, and cheap to retry.
- * Below the retries and the turns for sockets, so an attempt is timed from its own send.
+ * Below the retries and the turns for sockets, so an attempt is timed from its own send. The
+ * store's other requests then wait for no such minute of their own (`silence`, see S3Silence).
  */
-export function silenceEndsTheCall(client: S3Client, idleMs: number): void {
+export function silenceEndsTheCall(client: S3Client, idleMs: number, silence?: S3Silence): void {
   client.middlewareStack.add(
     (next) => async (args) => {
       const sent = performance.now();
@@ -32,7 +34,10 @@ export function silenceEndsTheCall(client: S3Client, idleMs: number): void {
         return await next(args);
       } catch (err) {
         const timedOut = (err as { name?: unknown } | undefined)?.name === 'TimeoutError';
-        if (timedOut && performance.now() - sent >= idleMs) throw new SilentS3Error(idleMs, err);
+        if (timedOut && performance.now() - sent >= idleMs) {
+          silence?.heard(idleMs);
+          throw new SilentS3Error(idleMs, err);
+        }
         throw err;
       }
     },

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
+  HeadBucketCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
@@ -42,6 +43,7 @@ import { ParkedReads } from './parked-reads.js';
 import { ReadSlots, type ReadSlotLimits } from './read-slots.js';
 import { probeBucket, type ProbeTarget } from './probe.js';
 import { Reachability } from './reachability.js';
+import { S3Silence } from './silence.js';
 import { reopenStagingCheckpoint } from './reopen.js';
 import { S3Upload } from './upload.js';
 import type { UploadContext } from './upload-context.js';
@@ -74,16 +76,27 @@ export class S3BlobStore implements BlobStore {
   /** 1 MiB (one proxy Read) ahead per parked response, 32 MiB for all of them. */
   private readonly readAhead = new ReadAheadBudget(1024 * 1024, 32 * 1024 * 1024);
   private readonly reachability: Reachability;
+  /** Holds the store's requests back while S3 is silent (none with a client given). */
+  private readonly silence: { gate: S3Silence; probe: S3Client } | undefined;
   private readonly uploads: UploadContext;
   private readonly probeTarget: ProbeTarget;
   private readonly credentialsFrom: string | undefined;
 
   constructor(options: S3StoreOptions, client?: S3Client) {
-    // a client given (tests count its requests) serves reads too
+    // a client given (tests count its requests) serves reads too, and is never held back
     const shared = clientSockets('default');
+    const probe = client ? undefined : createS3Client(options, 'probe');
+    const silence = probe && new S3Silence(() => probe.send(new HeadBucketCommand({ Bucket: options.bucket })));
+    this.silence = silence && { gate: silence, probe: probe! };
     this.s3 = client
       ? new S3Bucket(client, options)
-      : new S3Bucket(createS3Client(options, 'default', shared), options, createS3Client(options, 'reads'), () => createS3Client(options, 'slow'), createS3Client(options, 'slow', shared));
+      : new S3Bucket(
+          createS3Client(options, 'default', shared, silence),
+          options,
+          createS3Client(options, 'reads', undefined, silence),
+          () => createS3Client(options, 'slow', undefined, silence),
+          createS3Client(options, 'slow', shared, silence),
+        );
     this.keys = new KeyLayout(options);
     this.slots = new ReadSlots({ ...READ_SLOTS, ...options.readSlots }, () => this.readers.closeOldest());
     this.reachability = new Reachability(this.s3);
@@ -369,6 +382,8 @@ export class S3BlobStore implements BlobStore {
 
   async close(): Promise<void> {
     this.reachability.close();
+    this.silence?.gate.close();
+    this.silence?.probe.destroy();
     this.readers.closeAll();
     this.slots.close();
     this.uploads.budget.holders?.close();
