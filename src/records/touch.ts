@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { BlobStore } from '../blobstore/types.js';
+import { isStoreError } from '../errors.js';
 import { touchRefreshes } from '../metrics/registry.js';
 
 export interface TouchOptions {
@@ -20,6 +21,13 @@ export interface TouchOptions {
 /** Blobs this daemon remembers having checked; each is a digest string and a number. */
 const MAX_RECENT = 100_000;
 
+/**
+ * After a refresh S3 could not take (Unavailable), the queue waits this long before the next:
+ * an S3 that is silent fails requests at once (blobstore/s3/silence.ts), and the whole queue, up
+ * to maxQueued blobs, went through in one go, a warning each, every one of them lost.
+ */
+export const PAUSE_AFTER_UNAVAILABLE_MS = 5_000;
+
 export class TouchRefresher {
   private readonly queue: string[] = [];
   private readonly waiting = new Set<string>();
@@ -27,6 +35,9 @@ export class TouchRefresher {
   private readonly recent = new Map<string, number>();
   private running = 0;
   private idleWaiters: (() => void)[] = [];
+  /** Until when (Date.now()) no refresh starts, after one S3 could not take; and the timer that ends it. */
+  private pausedUntil = 0;
+  private resume: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly blobs: BlobStore,
@@ -64,6 +75,17 @@ export class TouchRefresher {
   }
 
   private pump(): void {
+    const pausedFor = this.pausedUntil - Date.now();
+    if (pausedFor > 0) {
+      if (this.queue.length > 0 && !this.resume) {
+        this.resume = setTimeout(() => {
+          this.resume = undefined;
+          this.pump();
+        }, pausedFor);
+        this.resume.unref();
+      }
+      return;
+    }
     while (this.running < this.options.concurrency && this.queue.length > 0) {
       const digest = this.queue.shift()!;
       this.waiting.delete(digest);
@@ -95,7 +117,15 @@ export class TouchRefresher {
     } catch (err) {
       touchRefreshes.inc({ outcome: 'failed' });
       this.recent.delete(digest);
-      this.logger.warn({ err, digest }, 'could not refresh blob');
+      if (!isStoreError(err, 'unavailable')) {
+        this.logger.warn({ err, digest }, 'could not refresh blob');
+        return;
+      }
+      // said once a pause: those running beside fail alike
+      if (Date.now() >= this.pausedUntil) {
+        this.logger.warn({ err, digest, queued: this.queue.length }, `could not refresh blob; the others wait ${PAUSE_AFTER_UNAVAILABLE_MS / 1000} s`);
+      }
+      this.pausedUntil = Date.now() + PAUSE_AFTER_UNAVAILABLE_MS;
     }
   }
 
