@@ -103,6 +103,10 @@ describe('S3 errors a client sees', () => {
     const headsOf = (digest: string) => requests.filter((line) => line.startsWith('HEAD ') && line.includes(digest.slice('sha256:'.length))).length;
     /** Set, it answers every request 404 from then on: S3 is back. */
     let answering = false;
+    /** Blobs (their hex) whose first request it leaves unanswered even while answering: one stuck socket. */
+    const stuckOnce = new Set<string>();
+    /** HEADs of the bucket itself it was sent: the probes. */
+    const probes = () => requests.filter((line) => /^HEAD \/silent\/? HTTP/.test(line)).length;
     beforeAll(async () => {
       // reads every request and sends nothing back, as behind a partition that drops the answers
       silent = createNetServer((socket) => {
@@ -111,7 +115,9 @@ describe('S3 errors a client sees', () => {
           for (const line of data.toString('latin1').split('\r\n')) {
             if (!/^[A-Z]+ \S+ HTTP\/1\.1$/.test(line)) continue;
             requests.push(line);
-            if (answering) socket.write('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+            const stuck = [...stuckOnce].find((hex) => line.includes(hex));
+            if (stuck) stuckOnce.delete(stuck);
+            else if (answering) socket.write('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
           }
         });
         socket.on('error', () => undefined);
@@ -128,7 +134,7 @@ describe('S3 errors a client sees', () => {
       const { port } = silent.address() as AddressInfo;
       const config = resolveConfig({ bucket: 'silent', endpointUrl: `http://127.0.0.1:${port}`, region: 'us-east-1' }, {});
       // the defaults (a minute and 5 minutes) shortened
-      const store = new S3BlobStore({ ...config.s3!, credentials: { accessKeyId: 'k', secretAccessKey: 's' }, socketIdleTimeoutMs: { default: 300, slow: 20_000 } });
+      const store = new S3BlobStore({ ...config.s3!, credentials: { accessKeyId: 'k', secretAccessKey: 's' }, socketIdleTimeoutMs: { default: 300, slow: 20_000, probe: 300 } });
       const digest = `sha256:${'c'.repeat(64)}`;
       try {
         const copy = store.touchBlob(digest, 10).then(
@@ -163,8 +169,12 @@ describe('S3 errors a client sees', () => {
         expect(isStoreError(refused, 'unavailable'), String(refused)).toBe(true);
         expect((refused as Error).message).toContain(`blobs/${second}: S3Silent: not sent: S3 has not answered since`);
         expect(headsOf(second!)).toBe(0);
+        // the probe that found S3 silent, then the next a second after it got no answer: still refused
+        const asked = probes();
+        await until(() => probes() > asked, 5_000, 20);
+        const still = await store.statBlob(second!).catch((e: unknown) => e);
+        expect((still as Error).message).toContain('not sent');
         answering = true;
-        // the probe asks every second; meanwhile calls are still refused unsent
         let found: unknown = 'refused';
         await until(async () => {
           found = await store.statBlob(third!).catch((e: unknown) => {
@@ -178,6 +188,29 @@ describe('S3 errors a client sees', () => {
         expect(headsOf(third!)).toBe(1);
       } finally {
         answering = false;
+        for (const socket of sockets) socket.destroy();
+        await store.close();
+      }
+    });
+
+    it('one stuck socket while S3 answers a probe: the call is tried again and answered, and nothing is held back', async () => {
+      const { port } = silent.address() as AddressInfo;
+      const config = resolveConfig({ bucket: 'silent', endpointUrl: `http://127.0.0.1:${port}`, region: 'us-east-1' }, {});
+      const store = new S3BlobStore({ ...config.s3!, credentials: { accessKeyId: 'k', secretAccessKey: 's' }, socketIdleTimeoutMs: 300 });
+      const [stuck, next] = ['7', '8'].map((c) => `sha256:${c.repeat(64)}`);
+      answering = true;
+      stuckOnce.add(stuck!.slice('sha256:'.length));
+      try {
+        const asked = probes();
+        // its first HEAD gets no answer; the probe does, so the SDK sends it again
+        expect(await store.statBlob(stuck!)).toBeUndefined();
+        expect(headsOf(stuck!)).toBe(2);
+        expect(probes()).toBe(asked + 1);
+        expect(await store.statBlob(next!)).toBeUndefined();
+        expect(headsOf(next!)).toBe(1);
+      } finally {
+        answering = false;
+        stuckOnce.clear();
         for (const socket of sockets) socket.destroy();
         await store.close();
       }

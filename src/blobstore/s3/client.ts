@@ -79,7 +79,8 @@ export interface ClientSockets {
 
 /** Sockets of their own: blob reads', or those the default and slow clients share. */
 export function clientSockets(use: ClientUse): ClientSockets {
-  const agentOptions = { keepAlive: true, maxSockets: MAX_SOCKETS };
+  // a probe's socket kept from before a partition could be a dead one, costing it its whole timeout
+  const agentOptions = { keepAlive: use !== 'probe', maxSockets: MAX_SOCKETS };
   return {
     http: guarded(new HttpAgent(agentOptions)),
     https: guarded(new HttpsAgent(agentOptions)),
@@ -93,16 +94,24 @@ function idleTimeoutOf(options: S3StoreOptions, use: ClientUse): number {
   return (typeof given === 'number' ? given : given?.[use]) ?? SOCKET_IDLE_TIMEOUT_MS[use];
 }
 
-/**
- * A client of the store: with `silence`, its requests fail at once while S3 is silent, and an
- * attempt of its own that S3 leaves silent starts that (see S3Silence).
- */
-export function createS3Client(options: S3StoreOptions, use: ClientUse = 'default', sockets: ClientSockets = clientSockets(use), silence?: S3Silence): S3Client {
+/** What a store's client shares with its others. */
+export interface ClientLinks {
+  /** Its requests fail at once while S3 is silent, and an attempt of its own S3 leaves silent may find that (see S3Silence). */
+  silence?: S3Silence | undefined;
+  /**
+   * Another client's credentials: a probe asking a silent S3 must not depend on reaching STS
+   * or SSO meanwhile, which a client resolving its own would.
+   */
+  credentials?: S3Client['config']['credentials'] | undefined;
+}
+
+export function createS3Client(options: S3StoreOptions, use: ClientUse = 'default', sockets: ClientSockets = clientSockets(use), links: ClientLinks = {}): S3Client {
+  const { silence } = links;
   const idleMs = idleTimeoutOf(options, use);
   const client = new S3Client({
     region: options.region,
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
-    ...(options.credentials ? { credentials: options.credentials } : {}),
+    ...(links.credentials ? { credentials: links.credentials } : options.credentials ? { credentials: options.credentials } : {}),
     // Non-AWS stores (MinIO, Ceph, Swift) want path-style addressing whenever an endpoint is given.
     forcePathStyle: options.usePathStyle ?? Boolean(options.endpoint),
     // The SDK's default streams bodies aws-chunked with trailing checksums, which S3-compatible
@@ -124,7 +133,8 @@ export function createS3Client(options: S3StoreOptions, use: ClientUse = 'defaul
     requestHandler: new NodeHttpHandler({
       httpAgent: sockets.http,
       httpsAgent: sockets.https,
-      connectionTimeout: 10_000,
+      // a probe is asked again a second after one that got no answer
+      connectionTimeout: use === 'probe' ? 2_000 : 10_000,
       socketTimeout: idleMs,
     }),
   });

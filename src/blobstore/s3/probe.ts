@@ -103,7 +103,7 @@ function classify(err: unknown, ctx: { bucket: string; where: string; step: stri
   }
   const e = err as { name?: string; code?: string; message?: string };
   const code = e?.code ?? e?.name ?? '';
-  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|EHOSTUNREACH|ENETUNREACH|TimeoutError/.test(code + ' ' + (e?.message ?? ''))) {
+  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|EHOSTUNREACH|ENETUNREACH|TimeoutError|S3Silent/.test(code + ' ' + (e?.message ?? ''))) {
     return new ProbeError('unreachable', `S3 endpoint ${ctx.where} unreachable: ${code || e?.message}`);
   }
   return new ProbeError('failed', `${ctx.step} of ${ctx.key} in bucket ${b} at ${ctx.where} failed: ${e?.message ?? String(err)}`);

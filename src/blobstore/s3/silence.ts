@@ -1,26 +1,30 @@
 import { S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
 
-/** How often a silent S3 is asked again whether it answers. */
-const ASK_EVERY_MS = 1_000;
+/** How long after a probe that got no answer the next one goes. */
+const ASK_AGAIN_MS = 1_000;
 
 /**
  * Whether S3 has gone silent: an attempt of one of the store's requests got no answer for its
- * whole idle timeout (silent-attempts.ts). Until S3 answers again, the store's requests fail at
- * once, Unavailable naming the silence, instead of each holding its caller a minute for nothing:
- * behind a partition that drops S3's answers, every Info, Read and commit of every builder waited
- * out its own minute. A probe asks meanwhile, on a client of its own with a short timeout, at
- * once and then every second; any answer (a refusal too) ends the silence. Requests already on
- * their way keep their own timeouts.
+ * whole idle timeout (silent-attempts.ts), and a probe (a HEAD of the bucket, on a client of its
+ * own with short timeouts) got none either. Until S3 answers a probe again, the store's requests
+ * fail at once, Unavailable naming the silence, instead of each holding its caller a minute for
+ * nothing: behind a partition that drops S3's answers, every Info, Read and commit of every
+ * builder waited out its own minute. Any answer to a probe, a refusal too, ends the silence.
+ * One stuck socket while S3 answers the probe closes nothing: that attempt is retried, as before.
  */
 export class S3Silence {
-  /** Wall-clock time the silence was heard, for messages; undefined while S3 answers. */
+  /** Wall-clock time the silence was found, for messages; undefined while S3 answers. */
   private since: number | undefined;
   private idleMs = 0;
+  /** The probe under way: resolves whether S3 answered it. */
+  private asking: Promise<boolean> | undefined;
+  /** When (performance.now()) a probe last got an answer. */
+  private answeredAt = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(
-    /** One request to S3 that needs no gate (a HEAD of the bucket); settles either way. */
+    /** One request to S3 that needs no gate (a HEAD of the bucket), settling within seconds either way. */
     private readonly probe: () => Promise<unknown>,
   ) {}
 
@@ -28,19 +32,29 @@ export class S3Silence {
     return this.since !== undefined;
   }
 
-  /** An attempt's socket stayed silent for `idleMs`. */
-  heard(idleMs: number): void {
-    if (this.closed || this.since !== undefined) return;
-    this.since = Date.now();
-    this.idleMs = idleMs;
-    this.askIn(0);
+  /**
+   * An attempt sent at `sentAt` (performance.now()) got no answer for `idleMs`: whether S3
+   * answers all the same (a probe answered since the attempt was sent, or one now), which makes
+   * the attempt worth trying again. If not, S3 is silent from now on.
+   */
+  async heard(idleMs: number, sentAt: number): Promise<boolean> {
+    // sent before S3 answered a probe (a straggler of a silence already over), or during one
+    if (sentAt < this.answeredAt) return true;
+    if (this.closed || this.since !== undefined) return false;
+    if (await this.ask()) return true;
+    if (this.since === undefined && !this.closed) {
+      this.since = Date.now();
+      this.idleMs = idleMs;
+      this.askAgain();
+    }
+    return false;
   }
 
   /** What a request not sent meanwhile fails with: not transient, so the SDK does not retry it. */
   refusal(): Error {
     const since = new Date(this.since ?? Date.now()).toISOString();
     const error = new Error(
-      `not sent: S3 has not answered since ${since} (an attempt's socket was silent for ${this.idleMs} ms); requests go out again once it answers (asked every ${ASK_EVERY_MS / 1000} s)`,
+      `not sent: S3 has not answered since ${since} (an attempt's socket was silent for ${this.idleMs} ms, and a HEAD of the bucket got no answer); requests go out again once a HEAD of the bucket gets one (asked ${ASK_AGAIN_MS / 1000} s after each that got none)`,
     );
     error.name = 'S3Silent';
     return error;
@@ -51,20 +65,31 @@ export class S3Silence {
     clearTimeout(this.timer);
   }
 
-  private askIn(ms: number): void {
-    this.timer = setTimeout(() => void this.ask(), ms);
-    this.timer.unref();
+  private ask(): Promise<boolean> {
+    this.asking ??= this.probe()
+      .then(
+        () => true,
+        // an HTTP answer of any status is S3 answering
+        (err: unknown) => err instanceof S3ServiceException && err.$metadata?.httpStatusCode !== undefined,
+      )
+      .then((answered) => {
+        this.asking = undefined;
+        if (answered) {
+          this.answeredAt = performance.now();
+          this.since = undefined;
+        }
+        return answered;
+      });
+    return this.asking;
   }
 
-  private async ask(): Promise<void> {
-    try {
-      await this.probe();
-      this.since = undefined;
-    } catch (err) {
-      // an HTTP answer of any status is S3 answering
-      if (err instanceof S3ServiceException && err.$metadata?.httpStatusCode !== undefined) this.since = undefined;
-      else if (!this.closed) this.askIn(ASK_EVERY_MS);
-    }
+  private askAgain(): void {
+    this.timer = setTimeout(() => {
+      void this.ask().then((answered) => {
+        if (!answered && !this.closed && this.since !== undefined) this.askAgain();
+      });
+    }, ASK_AGAIN_MS);
+    this.timer.unref();
   }
 }
 

@@ -85,18 +85,18 @@ export class S3BlobStore implements BlobStore {
   constructor(options: S3StoreOptions, client?: S3Client) {
     // a client given (tests count its requests) serves reads too, and is never held back
     const shared = clientSockets('default');
-    const probe = client ? undefined : createS3Client(options, 'probe');
-    const silence = probe && new S3Silence(() => probe.send(new HeadBucketCommand({ Bucket: options.bucket })));
-    this.silence = silence && { gate: silence, probe: probe! };
-    this.s3 = client
-      ? new S3Bucket(client, options)
-      : new S3Bucket(
-          createS3Client(options, 'default', shared, silence),
-          options,
-          createS3Client(options, 'reads', undefined, silence),
-          () => createS3Client(options, 'slow', undefined, silence),
-          createS3Client(options, 'slow', shared, silence),
-        );
+    if (client) {
+      this.s3 = new S3Bucket(client, options);
+    } else {
+      let probe: S3Client | undefined;
+      // bounded, so that a probe whose credentials or socket hang still settles, and is asked again
+      const silence = new S3Silence(() => probe!.send(new HeadBucketCommand({ Bucket: options.bucket }), { abortSignal: AbortSignal.timeout(15_000) }));
+      const links = { silence };
+      const main = createS3Client(options, 'default', shared, links);
+      probe = createS3Client(options, 'probe', undefined, { credentials: main.config.credentials });
+      this.silence = { gate: silence, probe };
+      this.s3 = new S3Bucket(main, options, createS3Client(options, 'reads', undefined, links), () => createS3Client(options, 'slow', undefined, links), createS3Client(options, 'slow', shared, links));
+    }
     this.keys = new KeyLayout(options);
     this.slots = new ReadSlots({ ...READ_SLOTS, ...options.readSlots }, () => this.readers.closeOldest());
     this.reachability = new Reachability(this.s3);
