@@ -269,6 +269,8 @@ export class Daemon {
     await step('putting cut ingests aside', () => this.content.streamsLetGo(5_000));
     // Refreshes in progress get a moment to finish; none of them is needed for correctness.
     await step('waiting for touches', () => Promise.race([this.touch.idle(), new Promise((r) => setTimeout(r, 5_000).unref())]));
+    // one waiting out a pause would start on the closed store
+    this.touch.close();
     await step('ending the hash workers', () => this.hashes.close());
     await step('closing the store', () => this.blobs.close());
     // scrapes go on answering until the very end, so a stop shows in them

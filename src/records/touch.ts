@@ -22,9 +22,10 @@ export interface TouchOptions {
 const MAX_RECENT = 100_000;
 
 /**
- * After a refresh S3 could not take (Unavailable), the queue waits this long before the next:
- * an S3 that is silent fails requests at once (blobstore/s3/silence.ts), and the whole queue, up
- * to maxQueued blobs, went through in one go, a warning each, every one of them lost.
+ * After a refresh S3 could not take (Unavailable), the queue waits this long before the next,
+ * and the blob goes back to its head: an S3 that is silent fails requests at once
+ * (blobstore/s3/silence.ts), and the whole queue, up to maxQueued blobs, went through in one go,
+ * a warning each, every one of them lost.
  */
 export const PAUSE_AFTER_UNAVAILABLE_MS = 5_000;
 
@@ -35,9 +36,12 @@ export class TouchRefresher {
   private readonly recent = new Map<string, number>();
   private running = 0;
   private idleWaiters: (() => void)[] = [];
-  /** Until when (Date.now()) no refresh starts, after one S3 could not take; and the timer that ends it. */
+  /** Until when (performance.now()) no refresh starts, after one S3 could not take; and the timer that ends it. */
   private pausedUntil = 0;
   private resume: NodeJS.Timeout | undefined;
+  /** When refreshes began to fail Unavailable (performance.now()), until one goes through: warned once. */
+  private failingSince: number | undefined;
+  private closed = false;
 
   constructor(
     private readonly blobs: BlobStore,
@@ -74,8 +78,15 @@ export class TouchRefresher {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /** Starts no more refreshes (those under way end on their own): the store is about to close. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.resume);
+  }
+
   private pump(): void {
-    const pausedFor = this.pausedUntil - Date.now();
+    if (this.closed) return;
+    const pausedFor = this.pausedUntil - performance.now();
     if (pausedFor > 0) {
       if (this.queue.length > 0 && !this.resume) {
         this.resume = setTimeout(() => {
@@ -103,6 +114,7 @@ export class TouchRefresher {
       const stat = await this.blobs.statBlob(digest);
       this.remember(digest);
       if (!stat) {
+        this.wentThrough();
         touchRefreshes.inc({ outcome: 'missing' });
         return;
       }
@@ -112,6 +124,7 @@ export class TouchRefresher {
         return;
       }
       await this.blobs.touchBlob(digest, stat.size);
+      this.wentThrough();
       touchRefreshes.inc({ outcome: 'refreshed' });
       this.logger.debug({ digest, ageMs: age }, 'refreshed blob');
     } catch (err) {
@@ -121,12 +134,24 @@ export class TouchRefresher {
         this.logger.warn({ err, digest }, 'could not refresh blob');
         return;
       }
-      // said once a pause: those running beside fail alike
-      if (Date.now() >= this.pausedUntil) {
-        this.logger.warn({ err, digest, queued: this.queue.length }, `could not refresh blob; the others wait ${PAUSE_AFTER_UNAVAILABLE_MS / 1000} s`);
+      // said once until one goes through: those running beside, and those after each pause, fail alike
+      if (this.failingSince === undefined) {
+        this.failingSince = performance.now();
+        this.logger.warn({ err, digest, queued: this.queue.length }, `could not refresh blob; the queue waits ${PAUSE_AFTER_UNAVAILABLE_MS / 1000} s after each such failure until one goes through`);
       }
-      this.pausedUntil = Date.now() + PAUSE_AFTER_UNAVAILABLE_MS;
+      this.pausedUntil = performance.now() + PAUSE_AFTER_UNAVAILABLE_MS;
+      if (!this.waiting.has(digest) && this.queue.length < this.options.maxQueued) {
+        this.queue.unshift(digest);
+        this.waiting.add(digest);
+      }
     }
+  }
+
+  /** A refresh S3 took: after failures Unavailable, said once. */
+  private wentThrough(): void {
+    if (this.failingSince === undefined) return;
+    this.logger.info({ afterMs: Math.round(performance.now() - this.failingSince), queued: this.queue.length }, 'blob refreshes go through again');
+    this.failingSince = undefined;
   }
 
   /** Notes a blob checked now; past MAX_RECENT the oldest notes go (a blob then may be checked again). */
