@@ -107,6 +107,12 @@ describe('S3 errors a client sees', () => {
     const stuckOnce = new Set<string>();
     /** HEADs of the bucket itself it was sent: the probes. */
     const probes = () => requests.filter((line) => /^HEAD \/silent\/? HTTP/.test(line)).length;
+    /** A store of the bucket `silent` on this server, its sockets' idle timeouts shortened. */
+    const silentStore = (socketIdleTimeoutMs: number | Record<string, number>) => {
+      const { port } = silent.address() as AddressInfo;
+      const config = resolveConfig({ bucket: 'silent', endpointUrl: `http://127.0.0.1:${port}`, region: 'us-east-1' }, {});
+      return new S3BlobStore({ ...config.s3!, credentials: { accessKeyId: 'k', secretAccessKey: 's' }, socketIdleTimeoutMs });
+    };
     beforeAll(async () => {
       // reads every request and sends nothing back, as behind a partition that drops the answers
       silent = createNetServer((socket) => {
@@ -131,10 +137,8 @@ describe('S3 errors a client sees', () => {
     });
 
     it("fails a lookup Unavailable after one attempt's idle timeout, not tried again, while a server-side copy, which a store may answer only once done, waits longer", async () => {
-      const { port } = silent.address() as AddressInfo;
-      const config = resolveConfig({ bucket: 'silent', endpointUrl: `http://127.0.0.1:${port}`, region: 'us-east-1' }, {});
       // the defaults (a minute and 5 minutes) shortened
-      const store = new S3BlobStore({ ...config.s3!, credentials: { accessKeyId: 'k', secretAccessKey: 's' }, socketIdleTimeoutMs: { default: 300, slow: 20_000, probe: 300 } });
+      const store = silentStore({ default: 300, slow: 20_000, probe: 300 });
       const digest = `sha256:${'c'.repeat(64)}`;
       try {
         const copy = store.touchBlob(digest, 10).then(
@@ -158,9 +162,7 @@ describe('S3 errors a client sees', () => {
     });
 
     it('once an attempt got no answer, calls fail at once Unavailable without being sent, until S3 answers the probe again', async () => {
-      const { port } = silent.address() as AddressInfo;
-      const config = resolveConfig({ bucket: 'silent', endpointUrl: `http://127.0.0.1:${port}`, region: 'us-east-1' }, {});
-      const store = new S3BlobStore({ ...config.s3!, credentials: { accessKeyId: 'k', secretAccessKey: 's' }, socketIdleTimeoutMs: 300 });
+      const store = silentStore(300);
       const [first, second, third] = ['d', 'e', 'f'].map((c) => `sha256:${c.repeat(64)}`);
       try {
         const err = await store.statBlob(first!).catch((e: unknown) => e);
@@ -194,9 +196,7 @@ describe('S3 errors a client sees', () => {
     });
 
     it('one stuck socket while S3 answers a probe: the call is tried again and answered, and nothing is held back', async () => {
-      const { port } = silent.address() as AddressInfo;
-      const config = resolveConfig({ bucket: 'silent', endpointUrl: `http://127.0.0.1:${port}`, region: 'us-east-1' }, {});
-      const store = new S3BlobStore({ ...config.s3!, credentials: { accessKeyId: 'k', secretAccessKey: 's' }, socketIdleTimeoutMs: 300 });
+      const store = silentStore(300);
       const [stuck, next] = ['7', '8'].map((c) => `sha256:${c.repeat(64)}`);
       answering = true;
       stuckOnce.add(stuck!.slice('sha256:'.length));
