@@ -45,7 +45,8 @@ export type ClientUse = 'reads' | 'default' | 'slow' | 'probe';
  * documents, part uploads and listings are answered within seconds once sent (a listing page of
  * a busy store's large bucket taking longest), so a silent S3 (a partition that drops packets)
  * fails such a call, and marks the store unreachable, within a minute (its first silent attempt
- * ends it: silenceEndsTheCall): with 5 minutes an attempt, as before, that took a quarter of an
+ * ends it where a HEAD of the bucket gets no answer either: silenceEndsTheCall): with 5 minutes an
+ * attempt, as before, that took a quarter of an
  * hour, every call waiting. What some stores answer only once
  * done, in silence, keeps 5 minutes: server-side copies, multipart completions, aborts
  * of multipart uploads (Swift deletes the parts one by one first), and the collector's deletes of
