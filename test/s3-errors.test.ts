@@ -1,11 +1,15 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { createInterface } from 'node:readline';
 import { status } from '@grpc/grpc-js';
 import { CreateBucketCommand, DeleteBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../src/blobstore/s3/index.js';
 import { resolveConfig } from '../src/config.js';
 import { isStoreError } from '../src/errors.js';
+import { s3Requests } from '../src/metrics/registry.js';
 import { digestOf } from '../src/digest.js';
 import { daemonLoggingRequests } from './support/s3-requests.js';
 import type { ListContentResponse__Output } from '../src/generated/containerd/services/content/v1/ListContentResponse.js';
@@ -212,6 +216,66 @@ describe('S3 errors a client sees', () => {
         answering = false;
         stuckOnce.clear();
         for (const socket of sockets) socket.destroy();
+        await store.close();
+      }
+    });
+  });
+
+  describe('an S3 that makes no connection (packets dropped before one is made)', () => {
+    /**
+     * A listener that accepts nothing, with room for one connection in its queue: once the test's
+     * own fills it, the kernel drops every SYN after, as a blackhole does. Node accepts every
+     * connection by itself, so Python (Swift's own runtime) listens.
+     */
+    const LISTENER = "import socket, sys\ns = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)\nprint(s.getsockname()[1], flush=True)\nsys.stdin.read()";
+    let listener: ChildProcess;
+    let filler: Socket;
+    let port = 0;
+    /** A store of the bucket `blackhole` there, connections given up after 300 ms (10 s by default). */
+    const blackholeStore = () => {
+      const config = resolveConfig({ bucket: 'blackhole', endpointUrl: `http://127.0.0.1:${port}`, region: 'us-east-1' }, {});
+      return new S3BlobStore({ ...config.s3!, credentials: { accessKeyId: 'k', secretAccessKey: 's' }, connectTimeoutMs: 300 });
+    };
+    /** Requests the daemon's metrics count as not sent, by all operations. */
+    const notSent = async () => (await s3Requests.get()).values.filter((v) => v.labels.outcome === 'not_sent').reduce((n, v) => n + v.value, 0);
+    beforeAll(async () => {
+      listener = spawn('python3', ['-c', LISTENER], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const [line] = (await once(createInterface({ input: listener.stdout! }), 'line')) as [string];
+      port = Number(line);
+      filler = connect(port, '127.0.0.1');
+      await once(filler, 'connect');
+    });
+    afterAll(() => {
+      filler?.destroy();
+      listener?.stdin?.end();
+      listener?.kill();
+    });
+
+    it('fails a lookup Unavailable once an attempt and a HEAD of the bucket both made no connection, and the calls after it at once, not sent', async () => {
+      const store = blackholeStore();
+      const [first, second] = ['1', '2'].map((c) => `sha256:${c.repeat(64)}`);
+      try {
+        const err = await store.statBlob(first!).catch((e: unknown) => e);
+        expect(isStoreError(err, 'unavailable'), String(err)).toBe(true);
+        // before, the SDK tried each attempt's connection three times and the call failed as a timeout, every call alike
+        expect((err as Error).message).toContain('S3Silent: no answer: an attempt made no connection within');
+        const refused = await store.statBlob(second!).catch((e: unknown) => e);
+        expect((refused as Error).message).toContain(`blobs/${second}: S3Silent: not sent: S3 has not answered since`);
+        expect((refused as Error).message).toContain('an attempt made no connection within');
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('counts the requests it does not send while S3 is silent as not_sent', async () => {
+      const store = blackholeStore();
+      try {
+        await store.statBlob(`sha256:${'3'.repeat(64)}`).catch(() => undefined);
+        const before = await notSent();
+        await store.statBlob(`sha256:${'4'.repeat(64)}`).catch(() => undefined);
+        await store.statBlob(`sha256:${'5'.repeat(64)}`).catch(() => undefined);
+        expect((await notSent()) - before).toBe(2);
+      } finally {
         await store.close();
       }
     });

@@ -58,7 +58,7 @@ export const openStreams = new Gauge({
 
 export const s3Requests = new Counter({
   name: 's3cs_s3_requests_total',
-  help: 'Requests sent to S3 (each attempt), by operation and outcome (ok, missing, error, unanswered).',
+  help: 'Requests sent to S3 (each attempt), by operation and outcome (ok, missing, error, unanswered), and those not sent while S3 was silent (not_sent).',
   labelNames: ['operation', 'outcome'] as const,
   registers: [registry],
 });

@@ -135,7 +135,7 @@ export function createS3Client(options: S3StoreOptions, use: ClientUse = 'defaul
       httpAgent: sockets.http,
       httpsAgent: sockets.https,
       // a probe is asked again a second after one that got no answer
-      connectionTimeout: use === 'probe' ? 2_000 : 10_000,
+      connectionTimeout: Math.min(use === 'probe' ? 2_000 : 10_000, options.connectTimeoutMs ?? 10_000),
       socketTimeout: idleMs,
     }),
   });

@@ -1,6 +1,7 @@
 import { S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
 import { s3Requests, s3RequestSeconds } from '../../metrics/registry.js';
 import { isMissing } from './errors.js';
+import { SilenceRefusal } from './silence.js';
 
 /**
  * Counts every request attempt the client sends, by operation and outcome, with its latency.
@@ -14,12 +15,14 @@ export function countRequests(client: S3Client): void {
       try {
         const result = await next(args);
         s3Requests.inc({ operation, outcome: 'ok' });
+        stop();
         return result;
       } catch (err) {
-        s3Requests.inc({ operation, outcome: outcomeOf(err) });
+        const outcome = outcomeOf(err);
+        s3Requests.inc({ operation, outcome });
+        // an attempt not sent took S3 no time
+        if (outcome !== 'not_sent') stop();
         throw err;
-      } finally {
-        stop();
       }
     },
     { step: 'deserialize', name: 's3csCountRequests', priority: 'high' },
@@ -28,6 +31,8 @@ export function countRequests(client: S3Client): void {
 
 function outcomeOf(err: unknown): string {
   if (isMissing(err)) return 'missing';
+  // refused at the attempt's start, S3 being silent: nothing went out
+  if (err instanceof SilenceRefusal) return 'not_sent';
   // a service exception carries S3's answer; anything else never got one
   return err instanceof S3ServiceException && err.$metadata?.httpStatusCode ? 'error' : 'unanswered';
 }

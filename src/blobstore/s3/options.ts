@@ -30,6 +30,8 @@ export interface S3StoreOptions {
    * tests shorten them, all or each.
    */
   socketIdleTimeoutMs?: number | Partial<Record<ClientUse, number>> | undefined;
+  /** How long an attempt may take to connect: 10 s (the probe's 2 s, or this where shorter); tests shorten it. */
+  connectTimeoutMs?: number | undefined;
   /** S3 responses Reads may hold at once, how long one waits for one, and when an idle one gives it up (tests shrink them). */
   readSlots?: Partial<ReadSlotLimits> | undefined;
   /** Parent directory of the spill directory for suspended uploads (default: the system's temporary one). */

@@ -1,11 +1,20 @@
 import { S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
+import { s3Requests } from '../../metrics/registry.js';
 
 /** How long after a probe that got no answer the next one goes. */
 const ASK_AGAIN_MS = 1_000;
 
+/** A request not sent because S3 is silent: named as a silent attempt is, counted apart (`not_sent`). */
+export class SilenceRefusal extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'S3Silent';
+  }
+}
+
 /**
  * Whether S3 has gone silent: an attempt of one of the store's requests got no answer for its
- * whole idle timeout (silent-attempts.ts), and a probe (a HEAD of the bucket, on a client of its
+ * whole idle timeout, or made no connection (silent-attempts.ts), and a probe (a HEAD of the bucket, on a client of its
  * own with short timeouts) got none either. Until S3 answers a probe again, the store's requests
  * fail at once, Unavailable naming the silence, instead of each holding its caller a minute for
  * nothing: behind a partition that drops S3's answers, every Info, Read and commit of every
@@ -15,7 +24,8 @@ const ASK_AGAIN_MS = 1_000;
 export class S3Silence {
   /** Wall-clock time the silence was found, for messages; undefined while S3 answers. */
   private since: number | undefined;
-  private idleMs = 0;
+  /** What the attempt that found the silence met (see SilentS3Error). */
+  private what = '';
   /** The probe under way: resolves whether S3 answered it. */
   private asking: Promise<boolean> | undefined;
   /** When (performance.now()) a probe last got an answer. */
@@ -33,18 +43,18 @@ export class S3Silence {
   }
 
   /**
-   * An attempt sent at `sentAt` (performance.now()) got no answer for `idleMs`: whether S3
+   * An attempt sent at `sentAt` (performance.now()) got no answer (`what` it met): whether S3
    * answers all the same (a probe answered since the attempt was sent, or one now), which makes
    * the attempt worth trying again. If not, S3 is silent from now on.
    */
-  async heard(idleMs: number, sentAt: number): Promise<boolean> {
+  async heard(what: string, sentAt: number): Promise<boolean> {
     // sent before S3 answered a probe (a straggler of a silence already over), or during one
     if (sentAt < this.answeredAt) return true;
     if (this.closed || this.since !== undefined) return false;
     if (await this.ask()) return true;
     if (this.since === undefined && !this.closed) {
       this.since = Date.now();
-      this.idleMs = idleMs;
+      this.what = what;
       this.askAgain();
     }
     return false;
@@ -53,11 +63,9 @@ export class S3Silence {
   /** What a request not sent meanwhile fails with: not transient, so the SDK does not retry it. */
   refusal(): Error {
     const since = new Date(this.since ?? Date.now()).toISOString();
-    const error = new Error(
-      `not sent: S3 has not answered since ${since} (an attempt's socket was silent for ${this.idleMs} ms, and a HEAD of the bucket got no answer); requests go out again once a HEAD of the bucket gets one (asked ${ASK_AGAIN_MS / 1000} s after each that got none)`,
+    return new SilenceRefusal(
+      `not sent: S3 has not answered since ${since} (${this.what}, and a HEAD of the bucket got no answer); requests go out again once a HEAD of the bucket gets one (asked ${ASK_AGAIN_MS / 1000} s after each that got none)`,
     );
-    error.name = 'S3Silent';
-    return error;
   }
 
   close(): void {
@@ -99,8 +107,12 @@ export class S3Silence {
  */
 export function gateOnSilence(client: S3Client, silence: S3Silence): void {
   client.middlewareStack.add(
-    (next) => async (args) => {
-      if (silence.silent) throw silence.refusal();
+    (next, context) => async (args) => {
+      if (silence.silent) {
+        // above the step that counts each attempt sent: counted here, as not sent
+        s3Requests.inc({ operation: (context.commandName ?? 'unknown').replace(/Command$/, ''), outcome: 'not_sent' });
+        throw silence.refusal();
+      }
       return next(args);
     },
     { step: 'initialize', priority: 'high', name: 's3csSilenceGate' },
