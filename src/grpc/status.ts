@@ -2,6 +2,7 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { Metadata } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { RefLocked, StoreError, type ErrorKind } from '../errors.js';
+import { LogThrottle } from './log-throttle.js';
 
 /** The one place where domain error kinds become gRPC status codes. */
 const CODES: Readonly<Record<ErrorKind, status>> = {
@@ -20,15 +21,29 @@ const CODES: Readonly<Record<ErrorKind, status>> = {
   internal: status.INTERNAL,
 };
 
+/** How often an Unavailable answer is logged in full; those between are counted (see LogThrottle). */
+export const UNAVAILABLE_LOG_PERIOD_MS = 10_000;
+
+/** Process-wide: the daemon is one per process, and an outage fails the calls of all its services alike. */
+const unavailableWarnings = new LogThrottle(UNAVAILABLE_LOG_PERIOD_MS);
+
 export function toServiceError(err: unknown, logger: Logger): Partial<ServiceError> & { code: status } {
   if (err instanceof StoreError) {
-    // an outage, or a bug of ours, is worth a line; a client told a ref is locked retries it
-    if (err.kind === 'internal' || (err.kind === 'unavailable' && !(err instanceof RefLocked))) logger.warn({ err }, err.message);
+    // a bug of ours is worth a line each time; an outage one line a period (a client told a ref
+    // is locked retries it, and is told nothing is wrong)
+    if (err.kind === 'internal') logger.warn({ err }, err.message);
+    else if (err.kind === 'unavailable' && !(err instanceof RefLocked)) warnUnavailable(err, logger);
     return { code: CODES[err.kind], details: statusMessage(err.message), metadata: new Metadata() };
   }
   // Anything else is a bug of ours: say so without leaking internals, and keep the evidence.
   logger.error({ err }, 'unexpected error');
   return { code: status.INTERNAL, details: statusMessage(`internal error: ${(err as Error)?.message ?? String(err)}`), metadata: new Metadata() };
+}
+
+function warnUnavailable(err: StoreError, logger: Logger): void {
+  const report = (unlogged: number, latest: string) =>
+    logger.warn({ unlogged, latest }, `${unlogged} more calls answered Unavailable within ${UNAVAILABLE_LOG_PERIOD_MS / 1000} s, not logged one by one; the latest: ${latest}`);
+  if (unavailableWarnings.admit(err.message, report)) logger.warn({ err }, err.message);
 }
 
 /**

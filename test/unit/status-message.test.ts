@@ -1,9 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { lockedError } from '../../src/content/refs.js';
 import { unavailable } from '../../src/errors.js';
-import { statusMessage, toServiceError } from '../../src/grpc/status.js';
+import { statusMessage, toServiceError, UNAVAILABLE_LOG_PERIOD_MS } from '../../src/grpc/status.js';
 
 /** What grpc-js puts in the grpc-message header for a message. */
 const header = (message: string) => encodeURI(message);
@@ -48,5 +48,21 @@ describe('errors as logged on their way to the client', () => {
     const { code, lines } = logged(unavailable('S3 did not answer'));
     expect(code).toBe(status.UNAVAILABLE);
     expect(lines).toEqual(['warn S3 did not answer']);
+  });
+
+  it("logs an outage's Unavailable answers one line a period, not one a call: the first in full, the rest as a count", () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    try {
+      // past the period of the warning above
+      vi.advanceTimersByTime(2 * UNAVAILABLE_LOG_PERIOD_MS);
+      const lines: string[] = [];
+      const logger = { warn: (_o: object, msg: string) => lines.push(msg) } as unknown as Logger;
+      for (let i = 0; i < 20; i++) expect(toServiceError(unavailable(`not sent ${i}`), logger).code).toBe(status.UNAVAILABLE);
+      expect(lines).toEqual(['not sent 0']);
+      vi.advanceTimersByTime(UNAVAILABLE_LOG_PERIOD_MS);
+      expect(lines).toEqual(['not sent 0', '19 more calls answered Unavailable within 10 s, not logged one by one; the latest: not sent 19']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
