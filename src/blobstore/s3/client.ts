@@ -134,8 +134,9 @@ export function createS3Client(options: S3StoreOptions, use: ClientUse = 'defaul
     requestHandler: new NodeHttpHandler({
       httpAgent: sockets.http,
       httpsAgent: sockets.https,
-      // a probe is asked again a second after one that got no answer
-      connectionTimeout: Math.min(use === 'probe' ? 2_000 : 10_000, options.connectTimeoutMs ?? 10_000),
+      // the probe's too: one that gave up sooner than the attempts it judges (a slow DNS lookup
+      // counts against it) would find S3 silent where they get through
+      connectionTimeout: options.connectTimeoutMs !== undefined && options.connectTimeoutMs > 0 ? options.connectTimeoutMs : 10_000,
       socketTimeout: idleMs,
     }),
   });

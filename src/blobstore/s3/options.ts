@@ -30,7 +30,7 @@ export interface S3StoreOptions {
    * tests shorten them, all or each.
    */
   socketIdleTimeoutMs?: number | Partial<Record<ClientUse, number>> | undefined;
-  /** How long an attempt may take to connect: 10 s (the probe's 2 s, or this where shorter); tests shorten it. */
+  /** How long an attempt (and the probe of a silent S3) may take to connect: 10 s; tests shorten it. */
   connectTimeoutMs?: number | undefined;
   /** S3 responses Reads may hold at once, how long one waits for one, and when an idle one gives it up (tests shrink them). */
   readSlots?: Partial<ReadSlotLimits> | undefined;

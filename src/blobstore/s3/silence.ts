@@ -14,12 +14,13 @@ export class SilenceRefusal extends Error {
 
 /**
  * Whether S3 has gone silent: an attempt of one of the store's requests got no answer for its
- * whole idle timeout, or made no connection (silent-attempts.ts), and a probe (a HEAD of the bucket, on a client of its
- * own with short timeouts) got none either. Until S3 answers a probe again, the store's requests
+ * whole idle timeout, or made no connection (silent-attempts.ts), S3 answered no other request
+ * meanwhile, and a probe (a HEAD of the bucket, on a client of its own, not kept alive, with a
+ * short idle timeout) got no answer either. Until S3 answers a probe again, the store's requests
  * fail at once, Unavailable naming the silence, instead of each holding its caller a minute for
  * nothing: behind a partition that drops S3's answers, every Info, Read and commit of every
  * builder waited out its own minute. Any answer to a probe, a refusal too, ends the silence.
- * One stuck socket while S3 answers the probe closes nothing: that attempt is retried, as before.
+ * One stuck socket or connection while S3 answers closes nothing: that attempt is retried, as before.
  */
 export class S3Silence {
   /** Wall-clock time the silence was found, for messages; undefined while S3 answers. */
@@ -28,7 +29,7 @@ export class S3Silence {
   private what = '';
   /** The probe under way: resolves whether S3 answered it. */
   private asking: Promise<boolean> | undefined;
-  /** When (performance.now()) a probe last got an answer. */
+  /** When (performance.now()) S3 last answered: a probe, or an attempt of the store's requests. */
   private answeredAt = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -43,12 +44,22 @@ export class S3Silence {
   }
 
   /**
+   * An attempt got S3's answer (of any status). Only a probe ends a silence: an answer to a request
+   * sent before it is a straggler's.
+   */
+  answered(): void {
+    this.answeredAt = performance.now();
+  }
+
+  /**
    * An attempt sent at `sentAt` (performance.now()) got no answer (`what` it met): whether S3
-   * answers all the same (a probe answered since the attempt was sent, or one now), which makes
-   * the attempt worth trying again. If not, S3 is silent from now on.
+   * answers all the same (S3 answered another request or a probe since the attempt was sent, or a
+   * probe now), which makes the attempt worth trying again. If not, S3 is silent from now on.
+   * Answers on sockets kept alive count: where only new connections fail (a store's full accept
+   * queue, a NAT out of ports) the requests that still get through keep the gate open.
    */
   async heard(what: string, sentAt: number): Promise<boolean> {
-    // sent before S3 answered a probe (a straggler of a silence already over), or during one
+    // S3 answered meanwhile: one stuck socket or connection, or a straggler of a silence over
     if (sentAt < this.answeredAt) return true;
     if (this.closed || this.since !== undefined) return false;
     if (await this.ask()) return true;

@@ -25,11 +25,11 @@ export class SilentS3Error extends Error {
  *   answers held every call three timeouts (3 minutes; 15 for the slow client's requests)
  *   before it failed Unavailable and health said NOT_SERVING, and a store that said nothing for
  *   a minute seldom answers the same request on the next;
- * - with `silence`, an attempt that made no connection within the connect timeout (10 s) where a
- *   HEAD of the bucket makes none either: a partition that drops packets before a connection is
- *   made (a firewall's blackhole, a dead route) held every call 30 s or more, three connect
- *   timeouts, and never closed the gate. A SYN lost once, with S3 answering the probe, is tried
- *   again as before.
+ * - with `silence`, an attempt that made no connection within the connect timeout (10 s) where
+ *   S3 answered nothing else since and a HEAD of the bucket makes no connection either: a
+ *   partition that drops packets before a connection is made (a firewall's blackhole, a dead
+ *   route) held every call 30 s or more, three connect timeouts, and never closed the gate. One
+ *   connection lost while S3 answers is tried again as before.
  * Below the retries and the turns for sockets, so an attempt is timed from its own send. With
  * `silence`, a probe tells a silent S3 from one stuck socket first (see S3Silence), and the
  * store's other requests then wait for no such timeout of their own. A CopyObject or completion
@@ -43,11 +43,14 @@ export function silenceEndsTheCall(client: S3Client, idleMs: number, silence?: S
       if (silence?.silent) throw silence.refusal();
       const sent = performance.now();
       try {
-        return await next(args);
+        // below the deserializer: any HTTP response, an error's too, comes back here
+        const response = await next(args);
+        silence?.answered();
+        return response;
       } catch (err) {
         const what = unanswered(err, performance.now() - sent, idleMs, silence !== undefined);
         if (what === undefined) throw err;
-        // one stuck socket or a SYN lost while S3 answers a probe: tried again, as before
+        // one stuck socket or connection while S3 answers: tried again, as before
         if (silence && (await silence.heard(what, sent))) throw err;
         throw new SilentS3Error(what, err);
       }
