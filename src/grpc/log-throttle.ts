@@ -1,5 +1,6 @@
 /**
- * Warnings of one kind, the first of each period in full and the rest as one count at its end.
+ * Warnings of one kind, the first of each period in full and the rest as one count at its end;
+ * a period begins with the first warning after the last one ended.
  * While S3 is silent every call fails at once Unavailable: a warning with its stack for each was
  * the clients' own retry rate in log lines (each waiting writer of each builder about once a
  * second), and a log destination slow to take them holds the daemon's one thread.
@@ -33,8 +34,8 @@ export class LogThrottle {
       const { unlogged, latest } = this;
       this.unlogged = 0;
       this.latest = '';
-      // the report stands for the period's warnings: the next one in full a period after it
-      this.loggedAt = this.clock();
+      // the period is over: the next warning, in full, begins another (a cause that changed
+      // meanwhile shows with its own stack within a period)
       report(unlogged, latest);
     }, Math.max(0, this.loggedAt + this.periodMs - now));
     this.timer.unref();
